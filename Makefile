@@ -1,0 +1,32 @@
+# rnn2c: two commands do all the set-up on a fresh machine.
+#   make demo   train a small GRU on a real recorded dataset, export it to C, verify it
+#   make test   the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+RNN2C  := $(VENV)/bin/rnn2c
+DEMO   ?= build/demo
+
+.PHONY: demo test lint venv clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[train,dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(RNN2C) train --dataset uea:BasicMotions --cell gru --units 32 --out $(DEMO)/run
+	$(RNN2C) export $(DEMO)/run/model.keras --calib $(DEMO)/run/calib.npz --out $(DEMO)/c --name basicmotions
+	$(RNN2C) verify $(DEMO)/run/model.keras $(DEMO)/c --data $(DEMO)/run/test.npz
+
+test: venv
+	$(PY) -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf build .pytest_cache
