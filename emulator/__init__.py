@@ -1,0 +1,1 @@
+"""Host emulator: compile generated C, run it through ctypes, compare with the references."""

@@ -1,0 +1,220 @@
+"""The intermediate representation: small typed dataclasses for layers and models.
+
+Data flows one way: a Keras model is read into a float :class:`ModelIR`; the quantizer turns it
+into a :class:`QuantModel` (int8 tensors, fixed-point multipliers); the renderer turns that into
+C. Each layer kind lives in one module of ``rnn2c.export.layers`` and brings its float layer
+(reader output, float step), its quantizer rule, its integer step (the reference the C must equal
+bit for bit) and the name of its template block.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+class ExportError(ValueError):
+    """A model, calibration set or option that rnn2c cannot export; the message is one line."""
+
+
+@dataclass(frozen=True)
+class ActQuant:
+    """Affine int8 quantization of an activation vector: real = scale * (q - zero_point)."""
+
+    scale: float
+    zero_point: int
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        q = np.round(np.asarray(x, dtype=np.float64) / self.scale) + self.zero_point
+        return np.clip(q, -128, 127).astype(np.int8)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        return (np.asarray(q, dtype=np.float64) - self.zero_point) * self.scale
+
+
+#: the Q0.7 hidden state of every recurrent layer
+STATE_QUANT = ActQuant(1.0 / 128.0, 0)
+
+
+class Observer:
+    """Collects the values a float forward pass produces, per (layer, tensor) key.
+
+    Values are kept only for the batch rows whose sequence is still running (mask), and
+    subsampled past ``limit`` values per key so memory stays bounded.
+    """
+
+    def __init__(self, limit: int = 2_000_000, seed: int = 0) -> None:
+        self.values: dict[str, list[np.ndarray]] = {}
+        self.counts: dict[str, int] = {}
+        self.limit = limit
+        self.rng = np.random.default_rng(seed)
+        self.mask: np.ndarray | None = None
+        self.prefix = ""
+
+    def observe(self, key: str, x: np.ndarray) -> None:
+        v = np.asarray(x, dtype=np.float32)
+        if self.mask is not None:
+            v = v[self.mask]
+        v = v.reshape(-1)
+        full = self.prefix + key
+        n = self.counts.get(full, 0)
+        if n >= self.limit:
+            v = v[self.rng.random(v.size) < 0.1]
+        self.values.setdefault(full, []).append(v)
+        self.counts[full] = n + v.size
+
+    def get(self, key: str) -> np.ndarray:
+        parts = self.values.get(key)
+        if not parts:
+            return np.zeros(1, dtype=np.float32)
+        return np.concatenate(parts)
+
+
+@dataclass
+class FloatLayer:
+    """Base of the float layers the reader produces. Subclasses set ``kind``."""
+
+    kind: ClassVar[str] = ""
+    name: str
+    input_size: int
+
+    @property
+    def output_size(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def macs(self) -> int:
+        raise NotImplementedError
+
+    def init_state(self, batch: int) -> dict[str, np.ndarray]:
+        return {}
+
+    def step(
+        self, state: dict[str, np.ndarray], x: np.ndarray, obs: Observer | None = None
+    ) -> np.ndarray:
+        """One time step on a batch x [B, input_size] (float64); updates state in place."""
+        raise NotImplementedError
+
+    def quantize(self, input_q: ActQuant, obs: Observer, method: str) -> QuantLayer:
+        raise NotImplementedError
+
+
+@dataclass
+class StateField:
+    """One array of a layer's persistent state in the C struct."""
+
+    name: str
+    ctype: str  # "int8_t" or "int16_t"
+    length: int
+    comment: str
+
+    @property
+    def nbytes(self) -> int:
+        return self.length * (2 if self.ctype == "int16_t" else 1)
+
+
+@dataclass
+class QuantLayer:
+    """Base of the quantized layers. Array fields are saved to the .npz next to the C."""
+
+    kind: ClassVar[str] = ""
+    template: ClassVar[str] = ""
+    name: str
+    input_size: int
+    output_q: ActQuant = field(repr=False)
+
+    @property
+    def output_size(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def macs(self) -> int:
+        raise NotImplementedError
+
+    def state_fields(self) -> list[StateField]:
+        return []
+
+    def scratch(self) -> tuple[int, int]:
+        """(int32 words, int8 bytes) of stack scratch one step needs."""
+        return (0, 0)
+
+    def init_state(self, batch: int) -> dict[str, np.ndarray]:
+        return {f.name: np.zeros((batch, f.length), dtype=np.int64) for f in self.state_fields()}
+
+    def step(self, state: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+        """Integer reference of one step on int64 arrays [B, input_size]; mirrors the C."""
+        raise NotImplementedError
+
+    def weight_bytes(self) -> int:
+        """Bytes of const data (weights, biases, multipliers, shifts) this layer puts in flash."""
+        return sum(v.nbytes for v in self.arrays().values())
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array of the layer, nested weight matrices flattened as 'input.weight'."""
+        out: dict[str, np.ndarray] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, np.ndarray):
+                out[f.name] = v
+            elif dataclasses.is_dataclass(v) and not isinstance(v, type | ActQuant):
+                for g in dataclasses.fields(v):
+                    out[f"{f.name}.{g.name}"] = getattr(v, g.name)
+        return out
+
+    def scalars(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, ActQuant):
+                out[f.name] = {"scale": v.scale, "zero_point": v.zero_point}
+            elif not isinstance(v, np.ndarray):
+                out[f.name] = v
+        return out
+
+
+@dataclass
+class ModelIR:
+    """A float model: a chain of per-step layers."""
+
+    layers: list[FloatLayer]
+    input_size: int
+    source: str = ""
+
+    @property
+    def output_size(self) -> int:
+        return self.layers[-1].output_size
+
+
+@dataclass
+class QuantModel:
+    """A quantized model: int8 input and output quantization and the quantized layers."""
+
+    layers: list[QuantLayer]
+    input_q: ActQuant
+    input_size: int
+    calibration: str = "minmax"
+    source: str = ""
+
+    @property
+    def output_q(self) -> ActQuant:
+        return self.layers[-1].output_q
+
+    @property
+    def output_size(self) -> int:
+        return self.layers[-1].output_size
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    def state_bytes(self) -> int:
+        """sizeof the C state struct: int16 arrays first, then int8, padded to alignment."""
+        fields = [f for layer in self.layers for f in layer.state_fields()]
+        align = 2 if any(f.ctype == "int16_t" for f in fields) else 1
+        return -(-sum(f.nbytes for f in fields) // align) * align
+
+    def weight_bytes(self) -> int:
+        return sum(layer.weight_bytes() for layer in self.layers)

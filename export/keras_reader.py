@@ -1,0 +1,139 @@
+"""Read a Keras 3 model into the float IR, refusing what the integer C cannot do.
+
+The model must be a single chain from one input [batch, time, features] to one output. Layers
+are per-step operations, so the streaming C API (`step` once per sample) gives, after T steps,
+what Keras predicts for the T-step sequence (the last step of a return_sequences=True output).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnn2c.export.ir import ExportError, FloatLayer, ModelIR
+from rnn2c.export.layers import READERS, RECURRENT_KINDS
+
+#: layers that do nothing at inference (Masking: the caller stops stepping at the real length)
+PASS_THROUGH = ("InputLayer", "Dropout", "Masking")
+FOLDED = ("Normalization",)
+SUPPORTED = sorted({*READERS, *PASS_THROUGH, *FOLDED} - {"InputLayer"})
+
+
+def load_keras_model(path: str | os.PathLike[str]) -> Any:
+    """Load a .keras file without compiling it; one-line ExportError when that fails."""
+    p = Path(path)
+    if not p.is_file():
+        raise ExportError(f"model file {str(p)!r} does not exist; give a .keras file")
+    if p.suffix not in (".keras", ".h5"):
+        raise ExportError(f"model file {str(p)!r} is not a .keras file")
+    import keras  # noqa: PLC0415  (heavy import, only when needed)
+
+    try:
+        return keras.saving.load_model(p, compile=False)
+    except Exception as e:  # noqa: BLE001  (any loader failure is a bad file to the user)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ExportError(f"cannot load Keras model {str(p)!r}: {first}") from None
+
+
+def _tensor_id(t: Any) -> int:
+    return id(t)
+
+
+def read_model(model: Any) -> ModelIR:
+    """Keras model (in memory) -> float IR."""
+    inputs = getattr(model, "inputs", None) or []
+    outputs = getattr(model, "outputs", None) or []
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ExportError(
+            f"model '{model.name}' has {len(inputs)} inputs and {len(outputs)} outputs; "
+            "rnn2c exports single-input, single-output chains"
+        )
+    shape = tuple(inputs[0].shape)
+    if len(shape) != 3 or shape[-1] is None:
+        raise ExportError(
+            f"model '{model.name}' input shape {shape} is not [batch, time, features]; "
+            "recurrent models take 3-D input with a fixed feature count"
+        )
+    features = int(shape[-1])
+    layers: list[FloatLayer] = []
+    size = features
+    pending: tuple[np.ndarray, np.ndarray, str] | None = None  # affine y = a*x + b to fold
+    current = inputs[0]
+    sequence = True  # whether the current tensor still has a time axis
+    for layer in model.layers:
+        cls = type(layer).__name__
+        if cls == "InputLayer":
+            continue
+        where = f"layer '{layer.name}' ({cls})"
+        try:
+            layer_in = layer.input
+        except Exception:  # noqa: BLE001
+            layer_in = None
+        if layer_in is None or isinstance(layer_in, list | tuple) or layer_in is not current:
+            raise ExportError(
+                f"{where}: the model is not a single chain of layers; rnn2c exports "
+                "Input -> layer -> ... -> output chains"
+            )
+        current = layer.output
+        if cls in PASS_THROUGH:
+            continue
+        if cls == "Normalization":
+            pending = _read_normalization(layer, size, where, pending)
+            continue
+        reader = READERS.get(cls)
+        if reader is None:
+            raise ExportError(
+                f"{where}: layer type {cls} is not supported; supported: {', '.join(SUPPORTED)}"
+            )
+        ir_layer = reader.read(layer, size)
+        if ir_layer.kind in RECURRENT_KINDS:
+            if not sequence:
+                raise ExportError(f"{where}: a recurrent layer needs a sequence input")
+            sequence = bool(layer.get_config().get("return_sequences", False))
+        if pending is not None:
+            _fold_affine(ir_layer, *pending[:2])
+            pending = None
+        layers.append(ir_layer)
+        size = ir_layer.output_size
+    if pending is not None:
+        raise ExportError(
+            f"layer '{pending[2]}' (Normalization): no weight layer follows it to fold it into"
+        )
+    if not any(layer.kind in RECURRENT_KINDS for layer in layers):
+        raise ExportError(
+            f"model '{model.name}' has no recurrent layer (GRU, LSTM or SimpleRNN); "
+            "rnn2c exports recurrent models"
+        )
+    return ModelIR(layers=layers, input_size=features, source=str(model.name))
+
+
+def _read_normalization(
+    layer: Any, size: int, where: str, pending: tuple[np.ndarray, np.ndarray, str] | None
+) -> tuple[np.ndarray, np.ndarray, str]:
+    cfg = layer.get_config()
+    if cfg.get("invert"):
+        raise ExportError(f"{where}: invert=True is not supported; use invert=False")
+    axis = cfg.get("axis", -1)
+    if axis not in (-1, 2, (-1,), [-1], (2,), [2]):
+        raise ExportError(f"{where}: axis={axis} is not supported; normalize the feature axis (-1)")
+    mean = np.asarray(layer.mean, dtype=np.float64).reshape(-1)
+    var = np.asarray(layer.variance, dtype=np.float64).reshape(-1)
+    if mean.size == 1:
+        mean, var = np.full(size, mean[0]), np.full(size, var[0])
+    if mean.size != size:
+        raise ExportError(f"{where}: {mean.size} means for {size} features")
+    a = 1.0 / np.maximum(np.sqrt(var), 1e-7)  # Keras: (x - mean) / max(sqrt(var), epsilon)
+    b = -mean * a
+    if pending is not None:  # compose two affines: a2*(a1*x + b1) + b2
+        a, b = pending[0] * a, pending[1] * a + b
+    return a, b, layer.name
+
+
+def _fold_affine(layer: FloatLayer, a: np.ndarray, b: np.ndarray) -> None:
+    """Fold x -> a*x + b (per feature) into the layer's input kernel and input-side bias."""
+    kernel = layer.kernel  # type: ignore[attr-defined]
+    layer.bias = layer.bias + b @ kernel  # type: ignore[attr-defined]
+    layer.kernel = a[:, None] * kernel  # type: ignore[attr-defined]

@@ -1,0 +1,23 @@
+"""One module per layer kind: reader, float step, quantizer rule, integer step.
+
+Adding a layer kind means adding one module here (and listing it below), one template block in
+firmware_templates/layers/ and one kernel in the runtime header.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from rnn2c.export.layers import dense, gru, lstm, simple_rnn
+
+LAYER_MODULES: tuple[ModuleType, ...] = (gru, lstm, simple_rnn, dense)
+
+#: Keras class name -> module with read(keras_layer, input_size)
+READERS: dict[str, ModuleType] = {cls: m for m in LAYER_MODULES for cls in m.KERAS_CLASSES}
+
+#: quantized layer kind -> class, for loading a saved quantized model
+QUANT_CLASSES = {
+    cls.kind: cls
+    for cls in (gru.QuantGRU, lstm.QuantLSTM, simple_rnn.QuantSimpleRNN, dense.QuantDense)
+}
+RECURRENT_KINDS = ("gru", "lstm", "rnn")

@@ -1,0 +1,128 @@
+"""LSTM: Keras reader, float step, quantizer rule, integer step (template layers/lstm.c.j2).
+
+Keras gate order is i, f, g (cell candidate), o. The cell state is int16 with a power-of-two
+scale chosen from the calibration range of c.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from rnn2c.export import fixedpoint as fx
+from rnn2c.export.ir import STATE_QUANT, ActQuant, FloatLayer, QuantLayer, StateField
+from rnn2c.export.layers.common import check_recurrent_config, recurrent_weights, sigmoid
+from rnn2c.export.quantize import QuantFC, choose_range, quantize_fc
+
+KERAS_CLASSES = ("LSTM",)
+
+
+@dataclass
+class LSTMLayer(FloatLayer):
+    kind: ClassVar[str] = "lstm"
+    units: int
+    kernel: np.ndarray  # [F, 4U]
+    recurrent_kernel: np.ndarray  # [U, 4U]
+    bias: np.ndarray  # [4U]
+
+    @property
+    def output_size(self) -> int:
+        return self.units
+
+    @property
+    def macs(self) -> int:
+        return 4 * self.units * (self.input_size + self.units)
+
+    def init_state(self, batch: int) -> dict[str, np.ndarray]:
+        return {"h": np.zeros((batch, self.units)), "c": np.zeros((batch, self.units))}
+
+    def step(self, state, x, obs=None):  # noqa: ANN001
+        u = self.units
+        g = x @ self.kernel + state["h"] @ self.recurrent_kernel + self.bias
+        i, f = sigmoid(g[:, :u]), sigmoid(g[:, u : 2 * u])
+        cand, o = np.tanh(g[:, 2 * u : 3 * u]), sigmoid(g[:, 3 * u :])
+        state["c"] = f * state["c"] + i * cand
+        state["h"] = o * np.tanh(state["c"])
+        if obs is not None:
+            obs.observe("cell", state["c"])
+        return state["h"]
+
+    def quantize(self, input_q: ActQuant, obs, method: str) -> QuantLSTM:  # noqa: ANN001
+        one = 1.0 / fx.Q12_ONE
+        where = f"layer '{self.name}' (LSTM)"
+        lo, hi = choose_range(obs.get("cell"), method)
+        peak = max(abs(lo), abs(hi), 1e-6)
+        # integer bits so that the int16 cell covers +-peak; at most 15 (Q15.0)
+        int_bits = min(15, max(0, math.ceil(math.log2(peak * 1.0001))))
+        return QuantLSTM(
+            name=self.name,
+            input_size=self.input_size,
+            output_q=STATE_QUANT,
+            units=self.units,
+            cell_frac_bits=15 - int_bits,
+            input=quantize_fc(self.kernel, self.bias, input_q, one, where + " input kernel"),
+            recurrent=quantize_fc(
+                self.recurrent_kernel, None, STATE_QUANT, one, where + " recurrent kernel"
+            ),
+        )
+
+
+def read(layer, input_size: int) -> LSTMLayer:  # noqa: ANN001
+    check_recurrent_config(
+        layer, "LSTM", {"activation": "tanh", "recurrent_activation": "sigmoid"}
+    )
+    units = int(layer.get_config()["units"])
+    kernel, rec, bias = recurrent_weights(layer, 4)
+    return LSTMLayer(
+        name=layer.name,
+        input_size=input_size,
+        units=units,
+        kernel=kernel,
+        recurrent_kernel=rec,
+        bias=np.zeros(4 * units) if bias is None else bias,
+    )
+
+
+@dataclass
+class QuantLSTM(QuantLayer):
+    kind: ClassVar[str] = "lstm"
+    template: ClassVar[str] = "lstm.c.j2"
+    units: int = 0
+    cell_frac_bits: int = 12
+    input: QuantFC = None  # type: ignore[assignment]
+    recurrent: QuantFC = None  # type: ignore[assignment]
+
+    @property
+    def output_size(self) -> int:
+        return self.units
+
+    @property
+    def macs(self) -> int:
+        return 4 * self.units * (self.input_size + self.units)
+
+    def state_fields(self) -> list[StateField]:
+        return [
+            StateField("c", "int16_t", self.units, f"cell state, {self.cell_frac_bits} fraction bits"),
+            StateField("h", "int8_t", self.units, "hidden state, Q0.7"),
+        ]
+
+    def scratch(self) -> tuple[int, int]:
+        return (8 * self.units, 0)
+
+    def step(self, state, x):  # noqa: ANN001
+        u, h, c = self.units, state["h"], state["c"]
+        g = self.input.matvec(x) + self.recurrent.matvec(h)
+        i = fx.sigmoid_q15(g[:, :u])
+        f = fx.sigmoid_q15(g[:, u : 2 * u])
+        cand = fx.tanh_q15(g[:, 2 * u : 3 * u])
+        o = fx.sigmoid_q15(g[:, 3 * u :])
+        cell = fx.sat(
+            fx.rshift_round(f * c, 15) + fx.rshift_round(i * cand, 30 - self.cell_frac_bits), 16
+        )
+        tanh_c = fx.tanh_q15(fx.q12_from_frac(cell, self.cell_frac_bits))
+        state["c"] = cell
+        state["h"] = fx.sat(fx.rshift_round(o * tanh_c, 23), 8)
+        return state["h"]

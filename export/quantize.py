@@ -1,0 +1,202 @@
+"""Post-training quantization: calibration ranges and the int8 weight-matrix rule.
+
+Weights are int8, symmetric, one scale per output row (per gate row). Each matrix-vector product
+accumulates in int32 from a bias that already holds the input zero point, and is requantized per
+row with one Q31 multiplier and a shift into the format its consumer needs (Q3.12 for gate
+pre-activations, the output scale for Dense layers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnn2c.export.fixedpoint import INT32_MAX, quantize_multiplier, requantize
+from rnn2c.export.ir import ActQuant, ExportError, ModelIR, Observer, QuantModel
+
+#: calibration range methods accepted by --calibration
+CALIBRATION_METHODS = ("minmax", "percentile", "mse")
+PERCENTILE = 99.99
+
+
+@dataclass
+class QuantFC:
+    """An int8 weight matrix with per-row bias, multiplier and shift (see rnn2c_fc_s8_t)."""
+
+    weight: np.ndarray  # int8 [rows, cols]
+    bias: np.ndarray  # int32 [rows], input zero point folded in
+    multiplier: np.ndarray  # int32 [rows]
+    shift: np.ndarray  # int8 [rows]
+
+    @property
+    def rows(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def cols(self) -> int:
+        return int(self.weight.shape[1])
+
+    def worst_case_acc(self) -> int:
+        """Largest |accumulator| any int8 input can produce: |bias| + 128 * sum |w|."""
+        w = np.abs(self.weight.astype(np.int64)).sum(axis=1)
+        return int((np.abs(self.bias.astype(np.int64)) + 128 * w).max(initial=0))
+
+    def matvec(self, x: np.ndarray, begin: int = 0, end: int | None = None) -> np.ndarray:
+        """Mirror of rnn2c_fc_s8 for rows [begin, end) on a batch x [B, cols]."""
+        rows = slice(begin, self.rows if end is None else end)
+        w = self.weight[rows].astype(np.int64)
+        acc = np.asarray(x, dtype=np.int64) @ w.T + self.bias[rows].astype(np.int64)
+        return requantize(acc, self.multiplier[rows], self.shift[rows])
+
+
+def quantize_fc(
+    kernel: np.ndarray,
+    bias: np.ndarray | None,
+    input_q: ActQuant,
+    out_scale: float,
+    where: str,
+) -> QuantFC:
+    """Quantize a Keras kernel [in, out] (and bias [out]) acting on input_q-quantized vectors.
+
+    out_scale is the real value of one unit of the requantized result. ``where`` names the
+    layer and matrix in errors.
+    """
+    w = np.asarray(kernel, dtype=np.float64).T  # rows = outputs
+    rows, cols = w.shape
+    if cols > 0xFFFF or rows > 0xFFFF:
+        raise ExportError(f"{where}: {rows}x{cols} matrix is larger than the 65535 rows/cols supported")
+    peak = np.abs(w).max(axis=1)
+    w_scale = np.where(peak > 0, peak / 127.0, 1.0 / 127.0)
+    wq = np.clip(np.round(w / w_scale[:, None]), -127, 127).astype(np.int64)
+    acc_scale = w_scale * input_q.scale
+    b = np.zeros(rows) if bias is None else np.asarray(bias, dtype=np.float64)
+    bias_q = np.round(b / acc_scale).astype(np.int64) - input_q.zero_point * wq.sum(axis=1)
+    fc = QuantFC(
+        weight=wq.astype(np.int8),
+        bias=np.clip(bias_q, -INT32_MAX, INT32_MAX).astype(np.int32),
+        multiplier=np.zeros(rows, dtype=np.int32),
+        shift=np.ones(rows, dtype=np.int8),
+    )
+    # Overflow guard (see rnn2c_runtime.h): no input can push an accumulator past int32.
+    worst = int((np.abs(bias_q) + 128 * np.abs(wq).sum(axis=1)).max(initial=0))
+    if worst > INT32_MAX:
+        raise ExportError(
+            f"{where}: worst-case int32 accumulator {worst} exceeds 2^31-1 "
+            f"({cols} inputs); reduce the bias magnitude or the layer width"
+        )
+    for r in range(rows):
+        try:
+            m, s = quantize_multiplier(float(acc_scale[r] / out_scale))
+        except ValueError as e:
+            raise ExportError(f"{where}: row {r}: {e}") from None
+        fc.multiplier[r] = m
+        fc.shift[r] = s
+    return fc
+
+
+def choose_range(values: np.ndarray, method: str) -> tuple[float, float]:
+    """The float range to quantize a tensor to, from its calibration values."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if v.size == 0:
+        return 0.0, 0.0
+    lo, hi = float(v.min()), float(v.max())
+    if method == "minmax":
+        return lo, hi
+    if method == "percentile":
+        return float(np.percentile(v, 100 - PERCENTILE)), float(np.percentile(v, PERCENTILE))
+    if method == "mse":
+        return _mse_range(v, lo, hi)
+    raise ExportError(f"unknown calibration method {method!r}; use one of {CALIBRATION_METHODS}")
+
+
+def _mse_range(v: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
+    """Shrink [lo, hi] by a common factor to minimise the int8 quantization MSE of v."""
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    if hi - lo <= 0:
+        return lo, hi
+    sample = v if v.size <= 200_000 else np.random.default_rng(0).choice(v, 200_000)
+    best, best_err = (lo, hi), np.inf
+    for frac in np.linspace(0.3, 1.0, 36):
+        q = act_quant_from_range(lo * frac, hi * frac)
+        err = float(np.mean((q.dequantize(q.quantize(sample)) - sample) ** 2))
+        if err < best_err:
+            best, best_err = (lo * frac, hi * frac), err
+    return best
+
+
+def act_quant_from_range(lo: float, hi: float) -> ActQuant:
+    """Asymmetric int8 quantization covering [lo, hi] and 0 (so zero padding is exact)."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if hi - lo < 1e-8:
+        hi = lo + 1e-8
+    scale = (hi - lo) / 255.0
+    zero_point = int(np.clip(np.round(-128 - lo / scale), -128, 127))
+    return ActQuant(scale, zero_point)
+
+
+def observe_model(
+    model: ModelIR, x: np.ndarray, lengths: np.ndarray | None = None, obs: Observer | None = None
+) -> tuple[np.ndarray, Observer]:
+    """Run the float IR over [N, T, F] sequences step by step, recording every tensor.
+
+    Returns the outputs at every step [N, T, out] (zeros past each sequence's length) and the
+    observer. Steps past a sequence's real length are not recorded.
+    """
+    obs = obs or Observer()
+    n, t, _ = x.shape
+    lengths = np.full(n, t) if lengths is None else np.asarray(lengths)
+    states = [layer.init_state(n) for layer in model.layers]
+    out = np.zeros((n, t, model.output_size))
+    for step in range(t):
+        running = lengths > step
+        if not running.any():
+            break
+        obs.mask = running
+        h = np.asarray(x[:, step, :], dtype=np.float64)
+        obs.prefix = ""
+        obs.observe("input", h)
+        for i, (layer, state) in enumerate(zip(model.layers, states, strict=True)):
+            obs.prefix = f"{i}."
+            h = layer.step(state, h, obs)
+        out[:, step, :] = np.where(running[:, None], h, 0.0)
+    obs.mask = None
+    obs.prefix = ""
+    return out, obs
+
+
+def quantize_model(
+    model: ModelIR, calib_x: np.ndarray, calib_lengths: np.ndarray | None, method: str = "minmax"
+) -> QuantModel:
+    """Quantize a float IR with a calibration set [N, T, F]."""
+    if method not in CALIBRATION_METHODS:
+        raise ExportError(
+            f"unknown calibration method {method!r}; use one of {', '.join(CALIBRATION_METHODS)}"
+        )
+    _, obs = observe_model(model, calib_x, calib_lengths)
+    input_q = act_quant_from_range(*choose_range(obs.get("input"), method))
+    q = input_q
+    layers = []
+    for i, layer in enumerate(model.layers):
+        sub = _SubObserver(obs, f"{i}.")
+        ql = layer.quantize(q, sub, method)  # type: ignore[arg-type]
+        layers.append(ql)
+        q = ql.output_q
+    return QuantModel(
+        layers=layers,
+        input_q=input_q,
+        input_size=model.input_size,
+        calibration=method,
+        source=model.source,
+    )
+
+
+class _SubObserver:
+    """A view of an Observer restricted to one layer's keys."""
+
+    def __init__(self, obs: Observer, prefix: str) -> None:
+        self.obs = obs
+        self.prefix = prefix
+
+    def get(self, key: str) -> np.ndarray:
+        return self.obs.get(self.prefix + key)

@@ -1,0 +1,36 @@
+"""The NumPy integer reference: runs a QuantModel exactly as the generated C does."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnn2c.export.ir import QuantModel
+
+
+def run_int(qmodel: QuantModel, xq: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+    """Stream int8 sequences [N, T, F] through the integer model.
+
+    Returns the int8 output after every step [N, T, out]; steps past a sequence's length are 0.
+    Equivalent to reset() then step() once per sample for each sequence.
+    """
+    xq = np.asarray(xq)
+    n, t, _ = xq.shape
+    lengths = np.full(n, t) if lengths is None else np.asarray(lengths)
+    states = [layer.init_state(n) for layer in qmodel.layers]
+    out = np.zeros((n, t, qmodel.output_size), dtype=np.int8)
+    for step in range(t):
+        running = lengths > step
+        if not running.any():
+            break
+        h = xq[:, step, :].astype(np.int64)
+        for layer, state in zip(qmodel.layers, states, strict=True):
+            h = layer.step(state, h)
+        out[:, step, :] = np.where(running[:, None], h, 0).astype(np.int8)
+    return out
+
+
+def last_step(y: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
+    """y [N, T, out] -> the output at each sequence's last real step [N, out]."""
+    n, t = y.shape[:2]
+    idx = np.full(n, t - 1) if lengths is None else np.asarray(lengths) - 1
+    return y[np.arange(n), idx]

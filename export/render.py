@@ -1,0 +1,166 @@
+"""Render a QuantModel to C through the Jinja templates in rnn2c.firmware_templates."""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from rnn2c import __version__
+from rnn2c.export.ir import QuantLayer, QuantModel
+
+RUNTIME_HEADER = "rnn2c_runtime.h"
+LABELS = {"gru": "GRU", "lstm": "LSTM", "rnn": "SimpleRNN", "dense": "Dense"}
+C_KEYWORDS = frozenset(
+    "auto break case char const continue default do double else enum extern float for goto if "
+    "inline int long register restrict return short signed sizeof static struct switch typedef "
+    "union unsigned void volatile while _Bool _Complex _Imaginary _Alignas _Alignof _Atomic "
+    "_Generic _Noreturn _Static_assert _Thread_local".split()
+)
+IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+def check_name(name: str) -> str | None:
+    """None if name is a usable C identifier prefix, else what is wrong with it."""
+    if not IDENTIFIER.match(name):
+        return (
+            f"--name {name!r} is not a C identifier; use letters, digits and '_', "
+            "starting with a letter"
+        )
+    if name in C_KEYWORDS:
+        return f"--name {name!r} is a C keyword; choose another name"
+    if name.startswith("rnn2c"):
+        return f"--name {name!r} clashes with the runtime's rnn2c_ prefix; choose another name"
+    return None
+
+
+def c_array(values: np.ndarray) -> str:
+    """Comma-separated integers, as many per line as fit in about 96 columns."""
+    flat = [str(int(v)) for v in np.asarray(values).reshape(-1)]
+    width = max((len(v) for v in flat), default=1) + 2
+    per_line = max(1, 92 // width)
+    lines = ["    " + ", ".join(flat[i : i + per_line]) for i in range(0, len(flat), per_line)]
+    return ",\n".join(lines)
+
+
+def c_float(value: float) -> str:
+    text = f"{float(value):.9g}"
+    if "." not in text and "e" not in text and "inf" not in text:
+        text += ".0"
+    return text + "f"
+
+
+@dataclass
+class LayerView:
+    """What a layer's template block needs: its data, symbol names and wiring."""
+
+    index: int
+    q: QuantLayer
+    p: str  # symbol prefix of its static data and state members, e.g. l0_gru
+    P: str  # upper-case prefix of its macros, e.g. MODEL_L0_GRU
+    input: str  # C expression of its input vector
+    output: str  # C expression of its output vector
+    buffer: str | None  # name of a stack buffer holding its output, if any
+    label: str
+    extra: str
+
+
+def _environment() -> jinja2.Environment:
+    root = importlib.resources.files("rnn2c.firmware_templates")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(root)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["c_array"] = c_array
+    env.filters["c_float"] = c_float
+    return env
+
+
+def runtime_header() -> str:
+    root = importlib.resources.files("rnn2c.firmware_templates")
+    return (root / RUNTIME_HEADER).read_text()
+
+
+def render(qmodel: QuantModel, name: str) -> dict[str, str]:
+    """Return {file name: text} for <name>.h, <name>.c and the runtime header."""
+    problem = check_name(name)
+    if problem:
+        raise ValueError(problem)
+    upper = name.upper()
+    views: list[LayerView] = []
+    prev = "input"
+    n = len(qmodel.layers)
+    for i, layer in enumerate(qmodel.layers):
+        p = f"l{i}_{layer.kind}"
+        last = i == n - 1
+        buffer = None
+        if layer.state_fields():
+            output = f"state->{p}_h"
+        elif last:
+            output = "output"
+        else:
+            buffer = f"{p}_out"
+            output = buffer
+        extra = ""
+        if layer.kind == "gru":
+            extra = f"reset_after={layer.reset_after}"  # type: ignore[attr-defined]
+        elif layer.kind == "dense":
+            extra = layer.activation  # type: ignore[attr-defined]
+        views.append(
+            LayerView(i, layer, p, f"{upper}_{p.upper()}", prev, output, buffer, LABELS[layer.kind], extra)
+        )
+        prev = output
+    copy_from = views[-1].output if views[-1].output != "output" else None
+
+    fields: list[dict[str, Any]] = []
+    for v in views:
+        for f in v.q.state_fields():
+            fields.append(
+                {
+                    "ctype": f.ctype,
+                    "member": f"{v.p}_{f.name}",
+                    "length": f.length,
+                    "layer": v.index,
+                    "layer_name": v.q.name,
+                    "comment": f.comment,
+                    "nbytes": f.nbytes,
+                }
+            )
+    fields.sort(key=lambda f: 0 if f["ctype"] == "int16_t" else 1)  # no padding between arrays
+    scratch_words = max(layer.scratch()[0] for layer in qmodel.layers)
+    scratch_bytes = max(layer.scratch()[1] for layer in qmodel.layers)
+    buffers = sum(v.q.output_size for v in views if v.buffer)
+    ctx = {
+        "name": name,
+        "NAME": upper,
+        "version": __version__,
+        "source": qmodel.source,
+        "layers": views,
+        "input_size": qmodel.input_size,
+        "output_size": qmodel.output_size,
+        "input_q": qmodel.input_q,
+        "output_q": qmodel.output_q,
+        "state_fields": fields,
+        "state_bytes": qmodel.state_bytes(),
+        "scratch_words": scratch_words,
+        "scratch_bytes": scratch_bytes,
+        "stack_bytes": 4 * scratch_words + scratch_bytes + buffers,
+        "weight_bytes": qmodel.weight_bytes(),
+        "macs": qmodel.macs,
+        "calibration": qmodel.calibration,
+        "copy_from": copy_from,
+    }
+    env = _environment()
+    return {
+        f"{name}.h": env.get_template("model.h.j2").render(ctx),
+        f"{name}.c": env.get_template("model.c.j2").render(ctx),
+        RUNTIME_HEADER: runtime_header(),
+    }

@@ -1,0 +1,91 @@
+"""Save and load a QuantModel as one .npz (arrays) with a JSON header; no pickle."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import typing
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnn2c.export.ir import ActQuant, ExportError, QuantModel
+from rnn2c.export.layers import QUANT_CLASSES
+from rnn2c.export.quantize import QuantFC
+
+FORMAT_VERSION = 1
+
+
+def _flatten(layer: Any, prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    for f in dataclasses.fields(layer):
+        v = getattr(layer, f.name)
+        if isinstance(v, QuantFC):
+            for g in dataclasses.fields(v):
+                arrays[f"{prefix}{f.name}.{g.name}"] = getattr(v, g.name)
+        elif isinstance(v, np.ndarray):
+            arrays[prefix + f.name] = v
+        elif isinstance(v, ActQuant):
+            meta[f.name] = {"scale": v.scale, "zero_point": v.zero_point}
+        else:
+            meta[f.name] = v
+    return meta
+
+
+def to_bytes(qmodel: QuantModel) -> bytes:
+    arrays: dict[str, np.ndarray] = {}
+    layers = []
+    for i, layer in enumerate(qmodel.layers):
+        meta = _flatten(layer, f"{i}.", arrays)
+        meta["kind"] = layer.kind
+        layers.append(meta)
+    header = {
+        "format": FORMAT_VERSION,
+        "input_q": {"scale": qmodel.input_q.scale, "zero_point": qmodel.input_q.zero_point},
+        "input_size": qmodel.input_size,
+        "calibration": qmodel.calibration,
+        "source": qmodel.source,
+        "layers": layers,
+    }
+    arrays["header"] = np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def load(path: str | Path) -> QuantModel:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        header = json.loads(arrays.pop("header").tobytes().decode())
+    except (OSError, ValueError, KeyError) as e:
+        raise ExportError(f"cannot read quantized model {str(path)!r}: {e}") from None
+    if header.get("format") != FORMAT_VERSION:
+        raise ExportError(f"{str(path)!r}: unsupported quantized-model format {header.get('format')}")
+    layers = []
+    for i, meta in enumerate(header["layers"]):
+        cls = QUANT_CLASSES[meta["kind"]]
+        hints = typing.get_type_hints(cls)
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            key = f"{i}.{f.name}"
+            if hints.get(f.name) is QuantFC:
+                kwargs[f.name] = QuantFC(
+                    **{g.name: arrays[f"{key}.{g.name}"] for g in dataclasses.fields(QuantFC)}
+                )
+            elif key in arrays:
+                kwargs[f.name] = arrays[key]
+            elif f.name == "output_q":
+                kwargs[f.name] = ActQuant(**meta[f.name])
+            else:
+                kwargs[f.name] = meta[f.name]
+        layers.append(cls(**kwargs))
+    return QuantModel(
+        layers=layers,
+        input_q=ActQuant(**header["input_q"]),
+        input_size=int(header["input_size"]),
+        calibration=header.get("calibration", "minmax"),
+        source=header.get("source", ""),
+    )

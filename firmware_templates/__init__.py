@@ -1,0 +1,1 @@
+"""Jinja templates for the generated C and the hand-written runtime header they copy."""

@@ -1,0 +1,3 @@
+from rnn2c.cli import main
+
+raise SystemExit(main())
