@@ -1,1 +1,9 @@
-"""Host emulator: compile generated C, run it through ctypes, compare with the references."""
+"""Host emulator: compile generated C, run it through ctypes, compare with the references.
+
+The library API mirrors `rnn2c verify`: ``rnn2c.emulator.verify(model, out_dir, data)``.
+"""
+
+from rnn2c.emulator.build import BuildError, CompiledModel, compile_model, load_model
+from rnn2c.emulator.verify import VerifyReport, verify
+
+__all__ = ["BuildError", "CompiledModel", "VerifyReport", "compile_model", "load_model", "verify"]

@@ -38,8 +38,35 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
         raise ExportError(f"cannot load Keras model {str(p)!r}: {first}") from None
 
 
-def _tensor_id(t: Any) -> int:
-    return id(t)
+def _chain(model: Any) -> list[Any]:
+    """The model's layers from input to output, refusing anything but a single chain."""
+    start = model.inputs[0]
+    tensor = model.outputs[0]
+    chain: list[Any] = []
+    while tensor is not start:
+        history = getattr(tensor, "_keras_history", None)
+        if history is None:
+            raise ExportError(f"model '{model.name}': cannot trace its layer graph")
+        layer, node_index = history[0], history[1]
+        if type(layer).__name__ == "InputLayer":
+            break
+        node = layer._inbound_nodes[node_index]
+        inputs = list(node.input_tensors)
+        if len(inputs) != 1:
+            raise ExportError(
+                f"layer '{layer.name}' ({type(layer).__name__}) takes {len(inputs)} inputs; "
+                "rnn2c exports single chains Input -> layer -> ... -> output"
+            )
+        chain.append(layer)
+        tensor = inputs[0]
+    chain.reverse()
+    names = {layer.name for layer in model.layers if type(layer).__name__ != "InputLayer"}
+    if names != {layer.name for layer in chain}:
+        raise ExportError(
+            f"model '{model.name}' is not a single chain of layers; rnn2c exports "
+            "Input -> layer -> ... -> output chains"
+        )
+    return chain
 
 
 def read_model(model: Any) -> ModelIR:
@@ -61,23 +88,10 @@ def read_model(model: Any) -> ModelIR:
     layers: list[FloatLayer] = []
     size = features
     pending: tuple[np.ndarray, np.ndarray, str] | None = None  # affine y = a*x + b to fold
-    current = inputs[0]
     sequence = True  # whether the current tensor still has a time axis
-    for layer in model.layers:
+    for layer in _chain(model):
         cls = type(layer).__name__
-        if cls == "InputLayer":
-            continue
         where = f"layer '{layer.name}' ({cls})"
-        try:
-            layer_in = layer.input
-        except Exception:  # noqa: BLE001
-            layer_in = None
-        if layer_in is None or isinstance(layer_in, list | tuple) or layer_in is not current:
-            raise ExportError(
-                f"{where}: the model is not a single chain of layers; rnn2c exports "
-                "Input -> layer -> ... -> output chains"
-            )
-        current = layer.output
         if cls in PASS_THROUGH:
             continue
         if cls == "Normalization":

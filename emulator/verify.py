@@ -1,0 +1,193 @@
+"""`rnn2c verify`: run generated C on sequences and compare it with both references.
+
+(a) the NumPy integer reference (must be equal bit for bit, at every step of every sequence);
+(b) the float model's outputs (dequantized error, argmax agreement, accuracy against labels).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnn2c.emulator.build import load_model
+from rnn2c.export import serialize
+from rnn2c.export.api import MANIFEST, qmodel_file
+from rnn2c.export.data import Sequences, load_sequences
+from rnn2c.export.ir import ExportError, QuantModel
+from rnn2c.export.reference import last_step, run_int
+
+DEFAULT_MIN_AGREEMENT = 0.95
+DEFAULT_MAX_MEAN_ERROR = 0.03  # mean |int8 - float| as a fraction of the float output range
+
+
+@dataclass
+class VerifyReport:
+    name: str
+    sequences: int
+    steps: int
+    bit_exact: bool
+    mismatched_sequences: int
+    first_mismatch: tuple[int, int] | None  # (sequence, step)
+    max_abs_error: float
+    mean_abs_error: float
+    output_range: float
+    classifier: bool
+    agreement: float | None
+    float_accuracy: float | None
+    int8_accuracy: float | None
+    min_agreement: float
+    max_mean_error: float
+    state_bytes: int
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["passed"] = self.passed
+        return json.dumps(d, indent=2)
+
+    def table(self) -> str:
+        def pct(v: float | None) -> str:
+            return "-" if v is None else f"{100 * v:.2f}%"
+
+        rows = [
+            ("sequences / steps", f"{self.sequences} / {self.steps}", ""),
+            (
+                "C == integer reference",
+                "bit-exact" if self.bit_exact else f"NO: {self.mismatched_sequences} sequences differ",
+                "required",
+            ),
+            ("max |int8 - float|", f"{self.max_abs_error:.5f}", ""),
+            (
+                "mean |int8 - float|",
+                f"{self.mean_abs_error:.5f}",
+                f"<= {self.max_mean_error * self.output_range:.5f} "
+                f"({100 * self.max_mean_error:g}% of range {self.output_range:.4g})",
+            ),
+        ]
+        if self.classifier:
+            rows.append(("argmax agreement", pct(self.agreement), f">= {pct(self.min_agreement)}"))
+        if self.float_accuracy is not None:
+            rows.append(("accuracy float / int8", f"{pct(self.float_accuracy)} / {pct(self.int8_accuracy)}", ""))
+        rows.append(("state", f"{self.state_bytes} bytes", ""))
+        w0 = max(len(r[0]) for r in rows)
+        w1 = max(len(r[1]) for r in rows)
+        lines = [f"rnn2c verify: {self.name}", f"  {'check':<{w0}}  {'result':<{w1}}  threshold"]
+        lines += [f"  {a:<{w0}}  {b:<{w1}}  {c}".rstrip() for a, b, c in rows]
+        if self.first_mismatch is not None:
+            s, t = self.first_mismatch
+            lines.append(f"  first C/reference mismatch: sequence {s}, step {t}")
+        lines.append("PASS" if self.passed else "FAIL: " + "; ".join(self.failures))
+        return "\n".join(lines)
+
+
+def read_export_dir(out_dir: str | Path, name: str | None = None) -> tuple[str, QuantModel]:
+    d = Path(out_dir)
+    if not d.is_dir():
+        raise ExportError(f"export folder {str(d)!r} does not exist; run `rnn2c export` first")
+    if name is None:
+        manifest = d / MANIFEST
+        if not manifest.is_file():
+            raise ExportError(f"{str(d)!r} has no {MANIFEST}; is it an rnn2c export folder?")
+        name = str(json.loads(manifest.read_text())["name"])
+    qfile = d / qmodel_file(name)
+    if not qfile.is_file():
+        raise ExportError(f"{str(d)!r} has no {qmodel_file(name)}; re-export the model")
+    return name, serialize.load(qfile)
+
+
+def float_outputs(model: Any, x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
+    """The float model's output for each sequence cut to its real length: [N, out]."""
+    from rnn2c.export.api import read_any  # noqa: PLC0415
+
+    keras_model, _ = read_any(model)
+    n, t, _ = x.shape
+    lens = np.full(n, t) if lengths is None else np.asarray(lengths)
+    out: np.ndarray | None = None
+    for length in np.unique(lens):
+        idx = np.nonzero(lens == length)[0]
+        for start in range(0, idx.size, 512):
+            chunk = idx[start : start + 512]
+            y = np.asarray(keras_model(x[chunk, :length], training=False))
+            if y.ndim == 3:  # return_sequences=True: the output at the last step
+                y = y[:, -1]
+            if out is None:
+                out = np.zeros((n, y.shape[-1]))
+            out[chunk] = y
+    assert out is not None
+    return out
+
+
+def verify(
+    model: Any,
+    out_dir: str | Path,
+    data: str | Path | Sequences | np.ndarray,
+    name: str | None = None,
+    min_agreement: float = DEFAULT_MIN_AGREEMENT,
+    max_mean_error: float = DEFAULT_MAX_MEAN_ERROR,
+    cc: str | None = None,
+) -> VerifyReport:
+    """Compile the export in out_dir, run `data` through it and compare with both references."""
+    name, qmodel = read_export_dir(out_dir, name)
+    if isinstance(data, Sequences):
+        seqs = data
+    elif isinstance(data, np.ndarray):
+        seqs = Sequences(np.asarray(data, np.float32), None, None)
+    else:
+        seqs = load_sequences(data, "--data", qmodel.input_size)
+    if seqs.x.shape[2] != qmodel.input_size:
+        raise ExportError(f"--data has {seqs.x.shape[2]} features; the model takes {qmodel.input_size}")
+    xq = qmodel.input_q.quantize(seqs.x)
+    compiled = load_model(out_dir, name, cc)
+    c_out = compiled.run(xq, seqs.lengths)
+    ref = run_int(qmodel, xq, seqs.lengths)
+    diff = (c_out != ref).any(axis=2)
+    bad_seq = np.nonzero(diff.any(axis=1))[0]
+    first = None
+    if bad_seq.size:
+        s = int(bad_seq[0])
+        first = (s, int(np.nonzero(diff[s])[0][0]))
+    y_int = qmodel.output_q.dequantize(last_step(c_out, seqs.lengths))
+    y_float = float_outputs(model, seqs.x, seqs.lengths)
+    err = np.abs(y_int - y_float)
+    n, t = seqs.x.shape[:2]
+    total_steps = int(n * t if seqs.lengths is None else seqs.lengths.sum())
+    out_range = float(y_float.max() - y_float.min()) or 1.0
+    classifier = qmodel.output_size >= 2
+    agreement = float((y_int.argmax(1) == y_float.argmax(1)).mean()) if classifier else None
+    acc_f = acc_i = None
+    if seqs.y is not None and classifier and seqs.y.ndim == 1 and seqs.y.dtype.kind in "iu":
+        acc_f = float((y_float.argmax(1) == seqs.y).mean())
+        acc_i = float((y_int.argmax(1) == seqs.y).mean())
+    report = VerifyReport(
+        name=name,
+        sequences=int(seqs.x.shape[0]),
+        steps=total_steps,
+        bit_exact=bad_seq.size == 0,
+        mismatched_sequences=int(bad_seq.size),
+        first_mismatch=first,
+        max_abs_error=float(err.max()),
+        mean_abs_error=float(err.mean()),
+        output_range=out_range,
+        classifier=classifier,
+        agreement=agreement,
+        float_accuracy=acc_f,
+        int8_accuracy=acc_i,
+        min_agreement=min_agreement,
+        max_mean_error=max_mean_error,
+        state_bytes=int(compiled.state_size),
+    )
+    if not report.bit_exact:
+        report.failures.append("C output differs from the integer reference")
+    if report.mean_abs_error > max_mean_error * out_range:
+        report.failures.append("mean error above threshold")
+    if agreement is not None and agreement < min_agreement:
+        report.failures.append("argmax agreement below threshold")
+    return report

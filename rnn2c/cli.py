@@ -1,0 +1,137 @@
+"""The `rnn2c` command: train, export, verify.
+
+Exit codes: 0 success; 1 verification below its thresholds (or not bit-exact); 2 bad input
+(unsupported model, bad data, bad flag), reported as one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+def _fail(cmd: str, message: str) -> int:
+    print(f"rnn2c {cmd}: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from rnn2c.export import ExportError, export_model  # noqa: PLC0415
+
+    try:
+        res = export_model(
+            args.model, args.calib, args.out, name=args.name, calibration=args.calibration
+        )
+    except ExportError as e:
+        return _fail("export", str(e))
+    m = res.manifest
+    print(f"rnn2c export: {args.model} -> {res.out_dir}/")
+    for layer in res.qmodel.layers:
+        print(f"  {layer.kind:<6} {layer.name:<20} -> {layer.output_size:>4}   {layer.macs:>8} MACs/step")
+    print(
+        f"  state {m['state_bytes']} bytes, weights {m['weight_bytes']} bytes, "
+        f"{m['macs_per_step']} MACs/step, input scale {m['input_scale']:.6g} "
+        f"zero point {m['input_zero_point']}"
+    )
+    print(f"  files: {', '.join(res.files)}")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from rnn2c.emulator import BuildError, verify  # noqa: PLC0415
+    from rnn2c.export import ExportError  # noqa: PLC0415
+
+    try:
+        report = verify(
+            args.model,
+            args.dir,
+            args.data,
+            name=args.name,
+            min_agreement=args.min_agreement,
+            max_mean_error=args.max_mean_error,
+        )
+    except ExportError as e:
+        return _fail("verify", str(e))
+    except BuildError as e:
+        print(f"rnn2c verify: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print(report.table())
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(report.to_json() + "\n")
+    return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rnn2c.train import cli as train_cli  # noqa: PLC0415
+
+    return int(train_cli.main(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rnn2c import __version__  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(
+        prog="rnn2c",
+        description="Keras GRU/LSTM/SimpleRNN models to int8 C99 for microcontrollers.",
+    )
+    parser.add_argument("--version", action="version", version=f"rnn2c {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a GRU/LSTM classifier on sequence data into a run folder")
+    try:
+        from rnn2c.train import cli as train_cli  # noqa: PLC0415
+
+        train_cli.add_arguments(p)
+    except ImportError:  # pragma: no cover - train is part of the distribution
+        pass
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="quantize a Keras model to int8 and write C files")
+    p.add_argument("model", help="the .keras model file")
+    p.add_argument("--calib", required=True, help="calibration sequences: .npy or .npz with x [N, T, F]")
+    p.add_argument("--out", required=True, help="output folder (replaced atomically)")
+    p.add_argument("--name", default="model", help="C name prefix: <name>.h, <name>_step() (default: model)")
+    p.add_argument(
+        "--calibration",
+        default="minmax",
+        choices=("minmax", "percentile", "mse"),
+        help="how activation ranges are chosen from the calibration set (default: minmax)",
+    )
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("verify", help="compile an export, run data through it, compare with Keras")
+    p.add_argument("model", help="the .keras model file that was exported")
+    p.add_argument("dir", help="the export folder")
+    p.add_argument("--data", required=True, help="sequences: .npy or .npz with x [N, T, F], optional y, lengths")
+    p.add_argument("--name", default=None, help="C name prefix (default: read from the folder)")
+    p.add_argument("--min-agreement", type=float, default=0.95, help="minimum argmax agreement (default 0.95)")
+    p.add_argument(
+        "--max-mean-error",
+        type=float,
+        default=0.03,
+        help="maximum mean |int8 - float| as a fraction of the float output range (default 0.03)",
+    )
+    p.add_argument("--json", default=None, help="also write the report as JSON to this file")
+    p.set_defaults(func=cmd_verify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_tensorflow()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
