@@ -1,0 +1,176 @@
+"""Model building and training runs of `rnn2c train` (tiny and fast)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from rnn2c.train.cli import add_arguments, main  # noqa: E402
+from rnn2c.train.data import Dataset  # noqa: E402
+from rnn2c.train.model import ALLOWED_LAYER_TYPES, build_model, real_steps  # noqa: E402
+from rnn2c.train.train import train_run  # noqa: E402
+
+RUN_FILES = {
+    "model.keras",
+    "calib.npz",
+    "test.npz",
+    "metrics.json",
+    "confusion.png",
+    "curves.png",
+    "EXPORT.txt",
+}
+
+
+def _toy_dataset(n: int = 24, t: int = 9, f: int = 3, seed: int = 0) -> Dataset:
+    """Two classes told apart by the sign of the drift; variable lengths, zero-padded."""
+    rng = np.random.default_rng(seed)
+
+    def split(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        y = np.arange(m) % 2
+        lengths = rng.integers(4, t + 1, size=m)
+        x = np.zeros((m, t, f), dtype=np.float32)
+        for i in range(m):
+            steps = np.arange(lengths[i])[:, None] * (1.0 if y[i] else -1.0)
+            x[i, : lengths[i]] = 5.0 + steps + rng.normal(scale=0.3, size=(lengths[i], f))
+        return x, y.astype(np.int64), lengths.astype(np.int64)
+
+    xtr, ytr, ltr = split(n)
+    xte, yte, lte = split(n // 2)
+    return Dataset(xtr, ytr, xte, yte, ltr, lte, ["down", "up"], "toy")
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_padded_prediction_equals_unpadded(cell: str) -> None:
+    ds = _toy_dataset()
+    keras.utils.set_random_seed(1)
+    model = build_model(
+        3, 2, real_steps(ds.x_train, ds.lengths_train), cell=cell, units=6, layers=2, dropout=0.2
+    )
+    types = {type(layer).__name__ for layer in model.layers}
+    assert types <= ALLOWED_LAYER_TYPES
+    assert {"Masking", "Normalization"} <= types
+    if cell == "gru":
+        assert all(layer.reset_after for layer in model.layers if type(layer).__name__ == "GRU")
+    for i in range(4):
+        n = int(ds.lengths_test[i])
+        x = ds.x_test[i : i + 1, :n]
+        padded = np.concatenate([x, np.zeros((1, 7, 3), np.float32)], axis=1)
+        p_short = model.predict(x, verbose=0)
+        p_long = model.predict(padded, verbose=0)
+        np.testing.assert_allclose(p_long, p_short, atol=1e-5, rtol=0)
+
+
+def test_normalization_adapted_on_real_steps_only() -> None:
+    ds = _toy_dataset()
+    steps = real_steps(ds.x_train, ds.lengths_train)
+    assert steps.shape == (int(ds.lengths_train.sum()), 3)
+    model = build_model(3, 2, steps, units=4)
+    norm = model.get_layer("normalization")
+    np.testing.assert_allclose(np.ravel(norm.mean), steps.mean(axis=0), rtol=1e-4)
+    np.testing.assert_allclose(np.ravel(norm.variance), steps.var(axis=0), rtol=1e-3)
+
+
+def _tiny_run(out: Path, seed: int = 0, **kw: object) -> dict[str, object]:
+    args: dict[str, object] = dict(
+        cell="gru", units=4, epochs=3, batch_size=8, seed=seed, patience=2, verbose=0
+    )
+    args.update(kw)
+    return train_run(_toy_dataset(), out, command="pytest tiny run", **args)  # type: ignore[arg-type]
+
+
+def test_same_seed_gives_identical_weights(tmp_path: Path) -> None:
+    _tiny_run(tmp_path / "a", seed=3)
+    _tiny_run(tmp_path / "b", seed=3)
+    _tiny_run(tmp_path / "c", seed=4)
+    wa = keras.saving.load_model(tmp_path / "a" / "model.keras").get_weights()
+    wb = keras.saving.load_model(tmp_path / "b" / "model.keras").get_weights()
+    wc = keras.saving.load_model(tmp_path / "c" / "model.keras").get_weights()
+    assert len(wa) == len(wb)
+    for a, b in zip(wa, wb, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, c) for a, c in zip(wa, wc, strict=True))
+
+
+def test_tiny_run_writes_the_run_folder(tmp_path: Path) -> None:
+    out = tmp_path / "runs" / "tiny"
+    metrics = _tiny_run(out, cell="lstm", dropout=0.1)
+    assert {p.name for p in out.iterdir()} == RUN_FILES
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["tiny"]  # no temp leftovers
+
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["float_test_accuracy"] == metrics["float_test_accuracy"]
+    assert 0.0 <= saved["float_test_accuracy"] <= 1.0
+    assert saved["dataset"] == "toy" and saved["cell"] == "lstm"
+    assert saved["units"] == 4 and saved["layers"] == 1 and saved["seed"] == 0
+    assert set(saved["per_class_accuracy"]) == {"down", "up"}
+    assert 1 <= saved["epochs_run"] <= 3
+    assert saved["command"] == "pytest tiny run"
+
+    ds = _toy_dataset()
+    test = np.load(out / "test.npz")
+    np.testing.assert_array_equal(test["x"], ds.x_test)
+    np.testing.assert_array_equal(test["y"], ds.y_test)
+    np.testing.assert_array_equal(test["lengths"], ds.lengths_test)
+    calib = np.load(out / "calib.npz")
+    assert calib["x"].dtype == np.float32 and calib["x"].shape[1:] == ds.x_train.shape[1:]
+    assert len(calib["lengths"]) == len(calib["x"]) == len(ds.x_train)
+
+    export = (out / "EXPORT.txt").read_text()
+    assert f"rnn2c export {out}/model.keras --calib {out}/calib.npz --out {out}/c" in export
+    assert f"rnn2c verify {out}/model.keras {out}/c --data {out}/test.npz" in export
+    for png in ("confusion.png", "curves.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    model = keras.saving.load_model(out / "model.keras")
+    probs = model.predict(test["x"], verbose=0)
+    acc = float(np.mean(np.argmax(probs, axis=1) == test["y"]))
+    assert acc == pytest.approx(saved["float_test_accuracy"])
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="rnn2c train")
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_cli_bad_dataset_is_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x_train=np.ones((3, 4, 2)))
+    out = tmp_path / "run"
+    assert main(_parse(["--dataset", str(bad), "--out", str(out)])) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rnn2c train: error: ") and err.count("\n") == 1
+    assert "missing arrays" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npz"]
+
+
+def test_cli_bidirectional_not_supported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _parse(
+        ["--dataset", "uea:BasicMotions", "--out", str(tmp_path / "r"), "--bidirectional"]
+    )
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "not supported yet" in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_refuses_non_empty_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine\n")
+    data = tmp_path / "d.npz"
+    ds = _toy_dataset()
+    np.savez(data, x_train=ds.x_train, y_train=ds.y_train, x_test=ds.x_test, y_test=ds.y_test)
+    assert main(_parse(["--dataset", str(data), "--out", str(out), "--epochs", "1"])) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]

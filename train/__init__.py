@@ -1,0 +1,1 @@
+"""Training Keras RNN sequence classifiers for rnn2c (subpackage `rnn2c.train`)."""
