@@ -1,0 +1,122 @@
+"""The CLI: export/verify round trip, and one clear line + exit 2 on bad input, nothing written."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from rnn2c.cli import main
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("cli")
+    keras.utils.set_random_seed(3)
+    good = keras.Sequential(
+        [keras.Input((12, 3)), keras.layers.GRU(8), keras.layers.Dense(4, activation="softmax")]
+    )
+    good.save(d / "good.keras")
+    conv = keras.Sequential([keras.Input((12, 3)), keras.layers.Conv1D(4, 3), keras.layers.GRU(4)])
+    conv.save(d / "conv.keras")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 12, 3)).astype(np.float32)
+    np.savez(d / "calib.npz", x=x[:30])
+    np.savez(d / "data.npz", x=x[30:], y=rng.integers(0, 4, 30))
+    np.save(d / "calib.npy", x[:30])
+    np.savez(d / "wrong_shape.npz", x=x[:, :, :2])
+    nan = x[:30].copy()
+    nan[0, 0, 0] = np.nan
+    np.savez(d / "nan.npz", x=nan)
+    np.savez(d / "two.npz", a=x, b=x)
+    (d / "corrupt.keras").write_bytes(b"not a zip")
+    return {p.stem if p.suffix != ".npy" else "calib_npy": p for p in d.iterdir()}
+
+
+def test_export_then_verify_passes(files: dict[str, Path], tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    out = tmp_path / "c"
+    assert main(["export", str(files["good"]), "--calib", str(files["calib"]), "--out", str(out), "--name", "kws"]) == 0
+    assert {"kws.h", "kws.c", "rnn2c_runtime.h", "rnn2c.json", "kws_qmodel.npz"} <= {p.name for p in out.iterdir()}
+    header = (out / "kws.h").read_text()
+    for macro in ("KWS_INPUT_SIZE 3", "KWS_OUTPUT_SIZE 4", "KWS_INPUT_SCALE", "KWS_INPUT_ZERO_POINT",
+                  "KWS_OUTPUT_SCALE", "KWS_OUTPUT_ZERO_POINT", "kws_state_t", "void kws_reset(", "void kws_step("):
+        assert macro in header
+    capsys.readouterr()
+    json_path = tmp_path / "report.json"
+    assert main(["verify", str(files["good"]), str(out), "--data", str(files["data"]), "--json", str(json_path)]) == 0
+    text = capsys.readouterr().out
+    assert "bit-exact" in text and "argmax agreement" in text and "PASS" in text
+    assert '"bit_exact": true' in json_path.read_text()
+
+
+def test_npy_calibration_is_accepted(files: dict[str, Path], tmp_path: Path) -> None:
+    assert main(["export", str(files["good"]), "--calib", str(files["calib_npy"]), "--out", str(tmp_path / "c")]) == 0
+
+
+def test_verify_fails_on_impossible_threshold(files: dict[str, Path], tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    out = tmp_path / "c"
+    assert main(["export", str(files["good"]), "--calib", str(files["calib"]), "--out", str(out)]) == 0
+    rc = main(["verify", str(files["good"]), str(out), "--data", str(files["data"]), "--max-mean-error", "0"])
+    assert rc == 1
+    assert "FAIL" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("model", "calib", "extra", "message"),
+    [
+        ("conv", "calib", [], "layer 'conv1d' (Conv1D): layer type Conv1D is not supported; supported:"),
+        ("corrupt", "calib", [], "cannot load Keras model"),
+        ("missing", "calib", [], "does not exist"),
+        ("good", "wrong_shape", [], "x has 2 features per step but the model takes 3"),
+        ("good", "nan", [], "NaN or inf"),
+        ("good", "two", [], "none named 'x'"),
+        ("good", "calib", ["--name", "2fast"], "is not a C identifier"),
+        ("good", "calib", ["--name", "static"], "is a C keyword"),
+    ],
+)
+def test_bad_input_one_line_exit_2_folder_untouched(
+    files: dict[str, Path], tmp_path: Path, capsys, model: str, calib: str, extra: list[str], message: str  # noqa: ANN001
+) -> None:
+    out = tmp_path / "c"
+    assert main(["export", str(files["good"]), "--calib", str(files["calib"]), "--out", str(out)]) == 0
+    before = _snapshot(out)
+    capsys.readouterr()
+    model_path = str(files.get(model, tmp_path / "missing.keras"))
+    rc = main(["export", model_path, "--calib", str(files[calib]), "--out", str(out), *extra])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.count("\n") == 1 and err.startswith("rnn2c export: error: ")
+    assert message in err
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]  # no temp folders left behind
+
+
+def test_out_is_a_file_or_foreign_folder(files: dict[str, Path], tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    f = tmp_path / "file"
+    f.write_text("keep me")
+    assert main(["export", str(files["good"]), "--calib", str(files["calib"]), "--out", str(f)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert f.read_text() == "keep me"
+    foreign = tmp_path / "src"
+    foreign.mkdir()
+    (foreign / "main.c").write_text("int main(void) { return 0; }\n")
+    assert main(["export", str(files["good"]), "--calib", str(files["calib"]), "--out", str(foreign)]) == 2
+    assert "did not write" in capsys.readouterr().err
+    assert (foreign / "main.c").read_text().startswith("int main")
+
+
+def test_verify_on_missing_folder(files: dict[str, Path], tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    rc = main(["verify", str(files["good"]), str(tmp_path / "nope"), "--data", str(files["data"])])
+    assert rc == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -1,0 +1,53 @@
+"""Models rnn2c cannot export are refused with one line naming the layer and what is supported."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from rnn2c.export import ExportError, export_model
+
+
+def _seq(*layers):  # noqa: ANN001, ANN202
+    return keras.Sequential([keras.Input((10, 3)), *layers])
+
+
+def _two_inputs():  # noqa: ANN202
+    a, b = keras.Input((10, 3)), keras.Input((10, 3))
+    x = keras.layers.Concatenate()([a, b])
+    return keras.Model([a, b], keras.layers.GRU(4)(x))
+
+
+def _branch():  # noqa: ANN202
+    a = keras.Input((10, 3))
+    x = keras.layers.GRU(4, return_sequences=True)(a)
+    y = keras.layers.Add()([x, keras.layers.Dense(4)(x)])
+    return keras.Model(a, keras.layers.GRU(2)(y))
+
+
+CASES = [
+    (lambda: _seq(keras.layers.GRU(4, go_backwards=True)), "(GRU): go_backwards=True is not supported"),
+    (lambda: _seq(keras.layers.GRU(4, activation="relu")), "activation='relu' is not supported; only activation='tanh'"),
+    (lambda: _seq(keras.layers.LSTM(4, recurrent_activation="hard_sigmoid")), "recurrent_activation='hard_sigmoid' is not supported"),
+    (lambda: _seq(keras.layers.SimpleRNN(4, activation="relu")), "(SimpleRNN): activation='relu' is not supported"),
+    (lambda: _seq(keras.layers.GRU(4), keras.layers.Dense(3, activation="elu")), "activation 'elu' is not supported; supported: linear, relu, sigmoid, tanh, softmax"),
+    (lambda: _seq(keras.layers.Conv1D(4, 3), keras.layers.GRU(4)), "layer type Conv1D is not supported"),
+    (lambda: _seq(keras.layers.Bidirectional(keras.layers.GRU(4))), "layer type Bidirectional is not supported"),
+    (lambda: _seq(keras.layers.Flatten(), keras.layers.Dense(3)), "layer type Flatten is not supported"),
+    (lambda: _seq(keras.layers.Dense(3)), "has no recurrent layer"),
+    (_two_inputs, "has 2 inputs and 1 outputs"),
+    (_branch, "takes 2 inputs"),
+]
+
+
+@pytest.mark.parametrize(("make", "message"), CASES)
+def test_refused_before_anything_is_written(make, message: str, tmp_path) -> None:  # noqa: ANN001
+    model = make()
+    calib = np.zeros((4, 10, 3), np.float32)
+    with pytest.raises(ExportError) as info:
+        export_model(model, calib, tmp_path / "out")
+    text = str(info.value)
+    assert message in text
+    assert "\n" not in text
+    assert not (tmp_path / "out").exists()
