@@ -38,6 +38,14 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
         raise ExportError(f"cannot load Keras model {str(p)!r}: {first}") from None
 
 
+def _flatten(args: Any) -> list[Any]:
+    if isinstance(args, list | tuple):
+        return [t for a in args for t in _flatten(a)]
+    if isinstance(args, dict):
+        return [t for a in args.values() for t in _flatten(a)]
+    return [args]
+
+
 def _chain(model: Any) -> list[Any]:
     """The model's layers from input to output, refusing anything but a single chain."""
     start = model.inputs[0]
@@ -51,7 +59,8 @@ def _chain(model: Any) -> list[Any]:
         if type(layer).__name__ == "InputLayer":
             break
         node = layer._inbound_nodes[node_index]
-        inputs = list(node.input_tensors)
+        # positional inputs only: Keras passes a propagated mask as a keyword tensor
+        inputs = [t for t in _flatten(node.arguments.args) if hasattr(t, "_keras_history")]
         if len(inputs) != 1:
             raise ExportError(
                 f"layer '{layer.name}' ({type(layer).__name__}) takes {len(inputs)} inputs; "
