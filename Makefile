@@ -9,10 +9,10 @@ DEMO   ?= build/demo
 
 .PHONY: demo test lint venv clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[train,dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,dev]'
 	touch $@
 
 venv: $(VENV)/.installed

@@ -25,6 +25,63 @@ DEFAULT_MAX_MEAN_ERROR = 0.03  # mean |int8 - float| as a fraction of the float 
 
 
 @dataclass
+class StreamReport:
+    """int8 vs float over one long stream of concatenated sequences, never reset."""
+
+    steps: int
+    sequences: int
+    bit_exact: bool
+    mean_error_first: float  # mean |int8 - float| over the steps of the first sequence
+    mean_error_last: float  # ... over the steps of the last sequence
+    max_error_first: float
+    max_error_last: float
+    agreement: float | None  # argmax agreement over every step
+
+
+def stream_check(
+    model: Any, qmodel: QuantModel, compiled: Any, seqs: Sequences, min_steps: int
+) -> StreamReport:
+    """Concatenate the real steps of the sequences (repeating them) to >= min_steps steps and
+    run them as one stream through the C, the integer reference and the float IR."""
+    from rnn2c.export.api import read_any  # noqa: PLC0415
+    from rnn2c.export.quantize import observe_model  # noqa: PLC0415
+
+    n, t = seqs.x.shape[:2]
+    lens = np.full(n, t) if seqs.lengths is None else np.asarray(seqs.lengths)
+    parts: list[np.ndarray] = []
+    bounds: list[int] = []
+    total = 0
+    i = 0
+    while total < min_steps:
+        parts.append(seqs.x[i % n, : lens[i % n]])
+        total += int(lens[i % n])
+        bounds.append(total)
+        i += 1
+    stream = np.concatenate(parts)[None]  # [1, S, F]
+    xq = qmodel.input_q.quantize(stream)
+    c_out = compiled.stream(xq[0])
+    ref = run_int(qmodel, xq)[0]
+    _, ir = read_any(model)
+    y_float, _ = observe_model(ir, stream.astype(np.float64))
+    err = np.abs(qmodel.output_q.dequantize(c_out) - y_float[0])
+    first = slice(0, bounds[0])
+    last = slice(bounds[-2] if len(bounds) > 1 else 0, bounds[-1])
+    agreement = None
+    if qmodel.output_size >= 2:
+        agreement = float((c_out.argmax(1) == y_float[0].argmax(1)).mean())
+    return StreamReport(
+        steps=int(stream.shape[1]),
+        sequences=len(parts),
+        bit_exact=bool(np.array_equal(c_out, ref)),
+        mean_error_first=float(err[first].mean()),
+        mean_error_last=float(err[last].mean()),
+        max_error_first=float(err[first].max()),
+        max_error_last=float(err[last].max()),
+        agreement=agreement,
+    )
+
+
+@dataclass
 class VerifyReport:
     name: str
     sequences: int
@@ -42,6 +99,7 @@ class VerifyReport:
     min_agreement: float
     max_mean_error: float
     state_bytes: int
+    stream: StreamReport | None = None
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -77,6 +135,19 @@ class VerifyReport:
         if self.float_accuracy is not None:
             rows.append(("accuracy float / int8", f"{pct(self.float_accuracy)} / {pct(self.int8_accuracy)}", ""))
         rows.append(("state", f"{self.state_bytes} bytes", ""))
+        if self.stream is not None:
+            s = self.stream
+            rows += [
+                (
+                    "stream C == reference",
+                    "bit-exact" if s.bit_exact else "NO",
+                    f"{s.steps} steps, {s.sequences} sequences, no reset",
+                ),
+                ("stream mean err first/last", f"{s.mean_error_first:.5f} / {s.mean_error_last:.5f}", "drift check"),
+                ("stream max err first/last", f"{s.max_error_first:.5f} / {s.max_error_last:.5f}", ""),
+            ]
+            if s.agreement is not None:
+                rows.append(("stream argmax agreement", pct(s.agreement), "every step"))
         w0 = max(len(r[0]) for r in rows)
         w1 = max(len(r[1]) for r in rows)
         lines = [f"rnn2c verify: {self.name}", f"  {'check':<{w0}}  {'result':<{w1}}  threshold"]
@@ -133,8 +204,13 @@ def verify(
     min_agreement: float = DEFAULT_MIN_AGREEMENT,
     max_mean_error: float = DEFAULT_MAX_MEAN_ERROR,
     cc: str | None = None,
+    stream_steps: int = 0,
 ) -> VerifyReport:
-    """Compile the export in out_dir, run `data` through it and compare with both references."""
+    """Compile the export in out_dir, run `data` through it and compare with both references.
+
+    stream_steps > 0 also runs the sequences back to back as one stream of at least that many
+    steps without reset, and reports the error at its start and end (drift).
+    """
     name, qmodel = read_export_dir(out_dir, name)
     if isinstance(data, Sequences):
         seqs = data
@@ -184,6 +260,10 @@ def verify(
         max_mean_error=max_mean_error,
         state_bytes=int(compiled.state_size),
     )
+    if stream_steps > 0:
+        report.stream = stream_check(model, qmodel, compiled, seqs, stream_steps)
+        if not report.stream.bit_exact:
+            report.failures.append("C output differs from the integer reference on the stream")
     if not report.bit_exact:
         report.failures.append("C output differs from the integer reference")
     if report.mean_abs_error > max_mean_error * out_range:

@@ -62,9 +62,12 @@ def export_model(
     out_dir: str | os.PathLike[str],
     name: str = "model",
     calibration: str = "minmax",
+    activations: str = "int8",
 ) -> ExportResult:
     """Keras model (.keras path or in memory) + calibration set -> C files in out_dir.
 
+    calibration: "minmax", "percentile" or "mse" (how activation ranges are chosen);
+    activations: "int8" or "int16" hidden states (weights are int8 either way).
     The folder is written atomically: on any error it is left as it was.
     """
     problem = check_name(name)
@@ -74,7 +77,7 @@ def export_model(
     _check_out_dir(out)
     _, ir = read_any(model)
     seqs = _calibration(calib, ir.input_size)
-    qmodel = quantize_model(ir, seqs.x, seqs.lengths, calibration)
+    qmodel = quantize_model(ir, seqs.x, seqs.lengths, calibration, activations)
     files = render(qmodel, name)
     manifest = {
         "rnn2c_version": __version__,
@@ -90,6 +93,7 @@ def export_model(
         "weight_bytes": qmodel.weight_bytes(),
         "macs_per_step": qmodel.macs,
         "calibration": calibration,
+        "activations": activations,
         "calibration_sequences": int(seqs.x.shape[0]),
         "layers": [
             {"name": layer.name, "kind": layer.kind, "output_size": layer.output_size}

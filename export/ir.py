@@ -22,21 +22,38 @@ class ExportError(ValueError):
 
 @dataclass(frozen=True)
 class ActQuant:
-    """Affine int8 quantization of an activation vector: real = scale * (q - zero_point)."""
+    """Affine quantization of an activation vector: real = scale * (q - zero_point).
+
+    bits is 8 (int8) or 16 (int16, the hidden states with --activations int16).
+    """
 
     scale: float
     zero_point: int
+    bits: int = 8
+
+    @property
+    def max_abs(self) -> int:
+        """Largest |q| an input of this type can hold (for accumulator bounds)."""
+        return 1 << (self.bits - 1)
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         q = np.round(np.asarray(x, dtype=np.float64) / self.scale) + self.zero_point
-        return np.clip(q, -128, 127).astype(np.int8)
+        lo, hi = -(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1
+        return np.clip(q, lo, hi).astype(np.int8 if self.bits == 8 else np.int16)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         return (np.asarray(q, dtype=np.float64) - self.zero_point) * self.scale
 
 
-#: the Q0.7 hidden state of every recurrent layer
+#: the Q0.7 int8 hidden state of recurrent layers (the default)
 STATE_QUANT = ActQuant(1.0 / 128.0, 0)
+#: the Q0.15 int16 hidden state with --activations int16
+STATE_QUANT16 = ActQuant(1.0 / 32768.0, 0, 16)
+ACTIVATION_TYPES = ("int8", "int16")
+
+
+def state_quant(state_bits: int) -> ActQuant:
+    return STATE_QUANT16 if state_bits == 16 else STATE_QUANT
 
 
 class Observer:
@@ -98,7 +115,10 @@ class FloatLayer:
         """One time step on a batch x [B, input_size] (float64); updates state in place."""
         raise NotImplementedError
 
-    def quantize(self, input_q: ActQuant, obs: Observer, method: str) -> QuantLayer:
+    def quantize(
+        self, input_q: ActQuant, obs: Observer, method: str, state_bits: int = 8
+    ) -> QuantLayer:
+        """The quantizer rule: input quantization in, quantized layer out."""
         raise NotImplementedError
 
 
@@ -137,9 +157,9 @@ class QuantLayer:
     def state_fields(self) -> list[StateField]:
         return []
 
-    def scratch(self) -> tuple[int, int]:
-        """(int32 words, int8 bytes) of stack scratch one step needs."""
-        return (0, 0)
+    def scratch(self) -> tuple[int, int, int]:
+        """(int32 words, int8 bytes, int16 words) of stack scratch one step needs."""
+        return (0, 0, 0)
 
     def init_state(self, batch: int) -> dict[str, np.ndarray]:
         return {f.name: np.zeros((batch, f.length), dtype=np.int64) for f in self.state_fields()}
@@ -169,7 +189,7 @@ class QuantLayer:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if isinstance(v, ActQuant):
-                out[f.name] = {"scale": v.scale, "zero_point": v.zero_point}
+                out[f.name] = {"scale": v.scale, "zero_point": v.zero_point, "bits": v.bits}
             elif not isinstance(v, np.ndarray):
                 out[f.name] = v
         return out
@@ -197,10 +217,13 @@ class QuantModel:
     input_size: int
     calibration: str = "minmax"
     source: str = ""
+    activations: str = "int8"
 
     @property
     def output_q(self) -> ActQuant:
-        return self.layers[-1].output_q
+        """The int8 model output (an int16 last state is narrowed to Q0.7)."""
+        q = self.layers[-1].output_q
+        return STATE_QUANT if q.bits == 16 else q
 
     @property
     def output_size(self) -> int:

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnn2c.export.fixedpoint import INT32_MAX, quantize_multiplier, requantize
-from rnn2c.export.ir import ActQuant, ExportError, ModelIR, Observer, QuantModel
+from rnn2c.export.ir import (
+    ACTIVATION_TYPES,
+    ActQuant,
+    ExportError,
+    ModelIR,
+    Observer,
+    QuantModel,
+)
 
 #: calibration range methods accepted by --calibration
 CALIBRATION_METHODS = ("minmax", "percentile", "mse")
@@ -37,10 +44,11 @@ class QuantFC:
     def cols(self) -> int:
         return int(self.weight.shape[1])
 
-    def worst_case_acc(self) -> int:
-        """Largest |accumulator| any int8 input can produce: |bias| + 128 * sum |w|."""
+    def worst_case_acc(self, input_bits: int = 8) -> int:
+        """Largest |accumulator| any input can produce: |bias| + max|x| * sum |w|."""
         w = np.abs(self.weight.astype(np.int64)).sum(axis=1)
-        return int((np.abs(self.bias.astype(np.int64)) + 128 * w).max(initial=0))
+        peak = 1 << (input_bits - 1)
+        return int((np.abs(self.bias.astype(np.int64)) + peak * w).max(initial=0))
 
     def matvec(self, x: np.ndarray, begin: int = 0, end: int | None = None) -> np.ndarray:
         """Mirror of rnn2c_fc_s8 for rows [begin, end) on a batch x [B, cols]."""
@@ -72,6 +80,7 @@ def quantize_fc(
     acc_scale = w_scale * input_q.scale
     b = np.zeros(rows) if bias is None else np.asarray(bias, dtype=np.float64)
     bias_q = np.round(b / acc_scale).astype(np.int64) - input_q.zero_point * wq.sum(axis=1)
+    in_max = input_q.max_abs
     fc = QuantFC(
         weight=wq.astype(np.int8),
         bias=np.clip(bias_q, -INT32_MAX, INT32_MAX).astype(np.int32),
@@ -79,11 +88,11 @@ def quantize_fc(
         shift=np.ones(rows, dtype=np.int8),
     )
     # Overflow guard (see rnn2c_runtime.h): no input can push an accumulator past int32.
-    worst = int((np.abs(bias_q) + 128 * np.abs(wq).sum(axis=1)).max(initial=0))
+    worst = int((np.abs(bias_q) + in_max * np.abs(wq).sum(axis=1)).max(initial=0))
     if worst > INT32_MAX:
         raise ExportError(
             f"{where}: worst-case int32 accumulator {worst} exceeds 2^31-1 "
-            f"({cols} inputs); reduce the bias magnitude or the layer width"
+            f"({cols} int{input_q.bits} inputs); reduce the layer width or the bias magnitude"
         )
     for r in range(rows):
         try:
@@ -166,20 +175,32 @@ def observe_model(
 
 
 def quantize_model(
-    model: ModelIR, calib_x: np.ndarray, calib_lengths: np.ndarray | None, method: str = "minmax"
+    model: ModelIR,
+    calib_x: np.ndarray,
+    calib_lengths: np.ndarray | None,
+    method: str = "minmax",
+    activations: str = "int8",
 ) -> QuantModel:
-    """Quantize a float IR with a calibration set [N, T, F]."""
+    """Quantize a float IR with a calibration set [N, T, F].
+
+    activations: "int8" (int8 hidden states) or "int16" (int16 hidden states, int8 weights).
+    """
     if method not in CALIBRATION_METHODS:
         raise ExportError(
             f"unknown calibration method {method!r}; use one of {', '.join(CALIBRATION_METHODS)}"
         )
+    if activations not in ACTIVATION_TYPES:
+        raise ExportError(
+            f"unknown activation type {activations!r}; use one of {', '.join(ACTIVATION_TYPES)}"
+        )
+    state_bits = 16 if activations == "int16" else 8
     _, obs = observe_model(model, calib_x, calib_lengths)
     input_q = act_quant_from_range(*choose_range(obs.get("input"), method))
     q = input_q
     layers = []
     for i, layer in enumerate(model.layers):
         sub = _SubObserver(obs, f"{i}.")
-        ql = layer.quantize(q, sub, method)  # type: ignore[arg-type]
+        ql = layer.quantize(q, sub, method, state_bits)  # type: ignore[arg-type]
         layers.append(ql)
         q = ql.output_q
     return QuantModel(
@@ -188,6 +209,7 @@ def quantize_model(
         input_size=model.input_size,
         calibration=method,
         source=model.source,
+        activations=activations,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnn2c.export import fixedpoint as fx
 from rnn2c.export.ir import QuantModel
 
 
@@ -25,6 +26,8 @@ def run_int(qmodel: QuantModel, xq: np.ndarray, lengths: np.ndarray | None = Non
         h = xq[:, step, :].astype(np.int64)
         for layer, state in zip(qmodel.layers, states, strict=True):
             h = layer.step(state, h)
+        if qmodel.layers[-1].output_q.bits == 16:  # an int16 last state leaves as int8 Q0.7
+            h = fx.q15_to_state(h)
         out[:, step, :] = np.where(running[:, None], h, 0).astype(np.int8)
     return out
 

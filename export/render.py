@@ -63,6 +63,9 @@ class LayerView:
     p: str  # symbol prefix of its static data and state members, e.g. l0_gru
     P: str  # upper-case prefix of its macros, e.g. MODEL_L0_GRU
     input: str  # C expression of its input vector
+    input_bits: int  # 8 or 16: the type of its input vector
+    input_fc: str  # projection kernel for the input's type: rnn2c_fc_s8 or rnn2c_fc_s8_s16
+    state_type: str  # s8 or s16: the variant of its cell kernel
     output: str  # C expression of its output vector
     buffer: str | None  # name of a stack buffer holding its output, if any
     label: str
@@ -97,6 +100,7 @@ def render(qmodel: QuantModel, name: str) -> dict[str, str]:
     upper = name.upper()
     views: list[LayerView] = []
     prev = "input"
+    prev_bits = 8  # the model input is int8
     n = len(qmodel.layers)
     for i, layer in enumerate(qmodel.layers):
         p = f"l{i}_{layer.kind}"
@@ -115,10 +119,25 @@ def render(qmodel: QuantModel, name: str) -> dict[str, str]:
         elif layer.kind == "dense":
             extra = layer.activation  # type: ignore[attr-defined]
         views.append(
-            LayerView(i, layer, p, f"{upper}_{p.upper()}", prev, output, buffer, LABELS[layer.kind], extra)
+            LayerView(
+                index=i,
+                q=layer,
+                p=p,
+                P=f"{upper}_{p.upper()}",
+                input=prev,
+                input_bits=prev_bits,
+                input_fc="rnn2c_fc_s8" if prev_bits == 8 else "rnn2c_fc_s8_s16",
+                state_type=f"s{layer.output_q.bits}",
+                output=output,
+                buffer=buffer,
+                label=LABELS[layer.kind],
+                extra=extra,
+            )
         )
         prev = output
+        prev_bits = layer.output_q.bits
     copy_from = views[-1].output if views[-1].output != "output" else None
+    narrow_output = qmodel.layers[-1].output_q.bits == 16
 
     fields: list[dict[str, Any]] = []
     for v in views:
@@ -137,6 +156,7 @@ def render(qmodel: QuantModel, name: str) -> dict[str, str]:
     fields.sort(key=lambda f: 0 if f["ctype"] == "int16_t" else 1)  # no padding between arrays
     scratch_words = max(layer.scratch()[0] for layer in qmodel.layers)
     scratch_bytes = max(layer.scratch()[1] for layer in qmodel.layers)
+    scratch_halfwords = max(layer.scratch()[2] for layer in qmodel.layers)
     buffers = sum(v.q.output_size for v in views if v.buffer)
     ctx = {
         "name": name,
@@ -152,7 +172,10 @@ def render(qmodel: QuantModel, name: str) -> dict[str, str]:
         "state_bytes": qmodel.state_bytes(),
         "scratch_words": scratch_words,
         "scratch_bytes": scratch_bytes,
-        "stack_bytes": 4 * scratch_words + scratch_bytes + buffers,
+        "scratch_halfwords": scratch_halfwords,
+        "stack_bytes": 4 * scratch_words + scratch_bytes + 2 * scratch_halfwords + buffers,
+        "activations": qmodel.activations,
+        "narrow_output": narrow_output,
         "weight_bytes": qmodel.weight_bytes(),
         "macs": qmodel.macs,
         "calibration": qmodel.calibration,

@@ -28,7 +28,7 @@ def _flatten(layer: Any, prefix: str, arrays: dict[str, np.ndarray]) -> dict[str
         elif isinstance(v, np.ndarray):
             arrays[prefix + f.name] = v
         elif isinstance(v, ActQuant):
-            meta[f.name] = {"scale": v.scale, "zero_point": v.zero_point}
+            meta[f.name] = {"scale": v.scale, "zero_point": v.zero_point, "bits": v.bits}
         else:
             meta[f.name] = v
     return meta
@@ -44,6 +44,7 @@ def to_bytes(qmodel: QuantModel) -> bytes:
     header = {
         "format": FORMAT_VERSION,
         "input_q": {"scale": qmodel.input_q.scale, "zero_point": qmodel.input_q.zero_point},
+        "activations": qmodel.activations,
         "input_size": qmodel.input_size,
         "calibration": qmodel.calibration,
         "source": qmodel.source,
@@ -79,8 +80,9 @@ def load(path: str | Path) -> QuantModel:
                 kwargs[f.name] = arrays[key]
             elif f.name == "output_q":
                 kwargs[f.name] = ActQuant(**meta[f.name])
-            else:
+            elif f.name in meta:
                 kwargs[f.name] = meta[f.name]
+            # else: a field newer than the file; its dataclass default applies
         layers.append(cls(**kwargs))
     return QuantModel(
         layers=layers,
@@ -88,4 +90,5 @@ def load(path: str | Path) -> QuantModel:
         input_size=int(header["input_size"]),
         calibration=header.get("calibration", "minmax"),
         source=header.get("source", ""),
+        activations=header.get("activations", "int8"),
     )

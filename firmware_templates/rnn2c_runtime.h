@@ -9,15 +9,16 @@
  *   Q3.12  int16 gate pre-activation, real = q / 4096, range [-8, 8)
  *   Q0.15  int16 gate / activation output, real = q / 32768
  *   Q0.7   int8 hidden state, real = q / 128, zero point 0
+ *   Q0.15  int16 hidden state with --activations int16, real = q / 32768
  *   cell   int16 LSTM cell state with `cell_frac_bits` fractional bits
  *
  * The NumPy module rnn2c/export/fixedpoint.py mirrors each function here; the generated C is
  * checked against it bit for bit.
  *
  * Accumulator bound: every int32 accumulator starts at a folded bias and adds at most `cols`
- * products w*x with |w| <= 127 and |x| <= 128. The exporter checks, for every row,
- * |bias| + 128 * sum(|w|) <= INT32_MAX, and refuses the model otherwise, so no partial sum can
- * overflow. Requantization multiplies an int32 by a multiplier < 2^31 in 64 bits: |product| <
+ * products w*x with |w| <= 127 and |x| <= 128 (|x| <= 32768 for int16 inputs). The exporter
+ * checks, for every row, |bias| + max|x| * sum(|w|) <= INT32_MAX, and refuses the model
+ * otherwise, so no partial sum can overflow. Requantization multiplies an int32 by a multiplier < 2^31 in 64 bits: |product| <
  * 2^62, plus a rounding term <= 2^61, below 2^63.
  */
 #ifndef RNN2C_RUNTIME_H
@@ -199,7 +200,8 @@ typedef struct {
     uint16_t cols;
 } rnn2c_fc_s8_t;
 
-/* out[r] = requantize(bias[r] + sum_c weight[r][c] * x[c]) for rows [row_begin, row_end). */
+/* out[r] = requantize(bias[r] + sum_c weight[r][c] * x[c]) for rows [row_begin, row_end),
+ * on an int8 input vector. */
 static inline void rnn2c_fc_s8(const rnn2c_fc_s8_t *fc, const int8_t *x, int32_t *out,
                                uint16_t row_begin, uint16_t row_end)
 {
@@ -215,48 +217,102 @@ static inline void rnn2c_fc_s8(const rnn2c_fc_s8_t *fc, const int8_t *x, int32_t
     }
 }
 
+/* As rnn2c_fc_s8, on an int16 input vector (int16 activations). The exporter bounds
+ * |bias| + 32768 * sum(|w|) <= INT32_MAX for these. */
+static inline void rnn2c_fc_s8_s16(const rnn2c_fc_s8_t *fc, const int16_t *x, int32_t *out,
+                                   uint16_t row_begin, uint16_t row_end)
+{
+    uint16_t r;
+    uint16_t c;
+    for (r = row_begin; r < row_end; ++r) {
+        const int8_t *w = fc->weight + (size_t)r * fc->cols;
+        int32_t acc = fc->bias[r];
+        for (c = 0; c < fc->cols; ++c) {
+            acc += (int32_t)w[c] * (int32_t)x[c];
+        }
+        out[r] = rnn2c_requantize(acc, fc->multiplier[r], fc->shift[r]);
+    }
+}
+
+/*
+ * Recurrent layers run in two calls: the input projection (rnn2c_fc_s8 or rnn2c_fc_s8_s16,
+ * by the type of the layer's input) into acc[0 .. G*U), then the cell (_s8 for an int8 Q0.7
+ * state, _s16 for an int16 Q0.15 state), which adds the recurrent part and updates the state.
+ */
+
 /* ---------------------------------------------------------------- GRU */
 
 typedef struct {
     rnn2c_fc_s8_t input;     /* 3U x F, rows z | r | candidate; input zero point folded */
-    rnn2c_fc_s8_t recurrent; /* 3U x U on the Q0.7 state */
+    rnn2c_fc_s8_t recurrent; /* 3U x U on the state */
     uint16_t units;
     uint8_t reset_after;     /* 1: r gates (W_h h + b_h) (Keras default); 0: W_h (r * h) */
 } rnn2c_gru_s8_t;
 
-/* One GRU step, updating h (Q0.7) in place. acc: 6U int32 scratch; rh: U int8 scratch. */
-static inline void rnn2c_gru_step_s8(const rnn2c_gru_s8_t *p, const int8_t *x, int8_t *h,
-                                     int32_t *acc, int8_t *rh)
+/* z and r (Q0.15) into acc[0 .. 2U) from input (acc) and recurrent (acc + 3U) parts. */
+static inline void rnn2c_gru_gates(uint16_t u, int32_t *acc)
+{
+    const int32_t *gh = acc + 3 * u;
+    uint16_t j;
+    for (j = 0; j < 2 * u; ++j) {
+        acc[j] = rnn2c_sigmoid_q15(acc[j] + gh[j]);
+    }
+}
+
+/* Candidate of unit j (Q0.15) once gates and the recurrent candidate part are in acc. */
+static inline int32_t rnn2c_gru_candidate(const rnn2c_gru_s8_t *p, const int32_t *acc, uint16_t j)
 {
     const uint16_t u = p->units;
-    int32_t *gx = acc;         /* input part of z, r, candidate, Q3.12 */
-    int32_t *gh = acc + 3 * u; /* recurrent part, Q3.12 */
-    uint16_t j;
-    rnn2c_fc_s8(&p->input, x, gx, 0, (uint16_t)(3 * u));
-    rnn2c_fc_s8(&p->recurrent, h, gh, 0, (uint16_t)((p->reset_after ? 3 : 2) * u));
-    for (j = 0; j < u; ++j) {
-        gx[j] = rnn2c_sigmoid_q15(gx[j] + gh[j]);             /* z, Q0.15 */
-        gx[u + j] = rnn2c_sigmoid_q15(gx[u + j] + gh[u + j]); /* r, Q0.15 */
+    int32_t rec = acc[5 * u + j];
+    if (p->reset_after) {
+        /* r (Q0.15) * recurrent candidate (Q3.12, |.| <= 2^24): 64-bit product */
+        rec = (int32_t)(((int64_t)acc[u + j] * rec + ((int64_t)1 << 14)) >> 15);
     }
+    return rnn2c_tanh_q15(acc[2 * u + j] + rec);
+}
+
+/* h = z * h + (1 - z) * candidate in Q0.15: a convex combination, so |sum| <= 2^30. */
+static inline int32_t rnn2c_gru_blend_q15(int32_t z, int32_t h_q15, int32_t cand)
+{
+    return rnn2c_rshift_round(z * h_q15 + (RNN2C_Q15_ONE - z) * cand, 15);
+}
+
+/* GRU cell, int8 Q0.7 state. acc: 6U int32 (input projection first); rh: U int8 scratch. */
+static inline void rnn2c_gru_cell_s8(const rnn2c_gru_s8_t *p, int8_t *h, int32_t *acc, int8_t *rh)
+{
+    const uint16_t u = p->units;
+    uint16_t j;
+    rnn2c_fc_s8(&p->recurrent, h, acc + 3 * u, 0, (uint16_t)((p->reset_after ? 3 : 2) * u));
+    rnn2c_gru_gates(u, acc);
     if (!p->reset_after) {
         for (j = 0; j < u; ++j) {
-            rh[j] = rnn2c_sat_s8(rnn2c_rshift_round(gx[u + j] * (int32_t)h[j], 15));
+            rh[j] = rnn2c_sat_s8(rnn2c_rshift_round(acc[u + j] * (int32_t)h[j], 15));
         }
-        rnn2c_fc_s8(&p->recurrent, rh, gh, (uint16_t)(2 * u), (uint16_t)(3 * u));
+        rnn2c_fc_s8(&p->recurrent, rh, acc + 3 * u, (uint16_t)(2 * u), (uint16_t)(3 * u));
     }
     for (j = 0; j < u; ++j) {
-        const int32_t z = gx[j];
-        int32_t rec = gh[2 * u + j];
-        int32_t cand;
-        int32_t blend;
-        if (p->reset_after) {
-            /* r (Q0.15) * recurrent candidate (Q3.12, |.| <= 2^24): 64-bit product */
-            rec = (int32_t)(((int64_t)gx[u + j] * rec + ((int64_t)1 << 14)) >> 15);
+        const int32_t cand = rnn2c_gru_candidate(p, acc, j);
+        h[j] = rnn2c_q15_to_state(rnn2c_gru_blend_q15(acc[j], (int32_t)h[j] * 256, cand));
+    }
+}
+
+/* GRU cell, int16 Q0.15 state. acc: 6U int32 (input projection first); rh: U int16 scratch. */
+static inline void rnn2c_gru_cell_s16(const rnn2c_gru_s8_t *p, int16_t *h, int32_t *acc,
+                                      int16_t *rh)
+{
+    const uint16_t u = p->units;
+    uint16_t j;
+    rnn2c_fc_s8_s16(&p->recurrent, h, acc + 3 * u, 0, (uint16_t)((p->reset_after ? 3 : 2) * u));
+    rnn2c_gru_gates(u, acc);
+    if (!p->reset_after) {
+        for (j = 0; j < u; ++j) {
+            rh[j] = (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(acc[u + j] * (int32_t)h[j], 15));
         }
-        cand = rnn2c_tanh_q15(gx[2 * u + j] + rec);
-        /* h = z * h + (1 - z) * cand in Q0.15; a convex combination, so |sum| <= 2^30 */
-        blend = z * ((int32_t)h[j] * 256) + (RNN2C_Q15_ONE - z) * cand;
-        h[j] = rnn2c_q15_to_state(rnn2c_rshift_round(blend, 15));
+        rnn2c_fc_s8_s16(&p->recurrent, rh, acc + 3 * u, (uint16_t)(2 * u), (uint16_t)(3 * u));
+    }
+    for (j = 0; j < u; ++j) {
+        const int32_t cand = rnn2c_gru_candidate(p, acc, j);
+        h[j] = (int16_t)rnn2c_sat_s16(rnn2c_gru_blend_q15(acc[j], (int32_t)h[j], cand));
     }
 }
 
@@ -264,33 +320,51 @@ static inline void rnn2c_gru_step_s8(const rnn2c_gru_s8_t *p, const int8_t *x, i
 
 typedef struct {
     rnn2c_fc_s8_t input;     /* 4U x F, rows i | f | g | o */
-    rnn2c_fc_s8_t recurrent; /* 4U x U on the Q0.7 state */
+    rnn2c_fc_s8_t recurrent; /* 4U x U on the state */
     uint16_t units;
     uint8_t cell_frac_bits;  /* fractional bits of the int16 cell state */
 } rnn2c_lstm_s8_t;
 
-/* One LSTM step, updating h (Q0.7) and c (int16) in place. acc: 8U int32 scratch. */
-static inline void rnn2c_lstm_step_s8(const rnn2c_lstm_s8_t *p, const int8_t *x, int8_t *h,
-                                      int16_t *c, int32_t *acc)
+/* Update cell j from the gate sums in acc (input part + recurrent part at acc + 4U);
+ * returns o * tanh(c) in Q0.30. */
+static inline int32_t rnn2c_lstm_unit(const rnn2c_lstm_s8_t *p, const int32_t *acc, int16_t *c,
+                                      uint16_t j)
 {
     const uint16_t u = p->units;
+    const int32_t *gh = acc + 4 * u;
     const int cell_shift = 30 - (int)p->cell_frac_bits; /* Q0.30 product -> cell format */
-    int32_t *gx = acc;
-    int32_t *gh = acc + 4 * u;
+    const int32_t i_gate = rnn2c_sigmoid_q15(acc[j] + gh[j]);
+    const int32_t f_gate = rnn2c_sigmoid_q15(acc[u + j] + gh[u + j]);
+    const int32_t g_cand = rnn2c_tanh_q15(acc[2 * u + j] + gh[2 * u + j]);
+    const int32_t o_gate = rnn2c_sigmoid_q15(acc[3 * u + j] + gh[3 * u + j]);
+    /* c = f * c + i * g; each product is below 2^30 in magnitude */
+    const int32_t cell = rnn2c_sat_s16(rnn2c_rshift_round(f_gate * (int32_t)c[j], 15) +
+                                       rnn2c_rshift_round(i_gate * g_cand, cell_shift));
+    c[j] = (int16_t)cell;
+    return o_gate * rnn2c_tanh_q15(rnn2c_q12_from_frac(cell, p->cell_frac_bits));
+}
+
+/* LSTM cell, int8 Q0.7 state. acc: 8U int32 (input projection first). */
+static inline void rnn2c_lstm_cell_s8(const rnn2c_lstm_s8_t *p, int8_t *h, int16_t *c,
+                                      int32_t *acc)
+{
+    const uint16_t u = p->units;
     uint16_t j;
-    rnn2c_fc_s8(&p->input, x, gx, 0, (uint16_t)(4 * u));
-    rnn2c_fc_s8(&p->recurrent, h, gh, 0, (uint16_t)(4 * u));
+    rnn2c_fc_s8(&p->recurrent, h, acc + 4 * u, 0, (uint16_t)(4 * u));
     for (j = 0; j < u; ++j) {
-        const int32_t i_gate = rnn2c_sigmoid_q15(gx[j] + gh[j]);
-        const int32_t f_gate = rnn2c_sigmoid_q15(gx[u + j] + gh[u + j]);
-        const int32_t g_cand = rnn2c_tanh_q15(gx[2 * u + j] + gh[2 * u + j]);
-        const int32_t o_gate = rnn2c_sigmoid_q15(gx[3 * u + j] + gh[3 * u + j]);
-        /* c = f * c + i * g; each product is below 2^30 in magnitude */
-        const int32_t cell = rnn2c_sat_s16(rnn2c_rshift_round(f_gate * (int32_t)c[j], 15) +
-                                           rnn2c_rshift_round(i_gate * g_cand, cell_shift));
-        const int32_t tanh_c = rnn2c_tanh_q15(rnn2c_q12_from_frac(cell, p->cell_frac_bits));
-        c[j] = (int16_t)cell;
-        h[j] = rnn2c_sat_s8(rnn2c_rshift_round(o_gate * tanh_c, 23)); /* Q0.30 -> Q0.7 */
+        h[j] = rnn2c_sat_s8(rnn2c_rshift_round(rnn2c_lstm_unit(p, acc, c, j), 23)); /* -> Q0.7 */
+    }
+}
+
+/* LSTM cell, int16 Q0.15 state. acc: 8U int32 (input projection first). */
+static inline void rnn2c_lstm_cell_s16(const rnn2c_lstm_s8_t *p, int16_t *h, int16_t *c,
+                                       int32_t *acc)
+{
+    const uint16_t u = p->units;
+    uint16_t j;
+    rnn2c_fc_s8_s16(&p->recurrent, h, acc + 4 * u, 0, (uint16_t)(4 * u));
+    for (j = 0; j < u; ++j) {
+        h[j] = (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(rnn2c_lstm_unit(p, acc, c, j), 15));
     }
 }
 
@@ -298,20 +372,29 @@ static inline void rnn2c_lstm_step_s8(const rnn2c_lstm_s8_t *p, const int8_t *x,
 
 typedef struct {
     rnn2c_fc_s8_t input;     /* U x F */
-    rnn2c_fc_s8_t recurrent; /* U x U on the Q0.7 state */
+    rnn2c_fc_s8_t recurrent; /* U x U on the state */
     uint16_t units;
 } rnn2c_rnn_s8_t;
 
-/* One SimpleRNN step, h = tanh(W x + U h + b), updating h (Q0.7). acc: 2U int32 scratch. */
-static inline void rnn2c_rnn_step_s8(const rnn2c_rnn_s8_t *p, const int8_t *x, int8_t *h,
-                                     int32_t *acc)
+/* SimpleRNN cell h = tanh(W x + U h + b), int8 Q0.7 state. acc: 2U int32 (projection first). */
+static inline void rnn2c_rnn_cell_s8(const rnn2c_rnn_s8_t *p, int8_t *h, int32_t *acc)
 {
     const uint16_t u = p->units;
     uint16_t j;
-    rnn2c_fc_s8(&p->input, x, acc, 0, u);
     rnn2c_fc_s8(&p->recurrent, h, acc + u, 0, u);
     for (j = 0; j < u; ++j) {
         h[j] = rnn2c_q15_to_state(rnn2c_tanh_q15(acc[j] + acc[u + j]));
+    }
+}
+
+/* SimpleRNN cell, int16 Q0.15 state. acc: 2U int32 (projection first). */
+static inline void rnn2c_rnn_cell_s16(const rnn2c_rnn_s8_t *p, int16_t *h, int32_t *acc)
+{
+    const uint16_t u = p->units;
+    uint16_t j;
+    rnn2c_fc_s8_s16(&p->recurrent, h, acc + u, 0, u);
+    for (j = 0; j < u; ++j) {
+        h[j] = (int16_t)rnn2c_tanh_q15(acc[j] + acc[u + j]);
     }
 }
 
@@ -331,13 +414,12 @@ typedef struct {
     uint8_t activation; /* RNN2C_ACT_* */
 } rnn2c_dense_s8_t;
 
-/* y = activation(W x + b) on int8 vectors. acc: rows int32 scratch. */
-static inline void rnn2c_dense_s8(const rnn2c_dense_s8_t *p, const int8_t *x, int8_t *y,
-                                  int32_t *acc)
+/* y = activation(acc) as int8, where acc holds the projection W x + b (rnn2c_fc_s8 or
+ * rnn2c_fc_s8_s16 on p->fc). acc is clobbered. */
+static inline void rnn2c_dense_output_s8(const rnn2c_dense_s8_t *p, int32_t *acc, int8_t *y)
 {
     const uint16_t n = p->fc.rows;
     uint16_t j;
-    rnn2c_fc_s8(&p->fc, x, acc, 0, n);
     if (p->activation == RNN2C_ACT_SOFTMAX) {
         int32_t max = acc[0];
         int32_t total = 0;

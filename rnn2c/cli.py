@@ -29,7 +29,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     try:
         res = export_model(
-            args.model, args.calib, args.out, name=args.name, calibration=args.calibration
+            args.model,
+            args.calib,
+            args.out,
+            name=args.name,
+            calibration=args.calibration,
+            activations=args.activations,
         )
     except ExportError as e:
         return _fail("export", str(e))
@@ -58,6 +63,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             name=args.name,
             min_agreement=args.min_agreement,
             max_mean_error=args.max_mean_error,
+            stream_steps=args.stream,
         )
     except ExportError as e:
         return _fail("verify", str(e))
@@ -107,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("minmax", "percentile", "mse"),
         help="how activation ranges are chosen from the calibration set (default: minmax)",
     )
+    p.add_argument(
+        "--activations",
+        default="int8",
+        choices=("int8", "int16"),
+        help="hidden-state type: int8 (default) or int16 for models where int8 states lose "
+        "accuracy; weights stay int8 and input/output stay int8 either way",
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("verify", help="compile an export, run data through it, compare with Keras")
@@ -120,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.03,
         help="maximum mean |int8 - float| as a fraction of the float output range (default 0.03)",
+    )
+    p.add_argument(
+        "--stream",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also run the sequences back to back as one stream of at least STEPS steps without "
+        "reset and report the int8 error at its start and end (drift check), e.g. 10000",
     )
     p.add_argument("--json", default=None, help="also write the report as JSON to this file")
     p.set_defaults(func=cmd_verify)

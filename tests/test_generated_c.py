@@ -35,6 +35,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     x = np.random.default_rng(0).normal(size=(8, 10, 4)).astype(np.float32)
     export_model(a, x, d / "a", name="alpha")
     export_model(b, x, d / "b", name="beta")
+    export_model(a, x, d / "g", name="gamma", activations="int16")
     return d
 
 
@@ -42,21 +43,23 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("cc", COMPILERS)
 @pytest.mark.parametrize("std", ["-std=c99", "-std=c11"])
 @pytest.mark.parametrize("opt", ["-O0", "-O2", "-Os"])
-def test_compiles_warning_free(exported: Path, cc: str, std: str, opt: str) -> None:
-    src = exported / "a" / "alpha.c"
-    subprocess.run([cc, std, opt, *STRICT, "-c", str(src), "-o", str(exported / f"a-{cc}{std}{opt}.o")],
-                   check=True, capture_output=True, text=True)
+@pytest.mark.parametrize("model", ["a/alpha", "g/gamma"])
+def test_compiles_warning_free(exported: Path, cc: str, std: str, opt: str, model: str) -> None:
+    src = exported / f"{model}.c"
+    obj = exported / f"{model}-{cc}{std}{opt}.o"
+    subprocess.run([cc, std, opt, *STRICT, "-c", str(src), "-o", str(obj)], check=True, capture_output=True, text=True)
 
 
-def test_step_path_has_no_floats(exported: Path) -> None:
-    c = (exported / "a" / "alpha.c").read_text()
+@pytest.mark.parametrize("model", ["a/alpha", "g/gamma"])
+def test_step_path_has_no_floats(exported: Path, model: str) -> None:
+    c = (exported / f"{model}.c").read_text()
     code = re.sub(r"/\*.*?\*/", "", c, flags=re.S)
     assert not re.search(r"\b(float|double)\b", code)
     assert "math.h" not in code and "malloc" not in code
     if platform.machine() in ("x86_64", "AMD64") and shutil.which("gcc"):
         # gcc refuses any floating-point operation when only integer registers may be used
         subprocess.run(["gcc", "-std=c99", "-O2", "-mgeneral-regs-only", *STRICT, "-c",
-                        str(exported / "a" / "alpha.c"), "-o", str(exported / "noflt.o")], check=True)
+                        str(exported / f"{model}.c"), "-o", str(exported / "noflt.o")], check=True)
 
 
 def test_only_reset_and_step_are_exported(exported: Path) -> None:

@@ -37,6 +37,15 @@ def extreme_inputs(n_steps: int, features: int) -> np.ndarray:
 
 @pytest.mark.parametrize("seed", range(N_CONFIGS))
 def test_random_model_bit_exact_and_close(seed: int, tmp_path) -> None:  # noqa: ANN001
+    check_random_model(seed, tmp_path, "int8")
+
+
+@pytest.mark.parametrize("seed", range(1000, 1000 + N_CONFIGS // 2))
+def test_random_model_int16_activations(seed: int, tmp_path) -> None:  # noqa: ANN001
+    check_random_model(seed, tmp_path, "int16")
+
+
+def check_random_model(seed: int, tmp_path, activations: str) -> None:  # noqa: ANN001
     cfg = random_config(seed)
     model = build(cfg)
     rng = np.random.default_rng(seed)
@@ -44,7 +53,7 @@ def test_random_model_bit_exact_and_close(seed: int, tmp_path) -> None:  # noqa:
     calib = (rng.normal(size=(48, cfg.steps, cfg.features)) * scale).astype(np.float32)
     test = (rng.normal(size=(32, cfg.steps, cfg.features)) * scale).astype(np.float32)
 
-    res = export_model(model, calib, tmp_path / "c", name=f"m{seed}")
+    res = export_model(model, calib, tmp_path / "c", name=f"m{seed}", activations=activations)
     q = res.qmodel
 
     # the float IR is Keras' arithmetic

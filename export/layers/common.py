@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnn2c.export.ir import ExportError
+from rnn2c.export.ir import ExportError, StateField
+
+
+def state_field(state_bits: int, units: int) -> StateField:
+    """The hidden state array of a recurrent layer: int8 Q0.7 or int16 Q0.15."""
+    if state_bits == 16:
+        return StateField("h", "int16_t", units, "hidden state, Q0.15")
+    return StateField("h", "int8_t", units, "hidden state, Q0.7")
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -59,7 +59,7 @@ class DenseLayer(FloatLayer):
             obs.observe("output", y)
         return y
 
-    def quantize(self, input_q: ActQuant, obs, method: str) -> QuantDense:  # noqa: ANN001
+    def quantize(self, input_q: ActQuant, obs, method: str, state_bits: int = 8) -> QuantDense:  # noqa: ANN001
         where = f"layer '{self.name}' (Dense)"
         if self.activation in FIXED_OUTPUT:
             out_q, fc_scale = FIXED_OUTPUT[self.activation], 1.0 / fx.Q12_ONE
@@ -117,8 +117,8 @@ class QuantDense(QuantLayer):
     def activation_code(self) -> int:
         return ACTIVATION_CODES[self.activation]
 
-    def scratch(self) -> tuple[int, int]:
-        return (self.units, 0)
+    def scratch(self) -> tuple[int, int, int]:
+        return (self.units, 0, 0)
 
     def step(self, state, x):  # noqa: ANN001
         acc = self.fc.matvec(x)

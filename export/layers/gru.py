@@ -13,8 +13,13 @@ from typing import ClassVar
 import numpy as np
 
 from rnn2c.export import fixedpoint as fx
-from rnn2c.export.ir import STATE_QUANT, ActQuant, FloatLayer, QuantLayer, StateField
-from rnn2c.export.layers.common import check_recurrent_config, recurrent_weights, sigmoid
+from rnn2c.export.ir import ActQuant, FloatLayer, QuantLayer, StateField, state_quant
+from rnn2c.export.layers.common import (
+    check_recurrent_config,
+    recurrent_weights,
+    sigmoid,
+    state_field,
+)
 from rnn2c.export.quantize import QuantFC, quantize_fc
 
 KERAS_CLASSES = ("GRU",)
@@ -55,20 +60,22 @@ class GRULayer(FloatLayer):
         state["h"] = z * h + (1.0 - z) * cand
         return state["h"]
 
-    def quantize(self, input_q: ActQuant, obs, method: str) -> QuantGRU:  # noqa: ANN001
+    def quantize(self, input_q: ActQuant, obs, method: str, state_bits: int = 8) -> QuantGRU:  # noqa: ANN001
         one = 1.0 / fx.Q12_ONE
         where = f"layer '{self.name}' (GRU)"
+        state_q = state_quant(state_bits)
         return QuantGRU(
             name=self.name,
             input_size=self.input_size,
-            output_q=STATE_QUANT,
+            output_q=state_q,
             units=self.units,
             reset_after=self.reset_after,
+            state_bits=state_bits,
             input=quantize_fc(self.kernel, self.bias, input_q, one, where + " input kernel"),
             recurrent=quantize_fc(
                 self.recurrent_kernel,
                 self.recurrent_bias if self.reset_after else None,
-                STATE_QUANT,
+                state_q,
                 one,
                 where + " recurrent kernel",
             ),
@@ -105,6 +112,7 @@ class QuantGRU(QuantLayer):
     template: ClassVar[str] = "gru.c.j2"
     units: int = 0
     reset_after: bool = True
+    state_bits: int = 8
     input: QuantFC = None  # type: ignore[assignment]
     recurrent: QuantFC = None  # type: ignore[assignment]
 
@@ -117,10 +125,11 @@ class QuantGRU(QuantLayer):
         return 3 * self.units * (self.input_size + self.units)
 
     def state_fields(self) -> list[StateField]:
-        return [StateField("h", "int8_t", self.units, "hidden state, Q0.7")]
+        return [state_field(self.state_bits, self.units)]
 
-    def scratch(self) -> tuple[int, int]:
-        return (6 * self.units, self.units)
+    def scratch(self) -> tuple[int, int, int]:
+        rh = 0 if self.reset_after else self.units  # r * h for reset_after=False
+        return (6 * self.units, rh if self.state_bits == 8 else 0, rh if self.state_bits == 16 else 0)
 
     def step(self, state, x):  # noqa: ANN001
         u, h = self.units, state["h"]
@@ -131,9 +140,10 @@ class QuantGRU(QuantLayer):
         if self.reset_after:
             rec = fx.rshift_round(r * gh[:, 2 * u :], 15)
         else:
-            rh = fx.sat(fx.rshift_round(r * h, 15), 8)
+            rh = fx.sat(fx.rshift_round(r * h, 15), self.state_bits)
             rec = self.recurrent.matvec(rh, 2 * u, 3 * u)
         cand = fx.tanh_q15(gx[:, 2 * u :] + rec)
-        blend = z * (h * 256) + (fx.Q15_ONE - z) * cand
-        state["h"] = fx.q15_to_state(fx.rshift_round(blend, 15))
+        h_q15 = h * 256 if self.state_bits == 8 else h
+        new = fx.rshift_round(z * h_q15 + (fx.Q15_ONE - z) * cand, 15)
+        state["h"] = fx.q15_to_state(new) if self.state_bits == 8 else fx.sat(new, 16)
         return state["h"]

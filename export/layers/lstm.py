@@ -13,8 +13,13 @@ from typing import ClassVar
 import numpy as np
 
 from rnn2c.export import fixedpoint as fx
-from rnn2c.export.ir import STATE_QUANT, ActQuant, FloatLayer, QuantLayer, StateField
-from rnn2c.export.layers.common import check_recurrent_config, recurrent_weights, sigmoid
+from rnn2c.export.ir import ActQuant, FloatLayer, QuantLayer, StateField, state_quant
+from rnn2c.export.layers.common import (
+    check_recurrent_config,
+    recurrent_weights,
+    sigmoid,
+    state_field,
+)
 from rnn2c.export.quantize import QuantFC, choose_range, quantize_fc
 
 KERAS_CLASSES = ("LSTM",)
@@ -50,22 +55,24 @@ class LSTMLayer(FloatLayer):
             obs.observe("cell", state["c"])
         return state["h"]
 
-    def quantize(self, input_q: ActQuant, obs, method: str) -> QuantLSTM:  # noqa: ANN001
+    def quantize(self, input_q: ActQuant, obs, method: str, state_bits: int = 8) -> QuantLSTM:  # noqa: ANN001
         one = 1.0 / fx.Q12_ONE
         where = f"layer '{self.name}' (LSTM)"
         lo, hi = choose_range(obs.get("cell"), method)
         peak = max(abs(lo), abs(hi), 1e-6)
         # integer bits so that the int16 cell covers +-peak; at most 15 (Q15.0)
         int_bits = min(15, max(0, math.ceil(math.log2(peak * 1.0001))))
+        state_q = state_quant(state_bits)
         return QuantLSTM(
             name=self.name,
             input_size=self.input_size,
-            output_q=STATE_QUANT,
+            output_q=state_q,
             units=self.units,
             cell_frac_bits=15 - int_bits,
+            state_bits=state_bits,
             input=quantize_fc(self.kernel, self.bias, input_q, one, where + " input kernel"),
             recurrent=quantize_fc(
-                self.recurrent_kernel, None, STATE_QUANT, one, where + " recurrent kernel"
+                self.recurrent_kernel, None, state_q, one, where + " recurrent kernel"
             ),
         )
 
@@ -92,6 +99,7 @@ class QuantLSTM(QuantLayer):
     template: ClassVar[str] = "lstm.c.j2"
     units: int = 0
     cell_frac_bits: int = 12
+    state_bits: int = 8
     input: QuantFC = None  # type: ignore[assignment]
     recurrent: QuantFC = None  # type: ignore[assignment]
 
@@ -106,11 +114,11 @@ class QuantLSTM(QuantLayer):
     def state_fields(self) -> list[StateField]:
         return [
             StateField("c", "int16_t", self.units, f"cell state, {self.cell_frac_bits} fraction bits"),
-            StateField("h", "int8_t", self.units, "hidden state, Q0.7"),
+            state_field(self.state_bits, self.units),
         ]
 
-    def scratch(self) -> tuple[int, int]:
-        return (8 * self.units, 0)
+    def scratch(self) -> tuple[int, int, int]:
+        return (8 * self.units, 0, 0)
 
     def step(self, state, x):  # noqa: ANN001
         u, h, c = self.units, state["h"], state["c"]
@@ -124,5 +132,6 @@ class QuantLSTM(QuantLayer):
         )
         tanh_c = fx.tanh_q15(fx.q12_from_frac(cell, self.cell_frac_bits))
         state["c"] = cell
-        state["h"] = fx.sat(fx.rshift_round(o * tanh_c, 23), 8)
+        shift = 23 if self.state_bits == 8 else 15  # Q0.30 -> Q0.7 or Q0.15
+        state["h"] = fx.sat(fx.rshift_round(o * tanh_c, shift), self.state_bits)
         return state["h"]

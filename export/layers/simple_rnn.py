@@ -8,8 +8,8 @@ from typing import ClassVar
 import numpy as np
 
 from rnn2c.export import fixedpoint as fx
-from rnn2c.export.ir import STATE_QUANT, ActQuant, FloatLayer, QuantLayer, StateField
-from rnn2c.export.layers.common import check_recurrent_config, recurrent_weights
+from rnn2c.export.ir import ActQuant, FloatLayer, QuantLayer, StateField, state_quant
+from rnn2c.export.layers.common import check_recurrent_config, recurrent_weights, state_field
 from rnn2c.export.quantize import QuantFC, quantize_fc
 
 KERAS_CLASSES = ("SimpleRNN",)
@@ -38,17 +38,21 @@ class SimpleRNNLayer(FloatLayer):
         state["h"] = np.tanh(x @ self.kernel + state["h"] @ self.recurrent_kernel + self.bias)
         return state["h"]
 
-    def quantize(self, input_q: ActQuant, obs, method: str) -> QuantSimpleRNN:  # noqa: ANN001
+    def quantize(  # noqa: ANN001
+        self, input_q: ActQuant, obs, method: str, state_bits: int = 8
+    ) -> QuantSimpleRNN:
         one = 1.0 / fx.Q12_ONE
         where = f"layer '{self.name}' (SimpleRNN)"
+        state_q = state_quant(state_bits)
         return QuantSimpleRNN(
             name=self.name,
             input_size=self.input_size,
-            output_q=STATE_QUANT,
+            output_q=state_q,
             units=self.units,
+            state_bits=state_bits,
             input=quantize_fc(self.kernel, self.bias, input_q, one, where + " input kernel"),
             recurrent=quantize_fc(
-                self.recurrent_kernel, None, STATE_QUANT, one, where + " recurrent kernel"
+                self.recurrent_kernel, None, state_q, one, where + " recurrent kernel"
             ),
         )
 
@@ -72,6 +76,7 @@ class QuantSimpleRNN(QuantLayer):
     kind: ClassVar[str] = "rnn"
     template: ClassVar[str] = "simple_rnn.c.j2"
     units: int = 0
+    state_bits: int = 8
     input: QuantFC = None  # type: ignore[assignment]
     recurrent: QuantFC = None  # type: ignore[assignment]
 
@@ -84,12 +89,12 @@ class QuantSimpleRNN(QuantLayer):
         return self.units * (self.input_size + self.units)
 
     def state_fields(self) -> list[StateField]:
-        return [StateField("h", "int8_t", self.units, "hidden state, Q0.7")]
+        return [state_field(self.state_bits, self.units)]
 
-    def scratch(self) -> tuple[int, int]:
-        return (2 * self.units, 0)
+    def scratch(self) -> tuple[int, int, int]:
+        return (2 * self.units, 0, 0)
 
     def step(self, state, x):  # noqa: ANN001
-        pre = self.input.matvec(x) + self.recurrent.matvec(state["h"])
-        state["h"] = fx.q15_to_state(fx.tanh_q15(pre))
+        h = fx.tanh_q15(self.input.matvec(x) + self.recurrent.matvec(state["h"]))
+        state["h"] = fx.q15_to_state(h) if self.state_bits == 8 else h
         return state["h"]
