@@ -18,9 +18,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 venv: $(VENV)/.installed
 
 demo: venv
-	$(RNN2C) train --dataset uea:BasicMotions --cell gru --units 32 --out $(DEMO)/run
+	$(RNN2C) train --dataset uea:BasicMotions --cell gru --units 32 --out $(DEMO)/run --force
 	$(RNN2C) export $(DEMO)/run/model.keras --calib $(DEMO)/run/calib.npz --out $(DEMO)/c --name basicmotions
-	$(RNN2C) verify $(DEMO)/run/model.keras $(DEMO)/c --data $(DEMO)/run/test.npz
+	$(RNN2C) verify $(DEMO)/run/model.keras $(DEMO)/c --data $(DEMO)/run/test.npz --stream 10000
 
 test: venv
 	$(PY) -m pytest -q
