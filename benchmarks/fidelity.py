@@ -54,8 +54,12 @@ def main() -> int:
             for calibration, activations in OPTIONS:
                 c_dir = out / "c" / f"{tag}_{calibration}_{activations}"
                 res = export_model(
-                    run / "model.keras", run / "calib.npz", c_dir, name="model",
-                    calibration=calibration, activations=activations,
+                    run / "model.keras",
+                    run / "calib.npz",
+                    c_dir,
+                    name="model",
+                    calibration=calibration,
+                    activations=activations,
                 )
                 rep = verify(run / "model.keras", c_dir, test, stream_steps=args.stream)
                 s = rep.stream
@@ -81,21 +85,34 @@ def main() -> int:
                     "macs_per_step": res.manifest["macs_per_step"],
                 }
                 rows.append(row)
-                print(f"[fidelity] {tag} {calibration}/{activations}: int8 acc "
-                      f"{100 * rep.int8_accuracy:.2f}% agreement {100 * rep.agreement:.2f}%", flush=True)
+                print(
+                    f"[fidelity] {tag} {calibration}/{activations}: int8 acc "
+                    f"{100 * rep.int8_accuracy:.2f}% agreement {100 * rep.agreement:.2f}%",
+                    flush=True,
+                )
     (out / "fidelity.json").write_text(json.dumps(rows, indent=2) + "\n")
     print()
-    print("| dataset | cell | calibration | states | float acc | C acc | agreement | max err | "
-          "mean err | stream err first / last (steps) | bit-exact |")
+    print(
+        "| dataset | cell | calibration | states | float acc | C acc | agreement | max err | "
+        "mean err | stream err first / last (steps) | bit-exact |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(
-            f"| {r['dataset'].split(':')[-1]} | {r['cell'].upper()}({r['units']}) | {r['calibration']} | "
-            f"{r['activations']} | {100 * r['float_accuracy']:.2f}% | {100 * r['int8_accuracy']:.2f}% | "
-            f"{100 * r['agreement']:.2f}% | {r['max_abs_error']:.4f} | {r['mean_abs_error']:.5f} | "
-            f"{r['stream_mean_error_first']:.5f} / {r['stream_mean_error_last']:.5f} ({r['stream_steps']}) | "
-            f"{'yes' if r['bit_exact'] else 'NO'} |"
-        )
+        cells = [
+            r["dataset"].split(":")[-1],
+            f"{r['cell'].upper()}({r['units']})",
+            r["calibration"],
+            r["activations"],
+            f"{100 * r['float_accuracy']:.2f}%",
+            f"{100 * r['int8_accuracy']:.2f}%",
+            f"{100 * r['agreement']:.2f}%",
+            f"{r['max_abs_error']:.4f}",
+            f"{r['mean_abs_error']:.5f}",
+            f"{r['stream_mean_error_first']:.5f} / {r['stream_mean_error_last']:.5f}"
+            f" ({r['stream_steps']})",
+            "yes" if r["bit_exact"] else "NO",
+        ]
+        print("| " + " | ".join(cells) + " |")
     return 0
 
 

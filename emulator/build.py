@@ -55,7 +55,9 @@ def compile_model(
     cc = find_compiler(cc)
     sources = {p.name: p.read_bytes() for p in sorted(src.glob("*.[ch]"))}
     if f"{name}.c" not in sources:
-        raise BuildError(f"{src}/{name}.c not found; is this an rnn2c export folder for --name {name}?")
+        raise BuildError(
+            f"{src}/{name}.c not found; is this an rnn2c export folder for --name {name}?"
+        )
     harness = harness_source(name).encode()
     h = hashlib.sha256()
     for key in (cc, *flags):
@@ -73,8 +75,18 @@ def compile_model(
             (w / fname).write_bytes(data)
         (w / "rnn2c_harness.c").write_bytes(harness)
         out = w / lib.name
-        cmd = [cc, *flags, "-fPIC", "-shared", "-I", str(w), str(w / f"{name}.c"),
-               str(w / "rnn2c_harness.c"), "-o", str(out)]
+        cmd = [
+            cc,
+            *flags,
+            "-fPIC",
+            "-shared",
+            "-I",
+            str(w),
+            str(w / f"{name}.c"),
+            str(w / "rnn2c_harness.c"),
+            "-o",
+            str(out),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             msg = (proc.stderr or proc.stdout).strip().splitlines()
@@ -119,8 +131,11 @@ class CompiledModel:
         lens = np.ascontiguousarray(lens)
         y = np.zeros((n, t, self.output_size), dtype=np.int8)
         self.lib.rnn2c_harness_run(
-            x.ctypes.data_as(ctypes.c_void_p), lens.ctypes.data_as(ctypes.c_void_p),
-            ctypes.c_int32(n), ctypes.c_int32(t), y.ctypes.data_as(ctypes.c_void_p),
+            x.ctypes.data_as(ctypes.c_void_p),
+            lens.ctypes.data_as(ctypes.c_void_p),
+            ctypes.c_int32(n),
+            ctypes.c_int32(t),
+            y.ctypes.data_as(ctypes.c_void_p),
         )
         return y
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from rnn2c.emulator.build import load_model
 from rnn2c.export import serialize
 from rnn2c.export.api import MANIFEST, qmodel_file
@@ -119,7 +118,9 @@ class VerifyReport:
             ("sequences / steps", f"{self.sequences} / {self.steps}", ""),
             (
                 "C == integer reference",
-                "bit-exact" if self.bit_exact else f"NO: {self.mismatched_sequences} sequences differ",
+                "bit-exact"
+                if self.bit_exact
+                else f"NO: {self.mismatched_sequences} sequences differ",
                 "required",
             ),
             ("max |int8 - float|", f"{self.max_abs_error:.5f}", ""),
@@ -133,7 +134,13 @@ class VerifyReport:
         if self.classifier:
             rows.append(("argmax agreement", pct(self.agreement), f">= {pct(self.min_agreement)}"))
         if self.float_accuracy is not None:
-            rows.append(("accuracy float / int8", f"{pct(self.float_accuracy)} / {pct(self.int8_accuracy)}", ""))
+            rows.append(
+                (
+                    "accuracy float / int8",
+                    f"{pct(self.float_accuracy)} / {pct(self.int8_accuracy)}",
+                    "",
+                )
+            )
         rows.append(("state", f"{self.state_bytes} bytes", ""))
         if self.stream is not None:
             s = self.stream
@@ -143,8 +150,16 @@ class VerifyReport:
                     "bit-exact" if s.bit_exact else "NO",
                     f"{s.steps} steps, {s.sequences} sequences, no reset",
                 ),
-                ("stream mean err first/last", f"{s.mean_error_first:.5f} / {s.mean_error_last:.5f}", "drift check"),
-                ("stream max err first/last", f"{s.max_error_first:.5f} / {s.max_error_last:.5f}", ""),
+                (
+                    "stream mean err first/last",
+                    f"{s.mean_error_first:.5f} / {s.mean_error_last:.5f}",
+                    "drift check",
+                ),
+                (
+                    "stream max err first/last",
+                    f"{s.max_error_first:.5f} / {s.max_error_last:.5f}",
+                    "",
+                ),
             ]
             if s.agreement is not None:
                 rows.append(("stream argmax agreement", pct(s.agreement), "every step"))
@@ -219,7 +234,9 @@ def verify(
     else:
         seqs = load_sequences(data, "--data", qmodel.input_size)
     if seqs.x.shape[2] != qmodel.input_size:
-        raise ExportError(f"--data has {seqs.x.shape[2]} features; the model takes {qmodel.input_size}")
+        raise ExportError(
+            f"--data has {seqs.x.shape[2]} features; the model takes {qmodel.input_size}"
+        )
     xq = qmodel.input_q.quantize(seqs.x)
     compiled = load_model(out_dir, name, cc)
     c_out = compiled.run(xq, seqs.lengths)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from rnn2c.export.ir import ExportError
 
 
@@ -18,7 +17,9 @@ class Sequences:
     lengths: np.ndarray | None  # real lengths [N] of end-padded sequences, if given
 
 
-def load_sequences(path: str | Path, what: str = "--calib", features: int | None = None) -> Sequences:
+def load_sequences(
+    path: str | Path, what: str = "--calib", features: int | None = None
+) -> Sequences:
     """Read and validate [N, T, F] float sequences; one-line ExportError on anything wrong."""
     p = Path(path)
     if not p.is_file():

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from rnn2c.export.fixedpoint import INT32_MAX, quantize_multiplier, requantize
 from rnn2c.export.ir import (
     ACTIVATION_TYPES,
@@ -73,7 +72,9 @@ def quantize_fc(
     w = np.asarray(kernel, dtype=np.float64).T  # rows = outputs
     rows, cols = w.shape
     if cols > 0xFFFF or rows > 0xFFFF:
-        raise ExportError(f"{where}: {rows}x{cols} matrix is larger than the 65535 rows/cols supported")
+        raise ExportError(
+            f"{where}: {rows}x{cols} matrix is larger than the 65535 rows/cols supported"
+        )
     peak = np.abs(w).max(axis=1)
     w_scale = np.where(peak > 0, peak / 127.0, 1.0 / 127.0)
     wq = np.clip(np.round(w / w_scale[:, None]), -127, 127).astype(np.int64)

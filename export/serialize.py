@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from rnn2c.export.ir import ActQuant, ExportError, QuantModel
 from rnn2c.export.layers import QUANT_CLASSES
 from rnn2c.export.quantize import QuantFC
@@ -64,7 +63,9 @@ def load(path: str | Path) -> QuantModel:
     except (OSError, ValueError, KeyError) as e:
         raise ExportError(f"cannot read quantized model {str(path)!r}: {e}") from None
     if header.get("format") != FORMAT_VERSION:
-        raise ExportError(f"{str(path)!r}: unsupported quantized-model format {header.get('format')}")
+        raise ExportError(
+            f"{str(path)!r}: unsupported quantized-model format {header.get('format')}"
+        )
     layers = []
     for i, meta in enumerate(header["layers"]):
         cls = QUANT_CLASSES[meta["kind"]]

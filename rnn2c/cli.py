@@ -41,7 +41,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     m = res.manifest
     print(f"rnn2c export: {args.model} -> {res.out_dir}/")
     for layer in res.qmodel.layers:
-        print(f"  {layer.kind:<6} {layer.name:<20} -> {layer.output_size:>4}   {layer.macs:>8} MACs/step")
+        print(
+            f"  {layer.kind:<6} {layer.name:<20} -> {layer.output_size:>4}"
+            f"   {layer.macs:>8} MACs/step"
+        )
     print(
         f"  state {m['state_bytes']} bytes, weights {m['weight_bytes']} bytes, "
         f"{m['macs_per_step']} MACs/step, input scale {m['input_scale']:.6g} "
@@ -93,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rnn2c {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train a GRU/LSTM classifier on sequence data into a run folder")
+    p = sub.add_parser(
+        "train", help="train a GRU/LSTM classifier on sequence data into a run folder"
+    )
     try:
         from rnn2c.train import cli as train_cli  # noqa: PLC0415
 
@@ -104,9 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="quantize a Keras model to int8 and write C files")
     p.add_argument("model", help="the .keras model file")
-    p.add_argument("--calib", required=True, help="calibration sequences: .npy or .npz with x [N, T, F]")
+    p.add_argument(
+        "--calib", required=True, help="calibration sequences: .npy or .npz with x [N, T, F]"
+    )
     p.add_argument("--out", required=True, help="output folder (replaced atomically)")
-    p.add_argument("--name", default="model", help="C name prefix: <name>.h, <name>_step() (default: model)")
+    p.add_argument(
+        "--name", default="model", help="C name prefix: <name>.h, <name>_step() (default: model)"
+    )
     p.add_argument(
         "--calibration",
         default="minmax",
@@ -125,9 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="compile an export, run data through it, compare with Keras")
     p.add_argument("model", help="the .keras model file that was exported")
     p.add_argument("dir", help="the export folder")
-    p.add_argument("--data", required=True, help="sequences: .npy or .npz with x [N, T, F], optional y, lengths")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="sequences: .npy or .npz with x [N, T, F], optional y, lengths",
+    )
     p.add_argument("--name", default=None, help="C name prefix (default: read from the folder)")
-    p.add_argument("--min-agreement", type=float, default=0.95, help="minimum argmax agreement (default 0.95)")
+    p.add_argument(
+        "--min-agreement", type=float, default=0.95, help="minimum argmax agreement (default 0.95)"
+    )
     p.add_argument(
         "--max-mean-error",
         type=float,

@@ -26,10 +26,13 @@ class Config:
     def describe(self) -> str:
         rec = ",".join(
             f"{c}{u}{'' if b else '-nobias'}{'' if c != 'gru' or r else '-rb'}"
-            for c, u, r, b in zip(self.cells, self.units, self.reset_after, self.use_bias, strict=True)
+            for c, u, r, b in zip(
+                self.cells, self.units, self.reset_after, self.use_bias, strict=True
+            )
         )
         heads = ",".join(f"dense{n}-{a}" for n, a in self.heads)
-        return f"s{self.seed}-F{self.features}-T{self.steps}-[{rec}]-rs{int(self.last_return_sequences)}-[{heads}]"
+        rs = int(self.last_return_sequences)
+        return f"s{self.seed}-F{self.features}-T{self.steps}-[{rec}]-rs{rs}-[{heads}]"
 
 
 def random_config(seed: int) -> Config:

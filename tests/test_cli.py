@@ -46,28 +46,92 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_export_then_verify_passes(files: dict[str, Path], tmp_path: Path, capsys) -> None:  # noqa: ANN001
     out = tmp_path / "c"
-    assert main(["export", str(files["good"]), "--calib", str(files["calib"]), "--out", str(out), "--name", "kws"]) == 0
-    assert {"kws.h", "kws.c", "rnn2c_runtime.h", "rnn2c.json", "kws_qmodel.npz"} <= {p.name for p in out.iterdir()}
+    assert (
+        main(
+            [
+                "export",
+                str(files["good"]),
+                "--calib",
+                str(files["calib"]),
+                "--out",
+                str(out),
+                "--name",
+                "kws",
+            ]
+        )
+        == 0
+    )
+    assert {"kws.h", "kws.c", "rnn2c_runtime.h", "rnn2c.json", "kws_qmodel.npz"} <= {
+        p.name for p in out.iterdir()
+    }
     header = (out / "kws.h").read_text()
-    for macro in ("KWS_INPUT_SIZE 3", "KWS_OUTPUT_SIZE 4", "KWS_INPUT_SCALE", "KWS_INPUT_ZERO_POINT",
-                  "KWS_OUTPUT_SCALE", "KWS_OUTPUT_ZERO_POINT", "kws_state_t", "void kws_reset(", "void kws_step("):
+    for macro in (
+        "KWS_INPUT_SIZE 3",
+        "KWS_OUTPUT_SIZE 4",
+        "KWS_INPUT_SCALE",
+        "KWS_INPUT_ZERO_POINT",
+        "KWS_OUTPUT_SCALE",
+        "KWS_OUTPUT_ZERO_POINT",
+        "kws_state_t",
+        "void kws_reset(",
+        "void kws_step(",
+    ):
         assert macro in header
     capsys.readouterr()
     json_path = tmp_path / "report.json"
-    assert main(["verify", str(files["good"]), str(out), "--data", str(files["data"]), "--json", str(json_path)]) == 0
+    assert (
+        main(
+            [
+                "verify",
+                str(files["good"]),
+                str(out),
+                "--data",
+                str(files["data"]),
+                "--json",
+                str(json_path),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "bit-exact" in text and "argmax agreement" in text and "PASS" in text
     assert '"bit_exact": true' in json_path.read_text()
 
 
 def test_npy_calibration_is_accepted(files: dict[str, Path], tmp_path: Path) -> None:
-    assert main(["export", str(files["good"]), "--calib", str(files["calib_npy"]), "--out", str(tmp_path / "c")]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(files["good"]),
+                "--calib",
+                str(files["calib_npy"]),
+                "--out",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 0
+    )
 
 
-def test_verify_fails_on_impossible_threshold(files: dict[str, Path], tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_verify_fails_on_impossible_threshold(
+    files: dict[str, Path], tmp_path: Path, capsys
+) -> None:  # noqa: ANN001
     out = tmp_path / "c"
-    assert main(["export", str(files["good"]), "--calib", str(files["calib"]), "--out", str(out)]) == 0
-    rc = main(["verify", str(files["good"]), str(out), "--data", str(files["data"]), "--max-mean-error", "0"])
+    assert (
+        main(["export", str(files["good"]), "--calib", str(files["calib"]), "--out", str(out)]) == 0
+    )
+    rc = main(
+        [
+            "verify",
+            str(files["good"]),
+            str(out),
+            "--data",
+            str(files["data"]),
+            "--max-mean-error",
+            "0",
+        ]
+    )
     assert rc == 1
     assert "FAIL" in capsys.readouterr().out
 
@@ -75,7 +139,12 @@ def test_verify_fails_on_impossible_threshold(files: dict[str, Path], tmp_path: 
 @pytest.mark.parametrize(
     ("model", "calib", "extra", "message"),
     [
-        ("conv", "calib", [], "layer 'conv1d' (Conv1D): layer type Conv1D is not supported; supported:"),
+        (
+            "conv",
+            "calib",
+            [],
+            "layer 'conv1d' (Conv1D): layer type Conv1D is not supported; supported:",
+        ),
         ("corrupt", "calib", [], "cannot load Keras model"),
         ("missing", "calib", [], "does not exist"),
         ("good", "wrong_shape", [], "x has 2 features per step but the model takes 3"),
@@ -86,10 +155,18 @@ def test_verify_fails_on_impossible_threshold(files: dict[str, Path], tmp_path: 
     ],
 )
 def test_bad_input_one_line_exit_2_folder_untouched(
-    files: dict[str, Path], tmp_path: Path, capsys, model: str, calib: str, extra: list[str], message: str  # noqa: ANN001
+    files: dict[str, Path],
+    tmp_path: Path,
+    capsys,
+    model: str,
+    calib: str,
+    extra: list[str],
+    message: str,  # noqa: ANN001
 ) -> None:
     out = tmp_path / "c"
-    assert main(["export", str(files["good"]), "--calib", str(files["calib"]), "--out", str(out)]) == 0
+    assert (
+        main(["export", str(files["good"]), "--calib", str(files["calib"]), "--out", str(out)]) == 0
+    )
     before = _snapshot(out)
     capsys.readouterr()
     model_path = str(files.get(model, tmp_path / "missing.keras"))
@@ -105,13 +182,18 @@ def test_bad_input_one_line_exit_2_folder_untouched(
 def test_out_is_a_file_or_foreign_folder(files: dict[str, Path], tmp_path: Path, capsys) -> None:  # noqa: ANN001
     f = tmp_path / "file"
     f.write_text("keep me")
-    assert main(["export", str(files["good"]), "--calib", str(files["calib"]), "--out", str(f)]) == 2
+    assert (
+        main(["export", str(files["good"]), "--calib", str(files["calib"]), "--out", str(f)]) == 2
+    )
     assert "is a file" in capsys.readouterr().err
     assert f.read_text() == "keep me"
     foreign = tmp_path / "src"
     foreign.mkdir()
     (foreign / "main.c").write_text("int main(void) { return 0; }\n")
-    assert main(["export", str(files["good"]), "--calib", str(files["calib"]), "--out", str(foreign)]) == 2
+    assert (
+        main(["export", str(files["good"]), "--calib", str(files["calib"]), "--out", str(foreign)])
+        == 2
+    )
     assert "did not write" in capsys.readouterr().err
     assert (foreign / "main.c").read_text().startswith("int main")
 

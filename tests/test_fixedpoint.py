@@ -10,16 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from rnn2c.emulator.build import find_compiler
 from rnn2c.export import fixedpoint as fx
 from rnn2c.export.render import runtime_header
 
 PROBE = r"""
 #include "rnn2c_runtime.h"
-void probe_tanh(const int32_t *x, int32_t *y, int32_t n) { int32_t i; for (i = 0; i < n; ++i) y[i] = rnn2c_tanh_q15(x[i]); }
-void probe_sigmoid(const int32_t *x, int32_t *y, int32_t n) { int32_t i; for (i = 0; i < n; ++i) y[i] = rnn2c_sigmoid_q15(x[i]); }
-void probe_exp(const int32_t *x, int32_t *y, int32_t n) { int32_t i; for (i = 0; i < n; ++i) y[i] = rnn2c_exp_neg_q15(x[i]); }
+#define PROBE(name, fn) \
+    void name(const int32_t *x, int32_t *y, int32_t n) \
+    { int32_t i; for (i = 0; i < n; ++i) y[i] = fn(x[i]); }
+PROBE(probe_tanh, rnn2c_tanh_q15)
+PROBE(probe_sigmoid, rnn2c_sigmoid_q15)
+PROBE(probe_exp, rnn2c_exp_neg_q15)
 void probe_requant(const int32_t *x, const int32_t *m, const int32_t *s, int32_t *y, int32_t n) {
     int32_t i; for (i = 0; i < n; ++i) y[i] = rnn2c_requantize(x[i], m[i], (int)s[i]); }
 """
@@ -32,8 +34,21 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
     (d / "probe.c").write_text(PROBE)
     lib = d / "libprobe.so"
     subprocess.run(
-        [find_compiler(), "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared",
-         "-I", str(d), str(d / "probe.c"), "-o", str(lib)],
+        [
+            find_compiler(),
+            "-std=c99",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-fPIC",
+            "-shared",
+            "-I",
+            str(d),
+            str(d / "probe.c"),
+            "-o",
+            str(lib),
+        ],
         check=True,
     )
     return ctypes.CDLL(str(lib))
@@ -42,8 +57,11 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
 def _call(fn, *arrays: np.ndarray) -> np.ndarray:  # noqa: ANN001
     args = [np.ascontiguousarray(a, dtype=np.int32) for a in arrays]
     out = np.zeros_like(args[0])
-    fn(*[a.ctypes.data_as(ctypes.c_void_p) for a in args], out.ctypes.data_as(ctypes.c_void_p),
-       ctypes.c_int32(out.size))
+    fn(
+        *[a.ctypes.data_as(ctypes.c_void_p) for a in args],
+        out.ctypes.data_as(ctypes.c_void_p),
+        ctypes.c_int32(out.size),
+    )
     return out.astype(np.int64)
 
 
@@ -64,7 +82,9 @@ def test_requantize_matches_numpy(probe: ctypes.CDLL) -> None:
     acc[: n // 2] //= 1 << rng.integers(0, 31, size=n // 2)
     mult = rng.integers(2**30, 2**31 - 1, size=n)
     shift = rng.integers(1, 63, size=n)
-    assert np.array_equal(_call(probe.probe_requant, acc, mult, shift), fx.requantize(acc, mult, shift))
+    assert np.array_equal(
+        _call(probe.probe_requant, acc, mult, shift), fx.requantize(acc, mult, shift)
+    )
 
 
 def test_activation_tables_accuracy() -> None:

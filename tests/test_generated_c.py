@@ -11,11 +11,19 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-
 from rnn2c.export import export_model
 
-STRICT = ["-Wall", "-Wextra", "-Wpedantic", "-Werror", "-Wshadow", "-Wcast-qual", "-Wstrict-prototypes",
-          "-Wmissing-prototypes", "-Wundef"]
+STRICT = [
+    "-Wall",
+    "-Wextra",
+    "-Wpedantic",
+    "-Werror",
+    "-Wshadow",
+    "-Wcast-qual",
+    "-Wstrict-prototypes",
+    "-Wmissing-prototypes",
+    "-Wundef",
+]
 COMPILERS = [cc for cc in ("gcc", "clang") if shutil.which(cc)]
 
 
@@ -24,14 +32,18 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two models (every layer kind between them) exported side by side."""
     d = tmp_path_factory.mktemp("gen")
     keras.utils.set_random_seed(5)
-    a = keras.Sequential([
-        keras.Input((None, 4)),
-        keras.layers.GRU(6, return_sequences=True, reset_after=False),
-        keras.layers.LSTM(5, return_sequences=True),
-        keras.layers.SimpleRNN(4),
-        keras.layers.Dense(3, activation="softmax"),
-    ])
-    b = keras.Sequential([keras.Input((None, 4)), keras.layers.GRU(7), keras.layers.Dense(2, activation="relu")])
+    a = keras.Sequential(
+        [
+            keras.Input((None, 4)),
+            keras.layers.GRU(6, return_sequences=True, reset_after=False),
+            keras.layers.LSTM(5, return_sequences=True),
+            keras.layers.SimpleRNN(4),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    b = keras.Sequential(
+        [keras.Input((None, 4)), keras.layers.GRU(7), keras.layers.Dense(2, activation="relu")]
+    )
     x = np.random.default_rng(0).normal(size=(8, 10, 4)).astype(np.float32)
     export_model(a, x, d / "a", name="alpha")
     export_model(b, x, d / "b", name="beta")
@@ -47,7 +59,12 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_compiles_warning_free(exported: Path, cc: str, std: str, opt: str, model: str) -> None:
     src = exported / f"{model}.c"
     obj = exported / f"{model}-{cc}{std}{opt}.o"
-    subprocess.run([cc, std, opt, *STRICT, "-c", str(src), "-o", str(obj)], check=True, capture_output=True, text=True)
+    subprocess.run(
+        [cc, std, opt, *STRICT, "-c", str(src), "-o", str(obj)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
 
 
 @pytest.mark.parametrize("model", ["a/alpha", "g/gamma"])
@@ -58,17 +75,37 @@ def test_step_path_has_no_floats(exported: Path, model: str) -> None:
     assert "math.h" not in code and "malloc" not in code
     if platform.machine() in ("x86_64", "AMD64") and shutil.which("gcc"):
         # gcc refuses any floating-point operation when only integer registers may be used
-        subprocess.run(["gcc", "-std=c99", "-O2", "-mgeneral-regs-only", *STRICT, "-c",
-                        str(exported / f"{model}.c"), "-o", str(exported / "noflt.o")], check=True)
+        subprocess.run(
+            [
+                "gcc",
+                "-std=c99",
+                "-O2",
+                "-mgeneral-regs-only",
+                *STRICT,
+                "-c",
+                str(exported / f"{model}.c"),
+                "-o",
+                str(exported / "noflt.o"),
+            ],
+            check=True,
+        )
 
 
 def test_only_reset_and_step_are_exported(exported: Path) -> None:
     if not shutil.which("nm"):
         pytest.skip("nm not installed")
     obj = exported / "alpha.o"
-    subprocess.run(["gcc", "-std=c99", "-O2", "-c", str(exported / "a" / "alpha.c"), "-o", str(obj)], check=True)
-    nm = subprocess.run(["nm", "-g", "--defined-only", str(obj)], capture_output=True, text=True, check=True)
-    assert sorted(line.split()[-1] for line in nm.stdout.splitlines()) == ["alpha_reset", "alpha_step"]
+    subprocess.run(
+        ["gcc", "-std=c99", "-O2", "-c", str(exported / "a" / "alpha.c"), "-o", str(obj)],
+        check=True,
+    )
+    nm = subprocess.run(
+        ["nm", "-g", "--defined-only", str(obj)], capture_output=True, text=True, check=True
+    )
+    assert sorted(line.split()[-1] for line in nm.stdout.splitlines()) == [
+        "alpha_reset",
+        "alpha_step",
+    ]
 
 
 def test_two_models_link_into_one_program_and_interleave(exported: Path) -> None:
@@ -81,11 +118,12 @@ def test_two_models_link_into_one_program_and_interleave(exported: Path) -> None
 #include "beta.h"
 int main(void) {
     alpha_state_t s1, s2, s3; beta_state_t b;
-    int8_t x[ALPHA_INPUT_SIZE], x2[ALPHA_INPUT_SIZE], y1[ALPHA_OUTPUT_SIZE], y2[ALPHA_OUTPUT_SIZE], y3[ALPHA_OUTPUT_SIZE];
+    int8_t x[ALPHA_INPUT_SIZE], x2[ALPHA_INPUT_SIZE];
+    int8_t y1[ALPHA_OUTPUT_SIZE], y2[ALPHA_OUTPUT_SIZE], y3[ALPHA_OUTPUT_SIZE];
     int8_t yb[BETA_OUTPUT_SIZE];
     int t, i, same = 1;
     alpha_reset(&s1); alpha_reset(&s2); alpha_reset(&s3); beta_reset(&b);
-    for (t = 0; t < 50; ++t) {            /* s1 and s2 see the same stream, interleaved with s3 and b */
+    for (t = 0; t < 50; ++t) { /* s1 and s2 see one stream, interleaved with s3 and b */
         for (i = 0; i < ALPHA_INPUT_SIZE; ++i) x[i] = (int8_t)((t * 37 + i * 11) % 256 - 128);
         alpha_step(&s1, x, y1);
         for (i = 0; i < ALPHA_INPUT_SIZE; ++i) x2[i] = (int8_t)(x[i] ^ 0x55);
@@ -100,9 +138,24 @@ int main(void) {
 """
     )
     exe = exported / "two"
-    subprocess.run(["gcc", "-std=c99", "-O2", *STRICT[:4], "-I", str(exported / "a"), "-I", str(exported / "b"),
-                    str(main), str(exported / "a" / "alpha.c"), str(exported / "b" / "beta.c"), "-o", str(exe)],
-                   check=True)
+    subprocess.run(
+        [
+            "gcc",
+            "-std=c99",
+            "-O2",
+            *STRICT[:4],
+            "-I",
+            str(exported / "a"),
+            "-I",
+            str(exported / "b"),
+            str(main),
+            str(exported / "a" / "alpha.c"),
+            str(exported / "b" / "beta.c"),
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == "1" and out[1] == out[2]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-
 from rnn2c.emulator import verify
 from rnn2c.export import ExportError, export_model
 from rnn2c.export.api import read_any
@@ -17,7 +16,10 @@ def _data(seed: int, n: int = 40, t: int = 15, f: int = 4) -> Sequences:
     rng = np.random.default_rng(seed)
     lengths = rng.integers(3, t + 1, size=n)
     # features on very different scales and offsets, as raw sensor channels are
-    x = rng.normal(size=(n, t, f)) * np.array([2.0, 0.5, 4.0, 1.0])[:f] + np.array([1.0, -1.0, 5.0, 0.0])[:f]
+    x = (
+        rng.normal(size=(n, t, f)) * np.array([2.0, 0.5, 4.0, 1.0])[:f]
+        + np.array([1.0, -1.0, 5.0, 0.0])[:f]
+    )
     for i, length in enumerate(lengths):
         x[i, length:] = 0.0
     return Sequences(x.astype(np.float32), rng.integers(0, 3, size=n), lengths)
@@ -31,14 +33,16 @@ def test_masked_normalized_model_matches_keras_on_unpadded_sequences(cell: str, 
     norm.adapt(real)
     rec = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM, "rnn": keras.layers.SimpleRNN}[cell]
     keras.utils.set_random_seed(4)
-    model = keras.Sequential([
-        keras.Input((None, 4)),
-        keras.layers.Masking(0.0),
-        norm,
-        rec(12),
-        keras.layers.Dropout(0.2),
-        keras.layers.Dense(3, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((None, 4)),
+            keras.layers.Masking(0.0),
+            norm,
+            rec(12),
+            keras.layers.Dropout(0.2),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
     # the float IR (with Normalization folded into the kernel) is Keras on each unpadded sequence
     _, ir = read_any(model)
     y_ir, _ = observe_model(ir, data.x, data.lengths)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-
 from rnn2c.export import ExportError, export_model
 
 
@@ -27,14 +26,38 @@ def _branch():  # noqa: ANN202
 
 
 CASES = [
-    (lambda: _seq(keras.layers.GRU(4, go_backwards=True)), "(GRU): go_backwards=True is not supported"),
-    (lambda: _seq(keras.layers.GRU(4, activation="relu")), "activation='relu' is not supported; only activation='tanh'"),
-    (lambda: _seq(keras.layers.LSTM(4, recurrent_activation="hard_sigmoid")), "recurrent_activation='hard_sigmoid' is not supported"),
-    (lambda: _seq(keras.layers.SimpleRNN(4, activation="relu")), "(SimpleRNN): activation='relu' is not supported"),
-    (lambda: _seq(keras.layers.GRU(4), keras.layers.Dense(3, activation="elu")), "activation 'elu' is not supported; supported: linear, relu, sigmoid, tanh, softmax"),
-    (lambda: _seq(keras.layers.Conv1D(4, 3), keras.layers.GRU(4)), "layer type Conv1D is not supported"),
-    (lambda: _seq(keras.layers.Bidirectional(keras.layers.GRU(4))), "layer type Bidirectional is not supported"),
-    (lambda: _seq(keras.layers.Flatten(), keras.layers.Dense(3)), "layer type Flatten is not supported"),
+    (
+        lambda: _seq(keras.layers.GRU(4, go_backwards=True)),
+        "(GRU): go_backwards=True is not supported",
+    ),
+    (
+        lambda: _seq(keras.layers.GRU(4, activation="relu")),
+        "activation='relu' is not supported; only activation='tanh'",
+    ),
+    (
+        lambda: _seq(keras.layers.LSTM(4, recurrent_activation="hard_sigmoid")),
+        "recurrent_activation='hard_sigmoid' is not supported",
+    ),
+    (
+        lambda: _seq(keras.layers.SimpleRNN(4, activation="relu")),
+        "(SimpleRNN): activation='relu' is not supported",
+    ),
+    (
+        lambda: _seq(keras.layers.GRU(4), keras.layers.Dense(3, activation="elu")),
+        "activation 'elu' is not supported; supported: linear, relu, sigmoid, tanh, softmax",
+    ),
+    (
+        lambda: _seq(keras.layers.Conv1D(4, 3), keras.layers.GRU(4)),
+        "layer type Conv1D is not supported",
+    ),
+    (
+        lambda: _seq(keras.layers.Bidirectional(keras.layers.GRU(4))),
+        "layer type Bidirectional is not supported",
+    ),
+    (
+        lambda: _seq(keras.layers.Flatten(), keras.layers.Dense(3)),
+        "layer type Flatten is not supported",
+    ),
     (lambda: _seq(keras.layers.Dense(3)), "has no recurrent layer"),
     (_two_inputs, "has 2 inputs and 1 outputs"),
     (_branch, "takes 2 inputs"),

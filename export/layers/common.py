@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from rnn2c.export.ir import ExportError, StateField
 
 
@@ -43,6 +42,8 @@ def recurrent_weights(layer, gates: int) -> tuple[np.ndarray, np.ndarray, np.nda
     weights = [np.asarray(w, dtype=np.float64) for w in layer.get_weights()]
     units = int(layer.get_config()["units"])
     if len(weights) < 2 or weights[0].shape[1] != gates * units:
-        raise ExportError(f"layer '{layer.name}': unexpected weight shapes {[w.shape for w in weights]}")
+        raise ExportError(
+            f"layer '{layer.name}': unexpected weight shapes {[w.shape for w in weights]}"
+        )
     bias = weights[2] if len(weights) > 2 else None
     return weights[0], weights[1], bias

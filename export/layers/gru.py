@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-
 from rnn2c.export import fixedpoint as fx
 from rnn2c.export.ir import ActQuant, FloatLayer, QuantLayer, StateField, state_quant
 from rnn2c.export.layers.common import (
@@ -129,7 +128,11 @@ class QuantGRU(QuantLayer):
 
     def scratch(self) -> tuple[int, int, int]:
         rh = 0 if self.reset_after else self.units  # r * h for reset_after=False
-        return (6 * self.units, rh if self.state_bits == 8 else 0, rh if self.state_bits == 16 else 0)
+        return (
+            6 * self.units,
+            rh if self.state_bits == 8 else 0,
+            rh if self.state_bits == 16 else 0,
+        )
 
     def step(self, state, x):  # noqa: ANN001
         u, h = self.units, state["h"]

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-
 from rnn2c.export import fixedpoint as fx
 from rnn2c.export.ir import ActQuant, FloatLayer, QuantLayer, StateField, state_quant
 from rnn2c.export.layers.common import (
@@ -78,9 +77,7 @@ class LSTMLayer(FloatLayer):
 
 
 def read(layer, input_size: int) -> LSTMLayer:  # noqa: ANN001
-    check_recurrent_config(
-        layer, "LSTM", {"activation": "tanh", "recurrent_activation": "sigmoid"}
-    )
+    check_recurrent_config(layer, "LSTM", {"activation": "tanh", "recurrent_activation": "sigmoid"})
     units = int(layer.get_config()["units"])
     kernel, rec, bias = recurrent_weights(layer, 4)
     return LSTMLayer(
@@ -113,7 +110,9 @@ class QuantLSTM(QuantLayer):
 
     def state_fields(self) -> list[StateField]:
         return [
-            StateField("c", "int16_t", self.units, f"cell state, {self.cell_frac_bits} fraction bits"),
+            StateField(
+                "c", "int16_t", self.units, f"cell state, {self.cell_frac_bits} fraction bits"
+            ),
             state_field(self.state_bits, self.units),
         ]
 
