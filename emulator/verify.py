@@ -35,6 +35,7 @@ class StreamReport:
     max_error_first: float
     max_error_last: float
     agreement: float | None  # argmax agreement over every step
+    errors: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))  # per step
 
 
 def stream_check(
@@ -77,6 +78,7 @@ def stream_check(
         max_error_first=float(err[first].max()),
         max_error_last=float(err[last].max()),
         agreement=agreement,
+        errors=err.mean(axis=1),
     )
 
 
@@ -100,6 +102,7 @@ class VerifyReport:
     state_bytes: int
     stream: StreamReport | None = None
     failures: list[str] = field(default_factory=list)
+    outputs: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)  # float, int8
 
     @property
     def passed(self) -> bool:
@@ -107,8 +110,19 @@ class VerifyReport:
 
     def to_json(self) -> str:
         d = asdict(self)
+        d.pop("outputs", None)
+        if d.get("stream"):
+            d["stream"].pop("errors", None)
         d["passed"] = self.passed
         return json.dumps(d, indent=2)
+
+    def plot(self, path: str | Path) -> None:
+        """PNG: int8 against float outputs, and the error along the stream if one was run."""
+        from rnn2c.emulator.plot import plot_report  # noqa: PLC0415
+
+        assert self.outputs is not None
+        stream = self.stream.errors if self.stream is not None else None
+        plot_report(path, f"rnn2c verify: {self.name}", *self.outputs, stream)
 
     def table(self) -> str:
         def pct(v: float | None) -> str:
@@ -276,6 +290,7 @@ def verify(
         min_agreement=min_agreement,
         max_mean_error=max_mean_error,
         state_bytes=int(compiled.state_size),
+        outputs=(y_float, y_int),
     )
     if stream_steps > 0:
         report.stream = stream_check(model, qmodel, compiled, seqs, stream_steps)

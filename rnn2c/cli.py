@@ -74,6 +74,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"rnn2c verify: error: {e}", file=sys.stderr)
         return EXIT_FAILED
     print(report.table())
+    if args.plot:
+        try:
+            report.plot(args.plot)
+        except RuntimeError as e:
+            return _fail("verify", str(e))
+        print(f"plot written to {args.plot}")
     if args.json:
         with open(args.json, "w") as f:
             f.write(report.to_json() + "\n")
@@ -158,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
         "reset and report the int8 error at its start and end (drift check), e.g. 10000",
     )
     p.add_argument("--json", default=None, help="also write the report as JSON to this file")
+    p.add_argument(
+        "--plot",
+        default=None,
+        metavar="PNG",
+        help="also draw int8 against float outputs (and the stream error) into this PNG",
+    )
     p.set_defaults(func=cmd_verify)
     return parser
 

@@ -1,0 +1,48 @@
+"""`rnn2c verify --plot`: int8 vs float at a glance (needs matplotlib, in the `train` extra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def plot_report(
+    path: str | Path,
+    title: str,
+    y_float: np.ndarray,
+    y_int: np.ndarray,
+    stream_error: np.ndarray | None,
+) -> None:
+    """Left: every output, int8 C against float Keras. Right: |error| along the long stream."""
+    try:
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError as e:
+        raise RuntimeError("--plot needs matplotlib: pip install 'rnn2c[train]'") from e
+    panels = 2 if stream_error is not None else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.5), squeeze=False)
+    ax = axes[0, 0]
+    lo, hi = float(min(y_float.min(), y_int.min())), float(max(y_float.max(), y_int.max()))
+    ax.plot([lo, hi], [lo, hi], color="0.7", lw=1)
+    ax.scatter(y_float.ravel(), y_int.ravel(), s=6, alpha=0.5)
+    ax.set_xlabel("float Keras output")
+    ax.set_ylabel("int8 C output (dequantized)")
+    ax.set_title("outputs at each sequence's last step")
+    if stream_error is not None:
+        ax = axes[0, 1]
+        steps = np.arange(stream_error.size)
+        window = max(1, stream_error.size // 200)
+        smooth = np.convolve(stream_error, np.ones(window) / window, mode="same")
+        ax.plot(steps, stream_error, color="0.8", lw=0.5, label="|int8 - float| per step")
+        ax.plot(steps, smooth, lw=1.5, label=f"mean over {window} steps")
+        ax.set_xlabel("step of the stream (no reset)")
+        ax.set_ylabel("mean |int8 - float| over outputs")
+        ax.set_title("long-stream drift check")
+        ax.legend(loc="upper right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
