@@ -79,23 +79,14 @@ def test_export_then_verify_passes(files: dict[str, Path], tmp_path: Path, capsy
         assert macro in header
     capsys.readouterr()
     json_path = tmp_path / "report.json"
-    assert (
-        main(
-            [
-                "verify",
-                str(files["good"]),
-                str(out),
-                "--data",
-                str(files["data"]),
-                "--json",
-                str(json_path),
-            ]
-        )
-        == 0
-    )
+    png = tmp_path / "report.png"
+    args = ["--data", str(files["data"]), "--json", str(json_path), "--stream", "300"]
+    assert main(["verify", str(files["good"]), str(out), *args, "--plot", str(png)]) == 0
     text = capsys.readouterr().out
     assert "bit-exact" in text and "argmax agreement" in text and "PASS" in text
+    assert "stream C == reference" in text
     assert '"bit_exact": true' in json_path.read_text()
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_npy_calibration_is_accepted(files: dict[str, Path], tmp_path: Path) -> None:
