@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from rnn2c.emulator.build import load_model
 from rnn2c.export import serialize
 from rnn2c.export.api import MANIFEST, qmodel_file

@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from rnn2c import __version__
 from rnn2c.export import serialize
 from rnn2c.export.data import Sequences, load_sequences
 from rnn2c.export.ir import ExportError, ModelIR, QuantModel
 from rnn2c.export.keras_reader import load_keras_model, read_model
 from rnn2c.export.quantize import quantize_model
 from rnn2c.export.render import check_name, render
-
-from rnn2c import __version__
 
 MANIFEST = "rnn2c.json"
 

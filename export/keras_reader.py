@@ -12,12 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from rnn2c.export.ir import ExportError, FloatLayer, ModelIR
 from rnn2c.export.layers import READERS, RECURRENT_KINDS
 
 #: layers that do nothing at inference (Masking: the caller stops stepping at the real length)
 PASS_THROUGH = ("InputLayer", "Dropout", "Masking")
-FOLDED = ("Normalization",)
+#: folded into a neighbour: Normalization into the next weight layer; a separate activation
+#: layer into the linear Dense before it
+FOLDED = ("Normalization", "Activation", "Softmax", "ReLU", "TimeDistributed")
+STANDALONE_ACTIVATIONS = {"Softmax": "softmax", "ReLU": "relu"}
 SUPPORTED = sorted({*READERS, *PASS_THROUGH, *FOLDED} - {"InputLayer"})
 
 
@@ -105,6 +109,17 @@ def read_model(model: Any) -> ModelIR:
         if cls == "Normalization":
             pending = _read_normalization(layer, size, where, pending)
             continue
+        if cls in ("Activation", *STANDALONE_ACTIVATIONS):
+            _fold_activation(layer, cls, where, layers)
+            continue
+        if cls == "TimeDistributed":  # TimeDistributed(Dense) is a per-step Dense
+            inner = layer.layer
+            if type(inner).__name__ != "Dense":
+                raise ExportError(
+                    f"{where}: TimeDistributed({type(inner).__name__}) is not supported; "
+                    "only TimeDistributed(Dense)"
+                )
+            layer, cls = inner, "Dense"
         reader = READERS.get(cls)
         if reader is None:
             raise ExportError(
@@ -152,6 +167,33 @@ def _read_normalization(
     if pending is not None:  # compose two affines: a2*(a1*x + b1) + b2
         a, b = pending[0] * a, pending[1] * a + b
     return a, b, layer.name
+
+
+def _fold_activation(layer: Any, cls: str, where: str, layers: list[FloatLayer]) -> None:
+    """Merge a standalone activation layer into the linear Dense right before it."""
+    from rnn2c.export.layers.dense import ACTIVATIONS  # noqa: PLC0415
+
+    cfg = layer.get_config()
+    if cls in STANDALONE_ACTIVATIONS:
+        act = STANDALONE_ACTIVATIONS[cls]
+        defaults = {"max_value": None, "negative_slope": 0.0, "threshold": 0.0, "axis": -1}
+        odd = {k: cfg[k] for k in defaults if k in cfg and cfg[k] != defaults[k]}
+        if odd:
+            raise ExportError(f"{where}: {odd} is not supported; only the default {cls}()")
+    else:
+        act = cfg.get("activation")
+        act = act if isinstance(act, str) else getattr(act, "__name__", str(act))
+    prev = layers[-1] if layers else None
+    if prev is None or prev.kind != "dense" or prev.activation != "linear":  # type: ignore[attr-defined]
+        raise ExportError(
+            f"{where}: a separate activation layer is supported only right after a linear Dense; "
+            "give the Dense the activation instead"
+        )
+    if act not in ACTIVATIONS:
+        raise ExportError(
+            f"{where}: activation {act!r} is not supported; supported: {', '.join(ACTIVATIONS)}"
+        )
+    prev.activation = act  # type: ignore[attr-defined]
 
 
 def _fold_affine(layer: FloatLayer, a: np.ndarray, b: np.ndarray) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from rnn2c.export.fixedpoint import INT32_MAX, quantize_multiplier, requantize
 from rnn2c.export.ir import (
     ACTIVATION_TYPES,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from rnn2c.export import fixedpoint as fx
 from rnn2c.export.ir import QuantModel
 

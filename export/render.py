@@ -9,9 +9,9 @@ from typing import Any
 
 import jinja2
 import numpy as np
-from rnn2c.export.ir import QuantLayer, QuantModel
 
 from rnn2c import __version__
+from rnn2c.export.ir import QuantLayer, QuantModel
 
 RUNTIME_HEADER = "rnn2c_runtime.h"
 LABELS = {"gru": "GRU", "lstm": "LSTM", "rnn": "SimpleRNN", "dense": "Dense"}

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from rnn2c.export.ir import ActQuant, ExportError, QuantModel
 from rnn2c.export.layers import QUANT_CLASSES
 from rnn2c.export.quantize import QuantFC

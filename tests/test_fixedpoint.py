@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from rnn2c.emulator.build import find_compiler
 from rnn2c.export import fixedpoint as fx
 from rnn2c.export.render import runtime_header

@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+
 from rnn2c.export import export_model
 
 STRICT = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+
 from rnn2c.emulator import verify
 from rnn2c.export import ExportError, export_model
 from rnn2c.export.api import read_any

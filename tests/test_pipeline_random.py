@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from models import build, random_config
 from rnn2c.emulator import load_model
 from rnn2c.export import export_model

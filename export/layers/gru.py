@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+
 from rnn2c.export import fixedpoint as fx
 from rnn2c.export.ir import ActQuant, FloatLayer, QuantLayer, StateField, state_quant
 from rnn2c.export.layers.common import (
