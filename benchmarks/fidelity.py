@@ -22,7 +22,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 DATASETS = ("uea:BasicMotions", "uea:JapaneseVowels")
 CELLS = ("gru", "lstm")
-OPTIONS = (("minmax", "int8"), ("percentile", "int8"), ("mse", "int8"), ("minmax", "int16"))
+#: (calibration, activations, input quantization)
+OPTIONS = (
+    ("minmax", "int8", "per-tensor"),
+    ("percentile", "int8", "per-tensor"),
+    ("mse", "int8", "per-tensor"),
+    ("minmax", "int16", "per-tensor"),
+    ("minmax", "int8", "per-feature"),
+    ("mse", "int16", "per-feature"),
+)
 
 
 def main() -> int:
@@ -51,8 +59,8 @@ def main() -> int:
                 print(f"[fidelity] trained {tag} in {time.time() - t0:.0f} s", flush=True)
             metrics = json.loads((run / "metrics.json").read_text())
             test = load_sequences(run / "test.npz", "--data")
-            for calibration, activations in OPTIONS:
-                c_dir = out / "c" / f"{tag}_{calibration}_{activations}"
+            for calibration, activations, input_quant in OPTIONS:
+                c_dir = out / "c" / f"{tag}_{calibration}_{activations}_{input_quant}"
                 res = export_model(
                     run / "model.keras",
                     run / "calib.npz",
@@ -60,6 +68,7 @@ def main() -> int:
                     name="model",
                     calibration=calibration,
                     activations=activations,
+                    input_quant=input_quant,
                 )
                 rep = verify(run / "model.keras", c_dir, test, stream_steps=args.stream)
                 s = rep.stream
@@ -70,6 +79,7 @@ def main() -> int:
                     "units": metrics.get("units"),
                     "calibration": calibration,
                     "activations": activations,
+                    "input_quant": input_quant,
                     "float_accuracy": rep.float_accuracy,
                     "int8_accuracy": rep.int8_accuracy,
                     "agreement": rep.agreement,
@@ -86,23 +96,24 @@ def main() -> int:
                 }
                 rows.append(row)
                 print(
-                    f"[fidelity] {tag} {calibration}/{activations}: int8 acc "
+                    f"[fidelity] {tag} {calibration}/{activations}/{input_quant}: C acc "
                     f"{100 * rep.int8_accuracy:.2f}% agreement {100 * rep.agreement:.2f}%",
                     flush=True,
                 )
     (out / "fidelity.json").write_text(json.dumps(rows, indent=2) + "\n")
     print()
     print(
-        "| dataset | cell | calibration | states | float acc | C acc | agreement | max err | "
-        "mean err | stream err first / last (steps) | bit-exact |"
+        "| dataset | cell | calibration | states | input | float acc | C acc | agreement | "
+        "max err | mean err | stream mean err first / last (steps) | bit-exact |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         cells = [
             r["dataset"].split(":")[-1],
             f"{r['cell'].upper()}({r['units']})",
             r["calibration"],
             r["activations"],
+            r["input_quant"],
             f"{100 * r['float_accuracy']:.2f}%",
             f"{100 * r['int8_accuracy']:.2f}%",
             f"{100 * r['agreement']:.2f}%",

@@ -63,11 +63,14 @@ def export_model(
     name: str = "model",
     calibration: str = "minmax",
     activations: str = "int8",
+    input_quant: str = "per-tensor",
 ) -> ExportResult:
     """Keras model (.keras path or in memory) + calibration set -> C files in out_dir.
 
     calibration: "minmax", "percentile" or "mse" (how activation ranges are chosen);
-    activations: "int8" or "int16" hidden states (weights are int8 either way).
+    activations: "int8" or "int16" hidden states (weights are int8 either way);
+    input_quant: "per-tensor" (the scalar <NAME>_INPUT_SCALE API) or "per-feature" (the header
+    gives <NAME>_INPUT_SCALES / <NAME>_INPUT_ZERO_POINTS arrays instead).
     The folder is written atomically: on any error it is left as it was.
     """
     problem = check_name(name)
@@ -77,7 +80,7 @@ def export_model(
     _check_out_dir(out)
     _, ir = read_any(model)
     seqs = _calibration(calib, ir.input_size)
-    qmodel = quantize_model(ir, seqs.x, seqs.lengths, calibration, activations)
+    qmodel = quantize_model(ir, seqs.x, seqs.lengths, calibration, activations, input_quant)
     files = render(qmodel, name)
     manifest = {
         "rnn2c_version": __version__,
@@ -85,8 +88,9 @@ def export_model(
         "source": qmodel.source,
         "input_size": qmodel.input_size,
         "output_size": qmodel.output_size,
-        "input_scale": qmodel.input_q.scale,
-        "input_zero_point": qmodel.input_q.zero_point,
+        "input_quant": input_quant,
+        "input_scale": qmodel.input_q.to_json()["scale"],
+        "input_zero_point": qmodel.input_q.to_json()["zero_point"],
         "output_scale": qmodel.output_q.scale,
         "output_zero_point": qmodel.output_q.zero_point,
         "state_bytes": qmodel.state_bytes(),

@@ -24,12 +24,37 @@ class ExportError(ValueError):
 class ActQuant:
     """Affine quantization of an activation vector: real = scale * (q - zero_point).
 
-    bits is 8 (int8) or 16 (int16, the hidden states with --activations int16).
+    bits is 8 (int8) or 16 (int16, the hidden states with --activations int16). scale and
+    zero_point are scalars, except for a model input quantized per feature
+    (--input-quant per-feature), where they are arrays with one entry per feature.
     """
 
-    scale: float
-    zero_point: int
+    scale: Any
+    zero_point: Any
     bits: int = 8
+
+    @property
+    def per_feature(self) -> bool:
+        return np.ndim(self.scale) > 0
+
+    def to_json(self) -> dict[str, Any]:
+        if self.per_feature:
+            return {
+                "scale": [float(s) for s in self.scale],
+                "zero_point": [int(z) for z in self.zero_point],
+                "bits": self.bits,
+            }
+        return {"scale": float(self.scale), "zero_point": int(self.zero_point), "bits": self.bits}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ActQuant:
+        if isinstance(d["scale"], list):
+            return cls(
+                np.asarray(d["scale"], dtype=np.float64),
+                np.asarray(d["zero_point"], dtype=np.int64),
+                int(d.get("bits", 8)),
+            )
+        return cls(float(d["scale"]), int(d["zero_point"]), int(d.get("bits", 8)))
 
     @property
     def max_abs(self) -> int:
@@ -189,7 +214,7 @@ class QuantLayer:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if isinstance(v, ActQuant):
-                out[f.name] = {"scale": v.scale, "zero_point": v.zero_point, "bits": v.bits}
+                out[f.name] = v.to_json()
             elif not isinstance(v, np.ndarray):
                 out[f.name] = v
         return out
@@ -218,6 +243,7 @@ class QuantModel:
     calibration: str = "minmax"
     source: str = ""
     activations: str = "int8"
+    input_quant: str = "per-tensor"
 
     @property
     def output_q(self) -> ActQuant:

@@ -24,6 +24,8 @@ from rnn2c.export.ir import (
 
 #: calibration range methods accepted by --calibration
 CALIBRATION_METHODS = ("minmax", "percentile", "mse")
+#: model input quantization accepted by --input-quant
+INPUT_QUANT = ("per-tensor", "per-feature")
 PERCENTILE = 99.99
 
 
@@ -70,7 +72,9 @@ def quantize_fc(
     out_scale is the real value of one unit of the requantized result. ``where`` names the
     layer and matrix in errors.
     """
-    w = np.asarray(kernel, dtype=np.float64).T  # rows = outputs
+    # A per-feature input scale is folded into the kernel's columns (for a scalar scale this gives
+    # exactly the same int8 weights), so the accumulator scale is the per-row weight scale.
+    w = (np.asarray(kernel, dtype=np.float64) * np.reshape(input_q.scale, (-1, 1))).T
     rows, cols = w.shape
     if cols > 0xFFFF or rows > 0xFFFF:
         raise ExportError(
@@ -79,9 +83,10 @@ def quantize_fc(
     peak = np.abs(w).max(axis=1)
     w_scale = np.where(peak > 0, peak / 127.0, 1.0 / 127.0)
     wq = np.clip(np.round(w / w_scale[:, None]), -127, 127).astype(np.int64)
-    acc_scale = w_scale * input_q.scale
+    acc_scale = w_scale
     b = np.zeros(rows) if bias is None else np.asarray(bias, dtype=np.float64)
-    bias_q = np.round(b / acc_scale).astype(np.int64) - input_q.zero_point * wq.sum(axis=1)
+    zero_points = np.broadcast_to(np.asarray(input_q.zero_point, dtype=np.int64), (cols,))
+    bias_q = np.round(b / acc_scale).astype(np.int64) - wq @ zero_points
     in_max = input_q.max_abs
     fc = QuantFC(
         weight=wq.astype(np.int8),
@@ -182,11 +187,18 @@ def quantize_model(
     calib_lengths: np.ndarray | None,
     method: str = "minmax",
     activations: str = "int8",
+    input_quant: str = "per-tensor",
 ) -> QuantModel:
     """Quantize a float IR with a calibration set [N, T, F].
 
     activations: "int8" (int8 hidden states) or "int16" (int16 hidden states, int8 weights).
+    input_quant: "per-tensor" (one input scale, the default C API) or "per-feature" (one scale
+    and zero point per input feature, for features of very different ranges).
     """
+    if input_quant not in INPUT_QUANT:
+        raise ExportError(
+            f"unknown input quantization {input_quant!r}; use one of {', '.join(INPUT_QUANT)}"
+        )
     if method not in CALIBRATION_METHODS:
         raise ExportError(
             f"unknown calibration method {method!r}; use one of {', '.join(CALIBRATION_METHODS)}"
@@ -197,7 +209,19 @@ def quantize_model(
         )
     state_bits = 16 if activations == "int16" else 8
     _, obs = observe_model(model, calib_x, calib_lengths)
-    input_q = act_quant_from_range(*choose_range(obs.get("input"), method))
+    if input_quant == "per-feature":
+        real = calib_x.reshape(-1, calib_x.shape[-1])
+        if calib_lengths is not None:
+            steps = np.arange(calib_x.shape[1])[None, :] < np.asarray(calib_lengths)[:, None]
+            real = calib_x[steps]
+        per = [
+            act_quant_from_range(*choose_range(real[:, f], method)) for f in range(real.shape[1])
+        ]
+        input_q = ActQuant(
+            np.array([q.scale for q in per]), np.array([q.zero_point for q in per], dtype=np.int64)
+        )
+    else:
+        input_q = act_quant_from_range(*choose_range(obs.get("input"), method))
     q = input_q
     layers = []
     for i, layer in enumerate(model.layers):
@@ -212,6 +236,7 @@ def quantize_model(
         calibration=method,
         source=model.source,
         activations=activations,
+        input_quant=input_quant,
     )
 
 

@@ -167,6 +167,7 @@ def render(qmodel: QuantModel, name: str) -> dict[str, str]:
         "input_size": qmodel.input_size,
         "output_size": qmodel.output_size,
         "input_q": qmodel.input_q,
+        "input_json": qmodel.input_q.to_json(),
         "output_q": qmodel.output_q,
         "state_fields": fields,
         "state_bytes": qmodel.state_bytes(),

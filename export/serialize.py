@@ -28,7 +28,7 @@ def _flatten(layer: Any, prefix: str, arrays: dict[str, np.ndarray]) -> dict[str
         elif isinstance(v, np.ndarray):
             arrays[prefix + f.name] = v
         elif isinstance(v, ActQuant):
-            meta[f.name] = {"scale": v.scale, "zero_point": v.zero_point, "bits": v.bits}
+            meta[f.name] = v.to_json()
         else:
             meta[f.name] = v
     return meta
@@ -43,7 +43,8 @@ def to_bytes(qmodel: QuantModel) -> bytes:
         layers.append(meta)
     header = {
         "format": FORMAT_VERSION,
-        "input_q": {"scale": qmodel.input_q.scale, "zero_point": qmodel.input_q.zero_point},
+        "input_q": qmodel.input_q.to_json(),
+        "input_quant": qmodel.input_quant,
         "activations": qmodel.activations,
         "input_size": qmodel.input_size,
         "calibration": qmodel.calibration,
@@ -81,16 +82,17 @@ def load(path: str | Path) -> QuantModel:
             elif key in arrays:
                 kwargs[f.name] = arrays[key]
             elif f.name == "output_q":
-                kwargs[f.name] = ActQuant(**meta[f.name])
+                kwargs[f.name] = ActQuant.from_json(meta[f.name])
             elif f.name in meta:
                 kwargs[f.name] = meta[f.name]
             # else: a field newer than the file; its dataclass default applies
         layers.append(cls(**kwargs))
     return QuantModel(
         layers=layers,
-        input_q=ActQuant(**header["input_q"]),
+        input_q=ActQuant.from_json(header["input_q"]),
         input_size=int(header["input_size"]),
         calibration=header.get("calibration", "minmax"),
         source=header.get("source", ""),
         activations=header.get("activations", "int8"),
+        input_quant=header.get("input_quant", "per-tensor"),
     )

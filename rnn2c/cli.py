@@ -35,6 +35,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             name=args.name,
             calibration=args.calibration,
             activations=args.activations,
+            input_quant=args.input_quant,
         )
     except ExportError as e:
         return _fail("export", str(e))
@@ -47,8 +48,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
     print(
         f"  state {m['state_bytes']} bytes, weights {m['weight_bytes']} bytes, "
-        f"{m['macs_per_step']} MACs/step, input scale {m['input_scale']:.6g} "
-        f"zero point {m['input_zero_point']}"
+        f"{m['macs_per_step']} MACs/step, input {m['input_quant']}"
     )
     print(f"  files: {', '.join(res.files)}")
     return EXIT_OK
@@ -134,6 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("int8", "int16"),
         help="hidden-state type: int8 (default) or int16 for models where int8 states lose "
         "accuracy; weights stay int8 and input/output stay int8 either way",
+    )
+    p.add_argument(
+        "--input-quant",
+        default="per-tensor",
+        choices=("per-tensor", "per-feature"),
+        help="per-tensor (default): one <NAME>_INPUT_SCALE for all features; per-feature: one "
+        "scale and zero point per feature (<NAME>_INPUT_SCALES), for raw channels of very "
+        "different ranges",
     )
     p.set_defaults(func=cmd_export)
 

@@ -49,6 +49,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     export_model(a, x, d / "a", name="alpha")
     export_model(b, x, d / "b", name="beta")
     export_model(a, x, d / "g", name="gamma", activations="int16")
+    export_model(b, x, d / "p", name="pf", input_quant="per-feature")
     return d
 
 
@@ -56,7 +57,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("cc", COMPILERS)
 @pytest.mark.parametrize("std", ["-std=c99", "-std=c11"])
 @pytest.mark.parametrize("opt", ["-O0", "-O2", "-Os"])
-@pytest.mark.parametrize("model", ["a/alpha", "g/gamma"])
+@pytest.mark.parametrize("model", ["a/alpha", "g/gamma", "p/pf"])
 def test_compiles_warning_free(exported: Path, cc: str, std: str, opt: str, model: str) -> None:
     src = exported / f"{model}.c"
     obj = exported / f"{model}-{cc}{std}{opt}.o"
@@ -168,3 +169,57 @@ def test_export_is_reproducible(exported: Path, tmp_path: Path) -> None:
     export_model(model, x, tmp_path / "two", name="m")
     for f in ("m.c", "m.h", "rnn2c_runtime.h"):
         assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes()
+
+
+def test_float_helpers_compile_and_round_trip(exported: Path) -> None:
+    """The header's static inline quantize/dequantize helpers, per-tensor and per-feature."""
+    main = exported / "helpers.c"
+    main.write_text(
+        """
+#include <stdio.h>
+#include "beta.h"
+#include "pf.h"
+int main(void) {
+    float x[PF_INPUT_SIZE] = {0.5f, -1.0f, 2.0f, 0.0f};
+    int8_t qa[BETA_INPUT_SIZE], qb[PF_INPUT_SIZE], y[PF_OUTPUT_SIZE];
+    float out[PF_OUTPUT_SIZE];
+    pf_state_t s;
+    beta_quantize_input(x, qa);
+    pf_quantize_input(x, qb);
+    pf_reset(&s);
+    pf_step(&s, qb, y);
+    pf_dequantize_output(y, out);
+    printf("%d %d %d %d\\n", qb[0], qb[1], qb[2], qb[3]);
+    return 0;
+}
+"""
+    )
+    exe = exported / "helpers"
+    flags = ["-std=c99", "-O2", *STRICT]
+    subprocess.run(
+        [
+            "gcc",
+            *flags,
+            "-I",
+            str(exported / "b"),
+            "-I",
+            str(exported / "p"),
+            str(main),
+            str(exported / "b" / "beta.c"),
+            str(exported / "p" / "pf.c"),
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
+    got = [
+        int(v)
+        for v in subprocess.run(
+            [str(exe)], capture_output=True, text=True, check=True
+        ).stdout.split()
+    ]
+    import rnn2c.export.serialize as ser  # noqa: PLC0415
+
+    q = ser.load(exported / "p" / "pf_qmodel.npz").input_q
+    want = q.quantize(np.array([0.5, -1.0, 2.0, 0.0])).tolist()
+    assert all(abs(a - b) <= 1 for a, b in zip(got, want, strict=True))  # round-half differs

@@ -64,3 +64,29 @@ def test_normalization_without_a_following_weight_layer_is_refused(tmp_path) -> 
     model = keras.Sequential([keras.Input((None, 2)), keras.layers.GRU(3), norm])
     with pytest.raises(ExportError, match="no weight layer follows it"):
         export_model(model, np.zeros((2, 4, 2), np.float32), tmp_path / "c")
+
+
+def test_per_feature_input_quantization_on_mixed_range_channels(tmp_path) -> None:  # noqa: ANN001
+    """Raw channels whose ranges differ by 40x: one input scale starves the small channels."""
+    rng = np.random.default_rng(7)
+    n, t = 48, 12
+    x = rng.normal(size=(n, t, 4)) * np.array([5.0, 0.5, 20.0, 1.0]) + np.array([3, -1, 50, 0])
+    x = x.astype(np.float32)
+    norm = keras.layers.Normalization()
+    norm.adapt(x.reshape(-1, 4))
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential(
+        [keras.Input((None, 4)), norm, keras.layers.GRU(10), keras.layers.Dense(3)]
+    )
+    errors = {}
+    for mode in ("per-tensor", "per-feature"):
+        out = tmp_path / mode
+        res = export_model(model, x[:32], out, name="mixed", input_quant=mode)
+        assert res.qmodel.input_q.per_feature == (mode == "per-feature")
+        report = verify(model, out, x[32:])
+        assert report.bit_exact
+        errors[mode] = report.mean_abs_error
+        header = (out / "mixed.h").read_text()
+        assert ("MIXED_INPUT_SCALES" in header) == (mode == "per-feature")
+        assert ("MIXED_INPUT_SCALE " in header) == (mode == "per-tensor")
+    assert errors["per-feature"] < 0.5 * errors["per-tensor"], errors
