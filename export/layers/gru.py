@@ -13,38 +13,25 @@ from typing import ClassVar
 import numpy as np
 
 from rnn2c.export import fixedpoint as fx
-from rnn2c.export.ir import ActQuant, FloatLayer, QuantLayer, StateField, state_quant
+from rnn2c.export.ir import ActQuant
 from rnn2c.export.layers.common import (
+    RecurrentFloat,
+    RecurrentQuant,
     check_recurrent_config,
     recurrent_weights,
     sigmoid,
-    state_field,
 )
-from rnn2c.export.quantize import QuantFC, quantize_fc
 
 KERAS_CLASSES = ("GRU",)
 
 
 @dataclass
-class GRULayer(FloatLayer):
+class GRULayer(RecurrentFloat):
     kind: ClassVar[str] = "gru"
-    units: int
-    kernel: np.ndarray  # [F, 3U]
-    recurrent_kernel: np.ndarray  # [U, 3U]
-    bias: np.ndarray  # [3U] input-side bias (all of it when reset_after=False)
-    recurrent_bias: np.ndarray  # [3U] (zeros when reset_after=False)
+    gates: ClassVar[int] = 3
+    label: ClassVar[str] = "GRU"
+    recurrent_bias: np.ndarray  # [3U] (zeros when reset_after=False: all bias is input-side)
     reset_after: bool
-
-    @property
-    def output_size(self) -> int:
-        return self.units
-
-    @property
-    def macs(self) -> int:
-        return 3 * self.units * (self.input_size + self.units)
-
-    def init_state(self, batch: int) -> dict[str, np.ndarray]:
-        return {"h": np.zeros((batch, self.units))}
 
     def step(self, state, x, obs=None):  # noqa: ANN001
         u, h = self.units, state["h"]
@@ -61,25 +48,9 @@ class GRULayer(FloatLayer):
         return state["h"]
 
     def quantize(self, input_q: ActQuant, obs, method: str, state_bits: int = 8) -> QuantGRU:  # noqa: ANN001
-        one = 1.0 / fx.Q12_ONE
-        where = f"layer '{self.name}' (GRU)"
-        state_q = state_quant(state_bits)
-        return QuantGRU(
-            name=self.name,
-            input_size=self.input_size,
-            output_q=state_q,
-            units=self.units,
-            reset_after=self.reset_after,
-            state_bits=state_bits,
-            input=quantize_fc(self.kernel, self.bias, input_q, one, where + " input kernel"),
-            recurrent=quantize_fc(
-                self.recurrent_kernel,
-                self.recurrent_bias if self.reset_after else None,
-                state_q,
-                one,
-                where + " recurrent kernel",
-            ),
-        )
+        rec_bias = self.recurrent_bias if self.reset_after else None
+        parts = self.quantized_parts(input_q, state_bits, rec_bias)
+        return QuantGRU(reset_after=self.reset_after, **parts)
 
 
 def read(layer, input_size: int) -> GRULayer:  # noqa: ANN001
@@ -107,25 +78,11 @@ def read(layer, input_size: int) -> GRULayer:  # noqa: ANN001
 
 
 @dataclass
-class QuantGRU(QuantLayer):
+class QuantGRU(RecurrentQuant):
     kind: ClassVar[str] = "gru"
     template: ClassVar[str] = "gru.c.j2"
-    units: int = 0
+    gates: ClassVar[int] = 3
     reset_after: bool = True
-    state_bits: int = 8
-    input: QuantFC = None  # type: ignore[assignment]
-    recurrent: QuantFC = None  # type: ignore[assignment]
-
-    @property
-    def output_size(self) -> int:
-        return self.units
-
-    @property
-    def macs(self) -> int:
-        return 3 * self.units * (self.input_size + self.units)
-
-    def state_fields(self) -> list[StateField]:
-        return [state_field(self.state_bits, self.units)]
 
     def scratch(self) -> tuple[int, int, int]:
         rh = 0 if self.reset_after else self.units  # r * h for reset_after=False
@@ -148,6 +105,5 @@ class QuantGRU(QuantLayer):
             rec = self.recurrent.matvec(rh, 2 * u, 3 * u)
         cand = fx.tanh_q15(gx[:, 2 * u :] + rec)
         h_q15 = h * 256 if self.state_bits == 8 else h
-        new = fx.rshift_round(z * h_q15 + (fx.Q15_ONE - z) * cand, 15)
-        state["h"] = fx.q15_to_state(new) if self.state_bits == 8 else fx.sat(new, 16)
+        state["h"] = self.narrow(fx.rshift_round(z * h_q15 + (fx.Q15_ONE - z) * cand, 15))
         return state["h"]

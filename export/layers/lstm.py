@@ -13,33 +13,24 @@ from typing import ClassVar
 import numpy as np
 
 from rnn2c.export import fixedpoint as fx
-from rnn2c.export.ir import ActQuant, FloatLayer, QuantLayer, StateField, state_quant
+from rnn2c.export.ir import ActQuant, StateField
 from rnn2c.export.layers.common import (
+    RecurrentFloat,
+    RecurrentQuant,
     check_recurrent_config,
     recurrent_weights,
     sigmoid,
-    state_field,
 )
-from rnn2c.export.quantize import QuantFC, choose_range, quantize_fc
+from rnn2c.export.quantize import choose_range
 
 KERAS_CLASSES = ("LSTM",)
 
 
 @dataclass
-class LSTMLayer(FloatLayer):
+class LSTMLayer(RecurrentFloat):
     kind: ClassVar[str] = "lstm"
-    units: int
-    kernel: np.ndarray  # [F, 4U]
-    recurrent_kernel: np.ndarray  # [U, 4U]
-    bias: np.ndarray  # [4U]
-
-    @property
-    def output_size(self) -> int:
-        return self.units
-
-    @property
-    def macs(self) -> int:
-        return 4 * self.units * (self.input_size + self.units)
+    gates: ClassVar[int] = 4
+    label: ClassVar[str] = "LSTM"
 
     def init_state(self, batch: int) -> dict[str, np.ndarray]:
         return {"h": np.zeros((batch, self.units)), "c": np.zeros((batch, self.units))}
@@ -56,25 +47,12 @@ class LSTMLayer(FloatLayer):
         return state["h"]
 
     def quantize(self, input_q: ActQuant, obs, method: str, state_bits: int = 8) -> QuantLSTM:  # noqa: ANN001
-        one = 1.0 / fx.Q12_ONE
-        where = f"layer '{self.name}' (LSTM)"
         lo, hi = choose_range(obs.get("cell"), method)
         peak = max(abs(lo), abs(hi), 1e-6)
         # integer bits so that the int16 cell covers +-peak; at most 15 (Q15.0)
         int_bits = min(15, max(0, math.ceil(math.log2(peak * 1.0001))))
-        state_q = state_quant(state_bits)
-        return QuantLSTM(
-            name=self.name,
-            input_size=self.input_size,
-            output_q=state_q,
-            units=self.units,
-            cell_frac_bits=15 - int_bits,
-            state_bits=state_bits,
-            input=quantize_fc(self.kernel, self.bias, input_q, one, where + " input kernel"),
-            recurrent=quantize_fc(
-                self.recurrent_kernel, None, state_q, one, where + " recurrent kernel"
-            ),
-        )
+        parts = self.quantized_parts(input_q, state_bits)
+        return QuantLSTM(cell_frac_bits=15 - int_bits, **parts)
 
 
 def read(layer, input_size: int) -> LSTMLayer:  # noqa: ANN001
@@ -92,33 +70,17 @@ def read(layer, input_size: int) -> LSTMLayer:  # noqa: ANN001
 
 
 @dataclass
-class QuantLSTM(QuantLayer):
+class QuantLSTM(RecurrentQuant):
     kind: ClassVar[str] = "lstm"
     template: ClassVar[str] = "lstm.c.j2"
-    units: int = 0
+    gates: ClassVar[int] = 4
     cell_frac_bits: int = 12
-    state_bits: int = 8
-    input: QuantFC = None  # type: ignore[assignment]
-    recurrent: QuantFC = None  # type: ignore[assignment]
-
-    @property
-    def output_size(self) -> int:
-        return self.units
-
-    @property
-    def macs(self) -> int:
-        return 4 * self.units * (self.input_size + self.units)
 
     def state_fields(self) -> list[StateField]:
-        return [
-            StateField(
-                "c", "int16_t", self.units, f"cell state, {self.cell_frac_bits} fraction bits"
-            ),
-            state_field(self.state_bits, self.units),
-        ]
-
-    def scratch(self) -> tuple[int, int, int]:
-        return (8 * self.units, 0, 0)
+        cell = StateField(
+            "c", "int16_t", self.units, f"cell state, {self.cell_frac_bits} fraction bits"
+        )
+        return [cell, *super().state_fields()]
 
     def step(self, state, x):  # noqa: ANN001
         u, h, c = self.units, state["h"], state["c"]
@@ -132,6 +94,6 @@ class QuantLSTM(QuantLayer):
         )
         tanh_c = fx.tanh_q15(fx.q12_from_frac(cell, self.cell_frac_bits))
         state["c"] = cell
-        shift = 23 if self.state_bits == 8 else 15  # Q0.30 -> Q0.7 or Q0.15
+        shift = 23 if self.state_bits == 8 else 15  # Q0.30 -> Q0.7 or Q0.15 in one rounding
         state["h"] = fx.sat(fx.rshift_round(o * tanh_c, shift), self.state_bits)
         return state["h"]
