@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from rnn2c.train.data import DatasetError, load_dataset
 
 HAS_AEON = importlib.util.find_spec("aeon") is not None

@@ -14,7 +14,7 @@ keras = pytest.importorskip("keras")
 from rnn2c.train.cli import add_arguments, main  # noqa: E402
 from rnn2c.train.data import Dataset  # noqa: E402
 from rnn2c.train.model import ALLOWED_LAYER_TYPES, build_model, real_steps  # noqa: E402
-from rnn2c.train.train import train_run  # noqa: E402
+from rnn2c.train.train import _best_checkpoint_callback, train_run  # noqa: E402
 
 RUN_FILES = {
     "model.keras",
@@ -131,6 +131,36 @@ def test_tiny_run_writes_the_run_folder(tmp_path: Path) -> None:
     probs = model.predict(test["x"], verbose=0)
     acc = float(np.mean(np.argmax(probs, axis=1) == test["y"]))
     assert acc == pytest.approx(saved["float_test_accuracy"])
+
+
+def test_best_checkpoint_prefers_val_accuracy_then_val_loss() -> None:
+    model = keras.Sequential([keras.Input(shape=(2,)), keras.layers.Dense(1)])
+    cb = _best_checkpoint_callback(keras, patience=2, has_val=True)
+    cb.set_model(model)
+    model.stop_training = False  # fit() sets this; the test drives the callback by hand
+    # (val_accuracy, val_loss) per epoch; the best is epoch 3: highest accuracy, and among the
+    # epochs with that accuracy the lowest loss (epoch 1 has a lower loss but less accuracy).
+    logs = [(0.5, 0.9), (0.75, 0.3), (1.0, 0.5), (1.0, 0.4), (1.0, 0.6), (0.75, 0.2), (1.0, 0.7)]
+    saved = {}
+    for epoch, (acc, loss) in enumerate(logs):
+        model.set_weights([np.full_like(w, epoch) for w in model.get_weights()])
+        saved[epoch] = [np.array(w) for w in model.get_weights()]
+        cb.on_epoch_end(epoch, {"val_accuracy": acc, "val_loss": loss, "loss": 0.0})
+        if model.stop_training:
+            break
+    assert cb.best_epoch == 3
+    assert epoch == 6 and model.stop_training  # three epochs (> patience 2) without a better one
+    cb.on_train_end()
+    for got, want in zip(model.get_weights(), saved[3], strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_tiny_run_records_the_training_schedule(tmp_path: Path) -> None:
+    metrics = _tiny_run(tmp_path / "run", epochs=2)
+    assert metrics["clipnorm"] == 1.0
+    assert metrics["lr_schedule"]["monitor"] == "val_loss"
+    assert metrics["selection"].startswith("max val_accuracy")
+    assert 1 <= metrics["best_epoch"] <= metrics["epochs_run"] <= 2
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

@@ -28,7 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--units", type=int, default=d["units"], help="units per layer")
     parser.add_argument("--layers", type=int, default=d["layers"], help="stacked recurrent layers")
     parser.add_argument(
-        "--dropout", type=float, default=d["dropout"], help="dropout before the output layer"
+        "--dropout",
+        type=float,
+        default=d["dropout"],
+        help="rate of the Dropout before the output layer (0 = no Dropout layer)",
     )
     parser.add_argument(
         "--epochs", type=int, default=d["epochs"], help="most epochs (early stopping)"
@@ -40,13 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--val-split",
         type=float,
         default=d["val_split"],
-        help="fraction of the training set held out for early stopping",
+        help="fraction of the training set held out (stratified) to pick the best epoch",
     )
     parser.add_argument(
         "--patience",
         type=int,
         default=d["patience"],
-        help="epochs without validation improvement before stopping",
+        help="epochs without a better epoch (validation accuracy, then loss) before stopping",
     )
     parser.add_argument(
         "--bidirectional", action="store_true", help="bidirectional layers (not supported yet)"
