@@ -19,8 +19,8 @@ venv: $(VENV)/.installed
 
 demo: venv
 	$(RNN2C) train --dataset uea:BasicMotions --cell gru --units 32 --out $(DEMO)/run --force
-	$(RNN2C) export $(DEMO)/run/model.keras --calib $(DEMO)/run/calib.npz --out $(DEMO)/c --name basicmotions
-	$(RNN2C) verify $(DEMO)/run/model.keras $(DEMO)/c --data $(DEMO)/run/test.npz --stream 10000
+	$(RNN2C) export $(DEMO)/run/model.keras --calib $(DEMO)/run/calib.npz --out $(DEMO)/c --name basicmotions --input-quant per-feature
+	$(RNN2C) verify $(DEMO)/run/model.keras $(DEMO)/c --data $(DEMO)/run/test.npz --stream 10000 --plot $(DEMO)/verify.png
 
 test: venv
 	$(PY) -m pytest -q

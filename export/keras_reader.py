@@ -17,7 +17,14 @@ from rnn2c.export.ir import ExportError, FloatLayer, ModelIR
 from rnn2c.export.layers import READERS, RECURRENT_KINDS
 
 #: layers that do nothing at inference (Masking: the caller stops stepping at the real length)
-PASS_THROUGH = ("InputLayer", "Dropout", "Masking")
+PASS_THROUGH = (
+    "InputLayer",
+    "Dropout",
+    "SpatialDropout1D",
+    "GaussianNoise",
+    "GaussianDropout",
+    "Masking",
+)
 #: folded into a neighbour: Normalization into the next weight layer; a separate activation
 #: layer into the linear Dense before it
 FOLDED = ("Normalization", "Activation", "Softmax", "ReLU", "TimeDistributed")

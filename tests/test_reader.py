@@ -76,3 +76,20 @@ def test_refusals(layers, message: str, tmp_path) -> None:  # noqa: ANN001
     model = keras.Sequential([keras.Input((9, 3)), *layers()])
     with pytest.raises(ExportError, match=message.replace("(", r"\(").replace(")", r"\)")):
         export_model(model, np.zeros((2, 9, 3), np.float32), tmp_path / "c")
+
+
+def test_inference_no_op_layers_pass_through(tmp_path) -> None:  # noqa: ANN001
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((None, 3)),
+            keras.layers.GaussianNoise(0.1),
+            keras.layers.GRU(6, return_sequences=True),
+            keras.layers.SpatialDropout1D(0.2),
+            keras.layers.GaussianDropout(0.1),
+            keras.layers.LSTM(5),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    assert _close_to_keras(model, tmp_path) < 0.03

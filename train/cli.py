@@ -34,6 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="rate of the Dropout before the output layer (0 = no Dropout layer)",
     )
     parser.add_argument(
+        "--noise",
+        type=float,
+        default=d["noise"],
+        help="std of Gaussian noise added to the normalized inputs while training (robustness "
+        "to sensor and int8 input-quantization noise; a no-op at inference)",
+    )
+    parser.add_argument(
         "--epochs", type=int, default=d["epochs"], help="most epochs (early stopping)"
     )
     parser.add_argument("--batch-size", type=int, default=d["batch_size"])
@@ -72,6 +79,7 @@ def command_line(args: argparse.Namespace) -> str:
         "units",
         "layers",
         "dropout",
+        "noise",
         "epochs",
         "batch_size",
         "lr",
@@ -104,6 +112,7 @@ def main(args: argparse.Namespace) -> int:
             units=args.units,
             layers=args.layers,
             dropout=args.dropout,
+            noise=args.noise,
             epochs=args.epochs,
             batch_size=args.batch_size,
             lr=args.lr,

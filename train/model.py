@@ -23,7 +23,17 @@ __all__ = ["CELLS", "ALLOWED_LAYER_TYPES", "ConfigError", "build_model", "real_s
 
 CELLS = ("gru", "lstm", "rnn")
 ALLOWED_LAYER_TYPES = frozenset(
-    {"InputLayer", "Masking", "Normalization", "GRU", "LSTM", "SimpleRNN", "Dense", "Dropout"}
+    {
+        "InputLayer",
+        "Masking",
+        "Normalization",
+        "GaussianNoise",
+        "GRU",
+        "LSTM",
+        "SimpleRNN",
+        "Dense",
+        "Dropout",
+    }
 )
 MASK_VALUE = 0.0
 
@@ -58,6 +68,7 @@ def build_model(
     layers: int = 1,
     dropout: float = 0.0,
     name: str = "rnn2c_classifier",
+    noise: float = 0.0,
 ) -> keras.Model:
     """Build (uncompiled) the classifier.
 
@@ -86,6 +97,8 @@ def build_model(
     norm = keras.layers.Normalization(axis=-1, name="normalization")
     norm.adapt(norm_data)
     h = norm(h)
+    if noise > 0.0:  # training-time input noise (normalized units); a no-op at inference
+        h = keras.layers.GaussianNoise(noise, name="input_noise")(h)
     for i in range(layers):
         last = i == layers - 1
         kwargs = {"return_sequences": not last, "name": f"{cell}_{i}"}

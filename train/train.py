@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "units": 32,
     "layers": 1,
     "dropout": 0.3,
+    "noise": 0.0,
     "epochs": 300,
     "batch_size": 16,
     "lr": 3e-3,
@@ -131,7 +132,11 @@ def _best_checkpoint_callback(keras: Any, patience: int, has_val: bool) -> Any:
 
 
 def export_commands(run_dir: str | os.PathLike[str]) -> list[str]:
-    """The commands that export and verify the run in ``run_dir``."""
+    """The commands that export and verify the run in ``run_dir``.
+
+    The model takes raw channels (its Normalization is folded at export), whose ranges differ
+    per channel, so the export quantizes the input per feature.
+    """
     run = str(run_dir).rstrip("/") or "/"
 
     def q(p: str) -> str:
@@ -139,8 +144,9 @@ def export_commands(run_dir: str | os.PathLike[str]) -> list[str]:
 
     return [
         f"rnn2c export {q(run + '/model.keras')} --calib {q(run + '/calib.npz')} "
-        f"--out {q(run + '/c')} --name model",
-        f"rnn2c verify {q(run + '/model.keras')} {q(run + '/c')} --data {q(run + '/test.npz')}",
+        f"--out {q(run + '/c')} --name model --input-quant per-feature",
+        f"rnn2c verify {q(run + '/model.keras')} {q(run + '/c')} --data {q(run + '/test.npz')} "
+        "--stream 10000",
     ]
 
 
@@ -194,6 +200,7 @@ def train_run(
     units: int = DEFAULTS["units"],
     layers: int = DEFAULTS["layers"],
     dropout: float = DEFAULTS["dropout"],
+    noise: float = DEFAULTS["noise"],
     epochs: int = DEFAULTS["epochs"],
     batch_size: int = DEFAULTS["batch_size"],
     lr: float = DEFAULTS["lr"],
@@ -212,6 +219,8 @@ def train_run(
         dataset_spec: a spec for :func:`rnn2c.train.data.load_dataset`, or a loaded Dataset.
         out_dir: the run folder to create (must not exist or be empty, unless ``force``).
         cell, units, layers, dropout: the architecture (see :func:`build_model`).
+        noise: standard deviation of Gaussian noise added to the normalized inputs during
+            training only (robustness to sensor and int8 input quantization noise).
         epochs: most epochs; early stopping usually ends sooner.
         batch_size, lr: Adam mini-batch size and initial learning rate (gradients are
             clipped to global norm ``CLIPNORM``; the rate is halved after ``LR_PATIENCE``
@@ -270,6 +279,7 @@ def train_run(
         units=units,
         layers=layers,
         dropout=dropout,
+        noise=noise,
     )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=lr, clipnorm=CLIPNORM),
@@ -322,6 +332,7 @@ def train_run(
         "units": units,
         "layers": layers,
         "dropout": dropout,
+        "noise": noise,
         "bidirectional": False,
         "num_params": int(model.count_params()),
         "float_test_accuracy": test_acc,
