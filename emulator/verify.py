@@ -15,9 +15,10 @@ import numpy as np
 
 from rnn2c.emulator.build import load_model
 from rnn2c.export import serialize
-from rnn2c.export.api import MANIFEST, qmodel_file
+from rnn2c.export.api import MANIFEST, qmodel_file, read_any
 from rnn2c.export.data import Sequences, load_sequences
-from rnn2c.export.ir import ExportError, QuantModel
+from rnn2c.export.ir import ExportError, ModelIR, QuantModel
+from rnn2c.export.quantize import observe_model
 from rnn2c.export.reference import last_step, run_int
 
 DEFAULT_MIN_AGREEMENT = 0.95
@@ -40,13 +41,11 @@ class StreamReport:
 
 
 def stream_check(
-    model: Any, qmodel: QuantModel, compiled: Any, seqs: Sequences, min_steps: int
+    ir: ModelIR, qmodel: QuantModel, compiled: Any, seqs: Sequences, min_steps: int
 ) -> StreamReport:
     """Concatenate the real steps of the sequences (repeating them) to >= min_steps steps and
-    run them as one stream through the C, the integer reference and the float IR."""
-    from rnn2c.export.api import read_any  # noqa: PLC0415
-    from rnn2c.export.quantize import observe_model  # noqa: PLC0415
-
+    run them as one stream through the C, the integer reference and the float IR (which the
+    tests hold equal to Keras)."""
     n, t = seqs.x.shape[:2]
     lens = np.full(n, t) if seqs.lengths is None else np.asarray(seqs.lengths)
     parts: list[np.ndarray] = []
@@ -62,7 +61,6 @@ def stream_check(
     xq = qmodel.input_q.quantize(stream)
     c_out = compiled.stream(xq[0])
     ref = run_int(qmodel, xq)[0]
-    _, ir = read_any(model)
     y_float, _ = observe_model(ir, stream.astype(np.float64))
     err = np.abs(qmodel.output_q.dequantize(c_out) - y_float[0])
     first = slice(0, bounds[0])
@@ -204,11 +202,8 @@ def read_export_dir(out_dir: str | Path, name: str | None = None) -> tuple[str, 
     return name, serialize.load(qfile)
 
 
-def float_outputs(model: Any, x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
-    """The float model's output for each sequence cut to its real length: [N, out]."""
-    from rnn2c.export.api import read_any  # noqa: PLC0415
-
-    keras_model, _ = read_any(model)
+def float_outputs(keras_model: Any, x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
+    """The Keras model's output for each sequence cut to its real length: [N, out]."""
     n, t, _ = x.shape
     lens = np.full(n, t) if lengths is None else np.asarray(lengths)
     out: np.ndarray | None = None
@@ -242,6 +237,7 @@ def verify(
     steps without reset, and reports the error at its start and end (drift).
     """
     name, qmodel = read_export_dir(out_dir, name)
+    keras_model, ir = read_any(model)
     if isinstance(data, Sequences):
         seqs = data
     elif isinstance(data, np.ndarray):
@@ -263,15 +259,19 @@ def verify(
         s = int(bad_seq[0])
         first = (s, int(np.nonzero(diff[s])[0][0]))
     y_int = qmodel.output_q.dequantize(last_step(c_out, seqs.lengths))
-    y_float = float_outputs(model, seqs.x, seqs.lengths)
+    y_float = float_outputs(keras_model, seqs.x, seqs.lengths)
     err = np.abs(y_int - y_float)
     n, t = seqs.x.shape[:2]
     total_steps = int(n * t if seqs.lengths is None else seqs.lengths.sum())
     out_range = float(y_float.max() - y_float.min()) or 1.0
-    classifier = qmodel.output_size >= 2
+    labels = seqs.y is not None and seqs.y.ndim == 1 and seqs.y.dtype.kind in "iu"
+    last = qmodel.layers[-1]
+    softmax = last.kind == "dense" and getattr(last, "activation", "") == "softmax"
+    # a classifier: a softmax head, or integer labels given for a multi-output model (logits)
+    classifier = qmodel.output_size >= 2 and (softmax or labels)
     agreement = float((y_int.argmax(1) == y_float.argmax(1)).mean()) if classifier else None
     acc_f = acc_i = None
-    if seqs.y is not None and classifier and seqs.y.ndim == 1 and seqs.y.dtype.kind in "iu":
+    if labels and classifier:
         acc_f = float((y_float.argmax(1) == seqs.y).mean())
         acc_i = float((y_int.argmax(1) == seqs.y).mean())
     report = VerifyReport(
@@ -294,7 +294,7 @@ def verify(
         outputs=(y_float, y_int),
     )
     if stream_steps > 0:
-        report.stream = stream_check(model, qmodel, compiled, seqs, stream_steps)
+        report.stream = stream_check(ir, qmodel, compiled, seqs, stream_steps)
         if not report.stream.bit_exact:
             report.failures.append("C output differs from the integer reference on the stream")
     if not report.bit_exact:
