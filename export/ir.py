@@ -56,11 +56,6 @@ class ActQuant:
             )
         return cls(float(d["scale"]), int(d["zero_point"]), int(d.get("bits", 8)))
 
-    @property
-    def max_abs(self) -> int:
-        """Largest |q| an input of this type can hold (for accumulator bounds)."""
-        return 1 << (self.bits - 1)
-
     def quantize(self, x: np.ndarray) -> np.ndarray:
         q = np.round(np.asarray(x, dtype=np.float64) / self.scale) + self.zero_point
         lo, hi = -(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1

@@ -48,9 +48,7 @@ class QuantFC:
 
     def worst_case_acc(self, input_bits: int = 8) -> int:
         """Largest |accumulator| any input can produce: |bias| + max|x| * sum |w|."""
-        w = np.abs(self.weight.astype(np.int64)).sum(axis=1)
-        peak = 1 << (input_bits - 1)
-        return int((np.abs(self.bias.astype(np.int64)) + peak * w).max(initial=0))
+        return worst_case_acc(self.weight, self.bias, input_bits)
 
     def matvec(self, x: np.ndarray, begin: int = 0, end: int | None = None) -> np.ndarray:
         """Mirror of rnn2c_fc_s8 for rows [begin, end) on a batch x [B, cols]."""
@@ -58,6 +56,13 @@ class QuantFC:
         w = self.weight[rows].astype(np.int64)
         acc = np.asarray(x, dtype=np.int64) @ w.T + self.bias[rows].astype(np.int64)
         return requantize(acc, self.multiplier[rows], self.shift[rows])
+
+
+def worst_case_acc(weight: np.ndarray, bias: np.ndarray, input_bits: int) -> int:
+    """max over rows of |bias| + max|x| * sum |w|: no partial sum of the row can exceed it."""
+    w = np.abs(np.asarray(weight, dtype=np.int64)).sum(axis=1)
+    peak = 1 << (input_bits - 1)
+    return int((np.abs(np.asarray(bias, dtype=np.int64)) + peak * w).max(initial=0))
 
 
 def quantize_fc(
@@ -87,20 +92,20 @@ def quantize_fc(
     b = np.zeros(rows) if bias is None else np.asarray(bias, dtype=np.float64)
     zero_points = np.broadcast_to(np.asarray(input_q.zero_point, dtype=np.int64), (cols,))
     bias_q = np.round(b / acc_scale).astype(np.int64) - wq @ zero_points
-    in_max = input_q.max_abs
-    fc = QuantFC(
-        weight=wq.astype(np.int8),
-        bias=np.clip(bias_q, -INT32_MAX, INT32_MAX).astype(np.int32),
-        multiplier=np.zeros(rows, dtype=np.int32),
-        shift=np.ones(rows, dtype=np.int8),
-    )
-    # Overflow guard (see rnn2c_runtime.h): no input can push an accumulator past int32.
-    worst = int((np.abs(bias_q) + in_max * np.abs(wq).sum(axis=1)).max(initial=0))
+    # Overflow guard (see rnn2c_runtime.h): no input can push an accumulator past int32. It also
+    # bounds |bias_q|, so the bias fits its int32 array.
+    worst = worst_case_acc(wq, bias_q, input_q.bits)
     if worst > INT32_MAX:
         raise ExportError(
             f"{where}: worst-case int32 accumulator {worst} exceeds 2^31-1 "
             f"({cols} int{input_q.bits} inputs); reduce the layer width or the bias magnitude"
         )
+    fc = QuantFC(
+        weight=wq.astype(np.int8),
+        bias=bias_q.astype(np.int32),
+        multiplier=np.zeros(rows, dtype=np.int32),
+        shift=np.ones(rows, dtype=np.int8),
+    )
     for r in range(rows):
         try:
             m, s = quantize_multiplier(float(acc_scale[r] / out_scale))

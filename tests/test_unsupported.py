@@ -75,3 +75,14 @@ def test_refused_before_anything_is_written(make, message: str, tmp_path) -> Non
     assert message in text
     assert "\n" not in text
     assert not (tmp_path / "out").exists()
+
+
+def test_accumulator_overflow_is_refused_naming_the_layer(tmp_path) -> None:  # noqa: ANN001
+    """A bias far larger than its weights could not be held in the int32 accumulator."""
+    model = keras.Sequential([keras.Input((10, 3)), keras.layers.GRU(4, name="tiny_weights")])
+    gru = model.layers[-1]
+    kernel, rec, bias = gru.get_weights()
+    gru.set_weights([kernel * 1e-7, rec, np.full_like(bias, 1e3)])
+    with pytest.raises(ExportError, match=r"layer 'tiny_weights' \(GRU\) input kernel: worst-case"):
+        export_model(model, np.ones((4, 10, 3), np.float32), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
