@@ -264,7 +264,10 @@ def verify(
     n, t = seqs.x.shape[:2]
     total_steps = int(n * t if seqs.lengths is None else seqs.lengths.sum())
     out_range = float(y_float.max() - y_float.min()) or 1.0
-    labels = seqs.y is not None and seqs.y.ndim == 1 and seqs.y.dtype.kind in "iu"
+    y_true = seqs.y
+    if y_true is not None and y_true.ndim == 2 and y_true.shape[1] == qmodel.output_size:
+        y_true = y_true.argmax(1)  # one-hot labels
+    labels = y_true is not None and y_true.ndim == 1 and y_true.dtype.kind in "iu"
     last = qmodel.layers[-1]
     softmax = last.kind == "dense" and getattr(last, "activation", "") == "softmax"
     # a classifier: a softmax head, or integer labels given for a multi-output model (logits)
@@ -272,8 +275,8 @@ def verify(
     agreement = float((y_int.argmax(1) == y_float.argmax(1)).mean()) if classifier else None
     acc_f = acc_i = None
     if labels and classifier:
-        acc_f = float((y_float.argmax(1) == seqs.y).mean())
-        acc_i = float((y_int.argmax(1) == seqs.y).mean())
+        acc_f = float((y_float.argmax(1) == y_true).mean())
+        acc_i = float((y_int.argmax(1) == y_true).mean())
     report = VerifyReport(
         name=name,
         sequences=int(seqs.x.shape[0]),

@@ -193,3 +193,20 @@ def test_verify_on_missing_folder(files: dict[str, Path], tmp_path: Path, capsys
     rc = main(["verify", str(files["good"]), str(tmp_path / "nope"), "--data", str(files["data"])])
     assert rc == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_verify_api_with_one_hot_labels(files: dict[str, Path], tmp_path: Path) -> None:
+    from rnn2c.emulator import verify
+    from rnn2c.export.data import load_sequences
+
+    out = tmp_path / "c"
+    assert (
+        main(["export", str(files["good"]), "--calib", str(files["calib"]), "--out", str(out)]) == 0
+    )
+    data = load_sequences(files["data"], "--data")
+    assert data.y is not None
+    one_hot = np.eye(4, dtype=np.float32)[data.y]
+    plain = verify(str(files["good"]), out, data)
+    hot = verify(str(files["good"]), out, type(data)(data.x, one_hot, None))
+    assert plain.float_accuracy is not None and hot.float_accuracy == plain.float_accuracy
+    assert hot.int8_accuracy == plain.int8_accuracy
