@@ -23,6 +23,8 @@ demo: venv
 	$(RNN2C) verify $(DEMO)/run/model.keras $(DEMO)/c --data $(DEMO)/run/test.npz --stream 10000 --plot $(DEMO)/verify.png
 
 test: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
 lint: venv
