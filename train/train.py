@@ -39,16 +39,17 @@ __all__ = [
     "train_run",
 ]
 
-# Chosen so that BasicMotions (40 train sequences of 100 steps) and JapaneseVowels (270
-# sequences of 7..29 steps) reach the published plain-LSTM test accuracies with GRU and LSTM
-# cells alike, each run in about two CPU minutes. Selection uses the validation split only.
+# Defaults that train BasicMotions (40 train sequences of 100 steps) and JapaneseVowels (270
+# sequences of 7..29 steps) to 96.8-100% test accuracy with GRU and LSTM cells alike, in under
+# four CPU minutes each (README, "Measured"). The epoch cap is high so that early stopping, not
+# the cap, ends training; the best epoch is chosen on the validation split only.
 DEFAULTS: dict[str, Any] = {
     "cell": "gru",
     "units": 32,
     "layers": 1,
     "dropout": 0.3,
     "noise": 0.0,
-    "epochs": 300,
+    "epochs": 1000,
     "batch_size": 16,
     "lr": 3e-3,
     "seed": 0,
