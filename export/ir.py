@@ -205,12 +205,13 @@ class QuantLayer:
         return out
 
     def scalars(self) -> dict[str, Any]:
+        """Every non-array field as JSON-ready values (the arrays are in arrays())."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if isinstance(v, ActQuant):
                 out[f.name] = v.to_json()
-            elif not isinstance(v, np.ndarray):
+            elif not isinstance(v, np.ndarray) and not dataclasses.is_dataclass(v):
                 out[f.name] = v
         return out
 

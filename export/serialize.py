@@ -6,6 +6,7 @@ import dataclasses
 import io
 import json
 import typing
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -18,29 +19,12 @@ from rnn2c.export.quantize import QuantFC
 FORMAT_VERSION = 1
 
 
-def _flatten(layer: Any, prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    meta: dict[str, Any] = {}
-    for f in dataclasses.fields(layer):
-        v = getattr(layer, f.name)
-        if isinstance(v, QuantFC):
-            for g in dataclasses.fields(v):
-                arrays[f"{prefix}{f.name}.{g.name}"] = getattr(v, g.name)
-        elif isinstance(v, np.ndarray):
-            arrays[prefix + f.name] = v
-        elif isinstance(v, ActQuant):
-            meta[f.name] = v.to_json()
-        else:
-            meta[f.name] = v
-    return meta
-
-
 def to_bytes(qmodel: QuantModel) -> bytes:
     arrays: dict[str, np.ndarray] = {}
     layers = []
     for i, layer in enumerate(qmodel.layers):
-        meta = _flatten(layer, f"{i}.", arrays)
-        meta["kind"] = layer.kind
-        layers.append(meta)
+        arrays.update({f"{i}.{key}": v for key, v in layer.arrays().items()})
+        layers.append({**layer.scalars(), "kind": layer.kind})
     header = {
         "format": FORMAT_VERSION,
         "input_q": qmodel.input_q.to_json(),
@@ -62,7 +46,7 @@ def load(path: str | Path) -> QuantModel:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         header = json.loads(arrays.pop("header").tobytes().decode())
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         raise ExportError(f"cannot read quantized model {str(path)!r}: {e}") from None
     if header.get("format") != FORMAT_VERSION:
         raise ExportError(
