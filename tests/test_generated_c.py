@@ -24,6 +24,8 @@ STRICT = [
     "-Wstrict-prototypes",
     "-Wmissing-prototypes",
     "-Wundef",
+    "-Wconversion",
+    "-Wsign-conversion",
 ]
 COMPILERS = [cc for cc in ("gcc", "clang") if shutil.which(cc)]
 
