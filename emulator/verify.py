@@ -16,7 +16,7 @@ import numpy as np
 from rnn2c.emulator.build import load_model
 from rnn2c.export import serialize
 from rnn2c.export.api import MANIFEST, qmodel_file, read_any
-from rnn2c.export.data import Sequences, load_sequences
+from rnn2c.export.data import Sequences, check_inputs, load_sequences
 from rnn2c.export.ir import ExportError, ModelIR, QuantModel
 from rnn2c.export.quantize import observe_model
 from rnn2c.export.reference import last_step, run_int
@@ -241,7 +241,7 @@ def verify(
     if isinstance(data, Sequences):
         seqs = data
     elif isinstance(data, np.ndarray):
-        seqs = Sequences(np.asarray(data, np.float32), None, None)
+        seqs = Sequences(check_inputs(data, "data array", qmodel.input_size), None, None)
     else:
         seqs = load_sequences(data, "--data", qmodel.input_size)
     if seqs.x.shape[2] != qmodel.input_size:

@@ -10,11 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rnn2c import __version__
 from rnn2c.export import serialize
-from rnn2c.export.data import Sequences, load_sequences
+from rnn2c.export.data import Sequences, check_inputs, load_sequences
 from rnn2c.export.ir import ExportError, ModelIR, QuantModel
 from rnn2c.export.keras_reader import load_keras_model, read_model
 from rnn2c.export.quantize import quantize_model
@@ -48,12 +46,7 @@ def _calibration(calib: Any, features: int) -> Sequences:
         return calib
     if isinstance(calib, str | os.PathLike):
         return load_sequences(calib, "--calib", features)
-    x = np.asarray(calib, dtype=np.float32)
-    if x.ndim != 3 or x.shape[2] != features or x.shape[0] == 0:
-        raise ExportError(f"calibration array has shape {x.shape}; expected [N, T, {features}]")
-    if not np.isfinite(x).all():
-        raise ExportError("calibration array contains NaN or inf values; give finite inputs")
-    return Sequences(x=x, y=None, lengths=None)
+    return Sequences(x=check_inputs(calib, "calibration array", features), y=None, lengths=None)
 
 
 def export_model(

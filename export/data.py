@@ -18,6 +18,25 @@ class Sequences:
     lengths: np.ndarray | None  # real lengths [N] of end-padded sequences, if given
 
 
+def check_inputs(x: np.ndarray, what: str, features: int | None = None) -> np.ndarray:
+    """Validate sequences [N, T, F] (shape, dtype, feature count, finiteness) -> float32."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiu":
+        raise ExportError(f"{what}: x has dtype {x.dtype}; expected float32 [N, T, F]")
+    if x.ndim != 3:
+        raise ExportError(f"{what}: x has shape {x.shape}; expected [N, T, F] (3-D)")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ExportError(f"{what}: x has shape {x.shape}; it holds no sequences")
+    if features is not None and x.shape[2] != features:
+        raise ExportError(
+            f"{what}: x has {x.shape[2]} features per step but the model takes {features}"
+        )
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise ExportError(f"{what}: x contains NaN or inf values; give finite inputs")
+    return x
+
+
 def load_sequences(
     path: str | Path, what: str = "--calib", features: int | None = None
 ) -> Sequences:
@@ -42,19 +61,7 @@ def load_sequences(
             f"{what}: {str(p)!r} has arrays {sorted(arrays)} but none named 'x'; "
             "name the input array x (shaped [N, T, F])"
         )
-    if x.dtype.kind not in "fiu":
-        raise ExportError(f"{what}: x has dtype {x.dtype}; expected float32 [N, T, F]")
-    if x.ndim != 3:
-        raise ExportError(f"{what}: x has shape {x.shape}; expected [N, T, F] (3-D)")
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        raise ExportError(f"{what}: x has shape {x.shape}; it holds no sequences")
-    if features is not None and x.shape[2] != features:
-        raise ExportError(
-            f"{what}: x has {x.shape[2]} features per step but the model takes {features}"
-        )
-    x = x.astype(np.float32)
-    if not np.isfinite(x).all():
-        raise ExportError(f"{what}: x contains NaN or inf values; give finite inputs")
+    x = check_inputs(x, what, features)
     lengths = arrays.get("lengths")
     if lengths is not None:
         lengths = np.asarray(lengths).astype(np.int64).reshape(-1)

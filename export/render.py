@@ -150,7 +150,6 @@ def render(qmodel: QuantModel, name: str) -> dict[str, str]:
                     "layer": v.index,
                     "layer_name": v.q.name,
                     "comment": f.comment,
-                    "nbytes": f.nbytes,
                 }
             )
     fields.sort(key=lambda f: 0 if f["ctype"] == "int16_t" else 1)  # no padding between arrays
