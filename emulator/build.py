@@ -7,9 +7,11 @@ knows nothing about Keras.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import importlib.resources
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -18,6 +20,8 @@ from pathlib import Path
 
 import jinja2
 import numpy as np
+
+from rnn2c.outdir import OutputError
 
 STRICT_FLAGS = ("-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror")
 DEFAULT_FLAGS = (*STRICT_FLAGS, "-O2")
@@ -28,17 +32,61 @@ class BuildError(RuntimeError):
 
 
 def cache_dir() -> Path:
+    """The compile cache: $RNN2C_CACHE_DIR, else $XDG_CACHE_HOME/rnn2c or ~/.cache/rnn2c."""
     root = os.environ.get("RNN2C_CACHE_DIR")
-    if root:
-        return Path(root)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rnn2c"
+    what = "RNN2C_CACHE_DIR" if root else "the compile cache"
+    d = Path(root) if root else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    d = d / "rnn2c" if not root else d
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(
+            f"{what} {str(d)!r} cannot be used as a folder ({e.strerror or e}); point "
+            "RNN2C_CACHE_DIR to a writable folder"
+        ) from None
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {str(d)!r} is not writable; point RNN2C_CACHE_DIR elsewhere")
+    return d
 
 
-def find_compiler(preferred: str | None = None) -> str:
-    for cc in [preferred, os.environ.get("CC"), "cc", "gcc", "clang"]:
-        if cc and shutil.which(cc):
-            return cc
-    raise BuildError("no C compiler found; install gcc or clang, or set CC")
+def find_compiler(preferred: str | None = None) -> list[str]:
+    """The compiler command as a list: `preferred`, else $CC (which may carry flags, e.g.
+    "ccache gcc" or "gcc -m64"), else cc, gcc or clang."""
+    env_cc = os.environ.get("CC")
+    for source, cc in (("--cc", preferred), ("CC", env_cc)):
+        if cc:
+            try:
+                cmd = shlex.split(cc)
+            except ValueError:
+                cmd = []
+            if not cmd or not shutil.which(cmd[0]):
+                raise BuildError(f"{source}={cc!r}: compiler {cmd[0] if cmd else cc!r} not found")
+            return cmd
+    for cc in ("cc", "gcc", "clang"):
+        if shutil.which(cc):
+            return [cc]
+    raise BuildError("no C compiler found; install gcc or clang (Debian: apt install gcc)")
+
+
+@functools.lru_cache(maxsize=16)
+def compiler_identity(cmd: tuple[str, ...]) -> str:
+    """What the cache key holds for a compiler: the resolved executable (path, size, mtime)
+    and its --version banner, so another compiler behind the same name is not mistaken."""
+    exe = shutil.which(cmd[0]) or cmd[0]
+    real = os.path.realpath(exe)
+    try:
+        st = os.stat(real)
+        stamp = f"{real}:{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        stamp = real
+    try:
+        proc = subprocess.run(
+            [*cmd, "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+        banner = proc.stdout + proc.stderr
+    except (OSError, subprocess.SubprocessError) as e:
+        raise BuildError(f"compiler {' '.join(cmd)!r} cannot be run: {e}") from None
+    return f"{' '.join(cmd)}\0{stamp}\0{banner}"
 
 
 def harness_source(name: str) -> str:
@@ -52,7 +100,7 @@ def compile_model(
 ) -> Path:
     """Build <name>.c plus the harness into a shared library; returns its (cached) path."""
     src = Path(src_dir)
-    cc = find_compiler(cc)
+    cc_cmd = find_compiler(cc)
     sources = {p.name: p.read_bytes() for p in sorted(src.glob("*.[ch]"))}
     if f"{name}.c" not in sources:
         raise BuildError(
@@ -60,7 +108,7 @@ def compile_model(
         )
     harness = harness_source(name).encode()
     h = hashlib.sha256()
-    for key in (cc, *flags):
+    for key in (compiler_identity(tuple(cc_cmd)), *flags):
         h.update(key.encode() + b"\0")
     for fname, data in sorted(sources.items()):
         h.update(fname.encode() + b"\0" + data + b"\0")
@@ -76,7 +124,7 @@ def compile_model(
         (w / "rnn2c_harness.c").write_bytes(harness)
         out = w / lib.name
         cmd = [
-            cc,
+            *cc_cmd,
             *flags,
             "-fPIC",
             "-shared",
@@ -90,7 +138,7 @@ def compile_model(
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             msg = (proc.stderr or proc.stdout).strip().splitlines()
-            raise BuildError(f"{cc} failed on {src}/{name}.c: " + " | ".join(msg[:6]))
+            raise BuildError(f"{cc_cmd[0]} failed on {src}/{name}.c: " + " | ".join(msg[:6]))
         tmp_lib = lib.with_suffix(f".{os.getpid()}.tmp")
         shutil.copyfile(out, tmp_lib)
         os.replace(tmp_lib, lib)
@@ -153,4 +201,15 @@ class CompiledModel:
 
 
 def load_model(src_dir: str | Path, name: str, cc: str | None = None) -> CompiledModel:
-    return CompiledModel.load(compile_model(src_dir, name, cc))
+    """Compile (or take from the cache) and load; a cached library that fails to load (a
+    corrupt or truncated file) is removed and built again once."""
+    lib = compile_model(src_dir, name, cc)
+    try:
+        return CompiledModel.load(lib)
+    except (OSError, AttributeError):
+        lib.unlink(missing_ok=True)
+    lib = compile_model(src_dir, name, cc)
+    try:
+        return CompiledModel.load(lib)
+    except (OSError, AttributeError) as e:
+        raise BuildError(f"the compiled library {str(lib)!r} cannot be loaded: {e}") from None

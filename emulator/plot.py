@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
+
+from rnn2c.outdir import write_file_atomically
 
 
 def plot_report(
@@ -13,6 +16,7 @@ def plot_report(
     y_float: np.ndarray,
     y_int: np.ndarray,
     stream_error: np.ndarray | None,
+    threshold: float | None = None,
 ) -> None:
     """Left: every output, int8 C against float Keras. Right: |error| along the long stream."""
     try:
@@ -38,11 +42,15 @@ def plot_report(
         smooth = np.convolve(stream_error, np.ones(window) / window, mode="same")
         ax.plot(steps, stream_error, color="0.8", lw=0.5, label="|int8 - float| per step")
         ax.plot(steps, smooth, lw=1.5, label=f"mean over {window} steps")
+        if threshold is not None:
+            ax.axhline(threshold, color="tab:red", lw=1, ls="--", label="verify threshold")
         ax.set_xlabel("step of the stream (no reset)")
         ax.set_ylabel("mean |int8 - float| over outputs")
         ax.set_title("long-stream drift check")
         ax.legend(loc="upper right")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
+    write_file_atomically(path, buf.getvalue(), "--plot")

@@ -15,14 +15,16 @@ import numpy as np
 
 from rnn2c.emulator.build import load_model
 from rnn2c.export import serialize
-from rnn2c.export.api import MANIFEST, qmodel_file, read_any
-from rnn2c.export.data import Sequences, check_inputs, load_sequences
+from rnn2c.export.api import MANIFEST, model_fingerprint, qmodel_file, read_any
+from rnn2c.export.data import Sequences, check_inputs, check_lengths, load_sequences
 from rnn2c.export.ir import ExportError, ModelIR, QuantModel
 from rnn2c.export.quantize import observe_model
 from rnn2c.export.reference import last_step, run_int
+from rnn2c.outdir import OutputError, file_sha256, read_manifest, recover
 
 DEFAULT_MIN_AGREEMENT = 0.95
 DEFAULT_MAX_MEAN_ERROR = 0.03  # mean |int8 - float| as a fraction of the float output range
+MAX_STREAM_STEPS = 10_000_000  # --stream bound: about 10^7 steps keep memory under a few GB
 
 
 @dataclass
@@ -32,16 +34,31 @@ class StreamReport:
     steps: int
     sequences: int
     bit_exact: bool
+    mean_error: float  # mean |int8 - float| over every step and output
     mean_error_first: float  # mean |int8 - float| over the steps of the first sequence
     mean_error_last: float  # ... over the steps of the last sequence
     max_error_first: float
     max_error_last: float
-    agreement: float | None  # argmax agreement over every step
+    worst_error: float  # the largest |int8 - float| of any output at any step
+    worst_step: int  # where it happened: step of the stream,
+    worst_sequence: int  # the sequence it belongs to (0-based, in stream order)
+    worst_step_in_sequence: int  # and the step within that sequence
+    threshold: float  # the per-step mean-error threshold (as for the sequences)
+    steps_over_threshold: int  # steps whose mean |int8 - float| exceeds it
+    at_limits: float  # fraction of steps with some int8 output at -128 or 127
+    clipped: float  # fraction of steps with some float output outside the int8 range
+    agreement: float | None  # argmax (or 0.5-threshold) agreement over every step
     errors: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))  # per step
 
 
 def stream_check(
-    ir: ModelIR, qmodel: QuantModel, compiled: Any, seqs: Sequences, min_steps: int
+    ir: ModelIR,
+    qmodel: QuantModel,
+    compiled: Any,
+    seqs: Sequences,
+    min_steps: int,
+    threshold: float,
+    head: str,
 ) -> StreamReport:
     """Concatenate the real steps of the sequences (repeating them) to >= min_steps steps and
     run them as one stream through the C, the integer reference and the float IR (which the
@@ -62,23 +79,48 @@ def stream_check(
     c_out = compiled.stream(xq[0])
     ref = run_int(qmodel, xq)[0]
     y_float, _ = observe_model(ir, stream.astype(np.float64))
-    err = np.abs(qmodel.output_q.dequantize(c_out) - y_float[0])
+    y_float = y_float[0]
+    err = np.abs(qmodel.output_q.dequantize(c_out) - y_float)
+    per_step = err.mean(axis=1)
     first = slice(0, bounds[0])
     last = slice(bounds[-2] if len(bounds) > 1 else 0, bounds[-1])
-    agreement = None
-    if qmodel.output_size >= 2:
-        agreement = float((c_out.argmax(1) == y_float[0].argmax(1)).mean())
+    worst = int(np.argmax(err.max(axis=1)))
+    seq = int(np.searchsorted(np.asarray(bounds), worst, side="right"))
+    start = bounds[seq - 1] if seq > 0 else 0
+    oq = qmodel.output_q
+    lo, hi = oq.dequantize(np.int64(-128)), oq.dequantize(np.int64(127))
+    half = float(np.max(oq.scale)) / 2
+    clipped = ((y_float < lo - half) | (y_float > hi + half)).any(axis=1)
     return StreamReport(
         steps=int(stream.shape[1]),
         sequences=len(parts),
         bit_exact=bool(np.array_equal(c_out, ref)),
+        mean_error=float(err.mean()),
         mean_error_first=float(err[first].mean()),
         mean_error_last=float(err[last].mean()),
         max_error_first=float(err[first].max()),
         max_error_last=float(err[last].max()),
-        agreement=agreement,
-        errors=err.mean(axis=1),
+        worst_error=float(err.max()),
+        worst_step=worst,
+        worst_sequence=seq,
+        worst_step_in_sequence=worst - start,
+        threshold=threshold,
+        steps_over_threshold=int((per_step > threshold).sum()),
+        at_limits=float(((c_out == -128) | (c_out == 127)).any(axis=1).mean()),
+        clipped=float(clipped.mean()),
+        agreement=_agreement(head, qmodel.output_q.dequantize(c_out), y_float),
+        errors=per_step,
     )
+
+
+def _agreement(head: str, y_int: np.ndarray, y_float: np.ndarray) -> float | None:
+    """How often int8 and float decide the same: argmax for softmax/logit classifiers, the 0.5
+    threshold of every output for sigmoid classifiers; None for other models."""
+    if head == "sigmoid":
+        return float(((y_int > 0.5) == (y_float > 0.5)).mean())
+    if head == "argmax":
+        return float((y_int.argmax(1) == y_float.argmax(1)).mean())
+    return None
 
 
 @dataclass
@@ -99,6 +141,10 @@ class VerifyReport:
     min_agreement: float
     max_mean_error: float
     state_bytes: int
+    head: str = "none"  # "argmax" (softmax or logits), "sigmoid" (0.5 threshold) or "none"
+    chance: str | None = None  # why the float model looks untrained, if it does
+    files_checked: bool = False  # whether the export's files were checked against its manifest
+    changed_files: list[str] = field(default_factory=list)  # files edited after export
     stream: StreamReport | None = None
     failures: list[str] = field(default_factory=list)
     outputs: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)  # float, int8
@@ -121,13 +167,22 @@ class VerifyReport:
 
         assert self.outputs is not None
         stream = self.stream.errors if self.stream is not None else None
-        plot_report(path, f"rnn2c verify: {self.name}", *self.outputs, stream)
+        threshold = self.stream.threshold if self.stream is not None else None
+        plot_report(path, f"rnn2c verify: {self.name}", *self.outputs, stream, threshold)
 
     def table(self) -> str:
         def pct(v: float | None) -> str:
             return "-" if v is None else f"{100 * v:.2f}%"
 
+        files = (
+            "unchanged"
+            if self.files_checked and not self.changed_files
+            else "NO: " + ", ".join(self.changed_files) + " edited"
+            if self.changed_files
+            else "not checked (manifest without hashes)"
+        )
         rows = [
+            ("export files", files, "sha256 as exported"),
             ("sequences / steps", f"{self.sequences} / {self.steps}", ""),
             (
                 "C == integer reference",
@@ -145,7 +200,8 @@ class VerifyReport:
             ),
         ]
         if self.classifier:
-            rows.append(("argmax agreement", pct(self.agreement), f">= {pct(self.min_agreement)}"))
+            label = "argmax agreement" if self.head == "argmax" else "agreement (p > 0.5)"
+            rows.append((label, pct(self.agreement), f">= {pct(self.min_agreement)}"))
         if self.float_accuracy is not None:
             rows.append(
                 (
@@ -174,8 +230,26 @@ class VerifyReport:
                     "",
                 ),
             ]
+            rows += [
+                (
+                    "stream worst step",
+                    f"{s.worst_error:.5f}",
+                    f"step {s.worst_step} (sequence {s.worst_sequence}, its step "
+                    f"{s.worst_step_in_sequence})",
+                ),
+                (
+                    "stream steps over threshold",
+                    f"{s.steps_over_threshold} of {s.steps}",
+                    f"mean |err| per step > {s.threshold:.5f}",
+                ),
+                (
+                    "stream output at int8 limits",
+                    f"{100 * s.at_limits:.2f}% of steps",
+                    f"float outside the int8 range: {100 * s.clipped:.2f}%",
+                ),
+            ]
             if s.agreement is not None:
-                rows.append(("stream argmax agreement", pct(s.agreement), "every step"))
+                rows.append(("stream agreement", pct(s.agreement), "every step"))
         w0 = max(len(r[0]) for r in rows)
         w1 = max(len(r[1]) for r in rows)
         lines = [f"rnn2c verify: {self.name}", f"  {'check':<{w0}}  {'result':<{w1}}  threshold"]
@@ -183,23 +257,54 @@ class VerifyReport:
         if self.first_mismatch is not None:
             s, t = self.first_mismatch
             lines.append(f"  first C/reference mismatch: sequence {s}, step {t}")
+        if self.chance:
+            lines.append(f"  float model: {self.chance}")
         lines.append("PASS" if self.passed else "FAIL: " + "; ".join(self.failures))
         return "\n".join(lines)
 
 
-def read_export_dir(out_dir: str | Path, name: str | None = None) -> tuple[str, QuantModel]:
+@dataclass
+class ExportDir:
+    """An export folder as verify reads it."""
+
+    path: Path
+    name: str
+    qmodel: QuantModel
+    manifest: dict[str, Any] | None
+    changed_files: list[str]  # listed in the manifest, content differs from its sha256
+    hashed: bool  # the manifest records sha256 hashes (rnn2c >= 0.2)
+
+
+def read_export_dir(out_dir: str | Path, name: str | None = None) -> ExportDir:
+    """Open an export folder: finish an interrupted export, read and check the manifest, check
+    every file against the hash the manifest recorded, load the quantized model."""
     d = Path(out_dir)
     if not d.is_dir():
-        raise ExportError(f"export folder {str(d)!r} does not exist; run `rnn2c export` first")
+        what = "is a file, not an export folder" if d.exists() else "does not exist"
+        raise ExportError(f"export folder {str(d)!r} {what}; run `rnn2c export` first")
+    try:
+        recover(d, MANIFEST)
+        manifest = read_manifest(d, MANIFEST)
+    except OutputError as e:
+        raise ExportError(str(e)) from None
+    except OSError as e:
+        raise ExportError(f"export folder {str(d)!r} cannot be read ({e.strerror})") from None
     if name is None:
-        manifest = d / MANIFEST
-        if not manifest.is_file():
+        if manifest is None:
             raise ExportError(f"{str(d)!r} has no {MANIFEST}; is it an rnn2c export folder?")
-        name = str(json.loads(manifest.read_text())["name"])
+        name = manifest.get("name")
+        if not isinstance(name, str) or not name:
+            raise ExportError(f"{str(d / MANIFEST)!r} names no model; export the model again")
+    hashes = (manifest or {}).get("sha256") or {}
+    changed = []
+    for rel, want in sorted(hashes.items()):
+        f = d / rel
+        if not f.is_file() or file_sha256(f) != want:
+            changed.append(rel)
     qfile = d / qmodel_file(name)
     if not qfile.is_file():
         raise ExportError(f"{str(d)!r} has no {qmodel_file(name)}; re-export the model")
-    return name, serialize.load(qfile)
+    return ExportDir(d, name, serialize.load(qfile), manifest, changed, bool(hashes))
 
 
 def float_outputs(keras_model: Any, x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
@@ -221,6 +326,101 @@ def float_outputs(keras_model: Any, x: np.ndarray, lengths: np.ndarray | None) -
     return out
 
 
+def _check_thresholds(min_agreement: float, max_mean_error: float, stream_steps: int) -> None:
+    if not (np.isfinite(min_agreement) and 0.0 <= min_agreement <= 1.0):
+        raise ExportError(
+            f"--min-agreement {min_agreement}: expected a fraction from 0 to 1, e.g. 0.95"
+        )
+    if not (np.isfinite(max_mean_error) and 0.0 <= max_mean_error <= 1.0):
+        raise ExportError(
+            f"--max-mean-error {max_mean_error}: expected a fraction of the output range from "
+            "0 to 1, e.g. 0.03"
+        )
+    if isinstance(stream_steps, bool) or not isinstance(stream_steps, int | np.integer):
+        raise ExportError(f"--stream {stream_steps!r}: expected a whole number of steps")
+    if not 0 <= stream_steps <= MAX_STREAM_STEPS:
+        raise ExportError(
+            f"--stream {stream_steps}: expected 0 (off) to {MAX_STREAM_STEPS} steps, e.g. 10000"
+        )
+
+
+def _head(qmodel: QuantModel) -> str:
+    last = qmodel.layers[-1]
+    return str(getattr(last, "activation", "")) if last.kind == "dense" else last.kind
+
+
+def _labels(y: np.ndarray | None, head: str, outputs: int) -> np.ndarray | None:
+    """Class labels from y for a classifier head, validated; None when y is not labels."""
+    if y is None:
+        return None
+    y = np.asarray(y)
+    if head == "sigmoid":
+        y = y.reshape(len(y), -1) if y.ndim >= 1 else y
+        if y.ndim != 2 or y.shape[1] != outputs:
+            raise ExportError(
+                f"--data: y has shape {y.shape}; a {outputs}-output sigmoid classifier needs "
+                f"0/1 labels shaped [N] or [N, {outputs}]"
+            )
+        if not np.isin(y, (0, 1)).all():
+            raise ExportError(
+                "--data: y holds values other than 0 and 1; a sigmoid classifier needs 0/1 labels"
+            )
+        return y.astype(np.int64)
+    if y.ndim == 2 and y.shape[1] == outputs and outputs >= 2:  # one-hot
+        if not np.isin(y, (0, 1)).all() or not (y.sum(axis=1) == 1).all():
+            raise ExportError(
+                f"--data: y is [N, {outputs}] but not one-hot; give class indices [N] or "
+                "one-hot rows"
+            )
+        return y.argmax(1).astype(np.int64)
+    if y.ndim != 1:
+        if head == "softmax":
+            raise ExportError(
+                f"--data: y has shape {y.shape}; give class indices [N] or one-hot [N, {outputs}]"
+            )
+        return None  # regression targets: not labels
+    if y.dtype.kind == "f":
+        if head == "softmax":
+            raise ExportError(
+                f"--data: y holds floats ({y.dtype}); a classifier needs integer class labels "
+                f"0..{outputs - 1} (e.g. y.astype(int))"
+            )
+        return None  # regression targets
+    if y.dtype.kind not in "iub":
+        return None
+    if outputs < 2 and head != "softmax":
+        return None
+    if y.min() < 0 or y.max() >= outputs:
+        raise ExportError(
+            f"--data: labels run from {y.min()} to {y.max()}; the model has {outputs} classes "
+            f"(0..{outputs - 1})"
+        )
+    return y.astype(np.int64)
+
+
+def _chance(
+    y_float: np.ndarray, labels: np.ndarray | None, acc: float | None, head: str
+) -> str | None:
+    """Why the float model looks untrained (at chance level, or blind to its input), else None."""
+    if labels is not None and acc is not None and labels.size >= 10:
+        flat = labels.reshape(-1)
+        majority = float(np.bincount(flat).max() / flat.size)
+        if acc <= majority:
+            return (
+                f"at chance level: float accuracy {100 * acc:.2f}% is no better than always "
+                f"answering the most frequent class ({100 * majority:.2f}%); the model did not "
+                "learn, so the int8 figures say nothing about quantization"
+            )
+    if y_float.shape[0] >= 10 and head in ("argmax", "sigmoid"):
+        spread = float((y_float.max(axis=0) - y_float.min(axis=0)).max())
+        if spread < 1e-3 * max(1.0, float(np.abs(y_float).max())):
+            return (
+                f"its outputs are nearly constant across the {y_float.shape[0]} sequences "
+                f"(largest spread {spread:.2g}): it does not respond to its input"
+            )
+    return None
+
+
 def verify(
     model: Any,
     out_dir: str | Path,
@@ -233,21 +433,45 @@ def verify(
 ) -> VerifyReport:
     """Compile the export in out_dir, run `data` through it and compare with both references.
 
+    Checks first that the export's files are the ones exported (sha256 in the manifest) and
+    that `model` is the model they were exported from (a fingerprint of its weights).
     stream_steps > 0 also runs the sequences back to back as one stream of at least that many
-    steps without reset, and reports the error at its start and end (drift).
+    steps without reset, and reports the error along it (drift, worst step, saturation).
     """
-    name, qmodel = read_export_dir(out_dir, name)
+    _check_thresholds(min_agreement, max_mean_error, stream_steps)
+    export = read_export_dir(out_dir, name)
+    name, qmodel = export.name, export.qmodel
     keras_model, ir = read_any(model)
+    want = (export.manifest or {}).get("model_fingerprint")
+    if ir.input_size != qmodel.input_size or ir.output_size != qmodel.output_size:
+        raise ExportError(
+            f"the model takes {ir.input_size} features and gives {ir.output_size} outputs but "
+            f"the export in {str(out_dir)!r} takes {qmodel.input_size} and gives "
+            f"{qmodel.output_size}; pass the model that was exported"
+        )
+    if want is not None and model_fingerprint(ir) != want:
+        raise ExportError(
+            f"the model is not the one {str(out_dir)!r} was exported from (its weights or "
+            "layers differ); pass that model, or export this one again"
+        )
     if isinstance(data, Sequences):
-        seqs = data
+        seqs = Sequences(
+            check_inputs(data.x, "data", qmodel.input_size),
+            data.y,
+            check_lengths(data.lengths, np.shape(data.x), "data"),
+        )
     elif isinstance(data, np.ndarray):
         seqs = Sequences(check_inputs(data, "data array", qmodel.input_size), None, None)
     else:
         seqs = load_sequences(data, "--data", qmodel.input_size)
-    if seqs.x.shape[2] != qmodel.input_size:
-        raise ExportError(
-            f"--data has {seqs.x.shape[2]} features; the model takes {qmodel.input_size}"
-        )
+    head_act = _head(qmodel)
+    labels = _labels(seqs.y, head_act, qmodel.output_size)
+    if head_act == "sigmoid":
+        head = "sigmoid"
+    elif qmodel.output_size >= 2 and (head_act == "softmax" or labels is not None):
+        head = "argmax"  # a softmax head, or integer labels for a multi-output model (logits)
+    else:
+        head = "none"
     xq = qmodel.input_q.quantize(seqs.x)
     compiled = load_model(out_dir, name, cc)
     c_out = compiled.run(xq, seqs.lengths)
@@ -264,19 +488,14 @@ def verify(
     n, t = seqs.x.shape[:2]
     total_steps = int(n * t if seqs.lengths is None else seqs.lengths.sum())
     out_range = float(y_float.max() - y_float.min()) or 1.0
-    y_true = seqs.y
-    if y_true is not None and y_true.ndim == 2 and y_true.shape[1] == qmodel.output_size:
-        y_true = y_true.argmax(1)  # one-hot labels
-    labels = y_true is not None and y_true.ndim == 1 and y_true.dtype.kind in "iu"
-    last = qmodel.layers[-1]
-    softmax = last.kind == "dense" and getattr(last, "activation", "") == "softmax"
-    # a classifier: a softmax head, or integer labels given for a multi-output model (logits)
-    classifier = qmodel.output_size >= 2 and (softmax or labels)
-    agreement = float((y_int.argmax(1) == y_float.argmax(1)).mean()) if classifier else None
+    agreement = _agreement(head, y_int, y_float)
     acc_f = acc_i = None
-    if labels and classifier:
-        acc_f = float((y_float.argmax(1) == y_true).mean())
-        acc_i = float((y_int.argmax(1) == y_true).mean())
+    if labels is not None and head == "argmax":
+        acc_f = float((y_float.argmax(1) == labels).mean())
+        acc_i = float((y_int.argmax(1) == labels).mean())
+    elif labels is not None and head == "sigmoid":
+        acc_f = float(((y_float > 0.5) == labels).mean())
+        acc_i = float(((y_int > 0.5) == labels).mean())
     report = VerifyReport(
         name=name,
         sequences=int(seqs.x.shape[0]),
@@ -287,23 +506,36 @@ def verify(
         max_abs_error=float(err.max()),
         mean_abs_error=float(err.mean()),
         output_range=out_range,
-        classifier=classifier,
+        classifier=head != "none",
         agreement=agreement,
         float_accuracy=acc_f,
         int8_accuracy=acc_i,
         min_agreement=min_agreement,
         max_mean_error=max_mean_error,
         state_bytes=int(compiled.state_size),
+        head=head,
+        chance=_chance(y_float, labels, acc_f, head),
+        files_checked=export.hashed,
+        changed_files=export.changed_files,
         outputs=(y_float, y_int),
     )
+    threshold = max_mean_error * out_range
+    if export.changed_files:
+        report.failures.append(
+            "export files edited after export: " + ", ".join(export.changed_files)
+        )
     if stream_steps > 0:
-        report.stream = stream_check(ir, qmodel, compiled, seqs, stream_steps)
+        report.stream = stream_check(ir, qmodel, compiled, seqs, stream_steps, threshold, head)
         if not report.stream.bit_exact:
             report.failures.append("C output differs from the integer reference on the stream")
+        if report.stream.mean_error > threshold:
+            report.failures.append("stream mean error above threshold")
     if not report.bit_exact:
         report.failures.append("C output differs from the integer reference")
-    if report.mean_abs_error > max_mean_error * out_range:
+    if report.mean_abs_error > threshold:
         report.failures.append("mean error above threshold")
     if agreement is not None and agreement < min_agreement:
-        report.failures.append("argmax agreement below threshold")
+        report.failures.append("agreement below threshold")
+    if report.chance:
+        report.failures.append("the float model is at chance level (not a quantization error)")
     return report

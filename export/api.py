@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import hashlib
 import os
-import shutil
-import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from rnn2c import __version__
 from rnn2c.export import serialize
@@ -16,7 +17,8 @@ from rnn2c.export.data import Sequences, check_inputs, load_sequences
 from rnn2c.export.ir import ExportError, ModelIR, QuantModel
 from rnn2c.export.keras_reader import load_keras_model, read_model
 from rnn2c.export.quantize import quantize_model
-from rnn2c.export.render import check_name, render
+from rnn2c.export.render import RUNTIME_HEADER, check_name, render
+from rnn2c.outdir import OutputError, OwnedFolder
 
 MANIFEST = "rnn2c.json"
 
@@ -32,6 +34,7 @@ class ExportResult:
     files: list[str]
     qmodel: QuantModel
     manifest: dict[str, Any]
+    notes: list[str] = field(default_factory=list)  # what the exporter decided, for the user
 
 
 def read_any(model: Any) -> tuple[Any, ModelIR]:
@@ -64,76 +67,76 @@ def export_model(
     activations: "int8" or "int16" hidden states (weights are int8 either way);
     input_quant: "per-tensor" (the scalar <NAME>_INPUT_SCALE API) or "per-feature" (the header
     gives <NAME>_INPUT_SCALES / <NAME>_INPUT_ZERO_POINTS arrays instead).
-    The folder is written atomically: on any error it is left as it was.
+
+    out_dir may hold other files (a firmware source folder): rnn2c replaces only the files its
+    previous manifest lists, refuses to overwrite anything else or its own inputs, and swaps the
+    new files in crash-safely (see rnn2c.outdir). On any error nothing is changed.
     """
     problem = check_name(name)
     if problem:
         raise ExportError(problem)
-    out = Path(out_dir)
-    _check_out_dir(out)
-    _, ir = read_any(model)
-    seqs = _calibration(calib, ir.input_size)
-    qmodel = quantize_model(ir, seqs.x, seqs.lengths, calibration, activations, input_quant)
-    files = render(qmodel, name)
-    manifest = {
-        "rnn2c_version": __version__,
-        "name": name,
-        "source": qmodel.source,
-        "input_size": qmodel.input_size,
-        "output_size": qmodel.output_size,
-        "input_quant": input_quant,
-        "input_scale": qmodel.input_q.to_json()["scale"],
-        "input_zero_point": qmodel.input_q.to_json()["zero_point"],
-        "output_scale": qmodel.output_q.scale,
-        "output_zero_point": qmodel.output_q.zero_point,
-        "state_bytes": qmodel.state_bytes(),
-        "weight_bytes": qmodel.weight_bytes(),
-        "macs_per_step": qmodel.macs,
-        "calibration": calibration,
-        "activations": activations,
-        "calibration_sequences": int(seqs.x.shape[0]),
-        "layers": [
-            {"name": layer.name, "kind": layer.kind, "output_size": layer.output_size}
-            for layer in qmodel.layers
-        ],
-        "files": sorted([*files, qmodel_file(name)]),
-    }
-    blobs: dict[str, bytes] = {k: v.encode() for k, v in files.items()}
-    blobs[qmodel_file(name)] = serialize.to_bytes(qmodel)
-    blobs[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    write_folder_atomically(out, blobs)
-    return ExportResult(out, name, sorted(blobs), qmodel, manifest)
-
-
-def _check_out_dir(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"--out {str(out)!r} is a file; give a folder path")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise ExportError(
-            f"--out {str(out)!r} is a non-empty folder that rnn2c did not write; "
-            "give a new or empty folder (rnn2c replaces its own export folders only)"
-        )
-
-
-def write_folder_atomically(out: Path, blobs: dict[str, bytes]) -> None:
-    """Write files into a sibling temp folder, then swap it in with renames."""
-    out = out.absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    inputs = [p for p in (model, calib) if isinstance(p, str | os.PathLike)]
+    names = [*output_files(name), MANIFEST]
     try:
-        for fname, data in blobs.items():
-            with open(tmp / fname, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            old.rmdir()
-            os.rename(out, old)
-            os.rename(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with OwnedFolder(out_dir, MANIFEST, "--out", inputs) as folder:
+            folder.check_replaceable(names)  # before the long work
+            keras_model, ir = read_any(model)
+            seqs = _calibration(calib, ir.input_size)
+            qmodel = quantize_model(ir, seqs.x, seqs.lengths, calibration, activations, input_quant)
+            files = render(qmodel, name)
+            blobs: dict[str, bytes] = {k: v.encode() for k, v in files.items()}
+            blobs[qmodel_file(name)] = serialize.to_bytes(qmodel)
+            manifest = {
+                "rnn2c_version": __version__,
+                "name": name,
+                "source": qmodel.source,
+                "input_size": qmodel.input_size,
+                "output_size": qmodel.output_size,
+                "input_quant": input_quant,
+                "input_scale": qmodel.input_q.to_json()["scale"],
+                "input_zero_point": qmodel.input_q.to_json()["zero_point"],
+                "output_scale": qmodel.output_q.scale,
+                "output_zero_point": qmodel.output_q.zero_point,
+                "state_bytes": qmodel.state_bytes(),
+                "weight_bytes": qmodel.weight_bytes(),
+                "macs_per_step": qmodel.macs,
+                "calibration": calibration,
+                "activations": activations,
+                "calibration_sequences": int(seqs.x.shape[0]),
+                "layers": [
+                    {"name": layer.name, "kind": layer.kind, "output_size": layer.output_size}
+                    for layer in qmodel.layers
+                ],
+                "model_fingerprint": model_fingerprint(ir),
+                "notes": qmodel.notes,
+            }
+            folder.write(blobs, manifest)
+    except OutputError as e:
+        raise ExportError(str(e)) from None
+    return ExportResult(
+        Path(out_dir), name, sorted([*blobs, MANIFEST]), qmodel, manifest, qmodel.notes
+    )
+
+
+def output_files(name: str) -> list[str]:
+    """The files an export named ``name`` writes, besides the manifest."""
+    return [f"{name}.h", f"{name}.c", RUNTIME_HEADER, qmodel_file(name)]
+
+
+def model_fingerprint(ir: ModelIR) -> str:
+    """sha256 over the float IR (layer kinds, settings and weights, Normalization folded in):
+    the same for a model in memory and for its saved .keras file."""
+    h = hashlib.sha256()
+    h.update(f"input_size={ir.input_size}\0".encode())
+    for layer in ir.layers:
+        h.update(f"{layer.kind}\0{layer.input_size}\0{layer.output_size}\0".encode())
+        for f in dataclasses.fields(layer):
+            v = getattr(layer, f.name)
+            if f.name == "name":
+                continue
+            if isinstance(v, np.ndarray):
+                a = np.ascontiguousarray(v, dtype=np.float32)
+                h.update(f"{f.name}{a.shape}\0".encode() + a.tobytes())
+            elif isinstance(v, str | int | float | bool) or v is None:
+                h.update(f"{f.name}={v!r}\0".encode())
+    return h.hexdigest()

@@ -42,16 +42,21 @@ def load_sequences(
 ) -> Sequences:
     """Read and validate [N, T, F] float sequences; one-line ExportError on anything wrong."""
     p = Path(path)
+    if p.is_dir():
+        raise ExportError(f"{what}: {str(p)!r} is a folder; give an .npy or .npz file")
     if not p.is_file():
         raise ExportError(f"{what}: file {str(p)!r} does not exist; give an .npy or .npz file")
     try:
-        if p.suffix == ".npy":
-            arrays = {"x": np.load(p, allow_pickle=False)}
-        else:
-            with np.load(p, allow_pickle=False) as z:
+        # np.load tells the formats apart by content, whatever the file is called
+        loaded = np.load(p, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded as z:
                 arrays = {k: z[k] for k in z.files}
+        else:
+            arrays = {"x": np.asarray(loaded)}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise ExportError(f"{what}: cannot read {str(p)!r} as .npy/.npz: {e}") from None
+        reason = " ".join(str(e).split())[:160]
+        raise ExportError(f"{what}: cannot read {str(p)!r} as .npy/.npz: {reason}") from None
     if "x" in arrays:
         x = arrays["x"]
     elif len(arrays) == 1:
@@ -62,14 +67,31 @@ def load_sequences(
             "name the input array x (shaped [N, T, F])"
         )
     x = check_inputs(x, what, features)
-    lengths = arrays.get("lengths")
-    if lengths is not None:
-        lengths = np.asarray(lengths).astype(np.int64).reshape(-1)
-        if lengths.shape[0] != x.shape[0] or lengths.min() < 1 or lengths.max() > x.shape[1]:
-            raise ExportError(
-                f"{what}: lengths must hold one value in 1..{x.shape[1]} per sequence"
-            )
+    lengths = check_lengths(arrays.get("lengths"), x.shape, what)
     y = arrays.get("y")
-    if y is not None and y.shape[0] != x.shape[0]:
-        raise ExportError(f"{what}: y has {y.shape[0]} rows for {x.shape[0]} sequences")
+    if y is not None:
+        y = np.asarray(y)
+        if y.ndim == 0 or y.shape[0] != x.shape[0]:
+            raise ExportError(
+                f"{what}: y has shape {y.shape} for {x.shape[0]} sequences; give one label "
+                "(or target row) per sequence"
+            )
+        if y.dtype.kind not in "biuf":
+            raise ExportError(f"{what}: y has dtype {y.dtype}; expected integer labels or numbers")
     return Sequences(x=x, y=y, lengths=lengths)
+
+
+def check_lengths(lengths: object, shape: tuple[int, ...], what: str) -> np.ndarray | None:
+    """Real lengths: one integer in 1..T per sequence, or None."""
+    if lengths is None:
+        return None
+    n, t = shape[0], shape[1]
+    want = f"lengths must be integers in 1..{t}, one per sequence ({n})"
+    a = np.asarray(lengths)
+    if a.dtype.kind not in "iu":
+        raise ExportError(f"{what}: lengths has dtype {a.dtype}; {want}")
+    if a.ndim != 1 or a.shape[0] != n:
+        raise ExportError(f"{what}: lengths has shape {a.shape}; {want}")
+    if a.min() < 1 or a.max() > t:
+        raise ExportError(f"{what}: lengths holds values from {a.min()} to {a.max()}; {want}")
+    return a.astype(np.int64)

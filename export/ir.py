@@ -56,8 +56,23 @@ class ActQuant:
             )
         return cls(float(d["scale"]), int(d["zero_point"]), int(d.get("bits", 8)))
 
+    @property
+    def inv_scale(self) -> Any:
+        """1/scale rounded to float32: the constant the C helper <name>_quantize_input uses."""
+        return np.asarray(1.0 / np.asarray(self.scale, dtype=np.float64)).astype(np.float32)
+
     def quantize(self, x: np.ndarray) -> np.ndarray:
-        q = np.round(np.asarray(x, dtype=np.float64) / self.scale) + self.zero_point
+        """float -> int, exactly as the generated C helper does it, in float32:
+        t = x * inv_scale (one float32 multiply), rounded half away from zero, plus the zero
+        point, saturated. NaN maps to the zero point (real 0); +-inf saturate."""
+        t = np.asarray(x, dtype=np.float32) * self.inv_scale
+        nan = np.isnan(t)
+        t = np.clip(np.where(nan, np.float32(0), t), np.float32(-65536), np.float32(65536))
+        whole = np.trunc(t)
+        frac = t - whole  # exact in float32 for |t| <= 2^16
+        r = whole.astype(np.int64) + (frac >= 0.5) - (frac <= -0.5)
+        q = r + np.asarray(self.zero_point, dtype=np.int64)
+        q = np.where(nan, np.asarray(self.zero_point, dtype=np.int64), q)
         lo, hi = -(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1
         return np.clip(q, lo, hi).astype(np.int8 if self.bits == 8 else np.int16)
 
@@ -240,6 +255,7 @@ class QuantModel:
     source: str = ""
     activations: str = "int8"
     input_quant: str = "per-tensor"
+    notes: list[str] = field(default_factory=list)  # what the quantizer decided, for the user
 
     @property
     def output_q(self) -> ActQuant:
@@ -263,3 +279,10 @@ class QuantModel:
 
     def weight_bytes(self) -> int:
         return sum(layer.weight_bytes() for layer in self.layers)
+
+
+def fold_affine(layer: FloatLayer, a: np.ndarray, b: np.ndarray) -> None:
+    """Fold x -> a*x + b (per feature) into the layer's input kernel and input-side bias."""
+    kernel = layer.kernel  # type: ignore[attr-defined]
+    layer.bias = layer.bias + b @ kernel  # type: ignore[attr-defined]
+    layer.kernel = a[:, None] * kernel  # type: ignore[attr-defined]

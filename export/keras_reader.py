@@ -7,13 +7,15 @@ what Keras predicts for the T-step sequence (the last step of a return_sequences
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rnn2c.export.ir import ExportError, FloatLayer, ModelIR
+from rnn2c.export.ir import ExportError, FloatLayer, ModelIR, fold_affine
 from rnn2c.export.layers import READERS, RECURRENT_KINDS
 
 #: layers that do nothing at inference (Masking: the caller stops stepping at the real length)
@@ -35,17 +37,28 @@ SUPPORTED = sorted({*READERS, *PASS_THROUGH, *FOLDED} - {"InputLayer"})
 def load_keras_model(path: str | os.PathLike[str]) -> Any:
     """Load a .keras file without compiling it; one-line ExportError when that fails."""
     p = Path(path)
+    if p.is_dir():
+        raise ExportError(
+            f"model {str(p)!r} is a folder; give the .keras file (model.save('model.keras'))"
+        )
     if not p.is_file():
         raise ExportError(f"model file {str(p)!r} does not exist; give a .keras file")
     if p.suffix not in (".keras", ".h5"):
         raise ExportError(f"model file {str(p)!r} is not a .keras file")
+    if p.suffix == ".keras" and not zipfile.is_zipfile(p):
+        raise ExportError(
+            f"model file {str(p)!r} is not a valid .keras file (a .keras file is a zip archive; "
+            "this one is corrupt or truncated); save the model again with model.save()"
+        )
     import keras  # noqa: PLC0415  (heavy import, only when needed)
 
     try:
         return keras.saving.load_model(p, compile=False)
     except Exception as e:  # noqa: BLE001  (any loader failure is a bad file to the user)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ExportError(f"cannot load Keras model {str(p)!r}: {first}") from None
+        if "not found" in first.lower():  # Keras' words for an archive it cannot parse
+            first = "the archive does not hold a readable Keras 3 model (corrupt or foreign)"
+        raise ExportError(f"cannot load Keras model {str(p)!r}: {first[:200]}") from None
 
 
 def _flatten(args: Any) -> list[Any]:
@@ -133,12 +146,13 @@ def read_model(model: Any) -> ModelIR:
                 f"{where}: layer type {cls} is not supported; supported: {', '.join(SUPPORTED)}"
             )
         ir_layer = reader.read(layer, size)
+        _check_finite(ir_layer, where)
         if ir_layer.kind in RECURRENT_KINDS:
             if not sequence:
                 raise ExportError(f"{where}: a recurrent layer needs a sequence input")
             sequence = bool(layer.get_config().get("return_sequences", False))
         if pending is not None:
-            _fold_affine(ir_layer, *pending[:2])
+            fold_affine(ir_layer, *pending[:2])
             pending = None
         layers.append(ir_layer)
         size = ir_layer.output_size
@@ -154,6 +168,16 @@ def read_model(model: Any) -> ModelIR:
     return ModelIR(layers=layers, input_size=features, source=str(model.name))
 
 
+def _check_finite(layer: FloatLayer, where: str) -> None:
+    for f in dataclasses.fields(layer):
+        v = getattr(layer, f.name)
+        if isinstance(v, np.ndarray) and not np.isfinite(v).all():
+            raise ExportError(
+                f"{where}: its weights hold NaN or inf values; retrain or repair the model "
+                "(rnn2c needs finite weights)"
+            )
+
+
 def _read_normalization(
     layer: Any, size: int, where: str, pending: tuple[np.ndarray, np.ndarray, str] | None
 ) -> tuple[np.ndarray, np.ndarray, str]:
@@ -165,6 +189,8 @@ def _read_normalization(
         raise ExportError(f"{where}: axis={axis} is not supported; normalize the feature axis (-1)")
     mean = np.asarray(layer.mean, dtype=np.float64).reshape(-1)
     var = np.asarray(layer.variance, dtype=np.float64).reshape(-1)
+    if not (np.isfinite(mean).all() and np.isfinite(var).all()):
+        raise ExportError(f"{where}: mean or variance holds NaN or inf; adapt it on finite data")
     if mean.size == 1:
         mean, var = np.full(size, mean[0]), np.full(size, var[0])
     if mean.size != size:
@@ -201,10 +227,3 @@ def _fold_activation(layer: Any, cls: str, where: str, layers: list[FloatLayer])
             f"{where}: activation {act!r} is not supported; supported: {', '.join(ACTIVATIONS)}"
         )
     prev.activation = act  # type: ignore[attr-defined]
-
-
-def _fold_affine(layer: FloatLayer, a: np.ndarray, b: np.ndarray) -> None:
-    """Fold x -> a*x + b (per feature) into the layer's input kernel and input-side bias."""
-    kernel = layer.kernel  # type: ignore[attr-defined]
-    layer.bias = layer.bias + b @ kernel  # type: ignore[attr-defined]
-    layer.kernel = a[:, None] * kernel  # type: ignore[attr-defined]

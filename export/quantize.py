@@ -8,6 +8,7 @@ pre-activations, the output scale for Dense layers).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,7 @@ from rnn2c.export.ir import (
     ModelIR,
     Observer,
     QuantModel,
+    fold_affine,
 )
 
 #: calibration range methods accepted by --calibration
@@ -214,17 +216,18 @@ def quantize_model(
         )
     state_bits = 16 if activations == "int16" else 8
     _, obs = observe_model(model, calib_x, calib_lengths)
+    real = real_steps(calib_x, calib_lengths)
+    model, notes = _fold_constant_features(model, real)
+    varying = real[:, ~np.isin(np.arange(real.shape[1]), _constant_features(real))]
     if input_quant == "per-feature":
-        real = calib_x.reshape(-1, calib_x.shape[-1])
-        if calib_lengths is not None:
-            steps = np.arange(calib_x.shape[1])[None, :] < np.asarray(calib_lengths)[:, None]
-            real = calib_x[steps]
         per = [
             act_quant_from_range(*choose_range(real[:, f], method)) for f in range(real.shape[1])
         ]
         input_q = ActQuant(
             np.array([q.scale for q in per]), np.array([q.zero_point for q in per], dtype=np.int64)
         )
+    elif varying.shape[1] < real.shape[1]:  # the constant features need no input range
+        input_q = act_quant_from_range(*choose_range(varying, method))
     else:
         input_q = act_quant_from_range(*choose_range(obs.get("input"), method))
     q = input_q
@@ -242,7 +245,52 @@ def quantize_model(
         source=model.source,
         activations=activations,
         input_quant=input_quant,
+        notes=notes,
     )
+
+
+def real_steps(x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
+    """The real (unpadded) steps of [N, T, F] sequences as rows [M, F]."""
+    if lengths is None:
+        return x.reshape(-1, x.shape[-1])
+    steps = np.arange(x.shape[1])[None, :] < np.asarray(lengths)[:, None]
+    return x[steps]
+
+
+def _constant_features(real: np.ndarray) -> np.ndarray:
+    return np.nonzero(real.min(axis=0) == real.max(axis=0))[0]
+
+
+def _fold_constant_features(model: ModelIR, real: np.ndarray) -> tuple[ModelIR, list[str]]:
+    """A feature that never changes over the calibration set carries no information. Left in,
+    its (often Normalization-amplified) weights would set the first layer's weight scales and
+    its value the input range, wiping out every other feature. Its contribution, value times
+    weights, is folded into the first layer's bias and its weights become zero; the C then
+    ignores that input. Returns a copy of the model and a note for the user."""
+    const = _constant_features(real)
+    if const.size == 0:
+        return model, []
+    if const.size == real.shape[1]:
+        raise ExportError(
+            "every input feature is constant over the calibration set; give calibration "
+            "sequences that vary (the model's output cannot depend on a constant input)"
+        )
+    model = copy.deepcopy(model)
+    first = model.layers[0]
+    a = np.ones(real.shape[1])
+    b = np.zeros(real.shape[1])
+    a[const] = 0.0
+    b[const] = real[0, const]
+    fold_affine(first, a, b)
+    values = ", ".join(f"{int(f)} (= {real[0, f]:g})" for f in const[:8])
+    more = f" and {const.size - 8} more" if const.size > 8 else ""
+    plural = const.size > 1
+    note = (
+        f"input feature{'s' if plural else ''} {values}{more} never change{'' if plural else 's'} "
+        "over the calibration set: no information, so the value is folded into the first "
+        f"layer's bias and the C ignores {'these inputs' if plural else 'that input'}"
+    )
+    return model, [note]
 
 
 class _SubObserver:

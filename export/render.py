@@ -22,6 +22,15 @@ C_KEYWORDS = frozenset(
     "_Generic _Noreturn _Static_assert _Thread_local".split()
 )
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+#: C file names the generated sources sit beside (an include-path clash would shadow them)
+RESERVED_NAMES = frozenset(
+    "assert complex ctype errno fenv float inttypes iso646 limits locale math setjmp signal "
+    "stdalign stdarg stdatomic stdbool stddef stdint stdio stdlib stdnoreturn string tgmath "
+    "threads time uchar wchar wctype main arduino".split()
+)
+#: longest --name: its C identifiers (<name>_state_t, <NAME>_MACS_PER_STEP) and file names
+#: (<name>_qmodel.npz) stay readable and within every file system's limit
+MAX_NAME = 48
 
 
 def check_name(name: str) -> str | None:
@@ -31,10 +40,17 @@ def check_name(name: str) -> str | None:
             f"--name {name!r} is not a C identifier; use letters, digits and '_', "
             "starting with a letter"
         )
+    if len(name) > MAX_NAME:
+        return f"--name is {len(name)} characters long; use at most {MAX_NAME}"
     if name in C_KEYWORDS:
         return f"--name {name!r} is a C keyword; choose another name"
-    if name.startswith("rnn2c"):
+    if name.lower().startswith("rnn2c"):
         return f"--name {name!r} clashes with the runtime's rnn2c_ prefix; choose another name"
+    if name.lower() in RESERVED_NAMES:
+        return (
+            f"--name {name!r} would make {name}.h/{name}.c, which clash with the standard "
+            "C header or program file of that name; choose another name"
+        )
     return None
 
 
@@ -167,6 +183,9 @@ def render(qmodel: QuantModel, name: str) -> dict[str, str]:
         "output_size": qmodel.output_size,
         "input_q": qmodel.input_q,
         "input_json": qmodel.input_q.to_json(),
+        "input_inv_scale": [float(v) for v in np.ravel(qmodel.input_q.inv_scale)]
+        if qmodel.input_q.per_feature
+        else float(qmodel.input_q.inv_scale),
         "output_q": qmodel.output_q,
         "state_fields": fields,
         "state_bytes": qmodel.state_bytes(),

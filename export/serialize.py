@@ -46,8 +46,33 @@ def load(path: str | Path) -> QuantModel:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         header = json.loads(arrays.pop("header").tobytes().decode())
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        raise ExportError(f"cannot read quantized model {str(path)!r}: {e}") from None
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        EOFError,
+        zipfile.BadZipFile,
+        AttributeError,
+        TypeError,
+    ) as e:
+        reason = " ".join(str(e).split())[:160] or type(e).__name__
+        raise ExportError(
+            f"cannot read quantized model {str(path)!r} ({reason}); export the model again"
+        ) from None
+    if not isinstance(header, dict):
+        raise ExportError(f"{str(path)!r} is not an rnn2c quantized model; export the model again")
+    try:
+        return _build(header, arrays, path)
+    except ExportError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise ExportError(
+            f"{str(path)!r} is not a readable rnn2c quantized model ({type(e).__name__}: "
+            f"{' '.join(str(e).split())[:120]}); export the model again"
+        ) from None
+
+
+def _build(header: dict[str, Any], arrays: dict[str, np.ndarray], path: str | Path) -> QuantModel:
     if header.get("format") != FORMAT_VERSION:
         raise ExportError(
             f"{str(path)!r}: unsupported quantized-model format {header.get('format')}"

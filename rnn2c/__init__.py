@@ -6,4 +6,4 @@ ctypes, comparison), ``rnn2c.train`` (training on sequence data) and ``rnn2c.fir
 (Jinja templates and the C runtime header).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

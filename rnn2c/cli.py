@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -20,8 +21,15 @@ def _quiet_tensorflow() -> None:
 
 
 def _fail(cmd: str, message: str) -> int:
-    print(f"rnn2c {cmd}: error: {message}", file=sys.stderr)
+    print(f"rnn2c {cmd}: error: {' '.join(str(message).split())}", file=sys.stderr)
     return EXIT_BAD_INPUT
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error convention: one line on stderr, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -41,6 +49,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         return _fail("export", str(e))
     m = res.manifest
     print(f"rnn2c export: {args.model} -> {res.out_dir}/")
+    for note in res.notes:
+        print(f"  note: {note}")
     for layer in res.qmodel.layers:
         print(
             f"  {layer.kind:<6} {layer.name:<20} -> {layer.output_size:>4}"
@@ -57,8 +67,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from rnn2c.emulator import BuildError, verify  # noqa: PLC0415
     from rnn2c.export import ExportError  # noqa: PLC0415
+    from rnn2c.outdir import OutputError, check_output_file, write_file_atomically  # noqa: PLC0415
 
     try:
+        check_output_file(args.plot, "--plot")  # before the work, not after PASS
+        check_output_file(args.json, "--json")
         report = verify(
             args.model,
             args.dir,
@@ -68,21 +81,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
             max_mean_error=args.max_mean_error,
             stream_steps=args.stream,
         )
-    except ExportError as e:
+    except (ExportError, OutputError) as e:
         return _fail("verify", str(e))
     except BuildError as e:
-        print(f"rnn2c verify: error: {e}", file=sys.stderr)
+        print(f"rnn2c verify: error: {' '.join(str(e).split())}", file=sys.stderr)
         return EXIT_FAILED
     print(report.table())
-    if args.plot:
-        try:
+    try:
+        if args.plot:
             report.plot(args.plot)
-        except RuntimeError as e:
-            return _fail("verify", str(e))
-        print(f"plot written to {args.plot}")
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(report.to_json() + "\n")
+            print(f"plot written to {args.plot}")
+        if args.json:
+            write_file_atomically(args.json, (report.to_json() + "\n").encode(), "--json")
+    except (RuntimeError, OutputError) as e:
+        return _fail("verify", str(e))
     return EXIT_OK if report.passed else EXIT_FAILED
 
 
@@ -95,12 +107,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from rnn2c import __version__  # noqa: PLC0415
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rnn2c",
         description="Keras GRU/LSTM/SimpleRNN models to int8 C99 for microcontrollers.",
     )
     parser.add_argument("--version", action="version", version=f"rnn2c {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     p = sub.add_parser(
         "train", help="train a GRU/LSTM classifier on sequence data into a run folder"
@@ -118,7 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--calib", required=True, help="calibration sequences: .npy or .npz with x [N, T, F]"
     )
-    p.add_argument("--out", required=True, help="output folder (replaced atomically)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder; may hold other files: rnn2c replaces only the files its rnn2c.json "
+        "lists, crash-safely, and refuses to overwrite anything else",
+    )
     p.add_argument(
         "--name", default="model", help="C name prefix: <name>.h, <name>_step() (default: model)"
     )
@@ -186,7 +205,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_tensorflow()
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print(f"rnn2c {args.command}: interrupted; nothing was changed", file=sys.stderr)
+        return 130
+    except OSError as e:  # an input that cannot be read (permissions, I/O errors)
+        where = f" {e.filename!r}" if getattr(e, "filename", None) else ""
+        return _fail(args.command, f"cannot access{where}: {e.strerror or e}")
 
 
 if __name__ == "__main__":

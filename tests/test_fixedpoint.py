@@ -36,7 +36,7 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
     lib = d / "libprobe.so"
     subprocess.run(
         [
-            find_compiler(),
+            *find_compiler(),
             "-std=c99",
             "-O2",
             "-Wall",

@@ -24,6 +24,7 @@ RUN_FILES = {
     "confusion.png",
     "curves.png",
     "EXPORT.txt",
+    "rnn2c-run.json",
 }
 
 

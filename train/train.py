@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import sys
 import tempfile
 import time
@@ -27,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from rnn2c import __version__
+from rnn2c.outdir import OutputError, OwnedFolder
 
 from .data import Dataset, load_dataset
 from .model import ConfigError, build_model, check_config, real_steps
@@ -152,7 +154,14 @@ def export_commands(run_dir: str | os.PathLike[str]) -> list[str]:
 
 
 def _check_training_config(
-    epochs: int, batch_size: int, lr: float, val_split: float, patience: int, calib_size: int
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    val_split: float,
+    patience: int,
+    calib_size: int,
+    seed: int = 0,
+    noise: float = 0.0,
 ) -> None:
     if not 1 <= epochs <= 100_000:
         raise ConfigError(f"--epochs {epochs}; expected an integer from 1 to 100000")
@@ -164,34 +173,25 @@ def _check_training_config(
         raise ConfigError(f"--val-split {val_split}; expected a fraction in [0, 1), e.g. 0.2")
     if patience < 0:
         raise ConfigError(f"--patience {patience}; expected 0 or a positive number of epochs")
+    if not 0 <= seed < 2**32:
+        raise ConfigError(f"--seed {seed}; expected an integer from 0 to 4294967295")
+    if not (np.isfinite(noise) and 0.0 <= noise <= 10.0):
+        raise ConfigError(f"--noise {noise}; expected a standard deviation from 0 to 10, e.g. 0.1")
     if calib_size < 1:
         raise ConfigError(f"calib_size {calib_size}; expected a positive number of sequences")
 
 
-def _prepare_out_dir(out: Path, force: bool) -> None:
-    if out.exists():
-        if not out.is_dir():
-            raise RunError(f"{out} exists and is not a folder; choose another --out")
-        if any(out.iterdir()) and not force:
-            raise RunError(
-                f"{out} exists and is not empty; choose another --out or pass --force to replace it"
-            )
-
-
-def _install(tmp: Path, out: Path) -> None:
-    """Move the finished ``tmp`` folder to ``out`` (replacing an existing ``out``)."""
-    if out.exists():
-        trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        trash.rmdir()
-        out.rename(trash)
-        try:
-            tmp.rename(out)
-        except OSError:
-            trash.rename(out)
-            raise
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        tmp.rename(out)
+#: the run folder's manifest: the files a run owns (see rnn2c.outdir)
+RUN_MANIFEST = "rnn2c-run.json"
+RUN_FILES = (
+    "model.keras",
+    "calib.npz",
+    "test.npz",
+    "metrics.json",
+    "confusion.png",
+    "curves.png",
+    "EXPORT.txt",
+)
 
 
 def train_run(
@@ -253,9 +253,61 @@ def train_run(
             "(drop --bidirectional)"
         )
     check_config(cell, units, layers, dropout)
-    _check_training_config(epochs, batch_size, lr, val_split, patience, calib_size)
-    out = Path(out_dir)
-    _prepare_out_dir(out, force)
+    _check_training_config(epochs, batch_size, lr, val_split, patience, calib_size, seed, noise)
+    inputs = [dataset_spec] if isinstance(dataset_spec, str) else []
+    try:
+        # the folder is locked from here until the run is written: a second `train` into the
+        # same --out is refused at its start, not after it trained
+        with OwnedFolder(out_dir, RUN_MANIFEST, "--out", inputs) as folder:
+            if not folder.is_empty_of_user_files():
+                if not force:
+                    raise RunError(
+                        f"{out_dir} exists and is not empty; choose another --out or pass "
+                        "--force to replace the run in it"
+                    )
+                folder.check_replaceable(RUN_FILES)
+            return _train_into(
+                folder,
+                dataset_spec,
+                cell=cell,
+                units=units,
+                layers=layers,
+                dropout=dropout,
+                noise=noise,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                seed=seed,
+                val_split=val_split,
+                patience=patience,
+                calib_size=calib_size,
+                command=command,
+                verbose=verbose,
+            )
+    except OutputError as e:
+        raise RunError(str(e)) from None
+
+
+def _train_into(
+    folder: OwnedFolder,
+    dataset_spec: str | Dataset,
+    *,
+    cell: str,
+    units: int,
+    layers: int,
+    dropout: float,
+    noise: float,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    val_split: float,
+    patience: int,
+    calib_size: int,
+    command: str | None,
+    verbose: int | None,
+) -> dict[str, Any]:
+    out = folder.path
     ds = dataset_spec if isinstance(dataset_spec, Dataset) else load_dataset(dataset_spec, seed)
     if command is None:
         command = shlex.join(sys.argv)
@@ -368,10 +420,10 @@ def train_run(
         "history": history,
     }
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        tmp.chmod(0o755)  # mkdtemp makes it private; a run folder is an ordinary folder
+    # Everything is made in a private scratch folder, then handed to the owned-folder writer,
+    # which replaces the previous run's files (and only those) crash-safely.
+    with tempfile.TemporaryDirectory(prefix="rnn2c-train-") as scratch:
+        tmp = Path(scratch)
         model.save(tmp / "model.keras")
         np.savez(
             tmp / "calib.npz",
@@ -396,8 +448,14 @@ def train_run(
             *export_commands(out),
         ]
         (tmp / "EXPORT.txt").write_text("\n".join(lines) + "\n")
-        _install(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        blobs = {f: (tmp / f).read_bytes() for f in RUN_FILES}
+    folder.write(
+        blobs,
+        {
+            "rnn2c_version": __version__,
+            "kind": "train run",
+            "dataset": ds.name,
+            "float_test_accuracy": test_acc,
+        },
+    )
     return metrics
