@@ -56,6 +56,8 @@ def load_sequences(
             arrays = {"x": np.asarray(loaded)}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         reason = " ".join(str(e).split())[:160]
+        if "pickle" in reason:  # what NumPy says of any file without the .npy/.npz signature
+            reason = "not an .npy or .npz file (or one holding Python objects, never loaded)"
         raise ExportError(f"{what}: cannot read {str(p)!r} as .npy/.npz: {reason}") from None
     if "x" in arrays:
         x = arrays["x"]

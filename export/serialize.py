@@ -56,6 +56,8 @@ def load(path: str | Path) -> QuantModel:
         TypeError,
     ) as e:
         reason = " ".join(str(e).split())[:160] or type(e).__name__
+        if "pickle" in reason:  # what NumPy says of any file without the .npz signature
+            reason = "not an .npz file"
         raise ExportError(
             f"cannot read quantized model {str(path)!r} ({reason}); export the model again"
         ) from None
