@@ -86,6 +86,49 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if report.passed else EXIT_FAILED
 
 
+def cmd_size(args: argparse.Namespace) -> int:
+    from rnn2c.emulator.size import SizeError, measure  # noqa: PLC0415
+
+    try:
+        report = measure(args.dir, args.target, args.opt, args.data, args.sequences, args.steps)
+    except SizeError as e:
+        return _fail("size", str(e))
+    except RuntimeError as e:  # the cross compiler or the emulator failed on generated code
+        print(f"rnn2c size: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print(report.table())
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(report.to_json() + "\n")
+    return EXIT_OK if report.bit_exact else EXIT_FAILED
+
+
+def add_size_parser(sub: argparse._SubParsersAction) -> None:
+    from rnn2c.emulator.size import OPT_LEVELS  # noqa: PLC0415
+
+    p = sub.add_parser(
+        "size",
+        help="flash, RAM and exact instructions per step of an export on a Cortex-M target",
+    )
+    p.add_argument("dir", help="the export folder (rnn2c.json, <name>.c/.h, <name>_qmodel.npz)")
+    p.add_argument(
+        "--target",
+        required=True,
+        help="cortex-m0plus, cortex-m3, cortex-m4 or cortex-m7",
+    )
+    p.add_argument("--opt", default="O2", help=f"{' or '.join(OPT_LEVELS)} (default O2)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="count on these sequences (.npy/.npz as for verify), quantized with the model's "
+        "input quantization (default: pseudo-random int8 inputs)",
+    )
+    p.add_argument("--sequences", type=int, default=4, help="sequences to run (default 4)")
+    p.add_argument("--steps", type=int, default=16, help="steps per sequence (default 16)")
+    p.add_argument("--json", default=None, help="also write the report as JSON to this file")
+    p.set_defaults(func=cmd_size)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from rnn2c.train import cli as train_cli  # noqa: PLC0415
 
@@ -179,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also draw int8 against float outputs (and the stream error) into this PNG",
     )
     p.set_defaults(func=cmd_verify)
+    add_size_parser(sub)
     return parser
 
 
