@@ -15,6 +15,7 @@ from rnn2c.export import serialize
 from rnn2c.export.data import Sequences, check_inputs, load_sequences
 from rnn2c.export.ir import ExportError, ModelIR, QuantModel
 from rnn2c.export.keras_reader import load_keras_model, read_model
+from rnn2c.export.packaging import package_files, parse_kinds
 from rnn2c.export.quantize import quantize_model
 from rnn2c.export.render import check_name, render
 
@@ -57,6 +58,8 @@ def export_model(
     calibration: str = "minmax",
     activations: str = "int8",
     input_quant: str = "per-tensor",
+    class_names: list[str] | None = None,
+    package: str | list[str] | None = None,
 ) -> ExportResult:
     """Keras model (.keras path or in memory) + calibration set -> C files in out_dir.
 
@@ -64,17 +67,29 @@ def export_model(
     activations: "int8" or "int16" hidden states (weights are int8 either way);
     input_quant: "per-tensor" (the scalar <NAME>_INPUT_SCALE API) or "per-feature" (the header
     gives <NAME>_INPUT_SCALES / <NAME>_INPUT_ZERO_POINTS arrays instead).
+    class_names: one label per output for <NAME>_NUM_CLASSES / <NAME>_CLASS_LABELS; by default
+    read from the metrics.json that `rnn2c train` writes beside model.keras, when the model is
+    given as a path and that file names as many classes as the model has outputs.
+    package: drop-in build files to add, "cmake,arduino,platformio" or "all" (export/packaging.py).
     The folder is written atomically: on any error it is left as it was.
     """
     problem = check_name(name)
     if problem:
         raise ExportError(problem)
+    kinds = parse_kinds(package)
     out = Path(out_dir)
     _check_out_dir(out)
     _, ir = read_any(model)
     seqs = _calibration(calib, ir.input_size)
     qmodel = quantize_model(ir, seqs.x, seqs.lengths, calibration, activations, input_quant)
-    files = render(qmodel, name)
+    if class_names is None:
+        class_names = run_folder_class_names(model, qmodel.output_size)
+    elif len(class_names) != qmodel.output_size:
+        raise ExportError(
+            f"{len(class_names)} class names for a model with {qmodel.output_size} outputs"
+        )
+    files = render(qmodel, name, class_names)
+    packaged = package_files(qmodel, name, files, kinds)
     manifest = {
         "rnn2c_version": __version__,
         "name": name,
@@ -96,13 +111,30 @@ def export_model(
             {"name": layer.name, "kind": layer.kind, "output_size": layer.output_size}
             for layer in qmodel.layers
         ],
-        "files": sorted([*files, qmodel_file(name)]),
+        "files": sorted([*files, *packaged, qmodel_file(name)]),
+        "package": kinds,
     }
-    blobs: dict[str, bytes] = {k: v.encode() for k, v in files.items()}
+    if class_names:
+        manifest["class_names"] = list(class_names)
+    blobs: dict[str, bytes] = {k: v.encode() for k, v in {**files, **packaged}.items()}
     blobs[qmodel_file(name)] = serialize.to_bytes(qmodel)
     blobs[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     write_folder_atomically(out, blobs)
     return ExportResult(out, name, sorted(blobs), qmodel, manifest)
+
+
+def run_folder_class_names(model: Any, outputs: int) -> list[str] | None:
+    """class_names from the metrics.json `rnn2c train` writes beside model.keras, if it fits."""
+    if not isinstance(model, str | os.PathLike):
+        return None
+    metrics = Path(model).with_name("metrics.json")
+    try:
+        names = json.loads(metrics.read_text()).get("class_names")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(names, list) and len(names) == outputs and outputs >= 2:
+        return [str(n) for n in names]
+    return None
 
 
 def _check_out_dir(out: Path) -> None:
@@ -122,6 +154,7 @@ def write_folder_atomically(out: Path, blobs: dict[str, bytes]) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         for fname, data in blobs.items():
+            (tmp / fname).parent.mkdir(parents=True, exist_ok=True)  # nested: src/<name>.c
             with open(tmp / fname, "wb") as f:
                 f.write(data)
                 f.flush()

@@ -36,6 +36,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             calibration=args.calibration,
             activations=args.activations,
             input_quant=args.input_quant,
+            package=args.package,
         )
     except ExportError as e:
         return _fail("export", str(e))
@@ -185,6 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-tensor (default): one <NAME>_INPUT_SCALE for all features; per-feature: one "
         "scale and zero point per feature (<NAME>_INPUT_SCALES), for raw channels of very "
         "different ranges",
+    )
+    p.add_argument(
+        "--package",
+        default=None,
+        metavar="KINDS",
+        help="also write drop-in build files: a comma-separated list of cmake (CMakeLists.txt, "
+        "static library target <name>), arduino (library.properties + src/), platformio "
+        "(library.json), or all",
     )
     p.set_defaults(func=cmd_export)
 
