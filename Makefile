@@ -12,7 +12,7 @@ DEMO   ?= build/demo
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,dev,boards]'
 	touch $@
 
 venv: $(VENV)/.installed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from rnn2c.export import serialize
 from rnn2c.export.data import Sequences, check_inputs, load_sequences
 from rnn2c.export.ir import ExportError, ModelIR, QuantModel
 from rnn2c.export.keras_reader import load_keras_model, read_model
+from rnn2c.export.packaging import package_files, package_paths, parse_kinds
 from rnn2c.export.quantize import quantize_model
 from rnn2c.export.render import RUNTIME_HEADER, check_name, render
 from rnn2c.outdir import OutputError, OwnedFolder
@@ -60,6 +62,8 @@ def export_model(
     calibration: str = "minmax",
     activations: str = "int8",
     input_quant: str = "per-tensor",
+    class_names: list[str] | None = None,
+    package: str | list[str] | None = None,
 ) -> ExportResult:
     """Keras model (.keras path or in memory) + calibration set -> C files in out_dir.
 
@@ -67,6 +71,10 @@ def export_model(
     activations: "int8" or "int16" hidden states (weights are int8 either way);
     input_quant: "per-tensor" (the scalar <NAME>_INPUT_SCALE API) or "per-feature" (the header
     gives <NAME>_INPUT_SCALES / <NAME>_INPUT_ZERO_POINTS arrays instead).
+    class_names: one label per output for <NAME>_NUM_CLASSES / <NAME>_CLASS_LABELS; by default
+    read from the metrics.json that `rnn2c train` writes beside model.keras, when the model is
+    given as a path and that file names as many classes as the model has outputs.
+    package: drop-in build files to add, "cmake,arduino,platformio" or "all" (export/packaging.py).
 
     out_dir may hold other files (a firmware source folder): rnn2c replaces only the files its
     previous manifest lists, refuses to overwrite anything else or its own inputs, and swaps the
@@ -75,16 +83,24 @@ def export_model(
     problem = check_name(name)
     if problem:
         raise ExportError(problem)
+    kinds = parse_kinds(package)
     inputs = [p for p in (model, calib) if isinstance(p, str | os.PathLike)]
-    names = [*output_files(name), MANIFEST]
+    names = [*output_files(name), *package_paths(name, kinds), MANIFEST]
     try:
         with OwnedFolder(out_dir, MANIFEST, "--out", inputs) as folder:
             folder.check_replaceable(names)  # before the long work
             keras_model, ir = read_any(model)
             seqs = _calibration(calib, ir.input_size)
             qmodel = quantize_model(ir, seqs.x, seqs.lengths, calibration, activations, input_quant)
-            files = render(qmodel, name)
-            blobs: dict[str, bytes] = {k: v.encode() for k, v in files.items()}
+            if class_names is None:
+                class_names = run_folder_class_names(model, qmodel.output_size)
+            elif len(class_names) != qmodel.output_size:
+                raise ExportError(
+                    f"{len(class_names)} class names for a model with {qmodel.output_size} outputs"
+                )
+            files = render(qmodel, name, class_names)
+            packaged = package_files(qmodel, name, files, kinds)
+            blobs: dict[str, bytes] = {k: v.encode() for k, v in {**files, **packaged}.items()}
             blobs[qmodel_file(name)] = serialize.to_bytes(qmodel)
             manifest = {
                 "rnn2c_version": __version__,
@@ -109,13 +125,30 @@ def export_model(
                 ],
                 "model_fingerprint": model_fingerprint(ir),
                 "notes": qmodel.notes,
+                "package": kinds,
             }
+            if class_names:
+                manifest["class_names"] = list(class_names)
             folder.write(blobs, manifest)
     except OutputError as e:
         raise ExportError(str(e)) from None
     return ExportResult(
         Path(out_dir), name, sorted([*blobs, MANIFEST]), qmodel, manifest, qmodel.notes
     )
+
+
+def run_folder_class_names(model: Any, outputs: int) -> list[str] | None:
+    """class_names from the metrics.json `rnn2c train` writes beside model.keras, if it fits."""
+    if not isinstance(model, str | os.PathLike):
+        return None
+    metrics = Path(model).with_name("metrics.json")
+    try:
+        names = json.loads(metrics.read_text()).get("class_names")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(names, list) and len(names) == outputs and outputs >= 2:
+        return [str(n) for n in names]
+    return None
 
 
 def output_files(name: str) -> list[str]:

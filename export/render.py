@@ -63,6 +63,21 @@ def c_array(values: np.ndarray) -> str:
     return ",\n".join(lines)
 
 
+def c_string(text: str) -> str:
+    """A C string literal of text's UTF-8 bytes: printable ASCII as is, the rest octal escaped
+    (three digits, so a following digit cannot extend the escape); '?' escaped (trigraphs)."""
+    out = []
+    for b in str(text).encode("utf-8"):
+        ch = chr(b)
+        if ch in '"\\?':
+            out.append("\\" + ch)
+        elif 0x20 <= b < 0x7F:
+            out.append(ch)
+        else:
+            out.append(f"\\{b:03o}")
+    return '"' + "".join(out) + '"'
+
+
 def c_float(value: float) -> str:
     text = f"{float(value):.9g}"
     if "." not in text and "e" not in text and "inf" not in text:
@@ -100,6 +115,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["c_array"] = c_array
     env.filters["c_float"] = c_float
+    env.filters["c_string"] = c_string
     return env
 
 
@@ -108,8 +124,12 @@ def runtime_header() -> str:
     return (root / RUNTIME_HEADER).read_text()
 
 
-def render(qmodel: QuantModel, name: str) -> dict[str, str]:
-    """Return {file name: text} for <name>.h, <name>.c and the runtime header."""
+def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) -> dict[str, str]:
+    """Return {file name: text} for <name>.h, <name>.c and the runtime header.
+
+    class_names: one label per model output (a classifier); the header then defines
+    <NAME>_NUM_CLASSES and <NAME>_CLASS_LABELS.
+    """
     problem = check_name(name)
     if problem:
         raise ValueError(problem)
@@ -199,6 +219,7 @@ def render(qmodel: QuantModel, name: str) -> dict[str, str]:
         "macs": qmodel.macs,
         "calibration": qmodel.calibration,
         "copy_from": copy_from,
+        "class_labels": list(class_names or []),
     }
     env = _environment()
     return {

@@ -44,6 +44,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             calibration=args.calibration,
             activations=args.activations,
             input_quant=args.input_quant,
+            package=args.package,
         )
     except ExportError as e:
         return _fail("export", str(e))
@@ -96,6 +97,53 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except (RuntimeError, OutputError) as e:
         return _fail("verify", str(e))
     return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def cmd_size(args: argparse.Namespace) -> int:
+    from rnn2c.emulator.size import SizeError, measure  # noqa: PLC0415
+    from rnn2c.outdir import OutputError, check_output_file, write_file_atomically  # noqa: PLC0415
+
+    try:
+        check_output_file(args.json, "--json")
+        report = measure(args.dir, args.target, args.opt, args.data, args.sequences, args.steps)
+    except (SizeError, OutputError) as e:
+        return _fail("size", str(e))
+    except RuntimeError as e:  # the cross compiler or the emulator failed on generated code
+        print(f"rnn2c size: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return EXIT_FAILED
+    print(report.table())
+    if args.json:
+        try:
+            write_file_atomically(args.json, (report.to_json() + "\n").encode(), "--json")
+        except OutputError as e:
+            return _fail("size", str(e))
+    return EXIT_OK if report.bit_exact else EXIT_FAILED
+
+
+def add_size_parser(sub: argparse._SubParsersAction) -> None:
+    from rnn2c.emulator.size import OPT_LEVELS  # noqa: PLC0415
+
+    p = sub.add_parser(
+        "size",
+        help="flash, RAM and exact instructions per step of an export on a Cortex-M target",
+    )
+    p.add_argument("dir", help="the export folder (rnn2c.json, <name>.c/.h, <name>_qmodel.npz)")
+    p.add_argument(
+        "--target",
+        required=True,
+        help="cortex-m0plus, cortex-m3, cortex-m4 or cortex-m7",
+    )
+    p.add_argument("--opt", default="O2", help=f"{' or '.join(OPT_LEVELS)} (default O2)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="count on these sequences (.npy/.npz as for verify), quantized with the model's "
+        "input quantization (default: pseudo-random int8 inputs)",
+    )
+    p.add_argument("--sequences", type=int, default=4, help="sequences to run (default 4)")
+    p.add_argument("--steps", type=int, default=16, help="steps per sequence (default 16)")
+    p.add_argument("--json", default=None, help="also write the report as JSON to this file")
+    p.set_defaults(func=cmd_size)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -162,6 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
         "scale and zero point per feature (<NAME>_INPUT_SCALES), for raw channels of very "
         "different ranges",
     )
+    p.add_argument(
+        "--package",
+        default=None,
+        metavar="KINDS",
+        help="also write drop-in build files: a comma-separated list of cmake (CMakeLists.txt, "
+        "static library target <name>), arduino (library.properties + src/), platformio "
+        "(library.json), or all",
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("verify", help="compile an export, run data through it, compare with Keras")
@@ -198,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also draw int8 against float outputs (and the stream error) into this PNG",
     )
     p.set_defaults(func=cmd_verify)
+    add_size_parser(sub)
     return parser
 
 

@@ -190,6 +190,10 @@ def _apply(d: Path, renames: list[tuple[str, str]], deletes: list[str]) -> None:
             os.replace(d / tmp, d / final)
     for rel in deletes:
         (d / rel).unlink(missing_ok=True)
+        parent = (d / rel).parent
+        while parent != d and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()  # a folder (src/) left empty by the files rnn2c no longer writes
+            parent = parent.parent
 
 
 class OwnedFolder:

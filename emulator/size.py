@@ -1,0 +1,665 @@
+"""`rnn2c size`: flash, RAM and exact instruction counts of an export on a Cortex-M target.
+
+The model's C is compiled with arm-none-eabi-gcc for the target (-ffunction-sections
+-fdata-sections) and linked with --gc-sections against a tiny harness that calls reset and step,
+so only what the model needs is kept. The linker map attributes every kept input section to the
+model object, the harness (excluded) or a library member (libgcc's __aeabi_* helpers, libc's
+memset, ...). The stack comes from -fstack-usage / -fcallgraph-info (worst call path) and is
+cross-checked by a high-water mark measured in the emulator.
+
+Instructions are counted exactly by running the linked ELF in unicorn (QEMU's Cortex-M models):
+a block hook adds the number of Thumb instructions of every translation block executed between
+the entry of <name>_step and its return. That counts every instruction issued, including those
+of an IT block whose condition fails (the core executes them as no-ops, a cycle each on
+M3/M4/M7); unicorn's per-instruction hook skips those, so it reads lower on Thumb-2 targets
+(1.4% for a GRU(32) on M3; on ARMv6-M, which has no IT, the two agree exactly). The ARM outputs
+are compared with the NumPy integer reference, so the counted code computes the right answer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnn2c.export.ir import ExportError, QuantModel
+from rnn2c.export.reference import run_int
+
+CC = "arm-none-eabi-gcc"
+UNICORN_HINT = (
+    "pip install unicorn==2.1.4, or install rnn2c with the extra: pip install 'rnn2c[boards]'"
+)
+FLASH_BASE, RAM_BASE, RAM_SIZE = 0x0000_0000, 0x2000_0000, 0x0010_0000
+STACK_TOP = RAM_BASE + 0x000F_0000  # state / input / output buffers live above it
+STACK_PAINT = 0x0001_0000  # bytes below STACK_TOP painted for the high-water mark
+BUF_STATE, BUF_IN, BUF_OUT = STACK_TOP + 0x100, STACK_TOP + 0x8000, STACK_TOP + 0xC000
+RETURN_ADDR = 0x1000_0000  # LR points here; emulation stops when the callee returns
+PAINT = 0xA5
+
+
+class SizeError(ValueError):
+    """Bad input or a missing tool: reported as one line, exit 2."""
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    flags: tuple[str, ...]
+    uc_cpu: str  # unicorn.arm_const constant
+    note: str = ""
+
+
+TARGETS = {
+    "cortex-m0plus": Target(
+        "cortex-m0plus",
+        ("-mcpu=cortex-m0plus", "-mfloat-abi=soft"),
+        "UC_CPU_ARM_CORTEX_M0",
+        "emulated as QEMU's Cortex-M0 (no M0+ model; same ARMv6-M instruction set)",
+    ),
+    "cortex-m3": Target(
+        "cortex-m3", ("-mcpu=cortex-m3", "-mfloat-abi=soft"), "UC_CPU_ARM_CORTEX_M3"
+    ),
+    "cortex-m4": Target(
+        "cortex-m4", ("-mcpu=cortex-m4", "-mfloat-abi=soft"), "UC_CPU_ARM_CORTEX_M4"
+    ),
+    "cortex-m7": Target(
+        "cortex-m7", ("-mcpu=cortex-m7", "-mfloat-abi=soft"), "UC_CPU_ARM_CORTEX_M7"
+    ),
+}
+OPT_LEVELS = ("O2", "Os")
+
+LINKER_SCRIPT = f"""\
+ENTRY(rnn2c_size_main)
+MEMORY {{
+  FLASH (rx) : ORIGIN = {FLASH_BASE:#x}, LENGTH = 16M
+  RAM (rwx) : ORIGIN = {RAM_BASE:#x}, LENGTH = {RAM_SIZE:#x}
+}}
+SECTIONS {{
+  .text : {{ *(.text .text.*) *(.rodata .rodata.*) }} > FLASH
+  .data : {{ *(.data .data.*) }} > RAM AT > FLASH
+  .bss (NOLOAD) : {{ *(.bss .bss.* COMMON) }} > RAM
+}}
+"""
+
+HARNESS = """\
+/* rnn2c size harness: keeps <name>_reset and <name>_step alive through --gc-sections. */
+#include "{name}.h"
+static {name}_state_t rnn2c_size_state;
+static int8_t rnn2c_size_in[{NAME}_INPUT_SIZE];
+static int8_t rnn2c_size_out[{NAME}_OUTPUT_SIZE];
+void rnn2c_size_main(void);
+void rnn2c_size_main(void)
+{{
+    {name}_reset(&rnn2c_size_state);
+    {name}_step(&rnn2c_size_state, rnn2c_size_in, rnn2c_size_out);
+}}
+"""
+
+
+@dataclass
+class LibraryMember:
+    archive: str  # e.g. libgcc.a
+    member: str  # e.g. _muldi3.o
+    symbols: list[str]
+    bytes: int
+
+
+@dataclass
+class SizeReport:
+    name: str
+    target: str
+    opt: str
+    compiler: str
+    emulated_cpu: str
+    # flash
+    text: int  # the model's own code
+    rodata: int  # the model's constants: weights, tables
+    data: int  # the model's initialized data (flash image; also in RAM)
+    library_bytes: int  # flash of the library members the model pulls in
+    libraries: list[LibraryMember]
+    flash: int
+    raw_parameters: int  # 1 byte per int8 weight + 4 per int32 bias
+    flash_overhead: int
+    # RAM
+    state: int
+    static_ram: int  # .bss + .data of the model and its library members
+    stack_static: int  # worst call path from -fstack-usage (library callees not included)
+    stack_measured: int  # high-water mark in the emulator during reset and step
+    stack: int
+    ram: int
+    stack_path: list[str]
+    # instructions
+    macs_per_step: int
+    sequences: int
+    steps: int
+    input_source: str
+    instructions_mean: float
+    instructions_min: int
+    instructions_max: int
+    instructions_per_mac: float
+    reset_instructions: int
+    bit_exact: bool
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    def table(self) -> str:
+        libs = ", ".join(f"{s} ({m.bytes} B)" for m in self.libraries for s in m.symbols[:1])
+        syms = ", ".join(s for m in self.libraries for s in m.symbols)
+        rows = [
+            ("target", f"{self.target} -{self.opt} ({self.emulated_cpu})"),
+            ("flash", f"{self.flash} B"),
+            ("  model code .text", f"{self.text} B"),
+            ("  model constants .rodata", f"{self.rodata} B"),
+            ("  model .data", f"{self.data} B"),
+            ("  library members", f"{self.library_bytes} B: {libs or 'none'}"),
+            ("  raw parameters", f"{self.raw_parameters} B (1 B/weight + 4 B/bias)"),
+            ("  overhead over raw", f"{self.flash_overhead} B"),
+            ("RAM", f"{self.ram} B"),
+            ("  state", f"{self.state} B"),
+            ("  .bss + .data", f"{self.static_ram} B"),
+            (
+                "  stack of step",
+                f"{self.stack} B (static worst path {self.stack_static}, "
+                f"measured {self.stack_measured})",
+            ),
+            (
+                "instructions / step",
+                f"{self.instructions_mean:.1f} mean, {self.instructions_min} min, "
+                f"{self.instructions_max} max",
+            ),
+            ("MACs / step", str(self.macs_per_step)),
+            ("instructions / MAC", f"{self.instructions_per_mac:.2f}"),
+            ("instructions / reset", str(self.reset_instructions)),
+            (
+                "steps counted",
+                f"{self.steps} ({self.sequences} sequences, {self.input_source})",
+            ),
+            ("ARM output == int reference", "bit-exact" if self.bit_exact else "MISMATCH"),
+        ]
+        if syms:
+            rows.append(("library symbols", syms))
+        width = max(len(k) for k, _ in rows) + 2
+        lines = [f"rnn2c size: {self.name}"]
+        lines += [f"  {k:<{width}}{v}" for k, v in rows]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- the export folder
+
+
+@dataclass
+class Export:
+    folder: Path
+    name: str
+    manifest: dict[str, Any]
+    qmodel: QuantModel
+
+
+def read_export(folder: str | Path) -> Export:
+    """The export folder as verify reads it (manifest checked, interrupted export finished)."""
+    from rnn2c.emulator.verify import read_export_dir  # noqa: PLC0415
+
+    try:
+        exp = read_export_dir(folder)
+    except ExportError as e:
+        raise SizeError(str(e)) from None
+    d, name = exp.path, exp.name
+    for f in (f"{name}.c", f"{name}.h", "rnn2c_runtime.h"):
+        if not (d / f).is_file():
+            raise SizeError(f"{str(d)!r} lacks {f}; re-run rnn2c export into it")
+    return Export(d, name, exp.manifest or {}, exp.qmodel)
+
+
+def raw_parameter_bytes(qmodel: QuantModel) -> int:
+    """1 byte per int8 weight + 4 bytes per int32 bias of every weight matrix."""
+    total = 0
+    for layer in qmodel.layers:
+        for key, v in layer.arrays().items():
+            if key.endswith("weight"):
+                total += int(v.size)
+            elif key.endswith("bias"):
+                total += 4 * int(v.size)
+    return total
+
+
+# ---------------------------------------------------------------------------- build
+
+
+def find_toolchain() -> str:
+    cc = shutil.which(CC)
+    if cc is None:
+        raise SizeError(
+            f"{CC} not found; install the Debian package gcc-arm-none-eabi "
+            "(apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)"
+        )
+    return cc
+
+
+def import_unicorn() -> Any:
+    try:
+        import unicorn  # noqa: PLC0415
+    except ImportError:
+        raise SizeError(f"the unicorn emulator is not installed; {UNICORN_HINT}") from None
+    return unicorn
+
+
+@dataclass
+class Build:
+    elf: bytes
+    map_text: str
+    callgraph: str  # -fcallgraph-info output of the model object
+    symbols: dict[str, int]
+
+
+def _run(cmd: list[str], what: str, cwd: Path | None = None) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=cwd)
+    if proc.returncode != 0:
+        msg = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[:6])
+        raise RuntimeError(f"{what} failed: {msg}")
+    return proc.stdout
+
+
+def build(exp: Export, target: Target, opt: str, cc: str) -> Build:
+    """Compile the model and the harness for the target and link them with --gc-sections."""
+    cpu = ["-mthumb", *target.flags]
+    cflags = [
+        *cpu,
+        f"-{opt}",
+        "-std=c99",
+        "-ffunction-sections",
+        "-fdata-sections",
+        "-fstack-usage",
+        "-fcallgraph-info=su",
+        "-I.",
+    ]
+    link = ["-nostartfiles", "-T", "link.ld", "-Wl,--gc-sections", "-Wl,-Map=out.map"]
+    nm = str(Path(cc).with_name("arm-none-eabi-nm"))
+    with tempfile.TemporaryDirectory(prefix="rnn2c-size-") as work:
+        w = Path(work)
+        for f in (f"{exp.name}.c", f"{exp.name}.h", "rnn2c_runtime.h"):
+            shutil.copyfile(exp.folder / f, w / f)
+        (w / "harness.c").write_text(HARNESS.format(name=exp.name, NAME=exp.name.upper()))
+        (w / "link.ld").write_text(LINKER_SCRIPT)
+        _run([cc, *cflags, "-c", f"{exp.name}.c", "-o", "model.o"], CC, w)
+        _run([cc, *cflags, "-c", "harness.c", "-o", "harness.o"], CC, w)
+        _run([cc, *cpu, *link, "model.o", "harness.o", "-lgcc", "-lc", "-o", "out.elf"], CC, w)
+        symbols = {}
+        for line in _run([nm, "out.elf"], "arm-none-eabi-nm", w).splitlines():
+            parts = line.split()
+            if len(parts) == 3:
+                symbols[parts[2]] = int(parts[0], 16)
+        return Build(
+            elf=(w / "out.elf").read_bytes(),
+            map_text=(w / "out.map").read_text(),
+            callgraph=(w / "model.ci").read_text(),
+            symbols=symbols,
+        )
+
+
+# ---------------------------------------------------------------------------- the linker map
+
+_OUT_SECTION = re.compile(r"^(\.\S+)(?:\s+0x[0-9a-f]+\s+0x[0-9a-f]+.*)?$")
+_IN_SECTION = re.compile(r"^ (\.\S+|COMMON)(?:\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S.*))?$")
+_CONTINUED = re.compile(r"^\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S.*)$")
+_FILL = re.compile(r"^ \*fill\*\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)")
+_SYMBOL = re.compile(r"^\s+0x([0-9a-f]+)\s+([A-Za-z_.$][\w.$]*)\s*$")
+_MEMBER = re.compile(r"([^/()]+\.a)\(([^()]+)\)$")
+
+
+@dataclass
+class MapEntry:
+    out_section: str  # .text, .data or .bss
+    section: str  # input section name
+    size: int
+    origin: str  # "model", "harness", "fill" or "archive(member)"
+    symbols: list[str] = field(default_factory=list)
+
+
+def _origin(path: str) -> str:
+    path = path.strip()
+    if path.endswith("model.o"):
+        return "model"
+    if path.endswith("harness.o"):
+        return "harness"
+    m = _MEMBER.search(path)
+    return f"{m.group(1)}({m.group(2)})" if m else path
+
+
+def parse_map(text: str) -> list[MapEntry]:
+    """Every input section that GNU ld placed into .text/.data/.bss, with its origin."""
+    lines = text.split("\n")
+    try:
+        start = lines.index("Linker script and memory map")
+    except ValueError:
+        raise RuntimeError("linker map has no memory map") from None
+    entries: list[MapEntry] = []
+    out = ""
+    pending: str | None = None  # an input section whose address is on the next line
+    for line in lines[start + 1 :]:
+        if line.startswith("OUTPUT("):
+            break
+        if pending is not None:
+            m = _CONTINUED.match(line)
+            if m and out in (".text", ".data", ".bss"):
+                entries.append(MapEntry(out, pending, int(m.group(2), 16), _origin(m.group(3))))
+            pending = None
+            continue
+        if line and not line[0].isspace():
+            m = _OUT_SECTION.match(line)
+            if m:
+                out = m.group(1)
+            continue
+        if out not in (".text", ".data", ".bss"):
+            continue
+        m = _FILL.match(line)
+        if m:
+            size = int(m.group(2), 16)
+            if size and entries:  # alignment padding belongs to the section before it
+                entries[-1].size += size
+            continue
+        m = _IN_SECTION.match(line)
+        if m:
+            if m.group(2) is None:
+                pending = m.group(1)
+            else:
+                entries.append(MapEntry(out, m.group(1), int(m.group(3), 16), _origin(m.group(4))))
+            continue
+        m = _SYMBOL.match(line)
+        if m and entries:
+            entries[-1].symbols.append(m.group(2))
+    return [e for e in entries if e.size > 0]
+
+
+# ---------------------------------------------------------------------------- the stack
+
+
+_CI_NODE = re.compile(r'node: \{ title: "([^"]+)" label: "([^"]*)"')
+_CI_EDGE = re.compile(r'edge: \{ sourcename: "([^"]+)" targetname: "([^"]+)"')
+_CI_BYTES = re.compile(r"(\d+) bytes \(([^)]*)\)")
+
+
+def worst_stack_path(callgraph: str, root: str) -> tuple[int, list[str]]:
+    """Largest sum of static frames along any call path from root (-fcallgraph-info=su).
+
+    Callees without a frame size (library helpers such as __aeabi_lmul) count 0 here; the
+    emulator's measured high-water mark covers them. Returns (bytes, path); the path names
+    library callees as 'name(library)'.
+    """
+    frames: dict[str, int | None] = {}
+    for title, label in _CI_NODE.findall(callgraph):
+        m = _CI_BYTES.search(label)
+        frames[title] = int(m.group(1)) if m else None
+    calls: dict[str, set[str]] = {}
+    for src, dst in _CI_EDGE.findall(callgraph):
+        calls.setdefault(src, set()).add(dst)
+    if root not in frames:
+        raise RuntimeError(f"{root} not in the call graph")
+
+    def walk(fn: str, seen: frozenset[str]) -> tuple[int, list[str]]:
+        own = frames.get(fn)
+        here = fn if own is not None else f"{fn}(library)"
+        best: tuple[int, list[str]] = (0, [])
+        for callee in sorted(calls.get(fn, ())):
+            if callee in seen:  # recursion: the generated C has none
+                raise RuntimeError(f"recursive call through {callee}")
+            sub = walk(callee, seen | {callee})
+            if sub[0] > best[0] or not best[1]:
+                best = sub
+        return (own or 0) + best[0], [here, *best[1]]
+
+    return walk(root, frozenset({root}))
+
+
+# ---------------------------------------------------------------------------- the emulator
+
+
+def load_segments(elf: bytes) -> list[tuple[int, bytes, int]]:
+    """(address, file bytes, memory size) of every PT_LOAD segment of a 32-bit LE ELF."""
+    if elf[:4] != b"\x7fELF" or elf[4] != 1 or elf[5] != 1:
+        raise RuntimeError("not a 32-bit little-endian ELF")
+    phoff = struct.unpack_from("<I", elf, 28)[0]
+    phentsize, phnum = struct.unpack_from("<HH", elf, 42)
+    segs = []
+    for i in range(phnum):
+        p_type, p_offset, p_vaddr, _, p_filesz, p_memsz = struct.unpack_from(
+            "<6I", elf, phoff + i * phentsize
+        )
+        if p_type == 1 and p_memsz:
+            segs.append((p_vaddr, elf[p_offset : p_offset + p_filesz], p_memsz))
+    return segs
+
+
+def thumb_instructions(code: bytes) -> int:
+    """Number of Thumb instructions in a straight run of code (16- and 32-bit encodings)."""
+    n = i = 0
+    while i + 1 < len(code):
+        hw = code[i] | (code[i + 1] << 8)
+        i += 4 if (hw >> 11) in (0b11101, 0b11110, 0b11111) else 2
+        n += 1
+    return n
+
+
+class Emulator:
+    """An M-profile CPU running functions of one linked image; counts executed instructions."""
+
+    def __init__(self, elf: bytes, cpu: str, per_instruction: bool = False) -> None:
+        uc_mod = import_unicorn()
+        from unicorn import arm_const  # noqa: PLC0415
+
+        self.uc_mod, self.arm = uc_mod, arm_const
+        # unicorn 2.1.4 replaces the model by its Cortex-M33 whenever UC_MODE_MCLASS is given
+        # (a v8-M core: it runs DSP and Thumb-2 code on an "M0"). The Cortex-M models are
+        # M-profile by themselves, so plain Thumb mode plus the exact model is what runs M0 code
+        # as an M0; the check below makes sure the model took.
+        uc = uc_mod.Uc(uc_mod.UC_ARCH_ARM, uc_mod.UC_MODE_THUMB)
+        model = getattr(arm_const, cpu)
+        uc.ctl_set_cpu_model(model)
+        if uc.ctl_get_cpu_model() != model:
+            raise RuntimeError(f"unicorn did not accept the CPU model {cpu}")
+        segs = load_segments(elf)
+        flash_end = max(
+            [a + m for a, _, m in segs if a < RAM_BASE] + [FLASH_BASE + 0x1000], default=0
+        )
+        uc.mem_map(FLASH_BASE, (flash_end + 0xFFF) & ~0xFFF)
+        uc.mem_map(RAM_BASE, RAM_SIZE)
+        uc.mem_map(RETURN_ADDR, 0x1000)
+        uc.mem_write(RETURN_ADDR, b"\xfe\xe7")  # b .
+        for addr, data, _ in segs:
+            uc.mem_write(addr, data)
+        self.uc = uc
+        self.count = 0
+        self._cache: dict[tuple[int, int], int] = {}
+        if per_instruction:
+            uc.hook_add(uc_mod.UC_HOOK_CODE, self._on_instruction)
+        else:
+            uc.hook_add(uc_mod.UC_HOOK_BLOCK, self._on_block)
+
+    def _on_instruction(self, uc: Any, address: int, size: int, user: Any) -> None:
+        self.count += 1
+
+    def _on_block(self, uc: Any, address: int, size: int, user: Any) -> None:
+        key = (address, size)
+        n = self._cache.get(key)
+        if n is None:
+            n = self._cache[key] = thumb_instructions(bytes(uc.mem_read(address, size)))
+        self.count += n
+
+    def call(self, addr: int, *args: int, sp: int = STACK_TOP) -> int:
+        """Run the function at addr with up to four register arguments; instructions run."""
+        arm, uc = self.arm, self.uc
+        for reg, value in zip(
+            (arm.UC_ARM_REG_R0, arm.UC_ARM_REG_R1, arm.UC_ARM_REG_R2, arm.UC_ARM_REG_R3),
+            args,
+            strict=False,
+        ):
+            uc.reg_write(reg, value)
+        uc.reg_write(arm.UC_ARM_REG_SP, sp)
+        uc.reg_write(arm.UC_ARM_REG_LR, RETURN_ADDR | 1)
+        before = self.count
+        try:
+            uc.emu_start(addr | 1, RETURN_ADDR, timeout=120_000_000)
+        except self.uc_mod.UcError as e:
+            pc = uc.reg_read(arm.UC_ARM_REG_PC)
+            raise RuntimeError(f"emulation faulted at {pc:#x}: {e}") from None
+        pc = uc.reg_read(arm.UC_ARM_REG_PC)
+        if pc & ~1 != RETURN_ADDR:
+            raise RuntimeError(f"the function at {addr:#x} did not return (pc {pc:#x})")
+        return self.count - before
+
+    def paint_stack(self) -> None:
+        self.uc.mem_write(STACK_TOP - STACK_PAINT, bytes([PAINT]) * STACK_PAINT)
+
+    def stack_high_water(self) -> int:
+        """Bytes below STACK_TOP written since paint_stack (to 4-byte granularity)."""
+        mem = bytes(self.uc.mem_read(STACK_TOP - STACK_PAINT, STACK_PAINT))
+        for i in range(0, STACK_PAINT, 4):
+            if mem[i : i + 4] != bytes([PAINT]) * 4:
+                return STACK_PAINT - i
+        return 0
+
+
+# ---------------------------------------------------------------------------- inputs
+
+
+def make_inputs(
+    qmodel: QuantModel, data: str | Path | None, sequences: int, steps: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """int8 [N, T, F], lengths [N], and a description of where they came from."""
+    if data is None:
+        rng = np.random.default_rng(seed)
+        xq = rng.integers(-128, 128, size=(sequences, steps, qmodel.input_size), dtype=np.int8)
+        desc = f"pseudo-random int8 inputs, seed {seed}"
+        return xq, np.full(sequences, steps), desc
+    from rnn2c.export.data import load_sequences  # noqa: PLC0415
+
+    try:
+        seqs = load_sequences(data, "--data", qmodel.input_size)
+    except ExportError as e:
+        raise SizeError(str(e)) from None
+    n = min(sequences, seqs.x.shape[0])
+    t = min(steps, seqs.x.shape[1])
+    xq = qmodel.input_q.quantize(seqs.x[:n, :t]).astype(np.int8)
+    lengths = np.full(n, t) if seqs.lengths is None else np.minimum(seqs.lengths[:n], t)
+    return xq, np.asarray(lengths, dtype=np.int64), f"{Path(data).name} quantized"
+
+
+# ---------------------------------------------------------------------------- the report
+
+
+def measure(
+    folder: str | Path,
+    target: str,
+    opt: str = "O2",
+    data: str | Path | None = None,
+    sequences: int = 4,
+    steps: int = 16,
+) -> SizeReport:
+    """Compile an export folder for a Cortex-M target and measure it (see the module doc)."""
+    if target not in TARGETS:
+        raise SizeError(f"unknown --target {target!r}; choose one of {', '.join(TARGETS)}")
+    if opt not in OPT_LEVELS:
+        raise SizeError(f"unknown --opt {opt!r}; choose one of {', '.join(OPT_LEVELS)}")
+    if sequences < 1 or steps < 1:
+        raise SizeError("--sequences and --steps must be at least 1")
+    exp = read_export(folder)
+    cc = find_toolchain()
+    import_unicorn()
+    tgt = TARGETS[target]
+    b = build(exp, tgt, opt, cc)
+    qm, name = exp.qmodel, exp.name
+
+    entries = parse_map(b.map_text)
+    model = [e for e in entries if e.origin == "model"]
+    rodata = sum(e.size for e in model if e.section.startswith(".rodata"))
+    text = sum(e.size for e in model if e.out_section == ".text") - rodata
+    data_bytes = sum(e.size for e in model if e.out_section == ".data")
+    static_ram = sum(e.size for e in entries if e.origin != "harness" and e.out_section != ".text")
+    members: dict[str, LibraryMember] = {}
+    for e in entries:
+        if e.origin in ("model", "harness"):
+            continue
+        m = _MEMBER.search(e.origin)
+        archive, member = (m.group(1), m.group(2)) if m else (e.origin, "")
+        lib = members.setdefault(e.origin, LibraryMember(archive, member, [], 0))
+        if e.out_section != ".bss":
+            lib.bytes += e.size
+        lib.symbols += [s for s in e.symbols if s not in lib.symbols]
+    libraries = sorted(members.values(), key=lambda m: (m.archive, m.member))
+    library_bytes = sum(m.bytes for m in libraries)
+    flash = text + rodata + data_bytes + library_bytes
+    raw = raw_parameter_bytes(qm)
+
+    stack_static, path = worst_stack_path(b.callgraph, f"{name}_step")
+
+    xq, lengths, source = make_inputs(qm, data, sequences, steps)
+    emu = Emulator(b.elf, tgt.uc_cpu)
+    step_fn, reset_fn = b.symbols[f"{name}_step"], b.symbols[f"{name}_reset"]
+    out_size = qm.output_size
+    counts: list[int] = []
+    reset_count = 0
+    y = np.zeros((xq.shape[0], xq.shape[1], out_size), dtype=np.int8)
+    emu.paint_stack()
+    for i in range(xq.shape[0]):
+        reset_count = emu.call(reset_fn, BUF_STATE)
+        for t in range(int(lengths[i])):
+            emu.uc.mem_write(BUF_IN, xq[i, t].tobytes())
+            counts.append(emu.call(step_fn, BUF_STATE, BUF_IN, BUF_OUT))
+            y[i, t] = np.frombuffer(bytes(emu.uc.mem_read(BUF_OUT, out_size)), dtype=np.int8)
+    stack_measured = emu.stack_high_water()
+    ref = run_int(qm, xq, lengths)
+    bit_exact = bool(np.array_equal(y, ref))
+
+    state = int(exp.manifest.get("state_bytes", qm.state_bytes()))
+    stack = max(stack_static, stack_measured)
+    macs = exp.qmodel.macs
+    arr = np.asarray(counts)
+    notes = [tgt.note] if tgt.note else []
+    if any(p.endswith("(library)") for p in path):
+        notes.append(
+            "static stack path counts library callees as 0; the measured figure covers them"
+        )
+    return SizeReport(
+        name=name,
+        target=target,
+        opt=opt,
+        compiler=_run([cc, "-dumpfullversion"], CC).strip()
+        and f"{CC} " + _run([cc, "-dumpfullversion"], CC).strip(),
+        emulated_cpu=f"unicorn {emu.uc_mod.__version__} {tgt.uc_cpu}",
+        text=text,
+        rodata=rodata,
+        data=data_bytes,
+        library_bytes=library_bytes,
+        libraries=libraries,
+        flash=flash,
+        raw_parameters=raw,
+        flash_overhead=flash - raw,
+        state=state,
+        static_ram=static_ram,
+        stack_static=stack_static,
+        stack_measured=stack_measured,
+        stack=stack,
+        ram=state + static_ram + stack,
+        stack_path=path,
+        macs_per_step=macs,
+        sequences=int(xq.shape[0]),
+        steps=len(counts),
+        input_source=source,
+        instructions_mean=float(arr.mean()),
+        instructions_min=int(arr.min()),
+        instructions_max=int(arr.max()),
+        instructions_per_mac=float(arr.mean() / macs) if macs else 0.0,
+        reset_instructions=reset_count,
+        bit_exact=bit_exact,
+        notes=notes,
+    )

@@ -1,0 +1,212 @@
+"""`rnn2c size`: the instruction counter is exact, the figures are plausible, bad input exits 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from rnn2c.cli import main
+from rnn2c.emulator import size as S
+from rnn2c.export import export_model
+from tools import require_arm_toolchain, require_unicorn
+
+# Thumb-2 32-bit encodings an ARMv6-M core does have; every other one would fault on an M0+.
+V6M_32BIT = ("bl", "mrs", "msr", "dmb", "dsb", "isb")
+
+HEAD = """\
+    .syntax unified
+    .thumb
+    .text
+"""
+LOOP = """\
+    .global loop
+    .type loop, %function
+    .thumb_func
+loop:                 @ r0 = n >= 1: 1 + 3 n + 1 instructions
+    movs r1, #0
+1:  adds r1, r1, #1
+    subs r0, r0, #1
+    bne 1b
+    bx lr
+"""
+COND = """\
+    .global cond
+    .type cond, %function
+    .thumb_func
+cond:                 @ 8 instructions whatever r0 (IT blocks; Thumb-2 only)
+    cmp r0, #0
+    ite eq
+    moveq r1, #1
+    movne r1, #2
+    itt ne
+    addne r1, r1, #3
+    addne r1, r1, #4
+    bx lr
+"""
+DSP = """\
+    .global dsp
+    .type dsp, %function
+    .thumb_func
+dsp:                  @ a DSP multiply-accumulate: Cortex-M4 yes, Cortex-M0+ no
+    smlabb r0, r0, r1, r2
+    bx lr
+"""
+
+
+def _link_asm(tmp: Path, source: str, cpu: str) -> tuple[bytes, dict[str, int]]:
+    (tmp / "t.s").write_text(HEAD + source)
+    elf = tmp / f"t-{cpu}.elf"
+    cmd = ["arm-none-eabi-gcc", "-mthumb", f"-mcpu={cpu}", "-nostdlib", "-nostartfiles"]
+    subprocess.run(
+        [*cmd, "-Wl,-Ttext=0", "-Wl,-e,loop", str(tmp / "t.s"), "-o", str(elf)], check=True
+    )
+    out = subprocess.run(["arm-none-eabi-nm", str(elf)], check=True, capture_output=True)
+    syms = {
+        p[2]: int(p[0], 16) for p in (line.split() for line in out.stdout.decode().splitlines())
+    }
+    return elf.read_bytes(), syms
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("size")
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential(
+        [
+            keras.Input((None, 3)),
+            keras.layers.GRU(8, return_sequences=True),
+            keras.layers.LSTM(6),
+            keras.layers.Dense(4, activation="softmax"),
+        ]
+    )
+    x = np.random.default_rng(0).normal(size=(8, 10, 3)).astype(np.float32)
+    np.savez(d / "data.npz", x=x)
+    export_model(model, x, d / "c", name="tiny")
+    return d
+
+
+def test_counter_is_exact_on_a_known_loop(tmp_path: Path) -> None:
+    require_arm_toolchain()
+    require_unicorn()
+    for cpu, uc_cpu in (
+        ("cortex-m0plus", "UC_CPU_ARM_CORTEX_M0"),
+        ("cortex-m3", "UC_CPU_ARM_CORTEX_M3"),
+    ):
+        src = LOOP if cpu == "cortex-m0plus" else LOOP + COND
+        elf, syms = _link_asm(tmp_path, src, cpu)
+        for per_instruction in (False, True):
+            emu = S.Emulator(elf, uc_cpu, per_instruction=per_instruction)
+            for n in (1, 7, 1000):
+                assert emu.call(syms["loop"], n) == 3 * n + 2
+    # IT blocks: the block counter counts every instruction issued, also those whose condition
+    # fails (executed as no-ops); unicorn's per-instruction hook skips the failed ones.
+    elf, syms = _link_asm(tmp_path, LOOP + COND, "cortex-m4")
+    emu = S.Emulator(elf, "UC_CPU_ARM_CORTEX_M4")
+    assert [emu.call(syms["cond"], r0) for r0 in (0, 1)] == [8, 8]
+    assert emu.uc.reg_read(emu.arm.UC_ARM_REG_R1) == 9
+    emu = S.Emulator(elf, "UC_CPU_ARM_CORTEX_M4", per_instruction=True)
+    assert [emu.call(syms["cond"], r0) for r0 in (0, 1)] == [5, 7]
+
+
+def test_m0_model_faults_on_dsp_instructions(tmp_path: Path) -> None:
+    """The CPU model is set: QEMU's default M-class core would run SMLABB on an 'M0'."""
+    require_arm_toolchain()
+    require_unicorn()
+    elf, syms = _link_asm(tmp_path, LOOP + DSP, "cortex-m4")
+    assert S.Emulator(elf, "UC_CPU_ARM_CORTEX_M4").call(syms["dsp"], 3, 4, 5) == 2
+    with pytest.raises(RuntimeError, match="fault|did not return"):
+        S.Emulator(elf, "UC_CPU_ARM_CORTEX_M0").call(syms["dsp"], 3, 4, 5)
+
+
+def test_m0plus_code_is_armv6m_and_counters_agree(export_dir: Path) -> None:
+    require_arm_toolchain()
+    require_unicorn()
+    exp = S.read_export(export_dir / "c")
+    b = S.build(exp, S.TARGETS["cortex-m0plus"], "O2", S.find_toolchain())
+    elf = export_dir / "m0.elf"
+    elf.write_bytes(b.elf)
+    dis = subprocess.run(
+        ["arm-none-eabi-objdump", "-d", str(elf)], check=True, capture_output=True, text=True
+    ).stdout
+    wide = [
+        line
+        for line in dis.splitlines()
+        if (m := line.split("\t")) and len(m) >= 3 and len(m[1].split()) == 2
+    ]  # "addr:\t<hw> <hw>\tmnemonic ...": a 32-bit encoding
+    bad = [w for w in wide if w.split("\t")[2].split()[0].split(".")[0] not in V6M_32BIT]
+    assert not bad, bad[:5]
+    counts = []
+    for per_instruction in (False, True):
+        emu = S.Emulator(b.elf, "UC_CPU_ARM_CORTEX_M0", per_instruction=per_instruction)
+        emu.call(b.symbols["tiny_reset"], S.BUF_STATE)
+        emu.uc.mem_write(S.BUF_IN, bytes([5, 250, 17]))
+        counts.append(
+            [emu.call(b.symbols["tiny_step"], S.BUF_STATE, S.BUF_IN, S.BUF_OUT) for _ in range(3)]
+        )
+    assert counts[0] == counts[1]  # no IT blocks on ARMv6-M: both counters agree exactly
+
+
+@pytest.mark.parametrize("target", ["cortex-m0plus", "cortex-m4"])
+def test_report_is_plausible(export_dir: Path, target: str) -> None:
+    require_arm_toolchain()
+    require_unicorn()
+    r = S.measure(export_dir / "c", target, sequences=2, steps=6)
+    assert r.bit_exact
+    assert r.steps == 12
+    assert r.flash >= r.raw_parameters > 0
+    assert r.flash == r.text + r.rodata + r.data + r.library_bytes
+    assert r.stack > 0 and r.ram >= r.state + r.stack
+    assert r.state == 8 + 6 + 2 * 6  # GRU h int8, LSTM h int8 + c int16
+    assert 2 < r.instructions_per_mac < 60
+    assert r.instructions_min <= r.instructions_mean <= r.instructions_max
+    assert r.stack_path[0] == "tiny_step"
+    if target == "cortex-m0plus":  # 32x32->64 multiplies and divisions come from libgcc
+        symbols = {s for m in r.libraries for s in m.symbols}
+        assert "__aeabi_lmul" in symbols
+        assert all(m.archive.startswith("lib") for m in r.libraries)
+
+
+def test_cli_table_and_json(
+    export_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    require_arm_toolchain()
+    require_unicorn()
+    out = tmp_path / "size.json"
+    args = ["size", str(export_dir / "c"), "--target", "cortex-m3", "--opt", "Os"]
+    rc = main([*args, "--data", str(export_dir / "data.npz"), "--steps", "4", "--json", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "instructions / MAC" in text and "cortex-m3 -Os" in text
+    report = json.loads(out.read_text())
+    assert report["target"] == "cortex-m3" and report["opt"] == "Os"
+    assert report["steps"] == 4 * 4 and report["input_source"] == "data.npz quantized"
+    assert (
+        report["macs_per_step"]
+        == json.loads((export_dir / "c" / "rnn2c.json").read_text())["macs_per_step"]
+    )
+
+
+def _bad(capsys: pytest.CaptureFixture, argv: list[str], needle: str) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err, err
+
+
+def test_bad_input_exits_2(export_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    c = str(export_dir / "c")
+    _bad(capsys, ["size", str(tmp_path / "nope"), "--target", "cortex-m4"], "does not exist")
+    _bad(capsys, ["size", str(tmp_path), "--target", "cortex-m4"], "rnn2c.json")
+    _bad(capsys, ["size", c, "--target", "cortex-m99"], "cortex-m0plus")
+    _bad(capsys, ["size", c, "--target", "cortex-m4", "--opt", "O3"], "O2")
+    _bad(capsys, ["size", c, "--target", "cortex-m4", "--data", str(tmp_path / "x.npz")], "--data")
+    monkeypatch.setattr(S, "CC", "arm-none-eabi-gcc-not-installed")
+    _bad(capsys, ["size", c, "--target", "cortex-m4"], "gcc-arm-none-eabi")
+    monkeypatch.undo()
+    monkeypatch.setitem(sys.modules, "unicorn", None)  # import unicorn -> ImportError
+    _bad(capsys, ["size", c, "--target", "cortex-m4"], "pip install unicorn")
