@@ -13,14 +13,16 @@ Every file of a project is written by `write_project` (one place, atomically).
 from __future__ import annotations
 
 import importlib.resources
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -243,8 +245,7 @@ def render_project(
         ("Makefile.j2", "Makefile"),
     ):
         files[target] = env.get_template(template).render(ctx).encode()
-    buf = _npz(x=replay.xq, lengths=replay.lengths)
-    files["replay.npz"] = buf
+    files["replay.npz"] = _npz(x=replay.xq, lengths=replay.lengths)
     manifest = {
         "rnn2c_version": __version__,
         "board": board.name,
@@ -259,8 +260,6 @@ def render_project(
 
 
 def _npz(**arrays: np.ndarray) -> bytes:
-    import io  # noqa: PLC0415
-
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()
@@ -371,7 +370,6 @@ class RunResult:
     board_run: BoardRun
     expected: np.ndarray
     first_mismatch: tuple[int, int] | None
-    messages: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -475,8 +473,6 @@ def run_project(project: Project, timeout: float = DEFAULT_TIMEOUT) -> RunResult
 
 def command(args: Any) -> int:
     """`rnn2c firmware` (argparse namespace from rnn2c.cli) -> exit code."""
-    import sys  # noqa: PLC0415
-
     try:
         project = make_project(
             args.model,
