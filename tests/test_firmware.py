@@ -233,3 +233,22 @@ def test_missing_qemu_names_the_debian_package(
     assert rc == 2 and len(err) == 1
     assert "qemu-system-arm not found" in err[0] and "apt-get install qemu-system-arm" in err[0]
     assert not out.exists()
+
+
+def test_parse_board_output_with_cycles_and_truncation() -> None:
+    """The hardware path (a running DWT counter) and a board that stopped early."""
+    text = (
+        "rnn2c firmware: model m on nucleo-l476rg (cortex-m4), 2 sequences\n"
+        "step 0 0 out 1 -2 cycles 1200\nstep 0 1 out 3 4 cycles 1210\n"
+        "step 1 0 out -128 127 cycles 1190\n"
+        "cycles/step: min 1190 mean 1200 max 1210 over 3 steps\ndone\n"
+    )
+    run = firmware.parse_output(text, 2, 2, 2)
+    assert run.cycles is not None and run.cycles[0].tolist() == [1200, 1210]
+    assert run.summary.startswith("cycles/step: min 1190")
+    lengths = np.array([2, 1])
+    assert firmware.first_mismatch(run.outputs, run.printed, run.outputs, lengths) is None
+    unprinted = firmware.first_mismatch(run.outputs, run.printed, run.outputs, np.array([2, 2]))
+    assert unprinted == (1, 1)
+    with pytest.raises(firmware.BuildError, match="did not print 'done'"):
+        firmware.parse_output(text.replace("done\n", ""), 2, 2, 2)
