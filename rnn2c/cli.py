@@ -146,6 +146,12 @@ def add_size_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_size)
 
 
+def cmd_firmware(args: argparse.Namespace) -> int:
+    from rnn2c.emulator import firmware  # noqa: PLC0415
+
+    return firmware.command(args)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from rnn2c.train import cli as train_cli  # noqa: PLC0415
 
@@ -255,6 +261,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_verify)
     add_size_parser(sub)
+
+    p = sub.add_parser(
+        "firmware", help="bare-metal project for a board (make, make run, make flash); --run checks"
+    )
+    p.add_argument("model", help="the .keras model (with --calib), or an export folder")
+    p.add_argument("--calib", default=None, help="calibration sequences, for a .keras model")
+    p.add_argument(
+        "--board",
+        required=True,
+        help="mps2-an386, mps2-an385, microbit (QEMU), nucleo-l476rg, nrf52840dk",
+    )
+    p.add_argument("--out", required=True, help="project folder (replaced atomically)")
+    p.add_argument("--data", default=None, help="sequences to replay (default: pseudo-random)")
+    p.add_argument("--sequences", type=int, default=3, help="how many to replay (default 3)")
+    p.add_argument("--name", default=None, help="C name prefix (default: model, or the export's)")
+    p.add_argument("--run", action="store_true", help="build, run under QEMU, compare with host")
+    p.add_argument("--timeout", type=float, default=60.0, help="QEMU time limit, s (default 60)")
+    p.set_defaults(func=cmd_firmware)
     return parser
 
 

@@ -1,0 +1,513 @@
+"""`rnn2c firmware`: a bare-metal project for a board, built with arm-none-eabi-gcc, run on QEMU.
+
+render: model C (from an export, or exported here) + main.c (replays a few int8 sequences through
+<name>_reset/<name>_step, prints every output and the cycles per step through ARM semihosting) +
+startup.c + link.ld + Makefile, from the templates in rnn2c.firmware_templates/boards/ (one JSON
+file per board: memory map, cpu flags, QEMU machine).
+build/run/parse/compare: make, qemu-system-arm under a timeout, the printed outputs against the host
+emulator's (the same C compiled for the host), bit for bit.
+
+The project folder is written like every rnn2c output (rnn2c.outdir): it may hold the user's own
+files, rnn2c replaces only the files its firmware.json lists, crash-safely.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from rnn2c import __version__
+from rnn2c.emulator.build import BuildError, load_model
+from rnn2c.export.api import MANIFEST, export_model, output_files
+from rnn2c.export.data import load_sequences
+from rnn2c.export.ir import ExportError, QuantModel
+from rnn2c.export.render import c_array, check_name
+from rnn2c.outdir import OutputError, OwnedFolder
+
+PROJECT_MANIFEST = "firmware.json"
+MODEL_DIR = "model"
+RESERVED_NAMES = ("main", "startup")  # main.c and startup.c sit next to <name>.c
+DEFAULT_SEQUENCES = 3
+DEFAULT_STEPS = 16  # pseudo-random sequences when no --data is given
+DEFAULT_TIMEOUT = 60.0
+STACK_BYTES = 4096
+# Tool -> Debian package that provides it.
+PACKAGES = {
+    "arm-none-eabi-gcc": "gcc-arm-none-eabi",
+    "make": "make",
+    "qemu-system-arm": "qemu-system-arm",
+}
+LINE = re.compile(r"step (\d+) (\d+) out((?: -?\d+)+) cycles (\d+|n/a)")
+
+
+class FirmwareError(ExportError):
+    """Bad input for `rnn2c firmware` (exit 2): one line, what is wrong and what would be right."""
+
+
+class ToolMissing(FirmwareError):
+    """A tool the project needs is not installed; names the Debian package."""
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    description: str
+    cpu: str
+    cpu_flags: tuple[str, ...]
+    fpu: bool
+    vtor: bool
+    flash: dict[str, str]
+    ram: dict[str, str]
+    cycle_counter: str  # "dwt" or "none"
+    qemu_machine: str | None
+    debugger_check: bool
+    pyocd_target: str | None
+    openocd_args: str | None
+
+    @property
+    def emulated(self) -> bool:
+        return self.qemu_machine is not None
+
+    def qemu_args(self) -> list[str]:
+        if self.qemu_machine is None:
+            return []
+        return [
+            "-M",
+            self.qemu_machine,
+            "-nographic",
+            "-monitor",
+            "none",
+            "-serial",
+            "none",
+            "-semihosting-config",
+            "enable=on,target=native",
+        ]
+
+    def region(self, which: str) -> tuple[int, int]:
+        """(start, end) of "flash" or "ram" in bytes."""
+        r = self.flash if which == "flash" else self.ram
+        length = r["length"]
+        scale = {"K": 1024, "M": 1024 * 1024}.get(length[-1], 1)
+        return int(r["origin"], 0), int(r["origin"], 0) + int(length.rstrip("KM")) * scale
+
+
+def _templates() -> Any:
+    return importlib.resources.files("rnn2c.firmware_templates") / "boards"
+
+
+def boards() -> dict[str, Board]:
+    """Every board, by name, from firmware_templates/boards/*.json."""
+    out = {}
+    for entry in sorted(_templates().iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".json"):
+            d = json.loads(entry.read_text())
+            d["cpu_flags"] = tuple(d["cpu_flags"])
+            out[entry.name[: -len(".json")]] = Board(name=entry.name[: -len(".json")], **d)
+    return out
+
+
+def get_board(name: str) -> Board:
+    known = boards()
+    if name not in known:
+        raise FirmwareError(f"--board {name!r} is not a known board; use one of {', '.join(known)}")
+    return known[name]
+
+
+def require_tool(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise ToolMissing(
+            f"{tool} not found; install it (Debian/Ubuntu: sudo apt-get install {PACKAGES[tool]})"
+        )
+    return path
+
+
+@dataclass
+class Replay:
+    """The int8 sequences main.c replays."""
+
+    xq: np.ndarray  # int8 [N, T, F]
+    lengths: np.ndarray  # [N], 1..T
+    source: str
+
+
+def replay_inputs(
+    qmodel: QuantModel,
+    data: str | os.PathLike[str] | None,
+    sequences: int = DEFAULT_SEQUENCES,
+    steps: int = DEFAULT_STEPS,
+    seed: int = 0,
+) -> Replay:
+    """The first `sequences` sequences of --data quantized with the model's input quantization,
+    or deterministic pseudo-random int8 sequences of `steps` steps."""
+    if sequences < 1:
+        raise FirmwareError(f"--sequences {sequences}: give at least 1")
+    if data is None:
+        rng = np.random.default_rng(seed)
+        xq = rng.integers(-128, 128, size=(sequences, steps, qmodel.input_size)).astype(np.int8)
+        return Replay(xq, np.full(sequences, steps), f"{sequences} pseudo-random sequences")
+    seqs = load_sequences(data, "--data", qmodel.input_size)
+    n = min(sequences, seqs.x.shape[0])
+    lengths = np.full(n, seqs.x.shape[1]) if seqs.lengths is None else np.asarray(seqs.lengths[:n])
+    t = int(lengths.max())
+    xq = qmodel.input_q.quantize(seqs.x[:n, :t])
+    return Replay(xq.astype(np.int8), lengths.astype(np.int64), f"the first {n} of {data}")
+
+
+def _check_name(name: str) -> None:
+    problem = check_name(name)
+    if problem:
+        raise FirmwareError(problem)
+    if name in RESERVED_NAMES:
+        raise FirmwareError(
+            f"--name {name!r} would clash with the project's {name}.c; choose another name"
+        )
+
+
+PROJECT_FILES = ("main.c", "startup.c", "link.ld", "Makefile", "replay.npz")
+
+
+def read_export(export_dir: Path) -> tuple[str, dict[str, bytes], QuantModel]:
+    """An export folder -> (name, its files, the quantized model); refuses an export whose
+    files were edited after it was written."""
+    from rnn2c.emulator.verify import read_export_dir  # noqa: PLC0415
+
+    if not (export_dir / MANIFEST).is_file():
+        raise FirmwareError(
+            f"{str(export_dir)!r} is not an rnn2c export folder (no {MANIFEST}); "
+            "give a .keras model with --calib, or a folder written by rnn2c export"
+        )
+    exp = read_export_dir(export_dir)
+    if exp.changed_files:
+        raise FirmwareError(
+            f"{str(export_dir)!r}: {', '.join(exp.changed_files)} changed since the export; "
+            "export again (the board would run other C than the host checks)"
+        )
+    assert exp.manifest is not None
+    files = {f: (export_dir / f).read_bytes() for f in exp.manifest["files"]}
+    files[MANIFEST] = (export_dir / MANIFEST).read_bytes()
+    return exp.name, files, exp.qmodel
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(_templates())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["c_array"] = c_array
+    return env
+
+
+def render_project(
+    name: str, model_files: dict[str, bytes], board: Board, replay: Replay
+) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """({relative path: bytes} of the whole project, its manifest), in memory."""
+    n, t, _ = replay.xq.shape
+    ctx = {
+        "version": __version__,
+        "name": name,
+        "NAME": name.upper(),
+        "board": board,
+        "qemu_args": board.qemu_args(),
+        "stack_bytes": STACK_BYTES,
+        "sequences": n,
+        "max_steps": t,
+        "inputs": replay.xq,
+        "lengths": replay.lengths,
+        "source": replay.source,
+    }
+    env = _environment()
+    files = {f"{MODEL_DIR}/{k}": v for k, v in model_files.items()}
+    for template, target in (
+        ("main.c.j2", "main.c"),
+        ("startup.c.j2", "startup.c"),
+        ("link.ld.j2", "link.ld"),
+        ("Makefile.j2", "Makefile"),
+    ):
+        files[target] = env.get_template(template).render(ctx).encode()
+    files["replay.npz"] = _npz(x=replay.xq, lengths=replay.lengths)
+    manifest = {
+        "rnn2c_version": __version__,
+        "board": board.name,
+        "name": name,
+        "sequences": int(n),
+        "lengths": [int(v) for v in replay.lengths],
+        "inputs": replay.source,
+    }
+    return files, manifest
+
+
+def _npz(**arrays: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+@dataclass
+class Project:
+    out: Path
+    name: str
+    board: Board
+    replay: Replay
+    files: list[str]
+
+
+def make_project(
+    model: Any,
+    board: str,
+    out: str | os.PathLike[str],
+    calib: Any = None,
+    data: str | os.PathLike[str] | None = None,
+    name: str | None = None,
+    sequences: int = DEFAULT_SEQUENCES,
+    run: bool = False,
+) -> Project:
+    """Render and write a board project. model: a .keras path or keras.Model (with calib), or an
+    export folder (without). Everything is checked before anything is written."""
+    b = get_board(board)
+    out_path = Path(out)
+    if run:
+        if not b.emulated:
+            emulated = ", ".join(k for k, v in boards().items() if v.emulated)
+            raise FirmwareError(
+                f"--run needs an emulated board and {b.name} is real hardware; drop --run and "
+                f"use make flash, or pick one of {emulated}"
+            )
+        for tool in ("make", "arm-none-eabi-gcc", "qemu-system-arm"):
+            require_tool(tool)
+    inputs = [p for p in (model, calib, data) if isinstance(p, str | os.PathLike)]
+    try:
+        with OwnedFolder(out_path, PROJECT_MANIFEST, "--out", inputs) as folder:
+            return _make_project(folder, model, b, calib, data, name, sequences)
+    except OutputError as e:
+        raise FirmwareError(str(e)) from None
+
+
+def _make_project(
+    folder: OwnedFolder,
+    model: Any,
+    b: Board,
+    calib: Any,
+    data: str | os.PathLike[str] | None,
+    name: str | None,
+    sequences: int,
+) -> Project:
+    is_export_dir = isinstance(model, str | os.PathLike) and Path(model).is_dir()
+    if is_export_dir:
+        if calib is not None:
+            raise FirmwareError(
+                "--calib is for a .keras model; an export folder is already quantized (drop it)"
+            )
+        export_name, model_files, qmodel = read_export(Path(model))
+        if name is not None and name != export_name:
+            raise FirmwareError(
+                f"--name {name!r} differs from the export's name {export_name!r}; drop --name"
+            )
+        name = export_name
+        _check_name(name)
+        folder.check_replaceable([*PROJECT_FILES, *(f"{MODEL_DIR}/{f}" for f in model_files)])
+    else:
+        if calib is None:
+            raise FirmwareError(
+                "a .keras model needs --calib CALIB.npz (or give an export folder instead)"
+            )
+        name = name or "model"
+        _check_name(name)
+        model_names = [*output_files(name), MANIFEST]
+        folder.check_replaceable([*PROJECT_FILES, *(f"{MODEL_DIR}/{f}" for f in model_names)])
+        with tempfile.TemporaryDirectory(prefix="rnn2c-firmware-") as tmp:
+            res = export_model(model, calib, Path(tmp) / "export", name=name)
+            model_files = {f: (res.out_dir / f).read_bytes() for f in res.files}
+            qmodel = res.qmodel
+    replay = replay_inputs(qmodel, data, sequences)
+    files, manifest = render_project(name, model_files, b, replay)
+    folder.write(files, manifest)
+    return Project(folder.path, name, b, replay, sorted([*files, PROJECT_MANIFEST]))
+
+
+@dataclass
+class BoardRun:
+    """What the board printed, parsed."""
+
+    text: str
+    outputs: np.ndarray  # int8 [N, T, out]; steps not printed are 0
+    printed: np.ndarray  # bool [N, T]: which steps were printed
+    cycles: np.ndarray | None  # [N, T] cycles per step, None when the board has no counter
+    summary: str  # the cycles/step line
+    seconds: float = 0.0
+
+
+@dataclass
+class RunResult:
+    project: Project
+    board_run: BoardRun
+    expected: np.ndarray
+    first_mismatch: tuple[int, int] | None
+
+    @property
+    def passed(self) -> bool:
+        return self.first_mismatch is None
+
+
+def build(out: Path, timeout: float = 120.0) -> Path:
+    """make in the project folder -> build/firmware.elf."""
+    require_tool("make")
+    require_tool("arm-none-eabi-gcc")
+    try:
+        proc = subprocess.run(
+            ["make", "-C", str(out)], capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"make in {out} did not finish within {timeout:.0f} s") from None
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        raise BuildError(f"make in {out} failed: " + " | ".join(lines[:6]))
+    return out / "build" / "firmware.elf"
+
+
+def run_qemu(board: Board, elf: Path, timeout: float = DEFAULT_TIMEOUT) -> tuple[str, float]:
+    """Run the ELF under qemu-system-arm; (what it printed, seconds)."""
+    qemu = require_tool("qemu-system-arm")
+    cmd = [qemu, *board.qemu_args(), "-kernel", str(elf)]
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise BuildError(
+            f"{board.name} under QEMU did not finish within {timeout:.0f} s "
+            f"(command: {' '.join(cmd)})"
+        ) from None
+    seconds = time.monotonic() - start
+    if proc.returncode != 0:
+        tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-4:])
+        raise BuildError(f"{board.name} under QEMU exited with {proc.returncode}: {tail}")
+    return proc.stdout, seconds
+
+
+def parse_output(text: str, n: int, t: int, output_size: int) -> BoardRun:
+    outputs = np.zeros((n, t, output_size), dtype=np.int8)
+    printed = np.zeros((n, t), dtype=bool)
+    cycles = np.zeros((n, t), dtype=np.int64)
+    has_cycles = False
+    summary = ""
+    done = False
+    for line in text.splitlines():
+        m = LINE.fullmatch(line.strip())
+        if m:
+            s, k = int(m.group(1)), int(m.group(2))
+            values = [int(v) for v in m.group(3).split()]
+            if s >= n or k >= t or len(values) != output_size:
+                raise BuildError(f"the board printed an unexpected line: {line.strip()!r}")
+            outputs[s, k] = values
+            printed[s, k] = True
+            if m.group(4) != "n/a":
+                has_cycles = True
+                cycles[s, k] = int(m.group(4))
+        elif line.startswith("cycles/step:"):
+            summary = line.strip()
+        elif line.strip() == "done":
+            done = True
+    if not done:
+        tail = " | ".join(text.strip().splitlines()[-3:])
+        raise BuildError(f"the board did not print 'done'; its last lines: {tail!r}")
+    return BoardRun(text, outputs, printed, cycles if has_cycles else None, summary)
+
+
+def expected_outputs(project: Project) -> np.ndarray:
+    """The host emulator's int8 outputs [N, T, out] for the replayed sequences."""
+    compiled = load_model(project.out / MODEL_DIR, project.name)
+    return compiled.run(project.replay.xq, project.replay.lengths)
+
+
+def first_mismatch(
+    got: np.ndarray, printed: np.ndarray, expected: np.ndarray, lengths: np.ndarray
+) -> tuple[int, int] | None:
+    """(sequence, step) of the first step, in run order, that differs or was not printed."""
+    for s, length in enumerate(lengths):
+        for k in range(int(length)):
+            if not printed[s, k] or not np.array_equal(got[s, k], expected[s, k]):
+                return s, k
+    return None
+
+
+def run_project(project: Project, timeout: float = DEFAULT_TIMEOUT) -> RunResult:
+    """Build, run under QEMU, parse, and compare with the host emulator bit for bit."""
+    elf = build(project.out)
+    text, seconds = run_qemu(project.board, elf, timeout)
+    n, t, _ = project.replay.xq.shape
+    expected = expected_outputs(project)
+    board_run = parse_output(text, n, t, expected.shape[2])
+    board_run.seconds = seconds
+    mismatch = first_mismatch(
+        board_run.outputs, board_run.printed, expected, project.replay.lengths
+    )
+    return RunResult(project, board_run, expected, mismatch)
+
+
+def command(args: Any) -> int:
+    """`rnn2c firmware` (argparse namespace from rnn2c.cli) -> exit code."""
+    try:
+        project = make_project(
+            args.model,
+            args.board,
+            args.out,
+            calib=args.calib,
+            data=args.data,
+            name=args.name,
+            sequences=args.sequences,
+            run=args.run,
+        )
+    except ExportError as e:
+        print(f"rnn2c firmware: error: {e}", file=sys.stderr)
+        return 2
+    b = project.board
+    n, t, _ = project.replay.xq.shape
+    print(f"rnn2c firmware: {args.model} -> {project.out}/ (board {b.name}: {b.description})")
+    print(f"  model {project.name}, replaying {project.replay.source} ({n} x up to {t} steps)")
+    print(f"  files: {', '.join(project.files)}")
+    how = "make run" if b.emulated else "make flash; make monitor"
+    print(f"  next: cd {project.out} && make && {how}")
+    if not args.run:
+        return 0
+    try:
+        result = run_project(project, timeout=args.timeout)
+    except ExportError as e:
+        print(f"rnn2c firmware: error: {e}", file=sys.stderr)
+        return 2
+    except BuildError as e:
+        print(f"rnn2c firmware: error: {e}", file=sys.stderr)
+        return 1
+    steps = int(project.replay.lengths.sum())
+    print(f"  ran on QEMU {b.qemu_machine} in {result.board_run.seconds:.2f} s, {steps} steps")
+    print(f"  {result.board_run.summary}")
+    if result.first_mismatch is not None:
+        s, k = result.first_mismatch
+        got = result.board_run.outputs[s, k].tolist() if result.board_run.printed[s, k] else None
+        print(
+            f"rnn2c firmware: board output differs from the host emulator first at sequence {s}, "
+            f"step {k}: board {got}, host {result.expected[s, k].tolist()}",
+            file=sys.stderr,
+        )
+        print("FAIL")
+        return 1
+    print("  board == host emulator: bit-exact at every step")
+    print("PASS")
+    return 0
