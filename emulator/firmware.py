@@ -279,9 +279,11 @@ def make_project(
     name: str | None = None,
     sequences: int = DEFAULT_SEQUENCES,
     run: bool = False,
+    export_options: dict[str, str] | None = None,
 ) -> Project:
     """Render and write a board project. model: a .keras path or keras.Model (with calib), or an
-    export folder (without). Everything is checked before anything is written."""
+    export folder (without). export_options: calibration / activations / input_quant for
+    export_model (a .keras model only). Everything is checked before anything is written."""
     b = get_board(board)
     out_path = Path(out)
     if run:
@@ -296,7 +298,9 @@ def make_project(
     inputs = [p for p in (model, calib, data) if isinstance(p, str | os.PathLike)]
     try:
         with OwnedFolder(out_path, PROJECT_MANIFEST, "--out", inputs) as folder:
-            return _make_project(folder, model, b, calib, data, name, sequences)
+            return _make_project(
+                folder, model, b, calib, data, name, sequences, export_options or {}
+            )
     except OutputError as e:
         raise FirmwareError(str(e)) from None
 
@@ -309,12 +313,20 @@ def _make_project(
     data: str | os.PathLike[str] | None,
     name: str | None,
     sequences: int,
+    export_options: dict[str, str],
 ) -> Project:
     is_export_dir = isinstance(model, str | os.PathLike) and Path(model).is_dir()
     if is_export_dir:
         if calib is not None:
             raise FirmwareError(
                 "--calib is for a .keras model; an export folder is already quantized (drop it)"
+            )
+        if export_options:
+            flags = ", ".join("--" + k.replace("_", "-") for k in export_options)
+            verb = "applies" if len(export_options) == 1 else "apply"
+            raise FirmwareError(
+                f"{flags} {verb} to a .keras model; an export folder is already quantized "
+                "(drop it, or export again with it)"
             )
         export_name, model_files, qmodel = read_export(Path(model))
         if name is not None and name != export_name:
@@ -334,7 +346,7 @@ def _make_project(
         model_names = [*output_files(name), MANIFEST]
         folder.check_replaceable([*PROJECT_FILES, *(f"{MODEL_DIR}/{f}" for f in model_names)])
         with tempfile.TemporaryDirectory(prefix="rnn2c-firmware-") as tmp:
-            res = export_model(model, calib, Path(tmp) / "export", name=name)
+            res = export_model(model, calib, Path(tmp) / "export", name=name, **export_options)
             model_files = {f: (res.out_dir / f).read_bytes() for f in res.files}
             qmodel = res.qmodel
     replay = replay_inputs(qmodel, data, sequences)
@@ -464,6 +476,12 @@ def run_project(project: Project, timeout: float = DEFAULT_TIMEOUT) -> RunResult
 
 def command(args: Any) -> int:
     """`rnn2c firmware` (argparse namespace from rnn2c.cli) -> exit code."""
+    if not 0 < args.timeout <= 3600:  # also refuses nan
+        print(
+            f"rnn2c firmware: error: --timeout {args.timeout}: expected seconds from 1 to 3600",
+            file=sys.stderr,
+        )
+        return 2
     try:
         project = make_project(
             args.model,
@@ -474,6 +492,11 @@ def command(args: Any) -> int:
             name=args.name,
             sequences=args.sequences,
             run=args.run,
+            export_options={
+                k: getattr(args, k)
+                for k in ("calibration", "activations", "input_quant")
+                if getattr(args, k, None) is not None
+            },
         )
     except ExportError as e:
         print(f"rnn2c firmware: error: {e}", file=sys.stderr)

@@ -272,12 +272,25 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="mps2-an386, mps2-an385, microbit (QEMU), nucleo-l476rg, nrf52840dk",
     )
-    p.add_argument("--out", required=True, help="project folder (replaced atomically)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="project folder; may hold your own files: rnn2c replaces only what its "
+        "firmware.json lists",
+    )
     p.add_argument("--data", default=None, help="sequences to replay (default: pseudo-random)")
     p.add_argument("--sequences", type=int, default=3, help="how many to replay (default 3)")
     p.add_argument("--name", default=None, help="C name prefix (default: model, or the export's)")
     p.add_argument("--run", action="store_true", help="build, run under QEMU, compare with host")
     p.add_argument("--timeout", type=float, default=60.0, help="QEMU time limit, s (default 60)")
+    for flag, choices in (
+        ("--calibration", ("minmax", "percentile", "mse")),
+        ("--activations", ("int8", "int16")),
+        ("--input-quant", ("per-tensor", "per-feature")),
+    ):
+        p.add_argument(
+            flag, default=None, choices=choices, help="as for export (a .keras model only)"
+        )
     p.set_defaults(func=cmd_firmware)
     return parser
 

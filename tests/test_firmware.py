@@ -3,7 +3,6 @@ compared with the host emulator bit for bit; real boards built and their memory 
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,20 +14,11 @@ import pytest
 from rnn2c.cli import main
 from rnn2c.emulator import firmware
 from rnn2c.export import export_model
+from tools import need
 
 EMULATED = ("mps2-an386", "mps2-an385", "microbit")
 REAL = ("nucleo-l476rg", "nrf52840dk")
 FEATURES, STEPS = 6, 14
-
-
-def need(*tools: str) -> None:
-    """Skip when a tool is missing, but fail under CI=true, where the tools must be installed."""
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        msg = f"{', '.join(missing)} not installed"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{msg} (CI=true: the firmware tests must run)")
-        pytest.skip(msg)
 
 
 def _gru() -> keras.Model:
@@ -262,3 +252,24 @@ def test_parse_board_output_with_cycles_and_truncation() -> None:
     assert unprinted == (1, 1)
     with pytest.raises(firmware.BuildError, match="did not print 'done'"):
         firmware.parse_output(text.replace("done\n", ""), 2, 2, 2)
+
+
+def test_keras_model_with_export_options_runs_bit_exact(
+    files: dict[str, Path], tmp_path: Path, capsys
+) -> None:  # noqa: ANN001
+    """What EXPORT.txt recommends for raw channels (per-feature input, int16 states) also goes
+    straight from a .keras file to a board."""
+    need("make", "arm-none-eabi-gcc", "qemu-system-arm")
+    out = tmp_path / "fw"
+    args = ["firmware", str(files["lstm"]), "--calib", str(files["calib"]), "--board", "microbit"]
+    args += ["--input-quant", "per-feature", "--activations", "int16", "--data", str(files["data"])]
+    assert main([*args, "--out", str(out), "--run"]) == 0, capsys.readouterr()
+    header = (out / "model" / "model.h").read_text()
+    assert "MODEL_INPUT_PER_FEATURE 1" in header and "int16_t" in header
+    capsys.readouterr()
+    rc = main(
+        ["firmware", str(files["lstm-export"]), "--board", "microbit", "--out", str(out)]
+        + ["--input-quant", "per-feature"]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "--input-quant applies to a .keras model" in err

@@ -23,6 +23,21 @@ def require(tool: str, hint: str) -> None:
     pytest.skip(message)
 
 
+#: program -> the Debian package that provides it (what .ci/run installs)
+DEBIAN = {
+    "arm-none-eabi-gcc": "gcc-arm-none-eabi",
+    "qemu-system-arm": "qemu-system-arm",
+    "make": "make",
+    "cmake": "cmake",
+}
+
+
+def need(*tools: str) -> None:
+    """require() for several programs, each with its Debian package as the hint."""
+    for tool in tools:
+        require(tool, f"Debian package {DEBIAN.get(tool, tool)}")
+
+
 def require_arm_toolchain() -> None:
     require("arm-none-eabi-gcc", "Debian package gcc-arm-none-eabi")
 
