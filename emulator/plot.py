@@ -47,7 +47,7 @@ def plot_report(
         ax.set_xlabel("step of the stream (no reset)")
         ax.set_ylabel("mean |int8 - float| over outputs")
         ax.set_title("long-stream drift check")
-        ax.legend(loc="upper right")
+        ax.legend(loc="center right", fontsize="small")
     fig.suptitle(title)
     fig.tight_layout()
     buf = io.BytesIO()
