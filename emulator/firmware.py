@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 
 from rnn2c import __version__
@@ -35,7 +34,7 @@ from rnn2c.emulator.build import BuildError, load_model
 from rnn2c.export.api import MANIFEST, export_model, output_files
 from rnn2c.export.data import load_sequences
 from rnn2c.export.ir import ExportError, QuantModel
-from rnn2c.export.render import c_array, check_name
+from rnn2c.export.render import check_name, template_environment
 from rnn2c.outdir import OutputError, OwnedFolder
 
 PROJECT_MANIFEST = "firmware.json"
@@ -203,19 +202,6 @@ def read_export(export_dir: Path) -> tuple[str, dict[str, bytes], QuantModel]:
     return exp.name, files, exp.qmodel
 
 
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(_templates())),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
-    env.filters["c_array"] = c_array
-    return env
-
-
 def render_project(
     name: str, model_files: dict[str, bytes], board: Board, replay: Replay
 ) -> tuple[dict[str, bytes], dict[str, Any]]:
@@ -234,7 +220,7 @@ def render_project(
         "lengths": replay.lengths,
         "source": replay.source,
     }
-    env = _environment()
+    env = template_environment()
     files = {f"{MODEL_DIR}/{k}": v for k, v in model_files.items()}
     for template, target in (
         ("main.c.j2", "main.c"),
@@ -242,7 +228,7 @@ def render_project(
         ("link.ld.j2", "link.ld"),
         ("Makefile.j2", "Makefile"),
     ):
-        files[target] = env.get_template(template).render(ctx).encode()
+        files[target] = env.get_template(f"boards/{template}").render(ctx).encode()
     files["replay.npz"] = _npz(x=replay.xq, lengths=replay.lengths)
     manifest = {
         "rnn2c_version": __version__,

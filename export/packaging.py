@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 from rnn2c import __version__
 from rnn2c.export.ir import ExportError, QuantModel
-from rnn2c.export.render import LABELS, RUNTIME_HEADER, _environment
+from rnn2c.export.render import LABELS, RUNTIME_HEADER, template_environment
 
 KINDS = ("cmake", "arduino", "platformio")
 PROJECT_FILES = ("CMakeLists.txt", "library.properties", "library.json")  # one per kind
@@ -71,7 +71,7 @@ def package_files(
         "state_bytes": qmodel.state_bytes(),
         "macs": qmodel.macs,
     }
-    env = _environment()
+    env = template_environment()
     out: dict[str, str] = {}
     if "cmake" in kinds:
         out["CMakeLists.txt"] = env.get_template("packaging/CMakeLists.txt.j2").render(ctx)

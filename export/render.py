@@ -103,7 +103,9 @@ class LayerView:
     extra: str
 
 
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
+    """The Jinja environment over rnn2c.firmware_templates (model, layers/, packaging/,
+    boards/), with the C literal filters."""
     root = importlib.resources.files("rnn2c.firmware_templates")
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(root)),
@@ -221,7 +223,7 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
         "copy_from": copy_from,
         "class_labels": list(class_names or []),
     }
-    env = _environment()
+    env = template_environment()
     return {
         f"{name}.h": env.get_template("model.h.j2").render(ctx),
         f"{name}.c": env.get_template("model.c.j2").render(ctx),
