@@ -152,13 +152,31 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def recover(folder: str | os.PathLike[str], manifest_name: str) -> bool:
+def _writer_active(d: Path) -> bool:
+    """Whether another rnn2c command holds the folder's lock right now."""
+    try:
+        fd = os.open(d / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return False  # no lock file: no writer (it creates one before anything else)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def recover(folder: str | os.PathLike[str], manifest_name: str, locked: bool = False) -> bool:
     """Finish a write that was interrupted after its commit point; sweep stray temporaries.
 
     Returns True if an interrupted write was finished. Safe to call on any folder; only files
-    named by rnn2c's own journal and temporaries are touched.
+    named by rnn2c's own journal and temporaries are touched. A reader (locked=False) leaves a
+    folder alone while another rnn2c command is writing it: that command finishes its own work.
     """
     d = Path(folder)
+    if not locked and _writer_active(d):
+        return False
     journal = d / _journal_name(manifest_name)
     done = False
     if journal.is_file():
@@ -172,7 +190,7 @@ def recover(folder: str | os.PathLike[str], manifest_name: str) -> bool:
                 "command again"
             ) from None
         _apply(d, renames, deletes)
-        journal.unlink()
+        journal.unlink(missing_ok=True)
         _fsync_dir(d)
         done = True
     if d.is_dir():
@@ -187,7 +205,10 @@ def _apply(d: Path, renames: list[tuple[str, str]], deletes: list[str]) -> None:
     for tmp, final in renames:
         if (d / tmp).exists():
             (d / final).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(d / tmp, d / final)
+            try:
+                os.replace(d / tmp, d / final)
+            except FileNotFoundError:
+                pass  # finished by another recovery in the meantime
     for rel in deletes:
         (d / rel).unlink(missing_ok=True)
         parent = (d / rel).parent
@@ -237,7 +258,7 @@ class OwnedFolder:
             ) from None
         self._lock()
         try:
-            recover(self.path, self.manifest_name)
+            recover(self.path, self.manifest_name, locked=True)
             self.manifest = read_manifest(self.path, self.manifest_name)
         except BaseException:
             self._unlock()
@@ -403,7 +424,7 @@ class OwnedFolder:
                 tmp.unlink(missing_ok=True)
             raise
         _fsync_dir(self.path)
-        recover(self.path, self.manifest_name)
+        recover(self.path, self.manifest_name, locked=True)
         self.manifest = manifest
 
     def _manifest_last(self, item: tuple[str, bytes]) -> tuple[bool, str]:

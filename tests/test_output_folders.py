@@ -314,3 +314,13 @@ def test_train_force_killed_at_every_rename_leaves_old_or_new(ws: Path, tmp_path
         outcomes = dict(pool.map(one, range(1, renames + 2)))
     assert outcomes[1] == "old"
     assert all(outcomes[k] == "new" for k in range(2, renames + 2))
+
+
+def test_a_reader_leaves_a_folder_alone_while_it_is_being_written(tmp_path: Path) -> None:
+    out = tmp_path / "busy"
+    with OwnedFolder(out, "rnn2c.json"):
+        (out / f"{TMP_PREFIX}abc-0").write_bytes(b"a writer's temporary file")
+        assert recover(out, "rnn2c.json") is False  # e.g. verify opening it meanwhile
+        assert (out / f"{TMP_PREFIX}abc-0").exists()
+    recover(out, "rnn2c.json")  # no writer any more: a stray temporary goes
+    assert not (out / f"{TMP_PREFIX}abc-0").exists()
