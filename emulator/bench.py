@@ -151,10 +151,9 @@ class BenchReport:
             "accuracy",
         )
         rows: list[tuple[str, ...]] = []
-        errors: list[tuple[str, str]] = []
         for r in self.rows:
             if not r.ok:
-                errors.append((r.label, str(r.error)))
+                rows.append((r.label, f"error: {r.error}"))
                 continue
             if r.kind == "float":
                 rows.append((r.label, "-", "-", "-", "-", "-", "reference", "-", pct(r.accuracy)))
@@ -196,7 +195,9 @@ class BenchReport:
                     pct(r.accuracy),
                 )
             )
-        widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
+        full = [x for x in [head, *rows] if len(x) == len(head)]
+        widths = [max(len(x[i]) for x in full) for i in range(len(head))]
+        widths[0] = max(widths[0], *(len(x[0]) for x in rows))
         left = self.left_out and f", {self.left_out} shorter left out" or ""
         lines = [
             f"rnn2c bench: {self.model}",
@@ -206,10 +207,8 @@ class BenchReport:
             "  " + "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip(),
         ]
         for row in rows:
-            cells = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
+            cells = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False))
             lines.append("  " + cells.rstrip())
-        for label, error in errors:
-            lines.append(f"  {label.ljust(widths[0])}  error: {error}")
         lines += [f"  - {r.label}: {n}" for r in self.rows for n in r.notes]
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
@@ -418,7 +417,7 @@ def bench(
         conversion_error = None
         if any(version(cls.dist) for _, cls in peer_rows):
             try:
-                flatbuffer = to_int8_tflite(keras_model, cal.x, t)
+                flatbuffer = to_int8_tflite(keras_model, cal.x, t, check=x[:2])
             except ConversionError as e:
                 conversion_error = f"conversion to int8 .tflite failed: {e}"
         for row, cls in peer_rows:
@@ -520,7 +519,10 @@ def bench(
         if c_row.model_bytes_what.startswith("weights"):
             c_row.notes.append(f"model bytes: {c_row.model_bytes_what}")
 
-    if input_quant != "per-tensor" and any(r.ok for r in rows if r.path in PEERS):
+    peers_ok = any(r.ok for r in rows if r.path in PEERS)
+    if peers_ok and any(type(layer).__name__ == "Masking" for layer in keras_model.layers):
+        notes.append("the peers' unrolled copy leaves Masking out: every benchmarked step is real")
+    if input_quant != "per-tensor" and peers_ok:
         notes.append("the .tflite input is quantized per tensor, rnn2c's C per feature")
     notes.append(
         "model B: rnn2c C the Cortex-M4 flash (code, constants, libgcc), Cortex-M rows their "

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from rnn2c.export.tflite import captured_output
+from rnn2c.export.tflite import captured_output, one_line
 
 BENCH_HINT = "pip install 'rnn2c[bench]'"
 TFLM_MIN_ARENA = 1 << 20
@@ -116,9 +116,13 @@ class LiteRT(Peer):
             from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
         except ImportError:
             raise PeerError(f"ai-edge-litert is not installed ({BENCH_HINT})") from None
-        with captured_output():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-            self.interp = Interpreter(model_content=flatbuffer, num_threads=1)
-            self.interp.allocate_tensors()
+        printed: list[str] = []
+        try:  # quiet: "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+            with captured_output() as printed:
+                self.interp = Interpreter(model_content=flatbuffer, num_threads=1)
+                self.interp.allocate_tensors()
+        except Exception as e:
+            raise PeerError(one_line(e, "".join(printed))) from None
         inp = self.interp.get_input_details()[0]
         out = self.interp.get_output_details()[0]
         self._check_io(inp["shape"], inp["dtype"], out["dtype"])
@@ -152,8 +156,12 @@ class TFLiteMicro(Peer):
         except ImportError:
             raise PeerError(f"tflite-micro is not installed ({BENCH_HINT})") from None
         arena = max(TFLM_MIN_ARENA, 10 * len(flatbuffer))
-        with captured_output():
-            self.interp = runtime.Interpreter.from_bytes(flatbuffer, arena_size=arena)
+        printed: list[str] = []
+        try:
+            with captured_output() as printed:
+                self.interp = runtime.Interpreter.from_bytes(flatbuffer, arena_size=arena)
+        except Exception as e:  # what TFLM printed says why (an op it lacks, the arena, ...)
+            raise PeerError(one_line(e, "".join(printed), prefer_output=True)) from None
         inp = self.interp.get_input_details(0)
         out = self.interp.get_output_details(0)
         self._check_io(inp["shape"], inp["dtype"], out["dtype"])

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from rnn2c.export.keras_reader import _chain
+
 #: calibration sequences handed to the converter's representative dataset at most
 MAX_CALIBRATION = 200
 
@@ -62,34 +64,45 @@ def captured_output() -> Iterator[list[str]]:
         os.close(saved[1])
 
 
-def one_line(error: BaseException, output: str = "") -> str:
-    """An exception as one line: its type and its first line that says what went wrong
-    (for converter errors, the first `error:` line of the MLIR diagnostics)."""
+def one_line(error: BaseException, output: str = "", prefer_output: bool = False) -> str:
+    """An exception as one line: its type and its first line that says what went wrong (for
+    converter errors, the first `error:` line of the MLIR diagnostics). prefer_output: for
+    runtimes that print the reason and raise a generic error, add the first printed line."""
     lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
-    lines += [ln.strip() for ln in output.splitlines() if ln.strip()]
-    pick = next((ln for ln in lines if "error:" in ln), lines[0] if lines else "")
+    printed = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    pick = next((ln for ln in lines + printed if "error:" in ln), lines[0] if lines else "")
     pick = pick.split("error:", 1)[1].strip() if "error:" in pick else pick
+    if prefer_output and printed and printed[0] not in pick:
+        pick = f"{pick} ({printed[0]})" if pick else printed[0]
     text = " ".join(f"{type(error).__name__}: {pick}".split())
     return text if len(text) <= 240 else text[:237] + "..."
 
 
 def unrolled(model: Any, steps: int) -> Any:
-    """A copy of the Keras model with every recurrent layer unrolled and the input fixed at
-    [1, steps, features]; same weights, same outputs."""
+    """A copy of the Keras model (a chain, as rnn2c reads it) with every recurrent layer
+    unrolled, the input fixed at [1, steps, features] and the same weights.
+
+    Masking layers are left out: the benchmark runs sequences whose `steps` steps are all real,
+    so the mask is all true (a real step whose features all equal the mask value would be
+    skipped by Keras and not here), and the converter's rendering of the unrolled mask gives
+    wrong outputs with TensorFlow 2.21 (even in float)."""
     import keras  # noqa: PLC0415
 
-    def clone(layer: Any) -> Any:
+    features = int(model.inputs[0].shape[-1])
+    inputs = keras.Input(batch_shape=(1, steps, features))
+    x = inputs
+    for layer in _chain(model):
+        if type(layer).__name__ == "Masking":
+            continue
         config = layer.get_config()
         if isinstance(layer, keras.layers.RNN):  # GRU, LSTM, SimpleRNN
             config["unroll"] = True
-        return layer.__class__.from_config(config)
-
-    features = int(model.inputs[0].shape[-1])
-    copy = keras.models.clone_model(
-        model, input_tensors=keras.Input(batch_shape=(1, steps, features)), clone_function=clone
-    )
-    copy.set_weights(model.get_weights())
-    return copy
+        clone = layer.__class__.from_config(config)
+        x = clone(x)
+        clone.set_weights(layer.get_weights())
+        if hasattr(clone, "finalize_state"):  # an adapted Normalization: mean and variance
+            clone.finalize_state()  # come from its weights, which set_weights alone leaves stale
+    return keras.Model(inputs, x, name=f"{model.name}_unrolled")
 
 
 def fixed_length(x: np.ndarray, steps: int) -> np.ndarray:
@@ -102,10 +115,14 @@ def fixed_length(x: np.ndarray, steps: int) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def to_int8_tflite(model: Any, calibration: np.ndarray, steps: int) -> bytes:
+def to_int8_tflite(
+    model: Any, calibration: np.ndarray, steps: int, check: np.ndarray | None = None
+) -> bytes:
     """Full-int8 flatbuffer (int8 input and output, TFLITE_BUILTINS_INT8 ops only) of the
     model unrolled over `steps` steps at batch 1, calibrated on up to MAX_CALIBRATION of the
-    calibration sequences (cut or zero-padded to `steps`). ConversionError on any failure."""
+    calibration sequences (cut or zero-padded to `steps`). `check` [n, steps, F]: sequences on
+    which the unrolled copy must give the model's own float outputs. ConversionError on any
+    failure."""
     calib = fixed_length(calibration[:MAX_CALIBRATION], steps)
     printed: list[str] = []
     try:
@@ -113,6 +130,14 @@ def to_int8_tflite(model: Any, calibration: np.ndarray, steps: int) -> bytes:
             import tensorflow as tf  # noqa: PLC0415
 
             copy = unrolled(model, steps)
+            for seq in [] if check is None else check:
+                want = np.asarray(model(seq[None], training=False), np.float64)
+                got = np.asarray(copy(seq[None], training=False), np.float64)
+                if not np.allclose(got, want, atol=1e-4, rtol=1e-3):
+                    raise ConversionError(
+                        "the unrolled batch-1 copy of the model gives other float outputs "
+                        f"(max difference {np.abs(got - want).max():.3g})"
+                    )
 
             def representative() -> Iterator[list[np.ndarray]]:
                 for i in range(calib.shape[0]):
@@ -125,6 +150,8 @@ def to_int8_tflite(model: Any, calibration: np.ndarray, steps: int) -> bytes:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
             flatbuffer = converter.convert()
+    except ConversionError:
+        raise
     except Exception as e:  # the converter raises many kinds; each becomes one line
         raise ConversionError(one_line(e, "".join(printed))) from None
     return bytes(flatbuffer)
