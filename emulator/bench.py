@@ -198,10 +198,10 @@ class BenchReport:
         full = [x for x in [head, *rows] if len(x) == len(head)]
         widths = [max(len(x[i]) for x in full) for i in range(len(head))]
         widths[0] = max(widths[0], *(len(x[0]) for x in rows))
-        left = self.left_out and f", {self.left_out} shorter left out" or ""
+        left = f" ({self.left_out} shorter left out)" if self.left_out else ""
         lines = [
             f"rnn2c bench: {self.model}",
-            f"  {self.sequences} sequences{left} x T={self.steps} steps, {self.rounds} rounds "
+            f"  {self.sequences} sequences x T={self.steps} steps{left}, {self.rounds} rounds "
             f"interleaved; {self.timer}; median [min-max] over rounds",
             f"  host: {self.machine}; {self.compiler} {' '.join(self.host_flags[-2:])}",
             "  " + "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip(),
