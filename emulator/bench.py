@@ -242,7 +242,9 @@ def choose_steps(seqs: Sequences, steps: int | None) -> tuple[int, np.ndarray]:
     return steps, keep
 
 
-def _check_args(rounds: int, steps: int | None, sequences: int | None, targets: Any) -> None:
+def _check_args(
+    rounds: int, steps: int | None, sequences: int | None, targets: Any, peers: Any
+) -> None:
     for flag, v, lo in (
         ("--rounds", rounds, 1),
         ("--steps", steps, 1),
@@ -254,6 +256,8 @@ def _check_args(rounds: int, steps: int | None, sequences: int | None, targets: 
             raise ExportError(f"{flag} {v!r}: expected a whole number >= {lo}")
     if rounds > MAX_ROUNDS:
         raise ExportError(f"--rounds {rounds}: expected at most {MAX_ROUNDS}")
+    if any(p not in PEERS for p in peers):
+        raise ExportError(f"peers {list(peers)}: choose from {', '.join(PEERS)}")
     unknown = [t for t in targets if t not in TARGET_LABELS]
     if unknown:
         raise ExportError(
@@ -358,7 +362,8 @@ def bench(
     from rnn2c.export.tflite import ConversionError, one_line, to_int8_tflite  # noqa: PLC0415
 
     targets = tuple(targets)
-    _check_args(rounds, steps, sequences, targets)
+    peers = tuple(peers)
+    _check_args(rounds, steps, sequences, targets, peers)
     label = str(model) if isinstance(model, str | os.PathLike) else getattr(model, "name", "model")
     keras_model, ir = read_any(model)
     seqs = _sequences(data, "--data", ir.input_size)
