@@ -6,13 +6,21 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 RNN2C  := $(VENV)/bin/rnn2c
 DEMO   ?= build/demo
+# The extra `bench` (LiteRT and TFLite Micro, for `rnn2c bench`): its pinned wheels are checked
+# on x86-64 Linux only; elsewhere the venv goes without it and `rnn2c bench` reports those rows
+# as not installed (make EXTRAS=train,dev,boards,bench to try).
+ifeq ($(shell uname -sm),Linux x86_64)
+EXTRAS ?= train,dev,boards,bench
+else
+EXTRAS ?= train,dev,boards
+endif
 
 .PHONY: demo test lint venv clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,dev,boards]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $@
 
 venv: $(VENV)/.installed

@@ -146,6 +146,78 @@ def add_size_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_size)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from rnn2c.emulator import BuildError  # noqa: PLC0415
+    from rnn2c.emulator.bench import DEFAULT_TARGETS, bench  # noqa: PLC0415
+    from rnn2c.export import ExportError  # noqa: PLC0415
+    from rnn2c.outdir import OutputError, check_output_file, write_file_atomically  # noqa: PLC0415
+
+    if args.targets is None:
+        targets = list(DEFAULT_TARGETS)
+    elif args.targets.strip() == "none":
+        targets = []
+    else:
+        targets = [t.strip() for t in args.targets.split(",")]
+    try:
+        check_output_file(args.json, "--json")
+        report = bench(
+            args.model,
+            args.data,
+            args.calib,
+            steps=args.steps,
+            sequences=args.sequences,
+            rounds=args.rounds,
+            calibration=args.calibration,
+            activations=args.activations,
+            input_quant=args.input_quant,
+            targets=targets,
+        )
+    except (ExportError, OutputError) as e:
+        return _fail("bench", str(e))
+    except BuildError as e:
+        print(f"rnn2c bench: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return EXIT_FAILED
+    print(report.table())
+    if args.json:
+        try:
+            write_file_atomically(args.json, (report.to_json() + "\n").encode(), "--json")
+        except OutputError as e:
+            return _fail("bench", str(e))
+    return EXIT_OK
+
+
+def add_bench_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="time rnn2c's C on this host against LiteRT and TFLite Micro (extra 'bench')",
+    )
+    p.add_argument("model", help="the .keras model file")
+    p.add_argument("--calib", required=True, help="calibration sequences (as for export)")
+    p.add_argument(
+        "--data", required=True, help="sequences to run: .npy or .npz with x, optional y, lengths"
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="T, the steps every path runs per sequence (the peers take a fixed T); default "
+        "the data's T, or the median real length with `lengths`; shorter sequences are left out",
+    )
+    p.add_argument("--sequences", type=int, default=None, help="use at most this many sequences")
+    p.add_argument("--rounds", type=int, default=15, help="timed rounds (default 15)")
+    p.add_argument("--calibration", default="minmax", choices=("minmax", "percentile", "mse"))
+    p.add_argument("--activations", default="int8", choices=("int8", "int16"))
+    p.add_argument("--input-quant", default="per-tensor", choices=("per-tensor", "per-feature"))
+    p.add_argument(
+        "--targets",
+        default=None,
+        help="Cortex-M targets to count instructions on, comma-separated, or none (default "
+        "cortex-m0plus,cortex-m3,cortex-m4)",
+    )
+    p.add_argument("--json", default=None, help="also write the report as JSON to this file")
+    p.set_defaults(func=cmd_bench)
+
+
 def cmd_firmware(args: argparse.Namespace) -> int:
     from rnn2c.emulator import firmware  # noqa: PLC0415
 
@@ -261,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_verify)
     add_size_parser(sub)
+    add_bench_parser(sub)
 
     p = sub.add_parser(
         "firmware", help="bare-metal project for a board (make, make run, make flash); --run checks"
