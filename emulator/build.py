@@ -11,6 +11,7 @@ import functools
 import hashlib
 import importlib.resources
 import os
+import platform
 import shlex
 import shutil
 import subprocess
@@ -68,6 +69,31 @@ def find_compiler(preferred: str | None = None) -> list[str]:
     raise BuildError("no C compiler found; install gcc or clang (Debian: apt install gcc)")
 
 
+def _host_identity(cc_cmd: list[str], flags: tuple[str, ...]) -> tuple[str, ...]:
+    """For builds tuned to the host CPU (-march=native, -mcpu=native), the CPU itself belongs in
+    the cache key: a cache folder shared between machines must not hand one CPU's build to
+    another."""
+    if not any("native" in f for f in (*cc_cmd, *flags)):
+        return ()
+    return (platform.machine(), _cpu_flags())
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_flags() -> str:
+    """The host CPU's model and feature flags (first processor in /proc/cpuinfo)."""
+    keep: list[str] = []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break  # the end of the first processor's block
+                if line.startswith(("flags", "Features", "model name", "CPU part")):
+                    keep.append(" ".join(line.split()))
+    except OSError:
+        pass
+    return "\n".join(keep) or platform.processor()
+
+
 @functools.lru_cache(maxsize=16)
 def compiler_identity(cmd: tuple[str, ...]) -> str:
     """What the cache key holds for a compiler: the resolved executable (path, size, mtime)
@@ -108,7 +134,7 @@ def compile_model(
         )
     harness = harness_source(name).encode()
     h = hashlib.sha256()
-    for key in (compiler_identity(tuple(cc_cmd)), *flags):
+    for key in (compiler_identity(tuple(cc_cmd)), *flags, *_host_identity(cc_cmd, flags)):
         h.update(key.encode() + b"\0")
     for fname, data in sorted(sources.items()):
         h.update(fname.encode() + b"\0" + data + b"\0")
