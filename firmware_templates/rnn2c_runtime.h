@@ -436,12 +436,21 @@ RNN2C_INLINE const int8_t *rnn2c_mac4(const int8_t *w, const int16_t *v, uint32_
                                       int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3)
 {
     __m256i acc = _mm256_setzero_si256();
+    __m256i acc2 = _mm256_setzero_si256(); /* two chains: the adds do not wait on each other */
     __m128i s;
-    for (; groups != 0; --groups, v += 4, w += 16) {
+    for (; groups >= 2; groups -= 2, v += 8, w += 32) {
+        const __m256i wa = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)w));
+        const __m256i wb =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(w + 16)));
+        acc = RNN2C_DP256(acc, wa, rnn2c_avx_group256(v));
+        acc2 = RNN2C_DP256(acc2, wb, rnn2c_avx_group256(v + 4));
+    }
+    if (groups != 0) {
         const __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)w));
         acc = RNN2C_DP256(acc, wv, rnn2c_avx_group256(v));
+        w += 16;
     }
-    s = rnn2c_avx_rows(acc);
+    s = rnn2c_avx_rows(_mm256_add_epi32(acc, acc2));
     *a0 += _mm_cvtsi128_si32(s);
     *a1 += _mm_extract_epi32(s, 1);
     *a2 += _mm_extract_epi32(s, 2);
@@ -453,13 +462,23 @@ RNN2C_INLINE const int8_t *rnn2c_mac3(const int8_t *w, const int16_t *v, uint32_
                                       int32_t *a0, int32_t *a1, int32_t *a2)
 {
     __m256i acc = _mm256_setzero_si256();
+    __m256i acc2 = _mm256_setzero_si256();
     __m128i s;
-    for (; groups != 0; --groups, v += 4, w += 12) {
+    for (; groups >= 2; groups -= 2, v += 8, w += 24) {
+        const __m128i a = _mm_insert_epi32(_mm_loadl_epi64((const __m128i *)(const void *)w),
+                                           (int)rnn2c_ld32(w + 8), 2);
+        const __m128i b = _mm_insert_epi32(
+            _mm_loadl_epi64((const __m128i *)(const void *)(w + 12)), (int)rnn2c_ld32(w + 20), 2);
+        acc = RNN2C_DP256(acc, _mm256_cvtepi8_epi16(a), rnn2c_avx_group256(v));
+        acc2 = RNN2C_DP256(acc2, _mm256_cvtepi8_epi16(b), rnn2c_avx_group256(v + 4));
+    }
+    if (groups != 0) {
         const __m128i b = _mm_insert_epi32(_mm_loadl_epi64((const __m128i *)(const void *)w),
                                            (int)rnn2c_ld32(w + 8), 2);
         acc = RNN2C_DP256(acc, _mm256_cvtepi8_epi16(b), rnn2c_avx_group256(v));
+        w += 12;
     }
-    s = rnn2c_avx_rows(acc);
+    s = rnn2c_avx_rows(_mm256_add_epi32(acc, acc2));
     *a0 += _mm_cvtsi128_si32(s);
     *a1 += _mm_extract_epi32(s, 1);
     *a2 += _mm_extract_epi32(s, 2);
