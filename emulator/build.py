@@ -226,15 +226,18 @@ class CompiledModel:
         return y
 
 
-def load_model(src_dir: str | Path, name: str, cc: str | None = None) -> CompiledModel:
+def load_model(
+    src_dir: str | Path, name: str, cc: str | None = None, flags: tuple[str, ...] = DEFAULT_FLAGS
+) -> CompiledModel:
     """Compile (or take from the cache) and load; a cached library that fails to load (a
-    corrupt or truncated file) is removed and built again once."""
-    lib = compile_model(src_dir, name, cc)
+    corrupt or truncated file) is removed and built again once. ``flags`` select the kernels,
+    e.g. (*DEFAULT_FLAGS, "-mavx2") for the AVX2 path."""
+    lib = compile_model(src_dir, name, cc, flags)
     try:
         return CompiledModel.load(lib)
     except (OSError, AttributeError):
         lib.unlink(missing_ok=True)
-    lib = compile_model(src_dir, name, cc)
+    lib = compile_model(src_dir, name, cc, flags)
     try:
         return CompiledModel.load(lib)
     except (OSError, AttributeError) as e:

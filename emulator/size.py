@@ -222,15 +222,9 @@ def read_export(folder: str | Path) -> Export:
 
 
 def raw_parameter_bytes(qmodel: QuantModel) -> int:
-    """1 byte per int8 weight + 4 bytes per int32 bias of every weight matrix."""
-    total = 0
-    for layer in qmodel.layers:
-        for key, v in layer.arrays().items():
-            if key.endswith("weight"):
-                total += int(v.size)
-            elif key.endswith("bias"):
-                total += 4 * int(v.size)
-    return total
+    """1 byte per int8 weight + 4 bytes per int32 bias the C stores (no zero bias arrays, no
+    padding columns)."""
+    return sum(layer.raw_parameters() for layer in qmodel.layers)
 
 
 # ---------------------------------------------------------------------------- build

@@ -10,8 +10,9 @@ Formats (documented in the README's quantization spec):
 * gate and activation outputs: Q0.15 in ``int16`` (real value = q / 32768);
 * hidden states: Q0.7 in ``int8`` (real value = q / 128, zero point 0);
 * LSTM cell state: ``int16`` with ``cell_frac_bits`` fractional bits, chosen from calibration;
-* requantization: ``(acc * multiplier + 2**(shift-1)) >> shift`` in 64-bit, with a Q31
-  multiplier in [2**30, 2**31) and 1 <= shift <= 62, round half up.
+* requantization (:func:`requant`): ``(sat17(acc >> shift_in) * multiplier + 2**(shift_out-1))
+  >> shift_out``, all in 32 bits: a 17-bit saturation, a 14-bit multiplier and two shifts per row.
+  The rounding of ``acc >> shift_in`` is folded into the row's bias at export.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ Q12_ONE = 1 << 12  # 1.0 in Q3.12
 Q15_ONE = 1 << 15  # 1.0 in Q0.15
 STATE_Q7_ONE = 1 << 7  # 1.0 in the Q0.7 hidden state
 INT32_MAX = (1 << 31) - 1
-# Requantized values are clamped to +-2**24 (+-4096.0 in Q3.12) so that the sum of two of them
-# never overflows int32; anything that large saturates every activation anyway.
-REQUANT_LIMIT = 1 << 24
+#: requantization: the accumulator, shifted right, is saturated to 17 bits (SSAT #17) ...
+RQ_T_MIN, RQ_T_MAX = -(1 << 16), (1 << 16) - 1
+#: ... and multiplied by a 14-bit multiplier in [2**13, 2**14), so that |t * m| + 2**30 < 2**31
+RQ_M_BITS = 14
+RQ_MAX_SHIFT = 31
 
 TABLE_SIZE = 257  # 256 intervals + the end point
 TANH_STEP_BITS = 7  # tanh table step 1/32 = 128 Q3.12 units
@@ -50,28 +53,40 @@ TANH_TABLE = _tanh_table()
 EXP_TABLE = _exp_table()
 
 
-def quantize_multiplier(real: float) -> tuple[int, int]:
-    """Return (multiplier, shift) with real ~= multiplier * 2**-shift.
+def rq_params(real: float, limit: int) -> tuple[int, int, int]:
+    """(multiplier, shift_in, shift_out) for :func:`requant` approximating ``acc * real``.
 
-    multiplier is a Q31 value in [2**30, 2**31) and 1 <= shift <= 62; a multiplier too small to
-    matter becomes (0, 1). Raises ValueError for a multiplier >= 2**30, which no sensible model
-    produces.
+    ``limit`` is the magnitude from which the consumer saturates (2**15 for a Q3.12 table
+    input, 256 for an int8 output): shift_in is the smallest right shift for which every
+    accumulator whose result reaches +-limit still does after the 17-bit saturation, so the
+    saturation never changes a result the consumer can tell apart, and the resolution of the
+    shifted accumulator is at least one output unit in 2**16 / limit. Raises ValueError for a
+    multiplier of 2**13 or more, which no sensible model produces.
     """
     if not math.isfinite(real) or real < 0:
         raise ValueError(f"requantization multiplier must be finite and >= 0, got {real}")
     if real == 0.0:
-        return 0, 1
-    mantissa, exponent = math.frexp(real)  # real = mantissa * 2**exponent, mantissa in [0.5, 1)
-    q = round(mantissa * (1 << 31))
-    if q == 1 << 31:
-        q //= 2
-        exponent += 1
-    shift = 31 - exponent
-    if shift < 1:
-        raise ValueError(f"requantization multiplier {real:g} is too large (must be < 2**30)")
-    if shift > 62:
-        return 0, 1
-    return int(q), int(shift)
+        return 0, 0, 1
+    need = limit / (RQ_T_MAX * real)
+    s1 = max(0, math.ceil(math.log2(need)) - 1) if need > 0 else 0
+    while s1 <= RQ_MAX_SHIFT:
+        f = real * 2.0**s1
+        mantissa, exponent = math.frexp(f)  # f = mantissa * 2**exponent, mantissa in [0.5, 1)
+        m = round(mantissa * (1 << RQ_M_BITS))
+        s2 = RQ_M_BITS - exponent
+        if m == 1 << RQ_M_BITS:
+            m //= 2
+            s2 -= 1
+        if s2 < 1:
+            raise ValueError(f"requantization multiplier {real:g} is too large (must be < 2**13)")
+        if s2 > RQ_MAX_SHIFT:
+            return 0, 0, 1
+        hi = int(requant(np.int64(RQ_T_MAX << s1), m, s1, s2))
+        lo = int(requant(np.int64(RQ_T_MIN << s1), m, s1, s2))
+        if hi >= limit and lo <= -limit:
+            return int(m), int(s1), int(s2)
+        s1 += 1
+    return 0, 0, 1
 
 
 def rshift_round(x: np.ndarray, shift: np.ndarray | int) -> np.ndarray:
@@ -81,14 +96,16 @@ def rshift_round(x: np.ndarray, shift: np.ndarray | int) -> np.ndarray:
     return (x + np.left_shift(np.int64(1), shift - 1)) >> shift
 
 
-def requantize(acc: np.ndarray, multiplier: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """Mirror of rnn2c_requantize: 64-bit product, rounding shift, clamp to +-REQUANT_LIMIT.
+def sat17(x: np.ndarray) -> np.ndarray:
+    return np.clip(x, RQ_T_MIN, RQ_T_MAX)
 
-    acc is [..., rows]; multiplier and shift are per row. |acc| < 2**31 and multiplier < 2**31,
-    so the product and the rounding term stay below 2**63.
-    """
-    prod = np.asarray(acc, dtype=np.int64) * np.asarray(multiplier, dtype=np.int64)
-    return np.clip(rshift_round(prod, shift), -REQUANT_LIMIT, REQUANT_LIMIT)
+
+def requant(acc: np.ndarray, multiplier, shift_in, shift_out) -> np.ndarray:  # noqa: ANN001
+    """Mirror of rnn2c_rq: ``(sat17(acc >> shift_in) * multiplier + 2**(shift_out-1)) >>
+    shift_out``. |t * m| < 2**30 and the rounding term is <= 2**30, so everything is int32;
+    |result| < 2**30."""
+    t = sat17(np.asarray(acc, dtype=np.int64) >> np.asarray(shift_in, dtype=np.int64))
+    return rshift_round(t * np.asarray(multiplier, dtype=np.int64), shift_out)
 
 
 def sat(x: np.ndarray, bits: int) -> np.ndarray:

@@ -207,6 +207,10 @@ class QuantLayer:
         """Bytes of const data (weights, biases, multipliers, shifts) this layer puts in flash."""
         return sum(v.nbytes for v in self.arrays().values())
 
+    def raw_parameters(self) -> int:
+        """1 byte per int8 weight + 4 per int32 bias the C stores (padding not counted)."""
+        raise NotImplementedError
+
     def arrays(self) -> dict[str, np.ndarray]:
         """Every array of the layer, nested weight matrices flattened as 'input.weight'."""
         out: dict[str, np.ndarray] = {}

@@ -1,9 +1,11 @@
 """Post-training quantization: calibration ranges and the int8 weight-matrix rule.
 
-Weights are int8, symmetric, one scale per output row (per gate row). Each matrix-vector product
-accumulates in int32 from a bias that already holds the input zero point, and is requantized per
-row with one Q31 multiplier and a shift into the format its consumer needs (Q3.12 for gate
-pre-activations, the output scale for Dense layers).
+Weights are int8, symmetric, one scale per output row (per gate row). A layer multiplies its
+weights with one int16 vector per step: its input (shifted left by a per-layer power of two) and,
+for a recurrent layer, its hidden state (likewise), so the input and recurrent parts of a gate row
+accumulate in one int32 from one bias that already holds the input zero point. Each row is
+requantized once (fixedpoint.requant: a 17-bit saturation, a 14-bit multiplier, two shifts) into
+the format its consumer needs (Q3.12 for gate pre-activations, the output scale for Dense layers).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnn2c.export.fixedpoint import INT32_MAX, quantize_multiplier, requantize
+from rnn2c.export.fixedpoint import INT32_MAX, requant, rq_params
 from rnn2c.export.ir import (
     ACTIVATION_TYPES,
     ActQuant,
@@ -29,16 +31,23 @@ CALIBRATION_METHODS = ("minmax", "percentile", "mse")
 #: model input quantization accepted by --input-quant
 INPUT_QUANT = ("per-tensor", "per-feature")
 PERCENTILE = 99.99
+#: the saturation limit of a requantized Q3.12 table input (+-8.0)
+LIMIT_Q12 = 1 << 15
 
 
 @dataclass
 class QuantFC:
-    """An int8 weight matrix with per-row bias, multiplier and shift (see rnn2c_fc_s8_t)."""
+    """int8 weight rows over a layer's int16 vector, with per-row bias and requantization.
+
+    ``weight`` is logical [rows, cols] (row-major, unpadded, the vector's columns in order); the
+    renderer lays it out in the order the C kernels read it (see render.pack_blocks).
+    """
 
     weight: np.ndarray  # int8 [rows, cols]
-    bias: np.ndarray  # int32 [rows], input zero point folded in
-    multiplier: np.ndarray  # int32 [rows]
-    shift: np.ndarray  # int8 [rows]
+    bias: np.ndarray  # int32 [rows]: bias, vector zero points and the shift_in rounding folded
+    multiplier: np.ndarray  # int16 [rows], in [2**13, 2**14) or 0
+    shift_in: np.ndarray  # uint8 [rows], 0..31
+    shift_out: np.ndarray  # uint8 [rows], 1..31
 
     @property
     def rows(self) -> int:
@@ -48,74 +57,123 @@ class QuantFC:
     def cols(self) -> int:
         return int(self.weight.shape[1])
 
-    def worst_case_acc(self, input_bits: int = 8) -> int:
-        """Largest |accumulator| any input can produce: |bias| + max|x| * sum |w|."""
-        return worst_case_acc(self.weight, self.bias, input_bits)
-
-    def matvec(self, x: np.ndarray, begin: int = 0, end: int | None = None) -> np.ndarray:
-        """Mirror of rnn2c_fc_s8 for rows [begin, end) on a batch x [B, cols]."""
-        rows = slice(begin, self.rows if end is None else end)
+    def acc(self, v: np.ndarray, rows: slice | np.ndarray = slice(None)) -> np.ndarray:
+        """bias + W v for the given rows on a batch of int16 vectors v [B, cols] (int64)."""
         w = self.weight[rows].astype(np.int64)
-        acc = np.asarray(x, dtype=np.int64) @ w.T + self.bias[rows].astype(np.int64)
-        return requantize(acc, self.multiplier[rows], self.shift[rows])
+        return np.asarray(v, dtype=np.int64) @ w.T + self.bias[rows].astype(np.int64)
+
+    def requant(self, acc: np.ndarray, rows: slice | np.ndarray = slice(None)) -> np.ndarray:
+        return requant(acc, self.multiplier[rows], self.shift_in[rows], self.shift_out[rows])
+
+    def matvec(self, v: np.ndarray, rows: slice | np.ndarray = slice(None)) -> np.ndarray:
+        """Mirror of the C: requant(bias + W v) for the given rows."""
+        return self.requant(self.acc(v, rows), rows)
 
 
-def worst_case_acc(weight: np.ndarray, bias: np.ndarray, input_bits: int) -> int:
-    """max over rows of |bias| + max|x| * sum |w|: no partial sum of the row can exceed it."""
-    w = np.abs(np.asarray(weight, dtype=np.int64)).sum(axis=1)
-    peak = 1 << (input_bits - 1)
-    return int((np.abs(np.asarray(bias, dtype=np.int64)) + peak * w).max(initial=0))
+def worst_case_acc(weight: np.ndarray, bias: np.ndarray, vmax: np.ndarray) -> int:
+    """max over rows of |bias| + sum |w| * max|v|: no partial sum of the row can exceed it, in
+    whatever order the kernel adds the products."""
+    w = np.abs(np.asarray(weight, dtype=np.int64)) @ np.asarray(vmax, dtype=np.int64)
+    return int((np.abs(np.asarray(bias, dtype=np.int64)) + w).max(initial=0))
 
 
-def quantize_fc(
-    kernel: np.ndarray,
-    bias: np.ndarray | None,
-    input_q: ActQuant,
+def quantize_rows(
+    w_real: np.ndarray,
+    b_real: np.ndarray,
+    offset: np.ndarray,
+    vmax: np.ndarray,
     out_scale: float,
+    limits: np.ndarray | int,
     where: str,
 ) -> QuantFC:
-    """Quantize a Keras kernel [in, out] (and bias [out]) acting on input_q-quantized vectors.
+    """Quantize real weight rows [rows, cols] acting on an int16 vector v.
 
-    out_scale is the real value of one unit of the requantized result. ``where`` names the
-    layer and matrix in errors.
+    Row r computes b_real[r] + sum_c w_real[r, c] * (v[c] - offset[c]) in real units; ``offset``
+    is the vector value that stands for a real 0 (the input zero point, shifted), ``vmax`` the
+    largest |v[c]|. out_scale is the real value of one unit of the requantized result, limits
+    the magnitude from which its consumer saturates (per row or one for all).
     """
-    # A per-feature input scale is folded into the kernel's columns (for a scalar scale this gives
-    # exactly the same int8 weights), so the accumulator scale is the per-row weight scale.
-    w = (np.asarray(kernel, dtype=np.float64) * np.reshape(input_q.scale, (-1, 1))).T
+    w = np.asarray(w_real, dtype=np.float64)
     rows, cols = w.shape
     if cols > 0xFFFF or rows > 0xFFFF:
         raise ExportError(
             f"{where}: {rows}x{cols} matrix is larger than the 65535 rows/cols supported"
         )
-    peak = np.abs(w).max(axis=1)
+    peak = np.abs(w).max(axis=1, initial=0.0)
     w_scale = np.where(peak > 0, peak / 127.0, 1.0 / 127.0)
     wq = np.clip(np.round(w / w_scale[:, None]), -127, 127).astype(np.int64)
-    acc_scale = w_scale
-    b = np.zeros(rows) if bias is None else np.asarray(bias, dtype=np.float64)
-    zero_points = np.broadcast_to(np.asarray(input_q.zero_point, dtype=np.int64), (cols,))
-    bias_q = np.round(b / acc_scale).astype(np.int64) - wq @ zero_points
-    # Overflow guard (see rnn2c_runtime.h): no input can push an accumulator past int32. It also
-    # bounds |bias_q|, so the bias fits its int32 array.
-    worst = worst_case_acc(wq, bias_q, input_q.bits)
-    if worst > INT32_MAX:
-        raise ExportError(
-            f"{where}: worst-case int32 accumulator {worst} exceeds 2^31-1 "
-            f"({cols} int{input_q.bits} inputs); reduce the layer width or the bias magnitude"
-        )
+    bias_q = np.round(np.asarray(b_real, dtype=np.float64) / w_scale).astype(np.int64)
+    bias_q -= wq @ np.asarray(offset, dtype=np.int64)
+    limits = np.broadcast_to(np.asarray(limits, dtype=np.int64), (rows,))
     fc = QuantFC(
         weight=wq.astype(np.int8),
-        bias=bias_q.astype(np.int32),
-        multiplier=np.zeros(rows, dtype=np.int32),
-        shift=np.ones(rows, dtype=np.int8),
+        bias=np.zeros(rows, dtype=np.int32),
+        multiplier=np.zeros(rows, dtype=np.int16),
+        shift_in=np.zeros(rows, dtype=np.uint8),
+        shift_out=np.ones(rows, dtype=np.uint8),
     )
     for r in range(rows):
         try:
-            m, s = quantize_multiplier(float(acc_scale[r] / out_scale))
+            m, s1, s2 = rq_params(float(w_scale[r] / out_scale), int(limits[r]))
         except ValueError as e:
             raise ExportError(f"{where}: row {r}: {e}") from None
-        fc.multiplier[r] = m
-        fc.shift[r] = s
+        fc.multiplier[r], fc.shift_in[r], fc.shift_out[r] = m, s1, s2
+        if s1 > 0:
+            bias_q[r] += 1 << (s1 - 1)  # acc >> shift_in then rounds half up
+    # Overflow guard (see rnn2c_runtime.h): no input can push an accumulator past int32. It also
+    # bounds |bias_q|, so the bias fits its int32 array.
+    worst = worst_case_acc(wq, bias_q, vmax)
+    if worst > INT32_MAX:
+        raise ExportError(
+            f"{where}: worst-case int32 accumulator {worst} exceeds 2^31-1 "
+            f"({cols} inputs); reduce the layer width or the bias magnitude"
+        )
+    fc.bias[:] = bias_q
     return fc
+
+
+def pad4(n: int) -> int:
+    """n rounded up to a multiple of 4: the kernels read 4 columns per weight word."""
+    return -(-int(n) // 4) * 4
+
+
+#: a block of the packed weights: (logical rows, first vector column, end vector column)
+Block = tuple[list[int], int, int]
+
+
+def pack_blocks(fc: QuantFC, x_cols: int, blocks: list[Block]) -> np.ndarray:
+    """The int8 weight array of the C, in the order the kernels read it.
+
+    The vector holds x_cols input columns padded to a multiple of 4, then the remaining (state)
+    columns padded likewise; padding columns get zero weights. Each block lists the rows one
+    kernel pass computes together over vector columns [begin, end): for every group of 4
+    columns, one 32-bit word per row, holding columns (c0, c2, c1, c3) in its bytes 0..3, so
+    that SXTB16 (bytes 0, 2) pairs with the input pair (v0, v1) and SXTB16 ROR 8 (bytes 1, 3)
+    with (v2, v3).
+    """
+    w = np.asarray(fc.weight, dtype=np.int8)
+    rows, cols = w.shape
+    x4, h = pad4(x_cols), cols - x_cols
+    wv = np.zeros((rows, x4 + pad4(h)), dtype=np.int8)
+    wv[:, :x_cols] = w[:, :x_cols]
+    wv[:, x4 : x4 + h] = w[:, x_cols:]
+    order = np.array([0, 2, 1, 3])
+    out = []
+    for row_list, begin, end in blocks:
+        sub = wv[np.asarray(row_list, dtype=np.int64), begin:end]  # [R, 4G]
+        groups = sub.reshape(len(row_list), -1, 4)[:, :, order]  # [R, G, 4]
+        out.append(groups.transpose(1, 0, 2).reshape(-1))
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int8)
+
+
+def input_columns(
+    input_q: ActQuant, cols: int, shift: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(real scale per vector unit, offset, max |v|) of an input vector shifted left by shift."""
+    scale = np.broadcast_to(np.asarray(input_q.scale, dtype=np.float64), (cols,)) / (1 << shift)
+    zp = np.broadcast_to(np.asarray(input_q.zero_point, dtype=np.int64), (cols,)) << shift
+    vmax = np.full(cols, (1 << (input_q.bits - 1)) << shift, dtype=np.int64)
+    return scale, zp, vmax
 
 
 def choose_range(values: np.ndarray, method: str) -> tuple[float, float]:

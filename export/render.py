@@ -12,6 +12,7 @@ import numpy as np
 
 from rnn2c import __version__
 from rnn2c.export.ir import QuantLayer, QuantModel
+from rnn2c.export.quantize import worst_case_acc
 
 RUNTIME_HEADER = "rnn2c_runtime.h"
 LABELS = {"gru": "GRU", "lstm": "LSTM", "rnn": "SimpleRNN", "dense": "Dense"}
@@ -78,6 +79,32 @@ def c_string(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def c_structs(rows: list[tuple[int, ...]]) -> str:
+    """Struct initializers { a, b, c }, as many per line as fit in about 96 columns."""
+    items = ["{ " + ", ".join(str(int(v)) for v in row) + " }" for row in rows]
+    width = max((len(v) for v in items), default=1) + 2
+    per_line = max(1, 92 // width)
+    lines = ["    " + ", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
+    return ",\n".join(lines)
+
+
+def layer_arrays(layer: QuantLayer, input_bits: int) -> dict[str, Any]:
+    """The C arrays of a layer: packed weights, bias and requantization in kernel order."""
+    fc = layer.fc  # type: ignore[attr-defined]
+    order = np.asarray(layer.c_rows(), dtype=np.int64)  # type: ignore[attr-defined]
+    x_shift = getattr(layer, "x_shift", 0)
+    vmax = [(1 << (input_bits - 1)) << x_shift] * layer.input_size
+    if layer.state_fields():
+        h_shift = layer.h_shift  # type: ignore[attr-defined]
+        vmax += [(1 << (layer.output_q.bits - 1)) << h_shift] * layer.output_size
+    return {
+        "weight": layer.packed_weight(),  # type: ignore[attr-defined]
+        "bias": fc.bias[order] if layer.has_bias() else None,  # type: ignore[attr-defined]
+        "rq": [(int(fc.multiplier[r]), int(fc.shift_in[r]), int(fc.shift_out[r])) for r in order],
+        "worst": worst_case_acc(fc.weight, fc.bias, np.asarray(vmax)),
+    }
+
+
 def c_float(value: float) -> str:
     text = f"{float(value):.9g}"
     if "." not in text and "e" not in text and "inf" not in text:
@@ -95,12 +122,15 @@ class LayerView:
     P: str  # upper-case prefix of its macros, e.g. MODEL_L0_GRU
     input: str  # C expression of its input vector
     input_bits: int  # 8 or 16: the type of its input vector
-    input_fc: str  # projection kernel for the input's type: rnn2c_fc_s8 or rnn2c_fc_s8_s16
     state_type: str  # s8 or s16: the variant of its cell kernel
     output: str  # C expression of its output vector
     buffer: str | None  # name of a stack buffer holding its output, if any
     label: str
     extra: str
+    weight: np.ndarray  # int8, packed in the order the kernels read it
+    bias: np.ndarray | None  # int32 per row in the order the kernels read it; None: all zero
+    rq: list[tuple[int, int, int]]  # (multiplier, shift_in, shift_out) per row, same order
+    worst: int  # worst-case |accumulator|
 
 
 def template_environment() -> jinja2.Environment:
@@ -118,6 +148,7 @@ def template_environment() -> jinja2.Environment:
     env.filters["c_array"] = c_array
     env.filters["c_float"] = c_float
     env.filters["c_string"] = c_string
+    env.filters["c_structs"] = c_structs
     return env
 
 
@@ -164,12 +195,12 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
                 P=f"{upper}_{p.upper()}",
                 input=prev,
                 input_bits=prev_bits,
-                input_fc="rnn2c_fc_s8" if prev_bits == 8 else "rnn2c_fc_s8_s16",
                 state_type=f"s{layer.output_q.bits}",
                 output=output,
                 buffer=buffer,
                 label=LABELS[layer.kind],
                 extra=extra,
+                **layer_arrays(layer, prev_bits),
             )
         )
         prev = output
@@ -192,7 +223,6 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
             )
     fields.sort(key=lambda f: 0 if f["ctype"] == "int16_t" else 1)  # no padding between arrays
     scratch_words = max(layer.scratch()[0] for layer in qmodel.layers)
-    scratch_bytes = max(layer.scratch()[1] for layer in qmodel.layers)
     scratch_halfwords = max(layer.scratch()[2] for layer in qmodel.layers)
     buffers = sum(v.q.output_size for v in views if v.buffer)
     ctx = {
@@ -212,9 +242,8 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
         "state_fields": fields,
         "state_bytes": qmodel.state_bytes(),
         "scratch_words": scratch_words,
-        "scratch_bytes": scratch_bytes,
         "scratch_halfwords": scratch_halfwords,
-        "stack_bytes": 4 * scratch_words + scratch_bytes + 2 * scratch_halfwords + buffers,
+        "stack_bytes": 4 * scratch_words + 2 * scratch_halfwords + buffers,
         "activations": qmodel.activations,
         "narrow_output": narrow_output,
         "weight_bytes": qmodel.weight_bytes(),

@@ -16,7 +16,7 @@ from rnn2c.export.ir import ActQuant, ExportError, QuantModel
 from rnn2c.export.layers import QUANT_CLASSES
 from rnn2c.export.quantize import QuantFC
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: one fused weight matrix per layer (fc), 32-bit requantization
 
 
 def to_bytes(qmodel: QuantModel) -> bytes:
@@ -77,7 +77,8 @@ def load(path: str | Path) -> QuantModel:
 def _build(header: dict[str, Any], arrays: dict[str, np.ndarray], path: str | Path) -> QuantModel:
     if header.get("format") != FORMAT_VERSION:
         raise ExportError(
-            f"{str(path)!r}: unsupported quantized-model format {header.get('format')}"
+            f"{str(path)!r}: quantized-model format {header.get('format')} is not this rnn2c's "
+            f"format {FORMAT_VERSION} (written by another version); export the model again"
         )
     layers = []
     for i, meta in enumerate(header["layers"]):

@@ -1,9 +1,12 @@
 /*
  * rnn2c_runtime.h - integer kernels for rnn2c generated models.
  *
- * Hand-written; copied verbatim next to every generated model. C99, freestanding: only
- * <stdint.h> and <stddef.h>, no heap, no floating point, no mutable globals. Every function is
- * `static inline`, so a program that links several models has no symbol clashes.
+ * Hand-written; copied verbatim next to every generated model. C99, freestanding: <stdint.h> and
+ * <stddef.h>, plus, where the compiler says the target has them, <arm_acle.h> (Cortex-M4/M7/M33
+ * DSP instructions, __ARM_FEATURE_DSP) or <immintrin.h> (x86 AVX2, __AVX2__), both compiler
+ * headers. No heap, no floating point, no mutable globals. Every function is `static inline`;
+ * the two activation tables are the only objects with external linkage (weak, see below), so
+ * a program that links several models has no clashes and one copy of the tables.
  *
  * Number formats (see the README's quantization spec):
  *   Q3.12  int16 gate pre-activation, real = q / 4096, range [-8, 8)
@@ -15,11 +18,23 @@
  * The NumPy module rnn2c/export/fixedpoint.py mirrors each function here; the generated C is
  * checked against it bit for bit.
  *
- * Accumulator bound: every int32 accumulator starts at a folded bias and adds at most `cols`
- * products w*x with |w| <= 127 and |x| <= 128 (|x| <= 32768 for int16 inputs). The exporter
- * checks, for every row, |bias| + max|x| * sum(|w|) <= INT32_MAX, and refuses the model
- * otherwise, so no partial sum can overflow. Requantization multiplies an int32 by a multiplier < 2^31 in 64 bits: |product| <
- * 2^62, plus a rounding term <= 2^61, below 2^63.
+ * One matrix-vector product per layer: a layer copies its input and its state into one int16
+ * vector v = [x << x_shift; h << h_shift] (each part padded with zeros to a multiple of 4), and
+ * every gate row of a unit accumulates over v in one int32 from one bias (the input zero point
+ * and the requantization rounding folded in at export). The weights are laid out at export in
+ * the order the kernels read them: a pass computes R rows (the gates of one unit, or 4 rows of
+ * a Dense layer) together, and for every 4 columns reads one 32-bit word per row holding the
+ * columns (c0, c2, c1, c3), so that each input word is loaded once for R rows and, on a DSP
+ * core, SXTB16 and SXTB16 ROR 8 give the weight pairs that match the input pairs (v0, v1) and
+ * (v2, v3) for SMLAD. Three implementations read that layout and give identical results: the
+ * portable C, the ARM DSP path (__ARM_FEATURE_DSP) and the x86 AVX2 path (__AVX2__, with
+ * AVX-512 VNNI where the compiler targets it); the tests build all of them and compare every
+ * output with the reference.
+ *
+ * Accumulator bound: the exporter checks, for every row, |bias| + sum(|w| * max|v|) <=
+ * INT32_MAX and refuses the model otherwise, so no partial sum can overflow in any order.
+ * Requantization (rnn2c_rq) is 32-bit only: sat17(acc >> shift_in) * multiplier, with a 14-bit
+ * multiplier, is below 2^30 in magnitude, and the rounding term is at most 2^30.
  */
 #ifndef RNN2C_RUNTIME_H
 #define RNN2C_RUNTIME_H
@@ -27,22 +42,63 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#if defined(__ARM_FEATURE_DSP)
+#include <arm_acle.h>
+#endif
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 /* The kernels rely on >> of a negative signed value being an arithmetic shift (true for gcc,
  * clang, armcc, IAR); refuse to build where the preprocessor says otherwise. */
 #if ((-1) >> 1) != -1
 #error "rnn2c_runtime.h requires arithmetic right shift of negative integers"
 #endif
+/* The DSP and AVX2 paths read the weight words little-endian. */
+#if (defined(__ARM_FEATURE_DSP) || defined(__AVX2__)) && defined(__BYTE_ORDER__) && \
+    defined(__ORDER_LITTLE_ENDIAN__)
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "rnn2c_runtime.h: the DSP path expects a little-endian target"
+#endif
+#endif
+
+/* Weight arrays start on a word boundary (the kernels read them a word at a time). */
+#if defined(__GNUC__)
+#define RNN2C_ALIGN4 __attribute__((aligned(4)))
+#else
+#define RNN2C_ALIGN4
+#endif
+
+/* Kernels inlined even at -Os / -O0 (gcc, clang and armclang; other compilers decide). */
+#if defined(__GNUC__)
+#define RNN2C_INLINE static inline __attribute__((always_inline))
+#else
+#define RNN2C_INLINE static inline
+#endif
+
+/* The activation tables: one definition per model object, weak, so that a program linking
+ * several models keeps a single copy (gcc, clang, armclang; hidden: a shared library does not
+ * export them). Other compilers get one static copy per model; define RNN2C_TABLES_STATIC to
+ * force that. */
+#if defined(__GNUC__) && !defined(RNN2C_TABLES_STATIC) && !defined(_WIN32) && !defined(__CYGWIN__)
+#define RNN2C_TABLE_DEF __attribute__((weak, visibility("hidden")))
+#define RNN2C_TABLE_LINKAGE
+extern const int16_t rnn2c_tanh_table[257];
+extern const uint16_t rnn2c_exp_table[257];
+#else
+#define RNN2C_TABLE_DEF
+#define RNN2C_TABLE_LINKAGE static
+#endif
 
 #define RNN2C_Q12_ONE ((int32_t)4096)        /* 1.0 in Q3.12 */
 #define RNN2C_Q15_ONE ((int32_t)32768)       /* 1.0 in Q0.15 */
-#define RNN2C_REQUANT_LIMIT ((int32_t)1 << 24) /* requantized values are clamped to +-2^24 */
 #define RNN2C_TABLE_LAST 256                 /* tables hold 257 points: 256 intervals */
 #define RNN2C_TANH_STEP_BITS 7               /* tanh table step: 1/32 = 128 Q3.12 units */
 #define RNN2C_EXP_STEP_BITS 8                /* exp table step: 1/16 = 256 Q3.12 units */
 #define RNN2C_EXP_LIMIT_Q12 ((int32_t)16 << 12) /* exp(-x) taken as 0 for x >= 16 */
 
 /* tanh(i / 32) in Q0.15 for i = 0..256 (514 bytes of flash). */
-static const int16_t rnn2c_tanh_table[RNN2C_TABLE_LAST + 1] = {
+RNN2C_TABLE_LINKAGE const int16_t rnn2c_tanh_table[RNN2C_TABLE_LAST + 1] RNN2C_TABLE_DEF = {
     0, 1024, 2045, 3063, 4075, 5079, 6073, 7056, 8025, 8980, 9919, 10840,
     11743, 12625, 13486, 14326, 15143, 15936, 16706, 17452, 18173, 18870, 19542, 20189,
     20813, 21411, 21986, 22538, 23066, 23571, 24054, 24516, 24956, 25376, 25776, 26157,
@@ -68,7 +124,7 @@ static const int16_t rnn2c_tanh_table[RNN2C_TABLE_LAST + 1] = {
 };
 
 /* exp(-i / 16) in unsigned Q1.15 for i = 0..256 (514 bytes of flash). */
-static const uint16_t rnn2c_exp_table[RNN2C_TABLE_LAST + 1] = {
+RNN2C_TABLE_LINKAGE const uint16_t rnn2c_exp_table[RNN2C_TABLE_LAST + 1] RNN2C_TABLE_DEF = {
     32768, 30783, 28918, 27166, 25520, 23974, 22521, 21157, 19875, 18671, 17539, 16477,
     15479, 14541, 13660, 12832, 12055, 11324, 10638, 9994, 9388, 8819, 8285, 7783,
     7312, 6869, 6452, 6061, 5694, 5349, 5025, 4721, 4435, 4166, 3914, 3676,
@@ -95,40 +151,38 @@ static const uint16_t rnn2c_exp_table[RNN2C_TABLE_LAST + 1] = {
 
 /* ---------------------------------------------------------------- scalar helpers */
 
-static inline int32_t rnn2c_sat_s16(int32_t x)
+/* One SSAT on ARMv7-M (gcc does not find it for every clamp on its own). */
+#if defined(__GNUC__) && defined(__ARM_FEATURE_SAT)
+#define RNN2C_SSAT(bits, x)                                                                   \
+    do {                                                                                      \
+        __asm__("ssat %0, #" #bits ", %1" : "=r"(x) : "r"(x));                                \
+    } while (0)
+#endif
+
+RNN2C_INLINE int32_t rnn2c_sat_s16(int32_t x)
 {
+#if defined(RNN2C_SSAT)
+    RNN2C_SSAT(16, x);
+    return x;
+#else
     return x > INT16_MAX ? INT16_MAX : (x < INT16_MIN ? INT16_MIN : x);
+#endif
 }
 
-static inline int8_t rnn2c_sat_s8(int32_t x)
+RNN2C_INLINE int8_t rnn2c_sat_s8(int32_t x)
 {
     return (int8_t)(x > INT8_MAX ? INT8_MAX : (x < INT8_MIN ? INT8_MIN : x));
 }
 
 /* (x + 2^(shift-1)) >> shift: divide by 2^shift, round half up. shift >= 1. The callers keep
  * |x| <= 2^30 so the rounding term cannot overflow. */
-static inline int32_t rnn2c_rshift_round(int32_t x, int shift)
+RNN2C_INLINE int32_t rnn2c_rshift_round(int32_t x, int shift)
 {
     return (x + ((int32_t)1 << (shift - 1))) >> shift;
 }
 
-/* acc * multiplier * 2^-shift, rounded half up, clamped to +-RNN2C_REQUANT_LIMIT.
- * multiplier is Q31 in [2^30, 2^31) (or 0), 1 <= shift <= 62. */
-static inline int32_t rnn2c_requantize(int32_t acc, int32_t multiplier, int shift)
-{
-    const int64_t prod = (int64_t)acc * (int64_t)multiplier;
-    const int64_t r = (prod + ((int64_t)1 << (shift - 1))) >> shift;
-    if (r > RNN2C_REQUANT_LIMIT) {
-        return RNN2C_REQUANT_LIMIT;
-    }
-    if (r < -RNN2C_REQUANT_LIMIT) {
-        return -RNN2C_REQUANT_LIMIT;
-    }
-    return (int32_t)r;
-}
-
 /* Linear interpolation in a 257-point table at a >= 0 with `step_bits` fractional bits. */
-static inline int32_t rnn2c_interp_s16(const int16_t *table, int32_t a, int step_bits)
+RNN2C_INLINE int32_t rnn2c_interp_s16(const int16_t *table, int32_t a, int step_bits)
 {
     const int32_t idx = a >> step_bits;
     const int32_t frac = a & (((int32_t)1 << step_bits) - 1);
@@ -139,7 +193,7 @@ static inline int32_t rnn2c_interp_s16(const int16_t *table, int32_t a, int step
 }
 
 /* tanh: Q3.12 in (saturated to int16), Q0.15 out. */
-static inline int32_t rnn2c_tanh_q15(int32_t x_q12)
+RNN2C_INLINE int32_t rnn2c_tanh_q15(int32_t x_q12)
 {
     const int32_t x = rnn2c_sat_s16(x_q12);
     const int32_t y = rnn2c_interp_s16(rnn2c_tanh_table, x < 0 ? -x : x, RNN2C_TANH_STEP_BITS);
@@ -147,7 +201,7 @@ static inline int32_t rnn2c_tanh_q15(int32_t x_q12)
 }
 
 /* sigmoid(x) = (1 + tanh(x / 2)) / 2: Q3.12 in (saturated to int16), Q0.15 out in [0, 32767]. */
-static inline int32_t rnn2c_sigmoid_q15(int32_t x_q12)
+RNN2C_INLINE int32_t rnn2c_sigmoid_q15(int32_t x_q12)
 {
     const int32_t x = rnn2c_sat_s16(x_q12);
     const int32_t y =
@@ -156,7 +210,7 @@ static inline int32_t rnn2c_sigmoid_q15(int32_t x_q12)
 }
 
 /* exp(-d) for Q3.12 d >= 0, unsigned Q1.15 out (0..32768). */
-static inline int32_t rnn2c_exp_neg_q15(int32_t d_q12)
+RNN2C_INLINE int32_t rnn2c_exp_neg_q15(int32_t d_q12)
 {
     int32_t idx;
     int32_t frac;
@@ -174,13 +228,13 @@ static inline int32_t rnn2c_exp_neg_q15(int32_t d_q12)
 }
 
 /* Q0.15 -> Q0.7 int8 hidden state. */
-static inline int8_t rnn2c_q15_to_state(int32_t x_q15)
+RNN2C_INLINE int8_t rnn2c_q15_to_state(int32_t x_q15)
 {
     return rnn2c_sat_s8(rnn2c_rshift_round(x_q15, 8));
 }
 
 /* int16 value with frac_bits fractional bits -> Q3.12 (rounded, saturated). */
-static inline int32_t rnn2c_q12_from_frac(int32_t x, int frac_bits)
+RNN2C_INLINE int32_t rnn2c_q12_from_frac(int32_t x, int frac_bits)
 {
     if (frac_bits > 12) {
         return rnn2c_rshift_round(x, frac_bits - 12);
@@ -188,213 +242,679 @@ static inline int32_t rnn2c_q12_from_frac(int32_t x, int frac_bits)
     return rnn2c_sat_s16(x * ((int32_t)1 << (12 - frac_bits)));
 }
 
-/* ---------------------------------------------------------------- fully connected */
+/* ---------------------------------------------------------------- requantization */
 
-/* Quantization parameters of one int8 weight matrix, per output row (per gate row). */
+/* Per-row requantization to the format the row's consumer needs (Q3.12 for a gate). */
 typedef struct {
-    const int8_t *weight;      /* rows x cols, row-major: the order the inner loop reads */
-    const int32_t *bias;       /* rows: bias and input zero point folded at export */
-    const int32_t *multiplier; /* rows: Q31 requantization multipliers */
-    const int8_t *shift;       /* rows: requantization right shifts, 1..62 */
-    uint16_t rows;
-    uint16_t cols;
-} rnn2c_fc_s8_t;
+    int16_t multiplier; /* in [2^13, 2^14), or 0 */
+    uint8_t shift_in;   /* 0..31; the rounding of acc >> shift_in is folded into the bias */
+    uint8_t shift_out;  /* 1..31 */
+} rnn2c_rq_t;
 
-/* out[r] = requantize(bias[r] + sum_c weight[r][c] * x[c]) for rows [row_begin, row_end),
- * on an int8 input vector. */
-static inline void rnn2c_fc_s8(const rnn2c_fc_s8_t *fc, const int8_t *x, int32_t *out,
-                               uint16_t row_begin, uint16_t row_end)
+/* Saturate to 17 bits: [-65536, 65535] (gcc makes it one SSAT on ARMv7-M). */
+RNN2C_INLINE int32_t rnn2c_sat17(int32_t x)
 {
-    uint16_t r;
-    uint16_t c;
-    for (r = row_begin; r < row_end; ++r) {
-        const int8_t *w = fc->weight + (size_t)r * fc->cols;
-        int32_t acc = fc->bias[r];
-        for (c = 0; c < fc->cols; ++c) {
-            acc += (int32_t)w[c] * (int32_t)x[c];
-        }
-        out[r] = rnn2c_requantize(acc, fc->multiplier[r], fc->shift[r]);
+#if defined(RNN2C_SSAT)
+    RNN2C_SSAT(17, x);
+    return x;
+#else
+    return x > 65535 ? 65535 : (x < -65536 ? -65536 : x);
+#endif
+}
+
+/* round(sat17(acc >> shift_in) * multiplier / 2^shift_out): 32-bit only, |result| < 2^30. The
+ * exporter picks shift_in so that the saturation only touches accumulators whose result the
+ * consumer saturates anyway. */
+RNN2C_INLINE int32_t rnn2c_rq(int32_t acc, const rnn2c_rq_t *q)
+{
+    const int32_t t = rnn2c_sat17(acc >> q->shift_in);
+    return (t * (int32_t)q->multiplier + ((int32_t)1 << (q->shift_out - 1))) >> q->shift_out;
+}
+
+/* A gate: requantized row -> sigmoid or tanh (Q0.15). */
+RNN2C_INLINE int32_t rnn2c_sigmoid_rq(int32_t acc, const rnn2c_rq_t *q)
+{
+    return rnn2c_sigmoid_q15(rnn2c_rq(acc, q));
+}
+
+RNN2C_INLINE int32_t rnn2c_tanh_rq(int32_t acc, const rnn2c_rq_t *q)
+{
+    return rnn2c_tanh_q15(rnn2c_rq(acc, q));
+}
+
+RNN2C_INLINE int32_t rnn2c_bias(const int32_t *bias, uint32_t i)
+{
+    return bias != NULL ? bias[i] : 0;
+}
+
+/* ---------------------------------------------------------------- the int16 vector */
+
+/* Where vector element i lives: in order, or (v0, v2, v1, v3) in every group of 4 for the AVX2
+ * kernels, which multiply the bytes of a weight word in memory order. */
+#if defined(__AVX2__)
+#define RNN2C_VPOS(i) (((i) & ~3u) | (((i) & 1u) << 1) | (((i) >> 1) & 1u))
+#else
+#define RNN2C_VPOS(i) (i)
+#endif
+
+/* v[0 .. n4) = x << shift, zero padded from n. */
+RNN2C_INLINE void rnn2c_vec_s8(int16_t *v, const int8_t *x, uint32_t n, uint32_t n4, uint32_t shift)
+{
+    uint32_t i;
+    for (i = 0; i < n; ++i) {
+        v[RNN2C_VPOS(i)] = (int16_t)((int32_t)x[i] * ((int32_t)1 << shift));
+    }
+    for (; i < n4; ++i) {
+        v[RNN2C_VPOS(i)] = 0;
     }
 }
 
-/* As rnn2c_fc_s8, on an int16 input vector (int16 activations). The exporter bounds
- * |bias| + 32768 * sum(|w|) <= INT32_MAX for these. */
-static inline void rnn2c_fc_s8_s16(const rnn2c_fc_s8_t *fc, const int16_t *x, int32_t *out,
-                                   uint16_t row_begin, uint16_t row_end)
+RNN2C_INLINE void rnn2c_vec_s16(int16_t *v, const int16_t *x, uint32_t n, uint32_t n4)
 {
-    uint16_t r;
-    uint16_t c;
-    for (r = row_begin; r < row_end; ++r) {
-        const int8_t *w = fc->weight + (size_t)r * fc->cols;
-        int32_t acc = fc->bias[r];
-        for (c = 0; c < fc->cols; ++c) {
-            acc += (int32_t)w[c] * (int32_t)x[c];
-        }
-        out[r] = rnn2c_requantize(acc, fc->multiplier[r], fc->shift[r]);
+    uint32_t i;
+    for (i = 0; i < n; ++i) {
+        v[RNN2C_VPOS(i)] = x[i];
+    }
+    for (; i < n4; ++i) {
+        v[RNN2C_VPOS(i)] = 0;
     }
 }
+
+/* ---------------------------------------------------------------- multiply-accumulate kernels */
 
 /*
- * Recurrent layers run in two calls: the input projection (rnn2c_fc_s8 or rnn2c_fc_s8_s16,
- * by the type of the layer's input) into acc[0 .. G*U), then the cell (_s8 for an int8 Q0.7
- * state, _s16 for an int16 Q0.15 state), which adds the recurrent part and updates the state.
+ * rnn2c_macR: R rows at once over `groups` groups of 4 vector columns. For every group the
+ * weights hold one 32-bit word per row, bytes (c0, c2, c1, c3); each kernel adds the row's
+ * products to *aK and returns the weight pointer past its block. The three implementations
+ * below add the same integers (in another order; no partial sum can overflow, see the top).
  */
+
+#if defined(__ARM_FEATURE_DSP) || defined(__AVX2__)
+/* An unaligned-safe 32-bit load (one LDR on Cortex-M4/M7/M33). */
+RNN2C_INLINE uint32_t rnn2c_ld32(const void *p)
+{
+#if defined(__GNUC__)
+    uint32_t w;
+    __builtin_memcpy(&w, p, 4);
+    return w;
+#else
+    return *(const uint32_t *)p;
+#endif
+}
+#endif
+
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && defined(__OPTIMIZE__)
+/* The DSP loop in Thumb-2 assembly (gcc, clang; optimized builds): per group of 4 columns the
+ * input pairs are loaded once (LDRD), two weight words per LDRD, SXTB16 in its ROR 8 form (which
+ * compilers do not fold on their own) and SMLAD; no register shuffling between groups. */
+#define RNN2C_ASM_X "ldrd %[x01], %[x23], [%[v]], #8\n\t"
+#define RNN2C_ASM_W2 "ldrd %[w0], %[w1], [%[w]], #8\n\t"
+#define RNN2C_ASM_W1 "ldr %[w0], [%[w]], #4\n\t"
+#define RNN2C_ASM_ROW(s, wk)                                                                  \
+    "sxtb16 %[t], %[" wk "]\n\t"                                                             \
+    "smlad %[" s "], %[t], %[x01], %[" s "]\n\t"                                             \
+    "sxtb16 %[t], %[" wk "], ror #8\n\t"                                                     \
+    "smlad %[" s "], %[t], %[x23], %[" s "]\n\t"
+#define RNN2C_ASM_LOOP(body, ...)                                                             \
+    do {                                                                                      \
+        uint32_t x01;                                                                         \
+        uint32_t x23;                                                                         \
+        uint32_t w0;                                                                          \
+        uint32_t w1;                                                                          \
+        uint32_t t;                                                                           \
+        if (groups != 0) {                                                                    \
+            __asm__("1:\n\t" RNN2C_ASM_X body "subs %[n], %[n], #1\n\t"                     \
+                    "bne 1b\n\t"                                                              \
+                    : __VA_ARGS__, [v] "+r"(v), [w] "+r"(w), [n] "+r"(groups),                \
+                      [x01] "=&r"(x01), [x23] "=&r"(x23), [w0] "=&r"(w0), [w1] "=&r"(w1),     \
+                      [t] "=&r"(t)                                                            \
+                    :                                                                         \
+                    : "memory", "cc");                                                        \
+        }                                                                                     \
+        (void)w1;                                                                             \
+    } while (0)
+#define RNN2C_DSP_ASM 1
+#endif
+
+#if defined(__ARM_FEATURE_DSP)
+
+/* acc += w.c0 * x.v0 + w.c1 * x.v1 (SXTB16: bytes 0, 2) + w.c2 * v2 + w.c3 * v3 (ROR 8). */
+#define RNN2C_DSP_WORD(acc, wp, x01, x23)                                                     \
+    do {                                                                                      \
+        const uint32_t w_ = rnn2c_ld32(wp);                                                   \
+        (acc) = __smlad(__sxtb16((int32_t)w_), (x01), (acc));                                 \
+        (acc) = __smlad(__sxtb16((int32_t)((w_ >> 8) | (w_ << 24))), (x23), (acc));          \
+    } while (0)
+#define RNN2C_GROUP_BEGIN                                                                     \
+    const int32_t x01 = (int32_t)rnn2c_ld32(v);                                               \
+    const int32_t x23 = (int32_t)rnn2c_ld32(v + 2)
+#define RNN2C_ROW(acc, wp) RNN2C_DSP_WORD(acc, wp, x01, x23)
+
+#else /* portable C (also the scalar tail of nothing: AVX2 kernels are separate below) */
+
+#define RNN2C_GROUP_BEGIN                                                                     \
+    const int32_t v0 = v[0];                                                                  \
+    const int32_t v1 = v[1];                                                                  \
+    const int32_t v2 = v[2];                                                                  \
+    const int32_t v3 = v[3]
+#define RNN2C_ROW(acc, wp)                                                                    \
+    (acc) += (int32_t)(wp)[0] * v0 + (int32_t)(wp)[1] * v2 + (int32_t)(wp)[2] * v1 +          \
+             (int32_t)(wp)[3] * v3
+
+#endif
+
+#if defined(__AVX2__)
+
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define RNN2C_DP256(acc, a, b) _mm256_dpwssd_epi32((acc), (a), (b))
+#define RNN2C_DP128(acc, a, b) _mm_dpwssd_epi32((acc), (a), (b))
+#else
+#define RNN2C_DP256(acc, a, b) _mm256_add_epi32((acc), _mm256_madd_epi16((a), (b)))
+#define RNN2C_DP128(acc, a, b) _mm_add_epi32((acc), _mm_madd_epi16((a), (b)))
+#endif
+
+/* The 4 vector elements of one group (stored v0, v2, v1, v3), in every 64-bit lane. */
+RNN2C_INLINE __m256i rnn2c_avx_group256(const int16_t *v)
+{
+    long long x;
+    __builtin_memcpy(&x, v, 8);
+    return _mm256_set1_epi64x(x);
+}
+
+RNN2C_INLINE __m128i rnn2c_avx_group128(const int16_t *v)
+{
+    return _mm_loadl_epi64((const __m128i *)(const void *)v);
+}
+
+/* lanes [r0 r0 r1 r1 | r2 r2 r3 r3] -> [r0 r1 r2 r3] */
+RNN2C_INLINE __m128i rnn2c_avx_rows(__m256i acc)
+{
+    return _mm_hadd_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+}
+
+RNN2C_INLINE const int8_t *rnn2c_mac4(const int8_t *w, const int16_t *v, uint32_t groups,
+                                      int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3)
+{
+    __m256i acc = _mm256_setzero_si256();
+    __m256i acc2 = _mm256_setzero_si256(); /* two chains: the adds do not wait on each other */
+    __m128i s;
+    for (; groups >= 2; groups -= 2, v += 8, w += 32) {
+        const __m256i wa = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)w));
+        const __m256i wb =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(w + 16)));
+        acc = RNN2C_DP256(acc, wa, rnn2c_avx_group256(v));
+        acc2 = RNN2C_DP256(acc2, wb, rnn2c_avx_group256(v + 4));
+    }
+    if (groups != 0) {
+        const __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)w));
+        acc = RNN2C_DP256(acc, wv, rnn2c_avx_group256(v));
+        w += 16;
+    }
+    s = rnn2c_avx_rows(_mm256_add_epi32(acc, acc2));
+    *a0 += _mm_cvtsi128_si32(s);
+    *a1 += _mm_extract_epi32(s, 1);
+    *a2 += _mm_extract_epi32(s, 2);
+    *a3 += _mm_extract_epi32(s, 3);
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_mac3(const int8_t *w, const int16_t *v, uint32_t groups,
+                                      int32_t *a0, int32_t *a1, int32_t *a2)
+{
+    __m256i acc = _mm256_setzero_si256();
+    __m256i acc2 = _mm256_setzero_si256();
+    __m128i s;
+    for (; groups >= 2; groups -= 2, v += 8, w += 24) {
+        const __m128i a = _mm_insert_epi32(_mm_loadl_epi64((const __m128i *)(const void *)w),
+                                           (int)rnn2c_ld32(w + 8), 2);
+        const __m128i b = _mm_insert_epi32(
+            _mm_loadl_epi64((const __m128i *)(const void *)(w + 12)), (int)rnn2c_ld32(w + 20), 2);
+        acc = RNN2C_DP256(acc, _mm256_cvtepi8_epi16(a), rnn2c_avx_group256(v));
+        acc2 = RNN2C_DP256(acc2, _mm256_cvtepi8_epi16(b), rnn2c_avx_group256(v + 4));
+    }
+    if (groups != 0) {
+        const __m128i b = _mm_insert_epi32(_mm_loadl_epi64((const __m128i *)(const void *)w),
+                                           (int)rnn2c_ld32(w + 8), 2);
+        acc = RNN2C_DP256(acc, _mm256_cvtepi8_epi16(b), rnn2c_avx_group256(v));
+        w += 12;
+    }
+    s = rnn2c_avx_rows(_mm256_add_epi32(acc, acc2));
+    *a0 += _mm_cvtsi128_si32(s);
+    *a1 += _mm_extract_epi32(s, 1);
+    *a2 += _mm_extract_epi32(s, 2);
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_mac2(const int8_t *w, const int16_t *v, uint32_t groups,
+                                      int32_t *a0, int32_t *a1)
+{
+    __m128i acc = _mm_setzero_si128();
+    for (; groups != 0; --groups, v += 4, w += 8) {
+        const __m128i b = _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(const void *)w));
+        acc = RNN2C_DP128(acc, b, _mm_unpacklo_epi64(rnn2c_avx_group128(v), rnn2c_avx_group128(v)));
+    }
+    acc = _mm_hadd_epi32(acc, acc);
+    *a0 += _mm_cvtsi128_si32(acc);
+    *a1 += _mm_extract_epi32(acc, 1);
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_mac1(const int8_t *w, const int16_t *v, uint32_t groups,
+                                      int32_t *a0)
+{
+    __m256i acc = _mm256_setzero_si256();
+    __m128i s;
+    __m128i tail = _mm_setzero_si128();
+    for (; groups >= 4; groups -= 4, v += 16, w += 16) { /* one row: 4 groups in a row */
+        const __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)w));
+        acc = RNN2C_DP256(acc, wv, _mm256_loadu_si256((const __m256i *)(const void *)v));
+    }
+    for (; groups != 0; --groups, v += 4, w += 4) {
+        const __m128i b = _mm_cvtepi8_epi16(_mm_cvtsi32_si128((int)rnn2c_ld32(w)));
+        tail = RNN2C_DP128(tail, b, rnn2c_avx_group128(v));
+    }
+    s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    s = _mm_add_epi32(s, tail);
+    s = _mm_hadd_epi32(s, s);
+    s = _mm_hadd_epi32(s, s);
+    *a0 += _mm_cvtsi128_si32(s);
+    return w;
+}
+
+#elif defined(RNN2C_DSP_ASM)
+
+RNN2C_INLINE const int8_t *rnn2c_mac4(const int8_t *w, const int16_t *v, uint32_t groups,
+                                      int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3)
+{
+    int32_t s0 = *a0;
+    int32_t s1 = *a1;
+    int32_t s2 = *a2;
+    int32_t s3 = *a3;
+    RNN2C_ASM_LOOP(RNN2C_ASM_W2 RNN2C_ASM_ROW("s0", "w0") RNN2C_ASM_ROW("s1", "w1")
+                       RNN2C_ASM_W2 RNN2C_ASM_ROW("s2", "w0") RNN2C_ASM_ROW("s3", "w1"),
+                   [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3));
+    *a0 = s0;
+    *a1 = s1;
+    *a2 = s2;
+    *a3 = s3;
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_mac3(const int8_t *w, const int16_t *v, uint32_t groups,
+                                      int32_t *a0, int32_t *a1, int32_t *a2)
+{
+    int32_t s0 = *a0;
+    int32_t s1 = *a1;
+    int32_t s2 = *a2;
+    RNN2C_ASM_LOOP(RNN2C_ASM_W2 RNN2C_ASM_ROW("s0", "w0") RNN2C_ASM_ROW("s1", "w1")
+                       RNN2C_ASM_W1 RNN2C_ASM_ROW("s2", "w0"),
+                   [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2));
+    *a0 = s0;
+    *a1 = s1;
+    *a2 = s2;
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_mac2(const int8_t *w, const int16_t *v, uint32_t groups,
+                                      int32_t *a0, int32_t *a1)
+{
+    int32_t s0 = *a0;
+    int32_t s1 = *a1;
+    RNN2C_ASM_LOOP(RNN2C_ASM_W2 RNN2C_ASM_ROW("s0", "w0") RNN2C_ASM_ROW("s1", "w1"),
+                   [s0] "+r"(s0), [s1] "+r"(s1));
+    *a0 = s0;
+    *a1 = s1;
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_mac1(const int8_t *w, const int16_t *v, uint32_t groups,
+                                      int32_t *a0)
+{
+    int32_t s0 = *a0;
+    RNN2C_ASM_LOOP(RNN2C_ASM_W1 RNN2C_ASM_ROW("s0", "w0"), [s0] "+r"(s0));
+    *a0 = s0;
+    return w;
+}
+
+#else /* portable C or ARM DSP: the same loops, RNN2C_ROW per row and group */
+
+RNN2C_INLINE const int8_t *rnn2c_mac4(const int8_t *w, const int16_t *v, uint32_t groups,
+                                      int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3)
+{
+    int32_t s0 = *a0;
+    int32_t s1 = *a1;
+    int32_t s2 = *a2;
+    int32_t s3 = *a3;
+    for (; groups != 0; --groups, v += 4, w += 16) {
+        RNN2C_GROUP_BEGIN;
+        RNN2C_ROW(s0, w);
+        RNN2C_ROW(s1, w + 4);
+        RNN2C_ROW(s2, w + 8);
+        RNN2C_ROW(s3, w + 12);
+    }
+    *a0 = s0;
+    *a1 = s1;
+    *a2 = s2;
+    *a3 = s3;
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_mac3(const int8_t *w, const int16_t *v, uint32_t groups,
+                                      int32_t *a0, int32_t *a1, int32_t *a2)
+{
+    int32_t s0 = *a0;
+    int32_t s1 = *a1;
+    int32_t s2 = *a2;
+    for (; groups != 0; --groups, v += 4, w += 12) {
+        RNN2C_GROUP_BEGIN;
+        RNN2C_ROW(s0, w);
+        RNN2C_ROW(s1, w + 4);
+        RNN2C_ROW(s2, w + 8);
+    }
+    *a0 = s0;
+    *a1 = s1;
+    *a2 = s2;
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_mac2(const int8_t *w, const int16_t *v, uint32_t groups,
+                                      int32_t *a0, int32_t *a1)
+{
+    int32_t s0 = *a0;
+    int32_t s1 = *a1;
+    for (; groups != 0; --groups, v += 4, w += 8) {
+        RNN2C_GROUP_BEGIN;
+        RNN2C_ROW(s0, w);
+        RNN2C_ROW(s1, w + 4);
+    }
+    *a0 = s0;
+    *a1 = s1;
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_mac1(const int8_t *w, const int16_t *v, uint32_t groups,
+                                      int32_t *a0)
+{
+    int32_t s0 = *a0;
+    for (; groups != 0; --groups, v += 4, w += 4) {
+        RNN2C_GROUP_BEGIN;
+        RNN2C_ROW(s0, w);
+    }
+    *a0 = s0;
+    return w;
+}
+
+#endif
+
+/* `rows` (1..4) rows at once; a[0 .. rows) accumulate. */
+RNN2C_INLINE const int8_t *rnn2c_mac_rows(const int8_t *w, const int16_t *v, uint32_t groups,
+                                          uint32_t rows, int32_t *a)
+{
+    switch (rows) {
+    case 4:
+        return rnn2c_mac4(w, v, groups, a, a + 1, a + 2, a + 3);
+    case 3:
+        return rnn2c_mac3(w, v, groups, a, a + 1, a + 2);
+    case 2:
+        return rnn2c_mac2(w, v, groups, a, a + 1);
+    default:
+        return rnn2c_mac1(w, v, groups, a);
+    }
+}
 
 /* ---------------------------------------------------------------- GRU */
 
 typedef struct {
-    rnn2c_fc_s8_t input;     /* 3U x F, rows z | r | candidate; input zero point folded */
-    rnn2c_fc_s8_t recurrent; /* 3U x U on the state */
+    const int8_t *weight;  /* packed (see the top), in the order the step reads it */
+    const int32_t *bias;   /* per row, in the order the step reads it; NULL when all zero */
+    const rnn2c_rq_t *rq;  /* per row, same order */
     uint16_t units;
-    uint8_t reset_after;     /* 1: r gates (W_h h + b_h) (Keras default); 0: W_h (r * h) */
-} rnn2c_gru_s8_t;
-
-/* z and r (Q0.15) into acc[0 .. 2U) from input (acc) and recurrent (acc + 3U) parts. */
-static inline void rnn2c_gru_gates(uint16_t u, int32_t *acc)
-{
-    const int32_t *gh = acc + 3 * u;
-    uint16_t j;
-    for (j = 0; j < 2 * u; ++j) {
-        acc[j] = rnn2c_sigmoid_q15(acc[j] + gh[j]);
-    }
-}
-
-/* Candidate of unit j (Q0.15) once gates and the recurrent candidate part are in acc. */
-static inline int32_t rnn2c_gru_candidate(const rnn2c_gru_s8_t *p, const int32_t *acc, uint16_t j)
-{
-    const uint16_t u = p->units;
-    int32_t rec = acc[5 * u + j];
-    if (p->reset_after) {
-        /* r (Q0.15) * recurrent candidate (Q3.12, |.| <= 2^24): 64-bit product */
-        rec = (int32_t)(((int64_t)acc[u + j] * rec + ((int64_t)1 << 14)) >> 15);
-    }
-    return rnn2c_tanh_q15(acc[2 * u + j] + rec);
-}
+    uint16_t x_groups;     /* input columns / 4, padded */
+    uint16_t h_groups;     /* state columns / 4, padded */
+    uint8_t x_shift;       /* the input enters the vector shifted left by this */
+    uint8_t h_shift;       /* the state likewise */
+    uint8_t reset_after;   /* 1: r gates (W_h h + b_h) (Keras default); 0: W_h (r * h) */
+} rnn2c_gru_t;
 
 /* h = z * h + (1 - z) * candidate in Q0.15: a convex combination, so |sum| <= 2^30. */
-static inline int32_t rnn2c_gru_blend_q15(int32_t z, int32_t h_q15, int32_t cand)
+RNN2C_INLINE int32_t rnn2c_gru_blend_q15(int32_t z, int32_t h_q15, int32_t cand)
 {
     return rnn2c_rshift_round(z * h_q15 + (RNN2C_Q15_ONE - z) * cand, 15);
 }
 
-/* GRU cell, int8 Q0.7 state. acc: 6U int32 (input projection first); rh: U int8 scratch. */
-static inline void rnn2c_gru_cell_s8(const rnn2c_gru_s8_t *p, int8_t *h, int32_t *acc, int8_t *rh)
+/* reset_after=1, unit j: rows z, r, candidate over x, then z, r, candidate over h; returns the
+ * new state in Q0.15. The candidate's recurrent part is saturated to 17 bits, so r times it
+ * fits int32. */
+RNN2C_INLINE int32_t rnn2c_gru_unit(const rnn2c_gru_t *p, const int8_t **w, const int16_t *v,
+                                    uint32_t j, int32_t h_q15)
 {
-    const uint16_t u = p->units;
-    uint16_t j;
-    rnn2c_fc_s8(&p->recurrent, h, acc + 3 * u, 0, (uint16_t)((p->reset_after ? 3 : 2) * u));
-    rnn2c_gru_gates(u, acc);
-    if (!p->reset_after) {
-        for (j = 0; j < u; ++j) {
-            rh[j] = rnn2c_sat_s8(rnn2c_rshift_round(acc[u + j] * (int32_t)h[j], 15));
+    const rnn2c_rq_t *q = p->rq + 4 * j;
+    int32_t z = rnn2c_bias(p->bias, 4 * j);
+    int32_t r = rnn2c_bias(p->bias, 4 * j + 1);
+    int32_t cx = rnn2c_bias(p->bias, 4 * j + 2);
+    int32_t ch = rnn2c_bias(p->bias, 4 * j + 3);
+    *w = rnn2c_mac3(*w, v, p->x_groups, &z, &r, &cx);
+    *w = rnn2c_mac3(*w, v + 4 * (uint32_t)p->x_groups, p->h_groups, &z, &r, &ch);
+    z = rnn2c_sigmoid_rq(z, q);
+    r = rnn2c_sigmoid_rq(r, q + 1);
+    ch = rnn2c_sat17(rnn2c_rq(ch, q + 3));
+    cx = rnn2c_rq(cx, q + 2) + ((r * ch + ((int32_t)1 << 14)) >> 15);
+    return rnn2c_gru_blend_q15(z, h_q15, rnn2c_tanh_q15(cx));
+}
+
+/* reset_after=0, first pass: z and r of every unit (2 units per kernel pass) into zr[0 .. 2U)
+ * (z_j at 2j, r_j at 2j + 1). */
+RNN2C_INLINE const int8_t *rnn2c_gru_zr(const rnn2c_gru_t *p, const int16_t *v, int16_t *zr)
+{
+    const int8_t *w = p->weight;
+    const uint32_t n = 2 * (uint32_t)p->units;
+    const uint32_t groups = (uint32_t)p->x_groups + p->h_groups;
+    uint32_t i;
+    uint32_t k;
+    for (i = 0; i < n; i += 4) {
+        int32_t a[4];
+        const uint32_t rows = n - i < 4 ? n - i : 4;
+        for (k = 0; k < rows; ++k) {
+            a[k] = rnn2c_bias(p->bias, i + k);
         }
-        rnn2c_fc_s8(&p->recurrent, rh, acc + 3 * u, (uint16_t)(2 * u), (uint16_t)(3 * u));
+        w = rnn2c_mac_rows(w, v, groups, rows, a);
+        for (k = 0; k < rows; ++k) {
+            zr[i + k] = (int16_t)rnn2c_sigmoid_rq(a[k], p->rq + i + k);
+        }
     }
-    for (j = 0; j < u; ++j) {
-        const int32_t cand = rnn2c_gru_candidate(p, acc, j);
-        h[j] = rnn2c_q15_to_state(rnn2c_gru_blend_q15(acc[j], (int32_t)h[j] * 256, cand));
+    return w;
+}
+
+/* reset_after=0, second pass: the candidates of units [j, j + rows) over [x; r * h]. */
+RNN2C_INLINE const int8_t *rnn2c_gru_cand(const rnn2c_gru_t *p, const int8_t *w, const int16_t *v,
+                                          uint32_t j, uint32_t rows, int32_t *a)
+{
+    const uint32_t row = 2 * (uint32_t)p->units + j;
+    uint32_t k;
+    for (k = 0; k < rows; ++k) {
+        a[k] = rnn2c_bias(p->bias, row + k);
+    }
+    w = rnn2c_mac_rows(w, v, (uint32_t)p->x_groups + p->h_groups, rows, a);
+    for (k = 0; k < rows; ++k) {
+        a[k] = rnn2c_tanh_rq(a[k], p->rq + row + k);
+    }
+    return w;
+}
+
+/* GRU step, int8 Q0.7 state. v: the layer's vector, built by the caller; zr: 2U int16 scratch
+ * (reset_after=0 only). h is updated in place (the kernels read the copy in v). */
+RNN2C_INLINE void rnn2c_gru_s8(const rnn2c_gru_t *p, int16_t *v, int8_t *h, int16_t *zr)
+{
+    const uint32_t u = p->units;
+    uint32_t j;
+    uint32_t k;
+    if (p->reset_after) {
+        const int8_t *w = p->weight;
+        for (j = 0; j < u; ++j) {
+            h[j] = rnn2c_q15_to_state(rnn2c_gru_unit(p, &w, v, j, (int32_t)h[j] * 256));
+        }
+    } else {
+        const int8_t *w = rnn2c_gru_zr(p, v, zr);
+        int16_t *vh = v + 4 * (uint32_t)p->x_groups;
+        for (j = 0; j < u; ++j) { /* the state part of v becomes r * h */
+            const int32_t rh = rnn2c_sat_s8(rnn2c_rshift_round(zr[2 * j + 1] * (int32_t)h[j], 15));
+            vh[RNN2C_VPOS(j)] = (int16_t)(rh * ((int32_t)1 << p->h_shift));
+        }
+        for (j = 0; j < u; j += 4) {
+            int32_t a[4];
+            const uint32_t rows = u - j < 4 ? u - j : 4;
+            w = rnn2c_gru_cand(p, w, v, j, rows, a);
+            for (k = 0; k < rows; ++k) {
+                h[j + k] = rnn2c_q15_to_state(
+                    rnn2c_gru_blend_q15(zr[2 * (j + k)], (int32_t)h[j + k] * 256, a[k]));
+            }
+        }
     }
 }
 
-/* GRU cell, int16 Q0.15 state. acc: 6U int32 (input projection first); rh: U int16 scratch. */
-static inline void rnn2c_gru_cell_s16(const rnn2c_gru_s8_t *p, int16_t *h, int32_t *acc,
-                                      int16_t *rh)
+/* GRU step, int16 Q0.15 state (h_shift is 0). */
+RNN2C_INLINE void rnn2c_gru_s16(const rnn2c_gru_t *p, int16_t *v, int16_t *h, int16_t *zr)
 {
-    const uint16_t u = p->units;
-    uint16_t j;
-    rnn2c_fc_s8_s16(&p->recurrent, h, acc + 3 * u, 0, (uint16_t)((p->reset_after ? 3 : 2) * u));
-    rnn2c_gru_gates(u, acc);
-    if (!p->reset_after) {
+    const uint32_t u = p->units;
+    uint32_t j;
+    uint32_t k;
+    if (p->reset_after) {
+        const int8_t *w = p->weight;
         for (j = 0; j < u; ++j) {
-            rh[j] = (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(acc[u + j] * (int32_t)h[j], 15));
+            h[j] = (int16_t)rnn2c_sat_s16(rnn2c_gru_unit(p, &w, v, j, h[j]));
         }
-        rnn2c_fc_s8_s16(&p->recurrent, rh, acc + 3 * u, (uint16_t)(2 * u), (uint16_t)(3 * u));
-    }
-    for (j = 0; j < u; ++j) {
-        const int32_t cand = rnn2c_gru_candidate(p, acc, j);
-        h[j] = (int16_t)rnn2c_sat_s16(rnn2c_gru_blend_q15(acc[j], (int32_t)h[j], cand));
+    } else {
+        const int8_t *w = rnn2c_gru_zr(p, v, zr);
+        int16_t *vh = v + 4 * (uint32_t)p->x_groups;
+        for (j = 0; j < u; ++j) {
+            vh[RNN2C_VPOS(j)] =
+                (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(zr[2 * j + 1] * (int32_t)h[j], 15));
+        }
+        for (j = 0; j < u; j += 4) {
+            int32_t a[4];
+            const uint32_t rows = u - j < 4 ? u - j : 4;
+            w = rnn2c_gru_cand(p, w, v, j, rows, a);
+            for (k = 0; k < rows; ++k) {
+                h[j + k] = (int16_t)rnn2c_sat_s16(
+                    rnn2c_gru_blend_q15(zr[2 * (j + k)], (int32_t)h[j + k], a[k]));
+            }
+        }
     }
 }
 
 /* ---------------------------------------------------------------- LSTM */
 
 typedef struct {
-    rnn2c_fc_s8_t input;     /* 4U x F, rows i | f | g | o */
-    rnn2c_fc_s8_t recurrent; /* 4U x U on the state */
+    const int8_t *weight;  /* per unit: rows i, f, g, o over the whole vector */
+    const int32_t *bias;   /* 4 per unit; NULL when all zero */
+    const rnn2c_rq_t *rq;
     uint16_t units;
-    uint8_t cell_frac_bits;  /* fractional bits of the int16 cell state */
-} rnn2c_lstm_s8_t;
+    uint16_t x_groups;
+    uint16_t h_groups;
+    uint8_t x_shift;
+    uint8_t h_shift;
+    uint8_t cell_frac_bits; /* fractional bits of the int16 cell state */
+} rnn2c_lstm_t;
 
-/* Update cell j from the gate sums in acc (input part + recurrent part at acc + 4U);
- * returns o * tanh(c) in Q0.30. */
-static inline int32_t rnn2c_lstm_unit(const rnn2c_lstm_s8_t *p, const int32_t *acc, int16_t *c,
-                                      uint16_t j)
+/* Unit j: gates from v, cell c[j] updated; returns o * tanh(c) in Q0.30. */
+RNN2C_INLINE int32_t rnn2c_lstm_unit(const rnn2c_lstm_t *p, const int8_t **w, const int16_t *v,
+                                     int16_t *c, uint32_t j)
 {
-    const uint16_t u = p->units;
-    const int32_t *gh = acc + 4 * u;
+    const rnn2c_rq_t *q = p->rq + 4 * j;
     const int cell_shift = 30 - (int)p->cell_frac_bits; /* Q0.30 product -> cell format */
-    const int32_t i_gate = rnn2c_sigmoid_q15(acc[j] + gh[j]);
-    const int32_t f_gate = rnn2c_sigmoid_q15(acc[u + j] + gh[u + j]);
-    const int32_t g_cand = rnn2c_tanh_q15(acc[2 * u + j] + gh[2 * u + j]);
-    const int32_t o_gate = rnn2c_sigmoid_q15(acc[3 * u + j] + gh[3 * u + j]);
+    int32_t i_gate = rnn2c_bias(p->bias, 4 * j);
+    int32_t f_gate = rnn2c_bias(p->bias, 4 * j + 1);
+    int32_t g_cand = rnn2c_bias(p->bias, 4 * j + 2);
+    int32_t o_gate = rnn2c_bias(p->bias, 4 * j + 3);
+    int32_t cell;
+    *w = rnn2c_mac4(*w, v, (uint32_t)p->x_groups + p->h_groups, &i_gate, &f_gate, &g_cand,
+                    &o_gate);
+    i_gate = rnn2c_sigmoid_rq(i_gate, q);
+    f_gate = rnn2c_sigmoid_rq(f_gate, q + 1);
+    g_cand = rnn2c_tanh_rq(g_cand, q + 2);
+    o_gate = rnn2c_sigmoid_rq(o_gate, q + 3);
     /* c = f * c + i * g; each product is below 2^30 in magnitude */
-    const int32_t cell = rnn2c_sat_s16(rnn2c_rshift_round(f_gate * (int32_t)c[j], 15) +
-                                       rnn2c_rshift_round(i_gate * g_cand, cell_shift));
+    cell = rnn2c_sat_s16(rnn2c_rshift_round(f_gate * (int32_t)c[j], 15) +
+                         rnn2c_rshift_round(i_gate * g_cand, cell_shift));
     c[j] = (int16_t)cell;
     return o_gate * rnn2c_tanh_q15(rnn2c_q12_from_frac(cell, p->cell_frac_bits));
 }
 
-/* LSTM cell, int8 Q0.7 state. acc: 8U int32 (input projection first). */
-static inline void rnn2c_lstm_cell_s8(const rnn2c_lstm_s8_t *p, int8_t *h, int16_t *c,
-                                      int32_t *acc)
+/* LSTM step, int8 Q0.7 state; h and c updated in place. */
+RNN2C_INLINE void rnn2c_lstm_s8(const rnn2c_lstm_t *p, const int16_t *v, int8_t *h, int16_t *c)
 {
-    const uint16_t u = p->units;
-    uint16_t j;
-    rnn2c_fc_s8(&p->recurrent, h, acc + 4 * u, 0, (uint16_t)(4 * u));
-    for (j = 0; j < u; ++j) {
-        h[j] = rnn2c_sat_s8(rnn2c_rshift_round(rnn2c_lstm_unit(p, acc, c, j), 23)); /* -> Q0.7 */
+    const int8_t *w = p->weight;
+    uint32_t j;
+    for (j = 0; j < p->units; ++j) {
+        h[j] = rnn2c_sat_s8(rnn2c_rshift_round(rnn2c_lstm_unit(p, &w, v, c, j), 23)); /* Q0.7 */
     }
 }
 
-/* LSTM cell, int16 Q0.15 state. acc: 8U int32 (input projection first). */
-static inline void rnn2c_lstm_cell_s16(const rnn2c_lstm_s8_t *p, int16_t *h, int16_t *c,
-                                       int32_t *acc)
+/* LSTM step, int16 Q0.15 state. */
+RNN2C_INLINE void rnn2c_lstm_s16(const rnn2c_lstm_t *p, const int16_t *v, int16_t *h, int16_t *c)
 {
-    const uint16_t u = p->units;
-    uint16_t j;
-    rnn2c_fc_s8_s16(&p->recurrent, h, acc + 4 * u, 0, (uint16_t)(4 * u));
-    for (j = 0; j < u; ++j) {
-        h[j] = (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(rnn2c_lstm_unit(p, acc, c, j), 15));
+    const int8_t *w = p->weight;
+    uint32_t j;
+    for (j = 0; j < p->units; ++j) {
+        h[j] = (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(rnn2c_lstm_unit(p, &w, v, c, j), 15));
     }
 }
 
 /* ---------------------------------------------------------------- SimpleRNN */
 
 typedef struct {
-    rnn2c_fc_s8_t input;     /* U x F */
-    rnn2c_fc_s8_t recurrent; /* U x U on the state */
+    const int8_t *weight;  /* groups of 4 units over the whole vector */
+    const int32_t *bias;   /* per unit; NULL when all zero */
+    const rnn2c_rq_t *rq;
     uint16_t units;
-} rnn2c_rnn_s8_t;
+    uint16_t x_groups;
+    uint16_t h_groups;
+    uint8_t x_shift;
+    uint8_t h_shift;
+} rnn2c_rnn_t;
 
-/* SimpleRNN cell h = tanh(W x + U h + b), int8 Q0.7 state. acc: 2U int32 (projection first). */
-static inline void rnn2c_rnn_cell_s8(const rnn2c_rnn_s8_t *p, int8_t *h, int32_t *acc)
+/* tanh(W [x; h] + b) of units [j, j + rows) into a (Q0.15). */
+RNN2C_INLINE const int8_t *rnn2c_rnn_units(const rnn2c_rnn_t *p, const int8_t *w, const int16_t *v,
+                                           uint32_t j, uint32_t rows, int32_t *a)
 {
-    const uint16_t u = p->units;
-    uint16_t j;
-    rnn2c_fc_s8(&p->recurrent, h, acc + u, 0, u);
-    for (j = 0; j < u; ++j) {
-        h[j] = rnn2c_q15_to_state(rnn2c_tanh_q15(acc[j] + acc[u + j]));
+    uint32_t k;
+    for (k = 0; k < rows; ++k) {
+        a[k] = rnn2c_bias(p->bias, j + k);
+    }
+    w = rnn2c_mac_rows(w, v, (uint32_t)p->x_groups + p->h_groups, rows, a);
+    for (k = 0; k < rows; ++k) {
+        a[k] = rnn2c_tanh_rq(a[k], p->rq + j + k);
+    }
+    return w;
+}
+
+RNN2C_INLINE void rnn2c_rnn_s8(const rnn2c_rnn_t *p, const int16_t *v, int8_t *h)
+{
+    const int8_t *w = p->weight;
+    uint32_t j;
+    uint32_t k;
+    for (j = 0; j < p->units; j += 4) {
+        int32_t a[4];
+        const uint32_t rows = p->units - j < 4 ? p->units - j : 4;
+        w = rnn2c_rnn_units(p, w, v, j, rows, a);
+        for (k = 0; k < rows; ++k) {
+            h[j + k] = rnn2c_q15_to_state(a[k]);
+        }
     }
 }
 
-/* SimpleRNN cell, int16 Q0.15 state. acc: 2U int32 (projection first). */
-static inline void rnn2c_rnn_cell_s16(const rnn2c_rnn_s8_t *p, int16_t *h, int32_t *acc)
+RNN2C_INLINE void rnn2c_rnn_s16(const rnn2c_rnn_t *p, const int16_t *v, int16_t *h)
 {
-    const uint16_t u = p->units;
-    uint16_t j;
-    rnn2c_fc_s8_s16(&p->recurrent, h, acc + u, 0, u);
-    for (j = 0; j < u; ++j) {
-        h[j] = (int16_t)rnn2c_tanh_q15(acc[j] + acc[u + j]);
+    const int8_t *w = p->weight;
+    uint32_t j;
+    uint32_t k;
+    for (j = 0; j < p->units; j += 4) {
+        int32_t a[4];
+        const uint32_t rows = p->units - j < 4 ? p->units - j : 4;
+        w = rnn2c_rnn_units(p, w, v, j, rows, a);
+        for (k = 0; k < rows; ++k) {
+            h[j + k] = (int16_t)a[k];
+        }
     }
 }
 
@@ -409,17 +929,34 @@ enum {
 };
 
 typedef struct {
-    rnn2c_fc_s8_t fc;
+    const int8_t *weight;  /* groups of 4 rows over the input vector */
+    const int32_t *bias;   /* per row; NULL when all zero */
+    const rnn2c_rq_t *rq;
+    uint16_t units;
+    uint16_t x_groups;
     int8_t output_zero_point;
-    uint8_t activation; /* RNN2C_ACT_* */
-} rnn2c_dense_s8_t;
+    uint8_t activation;    /* RNN2C_ACT_* */
+} rnn2c_dense_t;
 
-/* y = activation(acc) as int8, where acc holds the projection W x + b (rnn2c_fc_s8 or
- * rnn2c_fc_s8_s16 on p->fc). acc is clobbered. */
-static inline void rnn2c_dense_output_s8(const rnn2c_dense_s8_t *p, int32_t *acc, int8_t *y)
+/* y = activation(W v + b) as int8; acc: `units` int32 scratch. */
+RNN2C_INLINE void rnn2c_dense_s8(const rnn2c_dense_t *p, const int16_t *vec, int32_t *acc,
+                                 int8_t *y)
 {
-    const uint16_t n = p->fc.rows;
+    const uint16_t n = p->units;
+    const int8_t *w = p->weight;
+    uint32_t i;
+    uint32_t k;
     uint16_t j;
+    for (i = 0; i < n; i += 4) {
+        const uint32_t rows = n - i < 4 ? n - i : 4;
+        for (k = 0; k < rows; ++k) {
+            acc[i + k] = rnn2c_bias(p->bias, i + k);
+        }
+        w = rnn2c_mac_rows(w, vec, p->x_groups, rows, acc + i);
+        for (k = 0; k < rows; ++k) {
+            acc[i + k] = rnn2c_rq(acc[i + k], p->rq + i + k);
+        }
+    }
     if (p->activation == RNN2C_ACT_SOFTMAX) {
         int32_t max = acc[0];
         int32_t total = 0;

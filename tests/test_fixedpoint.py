@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import math
 import re
 import subprocess
 from pathlib import Path
@@ -23,8 +22,15 @@ PROBE = r"""
 PROBE(probe_tanh, rnn2c_tanh_q15)
 PROBE(probe_sigmoid, rnn2c_sigmoid_q15)
 PROBE(probe_exp, rnn2c_exp_neg_q15)
-void probe_requant(const int32_t *x, const int32_t *m, const int32_t *s, int32_t *y, int32_t n) {
-    int32_t i; for (i = 0; i < n; ++i) y[i] = rnn2c_requantize(x[i], m[i], (int)s[i]); }
+void probe_rq(const int32_t *x, const int32_t *m, const int32_t *s1, const int32_t *s2,
+              int32_t *y, int32_t n) {
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        rnn2c_rq_t q;
+        q.multiplier = (int16_t)m[i]; q.shift_in = (uint8_t)s1[i]; q.shift_out = (uint8_t)s2[i];
+        y[i] = rnn2c_rq(x[i], &q);
+    }
+}
 """
 
 
@@ -76,16 +82,18 @@ def test_tanh_sigmoid_exp_match_numpy_everywhere(probe: ctypes.CDLL) -> None:
     assert np.array_equal(_call(probe.probe_exp, d), fx.exp_neg_q15(d))
 
 
-def test_requantize_matches_numpy(probe: ctypes.CDLL) -> None:
+def test_requant_matches_numpy(probe: ctypes.CDLL) -> None:
     rng = np.random.default_rng(0)
     n = 200_000
     acc = rng.integers(-(2**31) + 1, 2**31 - 1, size=n)
     acc[: n // 2] //= 1 << rng.integers(0, 31, size=n // 2)
-    mult = rng.integers(2**30, 2**31 - 1, size=n)
-    shift = rng.integers(1, 63, size=n)
-    assert np.array_equal(
-        _call(probe.probe_requant, acc, mult, shift), fx.requantize(acc, mult, shift)
-    )
+    mult = rng.integers(2**13, 2**14, size=n)
+    mult[:100] = 0
+    s1 = rng.integers(0, 32, size=n)
+    s2 = rng.integers(1, 32, size=n)
+    got = _call(probe.probe_rq, acc, mult, s1, s2)
+    assert np.array_equal(got, fx.requant(acc, mult, s1, s2))
+    assert np.abs(got).max() < 2**30
 
 
 def test_activation_tables_accuracy() -> None:
@@ -101,29 +109,45 @@ def test_activation_tables_accuracy() -> None:
 def test_header_tables_are_the_numpy_tables() -> None:
     text = runtime_header()
     for name, table in (("rnn2c_tanh_table", fx.TANH_TABLE), ("rnn2c_exp_table", fx.EXP_TABLE)):
-        body = re.search(name + r"\[[^\]]*\] = \{(.*?)\};", text, re.S)
+        body = re.search(name + r"\[[^\]]*\][^=;]* = \{(.*?)\};", text, re.S)
         assert body is not None
         values = [int(v) for v in body.group(1).replace("\n", " ").split(",")]
         assert values == table.tolist()
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_quantize_multiplier_precision(seed: int) -> None:
+@pytest.mark.parametrize("limit", [256, 1 << 15, 1 << 16, 1 << 17])
+def test_rq_params_precision_and_saturation(seed: int, limit: int) -> None:
+    """The 32-bit requantization is within one output unit (plus 2^-13 relative) of the exact
+    product wherever the consumer can tell values apart, and saturates exactly where it does."""
     rng = np.random.default_rng(seed)
-    for real in 10.0 ** rng.uniform(-8, 8, size=200):
-        m, s = fx.quantize_multiplier(float(real))
-        assert 2**30 <= m < 2**31 and 1 <= s <= 62
-        assert math.isclose(m * 2.0**-s, real, rel_tol=2**-30)
+    for real in 10.0 ** rng.uniform(-9, 3, size=100):
+        m, s1, s2 = fx.rq_params(float(real), limit)
+        assert (2**13 <= m < 2**14 and 0 <= s1 <= 31 and 1 <= s2 <= 31) or (m, s1, s2) == (0, 0, 1)
+        if m == 0:
+            assert real * (2**31) < limit
+            continue
+        bound = int(min(2**31 - 1, 4 * limit / real))
+        acc = np.concatenate([rng.integers(-bound, bound, size=2000), [bound, -bound]])
+        biased = acc + ((1 << s1) >> 1)  # the exporter folds this rounding into the bias
+        got = fx.requant(biased, m, s1, s2)
+        want = acc * real
+        inside = np.abs(want) < limit
+        tol = 1.0 + np.abs(want) * 2.0**-13 + 0.5 * real * 2**s1
+        assert np.all(np.abs(got - want)[inside] <= tol[inside])
+        assert np.all(np.sign(got[~inside]) == np.sign(want[~inside]))
+        assert np.all(np.abs(got[~inside]) >= limit - tol[~inside])
 
 
-def test_quantize_multiplier_rejects_huge() -> None:
+def test_rq_params_rejects_huge() -> None:
     with pytest.raises(ValueError, match="too large"):
-        fx.quantize_multiplier(2.0**31)
+        fx.rq_params(2.0**14, 1 << 15)
 
 
 def test_runtime_header_is_freestanding() -> None:
     includes = re.findall(r"#include <([^>]+)>", runtime_header())
-    assert set(includes) <= {"stdint.h", "stddef.h"}
+    # the compiler's own intrinsics headers, only under the macros that select those paths
+    assert set(includes) <= {"stdint.h", "stddef.h", "arm_acle.h", "immintrin.h"}
     assert "float" not in re.sub(r"/\*.*?\*/", "", runtime_header(), flags=re.S)
 
 

@@ -106,10 +106,14 @@ def test_only_reset_and_step_are_exported(exported: Path) -> None:
     nm = subprocess.run(
         ["nm", "-g", "--defined-only", str(obj)], capture_output=True, text=True, check=True
     )
-    assert sorted(line.split()[-1] for line in nm.stdout.splitlines()) == [
-        "alpha_reset",
-        "alpha_step",
-    ]
+    symbols = {line.split()[-1]: line.split()[-2] for line in nm.stdout.splitlines()}
+    # the activation tables are weak objects (V), so several models share one copy
+    assert symbols == {
+        "alpha_reset": "T",
+        "alpha_step": "T",
+        "rnn2c_tanh_table": "V",
+        "rnn2c_exp_table": "V",
+    }
 
 
 def test_two_models_link_into_one_program_and_interleave(exported: Path) -> None:
@@ -162,6 +166,37 @@ int main(void) {
     )
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == "1" and out[1] == out[2]
+    if shutil.which("nm"):  # one copy of each 257-point table in the program, not one per model
+        nm = subprocess.run(["nm", str(exe)], capture_output=True, text=True, check=True).stdout
+        names = [line.split()[-1] for line in nm.splitlines()]
+        assert names.count("rnn2c_tanh_table") == 1 and names.count("rnn2c_exp_table") == 1
+
+
+#: host builds of every kernel path: portable C, AVX2 (no AVX-512), and whatever the machine has
+HOST_PATHS = {
+    "portable": ("-mno-avx2",),
+    "avx2": ("-mavx2", "-mno-avx512f"),
+    "native": ("-march=native", "-O3"),
+}
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 kernel paths")
+@pytest.mark.parametrize("path", sorted(HOST_PATHS))
+@pytest.mark.parametrize("model", ["a/alpha", "b/beta", "g/gamma", "p/pf"])
+def test_every_host_kernel_path_is_bit_exact(exported: Path, path: str, model: str) -> None:
+    """The portable, AVX2 and -march=native (AVX-512 VNNI where the CPU has it) kernels give the
+    integer reference's outputs on every step."""
+    from rnn2c.emulator.build import DEFAULT_FLAGS, load_model  # noqa: PLC0415
+    from rnn2c.export.reference import run_int  # noqa: PLC0415
+    from rnn2c.export.serialize import load  # noqa: PLC0415
+
+    folder, name = model.split("/")
+    q = load(exported / folder / f"{name}_qmodel.npz")
+    rng = np.random.default_rng(3)
+    x = rng.integers(-128, 128, size=(12, 25, q.input_size)).astype(np.int8)
+    x[0], x[1] = -128, 127
+    compiled = load_model(exported / folder, name, flags=(*DEFAULT_FLAGS, *HOST_PATHS[path]))
+    assert np.array_equal(compiled.run(x, None), run_int(q, x))
 
 
 def test_export_is_reproducible(exported: Path, tmp_path: Path) -> None:

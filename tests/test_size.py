@@ -166,10 +166,32 @@ def test_report_is_plausible(export_dir: Path, target: str) -> None:
     assert 2 < r.instructions_per_mac < 60
     assert r.instructions_min <= r.instructions_mean <= r.instructions_max
     assert r.stack_path[0] == "tiny_step"
-    if target == "cortex-m0plus":  # 32x32->64 multiplies and divisions come from libgcc
-        symbols = {s for m in r.libraries for s in m.symbols}
-        assert "__aeabi_lmul" in symbols
-        assert all(m.archive.startswith("lib") for m in r.libraries)
+    symbols = {s for m in r.libraries for s in m.symbols}
+    assert "__aeabi_lmul" not in symbols  # no 64-bit arithmetic in the step
+    assert all(m.archive.startswith("lib") for m in r.libraries)
+
+
+@pytest.mark.parametrize("activations", ["int8", "int16"])
+def test_portable_and_dsp_kernels_bit_exact_on_arm(tmp_path: Path, activations: str) -> None:
+    """Every layer kind through the portable C (M0+, M3) and the DSP path (M4, M7), bit-exact
+    with the integer reference in the emulated cores."""
+    require_arm_toolchain()
+    require_unicorn()
+    keras.utils.set_random_seed(11)
+    model = keras.Sequential(
+        [
+            keras.Input((None, 5)),
+            keras.layers.SimpleRNN(6, return_sequences=True),
+            keras.layers.GRU(7, return_sequences=True, reset_after=False),
+            keras.layers.GRU(5, return_sequences=True),
+            keras.layers.Dense(3),
+        ]
+    )
+    x = np.random.default_rng(1).normal(size=(8, 10, 5)).astype(np.float32)
+    export_model(model, x, tmp_path / "c", name="every", activations=activations)
+    for target in ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7"):
+        r = S.measure(tmp_path / "c", target, sequences=2, steps=6)
+        assert r.bit_exact, target
 
 
 def test_cli_table_and_json(

@@ -82,8 +82,8 @@ def test_accumulator_overflow_is_refused_naming_the_layer(tmp_path) -> None:  # 
     model = keras.Sequential([keras.Input((10, 3)), keras.layers.GRU(4, name="tiny_weights")])
     gru = model.layers[-1]
     kernel, rec, bias = gru.get_weights()
-    gru.set_weights([kernel * 1e-7, rec, np.full_like(bias, 1e3)])
-    with pytest.raises(ExportError, match=r"layer 'tiny_weights' \(GRU\) input kernel: worst-case"):
+    gru.set_weights([kernel * 1e-7, rec * 1e-7, np.full_like(bias, 1e3)])
+    with pytest.raises(ExportError, match=r"layer 'tiny_weights' \(GRU\) gate rows: worst-case"):
         calib = np.random.default_rng(0).normal(size=(4, 10, 3)).astype(np.float32)
         export_model(model, calib, tmp_path / "out")
     assert not (tmp_path / "out").exists()

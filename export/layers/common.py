@@ -9,7 +9,19 @@ import numpy as np
 
 from rnn2c.export import fixedpoint as fx
 from rnn2c.export.ir import ActQuant, ExportError, FloatLayer, QuantLayer, StateField, state_quant
-from rnn2c.export.quantize import QuantFC, quantize_fc
+from rnn2c.export.quantize import (
+    LIMIT_Q12,
+    Block,
+    QuantFC,
+    input_columns,
+    pack_blocks,
+    pad4,
+    quantize_rows,
+)
+
+#: typical |value| of an int8 / int16 vector element, for choosing the balancing shifts
+_TYPICAL = {8: 64.0, 16: 64.0 * 256.0}
+MAX_VECTOR_SHIFT = 8  # an int8 shifted left by 8 still fits int16
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -39,35 +51,101 @@ class RecurrentFloat(FloatLayer):
         return {"h": np.zeros((batch, self.units))}
 
     def quantized_parts(
-        self, input_q: ActQuant, state_bits: int, recurrent_bias: np.ndarray | None = None
+        self,
+        input_q: ActQuant,
+        state_bits: int,
+        wx: np.ndarray,
+        wh: np.ndarray,
+        bias: np.ndarray,
+        fused: np.ndarray,
+        limits: np.ndarray | int = LIMIT_Q12,
     ) -> dict[str, Any]:
-        """The keyword arguments every quantized recurrent layer takes: both weight matrices
-        requantized to Q3.12 gate pre-activations, the state format and the sizes."""
-        one = 1.0 / fx.Q12_ONE
+        """The keyword arguments every quantized recurrent layer takes.
+
+        wx [rows, F] and wh [rows, U] are the real gate rows on the input and on the state (a
+        row may be zero on one side), bias [rows] in real units, ``fused`` marks the rows that
+        use both sides (they share one per-row weight scale). Input and state enter one int16
+        vector, each shifted left by a per-layer power of two chosen so that, on the fused
+        rows, the two sides get comparable int8 resolution.
+        """
         where = f"layer '{self.name}' ({self.label})"
         state_q = state_quant(state_bits)
-        return {
-            "name": self.name,
-            "input_size": self.input_size,
-            "output_q": state_q,
-            "units": self.units,
-            "state_bits": state_bits,
-            "input": quantize_fc(self.kernel, self.bias, input_q, one, where + " input kernel"),
-            "recurrent": quantize_fc(
-                self.recurrent_kernel, recurrent_bias, state_q, one, where + " recurrent kernel"
-            ),
-        }
+        f, u = self.input_size, self.units
+        last = None
+        for kx, kh in balancing_shifts(
+            wx[fused] * np.reshape(input_q.scale, (1, -1)),
+            wh[fused] * state_q.scale,
+            input_q.bits,
+            state_bits,
+        ):
+            sx, zx, mx = input_columns(input_q, f, kx)
+            sh, zh, mh = input_columns(state_q, u, kh)
+            w_real = np.concatenate([wx * sx[None, :], wh * sh[None, :]], axis=1)
+            try:
+                fc = quantize_rows(
+                    w_real,
+                    bias,
+                    np.concatenate([zx, zh]),
+                    np.concatenate([mx, mh]),
+                    1.0 / fx.Q12_ONE,
+                    limits,
+                    where + " gate rows",
+                )
+            except ExportError as e:  # overflow: try a less aggressive balance
+                last = e
+                continue
+            return {
+                "name": self.name,
+                "input_size": f,
+                "output_q": state_q,
+                "units": u,
+                "state_bits": state_bits,
+                "x_shift": kx,
+                "h_shift": kh,
+                "fc": fc,
+            }
+        assert last is not None
+        raise last
+
+
+def balancing_shifts(
+    ax: np.ndarray, ah: np.ndarray, x_bits: int, h_bits: int
+) -> list[tuple[int, int]]:
+    """(x_shift, h_shift) candidates, best first, for rows with real weights ax [R, F] per unit
+    of the input and ah [R, U] per unit of the state.
+
+    Shifting the input left by kx divides its effective weights by 2**kx; the per-row int8
+    scale is set by the larger side, so the best shift is the one that minimises the rows'
+    quantization noise sum_r scale_r * sqrt(F (2**kx m_x)^2 + U (2**kh m_h)^2). An int16 side
+    cannot be shifted.
+    """
+    f, u = ax.shape[1], ah.shape[1]
+    px = np.abs(ax).max(axis=1, initial=0.0)
+    ph = np.abs(ah).max(axis=1, initial=0.0)
+    found = []
+    for k in range(-MAX_VECTOR_SHIFT, MAX_VECTOR_SHIFT + 1):
+        kx, kh = max(k, 0), max(-k, 0)
+        if (kx and x_bits == 16) or (kh and h_bits == 16):
+            continue
+        scale = np.maximum(px / (1 << kx), ph / (1 << kh)) / 127.0
+        mx, mh = _TYPICAL[x_bits] * (1 << kx), _TYPICAL[h_bits] * (1 << kh)
+        noise = float((scale * np.sqrt(f * mx * mx + u * mh * mh)).sum())
+        found.append((noise, abs(k), kx, kh))
+    found.sort()
+    return [(kx, kh) for _, _, kx, kh in found]
 
 
 @dataclass
 class RecurrentQuant(QuantLayer):
-    """A quantized recurrent layer: int8 input and recurrent matrices, int8 or int16 state."""
+    """A quantized recurrent layer: int8 gate rows over the int16 vector [x << x_shift;
+    h << h_shift] (see quantize.quantize_rows), int8 or int16 state."""
 
     gates: ClassVar[int] = 1
     units: int = 0
     state_bits: int = 8  # 8: Q0.7 int8 hidden state; 16: Q0.15 int16
-    input: QuantFC = None  # type: ignore[assignment]
-    recurrent: QuantFC = None  # type: ignore[assignment]
+    x_shift: int = 0  # the input enters the vector shifted left by this
+    h_shift: int = 0  # the state likewise
+    fc: QuantFC = None  # type: ignore[assignment]
 
     @property
     def output_size(self) -> int:
@@ -77,17 +155,62 @@ class RecurrentQuant(QuantLayer):
     def macs(self) -> int:
         return self.gates * self.units * (self.input_size + self.units)
 
+    @property
+    def x_cols(self) -> int:
+        """Vector columns of the input part (padded to a multiple of 4)."""
+        return pad4(self.input_size)
+
+    @property
+    def h_cols(self) -> int:
+        return pad4(self.units)
+
     def state_fields(self) -> list[StateField]:
         if self.state_bits == 16:
             return [StateField("h", "int16_t", self.units, "hidden state, Q0.15")]
         return [StateField("h", "int8_t", self.units, "hidden state, Q0.7")]
 
     def scratch(self) -> tuple[int, int, int]:
-        return (2 * self.gates * self.units, 0, 0)
+        return (0, 0, self.x_cols + self.h_cols)
+
+    def vector(self, x: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """The int16 vector the kernels read: [x << x_shift; h << h_shift] (unpadded)."""
+        x = np.asarray(x, dtype=np.int64) << self.x_shift
+        return np.concatenate([x, np.asarray(h, dtype=np.int64) << self.h_shift], axis=1)
 
     def narrow(self, h_q15: np.ndarray) -> np.ndarray:
         """A Q0.15 result -> this layer's state format (rounded, saturated)."""
         return fx.q15_to_state(h_q15) if self.state_bits == 8 else fx.sat(h_q15, 16)
+
+    # ---- the C layout: which rows each kernel pass computes, in which order
+
+    def blocks(self) -> list[Block]:
+        """The kernel passes in the order the C runs them (see quantize.pack_blocks)."""
+        raise NotImplementedError
+
+    def c_rows(self) -> list[int]:
+        """The logical rows in the order the C reads their bias and requantization."""
+        return [r for rows, begin, _ in self.blocks() if begin == 0 for r in rows]
+
+    def packed_weight(self) -> np.ndarray:
+        return pack_blocks(self.fc, self.input_size, self.blocks())
+
+    def has_bias(self) -> bool:
+        return bool(np.any(self.fc.bias))
+
+    def weight_bytes(self) -> int:
+        rows = self.fc.rows
+        return self.packed_weight().size + (4 * rows if self.has_bias() else 0) + 4 * rows
+
+    def raw_parameters(self) -> int:
+        return self.macs + (4 * self.fc.rows if self.has_bias() else 0)
+
+
+def unit_blocks(rows_of_unit: list[list[int]], begin: int, end: int, per_pass: int) -> list[Block]:
+    """Blocks of up to per_pass row lists (units), each pass over columns [begin, end)."""
+    out = []
+    for i in range(0, len(rows_of_unit), per_pass):
+        out.append(([r for rows in rows_of_unit[i : i + per_pass] for r in rows], begin, end))
+    return out
 
 
 def check_recurrent_config(layer: Any, kind: str, activations: dict[str, str]) -> None:

@@ -15,12 +15,26 @@ import numpy as np
 from rnn2c.export import fixedpoint as fx
 from rnn2c.export.ir import ActQuant, ExportError, FloatLayer, QuantLayer
 from rnn2c.export.layers.common import sigmoid
-from rnn2c.export.quantize import QuantFC, act_quant_from_range, choose_range, quantize_fc
+from rnn2c.export.quantize import (
+    LIMIT_Q12,
+    Block,
+    QuantFC,
+    act_quant_from_range,
+    choose_range,
+    input_columns,
+    pack_blocks,
+    pad4,
+    quantize_rows,
+)
 
 KERAS_CLASSES = ("Dense",)
 ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
 #: values of the RNN2C_ACT_* enum in rnn2c_runtime.h
 ACTIVATION_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
+#: the magnitude of the requantized result from which the output saturates: Q3.12 tables
+#: saturate at +-8.0; softmax sees logit differences up to 16.0; int8 outputs at +-256 units
+LIMITS = {"sigmoid": LIMIT_Q12, "tanh": LIMIT_Q12, "softmax": 1 << 17, "linear": 256, "relu": 256}
+ROWS_PER_PASS = 4
 FIXED_OUTPUT = {
     "sigmoid": ActQuant(1.0 / 256.0, -128),
     "tanh": ActQuant(1.0 / 128.0, 0),
@@ -66,13 +80,23 @@ class DenseLayer(FloatLayer):
         else:
             out_q = act_quant_from_range(*choose_range(obs.get("output"), method))
             fc_scale = out_q.scale
+        scale, zp, vmax = input_columns(input_q, self.input_size, 0)
+        fc = quantize_rows(
+            self.kernel.T * scale[None, :],
+            self.bias,
+            zp,
+            vmax,
+            fc_scale,
+            LIMITS[self.activation],
+            where + " kernel",
+        )
         return QuantDense(
             name=self.name,
             input_size=self.input_size,
             output_q=out_q,
             units=self.units,
             activation=self.activation,
-            fc=quantize_fc(self.kernel, self.bias, input_q, fc_scale, where + " kernel"),
+            fc=fc,
         )
 
 
@@ -117,8 +141,37 @@ class QuantDense(QuantLayer):
     def activation_code(self) -> int:
         return ACTIVATION_CODES[self.activation]
 
+    x_shift: ClassVar[int] = 0  # the input enters the vector unshifted
+
+    @property
+    def x_cols(self) -> int:
+        return pad4(self.input_size)
+
     def scratch(self) -> tuple[int, int, int]:
-        return (self.units, 0, 0)
+        return (self.units, 0, self.x_cols)
+
+    def blocks(self) -> list[Block]:
+        n = self.units
+        return [
+            (list(range(i, min(i + ROWS_PER_PASS, n))), 0, self.x_cols)
+            for i in range(0, n, ROWS_PER_PASS)
+        ]
+
+    def c_rows(self) -> list[int]:
+        return list(range(self.units))
+
+    def packed_weight(self) -> np.ndarray:
+        return pack_blocks(self.fc, self.input_size, self.blocks())
+
+    def has_bias(self) -> bool:
+        return bool(np.any(self.fc.bias))
+
+    def weight_bytes(self) -> int:
+        rows = self.fc.rows
+        return self.packed_weight().size + (4 * rows if self.has_bias() else 0) + 4 * rows
+
+    def raw_parameters(self) -> int:
+        return self.macs + (4 * self.fc.rows if self.has_bias() else 0)
 
     def step(self, state, x):  # noqa: ANN001
         acc = self.fc.matvec(x)

@@ -20,9 +20,15 @@ from rnn2c.export.layers.common import (
     check_recurrent_config,
     recurrent_weights,
     sigmoid,
+    unit_blocks,
 )
+from rnn2c.export.quantize import LIMIT_Q12, Block
 
 KERAS_CLASSES = ("GRU",)
+#: reset_after=True: the candidate's recurrent part is requantized to Q3.12 and saturated to
+#: 17 bits (+-16.0), so that r (Q0.15) times it fits int32; the input part saturates from +-32.0
+CAND_H_LIMIT = 1 << 16
+CAND_X_LIMIT = 1 << 17
 
 
 @dataclass
@@ -48,9 +54,22 @@ class GRULayer(RecurrentFloat):
         return state["h"]
 
     def quantize(self, input_q: ActQuant, obs, method: str, state_bits: int = 8) -> QuantGRU:  # noqa: ANN001
-        rec_bias = self.recurrent_bias if self.reset_after else None
-        parts = self.quantized_parts(input_q, state_bits, rec_bias)
-        return QuantGRU(reset_after=self.reset_after, **parts)
+        u = self.units
+        wx, wh = self.kernel.T, self.recurrent_kernel.T  # [3U, F], [3U, U]
+        b = self.bias + self.recurrent_bias
+        if not self.reset_after:  # rows z | r | candidate (on r * h), every row fused
+            fused = np.ones(3 * u, dtype=bool)
+            parts = self.quantized_parts(input_q, state_bits, wx, wh, b, fused)
+            return QuantGRU(reset_after=False, **parts)
+        # rows z | r | candidate input part | candidate recurrent part (apart: r scales it)
+        zeros_x, zeros_h = np.zeros_like(wx[2 * u :]), np.zeros_like(wh[2 * u :])
+        wx = np.concatenate([wx, zeros_x])
+        wh = np.concatenate([wh[: 2 * u], zeros_h, wh[2 * u :]])
+        b = np.concatenate([b[: 2 * u], self.bias[2 * u :], self.recurrent_bias[2 * u :]])
+        fused = np.arange(4 * u) < 2 * u
+        limits = np.repeat([LIMIT_Q12, LIMIT_Q12, CAND_X_LIMIT, CAND_H_LIMIT], u)
+        parts = self.quantized_parts(input_q, state_bits, wx, wh, b, fused, limits)
+        return QuantGRU(reset_after=True, **parts)
 
 
 def read(layer, input_size: int) -> GRULayer:  # noqa: ANN001
@@ -79,31 +98,53 @@ def read(layer, input_size: int) -> GRULayer:  # noqa: ANN001
 
 @dataclass
 class QuantGRU(RecurrentQuant):
+    """Rows of fc: z | r | candidate, each U long; with reset_after=True a fourth block holds
+    the candidate's recurrent part (zero on the input side; the third block is zero on the
+    state side)."""
+
     kind: ClassVar[str] = "gru"
     template: ClassVar[str] = "gru.c.j2"
     gates: ClassVar[int] = 3
     reset_after: bool = True
 
     def scratch(self) -> tuple[int, int, int]:
-        rh = 0 if self.reset_after else self.units  # r * h for reset_after=False
-        return (
-            6 * self.units,
-            rh if self.state_bits == 8 else 0,
-            rh if self.state_bits == 16 else 0,
+        # reset_after=False keeps z and r * h of every unit until the candidate pass
+        extra = 0 if self.reset_after else 2 * self.units
+        return (0, 0, self.x_cols + self.h_cols + extra)
+
+    def blocks(self) -> list[Block]:
+        u, x4, end = self.units, self.x_cols, self.x_cols + self.h_cols
+        if self.reset_after:  # per unit: z, r, candidate over x; then z, r, candidate over h
+            out: list[Block] = []
+            for j in range(u):
+                out.append(([j, u + j, 2 * u + j], 0, x4))
+                out.append(([j, u + j, 3 * u + j], x4, end))
+            return out
+        return unit_blocks([[j, u + j] for j in range(u)], 0, end, 2) + unit_blocks(
+            [[2 * u + j] for j in range(u)], 0, end, 4
         )
 
-    def step(self, state, x):  # noqa: ANN001
-        u, h = self.units, state["h"]
-        gx = self.input.matvec(x)
-        gh = self.recurrent.matvec(h, 0, (3 if self.reset_after else 2) * u)
-        z = fx.sigmoid_q15(gx[:, :u] + gh[:, :u])
-        r = fx.sigmoid_q15(gx[:, u : 2 * u] + gh[:, u : 2 * u])
+    def c_rows(self) -> list[int]:
+        u = self.units
         if self.reset_after:
-            rec = fx.rshift_round(r * gh[:, 2 * u :], 15)
+            return [r for j in range(u) for r in (j, u + j, 2 * u + j, 3 * u + j)]
+        return [r for j in range(u) for r in (j, u + j)] + list(range(2 * u, 3 * u))
+
+    def step(self, state, x):  # noqa: ANN001
+        u, h, fc = self.units, state["h"], self.fc
+        v = self.vector(x, h)
+        if self.reset_after:
+            pre = fc.matvec(v)
+            z = fx.sigmoid_q15(pre[:, :u])
+            r = fx.sigmoid_q15(pre[:, u : 2 * u])
+            rec = fx.rshift_round(r * fx.sat17(pre[:, 3 * u :]), 15)
+            cand = fx.tanh_q15(pre[:, 2 * u : 3 * u] + rec)
         else:
+            pre = fc.matvec(v, slice(0, 2 * u))
+            z = fx.sigmoid_q15(pre[:, :u])
+            r = fx.sigmoid_q15(pre[:, u:])
             rh = fx.sat(fx.rshift_round(r * h, 15), self.state_bits)
-            rec = self.recurrent.matvec(rh, 2 * u, 3 * u)
-        cand = fx.tanh_q15(gx[:, 2 * u :] + rec)
+            cand = fx.tanh_q15(fc.matvec(self.vector(x, rh), slice(2 * u, 3 * u)))
         h_q15 = h * 256 if self.state_bits == 8 else h
         state["h"] = self.narrow(fx.rshift_round(z * h_q15 + (fx.Q15_ONE - z) * cand, 15))
         return state["h"]

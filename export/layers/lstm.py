@@ -20,8 +20,9 @@ from rnn2c.export.layers.common import (
     check_recurrent_config,
     recurrent_weights,
     sigmoid,
+    unit_blocks,
 )
-from rnn2c.export.quantize import choose_range
+from rnn2c.export.quantize import Block, choose_range
 
 KERAS_CLASSES = ("LSTM",)
 
@@ -51,7 +52,9 @@ class LSTMLayer(RecurrentFloat):
         peak = max(abs(lo), abs(hi), 1e-6)
         # integer bits so that the int16 cell covers +-peak; at most 15 (Q15.0)
         int_bits = min(15, max(0, math.ceil(math.log2(peak * 1.0001))))
-        parts = self.quantized_parts(input_q, state_bits)
+        wx, wh = self.kernel.T, self.recurrent_kernel.T
+        fused = np.ones(4 * self.units, dtype=bool)
+        parts = self.quantized_parts(input_q, state_bits, wx, wh, self.bias, fused)
         return QuantLSTM(cell_frac_bits=15 - int_bits, **parts)
 
 
@@ -82,9 +85,15 @@ class QuantLSTM(RecurrentQuant):
         )
         return [cell, *super().state_fields()]
 
+    def blocks(self) -> list[Block]:
+        u = self.units  # per unit: i, f, g, o over the whole vector
+        return unit_blocks(
+            [[j, u + j, 2 * u + j, 3 * u + j] for j in range(u)], 0, self.x_cols + self.h_cols, 1
+        )
+
     def step(self, state, x):  # noqa: ANN001
         u, h, c = self.units, state["h"], state["c"]
-        g = self.input.matvec(x) + self.recurrent.matvec(h)
+        g = self.fc.matvec(self.vector(x, h))
         i = fx.sigmoid_q15(g[:, :u])
         f = fx.sigmoid_q15(g[:, u : 2 * u])
         cand = fx.tanh_q15(g[:, 2 * u : 3 * u])

@@ -14,7 +14,9 @@ from rnn2c.export.layers.common import (
     RecurrentQuant,
     check_recurrent_config,
     recurrent_weights,
+    unit_blocks,
 )
+from rnn2c.export.quantize import Block
 
 KERAS_CLASSES = ("SimpleRNN",)
 
@@ -31,7 +33,9 @@ class SimpleRNNLayer(RecurrentFloat):
     def quantize(  # noqa: ANN001
         self, input_q: ActQuant, obs, method: str, state_bits: int = 8
     ) -> QuantSimpleRNN:
-        return QuantSimpleRNN(**self.quantized_parts(input_q, state_bits))
+        wx, wh = self.kernel.T, self.recurrent_kernel.T
+        fused = np.ones(self.units, dtype=bool)
+        return QuantSimpleRNN(**self.quantized_parts(input_q, state_bits, wx, wh, self.bias, fused))
 
 
 def read(layer, input_size: int) -> SimpleRNNLayer:  # noqa: ANN001
@@ -53,7 +57,10 @@ class QuantSimpleRNN(RecurrentQuant):
     kind: ClassVar[str] = "rnn"
     template: ClassVar[str] = "simple_rnn.c.j2"
 
+    def blocks(self) -> list[Block]:  # groups of 4 units over the whole vector
+        return unit_blocks([[j] for j in range(self.units)], 0, self.x_cols + self.h_cols, 4)
+
     def step(self, state, x):  # noqa: ANN001
-        h = fx.tanh_q15(self.input.matvec(x) + self.recurrent.matvec(state["h"]))
+        h = fx.tanh_q15(self.fc.matvec(self.vector(x, state["h"])))
         state["h"] = self.narrow(h)
         return state["h"]
