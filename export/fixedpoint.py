@@ -31,26 +31,34 @@ RQ_T_MIN, RQ_T_MAX = -(1 << 16), (1 << 16) - 1
 RQ_M_BITS = 14
 RQ_MAX_SHIFT = 31
 
-TABLE_SIZE = 257  # 256 intervals + the end point
 TANH_STEP_BITS = 7  # tanh table step 1/32 = 128 Q3.12 units
 EXP_STEP_BITS = 8  # exp(-x) table step 1/16 = 256 Q3.12 units
-EXP_LIMIT_Q12 = 16 << 12  # exp(-x) is taken as 0 for x >= 16
+#: tanh(i / 32) rounds to 32767 from i = 171 on: |x| is clamped to 171 steps (the same result
+#: as a table running on to 8.0), and the table ends one point later, so i + 1 is always in it
+TANH_CLAMP = 171
+TANH_POINTS = TANH_CLAMP + 2
+#: exp(-i / 16) rounds to 0 from i = 178 on: exp(-x) is taken as 0 for x >= 178 / 16
+EXP_ZERO = 178
+EXP_POINTS = EXP_ZERO + 1
+EXP_LIMIT_Q12 = EXP_ZERO << EXP_STEP_BITS
 
 
 def _tanh_table() -> np.ndarray:
-    x = np.arange(TABLE_SIZE, dtype=np.float64) / 32.0
+    x = np.arange(TANH_POINTS, dtype=np.float64) / 32.0
     return np.minimum(np.round(np.tanh(x) * Q15_ONE), Q15_ONE - 1).astype(np.int64)
 
 
 def _exp_table() -> np.ndarray:
-    x = np.arange(TABLE_SIZE, dtype=np.float64) / 16.0
+    x = np.arange(EXP_POINTS, dtype=np.float64) / 16.0
     return np.round(np.exp(-x) * Q15_ONE).astype(np.int64)
 
 
-#: tanh(i / 32) in Q0.15, i = 0..256 (emitted into the runtime header, checked by a test)
+#: tanh(i / 32) in Q0.15, i = 0..172 (written into the runtime header, checked by a test)
 TANH_TABLE = _tanh_table()
-#: exp(-i / 16) in Q1.15 (unsigned), i = 0..256
+#: exp(-i / 16) in Q1.15 (unsigned), i = 0..178
 EXP_TABLE = _exp_table()
+assert TANH_TABLE[TANH_CLAMP - 1] < Q15_ONE - 1 and (TANH_TABLE[TANH_CLAMP:] == Q15_ONE - 1).all()
+assert EXP_TABLE[EXP_ZERO - 1] > 0 and EXP_TABLE[EXP_ZERO] == 0
 
 
 def rq_params(real: float, limit: int) -> tuple[int, int, int]:
@@ -114,23 +122,25 @@ def sat(x: np.ndarray, bits: int) -> np.ndarray:
 
 
 def _interp(table: np.ndarray, a: np.ndarray, step_bits: int) -> np.ndarray:
+    """Linear interpolation at a >= 0 (a >> step_bits + 1 must be in the table)."""
     idx = a >> step_bits
     frac = a & ((1 << step_bits) - 1)
-    nxt = np.minimum(idx + 1, TABLE_SIZE - 1)
-    return table[idx] + (((table[nxt] - table[idx]) * frac + (1 << (step_bits - 1))) >> step_bits)
+    lo = table[idx]
+    return lo + (((table[idx + 1] - lo) * frac + (1 << (step_bits - 1))) >> step_bits)
 
 
 def tanh_q15(x_q12: np.ndarray) -> np.ndarray:
     """tanh of a Q3.12 value (saturated to int16 first), result in Q0.15."""
     x = sat(np.asarray(x_q12, dtype=np.int64), 16)
-    y = _interp(TANH_TABLE, np.abs(x), TANH_STEP_BITS)
+    y = _interp(TANH_TABLE, np.minimum(np.abs(x), TANH_CLAMP << TANH_STEP_BITS), TANH_STEP_BITS)
     return np.where(x < 0, -y, y)
 
 
 def sigmoid_q15(x_q12: np.ndarray) -> np.ndarray:
     """sigmoid(x) = (1 + tanh(x / 2)) / 2 of a Q3.12 value, result in Q0.15, range [0, 32767]."""
     x = sat(np.asarray(x_q12, dtype=np.int64), 16)
-    y = _interp(TANH_TABLE, np.abs(x), TANH_STEP_BITS + 1)
+    a = np.minimum(np.abs(x), TANH_CLAMP << (TANH_STEP_BITS + 1))
+    y = _interp(TANH_TABLE, a, TANH_STEP_BITS + 1)
     t = np.where(x < 0, -y, y)
     return (Q15_ONE + t) >> 1
 

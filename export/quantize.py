@@ -169,11 +169,30 @@ def pack_blocks(fc: QuantFC, x_cols: int, blocks: list[Block]) -> np.ndarray:
 def input_columns(
     input_q: ActQuant, cols: int, shift: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(real scale per vector unit, offset, max |v|) of an input vector shifted left by shift."""
-    scale = np.broadcast_to(np.asarray(input_q.scale, dtype=np.float64), (cols,)) / (1 << shift)
-    zp = np.broadcast_to(np.asarray(input_q.zero_point, dtype=np.int64), (cols,)) << shift
-    vmax = np.full(cols, (1 << (input_q.bits - 1)) << shift, dtype=np.int64)
+    """(real scale per vector unit, offset, max |v|) of an input vector shifted left by shift;
+    a negative shift (int16 parts only, zero point 0) is a rounded right shift, see
+    :func:`shift_part`."""
+    scale = np.broadcast_to(np.asarray(input_q.scale, dtype=np.float64), (cols,)) * 2.0**-shift
+    zp = np.broadcast_to(np.asarray(input_q.zero_point, dtype=np.int64), (cols,))
+    if shift < 0 and np.any(zp):
+        raise ValueError("only a part with zero point 0 can be shifted right")
+    zp = zp << max(shift, 0)
+    vmax = np.full(cols, vector_max(input_q.bits, shift), dtype=np.int64)
     return scale, zp, vmax
+
+
+def vector_max(bits: int, shift: int) -> int:
+    """max |v| of a bits-wide part entering the vector with :func:`shift_part`."""
+    return (1 << (bits - 1)) << shift if shift >= 0 else (1 << (bits - 1)) >> -shift
+
+
+def shift_part(x: np.ndarray, shift: int) -> np.ndarray:
+    """A part of the int16 vector: x << shift, or for shift < 0 (an int16 part) x shifted right
+    by -shift, rounded half up (rnn2c_vec_s16)."""
+    x = np.asarray(x, dtype=np.int64)
+    if shift >= 0:
+        return x << shift
+    return (x + ((1 << -shift) >> 1)) >> -shift
 
 
 def choose_range(values: np.ndarray, method: str) -> tuple[float, float]:

@@ -12,7 +12,7 @@ import numpy as np
 
 from rnn2c import __version__
 from rnn2c.export.ir import QuantLayer, QuantModel
-from rnn2c.export.quantize import worst_case_acc
+from rnn2c.export.quantize import vector_max, worst_case_acc
 
 RUNTIME_HEADER = "rnn2c_runtime.h"
 LABELS = {"gru": "GRU", "lstm": "LSTM", "rnn": "SimpleRNN", "dense": "Dense"}
@@ -93,10 +93,10 @@ def layer_arrays(layer: QuantLayer, input_bits: int) -> dict[str, Any]:
     fc = layer.fc  # type: ignore[attr-defined]
     order = np.asarray(layer.c_rows(), dtype=np.int64)  # type: ignore[attr-defined]
     x_shift = getattr(layer, "x_shift", 0)
-    vmax = [(1 << (input_bits - 1)) << x_shift] * layer.input_size
+    vmax = [vector_max(input_bits, x_shift)] * layer.input_size
     if layer.state_fields():
         h_shift = layer.h_shift  # type: ignore[attr-defined]
-        vmax += [(1 << (layer.output_q.bits - 1)) << h_shift] * layer.output_size
+        vmax += [vector_max(layer.output_q.bits, h_shift)] * layer.output_size
     return {
         "weight": layer.packed_weight(),  # type: ignore[attr-defined]
         "bias": fc.bias[order] if layer.has_bias() else None,  # type: ignore[attr-defined]

@@ -19,7 +19,8 @@
  * checked against it bit for bit.
  *
  * One matrix-vector product per layer: a layer copies its input and its state into one int16
- * vector v = [x << x_shift; h << h_shift] (each part padded with zeros to a multiple of 4), and
+ * vector v = [x << x_shift; h << h_shift] (each part padded with zeros to a multiple of 4; an int16
+ * part is shifted right instead, rounded, when its weights need the resolution less), and
  * every gate row of a unit accumulates over v in one int32 from one bias (the input zero point
  * and the requantization rounding folded in at export). The weights are laid out at export in
  * the order the kernels read them: a pass computes R rows (the gates of one unit, or 4 rows of
@@ -83,8 +84,8 @@
 #if defined(__GNUC__) && !defined(RNN2C_TABLES_STATIC) && !defined(_WIN32) && !defined(__CYGWIN__)
 #define RNN2C_TABLE_DEF __attribute__((weak, visibility("hidden")))
 #define RNN2C_TABLE_LINKAGE
-extern const int16_t rnn2c_tanh_table[257];
-extern const uint16_t rnn2c_exp_table[257];
+extern const int16_t rnn2c_tanh_table[173];
+extern const uint16_t rnn2c_exp_table[179];
 #else
 #define RNN2C_TABLE_DEF
 #define RNN2C_TABLE_LINKAGE static
@@ -92,13 +93,15 @@ extern const uint16_t rnn2c_exp_table[257];
 
 #define RNN2C_Q12_ONE ((int32_t)4096)        /* 1.0 in Q3.12 */
 #define RNN2C_Q15_ONE ((int32_t)32768)       /* 1.0 in Q0.15 */
-#define RNN2C_TABLE_LAST 256                 /* tables hold 257 points: 256 intervals */
 #define RNN2C_TANH_STEP_BITS 7               /* tanh table step: 1/32 = 128 Q3.12 units */
 #define RNN2C_EXP_STEP_BITS 8                /* exp table step: 1/16 = 256 Q3.12 units */
-#define RNN2C_EXP_LIMIT_Q12 ((int32_t)16 << 12) /* exp(-x) taken as 0 for x >= 16 */
+#define RNN2C_TANH_CLAMP 171 /* tanh(i / 32) rounds to 32767 from i = 171: |x| clamped there */
+#define RNN2C_TANH_POINTS 173 /* ... and the table ends one point later: i + 1 is always in it */
+#define RNN2C_EXP_POINTS 179  /* exp(-i / 16) rounds to 0 from i = 178 */
+#define RNN2C_EXP_LIMIT_Q12 ((int32_t)178 << 8) /* exp(-x) taken as 0 for x >= 178 / 16 */
 
-/* tanh(i / 32) in Q0.15 for i = 0..256 (514 bytes of flash). */
-RNN2C_TABLE_LINKAGE const int16_t rnn2c_tanh_table[RNN2C_TABLE_LAST + 1] RNN2C_TABLE_DEF = {
+/* tanh(i / 32) in Q0.15 for i = 0..172 (346 bytes of flash). */
+RNN2C_TABLE_LINKAGE const int16_t rnn2c_tanh_table[RNN2C_TANH_POINTS] RNN2C_TABLE_DEF = {
     0, 1024, 2045, 3063, 4075, 5079, 6073, 7056, 8025, 8980, 9919, 10840,
     11743, 12625, 13486, 14326, 15143, 15936, 16706, 17452, 18173, 18870, 19542, 20189,
     20813, 21411, 21986, 22538, 23066, 23571, 24054, 24516, 24956, 25376, 25776, 26157,
@@ -113,18 +116,11 @@ RNN2C_TABLE_LINKAGE const int16_t rnn2c_tanh_table[RNN2C_TABLE_LAST + 1] RNN2C_T
     32751, 32752, 32753, 32754, 32755, 32755, 32756, 32757, 32758, 32758, 32759, 32759,
     32760, 32760, 32761, 32761, 32762, 32762, 32762, 32763, 32763, 32763, 32764, 32764,
     32764, 32764, 32765, 32765, 32765, 32765, 32765, 32766, 32766, 32766, 32766, 32766,
-    32766, 32766, 32766, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767,
-    32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767,
-    32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767,
-    32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767,
-    32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767,
-    32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767,
-    32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767, 32767,
-    32767, 32767, 32767, 32767, 32767
+    32766, 32766, 32766, 32767, 32767
 };
 
-/* exp(-i / 16) in unsigned Q1.15 for i = 0..256 (514 bytes of flash). */
-RNN2C_TABLE_LINKAGE const uint16_t rnn2c_exp_table[RNN2C_TABLE_LAST + 1] RNN2C_TABLE_DEF = {
+/* exp(-i / 16) in unsigned Q1.15 for i = 0..178 (358 bytes of flash). */
+RNN2C_TABLE_LINKAGE const uint16_t rnn2c_exp_table[RNN2C_EXP_POINTS] RNN2C_TABLE_DEF = {
     32768, 30783, 28918, 27166, 25520, 23974, 22521, 21157, 19875, 18671, 17539, 16477,
     15479, 14541, 13660, 12832, 12055, 11324, 10638, 9994, 9388, 8819, 8285, 7783,
     7312, 6869, 6452, 6061, 5694, 5349, 5025, 4721, 4435, 4166, 3914, 3676,
@@ -139,14 +135,7 @@ RNN2C_TABLE_LINKAGE const uint16_t rnn2c_exp_table[RNN2C_TABLE_LAST + 1] RNN2C_T
     9, 8, 8, 7, 7, 6, 6, 6, 5, 5, 5, 4,
     4, 4, 4, 3, 3, 3, 3, 3, 2, 2, 2, 2,
     2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0
 };
 
 /* ---------------------------------------------------------------- scalar helpers */
@@ -181,22 +170,30 @@ RNN2C_INLINE int32_t rnn2c_rshift_round(int32_t x, int shift)
     return (x + ((int32_t)1 << (shift - 1))) >> shift;
 }
 
-/* Linear interpolation in a 257-point table at a >= 0 with `step_bits` fractional bits. */
+/* Linear interpolation in a table at a >= 0 with `step_bits` fractional bits; the caller keeps
+ * (a >> step_bits) + 1 inside the table. */
 RNN2C_INLINE int32_t rnn2c_interp_s16(const int16_t *table, int32_t a, int step_bits)
 {
-    const int32_t idx = a >> step_bits;
+    const int16_t *at = table + (a >> step_bits);
     const int32_t frac = a & (((int32_t)1 << step_bits) - 1);
-    const int32_t next = idx < RNN2C_TABLE_LAST ? idx + 1 : RNN2C_TABLE_LAST;
-    const int32_t lo = table[idx];
-    const int32_t hi = table[next];
-    return lo + (((hi - lo) * frac + ((int32_t)1 << (step_bits - 1))) >> step_bits);
+    const int32_t lo = at[0];
+    return lo + (((at[1] - lo) * frac + ((int32_t)1 << (step_bits - 1))) >> step_bits);
+}
+
+/* |x| of an int16 value, clamped where tanh (table step 2^-step_bits) reaches 32767. */
+RNN2C_INLINE int32_t rnn2c_tanh_arg(int32_t x, int step_bits)
+{
+    const int32_t a = x < 0 ? -x : x;
+    const int32_t last = (int32_t)RNN2C_TANH_CLAMP << step_bits;
+    return a < last ? a : last;
 }
 
 /* tanh: Q3.12 in (saturated to int16), Q0.15 out. */
 RNN2C_INLINE int32_t rnn2c_tanh_q15(int32_t x_q12)
 {
     const int32_t x = rnn2c_sat_s16(x_q12);
-    const int32_t y = rnn2c_interp_s16(rnn2c_tanh_table, x < 0 ? -x : x, RNN2C_TANH_STEP_BITS);
+    const int32_t y = rnn2c_interp_s16(rnn2c_tanh_table, rnn2c_tanh_arg(x, RNN2C_TANH_STEP_BITS),
+                                       RNN2C_TANH_STEP_BITS);
     return x < 0 ? -y : y;
 }
 
@@ -204,8 +201,8 @@ RNN2C_INLINE int32_t rnn2c_tanh_q15(int32_t x_q12)
 RNN2C_INLINE int32_t rnn2c_sigmoid_q15(int32_t x_q12)
 {
     const int32_t x = rnn2c_sat_s16(x_q12);
-    const int32_t y =
-        rnn2c_interp_s16(rnn2c_tanh_table, x < 0 ? -x : x, RNN2C_TANH_STEP_BITS + 1);
+    const int32_t y = rnn2c_interp_s16(
+        rnn2c_tanh_table, rnn2c_tanh_arg(x, RNN2C_TANH_STEP_BITS + 1), RNN2C_TANH_STEP_BITS + 1);
     return (RNN2C_Q15_ONE + (x < 0 ? -y : y)) >> 1;
 }
 
@@ -309,11 +306,18 @@ RNN2C_INLINE void rnn2c_vec_s8(int16_t *v, const int8_t *x, uint32_t n, uint32_t
     }
 }
 
-RNN2C_INLINE void rnn2c_vec_s16(int16_t *v, const int16_t *x, uint32_t n, uint32_t n4)
+/* v[0 .. n4) = x >> rshift (rounded half up), zero padded from n. */
+RNN2C_INLINE int32_t rnn2c_down(int32_t x, uint32_t rshift)
+{
+    return (x + (((int32_t)1 << rshift) >> 1)) >> rshift;
+}
+
+RNN2C_INLINE void rnn2c_vec_s16(int16_t *v, const int16_t *x, uint32_t n, uint32_t n4,
+                                uint32_t rshift)
 {
     uint32_t i;
     for (i = 0; i < n; ++i) {
-        v[RNN2C_VPOS(i)] = x[i];
+        v[RNN2C_VPOS(i)] = (int16_t)rnn2c_down(x[i], rshift);
     }
     for (; i < n4; ++i) {
         v[RNN2C_VPOS(i)] = 0;
@@ -362,8 +366,16 @@ RNN2C_INLINE uint32_t rnn2c_ld32(const void *p)
         uint32_t w0;                                                                          \
         uint32_t w1;                                                                          \
         uint32_t t;                                                                           \
+        if (groups & 1u) { /* one group, then pairs: half the loop overhead */                \
+            __asm__(RNN2C_ASM_X body                                                          \
+                    : __VA_ARGS__, [v] "+r"(v), [w] "+r"(w), [x01] "=&r"(x01),                \
+                      [x23] "=&r"(x23), [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)          \
+                    :                                                                         \
+                    : "memory");                                                              \
+        }                                                                                     \
+        groups >>= 1;                                                                         \
         if (groups != 0) {                                                                    \
-            __asm__("1:\n\t" RNN2C_ASM_X body "subs %[n], %[n], #1\n\t"                     \
+            __asm__("1:\n\t" RNN2C_ASM_X body RNN2C_ASM_X body "subs %[n], %[n], #1\n\t"    \
                     "bne 1b\n\t"                                                              \
                     : __VA_ARGS__, [v] "+r"(v), [w] "+r"(w), [n] "+r"(groups),                \
                       [x01] "=&r"(x01), [x23] "=&r"(x23), [w0] "=&r"(w0), [w1] "=&r"(w1),     \
@@ -374,6 +386,74 @@ RNN2C_INLINE uint32_t rnn2c_ld32(const void *p)
         (void)w1;                                                                             \
     } while (0)
 #define RNN2C_DSP_ASM 1
+#endif
+
+#if !defined(__ARM_FEATURE_DSP) && defined(__arm__) && defined(__thumb__) &&                  \
+    !defined(__thumb2__) && defined(__GNUC__) && defined(__OPTIMIZE__) &&                     \
+    (!defined(__OPTIMIZE_SIZE__) || defined(__clang__)) && defined(__BYTE_ORDER__) &&         \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* ARMv6-M (Cortex-M0/M0+, Thumb-1) in assembly (gcc, clang; optimized builds; gcc -Os keeps
+ * r8-r11 out of allocation on Thumb-1, so there the C loop below is used). Per group the four
+ * vector elements are loaded once into low registers (one word holds v0, v1; SXTH and ASRS #16
+ * split it) and kept there for every row of the pass; per row one weight word, whose bytes
+ * (c0, c2, c1, c3) are taken out of the register (SXTB, or LSLS + ASRS), multiplied (MULS) and
+ * added into the row's sum, which lives in a high register (ADD reaches them). */
+#define RNN2C_NODSP_GROUP /* v in a high register: 7 low ones are in use */              \
+    "mov %[t], %[v]\n\t"                                                                     \
+    "ldr %[x1], [%[t]]\n\t"                                                                  \
+    "ldr %[x3], [%[t], #4]\n\t"                                                              \
+    "adds %[t], #8\n\t"                                                                      \
+    "mov %[v], %[t]\n\t"                                                                     \
+    "sxth %[x0], %[x1]\n\t"                                                                  \
+    "asrs %[x1], %[x1], #16\n\t"                                                             \
+    "sxth %[x2], %[x3]\n\t"                                                                  \
+    "asrs %[x3], %[x3], #16\n\t"
+#define RNN2C_NODSP_ROW(s, off)                                                               \
+    "ldr %[t], [%[w], #" off "]\n\t"                                                         \
+    "sxtb %[b], %[t]\n\t"                                                                    \
+    "muls %[b], %[x0], %[b]\n\t"                                                             \
+    "add %[" s "], %[b]\n\t"                                                                 \
+    "asrs %[b], %[t], #24\n\t"                                                               \
+    "muls %[b], %[x3], %[b]\n\t"                                                             \
+    "add %[" s "], %[b]\n\t"                                                                 \
+    "lsls %[b], %[t], #8\n\t"                                                                \
+    "asrs %[b], %[b], #24\n\t"                                                               \
+    "muls %[b], %[x1], %[b]\n\t"                                                             \
+    "add %[" s "], %[b]\n\t"                                                                 \
+    "lsls %[b], %[t], #16\n\t"                                                               \
+    "asrs %[b], %[b], #24\n\t"                                                               \
+    "muls %[b], %[x2], %[b]\n\t"                                                             \
+    "add %[" s "], %[b]\n\t"
+#define RNN2C_NODSP_ACC "+h"
+#if defined(__clang__) /* clang reads inline assembly in unified syntax; gcc, for Thumb-1, in
+                          divided syntax unless told otherwise */
+#define RNN2C_NODSP_UNIFIED ""
+#define RNN2C_NODSP_RESTORE ""
+#else
+#define RNN2C_NODSP_UNIFIED ".syntax unified\n\t"
+#define RNN2C_NODSP_RESTORE ".syntax divided\n\t"
+#endif
+#define RNN2C_NODSP_LOOP(rows, body, ...)                                                     \
+    do {                                                                                      \
+        int32_t x0;                                                                           \
+        int32_t x1;                                                                           \
+        int32_t x2;                                                                           \
+        int32_t x3;                                                                           \
+        uint32_t t;                                                                           \
+        uint32_t b;                                                                           \
+        const int8_t *const end = w + (size_t)groups * (4 * (rows));                          \
+        if (groups != 0) {                                                                    \
+            __asm__(RNN2C_NODSP_UNIFIED "1:\n\t" RNN2C_NODSP_GROUP body                       \
+                    "adds %[w], #" #rows "*4\n\t"                                            \
+                    "cmp %[w], %[end]\n\t"                                                   \
+                    "bne 1b\n\t" RNN2C_NODSP_RESTORE                                         \
+                    : __VA_ARGS__, [v] "+h"(v), [w] "+l"(w), [x0] "=&l"(x0), [x1] "=&l"(x1), \
+                      [x2] "=&l"(x2), [x3] "=&l"(x3), [t] "=&l"(t), [b] "=&l"(b)             \
+                    : [end] "r"(end)                                                          \
+                    : "memory", "cc");                                                        \
+        }                                                                                     \
+    } while (0)
+#define RNN2C_NODSP_ASM 1
 #endif
 
 #if defined(__ARM_FEATURE_DSP)
@@ -389,6 +469,23 @@ RNN2C_INLINE uint32_t rnn2c_ld32(const void *p)
     const int32_t x01 = (int32_t)rnn2c_ld32(v);                                               \
     const int32_t x23 = (int32_t)rnn2c_ld32(v + 2)
 #define RNN2C_ROW(acc, wp) RNN2C_DSP_WORD(acc, wp, x01, x23)
+
+#elif defined(__arm__) && defined(__thumb__) && !defined(__thumb2__) && defined(__GNUC__) &&      \
+    defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* ARMv6-M in C (where the assembly loop above is not used): one word load per row and group
+ * (LDRSB has no immediate offset in Thumb-1), the weight bytes taken out of the register. */
+#define RNN2C_GROUP_BEGIN                                                                     \
+    const int32_t v0 = v[0];                                                                  \
+    const int32_t v1 = v[1];                                                                  \
+    const int32_t v2 = v[2];                                                                  \
+    const int32_t v3 = v[3]
+#define RNN2C_ROW(acc, wp)                                                                    \
+    do {                                                                                      \
+        uint32_t w_;                                                                          \
+        __builtin_memcpy(&w_, (wp), 4);                                                       \
+        (acc) += (int32_t)(int8_t)w_ * v0 + (int32_t)(int8_t)(w_ >> 8) * v2 +                 \
+                 (int32_t)(int8_t)(w_ >> 16) * v1 + ((int32_t)w_ >> 24) * v3;                 \
+    } while (0)
 
 #else /* portable C (also the scalar tail of nothing: AVX2 kernels are separate below) */
 
@@ -518,6 +615,65 @@ RNN2C_INLINE const int8_t *rnn2c_mac1(const int8_t *w, const int16_t *v, uint32_
     s = _mm_hadd_epi32(s, s);
     s = _mm_hadd_epi32(s, s);
     *a0 += _mm_cvtsi128_si32(s);
+    return w;
+}
+
+#elif defined(RNN2C_NODSP_ASM)
+
+RNN2C_INLINE const int8_t *rnn2c_mac4(const int8_t *w, const int16_t *v, uint32_t groups,
+                                      int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3)
+{
+    int32_t s0 = *a0;
+    int32_t s1 = *a1;
+    int32_t s2 = *a2;
+    int32_t s3 = *a3;
+    RNN2C_NODSP_LOOP(4,
+                     RNN2C_NODSP_ROW("s0", "0") RNN2C_NODSP_ROW("s1", "4")
+                         RNN2C_NODSP_ROW("s2", "8") RNN2C_NODSP_ROW("s3", "12"),
+                     [s0] RNN2C_NODSP_ACC(s0), [s1] RNN2C_NODSP_ACC(s1),
+                     [s2] RNN2C_NODSP_ACC(s2), [s3] RNN2C_NODSP_ACC(s3));
+    *a0 = s0;
+    *a1 = s1;
+    *a2 = s2;
+    *a3 = s3;
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_mac3(const int8_t *w, const int16_t *v, uint32_t groups,
+                                      int32_t *a0, int32_t *a1, int32_t *a2)
+{
+    int32_t s0 = *a0;
+    int32_t s1 = *a1;
+    int32_t s2 = *a2;
+    RNN2C_NODSP_LOOP(3,
+                     RNN2C_NODSP_ROW("s0", "0") RNN2C_NODSP_ROW("s1", "4")
+                         RNN2C_NODSP_ROW("s2", "8"),
+                     [s0] RNN2C_NODSP_ACC(s0), [s1] RNN2C_NODSP_ACC(s1),
+                     [s2] RNN2C_NODSP_ACC(s2));
+    *a0 = s0;
+    *a1 = s1;
+    *a2 = s2;
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_mac2(const int8_t *w, const int16_t *v, uint32_t groups,
+                                      int32_t *a0, int32_t *a1)
+{
+    int32_t s0 = *a0;
+    int32_t s1 = *a1;
+    RNN2C_NODSP_LOOP(2, RNN2C_NODSP_ROW("s0", "0") RNN2C_NODSP_ROW("s1", "4"),
+                     [s0] RNN2C_NODSP_ACC(s0), [s1] RNN2C_NODSP_ACC(s1));
+    *a0 = s0;
+    *a1 = s1;
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_mac1(const int8_t *w, const int16_t *v, uint32_t groups,
+                                      int32_t *a0)
+{
+    int32_t s0 = *a0;
+    RNN2C_NODSP_LOOP(1, RNN2C_NODSP_ROW("s0", "0"), [s0] RNN2C_NODSP_ACC(s0));
+    *a0 = s0;
     return w;
 }
 
@@ -671,8 +827,8 @@ typedef struct {
     uint16_t units;
     uint16_t x_groups;     /* input columns / 4, padded */
     uint16_t h_groups;     /* state columns / 4, padded */
-    uint8_t x_shift;       /* the input enters the vector shifted left by this */
-    uint8_t h_shift;       /* the state likewise */
+    uint8_t x_shift;       /* the input enters the vector shifted left by this (int16: right) */
+    uint8_t h_shift;       /* the state likewise (an int16 state: shifted right, rounded) */
     uint8_t reset_after;   /* 1: r gates (W_h h + b_h) (Keras default); 0: W_h (r * h) */
 } rnn2c_gru_t;
 
@@ -772,7 +928,7 @@ RNN2C_INLINE void rnn2c_gru_s8(const rnn2c_gru_t *p, int16_t *v, int8_t *h, int1
     }
 }
 
-/* GRU step, int16 Q0.15 state (h_shift is 0). */
+/* GRU step, int16 Q0.15 state (h_shift: the state enters the vector shifted right by it). */
 RNN2C_INLINE void rnn2c_gru_s16(const rnn2c_gru_t *p, int16_t *v, int16_t *h, int16_t *zr)
 {
     const uint32_t u = p->units;
@@ -787,8 +943,8 @@ RNN2C_INLINE void rnn2c_gru_s16(const rnn2c_gru_t *p, int16_t *v, int16_t *h, in
         const int8_t *w = rnn2c_gru_zr(p, v, zr);
         int16_t *vh = v + 4 * (uint32_t)p->x_groups;
         for (j = 0; j < u; ++j) {
-            vh[RNN2C_VPOS(j)] =
-                (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(zr[2 * j + 1] * (int32_t)h[j], 15));
+            const int32_t rh = rnn2c_sat_s16(rnn2c_rshift_round(zr[2 * j + 1] * (int32_t)h[j], 15));
+            vh[RNN2C_VPOS(j)] = (int16_t)rnn2c_down(rh, p->h_shift);
         }
         for (j = 0; j < u; j += 4) {
             int32_t a[4];

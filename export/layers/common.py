@@ -17,11 +17,12 @@ from rnn2c.export.quantize import (
     pack_blocks,
     pad4,
     quantize_rows,
+    shift_part,
 )
 
 #: typical |value| of an int8 / int16 vector element, for choosing the balancing shifts
 _TYPICAL = {8: 64.0, 16: 64.0 * 256.0}
-MAX_VECTOR_SHIFT = 8  # an int8 shifted left by 8 still fits int16
+MAX_VECTOR_SHIFT = 8  # an int8 shifted left by 8 still fits int16; an int16 goes right by <= 8
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -115,22 +116,28 @@ def balancing_shifts(
     of the input and ah [R, U] per unit of the state.
 
     Shifting the input left by kx divides its effective weights by 2**kx; the per-row int8
-    scale is set by the larger side, so the best shift is the one that minimises the rows'
-    quantization noise sum_r scale_r * sqrt(F (2**kx m_x)^2 + U (2**kh m_h)^2). An int16 side
-    cannot be shifted.
+    scale is set by the larger side, so the best shifts are those that minimise the rows'
+    quantization noise sum_r scale_r * sqrt(F (2**kx m_x)^2 + U (2**kh m_h)^2). An int8 side
+    is shifted left (0..8), an int16 side right (a negative shift, 0..8, rounded): so an int16
+    state beside an int8 input with large weights can give up low bits instead of setting the
+    shared row scale alone.
     """
     f, u = ax.shape[1], ah.shape[1]
     px = np.abs(ax).max(axis=1, initial=0.0)
     ph = np.abs(ah).max(axis=1, initial=0.0)
+
+    def allowed(bits: int) -> range:
+        if bits == 16:
+            return range(-MAX_VECTOR_SHIFT, 1)
+        return range(MAX_VECTOR_SHIFT + 1)
+
     found = []
-    for k in range(-MAX_VECTOR_SHIFT, MAX_VECTOR_SHIFT + 1):
-        kx, kh = max(k, 0), max(-k, 0)
-        if (kx and x_bits == 16) or (kh and h_bits == 16):
-            continue
-        scale = np.maximum(px / (1 << kx), ph / (1 << kh)) / 127.0
-        mx, mh = _TYPICAL[x_bits] * (1 << kx), _TYPICAL[h_bits] * (1 << kh)
-        noise = float((scale * np.sqrt(f * mx * mx + u * mh * mh)).sum())
-        found.append((noise, abs(k), kx, kh))
+    for kx in allowed(x_bits):
+        for kh in allowed(h_bits):
+            scale = np.maximum(px * 2.0**-kx, ph * 2.0**-kh) / 127.0
+            mx, mh = _TYPICAL[x_bits] * 2.0**kx, _TYPICAL[h_bits] * 2.0**kh
+            noise = float((scale * np.sqrt(f * mx * mx + u * mh * mh)).sum())
+            found.append((noise, abs(kx) + abs(kh), kx, kh))
     found.sort()
     return [(kx, kh) for _, _, kx, kh in found]
 
@@ -143,7 +150,7 @@ class RecurrentQuant(QuantLayer):
     gates: ClassVar[int] = 1
     units: int = 0
     state_bits: int = 8  # 8: Q0.7 int8 hidden state; 16: Q0.15 int16
-    x_shift: int = 0  # the input enters the vector shifted left by this
+    x_shift: int = 0  # the input enters the vector shifted left by this (int16: right by -this)
     h_shift: int = 0  # the state likewise
     fc: QuantFC = None  # type: ignore[assignment]
 
@@ -173,9 +180,9 @@ class RecurrentQuant(QuantLayer):
         return (0, 0, self.x_cols + self.h_cols)
 
     def vector(self, x: np.ndarray, h: np.ndarray) -> np.ndarray:
-        """The int16 vector the kernels read: [x << x_shift; h << h_shift] (unpadded)."""
-        x = np.asarray(x, dtype=np.int64) << self.x_shift
-        return np.concatenate([x, np.asarray(h, dtype=np.int64) << self.h_shift], axis=1)
+        """The int16 vector the kernels read: [x << x_shift; h << h_shift] (unpadded; a negative
+        shift is a rounded right shift of an int16 part)."""
+        return np.concatenate([shift_part(x, self.x_shift), shift_part(h, self.h_shift)], axis=1)
 
     def narrow(self, h_q15: np.ndarray) -> np.ndarray:
         """A Q0.15 result -> this layer's state format (rounded, saturated)."""
