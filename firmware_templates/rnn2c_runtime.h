@@ -432,12 +432,13 @@ RNN2C_INLINE __m128i rnn2c_avx_rows(__m256i acc)
     return _mm_hadd_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
 }
 
-RNN2C_INLINE const int8_t *rnn2c_mac4(const int8_t *w, const int16_t *v, uint32_t groups,
-                                      int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3)
+/* The 4- and 3-row passes before the reduction: lanes [r0 r0 r1 r1 | r2 r2 r3 r3], each pair
+ * summing to its row's total; *wp advances past the block. */
+RNN2C_INLINE __m256i rnn2c_avx_acc4(const int8_t **wp, const int16_t *v, uint32_t groups)
 {
+    const int8_t *w = *wp;
     __m256i acc = _mm256_setzero_si256();
     __m256i acc2 = _mm256_setzero_si256(); /* two chains: the adds do not wait on each other */
-    __m128i s;
     for (; groups >= 2; groups -= 2, v += 8, w += 32) {
         const __m256i wa = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)w));
         const __m256i wb =
@@ -450,20 +451,15 @@ RNN2C_INLINE const int8_t *rnn2c_mac4(const int8_t *w, const int16_t *v, uint32_
         acc = RNN2C_DP256(acc, wv, rnn2c_avx_group256(v));
         w += 16;
     }
-    s = rnn2c_avx_rows(_mm256_add_epi32(acc, acc2));
-    *a0 += _mm_cvtsi128_si32(s);
-    *a1 += _mm_extract_epi32(s, 1);
-    *a2 += _mm_extract_epi32(s, 2);
-    *a3 += _mm_extract_epi32(s, 3);
-    return w;
+    *wp = w;
+    return _mm256_add_epi32(acc, acc2);
 }
 
-RNN2C_INLINE const int8_t *rnn2c_mac3(const int8_t *w, const int16_t *v, uint32_t groups,
-                                      int32_t *a0, int32_t *a1, int32_t *a2)
+RNN2C_INLINE __m256i rnn2c_avx_acc3(const int8_t **wp, const int16_t *v, uint32_t groups)
 {
+    const int8_t *w = *wp;
     __m256i acc = _mm256_setzero_si256();
     __m256i acc2 = _mm256_setzero_si256();
-    __m128i s;
     for (; groups >= 2; groups -= 2, v += 8, w += 24) {
         const __m128i a = _mm_insert_epi32(_mm_loadl_epi64((const __m128i *)(const void *)w),
                                            (int)rnn2c_ld32(w + 8), 2);
@@ -478,7 +474,25 @@ RNN2C_INLINE const int8_t *rnn2c_mac3(const int8_t *w, const int16_t *v, uint32_
         acc = RNN2C_DP256(acc, _mm256_cvtepi8_epi16(b), rnn2c_avx_group256(v));
         w += 12;
     }
-    s = rnn2c_avx_rows(_mm256_add_epi32(acc, acc2));
+    *wp = w;
+    return _mm256_add_epi32(acc, acc2);
+}
+
+RNN2C_INLINE const int8_t *rnn2c_mac4(const int8_t *w, const int16_t *v, uint32_t groups,
+                                      int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3)
+{
+    const __m128i s = rnn2c_avx_rows(rnn2c_avx_acc4(&w, v, groups));
+    *a0 += _mm_cvtsi128_si32(s);
+    *a1 += _mm_extract_epi32(s, 1);
+    *a2 += _mm_extract_epi32(s, 2);
+    *a3 += _mm_extract_epi32(s, 3);
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_mac3(const int8_t *w, const int16_t *v, uint32_t groups,
+                                      int32_t *a0, int32_t *a1, int32_t *a2)
+{
+    const __m128i s = rnn2c_avx_rows(rnn2c_avx_acc3(&w, v, groups));
     *a0 += _mm_cvtsi128_si32(s);
     *a1 += _mm_extract_epi32(s, 1);
     *a2 += _mm_extract_epi32(s, 2);
@@ -993,5 +1007,279 @@ RNN2C_INLINE void rnn2c_dense_s8(const rnn2c_dense_t *p, const int16_t *vec, int
         y[j] = rnn2c_sat_s8(v);
     }
 }
+
+/* ---------------------------------------------------------------- x86: gates across units */
+
+#if defined(__AVX2__)
+/*
+ * With AVX2 the recurrent layers take 8 units at a time: the matrix-vector product of each unit
+ * (the kernels above) leaves its gate rows in one 128-bit vector, 8 such vectors are requantized
+ * row by row with their own rnn2c_rq_t, transposed into one vector per gate (8 units in the 8
+ * lanes), and the nonlinearities, the products and the state update run on 8 lanes at once.
+ * Every lane computes exactly the integers of the scalar functions above (same operations, the
+ * same 32-bit wrap-free ranges); the units past the last multiple of 8 take the scalar path.
+ * The calls rnn2c_gru_s8/s16 and rnn2c_lstm_s8/s16 of the generated C are routed here by the
+ * macros at the end of this block.
+ */
+
+typedef char rnn2c_rq_is_one_word[sizeof(rnn2c_rq_t) == 4 ? 1 : -1];
+
+RNN2C_INLINE __m256i rnn2c_x86_clamp(__m256i x, int32_t lo, int32_t hi)
+{
+    return _mm256_min_epi32(_mm256_max_epi32(x, _mm256_set1_epi32(lo)), _mm256_set1_epi32(hi));
+}
+
+/* Two 128-bit halves (low lane first) as one 256-bit vector. */
+RNN2C_INLINE __m256i rnn2c_x86_pair(__m128i lo, __m128i hi)
+{
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+}
+
+/* rnn2c_rq on 8 lanes; prm holds one rnn2c_rq_t per lane (multiplier in the low 16 bits,
+ * shift_in in byte 2, shift_out in byte 3). */
+RNN2C_INLINE __m256i rnn2c_x86_rq8(__m256i acc, __m256i prm)
+{
+    const __m256i one = _mm256_set1_epi32(1);
+    const __m256i m = _mm256_srai_epi32(_mm256_slli_epi32(prm, 16), 16);
+    const __m256i s_in = _mm256_and_si256(_mm256_srli_epi32(prm, 16), _mm256_set1_epi32(0xff));
+    const __m256i s_out = _mm256_srli_epi32(prm, 24);
+    const __m256i t = rnn2c_x86_clamp(_mm256_srav_epi32(acc, s_in), -65536, 65535);
+    const __m256i r = _mm256_sllv_epi32(one, _mm256_sub_epi32(s_out, one));
+    return _mm256_srav_epi32(_mm256_add_epi32(_mm256_mullo_epi32(t, m), r), s_out);
+}
+
+/* rnn2c_interp_s16 in the tanh table on 8 lanes, 0 <= a < 256 << step_bits: one gather reads
+ * table[idx] (low half) and table[idx + 1] (high half), and lo + ((hi - lo) * frac + round) >>
+ * step_bits is computed as (lo * (2^step_bits - frac) + hi * frac + round) >> step_bits, one
+ * vpmaddwd (lo * 2^step_bits is a multiple of 2^step_bits, so the floor is the same). */
+RNN2C_INLINE __m256i rnn2c_x86_interp8(__m256i a, int step_bits)
+{
+    const __m256i idx = _mm256_srli_epi32(a, step_bits);
+    const __m256i frac = _mm256_and_si256(a, _mm256_set1_epi32((1 << step_bits) - 1));
+    const __m256i pair =
+        _mm256_i32gather_epi32((const int *)(const void *)rnn2c_tanh_table, idx, 2);
+    const __m256i wts = _mm256_or_si256(_mm256_slli_epi32(frac, 16),
+                                        _mm256_sub_epi32(_mm256_set1_epi32(1 << step_bits), frac));
+    return _mm256_srai_epi32(
+        _mm256_add_epi32(_mm256_madd_epi16(pair, wts), _mm256_set1_epi32(1 << (step_bits - 1))),
+        step_bits);
+}
+
+/* rnn2c_tanh_q15 on 8 lanes. |x| = 32768 is looked up as 32767: idx 255 instead of 256 keeps
+ * the gather inside the table, and gives the same value since table[255] == table[256]. */
+RNN2C_INLINE __m256i rnn2c_x86_tanh8(__m256i x)
+{
+    const __m256i xs = rnn2c_x86_clamp(x, INT16_MIN, INT16_MAX);
+    const __m256i a = _mm256_min_epi32(_mm256_abs_epi32(xs), _mm256_set1_epi32(32767));
+    return _mm256_sign_epi32(rnn2c_x86_interp8(a, RNN2C_TANH_STEP_BITS), xs);
+}
+
+/* rnn2c_sigmoid_q15 on 8 lanes (|x| <= 32768 reads at most table[128], table[129]). */
+RNN2C_INLINE __m256i rnn2c_x86_sigmoid8(__m256i x)
+{
+    const __m256i xs = rnn2c_x86_clamp(x, INT16_MIN, INT16_MAX);
+    const __m256i y = rnn2c_x86_interp8(_mm256_abs_epi32(xs), RNN2C_TANH_STEP_BITS + 1);
+    return _mm256_srai_epi32(_mm256_add_epi32(_mm256_sign_epi32(y, xs),
+                                              _mm256_set1_epi32(RNN2C_Q15_ONE)),
+                             1);
+}
+
+/* (x + 2^(shift-1)) >> shift on 8 lanes, shift >= 1. */
+RNN2C_INLINE __m256i rnn2c_x86_rshift_round(__m256i x, int shift)
+{
+    return _mm256_sra_epi32(_mm256_add_epi32(x, _mm256_set1_epi32((int32_t)1 << (shift - 1))),
+                            _mm_cvtsi32_si128(shift));
+}
+
+/* Requantize the rows of 8 units (4 rows each: u[k] = rows of unit k, q + 4k their rq) and
+ * transpose: g[r] = row r of units 0..7. */
+RNN2C_INLINE void rnn2c_x86_rq_transpose(const __m128i *u, const rnn2c_rq_t *q, __m256i *g)
+{
+    __m256i y[4];
+    __m256i t0;
+    __m256i t1;
+    __m256i t2;
+    __m256i t3;
+    int k;
+    for (k = 0; k < 4; ++k) { /* lanes: unit k | unit k + 4 */
+        const __m256i prm =
+            rnn2c_x86_pair(_mm_loadu_si128((const __m128i *)(const void *)(q + 4 * k)),
+                           _mm_loadu_si128((const __m128i *)(const void *)(q + 4 * k + 16)));
+        y[k] = rnn2c_x86_rq8(rnn2c_x86_pair(u[k], u[k + 4]), prm);
+    }
+    t0 = _mm256_unpacklo_epi32(y[0], y[1]); /* r0 of units 0 1, r1 of units 0 1 | 4 5 */
+    t1 = _mm256_unpackhi_epi32(y[0], y[1]); /* r2, r3 of units 0 1 | 4 5 */
+    t2 = _mm256_unpacklo_epi32(y[2], y[3]);
+    t3 = _mm256_unpackhi_epi32(y[2], y[3]);
+    g[0] = _mm256_unpacklo_epi64(t0, t2);
+    g[1] = _mm256_unpackhi_epi64(t0, t2);
+    g[2] = _mm256_unpacklo_epi64(t1, t3);
+    g[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+RNN2C_INLINE __m128i rnn2c_x86_bias4(const int32_t *bias, uint32_t row)
+{
+    return bias != NULL ? _mm_loadu_si128((const __m128i *)(const void *)(bias + row))
+                        : _mm_setzero_si128();
+}
+
+/* 8 int8 / int16 values <-> 8 int32 lanes (stores saturate). */
+RNN2C_INLINE __m256i rnn2c_x86_load_s8(const int8_t *x)
+{
+    return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)x));
+}
+
+RNN2C_INLINE __m256i rnn2c_x86_load_s16(const int16_t *x)
+{
+    return _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(const void *)x));
+}
+
+RNN2C_INLINE void rnn2c_x86_store_s8(int8_t *y, __m256i x)
+{
+    const __m128i s = _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+    _mm_storel_epi64((__m128i *)(void *)y, _mm_packs_epi16(s, s));
+}
+
+RNN2C_INLINE void rnn2c_x86_store_s16(int16_t *y, __m256i x)
+{
+    _mm_storeu_si128((__m128i *)(void *)y,
+                     _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1)));
+}
+
+/* GRU, reset_after=1: rows [z, r, cx, ch] of unit j (rnn2c_gru_unit's accumulators). */
+RNN2C_INLINE __m128i rnn2c_x86_gru_rows(const rnn2c_gru_t *p, const int8_t **w, const int16_t *v,
+                                        uint32_t j)
+{
+    const __m256i ax = rnn2c_avx_acc3(w, v, p->x_groups);  /* z z r r cx cx 0 0 */
+    const __m256i ah = rnn2c_avx_acc3(w, v + 4 * (uint32_t)p->x_groups, p->h_groups);
+    const __m128i lo = _mm_add_epi32(_mm256_castsi256_si128(ax), _mm256_castsi256_si128(ah));
+    const __m128i hi = _mm_add_epi32(_mm256_extracti128_si256(ax, 1),
+                                     _mm_shuffle_epi32(_mm256_extracti128_si256(ah, 1), 0x4e));
+    return _mm_add_epi32(_mm_hadd_epi32(lo, hi), rnn2c_x86_bias4(p->bias, 4 * j));
+}
+
+/* GRU, reset_after=1, units j .. j + 7: the new states in Q0.15 from the old ones (h). */
+RNN2C_INLINE __m256i rnn2c_x86_gru8(const rnn2c_gru_t *p, const int8_t **w, const int16_t *v,
+                                    uint32_t j, __m256i h)
+{
+    __m128i u[8];
+    __m256i g[4];
+    __m256i z;
+    __m256i r;
+    __m256i c;
+    int k;
+    for (k = 0; k < 8; ++k) {
+        u[k] = rnn2c_x86_gru_rows(p, w, v, j + (uint32_t)k);
+    }
+    rnn2c_x86_rq_transpose(u, p->rq + 4 * j, g);
+    z = rnn2c_x86_sigmoid8(g[0]);
+    r = rnn2c_x86_sigmoid8(g[1]);
+    c = rnn2c_x86_clamp(g[3], -65536, 65535);
+    c = _mm256_add_epi32(g[2], _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(r, c),
+                                                                  _mm256_set1_epi32(1 << 14)),
+                                                 15));
+    c = rnn2c_x86_tanh8(c);
+    /* z * h + (1 - z) * c = z * (h - c) + c * 2^15: the same integer (the sum is below 2^30) */
+    return rnn2c_x86_rshift_round(
+        _mm256_add_epi32(_mm256_mullo_epi32(z, _mm256_sub_epi32(h, c)), _mm256_slli_epi32(c, 15)),
+        15);
+}
+
+RNN2C_INLINE void rnn2c_x86_gru_s8(const rnn2c_gru_t *p, int16_t *v, int8_t *h, int16_t *zr)
+{
+    const int8_t *w = p->weight;
+    uint32_t j;
+    if (!p->reset_after) {
+        rnn2c_gru_s8(p, v, h, zr);
+        return;
+    }
+    for (j = 0; j + 8 <= p->units; j += 8) {
+        const __m256i h15 = _mm256_slli_epi32(rnn2c_x86_load_s8(h + j), 8);
+        rnn2c_x86_store_s8(h + j, rnn2c_x86_rshift_round(rnn2c_x86_gru8(p, &w, v, j, h15), 8));
+    }
+    for (; j < p->units; ++j) {
+        h[j] = rnn2c_q15_to_state(rnn2c_gru_unit(p, &w, v, j, (int32_t)h[j] * 256));
+    }
+}
+
+RNN2C_INLINE void rnn2c_x86_gru_s16(const rnn2c_gru_t *p, int16_t *v, int16_t *h, int16_t *zr)
+{
+    const int8_t *w = p->weight;
+    uint32_t j;
+    if (!p->reset_after) {
+        rnn2c_gru_s16(p, v, h, zr);
+        return;
+    }
+    for (j = 0; j + 8 <= p->units; j += 8) {
+        rnn2c_x86_store_s16(h + j, rnn2c_x86_gru8(p, &w, v, j, rnn2c_x86_load_s16(h + j)));
+    }
+    for (; j < p->units; ++j) {
+        h[j] = (int16_t)rnn2c_sat_s16(rnn2c_gru_unit(p, &w, v, j, h[j]));
+    }
+}
+
+/* LSTM, units j .. j + 7: c[j .. j + 7] updated; returns o * tanh(c) in Q0.30. */
+RNN2C_INLINE __m256i rnn2c_x86_lstm8(const rnn2c_lstm_t *p, const int8_t **w, const int16_t *v,
+                                     int16_t *c, uint32_t j)
+{
+    const uint32_t groups = (uint32_t)p->x_groups + p->h_groups;
+    const int frac = (int)p->cell_frac_bits;
+    __m128i u[8];
+    __m256i g[4];
+    __m256i cell;
+    int k;
+    for (k = 0; k < 8; ++k) {
+        u[k] = _mm_add_epi32(rnn2c_avx_rows(rnn2c_avx_acc4(w, v, groups)),
+                             rnn2c_x86_bias4(p->bias, 4 * (j + (uint32_t)k)));
+    }
+    rnn2c_x86_rq_transpose(u, p->rq + 4 * j, g);
+    /* c = f * c + i * g */
+    cell = _mm256_add_epi32(
+        rnn2c_x86_rshift_round(
+            _mm256_mullo_epi32(rnn2c_x86_sigmoid8(g[1]), rnn2c_x86_load_s16(c + j)), 15),
+        rnn2c_x86_rshift_round(
+            _mm256_mullo_epi32(rnn2c_x86_sigmoid8(g[0]), rnn2c_x86_tanh8(g[2])), 30 - frac));
+    cell = rnn2c_x86_clamp(cell, INT16_MIN, INT16_MAX);
+    rnn2c_x86_store_s16(c + j, cell);
+    if (frac > 12) { /* rnn2c_q12_from_frac */
+        cell = rnn2c_x86_rshift_round(cell, frac - 12);
+    } else {
+        cell = rnn2c_x86_clamp(_mm256_sll_epi32(cell, _mm_cvtsi32_si128(12 - frac)), INT16_MIN,
+                               INT16_MAX);
+    }
+    return _mm256_mullo_epi32(rnn2c_x86_sigmoid8(g[3]), rnn2c_x86_tanh8(cell));
+}
+
+RNN2C_INLINE void rnn2c_x86_lstm_s8(const rnn2c_lstm_t *p, const int16_t *v, int8_t *h, int16_t *c)
+{
+    const int8_t *w = p->weight;
+    uint32_t j;
+    for (j = 0; j + 8 <= p->units; j += 8) {
+        rnn2c_x86_store_s8(h + j, rnn2c_x86_rshift_round(rnn2c_x86_lstm8(p, &w, v, c, j), 23));
+    }
+    for (; j < p->units; ++j) {
+        h[j] = rnn2c_sat_s8(rnn2c_rshift_round(rnn2c_lstm_unit(p, &w, v, c, j), 23));
+    }
+}
+
+RNN2C_INLINE void rnn2c_x86_lstm_s16(const rnn2c_lstm_t *p, const int16_t *v, int16_t *h,
+                                     int16_t *c)
+{
+    const int8_t *w = p->weight;
+    uint32_t j;
+    for (j = 0; j + 8 <= p->units; j += 8) {
+        rnn2c_x86_store_s16(h + j, rnn2c_x86_rshift_round(rnn2c_x86_lstm8(p, &w, v, c, j), 15));
+    }
+    for (; j < p->units; ++j) {
+        h[j] = (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(rnn2c_lstm_unit(p, &w, v, c, j), 15));
+    }
+}
+
+#define rnn2c_gru_s8 rnn2c_x86_gru_s8
+#define rnn2c_gru_s16 rnn2c_x86_gru_s16
+#define rnn2c_lstm_s8 rnn2c_x86_lstm_s8
+#define rnn2c_lstm_s16 rnn2c_x86_lstm_s16
+
+#endif /* __AVX2__ */
 
 #endif /* RNN2C_RUNTIME_H */
