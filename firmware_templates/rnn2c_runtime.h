@@ -300,8 +300,17 @@ RNN2C_INLINE int32_t rnn2c_bias(const int32_t *bias, uint32_t i)
 /* v[0 .. n4) = x << shift, zero padded from n. */
 RNN2C_INLINE void rnn2c_vec_s8(int16_t *v, const int8_t *x, uint32_t n, uint32_t n4, uint32_t shift)
 {
-    uint32_t i;
-    for (i = 0; i < n; ++i) {
+    uint32_t i = 0;
+#if defined(__AVX2__) /* 8 at a time: widen, shift, (v0, v2, v1, v3) per group */
+    for (; i + 8 <= n; i += 8) {
+        const __m128i e = _mm_sll_epi16(
+            _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(const void *)(x + i))),
+            _mm_cvtsi32_si128((int)shift));
+        _mm_storeu_si128((__m128i *)(void *)(v + i),
+                         _mm_shufflehi_epi16(_mm_shufflelo_epi16(e, 0xd8), 0xd8));
+    }
+#endif
+    for (; i < n; ++i) {
         v[RNN2C_VPOS(i)] = (int16_t)((int32_t)x[i] * ((int32_t)1 << shift));
     }
     for (; i < n4; ++i) {
@@ -311,8 +320,15 @@ RNN2C_INLINE void rnn2c_vec_s8(int16_t *v, const int8_t *x, uint32_t n, uint32_t
 
 RNN2C_INLINE void rnn2c_vec_s16(int16_t *v, const int16_t *x, uint32_t n, uint32_t n4)
 {
-    uint32_t i;
-    for (i = 0; i < n; ++i) {
+    uint32_t i = 0;
+#if defined(__AVX2__)
+    for (; i + 8 <= n; i += 8) {
+        const __m128i e = _mm_loadu_si128((const __m128i *)(const void *)(x + i));
+        _mm_storeu_si128((__m128i *)(void *)(v + i),
+                         _mm_shufflehi_epi16(_mm_shufflelo_epi16(e, 0xd8), 0xd8));
+    }
+#endif
+    for (; i < n; ++i) {
         v[RNN2C_VPOS(i)] = x[i];
     }
     for (; i < n4; ++i) {
@@ -1029,12 +1045,6 @@ RNN2C_INLINE __m256i rnn2c_x86_clamp(__m256i x, int32_t lo, int32_t hi)
     return _mm256_min_epi32(_mm256_max_epi32(x, _mm256_set1_epi32(lo)), _mm256_set1_epi32(hi));
 }
 
-/* Two 128-bit halves (low lane first) as one 256-bit vector. */
-RNN2C_INLINE __m256i rnn2c_x86_pair(__m128i lo, __m128i hi)
-{
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
-}
-
 /* rnn2c_rq on 8 lanes; prm holds one rnn2c_rq_t per lane (multiplier in the low 16 bits,
  * shift_in in byte 2, shift_out in byte 3). */
 RNN2C_INLINE __m256i rnn2c_x86_rq8(__m256i acc, __m256i prm)
@@ -1091,36 +1101,35 @@ RNN2C_INLINE __m256i rnn2c_x86_rshift_round(__m256i x, int shift)
                             _mm_cvtsi32_si128(shift));
 }
 
-/* Requantize the rows of 8 units (4 rows each: u[k] = rows of unit k, q + 4k their rq) and
- * transpose: g[r] = row r of units 0..7. */
-RNN2C_INLINE void rnn2c_x86_rq_transpose(const __m128i *u, const rnn2c_rq_t *q, __m256i *g)
+/* 8 units of 4 rows each: c[k] holds unit k's rows as [a a b b | c c d d] (each pair sums to
+ * the row), bias + 4k and q + 4k its bias (or NULL) and rnn2c_rq_t. Out: g[r] = row r of units
+ * 0..7 in lanes 0..7, bias added and requantized. */
+RNN2C_INLINE void rnn2c_x86_rows8(const __m256i *c, const int32_t *bias, const rnn2c_rq_t *q,
+                                  __m256i *g)
 {
     __m256i y[4];
-    __m256i t0;
-    __m256i t1;
-    __m256i t2;
-    __m256i t3;
+    __m256i e;
+    __m256i f;
     int k;
-    for (k = 0; k < 4; ++k) { /* lanes: unit k | unit k + 4 */
-        const __m256i prm =
-            rnn2c_x86_pair(_mm_loadu_si128((const __m128i *)(const void *)(q + 4 * k)),
-                           _mm_loadu_si128((const __m128i *)(const void *)(q + 4 * k + 16)));
-        y[k] = rnn2c_x86_rq8(rnn2c_x86_pair(u[k], u[k + 4]), prm);
+    for (k = 0; k < 4; ++k) { /* units 2k, 2k + 1: [a b a' b' | c d c' d'] */
+        __m256i d = _mm256_hadd_epi32(c[2 * k], c[2 * k + 1]);
+        if (bias != NULL) {
+            d = _mm256_add_epi32(
+                d, _mm256_permute4x64_epi64(
+                       _mm256_loadu_si256((const __m256i *)(const void *)(bias + 8 * k)), 0xd8));
+        }
+        y[k] = rnn2c_x86_rq8(
+            d, _mm256_permute4x64_epi64(
+                   _mm256_loadu_si256((const __m256i *)(const void *)(q + 8 * k)), 0xd8));
     }
-    t0 = _mm256_unpacklo_epi32(y[0], y[1]); /* r0 of units 0 1, r1 of units 0 1 | 4 5 */
-    t1 = _mm256_unpackhi_epi32(y[0], y[1]); /* r2, r3 of units 0 1 | 4 5 */
-    t2 = _mm256_unpacklo_epi32(y[2], y[3]);
-    t3 = _mm256_unpackhi_epi32(y[2], y[3]);
-    g[0] = _mm256_unpacklo_epi64(t0, t2);
-    g[1] = _mm256_unpackhi_epi64(t0, t2);
-    g[2] = _mm256_unpacklo_epi64(t1, t3);
-    g[3] = _mm256_unpackhi_epi64(t1, t3);
-}
-
-RNN2C_INLINE __m128i rnn2c_x86_bias4(const int32_t *bias, uint32_t row)
-{
-    return bias != NULL ? _mm_loadu_si128((const __m128i *)(const void *)(bias + row))
-                        : _mm_setzero_si128();
+    e = _mm256_shuffle_epi32(_mm256_permute2x128_si256(y[0], y[2], 0x20), 0xd8); /* a0 a1 b0 b1 | a4 a5 b4 b5 */
+    f = _mm256_shuffle_epi32(_mm256_permute2x128_si256(y[1], y[3], 0x20), 0xd8); /* a2 a3 b2 b3 | a6 a7 b6 b7 */
+    g[0] = _mm256_unpacklo_epi64(e, f);
+    g[1] = _mm256_unpackhi_epi64(e, f);
+    e = _mm256_shuffle_epi32(_mm256_permute2x128_si256(y[0], y[2], 0x31), 0xd8);
+    f = _mm256_shuffle_epi32(_mm256_permute2x128_si256(y[1], y[3], 0x31), 0xd8);
+    g[2] = _mm256_unpacklo_epi64(e, f);
+    g[3] = _mm256_unpackhi_epi64(e, f);
 }
 
 /* 8 int8 / int16 values <-> 8 int32 lanes (stores saturate). */
@@ -1146,32 +1155,65 @@ RNN2C_INLINE void rnn2c_x86_store_s16(int16_t *y, __m256i x)
                      _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1)));
 }
 
-/* GRU, reset_after=1: rows [z, r, cx, ch] of unit j (rnn2c_gru_unit's accumulators). */
-RNN2C_INLINE __m128i rnn2c_x86_gru_rows(const rnn2c_gru_t *p, const int8_t **w, const int16_t *v,
-                                        uint32_t j)
+/* 3 rows over `groups` groups of 12 weight bytes, as rnn2c_avx_acc3, but each group read with
+ * one 16-byte load: the 4 bytes past the group (the next group's, or the next block's) are
+ * multiplied too and land in lanes 6 and 7 only, which the caller drops. Not for the layer's
+ * last block, where those 4 bytes would lie past the array. */
+RNN2C_INLINE __m256i rnn2c_x86_acc3_over(const int8_t **wp, const int16_t *v, uint32_t groups)
 {
-    const __m256i ax = rnn2c_avx_acc3(w, v, p->x_groups);  /* z z r r cx cx 0 0 */
-    const __m256i ah = rnn2c_avx_acc3(w, v + 4 * (uint32_t)p->x_groups, p->h_groups);
-    const __m128i lo = _mm_add_epi32(_mm256_castsi256_si128(ax), _mm256_castsi256_si128(ah));
-    const __m128i hi = _mm_add_epi32(_mm256_extracti128_si256(ax, 1),
-                                     _mm_shuffle_epi32(_mm256_extracti128_si256(ah, 1), 0x4e));
-    return _mm_add_epi32(_mm_hadd_epi32(lo, hi), rnn2c_x86_bias4(p->bias, 4 * j));
+    const int8_t *w = *wp;
+    __m256i acc = _mm256_setzero_si256();
+    __m256i acc2 = _mm256_setzero_si256();
+    for (; groups >= 2; groups -= 2, v += 8, w += 24) {
+        acc = RNN2C_DP256(acc, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)w)),
+                          rnn2c_avx_group256(v));
+        acc2 = RNN2C_DP256(
+            acc2, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(w + 12))),
+            rnn2c_avx_group256(v + 4));
+    }
+    if (groups != 0) {
+        acc = RNN2C_DP256(acc, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)w)),
+                          rnn2c_avx_group256(v));
+        w += 12;
+    }
+    *wp = w;
+    return _mm256_add_epi32(acc, acc2);
+}
+
+/* GRU, reset_after=1: the rows of one unit (rnn2c_gru_unit's accumulators, no bias) as
+ * [z z r r | cx cx ch ch]; `last`: the layer's last unit (no read past its weights). */
+RNN2C_INLINE __m256i rnn2c_x86_gru_rows(const rnn2c_gru_t *p, const int8_t **w, const int16_t *v,
+                                        int last)
+{
+    const int16_t *vh = v + 4 * (uint32_t)p->x_groups;
+    __m256i x;
+    __m256i h;
+    if (last) {
+        x = rnn2c_avx_acc3(w, v, p->x_groups);
+        h = rnn2c_avx_acc3(w, vh, p->h_groups);
+    } else {
+        x = rnn2c_x86_acc3_over(w, v, p->x_groups);
+        h = rnn2c_x86_acc3_over(w, vh, p->h_groups);
+    }
+    h = _mm256_permute4x64_epi64(h, 0xb4); /* z z r r | . . ch ch */
+    return _mm256_add_epi32(_mm256_blend_epi32(x, h, 0xc0),
+                            _mm256_blend_epi32(h, _mm256_setzero_si256(), 0xf0));
 }
 
 /* GRU, reset_after=1, units j .. j + 7: the new states in Q0.15 from the old ones (h). */
 RNN2C_INLINE __m256i rnn2c_x86_gru8(const rnn2c_gru_t *p, const int8_t **w, const int16_t *v,
                                     uint32_t j, __m256i h)
 {
-    __m128i u[8];
+    __m256i u[8];
     __m256i g[4];
     __m256i z;
     __m256i r;
     __m256i c;
     int k;
     for (k = 0; k < 8; ++k) {
-        u[k] = rnn2c_x86_gru_rows(p, w, v, j + (uint32_t)k);
+        u[k] = rnn2c_x86_gru_rows(p, w, v, j + (uint32_t)k + 1 == p->units);
     }
-    rnn2c_x86_rq_transpose(u, p->rq + 4 * j, g);
+    rnn2c_x86_rows8(u, p->bias != NULL ? p->bias + 4 * j : NULL, p->rq + 4 * j, g);
     z = rnn2c_x86_sigmoid8(g[0]);
     r = rnn2c_x86_sigmoid8(g[1]);
     c = rnn2c_x86_clamp(g[3], -65536, 65535);
@@ -1224,15 +1266,14 @@ RNN2C_INLINE __m256i rnn2c_x86_lstm8(const rnn2c_lstm_t *p, const int8_t **w, co
 {
     const uint32_t groups = (uint32_t)p->x_groups + p->h_groups;
     const int frac = (int)p->cell_frac_bits;
-    __m128i u[8];
+    __m256i u[8];
     __m256i g[4];
     __m256i cell;
     int k;
     for (k = 0; k < 8; ++k) {
-        u[k] = _mm_add_epi32(rnn2c_avx_rows(rnn2c_avx_acc4(w, v, groups)),
-                             rnn2c_x86_bias4(p->bias, 4 * (j + (uint32_t)k)));
+        u[k] = rnn2c_avx_acc4(w, v, groups);
     }
-    rnn2c_x86_rq_transpose(u, p->rq + 4 * j, g);
+    rnn2c_x86_rows8(u, p->bias != NULL ? p->bias + 4 * j : NULL, p->rq + 4 * j, g);
     /* c = f * c + i * g */
     cell = _mm256_add_epi32(
         rnn2c_x86_rshift_round(
