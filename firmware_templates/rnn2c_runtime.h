@@ -297,8 +297,17 @@ RNN2C_INLINE int32_t rnn2c_bias(const int32_t *bias, uint32_t i)
 /* v[0 .. n4) = x << shift, zero padded from n. */
 RNN2C_INLINE void rnn2c_vec_s8(int16_t *v, const int8_t *x, uint32_t n, uint32_t n4, uint32_t shift)
 {
-    uint32_t i;
-    for (i = 0; i < n; ++i) {
+    uint32_t i = 0;
+#if defined(__AVX2__) /* 8 at a time: widen, shift, (v0, v2, v1, v3) per group */
+    for (; i + 8 <= n; i += 8) {
+        const __m128i e = _mm_sll_epi16(
+            _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(const void *)(x + i))),
+            _mm_cvtsi32_si128((int)shift));
+        _mm_storeu_si128((__m128i *)(void *)(v + i),
+                         _mm_shufflehi_epi16(_mm_shufflelo_epi16(e, 0xd8), 0xd8));
+    }
+#endif
+    for (; i < n; ++i) {
         v[RNN2C_VPOS(i)] = (int16_t)((int32_t)x[i] * ((int32_t)1 << shift));
     }
     for (; i < n4; ++i) {
@@ -315,8 +324,17 @@ RNN2C_INLINE int32_t rnn2c_down(int32_t x, uint32_t rshift)
 RNN2C_INLINE void rnn2c_vec_s16(int16_t *v, const int16_t *x, uint32_t n, uint32_t n4,
                                 uint32_t rshift)
 {
-    uint32_t i;
-    for (i = 0; i < n; ++i) {
+    uint32_t i = 0;
+#if defined(__AVX2__) /* 8 at a time when no shift is needed: (v0, v2, v1, v3) per group */
+    if (rshift == 0u) {
+        for (; i + 8 <= n; i += 8) {
+            const __m128i e = _mm_loadu_si128((const __m128i *)(const void *)(x + i));
+            _mm_storeu_si128((__m128i *)(void *)(v + i),
+                             _mm_shufflehi_epi16(_mm_shufflelo_epi16(e, 0xd8), 0xd8));
+        }
+    }
+#endif
+    for (; i < n; ++i) {
         v[RNN2C_VPOS(i)] = (int16_t)rnn2c_down(x[i], rshift);
     }
     for (; i < n4; ++i) {
@@ -529,12 +547,13 @@ RNN2C_INLINE __m128i rnn2c_avx_rows(__m256i acc)
     return _mm_hadd_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
 }
 
-RNN2C_INLINE const int8_t *rnn2c_mac4(const int8_t *w, const int16_t *v, uint32_t groups,
-                                      int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3)
+/* The 4- and 3-row passes before the reduction: lanes [r0 r0 r1 r1 | r2 r2 r3 r3], each pair
+ * summing to its row's total; *wp advances past the block. */
+RNN2C_INLINE __m256i rnn2c_avx_acc4(const int8_t **wp, const int16_t *v, uint32_t groups)
 {
+    const int8_t *w = *wp;
     __m256i acc = _mm256_setzero_si256();
     __m256i acc2 = _mm256_setzero_si256(); /* two chains: the adds do not wait on each other */
-    __m128i s;
     for (; groups >= 2; groups -= 2, v += 8, w += 32) {
         const __m256i wa = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)w));
         const __m256i wb =
@@ -547,20 +566,15 @@ RNN2C_INLINE const int8_t *rnn2c_mac4(const int8_t *w, const int16_t *v, uint32_
         acc = RNN2C_DP256(acc, wv, rnn2c_avx_group256(v));
         w += 16;
     }
-    s = rnn2c_avx_rows(_mm256_add_epi32(acc, acc2));
-    *a0 += _mm_cvtsi128_si32(s);
-    *a1 += _mm_extract_epi32(s, 1);
-    *a2 += _mm_extract_epi32(s, 2);
-    *a3 += _mm_extract_epi32(s, 3);
-    return w;
+    *wp = w;
+    return _mm256_add_epi32(acc, acc2);
 }
 
-RNN2C_INLINE const int8_t *rnn2c_mac3(const int8_t *w, const int16_t *v, uint32_t groups,
-                                      int32_t *a0, int32_t *a1, int32_t *a2)
+RNN2C_INLINE __m256i rnn2c_avx_acc3(const int8_t **wp, const int16_t *v, uint32_t groups)
 {
+    const int8_t *w = *wp;
     __m256i acc = _mm256_setzero_si256();
     __m256i acc2 = _mm256_setzero_si256();
-    __m128i s;
     for (; groups >= 2; groups -= 2, v += 8, w += 24) {
         const __m128i a = _mm_insert_epi32(_mm_loadl_epi64((const __m128i *)(const void *)w),
                                            (int)rnn2c_ld32(w + 8), 2);
@@ -575,7 +589,25 @@ RNN2C_INLINE const int8_t *rnn2c_mac3(const int8_t *w, const int16_t *v, uint32_
         acc = RNN2C_DP256(acc, _mm256_cvtepi8_epi16(b), rnn2c_avx_group256(v));
         w += 12;
     }
-    s = rnn2c_avx_rows(_mm256_add_epi32(acc, acc2));
+    *wp = w;
+    return _mm256_add_epi32(acc, acc2);
+}
+
+RNN2C_INLINE const int8_t *rnn2c_mac4(const int8_t *w, const int16_t *v, uint32_t groups,
+                                      int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3)
+{
+    const __m128i s = rnn2c_avx_rows(rnn2c_avx_acc4(&w, v, groups));
+    *a0 += _mm_cvtsi128_si32(s);
+    *a1 += _mm_extract_epi32(s, 1);
+    *a2 += _mm_extract_epi32(s, 2);
+    *a3 += _mm_extract_epi32(s, 3);
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_mac3(const int8_t *w, const int16_t *v, uint32_t groups,
+                                      int32_t *a0, int32_t *a1, int32_t *a2)
+{
+    const __m128i s = rnn2c_avx_rows(rnn2c_avx_acc3(&w, v, groups));
     *a0 += _mm_cvtsi128_si32(s);
     *a1 += _mm_extract_epi32(s, 1);
     *a2 += _mm_extract_epi32(s, 2);
@@ -1149,5 +1181,307 @@ RNN2C_INLINE void rnn2c_dense_s8(const rnn2c_dense_t *p, const int16_t *vec, int
         y[j] = rnn2c_sat_s8(v);
     }
 }
+
+/* ---------------------------------------------------------------- x86: gates across units */
+
+#if defined(__AVX2__)
+/*
+ * With AVX2 the recurrent layers take 8 units at a time: the matrix-vector product of each unit
+ * (the kernels above) leaves its gate rows in one 128-bit vector, 8 such vectors are requantized
+ * row by row with their own rnn2c_rq_t, transposed into one vector per gate (8 units in the 8
+ * lanes), and the nonlinearities, the products and the state update run on 8 lanes at once.
+ * Every lane computes exactly the integers of the scalar functions above (same operations, the
+ * same 32-bit wrap-free ranges); the units past the last multiple of 8 take the scalar path.
+ * The calls rnn2c_gru_s8/s16 and rnn2c_lstm_s8/s16 of the generated C are routed here by the
+ * macros at the end of this block.
+ */
+
+typedef char rnn2c_rq_is_one_word[sizeof(rnn2c_rq_t) == 4 ? 1 : -1];
+
+RNN2C_INLINE __m256i rnn2c_x86_clamp(__m256i x, int32_t lo, int32_t hi)
+{
+    return _mm256_min_epi32(_mm256_max_epi32(x, _mm256_set1_epi32(lo)), _mm256_set1_epi32(hi));
+}
+
+/* rnn2c_rq on 8 lanes; prm holds one rnn2c_rq_t per lane (multiplier in the low 16 bits,
+ * shift_in in byte 2, shift_out in byte 3). */
+RNN2C_INLINE __m256i rnn2c_x86_rq8(__m256i acc, __m256i prm)
+{
+    const __m256i one = _mm256_set1_epi32(1);
+    const __m256i m = _mm256_srai_epi32(_mm256_slli_epi32(prm, 16), 16);
+    const __m256i s_in = _mm256_and_si256(_mm256_srli_epi32(prm, 16), _mm256_set1_epi32(0xff));
+    const __m256i s_out = _mm256_srli_epi32(prm, 24);
+    const __m256i t = rnn2c_x86_clamp(_mm256_srav_epi32(acc, s_in), -65536, 65535);
+    const __m256i r = _mm256_sllv_epi32(one, _mm256_sub_epi32(s_out, one));
+    return _mm256_srav_epi32(_mm256_add_epi32(_mm256_mullo_epi32(t, m), r), s_out);
+}
+
+/* rnn2c_interp_s16 in the tanh table on 8 lanes, 0 <= a <= RNN2C_TANH_CLAMP << step_bits (so
+ * idx + 1 stays inside the table, as rnn2c_tanh_arg guarantees for the scalar code): one gather reads
+ * table[idx] (low half) and table[idx + 1] (high half), and lo + ((hi - lo) * frac + round) >>
+ * step_bits is computed as (lo * (2^step_bits - frac) + hi * frac + round) >> step_bits, one
+ * vpmaddwd (lo * 2^step_bits is a multiple of 2^step_bits, so the floor is the same). */
+RNN2C_INLINE __m256i rnn2c_x86_interp8(__m256i a, int step_bits)
+{
+    const __m256i idx = _mm256_srli_epi32(a, step_bits);
+    const __m256i frac = _mm256_and_si256(a, _mm256_set1_epi32((1 << step_bits) - 1));
+    const __m256i pair =
+        _mm256_i32gather_epi32((const int *)(const void *)rnn2c_tanh_table, idx, 2);
+    const __m256i wts = _mm256_or_si256(_mm256_slli_epi32(frac, 16),
+                                        _mm256_sub_epi32(_mm256_set1_epi32(1 << step_bits), frac));
+    return _mm256_srai_epi32(
+        _mm256_add_epi32(_mm256_madd_epi16(pair, wts), _mm256_set1_epi32(1 << (step_bits - 1))),
+        step_bits);
+}
+
+/* rnn2c_tanh_q15 on 8 lanes: |x| clamped exactly as rnn2c_tanh_arg does. */
+RNN2C_INLINE __m256i rnn2c_x86_tanh8(__m256i x)
+{
+    const __m256i xs = rnn2c_x86_clamp(x, INT16_MIN, INT16_MAX);
+    const __m256i a = _mm256_min_epi32(_mm256_abs_epi32(xs),
+                                       _mm256_set1_epi32(RNN2C_TANH_CLAMP << RNN2C_TANH_STEP_BITS));
+    return _mm256_sign_epi32(rnn2c_x86_interp8(a, RNN2C_TANH_STEP_BITS), xs);
+}
+
+/* rnn2c_sigmoid_q15 on 8 lanes: |x| clamped exactly as rnn2c_tanh_arg does. */
+RNN2C_INLINE __m256i rnn2c_x86_sigmoid8(__m256i x)
+{
+    const __m256i xs = rnn2c_x86_clamp(x, INT16_MIN, INT16_MAX);
+    const __m256i a = _mm256_min_epi32(
+        _mm256_abs_epi32(xs), _mm256_set1_epi32(RNN2C_TANH_CLAMP << (RNN2C_TANH_STEP_BITS + 1)));
+    const __m256i y = rnn2c_x86_interp8(a, RNN2C_TANH_STEP_BITS + 1);
+    return _mm256_srai_epi32(_mm256_add_epi32(_mm256_sign_epi32(y, xs),
+                                              _mm256_set1_epi32(RNN2C_Q15_ONE)),
+                             1);
+}
+
+/* (x + 2^(shift-1)) >> shift on 8 lanes, shift >= 1. */
+RNN2C_INLINE __m256i rnn2c_x86_rshift_round(__m256i x, int shift)
+{
+    return _mm256_sra_epi32(_mm256_add_epi32(x, _mm256_set1_epi32((int32_t)1 << (shift - 1))),
+                            _mm_cvtsi32_si128(shift));
+}
+
+/* 8 units of 4 rows each: c[k] holds unit k's rows as [a a b b | c c d d] (each pair sums to
+ * the row), bias + 4k and q + 4k its bias (or NULL) and rnn2c_rq_t. Out: g[r] = row r of units
+ * 0..7 in lanes 0..7, bias added and requantized. */
+RNN2C_INLINE void rnn2c_x86_rows8(const __m256i *c, const int32_t *bias, const rnn2c_rq_t *q,
+                                  __m256i *g)
+{
+    __m256i y[4];
+    __m256i e;
+    __m256i f;
+    int k;
+    for (k = 0; k < 4; ++k) { /* units 2k, 2k + 1: [a b a' b' | c d c' d'] */
+        __m256i d = _mm256_hadd_epi32(c[2 * k], c[2 * k + 1]);
+        if (bias != NULL) {
+            d = _mm256_add_epi32(
+                d, _mm256_permute4x64_epi64(
+                       _mm256_loadu_si256((const __m256i *)(const void *)(bias + 8 * k)), 0xd8));
+        }
+        y[k] = rnn2c_x86_rq8(
+            d, _mm256_permute4x64_epi64(
+                   _mm256_loadu_si256((const __m256i *)(const void *)(q + 8 * k)), 0xd8));
+    }
+    e = _mm256_shuffle_epi32(_mm256_permute2x128_si256(y[0], y[2], 0x20), 0xd8); /* a0 a1 b0 b1 | a4 a5 b4 b5 */
+    f = _mm256_shuffle_epi32(_mm256_permute2x128_si256(y[1], y[3], 0x20), 0xd8); /* a2 a3 b2 b3 | a6 a7 b6 b7 */
+    g[0] = _mm256_unpacklo_epi64(e, f);
+    g[1] = _mm256_unpackhi_epi64(e, f);
+    e = _mm256_shuffle_epi32(_mm256_permute2x128_si256(y[0], y[2], 0x31), 0xd8);
+    f = _mm256_shuffle_epi32(_mm256_permute2x128_si256(y[1], y[3], 0x31), 0xd8);
+    g[2] = _mm256_unpacklo_epi64(e, f);
+    g[3] = _mm256_unpackhi_epi64(e, f);
+}
+
+/* 8 int8 / int16 values <-> 8 int32 lanes (stores saturate). */
+RNN2C_INLINE __m256i rnn2c_x86_load_s8(const int8_t *x)
+{
+    return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)x));
+}
+
+RNN2C_INLINE __m256i rnn2c_x86_load_s16(const int16_t *x)
+{
+    return _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(const void *)x));
+}
+
+RNN2C_INLINE void rnn2c_x86_store_s8(int8_t *y, __m256i x)
+{
+    const __m128i s = _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+    _mm_storel_epi64((__m128i *)(void *)y, _mm_packs_epi16(s, s));
+}
+
+RNN2C_INLINE void rnn2c_x86_store_s16(int16_t *y, __m256i x)
+{
+    _mm_storeu_si128((__m128i *)(void *)y,
+                     _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1)));
+}
+
+/* 3 rows over `groups` groups of 12 weight bytes, as rnn2c_avx_acc3, but each group read with
+ * one 16-byte load: the 4 bytes past the group (the next group's, or the next block's) are
+ * multiplied too and land in lanes 6 and 7 only, which the caller drops. Not for the layer's
+ * last block, where those 4 bytes would lie past the array. */
+RNN2C_INLINE __m256i rnn2c_x86_acc3_over(const int8_t **wp, const int16_t *v, uint32_t groups)
+{
+    const int8_t *w = *wp;
+    __m256i acc = _mm256_setzero_si256();
+    __m256i acc2 = _mm256_setzero_si256();
+    for (; groups >= 2; groups -= 2, v += 8, w += 24) {
+        acc = RNN2C_DP256(acc, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)w)),
+                          rnn2c_avx_group256(v));
+        acc2 = RNN2C_DP256(
+            acc2, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(w + 12))),
+            rnn2c_avx_group256(v + 4));
+    }
+    if (groups != 0) {
+        acc = RNN2C_DP256(acc, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)w)),
+                          rnn2c_avx_group256(v));
+        w += 12;
+    }
+    *wp = w;
+    return _mm256_add_epi32(acc, acc2);
+}
+
+/* GRU, reset_after=1: the rows of one unit (rnn2c_gru_unit's accumulators, no bias) as
+ * [z z r r | cx cx ch ch]; `last`: the layer's last unit (no read past its weights). */
+RNN2C_INLINE __m256i rnn2c_x86_gru_rows(const rnn2c_gru_t *p, const int8_t **w, const int16_t *v,
+                                        int last)
+{
+    const int16_t *vh = v + 4 * (uint32_t)p->x_groups;
+    __m256i x;
+    __m256i h;
+    if (last) {
+        x = rnn2c_avx_acc3(w, v, p->x_groups);
+        h = rnn2c_avx_acc3(w, vh, p->h_groups);
+    } else {
+        x = rnn2c_x86_acc3_over(w, v, p->x_groups);
+        h = rnn2c_x86_acc3_over(w, vh, p->h_groups);
+    }
+    h = _mm256_permute4x64_epi64(h, 0xb4); /* z z r r | . . ch ch */
+    return _mm256_add_epi32(_mm256_blend_epi32(x, h, 0xc0),
+                            _mm256_blend_epi32(h, _mm256_setzero_si256(), 0xf0));
+}
+
+/* GRU, reset_after=1, units j .. j + 7: the new states in Q0.15 from the old ones (h). */
+RNN2C_INLINE __m256i rnn2c_x86_gru8(const rnn2c_gru_t *p, const int8_t **w, const int16_t *v,
+                                    uint32_t j, __m256i h)
+{
+    __m256i u[8];
+    __m256i g[4];
+    __m256i z;
+    __m256i r;
+    __m256i c;
+    int k;
+    for (k = 0; k < 8; ++k) {
+        u[k] = rnn2c_x86_gru_rows(p, w, v, j + (uint32_t)k + 1 == p->units);
+    }
+    rnn2c_x86_rows8(u, p->bias != NULL ? p->bias + 4 * j : NULL, p->rq + 4 * j, g);
+    z = rnn2c_x86_sigmoid8(g[0]);
+    r = rnn2c_x86_sigmoid8(g[1]);
+    c = rnn2c_x86_clamp(g[3], -65536, 65535);
+    c = _mm256_add_epi32(g[2], _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(r, c),
+                                                                  _mm256_set1_epi32(1 << 14)),
+                                                 15));
+    c = rnn2c_x86_tanh8(c);
+    /* z * h + (1 - z) * c = z * (h - c) + c * 2^15: the same integer (the sum is below 2^30) */
+    return rnn2c_x86_rshift_round(
+        _mm256_add_epi32(_mm256_mullo_epi32(z, _mm256_sub_epi32(h, c)), _mm256_slli_epi32(c, 15)),
+        15);
+}
+
+RNN2C_INLINE void rnn2c_x86_gru_s8(const rnn2c_gru_t *p, int16_t *v, int8_t *h, int16_t *zr)
+{
+    const int8_t *w = p->weight;
+    uint32_t j;
+    if (!p->reset_after) {
+        rnn2c_gru_s8(p, v, h, zr);
+        return;
+    }
+    for (j = 0; j + 8 <= p->units; j += 8) {
+        const __m256i h15 = _mm256_slli_epi32(rnn2c_x86_load_s8(h + j), 8);
+        rnn2c_x86_store_s8(h + j, rnn2c_x86_rshift_round(rnn2c_x86_gru8(p, &w, v, j, h15), 8));
+    }
+    for (; j < p->units; ++j) {
+        h[j] = rnn2c_q15_to_state(rnn2c_gru_unit(p, &w, v, j, (int32_t)h[j] * 256));
+    }
+}
+
+RNN2C_INLINE void rnn2c_x86_gru_s16(const rnn2c_gru_t *p, int16_t *v, int16_t *h, int16_t *zr)
+{
+    const int8_t *w = p->weight;
+    uint32_t j;
+    if (!p->reset_after) {
+        rnn2c_gru_s16(p, v, h, zr);
+        return;
+    }
+    for (j = 0; j + 8 <= p->units; j += 8) {
+        rnn2c_x86_store_s16(h + j, rnn2c_x86_gru8(p, &w, v, j, rnn2c_x86_load_s16(h + j)));
+    }
+    for (; j < p->units; ++j) {
+        h[j] = (int16_t)rnn2c_sat_s16(rnn2c_gru_unit(p, &w, v, j, h[j]));
+    }
+}
+
+/* LSTM, units j .. j + 7: c[j .. j + 7] updated; returns o * tanh(c) in Q0.30. */
+RNN2C_INLINE __m256i rnn2c_x86_lstm8(const rnn2c_lstm_t *p, const int8_t **w, const int16_t *v,
+                                     int16_t *c, uint32_t j)
+{
+    const uint32_t groups = (uint32_t)p->x_groups + p->h_groups;
+    const int frac = (int)p->cell_frac_bits;
+    __m256i u[8];
+    __m256i g[4];
+    __m256i cell;
+    int k;
+    for (k = 0; k < 8; ++k) {
+        u[k] = rnn2c_avx_acc4(w, v, groups);
+    }
+    rnn2c_x86_rows8(u, p->bias != NULL ? p->bias + 4 * j : NULL, p->rq + 4 * j, g);
+    /* c = f * c + i * g */
+    cell = _mm256_add_epi32(
+        rnn2c_x86_rshift_round(
+            _mm256_mullo_epi32(rnn2c_x86_sigmoid8(g[1]), rnn2c_x86_load_s16(c + j)), 15),
+        rnn2c_x86_rshift_round(
+            _mm256_mullo_epi32(rnn2c_x86_sigmoid8(g[0]), rnn2c_x86_tanh8(g[2])), 30 - frac));
+    cell = rnn2c_x86_clamp(cell, INT16_MIN, INT16_MAX);
+    rnn2c_x86_store_s16(c + j, cell);
+    if (frac > 12) { /* rnn2c_q12_from_frac */
+        cell = rnn2c_x86_rshift_round(cell, frac - 12);
+    } else {
+        cell = rnn2c_x86_clamp(_mm256_sll_epi32(cell, _mm_cvtsi32_si128(12 - frac)), INT16_MIN,
+                               INT16_MAX);
+    }
+    return _mm256_mullo_epi32(rnn2c_x86_sigmoid8(g[3]), rnn2c_x86_tanh8(cell));
+}
+
+RNN2C_INLINE void rnn2c_x86_lstm_s8(const rnn2c_lstm_t *p, const int16_t *v, int8_t *h, int16_t *c)
+{
+    const int8_t *w = p->weight;
+    uint32_t j;
+    for (j = 0; j + 8 <= p->units; j += 8) {
+        rnn2c_x86_store_s8(h + j, rnn2c_x86_rshift_round(rnn2c_x86_lstm8(p, &w, v, c, j), 23));
+    }
+    for (; j < p->units; ++j) {
+        h[j] = rnn2c_sat_s8(rnn2c_rshift_round(rnn2c_lstm_unit(p, &w, v, c, j), 23));
+    }
+}
+
+RNN2C_INLINE void rnn2c_x86_lstm_s16(const rnn2c_lstm_t *p, const int16_t *v, int16_t *h,
+                                     int16_t *c)
+{
+    const int8_t *w = p->weight;
+    uint32_t j;
+    for (j = 0; j + 8 <= p->units; j += 8) {
+        rnn2c_x86_store_s16(h + j, rnn2c_x86_rshift_round(rnn2c_x86_lstm8(p, &w, v, c, j), 15));
+    }
+    for (; j < p->units; ++j) {
+        h[j] = (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(rnn2c_lstm_unit(p, &w, v, c, j), 15));
+    }
+}
+
+#define rnn2c_gru_s8 rnn2c_x86_gru_s8
+#define rnn2c_gru_s16 rnn2c_x86_gru_s16
+#define rnn2c_lstm_s8 rnn2c_x86_lstm_s8
+#define rnn2c_lstm_s16 rnn2c_x86_lstm_s16
+
+#endif /* __AVX2__ */
 
 #endif /* RNN2C_RUNTIME_H */

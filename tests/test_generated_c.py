@@ -199,6 +199,89 @@ def test_every_host_kernel_path_is_bit_exact(exported: Path, path: str, model: s
     assert np.array_equal(compiled.run(x, None), run_int(q, x))
 
 
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Layers of 8 units and more (the x86 path's blocks of 8 units plus a scalar tail), int8 and
+    int16 states, LSTM cells with more and fewer than 12 fraction bits, every Dense head."""
+    d = tmp_path_factory.mktemp("wide")
+    keras.utils.set_random_seed(11)
+    a = keras.Sequential(
+        [
+            keras.Input((None, 5)),
+            keras.layers.GRU(16, return_sequences=True),
+            keras.layers.LSTM(21, return_sequences=True),
+            keras.layers.GRU(13, return_sequences=True, reset_after=False),
+            keras.layers.SimpleRNN(11, return_sequences=True),
+            keras.layers.Dense(9, activation="tanh"),
+            keras.layers.Dense(10, activation="sigmoid"),
+            keras.layers.Dense(12, activation="relu"),
+            keras.layers.Dense(7, activation="softmax"),
+        ]
+    )
+    b = keras.Sequential(
+        [
+            keras.Input((None, 3)),
+            keras.layers.LSTM(32, return_sequences=True, unit_forget_bias=True),
+            keras.layers.GRU(24),
+            keras.layers.Dense(5),
+        ]
+    )
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(8, 12, 5)).astype(np.float32)
+    big = (np.abs(rng.normal(size=(8, 40, 3))) * 30).astype(np.float32)  # cells past 8.0
+    export_model(a, x, d / "a", name="wa")
+    export_model(a, x, d / "g", name="wg", activations="int16", input_quant="per-feature")
+    export_model(b, big, d / "b", name="wb")
+    export_model(b, big, d / "h", name="wh", activations="int16")
+    return d
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 kernel paths")
+@pytest.mark.parametrize("path", sorted(HOST_PATHS))
+@pytest.mark.parametrize("model", ["a/wa", "g/wg", "b/wb", "h/wh"])
+def test_wide_layers_every_host_kernel_path_is_bit_exact(wide: Path, path: str, model: str) -> None:
+    """As above on layers of 8 to 32 units, with long extreme inputs (saturated gates, cells)."""
+    from rnn2c.emulator.build import DEFAULT_FLAGS, load_model  # noqa: PLC0415
+    from rnn2c.export.reference import run_int  # noqa: PLC0415
+    from rnn2c.export.serialize import load  # noqa: PLC0415
+
+    folder, name = model.split("/")
+    q = load(wide / folder / f"{name}_qmodel.npz")
+    rng = np.random.default_rng(8)
+    x = rng.integers(-128, 128, size=(10, 60, q.input_size)).astype(np.int8)
+    x[0], x[1] = -128, 127
+    x[2, :, 0] = 127
+    x[3] = np.where(np.arange(60)[:, None] % 8 < 4, 127, -128)
+    compiled = load_model(wide / folder, name, flags=(*DEFAULT_FLAGS, *HOST_PATHS[path]))
+    assert np.array_equal(compiled.run(x, None), run_int(q, x))
+
+
+@pytest.mark.skipif(not COMPILERS, reason="no C compiler")
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 kernel paths")
+@pytest.mark.parametrize("cc", COMPILERS)
+@pytest.mark.parametrize("opt", ["-O0", "-O2", "-Os"])
+@pytest.mark.parametrize("path", ["avx2", "native"])
+def test_x86_paths_compile_warning_free(wide: Path, cc: str, opt: str, path: str) -> None:
+    flags = [f for f in HOST_PATHS[path] if not f.startswith("-O")]
+    for model in ("a/wa", "h/wh"):
+        subprocess.run(
+            [
+                cc,
+                "-std=c99",
+                opt,
+                *flags,
+                *STRICT,
+                "-c",
+                str(wide / f"{model}.c"),
+                "-o",
+                str(wide / f"{model}-{cc}{opt}{path}.o"),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+
+
 def test_export_is_reproducible(exported: Path, tmp_path: Path) -> None:
     model = keras.Sequential([keras.Input((None, 4)), keras.layers.GRU(7), keras.layers.Dense(2)])
     x = np.random.default_rng(1).normal(size=(8, 10, 4)).astype(np.float32)

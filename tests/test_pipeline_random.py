@@ -7,11 +7,14 @@ int8 output stays close to Keras' float output.
 
 from __future__ import annotations
 
+import platform
+
 import numpy as np
 import pytest
 
 from models import build, random_config
 from rnn2c.emulator import load_model
+from rnn2c.emulator.build import DEFAULT_FLAGS
 from rnn2c.export import export_model
 from rnn2c.export.api import read_any
 from rnn2c.export.quantize import observe_model
@@ -71,6 +74,12 @@ def check_random_model(seed: int, tmp_path, activations: str) -> None:  # noqa: 
         c_out = compiled.run(xq, lens)
         ref = run_int(q, xq, lens)
         assert np.array_equal(c_out, ref), f"C != reference for {cfg.describe()}"
+    if platform.machine() in ("x86_64", "AMD64"):  # the x86 vector path, AVX2 or the host's own
+        flags = ("-mavx2", "-mno-avx512f") if seed % 2 else ("-march=native",)
+        vec = load_model(tmp_path / "c", f"m{seed}", flags=(*DEFAULT_FLAGS, *flags))
+        assert np.array_equal(vec.run(xq, lengths), run_int(q, xq, lengths)), (
+            f"{' '.join(flags)} C != reference for {cfg.describe()}"
+        )
 
     # int8 close to float Keras
     deq = q.output_q.dequantize(run_int(q, q.input_q.quantize(test))[:, -1])
