@@ -417,6 +417,8 @@ def _labels(y: np.ndarray | None, head: str, outputs: int) -> np.ndarray | None:
         return y.astype(np.int64)
     if y.ndim == 2 and y.shape[1] == outputs and outputs >= 2:  # one-hot
         if not np.isin(y, (0, 1)).all() or not (y.sum(axis=1) == 1).all():
+            if head != "softmax" and y.dtype.kind == "f":
+                return None  # a vector of regression targets per sequence
             raise ExportError(
                 f"--data: y is [N, {outputs}] but not one-hot; give class indices [N] or "
                 "one-hot rows"
