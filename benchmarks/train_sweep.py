@@ -118,10 +118,11 @@ def main() -> int:
             "dataset": name,
             "train": m["num_train"],
             "test": m["num_test"],
-            "length": int(m["max_length"]) * int(m["frame"]),
+            "length": int(m.get("raw_max_length", int(m["max_length"]) * int(m["frame"]))),
             "features": m["raw_features"],
             "classes": len(m["class_names"]),
             "frame": m["frame"],
+            "input_transform": m.get("input_transform"),
             "float_accuracy": rep.float_accuracy,
             "int8_accuracy": rep.int8_accuracy,
             "dtw_accuracy": dtw_acc,
@@ -142,9 +143,16 @@ def main() -> int:
     return 0
 
 
+def _input(r: dict) -> str:
+    parts = [f"frame {r['frame']}"] if r["frame"] > 1 else []
+    if r.get("input_transform"):
+        parts.append(str(r["input_transform"]))
+    return ", ".join(parts) or "as is"
+
+
 def table(rows: list[dict]) -> str:
     lines = [
-        "| dataset (train / test, steps x features, classes) | frame | float acc | int8 C acc "
+        "| dataset (train / test, steps x features, classes) | input | float acc | int8 C acc "
         "| 1-NN DTW | float - DTW | int8 - float | train s (epochs) | weight / state bytes |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -155,7 +163,7 @@ def table(rows: list[dict]) -> str:
         ok_q = "" if abs(q) <= GOAL_INT8_VS_FLOAT else " **miss**"
         lines.append(
             f"| {r['dataset']} ({r['train']} / {r['test']}, {r['length']} x {r['features']}, "
-            f"{r['classes']}) | {r['frame']} | {100 * r['float_accuracy']:.2f}% | "
+            f"{r['classes']}) | {_input(r)} | {100 * r['float_accuracy']:.2f}% | "
             f"{100 * r['int8_accuracy']:.2f}% | {100 * r['dtw_accuracy']:.2f}% | "
             f"{100 * gap:+.1f}{ok_gap} | {100 * q:+.1f}{ok_q} | {r['train_seconds']:.0f} "
             f"({r['epochs']}) | {r['weight_bytes']} / {r['state_bytes']} |"

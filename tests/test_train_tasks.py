@@ -188,6 +188,29 @@ def test_forecast_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "MAE float / int8" in out and "bit-exact" in out
 
 
+def test_counts_over_decades_are_trained_as_log1p(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.poisson(3.0, size=(24, 6, 1)).astype(np.float32)  # daily counts ...
+    x[::4] *= 2000.0  # ... and a few places where they run into the thousands
+    ds = Dataset(
+        x[:16],
+        np.arange(16) % 2,
+        x[16:],
+        np.arange(8) % 2,
+        np.full(16, 6),
+        np.full(8, 6),
+        ["a", "b"],
+        "counts",
+    )
+    m = train_run(ds, tmp_path / "run", units=2, epochs=1, verbose=0)
+    assert m["input_transform"] == "log1p"
+    calib = np.load(tmp_path / "run" / "calib.npz")
+    assert 0 < calib["x"].max() < 11.0  # log1p of at most about 30000
+    assert "log1p" in (tmp_path / "run" / "EXPORT.txt").read_text()
+    off = train_run(ds, tmp_path / "off", units=2, epochs=1, verbose=0, log_inputs="off")
+    assert off["input_transform"] is None
+
+
 def test_bad_task_inputs_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     x = np.ones((6, 5, 1), np.float32)
     data = tmp_path / "d.npz"

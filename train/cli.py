@@ -7,7 +7,7 @@ import os
 import shlex
 import sys
 
-from .train import AUGMENT_BELOW, DEFAULTS, FRAME_ABOVE, FRAME_TARGET
+from .train import AUGMENT_BELOW, DEFAULTS, FRAME_ABOVE, FRAME_TARGET, LOG_SPAN
 
 __all__ = ["add_arguments", "command_line", "main"]
 
@@ -124,6 +124,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "steps (default: auto)",
     )
     parser.add_argument(
+        "--log-inputs",
+        choices=("auto", "on", "off"),
+        default=d["log_inputs"],
+        help="train on log1p(x) (the device then applies log1p to each raw sample); auto = on "
+        f"when every input is >= 0 and its max exceeds {LOG_SPAN:g} x its median nonzero value "
+        "(counts over several decades, which a linear int8 input scale cannot resolve) "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--window",
         type=_auto_int,
         default=d["window"],
@@ -175,6 +184,7 @@ _FLAGS = (
     "patience",
     "augment",
     "frame",
+    "log_inputs",
     "window",
     "horizon",
     "season",
@@ -213,6 +223,8 @@ def main(args: argparse.Namespace) -> int:
         return _error(str(exc))
     task = metrics["task"]
     frame = f", {metrics['frame']} samples per step" if metrics["frame"] > 1 else ""
+    if metrics.get("input_transform"):
+        frame += f", inputs {metrics['input_transform']}(x)"
     stop = (
         f"interrupted after {metrics['epochs_run']} epochs (kept best {metrics['best_epoch']})"
         if metrics["interrupted"]

@@ -89,6 +89,7 @@ DEFAULTS: dict[str, Any] = {
     "patience": 60,
     "augment": "auto",
     "frame": None,  # auto
+    "log_inputs": "auto",
     "window": None,  # auto (forecast)
     "horizon": 1,
     "season": None,  # auto (forecast)
@@ -102,6 +103,7 @@ MIN_EPOCHS, MAX_EPOCHS = 20, 1000  # bounds of the automatic epoch count
 AUGMENT_BELOW = 1000  # augment by default below this many training sequences
 AUGMENT = {"scale": 0.1, "jitter": 0.03, "shift": 0.1}
 FRAME_ABOVE, FRAME_TARGET = 128, 64
+LOG_SPAN = 100.0  # auto log1p: non-negative inputs whose max exceeds this x their median nonzero
 SMALL_VAL = 30  # a validation split smaller than this is warned about
 TEST_FRACTION = 0.2  # forecast: the last fifth of a series is the test part
 
@@ -274,7 +276,10 @@ def _check_training_config(
     horizon: int = 1,
     season: int | None = None,
     augment: str | bool = "auto",
+    log_inputs: str = "auto",
 ) -> None:
+    if log_inputs not in ("auto", "on", "off"):
+        raise ConfigError(f"--log-inputs {log_inputs!r}; expected auto, on or off")
     if task not in TASKS:
         raise ConfigError(f"--task {task!r}; expected one of {', '.join(TASKS)}")
     if epochs is not None and not 1 <= epochs <= 100_000:
@@ -536,6 +541,7 @@ def train_run(
     window: int | None = DEFAULTS["window"],
     horizon: int = DEFAULTS["horizon"],
     season: int | None = DEFAULTS["season"],
+    log_inputs: str = DEFAULTS["log_inputs"],
     callbacks: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Train a model on ``dataset_spec`` and write the run folder ``out_dir``.
@@ -563,6 +569,10 @@ def train_run(
         augment: ``auto`` (on below ``AUGMENT_BELOW`` training sequences, never for forecast),
             ``on``/``off`` or a bool: scaling, jitter and window shifts of training batches.
         frame: samples per model step (None: auto, see ``FRAME_ABOVE``).
+        log_inputs: ``on`` trains on ``log1p(x)`` (the C then takes ``log1p`` of each raw
+            sample too); ``auto`` does so when every input is >= 0 and spans more than
+            ``LOG_SPAN`` x its median nonzero value (counts over several decades, which a linear
+            int8 input scale cannot resolve); ``off`` never.
         window, horizon, season: forecast windows (None: auto, max(24, 2 * season)), steps
             ahead, and the seasonal-naive period (None: the series' autocorrelation peak).
         calib_size: most training sequences written to ``calib.npz``.
@@ -598,6 +608,7 @@ def train_run(
         horizon,
         season,
         augment,
+        log_inputs,
     )
     inputs = [dataset_spec] if isinstance(dataset_spec, str) else []
     try:
@@ -632,6 +643,7 @@ def train_run(
                 window=window,
                 horizon=horizon,
                 season=season,
+                log_inputs=log_inputs,
                 calib_size=calib_size,
                 command=command,
                 verbose=verbose,
@@ -658,6 +670,36 @@ def _load(
         return _forecast_data(dataset_spec, window, horizon, season, frame)
     ds = load_dataset(dataset_spec, seed, task)
     return _Data(ds, _auto_frame(ds, frame))
+
+
+def _wants_log(ds: Dataset, log_inputs: str) -> bool:
+    if log_inputs == "off":
+        return False
+    steps = real_steps(ds.x_train, ds.lengths_train)
+    if log_inputs == "on":
+        if np.any(steps < 0) or np.any(real_steps(ds.x_test, ds.lengths_test) < 0):
+            raise ConfigError(
+                "--log-inputs on: the inputs hold negative values; log1p needs inputs >= 0"
+            )
+        return True
+    if np.any(steps < 0):
+        return False
+    for col in steps.T:
+        nonzero = col[col > 0]
+        if nonzero.size and float(col.max()) > LOG_SPAN * float(np.median(nonzero)):
+            return True
+    return False
+
+
+def _log1p_inputs(ds: Dataset) -> Dataset:
+    """The dataset with ``log1p`` inputs (padding stays 0; negative test values are clipped)."""
+    import dataclasses
+
+    return dataclasses.replace(
+        ds,
+        x_train=np.log1p(np.maximum(ds.x_train, 0.0)).astype(np.float32),
+        x_test=np.log1p(np.maximum(ds.x_test, 0.0)).astype(np.float32),
+    )
 
 
 def _binomial_tail(k: int, n: int, p: float) -> float:
@@ -779,6 +821,7 @@ def _train_into(
     window: int | None,
     horizon: int,
     season: int | None,
+    log_inputs: str,
     calib_size: int,
     command: str | None,
     verbose: int | None,
@@ -787,6 +830,9 @@ def _train_into(
     out = folder.path
     data = _load(dataset_spec, task, seed, frame, window, horizon, season)
     ds, k = data.ds, data.frame
+    use_log = _wants_log(ds, log_inputs)
+    if use_log:
+        ds = _log1p_inputs(ds)
     if command is None:
         command = shlex.join(sys.argv)
     if verbose is None:
@@ -1010,7 +1056,9 @@ def _train_into(
         "num_features": int(xf_tr.shape[2]),
         "raw_features": ds.num_features,
         "frame": k,
+        "input_transform": "log1p" if use_log else None,
         "max_length": int(xf_te.shape[1]),
+        "raw_max_length": int(ds.x_test.shape[1] if ds.x_test.shape[1] else 0),
         "cell": cell,
         "units": units,
         "layers": layers,
@@ -1079,6 +1127,12 @@ def _train_into(
             f"# Export the model of this run to int8 C and check it against Keras ({what}):",
             *export_commands(out),
         ]
+        if use_log:
+            lines.insert(
+                1,
+                "# The model takes log1p(x) of every raw input value (calib.npz and test.npz "
+                "hold log1p(x)): apply log1p before quantizing on the device.",
+            )
         if k > 1:
             lines.insert(
                 1,
