@@ -138,8 +138,13 @@ def main() -> int:
         print(f"[sweep] {name}: {json.dumps(row)}", flush=True)
         out.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(list(rows.values()), indent=2) + "\n")
+    from rnn2c.train.data import load_dataset
+
+    for r in rows.values():  # the raw length (runs of older versions recorded framed lengths)
+        r["length"] = load_dataset(f"uea:{r['dataset']}").max_length
+    json_path.write_text(json.dumps(list(rows.values()), indent=2) + "\n")
     print()
-    print(table([rows[n] for n in sets if n in rows]))
+    print(table(list(rows.values())))  # every set measured so far, this run or earlier
     return 0
 
 

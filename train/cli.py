@@ -92,6 +92,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lr", type=float, default=d["lr"], help="peak Adam learning rate (default: %(default)s)"
     )
+    parser.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=d["label_smoothing"],
+        help="classify/tag: cross-entropy targets (1 - s) on the class, s spread over all; keeps "
+        "outputs off saturation, where int8 and float part ways (default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=d["seed"], help="(default: %(default)s)")
     parser.add_argument(
         "--val-split",
@@ -179,6 +186,7 @@ _FLAGS = (
     "epochs",
     "batch_size",
     "lr",
+    "label_smoothing",
     "seed",
     "val_split",
     "patience",

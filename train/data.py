@@ -615,10 +615,10 @@ def frame_labels(y: np.ndarray, k: int) -> np.ndarray:
     """Per-step labels [N, T] -> one per frame of k samples (the label of its last sample)."""
     if k <= 1:
         return y
-    n, t = y.shape
+    n, t = y.shape[:2]
     tk = -(-t // k)
     yp = np.concatenate([y, np.repeat(y[:, -1:], tk * k - t, axis=1)], axis=1)
-    return yp.reshape(n, tk, k)[:, :, -1]
+    return yp.reshape(n, tk, k, *y.shape[2:])[:, :, -1]
 
 
 def streams_from_classes(ds: Dataset, per_stream: int = 4, seed: int = 0) -> Dataset:

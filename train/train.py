@@ -90,6 +90,7 @@ DEFAULTS: dict[str, Any] = {
     "augment": "auto",
     "frame": None,  # auto
     "log_inputs": "auto",
+    "label_smoothing": 0.1,
     "window": None,  # auto (forecast)
     "horizon": 1,
     "season": None,  # auto (forecast)
@@ -542,6 +543,7 @@ def train_run(
     horizon: int = DEFAULTS["horizon"],
     season: int | None = DEFAULTS["season"],
     log_inputs: str = DEFAULTS["log_inputs"],
+    label_smoothing: float = DEFAULTS["label_smoothing"],
     callbacks: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Train a model on ``dataset_spec`` and write the run folder ``out_dir``.
@@ -569,6 +571,8 @@ def train_run(
         augment: ``auto`` (on below ``AUGMENT_BELOW`` training sequences, never for forecast),
             ``on``/``off`` or a bool: scaling, jitter and window shifts of training batches.
         frame: samples per model step (None: auto, see ``FRAME_ABOVE``).
+        label_smoothing: classify/tag: the cross-entropy target is (1 - s) on the class and
+            s / K spread over all K classes.
         log_inputs: ``on`` trains on ``log1p(x)`` (the C then takes ``log1p`` of each raw
             sample too); ``auto`` does so when every input is >= 0 and spans more than
             ``LOG_SPAN`` x its median nonzero value (counts over several decades, which a linear
@@ -592,6 +596,10 @@ def train_run(
     if task is None:
         task = dataset_spec.task if isinstance(dataset_spec, Dataset) else "classify"
     check_config(cell, units, layers, dropout)
+    if not (np.isfinite(label_smoothing) and 0.0 <= label_smoothing < 1.0):
+        raise ConfigError(
+            f"--label-smoothing {label_smoothing}; expected a fraction in [0, 1), e.g. 0.1"
+        )
     _check_training_config(
         epochs,
         batch_size,
@@ -644,6 +652,7 @@ def train_run(
                 horizon=horizon,
                 season=season,
                 log_inputs=log_inputs,
+                label_smoothing=label_smoothing,
                 calib_size=calib_size,
                 command=command,
                 verbose=verbose,
@@ -670,6 +679,11 @@ def _load(
         return _forecast_data(dataset_spec, window, horizon, season, frame)
     ds = load_dataset(dataset_spec, seed, task)
     return _Data(ds, _auto_frame(ds, frame))
+
+
+def _one_hot(y: np.ndarray, k: int) -> np.ndarray:
+    """Class indices [...] -> float32 one-hot [..., k]."""
+    return np.eye(k, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
 
 
 def _wants_log(ds: Dataset, log_inputs: str) -> bool:
@@ -767,7 +781,7 @@ def usefulness_warnings(
                 out.append(
                     f"at chance level: {what} accuracy {100 * acc:.1f}% over {n} sequences is "
                     f"not significantly better than always answering the most frequent class "
-                    f"({100 * majority:.1f}%, p = {p:.2f})"
+                    f"({100 * majority:.1f}%, p = {p:.3f})"
                 )
         elif acc <= majority + 0.01:
             out.append(
@@ -822,6 +836,7 @@ def _train_into(
     horizon: int,
     season: int | None,
     log_inputs: str,
+    label_smoothing: float,
     calib_size: int,
     command: str | None,
     verbose: int | None,
@@ -866,7 +881,7 @@ def _train_into(
     if not classifier:  # standardized targets while training; folded into the head after
         y_mean = y_tr.mean(axis=0).astype(np.float32)
         y_std = (y_tr.std(axis=0) + 1e-6).astype(np.float32)
-    y_fit = y_tr if classifier else (y_tr - y_mean) / y_std
+    y_fit = _one_hot(y_tr, ds.num_classes) if classifier else (y_tr - y_mean) / y_std
 
     models = build_models(
         xf_tr.shape[2],
@@ -908,7 +923,10 @@ def _train_into(
         warmup_steps=warm,
     )
     if classifier:
-        loss = "sparse_categorical_crossentropy"
+        # one-hot targets with label smoothing: the optimum has finite logits, so a model trained
+        # to zero error does not push its softmax (and every step of a stream) to saturation,
+        # where int8 and float flip at slightly different steps
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
         metric_kw = {"weighted_metrics": ["accuracy"]} if per_step else {"metrics": ["accuracy"]}
     else:
         loss = "mse"
@@ -929,9 +947,16 @@ def _train_into(
         y_val = ds.y_train[val_idx]
         if per_step:
             y_val = frame_labels(y_val, k)
-            validation = (val_in, y_val, val_in[1].astype(np.float32))
+            validation = (
+                val_in,
+                _one_hot(y_val, ds.num_classes),
+                val_in[1].astype(np.float32),
+            )
         else:
-            validation = (val_in, y_val if classifier else (y_val - y_mean) / y_std)
+            validation = (
+                val_in,
+                _one_hot(y_val, ds.num_classes) if classifier else (y_val - y_mean) / y_std,
+            )
     stopper = _best_checkpoint_callback(keras, patience, has_val, by_accuracy=classifier)
     cbs: list[Any] = [stopper]
     progress = None
@@ -1077,6 +1102,7 @@ def _train_into(
         "steps_per_epoch": steps_per_epoch,
         "batch_size": batch_size,
         "lr": lr,
+        "label_smoothing": label_smoothing if classifier else None,
         "clipnorm": CLIPNORM,
         "lr_schedule": {
             "kind": "warm-up then cosine",
