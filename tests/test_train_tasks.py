@@ -17,7 +17,7 @@ from rnn2c.cli import main  # noqa: E402
 from rnn2c.emulator import verify  # noqa: E402
 from rnn2c.export import export_model  # noqa: E402
 from rnn2c.train.data import Dataset  # noqa: E402
-from rnn2c.train.train import run_files, train_run  # noqa: E402
+from rnn2c.train.train import _wants_log, run_files, train_run  # noqa: E402
 
 TINY = ["--units", "4", "--batch-size", "8", "--quiet"]
 
@@ -59,7 +59,7 @@ def test_chance_level_is_warned_in_summary_and_metrics_and_strict_exits_1(
         data, x_train=x, y_train=rng.integers(0, 2, 40), x_test=x, y_test=rng.integers(0, 2, 40)
     )
     run = tmp_path / "run"
-    argv = ["train", "--dataset", str(data), "--out", str(run), "--epochs", "2", *TINY]
+    argv = ["train", "--dataset", str(data), "--out", str(run), "--epochs", "1", *TINY]
     assert main(argv) == 0  # warned, not failed, without --strict
     out = capsys.readouterr().out
     assert "WARNING: at chance level" in out and "barely move" in out
@@ -188,6 +188,10 @@ def test_forecast_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "MAE float / int8" in out and "bit-exact" in out
 
 
+def ds_tail(ds: Dataset) -> tuple:
+    return ds.lengths_train, ds.lengths_test, ds.class_names, ds.name
+
+
 def test_counts_over_decades_are_trained_as_log1p(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     x = rng.poisson(3.0, size=(24, 6, 1)).astype(np.float32)  # daily counts ...
@@ -207,8 +211,9 @@ def test_counts_over_decades_are_trained_as_log1p(tmp_path: Path) -> None:
     calib = np.load(tmp_path / "run" / "calib.npz")
     assert 0 < calib["x"].max() < 11.0  # log1p of at most about 30000
     assert "log1p" in (tmp_path / "run" / "EXPORT.txt").read_text()
-    off = train_run(ds, tmp_path / "off", units=2, epochs=1, verbose=0, log_inputs="off")
-    assert off["input_transform"] is None
+    assert not _wants_log(ds, "off")
+    signed = Dataset(-ds.x_train, ds.y_train, -ds.x_test, ds.y_test, *ds_tail(ds))
+    assert not _wants_log(signed, "auto")  # negative values: not counts
 
 
 def test_bad_task_inputs_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
