@@ -1,7 +1,10 @@
 """`rnn2c verify`: run generated C on sequences and compare it with both references.
 
 (a) the NumPy integer reference (must be equal bit for bit, at every step of every sequence);
-(b) the float model's outputs (dequantized error, argmax agreement, accuracy against labels).
+(b) the float model's outputs (dequantized error, argmax agreement, and the task's metric
+    against the data's `y`, float and int8 C side by side: accuracy for a label per sequence,
+    accuracy per step for a label per step (`y` shaped [N, T]: taggers, whose output at every
+    step is compared), MAE/RMSE for numeric targets (regression, forecasting)).
 """
 
 from __future__ import annotations
@@ -148,6 +151,13 @@ class VerifyReport:
     state_bytes: int
     head: str = "none"  # "argmax" (softmax or logits), "sigmoid" (0.5 threshold) or "none"
     chance: str | None = None  # why the float model looks untrained, if it does
+    #: what y says the task is: "classify" (a label per sequence), "tag" (a label per step,
+    #: every step compared), "regress" (numeric targets), "none" (no y)
+    task: str = "none"
+    float_mae: float | None = None  # regress: mean |output - target|, float model
+    int8_mae: float | None = None  # ... and the int8 C
+    float_rmse: float | None = None
+    int8_rmse: float | None = None
     files_checked: bool = False  # whether the export's files were checked against its manifest
     changed_files: list[str] = field(default_factory=list)  # files edited after export
     stream: StreamReport | None = None
@@ -210,11 +220,18 @@ class VerifyReport:
         if self.float_accuracy is not None:
             rows.append(
                 (
-                    "accuracy float / int8",
+                    "accuracy per step float / int8"
+                    if self.task == "tag"
+                    else "accuracy float / int8",
                     f"{pct(self.float_accuracy)} / {pct(self.int8_accuracy)}",
                     "",
                 )
             )
+        if self.float_mae is not None:
+            rows += [
+                ("MAE float / int8", f"{self.float_mae:.5g} / {self.int8_mae:.5g}", "vs y"),
+                ("RMSE float / int8", f"{self.float_rmse:.5g} / {self.int8_rmse:.5g}", ""),
+            ]
         rows.append(("state", f"{self.state_bytes} bytes", ""))
         if self.stream is not None:
             s = self.stream
@@ -315,8 +332,12 @@ def read_export_dir(out_dir: str | Path, name: str | None = None) -> ExportDir:
     return ExportDir(d, name, serialize.load(qfile), manifest, changed, bool(hashes))
 
 
-def float_outputs(keras_model: Any, x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
-    """The Keras model's output for each sequence cut to its real length: [N, out]."""
+def float_outputs(
+    keras_model: Any, x: np.ndarray, lengths: np.ndarray | None, every_step: bool = False
+) -> np.ndarray:
+    """The Keras model's output for each sequence cut to its real length: [N, out] (the last
+    step), or with ``every_step`` [N, T, out] for a model that returns sequences (zeros past each
+    real length)."""
     n, t, _ = x.shape
     lens = np.full(n, t) if lengths is None else np.asarray(lengths)
     out: np.ndarray | None = None
@@ -325,6 +346,17 @@ def float_outputs(keras_model: Any, x: np.ndarray, lengths: np.ndarray | None) -
         for start in range(0, idx.size, 512):
             chunk = idx[start : start + 512]
             y = np.asarray(keras_model(x[chunk, :length], training=False))
+            if every_step:
+                if y.ndim != 3:
+                    raise ExportError(
+                        "--data: y holds a label per time step ([N, T]) but the model gives one "
+                        "output per sequence; per-step labels need a model whose last recurrent "
+                        "layer returns sequences (rnn2c train --task tag)"
+                    )
+                if out is None:
+                    out = np.zeros((n, t, y.shape[-1]))
+                out[chunk, :length] = y
+                continue
             if y.ndim == 3:  # return_sequences=True: the output at the last step
                 y = y[:, -1]
             if out is None:
@@ -332,6 +364,23 @@ def float_outputs(keras_model: Any, x: np.ndarray, lengths: np.ndarray | None) -
             out[chunk] = y
     assert out is not None
     return out
+
+
+def _per_step_labels(y: np.ndarray | None, shape: tuple[int, ...], outputs: int) -> bool:
+    """Whether y is a label per time step: integers shaped [N, T] like x (and not one-hot rows
+    of an outputs-wide classifier)."""
+    if y is None or y.ndim != 2 or y.shape != tuple(shape[:2]) or y.dtype.kind not in "iub":
+        return False
+    one_hot = y.shape[1] == outputs and np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()
+    return not one_hot
+
+
+def _targets(y: np.ndarray | None, head: str, outputs: int) -> np.ndarray | None:
+    """Numeric regression targets [N, outputs] from y, for a model without a classifier head."""
+    if y is None or head in ("softmax", "sigmoid") or y.dtype.kind != "f":
+        return None
+    t = y.reshape(len(y), -1)
+    return t.astype(np.float64) if t.shape[1] == outputs else None
 
 
 def _check_thresholds(min_agreement: float, max_mean_error: float, stream_steps: int) -> None:
@@ -376,6 +425,8 @@ def _labels(y: np.ndarray | None, head: str, outputs: int) -> np.ndarray | None:
         return y.astype(np.int64)
     if y.ndim == 2 and y.shape[1] == outputs and outputs >= 2:  # one-hot
         if not np.isin(y, (0, 1)).all() or not (y.sum(axis=1) == 1).all():
+            if head != "softmax" and y.dtype.kind == "f":
+                return None  # a vector of regression targets per sequence
             raise ExportError(
                 f"--data: y is [N, {outputs}] but not one-hot; give class indices [N] or "
                 "one-hot rows"
@@ -473,7 +524,24 @@ def verify(
     else:
         seqs = load_sequences(data, "--data", qmodel.input_size)
     head_act = _head(qmodel)
-    labels = _labels(seqs.y, head_act, qmodel.output_size)
+    per_step = _per_step_labels(seqs.y, seqs.x.shape, qmodel.output_size)
+    if per_step:
+        assert seqs.y is not None
+        if head_act == "sigmoid" or qmodel.output_size < 2:
+            raise ExportError(
+                "--data: y holds a label per time step; that needs a softmax (or logit) head "
+                f"with one output per class, and this model's head is {head_act} with "
+                f"{qmodel.output_size} output(s)"
+            )
+        labels = seqs.y.astype(np.int64)
+        if labels.min() < 0 or labels.max() >= qmodel.output_size:
+            raise ExportError(
+                f"--data: per-step labels run from {labels.min()} to {labels.max()}; the model "
+                f"has {qmodel.output_size} classes (0..{qmodel.output_size - 1})"
+            )
+    else:
+        labels = _labels(seqs.y, head_act, qmodel.output_size)
+    targets = None if per_step else _targets(seqs.y, head_act, qmodel.output_size)
     if head_act == "sigmoid":
         head = "sigmoid"
     elif qmodel.output_size >= 2 and (head_act == "softmax" or labels is not None):
@@ -490,10 +558,19 @@ def verify(
     if bad_seq.size:
         s = int(bad_seq[0])
         first = (s, int(np.nonzero(diff[s])[0][0]))
-    y_int = qmodel.output_q.dequantize(last_step(c_out, seqs.lengths))
-    y_float = float_outputs(keras_model, seqs.x, seqs.lengths)
-    err = np.abs(y_int - y_float)
     n, t = seqs.x.shape[:2]
+    if per_step:
+        real = (
+            np.arange(t)[None, :]
+            < (np.full(n, t) if seqs.lengths is None else seqs.lengths)[:, None]
+        )
+        y_int = qmodel.output_q.dequantize(c_out)[real]  # every real step: [steps, out]
+        y_float = float_outputs(keras_model, seqs.x, seqs.lengths, every_step=True)[real]
+        labels = labels[real] if labels is not None else None
+    else:
+        y_int = qmodel.output_q.dequantize(last_step(c_out, seqs.lengths))
+        y_float = float_outputs(keras_model, seqs.x, seqs.lengths)
+    err = np.abs(y_int - y_float)
     total_steps = int(n * t if seqs.lengths is None else seqs.lengths.sum())
     out_range = float(y_float.max() - y_float.min()) or 1.0
     agreement = _agreement(head, y_int, y_float)
@@ -504,6 +581,26 @@ def verify(
     elif labels is not None and head == "sigmoid":
         acc_f = float(((y_float > 0.5) == labels).mean())
         acc_i = float(((y_int > 0.5) == labels).mean())
+    task = "tag" if per_step else "regress" if targets is not None else "none"
+    if task == "none" and acc_f is not None:
+        task = "classify"
+    reg: dict[str, float] = {}
+    if targets is not None:
+        for key, y_model in (("float", y_float), ("int8", y_int)):
+            e = y_model - targets
+            reg[f"{key}_mae"] = float(np.abs(e).mean())
+            reg[f"{key}_rmse"] = float(np.sqrt((e**2).mean()))
+    chance = _chance(y_float, labels, acc_f, head)
+    if targets is not None and targets.shape[0] >= 10 and chance is None:
+        ss_tot = float(((targets - targets.mean(axis=0)) ** 2).sum())
+        ss_res = float(((y_float - targets) ** 2).sum())
+        if ss_tot > 0 and ss_res >= ss_tot:
+            chance = (
+                f"no better than predicting the mean of y: float RMSE "
+                f"{reg['float_rmse']:.4g} >= the targets' standard deviation "
+                f"{np.sqrt(ss_tot / targets.size):.4g}; the model did not learn, so the int8 "
+                "figures say nothing about quantization"
+            )
     report = VerifyReport(
         name=name,
         sequences=int(seqs.x.shape[0]),
@@ -522,7 +619,12 @@ def verify(
         max_mean_error=max_mean_error,
         state_bytes=int(compiled.state_size),
         head=head,
-        chance=_chance(y_float, labels, acc_f, head),
+        chance=chance,
+        task=task,
+        float_mae=reg.get("float_mae"),
+        int8_mae=reg.get("int8_mae"),
+        float_rmse=reg.get("float_rmse"),
+        int8_rmse=reg.get("int8_rmse"),
         files_checked=export.hashed,
         changed_files=export.changed_files,
         outputs=(y_float, y_int),

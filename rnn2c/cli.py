@@ -243,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
-        "train", help="train a GRU/LSTM classifier on sequence data into a run folder"
+        "train",
+        help="train a GRU/LSTM model (classify, regress, tag, forecast) into a run folder",
     )
     try:
         from rnn2c.train import cli as train_cli  # noqa: PLC0415

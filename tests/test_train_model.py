@@ -13,7 +13,13 @@ keras = pytest.importorskip("keras")
 
 from rnn2c.train.cli import add_arguments, main  # noqa: E402
 from rnn2c.train.data import Dataset  # noqa: E402
-from rnn2c.train.model import ALLOWED_LAYER_TYPES, build_model, real_steps  # noqa: E402
+from rnn2c.train.model import (  # noqa: E402
+    ALLOWED_LAYER_TYPES,
+    build_model,
+    build_models,
+    length_mask,
+    real_steps,
+)
 from rnn2c.train.train import _best_checkpoint_callback, train_run  # noqa: E402
 
 RUN_FILES = {
@@ -47,24 +53,32 @@ def _toy_dataset(n: int = 24, t: int = 9, f: int = 3, seed: int = 0) -> Dataset:
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
-def test_padded_prediction_equals_unpadded(cell: str) -> None:
+def test_length_masked_training_view_equals_saved_model_on_cut_sequences(cell: str) -> None:
+    """Padding is masked by the real lengths: the training view on padded sequences gives what
+    the saved single-input chain (no Masking layer) gives on each sequence cut to its length,
+    and a real all-zero step is a step like any other."""
     ds = _toy_dataset()
+    ds.x_test[0, 1] = 0.0  # a real step whose features are all 0.0 (an idle sensor)
     keras.utils.set_random_seed(1)
-    model = build_model(
+    models = build_models(
         3, 2, real_steps(ds.x_train, ds.lengths_train), cell=cell, units=6, layers=2, dropout=0.2
     )
-    types = {type(layer).__name__ for layer in model.layers}
-    assert types <= ALLOWED_LAYER_TYPES
-    assert {"Masking", "Normalization"} <= types
+    types = {type(layer).__name__ for layer in models.infer.layers}
+    assert types <= ALLOWED_LAYER_TYPES and "Normalization" in types
+    assert "Masking" not in types and len(models.infer.inputs) == 1
     if cell == "gru":
-        assert all(layer.reset_after for layer in model.layers if type(layer).__name__ == "GRU")
+        assert all(
+            layer.reset_after for layer in models.infer.layers if type(layer).__name__ == "GRU"
+        )
+    mask = length_mask(ds.lengths_test, ds.x_test.shape[1])
+    padded = np.asarray(models.train.predict([ds.x_test, mask], verbose=0))
     for i in range(4):
         n = int(ds.lengths_test[i])
-        x = ds.x_test[i : i + 1, :n]
-        padded = np.concatenate([x, np.zeros((1, 7, 3), np.float32)], axis=1)
-        p_short = model.predict(x, verbose=0)
-        p_long = model.predict(padded, verbose=0)
-        np.testing.assert_allclose(p_long, p_short, atol=1e-5, rtol=0)
+        cut = np.asarray(models.infer.predict(ds.x_test[i : i + 1, :n], verbose=0))[0]
+        np.testing.assert_allclose(padded[i], cut, atol=1e-5, rtol=0)
+    # the zero step counts: skipping it (what a Masking(0.0) layer did) changes the answer
+    skipped = np.concatenate([ds.x_test[:1, :1], ds.x_test[:1, 2 : ds.lengths_test[0]]], axis=1)
+    assert np.abs(models.infer.predict(skipped, verbose=0)[0] - padded[0]).max() > 1e-6
 
 
 def test_normalization_adapted_on_real_steps_only() -> None:
@@ -109,6 +123,7 @@ def test_tiny_run_writes_the_run_folder(tmp_path: Path) -> None:
     assert 0.0 <= saved["float_test_accuracy"] <= 1.0
     assert saved["dataset"] == "toy" and saved["cell"] == "lstm"
     assert saved["units"] == 4 and saved["layers"] == 1 and saved["seed"] == 0
+    assert saved["task"] == "classify" and saved["warnings"] == saved["warnings"]
     assert set(saved["per_class_accuracy"]) == {"down", "up"}
     assert 1 <= saved["epochs_run"] <= 3
     assert saved["command"] == "pytest tiny run"
@@ -129,7 +144,12 @@ def test_tiny_run_writes_the_run_folder(tmp_path: Path) -> None:
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     model = keras.saving.load_model(out / "model.keras")
-    probs = model.predict(test["x"], verbose=0)
+    probs = np.concatenate(
+        [
+            model.predict(x[None, :n], verbose=0)
+            for x, n in zip(test["x"], test["lengths"], strict=True)
+        ]
+    )
     acc = float(np.mean(np.argmax(probs, axis=1) == test["y"]))
     assert acc == pytest.approx(saved["float_test_accuracy"])
 
@@ -159,9 +179,12 @@ def test_best_checkpoint_prefers_val_accuracy_then_val_loss() -> None:
 def test_tiny_run_records_the_training_schedule(tmp_path: Path) -> None:
     metrics = _tiny_run(tmp_path / "run", epochs=2)
     assert metrics["clipnorm"] == 1.0
-    assert metrics["lr_schedule"]["monitor"] == "val_loss"
-    assert metrics["selection"].startswith("max val_accuracy")
+    assert metrics["lr_schedule"]["kind"] == "warm-up then cosine"
+    assert metrics["selection"].startswith("min training loss") and metrics["num_val"] == 0
     assert 1 <= metrics["best_epoch"] <= metrics["epochs_run"] <= 2
+    with_val = _tiny_run(tmp_path / "val", epochs=2, val_split=0.25)
+    assert with_val["selection"].startswith("max val_accuracy") and with_val["num_val"] == 6
+    assert any("validation split has only 6" in w for w in with_val["warnings"])
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -183,16 +206,17 @@ def test_cli_bad_dataset_is_one_line_and_writes_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npz"]
 
 
-def test_cli_bidirectional_not_supported(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    args = _parse(
-        ["--dataset", "uea:BasicMotions", "--out", str(tmp_path / "r"), "--bidirectional"]
-    )
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert "not supported yet" in err and err.count("\n") == 1
-    assert not (tmp_path / "r").exists()
+def test_cli_help_shows_every_default_and_no_bidirectional() -> None:
+    from rnn2c.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices["train"]
+    text = sub.format_help()
+    assert "--bidirectional" not in text
+    for action in sub._actions:
+        if action.option_strings and action.dest not in ("help", "dataset", "out"):
+            if action.const is None and action.nargs != 0:  # flags taking a value
+                assert "default" in (action.help or ""), action.dest
 
 
 def test_cli_refuses_non_empty_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,59 +7,163 @@ import os
 import shlex
 import sys
 
-from .train import DEFAULTS
+from .train import AUGMENT_BELOW, DEFAULTS, FRAME_ABOVE, FRAME_TARGET, LOG_SPAN
 
 __all__ = ["add_arguments", "command_line", "main"]
 
+EXIT_WARNED = 1  # --strict and the model looks useless
+
+
+def _auto_int(text: str) -> int | None:
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text!r}: expected an integer or auto"
+        ) from None
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the `rnn2c train` flags to ``parser``."""
+    """Add the `rnn2c train` flags to ``parser``; every help line states its default."""
     d = DEFAULTS
     parser.add_argument(
         "--dataset",
         required=True,
-        help="PATH.npz (x_train, y_train, x_test, y_test), Foo_TRAIN.ts / Foo_TEST.ts or a "
-        "folder holding them, or uea:NAME for a set bundled with aeon (e.g. uea:BasicMotions)",
+        help="PATH.npz (x_train, y_train, x_test, y_test [, lengths_train, lengths_test]; "
+        "forecast: series [, series_test]), Foo_TRAIN.ts / Foo_TEST.ts or a folder holding "
+        "them, or uea:NAME / aeon:NAME for a set bundled with aeon (e.g. uea:BasicMotions, "
+        "uea:Covid3Month for regress, aeon:Airline for forecast)",
     )
     parser.add_argument("--out", required=True, help="run folder to create")
     parser.add_argument(
-        "--cell", choices=("gru", "lstm", "rnn"), default=d["cell"], help="recurrent cell"
+        "--task",
+        choices=("classify", "regress", "tag", "forecast"),
+        default=d["task"],
+        help="classify: a class per sequence; regress: a value or vector per sequence; tag: a "
+        "class per time step (a classification set becomes streams of recordings back to back); "
+        "forecast: the next --horizon values of a series (default: %(default)s)",
     )
-    parser.add_argument("--units", type=int, default=d["units"], help="units per layer")
-    parser.add_argument("--layers", type=int, default=d["layers"], help="stacked recurrent layers")
+    parser.add_argument(
+        "--cell",
+        choices=("gru", "lstm", "rnn"),
+        default=d["cell"],
+        help="recurrent cell (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--units", type=int, default=d["units"], help="units per layer (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--layers",
+        type=int,
+        default=d["layers"],
+        help="stacked recurrent layers (default: %(default)s)",
+    )
     parser.add_argument(
         "--dropout",
         type=float,
         default=d["dropout"],
-        help="rate of the Dropout before the output layer (0 = no Dropout layer)",
+        help="rate of the Dropout before the output layer, 0 = none (default: %(default)s)",
     )
     parser.add_argument(
         "--noise",
         type=float,
         default=d["noise"],
-        help="std of Gaussian noise added to the normalized inputs while training (robustness "
-        "to sensor and int8 input-quantization noise; a no-op at inference)",
+        help="std of Gaussian noise added to the normalized inputs while training; a no-op at "
+        "inference (default: %(default)s)",
     )
     parser.add_argument(
-        "--epochs", type=int, default=d["epochs"], help="most epochs (early stopping)"
+        "--steps",
+        type=int,
+        default=d["steps"],
+        help="optimizer steps the learning-rate schedule spans (5%% warm-up, then cosine to "
+        "lr/100); sets the epoch count unless --epochs is given (default: %(default)s)",
     )
-    parser.add_argument("--batch-size", type=int, default=d["batch_size"])
-    parser.add_argument("--lr", type=float, default=d["lr"], help="Adam learning rate")
-    parser.add_argument("--seed", type=int, default=d["seed"], help="random seed")
+    parser.add_argument(
+        "--epochs",
+        type=_auto_int,
+        default=d["epochs"],
+        help="epochs; auto = --steps / batches per epoch, from 20 to 1000 (default: auto)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=d["batch_size"], help="(default: %(default)s)"
+    )
+    parser.add_argument(
+        "--lr", type=float, default=d["lr"], help="peak Adam learning rate (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=d["label_smoothing"],
+        help="classify/tag: cross-entropy targets (1 - s) on the class, s spread over all; keeps "
+        "outputs off saturation, where int8 and float part ways (default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=d["seed"], help="(default: %(default)s)")
     parser.add_argument(
         "--val-split",
         type=float,
         default=d["val_split"],
-        help="fraction of the training set held out (stratified) to pick the best epoch",
+        help="fraction of the training set held out (stratified) to pick the best epoch and "
+        "stop early; 0 = none: train on everything, keep the epoch of lowest training loss "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--patience",
         type=int,
         default=d["patience"],
-        help="epochs without a better epoch (validation accuracy, then loss) before stopping",
+        help="with --val-split: epochs without a better epoch before stopping "
+        "(default: %(default)s)",
     )
     parser.add_argument(
-        "--bidirectional", action="store_true", help="bidirectional layers (not supported yet)"
+        "--augment",
+        choices=("auto", "on", "off"),
+        default=d["augment"],
+        help="scale, jitter and window-shift the training batches; auto = on below "
+        f"{AUGMENT_BELOW} training sequences, off for forecast (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--frame",
+        type=_auto_int,
+        default=d["frame"],
+        help="samples per model step (k samples of F features -> one step of k*F); auto = 1, "
+        f"or ceil(T / {FRAME_TARGET}) for classify/regress sequences longer than {FRAME_ABOVE} "
+        "steps (default: auto)",
+    )
+    parser.add_argument(
+        "--log-inputs",
+        choices=("auto", "on", "off"),
+        default=d["log_inputs"],
+        help="train on log1p(x) (the device then applies log1p to each raw sample); auto = on "
+        f"when every input is >= 0 and its max exceeds {LOG_SPAN:g} x its median nonzero value "
+        "(counts over several decades, which a linear int8 input scale cannot resolve) "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--window",
+        type=_auto_int,
+        default=d["window"],
+        help="forecast: input window in steps; auto = max(24, 2 * season) (default: auto)",
+    )
+    parser.add_argument(
+        "--horizon",
+        type=int,
+        default=d["horizon"],
+        help="forecast: values ahead to predict (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--season",
+        type=_auto_int,
+        default=d["season"],
+        help="forecast: the period of the seasonal-naive baseline; auto = the autocorrelation "
+        "peak of the training part (default: auto)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress line, only the summary")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help=f"exit {EXIT_WARNED} when the model looks useless (at chance level, or outputs that "
+        "barely move); the run folder is written either way",
     )
     parser.add_argument(
         "--force", action="store_true", help="replace --out if it exists and is not empty"
@@ -71,69 +175,96 @@ def _error(message: str) -> int:
     return 2
 
 
+_FLAGS = (
+    "task",
+    "cell",
+    "units",
+    "layers",
+    "dropout",
+    "noise",
+    "steps",
+    "epochs",
+    "batch_size",
+    "lr",
+    "label_smoothing",
+    "seed",
+    "val_split",
+    "patience",
+    "augment",
+    "frame",
+    "log_inputs",
+    "window",
+    "horizon",
+    "season",
+)
+
+
 def command_line(args: argparse.Namespace) -> str:
     """The full `rnn2c train` command (every flag spelled out) that reproduces ``args``."""
     parts = ["rnn2c", "train", "--dataset", str(args.dataset), "--out", str(args.out)]
-    for flag in (
-        "cell",
-        "units",
-        "layers",
-        "dropout",
-        "noise",
-        "epochs",
-        "batch_size",
-        "lr",
-        "seed",
-        "val_split",
-        "patience",
-    ):
-        parts += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    for flag in _FLAGS:
+        value = getattr(args, flag, DEFAULTS.get(flag))
+        parts += [f"--{flag.replace('_', '-')}", "auto" if value is None else str(value)]
     return shlex.join(parts)
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run `rnn2c train`; return the exit status (0 ok, 2 bad input)."""
-    if getattr(args, "bidirectional", False):
-        return _error(
-            "--bidirectional is not supported yet; train a unidirectional model "
-            "(drop --bidirectional)"
-        )
+    """Run `rnn2c train`; return the exit status (0 ok, 1 useless model under --strict, 2 bad
+    input). Ctrl-C during training keeps the best epoch so far and writes the run folder."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from .data import DatasetError
     from .model import ConfigError
     from .train import RunError, export_commands, train_run
 
+    kw = {f: getattr(args, f, DEFAULTS.get(f)) for f in _FLAGS}
     try:
         metrics = train_run(
             args.dataset,
             args.out,
-            cell=args.cell,
-            units=args.units,
-            layers=args.layers,
-            dropout=args.dropout,
-            noise=args.noise,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            seed=args.seed,
-            val_split=args.val_split,
-            patience=args.patience,
             force=getattr(args, "force", False),
             command=command_line(args),
+            verbose=0 if getattr(args, "quiet", False) else 1,
+            **kw,
         )
     except (DatasetError, ConfigError, RunError) as exc:
         return _error(str(exc))
-    print(
-        f"{metrics['dataset']}: {args.cell.upper()}({args.units}) x{args.layers}, "
-        f"{metrics['epochs_run']} epochs (best {metrics['best_epoch']}), "
-        f"{metrics['train_seconds']:.0f} s"
+    task = metrics["task"]
+    frame = f", {metrics['frame']} samples per step" if metrics["frame"] > 1 else ""
+    if metrics.get("input_transform"):
+        frame += f", inputs {metrics['input_transform']}(x)"
+    stop = (
+        f"interrupted after {metrics['epochs_run']} epochs (kept best {metrics['best_epoch']})"
+        if metrics["interrupted"]
+        else f"{metrics['epochs_run']} epochs (best {metrics['best_epoch']})"
     )
-    print(f"float test accuracy: {metrics['float_test_accuracy']:.4f}")
+    print(
+        f"{metrics['dataset']} ({task}): {metrics['cell'].upper()}({metrics['units']}) "
+        f"x{metrics['layers']}{frame}, {stop}, {metrics['train_seconds']:.0f} s"
+    )
+    if task in ("classify", "tag"):
+        unit = " per step" if task == "tag" else ""
+        print(
+            f"float test accuracy{unit}: {metrics['float_test_accuracy']:.4f} "
+            f"(most frequent class: {metrics['majority_baseline']:.4f})"
+        )
+    else:
+        base = ", ".join(
+            f"{name.replace('_', ' ')} {b['mae']:.4g}" for name, b in metrics["baselines"].items()
+        )
+        print(
+            f"float test MAE {metrics['float_test_mae']:.4g}, RMSE "
+            f"{metrics['float_test_rmse']:.4g} (baselines MAE: {base})"
+        )
+    for warning in metrics["warnings"]:
+        print(f"WARNING: {warning}")
     print(f"run folder: {args.out}")
     print("export and verify with:")
     for cmd in export_commands(args.out):
         print(f"  {cmd}")
+    if metrics["warnings"] and getattr(args, "strict", False):
+        print("rnn2c train: --strict: the model looks useless (see WARNING above)", file=sys.stderr)
+        return EXIT_WARNED
     return 0
 
 

@@ -1,12 +1,18 @@
 """Dataset loading for `rnn2c train`.
 
-Three kinds of dataset spec are understood:
+Three kinds of dataset spec are understood (for every ``--task``):
 
 * a path to an ``.npz`` archive with ``x_train``, ``y_train``, ``x_test``, ``y_test``
   (``x`` shaped ``[N, T, F]``), and optionally ``lengths_train`` / ``lengths_test``;
 * a UEA/UCR ``.ts`` file (``Foo_TRAIN.ts`` or ``Foo_TEST.ts``; the sibling split is found
   automatically) or a directory holding such a pair;
-* ``uea:NAME`` for the sets that ship inside the aeon wheel (read offline, never downloaded).
+* ``uea:NAME`` (or ``aeon:NAME``) for the sets that ship inside the aeon wheel (read offline,
+  never downloaded).
+
+What ``y`` holds depends on the task: a class per sequence (``classify``), a value or vector per
+sequence (``regress``), a class per time step, ``y`` shaped ``[N, T]`` (``tag``). ``forecast``
+reads one long series instead (:func:`load_series`): an ``.npz`` with ``series`` ``[S]`` or
+``[S, F]`` (and optionally ``series_test``), or a bundled CSV series such as ``aeon:Airline``.
 
 All sequences come back zero-padded at the END to a common length ``T``, with the real
 length of each sequence in ``lengths_*``. Every problem with the input raises
@@ -18,19 +24,27 @@ from __future__ import annotations
 import importlib.util
 import warnings
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "TASKS",
     "Dataset",
     "DatasetError",
+    "Series",
+    "available_series",
     "available_uea_datasets",
+    "frame_sequences",
     "load_dataset",
+    "load_series",
     "pad_sequences",
+    "streams_from_classes",
 ]
+
+TASKS = ("classify", "regress", "tag", "forecast")
 
 _AEON_HINT = "aeon is not installed; install the training extra: pip install 'rnn2c[train]'"
 
@@ -46,13 +60,17 @@ class Dataset:
 
     Attributes:
         x_train: float32 ``[N, T, F]``.
-        y_train: int64 ``[N]`` class indices into ``class_names``.
+        y_train: ``classify``: int64 ``[N]`` class indices into ``class_names``; ``tag``: int64
+            ``[N, T]`` (a class per step, 0 past the real length); ``regress``/``forecast``:
+            float32 ``[N, D]`` targets.
         x_test: float32 ``[M, T, F]`` (same ``T`` and ``F`` as ``x_train``).
         y_test: int64 ``[M]``.
         lengths_train: int64 ``[N]``, real number of steps of each training sequence.
         lengths_test: int64 ``[M]``.
         class_names: name of each class, index ``i`` is class ``i``.
         name: a short name for the dataset (used in reports).
+        task: ``classify``, ``regress``, ``tag`` or ``forecast``.
+        target_names: ``regress``/``forecast``: a name per target column.
     """
 
     x_train: np.ndarray
@@ -63,6 +81,8 @@ class Dataset:
     lengths_test: np.ndarray
     class_names: list[str]
     name: str
+    task: str = "classify"
+    target_names: list[str] = field(default_factory=list)
 
     @property
     def num_features(self) -> int:
@@ -71,6 +91,13 @@ class Dataset:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def num_outputs(self) -> int:
+        """Outputs of the model: classes, or target columns for regress/forecast."""
+        if self.task in ("regress", "forecast"):
+            return int(self.y_train.shape[1])
+        return self.num_classes
 
     @property
     def max_length(self) -> int:
@@ -181,29 +208,33 @@ def _finish(
     class_names: list[str],
     name: str,
     source: str,
+    task: str = "classify",
+    target_names: list[str] | None = None,
 ) -> Dataset:
     """Bring both splits to a common length and check the invariants."""
     t = max(x_train.shape[1], x_test.shape[1])
 
     def widen(x: np.ndarray) -> np.ndarray:
         if x.shape[1] == t:
-            return x.astype(np.float32, copy=False)
-        out = np.zeros((x.shape[0], t, x.shape[2]), dtype=np.float32)
+            return x.astype(x.dtype if x.dtype.kind in "iu" else np.float32, copy=False)
+        out = np.zeros((x.shape[0], t, *x.shape[2:]), dtype=x.dtype)
         out[:, : x.shape[1]] = x
-        return out
+        return out.astype(x.dtype if x.dtype.kind in "iu" else np.float32)
 
+    per_step = task == "tag"
     ds = Dataset(
         x_train=widen(x_train),
-        y_train=y_train,
+        y_train=widen(y_train) if per_step else y_train,
         x_test=widen(x_test),
-        y_test=y_test,
+        y_test=widen(y_test) if per_step else y_test,
         lengths_train=lengths_train.astype(np.int64),
         lengths_test=lengths_test.astype(np.int64),
         class_names=class_names,
         name=name,
+        task=task,
+        target_names=list(target_names or []),
     )
     for split in ("train", "test"):
-        x = getattr(ds, f"x_{split}")
         lengths = getattr(ds, f"lengths_{split}")
         if np.any(lengths < 1):
             i = int(np.argmin(lengths))
@@ -211,22 +242,78 @@ def _finish(
                 f"{source}: {split} sequence {i} is empty or all zeros; "
                 "expected every sequence to have at least one non-padding step"
             )
-        # A real step that is all zeros looks like padding to the Masking layer.
-        steps = np.arange(x.shape[1])[None, :] < lengths[:, None]
-        zero_steps = int(np.count_nonzero(steps & ~np.any(x != 0.0, axis=2)))
-        if zero_steps:
-            warnings.warn(
-                f"{source}: {zero_steps} real {split} steps are all-zero in every feature; "
-                "the model's Masking layer will skip them as if they were padding",
-                stacklevel=3,
-            )
+        # Real all-zero steps are fine: the model masks by these lengths, not by value.
     return ds
 
 
 # --------------------------------------------------------------------------- .npz
 
 
-def _load_npz(path: Path) -> Dataset:
+def _targets(
+    y_train: np.ndarray, y_test: np.ndarray, source: str
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Regression targets: numbers shaped [N] or [N, D] -> float32 [N, D]."""
+    out = []
+    for what, y in (("y_train", y_train), ("y_test", y_test)):
+        if y.dtype.kind not in "iufb" or y.ndim not in (1, 2):
+            raise DatasetError(
+                f"{source}: {what} has shape {y.shape} and dtype {y.dtype}; --task regress "
+                "expects numeric targets shaped [N] or [N, D]"
+            )
+        y = y.reshape(len(y), -1).astype(np.float32)
+        _check_finite(y, what, source)
+        out.append(y)
+    if out[0].shape[1] != out[1].shape[1]:
+        raise DatasetError(
+            f"{source}: y_train has {out[0].shape[1]} target columns but y_test has "
+            f"{out[1].shape[1]}; expected the same"
+        )
+    names = [f"y{i}" for i in range(out[0].shape[1])] if out[0].shape[1] > 1 else ["y"]
+    return out[0], out[1], names
+
+
+def _step_labels(
+    y_train: np.ndarray,
+    y_test: np.ndarray,
+    lengths: dict[str, np.ndarray],
+    t: dict[str, int],
+    source: str,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Per-step labels [N, T] (integers) -> indices 0..K-1 over the real steps, 0 past them."""
+    ys = {"train": y_train, "test": y_test}
+    for split, y in ys.items():
+        if y.ndim != 2 or y.shape[1] != t[split]:
+            raise DatasetError(
+                f"{source}: y_{split} has shape {y.shape}; --task tag expects a label per time "
+                f"step, shaped [N, {t[split]}] like x_{split}'s [N, T]"
+            )
+        if y.dtype.kind not in "iub":
+            raise DatasetError(
+                f"{source}: y_{split} has dtype {y.dtype}; --task tag expects integer labels"
+            )
+    real = {s: np.arange(t[s])[None, :] < lengths[s][:, None] for s in ys}
+    keys = sorted({int(v) for v in ys["train"][real["train"]]})
+    unknown = sorted({int(v) for v in ys["test"][real["test"]]} - set(keys))
+    if unknown:
+        raise DatasetError(
+            f"{source}: test step labels {unknown[:5]} never occur in the training labels "
+            f"{keys[:10]}; expected every test class to be present in training"
+        )
+    if len(keys) < 2:
+        raise DatasetError(
+            f"{source}: the training steps hold only {len(keys)} label ({keys}); "
+            "expected at least 2 classes"
+        )
+    lut = {k: i for i, k in enumerate(keys)}
+    out = []
+    for s in ("train", "test"):
+        idx = np.zeros(ys[s].shape, dtype=np.int64)
+        idx[real[s]] = [lut[int(v)] for v in ys[s][real[s]]]
+        out.append(idx)
+    return out[0], out[1], [str(k) for k in keys]
+
+
+def _load_npz(path: Path, task: str = "classify") -> Dataset:
     source = str(path)
     try:
         archive = np.load(path, allow_pickle=False)
@@ -301,7 +388,21 @@ def _load_npz(path: Path) -> Dataset:
             f"{source}: x_train has {xs['train'].shape[2]} features but x_test has "
             f"{xs['test'].shape[2]}; expected the same number of features"
         )
-    ytr, yte, names = _encode_labels(arrays["y_train"], arrays["y_test"], source)
+    target_names: list[str] = []
+    if task == "regress":
+        ytr, yte, target_names = _targets(arrays["y_train"], arrays["y_test"], source)
+        names: list[str] = []
+    elif task == "tag":
+        t = {s: xs[s].shape[1] for s in xs}
+        ytr, yte, names = _step_labels(arrays["y_train"], arrays["y_test"], lengths, t, source)
+    else:
+        if arrays["y_train"].ndim == 2 and arrays["y_train"].shape[1] == xs["train"].shape[1]:
+            raise DatasetError(
+                f"{source}: y_train is shaped [N, T] like a label per time step; pass --task "
+                "tag for per-step labels (the default --task classify takes one label per "
+                "sequence)"
+            )
+        ytr, yte, names = _encode_labels(arrays["y_train"], arrays["y_test"], source)
     return _finish(
         xs["train"],
         ytr,
@@ -312,6 +413,8 @@ def _load_npz(path: Path) -> Dataset:
         names,
         path.stem,
         source,
+        task=task,
+        target_names=target_names,
     )
 
 
@@ -337,7 +440,9 @@ def available_uea_datasets() -> list[str]:
     return names
 
 
-def _read_ts(path: Path) -> tuple[list[np.ndarray], np.ndarray, dict[str, Any]]:
+def _read_ts(
+    path: Path, task: str = "classify"
+) -> tuple[list[np.ndarray], np.ndarray, dict[str, Any]]:
     """Read one .ts file with aeon; return ``[L_i, F]`` float arrays, raw labels, metadata."""
     try:
         from aeon.datasets import load_from_ts_file
@@ -357,9 +462,20 @@ def _read_ts(path: Path) -> tuple[list[np.ndarray], np.ndarray, dict[str, Any]]:
             "expected the UEA/UCR .ts format: @-header lines, @data, then one "
             "'v,v,...:v,v,...:label' line per series"
         ) from None
-    if not meta.get("classlabel", False):
+    if task == "regress":
+        if not meta.get("targetlabel", False):
+            raise DatasetError(
+                f"{path}: the header has no '@targetLabel true'; --task regress expects a "
+                "regression dataset with one numeric target per series"
+            )
+    elif not meta.get("classlabel", False):
+        hint = (
+            " (it has '@targetLabel true': a regression set, use --task regress)"
+            if meta.get("targetlabel", False)
+            else ""
+        )
         raise DatasetError(
-            f"{path}: the header has no '@classLabel true ...'; expected a classification "
+            f"{path}: the header has no '@classLabel true ...'{hint}; expected a classification "
             "dataset with one class label per series"
         )
     if isinstance(data, np.ndarray):
@@ -429,10 +545,10 @@ def _ts_pair(path: Path) -> tuple[Path, Path, str]:
     return train, test, base
 
 
-def _load_ts_pair(train: Path, test: Path, name: str) -> Dataset:
+def _load_ts_pair(train: Path, test: Path, name: str, task: str = "classify") -> Dataset:
     source = str(train.parent / f"{name}_{{TRAIN,TEST}}.ts")
-    seqs_tr, y_tr, meta = _read_ts(train)
-    seqs_te, y_te, _ = _read_ts(test)
+    seqs_tr, y_tr, meta = _read_ts(train, task)
+    seqs_te, y_te, _ = _read_ts(test, task)
     n_feat = {s.shape[1] for s in seqs_tr} | {s.shape[1] for s in seqs_te}
     if len(n_feat) != 1:
         raise DatasetError(
@@ -448,56 +564,265 @@ def _load_ts_pair(train: Path, test: Path, name: str) -> Dataset:
     _check_finite(x_te, "the test split", source)
     ln_tr = np.array([s.shape[0] for s in seqs_tr], dtype=np.int64)
     ln_te = np.array([s.shape[0] for s in seqs_te], dtype=np.int64)
+    if task == "regress":
+        ytr, yte, target_names = _targets(y_tr.astype(np.float64), y_te.astype(np.float64), source)
+        return _finish(
+            x_tr, ytr, x_te, yte, ln_tr, ln_te, [], name, source, "regress", target_names
+        )
     order = [_one_line(v) for v in meta.get("class_values", [])]
     ytr, yte, names = _encode_labels(y_tr.astype(str), y_te.astype(str), source, order)
     return _finish(x_tr, ytr, x_te, yte, ln_tr, ln_te, names, name, source)
 
 
-def _load_uea(name: str) -> Dataset:
+def _bundled(name: str, available: list[str], kind: str) -> str:
     if importlib.util.find_spec("aeon") is None:
         raise DatasetError(_AEON_HINT)
-    available = available_uea_datasets()
     match = [a for a in available if a.lower() == name.strip().lower()]
     if not match:
         raise DatasetError(
-            f"uea:{name}: not a dataset bundled with aeon (nothing is downloaded); "
+            f"uea:{name}: not a {kind} bundled with aeon (nothing is downloaded); "
             f"available: {', '.join(available)}"
         )
-    folder = _aeon_data_dir() / match[0]
-    return _load_ts_pair(folder / f"{match[0]}_TRAIN.ts", folder / f"{match[0]}_TEST.ts", match[0])
+    return match[0]
+
+
+def _load_uea(name: str, task: str = "classify") -> Dataset:
+    found = _bundled(name, available_uea_datasets(), "dataset")
+    folder = _aeon_data_dir() / found
+    return _load_ts_pair(folder / f"{found}_TRAIN.ts", folder / f"{found}_TEST.ts", found, task)
+
+
+def frame_sequences(x: np.ndarray, lengths: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stack ``k`` consecutive samples into one step: ``[N, T, F] -> [N, ceil(T/k), k*F]``.
+
+    Step ``j`` holds samples ``j*k .. j*k+k-1``, sample-major (``[s0 f0, s0 f1, ..., s1 f0,
+    ...]``); a sequence's last step is zero-filled past its real end. Lengths become
+    ``ceil(L/k)``. Long univariate recordings become short sequences of k-sample frames, which a
+    recurrent cell learns far more easily (and the C steps k times less often).
+    """
+    if k <= 1:
+        return x, lengths
+    n, t, f = x.shape
+    tk = -(-t // k)
+    xp = np.zeros((n, tk * k, f), dtype=x.dtype)
+    xp[:, :t] = x
+    keep = np.arange(tk * k)[None, :] < np.asarray(lengths)[:, None]
+    xp[~keep] = 0.0
+    return xp.reshape(n, tk, k * f), -(-np.asarray(lengths) // k)
+
+
+def frame_labels(y: np.ndarray, k: int) -> np.ndarray:
+    """Per-step labels [N, T] -> one per frame of k samples (the label of its last sample)."""
+    if k <= 1:
+        return y
+    n, t = y.shape[:2]
+    tk = -(-t // k)
+    yp = np.concatenate([y, np.repeat(y[:, -1:], tk * k - t, axis=1)], axis=1)
+    return yp.reshape(n, tk, k, *y.shape[2:])[:, :, -1]
+
+
+def streams_from_classes(ds: Dataset, per_stream: int = 4, seed: int = 0) -> Dataset:
+    """A per-step-labelled set from a classification set: each sequence of the new set is
+    ``per_stream`` recordings back to back (random order), labelled at every step with the
+    class of the recording the step comes from. The training streams use every training
+    recording twice (two shuffles), the test streams every test recording once.
+    """
+    rng = np.random.default_rng(seed)
+
+    def build(x: np.ndarray, y: np.ndarray, lengths: np.ndarray, rounds: int):
+        groups: list[np.ndarray] = []
+        for _ in range(rounds):
+            order = rng.permutation(len(y))
+            groups += [order[i : i + per_stream] for i in range(0, len(order), per_stream)]
+        seqs, labels = [], []
+        for g in groups:
+            seqs.append(np.concatenate([x[i, : lengths[i]] for i in g]))
+            labels.append(np.concatenate([np.full(lengths[i], y[i]) for i in g]))
+        t = max(len(a) for a in seqs)
+        xs = pad_sequences(seqs, t)
+        ys = np.zeros((len(seqs), t), dtype=np.int64)
+        for i, lab in enumerate(labels):
+            ys[i, : len(lab)] = lab
+        return xs, ys, np.array([len(a) for a in seqs], dtype=np.int64)
+
+    xtr, ytr, ltr = build(ds.x_train, ds.y_train, ds.lengths_train, 2)
+    xte, yte, lte = build(ds.x_test, ds.y_test, ds.lengths_test, 1)
+    return _finish(
+        xtr, ytr, xte, yte, ltr, lte, list(ds.class_names), f"{ds.name}-streams", ds.name, "tag"
+    )
+
+
+# --------------------------------------------------------------------------- series (forecast)
+
+
+@dataclass
+class Series:
+    """One long (multivariate) series, split in time: ``values[:test_start]`` trains."""
+
+    values: np.ndarray  # float32 [S, F]
+    names: list[str]  # a name per column
+    name: str
+    test_start: int
+
+
+def available_series() -> list[str]:
+    """Names of the single-CSV series bundled in the aeon wheel (``aeon:NAME``, forecast)."""
+    root = _aeon_data_dir()
+    if not root.is_dir():
+        return []
+    return [d.name for d in sorted(root.iterdir()) if len(list(d.glob("*.csv"))) == 1]
+
+
+_LABEL_COLUMNS = {"is_anomaly", "label", "labels", "class", "target"}
+
+
+def _read_csv_series(path: Path, name: str) -> tuple[np.ndarray, list[str]]:
+    try:
+        import pandas as pd
+    except ImportError:
+        raise DatasetError(_AEON_HINT) from None
+    frame = pd.read_csv(path)
+    cols = [
+        c
+        for c in frame.columns
+        if str(c).lower() not in _LABEL_COLUMNS and pd.api.types.is_numeric_dtype(frame[c])
+    ]
+    # a first column that counts 0, 1, 2, ... (or 1, 2, ...) is an index, not a value
+    if len(cols) > 1 and np.all(np.diff(frame[cols[0]].to_numpy()) == 1):
+        cols = cols[1:]
+    if not cols:
+        raise DatasetError(f"{path}: no numeric value column; expected a series of numbers")
+    values = frame[cols].to_numpy(dtype=np.float64)
+    _check_finite(values, "the series", str(path))
+    return values.astype(np.float32), [str(c) for c in cols]
+
+
+def load_series(spec: str, test_fraction: float = 0.2) -> Series:
+    """One long series for ``--task forecast``: ``PATH.npz`` with ``series`` ``[S]`` or
+    ``[S, F]`` (and optionally ``series_test``: the test part follows it in time), or
+    ``aeon:NAME`` / ``uea:NAME`` for a CSV series bundled with aeon (e.g. ``aeon:Airline``).
+    Without ``series_test`` the last ``test_fraction`` of the series is the test part.
+    """
+    spec = str(spec).strip()
+    low = spec.lower()
+    if low.startswith(("uea:", "aeon:")):
+        found = _bundled(spec.split(":", 1)[1], available_series(), "series")
+        path = next((_aeon_data_dir() / found).glob("*.csv"))
+        values, names = _read_csv_series(path, found)
+        name, test_values = found, None
+    else:
+        path = Path(spec).expanduser()
+        if path.suffix.lower() != ".npz" or not path.is_file():
+            raise DatasetError(
+                f"{spec}: not an .npz file; --task forecast expects PATH.npz with `series` [S] or "
+                "[S, F] (optionally `series_test`), or aeon:NAME (e.g. aeon:Airline)"
+            )
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "series" not in z.files:
+                    raise DatasetError(
+                        f"{spec}: has arrays {sorted(z.files)} but no `series`; --task forecast "
+                        "expects `series` [S] or [S, F] and optionally `series_test`"
+                    )
+                values = np.asarray(z["series"])
+                test_values = np.asarray(z["series_test"]) if "series_test" in z.files else None
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise DatasetError(f"{spec}: cannot read as .npz ({_one_line(exc)})") from None
+        name = path.stem
+        values = _series_array(values, spec, "series")
+        names = [f"x{i}" for i in range(values.shape[1])] if values.shape[1] > 1 else ["x"]
+        if test_values is not None:
+            test_values = _series_array(test_values, spec, "series_test")
+            if test_values.shape[1] != values.shape[1]:
+                raise DatasetError(
+                    f"{spec}: series has {values.shape[1]} columns but series_test has "
+                    f"{test_values.shape[1]}; expected the same"
+                )
+    if test_values is not None:
+        start = len(values)
+        values = np.concatenate([values, test_values])
+    else:
+        start = int(round(len(values) * (1.0 - test_fraction)))
+    if start < 8 or len(values) - start < 2:
+        raise DatasetError(
+            f"{spec}: a series of {len(values)} values is too short to split into training "
+            "and test parts; expected at least 10 values"
+        )
+    return Series(values.astype(np.float32), names, name, start)
+
+
+def _series_array(a: np.ndarray, spec: str, what: str) -> np.ndarray:
+    if a.dtype.kind not in "iuf" or a.ndim not in (1, 2) or a.shape[0] == 0:
+        raise DatasetError(
+            f"{spec}: {what} has shape {a.shape} and dtype {a.dtype}; expected numbers shaped "
+            "[S] or [S, F]"
+        )
+    a = a.reshape(len(a), -1).astype(np.float32)
+    _check_finite(a, what, spec)
+    return a
+
+
+def seasonal_period(values: np.ndarray, max_lag: int | None = None) -> int:
+    """The seasonal period seasonal-naive forecasts use: the lag of the highest autocorrelation
+    peak of the (linearly detrended) series after the autocorrelation first turns negative;
+    1 when there is none."""
+    v = values.astype(np.float64).reshape(len(values), -1)
+    s = len(v)
+    t = np.arange(s, dtype=np.float64)
+    coef = np.polyfit(t, v, 1)
+    d = v - (np.outer(t, coef[0]) + coef[1])
+    denom = float((d * d).sum()) or 1.0
+    max_lag = min(max_lag or s // 2, s - 2)
+    acf = np.array([1.0] + [float((d[k:] * d[:-k]).sum()) / denom for k in range(1, max_lag + 1)])
+    negative = np.flatnonzero(acf < 0)
+    if negative.size == 0:
+        return 1
+    best, best_r = 1, 0.0
+    for k in range(int(negative[0]) + 1, max_lag):
+        if acf[k] >= acf[k - 1] and acf[k] >= acf[k + 1] and acf[k] > best_r:
+            best, best_r = k, float(acf[k])
+    return best
 
 
 # --------------------------------------------------------------------------- entry point
 
 
-def load_dataset(spec: str, seed: int = 0) -> Dataset:
+def load_dataset(spec: str, seed: int = 0, task: str = "classify") -> Dataset:
     """Load a dataset from a spec: ``path.npz``, ``Foo_TRAIN.ts`` / ``Foo_TEST.ts`` / a folder
     holding them, or ``uea:NAME`` (aeon's bundled sets, offline).
 
-    ``seed`` is accepted for specs that need a random split; the current specs all carry
-    their own train/test split, so it does not change the result.
+    ``task``: ``classify`` (a label per sequence), ``regress`` (numeric targets), ``tag`` (a
+    label per step: ``y`` ``[N, T]`` in an ``.npz``; a classification set given as ``uea:NAME``
+    or ``.ts`` becomes streams of recordings back to back, see :func:`streams_from_classes`).
+    ``forecast`` data is a series: see :func:`load_series`.
+
+    ``seed`` picks the order of the recordings in tag streams; the specs all carry their own
+    train/test split.
 
     Raises:
         DatasetError: with a one-line message when the spec or the data is unusable.
     """
-    del seed  # every supported spec has a fixed train/test split
     spec = str(spec).strip()
+    if task not in TASKS or task == "forecast":
+        raise DatasetError(f"task {task!r}: load_dataset takes classify, regress or tag")
     if not spec:
         raise DatasetError(
             "empty dataset spec; expected a .npz file, a .ts file or folder, or uea:NAME"
         )
-    if spec.lower().startswith("uea:"):
-        return _load_uea(spec[4:])
+    if spec.lower().startswith(("uea:", "aeon:")):
+        ds = _load_uea(spec.split(":", 1)[1], "classify" if task == "tag" else task)
+        return streams_from_classes(ds, seed=seed) if task == "tag" else ds
     path = Path(spec).expanduser()
     if path.suffix.lower() == ".npz":
         if not path.is_file():
             raise DatasetError(
                 f"{path}: file not found; expected an .npz with x_train, y_train, x_test, y_test"
             )
-        return _load_npz(path)
+        return _load_npz(path, task)
     if path.is_dir() or path.suffix.lower() == ".ts":
         train, test, name = _ts_pair(path)
-        return _load_ts_pair(train, test, name)
+        ds = _load_ts_pair(train, test, name, "classify" if task == "tag" else task)
+        return streams_from_classes(ds, seed=seed) if task == "tag" else ds
     if not path.exists():
         raise DatasetError(
             f"{spec}: no such file; expected a .npz file, a Foo_TRAIN.ts file, a folder holding "

@@ -1,25 +1,38 @@
-"""The Keras model that `rnn2c train` builds.
+"""The Keras models that `rnn2c train` builds.
 
-Input(None, F) -> Masking(0.0) -> Normalization -> {GRU|LSTM|SimpleRNN} x layers
--> [Dropout] -> Dense(softmax).
+Input(None, F) -> Normalization -> [GaussianNoise] -> {GRU|LSTM|SimpleRNN} x layers
+-> [Dropout] -> Dense(softmax for classify/tag, linear for regress/forecast).
 
-Only layer types the exporter accepts appear: Input, Masking, Normalization, GRU, LSTM,
-SimpleRNN, Dense, Dropout. Padded steps (all features exactly 0.0, at the end of a sequence)
-are masked before normalization; in Keras 3 the Normalization layer supports masking and
-passes the mask on, so the recurrent layers skip the padded steps and the prediction for a
-padded sequence equals the prediction for the unpadded one.
+Only layer types the exporter accepts appear. Padding is masked by each sequence's real
+length, not by value: training uses a two-input view of the same layers, ``(x, mask)``, with the
+mask handed to every recurrent layer; the saved model is the single-input chain without any
+Masking layer, which the C runs (and `verify` compares) on each sequence up to its real length.
+A real step whose features are all 0.0 (silence, an idle sensor) is therefore seen by Keras
+and by the C alike.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .data import TASKS
 
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["CELLS", "ALLOWED_LAYER_TYPES", "ConfigError", "build_model", "real_steps"]
+__all__ = [
+    "CELLS",
+    "ALLOWED_LAYER_TYPES",
+    "ConfigError",
+    "Models",
+    "build_model",
+    "build_models",
+    "length_mask",
+    "real_steps",
+]
 
 CELLS = ("gru", "lstm", "rnn")
 ALLOWED_LAYER_TYPES = frozenset(
@@ -59,6 +72,108 @@ def check_config(cell: str, units: int, layers: int, dropout: float) -> None:
         raise ConfigError(f"--dropout {dropout}; expected a value in [0, 1)")
 
 
+@dataclass
+class Models:
+    """The two views of one set of layers.
+
+    ``train`` takes ``(x [B, T, F], mask [B, T] bool)``: the mask comes from each sequence's
+    real length and goes to every recurrent layer, so a real step whose features are all 0.0
+    is a step like any other. ``infer`` takes ``x`` alone and has no Masking layer: a single
+    chain the exporter reads, run on each sequence cut to its real length (as the C does).
+    """
+
+    train: keras.Model
+    infer: keras.Model
+
+
+def build_models(
+    num_features: int,
+    num_outputs: int,
+    norm_data: np.ndarray,
+    cell: str = "gru",
+    units: int = 32,
+    layers: int = 1,
+    dropout: float = 0.0,
+    name: str = "rnn2c_model",
+    noise: float = 0.0,
+    task: str = "classify",
+) -> Models:
+    """Build (uncompiled) the training and inference models; they share every layer.
+
+    Args:
+        num_features: F, features per time step.
+        num_outputs: classes (``classify``, ``tag``) or target columns (``regress``,
+            ``forecast``).
+        norm_data: ``[M, F]`` real (unpadded) training steps; the Normalization layer is
+            adapted on them (per-feature mean and variance), so normalization is part of the
+            saved model and the model takes raw sequences.
+        cell: ``gru`` (keras GRU, reset_after=True), ``lstm`` or ``rnn`` (SimpleRNN).
+        units: hidden units of every recurrent layer.
+        layers: number of stacked recurrent layers.
+        dropout: rate of a Dropout before the Dense head (0 = no Dropout layer).
+        noise: std of a GaussianNoise after normalization (training only).
+        task: ``classify``/``regress``: one output per sequence (the last recurrent layer
+            returns its last step); ``tag``: one softmax per step (every recurrent layer
+            returns sequences); ``forecast``: as ``regress``. Classifier heads are softmax,
+            the others linear.
+    """
+    import keras
+
+    check_config(cell, units, layers, dropout)
+    if task not in TASKS:
+        raise ConfigError(f"--task {task!r}; expected one of {', '.join(TASKS)}")
+    norm_data = np.asarray(norm_data, dtype=np.float32)
+    if norm_data.ndim != 2 or norm_data.shape[1] != num_features or norm_data.shape[0] == 0:
+        raise ConfigError(
+            f"normalization data has shape {norm_data.shape}; expected [steps, {num_features}]"
+        )
+    per_step = task == "tag"
+    norm = keras.layers.Normalization(axis=-1, name="normalization")
+    norm.adapt(norm_data)
+    body: list[Any] = [norm]
+    if noise > 0.0:  # training-time input noise (normalized units); a no-op at inference
+        body.append(keras.layers.GaussianNoise(noise, name="input_noise"))
+    recurrent = []
+    for i in range(layers):
+        seq = per_step or i < layers - 1
+        kwargs = {"return_sequences": seq, "name": f"{cell}_{i}"}
+        if cell == "gru":
+            rnn = keras.layers.GRU(units, reset_after=True, **kwargs)
+        elif cell == "lstm":
+            rnn = keras.layers.LSTM(units, **kwargs)
+        else:
+            rnn = keras.layers.SimpleRNN(units, **kwargs)
+        recurrent.append(rnn)
+    head: list[Any] = []
+    if dropout > 0.0:
+        head.append(keras.layers.Dropout(dropout, name="dropout"))
+    classifier = task in ("classify", "tag")
+    head.append(
+        keras.layers.Dense(
+            num_outputs,
+            activation="softmax" if classifier else "linear",
+            name="classifier" if classifier else "regressor",
+        )
+    )
+
+    def chain(x: Any, mask: Any | None) -> Any:
+        h = x
+        for layer in body:
+            h = layer(h)
+        for rnn in recurrent:
+            h = rnn(h, mask=mask) if mask is not None else rnn(h)
+        for layer in head:
+            h = layer(h)
+        return h
+
+    x_in = keras.Input(shape=(None, num_features), name="input")
+    m_in = keras.Input(shape=(None,), dtype="bool", name="mask")
+    train = keras.Model([x_in, m_in], chain(x_in, m_in), name=f"{name}_train")
+    x_inf = keras.Input(shape=(None, num_features), name="input")
+    infer = keras.Model(x_inf, chain(x_inf, None), name=name)
+    return Models(train, infer)
+
+
 def build_model(
     num_features: int,
     num_classes: int,
@@ -70,46 +185,12 @@ def build_model(
     name: str = "rnn2c_classifier",
     noise: float = 0.0,
 ) -> keras.Model:
-    """Build (uncompiled) the classifier.
+    """The inference classifier of :func:`build_models` (a single chain, no Masking)."""
+    return build_models(
+        num_features, num_classes, norm_data, cell, units, layers, dropout, name, noise
+    ).infer
 
-    Args:
-        num_features: F, features per time step.
-        num_classes: number of softmax outputs.
-        norm_data: ``[M, F]`` real (unpadded) training steps; the Normalization layer is
-            adapted on them (per-feature mean and variance), so normalization is part of the
-            saved model and the model takes raw, zero-padded sequences.
-        cell: ``gru`` (keras GRU, reset_after=True), ``lstm`` or ``rnn`` (SimpleRNN).
-        units: hidden units of every recurrent layer.
-        layers: number of stacked recurrent layers (all but the last return sequences).
-        dropout: rate of a Dropout before the Dense head (0 = no Dropout layer).
-    """
-    import keras
 
-    check_config(cell, units, layers, dropout)
-    norm_data = np.asarray(norm_data, dtype=np.float32)
-    if norm_data.ndim != 2 or norm_data.shape[1] != num_features or norm_data.shape[0] == 0:
-        raise ConfigError(
-            f"normalization data has shape {norm_data.shape}; expected [steps, {num_features}]"
-        )
-
-    inputs = keras.Input(shape=(None, num_features), name="input")
-    h = keras.layers.Masking(mask_value=MASK_VALUE, name="masking")(inputs)
-    norm = keras.layers.Normalization(axis=-1, name="normalization")
-    norm.adapt(norm_data)
-    h = norm(h)
-    if noise > 0.0:  # training-time input noise (normalized units); a no-op at inference
-        h = keras.layers.GaussianNoise(noise, name="input_noise")(h)
-    for i in range(layers):
-        last = i == layers - 1
-        kwargs = {"return_sequences": not last, "name": f"{cell}_{i}"}
-        if cell == "gru":
-            rnn = keras.layers.GRU(units, reset_after=True, **kwargs)
-        elif cell == "lstm":
-            rnn = keras.layers.LSTM(units, **kwargs)
-        else:
-            rnn = keras.layers.SimpleRNN(units, **kwargs)
-        h = rnn(h)
-    if dropout > 0.0:
-        h = keras.layers.Dropout(dropout, name="dropout")(h)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="classifier")(h)
-    return keras.Model(inputs, outputs, name=name)
+def length_mask(lengths: np.ndarray, t: int) -> np.ndarray:
+    """``[N, T]`` bool: True at the real steps of each sequence."""
+    return np.arange(t)[None, :] < np.asarray(lengths)[:, None]

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["confusion_matrix", "plot_confusion", "plot_curves"]
+__all__ = [
+    "confusion_matrix",
+    "plot_confusion",
+    "plot_curves",
+    "plot_forecast",
+    "plot_scatter",
+    "plot_timeline",
+]
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -59,7 +66,8 @@ def plot_confusion(cm: np.ndarray, class_names: list[str], path: Path, title: st
 
 def plot_curves(history: dict[str, list[float]], path: Path, title: str) -> None:
     fig = _figure(10.0, 4.0)
-    for col, metric in enumerate(("loss", "accuracy")):
+    second = "accuracy" if "accuracy" in history else "mae"
+    for col, metric in enumerate(("loss", second)):
         ax = fig.add_subplot(1, 2, col + 1)
         for key, label in ((metric, "train"), (f"val_{metric}", "validation")):
             values = history.get(key)
@@ -70,5 +78,83 @@ def plot_curves(history: dict[str, list[float]], path: Path, title: str) -> None
         ax.grid(True, alpha=0.3)
         ax.legend()
     fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def plot_timeline(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    lengths: np.ndarray,
+    class_names: list[str],
+    path: Path,
+    title: str,
+    sequences: int = 4,
+) -> None:
+    """Per-step tags: the true and the predicted label along the first few test sequences."""
+    n = min(sequences, len(lengths))
+    fig = _figure(11.0, 1.6 * n + 1.0)
+    k = len(class_names)
+    for i in range(n):
+        ax = fig.add_subplot(n, 1, i + 1)
+        length = int(lengths[i])
+        steps = np.arange(length)
+        ax.step(steps, y_true[i, :length], where="post", label="true", lw=2.0, alpha=0.6)
+        ax.step(steps, y_pred[i, :length], where="post", label="predicted", lw=1.0)
+        ax.set_yticks(range(k), labels=class_names, fontsize=7)
+        ax.set_ylim(-0.5, k - 0.5)
+        ax.set_ylabel(f"seq {i}", fontsize=8)
+        if i == 0:
+            ax.legend(loc="upper right", fontsize=8)
+    fig.axes[-1].set_xlabel("step")
+    fig.suptitle(f"{title}: label at every step (test)")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def plot_scatter(pred: np.ndarray, truth: np.ndarray, path: Path, title: str) -> None:
+    """Regression: predicted against true targets (every column), with the identity line."""
+    fig = _figure(5.5, 5.0)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.scatter(truth.ravel(), pred.ravel(), s=10, alpha=0.6)
+    lo = float(min(truth.min(), pred.min()))
+    hi = float(max(truth.max(), pred.max()))
+    ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
+    ax.set_xlabel("true")
+    ax.set_ylabel("predicted")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def plot_forecast(
+    values: np.ndarray,
+    test_start: int,
+    pred: np.ndarray,
+    baselines: dict[str, np.ndarray],
+    window: int,
+    horizon: int,
+    path: Path,
+    title: str,
+) -> None:
+    """Forecast: the series, and the one-step-ahead forecasts over the test part (the first
+    of the horizon's values; first column of a multivariate series)."""
+    f = values.shape[1]
+    fig = _figure(11.0, 4.5)
+    ax = fig.add_subplot(1, 1, 1)
+    t = np.arange(len(values))
+    ax.plot(t, values[:, 0], color="black", lw=1.0, label="series")
+    n = pred.shape[0]
+    at = np.arange(len(values) - horizon - n + 1, len(values) - horizon + 1)
+    ax.plot(at, pred[:, 0], lw=1.6, label="model (float)")
+    for name, b in baselines.items():
+        if name != "train_mean":
+            ax.plot(at, b[:, 0], lw=0.9, ls="--", label=name.replace("_", " "))
+    ax.axvline(test_start - 0.5, color="grey", ls=":", lw=1.0)
+    ax.set_xlabel("step")
+    ax.set_title(f"{title} (window {window}, horizon {horizon}, {f} feature(s))")
+    ax.legend(fontsize=8)
+    ax.grid(True, alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
