@@ -396,8 +396,10 @@ RNN2C_INLINE uint32_t rnn2c_ld32(const void *p)
  * r8-r11 out of allocation on Thumb-1, so there the C loop below is used). Per group the four
  * vector elements are loaded once into low registers (one word holds v0, v1; SXTH and ASRS #16
  * split it) and kept there for every row of the pass; per row one weight word, whose bytes
- * (c0, c2, c1, c3) are taken out of the register (SXTB, or LSLS + ASRS), multiplied (MULS) and
- * added into the row's sum, which lives in a high register (ADD reaches them). */
+ * (c0, c2, c1, c3) are taken out of the register (SXTB for c0, ASRS #24 for c3, then REV16 turns
+ * it into (c2, c0, c3, c1) and SXTB, ASRS #24 give c2, c1: 5 instructions for the 4 bytes),
+ * multiplied (MULS) and added into the row's sum, which lives in a high register (ADD reaches
+ * them). */
 #define RNN2C_NODSP_GROUP /* v in a high register: 7 low ones are in use */              \
     "mov %[t], %[v]\n\t"                                                                     \
     "ldr %[x1], [%[t]]\n\t"                                                                  \
@@ -416,13 +418,12 @@ RNN2C_INLINE uint32_t rnn2c_ld32(const void *p)
     "asrs %[b], %[t], #24\n\t"                                                               \
     "muls %[b], %[x3], %[b]\n\t"                                                             \
     "add %[" s "], %[b]\n\t"                                                                 \
-    "lsls %[b], %[t], #8\n\t"                                                                \
-    "asrs %[b], %[b], #24\n\t"                                                               \
-    "muls %[b], %[x1], %[b]\n\t"                                                             \
-    "add %[" s "], %[b]\n\t"                                                                 \
-    "lsls %[b], %[t], #16\n\t"                                                               \
-    "asrs %[b], %[b], #24\n\t"                                                               \
+    "rev16 %[t], %[t]\n\t" /* (c2, c0, c3, c1): c2 and c1 now at the ends */               \
+    "sxtb %[b], %[t]\n\t"                                                                    \
     "muls %[b], %[x2], %[b]\n\t"                                                             \
+    "add %[" s "], %[b]\n\t"                                                                 \
+    "asrs %[b], %[t], #24\n\t"                                                               \
+    "muls %[b], %[x1], %[b]\n\t"                                                             \
     "add %[" s "], %[b]\n\t"
 #define RNN2C_NODSP_ACC "+h"
 #if defined(__clang__) /* clang reads inline assembly in unified syntax; gcc, for Thumb-1, in
