@@ -424,11 +424,13 @@ RNN2C_INLINE uint32_t rnn2c_ld32(const void *p)
 #endif
 
 #if !defined(__ARM_FEATURE_DSP) && defined(__arm__) && defined(__thumb__) &&                  \
-    !defined(__thumb2__) && defined(__GNUC__) && defined(__OPTIMIZE__) &&                     \
-    (!defined(__OPTIMIZE_SIZE__) || defined(__clang__)) && defined(__BYTE_ORDER__) &&         \
+    !defined(__thumb2__) && defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__) && \
+    !defined(__OPTIMIZE_SIZE__) && defined(__BYTE_ORDER__) &&                                 \
     __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-/* ARMv6-M (Cortex-M0/M0+, Thumb-1) in assembly (gcc, clang; optimized builds; gcc -Os keeps
- * r8-r11 out of allocation on Thumb-1, so there the C loop below is used). Per group the four
+/* ARMv6-M (Cortex-M0/M0+, Thumb-1) in assembly (gcc -O1 and up; gcc -Os keeps r8-r11 out of
+ * allocation on Thumb-1, and clang runs out of registers for the operands (clang 14:
+ * "inline assembly requires more registers than available"), so there the C loop below is
+ * used). Per group the four
  * vector elements are loaded once into low registers (one word holds v0, v1; SXTH and ASRS #16
  * split it) and kept there for every row of the pass; per row one weight word, whose bytes
  * (c0, c2, c1, c3) are taken out of the register (SXTB for c0, ASRS #24 for c3, then REV16 turns
@@ -461,14 +463,9 @@ RNN2C_INLINE uint32_t rnn2c_ld32(const void *p)
     "muls %[b], %[x1], %[b]\n\t"                                                             \
     "add %[" s "], %[b]\n\t"
 #define RNN2C_NODSP_ACC "+h"
-#if defined(__clang__) /* clang reads inline assembly in unified syntax; gcc, for Thumb-1, in
-                          divided syntax unless told otherwise */
-#define RNN2C_NODSP_UNIFIED ""
-#define RNN2C_NODSP_RESTORE ""
-#else
+/* gcc reads Thumb-1 inline assembly in divided syntax unless told otherwise */
 #define RNN2C_NODSP_UNIFIED ".syntax unified\n\t"
 #define RNN2C_NODSP_RESTORE ".syntax divided\n\t"
-#endif
 #define RNN2C_NODSP_LOOP(rows, body, ...)                                                     \
     do {                                                                                      \
         int32_t x0;                                                                           \
@@ -530,9 +527,13 @@ RNN2C_INLINE uint32_t rnn2c_ld32(const void *p)
     const int32_t v1 = v[1];                                                                  \
     const int32_t v2 = v[2];                                                                  \
     const int32_t v3 = v[3]
-#define RNN2C_ROW(acc, wp)                                                                    \
-    (acc) += (int32_t)(wp)[0] * v0 + (int32_t)(wp)[1] * v2 + (int32_t)(wp)[2] * v1 +          \
-             (int32_t)(wp)[3] * v3
+#define RNN2C_ROW(acc, wp) /* four multiply-accumulates into acc (MLA on Thumb-2) */        \
+    do {                                                                                      \
+        (acc) += (int32_t)(wp)[0] * v0;                                                       \
+        (acc) += (int32_t)(wp)[1] * v2;                                                       \
+        (acc) += (int32_t)(wp)[2] * v1;                                                       \
+        (acc) += (int32_t)(wp)[3] * v3;                                                       \
+    } while (0)
 
 #endif
 
