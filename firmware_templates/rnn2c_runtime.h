@@ -160,7 +160,12 @@ RNN2C_INLINE int32_t rnn2c_sat_s16(int32_t x)
 
 RNN2C_INLINE int8_t rnn2c_sat_s8(int32_t x)
 {
+#if defined(RNN2C_SSAT)
+    RNN2C_SSAT(8, x);
+    return (int8_t)x;
+#else
     return (int8_t)(x > INT8_MAX ? INT8_MAX : (x < INT8_MIN ? INT8_MIN : x));
+#endif
 }
 
 /* (x + 2^(shift-1)) >> shift: divide by 2^shift, round half up. shift >= 1. The callers keep
@@ -174,10 +179,23 @@ RNN2C_INLINE int32_t rnn2c_rshift_round(int32_t x, int shift)
  * (a >> step_bits) + 1 inside the table. */
 RNN2C_INLINE int32_t rnn2c_interp_s16(const int16_t *table, int32_t a, int step_bits)
 {
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && defined(__BYTE_ORDER__) &&             \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* lo * (2^step_bits - frac) + hi * frac + 2^(step_bits-1), shifted: the same integer as below
+     * (lo * 2^step_bits is a multiple of the divisor); one word load of (lo, hi) and one SMLAD */
+    uint32_t pair;
+    const int32_t frac = a & (((int32_t)1 << step_bits) - 1);
+    __builtin_memcpy(&pair, table + (a >> step_bits), 4);
+    return __smlad((int32_t)pair,
+                   (int32_t)(((uint32_t)frac << 16) | (uint32_t)(((int32_t)1 << step_bits) - frac)),
+                   (int32_t)1 << (step_bits - 1)) >>
+           step_bits;
+#else
     const int16_t *at = table + (a >> step_bits);
     const int32_t frac = a & (((int32_t)1 << step_bits) - 1);
     const int32_t lo = at[0];
     return lo + (((at[1] - lo) * frac + ((int32_t)1 << (step_bits - 1))) >> step_bits);
+#endif
 }
 
 /* |x| of an int16 value, clamped where tanh (table step 2^-step_bits) reaches 32767. */
@@ -188,22 +206,33 @@ RNN2C_INLINE int32_t rnn2c_tanh_arg(int32_t x, int step_bits)
     return a < last ? a : last;
 }
 
+/* y with the sign of x: without a branch where that is shorter (s = x >> 31 is 0 or -1, and
+ * (y ^ s) - s is y or -y: two data-processing instructions on Thumb-2, whose second operand
+ * may be shifted); on Thumb-1 (ARMv6-M) a compare and a branch over NEGS are fewer. */
+#if defined(__thumb__) && !defined(__thumb2__)
+#define RNN2C_SIGNED(y, x) ((x) < 0 ? -(y) : (y))
+#else
+#define RNN2C_SIGNED(y, x) (((y) ^ ((x) >> 31)) - ((x) >> 31))
+#endif
+
 /* tanh: Q3.12 in (saturated to int16), Q0.15 out. */
 RNN2C_INLINE int32_t rnn2c_tanh_q15(int32_t x_q12)
 {
     const int32_t x = rnn2c_sat_s16(x_q12);
     const int32_t y = rnn2c_interp_s16(rnn2c_tanh_table, rnn2c_tanh_arg(x, RNN2C_TANH_STEP_BITS),
                                        RNN2C_TANH_STEP_BITS);
-    return x < 0 ? -y : y;
+    return RNN2C_SIGNED(y, x);
 }
 
-/* sigmoid(x) = (1 + tanh(x / 2)) / 2: Q3.12 in (saturated to int16), Q0.15 out in [0, 32767]. */
+/* sigmoid(x) = (1 + tanh(x / 2)) / 2: Q3.12 in (saturated to int16), Q0.15 out in [0, 32767].
+ * |x| <= 32768 after the saturation, so the table index |x| >> 8 is at most 128 and the clamp
+ * of rnn2c_tanh_arg (at 171) never applies: it is left out. */
 RNN2C_INLINE int32_t rnn2c_sigmoid_q15(int32_t x_q12)
 {
     const int32_t x = rnn2c_sat_s16(x_q12);
-    const int32_t y = rnn2c_interp_s16(
-        rnn2c_tanh_table, rnn2c_tanh_arg(x, RNN2C_TANH_STEP_BITS + 1), RNN2C_TANH_STEP_BITS + 1);
-    return (RNN2C_Q15_ONE + (x < 0 ? -y : y)) >> 1;
+    const int32_t y =
+        rnn2c_interp_s16(rnn2c_tanh_table, RNN2C_SIGNED(x, x), RNN2C_TANH_STEP_BITS + 1);
+    return (RNN2C_Q15_ONE + RNN2C_SIGNED(y, x)) >> 1;
 }
 
 /* exp(-d) for Q3.12 d >= 0, unsigned Q1.15 out (0..32768). */
@@ -392,7 +421,13 @@ RNN2C_INLINE uint32_t rnn2c_ld32(const void *p)
                     : "memory");                                                              \
         }                                                                                     \
         groups >>= 1;                                                                         \
-        if (groups != 0) {                                                                    \
+        if (groups == 1) { /* one pair (a constant in generated code): no loop */             \
+            __asm__(RNN2C_ASM_X body RNN2C_ASM_X body                                          \
+                    : __VA_ARGS__, [v] "+r"(v), [w] "+r"(w), [x01] "=&r"(x01),                \
+                      [x23] "=&r"(x23), [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)          \
+                    :                                                                         \
+                    : "memory");                                                              \
+        } else if (groups != 0) {                                                             \
             __asm__("1:\n\t" RNN2C_ASM_X body RNN2C_ASM_X body "subs %[n], %[n], #1\n\t"    \
                     "bne 1b\n\t"                                                              \
                     : __VA_ARGS__, [v] "+r"(v), [w] "+r"(w), [n] "+r"(groups),                \
@@ -407,15 +442,19 @@ RNN2C_INLINE uint32_t rnn2c_ld32(const void *p)
 #endif
 
 #if !defined(__ARM_FEATURE_DSP) && defined(__arm__) && defined(__thumb__) &&                  \
-    !defined(__thumb2__) && defined(__GNUC__) && defined(__OPTIMIZE__) &&                     \
-    (!defined(__OPTIMIZE_SIZE__) || defined(__clang__)) && defined(__BYTE_ORDER__) &&         \
+    !defined(__thumb2__) && defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__) && \
+    !defined(__OPTIMIZE_SIZE__) && defined(__BYTE_ORDER__) &&                                 \
     __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-/* ARMv6-M (Cortex-M0/M0+, Thumb-1) in assembly (gcc, clang; optimized builds; gcc -Os keeps
- * r8-r11 out of allocation on Thumb-1, so there the C loop below is used). Per group the four
+/* ARMv6-M (Cortex-M0/M0+, Thumb-1) in assembly (gcc -O1 and up; gcc -Os keeps r8-r11 out of
+ * allocation on Thumb-1, and clang runs out of registers for the operands (clang 14:
+ * "inline assembly requires more registers than available"), so there the C loop below is
+ * used). Per group the four
  * vector elements are loaded once into low registers (one word holds v0, v1; SXTH and ASRS #16
  * split it) and kept there for every row of the pass; per row one weight word, whose bytes
- * (c0, c2, c1, c3) are taken out of the register (SXTB, or LSLS + ASRS), multiplied (MULS) and
- * added into the row's sum, which lives in a high register (ADD reaches them). */
+ * (c0, c2, c1, c3) are taken out of the register (SXTB for c0, ASRS #24 for c3, then REV16 turns
+ * it into (c2, c0, c3, c1) and SXTB, ASRS #24 give c2, c1: 5 instructions for the 4 bytes),
+ * multiplied (MULS) and added into the row's sum, which lives in a high register (ADD reaches
+ * them). */
 #define RNN2C_NODSP_GROUP /* v in a high register: 7 low ones are in use */              \
     "mov %[t], %[v]\n\t"                                                                     \
     "ldr %[x1], [%[t]]\n\t"                                                                  \
@@ -434,23 +473,17 @@ RNN2C_INLINE uint32_t rnn2c_ld32(const void *p)
     "asrs %[b], %[t], #24\n\t"                                                               \
     "muls %[b], %[x3], %[b]\n\t"                                                             \
     "add %[" s "], %[b]\n\t"                                                                 \
-    "lsls %[b], %[t], #8\n\t"                                                                \
-    "asrs %[b], %[b], #24\n\t"                                                               \
-    "muls %[b], %[x1], %[b]\n\t"                                                             \
-    "add %[" s "], %[b]\n\t"                                                                 \
-    "lsls %[b], %[t], #16\n\t"                                                               \
-    "asrs %[b], %[b], #24\n\t"                                                               \
+    "rev16 %[t], %[t]\n\t" /* (c2, c0, c3, c1): c2 and c1 now at the ends */               \
+    "sxtb %[b], %[t]\n\t"                                                                    \
     "muls %[b], %[x2], %[b]\n\t"                                                             \
+    "add %[" s "], %[b]\n\t"                                                                 \
+    "asrs %[b], %[t], #24\n\t"                                                               \
+    "muls %[b], %[x1], %[b]\n\t"                                                             \
     "add %[" s "], %[b]\n\t"
 #define RNN2C_NODSP_ACC "+h"
-#if defined(__clang__) /* clang reads inline assembly in unified syntax; gcc, for Thumb-1, in
-                          divided syntax unless told otherwise */
-#define RNN2C_NODSP_UNIFIED ""
-#define RNN2C_NODSP_RESTORE ""
-#else
+/* gcc reads Thumb-1 inline assembly in divided syntax unless told otherwise */
 #define RNN2C_NODSP_UNIFIED ".syntax unified\n\t"
 #define RNN2C_NODSP_RESTORE ".syntax divided\n\t"
-#endif
 #define RNN2C_NODSP_LOOP(rows, body, ...)                                                     \
     do {                                                                                      \
         int32_t x0;                                                                           \
@@ -512,9 +545,13 @@ RNN2C_INLINE uint32_t rnn2c_ld32(const void *p)
     const int32_t v1 = v[1];                                                                  \
     const int32_t v2 = v[2];                                                                  \
     const int32_t v3 = v[3]
-#define RNN2C_ROW(acc, wp)                                                                    \
-    (acc) += (int32_t)(wp)[0] * v0 + (int32_t)(wp)[1] * v2 + (int32_t)(wp)[2] * v1 +          \
-             (int32_t)(wp)[3] * v3
+#define RNN2C_ROW(acc, wp) /* four multiply-accumulates into acc (MLA on Thumb-2) */        \
+    do {                                                                                      \
+        (acc) += (int32_t)(wp)[0] * v0;                                                       \
+        (acc) += (int32_t)(wp)[1] * v2;                                                       \
+        (acc) += (int32_t)(wp)[2] * v1;                                                       \
+        (acc) += (int32_t)(wp)[3] * v3;                                                       \
+    } while (0)
 
 #endif
 
@@ -864,15 +901,28 @@ typedef struct {
     uint8_t reset_after;   /* 1: r gates (W_h h + b_h) (Keras default); 0: W_h (r * h) */
 } rnn2c_gru_t;
 
-/* h = z * h + (1 - z) * candidate in Q0.15: a convex combination, so |sum| <= 2^30. */
+/* h = z * h + (1 - z) * candidate in Q0.15: a convex combination, so |sum| <= 2^30. Computed
+ * as z * (h - candidate) + 2^15 * candidate, the same integer with one multiplication. */
+RNN2C_INLINE int32_t rnn2c_gru_blend_sum(int32_t z, int32_t h_q15, int32_t cand)
+{
+    return z * (h_q15 - cand) + cand * RNN2C_Q15_ONE;
+}
+
 RNN2C_INLINE int32_t rnn2c_gru_blend_q15(int32_t z, int32_t h_q15, int32_t cand)
 {
-    return rnn2c_rshift_round(z * h_q15 + (RNN2C_Q15_ONE - z) * cand, 15);
+    return rnn2c_rshift_round(rnn2c_gru_blend_sum(z, h_q15, cand), 15);
+}
+
+/* rnn2c_q15_to_state(rnn2c_rshift_round(sum, 15)) in one rounding: ((s + 2^14) >> 15 + 2^7) >> 8
+ * == (s + 2^14 + 2^22) >> 23 for every integer s. */
+RNN2C_INLINE int8_t rnn2c_gru_sum_to_s8(int32_t sum)
+{
+    return rnn2c_sat_s8((sum + ((int32_t)1 << 14) + ((int32_t)1 << 22)) >> 23);
 }
 
 /* reset_after=1, unit j: rows z, r, candidate over x, then z, r, candidate over h; returns the
- * new state in Q0.15. The candidate's recurrent part is saturated to 17 bits, so r times it
- * fits int32. */
+ * new state in Q0.15 times 2^15, before rounding (rnn2c_gru_blend_sum). The candidate's recurrent
+ * part is saturated to 17 bits, so r times it fits int32. */
 RNN2C_INLINE int32_t rnn2c_gru_unit(const rnn2c_gru_t *p, const int8_t **w, const int16_t *v,
                                     uint32_t j, int32_t h_q15)
 {
@@ -887,7 +937,7 @@ RNN2C_INLINE int32_t rnn2c_gru_unit(const rnn2c_gru_t *p, const int8_t **w, cons
     r = rnn2c_sigmoid_rq(r, q + 1);
     ch = rnn2c_sat17(rnn2c_rq(ch, q + 3));
     cx = rnn2c_rq(cx, q + 2) + ((r * ch + ((int32_t)1 << 14)) >> 15);
-    return rnn2c_gru_blend_q15(z, h_q15, rnn2c_tanh_q15(cx));
+    return rnn2c_gru_blend_sum(z, h_q15, rnn2c_tanh_q15(cx));
 }
 
 /* reset_after=0, first pass: z and r of every unit (2 units per kernel pass) into zr[0 .. 2U)
@@ -939,7 +989,7 @@ RNN2C_INLINE void rnn2c_gru_s8(const rnn2c_gru_t *p, int16_t *v, int8_t *h, int1
     if (p->reset_after) {
         const int8_t *w = p->weight;
         for (j = 0; j < u; ++j) {
-            h[j] = rnn2c_q15_to_state(rnn2c_gru_unit(p, &w, v, j, (int32_t)h[j] * 256));
+            h[j] = rnn2c_gru_sum_to_s8(rnn2c_gru_unit(p, &w, v, j, (int32_t)h[j] * 256));
         }
     } else {
         const int8_t *w = rnn2c_gru_zr(p, v, zr);
@@ -953,8 +1003,8 @@ RNN2C_INLINE void rnn2c_gru_s8(const rnn2c_gru_t *p, int16_t *v, int8_t *h, int1
             const uint32_t rows = u - j < 4 ? u - j : 4;
             w = rnn2c_gru_cand(p, w, v, j, rows, a);
             for (k = 0; k < rows; ++k) {
-                h[j + k] = rnn2c_q15_to_state(
-                    rnn2c_gru_blend_q15(zr[2 * (j + k)], (int32_t)h[j + k] * 256, a[k]));
+                h[j + k] = rnn2c_gru_sum_to_s8(
+                    rnn2c_gru_blend_sum(zr[2 * (j + k)], (int32_t)h[j + k] * 256, a[k]));
             }
         }
     }
@@ -969,7 +1019,7 @@ RNN2C_INLINE void rnn2c_gru_s16(const rnn2c_gru_t *p, int16_t *v, int16_t *h, in
     if (p->reset_after) {
         const int8_t *w = p->weight;
         for (j = 0; j < u; ++j) {
-            h[j] = (int16_t)rnn2c_sat_s16(rnn2c_gru_unit(p, &w, v, j, h[j]));
+            h[j] = (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(rnn2c_gru_unit(p, &w, v, j, h[j]), 15));
         }
     } else {
         const int8_t *w = rnn2c_gru_zr(p, v, zr);
@@ -1401,7 +1451,7 @@ RNN2C_INLINE void rnn2c_x86_gru_s8(const rnn2c_gru_t *p, int16_t *v, int8_t *h, 
         rnn2c_x86_store_s8(h + j, rnn2c_x86_rshift_round(rnn2c_x86_gru8(p, &w, v, j, h15), 8));
     }
     for (; j < p->units; ++j) {
-        h[j] = rnn2c_q15_to_state(rnn2c_gru_unit(p, &w, v, j, (int32_t)h[j] * 256));
+        h[j] = rnn2c_gru_sum_to_s8(rnn2c_gru_unit(p, &w, v, j, (int32_t)h[j] * 256));
     }
 }
 
@@ -1417,7 +1467,7 @@ RNN2C_INLINE void rnn2c_x86_gru_s16(const rnn2c_gru_t *p, int16_t *v, int16_t *h
         rnn2c_x86_store_s16(h + j, rnn2c_x86_gru8(p, &w, v, j, rnn2c_x86_load_s16(h + j)));
     }
     for (; j < p->units; ++j) {
-        h[j] = (int16_t)rnn2c_sat_s16(rnn2c_gru_unit(p, &w, v, j, h[j]));
+        h[j] = (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(rnn2c_gru_unit(p, &w, v, j, h[j]), 15));
     }
 }
 
