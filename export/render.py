@@ -152,6 +152,16 @@ def template_environment() -> jinja2.Environment:
     return env
 
 
+def table_bytes() -> int:
+    """Bytes of the runtime's two int16 activation tables, read from the header's own sizes."""
+    text = runtime_header()
+    points = [
+        int(re.search(rf"#define {m} (\d+)", text).group(1))  # type: ignore[union-attr]
+        for m in ("RNN2C_TANH_POINTS", "RNN2C_EXP_POINTS")
+    ]
+    return 2 * sum(points)
+
+
 def runtime_header() -> str:
     root = importlib.resources.files("rnn2c.firmware_templates")
     return (root / RUNTIME_HEADER).read_text()
@@ -248,6 +258,7 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
         "narrow_output": narrow_output,
         "weight_bytes": qmodel.weight_bytes(),
         "macs": qmodel.macs,
+        "table_bytes": table_bytes(),
         "calibration": qmodel.calibration,
         "copy_from": copy_from,
         "class_labels": list(class_names or []),
