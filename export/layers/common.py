@@ -142,8 +142,36 @@ def balancing_shifts(
     return [(kx, kh) for _, _, kx, kh in found]
 
 
+class PackedMatrix:
+    """What every layer with one packed weight matrix (``fc``, laid out by ``blocks()``) shares:
+    the packed bytes, whether a bias is stored, and its flash and raw-parameter figures."""
+
+    fc: QuantFC
+    input_size: int
+
+    def blocks(self) -> list[Block]:
+        raise NotImplementedError
+
+    @property
+    def macs(self) -> int:
+        raise NotImplementedError
+
+    def packed_weight(self) -> np.ndarray:
+        return pack_blocks(self.fc, self.input_size, self.blocks())
+
+    def has_bias(self) -> bool:
+        return bool(np.any(self.fc.bias))
+
+    def weight_bytes(self) -> int:
+        rows = self.fc.rows
+        return self.packed_weight().size + (4 * rows if self.has_bias() else 0) + 4 * rows
+
+    def raw_parameters(self) -> int:
+        return self.macs + (4 * self.fc.rows if self.has_bias() else 0)
+
+
 @dataclass
-class RecurrentQuant(QuantLayer):
+class RecurrentQuant(PackedMatrix, QuantLayer):
     """A quantized recurrent layer: int8 gate rows over the int16 vector [x << x_shift;
     h << h_shift] (see quantize.quantize_rows), int8 or int16 state."""
 
@@ -197,19 +225,6 @@ class RecurrentQuant(QuantLayer):
     def c_rows(self) -> list[int]:
         """The logical rows in the order the C reads their bias and requantization."""
         return [r for rows, begin, _ in self.blocks() if begin == 0 for r in rows]
-
-    def packed_weight(self) -> np.ndarray:
-        return pack_blocks(self.fc, self.input_size, self.blocks())
-
-    def has_bias(self) -> bool:
-        return bool(np.any(self.fc.bias))
-
-    def weight_bytes(self) -> int:
-        rows = self.fc.rows
-        return self.packed_weight().size + (4 * rows if self.has_bias() else 0) + 4 * rows
-
-    def raw_parameters(self) -> int:
-        return self.macs + (4 * self.fc.rows if self.has_bias() else 0)
 
 
 def unit_blocks(rows_of_unit: list[list[int]], begin: int, end: int, per_pass: int) -> list[Block]:

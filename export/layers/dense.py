@@ -14,7 +14,7 @@ import numpy as np
 
 from rnn2c.export import fixedpoint as fx
 from rnn2c.export.ir import ActQuant, ExportError, FloatLayer, QuantLayer
-from rnn2c.export.layers.common import sigmoid
+from rnn2c.export.layers.common import PackedMatrix, sigmoid
 from rnn2c.export.quantize import (
     LIMIT_Q12,
     Block,
@@ -22,7 +22,6 @@ from rnn2c.export.quantize import (
     act_quant_from_range,
     choose_range,
     input_columns,
-    pack_blocks,
     pad4,
     quantize_rows,
 )
@@ -122,7 +121,7 @@ def read(layer, input_size: int) -> DenseLayer:  # noqa: ANN001
 
 
 @dataclass
-class QuantDense(QuantLayer):
+class QuantDense(PackedMatrix, QuantLayer):
     kind: ClassVar[str] = "dense"
     template: ClassVar[str] = "dense.c.j2"
     units: int = 0
@@ -159,19 +158,6 @@ class QuantDense(QuantLayer):
 
     def c_rows(self) -> list[int]:
         return list(range(self.units))
-
-    def packed_weight(self) -> np.ndarray:
-        return pack_blocks(self.fc, self.input_size, self.blocks())
-
-    def has_bias(self) -> bool:
-        return bool(np.any(self.fc.bias))
-
-    def weight_bytes(self) -> int:
-        rows = self.fc.rows
-        return self.packed_weight().size + (4 * rows if self.has_bias() else 0) + 4 * rows
-
-    def raw_parameters(self) -> int:
-        return self.macs + (4 * self.fc.rows if self.has_bias() else 0)
 
     def step(self, state, x):  # noqa: ANN001
         acc = self.fc.matvec(x)
