@@ -461,32 +461,25 @@ def run_project(project: Project, timeout: float = DEFAULT_TIMEOUT) -> RunResult
 
 
 def command(args: Any) -> int:
-    """`rnn2c firmware` (argparse namespace from rnn2c.cli) -> exit code."""
+    """`rnn2c firmware` (argparse namespace from rnn2c.cli) -> exit code; bad input raises
+    FirmwareError (ExportError), a failed build or QEMU run BuildError, which the CLI reports."""
     if not 0 < args.timeout <= 3600:  # also refuses nan
-        print(
-            f"rnn2c firmware: error: --timeout {args.timeout}: expected seconds from 1 to 3600",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        project = make_project(
-            args.model,
-            args.board,
-            args.out,
-            calib=args.calib,
-            data=args.data,
-            name=args.name,
-            sequences=args.sequences,
-            run=args.run,
-            export_options={
-                k: getattr(args, k)
-                for k in ("calibration", "activations", "input_quant")
-                if getattr(args, k, None) is not None
-            },
-        )
-    except ExportError as e:
-        print(f"rnn2c firmware: error: {e}", file=sys.stderr)
-        return 2
+        raise FirmwareError(f"--timeout {args.timeout}: expected seconds from 1 to 3600")
+    project = make_project(
+        args.model,
+        args.board,
+        args.out,
+        calib=args.calib,
+        data=args.data,
+        name=args.name,
+        sequences=args.sequences,
+        run=args.run,
+        export_options={
+            k: getattr(args, k)
+            for k in ("calibration", "activations", "input_quant")
+            if getattr(args, k, None) is not None
+        },
+    )
     b = project.board
     n, t, _ = project.replay.xq.shape
     print(f"rnn2c firmware: {args.model} -> {project.out}/ (board {b.name}: {b.description})")
@@ -496,14 +489,7 @@ def command(args: Any) -> int:
     print(f"  next: cd {project.out} && make && {how}")
     if not args.run:
         return 0
-    try:
-        result = run_project(project, timeout=args.timeout)
-    except ExportError as e:
-        print(f"rnn2c firmware: error: {e}", file=sys.stderr)
-        return 2
-    except BuildError as e:
-        print(f"rnn2c firmware: error: {e}", file=sys.stderr)
-        return 1
+    result = run_project(project, timeout=args.timeout)
     steps = int(project.replay.lengths.sum())
     print(f"  ran on QEMU {b.qemu_machine} in {result.board_run.seconds:.2f} s, {steps} steps")
     print(f"  {result.board_run.summary}")

@@ -20,9 +20,11 @@ def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
-def _fail(cmd: str, message: str) -> int:
+def _fail(cmd: str, message: str, code: int = EXIT_BAD_INPUT) -> int:
+    """The CLI's one error line: `rnn2c CMD: error: message` on stderr; returns the exit code
+    (2, bad input, by default; 1 where the tools ran and the result failed)."""
     print(f"rnn2c {cmd}: error: {' '.join(str(message).split())}", file=sys.stderr)
-    return EXIT_BAD_INPUT
+    return code
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,8 +87,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except (ExportError, OutputError) as e:
         return _fail("verify", str(e))
     except BuildError as e:
-        print(f"rnn2c verify: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return EXIT_FAILED
+        return _fail("verify", str(e), EXIT_FAILED)
     print(report.table())
     try:
         if args.plot:
@@ -109,8 +110,7 @@ def cmd_size(args: argparse.Namespace) -> int:
     except (SizeError, OutputError) as e:
         return _fail("size", str(e))
     except RuntimeError as e:  # the cross compiler or the emulator failed on generated code
-        print(f"rnn2c size: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return EXIT_FAILED
+        return _fail("size", str(e), EXIT_FAILED)
     print(report.table())
     if args.json:
         try:
@@ -175,8 +175,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except (ExportError, OutputError) as e:
         return _fail("bench", str(e))
     except BuildError as e:
-        print(f"rnn2c bench: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return EXIT_FAILED
+        return _fail("bench", str(e), EXIT_FAILED)
     print(report.table())
     if args.json:
         try:
@@ -219,9 +218,15 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_firmware(args: argparse.Namespace) -> int:
-    from rnn2c.emulator import firmware  # noqa: PLC0415
+    from rnn2c.emulator import BuildError, firmware  # noqa: PLC0415
+    from rnn2c.export import ExportError  # noqa: PLC0415
 
-    return firmware.command(args)
+    try:
+        return firmware.command(args)
+    except ExportError as e:
+        return _fail("firmware", str(e))
+    except BuildError as e:  # make or QEMU failed on the project
+        return _fail("firmware", str(e), EXIT_FAILED)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
