@@ -89,7 +89,7 @@ def export_model(
     try:
         with OwnedFolder(out_dir, MANIFEST, "--out", inputs) as folder:
             folder.check_replaceable(names)  # before the long work
-            keras_model, ir = read_any(model)
+            _, ir = read_any(model)
             seqs = _calibration(calib, ir.input_size)
             qmodel = quantize_model(ir, seqs.x, seqs.lengths, calibration, activations, input_quant)
             if class_names is None:

@@ -294,8 +294,9 @@ def quantize_model(
     state_bits = 16 if activations == "int16" else 8
     _, obs = observe_model(model, calib_x, calib_lengths)
     real = real_steps(calib_x, calib_lengths)
-    model, notes = _fold_constant_features(model, real)
-    varying = real[:, ~np.isin(np.arange(real.shape[1]), _constant_features(real))]
+    const = real.min(axis=0) == real.max(axis=0)  # per feature: never changes
+    model, notes = _fold_constant_features(model, real, const)
+    varying = real[:, ~const]
     if input_quant == "per-feature":
         per = [
             act_quant_from_range(*choose_range(real[:, f], method)) for f in range(real.shape[1])
@@ -334,17 +335,15 @@ def real_steps(x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
     return x[steps]
 
 
-def _constant_features(real: np.ndarray) -> np.ndarray:
-    return np.nonzero(real.min(axis=0) == real.max(axis=0))[0]
-
-
-def _fold_constant_features(model: ModelIR, real: np.ndarray) -> tuple[ModelIR, list[str]]:
+def _fold_constant_features(
+    model: ModelIR, real: np.ndarray, constant: np.ndarray
+) -> tuple[ModelIR, list[str]]:
     """A feature that never changes over the calibration set carries no information. Left in,
     its (often Normalization-amplified) weights would set the first layer's weight scales and
     its value the input range, wiping out every other feature. Its contribution, value times
     weights, is folded into the first layer's bias and its weights become zero; the C then
-    ignores that input. Returns a copy of the model and a note for the user."""
-    const = _constant_features(real)
+    ignores that input. constant: bool per feature. Returns a copy of the model and a note."""
+    const = np.nonzero(constant)[0]
     if const.size == 0:
         return model, []
     if const.size == real.shape[1]:
