@@ -28,7 +28,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         [keras.Input((12, 3)), keras.layers.GRU(8), keras.layers.Dense(4, activation="softmax")]
     )
     good.save(d / "good.keras")
-    conv = keras.Sequential([keras.Input((12, 3)), keras.layers.Conv1D(4, 3), keras.layers.GRU(4)])
+    conv = keras.Sequential(
+        [keras.Input((12, 3)), keras.layers.Conv1D(4, 3, name="conv1d"), keras.layers.GRU(4)]
+    )
     conv.save(d / "conv.keras")
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 12, 3)).astype(np.float32)
