@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -25,6 +25,20 @@ def _fail(cmd: str, message: str, code: int = EXIT_BAD_INPUT) -> int:
     (2, bad input, by default; 1 where the tools ran and the result failed)."""
     print(f"rnn2c {cmd}: error: {' '.join(str(message).split())}", file=sys.stderr)
     return code
+
+
+def _write_json(cmd: str, path: str | None, report: Any) -> int | None:
+    """Write report.to_json() to --json atomically (its folder was checked before the work);
+    None on success, else the error line's exit code."""
+    from rnn2c.outdir import OutputError, write_file_atomically  # noqa: PLC0415
+
+    if not path:
+        return None
+    try:
+        write_file_atomically(path, (report.to_json() + "\n").encode(), "--json")
+    except OutputError as e:
+        return _fail(cmd, str(e))
+    return None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,7 +84,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from rnn2c.emulator import BuildError, verify  # noqa: PLC0415
     from rnn2c.export import ExportError  # noqa: PLC0415
-    from rnn2c.outdir import OutputError, check_output_file, write_file_atomically  # noqa: PLC0415
+    from rnn2c.outdir import OutputError, check_output_file  # noqa: PLC0415
 
     try:
         check_output_file(args.plot, "--plot")  # before the work, not after PASS
@@ -93,16 +107,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if args.plot:
             report.plot(args.plot)
             print(f"plot written to {args.plot}")
-        if args.json:
-            write_file_atomically(args.json, (report.to_json() + "\n").encode(), "--json")
     except (RuntimeError, OutputError) as e:
         return _fail("verify", str(e))
+    failed = _write_json("verify", args.json, report)
+    if failed is not None:
+        return failed
     return EXIT_OK if report.passed else EXIT_FAILED
 
 
 def cmd_size(args: argparse.Namespace) -> int:
     from rnn2c.emulator.size import SizeError, measure  # noqa: PLC0415
-    from rnn2c.outdir import OutputError, check_output_file, write_file_atomically  # noqa: PLC0415
+    from rnn2c.outdir import OutputError, check_output_file  # noqa: PLC0415
 
     try:
         check_output_file(args.json, "--json")
@@ -112,11 +127,9 @@ def cmd_size(args: argparse.Namespace) -> int:
     except RuntimeError as e:  # the cross compiler or the emulator failed on generated code
         return _fail("size", str(e), EXIT_FAILED)
     print(report.table())
-    if args.json:
-        try:
-            write_file_atomically(args.json, (report.to_json() + "\n").encode(), "--json")
-        except OutputError as e:
-            return _fail("size", str(e))
+    failed = _write_json("size", args.json, report)
+    if failed is not None:
+        return failed
     return EXIT_OK if report.bit_exact else EXIT_FAILED
 
 
@@ -150,7 +163,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from rnn2c.emulator import BuildError  # noqa: PLC0415
     from rnn2c.emulator.bench import DEFAULT_TARGETS, bench  # noqa: PLC0415
     from rnn2c.export import ExportError  # noqa: PLC0415
-    from rnn2c.outdir import OutputError, check_output_file, write_file_atomically  # noqa: PLC0415
+    from rnn2c.outdir import OutputError, check_output_file  # noqa: PLC0415
 
     if args.targets is None:
         targets = list(DEFAULT_TARGETS)
@@ -177,11 +190,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except BuildError as e:
         return _fail("bench", str(e), EXIT_FAILED)
     print(report.table())
-    if args.json:
-        try:
-            write_file_atomically(args.json, (report.to_json() + "\n").encode(), "--json")
-        except OutputError as e:
-            return _fail("bench", str(e))
+    failed = _write_json("bench", args.json, report)
+    if failed is not None:
+        return failed
     return EXIT_OK
 
 
