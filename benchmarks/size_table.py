@@ -13,7 +13,6 @@ Writes every report as JSON beside the exports (build/size_table/<model>-<target
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -58,8 +57,10 @@ def main() -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print("| model (MACs/step) | target | flash B (raw params) | over raw B "
-          "| RAM B = state + stack | instructions/step | per MAC |")
+    print(
+        "| model (MACs/step) | target | flash B (raw params) | over raw B "
+        "| RAM B = state + stack | instructions/step | per MAC |"
+    )
     print("|---|---|---|---|---|---|---|")
     ok = True
     for name in args.models:

@@ -507,6 +507,80 @@ RNN2C_INLINE uint32_t rnn2c_ld32(const void *p)
 #define RNN2C_NODSP_ASM 1
 #endif
 
+#if !defined(__ARM_FEATURE_DSP) && defined(__arm__) && defined(__thumb2__) &&                  \
+    defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__)
+/* ARMv7-M without DSP (Cortex-M3; gcc, optimized builds): the GRU (reset_after=1) takes two
+ * units per pass, 6 rows (z, r, candidate of unit j through wa, of unit j + 1 through wb, which
+ * points one unit's block further into the same layout), so every vector element is loaded once
+ * (LDRSH) for 6 rows; per row and column one LDRSB of the weight byte at its place in the
+ * (c0, c2, c1, c3) word and one MLA. The last loads of a group post-increment the pointers:
+ * 54 instructions per group of 4 columns and 6 rows, loop included. */
+#define RNN2C_V7M_COL(vo, bo)                                                                 \
+    "ldrsh %[x], [%[v], #" vo "]\n\t"                                                        \
+    "ldrsb %[t], [%[wa], #" bo "]\n\t"                                                       \
+    "mla %[a0], %[x], %[t], %[a0]\n\t"                                                       \
+    "ldrsb %[t], [%[wa], #" bo "+4]\n\t"                                                     \
+    "mla %[a1], %[x], %[t], %[a1]\n\t"                                                       \
+    "ldrsb %[t], [%[wa], #" bo "+8]\n\t"                                                     \
+    "mla %[a2], %[x], %[t], %[a2]\n\t"                                                       \
+    "ldrsb %[t], [%[wb], #" bo "]\n\t"                                                       \
+    "mla %[b0], %[x], %[t], %[b0]\n\t"                                                       \
+    "ldrsb %[t], [%[wb], #" bo "+4]\n\t"                                                     \
+    "mla %[b1], %[x], %[t], %[b1]\n\t"                                                       \
+    "ldrsb %[t], [%[wb], #" bo "+8]\n\t"                                                     \
+    "mla %[b2], %[x], %[t], %[b2]\n\t"
+/* rows a0..a2 through *wa and b0..b2 through *wb over `groups` (>= 1) groups from *v; the
+ * three pointers advance past what was read. */
+RNN2C_INLINE void rnn2c_v7m_mac6(const int8_t **wa, const int8_t **wb, const int16_t **v,
+                                 uint32_t groups, int32_t *pa0, int32_t *pa1, int32_t *pa2,
+                                 int32_t *pb0, int32_t *pb1, int32_t *pb2)
+{
+    const int8_t *pa = *wa;
+    const int8_t *pb = *wb;
+    const int16_t *pv = *v;
+    const int16_t *const end = pv + 4 * (size_t)groups;
+    int32_t a0 = *pa0;
+    int32_t a1 = *pa1;
+    int32_t a2 = *pa2;
+    int32_t b0 = *pb0;
+    int32_t b1 = *pb1;
+    int32_t b2 = *pb2;
+    int32_t x;
+    int32_t t;
+    __asm__("1:\n\t" RNN2C_V7M_COL("2", "2") RNN2C_V7M_COL("4", "1") RNN2C_V7M_COL("6", "3")
+            "ldrsh %[x], [%[v]], #8\n\t" /* column 0, bytes 0, 4, 8: the pointers move on */
+            "ldrsb %[t], [%[wa], #4]\n\t"
+            "mla %[a1], %[x], %[t], %[a1]\n\t"
+            "ldrsb %[t], [%[wa], #8]\n\t"
+            "mla %[a2], %[x], %[t], %[a2]\n\t"
+            "ldrsb %[t], [%[wb], #4]\n\t"
+            "mla %[b1], %[x], %[t], %[b1]\n\t"
+            "ldrsb %[t], [%[wb], #8]\n\t"
+            "mla %[b2], %[x], %[t], %[b2]\n\t"
+            "ldrsb %[t], [%[wa]], #12\n\t"
+            "mla %[a0], %[x], %[t], %[a0]\n\t"
+            "ldrsb %[t], [%[wb]], #12\n\t"
+            "mla %[b0], %[x], %[t], %[b0]\n\t"
+            "cmp %[v], %[end]\n\t"
+            "bne 1b\n\t"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [b0] "+r"(b0), [b1] "+r"(b1),
+              [b2] "+r"(b2), [wa] "+r"(pa), [wb] "+r"(pb), [v] "+r"(pv), [x] "=&r"(x),
+              [t] "=&r"(t)
+            : [end] "r"(end)
+            : "memory", "cc");
+    *pa0 = a0;
+    *pa1 = a1;
+    *pa2 = a2;
+    *pb0 = b0;
+    *pb1 = b1;
+    *pb2 = b2;
+    *wa = pa;
+    *wb = pb;
+    *v = pv;
+}
+#define RNN2C_V7M_ASM 1
+#endif
+
 #if defined(__ARM_FEATURE_DSP)
 
 /* acc += w.c0 * x.v0 + w.c1 * x.v1 (SXTB16: bytes 0, 2) + w.c2 * v2 + w.c3 * v3 (ROR 8). */
@@ -920,6 +994,19 @@ RNN2C_INLINE int8_t rnn2c_gru_sum_to_s8(int32_t sum)
     return rnn2c_sat_s8((sum + ((int32_t)1 << 14) + ((int32_t)1 << 22)) >> 23);
 }
 
+/* The gate arithmetic of one GRU (reset_after=1) unit from its four accumulators (bias included):
+ * the new state in Q0.15 times 2^15, before rounding (rnn2c_gru_blend_sum). The candidate's
+ * recurrent part is saturated to 17 bits, so r times it fits int32. */
+RNN2C_INLINE int32_t rnn2c_gru_gates(const rnn2c_rq_t *q, int32_t z, int32_t r, int32_t cx,
+                                     int32_t ch, int32_t h_q15)
+{
+    z = rnn2c_sigmoid_rq(z, q);
+    r = rnn2c_sigmoid_rq(r, q + 1);
+    ch = rnn2c_sat17(rnn2c_rq(ch, q + 3));
+    cx = rnn2c_rq(cx, q + 2) + ((r * ch + ((int32_t)1 << 14)) >> 15);
+    return rnn2c_gru_blend_sum(z, h_q15, rnn2c_tanh_q15(cx));
+}
+
 /* reset_after=1, unit j: rows z, r, candidate over x, then z, r, candidate over h; returns the
  * new state in Q0.15 times 2^15, before rounding (rnn2c_gru_blend_sum). The candidate's recurrent
  * part is saturated to 17 bits, so r times it fits int32. */
@@ -933,12 +1020,32 @@ RNN2C_INLINE int32_t rnn2c_gru_unit(const rnn2c_gru_t *p, const int8_t **w, cons
     int32_t ch = rnn2c_bias(p->bias, 4 * j + 3);
     *w = rnn2c_mac3(*w, v, p->x_groups, &z, &r, &cx);
     *w = rnn2c_mac3(*w, v + 4 * (uint32_t)p->x_groups, p->h_groups, &z, &r, &ch);
-    z = rnn2c_sigmoid_rq(z, q);
-    r = rnn2c_sigmoid_rq(r, q + 1);
-    ch = rnn2c_sat17(rnn2c_rq(ch, q + 3));
-    cx = rnn2c_rq(cx, q + 2) + ((r * ch + ((int32_t)1 << 14)) >> 15);
-    return rnn2c_gru_blend_sum(z, h_q15, rnn2c_tanh_q15(cx));
+    return rnn2c_gru_gates(q, z, r, cx, ch, h_q15);
 }
+
+#if defined(RNN2C_V7M_ASM)
+/* reset_after=1, units j and j + 1 in one pass of 6 rows (rnn2c_v7m_mac6): their sums as
+ * rnn2c_gru_unit returns them into s[0], s[1]; *w moves past both units. */
+RNN2C_INLINE void rnn2c_gru_pair(const rnn2c_gru_t *p, const int8_t **w, const int16_t *v,
+                                 uint32_t j, int32_t h0_q15, int32_t h1_q15, int32_t *s)
+{
+    const rnn2c_rq_t *q = p->rq + 4 * j;
+    const int8_t *wa = *w;
+    const int8_t *wb = wa + 12 * ((size_t)p->x_groups + p->h_groups);
+    int32_t a[4];
+    int32_t b[4];
+    uint32_t k;
+    for (k = 0; k < 4; ++k) {
+        a[k] = rnn2c_bias(p->bias, 4 * j + k);
+        b[k] = rnn2c_bias(p->bias, 4 * j + 4 + k);
+    }
+    rnn2c_v7m_mac6(&wa, &wb, &v, p->x_groups, &a[0], &a[1], &a[2], &b[0], &b[1], &b[2]);
+    rnn2c_v7m_mac6(&wa, &wb, &v, p->h_groups, &a[0], &a[1], &a[3], &b[0], &b[1], &b[3]);
+    *w = wb;
+    s[0] = rnn2c_gru_gates(q, a[0], a[1], a[2], a[3], h0_q15);
+    s[1] = rnn2c_gru_gates(q + 4, b[0], b[1], b[2], b[3], h1_q15);
+}
+#endif
 
 /* reset_after=0, first pass: z and r of every unit (2 units per kernel pass) into zr[0 .. 2U)
  * (z_j at 2j, r_j at 2j + 1). */
@@ -988,7 +1095,16 @@ RNN2C_INLINE void rnn2c_gru_s8(const rnn2c_gru_t *p, int16_t *v, int8_t *h, int1
     uint32_t k;
     if (p->reset_after) {
         const int8_t *w = p->weight;
-        for (j = 0; j < u; ++j) {
+        j = 0;
+#if defined(RNN2C_V7M_ASM)
+        for (; j + 2 <= u; j += 2) {
+            int32_t s[2];
+            rnn2c_gru_pair(p, &w, v, j, (int32_t)h[j] * 256, (int32_t)h[j + 1] * 256, s);
+            h[j] = rnn2c_gru_sum_to_s8(s[0]);
+            h[j + 1] = rnn2c_gru_sum_to_s8(s[1]);
+        }
+#endif
+        for (; j < u; ++j) {
             h[j] = rnn2c_gru_sum_to_s8(rnn2c_gru_unit(p, &w, v, j, (int32_t)h[j] * 256));
         }
     } else {
@@ -1018,7 +1134,16 @@ RNN2C_INLINE void rnn2c_gru_s16(const rnn2c_gru_t *p, int16_t *v, int16_t *h, in
     uint32_t k;
     if (p->reset_after) {
         const int8_t *w = p->weight;
-        for (j = 0; j < u; ++j) {
+        j = 0;
+#if defined(RNN2C_V7M_ASM)
+        for (; j + 2 <= u; j += 2) {
+            int32_t s[2];
+            rnn2c_gru_pair(p, &w, v, j, h[j], h[j + 1], s);
+            h[j] = (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(s[0], 15));
+            h[j + 1] = (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(s[1], 15));
+        }
+#endif
+        for (; j < u; ++j) {
             h[j] = (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(rnn2c_gru_unit(p, &w, v, j, h[j]), 15));
         }
     } else {
