@@ -85,7 +85,7 @@
 #define RNN2C_TABLE_DEF __attribute__((weak, visibility("hidden")))
 #define RNN2C_TABLE_LINKAGE
 extern const int16_t rnn2c_tanh_table[173];
-extern const uint16_t rnn2c_exp_table[179];
+extern const uint16_t rnn2c_exp_table[17];
 #else
 #define RNN2C_TABLE_DEF
 #define RNN2C_TABLE_LINKAGE static
@@ -94,11 +94,12 @@ extern const uint16_t rnn2c_exp_table[179];
 #define RNN2C_Q12_ONE ((int32_t)4096)        /* 1.0 in Q3.12 */
 #define RNN2C_Q15_ONE ((int32_t)32768)       /* 1.0 in Q0.15 */
 #define RNN2C_TANH_STEP_BITS 7               /* tanh table step: 1/32 = 128 Q3.12 units */
-#define RNN2C_EXP_STEP_BITS 8                /* exp table step: 1/16 = 256 Q3.12 units */
+#define RNN2C_EXP_STEP_BITS 8                /* 2^-f table step: 1/16 = 256 Q12 units of f */
 #define RNN2C_TANH_CLAMP 171 /* tanh(i / 32) rounds to 32767 from i = 171: |x| clamped there */
 #define RNN2C_TANH_POINTS 173 /* ... and the table ends one point later: i + 1 is always in it */
-#define RNN2C_EXP_POINTS 179  /* exp(-i / 16) rounds to 0 from i = 178 */
+#define RNN2C_EXP_POINTS 17   /* 2^(-i / 16), i = 0..16 */
 #define RNN2C_EXP_LIMIT_Q12 ((int32_t)178 << 8) /* exp(-x) taken as 0 for x >= 178 / 16 */
+#define RNN2C_LOG2E_Q14 ((int32_t)23638)        /* log2(e) in Q14 */
 
 /* tanh(i / 32) in Q0.15 for i = 0..172 (346 bytes of flash). */
 RNN2C_TABLE_LINKAGE const int16_t rnn2c_tanh_table[RNN2C_TANH_POINTS] RNN2C_TABLE_DEF = {
@@ -119,23 +120,10 @@ RNN2C_TABLE_LINKAGE const int16_t rnn2c_tanh_table[RNN2C_TANH_POINTS] RNN2C_TABL
     32766, 32766, 32766, 32767, 32767
 };
 
-/* exp(-i / 16) in unsigned Q1.15 for i = 0..178 (358 bytes of flash). */
+/* 2^(-i / 16) in unsigned Q1.15 for i = 0..16 (34 bytes of flash): exp(-x) = 2^(-x log2 e). */
 RNN2C_TABLE_LINKAGE const uint16_t rnn2c_exp_table[RNN2C_EXP_POINTS] RNN2C_TABLE_DEF = {
-    32768, 30783, 28918, 27166, 25520, 23974, 22521, 21157, 19875, 18671, 17539, 16477,
-    15479, 14541, 13660, 12832, 12055, 11324, 10638, 9994, 9388, 8819, 8285, 7783,
-    7312, 6869, 6452, 6061, 5694, 5349, 5025, 4721, 4435, 4166, 3914, 3676,
-    3454, 3244, 3048, 2863, 2690, 2527, 2374, 2230, 2095, 1968, 1849, 1737,
-    1631, 1533, 1440, 1352, 1271, 1194, 1121, 1053, 990, 930, 873, 820,
-    771, 724, 680, 639, 600, 564, 530, 498, 467, 439, 412, 387,
-    364, 342, 321, 302, 283, 266, 250, 235, 221, 207, 195, 183,
-    172, 162, 152, 143, 134, 126, 118, 111, 104, 98, 92, 86,
-    81, 76, 72, 67, 63, 59, 56, 52, 49, 46, 43, 41,
-    38, 36, 34, 32, 30, 28, 26, 25, 23, 22, 21, 19,
-    18, 17, 16, 15, 14, 13, 12, 12, 11, 10, 10, 9,
-    9, 8, 8, 7, 7, 6, 6, 6, 5, 5, 5, 4,
-    4, 4, 4, 3, 3, 3, 3, 3, 2, 2, 2, 2,
-    2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0
+    32768, 31379, 30048, 28774, 27554, 26386, 25268, 24196, 23170, 22188, 21247, 20347,
+    19484, 18658, 17867, 17109, 16384
 };
 
 /* ---------------------------------------------------------------- scalar helpers */
@@ -235,22 +223,28 @@ RNN2C_INLINE int32_t rnn2c_sigmoid_q15(int32_t x_q12)
     return (RNN2C_Q15_ONE + RNN2C_SIGNED(y, x)) >> 1;
 }
 
-/* exp(-d) for Q3.12 d >= 0, unsigned Q1.15 out (0..32768). */
+/* exp(-d) for Q3.12 d >= 0, unsigned Q1.15 out (0..32768): y = d log2(e) in Q12 (below 2^17 for
+ * d under the limit, so d * log2e_q14 < 2^31), exp(-d) = 2^-(y >> 12) * 2^-(fraction), the
+ * fraction from the 17-point table (interpolated), the integer part a rounded right shift. */
 RNN2C_INLINE int32_t rnn2c_exp_neg_q15(int32_t d_q12)
 {
+    int32_t y;
+    int32_t n;
     int32_t idx;
     int32_t frac;
     int32_t lo;
-    int32_t hi;
+    int32_t e;
     if (d_q12 >= RNN2C_EXP_LIMIT_Q12) {
         return 0;
     }
-    idx = d_q12 >> RNN2C_EXP_STEP_BITS;
-    frac = d_q12 & (((int32_t)1 << RNN2C_EXP_STEP_BITS) - 1);
+    y = (d_q12 * RNN2C_LOG2E_Q14 + ((int32_t)1 << 13)) >> 14;
+    n = y >> 12;
+    idx = (y >> RNN2C_EXP_STEP_BITS) & 15;
+    frac = y & (((int32_t)1 << RNN2C_EXP_STEP_BITS) - 1);
     lo = rnn2c_exp_table[idx];
-    hi = rnn2c_exp_table[idx + 1];
-    return lo + (((hi - lo) * frac + ((int32_t)1 << (RNN2C_EXP_STEP_BITS - 1))) >>
-                 RNN2C_EXP_STEP_BITS);
+    e = lo + (((rnn2c_exp_table[idx + 1] - lo) * frac + ((int32_t)1 << (RNN2C_EXP_STEP_BITS - 1))) >>
+              RNN2C_EXP_STEP_BITS);
+    return (e + (((int32_t)1 << n) >> 1)) >> n;
 }
 
 /* Q0.15 -> Q0.7 int8 hidden state. */
@@ -266,6 +260,21 @@ RNN2C_INLINE int32_t rnn2c_q12_from_frac(int32_t x, int frac_bits)
         return rnn2c_rshift_round(x, frac_bits - 12);
     }
     return rnn2c_sat_s16(x * ((int32_t)1 << (12 - frac_bits)));
+}
+
+/* n bytes from p set to zero (the state's reset). A plain loop, which gcc and clang would turn
+ * into a call to memset (160 B of newlib on Cortex-M, for a 32- to a few-hundred-byte state):
+ * the empty assembly statement in the loop keeps it a loop. */
+RNN2C_INLINE void rnn2c_zero(void *p, size_t n)
+{
+    unsigned char *b = (unsigned char *)p;
+    size_t i;
+    for (i = 0; i < n; ++i) {
+        b[i] = 0;
+#if defined(__GNUC__)
+        __asm__("" : : "r"(b) : "memory");
+#endif
+    }
 }
 
 /* ---------------------------------------------------------------- requantization */
