@@ -5,14 +5,17 @@ Builds three random-weight models (Keras seed 1; 6 input features, one recurrent
 seeded normal calibration set (32 x 20 x 6), runs `rnn2c size` on each for Cortex-M0+, M3 and M4,
 and prints one Markdown table.
 
-    .venv/bin/python benchmarks/size_table.py --out build/size_table [--opt O2] [--models gru32]
+    .venv/bin/python benchmarks/size_table.py --out build/size_table [--opt Os] [--models gru32]
 
-Writes every report as JSON beside the exports (build/size_table/<model>-<target>-<opt>.json).
+Writes every report as JSON beside the exports (build/size_table/<model>-<target>-<opt>.json);
+`--previous DIR` (the --out of a run on an earlier commit) adds that run's flash, flash over raw
+parameters and instructions per MAC in parentheses.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -51,17 +54,19 @@ def main() -> int:
     ap.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--targets", nargs="*", default=list(TARGETS), choices=list(TARGETS))
     ap.add_argument("--opt", default="O2", choices=("O2", "Os"))
+    ap.add_argument("--previous", default=None, help="--out folder of an earlier run to compare")
     args = ap.parse_args()
 
     from rnn2c.emulator.size import measure  # noqa: PLC0415
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    before = "" if args.previous is None else " (before)"
     print(
-        "| model (MACs/step) | target | flash B (raw params) | over raw B "
-        "| RAM B = state + stack | instructions/step | per MAC |"
+        f"| model (MACs/step) | target | flash B{before} | raw params B | flash - raw B{before} "
+        f"| RAM B = state + stack | instructions/step | per MAC{before} |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     ok = True
     for name in args.models:
         folder = export(out, name)
@@ -69,13 +74,21 @@ def main() -> int:
             r = measure(folder, target, args.opt)
             (out / f"{name}-{target}-{args.opt}.json").write_text(r.to_json())
             ok &= r.bit_exact
+            flash, over = str(r.flash), str(r.flash_overhead)
+            per_mac = f"{r.instructions_per_mac:.2f}"
+            if args.previous is not None:
+                old = Path(args.previous) / f"{name}-{target}-{args.opt}.json"
+                if old.is_file():
+                    p = json.loads(old.read_text())
+                    flash += f" ({p['flash']})"
+                    over += f" ({p['flash_overhead']})"
+                    per_mac += f" ({p['instructions_per_mac']:.2f})"
             label = f"{MODELS[name][0]}({MODELS[name][1]}) ({r.macs_per_step})"
             opt = "" if args.opt == "O2" else f" -{args.opt}"
             print(
-                f"| {label} | {SHORT[target]}{opt} | {r.flash} ({r.raw_parameters}) "
-                f"| {r.flash_overhead} | {r.ram} = {r.state} + {r.stack} "
-                f"| {r.instructions_mean:,.0f} | {r.instructions_per_mac:.2f}"
-                f"{'' if r.bit_exact else ' (NOT bit-exact)'} |",
+                f"| {label} | {SHORT[target]}{opt} | {flash} | {r.raw_parameters} | {over} "
+                f"| {r.ram} = {r.state} + {r.stack} | {r.instructions_mean:,.0f} | {per_mac}"
+                f"{'' if r.bit_exact else ' NOT bit-exact'} |",
                 flush=True,
             )
     if not ok:
