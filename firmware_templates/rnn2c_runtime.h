@@ -538,25 +538,35 @@ RNN2C_INLINE uint32_t rnn2c_ld32(const void *p)
     "mla %[b1], %[x], %[t], %[b1]\n\t"                                                       \
     "ldrsb %[t], [%[wb], #" bo "+8]\n\t"                                                     \
     "mla %[b2], %[x], %[t], %[b2]\n\t"
-/* rows a0..a2 through *wa and b0..b2 through *wb over `groups` (>= 1) groups from *v; the
- * three pointers advance past what was read. */
-RNN2C_INLINE void rnn2c_v7m_mac6(const int8_t **wa, const int8_t **wb, const int16_t **v,
-                                 uint32_t groups, int32_t *pa0, int32_t *pa1, int32_t *pa2,
-                                 int32_t *pb0, int32_t *pb1, int32_t *pb2)
+/* Units j (rows z, r, c through wa) and j + 1 (through wb) of a GRU (reset_after=1): a[0..3] and
+ * b[0..3] (z, r, candidate over x, candidate over h) start from bias[0..7] (LDRD) and accumulate
+ * over the x_groups then the h_groups of v. One loop for both parts (one copy of the code):
+ * when the input part ends, the candidate accumulators are swapped with their recurrent twins,
+ * kept in memory meanwhile (11 instructions per pair of units). */
+RNN2C_INLINE void rnn2c_v7m_gru_pair_acc(const int8_t *wa, const int16_t *v, uint32_t x_groups,
+                                         uint32_t h_groups, const int32_t *bias, int32_t *a,
+                                         int32_t *b)
 {
-    const int8_t *pa = *wa;
-    const int8_t *pb = *wb;
-    const int16_t *pv = *v;
-    const int16_t *const end = pv + 4 * (size_t)groups;
-    int32_t a0 = *pa0;
-    int32_t a1 = *pa1;
-    int32_t a2 = *pa2;
-    int32_t b0 = *pb0;
-    int32_t b1 = *pb1;
-    int32_t b2 = *pb2;
+    const int8_t *wb = wa + 12 * ((size_t)x_groups + h_groups);
+    const int16_t *end = v + 4 * (size_t)x_groups;
+    const int16_t *end2 = end + 4 * (size_t)h_groups;
+    int32_t a0;
+    int32_t a1;
+    int32_t a2;
+    int32_t a3;
+    int32_t b0;
+    int32_t b1;
+    int32_t b2;
+    int32_t b3;
     int32_t x;
     int32_t t;
-    __asm__("1:\n\t" RNN2C_V7M_COL("2", "2") RNN2C_V7M_COL("4", "1") RNN2C_V7M_COL("6", "3")
+    __asm__("ldrd %[a0], %[a1], [%[bias]]\n\t" /* the biases */
+            "ldrd %[a2], %[x], [%[bias], #8]\n\t"
+            "str %[x], %[a3]\n\t"
+            "ldrd %[b0], %[b1], [%[bias], #16]\n\t"
+            "ldrd %[b2], %[x], [%[bias], #24]\n\t"
+            "str %[x], %[b3]\n"
+            "1:\n\t" RNN2C_V7M_COL("2", "2") RNN2C_V7M_COL("4", "1") RNN2C_V7M_COL("6", "3")
             "ldrsh %[x], [%[v]], #8\n\t" /* column 0, bytes 0, 4, 8: the pointers move on */
             "ldrsb %[t], [%[wa], #4]\n\t"
             "mla %[a1], %[x], %[t], %[a1]\n\t"
@@ -572,20 +582,31 @@ RNN2C_INLINE void rnn2c_v7m_mac6(const int8_t **wa, const int8_t **wb, const int
             "mla %[b0], %[x], %[t], %[b0]\n\t"
             "cmp %[v], %[end]\n\t"
             "bne 1b\n\t"
-            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [b0] "+r"(b0), [b1] "+r"(b1),
-              [b2] "+r"(b2), [wa] "+r"(pa), [wb] "+r"(pb), [v] "+r"(pv), [x] "=&r"(x),
-              [t] "=&r"(t)
-            : [end] "r"(end)
+            "ldr %[x], %[end2]\n\t" /* both parts done? */
+            "cmp %[end], %[x]\n\t"
+            "beq 2f\n\t"
+            "mov %[end], %[x]\n\t" /* on to the state part: swap in the h candidates */
+            "ldr %[x], %[a3]\n\t"
+            "str %[a2], %[a3]\n\t"
+            "mov %[a2], %[x]\n\t"
+            "ldr %[x], %[b3]\n\t"
+            "str %[b2], %[b3]\n\t"
+            "mov %[b2], %[x]\n\t"
+            "b 1b\n"
+            "2:\n\t"
+            : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [b0] "=&r"(b0), [b1] "=&r"(b1),
+              [b2] "=&r"(b2), [wa] "+r"(wa), [wb] "+r"(wb), [v] "+r"(v), [end] "+r"(end),
+              [x] "=&r"(x), [t] "=&r"(t), [a3] "=m"(a3), [b3] "=m"(b3)
+            : [end2] "m"(end2), [bias] "r"(bias)
             : "memory", "cc");
-    *pa0 = a0;
-    *pa1 = a1;
-    *pa2 = a2;
-    *pb0 = b0;
-    *pb1 = b1;
-    *pb2 = b2;
-    *wa = pa;
-    *wb = pb;
-    *v = pv;
+    a[0] = a0; /* a3 holds the candidate over x now, a2 the one over h */
+    a[1] = a1;
+    a[2] = a3;
+    a[3] = a2;
+    b[0] = b0;
+    b[1] = b1;
+    b[2] = b3;
+    b[3] = b2;
 }
 #define RNN2C_V7M_ASM 1
 #endif
@@ -1033,24 +1054,18 @@ RNN2C_INLINE int32_t rnn2c_gru_unit(const rnn2c_gru_t *p, const int8_t **w, cons
 }
 
 #if defined(RNN2C_V7M_ASM)
-/* reset_after=1, units j and j + 1 in one pass of 6 rows (rnn2c_v7m_mac6): their sums as
+/* reset_after=1, units j and j + 1 in one pass of 6 rows (rnn2c_v7m_gru_pair_acc): their sums as
  * rnn2c_gru_unit returns them into s[0], s[1]; *w moves past both units. */
 RNN2C_INLINE void rnn2c_gru_pair(const rnn2c_gru_t *p, const int8_t **w, const int16_t *v,
                                  uint32_t j, int32_t h0_q15, int32_t h1_q15, int32_t *s)
 {
+    static const int32_t no_bias[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     const rnn2c_rq_t *q = p->rq + 4 * j;
-    const int8_t *wa = *w;
-    const int8_t *wb = wa + 12 * ((size_t)p->x_groups + p->h_groups);
     int32_t a[4];
     int32_t b[4];
-    uint32_t k;
-    for (k = 0; k < 4; ++k) {
-        a[k] = rnn2c_bias(p->bias, 4 * j + k);
-        b[k] = rnn2c_bias(p->bias, 4 * j + 4 + k);
-    }
-    rnn2c_v7m_mac6(&wa, &wb, &v, p->x_groups, &a[0], &a[1], &a[2], &b[0], &b[1], &b[2]);
-    rnn2c_v7m_mac6(&wa, &wb, &v, p->h_groups, &a[0], &a[1], &a[3], &b[0], &b[1], &b[3]);
-    *w = wb;
+    rnn2c_v7m_gru_pair_acc(*w, v, p->x_groups, p->h_groups,
+                           p->bias != NULL ? p->bias + 4 * j : no_bias, a, b);
+    *w += 24 * ((size_t)p->x_groups + p->h_groups);
     s[0] = rnn2c_gru_gates(q, a[0], a[1], a[2], a[3], h0_q15);
     s[1] = rnn2c_gru_gates(q + 4, b[0], b[1], b[2], b[3], h1_q15);
 }

@@ -235,10 +235,10 @@ def test_bad_input_exits_2(export_dir: Path, tmp_path: Path, capsys, monkeypatch
 
 
 def test_armv7m_gru_pair_path_bit_exact_on_random_configurations(tmp_path: Path) -> None:
-    """The Cortex-M3 assembly (two GRU units per pass, rnn2c_v7m_mac6) on random shapes: odd
-    and even unit counts (the last odd unit takes the portable C), 1..3 input groups, int8 and
-    int16 states, stacked layers; every output bit-exact with the integer reference, and the
-    path is really the one compiled, warning-free under the strict flags."""
+    """The Cortex-M3 assembly (two GRU units per pass, rnn2c_v7m_gru_pair_acc) on random
+    shapes: odd and even unit counts (the last odd unit takes the portable C), 1..3 input groups,
+    int8 and int16 states, stacked layers; every output bit-exact with the integer reference, and
+    the path is really the one compiled, warning-free under the strict flags."""
     require_arm_toolchain()
     require_unicorn()
     from test_generated_c import STRICT  # noqa: PLC0415
