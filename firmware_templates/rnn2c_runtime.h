@@ -448,6 +448,26 @@ RNN2C_INLINE uint32_t rnn2c_ld32(const void *p)
         (void)w1;                                                                             \
     } while (0)
 #define RNN2C_DSP_ASM 1
+/* One group per iteration: half the code of the loop above, 2 instructions more per 2 groups;
+ * for a Dense layer of one pass (a classifier head), where the code matters more. */
+#define RNN2C_ASM_LOOP1(body, ...)                                                            \
+    do {                                                                                      \
+        uint32_t x01;                                                                         \
+        uint32_t x23;                                                                         \
+        uint32_t w0;                                                                          \
+        uint32_t w1;                                                                          \
+        uint32_t t;                                                                           \
+        if (groups != 0) {                                                                    \
+            __asm__("1:\n\t" RNN2C_ASM_X body "subs %[n], %[n], #1\n\t"                      \
+                    "bne 1b\n\t"                                                              \
+                    : __VA_ARGS__, [v] "+r"(v), [w] "+r"(w), [n] "+r"(groups),                \
+                      [x01] "=&r"(x01), [x23] "=&r"(x23), [w0] "=&r"(w0), [w1] "=&r"(w1),     \
+                      [t] "=&r"(t)                                                            \
+                    :                                                                         \
+                    : "memory", "cc");                                                        \
+        }                                                                                     \
+        (void)w1;                                                                             \
+    } while (0)
 #endif
 
 #if !defined(__ARM_FEATURE_DSP) && defined(__arm__) && defined(__thumb__) &&                  \
@@ -991,6 +1011,51 @@ RNN2C_INLINE const int8_t *rnn2c_mac_rows(const int8_t *w, const int16_t *v, uin
     }
 }
 
+#if defined(RNN2C_DSP_ASM)
+/* rnn2c_mac_rows with the one-group loop (RNN2C_ASM_LOOP1). */
+RNN2C_INLINE const int8_t *rnn2c_mac_rows_small(const int8_t *w, const int16_t *v,
+                                                uint32_t groups, uint32_t rows, int32_t *a)
+{
+    int32_t s0 = a[0];
+    int32_t s1;
+    int32_t s2;
+    int32_t s3;
+    switch (rows) {
+    case 4:
+        s1 = a[1];
+        s2 = a[2];
+        s3 = a[3];
+        RNN2C_ASM_LOOP1(RNN2C_ASM_W2 RNN2C_ASM_ROW("s0", "w0") RNN2C_ASM_ROW("s1", "w1")
+                            RNN2C_ASM_W2 RNN2C_ASM_ROW("s2", "w0") RNN2C_ASM_ROW("s3", "w1"),
+                        [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3));
+        a[1] = s1;
+        a[2] = s2;
+        a[3] = s3;
+        break;
+    case 3:
+        s1 = a[1];
+        s2 = a[2];
+        RNN2C_ASM_LOOP1(RNN2C_ASM_W2 RNN2C_ASM_ROW("s0", "w0") RNN2C_ASM_ROW("s1", "w1")
+                            RNN2C_ASM_W1 RNN2C_ASM_ROW("s2", "w0"),
+                        [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2));
+        a[1] = s1;
+        a[2] = s2;
+        break;
+    case 2:
+        s1 = a[1];
+        RNN2C_ASM_LOOP1(RNN2C_ASM_W2 RNN2C_ASM_ROW("s0", "w0") RNN2C_ASM_ROW("s1", "w1"),
+                        [s0] "+r"(s0), [s1] "+r"(s1));
+        a[1] = s1;
+        break;
+    default:
+        RNN2C_ASM_LOOP1(RNN2C_ASM_W1 RNN2C_ASM_ROW("s0", "w0"), [s0] "+r"(s0));
+        break;
+    }
+    a[0] = s0;
+    return w;
+}
+#endif
+
 /* ---------------------------------------------------------------- GRU */
 
 typedef struct {
@@ -1339,7 +1404,15 @@ RNN2C_INLINE void rnn2c_dense_s8(const rnn2c_dense_t *p, const int16_t *vec, int
         for (k = 0; k < rows; ++k) {
             acc[i + k] = rnn2c_bias(p->bias, i + k);
         }
+#if defined(RNN2C_DSP_ASM)
+        if (n <= 4) { /* one pass (a head): the shorter loop */
+            w = rnn2c_mac_rows_small(w, vec, p->x_groups, rows, acc + i);
+        } else {
+            w = rnn2c_mac_rows(w, vec, p->x_groups, rows, acc + i);
+        }
+#else
         w = rnn2c_mac_rows(w, vec, p->x_groups, rows, acc + i);
+#endif
         for (k = 0; k < rows; ++k) {
             acc[i + k] = rnn2c_rq(acc[i + k], p->rq + i + k);
         }
