@@ -27,10 +27,11 @@
  * a Dense layer) together, and for every 4 columns reads one 32-bit word per row holding the
  * columns (c0, c2, c1, c3), so that each input word is loaded once for R rows and, on a DSP
  * core, SXTB16 and SXTB16 ROR 8 give the weight pairs that match the input pairs (v0, v1) and
- * (v2, v3) for SMLAD. Three implementations read that layout and give identical results: the
- * portable C, the ARM DSP path (__ARM_FEATURE_DSP) and the x86 AVX2 path (__AVX2__, with
- * AVX-512 VNNI where the compiler targets it); the tests build all of them and compare every
- * output with the reference.
+ * (v2, v3) for SMLAD. The implementations that read that layout give identical results: the
+ * portable C, the ARM DSP path (__ARM_FEATURE_DSP), the ARMv6-M assembly loop, the ARMv7-M GRU
+ * loop (two units per pass, Cortex-M3) and the x86 AVX2 path (__AVX2__, with AVX-512 VNNI where
+ * the compiler targets it); the tests build all of them and compare every output with the
+ * reference.
  *
  * Accumulator bound: the exporter checks, for every row, |bias| + sum(|w| * max|v|) <=
  * INT32_MAX and refuses the model otherwise, so no partial sum can overflow in any order.
