@@ -32,15 +32,17 @@ RQ_M_BITS = 14
 RQ_MAX_SHIFT = 31
 
 TANH_STEP_BITS = 7  # tanh table step 1/32 = 128 Q3.12 units
-EXP_STEP_BITS = 8  # exp(-x) table step 1/16 = 256 Q3.12 units
+EXP_STEP_BITS = 8  # 2^-f table step 1/16 = 256 Q12 units of f
 #: tanh(i / 32) rounds to 32767 from i = 171 on: |x| is clamped to 171 steps (the same result
 #: as a table running on to 8.0), and the table ends one point later, so i + 1 is always in it
 TANH_CLAMP = 171
 TANH_POINTS = TANH_CLAMP + 2
-#: exp(-i / 16) rounds to 0 from i = 178 on: exp(-x) is taken as 0 for x >= 178 / 16
+#: exp(-x) is taken as 0 for x >= 178 / 16 (where exp(-x) * 2**15 < 0.5)
 EXP_ZERO = 178
-EXP_POINTS = EXP_ZERO + 1
-EXP_LIMIT_Q12 = EXP_ZERO << EXP_STEP_BITS
+#: exp(-d) = 2**(-d * log2(e)): log2(e) in Q14, and a table of 2**(-i / 16), i = 0..16
+LOG2E_Q14 = 23638
+EXP_POINTS = 17
+EXP_LIMIT_Q12 = EXP_ZERO << 8  # Q3.12
 
 
 def _tanh_table() -> np.ndarray:
@@ -49,16 +51,16 @@ def _tanh_table() -> np.ndarray:
 
 
 def _exp_table() -> np.ndarray:
-    x = np.arange(EXP_POINTS, dtype=np.float64) / 16.0
-    return np.round(np.exp(-x) * Q15_ONE).astype(np.int64)
+    f = np.arange(EXP_POINTS, dtype=np.float64) / 16.0
+    return np.round(2.0**-f * Q15_ONE).astype(np.int64)
 
 
 #: tanh(i / 32) in Q0.15, i = 0..172 (written into the runtime header, checked by a test)
 TANH_TABLE = _tanh_table()
-#: exp(-i / 16) in Q1.15 (unsigned), i = 0..178
+#: 2**(-i / 16) in Q1.15 (unsigned), i = 0..16
 EXP_TABLE = _exp_table()
 assert TANH_TABLE[TANH_CLAMP - 1] < Q15_ONE - 1 and (TANH_TABLE[TANH_CLAMP:] == Q15_ONE - 1).all()
-assert EXP_TABLE[EXP_ZERO - 1] > 0 and EXP_TABLE[EXP_ZERO] == 0
+assert 32768 * math.exp(-(EXP_ZERO - 1) / 16) >= 0.5 > 32768 * math.exp(-EXP_ZERO / 16)
 
 
 def rq_params(real: float, limit: int) -> tuple[int, int, int]:
@@ -146,11 +148,15 @@ def sigmoid_q15(x_q12: np.ndarray) -> np.ndarray:
 
 
 def exp_neg_q15(d_q12: np.ndarray) -> np.ndarray:
-    """exp(-d) for a Q3.12 value d >= 0, result in Q1.15 (0..32768)."""
+    """exp(-d) for a Q3.12 value d >= 0, result in Q1.15 (0..32768): 2**-(d * log2(e)), the
+    fraction of the exponent from a 17-point table of 2**(-i/16) (interpolated), the integer
+    part a rounded right shift."""
     d = np.asarray(d_q12, dtype=np.int64)
     inside = d < EXP_LIMIT_Q12
-    y = _interp(EXP_TABLE, np.where(inside, d, 0), EXP_STEP_BITS)
-    return np.where(inside, y, 0)
+    y = (np.where(inside, d, 0) * LOG2E_Q14 + (1 << 13)) >> 14  # d * log2(e) in Q12, < 2**17
+    n = y >> 12  # exp(-d) = 2**-n * 2**-f, n <= 16
+    e = _interp(EXP_TABLE, y & 4095, EXP_STEP_BITS)
+    return np.where(inside, (e + ((1 << n) >> 1)) >> n, 0)
 
 
 def softmax_q8(logits_q12: np.ndarray) -> np.ndarray:

@@ -27,10 +27,11 @@
  * a Dense layer) together, and for every 4 columns reads one 32-bit word per row holding the
  * columns (c0, c2, c1, c3), so that each input word is loaded once for R rows and, on a DSP
  * core, SXTB16 and SXTB16 ROR 8 give the weight pairs that match the input pairs (v0, v1) and
- * (v2, v3) for SMLAD. Three implementations read that layout and give identical results: the
- * portable C, the ARM DSP path (__ARM_FEATURE_DSP) and the x86 AVX2 path (__AVX2__, with
- * AVX-512 VNNI where the compiler targets it); the tests build all of them and compare every
- * output with the reference.
+ * (v2, v3) for SMLAD. The implementations that read that layout give identical results: the
+ * portable C, the ARM DSP path (__ARM_FEATURE_DSP), the ARMv6-M assembly loop, the ARMv7-M GRU
+ * loop (two units per pass, Cortex-M3) and the x86 AVX2 path (__AVX2__, with AVX-512 VNNI where
+ * the compiler targets it); the tests build all of them and compare every output with the
+ * reference.
  *
  * Accumulator bound: the exporter checks, for every row, |bias| + sum(|w| * max|v|) <=
  * INT32_MAX and refuses the model otherwise, so no partial sum can overflow in any order.
@@ -85,7 +86,7 @@
 #define RNN2C_TABLE_DEF __attribute__((weak, visibility("hidden")))
 #define RNN2C_TABLE_LINKAGE
 extern const int16_t rnn2c_tanh_table[173];
-extern const uint16_t rnn2c_exp_table[179];
+extern const uint16_t rnn2c_exp_table[17];
 #else
 #define RNN2C_TABLE_DEF
 #define RNN2C_TABLE_LINKAGE static
@@ -94,11 +95,12 @@ extern const uint16_t rnn2c_exp_table[179];
 #define RNN2C_Q12_ONE ((int32_t)4096)        /* 1.0 in Q3.12 */
 #define RNN2C_Q15_ONE ((int32_t)32768)       /* 1.0 in Q0.15 */
 #define RNN2C_TANH_STEP_BITS 7               /* tanh table step: 1/32 = 128 Q3.12 units */
-#define RNN2C_EXP_STEP_BITS 8                /* exp table step: 1/16 = 256 Q3.12 units */
+#define RNN2C_EXP_STEP_BITS 8                /* 2^-f table step: 1/16 = 256 Q12 units of f */
 #define RNN2C_TANH_CLAMP 171 /* tanh(i / 32) rounds to 32767 from i = 171: |x| clamped there */
 #define RNN2C_TANH_POINTS 173 /* ... and the table ends one point later: i + 1 is always in it */
-#define RNN2C_EXP_POINTS 179  /* exp(-i / 16) rounds to 0 from i = 178 */
+#define RNN2C_EXP_POINTS 17   /* 2^(-i / 16), i = 0..16 */
 #define RNN2C_EXP_LIMIT_Q12 ((int32_t)178 << 8) /* exp(-x) taken as 0 for x >= 178 / 16 */
+#define RNN2C_LOG2E_Q14 ((int32_t)23638)        /* log2(e) in Q14 */
 
 /* tanh(i / 32) in Q0.15 for i = 0..172 (346 bytes of flash). */
 RNN2C_TABLE_LINKAGE const int16_t rnn2c_tanh_table[RNN2C_TANH_POINTS] RNN2C_TABLE_DEF = {
@@ -119,23 +121,10 @@ RNN2C_TABLE_LINKAGE const int16_t rnn2c_tanh_table[RNN2C_TANH_POINTS] RNN2C_TABL
     32766, 32766, 32766, 32767, 32767
 };
 
-/* exp(-i / 16) in unsigned Q1.15 for i = 0..178 (358 bytes of flash). */
+/* 2^(-i / 16) in unsigned Q1.15 for i = 0..16 (34 bytes of flash): exp(-x) = 2^(-x log2 e). */
 RNN2C_TABLE_LINKAGE const uint16_t rnn2c_exp_table[RNN2C_EXP_POINTS] RNN2C_TABLE_DEF = {
-    32768, 30783, 28918, 27166, 25520, 23974, 22521, 21157, 19875, 18671, 17539, 16477,
-    15479, 14541, 13660, 12832, 12055, 11324, 10638, 9994, 9388, 8819, 8285, 7783,
-    7312, 6869, 6452, 6061, 5694, 5349, 5025, 4721, 4435, 4166, 3914, 3676,
-    3454, 3244, 3048, 2863, 2690, 2527, 2374, 2230, 2095, 1968, 1849, 1737,
-    1631, 1533, 1440, 1352, 1271, 1194, 1121, 1053, 990, 930, 873, 820,
-    771, 724, 680, 639, 600, 564, 530, 498, 467, 439, 412, 387,
-    364, 342, 321, 302, 283, 266, 250, 235, 221, 207, 195, 183,
-    172, 162, 152, 143, 134, 126, 118, 111, 104, 98, 92, 86,
-    81, 76, 72, 67, 63, 59, 56, 52, 49, 46, 43, 41,
-    38, 36, 34, 32, 30, 28, 26, 25, 23, 22, 21, 19,
-    18, 17, 16, 15, 14, 13, 12, 12, 11, 10, 10, 9,
-    9, 8, 8, 7, 7, 6, 6, 6, 5, 5, 5, 4,
-    4, 4, 4, 3, 3, 3, 3, 3, 2, 2, 2, 2,
-    2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0
+    32768, 31379, 30048, 28774, 27554, 26386, 25268, 24196, 23170, 22188, 21247, 20347,
+    19484, 18658, 17867, 17109, 16384
 };
 
 /* ---------------------------------------------------------------- scalar helpers */
@@ -235,22 +224,28 @@ RNN2C_INLINE int32_t rnn2c_sigmoid_q15(int32_t x_q12)
     return (RNN2C_Q15_ONE + RNN2C_SIGNED(y, x)) >> 1;
 }
 
-/* exp(-d) for Q3.12 d >= 0, unsigned Q1.15 out (0..32768). */
+/* exp(-d) for Q3.12 d >= 0, unsigned Q1.15 out (0..32768): y = d log2(e) in Q12 (below 2^17 for
+ * d under the limit, so d * log2e_q14 < 2^31), exp(-d) = 2^-(y >> 12) * 2^-(fraction), the
+ * fraction from the 17-point table (interpolated), the integer part a rounded right shift. */
 RNN2C_INLINE int32_t rnn2c_exp_neg_q15(int32_t d_q12)
 {
+    int32_t y;
+    int32_t n;
     int32_t idx;
     int32_t frac;
     int32_t lo;
-    int32_t hi;
+    int32_t e;
     if (d_q12 >= RNN2C_EXP_LIMIT_Q12) {
         return 0;
     }
-    idx = d_q12 >> RNN2C_EXP_STEP_BITS;
-    frac = d_q12 & (((int32_t)1 << RNN2C_EXP_STEP_BITS) - 1);
+    y = (d_q12 * RNN2C_LOG2E_Q14 + ((int32_t)1 << 13)) >> 14;
+    n = y >> 12;
+    idx = (y >> RNN2C_EXP_STEP_BITS) & 15;
+    frac = y & (((int32_t)1 << RNN2C_EXP_STEP_BITS) - 1);
     lo = rnn2c_exp_table[idx];
-    hi = rnn2c_exp_table[idx + 1];
-    return lo + (((hi - lo) * frac + ((int32_t)1 << (RNN2C_EXP_STEP_BITS - 1))) >>
-                 RNN2C_EXP_STEP_BITS);
+    e = lo + (((rnn2c_exp_table[idx + 1] - lo) * frac + ((int32_t)1 << (RNN2C_EXP_STEP_BITS - 1))) >>
+              RNN2C_EXP_STEP_BITS);
+    return (e + (((int32_t)1 << n) >> 1)) >> n;
 }
 
 /* Q0.15 -> Q0.7 int8 hidden state. */
@@ -266,6 +261,21 @@ RNN2C_INLINE int32_t rnn2c_q12_from_frac(int32_t x, int frac_bits)
         return rnn2c_rshift_round(x, frac_bits - 12);
     }
     return rnn2c_sat_s16(x * ((int32_t)1 << (12 - frac_bits)));
+}
+
+/* n bytes from p set to zero (the state's reset). A plain loop, which gcc and clang would turn
+ * into a call to memset (160 B of newlib on Cortex-M, for a 32- to a few-hundred-byte state):
+ * the empty assembly statement in the loop keeps it a loop. */
+RNN2C_INLINE void rnn2c_zero(void *p, size_t n)
+{
+    unsigned char *b = (unsigned char *)p;
+    size_t i;
+    for (i = 0; i < n; ++i) {
+        b[i] = 0;
+#if defined(__GNUC__)
+        __asm__("" : : "r"(b) : "memory");
+#endif
+    }
 }
 
 /* ---------------------------------------------------------------- requantization */
@@ -439,6 +449,26 @@ RNN2C_INLINE uint32_t rnn2c_ld32(const void *p)
         (void)w1;                                                                             \
     } while (0)
 #define RNN2C_DSP_ASM 1
+/* One group per iteration: half the code of the loop above, 2 instructions more per 2 groups;
+ * for a Dense layer of one pass (a classifier head), where the code matters more. */
+#define RNN2C_ASM_LOOP1(body, ...)                                                            \
+    do {                                                                                      \
+        uint32_t x01;                                                                         \
+        uint32_t x23;                                                                         \
+        uint32_t w0;                                                                          \
+        uint32_t w1;                                                                          \
+        uint32_t t;                                                                           \
+        if (groups != 0) {                                                                    \
+            __asm__("1:\n\t" RNN2C_ASM_X body "subs %[n], %[n], #1\n\t"                      \
+                    "bne 1b\n\t"                                                              \
+                    : __VA_ARGS__, [v] "+r"(v), [w] "+r"(w), [n] "+r"(groups),                \
+                      [x01] "=&r"(x01), [x23] "=&r"(x23), [w0] "=&r"(w0), [w1] "=&r"(w1),     \
+                      [t] "=&r"(t)                                                            \
+                    :                                                                         \
+                    : "memory", "cc");                                                        \
+        }                                                                                     \
+        (void)w1;                                                                             \
+    } while (0)
 #endif
 
 #if !defined(__ARM_FEATURE_DSP) && defined(__arm__) && defined(__thumb__) &&                  \
@@ -505,6 +535,101 @@ RNN2C_INLINE uint32_t rnn2c_ld32(const void *p)
         }                                                                                     \
     } while (0)
 #define RNN2C_NODSP_ASM 1
+#endif
+
+#if !defined(__ARM_FEATURE_DSP) && defined(__arm__) && defined(__thumb2__) &&                  \
+    defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__)
+/* ARMv7-M without DSP (Cortex-M3; gcc, optimized builds): the GRU (reset_after=1) takes two
+ * units per pass, 6 rows (z, r, candidate of unit j through wa, of unit j + 1 through wb, which
+ * points one unit's block further into the same layout), so every vector element is loaded once
+ * (LDRSH) for 6 rows; per row and column one LDRSB of the weight byte at its place in the
+ * (c0, c2, c1, c3) word and one MLA. The last loads of a group post-increment the pointers:
+ * 54 instructions per group of 4 columns and 6 rows, loop included. */
+#define RNN2C_V7M_COL(vo, bo)                                                                 \
+    "ldrsh %[x], [%[v], #" vo "]\n\t"                                                        \
+    "ldrsb %[t], [%[wa], #" bo "]\n\t"                                                       \
+    "mla %[a0], %[x], %[t], %[a0]\n\t"                                                       \
+    "ldrsb %[t], [%[wa], #" bo "+4]\n\t"                                                     \
+    "mla %[a1], %[x], %[t], %[a1]\n\t"                                                       \
+    "ldrsb %[t], [%[wa], #" bo "+8]\n\t"                                                     \
+    "mla %[a2], %[x], %[t], %[a2]\n\t"                                                       \
+    "ldrsb %[t], [%[wb], #" bo "]\n\t"                                                       \
+    "mla %[b0], %[x], %[t], %[b0]\n\t"                                                       \
+    "ldrsb %[t], [%[wb], #" bo "+4]\n\t"                                                     \
+    "mla %[b1], %[x], %[t], %[b1]\n\t"                                                       \
+    "ldrsb %[t], [%[wb], #" bo "+8]\n\t"                                                     \
+    "mla %[b2], %[x], %[t], %[b2]\n\t"
+/* Units j (rows z, r, c through wa) and j + 1 (through wb) of a GRU (reset_after=1): a[0..3] and
+ * b[0..3] (z, r, candidate over x, candidate over h) start from bias[0..7] (LDRD) and accumulate
+ * over the x_groups then the h_groups of v. One loop for both parts (one copy of the code):
+ * when the input part ends, the candidate accumulators are swapped with their recurrent twins,
+ * kept in memory meanwhile (11 instructions per pair of units). */
+RNN2C_INLINE void rnn2c_v7m_gru_pair_acc(const int8_t *wa, const int16_t *v, uint32_t x_groups,
+                                         uint32_t h_groups, const int32_t *bias, int32_t *a,
+                                         int32_t *b)
+{
+    const int8_t *wb = wa + 12 * ((size_t)x_groups + h_groups);
+    const int16_t *end = v + 4 * (size_t)x_groups;
+    const int16_t *end2 = end + 4 * (size_t)h_groups;
+    int32_t a0;
+    int32_t a1;
+    int32_t a2;
+    int32_t a3;
+    int32_t b0;
+    int32_t b1;
+    int32_t b2;
+    int32_t b3;
+    int32_t x;
+    int32_t t;
+    __asm__("ldrd %[a0], %[a1], [%[bias]]\n\t" /* the biases */
+            "ldrd %[a2], %[x], [%[bias], #8]\n\t"
+            "str %[x], %[a3]\n\t"
+            "ldrd %[b0], %[b1], [%[bias], #16]\n\t"
+            "ldrd %[b2], %[x], [%[bias], #24]\n\t"
+            "str %[x], %[b3]\n"
+            "1:\n\t" RNN2C_V7M_COL("2", "2") RNN2C_V7M_COL("4", "1") RNN2C_V7M_COL("6", "3")
+            "ldrsh %[x], [%[v]], #8\n\t" /* column 0, bytes 0, 4, 8: the pointers move on */
+            "ldrsb %[t], [%[wa], #4]\n\t"
+            "mla %[a1], %[x], %[t], %[a1]\n\t"
+            "ldrsb %[t], [%[wa], #8]\n\t"
+            "mla %[a2], %[x], %[t], %[a2]\n\t"
+            "ldrsb %[t], [%[wb], #4]\n\t"
+            "mla %[b1], %[x], %[t], %[b1]\n\t"
+            "ldrsb %[t], [%[wb], #8]\n\t"
+            "mla %[b2], %[x], %[t], %[b2]\n\t"
+            "ldrsb %[t], [%[wa]], #12\n\t"
+            "mla %[a0], %[x], %[t], %[a0]\n\t"
+            "ldrsb %[t], [%[wb]], #12\n\t"
+            "mla %[b0], %[x], %[t], %[b0]\n\t"
+            "cmp %[v], %[end]\n\t"
+            "bne 1b\n\t"
+            "ldr %[x], %[end2]\n\t" /* both parts done? */
+            "cmp %[end], %[x]\n\t"
+            "beq 2f\n\t"
+            "mov %[end], %[x]\n\t" /* on to the state part: swap in the h candidates */
+            "ldr %[x], %[a3]\n\t"
+            "str %[a2], %[a3]\n\t"
+            "mov %[a2], %[x]\n\t"
+            "ldr %[x], %[b3]\n\t"
+            "str %[b2], %[b3]\n\t"
+            "mov %[b2], %[x]\n\t"
+            "b 1b\n"
+            "2:\n\t"
+            : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [b0] "=&r"(b0), [b1] "=&r"(b1),
+              [b2] "=&r"(b2), [wa] "+r"(wa), [wb] "+r"(wb), [v] "+r"(v), [end] "+r"(end),
+              [x] "=&r"(x), [t] "=&r"(t), [a3] "=m"(a3), [b3] "=m"(b3)
+            : [end2] "m"(end2), [bias] "r"(bias)
+            : "memory", "cc");
+    a[0] = a0; /* a3 holds the candidate over x now, a2 the one over h */
+    a[1] = a1;
+    a[2] = a3;
+    a[3] = a2;
+    b[0] = b0;
+    b[1] = b1;
+    b[2] = b3;
+    b[3] = b2;
+}
+#define RNN2C_V7M_ASM 1
 #endif
 
 #if defined(__ARM_FEATURE_DSP)
@@ -887,6 +1012,51 @@ RNN2C_INLINE const int8_t *rnn2c_mac_rows(const int8_t *w, const int16_t *v, uin
     }
 }
 
+#if defined(RNN2C_DSP_ASM)
+/* rnn2c_mac_rows with the one-group loop (RNN2C_ASM_LOOP1). */
+RNN2C_INLINE const int8_t *rnn2c_mac_rows_small(const int8_t *w, const int16_t *v,
+                                                uint32_t groups, uint32_t rows, int32_t *a)
+{
+    int32_t s0 = a[0];
+    int32_t s1;
+    int32_t s2;
+    int32_t s3;
+    switch (rows) {
+    case 4:
+        s1 = a[1];
+        s2 = a[2];
+        s3 = a[3];
+        RNN2C_ASM_LOOP1(RNN2C_ASM_W2 RNN2C_ASM_ROW("s0", "w0") RNN2C_ASM_ROW("s1", "w1")
+                            RNN2C_ASM_W2 RNN2C_ASM_ROW("s2", "w0") RNN2C_ASM_ROW("s3", "w1"),
+                        [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3));
+        a[1] = s1;
+        a[2] = s2;
+        a[3] = s3;
+        break;
+    case 3:
+        s1 = a[1];
+        s2 = a[2];
+        RNN2C_ASM_LOOP1(RNN2C_ASM_W2 RNN2C_ASM_ROW("s0", "w0") RNN2C_ASM_ROW("s1", "w1")
+                            RNN2C_ASM_W1 RNN2C_ASM_ROW("s2", "w0"),
+                        [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2));
+        a[1] = s1;
+        a[2] = s2;
+        break;
+    case 2:
+        s1 = a[1];
+        RNN2C_ASM_LOOP1(RNN2C_ASM_W2 RNN2C_ASM_ROW("s0", "w0") RNN2C_ASM_ROW("s1", "w1"),
+                        [s0] "+r"(s0), [s1] "+r"(s1));
+        a[1] = s1;
+        break;
+    default:
+        RNN2C_ASM_LOOP1(RNN2C_ASM_W1 RNN2C_ASM_ROW("s0", "w0"), [s0] "+r"(s0));
+        break;
+    }
+    a[0] = s0;
+    return w;
+}
+#endif
+
 /* ---------------------------------------------------------------- GRU */
 
 typedef struct {
@@ -920,6 +1090,19 @@ RNN2C_INLINE int8_t rnn2c_gru_sum_to_s8(int32_t sum)
     return rnn2c_sat_s8((sum + ((int32_t)1 << 14) + ((int32_t)1 << 22)) >> 23);
 }
 
+/* The gate arithmetic of one GRU (reset_after=1) unit from its four accumulators (bias included):
+ * the new state in Q0.15 times 2^15, before rounding (rnn2c_gru_blend_sum). The candidate's
+ * recurrent part is saturated to 17 bits, so r times it fits int32. */
+RNN2C_INLINE int32_t rnn2c_gru_gates(const rnn2c_rq_t *q, int32_t z, int32_t r, int32_t cx,
+                                     int32_t ch, int32_t h_q15)
+{
+    z = rnn2c_sigmoid_rq(z, q);
+    r = rnn2c_sigmoid_rq(r, q + 1);
+    ch = rnn2c_sat17(rnn2c_rq(ch, q + 3));
+    cx = rnn2c_rq(cx, q + 2) + ((r * ch + ((int32_t)1 << 14)) >> 15);
+    return rnn2c_gru_blend_sum(z, h_q15, rnn2c_tanh_q15(cx));
+}
+
 /* reset_after=1, unit j: rows z, r, candidate over x, then z, r, candidate over h; returns the
  * new state in Q0.15 times 2^15, before rounding (rnn2c_gru_blend_sum). The candidate's recurrent
  * part is saturated to 17 bits, so r times it fits int32. */
@@ -933,12 +1116,26 @@ RNN2C_INLINE int32_t rnn2c_gru_unit(const rnn2c_gru_t *p, const int8_t **w, cons
     int32_t ch = rnn2c_bias(p->bias, 4 * j + 3);
     *w = rnn2c_mac3(*w, v, p->x_groups, &z, &r, &cx);
     *w = rnn2c_mac3(*w, v + 4 * (uint32_t)p->x_groups, p->h_groups, &z, &r, &ch);
-    z = rnn2c_sigmoid_rq(z, q);
-    r = rnn2c_sigmoid_rq(r, q + 1);
-    ch = rnn2c_sat17(rnn2c_rq(ch, q + 3));
-    cx = rnn2c_rq(cx, q + 2) + ((r * ch + ((int32_t)1 << 14)) >> 15);
-    return rnn2c_gru_blend_sum(z, h_q15, rnn2c_tanh_q15(cx));
+    return rnn2c_gru_gates(q, z, r, cx, ch, h_q15);
 }
+
+#if defined(RNN2C_V7M_ASM)
+/* reset_after=1, units j and j + 1 in one pass of 6 rows (rnn2c_v7m_gru_pair_acc): their sums as
+ * rnn2c_gru_unit returns them into s[0], s[1]; *w moves past both units. */
+RNN2C_INLINE void rnn2c_gru_pair(const rnn2c_gru_t *p, const int8_t **w, const int16_t *v,
+                                 uint32_t j, int32_t h0_q15, int32_t h1_q15, int32_t *s)
+{
+    static const int32_t no_bias[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    const rnn2c_rq_t *q = p->rq + 4 * j;
+    int32_t a[4];
+    int32_t b[4];
+    rnn2c_v7m_gru_pair_acc(*w, v, p->x_groups, p->h_groups,
+                           p->bias != NULL ? p->bias + 4 * j : no_bias, a, b);
+    *w += 24 * ((size_t)p->x_groups + p->h_groups);
+    s[0] = rnn2c_gru_gates(q, a[0], a[1], a[2], a[3], h0_q15);
+    s[1] = rnn2c_gru_gates(q + 4, b[0], b[1], b[2], b[3], h1_q15);
+}
+#endif
 
 /* reset_after=0, first pass: z and r of every unit (2 units per kernel pass) into zr[0 .. 2U)
  * (z_j at 2j, r_j at 2j + 1). */
@@ -988,7 +1185,16 @@ RNN2C_INLINE void rnn2c_gru_s8(const rnn2c_gru_t *p, int16_t *v, int8_t *h, int1
     uint32_t k;
     if (p->reset_after) {
         const int8_t *w = p->weight;
-        for (j = 0; j < u; ++j) {
+        j = 0;
+#if defined(RNN2C_V7M_ASM)
+        for (; j + 2 <= u; j += 2) {
+            int32_t s[2];
+            rnn2c_gru_pair(p, &w, v, j, (int32_t)h[j] * 256, (int32_t)h[j + 1] * 256, s);
+            h[j] = rnn2c_gru_sum_to_s8(s[0]);
+            h[j + 1] = rnn2c_gru_sum_to_s8(s[1]);
+        }
+#endif
+        for (; j < u; ++j) {
             h[j] = rnn2c_gru_sum_to_s8(rnn2c_gru_unit(p, &w, v, j, (int32_t)h[j] * 256));
         }
     } else {
@@ -1018,7 +1224,16 @@ RNN2C_INLINE void rnn2c_gru_s16(const rnn2c_gru_t *p, int16_t *v, int16_t *h, in
     uint32_t k;
     if (p->reset_after) {
         const int8_t *w = p->weight;
-        for (j = 0; j < u; ++j) {
+        j = 0;
+#if defined(RNN2C_V7M_ASM)
+        for (; j + 2 <= u; j += 2) {
+            int32_t s[2];
+            rnn2c_gru_pair(p, &w, v, j, h[j], h[j + 1], s);
+            h[j] = (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(s[0], 15));
+            h[j + 1] = (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(s[1], 15));
+        }
+#endif
+        for (; j < u; ++j) {
             h[j] = (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(rnn2c_gru_unit(p, &w, v, j, h[j]), 15));
         }
     } else {
@@ -1190,7 +1405,15 @@ RNN2C_INLINE void rnn2c_dense_s8(const rnn2c_dense_t *p, const int16_t *vec, int
         for (k = 0; k < rows; ++k) {
             acc[i + k] = rnn2c_bias(p->bias, i + k);
         }
+#if defined(RNN2C_DSP_ASM)
+        if (n <= 4) { /* one pass (a head): the shorter loop */
+            w = rnn2c_mac_rows_small(w, vec, p->x_groups, rows, acc + i);
+        } else {
+            w = rnn2c_mac_rows(w, vec, p->x_groups, rows, acc + i);
+        }
+#else
         w = rnn2c_mac_rows(w, vec, p->x_groups, rows, acc + i);
+#endif
         for (k = 0; k < rows; ++k) {
             acc[i + k] = rnn2c_rq(acc[i + k], p->rq + i + k);
         }

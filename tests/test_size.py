@@ -232,3 +232,67 @@ def test_bad_input_exits_2(export_dir: Path, tmp_path: Path, capsys, monkeypatch
     monkeypatch.undo()
     monkeypatch.setitem(sys.modules, "unicorn", None)  # import unicorn -> ImportError
     _bad(capsys, ["size", c, "--target", "cortex-m4"], "pip install unicorn")
+
+
+def test_armv7m_gru_pair_and_dsp_head_bit_exact_on_random_configurations(tmp_path: Path) -> None:
+    """The Cortex-M3 assembly (two GRU units per pass, rnn2c_v7m_gru_pair_acc) on random
+    shapes: odd and even unit counts (the last odd unit takes the portable C), 1..3 input groups,
+    int8 and int16 states, stacked layers; every output bit-exact with the integer reference, and
+    the path is really the one compiled, warning-free under the strict flags. The same models on
+    the M4 cover the DSP head loop (rnn2c_mac_rows_small) for 1..4 rows."""
+    require_arm_toolchain()
+    require_unicorn()
+    from test_generated_c import STRICT  # noqa: PLC0415
+
+    rng = np.random.default_rng(2026)
+    for case in range(5):
+        features = int(rng.integers(1, 12))
+        units = [int(rng.integers(1, 11)) for _ in range(int(rng.integers(1, 3)))]
+        activations = ("int8", "int16")[case % 2]
+        keras.utils.set_random_seed(100 + case)
+        layers = [keras.Input((None, features))]
+        for i, u in enumerate(units):
+            layers.append(keras.layers.GRU(u, return_sequences=i + 1 < len(units)))
+        head = ("softmax", "linear", "sigmoid", "softmax", "tanh")[case]
+        layers.append(keras.layers.Dense(case + 1, activation=head))  # 1..5 rows
+        x = rng.normal(size=(8, 10, features)).astype(np.float32) * rng.uniform(0.2, 3.0)
+        out = tmp_path / f"c{case}"
+        export_model(keras.Sequential(layers), x, out, name="pair", activations=activations)
+        where = f"case {case}: {features} features, units {units}, {activations}, {head}"
+        for opt in ("O2", "Os"):
+            r = S.measure(out, "cortex-m3", opt, sequences=2, steps=5)
+            assert r.bit_exact, f"{where}, -{opt}"
+        # the same shapes on the DSP core: heads of 1..5 units take the one-group loop (<= 4)
+        r = S.measure(out, "cortex-m4", "O2", sequences=2, steps=5)
+        assert r.bit_exact, f"{where}, cortex-m4"
+        probe = out / "probe.c"
+        probe.write_text(
+            '#include "pair.h"\n#include "rnn2c_runtime.h"\n'
+            "#if !defined(RNN2C_V7M_ASM)\n#error the ARMv7-M path is not selected\n#endif\n"
+            "typedef int probe_nonempty;\n"
+        )
+        for src, cpu in (
+            (probe, "cortex-m3"),
+            (out / "pair.c", "cortex-m3"),
+            (out / "pair.c", "cortex-m4"),
+        ):
+            for opt in ("-O2", "-Os"):
+                subprocess.run(
+                    [
+                        "arm-none-eabi-gcc",
+                        "-mthumb",
+                        f"-mcpu={cpu}",
+                        "-std=c99",
+                        opt,
+                        *STRICT,
+                        "-I",
+                        str(out),
+                        "-c",
+                        str(src),
+                        "-o",
+                        str(tmp_path / "p.o"),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
