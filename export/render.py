@@ -238,7 +238,9 @@ def _extra(layer: QuantLayer) -> str:
     if layer.kind == "dense":
         return str(layer.activation)  # type: ignore[attr-defined]
     if layer.kind == "bidir":
-        return f"{LABELS[layer.cell_label]}, {layer.describe()}"  # type: ignore[attr-defined]
+        if layer.forward is None:  # type: ignore[attr-defined]
+            return "go_backwards"
+        return f"{LABELS[layer.cell_label]}, merge {layer.merge}"  # type: ignore[attr-defined]
     return ""
 
 
@@ -284,10 +286,16 @@ def _view(
         state_type=f"s{q.output_q.bits}",
         output=output,
         buffer=None,
-        label=LABELS[q.kind],
+        label=_label(q),
         extra=_extra(q),
         **arrays,
     )
+
+
+def _label(q: QuantLayer) -> str:
+    if q.kind == "bidir" and q.forward is None:  # type: ignore[attr-defined]
+        return LABELS[q.cell_label]  # type: ignore[attr-defined]  # a go_backwards cell
+    return LABELS[q.kind]
 
 
 def _render_files(

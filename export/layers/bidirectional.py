@@ -109,11 +109,6 @@ class _Sequence:
     def cell_label(self) -> str:
         return str(self.cells()[0][1].kind)
 
-    def describe(self) -> str:
-        if self.forward is None:
-            return "go_backwards"
-        return f"merge {self.merge}"
-
     def run_sequence(self, x: np.ndarray, lengths: np.ndarray, obs: Any = None) -> np.ndarray:
         """[N, T, F] -> [N, T, out]: every step (Keras order) with return_sequences, else the
         final output in each sequence's last real row."""
