@@ -60,6 +60,14 @@ CASES = [
         "has 1 inputs and 2 outputs",
     ),
     (
+        lambda: _seq(
+            keras.layers.Bidirectional(
+                keras.layers.GRU(4, go_backwards=True), backward_layer=keras.layers.GRU(4)
+            )
+        ),
+        "a wrapped layer with go_backwards=True",
+    ),
+    (
         lambda: _seq(keras.layers.Flatten(), keras.layers.Dense(3)),
         "layer type Flatten is not supported",
     ),

@@ -261,8 +261,13 @@ def read(layer: Any, input_size: int) -> SequenceLayer:
             f"{', '.join(repr(m) for m in MERGE_MODES)}"
         )
     cells = []
-    for sub in (layer.forward_layer, layer.backward_layer):
+    for sub, backwards in ((layer.forward_layer, False), (layer.backward_layer, True)):
         cls = type(sub).__name__
+        if bool(sub.get_config().get("go_backwards")) != backwards:
+            raise ExportError(
+                f"{where}: a wrapped layer with go_backwards=True (the forward direction reading "
+                "backwards) is not supported; wrap the layer with go_backwards=False"
+            )
         if cls not in CELL_CLASSES:
             raise ExportError(
                 f"{where}: Bidirectional({cls}) is not supported; wrap GRU, LSTM or SimpleRNN"
