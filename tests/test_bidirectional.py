@@ -17,12 +17,14 @@ import keras
 import numpy as np
 import pytest
 
+from rnn2c.cli import main
 from rnn2c.emulator import load_model
 from rnn2c.emulator.verify import float_outputs
 from rnn2c.export import export_model, serialize
 from rnn2c.export.api import read_any
 from rnn2c.export.quantize import observe_model
 from rnn2c.export.reference import last_step, run_int
+from tools import require_arm_toolchain, require_unicorn
 
 CELLS = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM, "rnn": keras.layers.SimpleRNN}
 MERGES = ("concat", "sum", "ave", "mul")
@@ -229,3 +231,40 @@ def test_causal_models_get_run_as_a_loop_over_step(tmp_path) -> None:  # noqa: A
         header = (out / "c.h").read_text()
         assert "#define C_STREAMING 1" in header
         assert ("#define C_MAX_LENGTH 7" in header) == (max_length == 7)
+
+
+def test_cli_export_verify_size_of_a_tagger(tmp_path, capsys) -> None:  # noqa: ANN001
+    """Normalization folded into both directions, per-step labels with real lengths through
+    `verify` (C run at each real length vs Keras on the cut sequence), and `size` counting run's
+    instructions per step on a Cortex-M4, bit-exact."""
+    keras.utils.set_random_seed(6)
+    rng = np.random.default_rng(6)
+    x = (rng.normal(size=(24, 10, 3)) * [1.0, 20.0, 0.1] + [0.0, 50.0, 0.0]).astype(np.float32)
+    lengths = rng.integers(2, 11, size=24)
+    norm = keras.layers.Normalization()
+    norm.adapt(x)
+    model = keras.Sequential(
+        [
+            keras.Input((None, 3)),
+            norm,
+            keras.layers.Bidirectional(keras.layers.LSTM(6, return_sequences=True), "ave"),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    model.save(tmp_path / "m.keras")
+    y = np.asarray(model(x)).argmax(-1)  # the float model's own per-step labels
+    np.savez(tmp_path / "d.npz", x=x, y=y, lengths=lengths)
+    d = str(tmp_path / "d.npz")
+    args = ["export", str(tmp_path / "m.keras"), "--calib", d, "--out", str(tmp_path / "c")]
+    assert main([*args, "--name", "tg", "--max-length", "10", "--input-quant", "per-feature"]) == 0
+    assert "tg_run over up to 10 steps" in capsys.readouterr().out
+    assert main(["verify", str(tmp_path / "m.keras"), str(tmp_path / "c"), "--data", d]) == 0
+    out = capsys.readouterr().out
+    assert "bit-exact" in out and "run (whole sequence)" in out and "accuracy per step" in out
+    require_arm_toolchain()
+    require_unicorn()
+    from rnn2c.emulator.size import measure  # noqa: PLC0415
+
+    r = measure(tmp_path / "c", "cortex-m4", steps=10, sequences=2)
+    assert r.bit_exact and r.steps == 20 and r.stack_path[0] == "tg_run"
+    assert 1.0 < r.instructions_per_mac < 8.0
