@@ -368,6 +368,11 @@ def bench(
     keras_model, ir = read_any(model)
     seqs = _sequences(data, "--data", ir.input_size)
     cal = _sequences(calib, "--calib", ir.input_size)
+    if ir.whole_sequence:
+        raise ExportError(
+            "rnn2c bench times streaming models (reset + step per sequence); this model has a "
+            "Bidirectional or go_backwards layer (run only): use rnn2c size for its instructions"
+        )
     t, keep = choose_steps(seqs, steps)
     left_out = int(seqs.x.shape[0] - keep.size)
     keep = keep[:sequences] if sequences else keep

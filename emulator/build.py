@@ -180,20 +180,39 @@ class CompiledModel:
     output_size: int
     state_size: int
     declared_state_size: int
+    streaming: bool = True  # False: a whole-sequence model (run only, no step)
+    returns_sequences: bool = False  # run writes every step's output
 
     @classmethod
     def load(cls, path: str | Path) -> CompiledModel:
         lib = ctypes.CDLL(str(path))
         lib.rnn2c_harness_state_size.restype = ctypes.c_size_t
         lib.rnn2c_harness_run.restype = None
-        lib.rnn2c_harness_stream.restype = None
+        lib.rnn2c_harness_run_api.restype = ctypes.c_int32
+        streaming = bool(lib.rnn2c_harness_streaming())
+        if streaming:
+            lib.rnn2c_harness_stream.restype = None
         return cls(
             lib=lib,
             input_size=lib.rnn2c_harness_input_size(),
             output_size=lib.rnn2c_harness_output_size(),
             state_size=lib.rnn2c_harness_state_size(),
             declared_state_size=lib.rnn2c_harness_declared_state_size(),
+            streaming=streaming,
+            returns_sequences=bool(lib.rnn2c_harness_return_sequences()),
         )
+
+    def run_api(self, xq: np.ndarray, length: int | None = None, out_rows: int = 1) -> tuple:
+        """<name>_run on one sequence int8 [T, F] with the given length (default T): its return
+        code and the output buffer [out_rows, out] it wrote into (rows: the length for a
+        model that returns sequences)."""
+        x = np.ascontiguousarray(xq, dtype=np.int8).reshape(-1, self.input_size)
+        y = np.zeros((max(out_rows, 1), self.output_size), dtype=np.int8)
+        n = x.shape[0] if length is None else int(length)
+        rc = self.lib.rnn2c_harness_run_api(
+            x.ctypes.data_as(ctypes.c_void_p), ctypes.c_int32(n), y.ctypes.data_as(ctypes.c_void_p)
+        )
+        return int(rc), y
 
     def run(self, xq: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         """int8 [N, T, F] -> int8 outputs after every step [N, T, out] (0 past each length)."""
@@ -215,6 +234,8 @@ class CompiledModel:
 
     def stream(self, xq: np.ndarray) -> np.ndarray:
         """One continuous stream int8 [S, F] -> outputs [S, out], no reset in between."""
+        if not self.streaming:
+            raise ValueError("a whole-sequence model has no step: it cannot run as a stream")
         x = np.ascontiguousarray(xq, dtype=np.int8)
         s, f = x.shape
         if f != self.input_size:

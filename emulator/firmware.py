@@ -156,6 +156,7 @@ def replay_inputs(
     if sequences < 1:
         raise FirmwareError(f"--sequences {sequences}: give at least 1")
     if data is None:
+        steps = min(steps, qmodel.max_length or steps)
         rng = np.random.default_rng(seed)
         xq = rng.integers(-128, 128, size=(sequences, steps, qmodel.input_size)).astype(np.int8)
         return Replay(xq, np.full(sequences, steps), f"{sequences} pseudo-random sequences")
@@ -163,6 +164,11 @@ def replay_inputs(
     n = min(sequences, seqs.x.shape[0])
     lengths = np.full(n, seqs.x.shape[1]) if seqs.lengths is None else np.asarray(seqs.lengths[:n])
     t = int(lengths.max())
+    if qmodel.max_length is not None and t > qmodel.max_length:
+        raise FirmwareError(
+            f"--data: a replayed sequence has {t} steps; the model was exported with "
+            f"--max-length {qmodel.max_length} (export again with a larger one)"
+        )
     xq = qmodel.input_q.quantize(seqs.x[:n, :t])
     return Replay(xq.astype(np.int8), lengths.astype(np.int64), f"the first {n} of {data}")
 
@@ -265,7 +271,7 @@ def make_project(
     name: str | None = None,
     sequences: int = DEFAULT_SEQUENCES,
     run: bool = False,
-    export_options: dict[str, str] | None = None,
+    export_options: dict[str, Any] | None = None,
 ) -> Project:
     """Render and write a board project. model: a .keras path or keras.Model (with calib), or an
     export folder (without). export_options: calibration / activations / input_quant for
@@ -299,7 +305,7 @@ def _make_project(
     data: str | os.PathLike[str] | None,
     name: str | None,
     sequences: int,
-    export_options: dict[str, str],
+    export_options: dict[str, Any],
 ) -> Project:
     is_export_dir = isinstance(model, str | os.PathLike) and Path(model).is_dir()
     if is_export_dir:
@@ -436,11 +442,17 @@ def expected_outputs(project: Project) -> np.ndarray:
 
 
 def first_mismatch(
-    got: np.ndarray, printed: np.ndarray, expected: np.ndarray, lengths: np.ndarray
+    got: np.ndarray,
+    printed: np.ndarray,
+    expected: np.ndarray,
+    lengths: np.ndarray,
+    last_only: bool = False,
 ) -> tuple[int, int] | None:
-    """(sequence, step) of the first step, in run order, that differs or was not printed."""
+    """(sequence, step) of the first step, in run order, that differs or was not printed;
+    last_only: only each sequence's last step (a whole-sequence model without
+    return_sequences gives one output per sequence)."""
     for s, length in enumerate(lengths):
-        for k in range(int(length)):
+        for k in range(int(length) - 1 if last_only else 0, int(length)):
             if not printed[s, k] or not np.array_equal(got[s, k], expected[s, k]):
                 return s, k
     return None
@@ -454,8 +466,10 @@ def run_project(project: Project, timeout: float = DEFAULT_TIMEOUT) -> RunResult
     expected = expected_outputs(project)
     board_run = parse_output(text, n, t, expected.shape[2])
     board_run.seconds = seconds
+    compiled = load_model(project.out / MODEL_DIR, project.name)
+    last_only = not compiled.streaming and not compiled.returns_sequences
     mismatch = first_mismatch(
-        board_run.outputs, board_run.printed, expected, project.replay.lengths
+        board_run.outputs, board_run.printed, expected, project.replay.lengths, last_only
     )
     return RunResult(project, board_run, expected, mismatch)
 
@@ -476,7 +490,7 @@ def command(args: Any) -> int:
         run=args.run,
         export_options={
             k: getattr(args, k)
-            for k in ("calibration", "activations", "input_quant")
+            for k in ("calibration", "activations", "input_quant", "max_length")
             if getattr(args, k, None) is not None
         },
     )

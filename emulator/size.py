@@ -99,9 +99,18 @@ void rnn2c_size_main(void);
 void rnn2c_size_main(void)
 {{
     {name}_reset(&rnn2c_size_state);
+#if {NAME}_STREAMING
     {name}_step(&rnn2c_size_state, rnn2c_size_in, rnn2c_size_out);
+#else
+    (void){name}_run(&rnn2c_size_state,
+                     (const int8_t(*)[{NAME}_INPUT_SIZE])(const void *)rnn2c_size_in, 1,
+                     rnn2c_size_out);
+#endif
 }}
 """
+#: whole-sequence models (run only): the state (with its sequence buffers), the input sequence
+#: and the outputs live here, below the painted stack
+WHOLE_STATE, WHOLE_IN, WHOLE_OUT = RAM_BASE + 0x10000, RAM_BASE + 0x90000, RAM_BASE + 0xB0000
 
 
 @dataclass
@@ -594,22 +603,43 @@ def measure(
     flash = text + rodata + data_bytes + library_bytes
     raw = raw_parameter_bytes(qm)
 
-    stack_static, path = worst_stack_path(b.callgraph, f"{name}_step")
+    whole = qm.whole_sequence
+    stack_static, path = worst_stack_path(b.callgraph, f"{name}_{'run' if whole else 'step'}")
 
+    if whole and qm.max_length is not None:
+        steps = min(steps, qm.max_length)
     xq, lengths, source = make_inputs(qm, data, sequences, steps)
     emu = Emulator(b.elf, tgt.uc_cpu)
-    step_fn, reset_fn = b.symbols[f"{name}_step"], b.symbols[f"{name}_reset"]
+    reset_fn = b.symbols[f"{name}_reset"]
     out_size = qm.output_size
     counts: list[int] = []
     reset_count = 0
     y = np.zeros((xq.shape[0], xq.shape[1], out_size), dtype=np.int8)
     emu.paint_stack()
-    for i in range(xq.shape[0]):
-        reset_count = emu.call(reset_fn, BUF_STATE)
-        for t in range(int(lengths[i])):
-            emu.uc.mem_write(BUF_IN, xq[i, t].tobytes())
-            counts.append(emu.call(step_fn, BUF_STATE, BUF_IN, BUF_OUT))
-            y[i, t] = np.frombuffer(bytes(emu.uc.mem_read(BUF_OUT, out_size)), dtype=np.int8)
+    if whole:  # one run per sequence; its instructions spread over its steps
+        if qm.state_bytes() > WHOLE_IN - WHOLE_STATE:
+            raise SizeError(f"the state ({qm.state_bytes()} bytes) is too large to count here")
+        run_fn = b.symbols[f"{name}_run"]
+        for i in range(xq.shape[0]):
+            n = int(lengths[i])
+            reset_count = emu.call(reset_fn, WHOLE_STATE)
+            emu.uc.mem_write(WHOLE_IN, xq[i, :n].tobytes())
+            count = emu.call(run_fn, WHOLE_STATE, WHOLE_IN, n, WHOLE_OUT)
+            counts += [count // n] * n
+            rows = n if qm.returns_sequences else 1
+            out = np.frombuffer(bytes(emu.uc.mem_read(WHOLE_OUT, rows * out_size)), np.int8)
+            if qm.returns_sequences:
+                y[i, :n] = out.reshape(n, out_size)
+            else:
+                y[i, n - 1] = out
+    else:
+        step_fn = b.symbols[f"{name}_step"]
+        for i in range(xq.shape[0]):
+            reset_count = emu.call(reset_fn, BUF_STATE)
+            for t in range(int(lengths[i])):
+                emu.uc.mem_write(BUF_IN, xq[i, t].tobytes())
+                counts.append(emu.call(step_fn, BUF_STATE, BUF_IN, BUF_OUT))
+                y[i, t] = np.frombuffer(bytes(emu.uc.mem_read(BUF_OUT, out_size)), dtype=np.int8)
     stack_measured = emu.stack_high_water()
     ref = run_int(qm, xq, lengths)
     bit_exact = bool(np.array_equal(y, ref))
@@ -619,6 +649,12 @@ def measure(
     macs = exp.qmodel.macs
     arr = np.asarray(counts)
     notes = [tgt.note] if tgt.note else []
+    if whole:
+        notes.append(
+            f"whole-sequence model: counted over {name}_run, one call per sequence; per step = "
+            "a run's instructions / its length (both directions' MACs count per step); the "
+            "stack is run's"
+        )
     if any(p.endswith("(library)") for p in path):
         notes.append(
             "static stack path counts library callees as 0; the measured figure covers them"

@@ -161,6 +161,8 @@ class VerifyReport:
     files_checked: bool = False  # whether the export's files were checked against its manifest
     changed_files: list[str] = field(default_factory=list)  # files edited after export
     stream: StreamReport | None = None
+    whole_sequence: bool = False  # run through <name>_run (Bidirectional, go_backwards)
+    max_length: int | None = None
     failures: list[str] = field(default_factory=list)
     outputs: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)  # float, int8
 
@@ -233,6 +235,10 @@ class VerifyReport:
                 ("RMSE float / int8", f"{self.float_rmse:.5g} / {self.int8_rmse:.5g}", ""),
             ]
         rows.append(("state", f"{self.state_bytes} bytes", ""))
+        if self.whole_sequence:
+            rows.append(
+                ("C entry point", "run (whole sequence)", f"--max-length {self.max_length}")
+            )
         if self.stream is not None:
             s = self.stream
             rows += [
@@ -523,10 +529,28 @@ def verify(
         seqs = Sequences(check_inputs(data, "data array", qmodel.input_size), None, None)
     else:
         seqs = load_sequences(data, "--data", qmodel.input_size)
+    if qmodel.whole_sequence and stream_steps > 0:
+        raise ExportError(
+            "--stream does not apply to a whole-sequence model (Bidirectional or go_backwards): "
+            "it has no step to run without reset; drop --stream"
+        )
+    if qmodel.max_length is not None:
+        longest = int(seqs.x.shape[1] if seqs.lengths is None else np.max(seqs.lengths))
+        if longest > qmodel.max_length:
+            raise ExportError(
+                f"--data: sequences run up to {longest} steps but the export takes at most "
+                f"--max-length {qmodel.max_length}; export again with a larger --max-length, "
+                "or give shorter sequences"
+            )
     head_act = _head(qmodel)
     per_step = _per_step_labels(seqs.y, seqs.x.shape, qmodel.output_size)
     if per_step:
         assert seqs.y is not None
+        if qmodel.whole_sequence and not qmodel.returns_sequences:
+            raise ExportError(
+                "--data: y holds a label per time step but the model gives one output per "
+                "sequence (its last layer does not return sequences)"
+            )
         if head_act == "sigmoid" or qmodel.output_size < 2:
             raise ExportError(
                 "--data: y holds a label per time step; that needs a softmax (or logit) head "
@@ -628,6 +652,8 @@ def verify(
         files_checked=export.hashed,
         changed_files=export.changed_files,
         outputs=(y_float, y_int),
+        whole_sequence=qmodel.whole_sequence,
+        max_length=qmodel.max_length,
     )
     threshold = max_mean_error * out_range
     if export.changed_files:

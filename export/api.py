@@ -64,6 +64,7 @@ def export_model(
     input_quant: str = "per-tensor",
     class_names: list[str] | None = None,
     package: str | list[str] | None = None,
+    max_length: int | None = None,
 ) -> ExportResult:
     """Keras model (.keras path or in memory) + calibration set -> C files in out_dir.
 
@@ -75,6 +76,8 @@ def export_model(
     read from the metrics.json that `rnn2c train` writes beside model.keras, when the model is
     given as a path and that file names as many classes as the model has outputs.
     package: drop-in build files to add, "cmake,arduino,platformio" or "all" (export/packaging.py).
+    max_length: the longest sequence <name>_run takes (--max-length); required for a model with
+    a Bidirectional or go_backwards layer, optional for a causal model.
 
     out_dir may hold other files (a firmware source folder): rnn2c replaces only the files its
     previous manifest lists, refuses to overwrite anything else or its own inputs, and swaps the
@@ -91,7 +94,9 @@ def export_model(
             folder.check_replaceable(names)  # before the long work
             _, ir = read_any(model)
             seqs = _calibration(calib, ir.input_size)
-            qmodel = quantize_model(ir, seqs.x, seqs.lengths, calibration, activations, input_quant)
+            qmodel = quantize_model(
+                ir, seqs.x, seqs.lengths, calibration, activations, input_quant, max_length
+            )
             if class_names is None:
                 class_names = run_folder_class_names(model, qmodel.output_size)
             elif len(class_names) != qmodel.output_size:
@@ -116,6 +121,9 @@ def export_model(
                 "state_bytes": qmodel.state_bytes(),
                 "weight_bytes": qmodel.weight_bytes(),
                 "macs_per_step": qmodel.macs,
+                "whole_sequence": qmodel.whole_sequence,
+                "max_length": qmodel.max_length,
+                "returns_sequences": qmodel.returns_sequences,
                 "calibration": calibration,
                 "activations": activations,
                 "calibration_sequences": int(seqs.x.shape[0]),
@@ -162,14 +170,21 @@ def model_fingerprint(ir: ModelIR) -> str:
     h = hashlib.sha256()
     h.update(f"input_size={ir.input_size}\0".encode())
     for layer in ir.layers:
-        h.update(f"{layer.kind}\0{layer.input_size}\0{layer.output_size}\0".encode())
-        for f in dataclasses.fields(layer):
-            v = getattr(layer, f.name)
-            if f.name == "name":
-                continue
-            if isinstance(v, np.ndarray):
-                a = np.ascontiguousarray(v, dtype=np.float32)
-                h.update(f"{f.name}{a.shape}\0".encode() + a.tobytes())
-            elif isinstance(v, str | int | float | bool) or v is None:
-                h.update(f"{f.name}={v!r}\0".encode())
+        _hash_layer(h, layer)
     return h.hexdigest()
+
+
+def _hash_layer(h: Any, layer: Any) -> None:
+    h.update(f"{layer.kind}\0{layer.input_size}\0{layer.output_size}\0".encode())
+    for f in dataclasses.fields(layer):
+        v = getattr(layer, f.name)
+        if f.name == "name":
+            continue
+        if isinstance(v, np.ndarray):
+            a = np.ascontiguousarray(v, dtype=np.float32)
+            h.update(f"{f.name}{a.shape}\0".encode() + a.tobytes())
+        elif isinstance(v, str | int | float | bool) or v is None:
+            h.update(f"{f.name}={v!r}\0".encode())
+        elif dataclasses.is_dataclass(v):  # a layer inside a layer (Bidirectional's cells)
+            h.update(f"{f.name}:\0".encode())
+            _hash_layer(h, v)

@@ -242,10 +242,17 @@ class ModelIR:
     layers: list[FloatLayer]
     input_size: int
     source: str = ""
+    #: per layer: whether its output still has a time axis (Keras return_sequences)
+    sequence_out: list[bool] = field(default_factory=list)
 
     @property
     def output_size(self) -> int:
         return self.layers[-1].output_size
+
+    @property
+    def whole_sequence(self) -> bool:
+        """Whether a layer needs the whole sequence (Bidirectional, go_backwards)."""
+        return any(layer.kind == "bidir" for layer in self.layers)
 
 
 @dataclass
@@ -260,12 +267,43 @@ class QuantModel:
     activations: str = "int8"
     input_quant: str = "per-tensor"
     notes: list[str] = field(default_factory=list)  # what the quantizer decided, for the user
+    #: per layer: whether its output still has a time axis (empty: written before 0.3)
+    sequence_out: list[bool] = field(default_factory=list)
+    #: --max-length: the longest sequence <name>_run takes (None: no limit, causal models only)
+    max_length: int | None = None
+
+    @property
+    def whole_sequence(self) -> bool:
+        """Whether a layer needs the whole sequence (Bidirectional, go_backwards): such a model
+        has <name>_run and no <name>_step."""
+        return any(layer.kind == "bidir" for layer in self.layers)
+
+    @property
+    def returns_sequences(self) -> bool:
+        """Whether the model's output has a time axis (then <name>_run writes every step)."""
+        return bool(self.sequence_out[-1]) if self.sequence_out else False
 
     @property
     def output_q(self) -> ActQuant:
-        """The int8 model output (an int16 last state is narrowed to Q0.7)."""
+        """The int8 model output (an int16 last state is narrowed by 8 bits: Q0.15 -> Q0.7)."""
         q = self.layers[-1].output_q
-        return STATE_QUANT if q.bits == 16 else q
+        return ActQuant(float(q.scale) * 256.0, 0) if q.bits == 16 else q
+
+    def sequence_buffers(self) -> list[tuple[int, StateField]]:
+        """Whole-sequence models: the buffers of the state struct that hold each layer's output
+        for <name>_run, [max_length x width] (one row after a layer without return_sequences)."""
+        if not self.whole_sequence:
+            return []
+        assert self.max_length is not None
+        out = []
+        seq = True
+        for i, layer in enumerate(self.layers):
+            seq = seq and bool(self.sequence_out[i])
+            rows = self.max_length if seq else 1
+            ctype = "int16_t" if layer.output_q.bits == 16 else "int8_t"
+            what = f"[{rows}][{layer.output_size}] outputs over the sequence, for run"
+            out.append((i, StateField("seq", ctype, rows * layer.output_size, what)))
+        return out
 
     @property
     def output_size(self) -> int:
@@ -278,6 +316,7 @@ class QuantModel:
     def state_bytes(self) -> int:
         """sizeof the C state struct: int16 arrays first, then int8, padded to alignment."""
         fields = [f for layer in self.layers for f in layer.state_fields()]
+        fields += [f for _, f in self.sequence_buffers()]
         align = 2 if any(f.ctype == "int16_t" for f in fields) else 1
         return -(-sum(f.nbytes for f in fields) // align) * align
 
@@ -287,6 +326,9 @@ class QuantModel:
 
 def fold_affine(layer: FloatLayer, a: np.ndarray, b: np.ndarray) -> None:
     """Fold x -> a*x + b (per feature) into the layer's input kernel and input-side bias."""
+    if hasattr(layer, "fold_input_affine"):  # a layer holding cells (Bidirectional)
+        layer.fold_input_affine(a, b)
+        return
     kernel = layer.kernel  # type: ignore[attr-defined]
     layer.bias = layer.bias + b @ kernel  # type: ignore[attr-defined]
     layer.kernel = a[:, None] * kernel  # type: ignore[attr-defined]

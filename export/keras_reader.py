@@ -17,6 +17,7 @@ import numpy as np
 
 from rnn2c.export.ir import ExportError, FloatLayer, ModelIR, fold_affine
 from rnn2c.export.layers import READERS, RECURRENT_KINDS
+from rnn2c.export.layers.bidirectional import wrap_go_backwards
 
 #: layers that do nothing at inference (Masking: the caller stops stepping at the real length)
 PASS_THROUGH = (
@@ -121,6 +122,7 @@ def read_model(model: Any) -> ModelIR:
     size = features
     pending: tuple[np.ndarray, np.ndarray, str] | None = None  # affine y = a*x + b to fold
     sequence = True  # whether the current tensor still has a time axis
+    sequence_out: list[bool] = []  # per IR layer: the value of `sequence` after it
     for layer in _chain(model):
         cls = type(layer).__name__
         where = f"layer '{layer.name}' ({cls})"
@@ -145,16 +147,17 @@ def read_model(model: Any) -> ModelIR:
             raise ExportError(
                 f"{where}: layer type {cls} is not supported; supported: {', '.join(SUPPORTED)}"
             )
-        ir_layer = reader.read(layer, size)
+        ir_layer = wrap_go_backwards(layer, reader.read(layer, size))
         _check_finite(ir_layer, where)
         if ir_layer.kind in RECURRENT_KINDS:
             if not sequence:
                 raise ExportError(f"{where}: a recurrent layer needs a sequence input")
-            sequence = bool(layer.get_config().get("return_sequences", False))
+            sequence = bool(getattr(layer, "return_sequences", False))
         if pending is not None:
             fold_affine(ir_layer, *pending[:2])
             pending = None
         layers.append(ir_layer)
+        sequence_out.append(sequence)
         size = ir_layer.output_size
     if pending is not None:
         raise ExportError(
@@ -165,7 +168,9 @@ def read_model(model: Any) -> ModelIR:
             f"model '{model.name}' has no recurrent layer (GRU, LSTM or SimpleRNN); "
             "rnn2c exports recurrent models"
         )
-    return ModelIR(layers=layers, input_size=features, source=str(model.name))
+    return ModelIR(
+        layers=layers, input_size=features, source=str(model.name), sequence_out=sequence_out
+    )
 
 
 def _check_finite(layer: FloatLayer, where: str) -> None:

@@ -246,6 +246,17 @@ def observe_model(
     obs = obs or Observer()
     n, t, _ = x.shape
     lengths = np.full(n, t) if lengths is None else np.asarray(lengths)
+    if model.whole_sequence:  # layer by layer over whole sequences, as <name>_run does
+        from rnn2c.export.layers.bidirectional import run_layers  # noqa: PLC0415
+
+        obs.mask = lengths > 0
+        obs.observe("input", np.asarray(x, dtype=np.float64)[:, 0])
+        for step in range(1, t):
+            obs.mask = lengths > step
+            obs.observe("input", np.asarray(x[:, step], dtype=np.float64))
+        obs.mask = None
+        y = run_layers(model.layers, model.sequence_out, np.asarray(x, np.float64), lengths, obs)
+        return y, obs
     states = [layer.init_state(n) for layer in model.layers]
     out = np.zeros((n, t, model.output_size))
     for step in range(t):
@@ -272,8 +283,12 @@ def quantize_model(
     method: str = "minmax",
     activations: str = "int8",
     input_quant: str = "per-tensor",
+    max_length: int | None = None,
 ) -> QuantModel:
     """Quantize a float IR with a calibration set [N, T, F].
+
+    max_length: the longest sequence <name>_run takes (--max-length); required for a model with
+    a whole-sequence layer (Bidirectional, go_backwards), whose state holds buffers that long.
 
     activations: "int8" (int8 hidden states) or "int16" (int16 hidden states, int8 weights).
     input_quant: "per-tensor" (one input scale, the default C API) or "per-feature" (one scale
@@ -292,6 +307,7 @@ def quantize_model(
             f"unknown activation type {activations!r}; use one of {', '.join(ACTIVATION_TYPES)}"
         )
     state_bits = 16 if activations == "int16" else 8
+    check_max_length(max_length, model.whole_sequence)
     _, obs = observe_model(model, calib_x, calib_lengths)
     real = real_steps(calib_x, calib_lengths)
     const = real.min(axis=0) == real.max(axis=0)  # per feature: never changes
@@ -324,7 +340,31 @@ def quantize_model(
         activations=activations,
         input_quant=input_quant,
         notes=notes,
+        sequence_out=list(model.sequence_out),
+        max_length=max_length,
     )
+
+
+#: --max-length bound: the state struct holds [max_length x width] buffers per layer
+MAX_MAX_LENGTH = 1_000_000
+
+
+def check_max_length(max_length: int | None, whole_sequence: bool) -> None:
+    """One-line ExportError for a missing (whole-sequence model) or invalid --max-length."""
+    if max_length is None:
+        if whole_sequence:
+            raise ExportError(
+                "the model has a whole-sequence layer (Bidirectional or go_backwards), so its C "
+                "runs whole sequences through <name>_run with buffers in the state; give "
+                "--max-length N, the longest sequence it must take (e.g. --max-length 128)"
+            )
+        return
+    if isinstance(max_length, bool) or not isinstance(max_length, int | np.integer):
+        raise ExportError(f"--max-length {max_length!r}: expected a whole number of steps")
+    if not 1 <= max_length <= MAX_MAX_LENGTH:
+        raise ExportError(
+            f"--max-length {max_length}: expected 1 to {MAX_MAX_LENGTH} steps, e.g. 128"
+        )
 
 
 def real_steps(x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:

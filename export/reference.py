@@ -12,11 +12,20 @@ def run_int(qmodel: QuantModel, xq: np.ndarray, lengths: np.ndarray | None = Non
     """Stream int8 sequences [N, T, F] through the integer model.
 
     Returns the int8 output after every step [N, T, out]; steps past a sequence's length are 0.
-    Equivalent to reset() then step() once per sample for each sequence.
+    Equivalent to reset() then step() once per sample for each sequence. A whole-sequence model
+    (Bidirectional, go_backwards) runs as <name>_run does, layer by layer over each sequence:
+    every step's output when it returns sequences, else its one output in the last real row.
     """
     xq = np.asarray(xq)
     n, t, _ = xq.shape
     lengths = np.full(n, t) if lengths is None else np.asarray(lengths)
+    if qmodel.whole_sequence:
+        from rnn2c.export.layers.bidirectional import run_layers  # noqa: PLC0415
+
+        narrow = qmodel.layers[-1].output_q.bits == 16
+        x64 = xq.astype(np.int64)
+        y = run_layers(qmodel.layers, qmodel.sequence_out, x64, lengths, None, narrow)
+        return y.astype(np.int8)
     states = [layer.init_state(n) for layer in qmodel.layers]
     out = np.zeros((n, t, qmodel.output_size), dtype=np.int8)
     for step in range(t):

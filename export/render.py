@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.resources
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
@@ -15,7 +15,13 @@ from rnn2c.export.ir import QuantLayer, QuantModel
 from rnn2c.export.quantize import vector_max, worst_case_acc
 
 RUNTIME_HEADER = "rnn2c_runtime.h"
-LABELS = {"gru": "GRU", "lstm": "LSTM", "rnn": "SimpleRNN", "dense": "Dense"}
+LABELS = {
+    "gru": "GRU",
+    "lstm": "LSTM",
+    "rnn": "SimpleRNN",
+    "dense": "Dense",
+    "bidir": "Bidirectional",
+}
 C_KEYWORDS = frozenset(
     "auto break case char const continue default do double else enum extern float for goto if "
     "inline int long register restrict return short signed sizeof static struct switch typedef "
@@ -131,6 +137,13 @@ class LayerView:
     bias: np.ndarray | None  # int32 per row in the order the kernels read it; None: all zero
     rq: list[tuple[int, int, int]]  # (multiplier, shift_in, shift_out) per row, same order
     worst: int  # worst-case |accumulator|
+    # whole-sequence models (<name>_run layer by layer):
+    cells: list[LayerView] = field(default_factory=list)  # a Bidirectional's fw (and bw) cells
+    rows: str = ""  # C expression: how many rows the layer runs over ("length" or "1")
+    dest: str = ""  # its output buffer row, with {t} for the row index
+    seq_out: bool = True  # whether its output has a row per step
+    width: int = 0  # its output size
+    ctype: str = "int8_t"  # element type of its output buffer
 
 
 def template_environment() -> jinja2.Environment:
@@ -177,6 +190,9 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
     if problem:
         raise ValueError(problem)
     upper = name.upper()
+    if qmodel.whole_sequence:
+        whole = _whole_sequence_views(qmodel, upper)
+        return _render_files(qmodel, name, class_names, whole, None, [])
     views: list[LayerView] = []
     prev = "input"
     prev_bits = 8  # the model input is int8
@@ -192,11 +208,7 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
         else:
             buffer = f"{p}_out"
             output = buffer
-        extra = ""
-        if layer.kind == "gru":
-            extra = f"reset_after={layer.reset_after}"  # type: ignore[attr-defined]
-        elif layer.kind == "dense":
-            extra = layer.activation  # type: ignore[attr-defined]
+        extra = _extra(layer)
         views.append(
             LayerView(
                 index=i,
@@ -216,6 +228,85 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
         prev = output
         prev_bits = layer.output_q.bits
     copy_from = views[-1].output if views[-1].output != "output" else None
+    buffers = [v.q.output_size for v in views if v.buffer]
+    return _render_files(qmodel, name, class_names, views, copy_from, buffers)
+
+
+def _extra(layer: QuantLayer) -> str:
+    if layer.kind == "gru":
+        return f"reset_after={layer.reset_after}"  # type: ignore[attr-defined]
+    if layer.kind == "dense":
+        return str(layer.activation)  # type: ignore[attr-defined]
+    if layer.kind == "bidir":
+        if layer.forward is None:  # type: ignore[attr-defined]
+            return "go_backwards"
+        return f"{LABELS[layer.cell_label]}, merge {layer.merge}"  # type: ignore[attr-defined]
+    return ""
+
+
+def _whole_sequence_views(qmodel: QuantModel, upper: str) -> list[LayerView]:
+    """Views for <name>_run: each layer runs over the rows of its input buffer (the model input
+    for layer 0) and writes its output rows into its own buffer in the state struct."""
+    views: list[LayerView] = []
+    prev_row, prev_bits, seq = "input[{t}]", 8, True
+    buffers = dict(qmodel.sequence_buffers())
+    for i, layer in enumerate(qmodel.layers):
+        p = f"l{i}_{layer.kind}"
+        rows = "length" if seq else "1"
+        seq = seq and bool(qmodel.sequence_out[i])
+        width = layer.output_size
+        member = f"state->{p}_{buffers[i].name}"
+        dest = f"({member} + (size_t)({{t}}) * {width}u)" if seq else f"({member})"
+
+        v = _view(i, layer, p, upper, prev_row.format(t="t"), prev_bits, dest.format(t="t"))
+        for key, cell in layer.cells() if layer.kind == "bidir" else []:  # type: ignore[attr-defined]
+            row = "r" if layer.forward is None else "t"  # type: ignore[attr-defined]
+            sub = _view(i, cell, f"{p}_{key}", upper, prev_row.format(t=row), prev_bits, "")
+            v.cells.append(sub)
+        v.rows, v.dest, v.seq_out, v.width = rows, dest, seq, width
+        v.ctype = buffers[i].ctype
+        views.append(v)
+        prev_row, prev_bits = dest, layer.output_q.bits
+    return views
+
+
+def _view(
+    i: int, q: QuantLayer, p: str, upper: str, row: str, input_bits: int, output: str
+) -> LayerView:
+    arrays: dict[str, Any] = {"weight": np.zeros(0), "bias": None, "rq": [], "worst": 0}
+    if q.kind != "bidir":
+        arrays = layer_arrays(q, input_bits)
+    return LayerView(
+        index=i,
+        q=q,
+        p=p,
+        P=f"{upper}_{p.upper()}",
+        input=row,
+        input_bits=input_bits,
+        state_type=f"s{q.output_q.bits}",
+        output=output,
+        buffer=None,
+        label=_label(q),
+        extra=_extra(q),
+        **arrays,
+    )
+
+
+def _label(q: QuantLayer) -> str:
+    if q.kind == "bidir" and q.forward is None:  # type: ignore[attr-defined]
+        return LABELS[q.cell_label]  # type: ignore[attr-defined]  # a go_backwards cell
+    return LABELS[q.kind]
+
+
+def _render_files(
+    qmodel: QuantModel,
+    name: str,
+    class_names: list[str] | None,
+    views: list[LayerView],
+    copy_from: str | None,
+    buffers: list[int],
+) -> dict[str, str]:
+    upper = name.upper()
     narrow_output = qmodel.layers[-1].output_q.bits == 16
 
     fields: list[dict[str, Any]] = []
@@ -229,12 +320,24 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
                     "layer": v.index,
                     "layer_name": v.q.name,
                     "comment": f.comment,
+                    "recurrent": True,
                 }
             )
+    for i, f in qmodel.sequence_buffers():
+        fields.append(
+            {
+                "ctype": f.ctype,
+                "member": f"{views[i].p}_{f.name}",
+                "length": f.length,
+                "layer": i,
+                "layer_name": views[i].q.name,
+                "comment": f.comment,
+                "recurrent": False,
+            }
+        )
     fields.sort(key=lambda f: 0 if f["ctype"] == "int16_t" else 1)  # no padding between arrays
     scratch_words = max(layer.scratch()[0] for layer in qmodel.layers)
     scratch_halfwords = max(layer.scratch()[2] for layer in qmodel.layers)
-    buffers = sum(v.q.output_size for v in views if v.buffer)
     ctx = {
         "name": name,
         "NAME": upper,
@@ -253,7 +356,7 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
         "state_bytes": qmodel.state_bytes(),
         "scratch_words": scratch_words,
         "scratch_halfwords": scratch_halfwords,
-        "stack_bytes": 4 * scratch_words + 2 * scratch_halfwords + buffers,
+        "stack_bytes": 4 * scratch_words + 2 * scratch_halfwords + sum(buffers),
         "activations": qmodel.activations,
         "narrow_output": narrow_output,
         "weight_bytes": qmodel.weight_bytes(),
@@ -262,6 +365,9 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
         "calibration": qmodel.calibration,
         "copy_from": copy_from,
         "class_labels": list(class_names or []),
+        "whole": qmodel.whole_sequence,
+        "max_length": qmodel.max_length,
+        "returns_sequences": qmodel.returns_sequences,
     }
     env = template_environment()
     return {

@@ -35,6 +35,8 @@ def to_bytes(qmodel: QuantModel) -> bytes:
         "calibration": qmodel.calibration,
         "source": qmodel.source,
         "layers": layers,
+        "sequence_out": list(qmodel.sequence_out),
+        "max_length": qmodel.max_length,
     }
     arrays["header"] = np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8)
     buf = io.BytesIO()
@@ -81,25 +83,8 @@ def _build(header: dict[str, Any], arrays: dict[str, np.ndarray], path: str | Pa
             f"{str(path)!r}: quantized-model format {header.get('format')} is not this rnn2c's "
             f"format {FORMAT_VERSION} (written by another version); export the model again"
         )
-    layers = []
-    for i, meta in enumerate(header["layers"]):
-        cls = QUANT_CLASSES[meta["kind"]]
-        hints = typing.get_type_hints(cls)
-        kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            key = f"{i}.{f.name}"
-            if hints.get(f.name) is QuantFC:
-                kwargs[f.name] = QuantFC(
-                    **{g.name: arrays[f"{key}.{g.name}"] for g in dataclasses.fields(QuantFC)}
-                )
-            elif key in arrays:
-                kwargs[f.name] = arrays[key]
-            elif f.name == "output_q":
-                kwargs[f.name] = ActQuant.from_json(meta[f.name])
-            elif f.name in meta:
-                kwargs[f.name] = meta[f.name]
-            # else: a field newer than the file; its dataclass default applies
-        layers.append(cls(**kwargs))
+    layers = [_layer(meta, arrays, f"{i}.") for i, meta in enumerate(header["layers"])]
+    max_length = header.get("max_length")
     return QuantModel(
         layers=layers,
         input_q=ActQuant.from_json(header["input_q"]),
@@ -108,4 +93,30 @@ def _build(header: dict[str, Any], arrays: dict[str, np.ndarray], path: str | Pa
         source=header.get("source", ""),
         activations=header.get("activations", "int8"),
         input_quant=header.get("input_quant", "per-tensor"),
+        sequence_out=[bool(v) for v in header.get("sequence_out", [])],
+        max_length=None if max_length is None else int(max_length),
     )
+
+
+def _layer(meta: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str) -> Any:
+    """One quantized layer from its header entry and its arrays (keys prefix + field); a field
+    that holds a layer (Bidirectional's cells) is a nested entry with its own 'kind'."""
+    cls = QUANT_CLASSES[meta["kind"]]
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        if hints.get(f.name) is QuantFC:
+            kwargs[f.name] = QuantFC(
+                **{g.name: arrays[f"{key}.{g.name}"] for g in dataclasses.fields(QuantFC)}
+            )
+        elif key in arrays:
+            kwargs[f.name] = arrays[key]
+        elif f.name == "output_q":
+            kwargs[f.name] = ActQuant.from_json(meta[f.name])
+        elif isinstance(meta.get(f.name), dict) and "kind" in meta[f.name]:
+            kwargs[f.name] = _layer(meta[f.name], arrays, f"{key}.")
+        elif f.name in meta:
+            kwargs[f.name] = meta[f.name]
+        # else: a field newer than the file; its dataclass default applies
+    return cls(**kwargs)

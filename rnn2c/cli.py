@@ -61,6 +61,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             activations=args.activations,
             input_quant=args.input_quant,
             package=args.package,
+            max_length=args.max_length,
         )
     except ExportError as e:
         return _fail("export", str(e))
@@ -77,6 +78,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         f"  state {m['state_bytes']} bytes, weights {m['weight_bytes']} bytes, "
         f"{m['macs_per_step']} MACs/step, input {m['input_quant']}"
     )
+    if res.qmodel.whole_sequence:
+        print(
+            f"  whole-sequence model: {args.name}_run over up to {res.qmodel.max_length} steps "
+            "(no streaming step)"
+        )
     print(f"  files: {', '.join(res.files)}")
     return EXIT_OK
 
@@ -313,6 +319,15 @@ def build_parser() -> argparse.ArgumentParser:
         "static library target <name>), arduino (library.properties + src/), platformio "
         "(library.json), or all",
     )
+    p.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the longest sequence <name>_run takes (<NAME>_MAX_LENGTH); required for models "
+        "with a Bidirectional or go_backwards layer (their state holds buffers this long), "
+        "optional otherwise (run then refuses longer sequences)",
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("verify", help="compile an export, run data through it, compare with Keras")
@@ -381,6 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             flag, default=None, choices=choices, help="as for export (a .keras model only)"
         )
+    p.add_argument(
+        "--max-length", type=int, default=None, metavar="N", help="as for export (a .keras model)"
+    )
     p.set_defaults(func=cmd_firmware)
     return parser
 

@@ -64,6 +64,15 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (ws / "corrupt.keras").write_bytes(b"PK\x03\x04 truncated")
     (ws / "a_folder.keras").mkdir()
     export_model(ws / "good.keras", ws / "calib.npz", ws / "exp", name="m")
+    bidir = keras.Sequential(
+        [
+            keras.Input((None, F)),
+            keras.layers.Bidirectional(keras.layers.GRU(4, return_sequences=True)),
+            keras.layers.Dense(K, activation="softmax"),
+        ]
+    )
+    bidir.save(ws / "bidir.keras")
+    export_model(ws / "bidir.keras", ws / "calib.npz", ws / "biexp", name="b", max_length=T)
     (ws / "exp" / "main.c").write_text("/* the user's firmware */\nint main(void) { return 0; }\n")
     (ws / "run").mkdir()
     (ws / "run" / "rnn2c-run.json").write_text('{"rnn2c_version": "0.2.0", "files": []}\n')
@@ -107,7 +116,29 @@ VERIFY = ["verify", "{ws}/good.keras", "{ws}/exp", "--data", "{ws}/data.npz"]
 TRAIN = ["train", "--dataset", "{ws}/nowhere.npz", "--epochs", "1"]
 N20 = 20
 
+BIDIR = ["export", "{ws}/bidir.keras", "--calib", "{ws}/calib.npz", "--out", "{ws}/new"]
+BIVERIFY = ["verify", "{ws}/bidir.keras", "{ws}/biexp", "--data"]
+
 CASES = [
+    # --- whole-sequence models (Bidirectional, go_backwards): --max-length
+    Case("max-length-missing", BIDIR, "give --max-length N"),
+    Case("max-length-zero", [*BIDIR, "--max-length", "0"], "--max-length 0: expected 1 to"),
+    Case("max-length-negative", [*BIDIR, "--max-length=-5"], "--max-length -5: expected 1 to"),
+    Case("max-length-huge", [*BIDIR, "--max-length", "10000000"], "expected 1 to 1000000"),
+    Case("max-length-text", [*BIDIR, "--max-length", "ten"], "invalid int value: 'ten'"),
+    Case("max-length-float", [*BIDIR, "--max-length", "9.5"], "invalid int value: '9.5'"),
+    Case("max-length-causal-zero", [*EXPORT, "m", "--max-length", "0"], "--max-length 0"),
+    Case(
+        "verify-stream-whole-sequence",
+        [*BIVERIFY, "{ws}/data.npz", "--stream", "100"],
+        "--stream does not apply to a whole-sequence model",
+    ),
+    Case(
+        "verify-longer-than-max-length",
+        [*BIVERIFY, "{ws}/long.npz"],
+        "sequences run up to 12 steps but the export takes at most --max-length 10",
+        lambda ws: np.savez(ws / "long.npz", x=np.zeros((3, 12, F), np.float32)),
+    ),
     # --- calibration / data files
     Case(
         "lengths-strings",

@@ -273,3 +273,34 @@ def test_keras_model_with_export_options_runs_bit_exact(
     )
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "--input-quant applies to a .keras model" in err
+
+
+@pytest.mark.parametrize(("rs", "board"), [(True, "mps2-an386"), (False, "microbit")])
+def test_bidirectional_gru_runs_bit_exact_on_a_board(
+    files: dict[str, Path],
+    tmp_path: Path,
+    capsys,  # noqa: ANN001
+    rs: bool,
+    board: str,
+) -> None:
+    """A whole-sequence model: main.c calls <name>_run once per sequence and prints every step's
+    output (a tagger, return_sequences) or the one output of each sequence (a classifier);
+    --data lengths are honoured and --max-length is an export option of `firmware`."""
+    need("make", "arm-none-eabi-gcc", "qemu-system-arm")
+    keras.utils.set_random_seed(21)
+    inp = keras.Input((None, FEATURES))
+    x = keras.layers.Bidirectional(keras.layers.GRU(12, return_sequences=rs), merge_mode="sum")
+    model = keras.Model(inp, keras.layers.Dense(4, activation="softmax")(x(inp)), name="bitag")
+    model.save(tmp_path / "bitag.keras")
+    out = tmp_path / "fw"
+    args = ["firmware", str(tmp_path / "bitag.keras"), "--calib", str(files["calib"])]
+    args += ["--data", str(files["data"]), "--board", board, "--out", str(out)]
+    assert main([*args, "--name", "tg", "--run"]) == 2  # no --max-length: one line
+    assert "--max-length" in capsys.readouterr().err
+    rc = main([*args, "--name", "tg", "--max-length", str(STEPS), "--run"])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    assert "bit-exact" in printed and printed.rstrip().endswith("PASS")
+    assert "tg_run(&fw_state" in (out / "main.c").read_text()
+    steps = [line for line in printed.splitlines() if "steps" in line and "QEMU" in line]
+    assert steps and f" {STEPS + 9 + 12} steps" in steps[0]

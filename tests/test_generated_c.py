@@ -52,6 +52,29 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     export_model(b, x, d / "b", name="beta")
     export_model(a, x, d / "g", name="gamma", activations="int16")
     export_model(b, x, d / "p", name="pf", input_quant="per-feature")
+    # whole-sequence models: every merge rule in int8 and int16, go_backwards, stacked
+    bi = keras.Sequential(
+        [
+            keras.Input((None, 4)),
+            keras.layers.Bidirectional(
+                keras.layers.GRU(6, return_sequences=True, reset_after=False), merge_mode="ave"
+            ),
+            keras.layers.Bidirectional(keras.layers.LSTM(5), merge_mode="mul"),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    bg = keras.Sequential(
+        [
+            keras.Input((None, 4)),
+            keras.layers.SimpleRNN(5, go_backwards=True, return_sequences=True),
+            keras.layers.Bidirectional(
+                keras.layers.GRU(6, return_sequences=True), merge_mode="sum"
+            ),
+            keras.layers.Bidirectional(keras.layers.LSTM(3, return_sequences=True)),
+        ]
+    )
+    export_model(bi, x, d / "bi", name="bi", max_length=16)
+    export_model(bg, x, d / "bg", name="bg", max_length=16, activations="int16")
     return d
 
 
@@ -59,7 +82,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("cc", COMPILERS)
 @pytest.mark.parametrize("std", ["-std=c99", "-std=c11"])
 @pytest.mark.parametrize("opt", ["-O0", "-O2", "-Os"])
-@pytest.mark.parametrize("model", ["a/alpha", "g/gamma", "p/pf"])
+@pytest.mark.parametrize("model", ["a/alpha", "g/gamma", "p/pf", "bi/bi", "bg/bg"])
 def test_compiles_warning_free(exported: Path, cc: str, std: str, opt: str, model: str) -> None:
     src = exported / f"{model}.c"
     obj = exported / f"{model}-{cc}{std}{opt}.o"
@@ -71,7 +94,7 @@ def test_compiles_warning_free(exported: Path, cc: str, std: str, opt: str, mode
     )
 
 
-@pytest.mark.parametrize("model", ["a/alpha", "g/gamma"])
+@pytest.mark.parametrize("model", ["a/alpha", "g/gamma", "bg/bg"])
 def test_step_path_has_no_floats(exported: Path, model: str) -> None:
     c = (exported / f"{model}.c").read_text()
     code = re.sub(r"/\*.*?\*/", "", c, flags=re.S)
@@ -95,7 +118,7 @@ def test_step_path_has_no_floats(exported: Path, model: str) -> None:
         )
 
 
-def test_only_reset_and_step_are_exported(exported: Path) -> None:
+def test_only_reset_step_and_run_are_exported(exported: Path) -> None:
     if not shutil.which("nm"):
         pytest.skip("nm not installed")
     obj = exported / "alpha.o"
@@ -111,6 +134,7 @@ def test_only_reset_and_step_are_exported(exported: Path) -> None:
     assert symbols == {
         "alpha_reset": "T",
         "alpha_step": "T",
+        "alpha_run": "T",
         "rnn2c_tanh_table": "V",
         "rnn2c_exp_table": "V",
     }

@@ -177,7 +177,7 @@ def test_cmake_target_arm(exported: Path, tmp_path: Path) -> None:
     assert lib.is_file()
     names = subprocess.run(["arm-none-eabi-nm", "-g", str(lib)], check=True, capture_output=True)
     defined = {line.split()[-1] for line in names.stdout.decode().splitlines() if " T " in line}
-    assert defined == {"motion_reset", "motion_step"}
+    assert defined == {"motion_reset", "motion_step", "motion_run"}
 
 
 @pytest.mark.parametrize("prefix", ["", "arm-none-eabi-"])

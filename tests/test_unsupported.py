@@ -29,7 +29,11 @@ def _branch():  # noqa: ANN202
 CASES = [
     (
         lambda: _seq(keras.layers.GRU(4, go_backwards=True)),
-        "(GRU): go_backwards=True is not supported",
+        "has a whole-sequence layer (Bidirectional or go_backwards)",  # needs --max-length
+    ),
+    (
+        lambda: _seq(keras.layers.Bidirectional(keras.layers.GRU(4, activation="relu"))),
+        "(GRU): activation='relu' is not supported",
     ),
     (
         lambda: _seq(keras.layers.GRU(4, activation="relu")),
@@ -52,8 +56,16 @@ CASES = [
         "layer type Conv1D is not supported",
     ),
     (
-        lambda: _seq(keras.layers.Bidirectional(keras.layers.GRU(4))),
-        "layer type Bidirectional is not supported",
+        lambda: _seq(keras.layers.Bidirectional(keras.layers.GRU(4), merge_mode=None)),
+        "has 1 inputs and 2 outputs",
+    ),
+    (
+        lambda: _seq(
+            keras.layers.Bidirectional(
+                keras.layers.GRU(4, go_backwards=True), backward_layer=keras.layers.GRU(4)
+            )
+        ),
+        "a wrapped layer with go_backwards=True",
     ),
     (
         lambda: _seq(keras.layers.Flatten(), keras.layers.Dense(3)),

@@ -246,8 +246,7 @@ def check_recurrent_config(layer: Any, kind: str, activations: dict[str, str]) -
             raise ExportError(
                 f"{where}: {key}={got_name!r} is not supported; only {key}={want!r} (the default)"
             )
-    for key, label in (
-        ("go_backwards", "go_backwards=True"),
+    for key, label in (  # go_backwards: keras_reader wraps the layer (layers/bidirectional.py)
         ("stateful", "stateful=True"),
         ("return_state", "return_state=True"),
     ):
