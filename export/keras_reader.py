@@ -17,7 +17,9 @@ import numpy as np
 
 from rnn2c.export.ir import ExportError, FloatLayer, ModelIR, fold_affine
 from rnn2c.export.layers import READERS, RECURRENT_KINDS
+from rnn2c.export.layers import embedding as embedding_layer
 from rnn2c.export.layers.bidirectional import wrap_go_backwards
+from rnn2c.export.layers.embedding import EmbeddingLayer
 
 #: layers that do nothing at inference (Masking: the caller stops stepping at the real length)
 PASS_THROUGH = (
@@ -32,7 +34,7 @@ PASS_THROUGH = (
 #: layer into the linear Dense before it
 FOLDED = ("Normalization", "Activation", "Softmax", "ReLU", "TimeDistributed")
 STANDALONE_ACTIVATIONS = {"Softmax": "softmax", "ReLU": "relu"}
-SUPPORTED = sorted({*READERS, *PASS_THROUGH, *FOLDED} - {"InputLayer"})
+SUPPORTED = sorted({*READERS, *PASS_THROUGH, *FOLDED, "Embedding"} - {"InputLayer"})
 
 
 def load_keras_model(path: str | os.PathLike[str]) -> Any:
@@ -112,18 +114,20 @@ def read_model(model: Any) -> ModelIR:
             "rnn2c exports single-input, single-output chains"
         )
     shape = tuple(inputs[0].shape)
-    if len(shape) != 3 or shape[-1] is None:
+    chain, embedding = embedding_front(model, _chain(model), shape)
+    if embedding is None and (len(shape) != 3 or shape[-1] is None):
         raise ExportError(
             f"model '{model.name}' input shape {shape} is not [batch, time, features]; "
-            "recurrent models take 3-D input with a fixed feature count"
+            "recurrent models take 3-D input with a fixed feature count (or [batch, time] "
+            "integer ids into an Embedding)"
         )
-    features = int(shape[-1])
+    features = embedding.dim if embedding is not None else int(shape[-1])
     layers: list[FloatLayer] = []
     size = features
     pending: tuple[np.ndarray, np.ndarray, str] | None = None  # affine y = a*x + b to fold
     sequence = True  # whether the current tensor still has a time axis
     sequence_out: list[bool] = []  # per IR layer: the value of `sequence` after it
-    for layer in _chain(model):
+    for layer in chain:
         cls = type(layer).__name__
         where = f"layer '{layer.name}' ({cls})"
         if cls in PASS_THROUGH:
@@ -169,8 +173,30 @@ def read_model(model: Any) -> ModelIR:
             "rnn2c exports recurrent models"
         )
     return ModelIR(
-        layers=layers, input_size=features, source=str(model.name), sequence_out=sequence_out
+        layers=layers,
+        input_size=features,
+        source=str(model.name),
+        sequence_out=sequence_out,
+        embedding=embedding,
     )
+
+
+def embedding_front(
+    model: Any, chain: list[Any], shape: tuple[Any, ...]
+) -> tuple[list[Any], EmbeddingLayer | None]:
+    """A token model: [batch, time] integer ids into an Embedding first (pass-through layers
+    before it aside) -> (the chain after it, the Embedding); else (chain, None). An Embedding
+    anywhere else is refused."""
+    first = next((i for i, ly in enumerate(chain) if type(ly).__name__ not in PASS_THROUGH), None)
+    for i, layer in enumerate(chain):
+        if type(layer).__name__ == "Embedding" and (i != first or len(shape) != 2):
+            raise ExportError(
+                f"layer '{layer.name}' (Embedding): an Embedding is supported only as the first "
+                "layer, over the model's [batch, time] integer input"
+            )
+    if first is None or type(chain[first]).__name__ != "Embedding":
+        return chain, None
+    return chain[first + 1 :], embedding_layer.read(chain[first])
 
 
 def _check_finite(layer: FloatLayer, where: str) -> None:

@@ -308,22 +308,20 @@ def quantize_model(
         )
     state_bits = 16 if activations == "int16" else 8
     check_max_length(max_length, model.whole_sequence)
-    _, obs = observe_model(model, calib_x, calib_lengths)
-    real = real_steps(calib_x, calib_lengths)
-    const = real.min(axis=0) == real.max(axis=0)  # per feature: never changes
-    model, notes = _fold_constant_features(model, real, const)
-    varying = real[:, ~const]
-    if input_quant == "per-feature":
-        per = [
-            act_quant_from_range(*choose_range(real[:, f], method)) for f in range(real.shape[1])
-        ]
-        input_q = ActQuant(
-            np.array([q.scale for q in per]), np.array([q.zero_point for q in per], dtype=np.int64)
-        )
-    elif varying.shape[1] < real.shape[1]:  # the constant features need no input range
-        input_q = act_quant_from_range(*choose_range(varying, method))
+    _, obs = observe_model(model, model.float_input(calib_x), calib_lengths)
+    embedding = None
+    if model.embedding is not None:  # token ids: the table's quantization is the input's
+        if input_quant != "per-tensor":
+            raise ExportError(
+                "--input-quant per-feature does not apply to a token model: its input is the "
+                "Embedding table, quantized with one scale; drop the flag"
+            )
+        embedding = model.embedding.quantize()
+        input_q, notes = embedding.output_q, []
     else:
-        input_q = act_quant_from_range(*choose_range(obs.get("input"), method))
+        input_q, model, notes = _input_quant(
+            model, calib_x, calib_lengths, obs, method, input_quant
+        )
     q = input_q
     layers = []
     for i, layer in enumerate(model.layers):
@@ -342,7 +340,35 @@ def quantize_model(
         notes=notes,
         sequence_out=list(model.sequence_out),
         max_length=max_length,
+        embedding=embedding,
     )
+
+
+def _input_quant(
+    model: ModelIR,
+    calib_x: np.ndarray,
+    calib_lengths: np.ndarray | None,
+    obs: Observer,
+    method: str,
+    input_quant: str,
+) -> tuple[ActQuant, ModelIR, list[str]]:
+    """The model input's quantization from calibration (constant features folded away)."""
+    real = real_steps(calib_x, calib_lengths)
+    const = real.min(axis=0) == real.max(axis=0)  # per feature: never changes
+    model, notes = _fold_constant_features(model, real, const)
+    varying = real[:, ~const]
+    if input_quant == "per-feature":
+        per = [
+            act_quant_from_range(*choose_range(real[:, f], method)) for f in range(real.shape[1])
+        ]
+        input_q = ActQuant(
+            np.array([q.scale for q in per]), np.array([q.zero_point for q in per], dtype=np.int64)
+        )
+    elif varying.shape[1] < real.shape[1]:  # the constant features need no input range
+        input_q = act_quant_from_range(*choose_range(varying, method))
+    else:
+        input_q = act_quant_from_range(*choose_range(obs.get("input"), method))
+    return input_q, model, notes
 
 
 #: --max-length bound: the state struct holds [max_length x width] buffers per layer

@@ -191,7 +191,7 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
         raise ValueError(problem)
     upper = name.upper()
     if qmodel.whole_sequence:
-        whole = _whole_sequence_views(qmodel, upper)
+        whole = _whole_sequence_views(qmodel, upper, name)
         return _render_files(qmodel, name, class_names, whole, None, [])
     views: list[LayerView] = []
     prev = "input"
@@ -244,11 +244,13 @@ def _extra(layer: QuantLayer) -> str:
     return ""
 
 
-def _whole_sequence_views(qmodel: QuantModel, upper: str) -> list[LayerView]:
+def _whole_sequence_views(qmodel: QuantModel, upper: str, name: str) -> list[LayerView]:
     """Views for <name>_run: each layer runs over the rows of its input buffer (the model input
-    for layer 0) and writes its output rows into its own buffer in the state struct."""
+    for layer 0; a token model's table rows through <name>_row) and writes its output rows into
+    its own buffer in the state struct."""
     views: list[LayerView] = []
-    prev_row, prev_bits, seq = "input[{t}]", 8, True
+    first = f"{name}_row(input, tokens, {{t}})" if qmodel.embedding is not None else "input[{t}]"
+    prev_row, prev_bits, seq = first, 8, True
     buffers = dict(qmodel.sequence_buffers())
     for i, layer in enumerate(qmodel.layers):
         p = f"l{i}_{layer.kind}"
@@ -368,6 +370,7 @@ def _render_files(
         "whole": qmodel.whole_sequence,
         "max_length": qmodel.max_length,
         "returns_sequences": qmodel.returns_sequences,
+        "tokens": qmodel.embedding,
     }
     env = template_environment()
     return {
