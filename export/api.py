@@ -180,6 +180,8 @@ def model_fingerprint(ir: ModelIR) -> str:
         _hash_layer(h, ir.embedding)
     for layer in ir.layers:
         _hash_layer(h, layer)
+    if ir.inputs:  # a graph's wiring (absent: a chain, hashed as before)
+        h.update(f"inputs={ir.inputs!r}\0".encode())
     return h.hexdigest()
 
 

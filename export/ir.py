@@ -246,6 +246,9 @@ class ModelIR:
     sequence_out: list[bool] = field(default_factory=list)
     #: an Embedding front end (layers/embedding.py): the input is one id per step; None: rows
     embedding: Any = None
+    #: a graph of parallel branches (graph.py): per layer the layers it reads, -1 the model
+    #: input, in the order they run; empty: a chain (each layer reads the one before)
+    inputs: list[list[int]] = field(default_factory=list)
 
     @property
     def output_size(self) -> int:
@@ -280,6 +283,9 @@ class QuantModel:
     max_length: int | None = None
     #: a QuantEmbedding front end (token models: <name>_step_token, <name>_run_tokens), else None
     embedding: Any = None
+    #: a graph of parallel branches: per layer the layers it reads (-1: the model input); empty
+    #: for a chain
+    inputs: list[list[int]] = field(default_factory=list)
 
     @property
     def vocab(self) -> int | None:

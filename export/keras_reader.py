@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from rnn2c.export.graph import has_branches, read_graph
 from rnn2c.export.ir import ExportError, FloatLayer, ModelIR, fold_affine
 from rnn2c.export.layers import READERS, RECURRENT_KINDS
 from rnn2c.export.layers import embedding as embedding_layer
@@ -34,7 +35,9 @@ PASS_THROUGH = (
 #: layer into the linear Dense before it
 FOLDED = ("Normalization", "Activation", "Softmax", "ReLU", "TimeDistributed")
 STANDALONE_ACTIVATIONS = {"Softmax": "softmax", "ReLU": "relu"}
-SUPPORTED = sorted({*READERS, *PASS_THROUGH, *FOLDED, "Embedding"} - {"InputLayer"})
+#: merges of parallel branches (graph.py, layers/merge.py)
+MERGES = ("Add", "Subtract", "Average", "Multiply", "Concatenate")
+SUPPORTED = sorted({*READERS, *PASS_THROUGH, *FOLDED, *MERGES, "Embedding"} - {"InputLayer"})
 
 
 def load_keras_model(path: str | os.PathLike[str]) -> Any:
@@ -114,6 +117,8 @@ def read_model(model: Any) -> ModelIR:
             "rnn2c exports single-input, single-output chains"
         )
     shape = tuple(inputs[0].shape)
+    if len(shape) == 3 and shape[-1] is not None and has_branches(model):  # parallel branches
+        return read_graph(model, int(shape[-1]))
     chain, embedding = embedding_front(model, _chain(model), shape)
     if embedding is None and (len(shape) != 3 or shape[-1] is None):
         raise ExportError(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnn2c.export.fixedpoint import INT32_MAX, requant, rq_params
+from rnn2c.export.graph import consumers, gather
 from rnn2c.export.ir import (
     ACTIVATION_TYPES,
     ActQuant,
@@ -267,9 +268,13 @@ def observe_model(
         h = np.asarray(x[:, step, :], dtype=np.float64)
         obs.prefix = ""
         obs.observe("input", h)
+        x_step, outs = h, []
         for i, (layer, state) in enumerate(zip(model.layers, states, strict=True)):
             obs.prefix = f"{i}."
+            if model.inputs:  # a graph: each layer reads its producers (graph.py)
+                h = gather(model.inputs[i], outs, x_step)
             h = layer.step(state, h, obs)
+            outs.append(h)
         out[:, step, :] = np.where(running[:, None], h, 0.0)
     obs.mask = None
     obs.prefix = ""
@@ -326,6 +331,12 @@ def quantize_model(
     layers = []
     for i, layer in enumerate(model.layers):
         sub = _SubObserver(obs, f"{i}.")
+        if model.inputs:  # a graph: each layer's input quantization is its producer's output's
+            qs = [input_q if j < 0 else layers[j].output_q for j in model.inputs[i]]
+            if layer.kind == "merge":
+                layers.append(layer.quantize_parts(qs, sub, method))  # type: ignore[attr-defined]
+                continue
+            q = qs[0]
         ql = layer.quantize(q, sub, method, state_bits)  # type: ignore[arg-type]
         layers.append(ql)
         q = ql.output_q
@@ -341,6 +352,7 @@ def quantize_model(
         sequence_out=list(model.sequence_out),
         max_length=max_length,
         embedding=embedding,
+        inputs=[list(ins) for ins in model.inputs],
     )
 
 
@@ -412,18 +424,21 @@ def _fold_constant_features(
     const = np.nonzero(constant)[0]
     if const.size == 0:
         return model, []
+    first_layers = [0] if not model.inputs else consumers(model.inputs, -1)
+    if any(model.layers[i].kind == "merge" for i in first_layers):
+        return model, []  # the input enters a merge as it is: nothing to fold into
     if const.size == real.shape[1]:
         raise ExportError(
             "every input feature is constant over the calibration set; give calibration "
             "sequences that vary (the model's output cannot depend on a constant input)"
         )
     model = copy.deepcopy(model)
-    first = model.layers[0]
     a = np.ones(real.shape[1])
     b = np.zeros(real.shape[1])
     a[const] = 0.0
     b[const] = real[0, const]
-    fold_affine(first, a, b)
+    for i in first_layers:  # a chain's first layer, or every layer that reads the input
+        fold_affine(model.layers[i], a, b)
     values = ", ".join(f"{int(f)} (= {real[0, f]:g})" for f in const[:8])
     more = f" and {const.size - 8} more" if const.size > 8 else ""
     plural = const.size > 1

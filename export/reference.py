@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnn2c.export import fixedpoint as fx
+from rnn2c.export.graph import gather
 from rnn2c.export.ir import QuantModel
 
 
@@ -33,8 +34,12 @@ def run_int(qmodel: QuantModel, xq: np.ndarray, lengths: np.ndarray | None = Non
         if not running.any():
             break
         h = xq[:, step, :].astype(np.int64)
-        for layer, state in zip(qmodel.layers, states, strict=True):
+        x_step, outs = h, []
+        for i, (layer, state) in enumerate(zip(qmodel.layers, states, strict=True)):
+            if qmodel.inputs:  # a graph: each layer reads its producers (graph.py)
+                h = gather(qmodel.inputs[i], outs, x_step)
             h = layer.step(state, h)
+            outs.append(h)
         if qmodel.layers[-1].output_q.bits == 16:  # an int16 last state leaves as int8 Q0.7
             h = fx.q15_to_state(h)
         out[:, step, :] = np.where(running[:, None], h, 0).astype(np.int8)

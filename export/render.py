@@ -21,6 +21,7 @@ LABELS = {
     "rnn": "SimpleRNN",
     "dense": "Dense",
     "bidir": "Bidirectional",
+    "merge": "Merge",
 }
 C_KEYWORDS = frozenset(
     "auto break case char const continue default do double else enum extern float for goto if "
@@ -144,6 +145,7 @@ class LayerView:
     seq_out: bool = True  # whether its output has a row per step
     width: int = 0  # its output size
     ctype: str = "int8_t"  # element type of its output buffer
+    parts: list[dict[str, Any]] = field(default_factory=list)  # a merge's inputs (merge.c.j2)
 
 
 def template_environment() -> jinja2.Environment:
@@ -197,7 +199,10 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
     prev = "input"
     prev_bits = 8  # the model input is int8
     n = len(qmodel.layers)
+    made: dict[int, tuple[str, int]] = {-1: (prev, prev_bits)}  # a graph: each layer's output
     for i, layer in enumerate(qmodel.layers):
+        if qmodel.inputs:  # a graph of branches: the layer reads its producer(s)
+            prev, prev_bits = made[qmodel.inputs[i][0]]
         p = f"l{i}_{layer.kind}"
         last = i == n - 1
         buffer = None
@@ -209,6 +214,9 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
             buffer = f"{p}_out"
             output = buffer
         extra = _extra(layer)
+        arrays: dict[str, Any] = {"weight": np.zeros(0), "bias": None, "rq": [], "worst": 0}
+        if layer.kind != "merge":
+            arrays = layer_arrays(layer, prev_bits)
         views.append(
             LayerView(
                 index=i,
@@ -222,14 +230,41 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
                 buffer=buffer,
                 label=LABELS[layer.kind],
                 extra=extra,
-                **layer_arrays(layer, prev_bits),
+                **arrays,
             )
         )
+        if layer.kind == "merge":
+            views[-1].parts = merge_parts(layer, [made[j] for j in qmodel.inputs[i]])
         prev = output
         prev_bits = layer.output_q.bits
+        made[i] = (prev, prev_bits)
     copy_from = views[-1].output if views[-1].output != "output" else None
     buffers = [v.q.output_size for v in views if v.buffer]
     return _render_files(qmodel, name, class_names, views, copy_from, buffers)
+
+
+def merge_parts(layer: Any, sources: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    """What merge.c.j2 writes for each input of a merge: its C array, zero point, term
+    multiplier and shifts (layers/merge.py), and where a Concatenate puts it."""
+    out = []
+    offset = 0
+    for j, (expr, bits) in enumerate(sources):
+        term = 0 if layer.op == "multiply" else j
+        group = j if layer.op == "concat" else 0
+        out.append(
+            {
+                "expr": expr,
+                "bits": bits,
+                "zp": int(layer.zero_points[j]),
+                "m": int(layer.multipliers[min(term, len(layer.multipliers) - 1)]),
+                "pre": int(layer.pre_shifts[min(term, len(layer.pre_shifts) - 1)]),
+                "k": int(layer.shifts[group]),
+                "offset": offset,
+                "size": int(layer.parts[j]),
+            }
+        )
+        offset += int(layer.parts[j])
+    return out
 
 
 def _extra(layer: QuantLayer) -> str:
@@ -237,6 +272,8 @@ def _extra(layer: QuantLayer) -> str:
         return f"reset_after={layer.reset_after}"  # type: ignore[attr-defined]
     if layer.kind == "dense":
         return str(layer.activation)  # type: ignore[attr-defined]
+    if layer.kind == "merge":
+        return str(layer.op)  # type: ignore[attr-defined]
     if layer.kind == "bidir":
         if layer.forward is None:  # type: ignore[attr-defined]
             return "go_backwards"

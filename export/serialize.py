@@ -39,6 +39,8 @@ def to_bytes(qmodel: QuantModel) -> bytes:
         "sequence_out": list(qmodel.sequence_out),
         "max_length": qmodel.max_length,
     }
+    if qmodel.inputs:  # a graph of branches (absent key: a chain)
+        header["inputs"] = [list(ins) for ins in qmodel.inputs]
     if qmodel.embedding is not None:  # a token model (absent key: no Embedding)
         header["embedding"] = qmodel.embedding.to_json()
         arrays["embedding.table"] = qmodel.embedding.table
@@ -103,6 +105,7 @@ def _build(header: dict[str, Any], arrays: dict[str, np.ndarray], path: str | Pa
         sequence_out=[bool(v) for v in header.get("sequence_out", [])],
         max_length=None if max_length is None else int(max_length),
         embedding=embedding,
+        inputs=[[int(i) for i in ins] for ins in header.get("inputs", [])],
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from rnn2c.export.layers import bidirectional, dense, gru, lstm, simple_rnn
+from rnn2c.export.layers import bidirectional, dense, gru, lstm, merge, simple_rnn
 
 LAYER_MODULES: tuple[ModuleType, ...] = (gru, lstm, simple_rnn, dense, bidirectional)
 
@@ -24,6 +24,7 @@ QUANT_CLASSES = {
         simple_rnn.QuantSimpleRNN,
         dense.QuantDense,
         bidirectional.QuantSequence,
+        merge.QuantMerge,
     )
 }
 RECURRENT_KINDS = ("gru", "lstm", "rnn", "bidir")  # bidir: Bidirectional or go_backwards
