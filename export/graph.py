@@ -47,8 +47,11 @@ def _node_inputs(layer: Any, node_index: int) -> list[Any]:
     return [t for t in _flatten(node.arguments.args) if hasattr(t, "_keras_history")]
 
 
-def _collect(model: Any) -> tuple[list[tuple[tuple[int, int], _Node]], tuple[int, int]]:
-    """The nodes the output depends on, depth-first post-order (inputs before users)."""
+def _collect(
+    model: Any, shared_ok: bool = False
+) -> tuple[list[tuple[tuple[int, int], _Node]], tuple[int, int]]:
+    """The nodes the output depends on, depth-first post-order (inputs before users); a layer
+    called more than once is refused unless shared_ok."""
     order: list[tuple[tuple[int, int], _Node]] = []
     seen: dict[tuple[int, int], bool] = {}
     layers_seen: dict[int, int] = {}
@@ -73,7 +76,7 @@ def _collect(model: Any) -> tuple[list[tuple[tuple[int, int], _Node]], tuple[int
         if key == (0, 0) or key in seen:
             return key
         layer = tensor._keras_history[0]
-        if layers_seen.setdefault(id(layer), key[1]) != key[1]:
+        if layers_seen.setdefault(id(layer), key[1]) != key[1] and not shared_ok:
             raise ExportError(
                 f"layer '{layer.name}' ({type(layer).__name__}) is called more than once; "
                 "rnn2c exports each layer once (give each branch its own layer)"
@@ -91,7 +94,7 @@ def has_branches(model: Any) -> bool:
     """Whether the model is a graph rather than a single chain: some layer reads several tensors
     or some tensor (the input included) is read by several layers."""
     try:
-        order, _ = _collect(model)
+        order, _ = _collect(model, shared_ok=True)
     except ExportError:
         return False  # the chain reader gives its own message
     uses: dict[tuple[int, int], int] = {}
