@@ -241,8 +241,9 @@ def read_export(folder: str | Path) -> Export:
 
 def raw_parameter_bytes(qmodel: QuantModel) -> int:
     """1 byte per int8 weight + 4 bytes per int32 bias the C stores (no zero bias arrays, no
-    padding columns)."""
-    return sum(layer.raw_parameters() for layer in qmodel.layers)
+    padding columns; a token model's Embedding table at 1 byte per entry)."""
+    table = 0 if qmodel.embedding is None else int(qmodel.embedding.table.size)
+    return table + sum(layer.raw_parameters() for layer in qmodel.layers)
 
 
 # ---------------------------------------------------------------------------- build

@@ -408,6 +408,8 @@ def _render_files(
         "max_length": qmodel.max_length,
         "returns_sequences": qmodel.returns_sequences,
         "tokens": qmodel.embedding,
+        #: a graph of branches: per layer what it reads ("-1": the model input), for the header
+        "graph_inputs": [[str(j) for j in ins] for ins in qmodel.inputs],
     }
     env = template_environment()
     return {
