@@ -1,8 +1,9 @@
 """Character-level token models, int8 C against float Keras.
 
 Trains next-character taggers `Embedding(V, 16, mask_zero=True) -> cell(64,
-return_sequences=True) -> Dense(V, softmax)` (GRU, LSTM) on this repository's README.md (a
-fixed, deterministic text: the first 80 % of its characters train, the rest test), in windows
+return_sequences=True) -> Dense(V, softmax)` (GRU, LSTM) on the source of the Python standard
+library's argparse.py (a fixed text for a given Python version; the first 60,000 characters: 80 %
+train, the rest test), in windows
 of 32 characters, test windows cut to pseudo-random real lengths 8..32 (the rest padded with
 id 0); exports each with its training windows as calibration ids and runs `rnn2c verify` on the
 test windows (the C through <name>_step_token, every real step compared) and a 10,000-step
@@ -34,7 +35,7 @@ def main() -> None:
     from rnn2c.export import export_model  # noqa: PLC0415
     from rnn2c.export.data import Sequences  # noqa: PLC0415
 
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    text = Path(argparse.__file__).read_text()[:60_000]
     chars = sorted(set(text))
     codes = np.array([chars.index(c) + 1 for c in text], dtype=np.int32)  # 0: padding
     vocab = len(chars) + 1
@@ -73,13 +74,18 @@ def main() -> None:
         data = Sequences(x_test, y_test, lengths)
         report = verify(model, out / cell, data, stream_steps=10_000)
         s = report.stream
-        assert s is not None
+        assert s is not None and report.outputs is not None
+        y_float, y_int = report.outputs
+        top2 = np.sort(y_float, axis=1)[:, -2:]
+        differ = y_float.argmax(1) != y_int.argmax(1)
+        near = float((top2[differ, 1] - top2[differ, 0] < 2 / 256).mean()) if differ.any() else 0.0
         rows.append(
             f"| {cell.upper()}({args.units}) | {vocab} x 16 | {100 * report.float_accuracy:.2f}% | "
             f"{100 * report.int8_accuracy:.2f}% | {100 * report.agreement:.2f}% | "
             f"{report.max_abs_error:.4f} / {report.mean_abs_error:.5f} | "
             f"{100 * s.agreement:.2f}% | {'yes' if report.bit_exact and s.bit_exact else 'NO'} | "
-            f"{res.qmodel.state_bytes()} / {res.qmodel.weight_bytes()} | {secs:.0f} |"
+            f"{res.qmodel.state_bytes()} / {res.qmodel.weight_bytes()} | {secs:.0f} | "
+            f"{100 * near:.0f}% |"
         )
         print(report.table(), flush=True)
     print(
@@ -88,9 +94,10 @@ def main() -> None:
     )
     print(
         "| model | table | float acc/step | int8 C acc/step | agreement | max / mean abs err "
-        "| 10k stream agreement | bit-exact | state / weight B | train s |"
+        "| 10k stream agreement | bit-exact | state / weight B | train s "
+        "| disagreements with a float top-2 margin < 2/256 |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 
