@@ -267,6 +267,21 @@ def test_char_model_on_a_board_and_size(char_model, tmp_path, capsys) -> None:  
     assert "token model" in printed
 
 
+def test_whole_sequence_token_model_on_a_board(tmp_path, capsys) -> None:  # noqa: ANN001
+    """An Embedding before a Bidirectional layer: main.c calls run_tokens once per sequence."""
+    require_arm_toolchain()
+    need("qemu-system-arm", "make")
+    cfg = TokConfig(5, 30, 4, True, "gru", 5, True, True, (3, "softmax"), "int8", 9)
+    ids, lengths = random_ids(np.random.default_rng(5), cfg, 12)
+    np.savez(tmp_path / "ids.npz", x=ids, lengths=lengths)
+    export_model(build(cfg), ids, tmp_path / "c", name="tokbi", max_length=9)
+    argv = ["firmware", str(tmp_path / "c"), "--board", "mps2-an386", "--out", str(tmp_path / "fw")]
+    rc = main([*argv, "--data", str(tmp_path / "ids.npz"), "--sequences", "3", "--run"])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    assert "tokbi_run_tokens(&fw_state" in (tmp_path / "fw" / "main.c").read_text()
+
+
 @pytest.mark.parametrize(
     ("ids", "message"),
     [
