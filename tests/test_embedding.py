@@ -12,6 +12,7 @@ bench's refusal) and bad id arrays.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 
@@ -333,3 +334,24 @@ def test_token_c_compiles_warning_free(token_exports, cc: str, opt: str, model: 
         capture_output=True,
         text=True,
     )
+
+
+def test_token_model_exports_only_its_entry_points(token_exports) -> None:  # noqa: ANN001
+    if not shutil.which("nm") or not shutil.which("gcc"):
+        pytest.skip("nm or gcc not installed")
+    symbols = {}
+    for model, name in (("a/tok", "tok"), ("b/tokbi", "tokbi")):
+        obj = token_exports / f"{name}-nm.o"
+        subprocess.run(
+            ["gcc", "-std=c99", "-O2", "-c", str(token_exports / f"{model}.c"), "-o", str(obj)],
+            check=True,
+        )
+        nm = subprocess.run(
+            ["nm", "-g", "--defined-only", str(obj)], capture_output=True, text=True, check=True
+        )
+        symbols[name] = {line.split()[-1] for line in nm.stdout.splitlines()}
+    tables = {"rnn2c_tanh_table", "rnn2c_exp_table"}
+    assert symbols["tok"] == {"tok_reset", "tok_step", "tok_run", "tok_step_token"} | tables | {
+        "tok_run_tokens"
+    }
+    assert symbols["tokbi"] == {"tokbi_reset", "tokbi_run", "tokbi_run_tokens"} | tables
