@@ -368,6 +368,8 @@ def _input_quant(
     real = real_steps(calib_x, calib_lengths)
     const = real.min(axis=0) == real.max(axis=0)  # per feature: never changes
     model, notes = _fold_constant_features(model, real, const)
+    if not notes:  # nothing folded (none constant, or the input enters a merge as it is)
+        const = np.zeros_like(const)
     varying = real[:, ~const]
     if input_quant == "per-feature":
         per = [
@@ -424,14 +426,14 @@ def _fold_constant_features(
     const = np.nonzero(constant)[0]
     if const.size == 0:
         return model, []
-    first_layers = [0] if not model.inputs else consumers(model.inputs, -1)
-    if any(model.layers[i].kind == "merge" for i in first_layers):
-        return model, []  # the input enters a merge as it is: nothing to fold into
     if const.size == real.shape[1]:
         raise ExportError(
             "every input feature is constant over the calibration set; give calibration "
             "sequences that vary (the model's output cannot depend on a constant input)"
         )
+    first_layers = [0] if not model.inputs else consumers(model.inputs, -1)
+    if any(model.layers[i].kind == "merge" for i in first_layers):
+        return model, []  # the input enters a merge as it is: nothing to fold into
     model = copy.deepcopy(model)
     a = np.ones(real.shape[1])
     b = np.zeros(real.shape[1])

@@ -232,3 +232,27 @@ def test_refusals(tmp_path) -> None:  # noqa: ANN001
     _refused(keras.Model(inp, x), "axis=1 is not supported", tmp_path)
     x = keras.layers.Add()([a, keras.layers.Conv1D(4, 1)(inp)])
     _refused(keras.Model(inp, x), "layer type Conv1D is not supported", tmp_path)
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_constant_input_feature(residual: bool, tmp_path) -> None:  # noqa: ANN001
+    """A feature constant over the calibration set is folded into every layer that reads the
+    input; where the input enters a merge as it is, nothing is folded and the input range covers
+    the constant too."""
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((None, 3))
+    a = keras.layers.GRU(3, return_sequences=True)(inp)
+    other = inp if residual else keras.layers.Dense(3)(inp)
+    x = keras.layers.Concatenate()([keras.layers.Add()([other, a]), a])
+    model = keras.Model(inp, keras.layers.Dense(2)(x))
+    x = np.random.default_rng(0).normal(size=(20, 8, 3)).astype(np.float32)
+    x[:, :, 1] = 5.0
+    res = export_model(model, x, tmp_path, name="g")
+    q = res.qmodel
+    assert bool(res.notes) != residual
+    c = load_model(tmp_path, "g")
+    xq = q.input_q.quantize(x)
+    assert np.array_equal(c.run(xq), run_int(q, xq))
+    want = np.asarray(model(x))
+    err = np.abs(q.output_q.dequantize(run_int(q, xq)) - want).max()
+    assert err < 0.05 * (want.max() - want.min())
