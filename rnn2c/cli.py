@@ -83,6 +83,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"  whole-sequence model: {args.name}_run over up to {res.qmodel.max_length} steps "
             "(no streaming step)"
         )
+    if res.qmodel.vocab is not None:
+        entries = ("run_tokens",) if res.qmodel.whole_sequence else ("step_token", "run_tokens")
+        names = " / ".join(f"{args.name}_{e}" for e in entries)
+        print(f"  token model: {names} over ids 0..{res.qmodel.vocab - 1}")
     print(f"  files: {', '.join(res.files)}")
     return EXIT_OK
 

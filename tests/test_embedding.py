@@ -228,6 +228,9 @@ def test_char_model_cli(char_model, tmp_path, capsys) -> None:  # noqa: ANN001
     out = tmp_path / "c"
     argv = ["export", str(ws / "chars.keras"), "--calib", str(ws / "calib.npz"), "--out", str(out)]
     assert main([*argv, "--name", "chars"]) == 0
+    assert f"token model: chars_step_token / chars_run_tokens over ids 0..{vocab - 1}" in (
+        capsys.readouterr().out
+    )
     report = tmp_path / "v.json"
     rc = main(
         ["verify", str(ws / "chars.keras"), str(out), "--data", str(ws / "test.npz")]
