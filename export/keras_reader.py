@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from rnn2c.export.folds import AFFINE_CLASSES, compose, read_affine, settle
 from rnn2c.export.ir import ExportError, FloatLayer, ModelIR, fold_affine
 from rnn2c.export.layers import READERS, RECURRENT_KINDS
 
@@ -27,9 +28,10 @@ PASS_THROUGH = (
     "GaussianDropout",
     "Masking",
 )
-#: folded into a neighbour: Normalization into the next weight layer; a separate activation
-#: layer into the linear Dense before it
-FOLDED = ("Normalization", "Activation", "Softmax", "ReLU", "TimeDistributed")
+#: folded into a neighbour: Normalization, BatchNormalization and Rescaling into the next weight
+#: layer (or the linear Dense before them, see folds.py); a separate activation layer into the
+#: linear Dense before it
+FOLDED = ("Normalization", *AFFINE_CLASSES, "Activation", "Softmax", "ReLU", "TimeDistributed")
 STANDALONE_ACTIVATIONS = {"Softmax": "softmax", "ReLU": "relu"}
 SUPPORTED = sorted({*READERS, *PASS_THROUGH, *FOLDED} - {"InputLayer"})
 
@@ -81,6 +83,12 @@ def _chain(model: Any) -> list[Any]:
         layer, node_index = history[0], history[1]
         if type(layer).__name__ == "InputLayer":
             break
+        if len(history) > 2 and history[2] != 0:  # return_state=True: a state output is used
+            raise ExportError(
+                f"layer '{layer.name}' ({type(layer).__name__}): its state output (return_state) "
+                "feeds the model; rnn2c exports the main output only: use that one, or "
+                "return_state=False"
+            )
         node = layer._inbound_nodes[node_index]
         # positional inputs only: Keras passes a propagated mask as a keyword tensor
         inputs = [t for t in _flatten(node.arguments.args) if hasattr(t, "_keras_history")]
@@ -101,6 +109,17 @@ def _chain(model: Any) -> list[Any]:
     return chain
 
 
+def _flat_chain(model: Any) -> list[Any]:
+    """_chain, with a nested Sequential or functional model replaced by its own chain."""
+    out: list[Any] = []
+    for layer in _chain(model):
+        if hasattr(layer, "layers") and getattr(layer, "inputs", None) is not None:
+            out.extend(_flat_chain(layer))
+        else:
+            out.append(layer)
+    return out
+
+
 def read_model(model: Any) -> ModelIR:
     """Keras model (in memory) -> float IR."""
     inputs = getattr(model, "inputs", None) or []
@@ -119,17 +138,22 @@ def read_model(model: Any) -> ModelIR:
     features = int(shape[-1])
     layers: list[FloatLayer] = []
     size = features
-    pending: tuple[np.ndarray, np.ndarray, str] | None = None  # affine y = a*x + b to fold
+    pending = None  # affine y = a*x + b to fold (folds.Affine)
     sequence = True  # whether the current tensor still has a time axis
-    for layer in _chain(model):
+    for layer in _flat_chain(model):
         cls = type(layer).__name__
         where = f"layer '{layer.name}' ({cls})"
         if cls in PASS_THROUGH:
             continue
         if cls == "Normalization":
-            pending = _read_normalization(layer, size, where, pending)
+            pending = compose(pending, *_read_normalization(layer, size, where, None)[:2], where)
+            continue
+        if cls in AFFINE_CLASSES:
+            pending = compose(pending, *read_affine(layer, size, where), where)
             continue
         if cls in ("Activation", *STANDALONE_ACTIVATIONS):
+            settle(pending, layers, f"{where} comes next")
+            pending = None
             _fold_activation(layer, cls, where, layers)
             continue
         if cls == "TimeDistributed":  # TimeDistributed(Dense) is a per-step Dense
@@ -156,10 +180,7 @@ def read_model(model: Any) -> ModelIR:
             pending = None
         layers.append(ir_layer)
         size = ir_layer.output_size
-    if pending is not None:
-        raise ExportError(
-            f"layer '{pending[2]}' (Normalization): no weight layer follows it to fold it into"
-        )
+    settle(pending, layers, "it ends the model")
     if not any(layer.kind in RECURRENT_KINDS for layer in layers):
         raise ExportError(
             f"model '{model.name}' has no recurrent layer (GRU, LSTM or SimpleRNN); "

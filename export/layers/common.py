@@ -246,13 +246,10 @@ def check_recurrent_config(layer: Any, kind: str, activations: dict[str, str]) -
             raise ExportError(
                 f"{where}: {key}={got_name!r} is not supported; only {key}={want!r} (the default)"
             )
-    for key, label in (
-        ("go_backwards", "go_backwards=True"),
-        ("stateful", "stateful=True"),
-        ("return_state", "return_state=True"),
-    ):
-        if cfg.get(key):
-            raise ExportError(f"{where}: {label} is not supported; use the default (False)")
+    # stateful=True is the C's own form (state kept between step calls until reset), and a
+    # return_state=True layer is read for its main output (the reader refuses a used state)
+    if cfg.get("go_backwards"):
+        raise ExportError(f"{where}: go_backwards=True is not supported; use the default (False)")
 
 
 def recurrent_weights(layer: Any, gates: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
