@@ -31,8 +31,19 @@ PASS_THROUGH = (
 #: folded into a neighbour: Normalization, BatchNormalization and Rescaling into the next weight
 #: layer (or the linear Dense before them, see folds.py); a separate activation layer into the
 #: linear Dense before it
-FOLDED = ("Normalization", *AFFINE_CLASSES, "Activation", "Softmax", "ReLU", "TimeDistributed")
-STANDALONE_ACTIVATIONS = {"Softmax": "softmax", "ReLU": "relu"}
+STANDALONE_ACTIVATIONS = {
+    "Softmax": "softmax",
+    "ReLU": "relu",
+    "LeakyReLU": "leaky_relu",
+    "ELU": "elu",
+}
+FOLDED = (
+    "Normalization",
+    *AFFINE_CLASSES,
+    "Activation",
+    *STANDALONE_ACTIVATIONS,
+    "TimeDistributed",
+)
 SUPPORTED = sorted({*READERS, *PASS_THROUGH, *FOLDED} - {"InputLayer"})
 
 
@@ -225,10 +236,16 @@ def _read_normalization(
 
 def _fold_activation(layer: Any, cls: str, where: str, layers: list[FloatLayer]) -> None:
     """Merge a standalone activation layer into the linear Dense right before it."""
-    from rnn2c.export.layers.dense import ACTIVATIONS  # noqa: PLC0415
+    from rnn2c.export.layers.dense import ACTIVATIONS, ALIASES, DEFAULT_ALPHA  # noqa: PLC0415
 
     cfg = layer.get_config()
-    if cls in STANDALONE_ACTIVATIONS:
+    alpha = None
+    if cls in ("LeakyReLU", "ELU"):  # a slope of their own
+        act = STANDALONE_ACTIVATIONS[cls]
+        alpha = float(cfg.get("negative_slope" if cls == "LeakyReLU" else "alpha", 0.0))
+        if not 0.0 <= alpha <= 1.0:
+            raise ExportError(f"{where}: a slope of {alpha:g} is not supported; use 0 to 1")
+    elif cls in STANDALONE_ACTIVATIONS:
         act = STANDALONE_ACTIVATIONS[cls]
         defaults = {"max_value": None, "negative_slope": 0.0, "threshold": 0.0, "axis": -1}
         odd = {k: cfg[k] for k in defaults if k in cfg and cfg[k] != defaults[k]}
@@ -237,6 +254,7 @@ def _fold_activation(layer: Any, cls: str, where: str, layers: list[FloatLayer])
     else:
         act = cfg.get("activation")
         act = act if isinstance(act, str) else getattr(act, "__name__", str(act))
+        act = ALIASES.get(act, act)
     prev = layers[-1] if layers else None
     if prev is None or prev.kind != "dense" or prev.activation != "linear":  # type: ignore[attr-defined]
         raise ExportError(
@@ -248,3 +266,4 @@ def _fold_activation(layer: Any, cls: str, where: str, layers: list[FloatLayer])
             f"{where}: activation {act!r} is not supported; supported: {', '.join(ACTIVATIONS)}"
         )
     prev.activation = act  # type: ignore[attr-defined]
+    prev.alpha = DEFAULT_ALPHA.get(act, 0.0) if alpha is None else alpha  # type: ignore[attr-defined]

@@ -27,7 +27,7 @@ class SimpleRNNLayer(RecurrentFloat):
     label: ClassVar[str] = "SimpleRNN"
 
     def step(self, state, x, obs=None):  # noqa: ANN001
-        state["h"] = np.tanh(x @ self.kernel + state["h"] @ self.recurrent_kernel + self.bias)
+        state["h"] = self.cell(x @ self.kernel + state["h"] @ self.recurrent_kernel + self.bias)
         return state["h"]
 
     def quantize(  # noqa: ANN001
@@ -39,7 +39,7 @@ class SimpleRNNLayer(RecurrentFloat):
 
 
 def read(layer, input_size: int) -> SimpleRNNLayer:  # noqa: ANN001
-    check_recurrent_config(layer, "SimpleRNN", {"activation": "tanh"})
+    acts = check_recurrent_config(layer, "SimpleRNN", ("activation",))
     units = int(layer.get_config()["units"])
     kernel, rec, bias = recurrent_weights(layer, 1)
     return SimpleRNNLayer(
@@ -49,6 +49,7 @@ def read(layer, input_size: int) -> SimpleRNNLayer:  # noqa: ANN001
         kernel=kernel,
         recurrent_kernel=rec,
         bias=np.zeros(units) if bias is None else bias,
+        **acts,
     )
 
 
@@ -60,7 +61,11 @@ class QuantSimpleRNN(RecurrentQuant):
     def blocks(self) -> list[Block]:  # groups of 4 units over the whole vector
         return unit_blocks([[j] for j in range(self.units)], 0, self.x_cols + self.h_cols, 4)
 
+    def scratch(self) -> tuple[int, int, int]:
+        words = self.units if self.acts is not None else 0  # rnn2c_rnn_x_*: Q0.15 results
+        return (words, 0, self.x_cols + self.h_cols)
+
     def step(self, state, x):  # noqa: ANN001
-        h = fx.tanh_q15(self.fc.matvec(self.vector(x, state["h"])))
+        h = fx.cell_q15(self.fc.matvec(self.vector(x, state["h"])), self.cell_act)
         state["h"] = self.narrow(h)
         return state["h"]
