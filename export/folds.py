@@ -83,6 +83,11 @@ def settle(pending: Affine | None, layers: list[FloatLayer], next_what: str) -> 
     if prev is not None and prev.kind == "dense" and prev.activation == "linear":  # type: ignore[attr-defined]
         fold_into_output(prev, pending[0], pending[1])
         return
+    if prev is not None and prev.kind == "lnorm":
+        raise ExportError(
+            f"{pending[2]}: no weight layer follows it ({next_what}); put a GRU/LSTM/SimpleRNN/"
+            "Dense layer after it: its gamma and beta are folded into that layer's weights"
+        )
     before = "the model input" if prev is None else f"'{prev.name}' ({_describe(prev)})"
     raise ExportError(
         f"{pending[2]}: no weight layer follows it to fold it into ({next_what}), and "

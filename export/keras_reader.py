@@ -18,6 +18,7 @@ import numpy as np
 from rnn2c.export.folds import AFFINE_CLASSES, compose, read_affine, settle
 from rnn2c.export.ir import ExportError, FloatLayer, ModelIR, fold_affine
 from rnn2c.export.layers import READERS, RECURRENT_KINDS
+from rnn2c.export.layers.layer_norm import gamma_beta
 
 #: layers that do nothing at inference (Masking: the caller stops stepping at the real length)
 PASS_THROUGH = (
@@ -187,10 +188,15 @@ def read_model(model: Any) -> ModelIR:
                 raise ExportError(f"{where}: a recurrent layer needs a sequence input")
             sequence = bool(layer.get_config().get("return_sequences", False))
         if pending is not None:
-            fold_affine(ir_layer, *pending[:2])
+            if ir_layer.kind == "lnorm":  # not a weight layer: fold into the one before
+                settle(pending, layers, f"{where} comes next")
+            else:
+                fold_affine(ir_layer, *pending[:2])
             pending = None
         layers.append(ir_layer)
         size = ir_layer.output_size
+        if ir_layer.kind == "lnorm":  # its gamma and beta: folded into the next weight layer
+            pending = compose(None, *gamma_beta(layer, size), where)
     settle(pending, layers, "it ends the model")
     if not any(layer.kind in RECURRENT_KINDS for layer in layers):
         raise ExportError(

@@ -355,7 +355,7 @@ def _fold_constant_features(
     weights, is folded into the first layer's bias and its weights become zero; the C then
     ignores that input. constant: bool per feature. Returns a copy of the model and a note."""
     const = np.nonzero(constant)[0]
-    if const.size == 0:
+    if const.size == 0 or not hasattr(model.layers[0], "kernel"):  # LayerNormalization first
         return model, []
     if const.size == real.shape[1]:
         raise ExportError(

@@ -15,7 +15,7 @@ from rnn2c.export.ir import QuantLayer, QuantModel
 from rnn2c.export.quantize import vector_max, worst_case_acc
 
 RUNTIME_HEADER = "rnn2c_runtime.h"
-LABELS = {"gru": "GRU", "lstm": "LSTM", "rnn": "SimpleRNN", "dense": "Dense"}
+LABELS = {"gru": "GRU", "lstm": "LSTM", "rnn": "SimpleRNN", "dense": "Dense", "lnorm": "LayerNorm"}
 C_KEYWORDS = frozenset(
     "auto break case char const continue default do double else enum extern float for goto if "
     "inline int long register restrict return short signed sizeof static struct switch typedef "
@@ -90,6 +90,8 @@ def c_structs(rows: list[tuple[int, ...]]) -> str:
 
 def layer_arrays(layer: QuantLayer, input_bits: int) -> dict[str, Any]:
     """The C arrays of a layer: packed weights, bias and requantization in kernel order."""
+    if not hasattr(layer, "fc"):  # no weight matrix (LayerNormalization)
+        return {"weight": np.zeros(0, np.int8), "bias": None, "rq": [], "worst": 0}
     fc = layer.fc  # type: ignore[attr-defined]
     order = np.asarray(layer.c_rows(), dtype=np.int64)  # type: ignore[attr-defined]
     x_shift = getattr(layer, "x_shift", 0)
@@ -234,7 +236,7 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
     fields.sort(key=lambda f: 0 if f["ctype"] == "int16_t" else 1)  # no padding between arrays
     scratch_words = max(layer.scratch()[0] for layer in qmodel.layers)
     scratch_halfwords = max(layer.scratch()[2] for layer in qmodel.layers)
-    buffers = sum(v.q.output_size for v in views if v.buffer)
+    buffers = sum(v.q.output_size * v.q.output_q.bits // 8 for v in views if v.buffer)
     ctx = {
         "name": name,
         "NAME": upper,

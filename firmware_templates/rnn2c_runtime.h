@@ -1938,4 +1938,105 @@ RNN2C_INLINE void rnn2c_dense_x_s8(const rnn2c_dense_t *p, const rnn2c_dense_act
     }
 }
 
+/* ---------------------------------------------------------------- LayerNormalization */
+/* z = (x - mean) / sqrt(var + epsilon) over the n features of a step, integer only (gamma and
+ * beta are folded into the next layer's weights). export/layers/layer_norm.py mirrors it. */
+
+typedef struct {
+    uint16_t n;         /* features */
+    int16_t zero_point; /* of the input */
+    int32_t c;          /* round(sqrt(n) 2^frac) */
+    int16_t eps_m;      /* epsilon n^3 / scale^2 = eps_m 2^eps_e */
+    int8_t eps_e;
+    int8_t k_min;       /* the smallest shift of e that keeps the epsilon term <= 2^30 */
+    uint8_t frac;       /* fractional bits of the int16 output */
+} rnn2c_lnorm_t;
+
+/* floor(sqrt(t)) for 0 <= t < 2^31, bit by bit. */
+RNN2C_INLINE int32_t rnn2c_isqrt(int32_t t)
+{
+    uint32_t x = (uint32_t)t;
+    uint32_t r = 0;
+    uint32_t bit = (uint32_t)1 << 30;
+    while (bit > x) {
+        bit >>= 2;
+    }
+    while (bit != 0) {
+        if (x >= r + bit) {
+            x -= r + bit;
+            r = (r >> 1) + bit;
+        } else {
+            r >>= 1;
+        }
+        bit >>= 2;
+    }
+    return (int32_t)r;
+}
+
+/* e[0 .. n) holds d = x - zero_point; y gets z with frac fractional bits. */
+RNN2C_INLINE void rnn2c_lnorm_core(const rnn2c_lnorm_t *p, int32_t *e, int16_t *y)
+{
+    const int32_t n = (int32_t)p->n;
+    const uint32_t room = ((uint32_t)1 << 30) / (uint32_t)n;
+    int32_t sum = 0;
+    int32_t m = 0;
+    int32_t t = 0;
+    int32_t r;
+    int sh;
+    int k = p->k_min;
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        sum += e[i];
+    }
+    for (i = 0; i < n; ++i) {
+        e[i] = n * e[i] - sum; /* n (d - mean), |.| < 2^30 */
+        m = e[i] > m ? e[i] : (-e[i] > m ? -e[i] : m);
+    }
+    for (;;) { /* the smallest k >= k_min with n ((m shifted right by k) + 1)^2 < 2^30 */
+        uint32_t u;
+        if (k < 0) {
+            u = m >= ((int32_t)32768 >> -k) ? 32769u : ((uint32_t)m << -k) + 1u;
+        } else {
+            u = ((uint32_t)m >> k) + 1u;
+        }
+        if (u <= 32768u && u * u < room) {
+            break;
+        }
+        ++k;
+    }
+    for (i = 0; i < n; ++i) { /* e' and S = sum e'^2 < 2^30 */
+        e[i] = k > 0 ? rnn2c_rshift_round(e[i], k) : e[i] * ((int32_t)1 << -k);
+        t += e[i] * e[i];
+    }
+    sh = (int)p->eps_e - 2 * k; /* <= 15 by k_min: the epsilon term is at most 2^30 */
+    t += sh >= 0 ? (int32_t)p->eps_m * ((int32_t)1 << sh) : (int32_t)p->eps_m >> (-sh < 16 ? -sh : 16);
+    r = rnn2c_isqrt(t);
+    for (i = 0; i < n; ++i) {
+        const int32_t num = e[i] * p->c; /* |.| < 2^27 */
+        const int32_t a = num < 0 ? -num : num;
+        const int32_t q = r > 0 ? (2 * a + r) / (2 * r) : 0;
+        y[i] = (int16_t)rnn2c_sat_s16(num < 0 ? -q : q);
+    }
+}
+
+RNN2C_INLINE void rnn2c_lnorm_s8(const rnn2c_lnorm_t *p, const int8_t *x, int16_t *y,
+                                 int32_t *scratch)
+{
+    uint32_t i;
+    for (i = 0; i < p->n; ++i) {
+        scratch[i] = (int32_t)x[i] - p->zero_point;
+    }
+    rnn2c_lnorm_core(p, scratch, y);
+}
+
+RNN2C_INLINE void rnn2c_lnorm_s16(const rnn2c_lnorm_t *p, const int16_t *x, int16_t *y,
+                                  int32_t *scratch)
+{
+    uint32_t i;
+    for (i = 0; i < p->n; ++i) {
+        scratch[i] = (int32_t)x[i] - p->zero_point;
+    }
+    rnn2c_lnorm_core(p, scratch, y);
+}
+
 #endif /* RNN2C_RUNTIME_H */

@@ -22,8 +22,10 @@ from rnn2c.emulator.verify import float_outputs
 from rnn2c.export import ExportError, export_model
 from rnn2c.export import fixedpoint as fx
 from rnn2c.export.api import read_any
+from rnn2c.export.ir import ActQuant
 from rnn2c.export.layers.common import FLOAT_GATES
 from rnn2c.export.layers.dense import DEFAULT_ALPHA, float_activation
+from rnn2c.export.layers.layer_norm import LayerNormLayer
 from rnn2c.export.quantize import observe_model
 from rnn2c.export.reference import run_int
 from rnn2c.export.render import runtime_header
@@ -489,6 +491,7 @@ def _variant_model() -> keras.Model:
                 5, activation="relu", recurrent_activation="hard_sigmoid", return_sequences=True
             ),
             keras.layers.SimpleRNN(4, activation="relu"),
+            keras.layers.LayerNormalization(),
             keras.layers.Dense(6, activation="gelu"),
             keras.layers.Dense(6, activation="softplus"),
             keras.layers.Dense(5),
@@ -518,7 +521,7 @@ def _variant_export(factory) -> Path:  # noqa: ANN001
 def _combined_model() -> keras.Model:
     """Several of the variants in one model: BatchNormalization and Rescaling folds, a nested
     Sequential, a stateful GRU with hard_sigmoid gates, a relu LSTM with return_state (state
-    unused), gelu / LeakyReLU / softplus Dense layers."""
+    unused), LayerNormalization, gelu / LeakyReLU / softplus Dense layers."""
     keras.utils.set_random_seed(12)
     inp = keras.Input(batch_shape=(1, None, 4))
     h = keras.layers.Rescaling(0.5, offset=-0.2)(inp)
@@ -534,6 +537,7 @@ def _combined_model() -> keras.Model:
     )
     h = front(h)
     h, _, _ = keras.layers.LSTM(8, activation="relu", return_state=True)(h)
+    h = keras.layers.LayerNormalization()(h)
     h = keras.layers.Dense(6, activation="gelu")(h)
     h = keras.layers.Dense(5)(h)
     h = keras.layers.LeakyReLU()(h)
@@ -564,3 +568,119 @@ def test_combined_variants_run_bit_exact_on_an_emulated_board(
     printed = capsys.readouterr().out
     assert rc == 0, printed
     assert "bit-exact" in printed and printed.rstrip().endswith("PASS")
+
+
+# ---------------------------------------------------------------- 4. LayerNormalization
+
+LNORM_PROBE = r"""
+#include "rnn2c_runtime.h"
+/* rows of n int32 inputs (already int8 or int16 values) -> rows of n int16 outputs */
+void probe_lnorm(const int32_t *x, const int32_t *params, int32_t *y, int32_t rows)
+{
+    int32_t scratch[8192];
+    int16_t out[8192];
+    rnn2c_lnorm_t p;
+    int32_t i, j;
+    p.n = (uint16_t)params[0]; p.zero_point = (int16_t)params[1]; p.c = params[2];
+    p.eps_m = (int16_t)params[3]; p.eps_e = (int8_t)params[4]; p.k_min = (int8_t)params[5];
+    p.frac = (uint8_t)params[6];
+    for (i = 0; i < rows; ++i) {
+        for (j = 0; j < p.n; ++j) scratch[j] = x[i * p.n + j] - p.zero_point;
+        rnn2c_lnorm_core(&p, scratch, out);
+        for (j = 0; j < p.n; ++j) y[i * p.n + j] = out[j];
+    }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def lnorm_probe(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    d = tmp_path_factory.mktemp("probe_lnorm")
+    (d / "rnn2c_runtime.h").write_text(runtime_header())
+    (d / "probe.c").write_text(LNORM_PROBE)
+    lib = d / "libprobe.so"
+    flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared"]
+    subprocess.run(
+        [*find_compiler(), *flags, "-I", str(d), str(d / "probe.c"), "-o", str(lib)], check=True
+    )
+    return ctypes.CDLL(str(lib))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 8, 33, 64, 100, 512, 8192])
+def test_layer_norm_integer_core_is_exact_and_close(lnorm_probe, n: int) -> None:  # noqa: ANN001
+    """C == the NumPy mirror on random, constant, extreme and one-hot rows of int8 and int16
+    inputs; within 3.2 units of the output's last bit of the float normalization (n <= 512;
+    4.6 at 8192 features)."""
+    rng = np.random.default_rng(n)
+    for bits, scale, zp in ((8, 0.05, -3), (16, 2.0**-15, 0), (8, 1 / 128, 0)):
+        for eps in (1e-3, 1e-6, 1.0):
+            fl = LayerNormLayer(name="l", input_size=n, epsilon=eps)
+            q = fl.quantize(ActQuant(scale, zp, bits), None, "minmax")
+            lo, hi = (-128, 127) if bits == 8 else (-32768, 32767)
+            rows = 40 if n > 1000 else 200
+            x = np.concatenate(
+                [
+                    rng.integers(lo, hi + 1, size=(rows, n)),
+                    np.clip(rng.integers(-3, 4, size=(rows // 2, n)) + zp, lo, hi),
+                    np.full((1, n), lo),
+                    np.full((1, n), hi),
+                    np.where(np.arange(n) % 2, lo, hi)[None],
+                    np.clip(zp + np.eye(max(n, 2), dtype=np.int64)[:2, :n], lo, hi),
+                ]
+            )
+            want = q.step({}, x)
+            params = [n, zp, q.c, q.eps_m, q.eps_e, q.k_min(), q.frac]
+            got = np.zeros(x.size, dtype=np.int32)
+            xs = np.ascontiguousarray(x, dtype=np.int32)
+            ps = np.asarray(params, dtype=np.int32)
+            lnorm_probe.probe_lnorm(
+                xs.ctypes.data_as(ctypes.c_void_p),
+                ps.ctypes.data_as(ctypes.c_void_p),
+                got.ctypes.data_as(ctypes.c_void_p),
+                ctypes.c_int32(x.shape[0]),
+            )
+            assert np.array_equal(got.reshape(x.shape), want), (bits, eps)
+            err = np.abs(want / 2.0**q.frac - fl.step({}, (x - zp) * scale)).max() * 2.0**q.frac
+            assert err <= (4.6 if n > 512 else 3.2), (bits, eps, err)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_layer_norm_models(seed: int, tmp_path) -> None:  # noqa: ANN001
+    """LayerNormalization on the input, between recurrent layers and after a Dense; gamma and
+    beta folded into the next layer; int8 and int16 states."""
+    rng = np.random.default_rng(seed)
+    keras.utils.set_random_seed(seed)
+    f = int(rng.integers(2, 6))
+    inp = keras.Input((None, f))
+    h = keras.layers.LayerNormalization()(inp) if seed % 2 else inp
+    h = keras.layers.GRU(int(rng.integers(4, 16)), return_sequences=True)(h)
+    h = keras.layers.LayerNormalization(epsilon=float(rng.choice([1e-3, 1e-5])))(h)
+    h = keras.layers.LSTM(int(rng.integers(4, 12)))(h)
+    h = keras.layers.Dense(int(rng.integers(4, 40)), activation="relu")(h)
+    h = keras.layers.LayerNormalization(center=bool(seed % 3), scale=bool(seed % 2))(h)
+    model = keras.Model(inp, keras.layers.Dense(3)(h))  # untrained: no argmax to agree on
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.LayerNormalization):
+            if layer.gamma is not None:
+                layer.gamma.assign(rng.uniform(0.5, 2.0, layer.gamma.shape[0]))
+            if layer.beta is not None:
+                layer.beta.assign(rng.normal(0, 0.5, layer.beta.shape[0]))
+    x = _x(seed, n=48, t=8, f=f)
+    bits = "int16" if seed >= 2 else "int8"
+    figures = check(model, x[:32], x[32:], tmp_path, activations=bits)
+    # the normalization divides int8 rounding noise by the input's spread: looser than elsewhere
+    assert figures["max"] < 0.1 * max(1.0, figures["range"]), figures
+
+
+def test_layer_norm_needs_a_weight_layer_after_it(tmp_path) -> None:  # noqa: ANN001
+    model = keras.Sequential(
+        [keras.Input((None, 3)), keras.layers.GRU(4), keras.layers.LayerNormalization(name="ln")]
+    )
+    with pytest.raises(ExportError, match=r"layer 'ln' \(LayerNormalization\): no weight layer"):
+        export_model(model, np.ones((2, 5, 3), np.float32), tmp_path / "c")
+    model = keras.Sequential(
+        [keras.Input((None, 3)), keras.layers.LayerNormalization(), keras.layers.GRU(4)]
+    )
+    with pytest.raises(ExportError, match="--input-quant per-tensor"):
+        x = np.random.default_rng(0).normal(size=(4, 5, 3)).astype(np.float32)
+        export_model(model, x, tmp_path / "c", input_quant="per-feature")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from rnn2c.export.layers import dense, gru, lstm, simple_rnn
+from rnn2c.export.layers import dense, gru, layer_norm, lstm, simple_rnn
 
-LAYER_MODULES: tuple[ModuleType, ...] = (gru, lstm, simple_rnn, dense)
+LAYER_MODULES: tuple[ModuleType, ...] = (gru, lstm, simple_rnn, dense, layer_norm)
 
 #: Keras class name -> module with read(keras_layer, input_size)
 READERS: dict[str, ModuleType] = {cls: m for m in LAYER_MODULES for cls in m.KERAS_CLASSES}
@@ -18,6 +18,12 @@ READERS: dict[str, ModuleType] = {cls: m for m in LAYER_MODULES for cls in m.KER
 #: quantized layer kind -> class, for loading a saved quantized model
 QUANT_CLASSES = {
     cls.kind: cls
-    for cls in (gru.QuantGRU, lstm.QuantLSTM, simple_rnn.QuantSimpleRNN, dense.QuantDense)
+    for cls in (
+        gru.QuantGRU,
+        lstm.QuantLSTM,
+        simple_rnn.QuantSimpleRNN,
+        dense.QuantDense,
+        layer_norm.QuantLayerNorm,
+    )
 }
 RECURRENT_KINDS = ("gru", "lstm", "rnn")
