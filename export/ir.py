@@ -265,7 +265,7 @@ class QuantModel:
     def output_q(self) -> ActQuant:
         """The int8 model output (an int16 last state is narrowed to Q0.7)."""
         q = self.layers[-1].output_q
-        return STATE_QUANT if q.bits == 16 else q
+        return ActQuant(q.scale * 256.0, 0) if q.bits == 16 else q  # >> 8, as rnn2c_q15_to_state
 
     @property
     def output_size(self) -> int:

@@ -389,13 +389,14 @@ def _saturation_notes(model: ModelIR, obs: Observer) -> list[str]:
         if key not in obs.values:
             continue
         v = np.abs(obs.get(key))
-        over = float(np.mean(v >= 1.0))
+        top = 2.0 ** layer.state_shift(_SubObserver(obs, f"{i}."))  # type: ignore[attr-defined]
+        over = float(np.mean(v >= top))
         if over > 0:
             notes.append(
                 f"layer '{layer.name}': {100 * over:.2f}% of its float state values on the "
-                f"calibration set are outside [-1, 1) (up to {float(v.max()):.3g}), where the "
-                "integer state saturates; keep the state below 1 (smaller weights or inputs) "
-                "for the C to follow the float model"
+                f"calibration set are outside [-{top:g}, {top:g}) (up to {float(v.max()):.3g}), "
+                "where the integer state saturates; keep the state smaller (smaller weights or "
+                "inputs) for the C to follow the float model"
             )
     return notes
 

@@ -447,13 +447,21 @@ def test_activation_layers_fold_into_the_dense_before(tmp_path) -> None:  # noqa
     assert acts == [("leaky_relu", pytest.approx(0.1)), ("elu", 1.0), ("gelu", 0.0), ("silu", 0.0)]
 
 
-def test_state_saturation_is_noted(tmp_path) -> None:  # noqa: ANN001
-    """A relu state above 1.0 saturates in the integer state: the export says so."""
+def test_relu_state_scale_covers_the_calibrated_state(tmp_path) -> None:  # noqa: ANN001
+    """A relu state is quantized over [-2^k, 2^k) for the calibrated state (k <= 8); past that
+    it saturates, and the export says so."""
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((None, 3)), keras.layers.SimpleRNN(6, activation="relu")])
-    x = _x(0, n=8, f=3) * 4
+    x = _x(0, n=16, f=3) * 4
+    _, ir = read_any(model)
+    y, _ = observe_model(ir, x)
+    k = int(np.ceil(np.log2(np.abs(y).max() * 1.0001)))
+    assert 1 <= k <= 8
     res = export_model(model, x, tmp_path / "c")
-    assert any("outside [-1, 1)" in note and "saturates" in note for note in res.notes)
+    assert res.qmodel.output_q.scale == 2.0**k / 128 and not res.notes
+    res = export_model(model, x * 1000, tmp_path / "big")
+    assert res.qmodel.output_q.scale == 2.0
+    assert any("outside [-256, 256)" in note and "saturates" in note for note in res.notes)
 
 
 @pytest.mark.skipif(not COMPILERS, reason="no C compiler")

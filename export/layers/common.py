@@ -37,6 +37,15 @@ FLOAT_GATES = {
     "linear": lambda x: x,
 }
 FLOAT_CELLS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0)}
+MAX_STATE_SHIFT = 8  # a relu state covers at most [0, 256)
+
+
+def relu_state_shift(values: np.ndarray) -> int:
+    """The power of two a relu state's range needs: max |h| < 2^k, 0 <= k <= MAX_STATE_SHIFT."""
+    peak = float(np.abs(np.asarray(values, dtype=np.float64)).max(initial=0.0))
+    if peak < 1.0:
+        return 0
+    return min(MAX_STATE_SHIFT, int(np.floor(np.log2(peak))) + 1)
 
 
 @dataclass
@@ -54,6 +63,15 @@ class RecurrentFloat(FloatLayer):
 
     def gate(self, x: np.ndarray) -> np.ndarray:
         return FLOAT_GATES[self.gate_act](x)
+
+    def state_shift(self, obs: Any) -> int:
+        """k for a relu state quantized over [-2^k, 2^k): the smallest k >= 0 that covers the
+        calibrated state (at most MAX_STATE_SHIFT); 0 for tanh. relu is positively homogeneous,
+        so dividing the candidate rows by 2^k gives the state divided by 2^k with the same
+        integer kernels: only the state's scale changes."""
+        if self.cell_act != "relu":
+            return 0
+        return relu_state_shift(obs.get("state"))
 
     def cell(self, x: np.ndarray) -> np.ndarray:
         return FLOAT_CELLS[self.cell_act](x)
@@ -78,6 +96,7 @@ class RecurrentFloat(FloatLayer):
         bias: np.ndarray,
         fused: np.ndarray,
         limits: np.ndarray | int = LIMIT_Q12,
+        state_shift: int = 0,
     ) -> dict[str, Any]:
         """The keyword arguments every quantized recurrent layer takes.
 
@@ -88,7 +107,8 @@ class RecurrentFloat(FloatLayer):
         rows, the two sides get comparable int8 resolution.
         """
         where = f"layer '{self.name}' ({self.label})"
-        state_q = state_quant(state_bits)
+        base = state_quant(state_bits)  # a relu state: 2^state_shift times the range
+        state_q = ActQuant(base.scale * 2.0**state_shift, 0, state_bits)
         f, u = self.input_size, self.units
         last = None
         for kx, kh in balancing_shifts(

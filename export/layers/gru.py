@@ -54,20 +54,23 @@ class GRULayer(RecurrentFloat):
 
     def quantize(self, input_q: ActQuant, obs, method: str, state_bits: int = 8) -> QuantGRU:  # noqa: ANN001
         u = self.units
-        wx, wh = self.kernel.T, self.recurrent_kernel.T  # [3U, F], [3U, U]
-        b = self.bias + self.recurrent_bias
+        k = self.state_shift(obs)  # relu: the candidate rows give the state / 2^k
+        cand = np.where(np.arange(3 * u) >= 2 * u, 2.0**-k, 1.0)
+        wx, wh = self.kernel.T * cand[:, None], self.recurrent_kernel.T * cand[:, None]
+        b = (self.bias + self.recurrent_bias) * cand
+        b_in, b_rec = self.bias * cand, self.recurrent_bias * cand
         if not self.reset_after:  # rows z | r | candidate (on r * h), every row fused
             fused = np.ones(3 * u, dtype=bool)
-            parts = self.quantized_parts(input_q, state_bits, wx, wh, b, fused)
+            parts = self.quantized_parts(input_q, state_bits, wx, wh, b, fused, state_shift=k)
             return QuantGRU(reset_after=False, **parts)
         # rows z | r | candidate input part | candidate recurrent part (apart: r scales it)
         zeros_x, zeros_h = np.zeros_like(wx[2 * u :]), np.zeros_like(wh[2 * u :])
         wx = np.concatenate([wx, zeros_x])
         wh = np.concatenate([wh[: 2 * u], zeros_h, wh[2 * u :]])
-        b = np.concatenate([b[: 2 * u], self.bias[2 * u :], self.recurrent_bias[2 * u :]])
+        b = np.concatenate([b[: 2 * u], b_in[2 * u :], b_rec[2 * u :]])
         fused = np.arange(4 * u) < 2 * u
         limits = np.repeat([LIMIT_Q12, LIMIT_Q12, CAND_X_LIMIT, CAND_H_LIMIT], u)
-        parts = self.quantized_parts(input_q, state_bits, wx, wh, b, fused, limits)
+        parts = self.quantized_parts(input_q, state_bits, wx, wh, b, fused, limits, k)
         return QuantGRU(reset_after=True, **parts)
 
 

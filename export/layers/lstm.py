@@ -47,13 +47,18 @@ class LSTMLayer(RecurrentFloat):
         return state["h"]
 
     def quantize(self, input_q: ActQuant, obs, method: str, state_bits: int = 8) -> QuantLSTM:  # noqa: ANN001
+        k = self.state_shift(obs)  # relu: the candidate rows give g / 2^k, so c / 2^k, h / 2^k
         lo, hi = choose_range(obs.get("cell"), method)
-        peak = max(abs(lo), abs(hi), 1e-6)
+        peak = max(abs(lo), abs(hi), 1e-6) * 2.0**-k
         # integer bits so that the int16 cell covers +-peak; at most 15 (Q15.0)
         int_bits = min(15, max(0, math.ceil(math.log2(peak * 1.0001))))
-        wx, wh = self.kernel.T, self.recurrent_kernel.T
-        fused = np.ones(4 * self.units, dtype=bool)
-        parts = self.quantized_parts(input_q, state_bits, wx, wh, self.bias, fused)
+        u = self.units
+        cand = np.where((np.arange(4 * u) >= 2 * u) & (np.arange(4 * u) < 3 * u), 2.0**-k, 1.0)
+        wx, wh = self.kernel.T * cand[:, None], self.recurrent_kernel.T * cand[:, None]
+        fused = np.ones(4 * u, dtype=bool)
+        parts = self.quantized_parts(
+            input_q, state_bits, wx, wh, self.bias * cand, fused, state_shift=k
+        )
         return QuantLSTM(cell_frac_bits=15 - int_bits, **parts)
 
 

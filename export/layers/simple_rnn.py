@@ -33,9 +33,13 @@ class SimpleRNNLayer(RecurrentFloat):
     def quantize(  # noqa: ANN001
         self, input_q: ActQuant, obs, method: str, state_bits: int = 8
     ) -> QuantSimpleRNN:
-        wx, wh = self.kernel.T, self.recurrent_kernel.T
+        k = self.state_shift(obs)  # relu: the rows give the state / 2^k
+        wx, wh = self.kernel.T * 2.0**-k, self.recurrent_kernel.T * 2.0**-k
         fused = np.ones(self.units, dtype=bool)
-        return QuantSimpleRNN(**self.quantized_parts(input_q, state_bits, wx, wh, self.bias, fused))
+        parts = self.quantized_parts(
+            input_q, state_bits, wx, wh, self.bias * 2.0**-k, fused, state_shift=k
+        )
+        return QuantSimpleRNN(**parts)
 
 
 def read(layer, input_size: int) -> SimpleRNNLayer:  # noqa: ANN001
