@@ -347,11 +347,19 @@ def float_outputs(
     n, t, _ = x.shape
     lens = np.full(n, t) if lengths is None else np.asarray(lengths)
     out: np.ndarray | None = None
+    stateful = _stateful_layers(keras_model)
+    rows = int(keras_model.inputs[0].shape[0] or 1) if stateful else 512
     for length in np.unique(lens):
         idx = np.nonzero(lens == length)[0]
-        for start in range(0, idx.size, 512):
-            chunk = idx[start : start + 512]
-            y = np.asarray(keras_model(x[chunk, :length], training=False))
+        for start in range(0, idx.size, rows):
+            chunk = idx[start : start + rows]
+            if stateful:  # a fixed batch, each row its own stream: reset, then one sequence
+                for layer in stateful:
+                    layer.reset_state()
+                batch = np.resize(x[chunk, :length], (rows, length, x.shape[-1]))
+                y = np.asarray(keras_model(batch, training=False))[: chunk.size]
+            else:
+                y = np.asarray(keras_model(x[chunk, :length], training=False))
             if every_step:
                 if y.ndim != 3:
                     raise ExportError(
@@ -370,6 +378,20 @@ def float_outputs(
             out[chunk] = y
     assert out is not None
     return out
+
+
+def _stateful_layers(keras_model: Any) -> list[Any]:
+    """The stateful=True recurrent layers of a Keras model (nested models included): Keras
+    keeps their state between calls, as the C between step calls, so verify resets them before
+    each sequence, as <name>_reset before the C runs one."""
+    found = []
+    todo = list(getattr(keras_model, "layers", []))
+    while todo:
+        layer = todo.pop()
+        todo.extend(getattr(layer, "layers", []))
+        if getattr(layer, "stateful", False) and hasattr(layer, "reset_state"):
+            found.append(layer)
+    return found
 
 
 def _per_step_labels(y: np.ndarray | None, shape: tuple[int, ...], outputs: int) -> bool:

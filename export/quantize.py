@@ -200,6 +200,11 @@ def choose_range(values: np.ndarray, method: str) -> tuple[float, float]:
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     if v.size == 0:
         return 0.0, 0.0
+    if not np.isfinite(v).all():
+        raise ExportError(
+            "the float model overflows (inf or NaN) on the calibration set; an unbounded "
+            "activation (relu, linear gates) diverges: check the model in Keras first"
+        )
     lo, hi = float(v.min()), float(v.max())
     if method == "minmax":
         return lo, hi
@@ -270,6 +275,11 @@ def observe_model(
         for i, (layer, state) in enumerate(zip(model.layers, states, strict=True)):
             obs.prefix = f"{i}."
             h = layer.step(state, h, obs)
+            if (
+                getattr(layer, "cell_act", "tanh") != "tanh"
+                or getattr(layer, "gate_act", "") == "linear"
+            ):
+                obs.observe("state", h)  # may leave the state's range: see _saturation_notes
         out[:, step, :] = np.where(running[:, None], h, 0.0)
     obs.mask = None
     obs.prefix = ""
@@ -331,6 +341,7 @@ def quantize_model(
         ql = layer.quantize(q, sub, method, state_bits)  # type: ignore[arg-type]
         layers.append(ql)
         q = ql.output_q
+    notes += _saturation_notes(model, obs)
     return QuantModel(
         layers=layers,
         input_q=input_q,
@@ -384,7 +395,7 @@ def _fold_constant_features(
     weights, is folded into the first layer's bias and its weights become zero; the C then
     ignores that input. constant: bool per feature. Returns a copy of the model and a note."""
     const = np.nonzero(constant)[0]
-    if const.size == 0:
+    if const.size == 0 or not hasattr(model.layers[0], "kernel"):  # LayerNormalization first
         return model, []
     if const.size == real.shape[1]:
         raise ExportError(
@@ -407,6 +418,27 @@ def _fold_constant_features(
         f"layer's bias and the C ignores {'these inputs' if plural else 'that input'}"
     )
     return model, [note]
+
+
+def _saturation_notes(model: ModelIR, obs: Observer) -> list[str]:
+    """A relu candidate or linear gates can take a recurrent state past the int8/int16 state's
+    range [-1, 1), where the C saturates it: say how often that happened in calibration."""
+    notes = []
+    for i, layer in enumerate(model.layers):
+        key = f"{i}.state"
+        if key not in obs.values:
+            continue
+        v = np.abs(obs.get(key))
+        top = 2.0 ** layer.state_shift(_SubObserver(obs, f"{i}."))  # type: ignore[attr-defined]
+        over = float(np.mean(v >= top))
+        if over > 0:
+            notes.append(
+                f"layer '{layer.name}': {100 * over:.2f}% of its float state values on the "
+                f"calibration set are outside [-{top:g}, {top:g}) (up to {float(v.max()):.3g}), "
+                "where the integer state saturates; keep the state smaller (smaller weights or "
+                "inputs) for the C to follow the float model"
+            )
+    return notes
 
 
 class _SubObserver:

@@ -21,6 +21,7 @@ LABELS = {
     "rnn": "SimpleRNN",
     "dense": "Dense",
     "bidir": "Bidirectional",
+    "lnorm": "LayerNorm",
 }
 C_KEYWORDS = frozenset(
     "auto break case char const continue default do double else enum extern float for goto if "
@@ -96,6 +97,8 @@ def c_structs(rows: list[tuple[int, ...]]) -> str:
 
 def layer_arrays(layer: QuantLayer, input_bits: int) -> dict[str, Any]:
     """The C arrays of a layer: packed weights, bias and requantization in kernel order."""
+    if not hasattr(layer, "fc"):  # no weight matrix (LayerNormalization)
+        return {"weight": np.zeros(0, np.int8), "bias": None, "rq": [], "worst": 0}
     fc = layer.fc  # type: ignore[attr-defined]
     order = np.asarray(layer.c_rows(), dtype=np.int64)  # type: ignore[attr-defined]
     x_shift = getattr(layer, "x_shift", 0)
@@ -228,7 +231,7 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
         prev = output
         prev_bits = layer.output_q.bits
     copy_from = views[-1].output if views[-1].output != "output" else None
-    buffers = [v.q.output_size for v in views if v.buffer]
+    buffers = [v.q.output_size * v.q.output_q.bits // 8 for v in views if v.buffer]
     return _render_files(qmodel, name, class_names, views, copy_from, buffers)
 
 

@@ -1757,4 +1757,509 @@ RNN2C_INLINE void rnn2c_x86_lstm_s16(const rnn2c_lstm_t *p, const int16_t *v, in
 
 #endif /* __AVX2__ */
 
+/* ---------------------------------------------------------------- activation variants */
+/* The activations Keras allows besides the defaults: recurrent_activation hard_sigmoid or
+ * linear, activation relu in GRU/LSTM/SimpleRNN, and Dense leaky_relu, elu, silu (swish), gelu
+ * and softplus. Layers with the default activations never reach this section, so its tables
+ * (static inside the functions that read them) cost flash only in models that use them.
+ * export/fixedpoint.py mirrors every function here. */
+
+enum {
+    RNN2C_GATE_SIGMOID = 0,      /* the tanh table, as rnn2c_sigmoid_q15 */
+    RNN2C_GATE_HARD_SIGMOID = 1, /* clip(x / 6 + 1/2, 0, 1) (Keras 3) */
+    RNN2C_GATE_LINEAR = 2        /* x, saturated to [-32767, 32767] in Q0.15 (+-1.0) */
+};
+enum {
+    RNN2C_CELL_TANH = 0, /* the tanh table */
+    RNN2C_CELL_RELU = 1  /* max(x, 0), saturated to the state's range: [0, 32767] in Q0.15 */
+};
+
+/* hard_sigmoid: Q3.12 in (saturated to int16), Q0.15 out in [0, 32767]. x / 6 in Q0.15 is
+ * x * 4/3, and 4/3 = 21845 / 2^14 to 2e-5 (at most 0.67 of an output unit over the range). */
+RNN2C_INLINE int32_t rnn2c_hard_sigmoid_q15(int32_t x_q12)
+{
+    const int32_t y = ((rnn2c_sat_s16(x_q12) * 21845 + ((int32_t)1 << 13)) >> 14) + 16384;
+    return y < 0 ? 0 : (y > 32767 ? 32767 : y);
+}
+
+/* x * 8 (Q3.12 -> Q0.15) saturated to [lo, 32767]. */
+RNN2C_INLINE int32_t rnn2c_q15_clip(int32_t x_q12, int32_t lo)
+{
+    const int32_t y = rnn2c_sat_s16(x_q12) * 8;
+    return y < lo ? lo : (y > 32767 ? 32767 : y);
+}
+
+/* A gate (RNN2C_GATE_*): Q3.12 in, Q0.15 out in [-32767, 32767]. The symmetric range keeps
+ * r * sat17(...) of the GRU and every gate product of the kernels below inside int32. */
+RNN2C_INLINE int32_t rnn2c_gate_q15(int32_t x_q12, uint32_t kind)
+{
+    switch (kind) {
+    case RNN2C_GATE_HARD_SIGMOID:
+        return rnn2c_hard_sigmoid_q15(x_q12);
+    case RNN2C_GATE_LINEAR:
+        return rnn2c_q15_clip(x_q12, -32767);
+    default:
+        return rnn2c_sigmoid_q15(x_q12);
+    }
+}
+
+/* A candidate (RNN2C_CELL_*): Q3.12 in, Q0.15 out. */
+RNN2C_INLINE int32_t rnn2c_cell_q15(int32_t x_q12, uint32_t kind)
+{
+    return kind == RNN2C_CELL_RELU ? rnn2c_q15_clip(x_q12, 0) : rnn2c_tanh_q15(x_q12);
+}
+
+/* The LSTM's activation of its cell state (frac_bits <= 15 fractional bits), Q0.15 out. */
+RNN2C_INLINE int32_t rnn2c_cell_of_c(int32_t c, int frac_bits, uint32_t kind)
+{
+    if (kind == RNN2C_CELL_RELU) {
+        const int32_t y = c * ((int32_t)1 << (15 - frac_bits)); /* |c| < 2^15: below 2^30 */
+        return y < 0 ? 0 : (y > 32767 ? 32767 : y);
+    }
+    return rnn2c_tanh_q15(rnn2c_q12_from_frac(c, frac_bits));
+}
+
+/* z * h + (1 - z) * cand = z * (h - cand) + cand in Q0.15, saturated: for |z| <= 32767 and
+ * |h - cand| <= 65535 the product and its rounding stay below 2^31. */
+RNN2C_INLINE int32_t rnn2c_blend_x_q15(int32_t z, int32_t h_q15, int32_t cand)
+{
+    return rnn2c_sat_s16(rnn2c_rshift_round(z * (h_q15 - cand), 15) + cand);
+}
+
+/* The activations of a recurrent layer with other than the default ones. */
+typedef struct {
+    uint8_t gate; /* RNN2C_GATE_* (recurrent_activation) */
+    uint8_t cell; /* RNN2C_CELL_* (activation) */
+} rnn2c_acts_t;
+
+/* GRU, reset_after=1, unit j: as rnn2c_gru_unit with the layer's activations; the new state in
+ * Q0.15 (rnn2c_blend_x_q15). */
+RNN2C_INLINE int32_t rnn2c_gru_x_unit(const rnn2c_gru_t *p, const rnn2c_acts_t *a,
+                                      const int8_t **w, const int16_t *v, uint32_t j,
+                                      int32_t h_q15)
+{
+    const rnn2c_rq_t *q = p->rq + 4 * j;
+    int32_t z = rnn2c_bias(p->bias, 4 * j);
+    int32_t r = rnn2c_bias(p->bias, 4 * j + 1);
+    int32_t cx = rnn2c_bias(p->bias, 4 * j + 2);
+    int32_t ch = rnn2c_bias(p->bias, 4 * j + 3);
+    *w = rnn2c_mac3(*w, v, p->x_groups, &z, &r, &cx);
+    *w = rnn2c_mac3(*w, v + 4 * (uint32_t)p->x_groups, p->h_groups, &z, &r, &ch);
+    z = rnn2c_gate_q15(rnn2c_rq(z, q), a->gate);
+    r = rnn2c_gate_q15(rnn2c_rq(r, q + 1), a->gate);
+    ch = rnn2c_sat17(rnn2c_rq(ch, q + 3));
+    cx = rnn2c_rq(cx, q + 2) + ((r * ch + ((int32_t)1 << 14)) >> 15);
+    return rnn2c_blend_x_q15(z, h_q15, rnn2c_cell_q15(cx, a->cell));
+}
+
+/* GRU, reset_after=0: z and r of every unit into zr (z_j at 2j, r_j at 2j + 1), the state part
+ * of v replaced by r * h (in the state's format, shifted as h was), then the candidates; the new
+ * states in Q0.15 into hn[0 .. U). h_q15: the state in Q0.15 (an int8 state times 256). */
+RNN2C_INLINE void rnn2c_gru_x_rb(const rnn2c_gru_t *p, const rnn2c_acts_t *a, int16_t *v,
+                                 const int32_t *h, int state_bits, int16_t *zr, int32_t *hn)
+{
+    const int8_t *w = p->weight;
+    const uint32_t u = p->units;
+    const uint32_t n = 2 * u;
+    const uint32_t groups = (uint32_t)p->x_groups + p->h_groups;
+    int16_t *vh = v + 4 * (uint32_t)p->x_groups;
+    uint32_t i;
+    uint32_t k;
+    for (i = 0; i < n; i += 4) {
+        int32_t acc[4];
+        const uint32_t rows = n - i < 4 ? n - i : 4;
+        for (k = 0; k < rows; ++k) {
+            acc[k] = rnn2c_bias(p->bias, i + k);
+        }
+        w = rnn2c_mac_rows(w, v, groups, rows, acc);
+        for (k = 0; k < rows; ++k) {
+            zr[i + k] = (int16_t)rnn2c_gate_q15(rnn2c_rq(acc[k], p->rq + i + k), a->gate);
+        }
+    }
+    for (i = 0; i < u; ++i) {
+        int32_t rh = rnn2c_rshift_round(zr[2 * i + 1] * h[i], 15);
+        if (state_bits == 8) {
+            rh = rnn2c_sat_s8(rh);
+            vh[RNN2C_VPOS(i)] = (int16_t)(rh * ((int32_t)1 << p->h_shift));
+        } else {
+            vh[RNN2C_VPOS(i)] = (int16_t)rnn2c_down(rnn2c_sat_s16(rh), p->h_shift);
+        }
+    }
+    for (i = 0; i < u; i += 4) {
+        int32_t acc[4];
+        const uint32_t rows = u - i < 4 ? u - i : 4;
+        for (k = 0; k < rows; ++k) {
+            acc[k] = rnn2c_bias(p->bias, n + i + k);
+        }
+        w = rnn2c_mac_rows(w, v, groups, rows, acc);
+        for (k = 0; k < rows; ++k) {
+            const int32_t cand = rnn2c_cell_q15(rnn2c_rq(acc[k], p->rq + n + i + k), a->cell);
+            const int32_t h_q15 = state_bits == 8 ? h[i + k] * 256 : h[i + k];
+            hn[i + k] = rnn2c_blend_x_q15(zr[2 * (i + k)], h_q15, cand);
+        }
+    }
+}
+
+/* GRU step with other activations, int8 Q0.7 state. scratch: 3U int16 (zr, then the Q0.15
+ * results) for reset_after=0, NULL otherwise. */
+RNN2C_INLINE void rnn2c_gru_x_s8(const rnn2c_gru_t *p, const rnn2c_acts_t *a, int16_t *v,
+                                 int8_t *h, int32_t *scratch)
+{
+    const uint32_t u = p->units;
+    uint32_t j;
+    if (p->reset_after) {
+        const int8_t *w = p->weight;
+        for (j = 0; j < u; ++j) {
+            h[j] = rnn2c_q15_to_state(rnn2c_gru_x_unit(p, a, &w, v, j, (int32_t)h[j] * 256));
+        }
+    } else { /* scratch: U int32 states, then U int32 results, then 2U int16 z and r */
+        int32_t *hs = scratch;
+        int32_t *hn = scratch + u;
+        for (j = 0; j < u; ++j) {
+            hs[j] = h[j];
+        }
+        rnn2c_gru_x_rb(p, a, v, hs, 8, (int16_t *)(void *)(scratch + 2 * u), hn);
+        for (j = 0; j < u; ++j) {
+            h[j] = rnn2c_q15_to_state(hn[j]);
+        }
+    }
+}
+
+/* GRU step with other activations, int16 Q0.15 state. */
+RNN2C_INLINE void rnn2c_gru_x_s16(const rnn2c_gru_t *p, const rnn2c_acts_t *a, int16_t *v,
+                                  int16_t *h, int32_t *scratch)
+{
+    const uint32_t u = p->units;
+    uint32_t j;
+    if (p->reset_after) {
+        const int8_t *w = p->weight;
+        for (j = 0; j < u; ++j) {
+            h[j] = (int16_t)rnn2c_gru_x_unit(p, a, &w, v, j, h[j]);
+        }
+    } else {
+        int32_t *hs = scratch;
+        int32_t *hn = scratch + u;
+        for (j = 0; j < u; ++j) {
+            hs[j] = h[j];
+        }
+        rnn2c_gru_x_rb(p, a, v, hs, 16, (int16_t *)(void *)(scratch + 2 * u), hn);
+        for (j = 0; j < u; ++j) {
+            h[j] = (int16_t)hn[j];
+        }
+    }
+}
+
+/* LSTM unit j with other activations: returns o * act(c) in Q0.30 (c updated). */
+RNN2C_INLINE int32_t rnn2c_lstm_x_unit(const rnn2c_lstm_t *p, const rnn2c_acts_t *a,
+                                       const int8_t **w, const int16_t *v, int16_t *c, uint32_t j)
+{
+    const rnn2c_rq_t *q = p->rq + 4 * j;
+    const int cell_shift = 30 - (int)p->cell_frac_bits;
+    int32_t i_gate = rnn2c_bias(p->bias, 4 * j);
+    int32_t f_gate = rnn2c_bias(p->bias, 4 * j + 1);
+    int32_t g_cand = rnn2c_bias(p->bias, 4 * j + 2);
+    int32_t o_gate = rnn2c_bias(p->bias, 4 * j + 3);
+    int32_t cell;
+    *w = rnn2c_mac4(*w, v, (uint32_t)p->x_groups + p->h_groups, &i_gate, &f_gate, &g_cand,
+                    &o_gate);
+    i_gate = rnn2c_gate_q15(rnn2c_rq(i_gate, q), a->gate);
+    f_gate = rnn2c_gate_q15(rnn2c_rq(f_gate, q + 1), a->gate);
+    g_cand = rnn2c_cell_q15(rnn2c_rq(g_cand, q + 2), a->cell);
+    o_gate = rnn2c_gate_q15(rnn2c_rq(o_gate, q + 3), a->gate);
+    cell = rnn2c_sat_s16(rnn2c_rshift_round(f_gate * (int32_t)c[j], 15) +
+                         rnn2c_rshift_round(i_gate * g_cand, cell_shift));
+    c[j] = (int16_t)cell;
+    return o_gate * rnn2c_cell_of_c(cell, (int)p->cell_frac_bits, a->cell);
+}
+
+RNN2C_INLINE void rnn2c_lstm_x_s8(const rnn2c_lstm_t *p, const rnn2c_acts_t *a,
+                                  const int16_t *v, int8_t *h, int16_t *c)
+{
+    const int8_t *w = p->weight;
+    uint32_t j;
+    for (j = 0; j < p->units; ++j) {
+        h[j] = rnn2c_sat_s8(rnn2c_rshift_round(rnn2c_lstm_x_unit(p, a, &w, v, c, j), 23));
+    }
+}
+
+RNN2C_INLINE void rnn2c_lstm_x_s16(const rnn2c_lstm_t *p, const rnn2c_acts_t *a,
+                                   const int16_t *v, int16_t *h, int16_t *c)
+{
+    const int8_t *w = p->weight;
+    uint32_t j;
+    for (j = 0; j < p->units; ++j) {
+        h[j] = (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(rnn2c_lstm_x_unit(p, a, &w, v, c, j), 15));
+    }
+}
+
+/* SimpleRNN with activation relu: h = min(max(W [x; h] + b, 0), 1 - 2^-15) in Q0.15. */
+RNN2C_INLINE void rnn2c_rnn_x_q15(const rnn2c_rnn_t *p, const rnn2c_acts_t *a, const int16_t *v,
+                                  int32_t *out)
+{
+    const int8_t *w = p->weight;
+    uint32_t j;
+    uint32_t k;
+    for (j = 0; j < p->units; j += 4) {
+        const uint32_t rows = p->units - j < 4 ? p->units - j : 4;
+        for (k = 0; k < rows; ++k) {
+            out[j + k] = rnn2c_bias(p->bias, j + k);
+        }
+        w = rnn2c_mac_rows(w, v, (uint32_t)p->x_groups + p->h_groups, rows, out + j);
+        for (k = 0; k < rows; ++k) {
+            out[j + k] = rnn2c_cell_q15(rnn2c_rq(out[j + k], p->rq + j + k), a->cell);
+        }
+    }
+}
+
+RNN2C_INLINE void rnn2c_rnn_x_s8(const rnn2c_rnn_t *p, const rnn2c_acts_t *a, const int16_t *v,
+                                 int8_t *h, int32_t *scratch)
+{
+    uint32_t j;
+    rnn2c_rnn_x_q15(p, a, v, scratch);
+    for (j = 0; j < p->units; ++j) {
+        h[j] = rnn2c_q15_to_state(scratch[j]);
+    }
+}
+
+RNN2C_INLINE void rnn2c_rnn_x_s16(const rnn2c_rnn_t *p, const rnn2c_acts_t *a, const int16_t *v,
+                                  int16_t *h, int32_t *scratch)
+{
+    uint32_t j;
+    rnn2c_rnn_x_q15(p, a, v, scratch);
+    for (j = 0; j < p->units; ++j) {
+        h[j] = (int16_t)scratch[j];
+    }
+}
+
+/* ---- Dense activations with a calibrated output range: leaky_relu, elu, silu, gelu, softplus.
+ * The rows are requantized to x in int16 with `frac` fractional bits (frac <= 12, chosen from
+ * the calibrated pre-activation range), f(x) is computed in the same format, and `out`
+ * requantizes it to the int8 output scale. */
+enum {
+    RNN2C_DX_LEAKY_RELU = 1, /* x >= 0 ? x : alpha * x */
+    RNN2C_DX_ELU = 2,        /* x >= 0 ? x : alpha * (exp(x) - 1), from the exp table */
+    RNN2C_DX_SILU = 3,       /* x * sigmoid(x), from the tanh and exp tables */
+    RNN2C_DX_GELU = 4,       /* x * Phi(x), from an erf table (exact gelu, not the tanh form) */
+    RNN2C_DX_SOFTPLUS = 5    /* max(x, 0) + log(1 + exp(-|x|)), from a table */
+};
+
+typedef struct {
+    rnn2c_rq_t out;     /* f(x) (frac fractional bits) -> int8 output units */
+    uint16_t alpha_q15; /* leaky_relu / elu slope in Q0.15, 0..32768 */
+    uint8_t kind;       /* RNN2C_DX_* */
+    uint8_t frac;       /* fractional bits of x, 0..12 */
+} rnn2c_dense_act_t;
+
+#define RNN2C_PHI_STEP_BITS 7 /* erf(x / sqrt 2) table step: 1/32 */
+#define RNN2C_PHI_CLAMP 131   /* erf(i / 32 / sqrt 2) rounds to 32767 from i = 131 */
+#define RNN2C_SOFTPLUS_STEP_BITS 8                   /* log1p(exp(-x)) table step: 1/16 */
+#define RNN2C_SOFTPLUS_LIMIT_Q12 ((int32_t)178 << 8) /* it rounds to 0 from x = 178 / 16 */
+
+/* erf(a / sqrt 2) for Q3.12 a >= 0 (any int32), Q0.15 out: 2 Phi(a) - 1. */
+RNN2C_INLINE int32_t rnn2c_erf_q15(int32_t a_q12)
+{
+    /* erf(i / 32 / sqrt 2) in Q0.15, i = 0..132 (266 bytes) */
+    static const int16_t table[RNN2C_PHI_CLAMP + 2] = {
+        0, 817, 1633, 2448, 3260, 4069, 4874, 5674, 6469, 7258, 8039, 8813,
+        9579, 10336, 11084, 11821, 12548, 13263, 13967, 14658, 15336, 16002, 16654, 17292,
+        17916, 18525, 19120, 19700, 20265, 20814, 21348, 21867, 22370, 22858, 23331, 23787,
+        24229, 24655, 25067, 25463, 25844, 26211, 26563, 26902, 27226, 27537, 27834, 28118,
+        28390, 28649, 28896, 29131, 29355, 29568, 29769, 29961, 30143, 30315, 30477, 30631,
+        30776, 30913, 31042, 31163, 31277, 31384, 31485, 31579, 31667, 31750, 31827, 31900,
+        31967, 32030, 32088, 32142, 32193, 32240, 32283, 32324, 32361, 32396, 32427, 32457,
+        32484, 32509, 32532, 32553, 32573, 32591, 32607, 32622, 32636, 32648, 32660, 32670,
+        32680, 32688, 32696, 32703, 32710, 32716, 32721, 32726, 32730, 32734, 32738, 32741,
+        32744, 32746, 32749, 32751, 32753, 32754, 32756, 32757, 32759, 32760, 32761, 32761,
+        32762, 32763, 32763, 32764, 32765, 32765, 32765, 32766, 32766, 32766, 32766, 32767,
+        32767
+    };
+    const int32_t last = (int32_t)RNN2C_PHI_CLAMP << RNN2C_PHI_STEP_BITS;
+    return rnn2c_interp_s16(table, a_q12 < last ? a_q12 : last, RNN2C_PHI_STEP_BITS);
+}
+
+/* log(1 + exp(-a)) for Q3.12 a >= 0, Q0.15 out (22713 at 0). */
+RNN2C_INLINE int32_t rnn2c_softplus_tail_q15(int32_t a_q12)
+{
+    /* log1p(exp(-i / 16)) in Q0.15, i = 0..178 (358 bytes) */
+    static const int16_t table[179] = {
+        22713, 21705, 20729, 19785, 18872, 17991, 17142, 16323, 15535, 14776, 14048, 13348,
+        12677, 12034, 11418, 10828, 10265, 9727, 9213, 8723, 8255, 7810, 7386, 6983,
+        6600, 6236, 5890, 5562, 5250, 4955, 4675, 4410, 4159, 3922, 3697, 3484,
+        3284, 3094, 2914, 2745, 2585, 2434, 2292, 2157, 2031, 1911, 1798, 1692,
+        1592, 1498, 1409, 1325, 1247, 1172, 1103, 1037, 975, 917, 862, 810,
+        762, 716, 673, 633, 595, 559, 525, 494, 464, 436, 410, 385,
+        362, 340, 320, 300, 282, 265, 249, 234, 220, 207, 194, 183,
+        172, 161, 151, 142, 134, 126, 118, 111, 104, 98, 92, 86,
+        81, 76, 72, 67, 63, 59, 56, 52, 49, 46, 43, 41,
+        38, 36, 34, 32, 30, 28, 26, 25, 23, 22, 21, 19,
+        18, 17, 16, 15, 14, 13, 12, 12, 11, 10, 10, 9,
+        9, 8, 8, 7, 7, 6, 6, 6, 5, 5, 5, 4,
+        4, 4, 4, 3, 3, 3, 3, 3, 2, 2, 2, 2,
+        2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0
+    };
+    if (a_q12 >= RNN2C_SOFTPLUS_LIMIT_Q12) {
+        return 0;
+    }
+    return rnn2c_interp_s16(table, a_q12, RNN2C_SOFTPLUS_STEP_BITS);
+}
+
+/* f(x) for x with `frac` fractional bits (saturated to int16), the result in the same format. */
+RNN2C_INLINE int32_t rnn2c_dense_act(int32_t x, const rnn2c_dense_act_t *a)
+{
+    const int32_t xs = rnn2c_sat_s16(x);
+    const int up = 12 - (int)a->frac;           /* to Q3.12 */
+    const int32_t x12 = xs * ((int32_t)1 << up); /* |x12| <= 2^27 */
+    const int32_t a12 = x12 < 0 ? -x12 : x12;
+    switch (a->kind) {
+    case RNN2C_DX_LEAKY_RELU:
+        return xs >= 0 ? xs : rnn2c_rshift_round(xs * (int32_t)a->alpha_q15, 15);
+    case RNN2C_DX_ELU:
+        if (xs >= 0) {
+            return xs;
+        }
+        return rnn2c_rshift_round((rnn2c_exp_neg_q15(a12) - RNN2C_Q15_ONE) * (int32_t)a->alpha_q15,
+                                  30 - (int)a->frac);
+    case RNN2C_DX_SILU: /* max(x, 0) - |x| sigmoid(-|x|); sigmoid(-a) ~ exp(-a) from a = 8 */
+        return (xs > 0 ? xs : 0) -
+               rnn2c_rshift_round((xs < 0 ? -xs : xs) * (a12 < RNN2C_Q15_ONE
+                                                             ? rnn2c_sigmoid_q15(-a12)
+                                                             : rnn2c_exp_neg_q15(a12)),
+                                  15);
+    case RNN2C_DX_GELU: /* max(x, 0) - |x| Phi(-|x|), 2 Phi(-a) = 1 - erf(a / sqrt 2), 0 where
+                         * the table reaches 32767 */
+        return (xs > 0 ? xs : 0) -
+               rnn2c_rshift_round((xs < 0 ? -xs : xs) *
+                                      (a12 < ((int32_t)RNN2C_PHI_CLAMP << RNN2C_PHI_STEP_BITS)
+                                           ? RNN2C_Q15_ONE - rnn2c_erf_q15(a12)
+                                           : 0),
+                                  16);
+    default: /* RNN2C_DX_SOFTPLUS */
+        return (xs > 0 ? xs : 0) +
+               rnn2c_rshift_round(rnn2c_softplus_tail_q15(a12), 15 - (int)a->frac);
+    }
+}
+
+/* y = f(W v + b) as int8; acc: `units` int32 scratch. */
+RNN2C_INLINE void rnn2c_dense_x_s8(const rnn2c_dense_t *p, const rnn2c_dense_act_t *a,
+                                   const int16_t *vec, int32_t *acc, int8_t *y)
+{
+    const uint16_t n = p->units;
+    const int8_t *w = p->weight;
+    uint32_t i;
+    uint32_t k;
+    for (i = 0; i < n; i += 4) {
+        const uint32_t rows = n - i < 4 ? n - i : 4;
+        for (k = 0; k < rows; ++k) {
+            acc[i + k] = rnn2c_bias(p->bias, i + k);
+        }
+        w = rnn2c_mac_rows(w, vec, p->x_groups, rows, acc + i);
+        for (k = 0; k < rows; ++k) {
+            const int32_t f = rnn2c_dense_act(rnn2c_rq(acc[i + k], p->rq + i + k), a);
+            y[i + k] = rnn2c_sat_s8(rnn2c_rq(f, &a->out) + p->output_zero_point);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- LayerNormalization */
+/* z = (x - mean) / sqrt(var + epsilon) over the n features of a step, integer only (gamma and
+ * beta are folded into the next layer's weights). export/layers/layer_norm.py mirrors it. */
+
+typedef struct {
+    uint16_t n;         /* features */
+    int16_t zero_point; /* of the input */
+    int32_t c;          /* round(sqrt(n) 2^frac) */
+    int16_t eps_m;      /* epsilon n^3 / scale^2 = eps_m 2^eps_e */
+    int8_t eps_e;
+    int8_t k_min;       /* the smallest shift of e that keeps the epsilon term <= 2^30 */
+    uint8_t frac;       /* fractional bits of the int16 output */
+} rnn2c_lnorm_t;
+
+/* floor(sqrt(t)) for 0 <= t < 2^31, bit by bit. */
+RNN2C_INLINE int32_t rnn2c_isqrt(int32_t t)
+{
+    uint32_t x = (uint32_t)t;
+    uint32_t r = 0;
+    uint32_t bit = (uint32_t)1 << 30;
+    while (bit > x) {
+        bit >>= 2;
+    }
+    while (bit != 0) {
+        if (x >= r + bit) {
+            x -= r + bit;
+            r = (r >> 1) + bit;
+        } else {
+            r >>= 1;
+        }
+        bit >>= 2;
+    }
+    return (int32_t)r;
+}
+
+/* e[0 .. n) holds d = x - zero_point; y gets z with frac fractional bits. */
+RNN2C_INLINE void rnn2c_lnorm_core(const rnn2c_lnorm_t *p, int32_t *e, int16_t *y)
+{
+    const int32_t n = (int32_t)p->n;
+    const uint32_t room = ((uint32_t)1 << 30) / (uint32_t)n;
+    int32_t sum = 0;
+    int32_t m = 0;
+    int32_t t = 0;
+    int32_t r;
+    int sh;
+    int k = p->k_min;
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        sum += e[i];
+    }
+    for (i = 0; i < n; ++i) {
+        e[i] = n * e[i] - sum; /* n (d - mean), |.| < 2^30 */
+        m = e[i] > m ? e[i] : (-e[i] > m ? -e[i] : m);
+    }
+    for (;;) { /* the smallest k >= k_min with n ((m shifted right by k) + 1)^2 < 2^30 */
+        uint32_t u;
+        if (k < 0) {
+            u = m >= ((int32_t)32768 >> -k) ? 32769u : ((uint32_t)m << -k) + 1u;
+        } else {
+            u = ((uint32_t)m >> k) + 1u;
+        }
+        if (u <= 32768u && u * u < room) {
+            break;
+        }
+        ++k;
+    }
+    for (i = 0; i < n; ++i) { /* e' and S = sum e'^2 < 2^30 */
+        e[i] = k > 0 ? rnn2c_rshift_round(e[i], k) : e[i] * ((int32_t)1 << -k);
+        t += e[i] * e[i];
+    }
+    sh = (int)p->eps_e - 2 * k; /* <= 15 by k_min: the epsilon term is at most 2^30 */
+    t += sh >= 0 ? (int32_t)p->eps_m * ((int32_t)1 << sh) : (int32_t)p->eps_m >> (-sh < 16 ? -sh : 16);
+    r = rnn2c_isqrt(t);
+    for (i = 0; i < n; ++i) {
+        const int32_t num = e[i] * p->c; /* |.| < 2^27 */
+        const int32_t a = num < 0 ? -num : num;
+        const int32_t q = r > 0 ? (2 * a + r) / (2 * r) : 0;
+        y[i] = (int16_t)rnn2c_sat_s16(num < 0 ? -q : q);
+    }
+}
+
+RNN2C_INLINE void rnn2c_lnorm_s8(const rnn2c_lnorm_t *p, const int8_t *x, int16_t *y,
+                                 int32_t *scratch)
+{
+    uint32_t i;
+    for (i = 0; i < p->n; ++i) {
+        scratch[i] = (int32_t)x[i] - p->zero_point;
+    }
+    rnn2c_lnorm_core(p, scratch, y);
+}
+
+RNN2C_INLINE void rnn2c_lnorm_s16(const rnn2c_lnorm_t *p, const int16_t *x, int16_t *y,
+                                  int32_t *scratch)
+{
+    uint32_t i;
+    for (i = 0; i < p->n; ++i) {
+        scratch[i] = (int32_t)x[i] - p->zero_point;
+    }
+    rnn2c_lnorm_core(p, scratch, y);
+}
+
 #endif /* RNN2C_RUNTIME_H */

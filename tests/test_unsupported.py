@@ -33,23 +33,38 @@ CASES = [
     ),
     (
         lambda: _seq(keras.layers.Bidirectional(keras.layers.GRU(4, activation="relu"))),
-        "(GRU): activation='relu' is not supported",
+        "(Bidirectional): a recurrent layer with activation='relu' is not supported in "
+        "Bidirectional",
     ),
     (
-        lambda: _seq(keras.layers.GRU(4, activation="relu")),
-        "activation='relu' is not supported; only activation='tanh'",
+        lambda: _seq(keras.layers.SimpleRNN(4, activation="relu", go_backwards=True)),
+        "go_backwards=True): a recurrent layer with activation='relu' is not supported",
     ),
     (
-        lambda: _seq(keras.layers.LSTM(4, recurrent_activation="hard_sigmoid")),
-        "recurrent_activation='hard_sigmoid' is not supported",
+        lambda: _seq(keras.layers.GRU(4, activation="selu")),
+        "activation='selu' is not supported; supported: tanh, relu",
     ),
     (
-        lambda: _seq(keras.layers.SimpleRNN(4, activation="relu")),
-        "(SimpleRNN): activation='relu' is not supported",
+        lambda: _seq(keras.layers.LSTM(4, recurrent_activation="softsign")),
+        "recurrent_activation='softsign' is not supported; supported: sigmoid, hard_sigmoid, "
+        "linear",
     ),
     (
-        lambda: _seq(keras.layers.GRU(4), keras.layers.Dense(3, activation="elu")),
-        "activation 'elu' is not supported; supported: linear, relu, sigmoid, tanh, softmax",
+        lambda: _seq(keras.layers.SimpleRNN(4, activation="sigmoid")),
+        "(SimpleRNN): activation='sigmoid' is not supported",
+    ),
+    (
+        lambda: _seq(keras.layers.GRU(4), keras.layers.Dense(3, activation="selu")),
+        "activation 'selu' is not supported; supported: linear, relu, sigmoid, tanh, softmax, "
+        "leaky_relu, elu, silu, gelu, softplus",
+    ),
+    (
+        lambda: _seq(keras.layers.GRU(4), keras.layers.Dense(3), keras.layers.ELU(alpha=2.0)),
+        "(ELU): a slope of 2 is not supported; use 0 to 1",
+    ),
+    (
+        lambda: _seq(keras.layers.GRU(4), keras.layers.BatchNormalization()),
+        "no weight layer follows it to fold it into",
     ),
     (
         lambda: _seq(keras.layers.Conv1D(4, 3), keras.layers.GRU(4)),

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from rnn2c.export.layers import bidirectional, dense, gru, lstm, simple_rnn
+from rnn2c.export.layers import bidirectional, dense, gru, layer_norm, lstm, simple_rnn
 
-LAYER_MODULES: tuple[ModuleType, ...] = (gru, lstm, simple_rnn, dense, bidirectional)
+LAYER_MODULES: tuple[ModuleType, ...] = (gru, lstm, simple_rnn, dense, layer_norm, bidirectional)
 
 #: Keras class name -> module with read(keras_layer, input_size)
 READERS: dict[str, ModuleType] = {cls: m for m in LAYER_MODULES for cls in m.KERAS_CLASSES}
@@ -24,6 +24,7 @@ QUANT_CLASSES = {
         simple_rnn.QuantSimpleRNN,
         dense.QuantDense,
         bidirectional.QuantSequence,
+        layer_norm.QuantLayerNorm,
     )
 }
 RECURRENT_KINDS = ("gru", "lstm", "rnn", "bidir")  # bidir: Bidirectional or go_backwards
