@@ -1526,6 +1526,15 @@ RNN2C_INLINE rnn2c_xv rnn2c_xv_lstm(const int16_t *w, const int32_t *p, uint32_t
                         rnn2c_xv_tanh(cell));
 }
 
+/* Hides which array a pointer holds (an empty asm the pointer passes through): with the
+ * constant weights in view, gcc 12 copies them through the stack instead of reading them where
+ * the loop needs them. */
+#if defined(__GNUC__)
+#define RNN2C_X86_OPAQUE(ptr) __asm__("" : "+r"(ptr))
+#else
+#define RNN2C_X86_OPAQUE(ptr) ((void)0)
+#endif
+
 /* The lanes of units [j, j + RNN2C_XL) of a layer of `units`: how many are real. */
 RNN2C_INLINE uint32_t rnn2c_x86_real(uint32_t units, uint32_t j)
 {
@@ -1540,6 +1549,8 @@ RNN2C_INLINE void rnn2c_x86_gru_s8(const int16_t *w, const int32_t *p, uint32_t 
     const uint32_t block_w = 2 * ((uint32_t)x_groups + h_groups) * 3 * 2 * RNN2C_X86_BLOCK;
     uint32_t j;
     uint32_t k;
+    RNN2C_X86_OPAQUE(w);
+    RNN2C_X86_OPAQUE(p);
     for (j = 0; j < units; j += RNN2C_XL) {
         const uint32_t lane = j % RNN2C_X86_BLOCK; /* 0, or 8 in the second half (AVX2) */
         const uint32_t n = rnn2c_x86_real(units, j);
@@ -1573,6 +1584,8 @@ RNN2C_INLINE void rnn2c_x86_gru_s16(const int16_t *w, const int32_t *p, uint32_t
     const uint32_t block_w = 2 * ((uint32_t)x_groups + h_groups) * 3 * 2 * RNN2C_X86_BLOCK;
     uint32_t j;
     uint32_t k;
+    RNN2C_X86_OPAQUE(w);
+    RNN2C_X86_OPAQUE(p);
     for (j = 0; j < units; j += RNN2C_XL) {
         const uint32_t lane = j % RNN2C_X86_BLOCK;
         const uint32_t n = rnn2c_x86_real(units, j);
@@ -1604,6 +1617,8 @@ RNN2C_INLINE void rnn2c_x86_lstm_s8(const int16_t *w, const int32_t *p, uint32_t
     const uint32_t pairs = 2 * ((uint32_t)x_groups + h_groups);
     uint32_t j;
     uint32_t k;
+    RNN2C_X86_OPAQUE(w);
+    RNN2C_X86_OPAQUE(p);
     for (j = 0; j < units; j += RNN2C_XL) {
         const uint32_t lane = j % RNN2C_X86_BLOCK;
         const uint32_t n = rnn2c_x86_real(units, j);
@@ -1636,6 +1651,8 @@ RNN2C_INLINE void rnn2c_x86_lstm_s16(const int16_t *w, const int32_t *p, uint32_
     const uint32_t pairs = 2 * ((uint32_t)x_groups + h_groups);
     uint32_t j;
     uint32_t k;
+    RNN2C_X86_OPAQUE(w);
+    RNN2C_X86_OPAQUE(p);
     for (j = 0; j < units; j += RNN2C_XL) {
         const uint32_t lane = j % RNN2C_X86_BLOCK;
         const uint32_t n = rnn2c_x86_real(units, j);
@@ -1660,6 +1677,54 @@ RNN2C_INLINE void rnn2c_x86_lstm_s16(const int16_t *w, const int32_t *p, uint32_
         }
     }
 }
+
+/* Dense with softmax (a classifier head): as rnn2c_dense_s8, with the divisions of the
+ * normalisation replaced by one: each quotient (e * 256 + total / 2) / total is
+ * floor(n * r / 2^32) with r = floor((2^32 - 1) / total), which is the quotient or one less
+ * for every n < 2^31 (n * r / 2^32 > n / total - 2n / 2^32 >= n / total - 1), plus one where
+ * the remainder says so: the same integers. Other heads take rnn2c_dense_s8. */
+RNN2C_INLINE void rnn2c_x86_dense_s8(const rnn2c_dense_t *p, const int16_t *vec, int32_t *acc,
+                                     int8_t *y)
+{
+    const uint32_t n = p->units;
+    const int8_t *w = p->weight;
+    uint32_t i;
+    uint32_t k;
+    int32_t max;
+    uint32_t total = 0;
+    uint32_t r;
+    if (p->activation != RNN2C_ACT_SOFTMAX) {
+        rnn2c_dense_s8(p, vec, acc, y);
+        return;
+    }
+    for (i = 0; i < n; i += 4) {
+        const uint32_t rows = n - i < 4 ? n - i : 4;
+        for (k = 0; k < rows; ++k) {
+            acc[i + k] = rnn2c_bias(p->bias, i + k);
+        }
+        w = rnn2c_mac_rows(w, vec, p->x_groups, rows, acc + i);
+        for (k = 0; k < rows; ++k) {
+            acc[i + k] = rnn2c_rq(acc[i + k], p->rq + i + k);
+        }
+    }
+    max = acc[0];
+    for (i = 1; i < n; ++i) {
+        max = acc[i] > max ? acc[i] : max;
+    }
+    for (i = 0; i < n; ++i) {
+        acc[i] = rnn2c_exp_neg_q15(max - acc[i]); /* <= 32768 each */
+        total += (uint32_t)acc[i];                /* >= 32768: exp(0) is in it */
+    }
+    r = 0xffffffffu / total;
+    for (i = 0; i < n; ++i) {
+        const uint32_t num = (uint32_t)acc[i] * 256u + total / 2u;
+        uint32_t q = (uint32_t)(((uint64_t)num * r) >> 32);
+        q += num - q * total >= total ? 1u : 0u;
+        y[i] = (int8_t)((q > 255u ? 255 : (int32_t)q) - 128);
+    }
+}
+
+#define rnn2c_dense_s8 rnn2c_x86_dense_s8
 
 #endif /* __AVX2__ */
 
