@@ -335,6 +335,17 @@ RNN2C_INLINE void rnn2c_vec_s8(int16_t *v, const int8_t *x, uint32_t n, uint32_t
         _mm_storeu_si128((__m128i *)(void *)(v + i),
                          _mm_shufflehi_epi16(_mm_shufflelo_epi16(e, 0xd8), 0xd8));
     }
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+    if (i < n4) { /* the last 1..7 elements and the padding in one masked load and store (no
+                   * scalar stores for the kernels' word loads to wait on) */
+        const __m128i e = _mm_sll_epi16(
+            _mm_cvtepi8_epi16(_mm_maskz_loadu_epi8((__mmask16)((1u << (n - i)) - 1u), x + i)),
+            _mm_cvtsi32_si128((int)shift));
+        _mm_mask_storeu_epi16(v + i, (__mmask8)((1u << (n4 - i)) - 1u),
+                              _mm_shufflehi_epi16(_mm_shufflelo_epi16(e, 0xd8), 0xd8));
+        return;
+    }
+#endif
 #endif
     for (; i < n; ++i) {
         v[RNN2C_VPOS(i)] = (int16_t)((int32_t)x[i] * ((int32_t)1 << shift));
@@ -1459,6 +1470,40 @@ RNN2C_INLINE rnn2c_xv rnn2c_xv_gru(const int16_t *w, const int32_t *p, uint32_t 
     }
     cx = rnn2c_xv_add(cx, c2);
     c2 = rnn2c_xv_zero();
+#if RNN2C_XL == 16 /* the state part is the critical path from step to step: four sets */
+    {
+        rnn2c_xv z3 = rnn2c_xv_zero();
+        rnn2c_xv r3 = rnn2c_xv_zero();
+        rnn2c_xv c3 = rnn2c_xv_zero();
+        rnn2c_xv z4 = rnn2c_xv_zero();
+        rnn2c_xv r4 = rnn2c_xv_zero();
+        rnn2c_xv c4 = rnn2c_xv_zero();
+        for (; h_pairs >= 4; h_pairs -= 4, v += 8, w += 384) {
+            const rnn2c_xv a = rnn2c_xv_set1((int)rnn2c_ld32(v));
+            const rnn2c_xv b = rnn2c_xv_set1((int)rnn2c_ld32(v + 2));
+            const rnn2c_xv c = rnn2c_xv_set1((int)rnn2c_ld32(v + 4));
+            const rnn2c_xv d = rnn2c_xv_set1((int)rnn2c_ld32(v + 6));
+            z = rnn2c_xv_dp(z, rnn2c_xv_load(w), a);
+            r = rnn2c_xv_dp(r, rnn2c_xv_load(w + 32), a);
+            ch = rnn2c_xv_dp(ch, rnn2c_xv_load(w + 64), a);
+            z2 = rnn2c_xv_dp(z2, rnn2c_xv_load(w + 96), b);
+            r2 = rnn2c_xv_dp(r2, rnn2c_xv_load(w + 128), b);
+            c2 = rnn2c_xv_dp(c2, rnn2c_xv_load(w + 160), b);
+            z3 = rnn2c_xv_dp(z3, rnn2c_xv_load(w + 192), c);
+            r3 = rnn2c_xv_dp(r3, rnn2c_xv_load(w + 224), c);
+            c3 = rnn2c_xv_dp(c3, rnn2c_xv_load(w + 256), c);
+            z4 = rnn2c_xv_dp(z4, rnn2c_xv_load(w + 288), d);
+            r4 = rnn2c_xv_dp(r4, rnn2c_xv_load(w + 320), d);
+            c4 = rnn2c_xv_dp(c4, rnn2c_xv_load(w + 352), d);
+        }
+        z = rnn2c_xv_add(z, z3);
+        r = rnn2c_xv_add(r, r3);
+        ch = rnn2c_xv_add(ch, c3);
+        z2 = rnn2c_xv_add(z2, z4);
+        r2 = rnn2c_xv_add(r2, r4);
+        c2 = rnn2c_xv_add(c2, c4);
+    }
+#endif
     for (k = 0; k < h_pairs; k += 2, v += 4, w += 192) { /* z, r, candidate over h */
         const rnn2c_xv a = rnn2c_xv_set1((int)rnn2c_ld32(v));
         const rnn2c_xv b = rnn2c_xv_set1((int)rnn2c_ld32(v + 2));
