@@ -102,7 +102,7 @@ def layer_arrays(layer: QuantLayer, input_bits: int) -> dict[str, Any]:
         "bias": fc.bias[order] if layer.has_bias() else None,  # type: ignore[attr-defined]
         "rq": [(int(fc.multiplier[r]), int(fc.shift_in[r]), int(fc.shift_out[r])) for r in order],
         "worst": worst_case_acc(fc.weight, fc.bias, np.asarray(vmax)),
-        "x86": x86_arrays(layer),
+        "x86": x86_arrays(layer, input_bits),
     }
 
 
@@ -110,7 +110,7 @@ def layer_arrays(layer: QuantLayer, input_bits: int) -> dict[str, Any]:
 X86_BLOCK = 16
 
 
-def x86_arrays(layer: QuantLayer) -> dict[str, np.ndarray] | None:
+def x86_arrays(layer: QuantLayer, input_bits: int = 16) -> dict[str, np.ndarray] | None:
     """The x86-only copy of a GRU (reset_after) or LSTM layer's weights and row parameters,
     emitted under ``#if defined(__AVX2__)`` (no Cortex-M flash): units across vector lanes, so
     that one multiply-accumulate instruction serves 16 (8) units of one gate and no row needs a
@@ -122,7 +122,15 @@ def x86_arrays(layer: QuantLayer) -> dict[str, np.ndarray] | None:
     over h; LSTM: i, f, g, o), 16 x (weight of the first column, of the second); units past the
     layer's last are zero. ``p`` (int32): per block, for each of the 4 row kinds in that order,
     16 biases, then 16 multipliers, 16 shift_in, 16 shift_out and 16 rounding terms
-    2^(shift_out - 1) (rnn2c_rq's fields, decoded)."""
+    2^(shift_out - 1) (rnn2c_rq's fields, decoded).
+
+    Where the layer's input and state are both int8, also ``b`` and ``q`` for AVX-512 VNNI
+    (``vpdpbusd``: unsigned bytes times signed bytes, 4 per lane): the kernels multiply the int8
+    input and state themselves, offset by 128 to make them unsigned, and shift each part's sums
+    by its vector shift. ``b`` (int8): per block, per group of 4 columns (in column order), per
+    gate of the part, 16 x (the 4 weights); ``q``: as ``p`` with each bias less
+    128 * sum(w) << shift over each part (the offset's products), wrapped to 32 bits like the
+    sums it is added to (the true total fits: the exporter's bound)."""
     kind = getattr(layer, "kind", "")
     if not (kind == "lstm" or (kind == "gru" and getattr(layer, "reset_after", False))):
         return None
@@ -162,10 +170,33 @@ def x86_arrays(layer: QuantLayer) -> dict[str, np.ndarray] | None:
                 vals = np.full(X86_BLOCK, 1 if i >= 3 else 0, dtype=np.int64)  # unused lanes
                 vals[real] = np.asarray(f, dtype=np.int64)[g * u + units[real]]
                 out_p.append(vals)
-    return {
+    out = {
         "w": np.concatenate(out_w).astype(np.int16),
         "p": np.concatenate(out_p).astype(np.int32),
     }
+    if input_bits != 8 or layer.state_bits != 8:  # type: ignore[attr-defined]
+        return out
+    xs, hs = layer.x_shift, layer.h_shift  # type: ignore[attr-defined]
+    offset = 128 * ((wv[:, :x4].sum(axis=1) << max(xs, 0)) + (wv[:, x4:].sum(axis=1) << max(hs, 0)))
+    bias = np.asarray(fc.bias, dtype=np.int64) - offset
+    out_b: list[np.ndarray] = []
+    out_q = np.concatenate(out_p).astype(np.int64).reshape(blocks, 5, 4, X86_BLOCK)
+    for b in range(blocks):
+        units = np.arange(b * X86_BLOCK, (b + 1) * X86_BLOCK)
+        real = units < u
+        for grp in range((x4 + h4) // 4):
+            for g in gates_x if 4 * grp < x4 else gates_h:
+                quad = np.zeros((X86_BLOCK, 4), dtype=np.int64)
+                quad[real] = wv[g * u + units[real]][:, 4 * grp : 4 * grp + 4]
+                out_b.append(quad.reshape(-1))
+            # the bias part of this block's parameters
+        for g in range(4):
+            vals = np.zeros(X86_BLOCK, dtype=np.int64)
+            vals[real] = bias[g * u + units[real]]
+            out_q[b, 0, g] = vals
+    out["b"] = np.concatenate(out_b).astype(np.int8)
+    out["q"] = ((out_q.reshape(-1) + 2**31) % 2**32 - 2**31).astype(np.int32)
+    return out
 
 
 def c_float(value: float) -> str:
@@ -194,7 +225,7 @@ class LayerView:
     bias: np.ndarray | None  # int32 per row in the order the kernels read it; None: all zero
     rq: list[tuple[int, int, int]]  # (multiplier, shift_in, shift_out) per row, same order
     worst: int  # worst-case |accumulator|
-    x86: dict[str, np.ndarray] | None  # x86-only layout of a GRU/LSTM layer, see x86_arrays
+    x86: dict[str, np.ndarray] | None  # x86-only layouts of a GRU/LSTM layer, see x86_arrays
 
 
 def template_environment() -> jinja2.Environment:

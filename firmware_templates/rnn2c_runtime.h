@@ -1446,6 +1446,44 @@ RNN2C_INLINE rnn2c_xv rnn2c_xv_sigmoid(rnn2c_xv x)
 #define RNN2C_XB(p, g) rnn2c_xv_load((p) + 16 * (g))  /* bias of gate g */
 #define RNN2C_XM(p, g) ((p) + 64 + 16 * (g))          /* its rnn2c_xv_rq fields */
 
+/* GRU, reset_after=1, on the lanes: the rows' sums (bias included) -> rnn2c_gru_blend_sum. */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_gru_gates(rnn2c_xv z, rnn2c_xv r, rnn2c_xv cx, rnn2c_xv ch,
+                                         const int32_t *p, rnn2c_xv h_q15)
+{
+    z = rnn2c_xv_sigmoid(rnn2c_xv_rq(z, RNN2C_XM(p, 0)));
+    r = rnn2c_xv_sigmoid(rnn2c_xv_rq(r, RNN2C_XM(p, 1)));
+    ch = rnn2c_xv_clamp(rnn2c_xv_rq(ch, RNN2C_XM(p, 3)), -65536, 65535);
+    cx = rnn2c_xv_add(rnn2c_xv_rq(cx, RNN2C_XM(p, 2)),
+                      rnn2c_xv_srai(rnn2c_xv_add(rnn2c_xv_mul(r, ch), rnn2c_xv_set1(1 << 14)), 15));
+    cx = rnn2c_xv_tanh(cx);
+    /* z * h + (1 - z) * c = z * (h - c) + c * 2^15: the same integer (the sum is below 2^30) */
+    return rnn2c_xv_add(rnn2c_xv_mul(z, rnn2c_xv_sub(h_q15, cx)), rnn2c_xv_slli(cx, 15));
+}
+
+/* LSTM on the lanes: the rows' sums (bias included); c: the cells (updated); returns
+ * o * tanh(c) in Q0.30. */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_lstm_gates(rnn2c_xv i, rnn2c_xv f, rnn2c_xv g, rnn2c_xv o,
+                                          const int32_t *p, int16_t *c, int frac)
+{
+    rnn2c_xv cell;
+    /* c = f * c + i * g */
+    cell = rnn2c_xv_add(
+        rnn2c_xv_rshift_round(
+            rnn2c_xv_mul(rnn2c_xv_sigmoid(rnn2c_xv_rq(f, RNN2C_XM(p, 1))), rnn2c_xv_load_s16(c)),
+            15),
+        rnn2c_xv_rshift_round(rnn2c_xv_mul(rnn2c_xv_sigmoid(rnn2c_xv_rq(i, RNN2C_XM(p, 0))),
+                                           rnn2c_xv_tanh(rnn2c_xv_rq(g, RNN2C_XM(p, 2)))),
+                              30 - frac));
+    cell = rnn2c_xv_clamp(cell, INT16_MIN, INT16_MAX);
+    rnn2c_xv_store_s16(c, cell);
+    if (frac > 12) { /* rnn2c_q12_from_frac */
+        cell = rnn2c_xv_rshift_round(cell, frac - 12);
+    } else {
+        cell = rnn2c_xv_clamp(rnn2c_xv_sll(cell, 12 - frac), INT16_MIN, INT16_MAX);
+    }
+    return rnn2c_xv_mul(rnn2c_xv_sigmoid(rnn2c_xv_rq(o, RNN2C_XM(p, 3))), rnn2c_xv_tanh(cell));
+}
+
 /* GRU, reset_after=1: RNN2C_XL units of one block (w, p: the block's weights and parameters,
  * offset to the lanes of this half); returns rnn2c_gru_blend_sum per lane. Each pair count is
  * even (two per group of 4), so the loops take two pairs at a time into two sets of sums. */
@@ -1516,14 +1554,8 @@ RNN2C_INLINE rnn2c_xv rnn2c_xv_gru(const int16_t *w, const int32_t *p, uint32_t 
         r2 = rnn2c_xv_dp(r2, rnn2c_xv_load(w + 128), b);
         c2 = rnn2c_xv_dp(c2, rnn2c_xv_load(w + 160), b);
     }
-    z = rnn2c_xv_sigmoid(rnn2c_xv_rq(rnn2c_xv_add(z, z2), RNN2C_XM(p, 0)));
-    r = rnn2c_xv_sigmoid(rnn2c_xv_rq(rnn2c_xv_add(r, r2), RNN2C_XM(p, 1)));
-    ch = rnn2c_xv_clamp(rnn2c_xv_rq(rnn2c_xv_add(ch, c2), RNN2C_XM(p, 3)), -65536, 65535);
-    cx = rnn2c_xv_add(rnn2c_xv_rq(cx, RNN2C_XM(p, 2)),
-                      rnn2c_xv_srai(rnn2c_xv_add(rnn2c_xv_mul(r, ch), rnn2c_xv_set1(1 << 14)), 15));
-    cx = rnn2c_xv_tanh(cx);
-    /* z * h + (1 - z) * c = z * (h - c) + c * 2^15: the same integer (the sum is below 2^30) */
-    return rnn2c_xv_add(rnn2c_xv_mul(z, rnn2c_xv_sub(h_q15, cx)), rnn2c_xv_slli(cx, 15));
+    return rnn2c_xv_gru_gates(rnn2c_xv_add(z, z2), rnn2c_xv_add(r, r2), cx,
+                              rnn2c_xv_add(ch, c2), p, h_q15);
 }
 
 /* LSTM: RNN2C_XL units of one block; c: their cells (updated); returns o * tanh(c) (Q0.30). */
@@ -1538,7 +1570,6 @@ RNN2C_INLINE rnn2c_xv rnn2c_xv_lstm(const int16_t *w, const int32_t *p, uint32_t
     rnn2c_xv f2 = rnn2c_xv_zero();
     rnn2c_xv g2 = rnn2c_xv_zero();
     rnn2c_xv o2 = rnn2c_xv_zero();
-    rnn2c_xv cell;
     uint32_t k;
     for (k = 0; k < pairs; k += 2, v += 4, w += 256) {
         const rnn2c_xv a = rnn2c_xv_set1((int)rnn2c_ld32(v));
@@ -1552,25 +1583,8 @@ RNN2C_INLINE rnn2c_xv rnn2c_xv_lstm(const int16_t *w, const int32_t *p, uint32_t
         g2 = rnn2c_xv_dp(g2, rnn2c_xv_load(w + 192), b);
         o2 = rnn2c_xv_dp(o2, rnn2c_xv_load(w + 224), b);
     }
-    /* c = f * c + i * g */
-    cell = rnn2c_xv_add(
-        rnn2c_xv_rshift_round(
-            rnn2c_xv_mul(rnn2c_xv_sigmoid(rnn2c_xv_rq(rnn2c_xv_add(f, f2), RNN2C_XM(p, 1))),
-                         rnn2c_xv_load_s16(c)),
-            15),
-        rnn2c_xv_rshift_round(
-            rnn2c_xv_mul(rnn2c_xv_sigmoid(rnn2c_xv_rq(rnn2c_xv_add(i, i2), RNN2C_XM(p, 0))),
-                         rnn2c_xv_tanh(rnn2c_xv_rq(rnn2c_xv_add(g, g2), RNN2C_XM(p, 2)))),
-            30 - frac));
-    cell = rnn2c_xv_clamp(cell, INT16_MIN, INT16_MAX);
-    rnn2c_xv_store_s16(c, cell);
-    if (frac > 12) { /* rnn2c_q12_from_frac */
-        cell = rnn2c_xv_rshift_round(cell, frac - 12);
-    } else {
-        cell = rnn2c_xv_clamp(rnn2c_xv_sll(cell, 12 - frac), INT16_MIN, INT16_MAX);
-    }
-    return rnn2c_xv_mul(rnn2c_xv_sigmoid(rnn2c_xv_rq(rnn2c_xv_add(o, o2), RNN2C_XM(p, 3))),
-                        rnn2c_xv_tanh(cell));
+    return rnn2c_xv_lstm_gates(rnn2c_xv_add(i, i2), rnn2c_xv_add(f, f2), rnn2c_xv_add(g, g2),
+                               rnn2c_xv_add(o, o2), p, c, frac);
 }
 
 /* Hides which array a pointer holds (an empty asm the pointer passes through): with the
@@ -1724,6 +1738,203 @@ RNN2C_INLINE void rnn2c_x86_lstm_s16(const int16_t *w, const int32_t *p, uint32_
         }
     }
 }
+
+#if RNN2C_XL == 16 && defined(__AVX512VNNI__)
+/*
+ * AVX-512 VNNI, a GRU (reset_after) or LSTM layer whose input and state are both int8: the
+ * layer's own x86 byte copy of its weights (p_x86b) and vpdpbusd, which adds 4 products of an
+ * unsigned byte and a signed byte per lane: 64 per instruction, twice vpdpwssd's. The input and
+ * the state enter as x + 128 (unsigned) with no int16 vector; the export took 128 * sum(w) of
+ * each part, shifted by that part's vector shift, out of the biases (p_x86q), and each part's
+ * sums are shifted here: bias + (Sx << x_shift) + (Sh << h_shift) is the int16 path's sum, as
+ * a 32-bit sum that wraps the same way (the true total fits: the exporter's bound).
+ */
+#define RNN2C_X86_U8 1
+
+RNN2C_INLINE __mmask64 rnn2c_x86u_mask(uint32_t n)
+{
+    return n >= 64u ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1u);
+}
+
+/* u[0 .. n4) = x + 128 as unsigned bytes (x ^ 0x80; the padding, whose weights are zero, 128) */
+RNN2C_INLINE void rnn2c_x86u_bytes(unsigned char *u, const int8_t *x, uint32_t n, uint32_t n4)
+{
+    uint32_t i;
+    for (i = 0; i < n4; i += 64) {
+        const __m512i e = _mm512_maskz_loadu_epi8(rnn2c_x86u_mask(i < n ? n - i : 0), x + i);
+        _mm512_mask_storeu_epi8(u + i, rnn2c_x86u_mask(n4 - i),
+                                _mm512_xor_si512(e, _mm512_set1_epi8(-128)));
+    }
+}
+
+#define RNN2C_XU(p) _mm512_set1_epi32((int)rnn2c_ld32(p)) /* 4 bytes of u in every lane */
+#define RNN2C_XDP(acc, a, wp) _mm512_dpbusd_epi32((acc), (a), _mm512_loadu_si512((const void *)(wp)))
+
+/* GRU, reset_after=1: 16 units of one block from u (x_groups + h_groups groups of 4 bytes). */
+RNN2C_INLINE __m512i rnn2c_xu_gru(const int8_t *w, const int32_t *p, uint32_t x_groups,
+                                  uint32_t h_groups, const unsigned char *u, int xs, int hs,
+                                  __m512i h_q15)
+{
+    __m512i zx = _mm512_setzero_si512();
+    __m512i rx = _mm512_setzero_si512();
+    __m512i cx = _mm512_setzero_si512();
+    __m512i zh = _mm512_setzero_si512();
+    __m512i rh = _mm512_setzero_si512();
+    __m512i ch = _mm512_setzero_si512();
+    __m512i z2 = _mm512_setzero_si512();
+    __m512i r2 = _mm512_setzero_si512();
+    __m512i c2 = _mm512_setzero_si512();
+    uint32_t k;
+    for (k = 0; k < x_groups; ++k, u += 4, w += 192) { /* z, r, candidate over x */
+        const __m512i a = RNN2C_XU(u);
+        zx = RNN2C_XDP(zx, a, w);
+        rx = RNN2C_XDP(rx, a, w + 64);
+        cx = RNN2C_XDP(cx, a, w + 128);
+    }
+    for (k = 0; k + 2 <= h_groups; k += 2, u += 8, w += 384) { /* z, r, candidate over h */
+        const __m512i a = RNN2C_XU(u);
+        const __m512i b = RNN2C_XU(u + 4);
+        zh = RNN2C_XDP(zh, a, w);
+        rh = RNN2C_XDP(rh, a, w + 64);
+        ch = RNN2C_XDP(ch, a, w + 128);
+        z2 = RNN2C_XDP(z2, b, w + 192);
+        r2 = RNN2C_XDP(r2, b, w + 256);
+        c2 = RNN2C_XDP(c2, b, w + 320);
+    }
+    if (k < h_groups) {
+        const __m512i a = RNN2C_XU(u);
+        zh = RNN2C_XDP(zh, a, w);
+        rh = RNN2C_XDP(rh, a, w + 64);
+        ch = RNN2C_XDP(ch, a, w + 128);
+    }
+    zh = rnn2c_xv_sll(_mm512_add_epi32(zh, z2), hs);
+    rh = rnn2c_xv_sll(_mm512_add_epi32(rh, r2), hs);
+    ch = rnn2c_xv_sll(_mm512_add_epi32(ch, c2), hs);
+    return rnn2c_xv_gru_gates(
+        _mm512_add_epi32(_mm512_add_epi32(RNN2C_XB(p, 0), rnn2c_xv_sll(zx, xs)), zh),
+        _mm512_add_epi32(_mm512_add_epi32(RNN2C_XB(p, 1), rnn2c_xv_sll(rx, xs)), rh),
+        _mm512_add_epi32(RNN2C_XB(p, 2), rnn2c_xv_sll(cx, xs)),
+        _mm512_add_epi32(RNN2C_XB(p, 3), ch), p, h_q15);
+}
+
+/* LSTM: 16 units of one block from u; c: their cells (updated); returns o * tanh(c). */
+RNN2C_INLINE __m512i rnn2c_xu_lstm(const int8_t *w, const int32_t *p, uint32_t x_groups,
+                                   uint32_t h_groups, const unsigned char *u, int xs, int hs,
+                                   int16_t *c, int frac)
+{
+    __m512i s[2][4]; /* [part][gate] */
+    __m512i t[4];
+    uint32_t k;
+    int g;
+    for (g = 0; g < 4; ++g) {
+        s[0][g] = _mm512_setzero_si512();
+        s[1][g] = _mm512_setzero_si512();
+        t[g] = _mm512_setzero_si512();
+    }
+    for (k = 0; k < x_groups; ++k, u += 4, w += 256) {
+        const __m512i a = RNN2C_XU(u);
+        s[0][0] = RNN2C_XDP(s[0][0], a, w);
+        s[0][1] = RNN2C_XDP(s[0][1], a, w + 64);
+        s[0][2] = RNN2C_XDP(s[0][2], a, w + 128);
+        s[0][3] = RNN2C_XDP(s[0][3], a, w + 192);
+    }
+    for (k = 0; k + 2 <= h_groups; k += 2, u += 8, w += 512) {
+        const __m512i a = RNN2C_XU(u);
+        const __m512i b = RNN2C_XU(u + 4);
+        s[1][0] = RNN2C_XDP(s[1][0], a, w);
+        s[1][1] = RNN2C_XDP(s[1][1], a, w + 64);
+        s[1][2] = RNN2C_XDP(s[1][2], a, w + 128);
+        s[1][3] = RNN2C_XDP(s[1][3], a, w + 192);
+        t[0] = RNN2C_XDP(t[0], b, w + 256);
+        t[1] = RNN2C_XDP(t[1], b, w + 320);
+        t[2] = RNN2C_XDP(t[2], b, w + 384);
+        t[3] = RNN2C_XDP(t[3], b, w + 448);
+    }
+    if (k < h_groups) {
+        const __m512i a = RNN2C_XU(u);
+        s[1][0] = RNN2C_XDP(s[1][0], a, w);
+        s[1][1] = RNN2C_XDP(s[1][1], a, w + 64);
+        s[1][2] = RNN2C_XDP(s[1][2], a, w + 128);
+        s[1][3] = RNN2C_XDP(s[1][3], a, w + 192);
+    }
+    for (g = 0; g < 4; ++g) {
+        t[g] = _mm512_add_epi32(
+            _mm512_add_epi32(RNN2C_XB(p, g), rnn2c_xv_sll(s[0][g], xs)),
+            rnn2c_xv_sll(_mm512_add_epi32(s[1][g], t[g]), hs));
+    }
+    return rnn2c_xv_lstm_gates(t[0], t[1], t[2], t[3], p, c, frac);
+}
+
+/* GRU step (reset_after=1), int8 input and state; u: scratch of x_groups + h_groups words. */
+RNN2C_INLINE void rnn2c_x86u_gru_s8(const int8_t *w, const int32_t *p, uint32_t units,
+                                    uint32_t inputs, uint32_t x_groups, uint32_t h_groups,
+                                    int x_shift, int h_shift, const int8_t *x, int8_t *h,
+                                    unsigned char *u)
+{
+    const uint32_t block_w = ((uint32_t)x_groups + h_groups) * 3 * 64;
+    uint32_t j;
+    uint32_t k;
+    RNN2C_X86_OPAQUE(w);
+    RNN2C_X86_OPAQUE(p);
+    rnn2c_x86u_bytes(u, x, inputs, 4 * x_groups);
+    rnn2c_x86u_bytes(u + 4 * x_groups, h, units, 4 * h_groups);
+    for (j = 0; j < units; j += 16, w += block_w, p += RNN2C_X86_PARAMS) {
+        const uint32_t n = rnn2c_x86_real(units, j);
+        int8_t part[16];
+        int8_t *hj = h + j;
+        __m512i sum;
+        if (n < 16) {
+            for (k = 0; k < 16; ++k) {
+                part[k] = k < n ? h[j + k] : 0;
+            }
+            hj = part;
+        }
+        sum = rnn2c_xu_gru(w, p, x_groups, h_groups, u, x_shift, h_shift,
+                           rnn2c_xv_slli(rnn2c_xv_load_s8(hj), 8));
+        rnn2c_xv_store_s8(hj, rnn2c_xv_srai(rnn2c_xv_add(sum, rnn2c_xv_set1((1 << 14) + (1 << 22))),
+                                            23));
+        for (k = 0; hj == part && k < n; ++k) {
+            h[j + k] = part[k];
+        }
+    }
+}
+
+/* LSTM step, int8 input and state; h and c updated in place. */
+RNN2C_INLINE void rnn2c_x86u_lstm_s8(const int8_t *w, const int32_t *p, uint32_t units,
+                                     uint32_t inputs, uint32_t x_groups, uint32_t h_groups,
+                                     int x_shift, int h_shift, int frac, const int8_t *x,
+                                     int8_t *h, int16_t *c, unsigned char *u)
+{
+    const uint32_t block_w = ((uint32_t)x_groups + h_groups) * 4 * 64;
+    uint32_t j;
+    uint32_t k;
+    RNN2C_X86_OPAQUE(w);
+    RNN2C_X86_OPAQUE(p);
+    rnn2c_x86u_bytes(u, x, inputs, 4 * x_groups);
+    rnn2c_x86u_bytes(u + 4 * x_groups, h, units, 4 * h_groups);
+    for (j = 0; j < units; j += 16, w += block_w, p += RNN2C_X86_PARAMS) {
+        const uint32_t n = rnn2c_x86_real(units, j);
+        int8_t hpart[16];
+        int16_t cpart[16];
+        int8_t *hj = h + j;
+        int16_t *cj = c + j;
+        if (n < 16) {
+            for (k = 0; k < 16; ++k) {
+                cpart[k] = k < n ? c[j + k] : 0;
+            }
+            hj = hpart;
+            cj = cpart;
+        }
+        rnn2c_xv_store_s8(hj, rnn2c_xv_rshift_round(rnn2c_xu_lstm(w, p, x_groups, h_groups, u,
+                                                                  x_shift, h_shift, cj, frac),
+                                                    23));
+        for (k = 0; hj == hpart && k < n; ++k) {
+            h[j + k] = hpart[k];
+            c[j + k] = cpart[k];
+        }
+    }
+}
+#endif
 
 /* Dense with softmax (a classifier head): as rnn2c_dense_s8, with the divisions of the
  * normalisation replaced by one: each quotient (e * 256 + total / 2) / total is
