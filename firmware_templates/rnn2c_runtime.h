@@ -30,9 +30,10 @@
  * (v2, v3) for SMLAD. Three implementations read that layout and give identical results: the
  * portable C, the ARM DSP path (__ARM_FEATURE_DSP) and the x86 AVX2 path (__AVX2__, with
  * AVX-512 VNNI where the compiler targets it); on x86 the GRU (reset_after) and LSTM layers read
- * an x86-only int16 copy of their weights instead, with units across the vector lanes (see
- * "x86: units across lanes" below), which the generated C emits under #if defined(__AVX2__)
- * only. The tests build all of them and compare every output with the reference.
+ * an x86-only copy of their weights instead (int16; int8 for vpdpbusd with AVX-512 VNNI where
+ * the layer's input and state are int8), with units across the vector lanes (see "x86: units
+ * across lanes" below), which the generated C emits under #if defined(__AVX2__) only. The tests
+ * build all of them and compare every output with the reference.
  *
  * Accumulator bound: the exporter checks, for every row, |bias| + sum(|w| * max|v|) <=
  * INT32_MAX and refuses the model otherwise, so no partial sum can overflow in any order.
