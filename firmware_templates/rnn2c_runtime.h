@@ -30,7 +30,11 @@
  * (v2, v3) for SMLAD. The implementations that read that layout give identical results: the
  * portable C, the ARM DSP path (__ARM_FEATURE_DSP), the ARMv6-M assembly loop, the ARMv7-M GRU
  * loop (two units per pass, Cortex-M3) and the x86 AVX2 path (__AVX2__, with AVX-512 VNNI where
- * the compiler targets it); the tests build all of them and compare every output with the
+ * the compiler targets it); on x86 the GRU (reset_after) and LSTM layers with the default
+ * activations read an x86-only copy of their weights instead (int16; int8 for vpdpbusd with
+ * AVX-512 VNNI where the layer's input and state are int8), with units across the vector lanes
+ * (see "x86: units across lanes" below), which the generated C emits under #if
+ * defined(__AVX2__) only. The tests build all of them and compare every output with the
  * reference.
  *
  * Accumulator bound: the exporter checks, for every row, |bias| + sum(|w| * max|v|) <=
@@ -345,6 +349,17 @@ RNN2C_INLINE void rnn2c_vec_s8(int16_t *v, const int8_t *x, uint32_t n, uint32_t
         _mm_storeu_si128((__m128i *)(void *)(v + i),
                          _mm_shufflehi_epi16(_mm_shufflelo_epi16(e, 0xd8), 0xd8));
     }
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+    if (i < n4) { /* the last 1..7 elements and the padding in one masked load and store (no
+                   * scalar stores for the kernels' word loads to wait on) */
+        const __m128i e = _mm_sll_epi16(
+            _mm_cvtepi8_epi16(_mm_maskz_loadu_epi8((__mmask16)((1u << (n - i)) - 1u), x + i)),
+            _mm_cvtsi32_si128((int)shift));
+        _mm_mask_storeu_epi16(v + i, (__mmask8)((1u << (n4 - i)) - 1u),
+                              _mm_shufflehi_epi16(_mm_shufflelo_epi16(e, 0xd8), 0xd8));
+        return;
+    }
+#endif
 #endif
     for (; i < n; ++i) {
         v[RNN2C_VPOS(i)] = (int16_t)((int32_t)x[i] * ((int32_t)1 << shift));
@@ -1455,305 +1470,744 @@ RNN2C_INLINE void rnn2c_dense_s8(const rnn2c_dense_t *p, const int16_t *vec, int
     }
 }
 
-/* ---------------------------------------------------------------- x86: gates across units */
+/* ---------------------------------------------------------------- x86: units across lanes */
 
 #if defined(__AVX2__)
 /*
- * With AVX2 the recurrent layers take 8 units at a time: the matrix-vector product of each unit
- * (the kernels above) leaves its gate rows in one 128-bit vector, 8 such vectors are requantized
- * row by row with their own rnn2c_rq_t, transposed into one vector per gate (8 units in the 8
- * lanes), and the nonlinearities, the products and the state update run on 8 lanes at once.
- * Every lane computes exactly the integers of the scalar functions above (same operations, the
- * same 32-bit wrap-free ranges); the units past the last multiple of 8 take the scalar path.
- * The calls rnn2c_gru_s8/s16 and rnn2c_lstm_s8/s16 of the generated C are routed here by the
- * macros at the end of this block.
+ * On x86 the GRU (reset_after=1) and LSTM layers read their own copy of the weights, which the
+ * generated C emits under #if defined(__AVX2__) only (a Cortex-M build does not see it): int16,
+ * with 16 units across the lanes. For every pair of vector elements (2k, 2k + 1) one 32-bit word
+ * of the vector is broadcast, and one vpdpwssd (AVX-512 VNNI; vpmaddwd + vpaddd without it) per
+ * gate adds that pair's products for 16 units (AVX-512: one register per gate) or 8 (AVX2: each
+ * block of 16 in two halves). The accumulators hold one gate of 16 (8) units, so no row needs a
+ * horizontal sum and no transpose; the bias and the rnn2c_rq fields of each gate come as vectors
+ * from the layer's x86 parameter array. The requantization, sigmoid/tanh (both interpolation
+ * points of a lane read by one gather, interpolated by one vpmaddwd), cell and state updates run
+ * on all lanes with the scalar functions' integers (same operations, the same 32-bit ranges).
+ * Units past the layer's last have zero weights and parameters that keep their lanes finite;
+ * a last, partial block reads and writes its state through a local copy.
  */
 
-typedef char rnn2c_rq_is_one_word[sizeof(rnn2c_rq_t) == 4 ? 1 : -1];
+#if defined(__GNUC__)
+#define RNN2C_X86_ALIGN __attribute__((aligned(64)))
+#else
+#define RNN2C_X86_ALIGN
+#endif
 
-RNN2C_INLINE __m256i rnn2c_x86_clamp(__m256i x, int32_t lo, int32_t hi)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+/* 16 int32 lanes in one zmm register */
+typedef __m512i rnn2c_xv;
+#define RNN2C_XL 16u
+#define rnn2c_xv_load(p) _mm512_loadu_si512((const void *)(p))
+#define rnn2c_xv_set1 _mm512_set1_epi32
+#define rnn2c_xv_zero _mm512_setzero_si512
+#define rnn2c_xv_add _mm512_add_epi32
+#define rnn2c_xv_sub _mm512_sub_epi32
+#define rnn2c_xv_mul _mm512_mullo_epi32
+#define rnn2c_xv_srav _mm512_srav_epi32
+#define rnn2c_xv_min _mm512_min_epi32
+#define rnn2c_xv_max _mm512_max_epi32
+#define rnn2c_xv_abs _mm512_abs_epi32
+#define rnn2c_xv_and _mm512_and_si512
+#define rnn2c_xv_or _mm512_or_si512
+/* shifts by a count register: the immediate forms are macros at -O0 that -Wsign-conversion
+ * flags (the compiler still emits the immediate form for a constant count) */
+#define rnn2c_xv_slli(x, n) _mm512_sll_epi32((x), _mm_cvtsi32_si128(n))
+#define rnn2c_xv_srli(x, n) _mm512_srl_epi32((x), _mm_cvtsi32_si128(n))
+#define rnn2c_xv_srai(x, n) _mm512_sra_epi32((x), _mm_cvtsi32_si128(n))
+#define rnn2c_xv_madd _mm512_madd_epi16
+#define rnn2c_xv_sra(x, n) _mm512_sra_epi32((x), _mm_cvtsi32_si128(n))
+#define rnn2c_xv_sll(x, n) _mm512_sll_epi32((x), _mm_cvtsi32_si128(n))
+#define rnn2c_xv_gather(idx)                                                                  \
+    _mm512_i32gather_epi32((idx), (const void *)rnn2c_tanh_table, 2)
+#if defined(__AVX512VNNI__)
+#define rnn2c_xv_dp(acc, a, b) _mm512_dpwssd_epi32((acc), (a), (b))
+#else
+#define rnn2c_xv_dp(acc, a, b) _mm512_add_epi32((acc), _mm512_madd_epi16((a), (b)))
+#endif
+
+/* y with the sign of x (y where x >= 0: both callers have y == 0 where x == 0) */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_sign(rnn2c_xv y, rnn2c_xv x)
 {
-    return _mm256_min_epi32(_mm256_max_epi32(x, _mm256_set1_epi32(lo)), _mm256_set1_epi32(hi));
+    const __m512i zero = _mm512_setzero_si512();
+    return _mm512_mask_sub_epi32(y, _mm512_cmplt_epi32_mask(x, zero), zero, y);
 }
 
-/* rnn2c_rq on 8 lanes; prm holds one rnn2c_rq_t per lane (multiplier in the low 16 bits,
- * shift_in in byte 2, shift_out in byte 3). */
-RNN2C_INLINE __m256i rnn2c_x86_rq8(__m256i acc, __m256i prm)
+/* RNN2C_XL int8 / int16 values <-> int32 lanes (stores saturate) */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_load_s8(const int8_t *x)
 {
-    const __m256i one = _mm256_set1_epi32(1);
-    const __m256i m = _mm256_srai_epi32(_mm256_slli_epi32(prm, 16), 16);
-    const __m256i s_in = _mm256_and_si256(_mm256_srli_epi32(prm, 16), _mm256_set1_epi32(0xff));
-    const __m256i s_out = _mm256_srli_epi32(prm, 24);
-    const __m256i t = rnn2c_x86_clamp(_mm256_srav_epi32(acc, s_in), -65536, 65535);
-    const __m256i r = _mm256_sllv_epi32(one, _mm256_sub_epi32(s_out, one));
-    return _mm256_srav_epi32(_mm256_add_epi32(_mm256_mullo_epi32(t, m), r), s_out);
+    return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)x));
 }
 
-/* rnn2c_interp_s16 in the tanh table on 8 lanes, 0 <= a <= RNN2C_TANH_CLAMP << step_bits (so
- * idx + 1 stays inside the table, as rnn2c_tanh_arg guarantees for the scalar code): one gather reads
- * table[idx] (low half) and table[idx + 1] (high half), and lo + ((hi - lo) * frac + round) >>
- * step_bits is computed as (lo * (2^step_bits - frac) + hi * frac + round) >> step_bits, one
- * vpmaddwd (lo * 2^step_bits is a multiple of 2^step_bits, so the floor is the same). */
-RNN2C_INLINE __m256i rnn2c_x86_interp8(__m256i a, int step_bits)
+RNN2C_INLINE rnn2c_xv rnn2c_xv_load_s16(const int16_t *x)
 {
-    const __m256i idx = _mm256_srli_epi32(a, step_bits);
-    const __m256i frac = _mm256_and_si256(a, _mm256_set1_epi32((1 << step_bits) - 1));
-    const __m256i pair =
-        _mm256_i32gather_epi32((const int *)(const void *)rnn2c_tanh_table, idx, 2);
-    const __m256i wts = _mm256_or_si256(_mm256_slli_epi32(frac, 16),
-                                        _mm256_sub_epi32(_mm256_set1_epi32(1 << step_bits), frac));
-    return _mm256_srai_epi32(
-        _mm256_add_epi32(_mm256_madd_epi16(pair, wts), _mm256_set1_epi32(1 << (step_bits - 1))),
-        step_bits);
+    return _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)x));
 }
 
-/* rnn2c_tanh_q15 on 8 lanes: |x| clamped exactly as rnn2c_tanh_arg does. */
-RNN2C_INLINE __m256i rnn2c_x86_tanh8(__m256i x)
+RNN2C_INLINE void rnn2c_xv_store_s8(int8_t *y, rnn2c_xv x)
 {
-    const __m256i xs = rnn2c_x86_clamp(x, INT16_MIN, INT16_MAX);
-    const __m256i a = _mm256_min_epi32(_mm256_abs_epi32(xs),
-                                       _mm256_set1_epi32(RNN2C_TANH_CLAMP << RNN2C_TANH_STEP_BITS));
-    return _mm256_sign_epi32(rnn2c_x86_interp8(a, RNN2C_TANH_STEP_BITS), xs);
+    _mm_storeu_si128((__m128i *)(void *)y, _mm512_cvtsepi32_epi8(x));
 }
 
-/* rnn2c_sigmoid_q15 on 8 lanes: |x| clamped exactly as rnn2c_tanh_arg does. */
-RNN2C_INLINE __m256i rnn2c_x86_sigmoid8(__m256i x)
+RNN2C_INLINE void rnn2c_xv_store_s16(int16_t *y, rnn2c_xv x)
 {
-    const __m256i xs = rnn2c_x86_clamp(x, INT16_MIN, INT16_MAX);
-    const __m256i a = _mm256_min_epi32(
-        _mm256_abs_epi32(xs), _mm256_set1_epi32(RNN2C_TANH_CLAMP << (RNN2C_TANH_STEP_BITS + 1)));
-    const __m256i y = rnn2c_x86_interp8(a, RNN2C_TANH_STEP_BITS + 1);
-    return _mm256_srai_epi32(_mm256_add_epi32(_mm256_sign_epi32(y, xs),
-                                              _mm256_set1_epi32(RNN2C_Q15_ONE)),
-                             1);
+    _mm256_storeu_si256((__m256i *)(void *)y, _mm512_cvtsepi32_epi16(x));
 }
 
-/* (x + 2^(shift-1)) >> shift on 8 lanes, shift >= 1. */
-RNN2C_INLINE __m256i rnn2c_x86_rshift_round(__m256i x, int shift)
-{
-    return _mm256_sra_epi32(_mm256_add_epi32(x, _mm256_set1_epi32((int32_t)1 << (shift - 1))),
-                            _mm_cvtsi32_si128(shift));
-}
+#else
+/* 8 int32 lanes in one ymm register: a block of 16 units in two halves */
+typedef __m256i rnn2c_xv;
+#define RNN2C_XL 8u
+#define rnn2c_xv_load(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define rnn2c_xv_set1 _mm256_set1_epi32
+#define rnn2c_xv_zero _mm256_setzero_si256
+#define rnn2c_xv_add _mm256_add_epi32
+#define rnn2c_xv_sub _mm256_sub_epi32
+#define rnn2c_xv_mul _mm256_mullo_epi32
+#define rnn2c_xv_srav _mm256_srav_epi32
+#define rnn2c_xv_min _mm256_min_epi32
+#define rnn2c_xv_max _mm256_max_epi32
+#define rnn2c_xv_abs _mm256_abs_epi32
+#define rnn2c_xv_and _mm256_and_si256
+#define rnn2c_xv_or _mm256_or_si256
+#define rnn2c_xv_slli _mm256_slli_epi32
+#define rnn2c_xv_srli _mm256_srli_epi32
+#define rnn2c_xv_srai _mm256_srai_epi32
+#define rnn2c_xv_madd _mm256_madd_epi16
+#define rnn2c_xv_sra(x, n) _mm256_sra_epi32((x), _mm_cvtsi32_si128(n))
+#define rnn2c_xv_sll(x, n) _mm256_sll_epi32((x), _mm_cvtsi32_si128(n))
+#define rnn2c_xv_gather(idx)                                                                  \
+    _mm256_i32gather_epi32((const int *)(const void *)rnn2c_tanh_table, (idx), 2)
+#define rnn2c_xv_dp RNN2C_DP256
+#define rnn2c_xv_sign _mm256_sign_epi32
 
-/* 8 units of 4 rows each: c[k] holds unit k's rows as [a a b b | c c d d] (each pair sums to
- * the row), bias + 4k and q + 4k its bias (or NULL) and rnn2c_rq_t. Out: g[r] = row r of units
- * 0..7 in lanes 0..7, bias added and requantized. */
-RNN2C_INLINE void rnn2c_x86_rows8(const __m256i *c, const int32_t *bias, const rnn2c_rq_t *q,
-                                  __m256i *g)
-{
-    __m256i y[4];
-    __m256i e;
-    __m256i f;
-    int k;
-    for (k = 0; k < 4; ++k) { /* units 2k, 2k + 1: [a b a' b' | c d c' d'] */
-        __m256i d = _mm256_hadd_epi32(c[2 * k], c[2 * k + 1]);
-        if (bias != NULL) {
-            d = _mm256_add_epi32(
-                d, _mm256_permute4x64_epi64(
-                       _mm256_loadu_si256((const __m256i *)(const void *)(bias + 8 * k)), 0xd8));
-        }
-        y[k] = rnn2c_x86_rq8(
-            d, _mm256_permute4x64_epi64(
-                   _mm256_loadu_si256((const __m256i *)(const void *)(q + 8 * k)), 0xd8));
-    }
-    e = _mm256_shuffle_epi32(_mm256_permute2x128_si256(y[0], y[2], 0x20), 0xd8); /* a0 a1 b0 b1 | a4 a5 b4 b5 */
-    f = _mm256_shuffle_epi32(_mm256_permute2x128_si256(y[1], y[3], 0x20), 0xd8); /* a2 a3 b2 b3 | a6 a7 b6 b7 */
-    g[0] = _mm256_unpacklo_epi64(e, f);
-    g[1] = _mm256_unpackhi_epi64(e, f);
-    e = _mm256_shuffle_epi32(_mm256_permute2x128_si256(y[0], y[2], 0x31), 0xd8);
-    f = _mm256_shuffle_epi32(_mm256_permute2x128_si256(y[1], y[3], 0x31), 0xd8);
-    g[2] = _mm256_unpacklo_epi64(e, f);
-    g[3] = _mm256_unpackhi_epi64(e, f);
-}
-
-/* 8 int8 / int16 values <-> 8 int32 lanes (stores saturate). */
-RNN2C_INLINE __m256i rnn2c_x86_load_s8(const int8_t *x)
+RNN2C_INLINE rnn2c_xv rnn2c_xv_load_s8(const int8_t *x)
 {
     return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)x));
 }
 
-RNN2C_INLINE __m256i rnn2c_x86_load_s16(const int16_t *x)
+RNN2C_INLINE rnn2c_xv rnn2c_xv_load_s16(const int16_t *x)
 {
     return _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(const void *)x));
 }
 
-RNN2C_INLINE void rnn2c_x86_store_s8(int8_t *y, __m256i x)
+RNN2C_INLINE void rnn2c_xv_store_s8(int8_t *y, rnn2c_xv x)
 {
     const __m128i s = _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
     _mm_storel_epi64((__m128i *)(void *)y, _mm_packs_epi16(s, s));
 }
 
-RNN2C_INLINE void rnn2c_x86_store_s16(int16_t *y, __m256i x)
+RNN2C_INLINE void rnn2c_xv_store_s16(int16_t *y, rnn2c_xv x)
 {
     _mm_storeu_si128((__m128i *)(void *)y,
                      _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1)));
 }
+#endif
 
-/* 3 rows over `groups` groups of 12 weight bytes, as rnn2c_avx_acc3, but each group read with
- * one 16-byte load: the 4 bytes past the group (the next group's, or the next block's) are
- * multiplied too and land in lanes 6 and 7 only, which the caller drops. Not for the layer's
- * last block, where those 4 bytes would lie past the array. */
-RNN2C_INLINE __m256i rnn2c_x86_acc3_over(const int8_t **wp, const int16_t *v, uint32_t groups)
+RNN2C_INLINE rnn2c_xv rnn2c_xv_clamp(rnn2c_xv x, int32_t lo, int32_t hi)
 {
-    const int8_t *w = *wp;
-    __m256i acc = _mm256_setzero_si256();
-    __m256i acc2 = _mm256_setzero_si256();
-    for (; groups >= 2; groups -= 2, v += 8, w += 24) {
-        acc = RNN2C_DP256(acc, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)w)),
-                          rnn2c_avx_group256(v));
-        acc2 = RNN2C_DP256(
-            acc2, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(w + 12))),
-            rnn2c_avx_group256(v + 4));
-    }
-    if (groups != 0) {
-        acc = RNN2C_DP256(acc, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)w)),
-                          rnn2c_avx_group256(v));
-        w += 12;
-    }
-    *wp = w;
-    return _mm256_add_epi32(acc, acc2);
+    return rnn2c_xv_min(rnn2c_xv_max(x, rnn2c_xv_set1(lo)), rnn2c_xv_set1(hi));
 }
 
-/* GRU, reset_after=1: the rows of one unit (rnn2c_gru_unit's accumulators, no bias) as
- * [z z r r | cx cx ch ch]; `last`: the layer's last unit (no read past its weights). */
-RNN2C_INLINE __m256i rnn2c_x86_gru_rows(const rnn2c_gru_t *p, const int8_t **w, const int16_t *v,
-                                        int last)
+/* (x + 2^(shift-1)) >> shift on the lanes, shift >= 1 */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_rshift_round(rnn2c_xv x, int shift)
 {
-    const int16_t *vh = v + 4 * (uint32_t)p->x_groups;
-    __m256i x;
-    __m256i h;
-    if (last) {
-        x = rnn2c_avx_acc3(w, v, p->x_groups);
-        h = rnn2c_avx_acc3(w, vh, p->h_groups);
-    } else {
-        x = rnn2c_x86_acc3_over(w, v, p->x_groups);
-        h = rnn2c_x86_acc3_over(w, vh, p->h_groups);
-    }
-    h = _mm256_permute4x64_epi64(h, 0xb4); /* z z r r | . . ch ch */
-    return _mm256_add_epi32(_mm256_blend_epi32(x, h, 0xc0),
-                            _mm256_blend_epi32(h, _mm256_setzero_si256(), 0xf0));
+    return rnn2c_xv_sra(rnn2c_xv_add(x, rnn2c_xv_set1((int32_t)1 << (shift - 1))), shift);
 }
 
-/* GRU, reset_after=1, units j .. j + 7: the new states in Q0.15 from the old ones (h). */
-RNN2C_INLINE __m256i rnn2c_x86_gru8(const rnn2c_gru_t *p, const int8_t **w, const int16_t *v,
-                                    uint32_t j, __m256i h)
+/* rnn2c_rq on the lanes: m points at the gate's multipliers in the x86 parameter array, its
+ * shift_in, shift_out and rounding terms lie 64, 128 and 192 words further */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_rq(rnn2c_xv acc, const int32_t *m)
 {
-    __m256i u[8];
-    __m256i g[4];
-    __m256i z;
-    __m256i r;
-    __m256i c;
-    int k;
-    for (k = 0; k < 8; ++k) {
-        u[k] = rnn2c_x86_gru_rows(p, w, v, j + (uint32_t)k + 1 == p->units);
-    }
-    rnn2c_x86_rows8(u, p->bias != NULL ? p->bias + 4 * j : NULL, p->rq + 4 * j, g);
-    z = rnn2c_x86_sigmoid8(g[0]);
-    r = rnn2c_x86_sigmoid8(g[1]);
-    c = rnn2c_x86_clamp(g[3], -65536, 65535);
-    c = _mm256_add_epi32(g[2], _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(r, c),
-                                                                  _mm256_set1_epi32(1 << 14)),
-                                                 15));
-    c = rnn2c_x86_tanh8(c);
+    const rnn2c_xv t =
+        rnn2c_xv_clamp(rnn2c_xv_srav(acc, rnn2c_xv_load(m + 64)), -65536, 65535);
+    return rnn2c_xv_srav(rnn2c_xv_add(rnn2c_xv_mul(t, rnn2c_xv_load(m)), rnn2c_xv_load(m + 192)),
+                         rnn2c_xv_load(m + 128));
+}
+
+/* rnn2c_interp_s16 in the tanh table, 0 <= a <= RNN2C_TANH_CLAMP << step_bits (so idx + 1 stays
+ * inside the table): one gather reads table[idx] (low half) and table[idx + 1] (high half), and
+ * lo + ((hi - lo) * frac + round) >> step_bits is computed as (lo * (2^step_bits - frac) +
+ * hi * frac + round) >> step_bits, one vpmaddwd (lo * 2^step_bits is a multiple of 2^step_bits,
+ * so the floor is the same) */
+#if defined(__GNUC__) /* gcc's _mm512_i32gather_epi32 macro (-O0) converts 0xFFFF to a short */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsign-conversion"
+#endif
+RNN2C_INLINE rnn2c_xv rnn2c_xv_interp(rnn2c_xv a, int step_bits)
+{
+    const rnn2c_xv frac = rnn2c_xv_and(a, rnn2c_xv_set1((1 << step_bits) - 1));
+    const rnn2c_xv pair = rnn2c_xv_gather(rnn2c_xv_srli(a, step_bits));
+    const rnn2c_xv wts = rnn2c_xv_or(rnn2c_xv_slli(frac, 16),
+                                     rnn2c_xv_sub(rnn2c_xv_set1(1 << step_bits), frac));
+    return rnn2c_xv_srai(
+        rnn2c_xv_add(rnn2c_xv_madd(pair, wts), rnn2c_xv_set1(1 << (step_bits - 1))), step_bits);
+}
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+/* rnn2c_tanh_q15 on the lanes: |x| clamped exactly as rnn2c_tanh_arg does */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_tanh(rnn2c_xv x)
+{
+    const rnn2c_xv xs = rnn2c_xv_clamp(x, INT16_MIN, INT16_MAX);
+    const rnn2c_xv a = rnn2c_xv_min(rnn2c_xv_abs(xs),
+                                    rnn2c_xv_set1(RNN2C_TANH_CLAMP << RNN2C_TANH_STEP_BITS));
+    return rnn2c_xv_sign(rnn2c_xv_interp(a, RNN2C_TANH_STEP_BITS), xs);
+}
+
+/* rnn2c_sigmoid_q15 on the lanes (|x| <= 32768 reads the table below its clamp, as there) */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_sigmoid(rnn2c_xv x)
+{
+    const rnn2c_xv xs = rnn2c_xv_clamp(x, INT16_MIN, INT16_MAX);
+    const rnn2c_xv y = rnn2c_xv_interp(rnn2c_xv_abs(xs), RNN2C_TANH_STEP_BITS + 1);
+    return rnn2c_xv_srai(rnn2c_xv_add(rnn2c_xv_sign(y, xs), rnn2c_xv_set1(RNN2C_Q15_ONE)), 1);
+}
+
+/* The x86 parameter array of a layer, per block of 16 units: bias, multiplier, shift_in,
+ * shift_out and 2^(shift_out - 1), each as 4 gates x 16 units (RNN2C_X86_PARAMS words). */
+#define RNN2C_X86_BLOCK 16u
+#define RNN2C_X86_PARAMS 320u
+#define RNN2C_XB(p, g) rnn2c_xv_load((p) + 16 * (g))  /* bias of gate g */
+#define RNN2C_XM(p, g) ((p) + 64 + 16 * (g))          /* its rnn2c_xv_rq fields */
+
+/* GRU, reset_after=1, on the lanes: the rows' sums (bias included) -> rnn2c_gru_blend_sum. */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_gru_gates(rnn2c_xv z, rnn2c_xv r, rnn2c_xv cx, rnn2c_xv ch,
+                                         const int32_t *p, rnn2c_xv h_q15)
+{
+    z = rnn2c_xv_sigmoid(rnn2c_xv_rq(z, RNN2C_XM(p, 0)));
+    r = rnn2c_xv_sigmoid(rnn2c_xv_rq(r, RNN2C_XM(p, 1)));
+    ch = rnn2c_xv_clamp(rnn2c_xv_rq(ch, RNN2C_XM(p, 3)), -65536, 65535);
+    cx = rnn2c_xv_add(rnn2c_xv_rq(cx, RNN2C_XM(p, 2)),
+                      rnn2c_xv_srai(rnn2c_xv_add(rnn2c_xv_mul(r, ch), rnn2c_xv_set1(1 << 14)), 15));
+    cx = rnn2c_xv_tanh(cx);
     /* z * h + (1 - z) * c = z * (h - c) + c * 2^15: the same integer (the sum is below 2^30) */
-    return rnn2c_x86_rshift_round(
-        _mm256_add_epi32(_mm256_mullo_epi32(z, _mm256_sub_epi32(h, c)), _mm256_slli_epi32(c, 15)),
-        15);
+    return rnn2c_xv_add(rnn2c_xv_mul(z, rnn2c_xv_sub(h_q15, cx)), rnn2c_xv_slli(cx, 15));
 }
 
-RNN2C_INLINE void rnn2c_x86_gru_s8(const rnn2c_gru_t *p, int16_t *v, int8_t *h, int16_t *zr)
+/* LSTM on the lanes: the rows' sums (bias included); c: the cells (updated); returns
+ * o * tanh(c) in Q0.30. */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_lstm_gates(rnn2c_xv i, rnn2c_xv f, rnn2c_xv g, rnn2c_xv o,
+                                          const int32_t *p, int16_t *c, int frac)
 {
-    const int8_t *w = p->weight;
-    uint32_t j;
-    if (!p->reset_after) {
-        rnn2c_gru_s8(p, v, h, zr);
-        return;
-    }
-    for (j = 0; j + 8 <= p->units; j += 8) {
-        const __m256i h15 = _mm256_slli_epi32(rnn2c_x86_load_s8(h + j), 8);
-        rnn2c_x86_store_s8(h + j, rnn2c_x86_rshift_round(rnn2c_x86_gru8(p, &w, v, j, h15), 8));
-    }
-    for (; j < p->units; ++j) {
-        h[j] = rnn2c_gru_sum_to_s8(rnn2c_gru_unit(p, &w, v, j, (int32_t)h[j] * 256));
-    }
-}
-
-RNN2C_INLINE void rnn2c_x86_gru_s16(const rnn2c_gru_t *p, int16_t *v, int16_t *h, int16_t *zr)
-{
-    const int8_t *w = p->weight;
-    uint32_t j;
-    if (!p->reset_after) {
-        rnn2c_gru_s16(p, v, h, zr);
-        return;
-    }
-    for (j = 0; j + 8 <= p->units; j += 8) {
-        rnn2c_x86_store_s16(h + j, rnn2c_x86_gru8(p, &w, v, j, rnn2c_x86_load_s16(h + j)));
-    }
-    for (; j < p->units; ++j) {
-        h[j] = (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(rnn2c_gru_unit(p, &w, v, j, h[j]), 15));
-    }
-}
-
-/* LSTM, units j .. j + 7: c[j .. j + 7] updated; returns o * tanh(c) in Q0.30. */
-RNN2C_INLINE __m256i rnn2c_x86_lstm8(const rnn2c_lstm_t *p, const int8_t **w, const int16_t *v,
-                                     int16_t *c, uint32_t j)
-{
-    const uint32_t groups = (uint32_t)p->x_groups + p->h_groups;
-    const int frac = (int)p->cell_frac_bits;
-    __m256i u[8];
-    __m256i g[4];
-    __m256i cell;
-    int k;
-    for (k = 0; k < 8; ++k) {
-        u[k] = rnn2c_avx_acc4(w, v, groups);
-    }
-    rnn2c_x86_rows8(u, p->bias != NULL ? p->bias + 4 * j : NULL, p->rq + 4 * j, g);
+    rnn2c_xv cell;
     /* c = f * c + i * g */
-    cell = _mm256_add_epi32(
-        rnn2c_x86_rshift_round(
-            _mm256_mullo_epi32(rnn2c_x86_sigmoid8(g[1]), rnn2c_x86_load_s16(c + j)), 15),
-        rnn2c_x86_rshift_round(
-            _mm256_mullo_epi32(rnn2c_x86_sigmoid8(g[0]), rnn2c_x86_tanh8(g[2])), 30 - frac));
-    cell = rnn2c_x86_clamp(cell, INT16_MIN, INT16_MAX);
-    rnn2c_x86_store_s16(c + j, cell);
+    cell = rnn2c_xv_add(
+        rnn2c_xv_rshift_round(
+            rnn2c_xv_mul(rnn2c_xv_sigmoid(rnn2c_xv_rq(f, RNN2C_XM(p, 1))), rnn2c_xv_load_s16(c)),
+            15),
+        rnn2c_xv_rshift_round(rnn2c_xv_mul(rnn2c_xv_sigmoid(rnn2c_xv_rq(i, RNN2C_XM(p, 0))),
+                                           rnn2c_xv_tanh(rnn2c_xv_rq(g, RNN2C_XM(p, 2)))),
+                              30 - frac));
+    cell = rnn2c_xv_clamp(cell, INT16_MIN, INT16_MAX);
+    rnn2c_xv_store_s16(c, cell);
     if (frac > 12) { /* rnn2c_q12_from_frac */
-        cell = rnn2c_x86_rshift_round(cell, frac - 12);
+        cell = rnn2c_xv_rshift_round(cell, frac - 12);
     } else {
-        cell = rnn2c_x86_clamp(_mm256_sll_epi32(cell, _mm_cvtsi32_si128(12 - frac)), INT16_MIN,
-                               INT16_MAX);
+        cell = rnn2c_xv_clamp(rnn2c_xv_sll(cell, 12 - frac), INT16_MIN, INT16_MAX);
     }
-    return _mm256_mullo_epi32(rnn2c_x86_sigmoid8(g[3]), rnn2c_x86_tanh8(cell));
+    return rnn2c_xv_mul(rnn2c_xv_sigmoid(rnn2c_xv_rq(o, RNN2C_XM(p, 3))), rnn2c_xv_tanh(cell));
 }
 
-RNN2C_INLINE void rnn2c_x86_lstm_s8(const rnn2c_lstm_t *p, const int16_t *v, int8_t *h, int16_t *c)
+/* GRU, reset_after=1: RNN2C_XL units of one block (w, p: the block's weights and parameters,
+ * offset to the lanes of this half); returns rnn2c_gru_blend_sum per lane. Each pair count is
+ * even (two per group of 4), so the loops take two pairs at a time into two sets of sums. */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_gru(const int16_t *w, const int32_t *p, uint32_t x_pairs,
+                                   uint32_t h_pairs, const int16_t *v, rnn2c_xv h_q15)
 {
-    const int8_t *w = p->weight;
-    uint32_t j;
-    for (j = 0; j + 8 <= p->units; j += 8) {
-        rnn2c_x86_store_s8(h + j, rnn2c_x86_rshift_round(rnn2c_x86_lstm8(p, &w, v, c, j), 23));
+    rnn2c_xv z = RNN2C_XB(p, 0);
+    rnn2c_xv r = RNN2C_XB(p, 1);
+    rnn2c_xv cx = RNN2C_XB(p, 2);
+    rnn2c_xv ch = RNN2C_XB(p, 3);
+    rnn2c_xv z2 = rnn2c_xv_zero();
+    rnn2c_xv r2 = rnn2c_xv_zero();
+    rnn2c_xv c2 = rnn2c_xv_zero();
+    uint32_t k;
+    for (k = 0; k < x_pairs; k += 2, v += 4, w += 192) { /* z, r, candidate over x */
+        const rnn2c_xv a = rnn2c_xv_set1((int)rnn2c_ld32(v));
+        const rnn2c_xv b = rnn2c_xv_set1((int)rnn2c_ld32(v + 2));
+        z = rnn2c_xv_dp(z, rnn2c_xv_load(w), a);
+        r = rnn2c_xv_dp(r, rnn2c_xv_load(w + 32), a);
+        cx = rnn2c_xv_dp(cx, rnn2c_xv_load(w + 64), a);
+        z2 = rnn2c_xv_dp(z2, rnn2c_xv_load(w + 96), b);
+        r2 = rnn2c_xv_dp(r2, rnn2c_xv_load(w + 128), b);
+        c2 = rnn2c_xv_dp(c2, rnn2c_xv_load(w + 160), b);
     }
-    for (; j < p->units; ++j) {
-        h[j] = rnn2c_sat_s8(rnn2c_rshift_round(rnn2c_lstm_unit(p, &w, v, c, j), 23));
+    cx = rnn2c_xv_add(cx, c2);
+    c2 = rnn2c_xv_zero();
+#if RNN2C_XL == 16 /* the state part is the critical path from step to step: four sets */
+    {
+        rnn2c_xv z3 = rnn2c_xv_zero();
+        rnn2c_xv r3 = rnn2c_xv_zero();
+        rnn2c_xv c3 = rnn2c_xv_zero();
+        rnn2c_xv z4 = rnn2c_xv_zero();
+        rnn2c_xv r4 = rnn2c_xv_zero();
+        rnn2c_xv c4 = rnn2c_xv_zero();
+        for (; h_pairs >= 4; h_pairs -= 4, v += 8, w += 384) {
+            const rnn2c_xv a = rnn2c_xv_set1((int)rnn2c_ld32(v));
+            const rnn2c_xv b = rnn2c_xv_set1((int)rnn2c_ld32(v + 2));
+            const rnn2c_xv c = rnn2c_xv_set1((int)rnn2c_ld32(v + 4));
+            const rnn2c_xv d = rnn2c_xv_set1((int)rnn2c_ld32(v + 6));
+            z = rnn2c_xv_dp(z, rnn2c_xv_load(w), a);
+            r = rnn2c_xv_dp(r, rnn2c_xv_load(w + 32), a);
+            ch = rnn2c_xv_dp(ch, rnn2c_xv_load(w + 64), a);
+            z2 = rnn2c_xv_dp(z2, rnn2c_xv_load(w + 96), b);
+            r2 = rnn2c_xv_dp(r2, rnn2c_xv_load(w + 128), b);
+            c2 = rnn2c_xv_dp(c2, rnn2c_xv_load(w + 160), b);
+            z3 = rnn2c_xv_dp(z3, rnn2c_xv_load(w + 192), c);
+            r3 = rnn2c_xv_dp(r3, rnn2c_xv_load(w + 224), c);
+            c3 = rnn2c_xv_dp(c3, rnn2c_xv_load(w + 256), c);
+            z4 = rnn2c_xv_dp(z4, rnn2c_xv_load(w + 288), d);
+            r4 = rnn2c_xv_dp(r4, rnn2c_xv_load(w + 320), d);
+            c4 = rnn2c_xv_dp(c4, rnn2c_xv_load(w + 352), d);
+        }
+        z = rnn2c_xv_add(z, z3);
+        r = rnn2c_xv_add(r, r3);
+        ch = rnn2c_xv_add(ch, c3);
+        z2 = rnn2c_xv_add(z2, z4);
+        r2 = rnn2c_xv_add(r2, r4);
+        c2 = rnn2c_xv_add(c2, c4);
     }
+#endif
+    for (k = 0; k < h_pairs; k += 2, v += 4, w += 192) { /* z, r, candidate over h */
+        const rnn2c_xv a = rnn2c_xv_set1((int)rnn2c_ld32(v));
+        const rnn2c_xv b = rnn2c_xv_set1((int)rnn2c_ld32(v + 2));
+        z = rnn2c_xv_dp(z, rnn2c_xv_load(w), a);
+        r = rnn2c_xv_dp(r, rnn2c_xv_load(w + 32), a);
+        ch = rnn2c_xv_dp(ch, rnn2c_xv_load(w + 64), a);
+        z2 = rnn2c_xv_dp(z2, rnn2c_xv_load(w + 96), b);
+        r2 = rnn2c_xv_dp(r2, rnn2c_xv_load(w + 128), b);
+        c2 = rnn2c_xv_dp(c2, rnn2c_xv_load(w + 160), b);
+    }
+    return rnn2c_xv_gru_gates(rnn2c_xv_add(z, z2), rnn2c_xv_add(r, r2), cx,
+                              rnn2c_xv_add(ch, c2), p, h_q15);
 }
 
-RNN2C_INLINE void rnn2c_x86_lstm_s16(const rnn2c_lstm_t *p, const int16_t *v, int16_t *h,
-                                     int16_t *c)
+/* LSTM: RNN2C_XL units of one block; c: their cells (updated); returns o * tanh(c) (Q0.30). */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_lstm(const int16_t *w, const int32_t *p, uint32_t pairs,
+                                    const int16_t *v, int16_t *c, int frac)
 {
-    const int8_t *w = p->weight;
-    uint32_t j;
-    for (j = 0; j + 8 <= p->units; j += 8) {
-        rnn2c_x86_store_s16(h + j, rnn2c_x86_rshift_round(rnn2c_x86_lstm8(p, &w, v, c, j), 15));
+    rnn2c_xv i = RNN2C_XB(p, 0);
+    rnn2c_xv f = RNN2C_XB(p, 1);
+    rnn2c_xv g = RNN2C_XB(p, 2);
+    rnn2c_xv o = RNN2C_XB(p, 3);
+    rnn2c_xv i2 = rnn2c_xv_zero();
+    rnn2c_xv f2 = rnn2c_xv_zero();
+    rnn2c_xv g2 = rnn2c_xv_zero();
+    rnn2c_xv o2 = rnn2c_xv_zero();
+    uint32_t k;
+    for (k = 0; k < pairs; k += 2, v += 4, w += 256) {
+        const rnn2c_xv a = rnn2c_xv_set1((int)rnn2c_ld32(v));
+        const rnn2c_xv b = rnn2c_xv_set1((int)rnn2c_ld32(v + 2));
+        i = rnn2c_xv_dp(i, rnn2c_xv_load(w), a);
+        f = rnn2c_xv_dp(f, rnn2c_xv_load(w + 32), a);
+        g = rnn2c_xv_dp(g, rnn2c_xv_load(w + 64), a);
+        o = rnn2c_xv_dp(o, rnn2c_xv_load(w + 96), a);
+        i2 = rnn2c_xv_dp(i2, rnn2c_xv_load(w + 128), b);
+        f2 = rnn2c_xv_dp(f2, rnn2c_xv_load(w + 160), b);
+        g2 = rnn2c_xv_dp(g2, rnn2c_xv_load(w + 192), b);
+        o2 = rnn2c_xv_dp(o2, rnn2c_xv_load(w + 224), b);
     }
-    for (; j < p->units; ++j) {
-        h[j] = (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(rnn2c_lstm_unit(p, &w, v, c, j), 15));
+    return rnn2c_xv_lstm_gates(rnn2c_xv_add(i, i2), rnn2c_xv_add(f, f2), rnn2c_xv_add(g, g2),
+                               rnn2c_xv_add(o, o2), p, c, frac);
+}
+
+/* Hides which array a pointer holds (an empty asm the pointer passes through): with the
+ * constant weights in view, gcc 12 copies them through the stack instead of reading them where
+ * the loop needs them. */
+#if defined(__GNUC__)
+#define RNN2C_X86_OPAQUE(ptr) __asm__("" : "+r"(ptr))
+#else
+#define RNN2C_X86_OPAQUE(ptr) ((void)0)
+#endif
+
+/* The lanes of units [j, j + RNN2C_XL) of a layer of `units`: how many are real. */
+RNN2C_INLINE uint32_t rnn2c_x86_real(uint32_t units, uint32_t j)
+{
+    return units - j < RNN2C_XL ? units - j : RNN2C_XL;
+}
+
+/* GRU step (reset_after=1), int8 Q0.7 state, on the layer's x86 arrays; v: its vector. */
+RNN2C_INLINE void rnn2c_x86_gru_s8(const int16_t *w, const int32_t *p, uint32_t units,
+                                   uint32_t x_groups, uint32_t h_groups, const int16_t *v,
+                                   int8_t *h)
+{
+    const uint32_t block_w = 2 * ((uint32_t)x_groups + h_groups) * 3 * 2 * RNN2C_X86_BLOCK;
+    uint32_t j;
+    uint32_t k;
+    RNN2C_X86_OPAQUE(w);
+    RNN2C_X86_OPAQUE(p);
+    for (j = 0; j < units; j += RNN2C_XL) {
+        const uint32_t lane = j % RNN2C_X86_BLOCK; /* 0, or 8 in the second half (AVX2) */
+        const uint32_t n = rnn2c_x86_real(units, j);
+        const int16_t *wj = w + (j / RNN2C_X86_BLOCK) * block_w + 2 * lane;
+        const int32_t *pj = p + (j / RNN2C_X86_BLOCK) * RNN2C_X86_PARAMS + lane;
+        int8_t part[RNN2C_XL];
+        int8_t *hj = h + j;
+        rnn2c_xv s;
+        if (n < RNN2C_XL) { /* the last units: through a copy, the other lanes zero */
+            for (k = 0; k < RNN2C_XL; ++k) {
+                part[k] = k < n ? h[j + k] : 0;
+            }
+            hj = part;
+        }
+        s = rnn2c_xv_gru(wj, pj, 2 * x_groups, 2 * h_groups, v,
+                         rnn2c_xv_slli(rnn2c_xv_load_s8(hj), 8));
+        /* rnn2c_gru_sum_to_s8 */
+        rnn2c_xv_store_s8(hj, rnn2c_xv_srai(rnn2c_xv_add(s, rnn2c_xv_set1((1 << 14) + (1 << 22))),
+                                            23));
+        for (k = 0; hj == part && k < n; ++k) {
+            h[j + k] = part[k];
+        }
     }
 }
 
-#define rnn2c_gru_s8 rnn2c_x86_gru_s8
-#define rnn2c_gru_s16 rnn2c_x86_gru_s16
-#define rnn2c_lstm_s8 rnn2c_x86_lstm_s8
-#define rnn2c_lstm_s16 rnn2c_x86_lstm_s16
+/* GRU step (reset_after=1), int16 Q0.15 state. */
+RNN2C_INLINE void rnn2c_x86_gru_s16(const int16_t *w, const int32_t *p, uint32_t units,
+                                    uint32_t x_groups, uint32_t h_groups, const int16_t *v,
+                                    int16_t *h)
+{
+    const uint32_t block_w = 2 * ((uint32_t)x_groups + h_groups) * 3 * 2 * RNN2C_X86_BLOCK;
+    uint32_t j;
+    uint32_t k;
+    RNN2C_X86_OPAQUE(w);
+    RNN2C_X86_OPAQUE(p);
+    for (j = 0; j < units; j += RNN2C_XL) {
+        const uint32_t lane = j % RNN2C_X86_BLOCK;
+        const uint32_t n = rnn2c_x86_real(units, j);
+        const int16_t *wj = w + (j / RNN2C_X86_BLOCK) * block_w + 2 * lane;
+        const int32_t *pj = p + (j / RNN2C_X86_BLOCK) * RNN2C_X86_PARAMS + lane;
+        int16_t part[RNN2C_XL];
+        int16_t *hj = h + j;
+        if (n < RNN2C_XL) {
+            for (k = 0; k < RNN2C_XL; ++k) {
+                part[k] = k < n ? h[j + k] : 0;
+            }
+            hj = part;
+        }
+        rnn2c_xv_store_s16(hj, rnn2c_xv_rshift_round(rnn2c_xv_gru(wj, pj, 2 * x_groups,
+                                                                  2 * h_groups, v,
+                                                                  rnn2c_xv_load_s16(hj)),
+                                                     15));
+        for (k = 0; hj == part && k < n; ++k) {
+            h[j + k] = part[k];
+        }
+    }
+}
+
+/* LSTM step, int8 Q0.7 state; h and c updated in place. */
+RNN2C_INLINE void rnn2c_x86_lstm_s8(const int16_t *w, const int32_t *p, uint32_t units,
+                                    uint32_t x_groups, uint32_t h_groups, int frac,
+                                    const int16_t *v, int8_t *h, int16_t *c)
+{
+    const uint32_t pairs = 2 * ((uint32_t)x_groups + h_groups);
+    uint32_t j;
+    uint32_t k;
+    RNN2C_X86_OPAQUE(w);
+    RNN2C_X86_OPAQUE(p);
+    for (j = 0; j < units; j += RNN2C_XL) {
+        const uint32_t lane = j % RNN2C_X86_BLOCK;
+        const uint32_t n = rnn2c_x86_real(units, j);
+        const int16_t *wj = w + (j / RNN2C_X86_BLOCK) * pairs * 4 * 2 * RNN2C_X86_BLOCK + 2 * lane;
+        const int32_t *pj = p + (j / RNN2C_X86_BLOCK) * RNN2C_X86_PARAMS + lane;
+        int8_t hpart[RNN2C_XL];
+        int16_t cpart[RNN2C_XL];
+        int8_t *hj = h + j;
+        int16_t *cj = c + j;
+        if (n < RNN2C_XL) {
+            for (k = 0; k < RNN2C_XL; ++k) {
+                cpart[k] = k < n ? c[j + k] : 0;
+            }
+            hj = hpart;
+            cj = cpart;
+        }
+        rnn2c_xv_store_s8(hj, rnn2c_xv_rshift_round(rnn2c_xv_lstm(wj, pj, pairs, v, cj, frac), 23));
+        for (k = 0; hj == hpart && k < n; ++k) {
+            h[j + k] = hpart[k];
+            c[j + k] = cpart[k];
+        }
+    }
+}
+
+/* LSTM step, int16 Q0.15 state. */
+RNN2C_INLINE void rnn2c_x86_lstm_s16(const int16_t *w, const int32_t *p, uint32_t units,
+                                     uint32_t x_groups, uint32_t h_groups, int frac,
+                                     const int16_t *v, int16_t *h, int16_t *c)
+{
+    const uint32_t pairs = 2 * ((uint32_t)x_groups + h_groups);
+    uint32_t j;
+    uint32_t k;
+    RNN2C_X86_OPAQUE(w);
+    RNN2C_X86_OPAQUE(p);
+    for (j = 0; j < units; j += RNN2C_XL) {
+        const uint32_t lane = j % RNN2C_X86_BLOCK;
+        const uint32_t n = rnn2c_x86_real(units, j);
+        const int16_t *wj = w + (j / RNN2C_X86_BLOCK) * pairs * 4 * 2 * RNN2C_X86_BLOCK + 2 * lane;
+        const int32_t *pj = p + (j / RNN2C_X86_BLOCK) * RNN2C_X86_PARAMS + lane;
+        int16_t hpart[RNN2C_XL];
+        int16_t cpart[RNN2C_XL];
+        int16_t *hj = h + j;
+        int16_t *cj = c + j;
+        if (n < RNN2C_XL) {
+            for (k = 0; k < RNN2C_XL; ++k) {
+                cpart[k] = k < n ? c[j + k] : 0;
+            }
+            hj = hpart;
+            cj = cpart;
+        }
+        rnn2c_xv_store_s16(hj,
+                           rnn2c_xv_rshift_round(rnn2c_xv_lstm(wj, pj, pairs, v, cj, frac), 15));
+        for (k = 0; hj == hpart && k < n; ++k) {
+            h[j + k] = hpart[k];
+            c[j + k] = cpart[k];
+        }
+    }
+}
+
+#if RNN2C_XL == 16 && defined(__AVX512VNNI__)
+/*
+ * AVX-512 VNNI, a GRU (reset_after) or LSTM layer whose input and state are both int8: the
+ * layer's own x86 byte copy of its weights (p_x86b) and vpdpbusd, which adds 4 products of an
+ * unsigned byte and a signed byte per lane: 64 per instruction, twice vpdpwssd's. The input and
+ * the state enter as x + 128 (unsigned) with no int16 vector; the export took 128 * sum(w) of
+ * each part, shifted by that part's vector shift, out of the biases (p_x86q), and each part's
+ * sums are shifted here: bias + (Sx << x_shift) + (Sh << h_shift) is the int16 path's sum, as
+ * a 32-bit sum that wraps the same way (the true total fits: the exporter's bound).
+ */
+#define RNN2C_X86_U8 1
+
+RNN2C_INLINE __mmask64 rnn2c_x86u_mask(uint32_t n)
+{
+    return n >= 64u ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1u);
+}
+
+/* u[0 .. n4) = x + 128 as unsigned bytes (x ^ 0x80; the padding, whose weights are zero, 128) */
+RNN2C_INLINE void rnn2c_x86u_bytes(unsigned char *u, const int8_t *x, uint32_t n, uint32_t n4)
+{
+    uint32_t i;
+    for (i = 0; i < n4; i += 64) {
+        const __m512i e = _mm512_maskz_loadu_epi8(rnn2c_x86u_mask(i < n ? n - i : 0), x + i);
+        _mm512_mask_storeu_epi8(u + i, rnn2c_x86u_mask(n4 - i),
+                                _mm512_xor_si512(e, _mm512_set1_epi8(-128)));
+    }
+}
+
+#define RNN2C_XU(p) _mm512_set1_epi32((int)rnn2c_ld32(p)) /* 4 bytes of u in every lane */
+#define RNN2C_XDP(acc, a, wp) _mm512_dpbusd_epi32((acc), (a), _mm512_loadu_si512((const void *)(wp)))
+
+/* GRU, reset_after=1: 16 units of one block from u (x_groups + h_groups groups of 4 bytes). */
+RNN2C_INLINE __m512i rnn2c_xu_gru(const int8_t *w, const int32_t *p, uint32_t x_groups,
+                                  uint32_t h_groups, const unsigned char *u, int xs, int hs,
+                                  __m512i h_q15)
+{
+    __m512i zx = _mm512_setzero_si512();
+    __m512i rx = _mm512_setzero_si512();
+    __m512i cx = _mm512_setzero_si512();
+    __m512i zh = _mm512_setzero_si512();
+    __m512i rh = _mm512_setzero_si512();
+    __m512i ch = _mm512_setzero_si512();
+    __m512i z2 = _mm512_setzero_si512();
+    __m512i r2 = _mm512_setzero_si512();
+    __m512i c2 = _mm512_setzero_si512();
+    uint32_t k;
+    for (k = 0; k < x_groups; ++k, u += 4, w += 192) { /* z, r, candidate over x */
+        const __m512i a = RNN2C_XU(u);
+        zx = RNN2C_XDP(zx, a, w);
+        rx = RNN2C_XDP(rx, a, w + 64);
+        cx = RNN2C_XDP(cx, a, w + 128);
+    }
+    for (k = 0; k + 2 <= h_groups; k += 2, u += 8, w += 384) { /* z, r, candidate over h */
+        const __m512i a = RNN2C_XU(u);
+        const __m512i b = RNN2C_XU(u + 4);
+        zh = RNN2C_XDP(zh, a, w);
+        rh = RNN2C_XDP(rh, a, w + 64);
+        ch = RNN2C_XDP(ch, a, w + 128);
+        z2 = RNN2C_XDP(z2, b, w + 192);
+        r2 = RNN2C_XDP(r2, b, w + 256);
+        c2 = RNN2C_XDP(c2, b, w + 320);
+    }
+    if (k < h_groups) {
+        const __m512i a = RNN2C_XU(u);
+        zh = RNN2C_XDP(zh, a, w);
+        rh = RNN2C_XDP(rh, a, w + 64);
+        ch = RNN2C_XDP(ch, a, w + 128);
+    }
+    zh = rnn2c_xv_sll(_mm512_add_epi32(zh, z2), hs);
+    rh = rnn2c_xv_sll(_mm512_add_epi32(rh, r2), hs);
+    ch = rnn2c_xv_sll(_mm512_add_epi32(ch, c2), hs);
+    return rnn2c_xv_gru_gates(
+        _mm512_add_epi32(_mm512_add_epi32(RNN2C_XB(p, 0), rnn2c_xv_sll(zx, xs)), zh),
+        _mm512_add_epi32(_mm512_add_epi32(RNN2C_XB(p, 1), rnn2c_xv_sll(rx, xs)), rh),
+        _mm512_add_epi32(RNN2C_XB(p, 2), rnn2c_xv_sll(cx, xs)),
+        _mm512_add_epi32(RNN2C_XB(p, 3), ch), p, h_q15);
+}
+
+/* LSTM: 16 units of one block from u; c: their cells (updated); returns o * tanh(c). */
+RNN2C_INLINE __m512i rnn2c_xu_lstm(const int8_t *w, const int32_t *p, uint32_t x_groups,
+                                   uint32_t h_groups, const unsigned char *u, int xs, int hs,
+                                   int16_t *c, int frac)
+{
+    __m512i s[2][4]; /* [part][gate] */
+    __m512i t[4];
+    uint32_t k;
+    int g;
+    for (g = 0; g < 4; ++g) {
+        s[0][g] = _mm512_setzero_si512();
+        s[1][g] = _mm512_setzero_si512();
+        t[g] = _mm512_setzero_si512();
+    }
+    for (k = 0; k < x_groups; ++k, u += 4, w += 256) {
+        const __m512i a = RNN2C_XU(u);
+        s[0][0] = RNN2C_XDP(s[0][0], a, w);
+        s[0][1] = RNN2C_XDP(s[0][1], a, w + 64);
+        s[0][2] = RNN2C_XDP(s[0][2], a, w + 128);
+        s[0][3] = RNN2C_XDP(s[0][3], a, w + 192);
+    }
+    for (k = 0; k + 2 <= h_groups; k += 2, u += 8, w += 512) {
+        const __m512i a = RNN2C_XU(u);
+        const __m512i b = RNN2C_XU(u + 4);
+        s[1][0] = RNN2C_XDP(s[1][0], a, w);
+        s[1][1] = RNN2C_XDP(s[1][1], a, w + 64);
+        s[1][2] = RNN2C_XDP(s[1][2], a, w + 128);
+        s[1][3] = RNN2C_XDP(s[1][3], a, w + 192);
+        t[0] = RNN2C_XDP(t[0], b, w + 256);
+        t[1] = RNN2C_XDP(t[1], b, w + 320);
+        t[2] = RNN2C_XDP(t[2], b, w + 384);
+        t[3] = RNN2C_XDP(t[3], b, w + 448);
+    }
+    if (k < h_groups) {
+        const __m512i a = RNN2C_XU(u);
+        s[1][0] = RNN2C_XDP(s[1][0], a, w);
+        s[1][1] = RNN2C_XDP(s[1][1], a, w + 64);
+        s[1][2] = RNN2C_XDP(s[1][2], a, w + 128);
+        s[1][3] = RNN2C_XDP(s[1][3], a, w + 192);
+    }
+    for (g = 0; g < 4; ++g) {
+        t[g] = _mm512_add_epi32(
+            _mm512_add_epi32(RNN2C_XB(p, g), rnn2c_xv_sll(s[0][g], xs)),
+            rnn2c_xv_sll(_mm512_add_epi32(s[1][g], t[g]), hs));
+    }
+    return rnn2c_xv_lstm_gates(t[0], t[1], t[2], t[3], p, c, frac);
+}
+
+/* GRU step (reset_after=1), int8 input and state; u: scratch of x_groups + h_groups words. */
+RNN2C_INLINE void rnn2c_x86u_gru_s8(const int8_t *w, const int32_t *p, uint32_t units,
+                                    uint32_t inputs, uint32_t x_groups, uint32_t h_groups,
+                                    int x_shift, int h_shift, const int8_t *x, int8_t *h,
+                                    unsigned char *u)
+{
+    const uint32_t block_w = ((uint32_t)x_groups + h_groups) * 3 * 64;
+    uint32_t j;
+    uint32_t k;
+    RNN2C_X86_OPAQUE(w);
+    RNN2C_X86_OPAQUE(p);
+    rnn2c_x86u_bytes(u, x, inputs, 4 * x_groups);
+    rnn2c_x86u_bytes(u + 4 * x_groups, h, units, 4 * h_groups);
+    for (j = 0; j < units; j += 16, w += block_w, p += RNN2C_X86_PARAMS) {
+        const uint32_t n = rnn2c_x86_real(units, j);
+        int8_t part[16];
+        int8_t *hj = h + j;
+        __m512i sum;
+        if (n < 16) {
+            for (k = 0; k < 16; ++k) {
+                part[k] = k < n ? h[j + k] : 0;
+            }
+            hj = part;
+        }
+        sum = rnn2c_xu_gru(w, p, x_groups, h_groups, u, x_shift, h_shift,
+                           rnn2c_xv_slli(rnn2c_xv_load_s8(hj), 8));
+        rnn2c_xv_store_s8(hj, rnn2c_xv_srai(rnn2c_xv_add(sum, rnn2c_xv_set1((1 << 14) + (1 << 22))),
+                                            23));
+        for (k = 0; hj == part && k < n; ++k) {
+            h[j + k] = part[k];
+        }
+    }
+}
+
+/* LSTM step, int8 input and state; h and c updated in place. */
+RNN2C_INLINE void rnn2c_x86u_lstm_s8(const int8_t *w, const int32_t *p, uint32_t units,
+                                     uint32_t inputs, uint32_t x_groups, uint32_t h_groups,
+                                     int x_shift, int h_shift, int frac, const int8_t *x,
+                                     int8_t *h, int16_t *c, unsigned char *u)
+{
+    const uint32_t block_w = ((uint32_t)x_groups + h_groups) * 4 * 64;
+    uint32_t j;
+    uint32_t k;
+    RNN2C_X86_OPAQUE(w);
+    RNN2C_X86_OPAQUE(p);
+    rnn2c_x86u_bytes(u, x, inputs, 4 * x_groups);
+    rnn2c_x86u_bytes(u + 4 * x_groups, h, units, 4 * h_groups);
+    for (j = 0; j < units; j += 16, w += block_w, p += RNN2C_X86_PARAMS) {
+        const uint32_t n = rnn2c_x86_real(units, j);
+        int8_t hpart[16];
+        int16_t cpart[16];
+        int8_t *hj = h + j;
+        int16_t *cj = c + j;
+        if (n < 16) {
+            for (k = 0; k < 16; ++k) {
+                cpart[k] = k < n ? c[j + k] : 0;
+            }
+            hj = hpart;
+            cj = cpart;
+        }
+        rnn2c_xv_store_s8(hj, rnn2c_xv_rshift_round(rnn2c_xu_lstm(w, p, x_groups, h_groups, u,
+                                                                  x_shift, h_shift, cj, frac),
+                                                    23));
+        for (k = 0; hj == hpart && k < n; ++k) {
+            h[j + k] = hpart[k];
+            c[j + k] = cpart[k];
+        }
+    }
+}
+#endif
+
+/* Dense with softmax (a classifier head): as rnn2c_dense_s8, with the divisions of the
+ * normalisation replaced by one: each quotient (e * 256 + total / 2) / total is
+ * floor(n * r / 2^32) with r = floor((2^32 - 1) / total), which is the quotient or one less
+ * for every n < 2^31 (n * r / 2^32 > n / total - 2n / 2^32 >= n / total - 1), plus one where
+ * the remainder says so: the same integers. Other heads take rnn2c_dense_s8. */
+RNN2C_INLINE void rnn2c_x86_dense_s8(const rnn2c_dense_t *p, const int16_t *vec, int32_t *acc,
+                                     int8_t *y)
+{
+    const uint32_t n = p->units;
+    const int8_t *w = p->weight;
+    uint32_t i;
+    uint32_t k;
+    int32_t max;
+    uint32_t total = 0;
+    uint32_t r;
+    if (p->activation != RNN2C_ACT_SOFTMAX) {
+        rnn2c_dense_s8(p, vec, acc, y);
+        return;
+    }
+    for (i = 0; i < n; i += 4) {
+        const uint32_t rows = n - i < 4 ? n - i : 4;
+        for (k = 0; k < rows; ++k) {
+            acc[i + k] = rnn2c_bias(p->bias, i + k);
+        }
+        w = rnn2c_mac_rows(w, vec, p->x_groups, rows, acc + i);
+        for (k = 0; k < rows; ++k) {
+            acc[i + k] = rnn2c_rq(acc[i + k], p->rq + i + k);
+        }
+    }
+    max = acc[0];
+    for (i = 1; i < n; ++i) {
+        max = acc[i] > max ? acc[i] : max;
+    }
+    for (i = 0; i < n; ++i) {
+        acc[i] = rnn2c_exp_neg_q15(max - acc[i]); /* <= 32768 each */
+        total += (uint32_t)acc[i];                /* >= 32768: exp(0) is in it */
+    }
+    r = 0xffffffffu / total;
+    for (i = 0; i < n; ++i) {
+        const uint32_t num = (uint32_t)acc[i] * 256u + total / 2u;
+        uint32_t q = (uint32_t)(((uint64_t)num * r) >> 32);
+        q += num - q * total >= total ? 1u : 0u;
+        y[i] = (int8_t)((q > 255u ? 255 : (int32_t)q) - 128);
+    }
+}
+
+#define rnn2c_dense_s8 rnn2c_x86_dense_s8
 
 #endif /* __AVX2__ */
 
