@@ -157,18 +157,21 @@ class FloatLayer:
         raise NotImplementedError
 
 
+CTYPE_BYTES = {"int8_t": 1, "int16_t": 2, "int32_t": 4}
+
+
 @dataclass
 class StateField:
     """One array of a layer's persistent state in the C struct."""
 
     name: str
-    ctype: str  # "int8_t" or "int16_t"
+    ctype: str  # "int8_t", "int16_t" or "int32_t"
     length: int
     comment: str
 
     @property
     def nbytes(self) -> int:
-        return self.length * (2 if self.ctype == "int16_t" else 1)
+        return self.length * CTYPE_BYTES[self.ctype]
 
 
 @dataclass
@@ -313,11 +316,25 @@ class QuantModel:
     def macs(self) -> int:
         return sum(layer.macs for layer in self.layers)
 
+    @property
+    def decimates(self) -> bool:
+        """Whether some steps give no new output (a strided Conv1D, windowed pooling): then
+        <name>_step returns 1 for a new output, 0 for the held one (kept in the state)."""
+        return any(getattr(layer, "decimates", False) for layer in self.layers)
+
+    def hold_field(self) -> StateField | None:
+        """The model's latest output, held over the steps that give none (decimating models)."""
+        if not self.decimates or self.whole_sequence:
+            return None
+        return StateField("hold", "int8_t", self.output_size, "the latest output, held")
+
     def state_bytes(self) -> int:
-        """sizeof the C state struct: int16 arrays first, then int8, padded to alignment."""
+        """sizeof the C state struct: the widest arrays first, padded to alignment."""
         fields = [f for layer in self.layers for f in layer.state_fields()]
         fields += [f for _, f in self.sequence_buffers()]
-        align = 2 if any(f.ctype == "int16_t" for f in fields) else 1
+        hold = self.hold_field()
+        fields += [hold] if hold is not None else []
+        align = max((CTYPE_BYTES[f.ctype] for f in fields), default=1)
         return -(-sum(f.nbytes for f in fields) // align) * align
 
     def weight_bytes(self) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from rnn2c.export.ir import ExportError, FloatLayer, ModelIR, fold_affine
-from rnn2c.export.layers import READERS, RECURRENT_KINDS
+from rnn2c.export.layers import READERS, RECURRENT_KINDS, TIME_KINDS
 from rnn2c.export.layers.bidirectional import wrap_go_backwards
 
 #: layers that do nothing at inference (Masking: the caller stops stepping at the real length)
@@ -153,6 +153,10 @@ def read_model(model: Any) -> ModelIR:
             if not sequence:
                 raise ExportError(f"{where}: a recurrent layer needs a sequence input")
             sequence = bool(getattr(layer, "return_sequences", False))
+        elif ir_layer.kind in TIME_KINDS:  # Conv1D, pooling: over time; global pooling ends it
+            if not sequence:
+                raise ExportError(f"{where}: it works over time and needs a sequence input")
+            sequence = ir_layer.kind != "gpool1d"
         if pending is not None:
             fold_affine(ir_layer, *pending[:2])
             pending = None
@@ -163,10 +167,16 @@ def read_model(model: Any) -> ModelIR:
         raise ExportError(
             f"layer '{pending[2]}' (Normalization): no weight layer follows it to fold it into"
         )
-    if not any(layer.kind in RECURRENT_KINDS for layer in layers):
+    if not any(layer.kind in (*RECURRENT_KINDS, *TIME_KINDS) for layer in layers):
         raise ExportError(
             f"model '{model.name}' has no recurrent layer (GRU, LSTM or SimpleRNN); "
             "rnn2c exports recurrent models"
+        )
+    timed = [layer for layer in layers if layer.kind in TIME_KINDS]
+    if timed and any(layer.kind == "bidir" for layer in layers):
+        raise ExportError(
+            f"layer '{timed[0].name}': Conv1D and pooling are streaming layers, not supported "
+            "yet in a model with Bidirectional or go_backwards; export them in a causal model"
         )
     return ModelIR(
         layers=layers, input_size=features, source=str(model.name), sequence_out=sequence_out

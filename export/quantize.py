@@ -259,6 +259,7 @@ def observe_model(
         return y, obs
     states = [layer.init_state(n) for layer in model.layers]
     out = np.zeros((n, t, model.output_size))
+    held = np.zeros((n, model.output_size))  # a step that emits nothing holds the last output
     for step in range(t):
         running = lengths > step
         if not running.any():
@@ -270,7 +271,11 @@ def observe_model(
         for i, (layer, state) in enumerate(zip(model.layers, states, strict=True)):
             obs.prefix = f"{i}."
             h = layer.step(state, h, obs)
-        out[:, step, :] = np.where(running[:, None], h, 0.0)
+            if h is None:  # a strided Conv1D or pooling gave no output this step
+                break
+        if h is not None:
+            held = h
+        out[:, step, :] = np.where(running[:, None], held, 0.0)
     obs.mask = None
     obs.prefix = ""
     return out, obs

@@ -11,7 +11,7 @@ import jinja2
 import numpy as np
 
 from rnn2c import __version__
-from rnn2c.export.ir import QuantLayer, QuantModel
+from rnn2c.export.ir import CTYPE_BYTES, QuantLayer, QuantModel
 from rnn2c.export.quantize import vector_max, worst_case_acc
 
 RUNTIME_HEADER = "rnn2c_runtime.h"
@@ -21,6 +21,9 @@ LABELS = {
     "rnn": "SimpleRNN",
     "dense": "Dense",
     "bidir": "Bidirectional",
+    "conv1d": "Conv1D",
+    "pool1d": "Pooling1D",
+    "gpool1d": "GlobalPool",
 }
 C_KEYWORDS = frozenset(
     "auto break case char const continue default do double else enum extern float for goto if "
@@ -96,11 +99,15 @@ def c_structs(rows: list[tuple[int, ...]]) -> str:
 
 def layer_arrays(layer: QuantLayer, input_bits: int) -> dict[str, Any]:
     """The C arrays of a layer: packed weights, bias and requantization in kernel order."""
-    fc = layer.fc  # type: ignore[attr-defined]
+    fc = getattr(layer, "fc", None)
+    if fc is None:  # pooling: no weights
+        return {"weight": np.zeros(0, dtype=np.int8), "bias": None, "rq": [], "worst": 0}
     order = np.asarray(layer.c_rows(), dtype=np.int64)  # type: ignore[attr-defined]
     x_shift = getattr(layer, "x_shift", 0)
     vmax = [vector_max(input_bits, x_shift)] * layer.input_size
-    if layer.state_fields():
+    if hasattr(layer, "vector_max"):  # a Conv1D window: taps x padded channels
+        vmax = layer.vector_max(input_bits)  # type: ignore[attr-defined]
+    elif layer.state_fields():
         h_shift = layer.h_shift  # type: ignore[attr-defined]
         vmax += [vector_max(layer.output_q.bits, h_shift)] * layer.output_size
     return {
@@ -201,10 +208,11 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
         p = f"l{i}_{layer.kind}"
         last = i == n - 1
         buffer = None
-        if layer.state_fields():
+        own_buffer = getattr(layer, "output_buffer", False)  # Conv1D, pooling
+        if layer.state_fields() and not own_buffer:
             output = f"state->{p}_h"
-        elif last:
-            output = "output"
+        elif last and layer.output_q.bits == 8:
+            output = "state->hold" if qmodel.decimates else "output"
         else:
             buffer = f"{p}_out"
             output = buffer
@@ -220,15 +228,16 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
                 state_type=f"s{layer.output_q.bits}",
                 output=output,
                 buffer=buffer,
-                label=LABELS[layer.kind],
+                label=_label(layer),
                 extra=extra,
+                ctype="int16_t" if layer.output_q.bits == 16 else "int8_t",
                 **layer_arrays(layer, prev_bits),
             )
         )
         prev = output
         prev_bits = layer.output_q.bits
-    copy_from = views[-1].output if views[-1].output != "output" else None
-    buffers = [v.q.output_size for v in views if v.buffer]
+    copy_from = views[-1].output if views[-1].output not in ("output", "state->hold") else None
+    buffers = [v.q.output_size * (2 if v.ctype == "int16_t" else 1) for v in views if v.buffer]
     return _render_files(qmodel, name, class_names, views, copy_from, buffers)
 
 
@@ -237,6 +246,11 @@ def _extra(layer: QuantLayer) -> str:
         return f"reset_after={layer.reset_after}"  # type: ignore[attr-defined]
     if layer.kind == "dense":
         return str(layer.activation)  # type: ignore[attr-defined]
+    if layer.kind == "conv1d":
+        q: Any = layer
+        return f"kernel {q.taps}, dilation {q.dilation}, stride {q.stride}, causal, {q.activation}"
+    if layer.kind == "pool1d":
+        return f"pool {layer.pool}, stride {layer.stride}"  # type: ignore[attr-defined]
     if layer.kind == "bidir":
         if layer.forward is None:  # type: ignore[attr-defined]
             return "go_backwards"
@@ -293,6 +307,9 @@ def _view(
 
 
 def _label(q: QuantLayer) -> str:
+    if q.kind in ("pool1d", "gpool1d"):
+        op = "Max" if q.op == "max" else "Average"  # type: ignore[attr-defined]
+        return f"{'Global' if q.kind == 'gpool1d' else ''}{op}Pool"
     if q.kind == "bidir" and q.forward is None:  # type: ignore[attr-defined]
         return LABELS[q.cell_label]  # type: ignore[attr-defined]  # a go_backwards cell
     return LABELS[q.kind]
@@ -335,7 +352,20 @@ def _render_files(
                 "recurrent": False,
             }
         )
-    fields.sort(key=lambda f: 0 if f["ctype"] == "int16_t" else 1)  # no padding between arrays
+    hold = qmodel.hold_field()
+    if hold is not None:
+        fields.append(
+            {
+                "ctype": hold.ctype,
+                "member": hold.name,
+                "length": hold.length,
+                "layer": len(views) - 1,
+                "layer_name": views[-1].q.name,
+                "comment": hold.comment + " (the model output between outputs)",
+                "recurrent": False,
+            }
+        )
+    fields.sort(key=lambda f: -CTYPE_BYTES[f["ctype"]])  # widest first: no padding between arrays
     scratch_words = max(layer.scratch()[0] for layer in qmodel.layers)
     scratch_halfwords = max(layer.scratch()[2] for layer in qmodel.layers)
     ctx = {
@@ -368,6 +398,9 @@ def _render_files(
         "whole": qmodel.whole_sequence,
         "max_length": qmodel.max_length,
         "returns_sequences": qmodel.returns_sequences,
+        "decimates": qmodel.decimates,
+        "output_rows": output_rows(qmodel) if qmodel.decimates else "",
+        "output_stride": int(np.prod([getattr(q, "stride", 1) for q in qmodel.layers])),
     }
     env = template_environment()
     return {
@@ -375,3 +408,19 @@ def _render_files(
         f"{name}.c": env.get_template("model.c.j2").render(ctx),
         RUNTIME_HEADER: runtime_header(),
     }
+
+
+def output_rows(qmodel: QuantModel) -> str:
+    """C expression of the rows <name>_run writes for `length` steps of a decimating model: the
+    outputs its strided Conv1D and pooling layers give (1 for a model without a time axis)."""
+    if not qmodel.returns_sequences:
+        return "1"
+    n = "(length)"
+    for layer in qmodel.layers:
+        stride = int(getattr(layer, "stride", 1))
+        if layer.kind == "conv1d" and stride > 1:
+            n = f"(({n} + {stride - 1}) / {stride})"
+        elif layer.kind == "pool1d":
+            pool = int(layer.pool)  # type: ignore[attr-defined]
+            n = f"({n} >= {pool} ? ({n} - {pool}) / {stride} + 1 : 0)"
+    return n

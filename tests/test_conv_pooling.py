@@ -1,0 +1,383 @@
+"""Conv1D (causal, strided, dilated) and pooling over time (windowed and global), streaming.
+
+Property style, as test_pipeline_random: random configurations (kernel size, dilation, strides,
+channels, activation, bias, pooling, where the layers sit), each exported, compiled and checked:
+the float IR equals Keras at several lengths (the held output of a decimating model is Keras'
+last output), the C equals the integer reference at every step, and int8 stays close to float.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from rnn2c.emulator import load_model
+from rnn2c.emulator.build import DEFAULT_FLAGS
+from rnn2c.export import ExportError, export_model
+from rnn2c.export.api import read_any
+from rnn2c.export.layers.pooling import mean_round
+from rnn2c.export.quantize import observe_model
+from rnn2c.export.reference import run_int
+
+ACTS = ("linear", "relu", "sigmoid", "tanh", "softmax")
+CELLS = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM, "rnn": keras.layers.SimpleRNN}
+STRICT = [
+    "-Wall",
+    "-Wextra",
+    "-Wpedantic",
+    "-Werror",
+    "-Wshadow",
+    "-Wcast-qual",
+    "-Wstrict-prototypes",
+    "-Wmissing-prototypes",
+    "-Wundef",
+    "-Wconversion",
+    "-Wsign-conversion",
+]
+MAX_ERROR_FRACTION = 0.1
+
+
+@dataclass
+class ConvConfig:
+    seed: int
+    features: int
+    steps: int
+    layers: list[tuple] = field(default_factory=list)  # (kind, settings...)
+    activations: str = "int8"
+    input_quant: str = "per-tensor"
+
+    def describe(self) -> str:
+        parts = ["-".join(str(v) for v in layer) for layer in self.layers]
+        return f"s{self.seed}-F{self.features}-T{self.steps}-{self.activations}-[{','.join(parts)}]"
+
+
+def _conv(rng: np.random.Generator) -> tuple:
+    stride = int(rng.choice([1, 1, 2, 3]))
+    dilation = 1 if stride > 1 else int(rng.choice([1, 2, 3]))
+    return (
+        "conv",
+        int(rng.integers(1, 13)),  # filters
+        int(rng.integers(1, 5)),  # kernel size
+        dilation,
+        stride,
+        str(rng.choice(ACTS[:4])) if rng.random() < 0.9 else "softmax",
+        bool(rng.integers(0, 2)),  # use_bias
+    )
+
+
+def _pool(rng: np.random.Generator) -> tuple:
+    pool = int(rng.integers(1, 4))
+    return ("pool", str(rng.choice(["max", "avg"])), pool, int(rng.integers(1, pool + 1)))
+
+
+def random_conv_config(seed: int) -> ConvConfig:
+    rng = np.random.default_rng(seed)
+    layers: list[tuple] = [_conv(rng)]
+    if rng.random() < 0.4:
+        layers.append(_pool(rng))
+    cell = str(rng.choice(list(CELLS)))
+    ending = str(rng.choice(["last", "seq", "between", "global"]))
+    units = int(rng.integers(1, 13))
+    if ending == "between":  # recurrent -> Conv1D -> recurrent
+        layers += [
+            ("rec", cell, units, True),
+            _conv(rng),
+            ("rec", cell, int(rng.integers(1, 9)), False),
+        ]
+    elif ending == "global":
+        layers += [("rec", cell, units, True), ("global", str(rng.choice(["max", "avg"])))]
+    else:
+        layers.append(("rec", cell, units, ending == "seq"))
+    if rng.random() < 0.7:
+        layers.append(("dense", int(rng.integers(1, 7)), str(rng.choice(ACTS))))
+    return ConvConfig(
+        seed=seed,
+        features=int(rng.integers(1, 9)),
+        steps=int(rng.integers(10, 25)),
+        layers=layers,
+        activations="int16" if rng.random() < 0.25 else "int8",
+        input_quant="per-feature" if rng.random() < 0.25 else "per-tensor",
+    )
+
+
+def build(cfg: ConvConfig) -> keras.Model:
+    keras.utils.set_random_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    inp = keras.Input((None, cfg.features))
+    x = inp
+    for spec in cfg.layers:
+        kind = spec[0]
+        if kind == "conv":
+            _, filters, k, dilation, stride, act, bias = spec
+            layer = keras.layers.Conv1D(
+                filters,
+                k,
+                strides=stride,
+                dilation_rate=dilation,
+                padding="causal",
+                activation=act,
+                use_bias=bias,
+            )
+            x = layer(x)
+            if bias:  # non-zero biases, so that the bias path is exercised
+                w = layer.get_weights()
+                w[1] = rng.normal(0, 0.3, size=w[1].shape).astype(np.float32)
+                layer.set_weights(w)
+        elif kind == "pool":
+            _, op, pool, stride = spec
+            cls = keras.layers.MaxPooling1D if op == "max" else keras.layers.AveragePooling1D
+            x = cls(pool_size=pool, strides=stride)(x)
+        elif kind == "rec":
+            _, cell, units, seq = spec
+            x = CELLS[cell](units, return_sequences=seq)(x)
+        elif kind == "global":
+            cls = (
+                keras.layers.GlobalMaxPooling1D
+                if spec[1] == "max"
+                else keras.layers.GlobalAveragePooling1D
+            )
+            x = cls()(x)
+        else:
+            x = keras.layers.Dense(spec[1], activation=spec[2])(x)
+    return keras.Model(inp, x, name=f"c{cfg.seed}")
+
+
+def keras_last(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    y = np.asarray(model(x, training=False))
+    return y[:, -1] if y.ndim == 3 else y
+
+
+N_CONFIGS = 14
+
+
+@pytest.mark.parametrize("seed", range(N_CONFIGS))
+def test_random_conv_model_bit_exact_and_close(seed: int, tmp_path: Path) -> None:
+    cfg = random_conv_config(seed)
+    model = build(cfg)
+    rng = np.random.default_rng(seed)
+    scale = float(rng.choice([0.3, 1.0, 3.0]))
+    calib = (rng.normal(size=(40, cfg.steps, cfg.features)) * scale).astype(np.float32)
+    test = (rng.normal(size=(24, cfg.steps, cfg.features)) * scale).astype(np.float32)
+    name = f"c{seed}"
+    res = export_model(
+        model,
+        calib,
+        tmp_path / "c",
+        name=name,
+        activations=cfg.activations,
+        input_quant=cfg.input_quant,
+    )
+    q = res.qmodel
+
+    # the float IR is Keras' arithmetic, at several lengths (the held output is Keras' last)
+    _, ir = read_any(model)
+    fl, _ = observe_model(ir, test)
+    for length in (cfg.steps, cfg.steps - 1, cfg.steps - 3):
+        want = keras_last(model, test[:, :length])
+        np.testing.assert_allclose(fl[:, length - 1], want, atol=1e-4, err_msg=cfg.describe())
+
+    # C == integer reference at every step, on random and extreme inputs, cut lengths
+    compiled = load_model(tmp_path / "c", name)
+    assert compiled.state_size == q.state_bytes() == compiled.declared_state_size
+    lo = np.full((cfg.steps, cfg.features), -128)
+    hi = np.full((cfg.steps, cfg.features), 127)
+    alt = np.where(np.arange(cfg.steps)[:, None] % 2 == 0, hi, lo)
+    xq = np.concatenate([q.input_q.quantize(test), np.stack([lo, hi, alt]).astype(np.int8)])
+    lengths = rng.integers(1, cfg.steps + 1, size=xq.shape[0])
+    for lens in (None, lengths):
+        assert np.array_equal(compiled.run(xq, lens), run_int(q, xq, lens)), cfg.describe()
+    # a stream without reset
+    stream = xq[:4].reshape(-1, cfg.features)
+    assert np.array_equal(compiled.stream(stream), run_int(q, stream[None])[0]), cfg.describe()
+    if platform.machine() in ("x86_64", "AMD64") and seed % 3 == 0:
+        vec = load_model(tmp_path / "c", name, flags=(*DEFAULT_FLAGS, "-mavx2", "-mno-avx512f"))
+        assert np.array_equal(vec.run(xq, lengths), run_int(q, xq, lengths)), cfg.describe()
+
+    # int8 close to float Keras
+    deq = q.output_q.dequantize(run_int(q, q.input_q.quantize(test))[:, -1])
+    want = keras_last(model, test)
+    span = max(1.0, float(want.max() - want.min()))
+    err = float(np.abs(deq - want).max())
+    assert err <= MAX_ERROR_FRACTION * span, f"{cfg.describe()}: max error {err:.4f}"
+
+
+def test_mean_round_is_half_up() -> None:
+    total = np.array([-5, -4, -3, -1, 0, 1, 3, 4, 5, 7])
+    np.testing.assert_array_equal(mean_round(total, 2), [-2, -2, -1, 0, 0, 1, 2, 2, 3, 4])
+    np.testing.assert_array_equal(mean_round(np.array([-7, 7, 8]), 3), [-2, 2, 3])
+
+
+def _kws(frames: int = 40) -> keras.Model:
+    keras.utils.set_random_seed(3)
+    return keras.Sequential(
+        [
+            keras.Input((None, frames)),
+            keras.layers.Conv1D(32, 3, strides=2, padding="causal", activation="relu"),
+            keras.layers.GRU(32),
+            keras.layers.Dense(12, activation="softmax"),
+        ],
+        name="kws",
+    )
+
+
+def test_strided_step_returns_new_and_holds(tmp_path: Path) -> None:
+    """step returns 1 at steps 0, 2, 4, ... (Keras' causal outputs of a stride-2 Conv1D) and 0
+    between them, with the held output; run of a sequence model writes only the new rows."""
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential(
+        [
+            keras.Input((None, 3)),
+            keras.layers.Conv1D(5, 2, strides=2, padding="causal"),
+            keras.layers.GRU(4, return_sequences=True),
+            keras.layers.Dense(3),
+        ]
+    )
+    x = np.random.default_rng(1).normal(size=(16, 9, 3)).astype(np.float32)
+    q = export_model(model, x, tmp_path / "c", name="st").qmodel
+    h = (tmp_path / "c" / "st.h").read_text()
+    assert "int st_step(" in h and "#define ST_OUTPUT_STRIDE 2" in h
+    assert "#define ST_OUTPUT_ROWS(length) (((length) + 1) / 2)" in h
+    src = tmp_path / "probe.c"
+    src.write_text(
+        '#include <stdio.h>\n#include "st.h"\n'
+        "int main(void) {\n"
+        "    static const int8_t x[9][ST_INPUT_SIZE] = {{1, 2, 3}, {4, 5, 6}, {7, 8, 9},"
+        " {-1, -2, -3}, {0, 9, 0}, {5, 5, 5}, {-9, 0, 9}, {3, 0, -3}, {1, 1, 1}};\n"
+        "    st_state_t s; int8_t y[ST_OUTPUT_SIZE]; int8_t rows[9][ST_OUTPUT_SIZE];\n"
+        "    int t, i;\n    st_reset(&s);\n"
+        '    for (t = 0; t < 9; ++t) { printf("%d", st_step(&s, x[t], y));'
+        ' for (i = 0; i < ST_OUTPUT_SIZE; ++i) printf(" %d", y[i]); printf("\\n"); }\n'
+        '    printf("rc %d rows %d\\n", st_run(&s, x, 9, &rows[0][0]), ST_OUTPUT_ROWS(9));\n'
+        "    for (t = 0; t < ST_OUTPUT_ROWS(9); ++t) { for (i = 0; i < ST_OUTPUT_SIZE; ++i)"
+        ' printf(" %d", rows[t][i]); printf("\\n"); }\n    return 0;\n}\n'
+    )
+    exe = tmp_path / "probe"
+    cc = shutil.which("gcc") or shutil.which("clang") or "cc"
+    subprocess.run(
+        [
+            cc,
+            "-std=c99",
+            "-O2",
+            "-I",
+            str(tmp_path / "c"),
+            str(src),
+            str(tmp_path / "c/st.c"),
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
+    lines = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split(
+        "\n"
+    )
+    fresh = [int(line.split()[0]) for line in lines[:9]]
+    assert fresh == [1, 0, 1, 0, 1, 0, 1, 0, 1]
+    xs = np.array(
+        [
+            [1, 2, 3],
+            [4, 5, 6],
+            [7, 8, 9],
+            [-1, -2, -3],
+            [0, 9, 0],
+            [5, 5, 5],
+            [-9, 0, 9],
+            [3, 0, -3],
+            [1, 1, 1],
+        ],
+        dtype=np.int8,
+    )
+    ref = run_int(q, xs[None])[0]
+    got = np.array([[int(v) for v in line.split()[1:]] for line in lines[:9]])
+    assert np.array_equal(got, ref)  # held between the new outputs
+    assert lines[9] == "rc 0 rows 5"
+    rows = np.array([[int(v) for v in line.split()] for line in lines[10:15]])
+    assert np.array_equal(rows, ref[::2])
+
+
+@pytest.mark.skipif(not shutil.which("gcc") and not shutil.which("clang"), reason="no C compiler")
+def test_conv_and_pooling_compile_warning_free(tmp_path: Path) -> None:
+    keras.utils.set_random_seed(6)
+    model = keras.Sequential(
+        [
+            keras.Input((None, 5)),
+            keras.layers.Conv1D(6, 3, dilation_rate=2, padding="causal", activation="tanh"),
+            keras.layers.AveragePooling1D(2),
+            keras.layers.LSTM(4, return_sequences=True),
+            keras.layers.Conv1D(3, 2, strides=2, padding="causal", use_bias=False),
+            keras.layers.GRU(5, return_sequences=True),
+            keras.layers.MaxPooling1D(3, strides=1),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(2, activation="sigmoid"),
+        ]
+    )
+    x = np.random.default_rng(0).normal(size=(8, 20, 5)).astype(np.float32)
+    export_model(model, x, tmp_path / "a", name="ca", input_quant="per-feature")
+    export_model(model, x, tmp_path / "b", name="cb", activations="int16")
+    gmax = keras.Sequential(
+        [
+            keras.Input((None, 5)),
+            keras.layers.GRU(4, return_sequences=True),
+            keras.layers.GlobalMaxPooling1D(),
+        ]
+    )
+    export_model(gmax, x, tmp_path / "g", name="cg", activations="int16")
+    for cc in [c for c in ("gcc", "clang") if shutil.which(c)]:
+        for opt in ("-O0", "-O2", "-Os"):
+            for src in ("a/ca.c", "b/cb.c", "g/cg.c"):
+                for extra in ([], ["-mavx2"] if platform.machine() == "x86_64" else []):
+                    subprocess.run(
+                        [
+                            cc,
+                            "-std=c99",
+                            opt,
+                            *STRICT,
+                            *extra,
+                            "-c",
+                            str(tmp_path / src),
+                            "-o",
+                            str(tmp_path / "x.o"),
+                        ],
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    )
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        (
+            lambda: keras.layers.Conv1D(4, 3, padding="same"),
+            "padding='same' needs inputs after the current step, which a streaming model does "
+            "not have; use padding='causal'",
+        ),
+        (
+            lambda: keras.layers.Conv1D(4, 3),
+            "padding='valid' needs inputs after the current step",
+        ),
+        (
+            lambda: keras.layers.Conv1D(4, 3, padding="causal", activation="elu"),
+            "activation 'elu' is not supported",
+        ),
+        (
+            lambda: keras.layers.MaxPooling1D(2, padding="same"),
+            "padding='same' needs inputs after the current step, which a streaming model does "
+            "not have; use padding='valid'",
+        ),
+    ],
+)
+def test_refusals_say_what_to_do(layer, message: str, tmp_path: Path) -> None:  # noqa: ANN001
+    model = keras.Sequential([keras.Input((10, 3)), layer(), keras.layers.GRU(2)])
+    x = np.zeros((4, 10, 3), dtype=np.float32) + np.arange(3, dtype=np.float32)
+    x[0, 0] = 1.0
+    with pytest.raises(ExportError) as e:
+        export_model(model, x, tmp_path / "c", name="m")
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
