@@ -648,12 +648,23 @@ def measure(
     stack = max(stack_static, stack_measured)
     macs = exp.qmodel.macs
     arr = np.asarray(counts)
+    per_mac = float(arr.mean() / macs) if macs else 0.0
+    if qm.decimates:  # strided Conv1D / pooling: the later layers run at some steps only
+        done = sum(qm.macs_over(int(n)) for n in lengths)
+        macs = round(done / max(len(counts), 1))
+        per_mac = float(arr.sum() / done) if done else 0.0
     notes = [tgt.note] if tgt.note else []
     if whole:
         notes.append(
             f"whole-sequence model: counted over {name}_run, one call per sequence; per step = "
             "a run's instructions / its length (both directions' MACs count per step); the "
             "stack is run's"
+        )
+    if qm.decimates:
+        notes.append(
+            "strided Conv1D / pooling: MACs per step are the average over the counted steps "
+            "(the layers after them run at some steps only); per MAC = all instructions / all "
+            "MACs done"
         )
     if any(p.endswith("(library)") for p in path):
         notes.append(
@@ -688,7 +699,7 @@ def measure(
         instructions_mean=float(arr.mean()),
         instructions_min=int(arr.min()),
         instructions_max=int(arr.max()),
-        instructions_per_mac=float(arr.mean() / macs) if macs else 0.0,
+        instructions_per_mac=per_mac,
         reset_instructions=reset_count,
         bit_exact=bit_exact,
         notes=notes,

@@ -546,6 +546,11 @@ def verify(
     per_step = _per_step_labels(seqs.y, seqs.x.shape, qmodel.output_size)
     if per_step:
         assert seqs.y is not None
+        if qmodel.decimates:
+            raise ExportError(
+                "--data: y holds a label per time step but the model gives a new output only "
+                "at some steps (a strided Conv1D or pooling); give one label per sequence"
+            )
         if qmodel.whole_sequence and not qmodel.returns_sequences:
             raise ExportError(
                 "--data: y holds a label per time step but the model gives one output per "

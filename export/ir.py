@@ -322,6 +322,18 @@ class QuantModel:
         <name>_step returns 1 for a new output, 0 for the held one (kept in the state)."""
         return any(getattr(layer, "decimates", False) for layer in self.layers)
 
+    def macs_over(self, steps: int) -> int:
+        """MACs of a sequence of `steps` steps: a layer after a strided Conv1D or a pooling layer
+        runs only at the steps that give it an input (``emitted(n)``: a layer's outputs for n
+        inputs), and a Conv1D's own MACs come with its outputs."""
+        total, n = 0, int(steps)
+        for layer in self.layers:
+            emitted = getattr(layer, "emitted", None)
+            n_out = int(emitted(n)) if emitted is not None else n
+            total += layer.macs * n_out
+            n = n_out
+        return total
+
     def hold_field(self) -> StateField | None:
         """The model's latest output, held over the steps that give none (decimating models)."""
         if not self.decimates or self.whole_sequence:

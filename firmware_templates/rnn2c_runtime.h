@@ -1466,6 +1466,31 @@ RNN2C_INLINE void rnn2c_dense_s8(const rnn2c_dense_t *p, const int16_t *vec, int
  * window once the ring is full); when it does not emit, the layers after it do not run.
  */
 
+/* dst[0 .. n) = src[0 .. n): a plain loop kept from becoming a call to memcpy (300 B of newlib
+ * on Cortex-M), as rnn2c_zero. */
+#if defined(__GNUC__)
+#define RNN2C_KEEP_LOOP(p) __asm__("" : : "r"(p) : "memory")
+#else
+#define RNN2C_KEEP_LOOP(p) ((void)0)
+#endif
+RNN2C_INLINE void rnn2c_copy_s8(int8_t *dst, const int8_t *src, uint32_t n)
+{
+    uint32_t i;
+    for (i = 0; i < n; ++i) {
+        dst[i] = src[i];
+        RNN2C_KEEP_LOOP(dst);
+    }
+}
+
+RNN2C_INLINE void rnn2c_copy_s16(int16_t *dst, const int16_t *src, uint32_t n)
+{
+    uint32_t i;
+    for (i = 0; i < n; ++i) {
+        dst[i] = src[i];
+        RNN2C_KEEP_LOOP(dst);
+    }
+}
+
 /* Put the slot for a new input into use; returns it. */
 RNN2C_INLINE uint32_t rnn2c_ring_push(int16_t *ctr, uint32_t span)
 {
@@ -1508,12 +1533,13 @@ typedef struct {
     uint16_t stride;      /* emits every stride steps */
 } rnn2c_conv_t;
 
-/* The window vector of tap k: the zero point for a tap before the first input. */
+/* The window vector of a tap before the first input: the zero point (a loop, not memcpy). */
 RNN2C_INLINE void rnn2c_conv_pad(const rnn2c_conv_t *p, int16_t *v)
 {
     uint32_t i;
     for (i = 0; i < p->in4; ++i) {
         v[RNN2C_VPOS(i)] = (int16_t)(p->pad != NULL && i < p->in ? p->pad[i] : 0);
+        RNN2C_KEEP_LOOP(v);
     }
 }
 
@@ -1523,12 +1549,8 @@ RNN2C_INLINE void rnn2c_conv_pad(const rnn2c_conv_t *p, int16_t *v)
 RNN2C_INLINE int rnn2c_conv_s8(const rnn2c_conv_t *p, int8_t *ring, int16_t *ctr, const int8_t *x,
                                int16_t *v, int32_t *acc, int8_t *y)
 {
-    int8_t *dst = ring + rnn2c_ring_push(ctr, p->span) * p->in;
-    uint32_t i;
     uint32_t k;
-    for (i = 0; i < p->in; ++i) {
-        dst[i] = x[i];
-    }
+    rnn2c_copy_s8(ring + rnn2c_ring_push(ctr, p->span) * p->in, x, p->in);
     if (!rnn2c_ring_due(ctr, p->stride, 1)) {
         return 0;
     }
@@ -1549,12 +1571,8 @@ RNN2C_INLINE int rnn2c_conv_s8(const rnn2c_conv_t *p, int8_t *ring, int16_t *ctr
 RNN2C_INLINE int rnn2c_conv_s16(const rnn2c_conv_t *p, int16_t *ring, int16_t *ctr,
                                 const int16_t *x, int16_t *v, int32_t *acc, int8_t *y)
 {
-    int16_t *dst = ring + rnn2c_ring_push(ctr, p->span) * p->in;
-    uint32_t i;
     uint32_t k;
-    for (i = 0; i < p->in; ++i) {
-        dst[i] = x[i];
-    }
+    rnn2c_copy_s16(ring + rnn2c_ring_push(ctr, p->span) * p->in, x, p->in);
     if (!rnn2c_ring_due(ctr, p->stride, 1)) {
         return 0;
     }
@@ -1585,13 +1603,10 @@ RNN2C_INLINE int32_t rnn2c_mean_round(int32_t sum, int32_t n)
 
 /* MaxPooling1D / AveragePooling1D (padding "valid") over the ring of the last `pool` inputs;
  * y gets the same quantization as x. Returns 1 when the step emits, else 0. */
-#define RNN2C_POOL_BODY(T)                                                                    \
-    T *dst = ring + rnn2c_ring_push(ctr, pool) * n;                                           \
+#define RNN2C_POOL_BODY(T, copy)                                                              \
     uint32_t i;                                                                               \
     uint32_t s;                                                                               \
-    for (i = 0; i < n; ++i) {                                                                 \
-        dst[i] = x[i];                                                                        \
-    }                                                                                         \
+    copy(ring + rnn2c_ring_push(ctr, pool) * n, x, n);                                        \
     if (!rnn2c_ring_due(ctr, stride, (uint32_t)(uint16_t)ctr[2] == pool)) {                   \
         return 0;                                                                             \
     }                                                                                         \
@@ -1612,13 +1627,13 @@ RNN2C_INLINE int32_t rnn2c_mean_round(int32_t sum, int32_t n)
 RNN2C_INLINE int rnn2c_pool_s8(int8_t *ring, int16_t *ctr, const int8_t *x, uint32_t n,
                                uint32_t pool, uint32_t stride, int average, int8_t *y)
 {
-    RNN2C_POOL_BODY(int8_t);
+    RNN2C_POOL_BODY(int8_t, rnn2c_copy_s8);
 }
 
 RNN2C_INLINE int rnn2c_pool_s16(int16_t *ring, int16_t *ctr, const int16_t *x, uint32_t n,
                                 uint32_t pool, uint32_t stride, int average, int16_t *y)
 {
-    RNN2C_POOL_BODY(int16_t);
+    RNN2C_POOL_BODY(int16_t, rnn2c_copy_s16);
 }
 
 /* GlobalMaxPooling1D as a running max since reset (seen: 0 until the first step). */

@@ -381,3 +381,94 @@ def test_refusals_say_what_to_do(layer, message: str, tmp_path: Path) -> None:  
         export_model(model, x, tmp_path / "c", name="m")
     assert message in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_keyword_spotting_shape_verify_board_and_size(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """Input(T, 40) -> Conv1D(32, 3, strides 2, causal, relu) -> GRU(32) -> Dense(12, softmax)
+    through the CLI: export, verify (and a stream), the emulated Cortex-M4 board bit-exact
+    at every step, and exact instruction counts on the M4."""
+    import json  # noqa: PLC0415
+
+    from rnn2c.cli import main  # noqa: PLC0415
+    from tools import need, require_unicorn  # noqa: PLC0415
+
+    model = _kws()
+    model.save(tmp_path / "kws.keras")
+    rng = np.random.default_rng(2)
+    np.savez(tmp_path / "calib.npz", x=rng.normal(size=(24, 25, 40)).astype(np.float32))
+    data = rng.normal(size=(3, 25, 40)).astype(np.float32)
+    np.savez(tmp_path / "data.npz", x=data, lengths=np.array([25, 12, 7]))
+    c = tmp_path / "c"
+    assert (
+        main(
+            [
+                "export",
+                str(tmp_path / "kws.keras"),
+                "--calib",
+                str(tmp_path / "calib.npz"),
+                "--out",
+                str(c),
+                "--name",
+                "kws",
+            ]
+        )
+        == 0
+    )
+    rc = main(
+        [
+            "verify",
+            str(tmp_path / "kws.keras"),
+            str(c),
+            "--data",
+            str(tmp_path / "data.npz"),
+            "--stream",
+            "200",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    assert "C == integer reference       bit-exact" in printed
+    assert "stream C == reference        bit-exact" in printed
+    need("make", "arm-none-eabi-gcc", "qemu-system-arm")
+    fw = tmp_path / "fw"
+    rc = main(
+        [
+            "firmware",
+            str(c),
+            "--board",
+            "mps2-an386",
+            "--data",
+            str(tmp_path / "data.npz"),
+            "--out",
+            str(fw),
+            "--run",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    assert "bit-exact" in printed and " 44 steps" in printed
+    require_unicorn()
+    out = tmp_path / "size.json"
+    assert (
+        main(
+            [
+                "size",
+                str(c),
+                "--target",
+                "cortex-m4",
+                "--steps",
+                "8",
+                "--sequences",
+                "2",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    report = json.loads(out.read_text())
+    assert report["bit_exact"]
+    # 2 sequences x 8 steps: the Conv1D and what follows it run at 4 steps of 8
+    assert report["macs_per_step"] == (32 * 3 * 40 + 3 * 32 * 64 + 12 * 32) // 2
+    assert 1.0 < report["instructions_per_mac"] < 4.0
+    assert not report["libraries"]  # no memcpy for the ring or the window

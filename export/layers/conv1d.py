@@ -278,6 +278,10 @@ class QuantConv1D(PackedMatrix, QuantLayer):
     def ring_ctype(self) -> str:
         return "int16_t" if self.input_bits == 16 else "int8_t"
 
+    def emitted(self, n: int) -> int:
+        """Outputs for n input steps since reset: at steps 0, stride, 2 * stride, ..."""
+        return -(-n // self.stride)
+
     def has_pad(self) -> bool:
         return bool(np.any(self.pad))
 

@@ -195,6 +195,10 @@ class QuantPool(QuantLayer):
     def ctype(self) -> str:
         return "int16_t" if self.input_bits == 16 else "int8_t"
 
+    def emitted(self, n: int) -> int:
+        """Outputs for n input steps since reset: once pool inputs are in, every stride steps."""
+        return (n - self.pool) // self.stride + 1 if n >= self.pool else 0
+
     def state_fields(self) -> list[StateField]:
         return [
             StateField(
