@@ -546,10 +546,10 @@ def verify(
     per_step = _per_step_labels(seqs.y, seqs.x.shape, qmodel.output_size)
     if per_step:
         assert seqs.y is not None
-        if qmodel.decimates:
+        if qmodel.changes_length:
             raise ExportError(
-                "--data: y holds a label per time step but the model gives a new output only "
-                "at some steps (a strided Conv1D or pooling); give one label per sequence"
+                "--data: y holds a label per time step but the model's output rows are not its "
+                "steps (a strided or unpadded Conv1D, or pooling); give one label per sequence"
             )
         if qmodel.whole_sequence and not qmodel.returns_sequences:
             raise ExportError(

@@ -254,8 +254,27 @@ class ModelIR:
 
     @property
     def whole_sequence(self) -> bool:
-        """Whether a layer needs the whole sequence (Bidirectional, go_backwards)."""
-        return any(layer.kind == "bidir" for layer in self.layers)
+        """Whether a layer needs the whole sequence (Bidirectional, go_backwards, a Conv1D with
+        padding 'valid' or 'same')."""
+        return any(needs_whole_sequence(layer) for layer in self.layers)
+
+
+def needs_whole_sequence(layer: Any) -> bool:
+    """A layer whose outputs need later inputs: Bidirectional, go_backwards, or a Conv1D with
+    padding 'valid' or 'same'."""
+    return layer.kind == "bidir" or getattr(layer, "padding", "causal") != "causal"
+
+
+def rows_out(layers: list[Any], sequence_out: list[bool], n: int) -> int:
+    """Output rows of a whole-sequence pass over n steps (a strided or unpadded Conv1D, windowed
+    pooling change the length; 1 once a layer returns no sequence)."""
+    for i, layer in enumerate(layers):
+        out_len = getattr(layer, "out_len", None)
+        if out_len is not None:
+            n = int(out_len(n))
+        if not sequence_out[i]:
+            return 1 if n > 0 else 0
+    return n
 
 
 @dataclass
@@ -277,9 +296,9 @@ class QuantModel:
 
     @property
     def whole_sequence(self) -> bool:
-        """Whether a layer needs the whole sequence (Bidirectional, go_backwards): such a model
-        has <name>_run and no <name>_step."""
-        return any(layer.kind == "bidir" for layer in self.layers)
+        """Whether a layer needs the whole sequence (Bidirectional, go_backwards, a Conv1D with
+        padding 'valid' or 'same'): such a model has <name>_run and no <name>_step."""
+        return any(needs_whole_sequence(layer) for layer in self.layers)
 
     @property
     def returns_sequences(self) -> bool:
@@ -321,6 +340,20 @@ class QuantModel:
         """Whether some steps give no new output (a strided Conv1D, windowed pooling): then
         <name>_step returns 1 for a new output, 0 for the held one (kept in the state)."""
         return any(getattr(layer, "decimates", False) for layer in self.layers)
+
+    @property
+    def changes_length(self) -> bool:
+        """Whether the model's output rows differ from its input steps (a strided Conv1D,
+        windowed pooling, a Conv1D with padding 'valid')."""
+        return any(getattr(layer, "changes_length", False) for layer in self.layers)
+
+    def min_length(self) -> int:
+        """The shortest sequence that gives every layer at least one row (whole-sequence)."""
+        limit = self.max_length or 1
+        for n in range(1, limit + 1):
+            if rows_out(self.layers, self.sequence_out or [True] * len(self.layers), n) > 0:
+                return n
+        return limit
 
     def macs_over(self, steps: int) -> int:
         """MACs of a sequence of `steps` steps: a layer after a strided Conv1D or a pooling layer

@@ -172,12 +172,6 @@ def read_model(model: Any) -> ModelIR:
             f"model '{model.name}' has no recurrent layer (GRU, LSTM or SimpleRNN); "
             "rnn2c exports recurrent models"
         )
-    timed = [layer for layer in layers if layer.kind in TIME_KINDS]
-    if timed and any(layer.kind == "bidir" for layer in layers):
-        raise ExportError(
-            f"layer '{timed[0].name}': Conv1D and pooling are streaming layers, not supported "
-            "yet in a model with Bidirectional or go_backwards; export them in a causal model"
-        )
     return ModelIR(
         layers=layers, input_size=features, source=str(model.name), sequence_out=sequence_out
     )

@@ -334,6 +334,8 @@ def quantize_model(
     for i, layer in enumerate(model.layers):
         sub = _SubObserver(obs, f"{i}.")
         ql = layer.quantize(q, sub, method, state_bits)  # type: ignore[arg-type]
+        if model.whole_sequence and hasattr(ql, "whole"):  # Conv1D, pooling: no ring in run
+            ql.whole = True
         layers.append(ql)
         q = ql.output_q
     return QuantModel(
@@ -359,7 +361,8 @@ def check_max_length(max_length: int | None, whole_sequence: bool) -> None:
     if max_length is None:
         if whole_sequence:
             raise ExportError(
-                "the model has a whole-sequence layer (Bidirectional or go_backwards), so its C "
+                "the model has a whole-sequence layer (Bidirectional or go_backwards) or a "
+                "Conv1D with padding 'valid' or 'same', so its C "
                 "runs whole sequences through <name>_run with buffers in the state; give "
                 "--max-length N, the longest sequence it must take (e.g. --max-length 128)"
             )

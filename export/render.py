@@ -151,6 +151,10 @@ class LayerView:
     seq_out: bool = True  # whether its output has a row per step
     width: int = 0  # its output size
     ctype: str = "int8_t"  # element type of its output buffer
+    out_rows: str = ""  # C expression: its output rows (a Conv1D or pooling: its own variable)
+    len_var: str = ""  # Conv1D, pooling over a whole sequence: the variable of its output rows
+    src0: str = ""  # its input's first row (the rows follow each other)
+    state_out: bool = True  # its output is its state (recurrent), copied into its buffer
 
 
 def template_environment() -> jinja2.Environment:
@@ -248,7 +252,10 @@ def _extra(layer: QuantLayer) -> str:
         return str(layer.activation)  # type: ignore[attr-defined]
     if layer.kind == "conv1d":
         q: Any = layer
-        return f"kernel {q.taps}, dilation {q.dilation}, stride {q.stride}, causal, {q.activation}"
+        return (
+            f"kernel {q.taps}, dilation {q.dilation}, stride {q.stride}, {q.padding}, "
+            f"{q.activation}"
+        )
     if layer.kind == "pool1d":
         return f"pool {layer.pool}, stride {layer.stride}"  # type: ignore[attr-defined]
     if layer.kind == "bidir":
@@ -264,9 +271,10 @@ def _whole_sequence_views(qmodel: QuantModel, upper: str) -> list[LayerView]:
     views: list[LayerView] = []
     prev_row, prev_bits, seq = "input[{t}]", 8, True
     buffers = dict(qmodel.sequence_buffers())
+    cur = "length"  # the rows of the current sequence (a Conv1D or pooling changes them)
     for i, layer in enumerate(qmodel.layers):
         p = f"l{i}_{layer.kind}"
-        rows = "length" if seq else "1"
+        rows = cur if seq else "1"
         seq = seq and bool(qmodel.sequence_out[i])
         width = layer.output_size
         member = f"state->{p}_{buffers[i].name}"
@@ -279,6 +287,10 @@ def _whole_sequence_views(qmodel: QuantModel, upper: str) -> list[LayerView]:
             v.cells.append(sub)
         v.rows, v.dest, v.seq_out, v.width = rows, dest, seq, width
         v.ctype = buffers[i].ctype
+        v.src0, v.out_rows = prev_row.format(t="0"), rows
+        v.state_out = bool(layer.state_fields()) and not getattr(layer, "output_buffer", False)
+        if hasattr(layer, "over_time"):  # Conv1D, windowed pooling: rows of its own
+            v.len_var = v.out_rows = cur = f"n{i}"
         views.append(v)
         prev_row, prev_bits = dest, layer.output_q.bits
     return views
@@ -398,8 +410,9 @@ def _render_files(
         "whole": qmodel.whole_sequence,
         "max_length": qmodel.max_length,
         "returns_sequences": qmodel.returns_sequences,
-        "decimates": qmodel.decimates,
-        "output_rows": output_rows(qmodel) if qmodel.decimates else "",
+        "decimates": qmodel.decimates and not qmodel.whole_sequence,
+        "output_rows": output_rows(qmodel) if qmodel.changes_length else "",
+        "min_length": qmodel.min_length() if qmodel.whole_sequence else 1,
         "output_stride": int(np.prod([getattr(q, "stride", 1) for q in qmodel.layers])),
     }
     env = template_environment()
@@ -418,7 +431,10 @@ def output_rows(qmodel: QuantModel) -> str:
     n = "(length)"
     for layer in qmodel.layers:
         stride = int(getattr(layer, "stride", 1))
-        if layer.kind == "conv1d" and stride > 1:
+        if layer.kind == "conv1d" and getattr(layer, "padding", "causal") == "valid":
+            span = int(layer.span)  # type: ignore[attr-defined]
+            n = f"({n} >= {span} ? ({n} - {span}) / {stride} + 1 : 0)"
+        elif layer.kind == "conv1d" and stride > 1:
             n = f"(({n} + {stride - 1}) / {stride})"
         elif layer.kind == "pool1d":
             pool = int(layer.pool)  # type: ignore[attr-defined]

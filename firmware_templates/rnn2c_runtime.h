@@ -1589,6 +1589,36 @@ RNN2C_INLINE int rnn2c_conv_s16(const rnn2c_conv_t *p, int16_t *ring, int16_t *c
     return 1;
 }
 
+/* Conv1D over a whole sequence (<name>_run): input rows x[0 .. n) of p->in elements, output
+ * rows y[0 .. m) of the filters; output row j reads input rows j * stride + k * dilation - left
+ * for its taps k, a row outside [0, n) reading the zero point (Keras' padding). */
+#define RNN2C_CONV_SEQ_BODY(vec)                                                              \
+    int j;                                                                                    \
+    uint32_t k;                                                                               \
+    for (j = 0; j < m; ++j) {                                                                 \
+        for (k = 0; k < p->taps; ++k) {                                                       \
+            const int r = j * (int)p->stride + (int)(k * p->dilation) - left;                 \
+            if (r >= 0 && r < n) {                                                            \
+                vec(v + k * p->in4, x + (size_t)r * p->in, p->in, p->in4, 0);                 \
+            } else {                                                                          \
+                rnn2c_conv_pad(p, v + k * p->in4);                                            \
+            }                                                                                 \
+        }                                                                                     \
+        rnn2c_dense_s8(&p->fc, v, acc, y + (size_t)j * p->fc.units);                          \
+    }
+
+RNN2C_INLINE void rnn2c_conv_seq_s8(const rnn2c_conv_t *p, const int8_t *x, int n, int left,
+                                    int m, int16_t *v, int32_t *acc, int8_t *y)
+{
+    RNN2C_CONV_SEQ_BODY(rnn2c_vec_s8)
+}
+
+RNN2C_INLINE void rnn2c_conv_seq_s16(const rnn2c_conv_t *p, const int16_t *x, int n, int left,
+                                     int m, int16_t *v, int32_t *acc, int8_t *y)
+{
+    RNN2C_CONV_SEQ_BODY(rnn2c_vec_s16)
+}
+
 /* floor((2 * sum + n) / (2 * n)), n >= 1: the integer mean rounded half up. */
 RNN2C_INLINE int32_t rnn2c_mean_round(int32_t sum, int32_t n)
 {
@@ -1634,6 +1664,40 @@ RNN2C_INLINE int rnn2c_pool_s16(int16_t *ring, int16_t *ctr, const int16_t *x, u
                                 uint32_t pool, uint32_t stride, int average, int16_t *y)
 {
     RNN2C_POOL_BODY(int16_t, rnn2c_copy_s16);
+}
+
+/* Windowed pooling over a whole sequence (<name>_run): output rows y[0 .. m) of c elements,
+ * row j over input rows j * stride .. j * stride + pool - 1. */
+#define RNN2C_POOL_SEQ_BODY(T)                                                                \
+    int j;                                                                                    \
+    uint32_t i;                                                                               \
+    uint32_t s;                                                                               \
+    for (j = 0; j < m; ++j) {                                                                 \
+        const T *w = x + (size_t)j * stride * c;                                              \
+        for (i = 0; i < c; ++i) {                                                             \
+            int32_t a = w[i];                                                                 \
+            for (s = 1; s < pool; ++s) {                                                      \
+                const int32_t e = w[s * c + i];                                               \
+                if (average) {                                                                \
+                    a += e;                                                                   \
+                } else {                                                                      \
+                    a = e > a ? e : a;                                                        \
+                }                                                                             \
+            }                                                                                 \
+            y[(size_t)j * c + i] = (T)(average ? rnn2c_mean_round(a, (int32_t)pool) : a);     \
+        }                                                                                     \
+    }
+
+RNN2C_INLINE void rnn2c_pool_seq_s8(const int8_t *x, int m, uint32_t c, uint32_t pool,
+                                    uint32_t stride, int average, int8_t *y)
+{
+    RNN2C_POOL_SEQ_BODY(int8_t)
+}
+
+RNN2C_INLINE void rnn2c_pool_seq_s16(const int16_t *x, int m, uint32_t c, uint32_t pool,
+                                     uint32_t stride, int average, int16_t *y)
+{
+    RNN2C_POOL_SEQ_BODY(int16_t)
 }
 
 /* GlobalMaxPooling1D as a running max since reset (seen: 0 until the first step). */

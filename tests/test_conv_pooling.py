@@ -58,7 +58,7 @@ class ConvConfig:
         return f"s{self.seed}-F{self.features}-T{self.steps}-{self.activations}-[{','.join(parts)}]"
 
 
-def _conv(rng: np.random.Generator) -> tuple:
+def _conv(rng: np.random.Generator, padding: str = "causal") -> tuple:
     stride = int(rng.choice([1, 1, 2, 3]))
     dilation = 1 if stride > 1 else int(rng.choice([1, 2, 3]))
     return (
@@ -69,6 +69,7 @@ def _conv(rng: np.random.Generator) -> tuple:
         stride,
         str(rng.choice(ACTS[:4])) if rng.random() < 0.9 else "softmax",
         bool(rng.integers(0, 2)),  # use_bias
+        padding,
     )
 
 
@@ -115,13 +116,13 @@ def build(cfg: ConvConfig) -> keras.Model:
     for spec in cfg.layers:
         kind = spec[0]
         if kind == "conv":
-            _, filters, k, dilation, stride, act, bias = spec
+            _, filters, k, dilation, stride, act, bias, padding = spec
             layer = keras.layers.Conv1D(
                 filters,
                 k,
                 strides=stride,
                 dilation_rate=dilation,
-                padding="causal",
+                padding=padding,
                 activation=act,
                 use_bias=bias,
             )
@@ -137,6 +138,11 @@ def build(cfg: ConvConfig) -> keras.Model:
         elif kind == "rec":
             _, cell, units, seq = spec
             x = CELLS[cell](units, return_sequences=seq)(x)
+        elif kind == "bidir":
+            _, cell, units, seq, merge = spec
+            x = keras.layers.Bidirectional(
+                CELLS[cell](units, return_sequences=seq), merge_mode=merge
+            )(x)
         elif kind == "global":
             cls = (
                 keras.layers.GlobalMaxPooling1D
@@ -155,6 +161,7 @@ def keras_last(model: keras.Model, x: np.ndarray) -> np.ndarray:
 
 
 N_CONFIGS = 14
+N_WHOLE = 10
 
 
 @pytest.mark.parametrize("seed", range(N_CONFIGS))
@@ -355,12 +362,8 @@ def test_conv_and_pooling_compile_warning_free(tmp_path: Path) -> None:
     [
         (
             lambda: keras.layers.Conv1D(4, 3, padding="same"),
-            "padding='same' needs inputs after the current step, which a streaming model does "
-            "not have; use padding='causal'",
-        ),
-        (
-            lambda: keras.layers.Conv1D(4, 3),
-            "padding='valid' needs inputs after the current step",
+            "or a Conv1D with padding 'valid' or 'same', so its C runs whole sequences through "
+            "<name>_run with buffers in the state; give --max-length N",
         ),
         (
             lambda: keras.layers.Conv1D(4, 3, padding="causal", activation="elu"),
@@ -368,8 +371,8 @@ def test_conv_and_pooling_compile_warning_free(tmp_path: Path) -> None:
         ),
         (
             lambda: keras.layers.MaxPooling1D(2, padding="same"),
-            "padding='same' needs inputs after the current step, which a streaming model does "
-            "not have; use padding='valid'",
+            "padding='same' is not supported (a streaming model has no inputs after the current "
+            "step to pad with); use padding='valid'",
         ),
     ],
 )
@@ -472,3 +475,85 @@ def test_keyword_spotting_shape_verify_board_and_size(tmp_path: Path, capsys) ->
     assert report["macs_per_step"] == (32 * 3 * 40 + 3 * 32 * 64 + 12 * 32) // 2
     assert 1.0 < report["instructions_per_mac"] < 4.0
     assert not report["libraries"]  # no memcpy for the ring or the window
+
+
+def random_whole_config(seed: int) -> ConvConfig:
+    """A whole-sequence model: a Conv1D with padding 'valid' or 'same' (or a causal one before a
+    Bidirectional layer), pooling, recurrent or Bidirectional layers, a head."""
+    rng = np.random.default_rng(seed)
+    layers: list[tuple] = [_conv(rng, str(rng.choice(["valid", "same", "causal"])))]
+    if rng.random() < 0.4:
+        layers.append(_pool(rng))
+    cell = str(rng.choice(list(CELLS)))
+    units = int(rng.integers(1, 9))
+    seq = bool(rng.integers(0, 2))
+    if layers[0][-1] == "causal" or rng.random() < 0.4:
+        merge = str(rng.choice(["concat", "sum", "ave", "mul"]))
+        layers.append(("bidir", cell, units, seq, merge))
+    else:
+        layers.append(("rec", cell, units, seq))
+    if seq and rng.random() < 0.5:
+        layers.append(_conv(rng, str(rng.choice(["valid", "same"]))))
+    if rng.random() < 0.7:
+        layers.append(("dense", int(rng.integers(1, 6)), str(rng.choice(ACTS))))
+    return ConvConfig(
+        seed=seed,
+        features=int(rng.integers(1, 7)),
+        steps=int(rng.integers(12, 21)),
+        layers=layers,
+        activations="int16" if rng.random() < 0.25 else "int8",
+        input_quant="per-feature" if rng.random() < 0.25 else "per-tensor",
+    )
+
+
+@pytest.mark.parametrize("seed", range(100, 100 + N_WHOLE))
+def test_random_whole_sequence_conv_model(seed: int, tmp_path: Path) -> None:
+    """Conv1D 'valid'/'same' (and causal, pooling) in whole-sequence models through <name>_run:
+    the float IR is Keras on each sequence cut to its length (every output row), the C run is
+    the integer reference bit for bit, int8 close to float."""
+    from rnn2c.export.layers.bidirectional import run_layers  # noqa: PLC0415
+
+    cfg = random_whole_config(seed)
+    model = build(cfg)
+    rng = np.random.default_rng(seed)
+    t = cfg.steps
+    calib = rng.normal(size=(40, t, cfg.features)).astype(np.float32)
+    test = rng.normal(size=(10, t, cfg.features)).astype(np.float32)
+    name = f"w{seed}"
+    q = export_model(  # calibrated on the test sequences too: the check is the arithmetic
+        model,
+        np.concatenate([calib, test]),
+        tmp_path / "c",
+        name=name,
+        activations=cfg.activations,
+        input_quant=cfg.input_quant,
+        max_length=t,
+    ).qmodel
+    assert q.whole_sequence
+    lens = rng.integers(max(q.min_length(), t - 6), t + 1, size=test.shape[0])
+    _, ir = read_any(model)
+    fl = run_layers(ir.layers, ir.sequence_out, test.astype(np.float64), lens)
+    for i in range(test.shape[0]):
+        want = np.asarray(model(test[i : i + 1, : lens[i]], training=False))[0]
+        if want.ndim == 2:  # a sequence of rows (Keras' length after the Conv1D / pooling)
+            got = fl[i, : want.shape[0]]
+            assert not fl[i, want.shape[0] :].any()
+        else:
+            got = fl[i, lens[i] - 1]
+        np.testing.assert_allclose(got, want, atol=1e-4, err_msg=cfg.describe())
+
+    # int8 close to float at full length (the calibrated lengths)
+    want = np.asarray(model(test, training=False))
+    deq = q.output_q.dequantize(run_int(q, q.input_q.quantize(test)))
+    deq = deq[:, : want.shape[1]] if want.ndim == 3 else deq[:, -1]
+    err = float(np.abs(deq - want).max())
+    span = max(1.0, float(want.max() - want.min()))
+    assert err <= MAX_ERROR_FRACTION * span, f"{cfg.describe()}: max error {err:.4f}"
+
+    compiled = load_model(tmp_path / "c", name)
+    assert compiled.state_size == q.state_bytes() == compiled.declared_state_size
+    xq = q.input_q.quantize(test)
+    assert np.array_equal(compiled.run(xq, lens), run_int(q, xq, lens)), cfg.describe()
+    if q.min_length() > 1:  # too short to give every layer a row
+        rc, _ = compiled.run_api(xq[0], q.min_length() - 1)
+        assert rc == -1

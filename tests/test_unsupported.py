@@ -53,8 +53,8 @@ CASES = [
     ),
     (
         lambda: _seq(keras.layers.Conv1D(4, 3), keras.layers.GRU(4)),
-        "padding='valid' needs inputs after the current step, which a streaming model does not "
-        "have; use padding='causal'",
+        "or a Conv1D with padding 'valid' or 'same', so its C runs whole sequences through "
+        "<name>_run with buffers in the state; give --max-length N",
     ),
     (
         lambda: _seq(keras.layers.Bidirectional(keras.layers.GRU(4), merge_mode=None)),

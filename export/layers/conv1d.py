@@ -89,10 +89,31 @@ class Conv1DLayer(FloatLayer):
     activation: str
     dilation: int = 1
     stride: int = 1
+    padding: str = "causal"
 
     @property
     def taps(self) -> int:
         return int(self.kernel.shape[0])
+
+    def out_len(self, n: Any) -> Any:
+        return out_len(n, self.padding, self.span, self.stride)
+
+    def over_time(self, x: np.ndarray, lengths: np.ndarray, obs: Any = None) -> tuple:
+        """Whole sequences [N, T, C] -> ([N, T, filters] with each sequence's rows first,
+        the rows per sequence): Keras' Conv1D with this padding."""
+        idx, valid, m = window_index(lengths, x.shape[1], self)
+        y = np.broadcast_to(self.bias, (*idx.shape[:2], self.filters)).copy()
+        rows = np.arange(x.shape[0])[:, None]
+        for k in range(self.taps):
+            g = x[rows, idx[:, :, k]] @ self.kernel[k]
+            y = y + np.where(valid[:, :, k, None], g, 0.0)
+        y = activate(y, self.activation)
+        real = np.arange(x.shape[1])[None, :] < m[:, None]
+        y = np.where(real[:, :, None], y, 0.0)
+        if obs is not None:
+            obs.mask = None
+            obs.observe("output", y[real])
+        return y, m
 
     @property
     def span(self) -> int:
@@ -175,6 +196,7 @@ class Conv1DLayer(FloatLayer):
             stride=self.stride,
             activation=self.activation,
             input_bits=int(input_q.bits),
+            padding=self.padding,
             pad=pad,
             fc=fc,
         )
@@ -189,12 +211,7 @@ def read(layer: Any, input_size: int) -> Conv1DLayer:
         raise ExportError(
             f"{where}: activation {act!r} is not supported; supported: {', '.join(ACTIVATIONS)}"
         )
-    padding = str(cfg.get("padding", "valid")).lower()
-    if padding != "causal":
-        raise ExportError(
-            f"{where}: padding={padding!r} needs inputs after the current step, which a "
-            "streaming model does not have; use padding='causal'"
-        )
+    padding = str(cfg.get("padding", "valid")).lower()  # valid, same: whole-sequence
     if cfg.get("groups", 1) != 1:
         raise ExportError(f"{where}: groups={cfg['groups']} is not supported; use groups=1")
     if cfg.get("data_format", "channels_last") != "channels_last":
@@ -221,6 +238,7 @@ def read(layer: Any, input_size: int) -> Conv1DLayer:
         activation=act,
         dilation=int(dilation),
         stride=int(stride),
+        padding=padding,
     )
 
 
@@ -239,6 +257,8 @@ class QuantConv1D(PackedMatrix, QuantLayer):
     stride: int = 1
     activation: str = "linear"
     input_bits: int = 8
+    padding: str = "causal"  # "valid" / "same": a whole-sequence layer (run only)
+    whole: bool = False  # in a whole-sequence model: run over buffers, no ring in the state
     pad: np.ndarray = None  # type: ignore[assignment]
     fc: QuantFC = None  # type: ignore[assignment]
 
@@ -249,6 +269,33 @@ class QuantConv1D(PackedMatrix, QuantLayer):
     @property
     def decimates(self) -> bool:
         return self.stride > 1
+
+    @property
+    def changes_length(self) -> bool:
+        return self.stride > 1 or self.padding == "valid"
+
+    def out_len(self, n: Any) -> Any:
+        return out_len(n, self.padding, self.span, self.stride)
+
+    def pad_left(self, n: Any) -> Any:
+        return pad_left(n, self.padding, self.span, self.stride)
+
+    def over_time(self, x: np.ndarray, lengths: np.ndarray, obs: Any = None) -> tuple:
+        """Integer whole-sequence pass (rnn2c_conv_seq_*): as the float one."""
+        idx, valid, m = window_index(lengths, x.shape[1], self)
+        n, t = idx.shape[:2]
+        rows = np.arange(n)[:, None]
+        v = np.zeros((n, t, self.x_cols), dtype=np.int64)
+        c = self.input_size
+        for k in range(self.taps):
+            part = slice(k * self.in4, k * self.in4 + c)
+            g = np.asarray(x, dtype=np.int64)[rows, idx[:, :, k]]
+            v[:, :, part] = np.where(valid[:, :, k, None], g, self.pad.astype(np.int64))
+        acc = self.fc.matvec(v.reshape(n * t, -1))
+        y = dense_activation(acc, self.activation, self.output_q.zero_point, self.name)
+        y = y.reshape(n, t, -1)
+        real = np.arange(t)[None, :] < m[:, None]
+        return np.where(real[:, :, None], y, 0), m
 
     @property
     def units(self) -> int:
@@ -279,13 +326,15 @@ class QuantConv1D(PackedMatrix, QuantLayer):
         return "int16_t" if self.input_bits == 16 else "int8_t"
 
     def emitted(self, n: int) -> int:
-        """Outputs for n input steps since reset: at steps 0, stride, 2 * stride, ..."""
-        return -(-n // self.stride)
+        """Outputs for n input steps (causal: at steps 0, stride, 2 * stride, ...)."""
+        return int(self.out_len(n))
 
     def has_pad(self) -> bool:
         return bool(np.any(self.pad))
 
     def state_fields(self) -> list[StateField]:
+        if self.whole:
+            return []
         return [
             StateField(
                 "ring",
@@ -347,6 +396,39 @@ class QuantConv1D(PackedMatrix, QuantLayer):
             return None
         acc = self.fc.matvec(self.window(state))
         return dense_activation(acc, self.activation, self.output_q.zero_point, self.name)
+
+
+def out_len(n: Any, padding: str, span: int, stride: int) -> Any:
+    """Keras' output length for n input steps."""
+    n = np.asarray(n, dtype=np.int64)
+    if padding == "valid":
+        return np.where(n >= span, (n - span) // stride + 1, 0)
+    return -(-n // stride)
+
+
+def pad_left(n: Any, padding: str, span: int, stride: int) -> Any:
+    """Zero rows Keras puts before the first input: causal span - 1, valid 0, same half of
+    the total (the smaller half; TensorFlow's rule)."""
+    n = np.asarray(n, dtype=np.int64)
+    if padding == "causal":
+        return np.full_like(n, span - 1)
+    if padding == "valid":
+        return np.zeros_like(n)
+    total = np.maximum((out_len(n, padding, span, stride) - 1) * stride + span - n, 0)
+    return total // 2
+
+
+def window_index(lengths: np.ndarray, t: int, layer: Any) -> tuple:
+    """For output rows j < t of every sequence and tap k: the input row each reads [N, t, K]
+    (clipped), whether it is a real input (else padding), and the output rows per sequence."""
+    lens = np.asarray(lengths, dtype=np.int64)
+    m = out_len(lens, layer.padding, layer.span, layer.stride)
+    left = pad_left(lens, layer.padding, layer.span, layer.stride)
+    j = np.arange(t)[None, :, None]
+    k = np.arange(layer.taps)[None, None, :]
+    idx = j * layer.stride + k * layer.dilation - left[:, None, None]
+    valid = (idx >= 0) & (idx < lens[:, None, None])
+    return np.clip(idx, 0, t - 1), valid, m
 
 
 def dense_activation(acc: np.ndarray, activation: str, zp: int, name: str) -> np.ndarray:

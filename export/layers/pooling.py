@@ -68,6 +68,16 @@ class PoolLayer(FloatLayer):
     def decimates(self) -> bool:
         return True
 
+    def out_len(self, n: Any) -> Any:
+        return pool_len(n, self.pool, self.stride)
+
+    def over_time(self, x: np.ndarray, lengths: np.ndarray, obs: Any = None) -> tuple:
+        """Whole sequences [N, T, C] -> ([N, T, C] with each sequence's rows first, rows)."""
+        g, m = pool_windows(x, lengths, self.pool, self.stride)
+        y = g.max(axis=2) if self.op == "max" else g.mean(axis=2)
+        real = np.arange(x.shape[1])[None, :] < m[:, None]
+        return np.where(real[:, :, None], y, 0.0), m
+
     def init_state(self, batch: int) -> dict[str, np.ndarray]:
         return {
             "ring": np.zeros((batch, self.pool, self.input_size)),
@@ -134,6 +144,21 @@ class GlobalPoolLayer(FloatLayer):
         )
 
 
+def pool_len(n: Any, pool: int, stride: int) -> Any:
+    """Keras' output length of padding 'valid' pooling over n steps."""
+    n = np.asarray(n, dtype=np.int64)
+    return np.where(n >= pool, (n - pool) // stride + 1, 0)
+
+
+def pool_windows(x: np.ndarray, lengths: np.ndarray, pool: int, stride: int) -> tuple:
+    """[N, T, pool, C]: the window of every output row (rows past a sequence's outputs are
+    clipped copies), and the output rows per sequence."""
+    n, t = x.shape[:2]
+    m = pool_len(lengths, pool, stride)
+    idx = np.arange(t)[:, None] * stride + np.arange(pool)[None, :]
+    return x[np.arange(n)[:, None, None], np.clip(idx, 0, t - 1)[None]], m
+
+
 def read(layer: Any, input_size: int) -> FloatLayer:
     cls = type(layer).__name__
     cfg = layer.get_config()
@@ -150,8 +175,8 @@ def read(layer: Any, input_size: int) -> FloatLayer:
     padding = str(cfg.get("padding", "valid")).lower()
     if padding != "valid":
         raise ExportError(
-            f"{where}: padding={padding!r} needs inputs after the current step, which a "
-            "streaming model does not have; use padding='valid'"
+            f"{where}: padding={padding!r} is not supported (a streaming model has no inputs "
+            "after the current step to pad with); use padding='valid'"
         )
     (pool,) = tuple(np.atleast_1d(cfg.get("pool_size", 2)))
     strides = cfg.get("strides")
@@ -174,10 +199,25 @@ class QuantPool(QuantLayer):
     pool: int = 2
     stride: int = 2
     input_bits: int = 8
+    whole: bool = False  # in a whole-sequence model: run over buffers, no ring in the state
 
     @property
     def output_size(self) -> int:
         return self.input_size
+
+    @property
+    def changes_length(self) -> bool:
+        return True
+
+    def out_len(self, n: Any) -> Any:
+        return pool_len(n, self.pool, self.stride)
+
+    def over_time(self, x: np.ndarray, lengths: np.ndarray, obs: Any = None) -> tuple:
+        """Integer whole-sequence pass (rnn2c_pool_seq_*)."""
+        g, m = pool_windows(np.asarray(x, dtype=np.int64), lengths, self.pool, self.stride)
+        y = g.max(axis=2) if self.op == "max" else mean_round(g.sum(axis=2), self.pool)
+        real = np.arange(x.shape[1])[None, :] < m[:, None]
+        return np.where(real[:, :, None], y, 0), m
 
     @property
     def units(self) -> int:
@@ -200,6 +240,8 @@ class QuantPool(QuantLayer):
         return (n - self.pool) // self.stride + 1 if n >= self.pool else 0
 
     def state_fields(self) -> list[StateField]:
+        if self.whole:
+            return []
         return [
             StateField(
                 "ring", self.ctype, self.pool * self.input_size, f"the last {self.pool} inputs"
