@@ -277,6 +277,15 @@ def rows_out(layers: list[Any], sequence_out: list[bool], n: int) -> int:
     return n
 
 
+def shortest_length(layers: list[Any], sequence_out: list[bool], limit: int) -> int:
+    """The shortest sequence (up to limit) that gives every layer at least one row."""
+    seq = sequence_out or [True] * len(layers)
+    for n in range(1, max(limit, 1) + 1):
+        if rows_out(layers, seq, n) > 0:
+            return n
+    return max(limit, 1)
+
+
 @dataclass
 class QuantModel:
     """A quantized model: int8 input and output quantization and the quantized layers."""
@@ -349,11 +358,7 @@ class QuantModel:
 
     def min_length(self) -> int:
         """The shortest sequence that gives every layer at least one row (whole-sequence)."""
-        limit = self.max_length or 1
-        for n in range(1, limit + 1):
-            if rows_out(self.layers, self.sequence_out or [True] * len(self.layers), n) > 0:
-                return n
-        return limit
+        return shortest_length(self.layers, self.sequence_out, self.max_length or 1)
 
     def macs_over(self, steps: int) -> int:
         """MACs of a sequence of `steps` steps: a layer after a strided Conv1D or a pooling layer

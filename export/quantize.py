@@ -24,6 +24,7 @@ from rnn2c.export.ir import (
     Observer,
     QuantModel,
     fold_affine,
+    shortest_length,
 )
 
 #: calibration range methods accepted by --calibration
@@ -313,6 +314,14 @@ def quantize_model(
         )
     state_bits = 16 if activations == "int16" else 8
     check_max_length(max_length, model.whole_sequence)
+    if model.whole_sequence:
+        shortest = shortest_length(model.layers, model.sequence_out, max_length or 1)
+        got = int(calib_x.shape[1] if calib_lengths is None else np.min(calib_lengths))
+        if got < shortest:
+            raise ExportError(
+                f"calibration sequences of {got} steps are shorter than the {shortest} steps "
+                "the model's Conv1D/pooling windows need for one output; give longer sequences"
+            )
     _, obs = observe_model(model, calib_x, calib_lengths)
     real = real_steps(calib_x, calib_lengths)
     const = real.min(axis=0) == real.max(axis=0)  # per feature: never changes

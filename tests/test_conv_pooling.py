@@ -557,3 +557,31 @@ def test_random_whole_sequence_conv_model(seed: int, tmp_path: Path) -> None:
     if q.min_length() > 1:  # too short to give every layer a row
         rc, _ = compiled.run_api(xq[0], q.min_length() - 1)
         assert rc == -1
+
+
+def test_too_short_for_the_windows_is_one_line(tmp_path: Path) -> None:
+    """A whole-sequence model whose 'valid' windows need 5 steps: calibration or verify data
+    shorter than that is refused in one line, and run returns <NAME>_ERROR_LENGTH."""
+    from rnn2c.emulator import verify  # noqa: PLC0415
+
+    keras.utils.set_random_seed(8)
+    model = keras.Sequential(
+        [
+            keras.Input((None, 2)),
+            keras.layers.Conv1D(3, 3, padding="valid"),
+            keras.layers.MaxPooling1D(3, strides=1),
+            keras.layers.GRU(3),
+        ]
+    )
+    rng = np.random.default_rng(0)
+    with pytest.raises(ExportError, match="shorter than the 5 steps") as e:
+        export_model(model, rng.normal(size=(4, 4, 2)), tmp_path / "a", max_length=8)
+    assert "\n" not in str(e.value)
+    q = export_model(model, rng.normal(size=(8, 8, 2)), tmp_path / "b", name="sh", max_length=8)
+    assert "#define SH_MIN_LENGTH 5" in (tmp_path / "b" / "sh.h").read_text()
+    assert q.qmodel.min_length() == 5
+    with pytest.raises(ExportError, match="shorter than the 5 steps"):
+        verify(model, tmp_path / "b", rng.normal(size=(3, 4, 2)).astype(np.float32))
+    compiled = load_model(tmp_path / "b", "sh")
+    assert compiled.run_api(np.zeros((8, 2)), 4)[0] == -1
+    assert compiled.run_api(np.zeros((8, 2)), 5)[0] == 0
