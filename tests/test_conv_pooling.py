@@ -585,3 +585,43 @@ def test_too_short_for_the_windows_is_one_line(tmp_path: Path) -> None:
     compiled = load_model(tmp_path / "b", "sh")
     assert compiled.run_api(np.zeros((8, 2)), 4)[0] == -1
     assert compiled.run_api(np.zeros((8, 2)), 5)[0] == 0
+
+
+@pytest.mark.parametrize("activations", ["int8", "int16"])
+def test_conv_and_pooling_bit_exact_on_arm_cores(tmp_path: Path, activations: str) -> None:
+    """Conv1D (dilated, strided), both windowed poolings and the global average (the divisions)
+    on the portable C (M0+, M3) and the DSP path (M4), bit-exact in the emulated cores; and a
+    whole-sequence 'same' Conv1D through run."""
+    from rnn2c.emulator import size as S  # noqa: PLC0415
+    from tools import require_arm_toolchain, require_unicorn  # noqa: PLC0415
+
+    require_arm_toolchain()
+    require_unicorn()
+    keras.utils.set_random_seed(12)
+    L = keras.layers
+    stream = keras.Sequential(
+        [
+            keras.Input((None, 5)),
+            L.Conv1D(7, 3, dilation_rate=2, padding="causal", activation="tanh"),
+            L.MaxPooling1D(2, strides=1),
+            L.GRU(6, return_sequences=True),
+            L.Conv1D(5, 2, strides=2, padding="causal", activation="relu"),
+            L.AveragePooling1D(2),
+            L.GlobalAveragePooling1D(),
+            L.Dense(3, activation="softmax"),
+        ]
+    )
+    whole = keras.Sequential(
+        [
+            keras.Input((None, 5)),
+            L.Conv1D(6, 3, strides=2, padding="same"),
+            L.LSTM(4, return_sequences=True),
+            L.Dense(2),
+        ]
+    )
+    x = np.random.default_rng(1).normal(size=(8, 12, 5)).astype(np.float32)
+    export_model(stream, x, tmp_path / "s", name="st", activations=activations)
+    export_model(whole, x, tmp_path / "w", name="wh", activations=activations, max_length=12)
+    for target in ("cortex-m0plus", "cortex-m3", "cortex-m4"):
+        assert S.measure(tmp_path / "s", target, sequences=2, steps=12).bit_exact, target
+    assert S.measure(tmp_path / "w", "cortex-m4", sequences=2, steps=12).bit_exact
