@@ -158,7 +158,7 @@ class Conv1DLayer(FloatLayer):
         of b only counts for the taps that hold an input: refused unless b is 0."""
         if np.any(b != 0):
             raise ExportError(
-                f"layer '{self.name}' (Conv1D): an input offset right before a causal Conv1D "
+                f"layer '{self.name}' (Conv1D): an input offset right before a Conv1D "
                 "(a Normalization, or an input feature constant over the calibration set) is "
                 "not supported, as Keras pads the offset input with zeros; normalize the data "
                 "before the model, or give calibration data in which every feature varies"
