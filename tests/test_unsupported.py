@@ -83,10 +83,6 @@ CASES = [
         "(Conv1D): groups=3 is not supported; use groups=1",
     ),
     (
-        lambda: _seq(keras.layers.GRU(4), keras.layers.GlobalAveragePooling1D()),
-        "it works over time and needs a sequence input",
-    ),
-    (
         lambda: _seq(
             keras.layers.GRU(4, return_sequences=True),
             keras.layers.GlobalMaxPooling1D(keepdims=True),
