@@ -564,10 +564,23 @@ def verify(
                 f"--max-length {qmodel.max_length}; export again with a larger --max-length, "
                 "or give shorter sequences"
             )
+    if qmodel.whole_sequence:
+        shortest = int(seqs.x.shape[1] if seqs.lengths is None else np.min(seqs.lengths))
+        if shortest < qmodel.min_length():
+            raise ExportError(
+                f"--data: a sequence of {shortest} steps is shorter than the "
+                f"{qmodel.min_length()} steps the model's Conv1D/pooling windows need for one "
+                "output (<name>_run refuses it); give longer sequences"
+            )
     head_act = _head(qmodel)
     per_step = _per_step_labels(seqs.y, seqs.x.shape, qmodel.output_size)
     if per_step:
         assert seqs.y is not None
+        if qmodel.changes_length:
+            raise ExportError(
+                "--data: y holds a label per time step but the model's output rows are not its "
+                "steps (a strided or unpadded Conv1D, or pooling); give one label per sequence"
+            )
         if qmodel.whole_sequence and not qmodel.returns_sequences:
             raise ExportError(
                 "--data: y holds a label per time step but the model gives one output per "

@@ -17,7 +17,7 @@ import numpy as np
 
 from rnn2c.export.folds import AFFINE_CLASSES, compose, read_affine, settle
 from rnn2c.export.ir import ExportError, FloatLayer, ModelIR, fold_affine
-from rnn2c.export.layers import READERS, RECURRENT_KINDS
+from rnn2c.export.layers import READERS, RECURRENT_KINDS, TIME_KINDS
 from rnn2c.export.layers.bidirectional import wrap_go_backwards
 from rnn2c.export.layers.layer_norm import gamma_beta
 
@@ -189,6 +189,10 @@ def read_model(model: Any) -> ModelIR:
             if not sequence:
                 raise ExportError(f"{where}: a recurrent layer needs a sequence input")
             sequence = bool(getattr(layer, "return_sequences", False))
+        elif ir_layer.kind in TIME_KINDS:  # Conv1D, pooling: over time; global pooling ends it
+            if not sequence:
+                raise ExportError(f"{where}: it works over time and needs a sequence input")
+            sequence = ir_layer.kind != "gpool1d"
         if pending is not None:
             if ir_layer.kind == "lnorm":  # not a weight layer: fold into the one before
                 settle(pending, layers, f"{where} comes next")
@@ -201,7 +205,7 @@ def read_model(model: Any) -> ModelIR:
         if ir_layer.kind == "lnorm":  # its gamma and beta: folded into the next weight layer
             pending = compose(None, *gamma_beta(layer, size), where)
     settle(pending, layers, "it ends the model")
-    if not any(layer.kind in RECURRENT_KINDS for layer in layers):
+    if not any(layer.kind in (*RECURRENT_KINDS, *TIME_KINDS) for layer in layers):
         raise ExportError(
             f"model '{model.name}' has no recurrent layer (GRU, LSTM or SimpleRNN); "
             "rnn2c exports recurrent models"

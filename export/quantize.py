@@ -24,6 +24,7 @@ from rnn2c.export.ir import (
     Observer,
     QuantModel,
     fold_affine,
+    shortest_length,
 )
 
 #: calibration range methods accepted by --calibration
@@ -264,6 +265,7 @@ def observe_model(
         return y, obs
     states = [layer.init_state(n) for layer in model.layers]
     out = np.zeros((n, t, model.output_size))
+    held = np.zeros((n, model.output_size))  # a step that emits nothing holds the last output
     for step in range(t):
         running = lengths > step
         if not running.any():
@@ -275,12 +277,16 @@ def observe_model(
         for i, (layer, state) in enumerate(zip(model.layers, states, strict=True)):
             obs.prefix = f"{i}."
             h = layer.step(state, h, obs)
+            if h is None:  # a strided Conv1D or pooling gave no output this step
+                break
             if (
                 getattr(layer, "cell_act", "tanh") != "tanh"
                 or getattr(layer, "gate_act", "") == "linear"
             ):
                 obs.observe("state", h)  # may leave the state's range: see _saturation_notes
-        out[:, step, :] = np.where(running[:, None], h, 0.0)
+        if h is not None:
+            held = h
+        out[:, step, :] = np.where(running[:, None], held, 0.0)
     obs.mask = None
     obs.prefix = ""
     return out, obs
@@ -318,6 +324,14 @@ def quantize_model(
         )
     state_bits = 16 if activations == "int16" else 8
     check_max_length(max_length, model.whole_sequence)
+    if model.whole_sequence:
+        shortest = shortest_length(model.layers, model.sequence_out, max_length or 1)
+        got = int(calib_x.shape[1] if calib_lengths is None else np.min(calib_lengths))
+        if got < shortest:
+            raise ExportError(
+                f"calibration sequences of {got} steps are shorter than the {shortest} steps "
+                "the model's Conv1D/pooling windows need for one output; give longer sequences"
+            )
     _, obs = observe_model(model, calib_x, calib_lengths)
     real = real_steps(calib_x, calib_lengths)
     const = real.min(axis=0) == real.max(axis=0)  # per feature: never changes
@@ -339,6 +353,8 @@ def quantize_model(
     for i, layer in enumerate(model.layers):
         sub = _SubObserver(obs, f"{i}.")
         ql = layer.quantize(q, sub, method, state_bits)  # type: ignore[arg-type]
+        if model.whole_sequence and hasattr(ql, "whole"):  # Conv1D, pooling: no ring in run
+            ql.whole = True
         layers.append(ql)
         q = ql.output_q
     notes += _saturation_notes(model, obs)
@@ -365,7 +381,8 @@ def check_max_length(max_length: int | None, whole_sequence: bool) -> None:
     if max_length is None:
         if whole_sequence:
             raise ExportError(
-                "the model has a whole-sequence layer (Bidirectional or go_backwards), so its C "
+                "the model has a whole-sequence layer (Bidirectional or go_backwards) or a "
+                "Conv1D with padding 'valid' or 'same', so its C "
                 "runs whole sequences through <name>_run with buffers in the state; give "
                 "--max-length N, the longest sequence it must take (e.g. --max-length 128)"
             )

@@ -11,7 +11,7 @@ import jinja2
 import numpy as np
 
 from rnn2c import __version__
-from rnn2c.export.ir import QuantLayer, QuantModel
+from rnn2c.export.ir import CTYPE_BYTES, QuantLayer, QuantModel
 from rnn2c.export.quantize import pad4, vector_max, worst_case_acc
 
 RUNTIME_HEADER = "rnn2c_runtime.h"
@@ -22,6 +22,9 @@ LABELS = {
     "dense": "Dense",
     "bidir": "Bidirectional",
     "lnorm": "LayerNorm",
+    "conv1d": "Conv1D",
+    "pool1d": "Pooling1D",
+    "gpool1d": "GlobalPool",
 }
 C_KEYWORDS = frozenset(
     "auto break case char const continue default do double else enum extern float for goto if "
@@ -97,13 +100,21 @@ def c_structs(rows: list[tuple[int, ...]]) -> str:
 
 def layer_arrays(layer: QuantLayer, input_bits: int) -> dict[str, Any]:
     """The C arrays of a layer: packed weights, bias and requantization in kernel order."""
-    if not hasattr(layer, "fc"):  # no weight matrix (LayerNormalization)
-        return {"weight": np.zeros(0, np.int8), "bias": None, "rq": [], "worst": 0, "x86": None}
-    fc = layer.fc  # type: ignore[attr-defined]
+    fc = getattr(layer, "fc", None)
+    if fc is None:  # no weight matrix (pooling, LayerNormalization)
+        return {
+            "weight": np.zeros(0, dtype=np.int8),
+            "bias": None,
+            "rq": [],
+            "worst": 0,
+            "x86": None,
+        }
     order = np.asarray(layer.c_rows(), dtype=np.int64)  # type: ignore[attr-defined]
     x_shift = getattr(layer, "x_shift", 0)
     vmax = [vector_max(input_bits, x_shift)] * layer.input_size
-    if layer.state_fields():
+    if hasattr(layer, "vector_max"):  # a Conv1D window: taps x padded channels
+        vmax = layer.vector_max(input_bits)  # type: ignore[attr-defined]
+    elif layer.state_fields():
         h_shift = layer.h_shift  # type: ignore[attr-defined]
         vmax += [vector_max(layer.output_q.bits, h_shift)] * layer.output_size
     return {
@@ -244,6 +255,10 @@ class LayerView:
     seq_out: bool = True  # whether its output has a row per step
     width: int = 0  # its output size
     ctype: str = "int8_t"  # element type of its output buffer
+    out_rows: str = ""  # C expression: its output rows (a Conv1D or pooling: its own variable)
+    len_var: str = ""  # Conv1D, pooling over a whole sequence: the variable of its output rows
+    src0: str = ""  # its input's first row (the rows follow each other)
+    state_out: bool = True  # its output is its state (recurrent), copied into its buffer
 
 
 def template_environment() -> jinja2.Environment:
@@ -301,10 +316,11 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
         p = f"l{i}_{layer.kind}"
         last = i == n - 1
         buffer = None
-        if layer.state_fields():
+        own_buffer = getattr(layer, "output_buffer", False)  # Conv1D, pooling
+        if layer.state_fields() and not own_buffer:
             output = f"state->{p}_h"
-        elif last:
-            output = "output"
+        elif last and layer.output_q.bits == 8:
+            output = "state->hold" if qmodel.decimates else "output"
         else:
             buffer = f"{p}_out"
             output = buffer
@@ -320,15 +336,16 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
                 state_type=f"s{layer.output_q.bits}",
                 output=output,
                 buffer=buffer,
-                label=LABELS[layer.kind],
+                label=_label(layer),
                 extra=extra,
+                ctype="int16_t" if layer.output_q.bits == 16 else "int8_t",
                 **layer_arrays(layer, prev_bits),
             )
         )
         prev = output
         prev_bits = layer.output_q.bits
-    copy_from = views[-1].output if views[-1].output != "output" else None
-    buffers = [v.q.output_size * v.q.output_q.bits // 8 for v in views if v.buffer]
+    copy_from = views[-1].output if views[-1].output not in ("output", "state->hold") else None
+    buffers = [v.q.output_size * (2 if v.ctype == "int16_t" else 1) for v in views if v.buffer]
     return _render_files(qmodel, name, class_names, views, copy_from, buffers)
 
 
@@ -337,6 +354,14 @@ def _extra(layer: QuantLayer) -> str:
         return f"reset_after={layer.reset_after}"  # type: ignore[attr-defined]
     if layer.kind == "dense":
         return str(layer.activation)  # type: ignore[attr-defined]
+    if layer.kind == "conv1d":
+        q: Any = layer
+        return (
+            f"kernel {q.taps}, dilation {q.dilation}, stride {q.stride}, {q.padding}, "
+            f"{q.activation}"
+        )
+    if layer.kind == "pool1d":
+        return f"pool {layer.pool}, stride {layer.stride}"  # type: ignore[attr-defined]
     if layer.kind == "bidir":
         if layer.forward is None:  # type: ignore[attr-defined]
             return "go_backwards"
@@ -350,9 +375,10 @@ def _whole_sequence_views(qmodel: QuantModel, upper: str) -> list[LayerView]:
     views: list[LayerView] = []
     prev_row, prev_bits, seq = "input[{t}]", 8, True
     buffers = dict(qmodel.sequence_buffers())
+    cur = "length"  # the rows of the current sequence (a Conv1D or pooling changes them)
     for i, layer in enumerate(qmodel.layers):
         p = f"l{i}_{layer.kind}"
-        rows = "length" if seq else "1"
+        rows = cur if seq else "1"
         seq = seq and bool(qmodel.sequence_out[i])
         width = layer.output_size
         member = f"state->{p}_{buffers[i].name}"
@@ -365,6 +391,10 @@ def _whole_sequence_views(qmodel: QuantModel, upper: str) -> list[LayerView]:
             v.cells.append(sub)
         v.rows, v.dest, v.seq_out, v.width = rows, dest, seq, width
         v.ctype = buffers[i].ctype
+        v.src0, v.out_rows = prev_row.format(t="0"), rows
+        v.state_out = bool(layer.state_fields()) and not getattr(layer, "output_buffer", False)
+        if hasattr(layer, "over_time"):  # Conv1D, windowed pooling: rows of its own
+            v.len_var = v.out_rows = cur = f"n{i}"
         views.append(v)
         prev_row, prev_bits = dest, layer.output_q.bits
     return views
@@ -399,6 +429,9 @@ def _view(
 
 
 def _label(q: QuantLayer) -> str:
+    if q.kind in ("pool1d", "gpool1d"):
+        op = "Max" if q.op == "max" else "Average"  # type: ignore[attr-defined]
+        return f"{'Global' if q.kind == 'gpool1d' else ''}{op}Pool"
     if q.kind == "bidir" and q.forward is None:  # type: ignore[attr-defined]
         return LABELS[q.cell_label]  # type: ignore[attr-defined]  # a go_backwards cell
     return LABELS[q.kind]
@@ -441,7 +474,20 @@ def _render_files(
                 "recurrent": False,
             }
         )
-    fields.sort(key=lambda f: 0 if f["ctype"] == "int16_t" else 1)  # no padding between arrays
+    hold = qmodel.hold_field()
+    if hold is not None:
+        fields.append(
+            {
+                "ctype": hold.ctype,
+                "member": hold.name,
+                "length": hold.length,
+                "layer": len(views) - 1,
+                "layer_name": views[-1].q.name,
+                "comment": hold.comment + " (the model output between outputs)",
+                "recurrent": False,
+            }
+        )
+    fields.sort(key=lambda f: -CTYPE_BYTES[f["ctype"]])  # widest first: no padding between arrays
     scratch_words = max(layer.scratch()[0] for layer in qmodel.layers)
     scratch_halfwords = max(layer.scratch()[2] for layer in qmodel.layers)
     ctx = {
@@ -474,6 +520,10 @@ def _render_files(
         "whole": qmodel.whole_sequence,
         "max_length": qmodel.max_length,
         "returns_sequences": qmodel.returns_sequences,
+        "decimates": qmodel.decimates and not qmodel.whole_sequence,
+        "output_rows": output_rows(qmodel) if qmodel.changes_length else "",
+        "min_length": qmodel.min_length() if qmodel.whole_sequence else 1,
+        "output_stride": int(np.prod([getattr(q, "stride", 1) for q in qmodel.layers])),
     }
     env = template_environment()
     return {
@@ -481,3 +531,22 @@ def _render_files(
         f"{name}.c": env.get_template("model.c.j2").render(ctx),
         RUNTIME_HEADER: runtime_header(),
     }
+
+
+def output_rows(qmodel: QuantModel) -> str:
+    """C expression of the rows <name>_run writes for `length` steps of a decimating model: the
+    outputs its strided Conv1D and pooling layers give (1 for a model without a time axis)."""
+    if not qmodel.returns_sequences:
+        return "1"
+    n = "(length)"
+    for layer in qmodel.layers:
+        stride = int(getattr(layer, "stride", 1))
+        if layer.kind == "conv1d" and getattr(layer, "padding", "causal") == "valid":
+            span = int(layer.span)  # type: ignore[attr-defined]
+            n = f"({n} >= {span} ? ({n} - {span}) / {stride} + 1 : 0)"
+        elif layer.kind == "conv1d" and stride > 1:
+            n = f"(({n} + {stride - 1}) / {stride})"
+        elif layer.kind == "pool1d":
+            pool = int(layer.pool)  # type: ignore[attr-defined]
+            n = f"({n} >= {pool} ? ({n} - {pool}) / {stride} + 1 : 0)"
+    return n

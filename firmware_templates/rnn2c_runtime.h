@@ -1470,6 +1470,297 @@ RNN2C_INLINE void rnn2c_dense_s8(const rnn2c_dense_t *p, const int16_t *vec, int
     }
 }
 
+/* ---------------------------------------------------------------- Conv1D and pooling over time */
+
+/*
+ * A causal Conv1D or a pooling layer keeps the last `span` input steps in a ring in the state,
+ * with three int16 counters ctr[3]: the slot the next input goes to, the steps since the last
+ * output modulo the stride, and how many inputs the ring holds (up to span). All zero after
+ * reset. A layer emits every `stride` steps from the first step it is ready on (a causal Conv1D
+ * at once: a tap before the first input reads the zero point, Keras' zero padding; a pooling
+ * window once the ring is full); when it does not emit, the layers after it do not run.
+ */
+
+/* dst[0 .. n) = src[0 .. n): a plain loop kept from becoming a call to memcpy (300 B of newlib
+ * on Cortex-M), as rnn2c_zero. */
+#if defined(__GNUC__)
+#define RNN2C_KEEP_LOOP(p) __asm__("" : : "r"(p) : "memory")
+#else
+#define RNN2C_KEEP_LOOP(p) ((void)0)
+#endif
+RNN2C_INLINE void rnn2c_copy_s8(int8_t *dst, const int8_t *src, uint32_t n)
+{
+    uint32_t i;
+    for (i = 0; i < n; ++i) {
+        dst[i] = src[i];
+        RNN2C_KEEP_LOOP(dst);
+    }
+}
+
+RNN2C_INLINE void rnn2c_copy_s16(int16_t *dst, const int16_t *src, uint32_t n)
+{
+    uint32_t i;
+    for (i = 0; i < n; ++i) {
+        dst[i] = src[i];
+        RNN2C_KEEP_LOOP(dst);
+    }
+}
+
+/* Put the slot for a new input into use; returns it. */
+RNN2C_INLINE uint32_t rnn2c_ring_push(int16_t *ctr, uint32_t span)
+{
+    const uint32_t slot = (uint16_t)ctr[0];
+    ctr[0] = (int16_t)(slot + 1u == span ? 0u : slot + 1u);
+    if ((uint32_t)(uint16_t)ctr[2] < span) {
+        ctr[2] = (int16_t)(ctr[2] + 1);
+    }
+    return slot;
+}
+
+/* Whether this step emits: every `stride` steps, counted from the first `ready` one. */
+RNN2C_INLINE int rnn2c_ring_due(int16_t *ctr, uint32_t stride, int ready)
+{
+    uint32_t phase;
+    if (!ready || stride <= 1u) { /* stride 1: every ready step (ctr[1] stays 0) */
+        return ready;
+    }
+    phase = (uint16_t)ctr[1];
+    ctr[1] = (int16_t)(phase + 1u == stride ? 0u : phase + 1u);
+    return phase == 0u;
+}
+
+/* The slot of the input `back` steps before the newest (back < inputs held). */
+RNN2C_INLINE uint32_t rnn2c_ring_back(const int16_t *ctr, uint32_t span, uint32_t back)
+{
+    const uint32_t slot = (uint16_t)ctr[0];
+    const uint32_t newest = slot == 0u ? span - 1u : slot - 1u;
+    return newest >= back ? newest - back : newest + span - back;
+}
+
+typedef struct {
+    rnn2c_dense_t fc;     /* the filters' rows over the window vector [taps][in4] */
+    const int16_t *pad;   /* per input channel, the value of a real 0 (zero point); NULL: 0 */
+    uint16_t in;          /* input channels */
+    uint16_t in4;         /* in, padded to a multiple of 4: the vector columns of one tap */
+    uint16_t taps;        /* kernel_size */
+    uint16_t dilation;    /* steps between taps */
+    uint16_t span;        /* (taps - 1) * dilation + 1: the inputs kept */
+    uint16_t stride;      /* emits every stride steps */
+} rnn2c_conv_t;
+
+/* The window vector of a tap before the first input: the zero point (a loop, not memcpy). */
+RNN2C_INLINE void rnn2c_conv_pad(const rnn2c_conv_t *p, int16_t *v)
+{
+    uint32_t i;
+    for (i = 0; i < p->in4; ++i) {
+        v[RNN2C_VPOS(i)] = (int16_t)(p->pad != NULL && i < p->in ? p->pad[i] : 0);
+        RNN2C_KEEP_LOOP(v);
+    }
+}
+
+/* Causal Conv1D, int8 input: push x into the ring; when the step emits, y = activation(W
+ * window + b) as the Dense layer computes it (v: taps * in4 int16 scratch, acc: the filters'
+ * int32 scratch) and 1 is returned; else 0 and y is untouched. */
+RNN2C_INLINE int rnn2c_conv_s8(const rnn2c_conv_t *p, int8_t *ring, int16_t *ctr, const int8_t *x,
+                               int16_t *v, int32_t *acc, int8_t *y)
+{
+    uint32_t k;
+    rnn2c_copy_s8(ring + rnn2c_ring_push(ctr, p->span) * p->in, x, p->in);
+    if (!rnn2c_ring_due(ctr, p->stride, 1)) {
+        return 0;
+    }
+    for (k = 0; k < p->taps; ++k) {
+        const uint32_t back = (p->taps - 1u - k) * p->dilation;
+        if (back < (uint32_t)(uint16_t)ctr[2]) {
+            rnn2c_vec_s8(v + k * p->in4, ring + rnn2c_ring_back(ctr, p->span, back) * p->in, p->in,
+                         p->in4, 0);
+        } else {
+            rnn2c_conv_pad(p, v + k * p->in4);
+        }
+    }
+    rnn2c_dense_s8(&p->fc, v, acc, y);
+    return 1;
+}
+
+/* The same over an int16 input (an int16 recurrent state, zero point 0). */
+RNN2C_INLINE int rnn2c_conv_s16(const rnn2c_conv_t *p, int16_t *ring, int16_t *ctr,
+                                const int16_t *x, int16_t *v, int32_t *acc, int8_t *y)
+{
+    uint32_t k;
+    rnn2c_copy_s16(ring + rnn2c_ring_push(ctr, p->span) * p->in, x, p->in);
+    if (!rnn2c_ring_due(ctr, p->stride, 1)) {
+        return 0;
+    }
+    for (k = 0; k < p->taps; ++k) {
+        const uint32_t back = (p->taps - 1u - k) * p->dilation;
+        if (back < (uint32_t)(uint16_t)ctr[2]) {
+            rnn2c_vec_s16(v + k * p->in4, ring + rnn2c_ring_back(ctr, p->span, back) * p->in,
+                          p->in, p->in4, 0);
+        } else {
+            rnn2c_conv_pad(p, v + k * p->in4);
+        }
+    }
+    rnn2c_dense_s8(&p->fc, v, acc, y);
+    return 1;
+}
+
+/* Conv1D over a whole sequence (<name>_run): input rows x[0 .. n) of p->in elements, output
+ * rows y[0 .. m) of the filters; output row j reads input rows j * stride + k * dilation - left
+ * for its taps k, a row outside [0, n) reading the zero point (Keras' padding). */
+#define RNN2C_CONV_SEQ_BODY(vec)                                                              \
+    int j;                                                                                    \
+    uint32_t k;                                                                               \
+    for (j = 0; j < m; ++j) {                                                                 \
+        for (k = 0; k < p->taps; ++k) {                                                       \
+            const int r = j * (int)p->stride + (int)(k * p->dilation) - left;                 \
+            if (r >= 0 && r < n) {                                                            \
+                vec(v + k * p->in4, x + (size_t)r * p->in, p->in, p->in4, 0);                 \
+            } else {                                                                          \
+                rnn2c_conv_pad(p, v + k * p->in4);                                            \
+            }                                                                                 \
+        }                                                                                     \
+        rnn2c_dense_s8(&p->fc, v, acc, y + (size_t)j * p->fc.units);                          \
+    }
+
+RNN2C_INLINE void rnn2c_conv_seq_s8(const rnn2c_conv_t *p, const int8_t *x, int n, int left,
+                                    int m, int16_t *v, int32_t *acc, int8_t *y)
+{
+    RNN2C_CONV_SEQ_BODY(rnn2c_vec_s8)
+}
+
+RNN2C_INLINE void rnn2c_conv_seq_s16(const rnn2c_conv_t *p, const int16_t *x, int n, int left,
+                                     int m, int16_t *v, int32_t *acc, int8_t *y)
+{
+    RNN2C_CONV_SEQ_BODY(rnn2c_vec_s16)
+}
+
+/* floor((2 * sum + n) / (2 * n)), n >= 1: the integer mean rounded half up. */
+RNN2C_INLINE int32_t rnn2c_mean_round(int32_t sum, int32_t n)
+{
+    int32_t q = sum / n;
+    int32_t r = sum - q * n;
+    if (r < 0) { /* C division truncates: make it the floor */
+        q -= 1;
+        r += n;
+    }
+    return q + (2 * r >= n ? 1 : 0);
+}
+
+/* MaxPooling1D / AveragePooling1D (padding "valid") over the ring of the last `pool` inputs;
+ * y gets the same quantization as x. Returns 1 when the step emits, else 0. */
+#define RNN2C_POOL_BODY(T, copy)                                                              \
+    uint32_t i;                                                                               \
+    uint32_t s;                                                                               \
+    copy(ring + rnn2c_ring_push(ctr, pool) * n, x, n);                                        \
+    if (!rnn2c_ring_due(ctr, stride, (uint32_t)(uint16_t)ctr[2] == pool)) {                   \
+        return 0;                                                                             \
+    }                                                                                         \
+    for (i = 0; i < n; ++i) {                                                                 \
+        int32_t a = ring[i];                                                                  \
+        for (s = 1; s < pool; ++s) {                                                          \
+            const int32_t e = ring[s * n + i];                                                \
+            if (average) {                                                                    \
+                a += e;                                                                       \
+            } else {                                                                          \
+                a = e > a ? e : a;                                                            \
+            }                                                                                 \
+        }                                                                                     \
+        y[i] = (T)(average ? rnn2c_mean_round(a, (int32_t)pool) : a);                         \
+    }                                                                                         \
+    return 1
+
+RNN2C_INLINE int rnn2c_pool_s8(int8_t *ring, int16_t *ctr, const int8_t *x, uint32_t n,
+                               uint32_t pool, uint32_t stride, int average, int8_t *y)
+{
+    RNN2C_POOL_BODY(int8_t, rnn2c_copy_s8);
+}
+
+RNN2C_INLINE int rnn2c_pool_s16(int16_t *ring, int16_t *ctr, const int16_t *x, uint32_t n,
+                                uint32_t pool, uint32_t stride, int average, int16_t *y)
+{
+    RNN2C_POOL_BODY(int16_t, rnn2c_copy_s16);
+}
+
+/* Windowed pooling over a whole sequence (<name>_run): output rows y[0 .. m) of c elements,
+ * row j over input rows j * stride .. j * stride + pool - 1. */
+#define RNN2C_POOL_SEQ_BODY(T)                                                                \
+    int j;                                                                                    \
+    uint32_t i;                                                                               \
+    uint32_t s;                                                                               \
+    for (j = 0; j < m; ++j) {                                                                 \
+        const T *w = x + (size_t)j * stride * c;                                              \
+        for (i = 0; i < c; ++i) {                                                             \
+            int32_t a = w[i];                                                                 \
+            for (s = 1; s < pool; ++s) {                                                      \
+                const int32_t e = w[s * c + i];                                               \
+                if (average) {                                                                \
+                    a += e;                                                                   \
+                } else {                                                                      \
+                    a = e > a ? e : a;                                                        \
+                }                                                                             \
+            }                                                                                 \
+            y[(size_t)j * c + i] = (T)(average ? rnn2c_mean_round(a, (int32_t)pool) : a);     \
+        }                                                                                     \
+    }
+
+RNN2C_INLINE void rnn2c_pool_seq_s8(const int8_t *x, int m, uint32_t c, uint32_t pool,
+                                    uint32_t stride, int average, int8_t *y)
+{
+    RNN2C_POOL_SEQ_BODY(int8_t)
+}
+
+RNN2C_INLINE void rnn2c_pool_seq_s16(const int16_t *x, int m, uint32_t c, uint32_t pool,
+                                     uint32_t stride, int average, int16_t *y)
+{
+    RNN2C_POOL_SEQ_BODY(int16_t)
+}
+
+/* GlobalMaxPooling1D as a running max since reset (seen: 0 until the first step). */
+#define RNN2C_GMAX_BODY                                                                       \
+    uint32_t i;                                                                               \
+    for (i = 0; i < n; ++i) {                                                                 \
+        m[i] = (*seen == 0 || x[i] > m[i]) ? x[i] : m[i];                                     \
+        y[i] = m[i];                                                                          \
+    }                                                                                         \
+    *seen = 1
+
+RNN2C_INLINE void rnn2c_gmax_s8(int8_t *m, int16_t *seen, const int8_t *x, uint32_t n, int8_t *y)
+{
+    RNN2C_GMAX_BODY;
+}
+
+RNN2C_INLINE void rnn2c_gmax_s16(int16_t *m, int16_t *seen, const int16_t *x, uint32_t n,
+                                 int16_t *y)
+{
+    RNN2C_GMAX_BODY;
+}
+
+/* GlobalAveragePooling1D as a running mean since reset: the sum and the count stop at `limit`
+ * steps (|sum| stays below 2^31). */
+#define RNN2C_GAVG_BODY(T)                                                                    \
+    uint32_t i;                                                                               \
+    if (*count < limit) {                                                                     \
+        for (i = 0; i < n; ++i) {                                                             \
+            sum[i] += x[i];                                                                   \
+        }                                                                                     \
+        *count += 1;                                                                          \
+    }                                                                                         \
+    for (i = 0; i < n; ++i) {                                                                 \
+        y[i] = (T)rnn2c_mean_round(sum[i], *count);                                           \
+    }
+
+RNN2C_INLINE void rnn2c_gavg_s8(int32_t *sum, int32_t *count, const int8_t *x, uint32_t n,
+                                int32_t limit, int8_t *y)
+{
+    RNN2C_GAVG_BODY(int8_t)
+}
+
+RNN2C_INLINE void rnn2c_gavg_s16(int32_t *sum, int32_t *count, const int16_t *x, uint32_t n,
+                                 int32_t limit, int16_t *y)
+{
+    RNN2C_GAVG_BODY(int16_t)
+}
+
 /* ---------------------------------------------------------------- x86: units across lanes */
 
 #if defined(__AVX2__)

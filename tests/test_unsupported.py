@@ -68,7 +68,8 @@ CASES = [
     ),
     (
         lambda: _seq(keras.layers.Conv1D(4, 3), keras.layers.GRU(4)),
-        "layer type Conv1D is not supported",
+        "or a Conv1D with padding 'valid' or 'same', so its C runs whole sequences through "
+        "<name>_run with buffers in the state; give --max-length N",
     ),
     (
         lambda: _seq(keras.layers.Bidirectional(keras.layers.GRU(4), merge_mode=None)),
@@ -87,6 +88,31 @@ CASES = [
         "layer type Flatten is not supported",
     ),
     (lambda: _seq(keras.layers.Dense(3)), "has no recurrent layer"),
+    (
+        lambda: _seq(keras.layers.MaxPooling1D(2, padding="same"), keras.layers.GRU(4)),
+        "(MaxPooling1D): padding='same' is not supported (a streaming model has no inputs after "
+        "the current step to pad with); use padding='valid'",
+    ),
+    (
+        lambda: _seq(keras.layers.Conv1D(3, 3, padding="causal", groups=3), keras.layers.GRU(4)),
+        "(Conv1D): groups=3 is not supported; use groups=1",
+    ),
+    (
+        lambda: _seq(
+            keras.layers.GRU(4, return_sequences=True),
+            keras.layers.GlobalMaxPooling1D(keepdims=True),
+        ),
+        "keepdims=True is not supported; use keepdims=False",
+    ),
+    (
+        lambda: _seq(
+            keras.layers.Normalization(mean=1.0, variance=4.0),
+            keras.layers.Conv1D(4, 3, padding="causal"),
+            keras.layers.GRU(4),
+        ),
+        "an input offset right before a Conv1D (a Normalization, or an input feature "
+        "constant over the calibration set) is not supported",
+    ),
     (_two_inputs, "has 2 inputs and 1 outputs"),
     (_branch, "takes 2 inputs"),
 ]

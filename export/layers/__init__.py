@@ -8,9 +8,27 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from rnn2c.export.layers import bidirectional, dense, gru, layer_norm, lstm, simple_rnn
+from rnn2c.export.layers import (
+    bidirectional,
+    conv1d,
+    dense,
+    gru,
+    layer_norm,
+    lstm,
+    pooling,
+    simple_rnn,
+)
 
-LAYER_MODULES: tuple[ModuleType, ...] = (gru, lstm, simple_rnn, dense, layer_norm, bidirectional)
+LAYER_MODULES: tuple[ModuleType, ...] = (
+    gru,
+    lstm,
+    simple_rnn,
+    dense,
+    layer_norm,
+    bidirectional,
+    conv1d,
+    pooling,
+)
 
 #: Keras class name -> module with read(keras_layer, input_size)
 READERS: dict[str, ModuleType] = {cls: m for m in LAYER_MODULES for cls in m.KERAS_CLASSES}
@@ -25,6 +43,11 @@ QUANT_CLASSES = {
         dense.QuantDense,
         bidirectional.QuantSequence,
         layer_norm.QuantLayerNorm,
+        conv1d.QuantConv1D,
+        pooling.QuantPool,
+        pooling.QuantGlobalPool,
     )
 }
 RECURRENT_KINDS = ("gru", "lstm", "rnn", "bidir")  # bidir: Bidirectional or go_backwards
+#: layers over time that are not recurrent: a causal Conv1D and pooling (windowed, global)
+TIME_KINDS = ("conv1d", "pool1d", "gpool1d")

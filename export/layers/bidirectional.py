@@ -337,6 +337,8 @@ def run_layers(
             obs.prefix = f"{i}."
         if isinstance(layer, _Sequence):
             h = layer.run_sequence(h, cur, obs)
+        elif hasattr(layer, "over_time"):  # Conv1D, pooling: the rows per sequence change
+            h, cur = layer.over_time(h, cur, obs)
         else:
             h = over_sequence(layer, h, cur, obs)
         if obs is not None:
@@ -351,7 +353,7 @@ def run_layers(
         h = fx.q15_to_state(h)
     if h.dtype != np.float64 and not np.issubdtype(h.dtype, np.floating):
         h = h.astype(np.int64)
-    real = np.arange(t)[None, :] < lens[:, None]
+    real = np.arange(t)[None, :] < cur[:, None]
     if seq:
         return np.where(real[:, :, None], h, 0)
     out = np.zeros((n, t, h.shape[-1]), dtype=h.dtype)
