@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from rnn2c.export.ir import ExportError, QuantModel
+from rnn2c.export.ir import ExportError, QuantModel, rows_out
 from rnn2c.export.reference import run_int
 
 CC = "arm-none-eabi-gcc"
@@ -640,10 +640,10 @@ def measure(
             emu.uc.mem_write(WHOLE_IN, xq[i, :n].tobytes())
             count = emu.call(run_fn, WHOLE_STATE, WHOLE_IN, n, WHOLE_OUT)
             counts += [count // n] * n
-            rows = n if qm.returns_sequences else 1
+            rows = rows_out(qm.layers, qm.sequence_out, n) if qm.returns_sequences else 1
             out = np.frombuffer(bytes(emu.uc.mem_read(WHOLE_OUT, rows * out_size)), np.int8)
-            if qm.returns_sequences:
-                y[i, :n] = out.reshape(n, out_size)
+            if qm.returns_sequences:  # a Conv1D or pooling may give fewer rows than steps
+                y[i, :rows] = out.reshape(rows, out_size)
             else:
                 y[i, n - 1] = out
     else:
@@ -662,6 +662,11 @@ def measure(
     stack = max(stack_static, stack_measured)
     macs = exp.qmodel.macs
     arr = np.asarray(counts)
+    per_mac = float(arr.mean() / macs) if macs else 0.0
+    if qm.changes_length:  # strided Conv1D / pooling: the later layers run at some steps only
+        done = sum(qm.macs_over(int(n)) for n in lengths)
+        macs = round(done / max(len(counts), 1))
+        per_mac = float(arr.sum() / done) if done else 0.0
     notes = [tgt.note] if tgt.note else []
     if qm.vocab is not None:
         notes.append(
@@ -674,6 +679,12 @@ def measure(
             f"whole-sequence model: counted over {name}_run, one call per sequence; per step = "
             "a run's instructions / its length (both directions' MACs count per step); the "
             "stack is run's"
+        )
+    if qm.changes_length:
+        notes.append(
+            "Conv1D / pooling: MACs per step are the average over the counted steps "
+            "(the layers after them run at some steps only); per MAC = all instructions / all "
+            "MACs done"
         )
     if any(p.endswith("(library)") for p in path):
         notes.append(
@@ -708,7 +719,7 @@ def measure(
         instructions_mean=float(arr.mean()),
         instructions_min=int(arr.min()),
         instructions_max=int(arr.max()),
-        instructions_per_mac=float(arr.mean() / macs) if macs else 0.0,
+        instructions_per_mac=per_mac,
         reset_instructions=reset_count,
         bit_exact=bit_exact,
         notes=notes,

@@ -356,11 +356,19 @@ def float_outputs(
     n, t = x.shape[:2]
     lens = np.full(n, t) if lengths is None else np.asarray(lengths)
     out: np.ndarray | None = None
+    stateful = _stateful_layers(keras_model)
+    rows = int(keras_model.inputs[0].shape[0] or 1) if stateful else 512
     for length in np.unique(lens):
         idx = np.nonzero(lens == length)[0]
-        for start in range(0, idx.size, 512):
-            chunk = idx[start : start + 512]
-            y = np.asarray(keras_model(x[chunk, :length], training=False))
+        for start in range(0, idx.size, rows):
+            chunk = idx[start : start + rows]
+            if stateful:  # a fixed batch, each row its own stream: reset, then one sequence
+                for layer in stateful:
+                    layer.reset_state()
+                batch = np.resize(x[chunk, :length], (rows, length, x.shape[-1]))
+                y = np.asarray(keras_model(batch, training=False))[: chunk.size]
+            else:
+                y = np.asarray(keras_model(x[chunk, :length], training=False))
             if every_step:
                 if y.ndim != 3:
                     raise ExportError(
@@ -379,6 +387,20 @@ def float_outputs(
             out[chunk] = y
     assert out is not None
     return out
+
+
+def _stateful_layers(keras_model: Any) -> list[Any]:
+    """The stateful=True recurrent layers of a Keras model (nested models included): Keras
+    keeps their state between calls, as the C between step calls, so verify resets them before
+    each sequence, as <name>_reset before the C runs one."""
+    found = []
+    todo = list(getattr(keras_model, "layers", []))
+    while todo:
+        layer = todo.pop()
+        todo.extend(getattr(layer, "layers", []))
+        if getattr(layer, "stateful", False) and hasattr(layer, "reset_state"):
+            found.append(layer)
+    return found
 
 
 def _per_step_labels(y: np.ndarray | None, shape: tuple[int, ...], outputs: int) -> bool:
@@ -555,10 +577,23 @@ def verify(
                 f"--max-length {qmodel.max_length}; export again with a larger --max-length, "
                 "or give shorter sequences"
             )
+    if qmodel.whole_sequence:
+        shortest = int(seqs.x.shape[1] if seqs.lengths is None else np.min(seqs.lengths))
+        if shortest < qmodel.min_length():
+            raise ExportError(
+                f"--data: a sequence of {shortest} steps is shorter than the "
+                f"{qmodel.min_length()} steps the model's Conv1D/pooling windows need for one "
+                "output (<name>_run refuses it); give longer sequences"
+            )
     head_act = _head(qmodel)
     per_step = _per_step_labels(seqs.y, seqs.x.shape, qmodel.output_size)
     if per_step:
         assert seqs.y is not None
+        if qmodel.changes_length:
+            raise ExportError(
+                "--data: y holds a label per time step but the model's output rows are not its "
+                "steps (a strided or unpadded Conv1D, or pooling); give one label per sequence"
+            )
         if qmodel.whole_sequence and not qmodel.returns_sequences:
             raise ExportError(
                 "--data: y holds a label per time step but the model gives one output per "

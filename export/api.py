@@ -189,8 +189,8 @@ def _hash_layer(h: Any, layer: Any) -> None:
     h.update(f"{layer.kind}\0{layer.input_size}\0{layer.output_size}\0".encode())
     for f in dataclasses.fields(layer):
         v = getattr(layer, f.name)
-        if f.name == "name":
-            continue
+        if f.name == "name" or (f.default is not dataclasses.MISSING and v == f.default):
+            continue  # a setting at its default hashes as before the setting existed
         if isinstance(v, np.ndarray):
             a = np.ascontiguousarray(v, dtype=np.float32)
             h.update(f"{f.name}{a.shape}\0".encode() + a.tobytes())

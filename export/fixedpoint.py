@@ -179,3 +179,103 @@ def q12_from_frac(x: np.ndarray, frac_bits: int) -> np.ndarray:
     if frac_bits > 12:
         return rshift_round(x, frac_bits - 12)
     return sat(x << (12 - frac_bits), 16)
+
+
+# ---------------------------------------------------------------- activation variants
+# Mirrors the runtime header's section "activation variants": the non-default recurrent
+# activations and the Dense activations with a calibrated output range.
+
+#: recurrent_activation -> RNN2C_GATE_*; activation -> RNN2C_CELL_*
+GATE_CODES = {"sigmoid": 0, "hard_sigmoid": 1, "linear": 2}
+CELL_CODES = {"tanh": 0, "relu": 1}
+HARD_SIGMOID_M = 21845  # 4/3 in Q14: x / 6 in Q0.15 from Q3.12 x
+PHI_STEP_BITS = 7
+PHI_CLAMP = 131  # erf(i / 32 / sqrt 2) rounds to 32767 from i = 131
+SOFTPLUS_STEP_BITS = 8
+SOFTPLUS_ZERO = 178  # log1p(exp(-i / 16)) rounds to 0 from i = 178
+SOFTPLUS_LIMIT_Q12 = SOFTPLUS_ZERO << SOFTPLUS_STEP_BITS
+#: Dense activations computed on a calibrated int16 pre-activation -> RNN2C_DX_*
+DENSE_X_CODES = {"leaky_relu": 1, "elu": 2, "silu": 3, "gelu": 4, "softplus": 5}
+
+
+def _phi_table() -> np.ndarray:
+    x = np.arange(PHI_CLAMP + 2) / 32.0 / math.sqrt(2.0)
+    erf = np.array([math.erf(v) for v in x])
+    return np.minimum(np.round(erf * Q15_ONE), Q15_ONE - 1).astype(np.int64)
+
+
+def _softplus_table() -> np.ndarray:
+    x = np.arange(SOFTPLUS_ZERO + 1) / 16.0
+    return np.round(np.log1p(np.exp(-x)) * Q15_ONE).astype(np.int64)
+
+
+#: erf(i / 32 / sqrt 2) in Q0.15, i = 0..132 (static inside rnn2c_erf_q15)
+PHI_TABLE = _phi_table()
+#: log1p(exp(-i / 16)) in Q0.15, i = 0..178 (static inside rnn2c_softplus_tail_q15)
+SOFTPLUS_TABLE = _softplus_table()
+assert PHI_TABLE[PHI_CLAMP - 1] < Q15_ONE - 1 and (PHI_TABLE[PHI_CLAMP:] == Q15_ONE - 1).all()
+assert SOFTPLUS_TABLE[SOFTPLUS_ZERO - 1] > 0 and SOFTPLUS_TABLE[SOFTPLUS_ZERO] == 0
+
+
+def hard_sigmoid_q15(x_q12: np.ndarray) -> np.ndarray:
+    x = sat(np.asarray(x_q12, dtype=np.int64), 16)
+    return np.clip(((x * HARD_SIGMOID_M + (1 << 13)) >> 14) + 16384, 0, Q15_ONE - 1)
+
+
+def q15_clip(x_q12: np.ndarray, lo: int) -> np.ndarray:
+    return np.clip(sat(np.asarray(x_q12, dtype=np.int64), 16) * 8, lo, Q15_ONE - 1)
+
+
+def gate_q15(x_q12: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "hard_sigmoid":
+        return hard_sigmoid_q15(x_q12)
+    if kind == "linear":
+        return q15_clip(x_q12, -(Q15_ONE - 1))
+    return sigmoid_q15(x_q12)
+
+
+def cell_q15(x_q12: np.ndarray, kind: str) -> np.ndarray:
+    return q15_clip(x_q12, 0) if kind == "relu" else tanh_q15(x_q12)
+
+
+def cell_of_c(c: np.ndarray, frac_bits: int, kind: str) -> np.ndarray:
+    if kind == "relu":
+        return np.clip(np.asarray(c, dtype=np.int64) << (15 - frac_bits), 0, Q15_ONE - 1)
+    return tanh_q15(q12_from_frac(c, frac_bits))
+
+
+def blend_x_q15(z: np.ndarray, h_q15: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    return sat(rshift_round(z * (h_q15 - cand), 15) + cand, 16)
+
+
+def erf_q15(a_q12: np.ndarray) -> np.ndarray:
+    """erf(a / sqrt 2) for Q3.12 a >= 0, Q0.15."""
+    a = np.minimum(np.asarray(a_q12, dtype=np.int64), PHI_CLAMP << PHI_STEP_BITS)
+    return _interp(PHI_TABLE, a, PHI_STEP_BITS)
+
+
+def softplus_tail_q15(a_q12: np.ndarray) -> np.ndarray:
+    a = np.asarray(a_q12, dtype=np.int64)
+    inside = a < SOFTPLUS_LIMIT_Q12
+    return np.where(inside, _interp(SOFTPLUS_TABLE, np.where(inside, a, 0), SOFTPLUS_STEP_BITS), 0)
+
+
+def dense_act(x: np.ndarray, kind: str, frac: int, alpha_q15: int) -> np.ndarray:
+    """Mirror of rnn2c_dense_act: f(x) for x with frac fractional bits (saturated to int16)."""
+    xs = sat(np.asarray(x, dtype=np.int64), 16)
+    x12 = xs << (12 - frac)
+    a12 = np.abs(x12)
+    if kind == "leaky_relu":
+        return np.where(xs >= 0, xs, rshift_round(xs * alpha_q15, 15))
+    if kind == "elu":
+        neg = rshift_round((exp_neg_q15(a12) - Q15_ONE) * alpha_q15, 30 - frac)
+        return np.where(xs >= 0, xs, neg)
+    if kind == "silu":  # max(x, 0) - |x| sigmoid(-|x|), sigmoid(-a) ~ exp(-a) from a = 8
+        tail = np.where(a12 < Q15_ONE, sigmoid_q15(-np.minimum(a12, Q15_ONE)), exp_neg_q15(a12))
+        return np.maximum(xs, 0) - rshift_round(np.abs(xs) * tail, 15)
+    if kind == "gelu":  # max(x, 0) - |x| Phi(-|x|)
+        tail = np.where(a12 < PHI_CLAMP << PHI_STEP_BITS, Q15_ONE - erf_q15(a12), 0)
+        return np.maximum(xs, 0) - rshift_round(np.abs(xs) * tail, 16)
+    if kind == "softplus":
+        return np.maximum(xs, 0) + rshift_round(softplus_tail_q15(a12), 15 - frac)
+    raise ValueError(f"unknown Dense activation {kind}")

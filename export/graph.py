@@ -119,13 +119,14 @@ class _Value:
 def read_graph(model: Any, features: int) -> ModelIR:
     """A functional model with parallel branches -> ModelIR with ``inputs`` (module doc)."""
     from rnn2c.export.keras_reader import (  # noqa: PLC0415
+        FOLDED,
         PASS_THROUGH,
         STANDALONE_ACTIVATIONS,
         SUPPORTED,
         _check_finite,
         _fold_activation,
     )
-    from rnn2c.export.layers import READERS, RECURRENT_KINDS  # noqa: PLC0415
+    from rnn2c.export.layers import READERS, RECURRENT_KINDS, TIME_KINDS  # noqa: PLC0415
     from rnn2c.export.layers import merge as merge_layer  # noqa: PLC0415
     from rnn2c.export.layers.bidirectional import wrap_go_backwards  # noqa: PLC0415
 
@@ -181,6 +182,11 @@ def read_graph(model: Any, features: int) -> ModelIR:
                 )
             layer, cls = inner, "Dense"
         reader = READERS.get(cls)
+        if cls in FOLDED and cls not in ("Activation", "TimeDistributed"):
+            raise ExportError(
+                f"{where}: {cls} in a graph of branches is not supported (it is folded into a "
+                "neighbouring layer only in a chain); use a chain, or normalize the data"
+            )
         if reader is None or cls in ("Bidirectional", "Embedding"):
             what = {
                 "Bidirectional": "a whole-sequence layer (Bidirectional) in a graph of branches",
@@ -197,6 +203,10 @@ def read_graph(model: Any, features: int) -> ModelIR:
             raise ExportError(
                 f"{where}: go_backwards=True (a whole-sequence layer) inside a graph of branches "
                 "is not supported; use a chain"
+            )
+        if ir_layer.kind in (*TIME_KINDS, "lnorm"):
+            raise ExportError(
+                f"{where}: {cls} in a graph of branches is not supported; use a chain"
             )
         _check_finite(ir_layer, where)
         sequence = src.sequence

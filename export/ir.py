@@ -157,18 +157,21 @@ class FloatLayer:
         raise NotImplementedError
 
 
+CTYPE_BYTES = {"int8_t": 1, "int16_t": 2, "int32_t": 4}
+
+
 @dataclass
 class StateField:
     """One array of a layer's persistent state in the C struct."""
 
     name: str
-    ctype: str  # "int8_t" or "int16_t"
+    ctype: str  # "int8_t", "int16_t" or "int32_t"
     length: int
     comment: str
 
     @property
     def nbytes(self) -> int:
-        return self.length * (2 if self.ctype == "int16_t" else 1)
+        return self.length * CTYPE_BYTES[self.ctype]
 
 
 @dataclass
@@ -261,8 +264,36 @@ class ModelIR:
 
     @property
     def whole_sequence(self) -> bool:
-        """Whether a layer needs the whole sequence (Bidirectional, go_backwards)."""
-        return any(layer.kind == "bidir" for layer in self.layers)
+        """Whether a layer needs the whole sequence (Bidirectional, go_backwards, a Conv1D with
+        padding 'valid' or 'same')."""
+        return any(needs_whole_sequence(layer) for layer in self.layers)
+
+
+def needs_whole_sequence(layer: Any) -> bool:
+    """A layer whose outputs need later inputs: Bidirectional, go_backwards, or a Conv1D with
+    padding 'valid' or 'same'."""
+    return layer.kind == "bidir" or getattr(layer, "padding", "causal") != "causal"
+
+
+def rows_out(layers: list[Any], sequence_out: list[bool], n: int) -> int:
+    """Output rows of a whole-sequence pass over n steps (a strided or unpadded Conv1D, windowed
+    pooling change the length; 1 once a layer returns no sequence)."""
+    for i, layer in enumerate(layers):
+        out_len = getattr(layer, "out_len", None)
+        if out_len is not None:
+            n = int(out_len(n))
+        if not sequence_out[i]:
+            return 1 if n > 0 else 0
+    return n
+
+
+def shortest_length(layers: list[Any], sequence_out: list[bool], limit: int) -> int:
+    """The shortest sequence (up to limit) that gives every layer at least one row."""
+    seq = sequence_out or [True] * len(layers)
+    for n in range(1, max(limit, 1) + 1):
+        if rows_out(layers, seq, n) > 0:
+            return n
+    return max(limit, 1)
 
 
 @dataclass
@@ -301,9 +332,9 @@ class QuantModel:
 
     @property
     def whole_sequence(self) -> bool:
-        """Whether a layer needs the whole sequence (Bidirectional, go_backwards): such a model
-        has <name>_run and no <name>_step."""
-        return any(layer.kind == "bidir" for layer in self.layers)
+        """Whether a layer needs the whole sequence (Bidirectional, go_backwards, a Conv1D with
+        padding 'valid' or 'same'): such a model has <name>_run and no <name>_step."""
+        return any(needs_whole_sequence(layer) for layer in self.layers)
 
     @property
     def returns_sequences(self) -> bool:
@@ -340,11 +371,47 @@ class QuantModel:
     def macs(self) -> int:
         return sum(layer.macs for layer in self.layers)
 
+    @property
+    def decimates(self) -> bool:
+        """Whether some steps give no new output (a strided Conv1D, windowed pooling): then
+        <name>_step returns 1 for a new output, 0 for the held one (kept in the state)."""
+        return any(getattr(layer, "decimates", False) for layer in self.layers)
+
+    @property
+    def changes_length(self) -> bool:
+        """Whether the model's output rows differ from its input steps (a strided Conv1D,
+        windowed pooling, a Conv1D with padding 'valid')."""
+        return any(getattr(layer, "changes_length", False) for layer in self.layers)
+
+    def min_length(self) -> int:
+        """The shortest sequence that gives every layer at least one row (whole-sequence)."""
+        return shortest_length(self.layers, self.sequence_out, self.max_length or 1)
+
+    def macs_over(self, steps: int) -> int:
+        """MACs of a sequence of `steps` steps: a layer after a strided Conv1D or a pooling layer
+        runs only at the steps that give it an input (``emitted(n)``: a layer's outputs for n
+        inputs), and a Conv1D's own MACs come with its outputs."""
+        total, n = 0, int(steps)
+        for layer in self.layers:
+            emitted = getattr(layer, "emitted", None)
+            n_out = int(emitted(n)) if emitted is not None else n
+            total += layer.macs * n_out
+            n = n_out
+        return total
+
+    def hold_field(self) -> StateField | None:
+        """The model's latest output, held over the steps that give none (decimating models)."""
+        if not self.decimates or self.whole_sequence:
+            return None
+        return StateField("hold", "int8_t", self.output_size, "the latest output, held")
+
     def state_bytes(self) -> int:
-        """sizeof the C state struct: int16 arrays first, then int8, padded to alignment."""
+        """sizeof the C state struct: the widest arrays first, padded to alignment."""
         fields = [f for layer in self.layers for f in layer.state_fields()]
         fields += [f for _, f in self.sequence_buffers()]
-        align = 2 if any(f.ctype == "int16_t" for f in fields) else 1
+        hold = self.hold_field()
+        fields += [hold] if hold is not None else []
+        align = max((CTYPE_BYTES[f.ctype] for f in fields), default=1)
         return -(-sum(f.nbytes for f in fields) // align) * align
 
     def weight_bytes(self) -> int:

@@ -15,12 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from rnn2c.export.folds import AFFINE_CLASSES, compose, read_affine, settle
 from rnn2c.export.graph import has_branches, read_graph
 from rnn2c.export.ir import ExportError, FloatLayer, ModelIR, fold_affine
-from rnn2c.export.layers import READERS, RECURRENT_KINDS
+from rnn2c.export.layers import READERS, RECURRENT_KINDS, TIME_KINDS
 from rnn2c.export.layers import embedding as embedding_layer
 from rnn2c.export.layers.bidirectional import wrap_go_backwards
 from rnn2c.export.layers.embedding import EmbeddingLayer
+from rnn2c.export.layers.layer_norm import gamma_beta
 
 #: layers that do nothing at inference (Masking: the caller stops stepping at the real length)
 PASS_THROUGH = (
@@ -31,10 +33,22 @@ PASS_THROUGH = (
     "GaussianDropout",
     "Masking",
 )
-#: folded into a neighbour: Normalization into the next weight layer; a separate activation
-#: layer into the linear Dense before it
-FOLDED = ("Normalization", "Activation", "Softmax", "ReLU", "TimeDistributed")
-STANDALONE_ACTIVATIONS = {"Softmax": "softmax", "ReLU": "relu"}
+#: folded into a neighbour: Normalization, BatchNormalization and Rescaling into the next weight
+#: layer (or the linear Dense before them, see folds.py); a separate activation layer into the
+#: linear Dense before it
+STANDALONE_ACTIVATIONS = {
+    "Softmax": "softmax",
+    "ReLU": "relu",
+    "LeakyReLU": "leaky_relu",
+    "ELU": "elu",
+}
+FOLDED = (
+    "Normalization",
+    *AFFINE_CLASSES,
+    "Activation",
+    *STANDALONE_ACTIVATIONS,
+    "TimeDistributed",
+)
 #: merges of parallel branches (graph.py, layers/merge.py)
 MERGES = ("Add", "Subtract", "Average", "Multiply", "Concatenate")
 SUPPORTED = sorted({*READERS, *PASS_THROUGH, *FOLDED, *MERGES, "Embedding"} - {"InputLayer"})
@@ -87,6 +101,12 @@ def _chain(model: Any) -> list[Any]:
         layer, node_index = history[0], history[1]
         if type(layer).__name__ == "InputLayer":
             break
+        if len(history) > 2 and history[2] != 0:  # return_state=True: a state output is used
+            raise ExportError(
+                f"layer '{layer.name}' ({type(layer).__name__}): its state output (return_state) "
+                "feeds the model; rnn2c exports the main output only: use that one, or "
+                "return_state=False"
+            )
         node = layer._inbound_nodes[node_index]
         # positional inputs only: Keras passes a propagated mask as a keyword tensor
         inputs = [t for t in _flatten(node.arguments.args) if hasattr(t, "_keras_history")]
@@ -107,6 +127,17 @@ def _chain(model: Any) -> list[Any]:
     return chain
 
 
+def _flat_chain(model: Any) -> list[Any]:
+    """_chain, with a nested Sequential or functional model replaced by its own chain."""
+    out: list[Any] = []
+    for layer in _chain(model):
+        if hasattr(layer, "layers") and getattr(layer, "inputs", None) is not None:
+            out.extend(_flat_chain(layer))
+        else:
+            out.append(layer)
+    return out
+
+
 def read_model(model: Any) -> ModelIR:
     """Keras model (in memory) -> float IR."""
     inputs = getattr(model, "inputs", None) or []
@@ -119,7 +150,7 @@ def read_model(model: Any) -> ModelIR:
     shape = tuple(inputs[0].shape)
     if len(shape) == 3 and shape[-1] is not None and has_branches(model):  # parallel branches
         return read_graph(model, int(shape[-1]))
-    chain, embedding = embedding_front(model, _chain(model), shape)
+    chain, embedding = embedding_front(model, _flat_chain(model), shape)
     if embedding is None and (len(shape) != 3 or shape[-1] is None):
         raise ExportError(
             f"model '{model.name}' input shape {shape} is not [batch, time, features]; "
@@ -129,7 +160,7 @@ def read_model(model: Any) -> ModelIR:
     features = embedding.dim if embedding is not None else int(shape[-1])
     layers: list[FloatLayer] = []
     size = features
-    pending: tuple[np.ndarray, np.ndarray, str] | None = None  # affine y = a*x + b to fold
+    pending = None  # affine y = a*x + b to fold (folds.Affine)
     sequence = True  # whether the current tensor still has a time axis
     sequence_out: list[bool] = []  # per IR layer: the value of `sequence` after it
     for layer in chain:
@@ -138,9 +169,14 @@ def read_model(model: Any) -> ModelIR:
         if cls in PASS_THROUGH:
             continue
         if cls == "Normalization":
-            pending = _read_normalization(layer, size, where, pending)
+            pending = compose(pending, *_read_normalization(layer, size, where, None)[:2], where)
+            continue
+        if cls in AFFINE_CLASSES:
+            pending = compose(pending, *read_affine(layer, size, where), where)
             continue
         if cls in ("Activation", *STANDALONE_ACTIVATIONS):
+            settle(pending, layers, f"{where} comes next")
+            pending = None
             _fold_activation(layer, cls, where, layers)
             continue
         if cls == "TimeDistributed":  # TimeDistributed(Dense) is a per-step Dense
@@ -162,17 +198,28 @@ def read_model(model: Any) -> ModelIR:
             if not sequence:
                 raise ExportError(f"{where}: a recurrent layer needs a sequence input")
             sequence = bool(getattr(layer, "return_sequences", False))
+        elif ir_layer.kind in TIME_KINDS:  # Conv1D, pooling: over time; global pooling ends it
+            if not sequence:
+                raise ExportError(f"{where}: it works over time and needs a sequence input")
+            sequence = ir_layer.kind != "gpool1d"
         if pending is not None:
-            fold_affine(ir_layer, *pending[:2])
+            if ir_layer.kind == "lnorm":  # not a weight layer: fold into the one before
+                settle(pending, layers, f"{where} comes next")
+            else:
+                fold_affine(ir_layer, *pending[:2])
             pending = None
         layers.append(ir_layer)
         sequence_out.append(sequence)
         size = ir_layer.output_size
-    if pending is not None:
+        if ir_layer.kind == "lnorm":  # its gamma and beta: folded into the next weight layer
+            pending = compose(None, *gamma_beta(layer, size), where)
+    settle(pending, layers, "it ends the model")
+    if embedding is not None and any(layer.kind in TIME_KINDS for layer in layers):
         raise ExportError(
-            f"layer '{pending[2]}' (Normalization): no weight layer follows it to fold it into"
+            f"layer '{embedding.name}' (Embedding): an Embedding before Conv1D or pooling layers "
+            "is not supported; feed the Embedding to a recurrent or Dense layer"
         )
-    if not any(layer.kind in RECURRENT_KINDS for layer in layers):
+    if not any(layer.kind in (*RECURRENT_KINDS, *TIME_KINDS) for layer in layers):
         raise ExportError(
             f"model '{model.name}' has no recurrent layer (GRU, LSTM or SimpleRNN); "
             "rnn2c exports recurrent models"
@@ -240,10 +287,16 @@ def _read_normalization(
 
 def _fold_activation(layer: Any, cls: str, where: str, layers: list[FloatLayer]) -> None:
     """Merge a standalone activation layer into the linear Dense right before it."""
-    from rnn2c.export.layers.dense import ACTIVATIONS  # noqa: PLC0415
+    from rnn2c.export.layers.dense import ACTIVATIONS, ALIASES, DEFAULT_ALPHA  # noqa: PLC0415
 
     cfg = layer.get_config()
-    if cls in STANDALONE_ACTIVATIONS:
+    alpha = None
+    if cls in ("LeakyReLU", "ELU"):  # a slope of their own
+        act = STANDALONE_ACTIVATIONS[cls]
+        alpha = float(cfg.get("negative_slope" if cls == "LeakyReLU" else "alpha", 0.0))
+        if not 0.0 <= alpha <= 1.0:
+            raise ExportError(f"{where}: a slope of {alpha:g} is not supported; use 0 to 1")
+    elif cls in STANDALONE_ACTIVATIONS:
         act = STANDALONE_ACTIVATIONS[cls]
         defaults = {"max_value": None, "negative_slope": 0.0, "threshold": 0.0, "axis": -1}
         odd = {k: cfg[k] for k in defaults if k in cfg and cfg[k] != defaults[k]}
@@ -252,6 +305,7 @@ def _fold_activation(layer: Any, cls: str, where: str, layers: list[FloatLayer])
     else:
         act = cfg.get("activation")
         act = act if isinstance(act, str) else getattr(act, "__name__", str(act))
+        act = ALIASES.get(act, act)
     prev = layers[-1] if layers else None
     if prev is None or prev.kind != "dense" or prev.activation != "linear":  # type: ignore[attr-defined]
         raise ExportError(
@@ -263,3 +317,4 @@ def _fold_activation(layer: Any, cls: str, where: str, layers: list[FloatLayer])
             f"{where}: activation {act!r} is not supported; supported: {', '.join(ACTIVATIONS)}"
         )
     prev.activation = act  # type: ignore[attr-defined]
+    prev.alpha = DEFAULT_ALPHA.get(act, 0.0) if alpha is None else alpha  # type: ignore[attr-defined]

@@ -25,6 +25,7 @@ from rnn2c.export.ir import (
     Observer,
     QuantModel,
     fold_affine,
+    shortest_length,
 )
 
 #: calibration range methods accepted by --calibration
@@ -201,6 +202,11 @@ def choose_range(values: np.ndarray, method: str) -> tuple[float, float]:
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     if v.size == 0:
         return 0.0, 0.0
+    if not np.isfinite(v).all():
+        raise ExportError(
+            "the float model overflows (inf or NaN) on the calibration set; an unbounded "
+            "activation (relu, linear gates) diverges: check the model in Keras first"
+        )
     lo, hi = float(v.min()), float(v.max())
     if method == "minmax":
         return lo, hi
@@ -260,6 +266,7 @@ def observe_model(
         return y, obs
     states = [layer.init_state(n) for layer in model.layers]
     out = np.zeros((n, t, model.output_size))
+    held = np.zeros((n, model.output_size))  # a step that emits nothing holds the last output
     for step in range(t):
         running = lengths > step
         if not running.any():
@@ -275,7 +282,16 @@ def observe_model(
                 h = gather(model.inputs[i], outs, x_step)
             h = layer.step(state, h, obs)
             outs.append(h)
-        out[:, step, :] = np.where(running[:, None], h, 0.0)
+            if h is None:  # a strided Conv1D or pooling gave no output this step
+                break
+            if (
+                getattr(layer, "cell_act", "tanh") != "tanh"
+                or getattr(layer, "gate_act", "") == "linear"
+            ):
+                obs.observe("state", h)  # may leave the state's range: see _saturation_notes
+        if h is not None:
+            held = h
+        out[:, step, :] = np.where(running[:, None], held, 0.0)
     obs.mask = None
     obs.prefix = ""
     return out, obs
@@ -313,6 +329,14 @@ def quantize_model(
         )
     state_bits = 16 if activations == "int16" else 8
     check_max_length(max_length, model.whole_sequence)
+    if model.whole_sequence:
+        shortest = shortest_length(model.layers, model.sequence_out, max_length or 1)
+        got = int(calib_x.shape[1] if calib_lengths is None else np.min(calib_lengths))
+        if got < shortest:
+            raise ExportError(
+                f"calibration sequences of {got} steps are shorter than the {shortest} steps "
+                "the model's Conv1D/pooling windows need for one output; give longer sequences"
+            )
     _, obs = observe_model(model, model.float_input(calib_x), calib_lengths)
     embedding = None
     if model.embedding is not None:  # token ids: the table's quantization is the input's
@@ -338,8 +362,11 @@ def quantize_model(
                 continue
             q = qs[0]
         ql = layer.quantize(q, sub, method, state_bits)  # type: ignore[arg-type]
+        if model.whole_sequence and hasattr(ql, "whole"):  # Conv1D, pooling: no ring in run
+            ql.whole = True
         layers.append(ql)
         q = ql.output_q
+    notes += _saturation_notes(model, obs)
     return QuantModel(
         layers=layers,
         input_q=input_q,
@@ -394,7 +421,8 @@ def check_max_length(max_length: int | None, whole_sequence: bool) -> None:
     if max_length is None:
         if whole_sequence:
             raise ExportError(
-                "the model has a whole-sequence layer (Bidirectional or go_backwards), so its C "
+                "the model has a whole-sequence layer (Bidirectional or go_backwards) or a "
+                "Conv1D with padding 'valid' or 'same', so its C "
                 "runs whole sequences through <name>_run with buffers in the state; give "
                 "--max-length N, the longest sequence it must take (e.g. --max-length 128)"
             )
@@ -424,7 +452,7 @@ def _fold_constant_features(
     weights, is folded into the first layer's bias and its weights become zero; the C then
     ignores that input. constant: bool per feature. Returns a copy of the model and a note."""
     const = np.nonzero(constant)[0]
-    if const.size == 0:
+    if const.size == 0 or not hasattr(model.layers[0], "kernel"):  # LayerNormalization first
         return model, []
     if const.size == real.shape[1]:
         raise ExportError(
@@ -450,6 +478,27 @@ def _fold_constant_features(
         f"layer's bias and the C ignores {'these inputs' if plural else 'that input'}"
     )
     return model, [note]
+
+
+def _saturation_notes(model: ModelIR, obs: Observer) -> list[str]:
+    """A relu candidate or linear gates can take a recurrent state past the int8/int16 state's
+    range [-1, 1), where the C saturates it: say how often that happened in calibration."""
+    notes = []
+    for i, layer in enumerate(model.layers):
+        key = f"{i}.state"
+        if key not in obs.values:
+            continue
+        v = np.abs(obs.get(key))
+        top = 2.0 ** layer.state_shift(_SubObserver(obs, f"{i}."))  # type: ignore[attr-defined]
+        over = float(np.mean(v >= top))
+        if over > 0:
+            notes.append(
+                f"layer '{layer.name}': {100 * over:.2f}% of its float state values on the "
+                f"calibration set are outside [-{top:g}, {top:g}) (up to {float(v.max()):.3g}), "
+                "where the integer state saturates; keep the state smaller (smaller weights or "
+                "inputs) for the C to follow the float model"
+            )
+    return notes
 
 
 class _SubObserver:

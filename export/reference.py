@@ -29,6 +29,7 @@ def run_int(qmodel: QuantModel, xq: np.ndarray, lengths: np.ndarray | None = Non
         return y.astype(np.int8)
     states = [layer.init_state(n) for layer in qmodel.layers]
     out = np.zeros((n, t, qmodel.output_size), dtype=np.int8)
+    held = np.zeros((n, qmodel.output_size), dtype=np.int64)  # the output of a step without one
     for step in range(t):
         running = lengths > step
         if not running.any():
@@ -40,9 +41,13 @@ def run_int(qmodel: QuantModel, xq: np.ndarray, lengths: np.ndarray | None = Non
                 h = gather(qmodel.inputs[i], outs, x_step)
             h = layer.step(state, h)
             outs.append(h)
-        if qmodel.layers[-1].output_q.bits == 16:  # an int16 last state leaves as int8 Q0.7
-            h = fx.q15_to_state(h)
-        out[:, step, :] = np.where(running[:, None], h, 0).astype(np.int8)
+            if h is None:  # a strided Conv1D or pooling gave no output: the last one is held
+                break
+        if h is not None:
+            if qmodel.layers[-1].output_q.bits == 16:  # an int16 last state leaves as int8 Q0.7
+                h = fx.q15_to_state(h)
+            held = h
+        out[:, step, :] = np.where(running[:, None], held, 0).astype(np.int8)
     return out
 
 

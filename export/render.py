@@ -11,8 +11,8 @@ import jinja2
 import numpy as np
 
 from rnn2c import __version__
-from rnn2c.export.ir import QuantLayer, QuantModel
-from rnn2c.export.quantize import vector_max, worst_case_acc
+from rnn2c.export.ir import CTYPE_BYTES, QuantLayer, QuantModel
+from rnn2c.export.quantize import pad4, vector_max, worst_case_acc
 
 RUNTIME_HEADER = "rnn2c_runtime.h"
 LABELS = {
@@ -22,6 +22,10 @@ LABELS = {
     "dense": "Dense",
     "bidir": "Bidirectional",
     "merge": "Merge",
+    "lnorm": "LayerNorm",
+    "conv1d": "Conv1D",
+    "pool1d": "Pooling1D",
+    "gpool1d": "GlobalPool",
 }
 C_KEYWORDS = frozenset(
     "auto break case char const continue default do double else enum extern float for goto if "
@@ -97,11 +101,21 @@ def c_structs(rows: list[tuple[int, ...]]) -> str:
 
 def layer_arrays(layer: QuantLayer, input_bits: int) -> dict[str, Any]:
     """The C arrays of a layer: packed weights, bias and requantization in kernel order."""
-    fc = layer.fc  # type: ignore[attr-defined]
+    fc = getattr(layer, "fc", None)
+    if fc is None:  # no weight matrix (pooling, LayerNormalization)
+        return {
+            "weight": np.zeros(0, dtype=np.int8),
+            "bias": None,
+            "rq": [],
+            "worst": 0,
+            "x86": None,
+        }
     order = np.asarray(layer.c_rows(), dtype=np.int64)  # type: ignore[attr-defined]
     x_shift = getattr(layer, "x_shift", 0)
     vmax = [vector_max(input_bits, x_shift)] * layer.input_size
-    if layer.state_fields():
+    if hasattr(layer, "vector_max"):  # a Conv1D window: taps x padded channels
+        vmax = layer.vector_max(input_bits)  # type: ignore[attr-defined]
+    elif layer.state_fields():
         h_shift = layer.h_shift  # type: ignore[attr-defined]
         vmax += [vector_max(layer.output_q.bits, h_shift)] * layer.output_size
     return {
@@ -109,7 +123,103 @@ def layer_arrays(layer: QuantLayer, input_bits: int) -> dict[str, Any]:
         "bias": fc.bias[order] if layer.has_bias() else None,  # type: ignore[attr-defined]
         "rq": [(int(fc.multiplier[r]), int(fc.shift_in[r]), int(fc.shift_out[r])) for r in order],
         "worst": worst_case_acc(fc.weight, fc.bias, np.asarray(vmax)),
+        "x86": x86_arrays(layer, input_bits),
     }
+
+
+#: units per block of the x86 layout (one AVX-512 register of int32 lanes, two AVX2 ones)
+X86_BLOCK = 16
+
+
+def x86_arrays(layer: QuantLayer, input_bits: int = 16) -> dict[str, np.ndarray] | None:
+    """The x86-only copy of a GRU (reset_after) or LSTM layer's weights and row parameters,
+    emitted under ``#if defined(__AVX2__)`` (no Cortex-M flash): units across vector lanes, so
+    that one multiply-accumulate instruction serves 16 (8) units of one gate and no row needs a
+    horizontal sum. None for the other layers, which keep the shared layout on x86 too.
+
+    ``w`` (int16): per block of 16 units, per pair of vector elements (2k, 2k + 1) as the AVX2
+    vector stores them (columns (c0, c2) and (c1, c3) of every group of 4, see RNN2C_VPOS), per
+    gate of the part the pair is in (GRU: z, r, candidate over x, then z, r, recurrent candidate
+    over h; LSTM: i, f, g, o), 16 x (weight of the first column, of the second); units past the
+    layer's last are zero. ``p`` (int32): per block, for each of the 4 row kinds in that order,
+    16 biases, then 16 multipliers, 16 shift_in, 16 shift_out and 16 rounding terms
+    2^(shift_out - 1) (rnn2c_rq's fields, decoded).
+
+    Where the layer's input and state are both int8, also ``b`` and ``q`` for AVX-512 VNNI
+    (``vpdpbusd``: unsigned bytes times signed bytes, 4 per lane): the kernels multiply the int8
+    input and state themselves, offset by 128 to make them unsigned, and shift each part's sums
+    by its vector shift. ``b`` (int8): per block, per group of 4 columns (in column order), per
+    gate of the part, 16 x (the 4 weights); ``q``: as ``p`` with each bias less
+    128 * sum(w) << shift over each part (the offset's products), wrapped to 32 bits like the
+    sums it is added to (the true total fits: the exporter's bound)."""
+    kind = getattr(layer, "kind", "")
+    if not (kind == "lstm" or (kind == "gru" and getattr(layer, "reset_after", False))):
+        return None
+    if getattr(layer, "acts", None) is not None:  # activation variants: their own kernels
+        return None
+    fc = layer.fc  # type: ignore[attr-defined]
+    u = layer.units  # type: ignore[attr-defined]
+    n_in = layer.input_size
+    x4, h4 = pad4(n_in), pad4(u)
+    w = np.asarray(fc.weight, dtype=np.int64)
+    wv = np.zeros((w.shape[0], x4 + h4), dtype=np.int64)
+    wv[:, :n_in] = w[:, :n_in]
+    wv[:, x4 : x4 + u] = w[:, n_in:]
+    # stored element p of the vector holds column p with bits 0 and 1 swapped (RNN2C_VPOS)
+    pos = np.arange(x4 + h4)
+    col = (pos & ~3) | ((pos & 1) << 1) | ((pos >> 1) & 1)
+    gates_x, gates_h = ([0, 1, 2], [0, 1, 3]) if kind == "gru" else ([0, 1, 2, 3], [0, 1, 2, 3])
+    blocks = -(-u // X86_BLOCK)
+    out_w: list[np.ndarray] = []
+    out_p: list[np.ndarray] = []
+    fields = [
+        fc.bias,
+        fc.multiplier,
+        fc.shift_in,
+        fc.shift_out,
+        np.left_shift(1, np.asarray(fc.shift_out, dtype=np.int64) - 1),
+    ]
+    for b in range(blocks):
+        units = np.arange(b * X86_BLOCK, (b + 1) * X86_BLOCK)
+        real = units < u
+        for k in range((x4 + h4) // 2):
+            for g in gates_x if 2 * k < x4 else gates_h:
+                pair = np.zeros((X86_BLOCK, 2), dtype=np.int64)
+                rows = g * u + units[real]
+                pair[real] = wv[rows][:, col[2 * k : 2 * k + 2]]
+                out_w.append(pair.reshape(-1))
+        for i, f in enumerate(fields):
+            for g in range(4):
+                vals = np.full(X86_BLOCK, 1 if i >= 3 else 0, dtype=np.int64)  # unused lanes
+                vals[real] = np.asarray(f, dtype=np.int64)[g * u + units[real]]
+                out_p.append(vals)
+    out = {
+        "w": np.concatenate(out_w).astype(np.int16),
+        "p": np.concatenate(out_p).astype(np.int32),
+    }
+    if input_bits != 8 or layer.state_bits != 8:  # type: ignore[attr-defined]
+        return out
+    xs, hs = layer.x_shift, layer.h_shift  # type: ignore[attr-defined]
+    offset = 128 * ((wv[:, :x4].sum(axis=1) << max(xs, 0)) + (wv[:, x4:].sum(axis=1) << max(hs, 0)))
+    bias = np.asarray(fc.bias, dtype=np.int64) - offset
+    out_b: list[np.ndarray] = []
+    out_q = np.concatenate(out_p).astype(np.int64).reshape(blocks, 5, 4, X86_BLOCK)
+    for b in range(blocks):
+        units = np.arange(b * X86_BLOCK, (b + 1) * X86_BLOCK)
+        real = units < u
+        for grp in range((x4 + h4) // 4):
+            for g in gates_x if 4 * grp < x4 else gates_h:
+                quad = np.zeros((X86_BLOCK, 4), dtype=np.int64)
+                quad[real] = wv[g * u + units[real]][:, 4 * grp : 4 * grp + 4]
+                out_b.append(quad.reshape(-1))
+            # the bias part of this block's parameters
+        for g in range(4):
+            vals = np.zeros(X86_BLOCK, dtype=np.int64)
+            vals[real] = bias[g * u + units[real]]
+            out_q[b, 0, g] = vals
+    out["b"] = np.concatenate(out_b).astype(np.int8)
+    out["q"] = ((out_q.reshape(-1) + 2**31) % 2**32 - 2**31).astype(np.int32)
+    return out
 
 
 def c_float(value: float) -> str:
@@ -138,6 +248,7 @@ class LayerView:
     bias: np.ndarray | None  # int32 per row in the order the kernels read it; None: all zero
     rq: list[tuple[int, int, int]]  # (multiplier, shift_in, shift_out) per row, same order
     worst: int  # worst-case |accumulator|
+    x86: dict[str, np.ndarray] | None  # x86-only layouts of a GRU/LSTM layer, see x86_arrays
     # whole-sequence models (<name>_run layer by layer):
     cells: list[LayerView] = field(default_factory=list)  # a Bidirectional's fw (and bw) cells
     rows: str = ""  # C expression: how many rows the layer runs over ("length" or "1")
@@ -146,6 +257,10 @@ class LayerView:
     width: int = 0  # its output size
     ctype: str = "int8_t"  # element type of its output buffer
     parts: list[dict[str, Any]] = field(default_factory=list)  # a merge's inputs (merge.c.j2)
+    out_rows: str = ""  # C expression: its output rows (a Conv1D or pooling: its own variable)
+    len_var: str = ""  # Conv1D, pooling over a whole sequence: the variable of its output rows
+    src0: str = ""  # its input's first row (the rows follow each other)
+    state_out: bool = True  # its output is its state (recurrent), copied into its buffer
 
 
 def template_environment() -> jinja2.Environment:
@@ -206,15 +321,22 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
         p = f"l{i}_{layer.kind}"
         last = i == n - 1
         buffer = None
-        if layer.state_fields():
+        own_buffer = getattr(layer, "output_buffer", False)  # Conv1D, pooling
+        if layer.state_fields() and not own_buffer:
             output = f"state->{p}_h"
-        elif last:
-            output = "output"
+        elif last and layer.output_q.bits == 8:
+            output = "state->hold" if qmodel.decimates else "output"
         else:
             buffer = f"{p}_out"
             output = buffer
         extra = _extra(layer)
-        arrays: dict[str, Any] = {"weight": np.zeros(0), "bias": None, "rq": [], "worst": 0}
+        arrays: dict[str, Any] = {
+            "weight": np.zeros(0),
+            "bias": None,
+            "rq": [],
+            "worst": 0,
+            "x86": None,
+        }
         if layer.kind != "merge":
             arrays = layer_arrays(layer, prev_bits)
         views.append(
@@ -228,8 +350,9 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
                 state_type=f"s{layer.output_q.bits}",
                 output=output,
                 buffer=buffer,
-                label=LABELS[layer.kind],
+                label=_label(layer),
                 extra=extra,
+                ctype="int16_t" if layer.output_q.bits == 16 else "int8_t",
                 **arrays,
             )
         )
@@ -238,8 +361,8 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
         prev = output
         prev_bits = layer.output_q.bits
         made[i] = (prev, prev_bits)
-    copy_from = views[-1].output if views[-1].output != "output" else None
-    buffers = [v.q.output_size for v in views if v.buffer]
+    copy_from = views[-1].output if views[-1].output not in ("output", "state->hold") else None
+    buffers = [v.q.output_size * (2 if v.ctype == "int16_t" else 1) for v in views if v.buffer]
     return _render_files(qmodel, name, class_names, views, copy_from, buffers)
 
 
@@ -274,6 +397,14 @@ def _extra(layer: QuantLayer) -> str:
         return str(layer.activation)  # type: ignore[attr-defined]
     if layer.kind == "merge":
         return str(layer.op)  # type: ignore[attr-defined]
+    if layer.kind == "conv1d":
+        q: Any = layer
+        return (
+            f"kernel {q.taps}, dilation {q.dilation}, stride {q.stride}, {q.padding}, "
+            f"{q.activation}"
+        )
+    if layer.kind == "pool1d":
+        return f"pool {layer.pool}, stride {layer.stride}"  # type: ignore[attr-defined]
     if layer.kind == "bidir":
         if layer.forward is None:  # type: ignore[attr-defined]
             return "go_backwards"
@@ -289,9 +420,10 @@ def _whole_sequence_views(qmodel: QuantModel, upper: str, name: str) -> list[Lay
     first = f"{name}_row(input, tokens, {{t}})" if qmodel.embedding is not None else "input[{t}]"
     prev_row, prev_bits, seq = first, 8, True
     buffers = dict(qmodel.sequence_buffers())
+    cur = "length"  # the rows of the current sequence (a Conv1D or pooling changes them)
     for i, layer in enumerate(qmodel.layers):
         p = f"l{i}_{layer.kind}"
-        rows = "length" if seq else "1"
+        rows = cur if seq else "1"
         seq = seq and bool(qmodel.sequence_out[i])
         width = layer.output_size
         member = f"state->{p}_{buffers[i].name}"
@@ -304,6 +436,10 @@ def _whole_sequence_views(qmodel: QuantModel, upper: str, name: str) -> list[Lay
             v.cells.append(sub)
         v.rows, v.dest, v.seq_out, v.width = rows, dest, seq, width
         v.ctype = buffers[i].ctype
+        v.src0, v.out_rows = prev_row.format(t="0"), rows
+        v.state_out = bool(layer.state_fields()) and not getattr(layer, "output_buffer", False)
+        if hasattr(layer, "over_time"):  # Conv1D, windowed pooling: rows of its own
+            v.len_var = v.out_rows = cur = f"n{i}"
         views.append(v)
         prev_row, prev_bits = dest, layer.output_q.bits
     return views
@@ -312,7 +448,13 @@ def _whole_sequence_views(qmodel: QuantModel, upper: str, name: str) -> list[Lay
 def _view(
     i: int, q: QuantLayer, p: str, upper: str, row: str, input_bits: int, output: str
 ) -> LayerView:
-    arrays: dict[str, Any] = {"weight": np.zeros(0), "bias": None, "rq": [], "worst": 0}
+    arrays: dict[str, Any] = {
+        "weight": np.zeros(0),
+        "bias": None,
+        "rq": [],
+        "worst": 0,
+        "x86": None,
+    }
     if q.kind != "bidir":
         arrays = layer_arrays(q, input_bits)
     return LayerView(
@@ -332,6 +474,9 @@ def _view(
 
 
 def _label(q: QuantLayer) -> str:
+    if q.kind in ("pool1d", "gpool1d"):
+        op = "Max" if q.op == "max" else "Average"  # type: ignore[attr-defined]
+        return f"{'Global' if q.kind == 'gpool1d' else ''}{op}Pool"
     if q.kind == "bidir" and q.forward is None:  # type: ignore[attr-defined]
         return LABELS[q.cell_label]  # type: ignore[attr-defined]  # a go_backwards cell
     return LABELS[q.kind]
@@ -374,7 +519,20 @@ def _render_files(
                 "recurrent": False,
             }
         )
-    fields.sort(key=lambda f: 0 if f["ctype"] == "int16_t" else 1)  # no padding between arrays
+    hold = qmodel.hold_field()
+    if hold is not None:
+        fields.append(
+            {
+                "ctype": hold.ctype,
+                "member": hold.name,
+                "length": hold.length,
+                "layer": len(views) - 1,
+                "layer_name": views[-1].q.name,
+                "comment": hold.comment + " (the model output between outputs)",
+                "recurrent": False,
+            }
+        )
+    fields.sort(key=lambda f: -CTYPE_BYTES[f["ctype"]])  # widest first: no padding between arrays
     scratch_words = max(layer.scratch()[0] for layer in qmodel.layers)
     scratch_halfwords = max(layer.scratch()[2] for layer in qmodel.layers)
     ctx = {
@@ -410,6 +568,10 @@ def _render_files(
         "tokens": qmodel.embedding,
         #: a graph of branches: per layer what it reads ("-1": the model input), for the header
         "graph_inputs": [[str(j) for j in ins] for ins in qmodel.inputs],
+        "decimates": qmodel.decimates and not qmodel.whole_sequence,
+        "output_rows": output_rows(qmodel) if qmodel.changes_length else "",
+        "min_length": qmodel.min_length() if qmodel.whole_sequence else 1,
+        "output_stride": int(np.prod([getattr(q, "stride", 1) for q in qmodel.layers])),
     }
     env = template_environment()
     return {
@@ -417,3 +579,22 @@ def _render_files(
         f"{name}.c": env.get_template("model.c.j2").render(ctx),
         RUNTIME_HEADER: runtime_header(),
     }
+
+
+def output_rows(qmodel: QuantModel) -> str:
+    """C expression of the rows <name>_run writes for `length` steps of a decimating model: the
+    outputs its strided Conv1D and pooling layers give (1 for a model without a time axis)."""
+    if not qmodel.returns_sequences:
+        return "1"
+    n = "(length)"
+    for layer in qmodel.layers:
+        stride = int(getattr(layer, "stride", 1))
+        if layer.kind == "conv1d" and getattr(layer, "padding", "causal") == "valid":
+            span = int(layer.span)  # type: ignore[attr-defined]
+            n = f"({n} >= {span} ? ({n} - {span}) / {stride} + 1 : 0)"
+        elif layer.kind == "conv1d" and stride > 1:
+            n = f"(({n} + {stride - 1}) / {stride})"
+        elif layer.kind == "pool1d":
+            pool = int(layer.pool)  # type: ignore[attr-defined]
+            n = f"({n} >= {pool} ? ({n} - {pool}) / {stride} + 1 : 0)"
+    return n

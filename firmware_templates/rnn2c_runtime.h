@@ -30,7 +30,11 @@
  * (v2, v3) for SMLAD. The implementations that read that layout give identical results: the
  * portable C, the ARM DSP path (__ARM_FEATURE_DSP), the ARMv6-M assembly loop, the ARMv7-M GRU
  * loop (two units per pass, Cortex-M3) and the x86 AVX2 path (__AVX2__, with AVX-512 VNNI where
- * the compiler targets it); the tests build all of them and compare every output with the
+ * the compiler targets it); on x86 the GRU (reset_after) and LSTM layers with the default
+ * activations read an x86-only copy of their weights instead (int16; int8 for vpdpbusd with
+ * AVX-512 VNNI where the layer's input and state are int8), with units across the vector lanes
+ * (see "x86: units across lanes" below), which the generated C emits under #if
+ * defined(__AVX2__) only. The tests build all of them and compare every output with the
  * reference.
  *
  * Accumulator bound: the exporter checks, for every row, |bias| + sum(|w| * max|v|) <=
@@ -345,6 +349,17 @@ RNN2C_INLINE void rnn2c_vec_s8(int16_t *v, const int8_t *x, uint32_t n, uint32_t
         _mm_storeu_si128((__m128i *)(void *)(v + i),
                          _mm_shufflehi_epi16(_mm_shufflelo_epi16(e, 0xd8), 0xd8));
     }
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+    if (i < n4) { /* the last 1..7 elements and the padding in one masked load and store (no
+                   * scalar stores for the kernels' word loads to wait on) */
+        const __m128i e = _mm_sll_epi16(
+            _mm_cvtepi8_epi16(_mm_maskz_loadu_epi8((__mmask16)((1u << (n - i)) - 1u), x + i)),
+            _mm_cvtsi32_si128((int)shift));
+        _mm_mask_storeu_epi16(v + i, (__mmask8)((1u << (n4 - i)) - 1u),
+                              _mm_shufflehi_epi16(_mm_shufflelo_epi16(e, 0xd8), 0xd8));
+        return;
+    }
+#endif
 #endif
     for (; i < n; ++i) {
         v[RNN2C_VPOS(i)] = (int16_t)((int32_t)x[i] * ((int32_t)1 << shift));
@@ -1455,306 +1470,1541 @@ RNN2C_INLINE void rnn2c_dense_s8(const rnn2c_dense_t *p, const int16_t *vec, int
     }
 }
 
-/* ---------------------------------------------------------------- x86: gates across units */
+/* ---------------------------------------------------------------- Conv1D and pooling over time */
+
+/*
+ * A causal Conv1D or a pooling layer keeps the last `span` input steps in a ring in the state,
+ * with three int16 counters ctr[3]: the slot the next input goes to, the steps since the last
+ * output modulo the stride, and how many inputs the ring holds (up to span). All zero after
+ * reset. A layer emits every `stride` steps from the first step it is ready on (a causal Conv1D
+ * at once: a tap before the first input reads the zero point, Keras' zero padding; a pooling
+ * window once the ring is full); when it does not emit, the layers after it do not run.
+ */
+
+/* dst[0 .. n) = src[0 .. n): a plain loop kept from becoming a call to memcpy (300 B of newlib
+ * on Cortex-M), as rnn2c_zero. */
+#if defined(__GNUC__)
+#define RNN2C_KEEP_LOOP(p) __asm__("" : : "r"(p) : "memory")
+#else
+#define RNN2C_KEEP_LOOP(p) ((void)0)
+#endif
+RNN2C_INLINE void rnn2c_copy_s8(int8_t *dst, const int8_t *src, uint32_t n)
+{
+    uint32_t i;
+    for (i = 0; i < n; ++i) {
+        dst[i] = src[i];
+        RNN2C_KEEP_LOOP(dst);
+    }
+}
+
+RNN2C_INLINE void rnn2c_copy_s16(int16_t *dst, const int16_t *src, uint32_t n)
+{
+    uint32_t i;
+    for (i = 0; i < n; ++i) {
+        dst[i] = src[i];
+        RNN2C_KEEP_LOOP(dst);
+    }
+}
+
+/* Put the slot for a new input into use; returns it. */
+RNN2C_INLINE uint32_t rnn2c_ring_push(int16_t *ctr, uint32_t span)
+{
+    const uint32_t slot = (uint16_t)ctr[0];
+    ctr[0] = (int16_t)(slot + 1u == span ? 0u : slot + 1u);
+    if ((uint32_t)(uint16_t)ctr[2] < span) {
+        ctr[2] = (int16_t)(ctr[2] + 1);
+    }
+    return slot;
+}
+
+/* Whether this step emits: every `stride` steps, counted from the first `ready` one. */
+RNN2C_INLINE int rnn2c_ring_due(int16_t *ctr, uint32_t stride, int ready)
+{
+    uint32_t phase;
+    if (!ready || stride <= 1u) { /* stride 1: every ready step (ctr[1] stays 0) */
+        return ready;
+    }
+    phase = (uint16_t)ctr[1];
+    ctr[1] = (int16_t)(phase + 1u == stride ? 0u : phase + 1u);
+    return phase == 0u;
+}
+
+/* The slot of the input `back` steps before the newest (back < inputs held). */
+RNN2C_INLINE uint32_t rnn2c_ring_back(const int16_t *ctr, uint32_t span, uint32_t back)
+{
+    const uint32_t slot = (uint16_t)ctr[0];
+    const uint32_t newest = slot == 0u ? span - 1u : slot - 1u;
+    return newest >= back ? newest - back : newest + span - back;
+}
+
+typedef struct {
+    rnn2c_dense_t fc;     /* the filters' rows over the window vector [taps][in4] */
+    const int16_t *pad;   /* per input channel, the value of a real 0 (zero point); NULL: 0 */
+    uint16_t in;          /* input channels */
+    uint16_t in4;         /* in, padded to a multiple of 4: the vector columns of one tap */
+    uint16_t taps;        /* kernel_size */
+    uint16_t dilation;    /* steps between taps */
+    uint16_t span;        /* (taps - 1) * dilation + 1: the inputs kept */
+    uint16_t stride;      /* emits every stride steps */
+} rnn2c_conv_t;
+
+/* The window vector of a tap before the first input: the zero point (a loop, not memcpy). */
+RNN2C_INLINE void rnn2c_conv_pad(const rnn2c_conv_t *p, int16_t *v)
+{
+    uint32_t i;
+    for (i = 0; i < p->in4; ++i) {
+        v[RNN2C_VPOS(i)] = (int16_t)(p->pad != NULL && i < p->in ? p->pad[i] : 0);
+        RNN2C_KEEP_LOOP(v);
+    }
+}
+
+/* Causal Conv1D, int8 input: push x into the ring; when the step emits, y = activation(W
+ * window + b) as the Dense layer computes it (v: taps * in4 int16 scratch, acc: the filters'
+ * int32 scratch) and 1 is returned; else 0 and y is untouched. */
+RNN2C_INLINE int rnn2c_conv_s8(const rnn2c_conv_t *p, int8_t *ring, int16_t *ctr, const int8_t *x,
+                               int16_t *v, int32_t *acc, int8_t *y)
+{
+    uint32_t k;
+    rnn2c_copy_s8(ring + rnn2c_ring_push(ctr, p->span) * p->in, x, p->in);
+    if (!rnn2c_ring_due(ctr, p->stride, 1)) {
+        return 0;
+    }
+    for (k = 0; k < p->taps; ++k) {
+        const uint32_t back = (p->taps - 1u - k) * p->dilation;
+        if (back < (uint32_t)(uint16_t)ctr[2]) {
+            rnn2c_vec_s8(v + k * p->in4, ring + rnn2c_ring_back(ctr, p->span, back) * p->in, p->in,
+                         p->in4, 0);
+        } else {
+            rnn2c_conv_pad(p, v + k * p->in4);
+        }
+    }
+    rnn2c_dense_s8(&p->fc, v, acc, y);
+    return 1;
+}
+
+/* The same over an int16 input (an int16 recurrent state, zero point 0). */
+RNN2C_INLINE int rnn2c_conv_s16(const rnn2c_conv_t *p, int16_t *ring, int16_t *ctr,
+                                const int16_t *x, int16_t *v, int32_t *acc, int8_t *y)
+{
+    uint32_t k;
+    rnn2c_copy_s16(ring + rnn2c_ring_push(ctr, p->span) * p->in, x, p->in);
+    if (!rnn2c_ring_due(ctr, p->stride, 1)) {
+        return 0;
+    }
+    for (k = 0; k < p->taps; ++k) {
+        const uint32_t back = (p->taps - 1u - k) * p->dilation;
+        if (back < (uint32_t)(uint16_t)ctr[2]) {
+            rnn2c_vec_s16(v + k * p->in4, ring + rnn2c_ring_back(ctr, p->span, back) * p->in,
+                          p->in, p->in4, 0);
+        } else {
+            rnn2c_conv_pad(p, v + k * p->in4);
+        }
+    }
+    rnn2c_dense_s8(&p->fc, v, acc, y);
+    return 1;
+}
+
+/* Conv1D over a whole sequence (<name>_run): input rows x[0 .. n) of p->in elements, output
+ * rows y[0 .. m) of the filters; output row j reads input rows j * stride + k * dilation - left
+ * for its taps k, a row outside [0, n) reading the zero point (Keras' padding). */
+#define RNN2C_CONV_SEQ_BODY(vec)                                                              \
+    int j;                                                                                    \
+    uint32_t k;                                                                               \
+    for (j = 0; j < m; ++j) {                                                                 \
+        for (k = 0; k < p->taps; ++k) {                                                       \
+            const int r = j * (int)p->stride + (int)(k * p->dilation) - left;                 \
+            if (r >= 0 && r < n) {                                                            \
+                vec(v + k * p->in4, x + (size_t)r * p->in, p->in, p->in4, 0);                 \
+            } else {                                                                          \
+                rnn2c_conv_pad(p, v + k * p->in4);                                            \
+            }                                                                                 \
+        }                                                                                     \
+        rnn2c_dense_s8(&p->fc, v, acc, y + (size_t)j * p->fc.units);                          \
+    }
+
+RNN2C_INLINE void rnn2c_conv_seq_s8(const rnn2c_conv_t *p, const int8_t *x, int n, int left,
+                                    int m, int16_t *v, int32_t *acc, int8_t *y)
+{
+    RNN2C_CONV_SEQ_BODY(rnn2c_vec_s8)
+}
+
+RNN2C_INLINE void rnn2c_conv_seq_s16(const rnn2c_conv_t *p, const int16_t *x, int n, int left,
+                                     int m, int16_t *v, int32_t *acc, int8_t *y)
+{
+    RNN2C_CONV_SEQ_BODY(rnn2c_vec_s16)
+}
+
+/* floor((2 * sum + n) / (2 * n)), n >= 1: the integer mean rounded half up. */
+RNN2C_INLINE int32_t rnn2c_mean_round(int32_t sum, int32_t n)
+{
+    int32_t q = sum / n;
+    int32_t r = sum - q * n;
+    if (r < 0) { /* C division truncates: make it the floor */
+        q -= 1;
+        r += n;
+    }
+    return q + (2 * r >= n ? 1 : 0);
+}
+
+/* MaxPooling1D / AveragePooling1D (padding "valid") over the ring of the last `pool` inputs;
+ * y gets the same quantization as x. Returns 1 when the step emits, else 0. */
+#define RNN2C_POOL_BODY(T, copy)                                                              \
+    uint32_t i;                                                                               \
+    uint32_t s;                                                                               \
+    copy(ring + rnn2c_ring_push(ctr, pool) * n, x, n);                                        \
+    if (!rnn2c_ring_due(ctr, stride, (uint32_t)(uint16_t)ctr[2] == pool)) {                   \
+        return 0;                                                                             \
+    }                                                                                         \
+    for (i = 0; i < n; ++i) {                                                                 \
+        int32_t a = ring[i];                                                                  \
+        for (s = 1; s < pool; ++s) {                                                          \
+            const int32_t e = ring[s * n + i];                                                \
+            if (average) {                                                                    \
+                a += e;                                                                       \
+            } else {                                                                          \
+                a = e > a ? e : a;                                                            \
+            }                                                                                 \
+        }                                                                                     \
+        y[i] = (T)(average ? rnn2c_mean_round(a, (int32_t)pool) : a);                         \
+    }                                                                                         \
+    return 1
+
+RNN2C_INLINE int rnn2c_pool_s8(int8_t *ring, int16_t *ctr, const int8_t *x, uint32_t n,
+                               uint32_t pool, uint32_t stride, int average, int8_t *y)
+{
+    RNN2C_POOL_BODY(int8_t, rnn2c_copy_s8);
+}
+
+RNN2C_INLINE int rnn2c_pool_s16(int16_t *ring, int16_t *ctr, const int16_t *x, uint32_t n,
+                                uint32_t pool, uint32_t stride, int average, int16_t *y)
+{
+    RNN2C_POOL_BODY(int16_t, rnn2c_copy_s16);
+}
+
+/* Windowed pooling over a whole sequence (<name>_run): output rows y[0 .. m) of c elements,
+ * row j over input rows j * stride .. j * stride + pool - 1. */
+#define RNN2C_POOL_SEQ_BODY(T)                                                                \
+    int j;                                                                                    \
+    uint32_t i;                                                                               \
+    uint32_t s;                                                                               \
+    for (j = 0; j < m; ++j) {                                                                 \
+        const T *w = x + (size_t)j * stride * c;                                              \
+        for (i = 0; i < c; ++i) {                                                             \
+            int32_t a = w[i];                                                                 \
+            for (s = 1; s < pool; ++s) {                                                      \
+                const int32_t e = w[s * c + i];                                               \
+                if (average) {                                                                \
+                    a += e;                                                                   \
+                } else {                                                                      \
+                    a = e > a ? e : a;                                                        \
+                }                                                                             \
+            }                                                                                 \
+            y[(size_t)j * c + i] = (T)(average ? rnn2c_mean_round(a, (int32_t)pool) : a);     \
+        }                                                                                     \
+    }
+
+RNN2C_INLINE void rnn2c_pool_seq_s8(const int8_t *x, int m, uint32_t c, uint32_t pool,
+                                    uint32_t stride, int average, int8_t *y)
+{
+    RNN2C_POOL_SEQ_BODY(int8_t)
+}
+
+RNN2C_INLINE void rnn2c_pool_seq_s16(const int16_t *x, int m, uint32_t c, uint32_t pool,
+                                     uint32_t stride, int average, int16_t *y)
+{
+    RNN2C_POOL_SEQ_BODY(int16_t)
+}
+
+/* GlobalMaxPooling1D as a running max since reset (seen: 0 until the first step). */
+#define RNN2C_GMAX_BODY                                                                       \
+    uint32_t i;                                                                               \
+    for (i = 0; i < n; ++i) {                                                                 \
+        m[i] = (*seen == 0 || x[i] > m[i]) ? x[i] : m[i];                                     \
+        y[i] = m[i];                                                                          \
+    }                                                                                         \
+    *seen = 1
+
+RNN2C_INLINE void rnn2c_gmax_s8(int8_t *m, int16_t *seen, const int8_t *x, uint32_t n, int8_t *y)
+{
+    RNN2C_GMAX_BODY;
+}
+
+RNN2C_INLINE void rnn2c_gmax_s16(int16_t *m, int16_t *seen, const int16_t *x, uint32_t n,
+                                 int16_t *y)
+{
+    RNN2C_GMAX_BODY;
+}
+
+/* GlobalAveragePooling1D as a running mean since reset: the sum and the count stop at `limit`
+ * steps (|sum| stays below 2^31). */
+#define RNN2C_GAVG_BODY(T)                                                                    \
+    uint32_t i;                                                                               \
+    if (*count < limit) {                                                                     \
+        for (i = 0; i < n; ++i) {                                                             \
+            sum[i] += x[i];                                                                   \
+        }                                                                                     \
+        *count += 1;                                                                          \
+    }                                                                                         \
+    for (i = 0; i < n; ++i) {                                                                 \
+        y[i] = (T)rnn2c_mean_round(sum[i], *count);                                           \
+    }
+
+RNN2C_INLINE void rnn2c_gavg_s8(int32_t *sum, int32_t *count, const int8_t *x, uint32_t n,
+                                int32_t limit, int8_t *y)
+{
+    RNN2C_GAVG_BODY(int8_t)
+}
+
+RNN2C_INLINE void rnn2c_gavg_s16(int32_t *sum, int32_t *count, const int16_t *x, uint32_t n,
+                                 int32_t limit, int16_t *y)
+{
+    RNN2C_GAVG_BODY(int16_t)
+}
+
+/* ---------------------------------------------------------------- x86: units across lanes */
 
 #if defined(__AVX2__)
 /*
- * With AVX2 the recurrent layers take 8 units at a time: the matrix-vector product of each unit
- * (the kernels above) leaves its gate rows in one 128-bit vector, 8 such vectors are requantized
- * row by row with their own rnn2c_rq_t, transposed into one vector per gate (8 units in the 8
- * lanes), and the nonlinearities, the products and the state update run on 8 lanes at once.
- * Every lane computes exactly the integers of the scalar functions above (same operations, the
- * same 32-bit wrap-free ranges); the units past the last multiple of 8 take the scalar path.
- * The calls rnn2c_gru_s8/s16 and rnn2c_lstm_s8/s16 of the generated C are routed here by the
- * macros at the end of this block.
+ * On x86 the GRU (reset_after=1) and LSTM layers read their own copy of the weights, which the
+ * generated C emits under #if defined(__AVX2__) only (a Cortex-M build does not see it): int16,
+ * with 16 units across the lanes. For every pair of vector elements (2k, 2k + 1) one 32-bit word
+ * of the vector is broadcast, and one vpdpwssd (AVX-512 VNNI; vpmaddwd + vpaddd without it) per
+ * gate adds that pair's products for 16 units (AVX-512: one register per gate) or 8 (AVX2: each
+ * block of 16 in two halves). The accumulators hold one gate of 16 (8) units, so no row needs a
+ * horizontal sum and no transpose; the bias and the rnn2c_rq fields of each gate come as vectors
+ * from the layer's x86 parameter array. The requantization, sigmoid/tanh (both interpolation
+ * points of a lane read by one gather, interpolated by one vpmaddwd), cell and state updates run
+ * on all lanes with the scalar functions' integers (same operations, the same 32-bit ranges).
+ * Units past the layer's last have zero weights and parameters that keep their lanes finite;
+ * a last, partial block reads and writes its state through a local copy.
  */
 
-typedef char rnn2c_rq_is_one_word[sizeof(rnn2c_rq_t) == 4 ? 1 : -1];
+#if defined(__GNUC__)
+#define RNN2C_X86_ALIGN __attribute__((aligned(64)))
+#else
+#define RNN2C_X86_ALIGN
+#endif
 
-RNN2C_INLINE __m256i rnn2c_x86_clamp(__m256i x, int32_t lo, int32_t hi)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+/* 16 int32 lanes in one zmm register */
+typedef __m512i rnn2c_xv;
+#define RNN2C_XL 16u
+#define rnn2c_xv_load(p) _mm512_loadu_si512((const void *)(p))
+#define rnn2c_xv_set1 _mm512_set1_epi32
+#define rnn2c_xv_zero _mm512_setzero_si512
+#define rnn2c_xv_add _mm512_add_epi32
+#define rnn2c_xv_sub _mm512_sub_epi32
+#define rnn2c_xv_mul _mm512_mullo_epi32
+#define rnn2c_xv_srav _mm512_srav_epi32
+#define rnn2c_xv_min _mm512_min_epi32
+#define rnn2c_xv_max _mm512_max_epi32
+#define rnn2c_xv_abs _mm512_abs_epi32
+#define rnn2c_xv_and _mm512_and_si512
+#define rnn2c_xv_or _mm512_or_si512
+/* shifts by a count register: the immediate forms are macros at -O0 that -Wsign-conversion
+ * flags (the compiler still emits the immediate form for a constant count) */
+#define rnn2c_xv_slli(x, n) _mm512_sll_epi32((x), _mm_cvtsi32_si128(n))
+#define rnn2c_xv_srli(x, n) _mm512_srl_epi32((x), _mm_cvtsi32_si128(n))
+#define rnn2c_xv_srai(x, n) _mm512_sra_epi32((x), _mm_cvtsi32_si128(n))
+#define rnn2c_xv_madd _mm512_madd_epi16
+#define rnn2c_xv_sra(x, n) _mm512_sra_epi32((x), _mm_cvtsi32_si128(n))
+#define rnn2c_xv_sll(x, n) _mm512_sll_epi32((x), _mm_cvtsi32_si128(n))
+#define rnn2c_xv_gather(idx)                                                                  \
+    _mm512_i32gather_epi32((idx), (const void *)rnn2c_tanh_table, 2)
+#if defined(__AVX512VNNI__)
+#define rnn2c_xv_dp(acc, a, b) _mm512_dpwssd_epi32((acc), (a), (b))
+#else
+#define rnn2c_xv_dp(acc, a, b) _mm512_add_epi32((acc), _mm512_madd_epi16((a), (b)))
+#endif
+
+/* y with the sign of x (y where x >= 0: both callers have y == 0 where x == 0) */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_sign(rnn2c_xv y, rnn2c_xv x)
 {
-    return _mm256_min_epi32(_mm256_max_epi32(x, _mm256_set1_epi32(lo)), _mm256_set1_epi32(hi));
+    const __m512i zero = _mm512_setzero_si512();
+    return _mm512_mask_sub_epi32(y, _mm512_cmplt_epi32_mask(x, zero), zero, y);
 }
 
-/* rnn2c_rq on 8 lanes; prm holds one rnn2c_rq_t per lane (multiplier in the low 16 bits,
- * shift_in in byte 2, shift_out in byte 3). */
-RNN2C_INLINE __m256i rnn2c_x86_rq8(__m256i acc, __m256i prm)
+/* RNN2C_XL int8 / int16 values <-> int32 lanes (stores saturate) */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_load_s8(const int8_t *x)
 {
-    const __m256i one = _mm256_set1_epi32(1);
-    const __m256i m = _mm256_srai_epi32(_mm256_slli_epi32(prm, 16), 16);
-    const __m256i s_in = _mm256_and_si256(_mm256_srli_epi32(prm, 16), _mm256_set1_epi32(0xff));
-    const __m256i s_out = _mm256_srli_epi32(prm, 24);
-    const __m256i t = rnn2c_x86_clamp(_mm256_srav_epi32(acc, s_in), -65536, 65535);
-    const __m256i r = _mm256_sllv_epi32(one, _mm256_sub_epi32(s_out, one));
-    return _mm256_srav_epi32(_mm256_add_epi32(_mm256_mullo_epi32(t, m), r), s_out);
+    return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)x));
 }
 
-/* rnn2c_interp_s16 in the tanh table on 8 lanes, 0 <= a <= RNN2C_TANH_CLAMP << step_bits (so
- * idx + 1 stays inside the table, as rnn2c_tanh_arg guarantees for the scalar code): one gather reads
- * table[idx] (low half) and table[idx + 1] (high half), and lo + ((hi - lo) * frac + round) >>
- * step_bits is computed as (lo * (2^step_bits - frac) + hi * frac + round) >> step_bits, one
- * vpmaddwd (lo * 2^step_bits is a multiple of 2^step_bits, so the floor is the same). */
-RNN2C_INLINE __m256i rnn2c_x86_interp8(__m256i a, int step_bits)
+RNN2C_INLINE rnn2c_xv rnn2c_xv_load_s16(const int16_t *x)
 {
-    const __m256i idx = _mm256_srli_epi32(a, step_bits);
-    const __m256i frac = _mm256_and_si256(a, _mm256_set1_epi32((1 << step_bits) - 1));
-    const __m256i pair =
-        _mm256_i32gather_epi32((const int *)(const void *)rnn2c_tanh_table, idx, 2);
-    const __m256i wts = _mm256_or_si256(_mm256_slli_epi32(frac, 16),
-                                        _mm256_sub_epi32(_mm256_set1_epi32(1 << step_bits), frac));
-    return _mm256_srai_epi32(
-        _mm256_add_epi32(_mm256_madd_epi16(pair, wts), _mm256_set1_epi32(1 << (step_bits - 1))),
-        step_bits);
+    return _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)x));
 }
 
-/* rnn2c_tanh_q15 on 8 lanes: |x| clamped exactly as rnn2c_tanh_arg does. */
-RNN2C_INLINE __m256i rnn2c_x86_tanh8(__m256i x)
+RNN2C_INLINE void rnn2c_xv_store_s8(int8_t *y, rnn2c_xv x)
 {
-    const __m256i xs = rnn2c_x86_clamp(x, INT16_MIN, INT16_MAX);
-    const __m256i a = _mm256_min_epi32(_mm256_abs_epi32(xs),
-                                       _mm256_set1_epi32(RNN2C_TANH_CLAMP << RNN2C_TANH_STEP_BITS));
-    return _mm256_sign_epi32(rnn2c_x86_interp8(a, RNN2C_TANH_STEP_BITS), xs);
+    _mm_storeu_si128((__m128i *)(void *)y, _mm512_cvtsepi32_epi8(x));
 }
 
-/* rnn2c_sigmoid_q15 on 8 lanes: |x| clamped exactly as rnn2c_tanh_arg does. */
-RNN2C_INLINE __m256i rnn2c_x86_sigmoid8(__m256i x)
+RNN2C_INLINE void rnn2c_xv_store_s16(int16_t *y, rnn2c_xv x)
 {
-    const __m256i xs = rnn2c_x86_clamp(x, INT16_MIN, INT16_MAX);
-    const __m256i a = _mm256_min_epi32(
-        _mm256_abs_epi32(xs), _mm256_set1_epi32(RNN2C_TANH_CLAMP << (RNN2C_TANH_STEP_BITS + 1)));
-    const __m256i y = rnn2c_x86_interp8(a, RNN2C_TANH_STEP_BITS + 1);
-    return _mm256_srai_epi32(_mm256_add_epi32(_mm256_sign_epi32(y, xs),
-                                              _mm256_set1_epi32(RNN2C_Q15_ONE)),
-                             1);
+    _mm256_storeu_si256((__m256i *)(void *)y, _mm512_cvtsepi32_epi16(x));
 }
 
-/* (x + 2^(shift-1)) >> shift on 8 lanes, shift >= 1. */
-RNN2C_INLINE __m256i rnn2c_x86_rshift_round(__m256i x, int shift)
-{
-    return _mm256_sra_epi32(_mm256_add_epi32(x, _mm256_set1_epi32((int32_t)1 << (shift - 1))),
-                            _mm_cvtsi32_si128(shift));
-}
+#else
+/* 8 int32 lanes in one ymm register: a block of 16 units in two halves */
+typedef __m256i rnn2c_xv;
+#define RNN2C_XL 8u
+#define rnn2c_xv_load(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define rnn2c_xv_set1 _mm256_set1_epi32
+#define rnn2c_xv_zero _mm256_setzero_si256
+#define rnn2c_xv_add _mm256_add_epi32
+#define rnn2c_xv_sub _mm256_sub_epi32
+#define rnn2c_xv_mul _mm256_mullo_epi32
+#define rnn2c_xv_srav _mm256_srav_epi32
+#define rnn2c_xv_min _mm256_min_epi32
+#define rnn2c_xv_max _mm256_max_epi32
+#define rnn2c_xv_abs _mm256_abs_epi32
+#define rnn2c_xv_and _mm256_and_si256
+#define rnn2c_xv_or _mm256_or_si256
+#define rnn2c_xv_slli _mm256_slli_epi32
+#define rnn2c_xv_srli _mm256_srli_epi32
+#define rnn2c_xv_srai _mm256_srai_epi32
+#define rnn2c_xv_madd _mm256_madd_epi16
+#define rnn2c_xv_sra(x, n) _mm256_sra_epi32((x), _mm_cvtsi32_si128(n))
+#define rnn2c_xv_sll(x, n) _mm256_sll_epi32((x), _mm_cvtsi32_si128(n))
+#define rnn2c_xv_gather(idx)                                                                  \
+    _mm256_i32gather_epi32((const int *)(const void *)rnn2c_tanh_table, (idx), 2)
+#define rnn2c_xv_dp RNN2C_DP256
+#define rnn2c_xv_sign _mm256_sign_epi32
 
-/* 8 units of 4 rows each: c[k] holds unit k's rows as [a a b b | c c d d] (each pair sums to
- * the row), bias + 4k and q + 4k its bias (or NULL) and rnn2c_rq_t. Out: g[r] = row r of units
- * 0..7 in lanes 0..7, bias added and requantized. */
-RNN2C_INLINE void rnn2c_x86_rows8(const __m256i *c, const int32_t *bias, const rnn2c_rq_t *q,
-                                  __m256i *g)
-{
-    __m256i y[4];
-    __m256i e;
-    __m256i f;
-    int k;
-    for (k = 0; k < 4; ++k) { /* units 2k, 2k + 1: [a b a' b' | c d c' d'] */
-        __m256i d = _mm256_hadd_epi32(c[2 * k], c[2 * k + 1]);
-        if (bias != NULL) {
-            d = _mm256_add_epi32(
-                d, _mm256_permute4x64_epi64(
-                       _mm256_loadu_si256((const __m256i *)(const void *)(bias + 8 * k)), 0xd8));
-        }
-        y[k] = rnn2c_x86_rq8(
-            d, _mm256_permute4x64_epi64(
-                   _mm256_loadu_si256((const __m256i *)(const void *)(q + 8 * k)), 0xd8));
-    }
-    e = _mm256_shuffle_epi32(_mm256_permute2x128_si256(y[0], y[2], 0x20), 0xd8); /* a0 a1 b0 b1 | a4 a5 b4 b5 */
-    f = _mm256_shuffle_epi32(_mm256_permute2x128_si256(y[1], y[3], 0x20), 0xd8); /* a2 a3 b2 b3 | a6 a7 b6 b7 */
-    g[0] = _mm256_unpacklo_epi64(e, f);
-    g[1] = _mm256_unpackhi_epi64(e, f);
-    e = _mm256_shuffle_epi32(_mm256_permute2x128_si256(y[0], y[2], 0x31), 0xd8);
-    f = _mm256_shuffle_epi32(_mm256_permute2x128_si256(y[1], y[3], 0x31), 0xd8);
-    g[2] = _mm256_unpacklo_epi64(e, f);
-    g[3] = _mm256_unpackhi_epi64(e, f);
-}
-
-/* 8 int8 / int16 values <-> 8 int32 lanes (stores saturate). */
-RNN2C_INLINE __m256i rnn2c_x86_load_s8(const int8_t *x)
+RNN2C_INLINE rnn2c_xv rnn2c_xv_load_s8(const int8_t *x)
 {
     return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)x));
 }
 
-RNN2C_INLINE __m256i rnn2c_x86_load_s16(const int16_t *x)
+RNN2C_INLINE rnn2c_xv rnn2c_xv_load_s16(const int16_t *x)
 {
     return _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(const void *)x));
 }
 
-RNN2C_INLINE void rnn2c_x86_store_s8(int8_t *y, __m256i x)
+RNN2C_INLINE void rnn2c_xv_store_s8(int8_t *y, rnn2c_xv x)
 {
     const __m128i s = _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
     _mm_storel_epi64((__m128i *)(void *)y, _mm_packs_epi16(s, s));
 }
 
-RNN2C_INLINE void rnn2c_x86_store_s16(int16_t *y, __m256i x)
+RNN2C_INLINE void rnn2c_xv_store_s16(int16_t *y, rnn2c_xv x)
 {
     _mm_storeu_si128((__m128i *)(void *)y,
                      _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1)));
 }
+#endif
 
-/* 3 rows over `groups` groups of 12 weight bytes, as rnn2c_avx_acc3, but each group read with
- * one 16-byte load: the 4 bytes past the group (the next group's, or the next block's) are
- * multiplied too and land in lanes 6 and 7 only, which the caller drops. Not for the layer's
- * last block, where those 4 bytes would lie past the array. */
-RNN2C_INLINE __m256i rnn2c_x86_acc3_over(const int8_t **wp, const int16_t *v, uint32_t groups)
+RNN2C_INLINE rnn2c_xv rnn2c_xv_clamp(rnn2c_xv x, int32_t lo, int32_t hi)
 {
-    const int8_t *w = *wp;
-    __m256i acc = _mm256_setzero_si256();
-    __m256i acc2 = _mm256_setzero_si256();
-    for (; groups >= 2; groups -= 2, v += 8, w += 24) {
-        acc = RNN2C_DP256(acc, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)w)),
-                          rnn2c_avx_group256(v));
-        acc2 = RNN2C_DP256(
-            acc2, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(w + 12))),
-            rnn2c_avx_group256(v + 4));
-    }
-    if (groups != 0) {
-        acc = RNN2C_DP256(acc, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)w)),
-                          rnn2c_avx_group256(v));
-        w += 12;
-    }
-    *wp = w;
-    return _mm256_add_epi32(acc, acc2);
+    return rnn2c_xv_min(rnn2c_xv_max(x, rnn2c_xv_set1(lo)), rnn2c_xv_set1(hi));
 }
 
-/* GRU, reset_after=1: the rows of one unit (rnn2c_gru_unit's accumulators, no bias) as
- * [z z r r | cx cx ch ch]; `last`: the layer's last unit (no read past its weights). */
-RNN2C_INLINE __m256i rnn2c_x86_gru_rows(const rnn2c_gru_t *p, const int8_t **w, const int16_t *v,
-                                        int last)
+/* (x + 2^(shift-1)) >> shift on the lanes, shift >= 1 */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_rshift_round(rnn2c_xv x, int shift)
 {
-    const int16_t *vh = v + 4 * (uint32_t)p->x_groups;
-    __m256i x;
-    __m256i h;
-    if (last) {
-        x = rnn2c_avx_acc3(w, v, p->x_groups);
-        h = rnn2c_avx_acc3(w, vh, p->h_groups);
-    } else {
-        x = rnn2c_x86_acc3_over(w, v, p->x_groups);
-        h = rnn2c_x86_acc3_over(w, vh, p->h_groups);
-    }
-    h = _mm256_permute4x64_epi64(h, 0xb4); /* z z r r | . . ch ch */
-    return _mm256_add_epi32(_mm256_blend_epi32(x, h, 0xc0),
-                            _mm256_blend_epi32(h, _mm256_setzero_si256(), 0xf0));
+    return rnn2c_xv_sra(rnn2c_xv_add(x, rnn2c_xv_set1((int32_t)1 << (shift - 1))), shift);
 }
 
-/* GRU, reset_after=1, units j .. j + 7: the new states in Q0.15 from the old ones (h). */
-RNN2C_INLINE __m256i rnn2c_x86_gru8(const rnn2c_gru_t *p, const int8_t **w, const int16_t *v,
-                                    uint32_t j, __m256i h)
+/* rnn2c_rq on the lanes: m points at the gate's multipliers in the x86 parameter array, its
+ * shift_in, shift_out and rounding terms lie 64, 128 and 192 words further */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_rq(rnn2c_xv acc, const int32_t *m)
 {
-    __m256i u[8];
-    __m256i g[4];
-    __m256i z;
-    __m256i r;
-    __m256i c;
-    int k;
-    for (k = 0; k < 8; ++k) {
-        u[k] = rnn2c_x86_gru_rows(p, w, v, j + (uint32_t)k + 1 == p->units);
-    }
-    rnn2c_x86_rows8(u, p->bias != NULL ? p->bias + 4 * j : NULL, p->rq + 4 * j, g);
-    z = rnn2c_x86_sigmoid8(g[0]);
-    r = rnn2c_x86_sigmoid8(g[1]);
-    c = rnn2c_x86_clamp(g[3], -65536, 65535);
-    c = _mm256_add_epi32(g[2], _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(r, c),
-                                                                  _mm256_set1_epi32(1 << 14)),
-                                                 15));
-    c = rnn2c_x86_tanh8(c);
+    const rnn2c_xv t =
+        rnn2c_xv_clamp(rnn2c_xv_srav(acc, rnn2c_xv_load(m + 64)), -65536, 65535);
+    return rnn2c_xv_srav(rnn2c_xv_add(rnn2c_xv_mul(t, rnn2c_xv_load(m)), rnn2c_xv_load(m + 192)),
+                         rnn2c_xv_load(m + 128));
+}
+
+/* rnn2c_interp_s16 in the tanh table, 0 <= a <= RNN2C_TANH_CLAMP << step_bits (so idx + 1 stays
+ * inside the table): one gather reads table[idx] (low half) and table[idx + 1] (high half), and
+ * lo + ((hi - lo) * frac + round) >> step_bits is computed as (lo * (2^step_bits - frac) +
+ * hi * frac + round) >> step_bits, one vpmaddwd (lo * 2^step_bits is a multiple of 2^step_bits,
+ * so the floor is the same) */
+#if defined(__GNUC__) /* gcc's _mm512_i32gather_epi32 macro (-O0) converts 0xFFFF to a short */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsign-conversion"
+#endif
+RNN2C_INLINE rnn2c_xv rnn2c_xv_interp(rnn2c_xv a, int step_bits)
+{
+    const rnn2c_xv frac = rnn2c_xv_and(a, rnn2c_xv_set1((1 << step_bits) - 1));
+    const rnn2c_xv pair = rnn2c_xv_gather(rnn2c_xv_srli(a, step_bits));
+    const rnn2c_xv wts = rnn2c_xv_or(rnn2c_xv_slli(frac, 16),
+                                     rnn2c_xv_sub(rnn2c_xv_set1(1 << step_bits), frac));
+    return rnn2c_xv_srai(
+        rnn2c_xv_add(rnn2c_xv_madd(pair, wts), rnn2c_xv_set1(1 << (step_bits - 1))), step_bits);
+}
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+/* rnn2c_tanh_q15 on the lanes: |x| clamped exactly as rnn2c_tanh_arg does */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_tanh(rnn2c_xv x)
+{
+    const rnn2c_xv xs = rnn2c_xv_clamp(x, INT16_MIN, INT16_MAX);
+    const rnn2c_xv a = rnn2c_xv_min(rnn2c_xv_abs(xs),
+                                    rnn2c_xv_set1(RNN2C_TANH_CLAMP << RNN2C_TANH_STEP_BITS));
+    return rnn2c_xv_sign(rnn2c_xv_interp(a, RNN2C_TANH_STEP_BITS), xs);
+}
+
+/* rnn2c_sigmoid_q15 on the lanes (|x| <= 32768 reads the table below its clamp, as there) */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_sigmoid(rnn2c_xv x)
+{
+    const rnn2c_xv xs = rnn2c_xv_clamp(x, INT16_MIN, INT16_MAX);
+    const rnn2c_xv y = rnn2c_xv_interp(rnn2c_xv_abs(xs), RNN2C_TANH_STEP_BITS + 1);
+    return rnn2c_xv_srai(rnn2c_xv_add(rnn2c_xv_sign(y, xs), rnn2c_xv_set1(RNN2C_Q15_ONE)), 1);
+}
+
+/* The x86 parameter array of a layer, per block of 16 units: bias, multiplier, shift_in,
+ * shift_out and 2^(shift_out - 1), each as 4 gates x 16 units (RNN2C_X86_PARAMS words). */
+#define RNN2C_X86_BLOCK 16u
+#define RNN2C_X86_PARAMS 320u
+#define RNN2C_XB(p, g) rnn2c_xv_load((p) + 16 * (g))  /* bias of gate g */
+#define RNN2C_XM(p, g) ((p) + 64 + 16 * (g))          /* its rnn2c_xv_rq fields */
+
+/* GRU, reset_after=1, on the lanes: the rows' sums (bias included) -> rnn2c_gru_blend_sum. */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_gru_gates(rnn2c_xv z, rnn2c_xv r, rnn2c_xv cx, rnn2c_xv ch,
+                                         const int32_t *p, rnn2c_xv h_q15)
+{
+    z = rnn2c_xv_sigmoid(rnn2c_xv_rq(z, RNN2C_XM(p, 0)));
+    r = rnn2c_xv_sigmoid(rnn2c_xv_rq(r, RNN2C_XM(p, 1)));
+    ch = rnn2c_xv_clamp(rnn2c_xv_rq(ch, RNN2C_XM(p, 3)), -65536, 65535);
+    cx = rnn2c_xv_add(rnn2c_xv_rq(cx, RNN2C_XM(p, 2)),
+                      rnn2c_xv_srai(rnn2c_xv_add(rnn2c_xv_mul(r, ch), rnn2c_xv_set1(1 << 14)), 15));
+    cx = rnn2c_xv_tanh(cx);
     /* z * h + (1 - z) * c = z * (h - c) + c * 2^15: the same integer (the sum is below 2^30) */
-    return rnn2c_x86_rshift_round(
-        _mm256_add_epi32(_mm256_mullo_epi32(z, _mm256_sub_epi32(h, c)), _mm256_slli_epi32(c, 15)),
-        15);
+    return rnn2c_xv_add(rnn2c_xv_mul(z, rnn2c_xv_sub(h_q15, cx)), rnn2c_xv_slli(cx, 15));
 }
 
-RNN2C_INLINE void rnn2c_x86_gru_s8(const rnn2c_gru_t *p, int16_t *v, int8_t *h, int16_t *zr)
+/* LSTM on the lanes: the rows' sums (bias included); c: the cells (updated); returns
+ * o * tanh(c) in Q0.30. */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_lstm_gates(rnn2c_xv i, rnn2c_xv f, rnn2c_xv g, rnn2c_xv o,
+                                          const int32_t *p, int16_t *c, int frac)
 {
-    const int8_t *w = p->weight;
-    uint32_t j;
-    if (!p->reset_after) {
-        rnn2c_gru_s8(p, v, h, zr);
-        return;
-    }
-    for (j = 0; j + 8 <= p->units; j += 8) {
-        const __m256i h15 = _mm256_slli_epi32(rnn2c_x86_load_s8(h + j), 8);
-        rnn2c_x86_store_s8(h + j, rnn2c_x86_rshift_round(rnn2c_x86_gru8(p, &w, v, j, h15), 8));
-    }
-    for (; j < p->units; ++j) {
-        h[j] = rnn2c_gru_sum_to_s8(rnn2c_gru_unit(p, &w, v, j, (int32_t)h[j] * 256));
-    }
-}
-
-RNN2C_INLINE void rnn2c_x86_gru_s16(const rnn2c_gru_t *p, int16_t *v, int16_t *h, int16_t *zr)
-{
-    const int8_t *w = p->weight;
-    uint32_t j;
-    if (!p->reset_after) {
-        rnn2c_gru_s16(p, v, h, zr);
-        return;
-    }
-    for (j = 0; j + 8 <= p->units; j += 8) {
-        rnn2c_x86_store_s16(h + j, rnn2c_x86_gru8(p, &w, v, j, rnn2c_x86_load_s16(h + j)));
-    }
-    for (; j < p->units; ++j) {
-        h[j] = (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(rnn2c_gru_unit(p, &w, v, j, h[j]), 15));
-    }
-}
-
-/* LSTM, units j .. j + 7: c[j .. j + 7] updated; returns o * tanh(c) in Q0.30. */
-RNN2C_INLINE __m256i rnn2c_x86_lstm8(const rnn2c_lstm_t *p, const int8_t **w, const int16_t *v,
-                                     int16_t *c, uint32_t j)
-{
-    const uint32_t groups = (uint32_t)p->x_groups + p->h_groups;
-    const int frac = (int)p->cell_frac_bits;
-    __m256i u[8];
-    __m256i g[4];
-    __m256i cell;
-    int k;
-    for (k = 0; k < 8; ++k) {
-        u[k] = rnn2c_avx_acc4(w, v, groups);
-    }
-    rnn2c_x86_rows8(u, p->bias != NULL ? p->bias + 4 * j : NULL, p->rq + 4 * j, g);
+    rnn2c_xv cell;
     /* c = f * c + i * g */
-    cell = _mm256_add_epi32(
-        rnn2c_x86_rshift_round(
-            _mm256_mullo_epi32(rnn2c_x86_sigmoid8(g[1]), rnn2c_x86_load_s16(c + j)), 15),
-        rnn2c_x86_rshift_round(
-            _mm256_mullo_epi32(rnn2c_x86_sigmoid8(g[0]), rnn2c_x86_tanh8(g[2])), 30 - frac));
-    cell = rnn2c_x86_clamp(cell, INT16_MIN, INT16_MAX);
-    rnn2c_x86_store_s16(c + j, cell);
+    cell = rnn2c_xv_add(
+        rnn2c_xv_rshift_round(
+            rnn2c_xv_mul(rnn2c_xv_sigmoid(rnn2c_xv_rq(f, RNN2C_XM(p, 1))), rnn2c_xv_load_s16(c)),
+            15),
+        rnn2c_xv_rshift_round(rnn2c_xv_mul(rnn2c_xv_sigmoid(rnn2c_xv_rq(i, RNN2C_XM(p, 0))),
+                                           rnn2c_xv_tanh(rnn2c_xv_rq(g, RNN2C_XM(p, 2)))),
+                              30 - frac));
+    cell = rnn2c_xv_clamp(cell, INT16_MIN, INT16_MAX);
+    rnn2c_xv_store_s16(c, cell);
     if (frac > 12) { /* rnn2c_q12_from_frac */
-        cell = rnn2c_x86_rshift_round(cell, frac - 12);
+        cell = rnn2c_xv_rshift_round(cell, frac - 12);
     } else {
-        cell = rnn2c_x86_clamp(_mm256_sll_epi32(cell, _mm_cvtsi32_si128(12 - frac)), INT16_MIN,
-                               INT16_MAX);
+        cell = rnn2c_xv_clamp(rnn2c_xv_sll(cell, 12 - frac), INT16_MIN, INT16_MAX);
     }
-    return _mm256_mullo_epi32(rnn2c_x86_sigmoid8(g[3]), rnn2c_x86_tanh8(cell));
+    return rnn2c_xv_mul(rnn2c_xv_sigmoid(rnn2c_xv_rq(o, RNN2C_XM(p, 3))), rnn2c_xv_tanh(cell));
 }
 
-RNN2C_INLINE void rnn2c_x86_lstm_s8(const rnn2c_lstm_t *p, const int16_t *v, int8_t *h, int16_t *c)
+/* GRU, reset_after=1: RNN2C_XL units of one block (w, p: the block's weights and parameters,
+ * offset to the lanes of this half); returns rnn2c_gru_blend_sum per lane. Each pair count is
+ * even (two per group of 4), so the loops take two pairs at a time into two sets of sums. */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_gru(const int16_t *w, const int32_t *p, uint32_t x_pairs,
+                                   uint32_t h_pairs, const int16_t *v, rnn2c_xv h_q15)
 {
-    const int8_t *w = p->weight;
-    uint32_t j;
-    for (j = 0; j + 8 <= p->units; j += 8) {
-        rnn2c_x86_store_s8(h + j, rnn2c_x86_rshift_round(rnn2c_x86_lstm8(p, &w, v, c, j), 23));
+    rnn2c_xv z = RNN2C_XB(p, 0);
+    rnn2c_xv r = RNN2C_XB(p, 1);
+    rnn2c_xv cx = RNN2C_XB(p, 2);
+    rnn2c_xv ch = RNN2C_XB(p, 3);
+    rnn2c_xv z2 = rnn2c_xv_zero();
+    rnn2c_xv r2 = rnn2c_xv_zero();
+    rnn2c_xv c2 = rnn2c_xv_zero();
+    uint32_t k;
+    for (k = 0; k < x_pairs; k += 2, v += 4, w += 192) { /* z, r, candidate over x */
+        const rnn2c_xv a = rnn2c_xv_set1((int)rnn2c_ld32(v));
+        const rnn2c_xv b = rnn2c_xv_set1((int)rnn2c_ld32(v + 2));
+        z = rnn2c_xv_dp(z, rnn2c_xv_load(w), a);
+        r = rnn2c_xv_dp(r, rnn2c_xv_load(w + 32), a);
+        cx = rnn2c_xv_dp(cx, rnn2c_xv_load(w + 64), a);
+        z2 = rnn2c_xv_dp(z2, rnn2c_xv_load(w + 96), b);
+        r2 = rnn2c_xv_dp(r2, rnn2c_xv_load(w + 128), b);
+        c2 = rnn2c_xv_dp(c2, rnn2c_xv_load(w + 160), b);
     }
-    for (; j < p->units; ++j) {
-        h[j] = rnn2c_sat_s8(rnn2c_rshift_round(rnn2c_lstm_unit(p, &w, v, c, j), 23));
+    cx = rnn2c_xv_add(cx, c2);
+    c2 = rnn2c_xv_zero();
+#if RNN2C_XL == 16 /* the state part is the critical path from step to step: four sets */
+    {
+        rnn2c_xv z3 = rnn2c_xv_zero();
+        rnn2c_xv r3 = rnn2c_xv_zero();
+        rnn2c_xv c3 = rnn2c_xv_zero();
+        rnn2c_xv z4 = rnn2c_xv_zero();
+        rnn2c_xv r4 = rnn2c_xv_zero();
+        rnn2c_xv c4 = rnn2c_xv_zero();
+        for (; h_pairs >= 4; h_pairs -= 4, v += 8, w += 384) {
+            const rnn2c_xv a = rnn2c_xv_set1((int)rnn2c_ld32(v));
+            const rnn2c_xv b = rnn2c_xv_set1((int)rnn2c_ld32(v + 2));
+            const rnn2c_xv c = rnn2c_xv_set1((int)rnn2c_ld32(v + 4));
+            const rnn2c_xv d = rnn2c_xv_set1((int)rnn2c_ld32(v + 6));
+            z = rnn2c_xv_dp(z, rnn2c_xv_load(w), a);
+            r = rnn2c_xv_dp(r, rnn2c_xv_load(w + 32), a);
+            ch = rnn2c_xv_dp(ch, rnn2c_xv_load(w + 64), a);
+            z2 = rnn2c_xv_dp(z2, rnn2c_xv_load(w + 96), b);
+            r2 = rnn2c_xv_dp(r2, rnn2c_xv_load(w + 128), b);
+            c2 = rnn2c_xv_dp(c2, rnn2c_xv_load(w + 160), b);
+            z3 = rnn2c_xv_dp(z3, rnn2c_xv_load(w + 192), c);
+            r3 = rnn2c_xv_dp(r3, rnn2c_xv_load(w + 224), c);
+            c3 = rnn2c_xv_dp(c3, rnn2c_xv_load(w + 256), c);
+            z4 = rnn2c_xv_dp(z4, rnn2c_xv_load(w + 288), d);
+            r4 = rnn2c_xv_dp(r4, rnn2c_xv_load(w + 320), d);
+            c4 = rnn2c_xv_dp(c4, rnn2c_xv_load(w + 352), d);
+        }
+        z = rnn2c_xv_add(z, z3);
+        r = rnn2c_xv_add(r, r3);
+        ch = rnn2c_xv_add(ch, c3);
+        z2 = rnn2c_xv_add(z2, z4);
+        r2 = rnn2c_xv_add(r2, r4);
+        c2 = rnn2c_xv_add(c2, c4);
     }
+#endif
+    for (k = 0; k < h_pairs; k += 2, v += 4, w += 192) { /* z, r, candidate over h */
+        const rnn2c_xv a = rnn2c_xv_set1((int)rnn2c_ld32(v));
+        const rnn2c_xv b = rnn2c_xv_set1((int)rnn2c_ld32(v + 2));
+        z = rnn2c_xv_dp(z, rnn2c_xv_load(w), a);
+        r = rnn2c_xv_dp(r, rnn2c_xv_load(w + 32), a);
+        ch = rnn2c_xv_dp(ch, rnn2c_xv_load(w + 64), a);
+        z2 = rnn2c_xv_dp(z2, rnn2c_xv_load(w + 96), b);
+        r2 = rnn2c_xv_dp(r2, rnn2c_xv_load(w + 128), b);
+        c2 = rnn2c_xv_dp(c2, rnn2c_xv_load(w + 160), b);
+    }
+    return rnn2c_xv_gru_gates(rnn2c_xv_add(z, z2), rnn2c_xv_add(r, r2), cx,
+                              rnn2c_xv_add(ch, c2), p, h_q15);
 }
 
-RNN2C_INLINE void rnn2c_x86_lstm_s16(const rnn2c_lstm_t *p, const int16_t *v, int16_t *h,
-                                     int16_t *c)
+/* LSTM: RNN2C_XL units of one block; c: their cells (updated); returns o * tanh(c) (Q0.30). */
+RNN2C_INLINE rnn2c_xv rnn2c_xv_lstm(const int16_t *w, const int32_t *p, uint32_t pairs,
+                                    const int16_t *v, int16_t *c, int frac)
 {
-    const int8_t *w = p->weight;
-    uint32_t j;
-    for (j = 0; j + 8 <= p->units; j += 8) {
-        rnn2c_x86_store_s16(h + j, rnn2c_x86_rshift_round(rnn2c_x86_lstm8(p, &w, v, c, j), 15));
+    rnn2c_xv i = RNN2C_XB(p, 0);
+    rnn2c_xv f = RNN2C_XB(p, 1);
+    rnn2c_xv g = RNN2C_XB(p, 2);
+    rnn2c_xv o = RNN2C_XB(p, 3);
+    rnn2c_xv i2 = rnn2c_xv_zero();
+    rnn2c_xv f2 = rnn2c_xv_zero();
+    rnn2c_xv g2 = rnn2c_xv_zero();
+    rnn2c_xv o2 = rnn2c_xv_zero();
+    uint32_t k;
+    for (k = 0; k < pairs; k += 2, v += 4, w += 256) {
+        const rnn2c_xv a = rnn2c_xv_set1((int)rnn2c_ld32(v));
+        const rnn2c_xv b = rnn2c_xv_set1((int)rnn2c_ld32(v + 2));
+        i = rnn2c_xv_dp(i, rnn2c_xv_load(w), a);
+        f = rnn2c_xv_dp(f, rnn2c_xv_load(w + 32), a);
+        g = rnn2c_xv_dp(g, rnn2c_xv_load(w + 64), a);
+        o = rnn2c_xv_dp(o, rnn2c_xv_load(w + 96), a);
+        i2 = rnn2c_xv_dp(i2, rnn2c_xv_load(w + 128), b);
+        f2 = rnn2c_xv_dp(f2, rnn2c_xv_load(w + 160), b);
+        g2 = rnn2c_xv_dp(g2, rnn2c_xv_load(w + 192), b);
+        o2 = rnn2c_xv_dp(o2, rnn2c_xv_load(w + 224), b);
     }
-    for (; j < p->units; ++j) {
-        h[j] = (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(rnn2c_lstm_unit(p, &w, v, c, j), 15));
+    return rnn2c_xv_lstm_gates(rnn2c_xv_add(i, i2), rnn2c_xv_add(f, f2), rnn2c_xv_add(g, g2),
+                               rnn2c_xv_add(o, o2), p, c, frac);
+}
+
+/* Hides which array a pointer holds (an empty asm the pointer passes through): with the
+ * constant weights in view, gcc 12 copies them through the stack instead of reading them where
+ * the loop needs them. */
+#if defined(__GNUC__)
+#define RNN2C_X86_OPAQUE(ptr) __asm__("" : "+r"(ptr))
+#else
+#define RNN2C_X86_OPAQUE(ptr) ((void)0)
+#endif
+
+/* The lanes of units [j, j + RNN2C_XL) of a layer of `units`: how many are real. */
+RNN2C_INLINE uint32_t rnn2c_x86_real(uint32_t units, uint32_t j)
+{
+    return units - j < RNN2C_XL ? units - j : RNN2C_XL;
+}
+
+/* GRU step (reset_after=1), int8 Q0.7 state, on the layer's x86 arrays; v: its vector. */
+RNN2C_INLINE void rnn2c_x86_gru_s8(const int16_t *w, const int32_t *p, uint32_t units,
+                                   uint32_t x_groups, uint32_t h_groups, const int16_t *v,
+                                   int8_t *h)
+{
+    const uint32_t block_w = 2 * ((uint32_t)x_groups + h_groups) * 3 * 2 * RNN2C_X86_BLOCK;
+    uint32_t j;
+    uint32_t k;
+    RNN2C_X86_OPAQUE(w);
+    RNN2C_X86_OPAQUE(p);
+    for (j = 0; j < units; j += RNN2C_XL) {
+        const uint32_t lane = j % RNN2C_X86_BLOCK; /* 0, or 8 in the second half (AVX2) */
+        const uint32_t n = rnn2c_x86_real(units, j);
+        const int16_t *wj = w + (j / RNN2C_X86_BLOCK) * block_w + 2 * lane;
+        const int32_t *pj = p + (j / RNN2C_X86_BLOCK) * RNN2C_X86_PARAMS + lane;
+        int8_t part[RNN2C_XL];
+        int8_t *hj = h + j;
+        rnn2c_xv s;
+        if (n < RNN2C_XL) { /* the last units: through a copy, the other lanes zero */
+            for (k = 0; k < RNN2C_XL; ++k) {
+                part[k] = k < n ? h[j + k] : 0;
+            }
+            hj = part;
+        }
+        s = rnn2c_xv_gru(wj, pj, 2 * x_groups, 2 * h_groups, v,
+                         rnn2c_xv_slli(rnn2c_xv_load_s8(hj), 8));
+        /* rnn2c_gru_sum_to_s8 */
+        rnn2c_xv_store_s8(hj, rnn2c_xv_srai(rnn2c_xv_add(s, rnn2c_xv_set1((1 << 14) + (1 << 22))),
+                                            23));
+        for (k = 0; hj == part && k < n; ++k) {
+            h[j + k] = part[k];
+        }
     }
 }
 
-#define rnn2c_gru_s8 rnn2c_x86_gru_s8
-#define rnn2c_gru_s16 rnn2c_x86_gru_s16
-#define rnn2c_lstm_s8 rnn2c_x86_lstm_s8
-#define rnn2c_lstm_s16 rnn2c_x86_lstm_s16
+/* GRU step (reset_after=1), int16 Q0.15 state. */
+RNN2C_INLINE void rnn2c_x86_gru_s16(const int16_t *w, const int32_t *p, uint32_t units,
+                                    uint32_t x_groups, uint32_t h_groups, const int16_t *v,
+                                    int16_t *h)
+{
+    const uint32_t block_w = 2 * ((uint32_t)x_groups + h_groups) * 3 * 2 * RNN2C_X86_BLOCK;
+    uint32_t j;
+    uint32_t k;
+    RNN2C_X86_OPAQUE(w);
+    RNN2C_X86_OPAQUE(p);
+    for (j = 0; j < units; j += RNN2C_XL) {
+        const uint32_t lane = j % RNN2C_X86_BLOCK;
+        const uint32_t n = rnn2c_x86_real(units, j);
+        const int16_t *wj = w + (j / RNN2C_X86_BLOCK) * block_w + 2 * lane;
+        const int32_t *pj = p + (j / RNN2C_X86_BLOCK) * RNN2C_X86_PARAMS + lane;
+        int16_t part[RNN2C_XL];
+        int16_t *hj = h + j;
+        if (n < RNN2C_XL) {
+            for (k = 0; k < RNN2C_XL; ++k) {
+                part[k] = k < n ? h[j + k] : 0;
+            }
+            hj = part;
+        }
+        rnn2c_xv_store_s16(hj, rnn2c_xv_rshift_round(rnn2c_xv_gru(wj, pj, 2 * x_groups,
+                                                                  2 * h_groups, v,
+                                                                  rnn2c_xv_load_s16(hj)),
+                                                     15));
+        for (k = 0; hj == part && k < n; ++k) {
+            h[j + k] = part[k];
+        }
+    }
+}
+
+/* LSTM step, int8 Q0.7 state; h and c updated in place. */
+RNN2C_INLINE void rnn2c_x86_lstm_s8(const int16_t *w, const int32_t *p, uint32_t units,
+                                    uint32_t x_groups, uint32_t h_groups, int frac,
+                                    const int16_t *v, int8_t *h, int16_t *c)
+{
+    const uint32_t pairs = 2 * ((uint32_t)x_groups + h_groups);
+    uint32_t j;
+    uint32_t k;
+    RNN2C_X86_OPAQUE(w);
+    RNN2C_X86_OPAQUE(p);
+    for (j = 0; j < units; j += RNN2C_XL) {
+        const uint32_t lane = j % RNN2C_X86_BLOCK;
+        const uint32_t n = rnn2c_x86_real(units, j);
+        const int16_t *wj = w + (j / RNN2C_X86_BLOCK) * pairs * 4 * 2 * RNN2C_X86_BLOCK + 2 * lane;
+        const int32_t *pj = p + (j / RNN2C_X86_BLOCK) * RNN2C_X86_PARAMS + lane;
+        int8_t hpart[RNN2C_XL];
+        int16_t cpart[RNN2C_XL];
+        int8_t *hj = h + j;
+        int16_t *cj = c + j;
+        if (n < RNN2C_XL) {
+            for (k = 0; k < RNN2C_XL; ++k) {
+                cpart[k] = k < n ? c[j + k] : 0;
+            }
+            hj = hpart;
+            cj = cpart;
+        }
+        rnn2c_xv_store_s8(hj, rnn2c_xv_rshift_round(rnn2c_xv_lstm(wj, pj, pairs, v, cj, frac), 23));
+        for (k = 0; hj == hpart && k < n; ++k) {
+            h[j + k] = hpart[k];
+            c[j + k] = cpart[k];
+        }
+    }
+}
+
+/* LSTM step, int16 Q0.15 state. */
+RNN2C_INLINE void rnn2c_x86_lstm_s16(const int16_t *w, const int32_t *p, uint32_t units,
+                                     uint32_t x_groups, uint32_t h_groups, int frac,
+                                     const int16_t *v, int16_t *h, int16_t *c)
+{
+    const uint32_t pairs = 2 * ((uint32_t)x_groups + h_groups);
+    uint32_t j;
+    uint32_t k;
+    RNN2C_X86_OPAQUE(w);
+    RNN2C_X86_OPAQUE(p);
+    for (j = 0; j < units; j += RNN2C_XL) {
+        const uint32_t lane = j % RNN2C_X86_BLOCK;
+        const uint32_t n = rnn2c_x86_real(units, j);
+        const int16_t *wj = w + (j / RNN2C_X86_BLOCK) * pairs * 4 * 2 * RNN2C_X86_BLOCK + 2 * lane;
+        const int32_t *pj = p + (j / RNN2C_X86_BLOCK) * RNN2C_X86_PARAMS + lane;
+        int16_t hpart[RNN2C_XL];
+        int16_t cpart[RNN2C_XL];
+        int16_t *hj = h + j;
+        int16_t *cj = c + j;
+        if (n < RNN2C_XL) {
+            for (k = 0; k < RNN2C_XL; ++k) {
+                cpart[k] = k < n ? c[j + k] : 0;
+            }
+            hj = hpart;
+            cj = cpart;
+        }
+        rnn2c_xv_store_s16(hj,
+                           rnn2c_xv_rshift_round(rnn2c_xv_lstm(wj, pj, pairs, v, cj, frac), 15));
+        for (k = 0; hj == hpart && k < n; ++k) {
+            h[j + k] = hpart[k];
+            c[j + k] = cpart[k];
+        }
+    }
+}
+
+#if RNN2C_XL == 16 && defined(__AVX512VNNI__)
+/*
+ * AVX-512 VNNI, a GRU (reset_after) or LSTM layer whose input and state are both int8: the
+ * layer's own x86 byte copy of its weights (p_x86b) and vpdpbusd, which adds 4 products of an
+ * unsigned byte and a signed byte per lane: 64 per instruction, twice vpdpwssd's. The input and
+ * the state enter as x + 128 (unsigned) with no int16 vector; the export took 128 * sum(w) of
+ * each part, shifted by that part's vector shift, out of the biases (p_x86q), and each part's
+ * sums are shifted here: bias + (Sx << x_shift) + (Sh << h_shift) is the int16 path's sum, as
+ * a 32-bit sum that wraps the same way (the true total fits: the exporter's bound).
+ */
+#define RNN2C_X86_U8 1
+
+RNN2C_INLINE __mmask64 rnn2c_x86u_mask(uint32_t n)
+{
+    return n >= 64u ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1u);
+}
+
+/* u[0 .. n4) = x + 128 as unsigned bytes (x ^ 0x80; the padding, whose weights are zero, 128) */
+RNN2C_INLINE void rnn2c_x86u_bytes(unsigned char *u, const int8_t *x, uint32_t n, uint32_t n4)
+{
+    uint32_t i;
+    for (i = 0; i < n4; i += 64) {
+        const __m512i e = _mm512_maskz_loadu_epi8(rnn2c_x86u_mask(i < n ? n - i : 0), x + i);
+        _mm512_mask_storeu_epi8(u + i, rnn2c_x86u_mask(n4 - i),
+                                _mm512_xor_si512(e, _mm512_set1_epi8(-128)));
+    }
+}
+
+#define RNN2C_XU(p) _mm512_set1_epi32((int)rnn2c_ld32(p)) /* 4 bytes of u in every lane */
+#define RNN2C_XDP(acc, a, wp) _mm512_dpbusd_epi32((acc), (a), _mm512_loadu_si512((const void *)(wp)))
+
+/* GRU, reset_after=1: 16 units of one block from u (x_groups + h_groups groups of 4 bytes). */
+RNN2C_INLINE __m512i rnn2c_xu_gru(const int8_t *w, const int32_t *p, uint32_t x_groups,
+                                  uint32_t h_groups, const unsigned char *u, int xs, int hs,
+                                  __m512i h_q15)
+{
+    __m512i zx = _mm512_setzero_si512();
+    __m512i rx = _mm512_setzero_si512();
+    __m512i cx = _mm512_setzero_si512();
+    __m512i zh = _mm512_setzero_si512();
+    __m512i rh = _mm512_setzero_si512();
+    __m512i ch = _mm512_setzero_si512();
+    __m512i z2 = _mm512_setzero_si512();
+    __m512i r2 = _mm512_setzero_si512();
+    __m512i c2 = _mm512_setzero_si512();
+    uint32_t k;
+    for (k = 0; k < x_groups; ++k, u += 4, w += 192) { /* z, r, candidate over x */
+        const __m512i a = RNN2C_XU(u);
+        zx = RNN2C_XDP(zx, a, w);
+        rx = RNN2C_XDP(rx, a, w + 64);
+        cx = RNN2C_XDP(cx, a, w + 128);
+    }
+    for (k = 0; k + 2 <= h_groups; k += 2, u += 8, w += 384) { /* z, r, candidate over h */
+        const __m512i a = RNN2C_XU(u);
+        const __m512i b = RNN2C_XU(u + 4);
+        zh = RNN2C_XDP(zh, a, w);
+        rh = RNN2C_XDP(rh, a, w + 64);
+        ch = RNN2C_XDP(ch, a, w + 128);
+        z2 = RNN2C_XDP(z2, b, w + 192);
+        r2 = RNN2C_XDP(r2, b, w + 256);
+        c2 = RNN2C_XDP(c2, b, w + 320);
+    }
+    if (k < h_groups) {
+        const __m512i a = RNN2C_XU(u);
+        zh = RNN2C_XDP(zh, a, w);
+        rh = RNN2C_XDP(rh, a, w + 64);
+        ch = RNN2C_XDP(ch, a, w + 128);
+    }
+    zh = rnn2c_xv_sll(_mm512_add_epi32(zh, z2), hs);
+    rh = rnn2c_xv_sll(_mm512_add_epi32(rh, r2), hs);
+    ch = rnn2c_xv_sll(_mm512_add_epi32(ch, c2), hs);
+    return rnn2c_xv_gru_gates(
+        _mm512_add_epi32(_mm512_add_epi32(RNN2C_XB(p, 0), rnn2c_xv_sll(zx, xs)), zh),
+        _mm512_add_epi32(_mm512_add_epi32(RNN2C_XB(p, 1), rnn2c_xv_sll(rx, xs)), rh),
+        _mm512_add_epi32(RNN2C_XB(p, 2), rnn2c_xv_sll(cx, xs)),
+        _mm512_add_epi32(RNN2C_XB(p, 3), ch), p, h_q15);
+}
+
+/* LSTM: 16 units of one block from u; c: their cells (updated); returns o * tanh(c). */
+RNN2C_INLINE __m512i rnn2c_xu_lstm(const int8_t *w, const int32_t *p, uint32_t x_groups,
+                                   uint32_t h_groups, const unsigned char *u, int xs, int hs,
+                                   int16_t *c, int frac)
+{
+    __m512i s[2][4]; /* [part][gate] */
+    __m512i t[4];
+    uint32_t k;
+    int g;
+    for (g = 0; g < 4; ++g) {
+        s[0][g] = _mm512_setzero_si512();
+        s[1][g] = _mm512_setzero_si512();
+        t[g] = _mm512_setzero_si512();
+    }
+    for (k = 0; k < x_groups; ++k, u += 4, w += 256) {
+        const __m512i a = RNN2C_XU(u);
+        s[0][0] = RNN2C_XDP(s[0][0], a, w);
+        s[0][1] = RNN2C_XDP(s[0][1], a, w + 64);
+        s[0][2] = RNN2C_XDP(s[0][2], a, w + 128);
+        s[0][3] = RNN2C_XDP(s[0][3], a, w + 192);
+    }
+    for (k = 0; k + 2 <= h_groups; k += 2, u += 8, w += 512) {
+        const __m512i a = RNN2C_XU(u);
+        const __m512i b = RNN2C_XU(u + 4);
+        s[1][0] = RNN2C_XDP(s[1][0], a, w);
+        s[1][1] = RNN2C_XDP(s[1][1], a, w + 64);
+        s[1][2] = RNN2C_XDP(s[1][2], a, w + 128);
+        s[1][3] = RNN2C_XDP(s[1][3], a, w + 192);
+        t[0] = RNN2C_XDP(t[0], b, w + 256);
+        t[1] = RNN2C_XDP(t[1], b, w + 320);
+        t[2] = RNN2C_XDP(t[2], b, w + 384);
+        t[3] = RNN2C_XDP(t[3], b, w + 448);
+    }
+    if (k < h_groups) {
+        const __m512i a = RNN2C_XU(u);
+        s[1][0] = RNN2C_XDP(s[1][0], a, w);
+        s[1][1] = RNN2C_XDP(s[1][1], a, w + 64);
+        s[1][2] = RNN2C_XDP(s[1][2], a, w + 128);
+        s[1][3] = RNN2C_XDP(s[1][3], a, w + 192);
+    }
+    for (g = 0; g < 4; ++g) {
+        t[g] = _mm512_add_epi32(
+            _mm512_add_epi32(RNN2C_XB(p, g), rnn2c_xv_sll(s[0][g], xs)),
+            rnn2c_xv_sll(_mm512_add_epi32(s[1][g], t[g]), hs));
+    }
+    return rnn2c_xv_lstm_gates(t[0], t[1], t[2], t[3], p, c, frac);
+}
+
+/* GRU step (reset_after=1), int8 input and state; u: scratch of x_groups + h_groups words. */
+RNN2C_INLINE void rnn2c_x86u_gru_s8(const int8_t *w, const int32_t *p, uint32_t units,
+                                    uint32_t inputs, uint32_t x_groups, uint32_t h_groups,
+                                    int x_shift, int h_shift, const int8_t *x, int8_t *h,
+                                    unsigned char *u)
+{
+    const uint32_t block_w = ((uint32_t)x_groups + h_groups) * 3 * 64;
+    uint32_t j;
+    uint32_t k;
+    RNN2C_X86_OPAQUE(w);
+    RNN2C_X86_OPAQUE(p);
+    rnn2c_x86u_bytes(u, x, inputs, 4 * x_groups);
+    rnn2c_x86u_bytes(u + 4 * x_groups, h, units, 4 * h_groups);
+    for (j = 0; j < units; j += 16, w += block_w, p += RNN2C_X86_PARAMS) {
+        const uint32_t n = rnn2c_x86_real(units, j);
+        int8_t part[16];
+        int8_t *hj = h + j;
+        __m512i sum;
+        if (n < 16) {
+            for (k = 0; k < 16; ++k) {
+                part[k] = k < n ? h[j + k] : 0;
+            }
+            hj = part;
+        }
+        sum = rnn2c_xu_gru(w, p, x_groups, h_groups, u, x_shift, h_shift,
+                           rnn2c_xv_slli(rnn2c_xv_load_s8(hj), 8));
+        rnn2c_xv_store_s8(hj, rnn2c_xv_srai(rnn2c_xv_add(sum, rnn2c_xv_set1((1 << 14) + (1 << 22))),
+                                            23));
+        for (k = 0; hj == part && k < n; ++k) {
+            h[j + k] = part[k];
+        }
+    }
+}
+
+/* LSTM step, int8 input and state; h and c updated in place. */
+RNN2C_INLINE void rnn2c_x86u_lstm_s8(const int8_t *w, const int32_t *p, uint32_t units,
+                                     uint32_t inputs, uint32_t x_groups, uint32_t h_groups,
+                                     int x_shift, int h_shift, int frac, const int8_t *x,
+                                     int8_t *h, int16_t *c, unsigned char *u)
+{
+    const uint32_t block_w = ((uint32_t)x_groups + h_groups) * 4 * 64;
+    uint32_t j;
+    uint32_t k;
+    RNN2C_X86_OPAQUE(w);
+    RNN2C_X86_OPAQUE(p);
+    rnn2c_x86u_bytes(u, x, inputs, 4 * x_groups);
+    rnn2c_x86u_bytes(u + 4 * x_groups, h, units, 4 * h_groups);
+    for (j = 0; j < units; j += 16, w += block_w, p += RNN2C_X86_PARAMS) {
+        const uint32_t n = rnn2c_x86_real(units, j);
+        int8_t hpart[16];
+        int16_t cpart[16];
+        int8_t *hj = h + j;
+        int16_t *cj = c + j;
+        if (n < 16) {
+            for (k = 0; k < 16; ++k) {
+                cpart[k] = k < n ? c[j + k] : 0;
+            }
+            hj = hpart;
+            cj = cpart;
+        }
+        rnn2c_xv_store_s8(hj, rnn2c_xv_rshift_round(rnn2c_xu_lstm(w, p, x_groups, h_groups, u,
+                                                                  x_shift, h_shift, cj, frac),
+                                                    23));
+        for (k = 0; hj == hpart && k < n; ++k) {
+            h[j + k] = hpart[k];
+            c[j + k] = cpart[k];
+        }
+    }
+}
+#endif
+
+/* Dense with softmax (a classifier head): as rnn2c_dense_s8, with the divisions of the
+ * normalisation replaced by one: each quotient (e * 256 + total / 2) / total is
+ * floor(n * r / 2^32) with r = floor((2^32 - 1) / total), which is the quotient or one less
+ * for every n < 2^31 (n * r / 2^32 > n / total - 2n / 2^32 >= n / total - 1), plus one where
+ * the remainder says so: the same integers. Other heads take rnn2c_dense_s8. */
+RNN2C_INLINE void rnn2c_x86_dense_s8(const rnn2c_dense_t *p, const int16_t *vec, int32_t *acc,
+                                     int8_t *y)
+{
+    const uint32_t n = p->units;
+    const int8_t *w = p->weight;
+    uint32_t i;
+    uint32_t k;
+    int32_t max;
+    uint32_t total = 0;
+    uint32_t r;
+    if (p->activation != RNN2C_ACT_SOFTMAX) {
+        rnn2c_dense_s8(p, vec, acc, y);
+        return;
+    }
+    for (i = 0; i < n; i += 4) {
+        const uint32_t rows = n - i < 4 ? n - i : 4;
+        for (k = 0; k < rows; ++k) {
+            acc[i + k] = rnn2c_bias(p->bias, i + k);
+        }
+        w = rnn2c_mac_rows(w, vec, p->x_groups, rows, acc + i);
+        for (k = 0; k < rows; ++k) {
+            acc[i + k] = rnn2c_rq(acc[i + k], p->rq + i + k);
+        }
+    }
+    max = acc[0];
+    for (i = 1; i < n; ++i) {
+        max = acc[i] > max ? acc[i] : max;
+    }
+    for (i = 0; i < n; ++i) {
+        acc[i] = rnn2c_exp_neg_q15(max - acc[i]); /* <= 32768 each */
+        total += (uint32_t)acc[i];                /* >= 32768: exp(0) is in it */
+    }
+    r = 0xffffffffu / total;
+    for (i = 0; i < n; ++i) {
+        const uint32_t num = (uint32_t)acc[i] * 256u + total / 2u;
+        uint32_t q = (uint32_t)(((uint64_t)num * r) >> 32);
+        q += num - q * total >= total ? 1u : 0u;
+        y[i] = (int8_t)((q > 255u ? 255 : (int32_t)q) - 128);
+    }
+}
+
+#define rnn2c_dense_s8 rnn2c_x86_dense_s8
 
 #endif /* __AVX2__ */
+
+/* ---------------------------------------------------------------- activation variants */
+/* The activations Keras allows besides the defaults: recurrent_activation hard_sigmoid or
+ * linear, activation relu in GRU/LSTM/SimpleRNN, and Dense leaky_relu, elu, silu (swish), gelu
+ * and softplus. Layers with the default activations never reach this section, so its tables
+ * (static inside the functions that read them) cost flash only in models that use them.
+ * export/fixedpoint.py mirrors every function here. */
+
+enum {
+    RNN2C_GATE_SIGMOID = 0,      /* the tanh table, as rnn2c_sigmoid_q15 */
+    RNN2C_GATE_HARD_SIGMOID = 1, /* clip(x / 6 + 1/2, 0, 1) (Keras 3) */
+    RNN2C_GATE_LINEAR = 2        /* x, saturated to [-32767, 32767] in Q0.15 (+-1.0) */
+};
+enum {
+    RNN2C_CELL_TANH = 0, /* the tanh table */
+    RNN2C_CELL_RELU = 1  /* max(x, 0), saturated to the state's range: [0, 32767] in Q0.15 */
+};
+
+/* hard_sigmoid: Q3.12 in (saturated to int16), Q0.15 out in [0, 32767]. x / 6 in Q0.15 is
+ * x * 4/3, and 4/3 = 21845 / 2^14 to 2e-5 (at most 0.67 of an output unit over the range). */
+RNN2C_INLINE int32_t rnn2c_hard_sigmoid_q15(int32_t x_q12)
+{
+    const int32_t y = ((rnn2c_sat_s16(x_q12) * 21845 + ((int32_t)1 << 13)) >> 14) + 16384;
+    return y < 0 ? 0 : (y > 32767 ? 32767 : y);
+}
+
+/* x * 8 (Q3.12 -> Q0.15) saturated to [lo, 32767]. */
+RNN2C_INLINE int32_t rnn2c_q15_clip(int32_t x_q12, int32_t lo)
+{
+    const int32_t y = rnn2c_sat_s16(x_q12) * 8;
+    return y < lo ? lo : (y > 32767 ? 32767 : y);
+}
+
+/* A gate (RNN2C_GATE_*): Q3.12 in, Q0.15 out in [-32767, 32767]. The symmetric range keeps
+ * r * sat17(...) of the GRU and every gate product of the kernels below inside int32. */
+RNN2C_INLINE int32_t rnn2c_gate_q15(int32_t x_q12, uint32_t kind)
+{
+    switch (kind) {
+    case RNN2C_GATE_HARD_SIGMOID:
+        return rnn2c_hard_sigmoid_q15(x_q12);
+    case RNN2C_GATE_LINEAR:
+        return rnn2c_q15_clip(x_q12, -32767);
+    default:
+        return rnn2c_sigmoid_q15(x_q12);
+    }
+}
+
+/* A candidate (RNN2C_CELL_*): Q3.12 in, Q0.15 out. */
+RNN2C_INLINE int32_t rnn2c_cell_q15(int32_t x_q12, uint32_t kind)
+{
+    return kind == RNN2C_CELL_RELU ? rnn2c_q15_clip(x_q12, 0) : rnn2c_tanh_q15(x_q12);
+}
+
+/* The LSTM's activation of its cell state (frac_bits <= 15 fractional bits), Q0.15 out. */
+RNN2C_INLINE int32_t rnn2c_cell_of_c(int32_t c, int frac_bits, uint32_t kind)
+{
+    if (kind == RNN2C_CELL_RELU) {
+        const int32_t y = c * ((int32_t)1 << (15 - frac_bits)); /* |c| < 2^15: below 2^30 */
+        return y < 0 ? 0 : (y > 32767 ? 32767 : y);
+    }
+    return rnn2c_tanh_q15(rnn2c_q12_from_frac(c, frac_bits));
+}
+
+/* z * h + (1 - z) * cand = z * (h - cand) + cand in Q0.15, saturated: for |z| <= 32767 and
+ * |h - cand| <= 65535 the product and its rounding stay below 2^31. */
+RNN2C_INLINE int32_t rnn2c_blend_x_q15(int32_t z, int32_t h_q15, int32_t cand)
+{
+    return rnn2c_sat_s16(rnn2c_rshift_round(z * (h_q15 - cand), 15) + cand);
+}
+
+/* The activations of a recurrent layer with other than the default ones. */
+typedef struct {
+    uint8_t gate; /* RNN2C_GATE_* (recurrent_activation) */
+    uint8_t cell; /* RNN2C_CELL_* (activation) */
+} rnn2c_acts_t;
+
+/* GRU, reset_after=1, unit j: as rnn2c_gru_unit with the layer's activations; the new state in
+ * Q0.15 (rnn2c_blend_x_q15). */
+RNN2C_INLINE int32_t rnn2c_gru_x_unit(const rnn2c_gru_t *p, const rnn2c_acts_t *a,
+                                      const int8_t **w, const int16_t *v, uint32_t j,
+                                      int32_t h_q15)
+{
+    const rnn2c_rq_t *q = p->rq + 4 * j;
+    int32_t z = rnn2c_bias(p->bias, 4 * j);
+    int32_t r = rnn2c_bias(p->bias, 4 * j + 1);
+    int32_t cx = rnn2c_bias(p->bias, 4 * j + 2);
+    int32_t ch = rnn2c_bias(p->bias, 4 * j + 3);
+    *w = rnn2c_mac3(*w, v, p->x_groups, &z, &r, &cx);
+    *w = rnn2c_mac3(*w, v + 4 * (uint32_t)p->x_groups, p->h_groups, &z, &r, &ch);
+    z = rnn2c_gate_q15(rnn2c_rq(z, q), a->gate);
+    r = rnn2c_gate_q15(rnn2c_rq(r, q + 1), a->gate);
+    ch = rnn2c_sat17(rnn2c_rq(ch, q + 3));
+    cx = rnn2c_rq(cx, q + 2) + ((r * ch + ((int32_t)1 << 14)) >> 15);
+    return rnn2c_blend_x_q15(z, h_q15, rnn2c_cell_q15(cx, a->cell));
+}
+
+/* GRU, reset_after=0: z and r of every unit into zr (z_j at 2j, r_j at 2j + 1), the state part
+ * of v replaced by r * h (in the state's format, shifted as h was), then the candidates; the new
+ * states in Q0.15 into hn[0 .. U). h_q15: the state in Q0.15 (an int8 state times 256). */
+RNN2C_INLINE void rnn2c_gru_x_rb(const rnn2c_gru_t *p, const rnn2c_acts_t *a, int16_t *v,
+                                 const int32_t *h, int state_bits, int16_t *zr, int32_t *hn)
+{
+    const int8_t *w = p->weight;
+    const uint32_t u = p->units;
+    const uint32_t n = 2 * u;
+    const uint32_t groups = (uint32_t)p->x_groups + p->h_groups;
+    int16_t *vh = v + 4 * (uint32_t)p->x_groups;
+    uint32_t i;
+    uint32_t k;
+    for (i = 0; i < n; i += 4) {
+        int32_t acc[4];
+        const uint32_t rows = n - i < 4 ? n - i : 4;
+        for (k = 0; k < rows; ++k) {
+            acc[k] = rnn2c_bias(p->bias, i + k);
+        }
+        w = rnn2c_mac_rows(w, v, groups, rows, acc);
+        for (k = 0; k < rows; ++k) {
+            zr[i + k] = (int16_t)rnn2c_gate_q15(rnn2c_rq(acc[k], p->rq + i + k), a->gate);
+        }
+    }
+    for (i = 0; i < u; ++i) {
+        int32_t rh = rnn2c_rshift_round(zr[2 * i + 1] * h[i], 15);
+        if (state_bits == 8) {
+            rh = rnn2c_sat_s8(rh);
+            vh[RNN2C_VPOS(i)] = (int16_t)(rh * ((int32_t)1 << p->h_shift));
+        } else {
+            vh[RNN2C_VPOS(i)] = (int16_t)rnn2c_down(rnn2c_sat_s16(rh), p->h_shift);
+        }
+    }
+    for (i = 0; i < u; i += 4) {
+        int32_t acc[4];
+        const uint32_t rows = u - i < 4 ? u - i : 4;
+        for (k = 0; k < rows; ++k) {
+            acc[k] = rnn2c_bias(p->bias, n + i + k);
+        }
+        w = rnn2c_mac_rows(w, v, groups, rows, acc);
+        for (k = 0; k < rows; ++k) {
+            const int32_t cand = rnn2c_cell_q15(rnn2c_rq(acc[k], p->rq + n + i + k), a->cell);
+            const int32_t h_q15 = state_bits == 8 ? h[i + k] * 256 : h[i + k];
+            hn[i + k] = rnn2c_blend_x_q15(zr[2 * (i + k)], h_q15, cand);
+        }
+    }
+}
+
+/* GRU step with other activations, int8 Q0.7 state. scratch: 3U int16 (zr, then the Q0.15
+ * results) for reset_after=0, NULL otherwise. */
+RNN2C_INLINE void rnn2c_gru_x_s8(const rnn2c_gru_t *p, const rnn2c_acts_t *a, int16_t *v,
+                                 int8_t *h, int32_t *scratch)
+{
+    const uint32_t u = p->units;
+    uint32_t j;
+    if (p->reset_after) {
+        const int8_t *w = p->weight;
+        for (j = 0; j < u; ++j) {
+            h[j] = rnn2c_q15_to_state(rnn2c_gru_x_unit(p, a, &w, v, j, (int32_t)h[j] * 256));
+        }
+    } else { /* scratch: U int32 states, then U int32 results, then 2U int16 z and r */
+        int32_t *hs = scratch;
+        int32_t *hn = scratch + u;
+        for (j = 0; j < u; ++j) {
+            hs[j] = h[j];
+        }
+        rnn2c_gru_x_rb(p, a, v, hs, 8, (int16_t *)(void *)(scratch + 2 * u), hn);
+        for (j = 0; j < u; ++j) {
+            h[j] = rnn2c_q15_to_state(hn[j]);
+        }
+    }
+}
+
+/* GRU step with other activations, int16 Q0.15 state. */
+RNN2C_INLINE void rnn2c_gru_x_s16(const rnn2c_gru_t *p, const rnn2c_acts_t *a, int16_t *v,
+                                  int16_t *h, int32_t *scratch)
+{
+    const uint32_t u = p->units;
+    uint32_t j;
+    if (p->reset_after) {
+        const int8_t *w = p->weight;
+        for (j = 0; j < u; ++j) {
+            h[j] = (int16_t)rnn2c_gru_x_unit(p, a, &w, v, j, h[j]);
+        }
+    } else {
+        int32_t *hs = scratch;
+        int32_t *hn = scratch + u;
+        for (j = 0; j < u; ++j) {
+            hs[j] = h[j];
+        }
+        rnn2c_gru_x_rb(p, a, v, hs, 16, (int16_t *)(void *)(scratch + 2 * u), hn);
+        for (j = 0; j < u; ++j) {
+            h[j] = (int16_t)hn[j];
+        }
+    }
+}
+
+/* LSTM unit j with other activations: returns o * act(c) in Q0.30 (c updated). */
+RNN2C_INLINE int32_t rnn2c_lstm_x_unit(const rnn2c_lstm_t *p, const rnn2c_acts_t *a,
+                                       const int8_t **w, const int16_t *v, int16_t *c, uint32_t j)
+{
+    const rnn2c_rq_t *q = p->rq + 4 * j;
+    const int cell_shift = 30 - (int)p->cell_frac_bits;
+    int32_t i_gate = rnn2c_bias(p->bias, 4 * j);
+    int32_t f_gate = rnn2c_bias(p->bias, 4 * j + 1);
+    int32_t g_cand = rnn2c_bias(p->bias, 4 * j + 2);
+    int32_t o_gate = rnn2c_bias(p->bias, 4 * j + 3);
+    int32_t cell;
+    *w = rnn2c_mac4(*w, v, (uint32_t)p->x_groups + p->h_groups, &i_gate, &f_gate, &g_cand,
+                    &o_gate);
+    i_gate = rnn2c_gate_q15(rnn2c_rq(i_gate, q), a->gate);
+    f_gate = rnn2c_gate_q15(rnn2c_rq(f_gate, q + 1), a->gate);
+    g_cand = rnn2c_cell_q15(rnn2c_rq(g_cand, q + 2), a->cell);
+    o_gate = rnn2c_gate_q15(rnn2c_rq(o_gate, q + 3), a->gate);
+    cell = rnn2c_sat_s16(rnn2c_rshift_round(f_gate * (int32_t)c[j], 15) +
+                         rnn2c_rshift_round(i_gate * g_cand, cell_shift));
+    c[j] = (int16_t)cell;
+    return o_gate * rnn2c_cell_of_c(cell, (int)p->cell_frac_bits, a->cell);
+}
+
+RNN2C_INLINE void rnn2c_lstm_x_s8(const rnn2c_lstm_t *p, const rnn2c_acts_t *a,
+                                  const int16_t *v, int8_t *h, int16_t *c)
+{
+    const int8_t *w = p->weight;
+    uint32_t j;
+    for (j = 0; j < p->units; ++j) {
+        h[j] = rnn2c_sat_s8(rnn2c_rshift_round(rnn2c_lstm_x_unit(p, a, &w, v, c, j), 23));
+    }
+}
+
+RNN2C_INLINE void rnn2c_lstm_x_s16(const rnn2c_lstm_t *p, const rnn2c_acts_t *a,
+                                   const int16_t *v, int16_t *h, int16_t *c)
+{
+    const int8_t *w = p->weight;
+    uint32_t j;
+    for (j = 0; j < p->units; ++j) {
+        h[j] = (int16_t)rnn2c_sat_s16(rnn2c_rshift_round(rnn2c_lstm_x_unit(p, a, &w, v, c, j), 15));
+    }
+}
+
+/* SimpleRNN with activation relu: h = min(max(W [x; h] + b, 0), 1 - 2^-15) in Q0.15. */
+RNN2C_INLINE void rnn2c_rnn_x_q15(const rnn2c_rnn_t *p, const rnn2c_acts_t *a, const int16_t *v,
+                                  int32_t *out)
+{
+    const int8_t *w = p->weight;
+    uint32_t j;
+    uint32_t k;
+    for (j = 0; j < p->units; j += 4) {
+        const uint32_t rows = p->units - j < 4 ? p->units - j : 4;
+        for (k = 0; k < rows; ++k) {
+            out[j + k] = rnn2c_bias(p->bias, j + k);
+        }
+        w = rnn2c_mac_rows(w, v, (uint32_t)p->x_groups + p->h_groups, rows, out + j);
+        for (k = 0; k < rows; ++k) {
+            out[j + k] = rnn2c_cell_q15(rnn2c_rq(out[j + k], p->rq + j + k), a->cell);
+        }
+    }
+}
+
+RNN2C_INLINE void rnn2c_rnn_x_s8(const rnn2c_rnn_t *p, const rnn2c_acts_t *a, const int16_t *v,
+                                 int8_t *h, int32_t *scratch)
+{
+    uint32_t j;
+    rnn2c_rnn_x_q15(p, a, v, scratch);
+    for (j = 0; j < p->units; ++j) {
+        h[j] = rnn2c_q15_to_state(scratch[j]);
+    }
+}
+
+RNN2C_INLINE void rnn2c_rnn_x_s16(const rnn2c_rnn_t *p, const rnn2c_acts_t *a, const int16_t *v,
+                                  int16_t *h, int32_t *scratch)
+{
+    uint32_t j;
+    rnn2c_rnn_x_q15(p, a, v, scratch);
+    for (j = 0; j < p->units; ++j) {
+        h[j] = (int16_t)scratch[j];
+    }
+}
+
+/* ---- Dense activations with a calibrated output range: leaky_relu, elu, silu, gelu, softplus.
+ * The rows are requantized to x in int16 with `frac` fractional bits (frac <= 12, chosen from
+ * the calibrated pre-activation range), f(x) is computed in the same format, and `out`
+ * requantizes it to the int8 output scale. */
+enum {
+    RNN2C_DX_LEAKY_RELU = 1, /* x >= 0 ? x : alpha * x */
+    RNN2C_DX_ELU = 2,        /* x >= 0 ? x : alpha * (exp(x) - 1), from the exp table */
+    RNN2C_DX_SILU = 3,       /* x * sigmoid(x), from the tanh and exp tables */
+    RNN2C_DX_GELU = 4,       /* x * Phi(x), from an erf table (exact gelu, not the tanh form) */
+    RNN2C_DX_SOFTPLUS = 5    /* max(x, 0) + log(1 + exp(-|x|)), from a table */
+};
+
+typedef struct {
+    rnn2c_rq_t out;     /* f(x) (frac fractional bits) -> int8 output units */
+    uint16_t alpha_q15; /* leaky_relu / elu slope in Q0.15, 0..32768 */
+    uint8_t kind;       /* RNN2C_DX_* */
+    uint8_t frac;       /* fractional bits of x, 0..12 */
+} rnn2c_dense_act_t;
+
+#define RNN2C_PHI_STEP_BITS 7 /* erf(x / sqrt 2) table step: 1/32 */
+#define RNN2C_PHI_CLAMP 131   /* erf(i / 32 / sqrt 2) rounds to 32767 from i = 131 */
+#define RNN2C_SOFTPLUS_STEP_BITS 8                   /* log1p(exp(-x)) table step: 1/16 */
+#define RNN2C_SOFTPLUS_LIMIT_Q12 ((int32_t)178 << 8) /* it rounds to 0 from x = 178 / 16 */
+
+/* erf(a / sqrt 2) for Q3.12 a >= 0 (any int32), Q0.15 out: 2 Phi(a) - 1. */
+RNN2C_INLINE int32_t rnn2c_erf_q15(int32_t a_q12)
+{
+    /* erf(i / 32 / sqrt 2) in Q0.15, i = 0..132 (266 bytes) */
+    static const int16_t table[RNN2C_PHI_CLAMP + 2] = {
+        0, 817, 1633, 2448, 3260, 4069, 4874, 5674, 6469, 7258, 8039, 8813,
+        9579, 10336, 11084, 11821, 12548, 13263, 13967, 14658, 15336, 16002, 16654, 17292,
+        17916, 18525, 19120, 19700, 20265, 20814, 21348, 21867, 22370, 22858, 23331, 23787,
+        24229, 24655, 25067, 25463, 25844, 26211, 26563, 26902, 27226, 27537, 27834, 28118,
+        28390, 28649, 28896, 29131, 29355, 29568, 29769, 29961, 30143, 30315, 30477, 30631,
+        30776, 30913, 31042, 31163, 31277, 31384, 31485, 31579, 31667, 31750, 31827, 31900,
+        31967, 32030, 32088, 32142, 32193, 32240, 32283, 32324, 32361, 32396, 32427, 32457,
+        32484, 32509, 32532, 32553, 32573, 32591, 32607, 32622, 32636, 32648, 32660, 32670,
+        32680, 32688, 32696, 32703, 32710, 32716, 32721, 32726, 32730, 32734, 32738, 32741,
+        32744, 32746, 32749, 32751, 32753, 32754, 32756, 32757, 32759, 32760, 32761, 32761,
+        32762, 32763, 32763, 32764, 32765, 32765, 32765, 32766, 32766, 32766, 32766, 32767,
+        32767
+    };
+    const int32_t last = (int32_t)RNN2C_PHI_CLAMP << RNN2C_PHI_STEP_BITS;
+    return rnn2c_interp_s16(table, a_q12 < last ? a_q12 : last, RNN2C_PHI_STEP_BITS);
+}
+
+/* log(1 + exp(-a)) for Q3.12 a >= 0, Q0.15 out (22713 at 0). */
+RNN2C_INLINE int32_t rnn2c_softplus_tail_q15(int32_t a_q12)
+{
+    /* log1p(exp(-i / 16)) in Q0.15, i = 0..178 (358 bytes) */
+    static const int16_t table[179] = {
+        22713, 21705, 20729, 19785, 18872, 17991, 17142, 16323, 15535, 14776, 14048, 13348,
+        12677, 12034, 11418, 10828, 10265, 9727, 9213, 8723, 8255, 7810, 7386, 6983,
+        6600, 6236, 5890, 5562, 5250, 4955, 4675, 4410, 4159, 3922, 3697, 3484,
+        3284, 3094, 2914, 2745, 2585, 2434, 2292, 2157, 2031, 1911, 1798, 1692,
+        1592, 1498, 1409, 1325, 1247, 1172, 1103, 1037, 975, 917, 862, 810,
+        762, 716, 673, 633, 595, 559, 525, 494, 464, 436, 410, 385,
+        362, 340, 320, 300, 282, 265, 249, 234, 220, 207, 194, 183,
+        172, 161, 151, 142, 134, 126, 118, 111, 104, 98, 92, 86,
+        81, 76, 72, 67, 63, 59, 56, 52, 49, 46, 43, 41,
+        38, 36, 34, 32, 30, 28, 26, 25, 23, 22, 21, 19,
+        18, 17, 16, 15, 14, 13, 12, 12, 11, 10, 10, 9,
+        9, 8, 8, 7, 7, 6, 6, 6, 5, 5, 5, 4,
+        4, 4, 4, 3, 3, 3, 3, 3, 2, 2, 2, 2,
+        2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0
+    };
+    if (a_q12 >= RNN2C_SOFTPLUS_LIMIT_Q12) {
+        return 0;
+    }
+    return rnn2c_interp_s16(table, a_q12, RNN2C_SOFTPLUS_STEP_BITS);
+}
+
+/* f(x) for x with `frac` fractional bits (saturated to int16), the result in the same format. */
+RNN2C_INLINE int32_t rnn2c_dense_act(int32_t x, const rnn2c_dense_act_t *a)
+{
+    const int32_t xs = rnn2c_sat_s16(x);
+    const int up = 12 - (int)a->frac;           /* to Q3.12 */
+    const int32_t x12 = xs * ((int32_t)1 << up); /* |x12| <= 2^27 */
+    const int32_t a12 = x12 < 0 ? -x12 : x12;
+    switch (a->kind) {
+    case RNN2C_DX_LEAKY_RELU:
+        return xs >= 0 ? xs : rnn2c_rshift_round(xs * (int32_t)a->alpha_q15, 15);
+    case RNN2C_DX_ELU:
+        if (xs >= 0) {
+            return xs;
+        }
+        return rnn2c_rshift_round((rnn2c_exp_neg_q15(a12) - RNN2C_Q15_ONE) * (int32_t)a->alpha_q15,
+                                  30 - (int)a->frac);
+    case RNN2C_DX_SILU: /* max(x, 0) - |x| sigmoid(-|x|); sigmoid(-a) ~ exp(-a) from a = 8 */
+        return (xs > 0 ? xs : 0) -
+               rnn2c_rshift_round((xs < 0 ? -xs : xs) * (a12 < RNN2C_Q15_ONE
+                                                             ? rnn2c_sigmoid_q15(-a12)
+                                                             : rnn2c_exp_neg_q15(a12)),
+                                  15);
+    case RNN2C_DX_GELU: /* max(x, 0) - |x| Phi(-|x|), 2 Phi(-a) = 1 - erf(a / sqrt 2), 0 where
+                         * the table reaches 32767 */
+        return (xs > 0 ? xs : 0) -
+               rnn2c_rshift_round((xs < 0 ? -xs : xs) *
+                                      (a12 < ((int32_t)RNN2C_PHI_CLAMP << RNN2C_PHI_STEP_BITS)
+                                           ? RNN2C_Q15_ONE - rnn2c_erf_q15(a12)
+                                           : 0),
+                                  16);
+    default: /* RNN2C_DX_SOFTPLUS */
+        return (xs > 0 ? xs : 0) +
+               rnn2c_rshift_round(rnn2c_softplus_tail_q15(a12), 15 - (int)a->frac);
+    }
+}
+
+/* y = f(W v + b) as int8; acc: `units` int32 scratch. */
+RNN2C_INLINE void rnn2c_dense_x_s8(const rnn2c_dense_t *p, const rnn2c_dense_act_t *a,
+                                   const int16_t *vec, int32_t *acc, int8_t *y)
+{
+    const uint16_t n = p->units;
+    const int8_t *w = p->weight;
+    uint32_t i;
+    uint32_t k;
+    for (i = 0; i < n; i += 4) {
+        const uint32_t rows = n - i < 4 ? n - i : 4;
+        for (k = 0; k < rows; ++k) {
+            acc[i + k] = rnn2c_bias(p->bias, i + k);
+        }
+        w = rnn2c_mac_rows(w, vec, p->x_groups, rows, acc + i);
+        for (k = 0; k < rows; ++k) {
+            const int32_t f = rnn2c_dense_act(rnn2c_rq(acc[i + k], p->rq + i + k), a);
+            y[i + k] = rnn2c_sat_s8(rnn2c_rq(f, &a->out) + p->output_zero_point);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- LayerNormalization */
+/* z = (x - mean) / sqrt(var + epsilon) over the n features of a step, integer only (gamma and
+ * beta are folded into the next layer's weights). export/layers/layer_norm.py mirrors it. */
+
+typedef struct {
+    uint16_t n;         /* features */
+    int16_t zero_point; /* of the input */
+    int32_t c;          /* round(sqrt(n) 2^frac) */
+    int16_t eps_m;      /* epsilon n^3 / scale^2 = eps_m 2^eps_e */
+    int8_t eps_e;
+    int8_t k_min;       /* the smallest shift of e that keeps the epsilon term <= 2^30 */
+    uint8_t frac;       /* fractional bits of the int16 output */
+} rnn2c_lnorm_t;
+
+/* floor(sqrt(t)) for 0 <= t < 2^31, bit by bit. */
+RNN2C_INLINE int32_t rnn2c_isqrt(int32_t t)
+{
+    uint32_t x = (uint32_t)t;
+    uint32_t r = 0;
+    uint32_t bit = (uint32_t)1 << 30;
+    while (bit > x) {
+        bit >>= 2;
+    }
+    while (bit != 0) {
+        if (x >= r + bit) {
+            x -= r + bit;
+            r = (r >> 1) + bit;
+        } else {
+            r >>= 1;
+        }
+        bit >>= 2;
+    }
+    return (int32_t)r;
+}
+
+/* e[0 .. n) holds d = x - zero_point; y gets z with frac fractional bits. */
+RNN2C_INLINE void rnn2c_lnorm_core(const rnn2c_lnorm_t *p, int32_t *e, int16_t *y)
+{
+    const int32_t n = (int32_t)p->n;
+    const uint32_t room = ((uint32_t)1 << 30) / (uint32_t)n;
+    int32_t sum = 0;
+    int32_t m = 0;
+    int32_t t = 0;
+    int32_t r;
+    int sh;
+    int k = p->k_min;
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        sum += e[i];
+    }
+    for (i = 0; i < n; ++i) {
+        e[i] = n * e[i] - sum; /* n (d - mean), |.| < 2^30 */
+        m = e[i] > m ? e[i] : (-e[i] > m ? -e[i] : m);
+    }
+    for (;;) { /* the smallest k >= k_min with n ((m shifted right by k) + 1)^2 < 2^30 */
+        uint32_t u;
+        if (k < 0) {
+            u = m >= ((int32_t)32768 >> -k) ? 32769u : ((uint32_t)m << -k) + 1u;
+        } else {
+            u = ((uint32_t)m >> k) + 1u;
+        }
+        if (u <= 32768u && u * u < room) {
+            break;
+        }
+        ++k;
+    }
+    for (i = 0; i < n; ++i) { /* e' and S = sum e'^2 < 2^30 */
+        e[i] = k > 0 ? rnn2c_rshift_round(e[i], k) : e[i] * ((int32_t)1 << -k);
+        t += e[i] * e[i];
+    }
+    sh = (int)p->eps_e - 2 * k; /* <= 15 by k_min: the epsilon term is at most 2^30 */
+    t += sh >= 0 ? (int32_t)p->eps_m * ((int32_t)1 << sh) : (int32_t)p->eps_m >> (-sh < 16 ? -sh : 16);
+    r = rnn2c_isqrt(t);
+    for (i = 0; i < n; ++i) {
+        const int32_t num = e[i] * p->c; /* |.| < 2^27 */
+        const int32_t a = num < 0 ? -num : num;
+        const int32_t q = r > 0 ? (2 * a + r) / (2 * r) : 0;
+        y[i] = (int16_t)rnn2c_sat_s16(num < 0 ? -q : q);
+    }
+}
+
+RNN2C_INLINE void rnn2c_lnorm_s8(const rnn2c_lnorm_t *p, const int8_t *x, int16_t *y,
+                                 int32_t *scratch)
+{
+    uint32_t i;
+    for (i = 0; i < p->n; ++i) {
+        scratch[i] = (int32_t)x[i] - p->zero_point;
+    }
+    rnn2c_lnorm_core(p, scratch, y);
+}
+
+RNN2C_INLINE void rnn2c_lnorm_s16(const rnn2c_lnorm_t *p, const int16_t *x, int16_t *y,
+                                  int32_t *scratch)
+{
+    uint32_t i;
+    for (i = 0; i < p->n; ++i) {
+        scratch[i] = (int32_t)x[i] - p->zero_point;
+    }
+    rnn2c_lnorm_core(p, scratch, y);
+}
 
 #endif /* RNN2C_RUNTIME_H */

@@ -83,6 +83,11 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"  whole-sequence model: {args.name}_run over up to {res.qmodel.max_length} steps "
             "(no streaming step)"
         )
+    elif res.qmodel.decimates:
+        print(
+            f"  strided Conv1D / pooling: {args.name}_step returns 1 when its output is new, "
+            "0 when it is the held one"
+        )
     if res.qmodel.vocab is not None:
         entries = ("run_tokens",) if res.qmodel.whole_sequence else ("step_token", "run_tokens")
         names = " / ".join(f"{args.name}_{e}" for e in entries)

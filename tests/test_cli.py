@@ -141,7 +141,7 @@ def test_verify_fails_on_impossible_threshold(
             "conv",
             "calib",
             [],
-            "layer 'conv1d' (Conv1D): layer type Conv1D is not supported; supported:",
+            "a Conv1D with padding 'valid' or 'same', so its C runs whole sequences",
         ),
         ("corrupt", "calib", [], "is not a valid .keras file"),
         ("missing", "calib", [], "does not exist"),

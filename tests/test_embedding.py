@@ -24,7 +24,7 @@ from test_generated_c import COMPILERS, STRICT
 from rnn2c.cli import main
 from rnn2c.emulator import load_model
 from rnn2c.emulator.verify import float_outputs
-from rnn2c.export import export_model, serialize
+from rnn2c.export import ExportError, export_model, serialize
 from rnn2c.export.api import read_any
 from rnn2c.export.quantize import observe_model
 from rnn2c.export.reference import last_step, run_int
@@ -358,3 +358,13 @@ def test_token_model_exports_only_its_entry_points(token_exports) -> None:  # no
         "tok_run_tokens"
     }
     assert symbols["tokbi"] == {"tokbi_reset", "tokbi_run", "tokbi_run_tokens"} | tables
+
+
+def test_embedding_before_conv1d_is_refused(tmp_path) -> None:  # noqa: ANN001
+    inp = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(10, 4)(inp)
+    x = keras.layers.Conv1D(4, 3, padding="causal")(x)
+    model = keras.Model(inp, keras.layers.GRU(3)(x))
+    with pytest.raises(ExportError, match="an Embedding before Conv1D or pooling layers"):
+        export_model(model, np.ones((4, 6), np.int32), tmp_path / "c")
+    assert not (tmp_path / "c").exists()

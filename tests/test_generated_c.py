@@ -196,12 +196,25 @@ int main(void) {
         assert names.count("rnn2c_tanh_table") == 1 and names.count("rnn2c_exp_table") == 1
 
 
-#: host builds of every kernel path: portable C, AVX2 (no AVX-512), and whatever the machine has
+#: host builds of every kernel path: portable C, AVX2 (no AVX-512), AVX-512 without VNNI, and
+#: whatever the machine has (AVX-512 VNNI here)
 HOST_PATHS = {
     "portable": ("-mno-avx2",),
     "avx2": ("-mavx2", "-mno-avx512f"),
+    "avx512": ("-march=x86-64-v4", "-mno-avx512vnni", "-O3"),
     "native": ("-march=native", "-O3"),
 }
+
+
+def _host_runs(path: str) -> None:
+    """Skip a host path whose instructions this CPU lacks (AVX-512 on an AVX2-only machine)."""
+    if path == "avx512":
+        try:
+            flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            flags = ""
+        if not all(f in flags for f in ("avx512f", "avx512bw", "avx512vl")):
+            pytest.skip("this CPU has no AVX-512")
 
 
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 kernel paths")
@@ -214,6 +227,7 @@ def test_every_host_kernel_path_is_bit_exact(exported: Path, path: str, model: s
     from rnn2c.export.reference import run_int  # noqa: PLC0415
     from rnn2c.export.serialize import load  # noqa: PLC0415
 
+    _host_runs(path)
     folder, name = model.split("/")
     q = load(exported / folder / f"{name}_qmodel.npz")
     rng = np.random.default_rng(3)
@@ -225,7 +239,7 @@ def test_every_host_kernel_path_is_bit_exact(exported: Path, path: str, model: s
 
 @pytest.fixture(scope="module")
 def wide(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Layers of 8 units and more (the x86 path's blocks of 8 units plus a scalar tail), int8 and
+    """Layers of 8 units and more (full and partial blocks of the x86 layout), int8 and
     int16 states, LSTM cells with more and fewer than 12 fraction bits, every Dense head."""
     d = tmp_path_factory.mktemp("wide")
     keras.utils.set_random_seed(11)
@@ -269,6 +283,7 @@ def test_wide_layers_every_host_kernel_path_is_bit_exact(wide: Path, path: str, 
     from rnn2c.export.reference import run_int  # noqa: PLC0415
     from rnn2c.export.serialize import load  # noqa: PLC0415
 
+    _host_runs(path)
     folder, name = model.split("/")
     q = load(wide / folder / f"{name}_qmodel.npz")
     rng = np.random.default_rng(8)
@@ -280,11 +295,57 @@ def test_wide_layers_every_host_kernel_path_is_bit_exact(wide: Path, path: str, 
     assert np.array_equal(compiled.run(x, None), run_int(q, x))
 
 
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 kernel paths")
+@pytest.mark.parametrize("seed", range(6))
+def test_random_recurrent_configs_every_host_kernel_path_is_bit_exact(
+    tmp_path: Path, seed: int
+) -> None:
+    """Property style: a random GRU or LSTM stack (1 to 40 units, so full and partial blocks of
+    the x86 layout's 16 and 8 lanes, 1 to 13 inputs, int8 or int16 states, per-tensor or
+    per-feature input, a random Dense head) gives the integer reference's outputs on every step
+    in every host kernel path."""
+    from rnn2c.emulator.build import DEFAULT_FLAGS, load_model  # noqa: PLC0415
+    from rnn2c.export.reference import run_int  # noqa: PLC0415
+    from rnn2c.export.serialize import load  # noqa: PLC0415
+
+    rng = np.random.default_rng(100 + seed)
+    keras.utils.set_random_seed(100 + seed)
+    features = int(rng.integers(1, 14))
+    layers: list[keras.layers.Layer] = [keras.Input((None, features))]
+    for depth in range(int(rng.integers(1, 3))):
+        units = int(rng.integers(1, 41))
+        last = depth == 1
+        if rng.random() < 0.5:
+            layers.append(keras.layers.GRU(units, return_sequences=not last))
+        else:
+            layers.append(keras.layers.LSTM(units, return_sequences=not last))
+    head = str(rng.choice(["softmax", "sigmoid", "tanh", "relu", "linear"]))
+    layers.append(keras.layers.Dense(int(rng.integers(1, 9)), activation=head))
+    model = keras.Sequential(layers)
+    scale = np.exp(rng.normal(size=features) * 2.0)
+    calib = (rng.normal(size=(8, 20, features)) * scale).astype(np.float32)
+    activations = str(rng.choice(["int8", "int16"]))
+    input_quant = str(rng.choice(["per-tensor", "per-feature"]))
+    export_model(model, calib, tmp_path, name="r", activations=activations, input_quant=input_quant)
+    q = load(tmp_path / "r_qmodel.npz")
+    x = rng.integers(-128, 128, size=(6, 30, q.input_size)).astype(np.int8)
+    x[0], x[1] = -128, 127
+    want = run_int(q, x)
+    for path in sorted(HOST_PATHS):
+        if path == "avx512":
+            try:
+                _host_runs(path)
+            except pytest.skip.Exception:
+                continue
+        compiled = load_model(tmp_path, "r", flags=(*DEFAULT_FLAGS, *HOST_PATHS[path]))
+        assert np.array_equal(compiled.run(x, None), want), (path, model.layers)
+
+
 @pytest.mark.skipif(not COMPILERS, reason="no C compiler")
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 kernel paths")
 @pytest.mark.parametrize("cc", COMPILERS)
 @pytest.mark.parametrize("opt", ["-O0", "-O2", "-Os"])
-@pytest.mark.parametrize("path", ["avx2", "native"])
+@pytest.mark.parametrize("path", ["avx2", "avx512", "native"])
 def test_x86_paths_compile_warning_free(wide: Path, cc: str, opt: str, path: str) -> None:
     flags = [f for f in HOST_PATHS[path] if not f.startswith("-O")]
     for model in ("a/wa", "h/wh"):

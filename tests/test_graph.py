@@ -230,8 +230,10 @@ def test_refusals(tmp_path) -> None:  # noqa: ANN001
     _refused(keras.Model(inp, x), "rnn2c multiplies two", tmp_path)
     x = keras.layers.Concatenate(axis=1)([a, c])
     _refused(keras.Model(inp, x), "axis=1 is not supported", tmp_path)
-    x = keras.layers.Add()([a, keras.layers.Conv1D(4, 1)(inp)])
-    _refused(keras.Model(inp, x), "layer type Conv1D is not supported", tmp_path)
+    x = keras.layers.Add()([a, keras.layers.Conv1D(4, 1, padding="causal")(inp)])
+    _refused(keras.Model(inp, x), "Conv1D in a graph of branches is not supported", tmp_path)
+    x = keras.layers.Add()([a, keras.layers.Conv2D(4, 1)(keras.layers.Reshape((6, 3, 1))(inp))])
+    _refused(keras.Model(inp, x), "is not supported; supported:", tmp_path)
 
 
 @pytest.mark.parametrize("residual", [True, False])

@@ -56,8 +56,8 @@ def test_time_distributed_dense_per_step(tmp_path) -> None:  # noqa: ANN001
             "only right after a linear Dense",
         ),
         (
-            lambda: [keras.layers.GRU(4), keras.layers.Dense(2), keras.layers.Activation("gelu")],
-            "'gelu' is not supported",
+            lambda: [keras.layers.GRU(4), keras.layers.Dense(2), keras.layers.Activation("selu")],
+            "'selu' is not supported",
         ),
         (
             lambda: [keras.layers.GRU(4), keras.layers.Dense(2), keras.layers.ReLU(max_value=6.0)],

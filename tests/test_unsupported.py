@@ -34,27 +34,43 @@ CASES = [
     ),
     (
         lambda: _seq(keras.layers.Bidirectional(keras.layers.GRU(4, activation="relu"))),
-        "(GRU): activation='relu' is not supported",
+        "(Bidirectional): a recurrent layer with activation='relu' is not supported in "
+        "Bidirectional",
     ),
     (
-        lambda: _seq(keras.layers.GRU(4, activation="relu")),
-        "activation='relu' is not supported; only activation='tanh'",
+        lambda: _seq(keras.layers.SimpleRNN(4, activation="relu", go_backwards=True)),
+        "go_backwards=True): a recurrent layer with activation='relu' is not supported",
     ),
     (
-        lambda: _seq(keras.layers.LSTM(4, recurrent_activation="hard_sigmoid")),
-        "recurrent_activation='hard_sigmoid' is not supported",
+        lambda: _seq(keras.layers.GRU(4, activation="selu")),
+        "activation='selu' is not supported; supported: tanh, relu",
     ),
     (
-        lambda: _seq(keras.layers.SimpleRNN(4, activation="relu")),
-        "(SimpleRNN): activation='relu' is not supported",
+        lambda: _seq(keras.layers.LSTM(4, recurrent_activation="softsign")),
+        "recurrent_activation='softsign' is not supported; supported: sigmoid, hard_sigmoid, "
+        "linear",
     ),
     (
-        lambda: _seq(keras.layers.GRU(4), keras.layers.Dense(3, activation="elu")),
-        "activation 'elu' is not supported; supported: linear, relu, sigmoid, tanh, softmax",
+        lambda: _seq(keras.layers.SimpleRNN(4, activation="sigmoid")),
+        "(SimpleRNN): activation='sigmoid' is not supported",
+    ),
+    (
+        lambda: _seq(keras.layers.GRU(4), keras.layers.Dense(3, activation="selu")),
+        "activation 'selu' is not supported; supported: linear, relu, sigmoid, tanh, softmax, "
+        "leaky_relu, elu, silu, gelu, softplus",
+    ),
+    (
+        lambda: _seq(keras.layers.GRU(4), keras.layers.Dense(3), keras.layers.ELU(alpha=2.0)),
+        "(ELU): a slope of 2 is not supported; use 0 to 1",
+    ),
+    (
+        lambda: _seq(keras.layers.GRU(4), keras.layers.BatchNormalization()),
+        "no weight layer follows it to fold it into",
     ),
     (
         lambda: _seq(keras.layers.Conv1D(4, 3), keras.layers.GRU(4)),
-        "layer type Conv1D is not supported",
+        "or a Conv1D with padding 'valid' or 'same', so its C runs whole sequences through "
+        "<name>_run with buffers in the state; give --max-length N",
     ),
     (
         lambda: _seq(keras.layers.Bidirectional(keras.layers.GRU(4), merge_mode=None)),
@@ -73,6 +89,31 @@ CASES = [
         "layer type Flatten is not supported",
     ),
     (lambda: _seq(keras.layers.Dense(3)), "has no recurrent layer"),
+    (
+        lambda: _seq(keras.layers.MaxPooling1D(2, padding="same"), keras.layers.GRU(4)),
+        "(MaxPooling1D): padding='same' is not supported (a streaming model has no inputs after "
+        "the current step to pad with); use padding='valid'",
+    ),
+    (
+        lambda: _seq(keras.layers.Conv1D(3, 3, padding="causal", groups=3), keras.layers.GRU(4)),
+        "(Conv1D): groups=3 is not supported; use groups=1",
+    ),
+    (
+        lambda: _seq(
+            keras.layers.GRU(4, return_sequences=True),
+            keras.layers.GlobalMaxPooling1D(keepdims=True),
+        ),
+        "keepdims=True is not supported; use keepdims=False",
+    ),
+    (
+        lambda: _seq(
+            keras.layers.Normalization(mean=1.0, variance=4.0),
+            keras.layers.Conv1D(4, 3, padding="causal"),
+            keras.layers.GRU(4),
+        ),
+        "an input offset right before a Conv1D (a Normalization, or an input feature "
+        "constant over the calibration set) is not supported",
+    ),
     (_two_inputs, "has 2 inputs and 1 outputs"),
     (_branch, "a whole-sequence layer (Bidirectional) in a graph of branches is not supported"),
 ]

@@ -8,9 +8,28 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from rnn2c.export.layers import bidirectional, dense, gru, lstm, merge, simple_rnn
+from rnn2c.export.layers import (
+    bidirectional,
+    conv1d,
+    dense,
+    gru,
+    layer_norm,
+    lstm,
+    merge,
+    pooling,
+    simple_rnn,
+)
 
-LAYER_MODULES: tuple[ModuleType, ...] = (gru, lstm, simple_rnn, dense, bidirectional)
+LAYER_MODULES: tuple[ModuleType, ...] = (
+    gru,
+    lstm,
+    simple_rnn,
+    dense,
+    layer_norm,
+    bidirectional,
+    conv1d,
+    pooling,
+)
 
 #: Keras class name -> module with read(keras_layer, input_size)
 READERS: dict[str, ModuleType] = {cls: m for m in LAYER_MODULES for cls in m.KERAS_CLASSES}
@@ -25,6 +44,12 @@ QUANT_CLASSES = {
         dense.QuantDense,
         bidirectional.QuantSequence,
         merge.QuantMerge,
+        layer_norm.QuantLayerNorm,
+        conv1d.QuantConv1D,
+        pooling.QuantPool,
+        pooling.QuantGlobalPool,
     )
 }
 RECURRENT_KINDS = ("gru", "lstm", "rnn", "bidir")  # bidir: Bidirectional or go_backwards
+#: layers over time that are not recurrent: a causal Conv1D and pooling (windowed, global)
+TIME_KINDS = ("conv1d", "pool1d", "gpool1d")

@@ -272,7 +272,7 @@ def read(layer: Any, input_size: int) -> SequenceLayer:
             raise ExportError(
                 f"{where}: Bidirectional({cls}) is not supported; wrap GRU, LSTM or SimpleRNN"
             )
-        cells.append(READERS[cls].read(sub, input_size))
+        cells.append(_no_relu(READERS[cls].read(sub, input_size), where))
     fw, bw = cells
     if fw.units != bw.units:
         raise ExportError(
@@ -289,11 +289,23 @@ def read(layer: Any, input_size: int) -> SequenceLayer:
     )
 
 
+def _no_relu(cell: FloatLayer, where: str) -> FloatLayer:
+    """A relu cell's state has a calibrated range (2^k, not 1), which the fixed merge and output
+    scales of a whole-sequence layer do not follow yet: refuse it."""
+    if getattr(cell, "cell_act", "tanh") == "relu":
+        raise ExportError(
+            f"{where}: a recurrent layer with activation='relu' is not supported in Bidirectional "
+            "or with go_backwards=True; use activation='tanh' (the default) there"
+        )
+    return cell
+
+
 def wrap_go_backwards(layer: Any, ir_layer: FloatLayer) -> FloatLayer:
     """A plain recurrent layer with go_backwards=True becomes a whole-sequence layer that runs
     its cell from the last step to the first (outputs in that order, as Keras gives them)."""
     if not layer.get_config().get("go_backwards"):
         return ir_layer
+    _no_relu(ir_layer, f"layer '{layer.name}' ({type(layer).__name__}, go_backwards=True)")
     return SequenceLayer(
         name=ir_layer.name,
         input_size=ir_layer.input_size,
@@ -325,6 +337,8 @@ def run_layers(
             obs.prefix = f"{i}."
         if isinstance(layer, _Sequence):
             h = layer.run_sequence(h, cur, obs)
+        elif hasattr(layer, "over_time"):  # Conv1D, pooling: the rows per sequence change
+            h, cur = layer.over_time(h, cur, obs)
         else:
             h = over_sequence(layer, h, cur, obs)
         if obs is not None:
@@ -339,7 +353,7 @@ def run_layers(
         h = fx.q15_to_state(h)
     if h.dtype != np.float64 and not np.issubdtype(h.dtype, np.floating):
         h = h.astype(np.int64)
-    real = np.arange(t)[None, :] < lens[:, None]
+    real = np.arange(t)[None, :] < cur[:, None]
     if seq:
         return np.where(real[:, :, None], h, 0)
     out = np.zeros((n, t, h.shape[-1]), dtype=h.dtype)

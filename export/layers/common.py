@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,6 +29,25 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+#: the recurrent activations the integer kernels implement (the first is Keras' default);
+#: other than the defaults, they run the runtime's "activation variants" kernels
+FLOAT_GATES = {
+    "sigmoid": sigmoid,
+    "hard_sigmoid": lambda x: np.clip(x / 6.0 + 0.5, 0.0, 1.0),  # Keras 3: relu6(x + 3) / 6
+    "linear": lambda x: x,
+}
+FLOAT_CELLS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0)}
+MAX_STATE_SHIFT = 8  # a relu state covers at most [0, 256)
+
+
+def relu_state_shift(values: np.ndarray) -> int:
+    """The power of two a relu state's range needs: max |h| < 2^k, 0 <= k <= MAX_STATE_SHIFT."""
+    peak = float(np.abs(np.asarray(values, dtype=np.float64)).max(initial=0.0))
+    if peak < 1.0:
+        return 0
+    return min(MAX_STATE_SHIFT, int(np.floor(np.log2(peak))) + 1)
+
+
 @dataclass
 class RecurrentFloat(FloatLayer):
     """A float recurrent layer: G gates of U units over the input and the hidden state."""
@@ -39,6 +58,23 @@ class RecurrentFloat(FloatLayer):
     kernel: np.ndarray  # [F, G*U]
     recurrent_kernel: np.ndarray  # [U, G*U]
     bias: np.ndarray  # [G*U], input side
+    gate_act: str = field(default="sigmoid", kw_only=True)  # recurrent_activation
+    cell_act: str = field(default="tanh", kw_only=True)  # activation
+
+    def gate(self, x: np.ndarray) -> np.ndarray:
+        return FLOAT_GATES[self.gate_act](x)
+
+    def state_shift(self, obs: Any) -> int:
+        """k for a relu state quantized over [-2^k, 2^k): the smallest k >= 0 that covers the
+        calibrated state (at most MAX_STATE_SHIFT); 0 for tanh. relu is positively homogeneous,
+        so dividing the candidate rows by 2^k gives the state divided by 2^k with the same
+        integer kernels: only the state's scale changes."""
+        if self.cell_act != "relu":
+            return 0
+        return relu_state_shift(obs.get("state"))
+
+    def cell(self, x: np.ndarray) -> np.ndarray:
+        return FLOAT_CELLS[self.cell_act](x)
 
     @property
     def output_size(self) -> int:
@@ -60,6 +96,7 @@ class RecurrentFloat(FloatLayer):
         bias: np.ndarray,
         fused: np.ndarray,
         limits: np.ndarray | int = LIMIT_Q12,
+        state_shift: int = 0,
     ) -> dict[str, Any]:
         """The keyword arguments every quantized recurrent layer takes.
 
@@ -70,7 +107,8 @@ class RecurrentFloat(FloatLayer):
         rows, the two sides get comparable int8 resolution.
         """
         where = f"layer '{self.name}' ({self.label})"
-        state_q = state_quant(state_bits)
+        base = state_quant(state_bits)  # a relu state: 2^state_shift times the range
+        state_q = ActQuant(base.scale * 2.0**state_shift, 0, state_bits)
         f, u = self.input_size, self.units
         last = None
         for kx, kh in balancing_shifts(
@@ -104,6 +142,8 @@ class RecurrentFloat(FloatLayer):
                 "x_shift": kx,
                 "h_shift": kh,
                 "fc": fc,
+                "gate_act": self.gate_act,
+                "cell_act": self.cell_act,
             }
         assert last is not None
         raise last
@@ -181,6 +221,16 @@ class RecurrentQuant(PackedMatrix, QuantLayer):
     x_shift: int = 0  # the input enters the vector shifted left by this (int16: right by -this)
     h_shift: int = 0  # the state likewise
     fc: QuantFC = None  # type: ignore[assignment]
+    gate_act: str = "sigmoid"  # recurrent_activation (fixedpoint.GATE_CODES)
+    cell_act: str = "tanh"  # activation (fixedpoint.CELL_CODES)
+
+    @property
+    def acts(self) -> tuple[int, int] | None:
+        """(RNN2C_GATE_*, RNN2C_CELL_*) for the runtime's variant kernels; None for the
+        default activations (the layer's own kernels)."""
+        if self.gate_act == "sigmoid" and self.cell_act == "tanh":
+            return None
+        return fx.GATE_CODES[self.gate_act], fx.CELL_CODES[self.cell_act]
 
     @property
     def output_size(self) -> int:
@@ -235,23 +285,25 @@ def unit_blocks(rows_of_unit: list[list[int]], begin: int, end: int, per_pass: i
     return out
 
 
-def check_recurrent_config(layer: Any, kind: str, activations: dict[str, str]) -> None:
-    """Refuse the recurrent-layer options the integer kernels do not implement."""
+def check_recurrent_config(layer: Any, kind: str, keys: tuple[str, ...]) -> dict[str, str]:
+    """Refuse the recurrent-layer options the integer kernels do not implement; returns the
+    activation names, {"gate_act": ..., "cell_act": ...} for the keys given."""
     cfg = layer.get_config()
     where = f"layer '{layer.name}' ({kind})"
-    for key, want in activations.items():
+    found = {}
+    for key in keys:
+        allowed = FLOAT_CELLS if key == "activation" else FLOAT_GATES
         got = cfg.get(key)
         got_name = got if isinstance(got, str) else getattr(got, "__name__", str(got))
-        if got_name != want:
+        if got_name not in allowed:
             raise ExportError(
-                f"{where}: {key}={got_name!r} is not supported; only {key}={want!r} (the default)"
+                f"{where}: {key}={got_name!r} is not supported; supported: {', '.join(allowed)}"
             )
-    for key, label in (  # go_backwards: keras_reader wraps the layer (layers/bidirectional.py)
-        ("stateful", "stateful=True"),
-        ("return_state", "return_state=True"),
-    ):
-        if cfg.get(key):
-            raise ExportError(f"{where}: {label} is not supported; use the default (False)")
+        found["cell_act" if key == "activation" else "gate_act"] = got_name
+    # stateful=True is the C's own form (state kept between step calls until reset), a
+    # return_state=True layer is read for its main output (the reader refuses a used state), and
+    # go_backwards=True is wrapped by keras_reader (layers/bidirectional.py)
+    return found
 
 
 def recurrent_weights(layer: Any, gates: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -7,6 +7,7 @@ through Q3.12 and the runtime's tables to fixed output scales (1/256 zp -128, 1/
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -27,12 +28,21 @@ from rnn2c.export.quantize import (
 )
 
 KERAS_CLASSES = ("Dense",)
-ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
+#: the last five run rnn2c_dense_x_s8 (the runtime's "activation variants"): the rows are
+#: requantized to an int16 pre-activation with `frac` fractional bits from calibration, f is
+#: computed in that format and requantized to a calibrated int8 output range
+X_ACTIVATIONS = tuple(fx.DENSE_X_CODES)
+ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", *X_ACTIVATIONS)
+#: Keras names for the same function
+ALIASES = {"swish": "silu"}
+#: the slope a Keras activation string implies (keras.activations defaults)
+DEFAULT_ALPHA = {"leaky_relu": 0.2, "elu": 1.0}
 #: values of the RNN2C_ACT_* enum in rnn2c_runtime.h
 ACTIVATION_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
 #: the magnitude of the requantized result from which the output saturates: Q3.12 tables
 #: saturate at +-8.0; softmax sees logit differences up to 16.0; int8 outputs at +-256 units
 LIMITS = {"sigmoid": LIMIT_Q12, "tanh": LIMIT_Q12, "softmax": 1 << 17, "linear": 256, "relu": 256}
+LIMITS.update(dict.fromkeys(X_ACTIVATIONS, LIMIT_Q12))  # the int16 pre-activation saturates
 ROWS_PER_PASS = 4
 FIXED_OUTPUT = {
     "sigmoid": ActQuant(1.0 / 256.0, -128),
@@ -48,6 +58,7 @@ class DenseLayer(FloatLayer):
     kernel: np.ndarray  # [in, out]
     bias: np.ndarray  # [out]
     activation: str
+    alpha: float = 0.0  # leaky_relu / elu slope
 
     @property
     def output_size(self) -> int:
@@ -59,7 +70,11 @@ class DenseLayer(FloatLayer):
 
     def step(self, state, x, obs=None):  # noqa: ANN001
         y = x @ self.kernel + self.bias
-        if self.activation == "relu":
+        if obs is not None and self.activation in X_ACTIVATIONS:
+            obs.observe("pre", y)
+        if self.activation in X_ACTIVATIONS:
+            y = float_activation(y, self.activation, self.alpha)
+        elif self.activation == "relu":
             y = np.maximum(y, 0.0)
         elif self.activation == "sigmoid":
             y = sigmoid(y)
@@ -74,8 +89,24 @@ class DenseLayer(FloatLayer):
 
     def quantize(self, input_q: ActQuant, obs, method: str, state_bits: int = 8) -> QuantDense:  # noqa: ANN001
         where = f"layer '{self.name}' (Dense)"
+        extra = {}
         if self.activation in FIXED_OUTPUT:
             out_q, fc_scale = FIXED_OUTPUT[self.activation], 1.0 / fx.Q12_ONE
+        elif self.activation in X_ACTIVATIONS:
+            out_q = act_quant_from_range(*choose_range(obs.get("output"), method))
+            lo, hi = choose_range(obs.get("pre"), method)
+            peak = max(abs(lo), abs(hi), 1e-6)  # the int16 pre-activation covers +-peak
+            frac = int(min(12, max(0, 15 - math.ceil(math.log2(peak * 1.0001)))))
+            fc_scale = 2.0**-frac
+            try:
+                m, s1, s2 = fx.rq_params(fc_scale / out_q.scale, 256)
+            except ValueError as e:
+                raise ExportError(f"{where}: output requantization: {e}") from None
+            extra = {
+                "frac": frac,
+                "alpha_q15": round(self.alpha * fx.Q15_ONE),
+                "out_rq": [m, s1, s2],
+            }
         else:
             out_q = act_quant_from_range(*choose_range(obs.get("output"), method))
             fc_scale = out_q.scale
@@ -96,13 +127,33 @@ class DenseLayer(FloatLayer):
             units=self.units,
             activation=self.activation,
             fc=fc,
+            **extra,
         )
+
+
+def float_activation(y: np.ndarray, act: str, alpha: float) -> np.ndarray:
+    """Keras' float leaky_relu, elu, silu, gelu (exact, erf) and softplus."""
+    if act == "leaky_relu":
+        return np.where(y >= 0, y, alpha * y)
+    if act == "elu":
+        return np.where(y > 0, y, alpha * np.expm1(np.minimum(y, 0.0)))
+    if act == "silu":
+        return y * 0.5 * (1.0 + np.tanh(0.5 * y))  # y sigmoid(y), without overflow
+    if act == "gelu":
+        return 0.5 * y * (1.0 + _erf(y / math.sqrt(2.0)))
+    if act == "softplus":
+        return np.logaddexp(0.0, y)
+    raise ValueError(f"unknown activation {act}")
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
 def read(layer, input_size: int) -> DenseLayer:  # noqa: ANN001
     cfg = layer.get_config()
     act = cfg.get("activation")
     act = act if isinstance(act, str) else getattr(act, "__name__", str(act))
+    act = ALIASES.get(act, act)
     if act not in ACTIVATIONS:
         raise ExportError(
             f"layer '{layer.name}' (Dense): activation {act!r} is not supported; "
@@ -117,6 +168,7 @@ def read(layer, input_size: int) -> DenseLayer:  # noqa: ANN001
         kernel=weights[0],
         bias=weights[1] if len(weights) > 1 else np.zeros(units),
         activation=act,
+        alpha=DEFAULT_ALPHA.get(act, 0.0),
     )
 
 
@@ -127,6 +179,14 @@ class QuantDense(PackedMatrix, QuantLayer):
     units: int = 0
     activation: str = "linear"
     fc: QuantFC = None  # type: ignore[assignment]
+    frac: int = 12  # X_ACTIVATIONS: fractional bits of the int16 pre-activation
+    alpha_q15: int = 0  # X_ACTIVATIONS: leaky_relu / elu slope in Q0.15
+    out_rq: list[int] | None = None  # X_ACTIVATIONS: f(x) -> output (multiplier, shifts)
+
+    @property
+    def x_act(self) -> int | None:
+        """RNN2C_DX_* for rnn2c_dense_x_s8, None for the activations of rnn2c_dense_s8."""
+        return fx.DENSE_X_CODES.get(self.activation)
 
     @property
     def output_size(self) -> int:
@@ -138,7 +198,7 @@ class QuantDense(PackedMatrix, QuantLayer):
 
     @property
     def activation_code(self) -> int:
-        return ACTIVATION_CODES[self.activation]
+        return ACTIVATION_CODES.get(self.activation, 0)
 
     x_shift: ClassVar[int] = 0  # the input enters the vector unshifted
 
@@ -162,6 +222,9 @@ class QuantDense(PackedMatrix, QuantLayer):
     def step(self, state, x):  # noqa: ANN001
         acc = self.fc.matvec(x)
         zp = self.output_q.zero_point
+        if self.out_rq is not None:
+            f = fx.dense_act(acc, self.activation, self.frac, self.alpha_q15)
+            return fx.sat(fx.requant(f, *self.out_rq) + zp, 8)
         if self.activation == "softmax":
             return fx.softmax_q8(acc)
         if self.activation == "sigmoid":

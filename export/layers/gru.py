@@ -19,7 +19,6 @@ from rnn2c.export.layers.common import (
     RecurrentQuant,
     check_recurrent_config,
     recurrent_weights,
-    sigmoid,
     unit_blocks,
 )
 from rnn2c.export.quantize import LIMIT_Q12, Block
@@ -43,37 +42,40 @@ class GRULayer(RecurrentFloat):
         u, h = self.units, state["h"]
         gx = x @ self.kernel + self.bias
         gh = h @ self.recurrent_kernel + self.recurrent_bias
-        z = sigmoid(gx[:, :u] + gh[:, :u])
-        r = sigmoid(gx[:, u : 2 * u] + gh[:, u : 2 * u])
+        z = self.gate(gx[:, :u] + gh[:, :u])
+        r = self.gate(gx[:, u : 2 * u] + gh[:, u : 2 * u])
         if self.reset_after:
             rec = r * gh[:, 2 * u :]
         else:
             rec = (r * h) @ self.recurrent_kernel[:, 2 * u :]
-        cand = np.tanh(gx[:, 2 * u :] + rec)
+        cand = self.cell(gx[:, 2 * u :] + rec)
         state["h"] = z * h + (1.0 - z) * cand
         return state["h"]
 
     def quantize(self, input_q: ActQuant, obs, method: str, state_bits: int = 8) -> QuantGRU:  # noqa: ANN001
         u = self.units
-        wx, wh = self.kernel.T, self.recurrent_kernel.T  # [3U, F], [3U, U]
-        b = self.bias + self.recurrent_bias
+        k = self.state_shift(obs)  # relu: the candidate rows give the state / 2^k
+        cand = np.where(np.arange(3 * u) >= 2 * u, 2.0**-k, 1.0)
+        wx, wh = self.kernel.T * cand[:, None], self.recurrent_kernel.T * cand[:, None]
+        b = (self.bias + self.recurrent_bias) * cand
+        b_in, b_rec = self.bias * cand, self.recurrent_bias * cand
         if not self.reset_after:  # rows z | r | candidate (on r * h), every row fused
             fused = np.ones(3 * u, dtype=bool)
-            parts = self.quantized_parts(input_q, state_bits, wx, wh, b, fused)
+            parts = self.quantized_parts(input_q, state_bits, wx, wh, b, fused, state_shift=k)
             return QuantGRU(reset_after=False, **parts)
         # rows z | r | candidate input part | candidate recurrent part (apart: r scales it)
         zeros_x, zeros_h = np.zeros_like(wx[2 * u :]), np.zeros_like(wh[2 * u :])
         wx = np.concatenate([wx, zeros_x])
         wh = np.concatenate([wh[: 2 * u], zeros_h, wh[2 * u :]])
-        b = np.concatenate([b[: 2 * u], self.bias[2 * u :], self.recurrent_bias[2 * u :]])
+        b = np.concatenate([b[: 2 * u], b_in[2 * u :], b_rec[2 * u :]])
         fused = np.arange(4 * u) < 2 * u
         limits = np.repeat([LIMIT_Q12, LIMIT_Q12, CAND_X_LIMIT, CAND_H_LIMIT], u)
-        parts = self.quantized_parts(input_q, state_bits, wx, wh, b, fused, limits)
+        parts = self.quantized_parts(input_q, state_bits, wx, wh, b, fused, limits, k)
         return QuantGRU(reset_after=True, **parts)
 
 
 def read(layer, input_size: int) -> GRULayer:  # noqa: ANN001
-    check_recurrent_config(layer, "GRU", {"activation": "tanh", "recurrent_activation": "sigmoid"})
+    acts = check_recurrent_config(layer, "GRU", ("activation", "recurrent_activation"))
     cfg = layer.get_config()
     units = int(cfg["units"])
     kernel, rec, bias = recurrent_weights(layer, 3)
@@ -93,6 +95,7 @@ def read(layer, input_size: int) -> GRULayer:  # noqa: ANN001
         bias=b_in,
         recurrent_bias=b_rec,
         reset_after=reset_after,
+        **acts,
     )
 
 
@@ -108,7 +111,10 @@ class QuantGRU(RecurrentQuant):
     reset_after: bool = True
 
     def scratch(self) -> tuple[int, int, int]:
-        # reset_after=False keeps z and r * h of every unit until the candidate pass
+        # reset_after=False keeps z and r * h of every unit until the candidate pass (the
+        # variant kernels: 3U int32 words, the states, the results, z and r)
+        if self.acts is not None:
+            return (0 if self.reset_after else 3 * self.units, 0, self.x_cols + self.h_cols)
         extra = 0 if self.reset_after else 2 * self.units
         return (0, 0, self.x_cols + self.h_cols + extra)
 
@@ -133,6 +139,9 @@ class QuantGRU(RecurrentQuant):
     def step(self, state, x):  # noqa: ANN001
         u, h, fc = self.units, state["h"], self.fc
         v = self.vector(x, h)
+        if self.acts is not None:
+            state["h"] = self.narrow(self._step_variant(x, h, v))
+            return state["h"]
         if self.reset_after:
             pre = fc.matvec(v)
             z = fx.sigmoid_q15(pre[:, :u])
@@ -148,3 +157,21 @@ class QuantGRU(RecurrentQuant):
         h_q15 = h * 256 if self.state_bits == 8 else h
         state["h"] = self.narrow(fx.rshift_round(z * h_q15 + (fx.Q15_ONE - z) * cand, 15))
         return state["h"]
+
+    def _step_variant(self, x, h, v):  # noqa: ANN001, ANN202
+        """rnn2c_gru_x_*: other activations, the blend z * (h - cand) + cand (Q0.15)."""
+        u, fc, g = self.units, self.fc, self.gate_act
+        if self.reset_after:
+            pre = fc.matvec(v)
+            z = fx.gate_q15(pre[:, :u], g)
+            r = fx.gate_q15(pre[:, u : 2 * u], g)
+            rec = fx.rshift_round(r * fx.sat17(pre[:, 3 * u :]), 15)
+            cand = fx.cell_q15(pre[:, 2 * u : 3 * u] + rec, self.cell_act)
+        else:
+            pre = fc.matvec(v, slice(0, 2 * u))
+            z = fx.gate_q15(pre[:, :u], g)
+            r = fx.gate_q15(pre[:, u:], g)
+            rh = fx.sat(fx.rshift_round(r * h, 15), self.state_bits)
+            cand = fx.cell_q15(fc.matvec(self.vector(x, rh), slice(2 * u, 3 * u)), self.cell_act)
+        h_q15 = h * 256 if self.state_bits == 8 else h
+        return fx.blend_x_q15(z, h_q15, cand)

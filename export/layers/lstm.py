@@ -19,7 +19,6 @@ from rnn2c.export.layers.common import (
     RecurrentQuant,
     check_recurrent_config,
     recurrent_weights,
-    sigmoid,
     unit_blocks,
 )
 from rnn2c.export.quantize import Block, choose_range
@@ -39,27 +38,32 @@ class LSTMLayer(RecurrentFloat):
     def step(self, state, x, obs=None):  # noqa: ANN001
         u = self.units
         g = x @ self.kernel + state["h"] @ self.recurrent_kernel + self.bias
-        i, f = sigmoid(g[:, :u]), sigmoid(g[:, u : 2 * u])
-        cand, o = np.tanh(g[:, 2 * u : 3 * u]), sigmoid(g[:, 3 * u :])
+        i, f = self.gate(g[:, :u]), self.gate(g[:, u : 2 * u])
+        cand, o = self.cell(g[:, 2 * u : 3 * u]), self.gate(g[:, 3 * u :])
         state["c"] = f * state["c"] + i * cand
-        state["h"] = o * np.tanh(state["c"])
+        state["h"] = o * self.cell(state["c"])
         if obs is not None:
             obs.observe("cell", state["c"])
         return state["h"]
 
     def quantize(self, input_q: ActQuant, obs, method: str, state_bits: int = 8) -> QuantLSTM:  # noqa: ANN001
+        k = self.state_shift(obs)  # relu: the candidate rows give g / 2^k, so c / 2^k, h / 2^k
         lo, hi = choose_range(obs.get("cell"), method)
-        peak = max(abs(lo), abs(hi), 1e-6)
+        peak = max(abs(lo), abs(hi), 1e-6) * 2.0**-k
         # integer bits so that the int16 cell covers +-peak; at most 15 (Q15.0)
         int_bits = min(15, max(0, math.ceil(math.log2(peak * 1.0001))))
-        wx, wh = self.kernel.T, self.recurrent_kernel.T
-        fused = np.ones(4 * self.units, dtype=bool)
-        parts = self.quantized_parts(input_q, state_bits, wx, wh, self.bias, fused)
+        u = self.units
+        cand = np.where((np.arange(4 * u) >= 2 * u) & (np.arange(4 * u) < 3 * u), 2.0**-k, 1.0)
+        wx, wh = self.kernel.T * cand[:, None], self.recurrent_kernel.T * cand[:, None]
+        fused = np.ones(4 * u, dtype=bool)
+        parts = self.quantized_parts(
+            input_q, state_bits, wx, wh, self.bias * cand, fused, state_shift=k
+        )
         return QuantLSTM(cell_frac_bits=15 - int_bits, **parts)
 
 
 def read(layer, input_size: int) -> LSTMLayer:  # noqa: ANN001
-    check_recurrent_config(layer, "LSTM", {"activation": "tanh", "recurrent_activation": "sigmoid"})
+    acts = check_recurrent_config(layer, "LSTM", ("activation", "recurrent_activation"))
     units = int(layer.get_config()["units"])
     kernel, rec, bias = recurrent_weights(layer, 4)
     return LSTMLayer(
@@ -69,6 +73,7 @@ def read(layer, input_size: int) -> LSTMLayer:  # noqa: ANN001
         kernel=kernel,
         recurrent_kernel=rec,
         bias=np.zeros(4 * units) if bias is None else bias,
+        **acts,
     )
 
 
@@ -94,14 +99,15 @@ class QuantLSTM(RecurrentQuant):
     def step(self, state, x):  # noqa: ANN001
         u, h, c = self.units, state["h"], state["c"]
         g = self.fc.matvec(self.vector(x, h))
-        i = fx.sigmoid_q15(g[:, :u])
-        f = fx.sigmoid_q15(g[:, u : 2 * u])
-        cand = fx.tanh_q15(g[:, 2 * u : 3 * u])
-        o = fx.sigmoid_q15(g[:, 3 * u :])
+        ga, ca = self.gate_act, self.cell_act  # sigmoid, tanh: rnn2c_lstm_*; else rnn2c_lstm_x_*
+        i = fx.gate_q15(g[:, :u], ga)
+        f = fx.gate_q15(g[:, u : 2 * u], ga)
+        cand = fx.cell_q15(g[:, 2 * u : 3 * u], ca)
+        o = fx.gate_q15(g[:, 3 * u :], ga)
         cell = fx.sat(
             fx.rshift_round(f * c, 15) + fx.rshift_round(i * cand, 30 - self.cell_frac_bits), 16
         )
-        tanh_c = fx.tanh_q15(fx.q12_from_frac(cell, self.cell_frac_bits))
+        tanh_c = fx.cell_of_c(cell, self.cell_frac_bits, ca)
         state["c"] = cell
         shift = 23 if self.state_bits == 8 else 15  # Q0.30 -> Q0.7 or Q0.15 in one rounding
         state["h"] = fx.sat(fx.rshift_round(o * tanh_c, shift), self.state_bits)

@@ -27,19 +27,23 @@ class SimpleRNNLayer(RecurrentFloat):
     label: ClassVar[str] = "SimpleRNN"
 
     def step(self, state, x, obs=None):  # noqa: ANN001
-        state["h"] = np.tanh(x @ self.kernel + state["h"] @ self.recurrent_kernel + self.bias)
+        state["h"] = self.cell(x @ self.kernel + state["h"] @ self.recurrent_kernel + self.bias)
         return state["h"]
 
     def quantize(  # noqa: ANN001
         self, input_q: ActQuant, obs, method: str, state_bits: int = 8
     ) -> QuantSimpleRNN:
-        wx, wh = self.kernel.T, self.recurrent_kernel.T
+        k = self.state_shift(obs)  # relu: the rows give the state / 2^k
+        wx, wh = self.kernel.T * 2.0**-k, self.recurrent_kernel.T * 2.0**-k
         fused = np.ones(self.units, dtype=bool)
-        return QuantSimpleRNN(**self.quantized_parts(input_q, state_bits, wx, wh, self.bias, fused))
+        parts = self.quantized_parts(
+            input_q, state_bits, wx, wh, self.bias * 2.0**-k, fused, state_shift=k
+        )
+        return QuantSimpleRNN(**parts)
 
 
 def read(layer, input_size: int) -> SimpleRNNLayer:  # noqa: ANN001
-    check_recurrent_config(layer, "SimpleRNN", {"activation": "tanh"})
+    acts = check_recurrent_config(layer, "SimpleRNN", ("activation",))
     units = int(layer.get_config()["units"])
     kernel, rec, bias = recurrent_weights(layer, 1)
     return SimpleRNNLayer(
@@ -49,6 +53,7 @@ def read(layer, input_size: int) -> SimpleRNNLayer:  # noqa: ANN001
         kernel=kernel,
         recurrent_kernel=rec,
         bias=np.zeros(units) if bias is None else bias,
+        **acts,
     )
 
 
@@ -60,7 +65,11 @@ class QuantSimpleRNN(RecurrentQuant):
     def blocks(self) -> list[Block]:  # groups of 4 units over the whole vector
         return unit_blocks([[j] for j in range(self.units)], 0, self.x_cols + self.h_cols, 4)
 
+    def scratch(self) -> tuple[int, int, int]:
+        words = self.units if self.acts is not None else 0  # rnn2c_rnn_x_*: Q0.15 results
+        return (words, 0, self.x_cols + self.h_cols)
+
     def step(self, state, x):  # noqa: ANN001
-        h = fx.tanh_q15(self.fc.matvec(self.vector(x, state["h"])))
+        h = fx.cell_q15(self.fc.matvec(self.vector(x, state["h"])), self.cell_act)
         state["h"] = self.narrow(h)
         return state["h"]
