@@ -366,6 +366,11 @@ def bench(
     _check_args(rounds, steps, sequences, targets, peers)
     label = str(model) if isinstance(model, str | os.PathLike) else getattr(model, "name", "model")
     keras_model, ir = read_any(model)
+    if ir.embedding is not None:
+        raise ExportError(
+            "rnn2c bench does not take token models (an Embedding input): its peers' converted "
+            "graphs take int8 rows; use rnn2c size for instructions per step, verify for fidelity"
+        )
     seqs = _sequences(data, "--data", ir.input_size)
     cal = _sequences(calib, "--calib", ir.input_size)
     if ir.whole_sequence:

@@ -182,6 +182,7 @@ class CompiledModel:
     declared_state_size: int
     streaming: bool = True  # False: a whole-sequence model (run only, no step)
     returns_sequences: bool = False  # run writes every step's output
+    tokens: bool = False  # a token model: step_token / run_tokens over Embedding ids
 
     @classmethod
     def load(cls, path: str | Path) -> CompiledModel:
@@ -189,6 +190,7 @@ class CompiledModel:
         lib.rnn2c_harness_state_size.restype = ctypes.c_size_t
         lib.rnn2c_harness_run.restype = None
         lib.rnn2c_harness_run_api.restype = ctypes.c_int32
+        lib.rnn2c_harness_tokens.restype = ctypes.c_int32
         streaming = bool(lib.rnn2c_harness_streaming())
         if streaming:
             lib.rnn2c_harness_stream.restype = None
@@ -200,7 +202,53 @@ class CompiledModel:
             declared_state_size=lib.rnn2c_harness_declared_state_size(),
             streaming=streaming,
             returns_sequences=bool(lib.rnn2c_harness_return_sequences()),
+            tokens=bool(lib.rnn2c_harness_tokens()),
         )
+
+    def run_tokens(self, ids: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        """A token model: ids [N, T] through <name>_step_token (streaming) or <name>_run_tokens
+        -> int8 outputs [N, T, out] as run() gives them; ValueError on a nonzero return code."""
+        x = np.ascontiguousarray(ids, dtype=np.int32)
+        n, t = x.shape
+        lens = np.full(n, t, dtype=np.int32) if lengths is None else np.asarray(lengths, np.int32)
+        lens = np.ascontiguousarray(lens)
+        y = np.zeros((n, t, self.output_size), dtype=np.int8)
+        rc = self.lib.rnn2c_harness_run_tokens(
+            x.ctypes.data_as(ctypes.c_void_p),
+            lens.ctypes.data_as(ctypes.c_void_p),
+            ctypes.c_int32(n),
+            ctypes.c_int32(t),
+            y.ctypes.data_as(ctypes.c_void_p),
+        )
+        if rc != 0:
+            raise ValueError(f"the token entry points returned {rc}")
+        return y
+
+    def run_tokens_api(
+        self, ids: np.ndarray, length: int | None = None, out_rows: int = 1
+    ) -> tuple:
+        """<name>_run_tokens on one sequence of ids: its return code and the output buffer."""
+        x = np.ascontiguousarray(ids, dtype=np.int32).reshape(-1)
+        y = np.zeros((max(out_rows, 1), self.output_size), dtype=np.int8)
+        n = x.shape[0] if length is None else int(length)
+        rc = self.lib.rnn2c_harness_run_tokens_api(
+            x.ctypes.data_as(ctypes.c_void_p), ctypes.c_int32(n), y.ctypes.data_as(ctypes.c_void_p)
+        )
+        return int(rc), y
+
+    def step_tokens(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A streaming token model: one stream of ids through <name>_step_token without reset
+        -> (return code per call [S], the output buffer after each call [S, out])."""
+        x = np.ascontiguousarray(ids, dtype=np.int32).reshape(-1)
+        y = np.zeros((x.size, self.output_size), dtype=np.int8)
+        rc = np.zeros(x.size, dtype=np.int32)
+        self.lib.rnn2c_harness_step_tokens(
+            x.ctypes.data_as(ctypes.c_void_p),
+            ctypes.c_int32(x.size),
+            y.ctypes.data_as(ctypes.c_void_p),
+            rc.ctypes.data_as(ctypes.c_void_p),
+        )
+        return rc, y
 
     def run_api(self, xq: np.ndarray, length: int | None = None, out_rows: int = 1) -> tuple:
         """<name>_run on one sequence int8 [T, F] with the given length (default T): its return

@@ -142,6 +142,7 @@ class Replay:
     xq: np.ndarray  # int8 [N, T, F]
     lengths: np.ndarray  # [N], 1..T
     source: str
+    ids: np.ndarray | None = None  # a token model: the ids [N, T] (xq: their table rows)
 
 
 def replay_inputs(
@@ -158,9 +159,15 @@ def replay_inputs(
     if data is None:
         steps = min(steps, qmodel.max_length or steps)
         rng = np.random.default_rng(seed)
+        if qmodel.vocab is not None:  # pseudo-random ids (id 0 is padding with mask_zero)
+            low = 1 if qmodel.embedding.mask_zero and qmodel.vocab > 1 else 0
+            ids = rng.integers(low, qmodel.vocab, size=(sequences, steps)).astype(np.int64)
+            xq = qmodel.quantize_input(ids).astype(np.int8)
+            source = f"{sequences} pseudo-random id sequences"
+            return Replay(xq, np.full(sequences, steps), source, ids)
         xq = rng.integers(-128, 128, size=(sequences, steps, qmodel.input_size)).astype(np.int8)
         return Replay(xq, np.full(sequences, steps), f"{sequences} pseudo-random sequences")
-    seqs = load_sequences(data, "--data", qmodel.input_size)
+    seqs = load_sequences(data, "--data", qmodel.input_size, qmodel.embedding)
     n = min(sequences, seqs.x.shape[0])
     lengths = np.full(n, seqs.x.shape[1]) if seqs.lengths is None else np.asarray(seqs.lengths[:n])
     t = int(lengths.max())
@@ -169,8 +176,9 @@ def replay_inputs(
             f"--data: a replayed sequence has {t} steps; the model was exported with "
             f"--max-length {qmodel.max_length} (export again with a larger one)"
         )
-    xq = qmodel.input_q.quantize(seqs.x[:n, :t])
-    return Replay(xq.astype(np.int8), lengths.astype(np.int64), f"the first {n} of {data}")
+    xq = qmodel.quantize_input(seqs.x[:n, :t])
+    ids = seqs.x[:n, :t] if qmodel.vocab is not None else None
+    return Replay(xq.astype(np.int8), lengths.astype(np.int64), f"the first {n} of {data}", ids)
 
 
 def _check_name(name: str) -> None:
@@ -223,6 +231,7 @@ def render_project(
         "sequences": n,
         "max_steps": t,
         "inputs": replay.xq,
+        "tokens": replay.ids,
         "lengths": replay.lengths,
         "source": replay.source,
     }
@@ -235,7 +244,8 @@ def render_project(
         ("Makefile.j2", "Makefile"),
     ):
         files[target] = env.get_template(f"boards/{template}").render(ctx).encode()
-    files["replay.npz"] = _npz(x=replay.xq, lengths=replay.lengths)
+    ids = {} if replay.ids is None else {"tokens": replay.ids}
+    files["replay.npz"] = _npz(x=replay.xq, lengths=replay.lengths, **ids)
     manifest = {
         "rnn2c_version": __version__,
         "board": board.name,

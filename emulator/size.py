@@ -106,6 +106,15 @@ void rnn2c_size_main(void)
                      (const int8_t(*)[{NAME}_INPUT_SIZE])(const void *)rnn2c_size_in, 1,
                      rnn2c_size_out);
 #endif
+#if defined({NAME}_INPUT_TOKENS) /* a token model: the table and the id entry points in flash */
+    {{
+        static const int32_t token = 0;
+        (void){name}_run_tokens(&rnn2c_size_state, &token, 1, rnn2c_size_out);
+#if {NAME}_STREAMING
+        (void){name}_step_token(&rnn2c_size_state, token, rnn2c_size_out);
+#endif
+    }}
+#endif
 }}
 """
 #: whole-sequence models (run only): the state (with its sequence buffers), the input sequence
@@ -232,8 +241,9 @@ def read_export(folder: str | Path) -> Export:
 
 def raw_parameter_bytes(qmodel: QuantModel) -> int:
     """1 byte per int8 weight + 4 bytes per int32 bias the C stores (no zero bias arrays, no
-    padding columns)."""
-    return sum(layer.raw_parameters() for layer in qmodel.layers)
+    padding columns; a token model's Embedding table at 1 byte per entry)."""
+    table = 0 if qmodel.embedding is None else int(qmodel.embedding.table.size)
+    return table + sum(layer.raw_parameters() for layer in qmodel.layers)
 
 
 # ---------------------------------------------------------------------------- build
@@ -541,18 +551,22 @@ def make_inputs(
     """int8 [N, T, F], lengths [N], and a description of where they came from."""
     if data is None:
         rng = np.random.default_rng(seed)
+        if qmodel.vocab is not None:  # a token model: the table rows of pseudo-random ids
+            ids = rng.integers(0, qmodel.vocab, size=(sequences, steps))
+            xq = qmodel.quantize_input(ids).astype(np.int8)
+            return xq, np.full(sequences, steps), f"pseudo-random token ids, seed {seed}"
         xq = rng.integers(-128, 128, size=(sequences, steps, qmodel.input_size), dtype=np.int8)
         desc = f"pseudo-random int8 inputs, seed {seed}"
         return xq, np.full(sequences, steps), desc
     from rnn2c.export.data import load_sequences  # noqa: PLC0415
 
     try:
-        seqs = load_sequences(data, "--data", qmodel.input_size)
+        seqs = load_sequences(data, "--data", qmodel.input_size, qmodel.embedding)
     except ExportError as e:
         raise SizeError(str(e)) from None
     n = min(sequences, seqs.x.shape[0])
     t = min(steps, seqs.x.shape[1])
-    xq = qmodel.input_q.quantize(seqs.x[:n, :t]).astype(np.int8)
+    xq = qmodel.quantize_input(seqs.x[:n, :t]).astype(np.int8)
     lengths = np.full(n, t) if seqs.lengths is None else np.minimum(seqs.lengths[:n], t)
     return xq, np.asarray(lengths, dtype=np.int64), f"{Path(data).name} quantized"
 
@@ -654,6 +668,12 @@ def measure(
         macs = round(done / max(len(counts), 1))
         per_mac = float(arr.sum() / done) if done else 0.0
     notes = [tgt.note] if tgt.note else []
+    if qm.vocab is not None:
+        notes.append(
+            f"token model: counted over {name}_{'run' if whole else 'step'} on the ids' Embedding "
+            f"rows ({name}_{'run_tokens' if whole else 'step_token'} adds the id check); flash "
+            "includes the table"
+        )
     if whole:
         notes.append(
             f"whole-sequence model: counted over {name}_run, one call per sequence; per step = "

@@ -19,7 +19,13 @@ import numpy as np
 from rnn2c.emulator.build import load_model
 from rnn2c.export import serialize
 from rnn2c.export.api import MANIFEST, model_fingerprint, qmodel_file, read_any
-from rnn2c.export.data import Sequences, check_inputs, check_lengths, load_sequences
+from rnn2c.export.data import (
+    Sequences,
+    check_inputs,
+    check_lengths,
+    check_tokens,
+    load_sequences,
+)
 from rnn2c.export.ir import ExportError, ModelIR, QuantModel
 from rnn2c.export.quantize import observe_model
 from rnn2c.export.reference import last_step, run_int
@@ -80,11 +86,14 @@ def stream_check(
         total += int(lens[i % n])
         bounds.append(total)
         i += 1
-    stream = np.concatenate(parts)[None]  # [1, S, F]
-    xq = qmodel.input_q.quantize(stream)
-    c_out = compiled.stream(xq[0])
+    stream = np.concatenate(parts)[None]  # [1, S, F] (a token model: ids [1, S])
+    xq = qmodel.quantize_input(stream)
+    if getattr(compiled, "tokens", False):  # through <name>_step_token
+        c_out = compiled.step_tokens(stream[0])[1]
+    else:
+        c_out = compiled.stream(xq[0])
     ref = run_int(qmodel, xq)[0]
-    y_float, _ = observe_model(ir, stream.astype(np.float64))
+    y_float, _ = observe_model(ir, ir.float_input(stream).astype(np.float64))
     y_float = y_float[0]
     err = np.abs(qmodel.output_q.dequantize(c_out) - y_float)
     per_step = err.mean(axis=1)
@@ -344,7 +353,7 @@ def float_outputs(
     """The Keras model's output for each sequence cut to its real length: [N, out] (the last
     step), or with ``every_step`` [N, T, out] for a model that returns sequences (zeros past each
     real length)."""
-    n, t, _ = x.shape
+    n, t = x.shape[:2]
     lens = np.full(n, t) if lengths is None else np.asarray(lengths)
     out: np.ndarray | None = None
     stateful = _stateful_layers(keras_model)
@@ -541,7 +550,11 @@ def verify(
             f"the model is not the one {str(out_dir)!r} was exported from (its weights or "
             "layers differ); pass that model, or export this one again"
         )
-    if isinstance(data, Sequences):
+    if qmodel.embedding is not None and isinstance(data, Sequences | np.ndarray):  # token ids
+        given = data if isinstance(data, Sequences) else Sequences(data, None, None)
+        ids, lens = check_tokens(given.x, given.lengths, "data", qmodel.embedding)
+        seqs = Sequences(ids, given.y, lens)
+    elif isinstance(data, Sequences):
         seqs = Sequences(
             check_inputs(data.x, "data", qmodel.input_size),
             data.y,
@@ -550,7 +563,7 @@ def verify(
     elif isinstance(data, np.ndarray):
         seqs = Sequences(check_inputs(data, "data array", qmodel.input_size), None, None)
     else:
-        seqs = load_sequences(data, "--data", qmodel.input_size)
+        seqs = load_sequences(data, "--data", qmodel.input_size, qmodel.embedding)
     if qmodel.whole_sequence and stream_steps > 0:
         raise ExportError(
             "--stream does not apply to a whole-sequence model (Bidirectional or go_backwards): "
@@ -607,9 +620,12 @@ def verify(
         head = "argmax"  # a softmax head, or integer labels for a multi-output model (logits)
     else:
         head = "none"
-    xq = qmodel.input_q.quantize(seqs.x)
+    xq = qmodel.quantize_input(seqs.x)
     compiled = load_model(out_dir, name, cc)
-    c_out = compiled.run(xq, seqs.lengths)
+    if compiled.tokens:  # ids through <name>_step_token / <name>_run_tokens
+        c_out = compiled.run_tokens(seqs.x, seqs.lengths)
+    else:
+        c_out = compiled.run(xq, seqs.lengths)
     ref = run_int(qmodel, xq, seqs.lengths)
     diff = (c_out != ref).any(axis=2)
     bad_seq = np.nonzero(diff.any(axis=1))[0]

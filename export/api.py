@@ -14,7 +14,7 @@ import numpy as np
 
 from rnn2c import __version__
 from rnn2c.export import serialize
-from rnn2c.export.data import Sequences, check_inputs, load_sequences
+from rnn2c.export.data import Sequences, check_inputs, check_tokens, load_sequences
 from rnn2c.export.ir import ExportError, ModelIR, QuantModel
 from rnn2c.export.keras_reader import load_keras_model, read_model
 from rnn2c.export.packaging import package_files, package_paths, parse_kinds
@@ -46,11 +46,17 @@ def read_any(model: Any) -> tuple[Any, ModelIR]:
     return model, read_model(model)
 
 
-def _calibration(calib: Any, features: int) -> Sequences:
+def _calibration(calib: Any, features: int, tokens: Any = None) -> Sequences:
     if isinstance(calib, Sequences):
+        if tokens is not None:
+            x, lengths = check_tokens(calib.x, calib.lengths, "calibration", tokens)
+            return Sequences(x, calib.y, lengths)
         return calib
     if isinstance(calib, str | os.PathLike):
-        return load_sequences(calib, "--calib", features)
+        return load_sequences(calib, "--calib", features, tokens)
+    if tokens is not None:
+        x, lengths = check_tokens(calib, None, "calibration array", tokens)
+        return Sequences(x=x, y=None, lengths=lengths)
     return Sequences(x=check_inputs(calib, "calibration array", features), y=None, lengths=None)
 
 
@@ -93,7 +99,7 @@ def export_model(
         with OwnedFolder(out_dir, MANIFEST, "--out", inputs) as folder:
             folder.check_replaceable(names)  # before the long work
             _, ir = read_any(model)
-            seqs = _calibration(calib, ir.input_size)
+            seqs = _calibration(calib, ir.input_size, ir.embedding)
             qmodel = quantize_model(
                 ir, seqs.x, seqs.lengths, calibration, activations, input_quant, max_length
             )
@@ -124,6 +130,7 @@ def export_model(
                 "whole_sequence": qmodel.whole_sequence,
                 "max_length": qmodel.max_length,
                 "returns_sequences": qmodel.returns_sequences,
+                "vocab": qmodel.vocab,
                 "calibration": calibration,
                 "activations": activations,
                 "calibration_sequences": int(seqs.x.shape[0]),
@@ -169,8 +176,12 @@ def model_fingerprint(ir: ModelIR) -> str:
     the same for a model in memory and for its saved .keras file."""
     h = hashlib.sha256()
     h.update(f"input_size={ir.input_size}\0".encode())
+    if ir.embedding is not None:  # a token model's table (absent: the hash of earlier releases)
+        _hash_layer(h, ir.embedding)
     for layer in ir.layers:
         _hash_layer(h, layer)
+    if ir.inputs:  # a graph's wiring (absent: a chain, hashed as before)
+        h.update(f"inputs={ir.inputs!r}\0".encode())
     return h.hexdigest()
 
 

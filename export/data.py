@@ -38,9 +38,10 @@ def check_inputs(x: np.ndarray, what: str, features: int | None = None) -> np.nd
 
 
 def load_sequences(
-    path: str | Path, what: str = "--calib", features: int | None = None
+    path: str | Path, what: str = "--calib", features: int | None = None, tokens: object = None
 ) -> Sequences:
-    """Read and validate [N, T, F] float sequences; one-line ExportError on anything wrong."""
+    """Read and validate [N, T, F] float sequences; one-line ExportError on anything wrong.
+    tokens: a token model's Embedding (its vocab and mask_zero): x is then ids [N, T]."""
     p = Path(path)
     if p.is_dir():
         raise ExportError(f"{what}: {str(p)!r} is a folder; give an .npy or .npz file")
@@ -68,8 +69,11 @@ def load_sequences(
             f"{what}: {str(p)!r} has arrays {sorted(arrays)} but none named 'x'; "
             "name the input array x (shaped [N, T, F])"
         )
-    x = check_inputs(x, what, features)
-    lengths = check_lengths(arrays.get("lengths"), x.shape, what)
+    if tokens is not None:
+        x, lengths = check_tokens(x, arrays.get("lengths"), what, tokens)
+    else:
+        x = check_inputs(x, what, features)
+        lengths = check_lengths(arrays.get("lengths"), x.shape, what)
     y = arrays.get("y")
     if y is not None:
         y = np.asarray(y)
@@ -97,3 +101,17 @@ def check_lengths(lengths: object, shape: tuple[int, ...], what: str) -> np.ndar
     if a.min() < 1 or a.max() > t:
         raise ExportError(f"{what}: lengths holds values from {a.min()} to {a.max()}; {want}")
     return a.astype(np.int64)
+
+
+def check_tokens(
+    x: object, lengths: object, what: str, tokens: object
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A token model's ids [N, T] and lengths, validated (layers/embedding.check_ids)."""
+    from rnn2c.export.layers.embedding import check_ids  # noqa: PLC0415
+
+    a = np.asarray(x)
+    if a.ndim == 2 and a.dtype.kind in "iu":
+        lens = check_lengths(lengths, a.shape, what)
+    else:
+        lens = None  # check_ids names what is wrong with x first
+    return check_ids(a, lens, what, tokens.vocab, tokens.mask_zero)  # type: ignore[attr-defined]

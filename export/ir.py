@@ -247,10 +247,20 @@ class ModelIR:
     source: str = ""
     #: per layer: whether its output still has a time axis (Keras return_sequences)
     sequence_out: list[bool] = field(default_factory=list)
+    #: an Embedding front end (layers/embedding.py): the input is one id per step; None: rows
+    embedding: Any = None
+    #: a graph of parallel branches (graph.py): per layer the layers it reads, -1 the model
+    #: input, in the order they run; empty: a chain (each layer reads the one before)
+    inputs: list[list[int]] = field(default_factory=list)
 
     @property
     def output_size(self) -> int:
         return self.layers[-1].output_size
+
+    def float_input(self, x: np.ndarray) -> np.ndarray:
+        """The float rows the first layer reads: x itself, or a token model's ids [N, T] looked
+        up in its Embedding table."""
+        return x if self.embedding is None else self.embedding.rows(x)
 
     @property
     def whole_sequence(self) -> bool:
@@ -302,6 +312,23 @@ class QuantModel:
     sequence_out: list[bool] = field(default_factory=list)
     #: --max-length: the longest sequence <name>_run takes (None: no limit, causal models only)
     max_length: int | None = None
+    #: a QuantEmbedding front end (token models: <name>_step_token, <name>_run_tokens), else None
+    embedding: Any = None
+    #: a graph of parallel branches: per layer the layers it reads (-1: the model input); empty
+    #: for a chain
+    inputs: list[list[int]] = field(default_factory=list)
+
+    @property
+    def vocab(self) -> int | None:
+        """Token models: the number of ids the Embedding takes (0..vocab-1); else None."""
+        return None if self.embedding is None else int(self.embedding.vocab)
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """The int8 rows <name>_step reads: float rows quantized with input_q, or a token
+        model's ids [N, T] looked up in its int8 table (what <name>_step_token does)."""
+        if self.embedding is not None:
+            return self.embedding.rows(x)
+        return self.input_q.quantize(x)
 
     @property
     def whole_sequence(self) -> bool:
@@ -388,7 +415,8 @@ class QuantModel:
         return -(-sum(f.nbytes for f in fields) // align) * align
 
     def weight_bytes(self) -> int:
-        return sum(layer.weight_bytes() for layer in self.layers)
+        table = 0 if self.embedding is None else self.embedding.weight_bytes()
+        return table + sum(layer.weight_bytes() for layer in self.layers)
 
 
 def fold_affine(layer: FloatLayer, a: np.ndarray, b: np.ndarray) -> None:

@@ -16,9 +16,12 @@ from typing import Any
 import numpy as np
 
 from rnn2c.export.folds import AFFINE_CLASSES, compose, read_affine, settle
+from rnn2c.export.graph import has_branches, read_graph
 from rnn2c.export.ir import ExportError, FloatLayer, ModelIR, fold_affine
 from rnn2c.export.layers import READERS, RECURRENT_KINDS, TIME_KINDS
+from rnn2c.export.layers import embedding as embedding_layer
 from rnn2c.export.layers.bidirectional import wrap_go_backwards
+from rnn2c.export.layers.embedding import EmbeddingLayer
 from rnn2c.export.layers.layer_norm import gamma_beta
 
 #: layers that do nothing at inference (Masking: the caller stops stepping at the real length)
@@ -46,7 +49,9 @@ FOLDED = (
     *STANDALONE_ACTIVATIONS,
     "TimeDistributed",
 )
-SUPPORTED = sorted({*READERS, *PASS_THROUGH, *FOLDED} - {"InputLayer"})
+#: merges of parallel branches (graph.py, layers/merge.py)
+MERGES = ("Add", "Subtract", "Average", "Multiply", "Concatenate")
+SUPPORTED = sorted({*READERS, *PASS_THROUGH, *FOLDED, *MERGES, "Embedding"} - {"InputLayer"})
 
 
 def load_keras_model(path: str | os.PathLike[str]) -> Any:
@@ -143,18 +148,22 @@ def read_model(model: Any) -> ModelIR:
             "rnn2c exports single-input, single-output chains"
         )
     shape = tuple(inputs[0].shape)
-    if len(shape) != 3 or shape[-1] is None:
+    if len(shape) == 3 and shape[-1] is not None and has_branches(model):  # parallel branches
+        return read_graph(model, int(shape[-1]))
+    chain, embedding = embedding_front(model, _flat_chain(model), shape)
+    if embedding is None and (len(shape) != 3 or shape[-1] is None):
         raise ExportError(
             f"model '{model.name}' input shape {shape} is not [batch, time, features]; "
-            "recurrent models take 3-D input with a fixed feature count"
+            "recurrent models take 3-D input with a fixed feature count (or [batch, time] "
+            "integer ids into an Embedding)"
         )
-    features = int(shape[-1])
+    features = embedding.dim if embedding is not None else int(shape[-1])
     layers: list[FloatLayer] = []
     size = features
     pending = None  # affine y = a*x + b to fold (folds.Affine)
     sequence = True  # whether the current tensor still has a time axis
     sequence_out: list[bool] = []  # per IR layer: the value of `sequence` after it
-    for layer in _flat_chain(model):
+    for layer in chain:
         cls = type(layer).__name__
         where = f"layer '{layer.name}' ({cls})"
         if cls in PASS_THROUGH:
@@ -205,14 +214,41 @@ def read_model(model: Any) -> ModelIR:
         if ir_layer.kind == "lnorm":  # its gamma and beta: folded into the next weight layer
             pending = compose(None, *gamma_beta(layer, size), where)
     settle(pending, layers, "it ends the model")
+    if embedding is not None and any(layer.kind in TIME_KINDS for layer in layers):
+        raise ExportError(
+            f"layer '{embedding.name}' (Embedding): an Embedding before Conv1D or pooling layers "
+            "is not supported; feed the Embedding to a recurrent or Dense layer"
+        )
     if not any(layer.kind in (*RECURRENT_KINDS, *TIME_KINDS) for layer in layers):
         raise ExportError(
             f"model '{model.name}' has no recurrent layer (GRU, LSTM or SimpleRNN); "
             "rnn2c exports recurrent models"
         )
     return ModelIR(
-        layers=layers, input_size=features, source=str(model.name), sequence_out=sequence_out
+        layers=layers,
+        input_size=features,
+        source=str(model.name),
+        sequence_out=sequence_out,
+        embedding=embedding,
     )
+
+
+def embedding_front(
+    model: Any, chain: list[Any], shape: tuple[Any, ...]
+) -> tuple[list[Any], EmbeddingLayer | None]:
+    """A token model: [batch, time] integer ids into an Embedding first (pass-through layers
+    before it aside) -> (the chain after it, the Embedding); else (chain, None). An Embedding
+    anywhere else is refused."""
+    first = next((i for i, ly in enumerate(chain) if type(ly).__name__ not in PASS_THROUGH), None)
+    for i, layer in enumerate(chain):
+        if type(layer).__name__ == "Embedding" and (i != first or len(shape) != 2):
+            raise ExportError(
+                f"layer '{layer.name}' (Embedding): an Embedding is supported only as the first "
+                "layer, over the model's [batch, time] integer input"
+            )
+    if first is None or type(chain[first]).__name__ != "Embedding":
+        return chain, None
+    return chain[first + 1 :], embedding_layer.read(chain[first])
 
 
 def _check_finite(layer: FloatLayer, where: str) -> None:

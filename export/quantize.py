@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnn2c.export.fixedpoint import INT32_MAX, requant, rq_params
+from rnn2c.export.graph import consumers, gather
 from rnn2c.export.ir import (
     ACTIVATION_TYPES,
     ActQuant,
@@ -274,9 +275,13 @@ def observe_model(
         h = np.asarray(x[:, step, :], dtype=np.float64)
         obs.prefix = ""
         obs.observe("input", h)
+        x_step, outs = h, []
         for i, (layer, state) in enumerate(zip(model.layers, states, strict=True)):
             obs.prefix = f"{i}."
+            if model.inputs:  # a graph: each layer reads its producers (graph.py)
+                h = gather(model.inputs[i], outs, x_step)
             h = layer.step(state, h, obs)
+            outs.append(h)
             if h is None:  # a strided Conv1D or pooling gave no output this step
                 break
             if (
@@ -332,26 +337,30 @@ def quantize_model(
                 f"calibration sequences of {got} steps are shorter than the {shortest} steps "
                 "the model's Conv1D/pooling windows need for one output; give longer sequences"
             )
-    _, obs = observe_model(model, calib_x, calib_lengths)
-    real = real_steps(calib_x, calib_lengths)
-    const = real.min(axis=0) == real.max(axis=0)  # per feature: never changes
-    model, notes = _fold_constant_features(model, real, const)
-    varying = real[:, ~const]
-    if input_quant == "per-feature":
-        per = [
-            act_quant_from_range(*choose_range(real[:, f], method)) for f in range(real.shape[1])
-        ]
-        input_q = ActQuant(
-            np.array([q.scale for q in per]), np.array([q.zero_point for q in per], dtype=np.int64)
-        )
-    elif varying.shape[1] < real.shape[1]:  # the constant features need no input range
-        input_q = act_quant_from_range(*choose_range(varying, method))
+    _, obs = observe_model(model, model.float_input(calib_x), calib_lengths)
+    embedding = None
+    if model.embedding is not None:  # token ids: the table's quantization is the input's
+        if input_quant != "per-tensor":
+            raise ExportError(
+                "--input-quant per-feature does not apply to a token model: its input is the "
+                "Embedding table, quantized with one scale; drop the flag"
+            )
+        embedding = model.embedding.quantize()
+        input_q, notes = embedding.output_q, []
     else:
-        input_q = act_quant_from_range(*choose_range(obs.get("input"), method))
+        input_q, model, notes = _input_quant(
+            model, calib_x, calib_lengths, obs, method, input_quant
+        )
     q = input_q
     layers = []
     for i, layer in enumerate(model.layers):
         sub = _SubObserver(obs, f"{i}.")
+        if model.inputs:  # a graph: each layer's input quantization is its producer's output's
+            qs = [input_q if j < 0 else layers[j].output_q for j in model.inputs[i]]
+            if layer.kind == "merge":
+                layers.append(layer.quantize_parts(qs, sub, method))  # type: ignore[attr-defined]
+                continue
+            q = qs[0]
         ql = layer.quantize(q, sub, method, state_bits)  # type: ignore[arg-type]
         if model.whole_sequence and hasattr(ql, "whole"):  # Conv1D, pooling: no ring in run
             ql.whole = True
@@ -369,7 +378,38 @@ def quantize_model(
         notes=notes,
         sequence_out=list(model.sequence_out),
         max_length=max_length,
+        embedding=embedding,
+        inputs=[list(ins) for ins in model.inputs],
     )
+
+
+def _input_quant(
+    model: ModelIR,
+    calib_x: np.ndarray,
+    calib_lengths: np.ndarray | None,
+    obs: Observer,
+    method: str,
+    input_quant: str,
+) -> tuple[ActQuant, ModelIR, list[str]]:
+    """The model input's quantization from calibration (constant features folded away)."""
+    real = real_steps(calib_x, calib_lengths)
+    const = real.min(axis=0) == real.max(axis=0)  # per feature: never changes
+    model, notes = _fold_constant_features(model, real, const)
+    if not notes:  # nothing folded (none constant, or the input enters a merge as it is)
+        const = np.zeros_like(const)
+    varying = real[:, ~const]
+    if input_quant == "per-feature":
+        per = [
+            act_quant_from_range(*choose_range(real[:, f], method)) for f in range(real.shape[1])
+        ]
+        input_q = ActQuant(
+            np.array([q.scale for q in per]), np.array([q.zero_point for q in per], dtype=np.int64)
+        )
+    elif varying.shape[1] < real.shape[1]:  # the constant features need no input range
+        input_q = act_quant_from_range(*choose_range(varying, method))
+    else:
+        input_q = act_quant_from_range(*choose_range(obs.get("input"), method))
+    return input_q, model, notes
 
 
 #: --max-length bound: the state struct holds [max_length x width] buffers per layer
@@ -419,13 +459,16 @@ def _fold_constant_features(
             "every input feature is constant over the calibration set; give calibration "
             "sequences that vary (the model's output cannot depend on a constant input)"
         )
+    first_layers = [0] if not model.inputs else consumers(model.inputs, -1)
+    if any(model.layers[i].kind == "merge" for i in first_layers):
+        return model, []  # the input enters a merge as it is: nothing to fold into
     model = copy.deepcopy(model)
-    first = model.layers[0]
     a = np.ones(real.shape[1])
     b = np.zeros(real.shape[1])
     a[const] = 0.0
     b[const] = real[0, const]
-    fold_affine(first, a, b)
+    for i in first_layers:  # a chain's first layer, or every layer that reads the input
+        fold_affine(model.layers[i], a, b)
     values = ", ".join(f"{int(f)} (= {real[0, f]:g})" for f in const[:8])
     more = f" and {const.size - 8} more" if const.size > 8 else ""
     plural = const.size > 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnn2c.export import fixedpoint as fx
+from rnn2c.export.graph import gather
 from rnn2c.export.ir import QuantModel
 
 
@@ -34,8 +35,12 @@ def run_int(qmodel: QuantModel, xq: np.ndarray, lengths: np.ndarray | None = Non
         if not running.any():
             break
         h = xq[:, step, :].astype(np.int64)
-        for layer, state in zip(qmodel.layers, states, strict=True):
+        x_step, outs = h, []
+        for i, (layer, state) in enumerate(zip(qmodel.layers, states, strict=True)):
+            if qmodel.inputs:  # a graph: each layer reads its producers (graph.py)
+                h = gather(qmodel.inputs[i], outs, x_step)
             h = layer.step(state, h)
+            outs.append(h)
             if h is None:  # a strided Conv1D or pooling gave no output: the last one is held
                 break
         if h is not None:

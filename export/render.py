@@ -21,6 +21,7 @@ LABELS = {
     "rnn": "SimpleRNN",
     "dense": "Dense",
     "bidir": "Bidirectional",
+    "merge": "Merge",
     "lnorm": "LayerNorm",
     "conv1d": "Conv1D",
     "pool1d": "Pooling1D",
@@ -255,6 +256,7 @@ class LayerView:
     seq_out: bool = True  # whether its output has a row per step
     width: int = 0  # its output size
     ctype: str = "int8_t"  # element type of its output buffer
+    parts: list[dict[str, Any]] = field(default_factory=list)  # a merge's inputs (merge.c.j2)
     out_rows: str = ""  # C expression: its output rows (a Conv1D or pooling: its own variable)
     len_var: str = ""  # Conv1D, pooling over a whole sequence: the variable of its output rows
     src0: str = ""  # its input's first row (the rows follow each other)
@@ -306,13 +308,16 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
         raise ValueError(problem)
     upper = name.upper()
     if qmodel.whole_sequence:
-        whole = _whole_sequence_views(qmodel, upper)
+        whole = _whole_sequence_views(qmodel, upper, name)
         return _render_files(qmodel, name, class_names, whole, None, [])
     views: list[LayerView] = []
     prev = "input"
     prev_bits = 8  # the model input is int8
     n = len(qmodel.layers)
+    made: dict[int, tuple[str, int]] = {-1: (prev, prev_bits)}  # a graph: each layer's output
     for i, layer in enumerate(qmodel.layers):
+        if qmodel.inputs:  # a graph of branches: the layer reads its producer(s)
+            prev, prev_bits = made[qmodel.inputs[i][0]]
         p = f"l{i}_{layer.kind}"
         last = i == n - 1
         buffer = None
@@ -325,6 +330,15 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
             buffer = f"{p}_out"
             output = buffer
         extra = _extra(layer)
+        arrays: dict[str, Any] = {
+            "weight": np.zeros(0),
+            "bias": None,
+            "rq": [],
+            "worst": 0,
+            "x86": None,
+        }
+        if layer.kind != "merge":
+            arrays = layer_arrays(layer, prev_bits)
         views.append(
             LayerView(
                 index=i,
@@ -339,14 +353,41 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
                 label=_label(layer),
                 extra=extra,
                 ctype="int16_t" if layer.output_q.bits == 16 else "int8_t",
-                **layer_arrays(layer, prev_bits),
+                **arrays,
             )
         )
+        if layer.kind == "merge":
+            views[-1].parts = merge_parts(layer, [made[j] for j in qmodel.inputs[i]])
         prev = output
         prev_bits = layer.output_q.bits
+        made[i] = (prev, prev_bits)
     copy_from = views[-1].output if views[-1].output not in ("output", "state->hold") else None
     buffers = [v.q.output_size * (2 if v.ctype == "int16_t" else 1) for v in views if v.buffer]
     return _render_files(qmodel, name, class_names, views, copy_from, buffers)
+
+
+def merge_parts(layer: Any, sources: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    """What merge.c.j2 writes for each input of a merge: its C array, zero point, term
+    multiplier and shifts (layers/merge.py), and where a Concatenate puts it."""
+    out = []
+    offset = 0
+    for j, (expr, bits) in enumerate(sources):
+        term = 0 if layer.op == "multiply" else j
+        group = j if layer.op == "concat" else 0
+        out.append(
+            {
+                "expr": expr,
+                "bits": bits,
+                "zp": int(layer.zero_points[j]),
+                "m": int(layer.multipliers[min(term, len(layer.multipliers) - 1)]),
+                "pre": int(layer.pre_shifts[min(term, len(layer.pre_shifts) - 1)]),
+                "k": int(layer.shifts[group]),
+                "offset": offset,
+                "size": int(layer.parts[j]),
+            }
+        )
+        offset += int(layer.parts[j])
+    return out
 
 
 def _extra(layer: QuantLayer) -> str:
@@ -354,6 +395,8 @@ def _extra(layer: QuantLayer) -> str:
         return f"reset_after={layer.reset_after}"  # type: ignore[attr-defined]
     if layer.kind == "dense":
         return str(layer.activation)  # type: ignore[attr-defined]
+    if layer.kind == "merge":
+        return str(layer.op)  # type: ignore[attr-defined]
     if layer.kind == "conv1d":
         q: Any = layer
         return (
@@ -369,11 +412,13 @@ def _extra(layer: QuantLayer) -> str:
     return ""
 
 
-def _whole_sequence_views(qmodel: QuantModel, upper: str) -> list[LayerView]:
+def _whole_sequence_views(qmodel: QuantModel, upper: str, name: str) -> list[LayerView]:
     """Views for <name>_run: each layer runs over the rows of its input buffer (the model input
-    for layer 0) and writes its output rows into its own buffer in the state struct."""
+    for layer 0; a token model's table rows through <name>_row) and writes its output rows into
+    its own buffer in the state struct."""
     views: list[LayerView] = []
-    prev_row, prev_bits, seq = "input[{t}]", 8, True
+    first = f"{name}_row(input, tokens, {{t}})" if qmodel.embedding is not None else "input[{t}]"
+    prev_row, prev_bits, seq = first, 8, True
     buffers = dict(qmodel.sequence_buffers())
     cur = "length"  # the rows of the current sequence (a Conv1D or pooling changes them)
     for i, layer in enumerate(qmodel.layers):
@@ -520,6 +565,9 @@ def _render_files(
         "whole": qmodel.whole_sequence,
         "max_length": qmodel.max_length,
         "returns_sequences": qmodel.returns_sequences,
+        "tokens": qmodel.embedding,
+        #: a graph of branches: per layer what it reads ("-1": the model input), for the header
+        "graph_inputs": [[str(j) for j in ins] for ins in qmodel.inputs],
         "decimates": qmodel.decimates and not qmodel.whole_sequence,
         "output_rows": output_rows(qmodel) if qmodel.changes_length else "",
         "min_length": qmodel.min_length() if qmodel.whole_sequence else 1,

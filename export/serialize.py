@@ -14,6 +14,7 @@ import numpy as np
 
 from rnn2c.export.ir import ActQuant, ExportError, QuantModel
 from rnn2c.export.layers import QUANT_CLASSES
+from rnn2c.export.layers.embedding import QuantEmbedding
 from rnn2c.export.quantize import QuantFC
 
 FORMAT_VERSION = 3  # 3: an int16 part of the vector may be shifted right (negative shift)
@@ -38,6 +39,11 @@ def to_bytes(qmodel: QuantModel) -> bytes:
         "sequence_out": list(qmodel.sequence_out),
         "max_length": qmodel.max_length,
     }
+    if qmodel.inputs:  # a graph of branches (absent key: a chain)
+        header["inputs"] = [list(ins) for ins in qmodel.inputs]
+    if qmodel.embedding is not None:  # a token model (absent key: no Embedding)
+        header["embedding"] = qmodel.embedding.to_json()
+        arrays["embedding.table"] = qmodel.embedding.table
     arrays["header"] = np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -85,6 +91,9 @@ def _build(header: dict[str, Any], arrays: dict[str, np.ndarray], path: str | Pa
         )
     layers = [_layer(meta, arrays, f"{i}.") for i, meta in enumerate(header["layers"])]
     max_length = header.get("max_length")
+    embedding = None
+    if header.get("embedding") is not None:
+        embedding = QuantEmbedding.from_json(header["embedding"], arrays["embedding.table"])
     return QuantModel(
         layers=layers,
         input_q=ActQuant.from_json(header["input_q"]),
@@ -95,6 +104,8 @@ def _build(header: dict[str, Any], arrays: dict[str, np.ndarray], path: str | Pa
         input_quant=header.get("input_quant", "per-tensor"),
         sequence_out=[bool(v) for v in header.get("sequence_out", [])],
         max_length=None if max_length is None else int(max_length),
+        embedding=embedding,
+        inputs=[[int(i) for i in ins] for ins in header.get("inputs", [])],
     )
 
 

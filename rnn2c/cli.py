@@ -88,6 +88,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"  strided Conv1D / pooling: {args.name}_step returns 1 when its output is new, "
             "0 when it is the held one"
         )
+    if res.qmodel.vocab is not None:
+        entries = ("run_tokens",) if res.qmodel.whole_sequence else ("step_token", "run_tokens")
+        names = " / ".join(f"{args.name}_{e}" for e in entries)
+        print(f"  token model: {names} over ids 0..{res.qmodel.vocab - 1}")
     print(f"  files: {', '.join(res.files)}")
     return EXIT_OK
 

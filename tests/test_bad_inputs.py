@@ -23,6 +23,7 @@ from rnn2c.cli import main
 from rnn2c.export import export_model
 
 F, T, K = 3, 10, 4
+V = 12  # the token model's vocabulary
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -73,6 +74,17 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     bidir.save(ws / "bidir.keras")
     export_model(ws / "bidir.keras", ws / "calib.npz", ws / "biexp", name="b", max_length=T)
+    tok = keras.Sequential(  # a token model: ids [N, T] into an Embedding (mask_zero)
+        [
+            keras.Input((None,), dtype="int32"),
+            keras.layers.Embedding(V, 4, mask_zero=True),
+            keras.layers.GRU(6),
+            keras.layers.Dense(K, activation="softmax"),
+        ]
+    )
+    tok.save(ws / "tok.keras")
+    np.savez(ws / "ids.npz", x=rng.integers(1, V, size=(N20, T)).astype(np.int32))
+    export_model(ws / "tok.keras", ws / "ids.npz", ws / "tokexp", name="t")
     (ws / "exp" / "main.c").write_text("/* the user's firmware */\nint main(void) { return 0; }\n")
     (ws / "run").mkdir()
     (ws / "run" / "rnn2c-run.json").write_text('{"rnn2c_version": "0.2.0", "files": []}\n')
@@ -119,7 +131,47 @@ N20 = 20
 BIDIR = ["export", "{ws}/bidir.keras", "--calib", "{ws}/calib.npz", "--out", "{ws}/new"]
 BIVERIFY = ["verify", "{ws}/bidir.keras", "{ws}/biexp", "--data"]
 
+TOKEN = ["export", "{ws}/tok.keras", "--out", "{ws}/new", "--calib"]
+TOKVERIFY = ["verify", "{ws}/tok.keras", "{ws}/tokexp", "--data"]
+
+
+def _ids(name: str, x: np.ndarray) -> Callable[[Path], None]:
+    return lambda ws: np.savez(ws / name, x=x)
+
+
 CASES = [
+    # --- token models (Embedding): ids [N, T] in 0..V-1
+    Case("ids-float", [*TOKEN, "{ws}/calib.npz"], "x has dtype float32; a token model takes"),
+    Case(
+        "ids-negative",
+        [*TOKEN, "{ws}/bad.npz"],
+        "x holds ids from -3 to 5; the Embedding has 12 ids (0..11)",
+        _ids("bad.npz", np.tile(np.arange(-3, 6), (4, 1))),
+    ),
+    Case(
+        "ids-past-vocab",
+        [*TOKVERIFY, "{ws}/bad.npz"],
+        "x holds ids from 1 to 12; the Embedding has 12 ids",
+        _ids("bad.npz", np.tile(np.arange(1, 13), (4, 1))),
+    ),
+    Case(
+        "ids-interior-padding",
+        [*TOKVERIFY, "{ws}/bad.npz"],
+        "sequence 0 has the padding id 0 at step 1",
+        _ids("bad.npz", np.array([[3, 0, 4, 0]] * 4)),
+    ),
+    Case("ids-per-feature", [*TOKEN, "{ws}/ids.npz", "--input-quant", "per-feature"], "per-"),
+    Case(
+        "ids-bench",
+        ["bench", "{ws}/tok.keras", "--calib", "{ws}/ids.npz", "--data", "{ws}/ids.npz"],
+        "does not take token models",
+    ),
+    Case(
+        "ids-firmware-float",
+        ["firmware", "{ws}/tokexp", "--board", "mps2-an386", "--out", "{ws}/fw", "--data"]
+        + ["{ws}/calib.npz"],
+        "a token model takes integer ids",
+    ),
     # --- whole-sequence models (Bidirectional, go_backwards): --max-length
     Case("max-length-missing", BIDIR, "give --max-length N"),
     Case("max-length-zero", [*BIDIR, "--max-length", "0"], "--max-length 0: expected 1 to"),

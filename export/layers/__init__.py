@@ -15,6 +15,7 @@ from rnn2c.export.layers import (
     gru,
     layer_norm,
     lstm,
+    merge,
     pooling,
     simple_rnn,
 )
@@ -42,6 +43,7 @@ QUANT_CLASSES = {
         simple_rnn.QuantSimpleRNN,
         dense.QuantDense,
         bidirectional.QuantSequence,
+        merge.QuantMerge,
         layer_norm.QuantLayerNorm,
         conv1d.QuantConv1D,
         pooling.QuantPool,
