@@ -122,9 +122,9 @@ def read_graph(model: Any, features: int) -> ModelIR:
         FOLDED,
         PASS_THROUGH,
         STANDALONE_ACTIVATIONS,
-        SUPPORTED,
         _check_finite,
         _fold_activation,
+        _next_step,
     )
     from rnn2c.export.layers import READERS, RECURRENT_KINDS, TIME_KINDS  # noqa: PLC0415
     from rnn2c.export.layers import merge as merge_layer  # noqa: PLC0415
@@ -195,9 +195,7 @@ def read_graph(model: Any, features: int) -> ModelIR:
             }.get(cls)
             if what:
                 raise ExportError(f"{where}: {what} is not supported; use a chain")
-            raise ExportError(
-                f"{where}: layer type {cls} is not supported; supported: {', '.join(SUPPORTED)}"
-            )
+            raise ExportError(f"{where}: layer type {cls} is not supported; {_next_step(cls)}")
         ir_layer = reader.read(layer, src.size)
         if wrap_go_backwards(layer, ir_layer) is not ir_layer:
             raise ExportError(

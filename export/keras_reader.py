@@ -51,7 +51,38 @@ FOLDED = (
 )
 #: merges of parallel branches (graph.py, layers/merge.py)
 MERGES = ("Add", "Subtract", "Average", "Multiply", "Concatenate")
+#: what to do instead, for layers people put around recurrent models that rnn2c does not export
+NEXT_STEP = {
+    "MelSpectrogram": "compute the spectrogram (or MFCCs) in firmware and export the model "
+    "from the layer after it, calibrated on its output",
+    "STFTSpectrogram": "compute the spectrogram in firmware and export the model from the layer "
+    "after it, calibrated on its output",
+    "Conv2D": "treat the features as channels and use a Conv1D over time",
+    "SeparableConv1D": "use a Conv1D (groups=1)",
+    "DepthwiseConv1D": "use a Conv1D (groups=1)",
+    "ConvLSTM1D": "use a Conv1D front end followed by an LSTM",
+    "Flatten": "rnn2c keeps one feature vector per step: end the sequence with a recurrent layer "
+    "(return_sequences=False) or a global pooling layer instead",
+    "Reshape": "rnn2c keeps one feature vector per step; reshape the data before the model",
+    "Lambda": "its Python code cannot be exported; write it with Keras layers",
+    "RNN": "use keras.layers.GRU, LSTM or SimpleRNN instead of RNN(cell)",
+    "ZeroPadding1D": "pad the sequence in firmware before stepping, or use padding='causal' or "
+    "'same' on the Conv1D",
+    "Cropping1D": "skip those steps in firmware (do not call step for them)",
+    "UpSampling1D": "repeat the steps in firmware (call step again with the same input)",
+    "MultiHeadAttention": "attention is not exported yet; use recurrent layers",
+    "Attention": "attention is not exported yet; use recurrent layers",
+    "AdditiveAttention": "attention is not exported yet; use recurrent layers",
+    "Maximum": "merge the branches with Add, Subtract, Average, Multiply or Concatenate",
+    "Minimum": "merge the branches with Add, Subtract, Average, Multiply or Concatenate",
+}
+
 SUPPORTED = sorted({*READERS, *PASS_THROUGH, *FOLDED, *MERGES, "Embedding"} - {"InputLayer"})
+
+
+def _next_step(cls: str) -> str:
+    """What to do about an unsupported layer type: advice where there is some, else the list."""
+    return NEXT_STEP.get(cls, f"supported: {', '.join(SUPPORTED)}")
 
 
 def load_keras_model(path: str | os.PathLike[str]) -> Any:
@@ -189,9 +220,7 @@ def read_model(model: Any) -> ModelIR:
             layer, cls = inner, "Dense"
         reader = READERS.get(cls)
         if reader is None:
-            raise ExportError(
-                f"{where}: layer type {cls} is not supported; supported: {', '.join(SUPPORTED)}"
-            )
+            raise ExportError(f"{where}: layer type {cls} is not supported; {_next_step(cls)}")
         ir_layer = wrap_go_backwards(layer, reader.read(layer, size))
         _check_finite(ir_layer, where)
         if ir_layer.kind in RECURRENT_KINDS:

@@ -114,6 +114,22 @@ CASES = [
         "an input offset right before a Conv1D (a Normalization, or an input feature "
         "constant over the calibration set) is not supported",
     ),
+    (
+        lambda: _seq(keras.layers.Flatten(), keras.layers.Dense(2)),
+        "(Flatten): layer type Flatten is not supported; rnn2c keeps one feature vector per step",
+    ),
+    (
+        lambda: _seq(keras.layers.ZeroPadding1D(2), keras.layers.GRU(4)),
+        "pad the sequence in firmware before stepping",
+    ),
+    (
+        lambda: _seq(keras.layers.SeparableConv1D(4, 3), keras.layers.GRU(4)),
+        "(SeparableConv1D): layer type SeparableConv1D is not supported; use a Conv1D",
+    ),
+    (
+        lambda: _seq(keras.layers.UnitNormalization(), keras.layers.GRU(4)),
+        "layer type UnitNormalization is not supported; supported: Activation, Add, ",
+    ),
     (_two_inputs, "has 2 inputs and 1 outputs"),
     (_branch, "a whole-sequence layer (Bidirectional) in a graph of branches is not supported"),
 ]
