@@ -17,6 +17,7 @@ from rnn2c.export.quantize import (
     pack_blocks,
     pad4,
     quantize_rows,
+    row_kinds,
     shift_part,
 )
 
@@ -129,6 +130,7 @@ class RecurrentFloat(FloatLayer):
                     1.0 / fx.Q12_ONE,
                     limits,
                     where + " gate rows",
+                    row_kinds(len(bias), u),
                 )
             except ExportError as e:  # overflow: try a less aggressive balance
                 last = e
