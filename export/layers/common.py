@@ -206,7 +206,9 @@ class PackedMatrix:
 
     def weight_bytes(self) -> int:
         rows = self.fc.rows
-        return self.packed_weight().size + (4 * rows if self.has_bias() else 0) + 4 * rows
+        # packed weights, int32 biases, int16 requantization multipliers (the per-kind shifts
+        # live in the layer's struct)
+        return self.packed_weight().size + (4 * rows if self.has_bias() else 0) + 2 * rows
 
     def raw_parameters(self) -> int:
         return self.macs + (4 * self.fc.rows if self.has_bias() else 0)
