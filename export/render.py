@@ -116,14 +116,7 @@ def kind_shifts(layer: QuantLayer) -> list[tuple[int, int]]:
 def layer_arrays(layer: QuantLayer, input_bits: int) -> dict[str, Any]:
     """The C arrays of a layer: packed weights, bias and requantization in kernel order."""
     if not hasattr(layer, "fc"):  # no weight matrix (LayerNormalization)
-        return {
-            "weight": np.zeros(0, np.int8),
-            "bias": None,
-            "rq": [],
-            "shifts": [],
-            "worst": 0,
-            "x86": None,
-        }
+        return {"weight": np.zeros(0, np.int8), "bias": None, "rq": [], "worst": 0, "x86": None}
     fc = layer.fc  # type: ignore[attr-defined]
     order = np.asarray(layer.c_rows(), dtype=np.int64)  # type: ignore[attr-defined]
     x_shift = getattr(layer, "x_shift", 0)
@@ -261,9 +254,10 @@ class LayerView:
     weight: np.ndarray  # int8, packed in the order the kernels read it
     bias: np.ndarray | None  # int32 per row in the order the kernels read it; None: all zero
     rq: list[tuple[int, int, int]]  # (multiplier, shift_in, shift_out) per row, same order
-    shifts: list[tuple[int, int]]  # (shift_in, shift_out) per row kind (kind_shifts)
     worst: int  # worst-case |accumulator|
     x86: dict[str, np.ndarray] | None  # x86-only layouts of a GRU/LSTM layer, see x86_arrays
+    # (shift_in, shift_out) per row kind (kind_shifts); empty for a layer without a matrix
+    shifts: list[tuple[int, int]] = field(default_factory=list)
     # whole-sequence models (<name>_run layer by layer):
     cells: list[LayerView] = field(default_factory=list)  # a Bidirectional's fw (and bw) cells
     rows: str = ""  # C expression: how many rows the layer runs over ("length" or "1")
@@ -404,7 +398,6 @@ def _view(
         "weight": np.zeros(0),
         "bias": None,
         "rq": [],
-        "shifts": [],
         "worst": 0,
         "x86": None,
     }
