@@ -99,6 +99,45 @@ def rq_params(real: float, limit: int) -> tuple[int, int, int]:
     return 0, 0, 1
 
 
+def shared_rq_params(reals: np.ndarray, limits: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """(multipliers, shift_in, shift_out) for a kind of rows that share their two shifts.
+
+    Every row gets the guarantee of :func:`rq_params` (the 17-bit saturation never changes a
+    result its consumer can tell apart): shift_in starts at the largest any row's own
+    rq_params needs, shift_out comes from the row with the largest real multiplier, which keeps
+    a multiplier in [2**13, 2**14); the others are ``round(real * 2**(shift_in + shift_out))``,
+    smaller. A row that its own rq_params drops (real 0, or negligible) gets multiplier 0.
+    Raises ValueError like rq_params.
+    """
+    reals = np.asarray(reals, dtype=np.float64).reshape(-1)
+    limits = np.broadcast_to(np.asarray(limits, dtype=np.int64), reals.shape)
+    mult = np.zeros(reals.shape, dtype=np.int64)
+    own = [rq_params(float(r), int(lim)) for r, lim in zip(reals, limits, strict=True)]
+    live = np.array([m != 0 for m, _, _ in own], dtype=bool)
+    if not live.any():
+        return mult, 0, 1
+    s1 = max(s for (_, s, _), ok in zip(own, live, strict=True) if ok)
+    top = float(reals[live].max())
+    while s1 <= RQ_MAX_SHIFT:
+        mantissa, exponent = math.frexp(top * 2.0**s1)
+        s2 = RQ_M_BITS - exponent
+        if round(mantissa * (1 << RQ_M_BITS)) == 1 << RQ_M_BITS:
+            s2 -= 1
+        if s2 < 1:
+            raise ValueError(f"requantization multiplier {top:g} is too large (must be < 2**13)")
+        if s2 > RQ_MAX_SHIFT:
+            return mult, 0, 1
+        mult[live] = np.round(reals[live] * 2.0 ** (s1 + s2)).astype(np.int64)
+        assert mult.max() < 1 << RQ_M_BITS
+        hi = requant(np.int64(RQ_T_MAX << s1), mult[live], s1, s2)
+        lo = requant(np.int64(RQ_T_MIN << s1), mult[live], s1, s2)
+        if (hi >= limits[live]).all() and (lo <= -limits[live]).all():
+            return mult, int(s1), int(s2)
+        s1 += 1
+    mult[:] = 0
+    return mult, 0, 1
+
+
 def rshift_round(x: np.ndarray, shift: np.ndarray | int) -> np.ndarray:
     """(x + 2**(shift-1)) >> shift, arithmetic shift (round half up); shift >= 1."""
     x = np.asarray(x, dtype=np.int64)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnn2c.export.fixedpoint import INT32_MAX, requant, rq_params
+from rnn2c.export.fixedpoint import INT32_MAX, requant, shared_rq_params
 from rnn2c.export.graph import consumers, gather
 from rnn2c.export.ir import (
     ACTIVATION_TYPES,
@@ -87,13 +87,17 @@ def quantize_rows(
     out_scale: float,
     limits: np.ndarray | int,
     where: str,
+    kinds: np.ndarray | None = None,
 ) -> QuantFC:
     """Quantize real weight rows [rows, cols] acting on an int16 vector v.
 
     Row r computes b_real[r] + sum_c w_real[r, c] * (v[c] - offset[c]) in real units; ``offset``
     is the vector value that stands for a real 0 (the input zero point, shifted), ``vmax`` the
     largest |v[c]|. out_scale is the real value of one unit of the requantized result, limits
-    the magnitude from which its consumer saturates (per row or one for all).
+    the magnitude from which its consumer saturates (per row or one for all). ``kinds`` [rows]
+    numbers the row kinds (:func:`row_kinds`; None: one kind), whose rows share shift_in and
+    shift_out (fixedpoint.shared_rq_params); a row with all-zero weights takes the largest
+    weight scale of its kind's other rows, so that it does not widen the kind's spread.
     """
     w = np.asarray(w_real, dtype=np.float64)
     rows, cols = w.shape
@@ -102,7 +106,12 @@ def quantize_rows(
             f"{where}: {rows}x{cols} matrix is larger than the 65535 rows/cols supported"
         )
     peak = np.abs(w).max(axis=1, initial=0.0)
-    w_scale = np.where(peak > 0, peak / 127.0, 1.0 / 127.0)
+    w_scale = peak / 127.0
+    kinds = np.zeros(rows, dtype=np.int64) if kinds is None else np.asarray(kinds, np.int64)
+    for k in np.unique(kinds):
+        sel = kinds == k
+        live = peak[sel] > 0
+        w_scale[sel & (peak == 0)] = w_scale[sel][live].max() if live.any() else 1.0 / 127.0
     wq = np.clip(np.round(w / w_scale[:, None]), -127, 127).astype(np.int64)
     bias_q = np.round(np.asarray(b_real, dtype=np.float64) / w_scale).astype(np.int64)
     bias_q -= wq @ np.asarray(offset, dtype=np.int64)
@@ -114,14 +123,15 @@ def quantize_rows(
         shift_in=np.zeros(rows, dtype=np.uint8),
         shift_out=np.ones(rows, dtype=np.uint8),
     )
-    for r in range(rows):
+    for k in np.unique(kinds):
+        sel = np.flatnonzero(kinds == k)
         try:
-            m, s1, s2 = rq_params(float(w_scale[r] / out_scale), int(limits[r]))
+            m, s1, s2 = shared_rq_params(w_scale[sel] / out_scale, limits[sel])
         except ValueError as e:
-            raise ExportError(f"{where}: row {r}: {e}") from None
-        fc.multiplier[r], fc.shift_in[r], fc.shift_out[r] = m, s1, s2
+            raise ExportError(f"{where}: rows of kind {k}: {e}") from None
+        fc.multiplier[sel], fc.shift_in[sel], fc.shift_out[sel] = m, s1, s2
         if s1 > 0:
-            bias_q[r] += 1 << (s1 - 1)  # acc >> shift_in then rounds half up
+            bias_q[sel] += 1 << (s1 - 1)  # acc >> shift_in then rounds half up
     # Overflow guard (see rnn2c_runtime.h): no input can push an accumulator past int32. It also
     # bounds |bias_q|, so the bias fits its int32 array.
     worst = worst_case_acc(wq, bias_q, vmax)
@@ -132,6 +142,13 @@ def quantize_rows(
         )
     fc.bias[:] = bias_q
     return fc
+
+
+def row_kinds(rows: int, units: int) -> np.ndarray:
+    """The kind of each logical row of a layer's matrix (rows gate-major: kind = gate, GRU z, r,
+    candidate(s); LSTM i, f, g, o; one kind for SimpleRNN and Dense), whose rows share their
+    requantization shifts (the C's per-kind rnn2c_shift_t)."""
+    return np.arange(int(rows), dtype=np.int64) // max(int(units), 1)
 
 
 def pad4(n: int) -> int:

@@ -11,8 +11,8 @@ import jinja2
 import numpy as np
 
 from rnn2c import __version__
-from rnn2c.export.ir import CTYPE_BYTES, QuantLayer, QuantModel
-from rnn2c.export.quantize import pad4, vector_max, worst_case_acc
+from rnn2c.export.ir import CTYPE_BYTES, ExportError, QuantLayer, QuantModel
+from rnn2c.export.quantize import pad4, row_kinds, vector_max, worst_case_acc
 
 RUNTIME_HEADER = "rnn2c_runtime.h"
 LABELS = {
@@ -99,6 +99,24 @@ def c_structs(rows: list[tuple[int, ...]]) -> str:
     return ",\n".join(lines)
 
 
+def kind_shifts(layer: QuantLayer) -> list[tuple[int, int]]:
+    """(shift_in, shift_out) of each row kind of a layer's matrix (the C struct's ``sh``), which
+    every row of the kind shares (quantize.quantize_rows); a quantized model saved before that
+    rule is refused."""
+    fc = layer.fc  # type: ignore[attr-defined]
+    kinds = row_kinds(fc.rows, getattr(layer, "units", fc.rows))
+    out = []
+    for k in range(int(kinds.max(initial=-1)) + 1):
+        s1, s2 = fc.shift_in[kinds == k], fc.shift_out[kinds == k]
+        if (s1 != s1[0]).any() or (s2 != s2[0]).any():
+            raise ExportError(
+                f"layer '{layer.name}': requantization shifts differ within a row kind "
+                "(a quantized model from an older rnn2c); export the model again"
+            )
+        out.append((int(s1[0]), int(s2[0])))
+    return out
+
+
 def layer_arrays(layer: QuantLayer, input_bits: int) -> dict[str, Any]:
     """The C arrays of a layer: packed weights, bias and requantization in kernel order."""
     fc = getattr(layer, "fc", None)
@@ -122,6 +140,7 @@ def layer_arrays(layer: QuantLayer, input_bits: int) -> dict[str, Any]:
         "weight": layer.packed_weight(),  # type: ignore[attr-defined]
         "bias": fc.bias[order] if layer.has_bias() else None,  # type: ignore[attr-defined]
         "rq": [(int(fc.multiplier[r]), int(fc.shift_in[r]), int(fc.shift_out[r])) for r in order],
+        "shifts": kind_shifts(layer),
         "worst": worst_case_acc(fc.weight, fc.bias, np.asarray(vmax)),
         "x86": x86_arrays(layer, input_bits),
     }
@@ -249,6 +268,8 @@ class LayerView:
     rq: list[tuple[int, int, int]]  # (multiplier, shift_in, shift_out) per row, same order
     worst: int  # worst-case |accumulator|
     x86: dict[str, np.ndarray] | None  # x86-only layouts of a GRU/LSTM layer, see x86_arrays
+    # (shift_in, shift_out) per row kind (kind_shifts); empty for a layer without a matrix
+    shifts: list[tuple[int, int]] = field(default_factory=list)
     # whole-sequence models (<name>_run layer by layer):
     cells: list[LayerView] = field(default_factory=list)  # a Bidirectional's fw (and bw) cells
     rows: str = ""  # C expression: how many rows the layer runs over ("length" or "1")

@@ -17,7 +17,8 @@ from rnn2c.export.layers import QUANT_CLASSES
 from rnn2c.export.layers.embedding import QuantEmbedding
 from rnn2c.export.quantize import QuantFC
 
-FORMAT_VERSION = 3  # 3: an int16 part of the vector may be shifted right (negative shift)
+FORMAT_VERSION = 4  # 4: the rows of a kind share shift_in and shift_out (the C stores them once)
+# 3: an int16 part of the vector may be shifted right (negative shift)
 # 2: one fused weight matrix per layer (fc), 32-bit requantization
 
 

@@ -284,11 +284,19 @@ RNN2C_INLINE void rnn2c_zero(void *p, size_t n)
 
 /* ---------------------------------------------------------------- requantization */
 
-/* Per-row requantization to the format the row's consumer needs (Q3.12 for a gate). */
+/* Requantization to the format a row's consumer needs (Q3.12 for a gate). A layer stores one
+ * int16 multiplier per row and one rnn2c_shift_t per row kind (GRU: z, r, candidate over x,
+ * candidate over h; LSTM: i, f, g, o; SimpleRNN and Dense: one), shared by the kind's rows. */
 typedef struct {
-    int16_t multiplier; /* in [2^13, 2^14), or 0 */
-    uint8_t shift_in;   /* 0..31; the rounding of acc >> shift_in is folded into the bias */
-    uint8_t shift_out;  /* 1..31 */
+    uint8_t shift_in;  /* 0..31; the rounding of acc >> shift_in is folded into the bias */
+    uint8_t shift_out; /* 1..31 */
+} rnn2c_shift_t;
+
+/* One self-contained record (a Dense activation's output requantization). */
+typedef struct {
+    int16_t multiplier; /* in [0, 2^14) */
+    uint8_t shift_in;
+    uint8_t shift_out;
 } rnn2c_rq_t;
 
 /* Saturate to 17 bits: [-65536, 65535] (gcc makes it one SSAT on ARMv7-M). */
@@ -305,21 +313,29 @@ RNN2C_INLINE int32_t rnn2c_sat17(int32_t x)
 /* round(sat17(acc >> shift_in) * multiplier / 2^shift_out): 32-bit only, |result| < 2^30. The
  * exporter picks shift_in so that the saturation only touches accumulators whose result the
  * consumer saturates anyway. */
+RNN2C_INLINE int32_t rnn2c_rqs(int32_t acc, int32_t multiplier, rnn2c_shift_t s)
+{
+    const int32_t t = rnn2c_sat17(acc >> s.shift_in);
+    return (t * multiplier + ((int32_t)1 << (s.shift_out - 1))) >> s.shift_out;
+}
+
 RNN2C_INLINE int32_t rnn2c_rq(int32_t acc, const rnn2c_rq_t *q)
 {
-    const int32_t t = rnn2c_sat17(acc >> q->shift_in);
-    return (t * (int32_t)q->multiplier + ((int32_t)1 << (q->shift_out - 1))) >> q->shift_out;
+    rnn2c_shift_t s;
+    s.shift_in = q->shift_in;
+    s.shift_out = q->shift_out;
+    return rnn2c_rqs(acc, q->multiplier, s);
 }
 
 /* A gate: requantized row -> sigmoid or tanh (Q0.15). */
-RNN2C_INLINE int32_t rnn2c_sigmoid_rq(int32_t acc, const rnn2c_rq_t *q)
+RNN2C_INLINE int32_t rnn2c_sigmoid_rq(int32_t acc, int32_t multiplier, rnn2c_shift_t s)
 {
-    return rnn2c_sigmoid_q15(rnn2c_rq(acc, q));
+    return rnn2c_sigmoid_q15(rnn2c_rqs(acc, multiplier, s));
 }
 
-RNN2C_INLINE int32_t rnn2c_tanh_rq(int32_t acc, const rnn2c_rq_t *q)
+RNN2C_INLINE int32_t rnn2c_tanh_rq(int32_t acc, int32_t multiplier, rnn2c_shift_t s)
 {
-    return rnn2c_tanh_q15(rnn2c_rq(acc, q));
+    return rnn2c_tanh_q15(rnn2c_rqs(acc, multiplier, s));
 }
 
 RNN2C_INLINE int32_t rnn2c_bias(const int32_t *bias, uint32_t i)
@@ -1077,7 +1093,9 @@ RNN2C_INLINE const int8_t *rnn2c_mac_rows_small(const int8_t *w, const int16_t *
 typedef struct {
     const int8_t *weight;  /* packed (see the top), in the order the step reads it */
     const int32_t *bias;   /* per row, in the order the step reads it; NULL when all zero */
-    const rnn2c_rq_t *rq;  /* per row, same order */
+    const int16_t *mult;   /* requantization multiplier per row, same order */
+    rnn2c_shift_t sh[4];   /* per row kind: z, r, candidate over x, candidate over h (reset_after=0:
+                            * z, r, candidate) */
     uint16_t units;
     uint16_t x_groups;     /* input columns / 4, padded */
     uint16_t h_groups;     /* state columns / 4, padded */
@@ -1108,13 +1126,13 @@ RNN2C_INLINE int8_t rnn2c_gru_sum_to_s8(int32_t sum)
 /* The gate arithmetic of one GRU (reset_after=1) unit from its four accumulators (bias included):
  * the new state in Q0.15 times 2^15, before rounding (rnn2c_gru_blend_sum). The candidate's
  * recurrent part is saturated to 17 bits, so r times it fits int32. */
-RNN2C_INLINE int32_t rnn2c_gru_gates(const rnn2c_rq_t *q, int32_t z, int32_t r, int32_t cx,
-                                     int32_t ch, int32_t h_q15)
+RNN2C_INLINE int32_t rnn2c_gru_gates(const rnn2c_gru_t *p, const int16_t *m, int32_t z, int32_t r,
+                                     int32_t cx, int32_t ch, int32_t h_q15)
 {
-    z = rnn2c_sigmoid_rq(z, q);
-    r = rnn2c_sigmoid_rq(r, q + 1);
-    ch = rnn2c_sat17(rnn2c_rq(ch, q + 3));
-    cx = rnn2c_rq(cx, q + 2) + ((r * ch + ((int32_t)1 << 14)) >> 15);
+    z = rnn2c_sigmoid_rq(z, m[0], p->sh[0]);
+    r = rnn2c_sigmoid_rq(r, m[1], p->sh[1]);
+    ch = rnn2c_sat17(rnn2c_rqs(ch, m[3], p->sh[3]));
+    cx = rnn2c_rqs(cx, m[2], p->sh[2]) + ((r * ch + ((int32_t)1 << 14)) >> 15);
     return rnn2c_gru_blend_sum(z, h_q15, rnn2c_tanh_q15(cx));
 }
 
@@ -1124,14 +1142,14 @@ RNN2C_INLINE int32_t rnn2c_gru_gates(const rnn2c_rq_t *q, int32_t z, int32_t r, 
 RNN2C_INLINE int32_t rnn2c_gru_unit(const rnn2c_gru_t *p, const int8_t **w, const int16_t *v,
                                     uint32_t j, int32_t h_q15)
 {
-    const rnn2c_rq_t *q = p->rq + 4 * j;
+    const int16_t *m = p->mult + 4 * j;
     int32_t z = rnn2c_bias(p->bias, 4 * j);
     int32_t r = rnn2c_bias(p->bias, 4 * j + 1);
     int32_t cx = rnn2c_bias(p->bias, 4 * j + 2);
     int32_t ch = rnn2c_bias(p->bias, 4 * j + 3);
     *w = rnn2c_mac3(*w, v, p->x_groups, &z, &r, &cx);
     *w = rnn2c_mac3(*w, v + 4 * (uint32_t)p->x_groups, p->h_groups, &z, &r, &ch);
-    return rnn2c_gru_gates(q, z, r, cx, ch, h_q15);
+    return rnn2c_gru_gates(p, m, z, r, cx, ch, h_q15);
 }
 
 #if defined(RNN2C_V7M_ASM)
@@ -1141,14 +1159,14 @@ RNN2C_INLINE void rnn2c_gru_pair(const rnn2c_gru_t *p, const int8_t **w, const i
                                  uint32_t j, int32_t h0_q15, int32_t h1_q15, int32_t *s)
 {
     static const int32_t no_bias[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    const rnn2c_rq_t *q = p->rq + 4 * j;
+    const int16_t *m = p->mult + 4 * j;
     int32_t a[4];
     int32_t b[4];
     rnn2c_v7m_gru_pair_acc(*w, v, p->x_groups, p->h_groups,
                            p->bias != NULL ? p->bias + 4 * j : no_bias, a, b);
     *w += 24 * ((size_t)p->x_groups + p->h_groups);
-    s[0] = rnn2c_gru_gates(q, a[0], a[1], a[2], a[3], h0_q15);
-    s[1] = rnn2c_gru_gates(q + 4, b[0], b[1], b[2], b[3], h1_q15);
+    s[0] = rnn2c_gru_gates(p, m, a[0], a[1], a[2], a[3], h0_q15);
+    s[1] = rnn2c_gru_gates(p, m + 4, b[0], b[1], b[2], b[3], h1_q15);
 }
 #endif
 
@@ -1169,7 +1187,7 @@ RNN2C_INLINE const int8_t *rnn2c_gru_zr(const rnn2c_gru_t *p, const int16_t *v, 
         }
         w = rnn2c_mac_rows(w, v, groups, rows, a);
         for (k = 0; k < rows; ++k) {
-            zr[i + k] = (int16_t)rnn2c_sigmoid_rq(a[k], p->rq + i + k);
+            zr[i + k] = (int16_t)rnn2c_sigmoid_rq(a[k], p->mult[i + k], p->sh[(i + k) & 1]);
         }
     }
     return w;
@@ -1186,7 +1204,7 @@ RNN2C_INLINE const int8_t *rnn2c_gru_cand(const rnn2c_gru_t *p, const int8_t *w,
     }
     w = rnn2c_mac_rows(w, v, (uint32_t)p->x_groups + p->h_groups, rows, a);
     for (k = 0; k < rows; ++k) {
-        a[k] = rnn2c_tanh_rq(a[k], p->rq + row + k);
+        a[k] = rnn2c_tanh_rq(a[k], p->mult[row + k], p->sh[2]);
     }
     return w;
 }
@@ -1275,7 +1293,8 @@ RNN2C_INLINE void rnn2c_gru_s16(const rnn2c_gru_t *p, int16_t *v, int16_t *h, in
 typedef struct {
     const int8_t *weight;  /* per unit: rows i, f, g, o over the whole vector */
     const int32_t *bias;   /* 4 per unit; NULL when all zero */
-    const rnn2c_rq_t *rq;
+    const int16_t *mult;   /* per row, same order */
+    rnn2c_shift_t sh[4];   /* per gate: i, f, g, o */
     uint16_t units;
     uint16_t x_groups;
     uint16_t h_groups;
@@ -1288,7 +1307,7 @@ typedef struct {
 RNN2C_INLINE int32_t rnn2c_lstm_unit(const rnn2c_lstm_t *p, const int8_t **w, const int16_t *v,
                                      int16_t *c, uint32_t j)
 {
-    const rnn2c_rq_t *q = p->rq + 4 * j;
+    const int16_t *m = p->mult + 4 * j;
     const int cell_shift = 30 - (int)p->cell_frac_bits; /* Q0.30 product -> cell format */
     int32_t i_gate = rnn2c_bias(p->bias, 4 * j);
     int32_t f_gate = rnn2c_bias(p->bias, 4 * j + 1);
@@ -1297,10 +1316,10 @@ RNN2C_INLINE int32_t rnn2c_lstm_unit(const rnn2c_lstm_t *p, const int8_t **w, co
     int32_t cell;
     *w = rnn2c_mac4(*w, v, (uint32_t)p->x_groups + p->h_groups, &i_gate, &f_gate, &g_cand,
                     &o_gate);
-    i_gate = rnn2c_sigmoid_rq(i_gate, q);
-    f_gate = rnn2c_sigmoid_rq(f_gate, q + 1);
-    g_cand = rnn2c_tanh_rq(g_cand, q + 2);
-    o_gate = rnn2c_sigmoid_rq(o_gate, q + 3);
+    i_gate = rnn2c_sigmoid_rq(i_gate, m[0], p->sh[0]);
+    f_gate = rnn2c_sigmoid_rq(f_gate, m[1], p->sh[1]);
+    g_cand = rnn2c_tanh_rq(g_cand, m[2], p->sh[2]);
+    o_gate = rnn2c_sigmoid_rq(o_gate, m[3], p->sh[3]);
     /* c = f * c + i * g; each product is below 2^30 in magnitude */
     cell = rnn2c_sat_s16(rnn2c_rshift_round(f_gate * (int32_t)c[j], 15) +
                          rnn2c_rshift_round(i_gate * g_cand, cell_shift));
@@ -1333,7 +1352,8 @@ RNN2C_INLINE void rnn2c_lstm_s16(const rnn2c_lstm_t *p, const int16_t *v, int16_
 typedef struct {
     const int8_t *weight;  /* groups of 4 units over the whole vector */
     const int32_t *bias;   /* per unit; NULL when all zero */
-    const rnn2c_rq_t *rq;
+    const int16_t *mult;   /* per unit */
+    rnn2c_shift_t sh[1];
     uint16_t units;
     uint16_t x_groups;
     uint16_t h_groups;
@@ -1351,7 +1371,7 @@ RNN2C_INLINE const int8_t *rnn2c_rnn_units(const rnn2c_rnn_t *p, const int8_t *w
     }
     w = rnn2c_mac_rows(w, v, (uint32_t)p->x_groups + p->h_groups, rows, a);
     for (k = 0; k < rows; ++k) {
-        a[k] = rnn2c_tanh_rq(a[k], p->rq + j + k);
+        a[k] = rnn2c_tanh_rq(a[k], p->mult[j + k], p->sh[0]);
     }
     return w;
 }
@@ -1399,7 +1419,8 @@ enum {
 typedef struct {
     const int8_t *weight;  /* groups of 4 rows over the input vector */
     const int32_t *bias;   /* per row; NULL when all zero */
-    const rnn2c_rq_t *rq;
+    const int16_t *mult;   /* per row */
+    rnn2c_shift_t sh[1];
     uint16_t units;
     uint16_t x_groups;
     int8_t output_zero_point;
@@ -1430,7 +1451,7 @@ RNN2C_INLINE void rnn2c_dense_s8(const rnn2c_dense_t *p, const int16_t *vec, int
         w = rnn2c_mac_rows(w, vec, p->x_groups, rows, acc + i);
 #endif
         for (k = 0; k < rows; ++k) {
-            acc[i + k] = rnn2c_rq(acc[i + k], p->rq + i + k);
+            acc[i + k] = rnn2c_rqs(acc[i + k], p->mult[i + k], p->sh[0]);
         }
     }
     if (p->activation == RNN2C_ACT_SOFTMAX) {
@@ -2383,7 +2404,7 @@ RNN2C_INLINE void rnn2c_x86_dense_s8(const rnn2c_dense_t *p, const int16_t *vec,
         }
         w = rnn2c_mac_rows(w, vec, p->x_groups, rows, acc + i);
         for (k = 0; k < rows; ++k) {
-            acc[i + k] = rnn2c_rq(acc[i + k], p->rq + i + k);
+            acc[i + k] = rnn2c_rqs(acc[i + k], p->mult[i + k], p->sh[0]);
         }
     }
     max = acc[0];
@@ -2488,17 +2509,17 @@ RNN2C_INLINE int32_t rnn2c_gru_x_unit(const rnn2c_gru_t *p, const rnn2c_acts_t *
                                       const int8_t **w, const int16_t *v, uint32_t j,
                                       int32_t h_q15)
 {
-    const rnn2c_rq_t *q = p->rq + 4 * j;
+    const int16_t *m = p->mult + 4 * j;
     int32_t z = rnn2c_bias(p->bias, 4 * j);
     int32_t r = rnn2c_bias(p->bias, 4 * j + 1);
     int32_t cx = rnn2c_bias(p->bias, 4 * j + 2);
     int32_t ch = rnn2c_bias(p->bias, 4 * j + 3);
     *w = rnn2c_mac3(*w, v, p->x_groups, &z, &r, &cx);
     *w = rnn2c_mac3(*w, v + 4 * (uint32_t)p->x_groups, p->h_groups, &z, &r, &ch);
-    z = rnn2c_gate_q15(rnn2c_rq(z, q), a->gate);
-    r = rnn2c_gate_q15(rnn2c_rq(r, q + 1), a->gate);
-    ch = rnn2c_sat17(rnn2c_rq(ch, q + 3));
-    cx = rnn2c_rq(cx, q + 2) + ((r * ch + ((int32_t)1 << 14)) >> 15);
+    z = rnn2c_gate_q15(rnn2c_rqs(z, m[0], p->sh[0]), a->gate);
+    r = rnn2c_gate_q15(rnn2c_rqs(r, m[1], p->sh[1]), a->gate);
+    ch = rnn2c_sat17(rnn2c_rqs(ch, m[3], p->sh[3]));
+    cx = rnn2c_rqs(cx, m[2], p->sh[2]) + ((r * ch + ((int32_t)1 << 14)) >> 15);
     return rnn2c_blend_x_q15(z, h_q15, rnn2c_cell_q15(cx, a->cell));
 }
 
@@ -2523,7 +2544,8 @@ RNN2C_INLINE void rnn2c_gru_x_rb(const rnn2c_gru_t *p, const rnn2c_acts_t *a, in
         }
         w = rnn2c_mac_rows(w, v, groups, rows, acc);
         for (k = 0; k < rows; ++k) {
-            zr[i + k] = (int16_t)rnn2c_gate_q15(rnn2c_rq(acc[k], p->rq + i + k), a->gate);
+            zr[i + k] =
+                (int16_t)rnn2c_gate_q15(rnn2c_rqs(acc[k], p->mult[i + k], p->sh[(i + k) & 1]), a->gate);
         }
     }
     for (i = 0; i < u; ++i) {
@@ -2543,7 +2565,8 @@ RNN2C_INLINE void rnn2c_gru_x_rb(const rnn2c_gru_t *p, const rnn2c_acts_t *a, in
         }
         w = rnn2c_mac_rows(w, v, groups, rows, acc);
         for (k = 0; k < rows; ++k) {
-            const int32_t cand = rnn2c_cell_q15(rnn2c_rq(acc[k], p->rq + n + i + k), a->cell);
+            const int32_t cand =
+                rnn2c_cell_q15(rnn2c_rqs(acc[k], p->mult[n + i + k], p->sh[2]), a->cell);
             const int32_t h_q15 = state_bits == 8 ? h[i + k] * 256 : h[i + k];
             hn[i + k] = rnn2c_blend_x_q15(zr[2 * (i + k)], h_q15, cand);
         }
@@ -2603,7 +2626,7 @@ RNN2C_INLINE void rnn2c_gru_x_s16(const rnn2c_gru_t *p, const rnn2c_acts_t *a, i
 RNN2C_INLINE int32_t rnn2c_lstm_x_unit(const rnn2c_lstm_t *p, const rnn2c_acts_t *a,
                                        const int8_t **w, const int16_t *v, int16_t *c, uint32_t j)
 {
-    const rnn2c_rq_t *q = p->rq + 4 * j;
+    const int16_t *m = p->mult + 4 * j;
     const int cell_shift = 30 - (int)p->cell_frac_bits;
     int32_t i_gate = rnn2c_bias(p->bias, 4 * j);
     int32_t f_gate = rnn2c_bias(p->bias, 4 * j + 1);
@@ -2612,10 +2635,10 @@ RNN2C_INLINE int32_t rnn2c_lstm_x_unit(const rnn2c_lstm_t *p, const rnn2c_acts_t
     int32_t cell;
     *w = rnn2c_mac4(*w, v, (uint32_t)p->x_groups + p->h_groups, &i_gate, &f_gate, &g_cand,
                     &o_gate);
-    i_gate = rnn2c_gate_q15(rnn2c_rq(i_gate, q), a->gate);
-    f_gate = rnn2c_gate_q15(rnn2c_rq(f_gate, q + 1), a->gate);
-    g_cand = rnn2c_cell_q15(rnn2c_rq(g_cand, q + 2), a->cell);
-    o_gate = rnn2c_gate_q15(rnn2c_rq(o_gate, q + 3), a->gate);
+    i_gate = rnn2c_gate_q15(rnn2c_rqs(i_gate, m[0], p->sh[0]), a->gate);
+    f_gate = rnn2c_gate_q15(rnn2c_rqs(f_gate, m[1], p->sh[1]), a->gate);
+    g_cand = rnn2c_cell_q15(rnn2c_rqs(g_cand, m[2], p->sh[2]), a->cell);
+    o_gate = rnn2c_gate_q15(rnn2c_rqs(o_gate, m[3], p->sh[3]), a->gate);
     cell = rnn2c_sat_s16(rnn2c_rshift_round(f_gate * (int32_t)c[j], 15) +
                          rnn2c_rshift_round(i_gate * g_cand, cell_shift));
     c[j] = (int16_t)cell;
@@ -2656,7 +2679,7 @@ RNN2C_INLINE void rnn2c_rnn_x_q15(const rnn2c_rnn_t *p, const rnn2c_acts_t *a, c
         }
         w = rnn2c_mac_rows(w, v, (uint32_t)p->x_groups + p->h_groups, rows, out + j);
         for (k = 0; k < rows; ++k) {
-            out[j + k] = rnn2c_cell_q15(rnn2c_rq(out[j + k], p->rq + j + k), a->cell);
+            out[j + k] = rnn2c_cell_q15(rnn2c_rqs(out[j + k], p->mult[j + k], p->sh[0]), a->cell);
         }
     }
 }
@@ -2805,7 +2828,7 @@ RNN2C_INLINE void rnn2c_dense_x_s8(const rnn2c_dense_t *p, const rnn2c_dense_act
         }
         w = rnn2c_mac_rows(w, vec, p->x_groups, rows, acc + i);
         for (k = 0; k < rows; ++k) {
-            const int32_t f = rnn2c_dense_act(rnn2c_rq(acc[i + k], p->rq + i + k), a);
+            const int32_t f = rnn2c_dense_act(rnn2c_rqs(acc[i + k], p->mult[i + k], p->sh[0]), a);
             y[i + k] = rnn2c_sat_s8(rnn2c_rq(f, &a->out) + p->output_zero_point);
         }
     }
@@ -2917,7 +2940,7 @@ RNN2C_INLINE void rnn2c_conv_rows(const rnn2c_conv_t *p, const int16_t *ring, co
             slot = slot >= p->span ? slot - p->span : slot;
         }
         for (k = 0; k < rows; ++k) {
-            const int32_t r = rnn2c_rq(a[k], p->fc.rq + i + k);
+            const int32_t r = rnn2c_rqs(a[k], p->fc.mult[i + k], p->fc.sh[0]);
             if (p->fc.activation == RNN2C_ACT_SOFTMAX) {
                 acc[i + k] = r;
             } else {

@@ -303,7 +303,7 @@ CASES = [
         "not a readable rnn2c quantized model",
         lambda ws: np.savez(
             ws / "exp" / "m_qmodel.npz",
-            header=np.frombuffer(b'{"format": 3, "layers": [{"kind": "zz"}]}', np.uint8),
+            header=np.frombuffer(b'{"format": 4, "layers": [{"kind": "zz"}]}', np.uint8),
         ),
     ),
     Case("model-export-shapes-differ", ["verify", "{ws}/five.keras", *VERIFY[2:]], "takes 5"),

@@ -139,6 +139,48 @@ def test_rq_params_precision_and_saturation(seed: int, limit: int) -> None:
         assert np.all(np.abs(got[~inside]) >= limit - tol[~inside])
 
 
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("limit", [256, 1 << 15, 1 << 16, 1 << 17])
+def test_shared_rq_params_precision_and_saturation(seed: int, limit: int) -> None:
+    """Rows sharing shift_in and shift_out (one row kind): every row keeps rq_params'
+    saturation guarantee, and its error stays within the kind's absolute bound: one output unit,
+    2^-13 of the kind's largest real times 2^16 (the multiplier's rounding, which the smaller
+    multipliers share in absolute terms) and half a step of the shifted accumulator. Kinds with
+    zero rows, negligible rows and spreads up to 2^12 included."""
+    rng = np.random.default_rng(100 + seed)
+    spread = [0.0, 1.0, 3.0, 6.0, 9.0, 12.0][seed]
+    n = 24
+    reals = 10.0 ** rng.uniform(-6, 1) * 2.0 ** (-spread * rng.uniform(0, 1, size=n))
+    reals[rng.integers(0, n, size=2)] = 0.0  # rows with zero weights (or multipliers)
+    if seed == 5:
+        reals[3] = 1e-30  # negligible: dropped as rq_params drops it
+    m, s1, s2 = fx.shared_rq_params(reals, limit)
+    assert m.shape == reals.shape and 0 <= s1 <= 31 and 1 <= s2 <= 31
+    assert (m >= 0).all() and m.max() < 2**14
+    for r, real in enumerate(reals):
+        own = fx.rq_params(float(real), limit)
+        if own[0] == 0:
+            assert m[r] == 0
+            continue
+        assert s1 >= own[1]
+        bound = int(min(2**31 - 1, 4 * limit / real))
+        acc = np.concatenate([rng.integers(-bound, bound, size=500), [bound, -bound]])
+        got = fx.requant(acc + ((1 << s1) >> 1), m[r], s1, s2)
+        want = acc * real
+        inside = np.abs(want) < limit
+        tol = 1.0 + 2.0**16 * 2.0 ** -(s2 + 1) + 0.5 * real * 2**s1
+        assert np.all(np.abs(got - want)[inside] <= tol)
+        assert np.all(np.sign(got[~inside]) == np.sign(want[~inside]))
+        assert np.all(np.abs(got[~inside]) >= limit - tol)
+    if (m > 0).any():
+        assert 2**13 <= m.max() < 2**14  # the largest row keeps a full multiplier
+
+
+def test_shared_rq_params_all_zero() -> None:
+    m, s1, s2 = fx.shared_rq_params(np.zeros(5), 1 << 15)
+    assert (m == 0).all() and (s1, s2) == (0, 1)
+
+
 def test_rq_params_rejects_huge() -> None:
     with pytest.raises(ValueError, match="too large"):
         fx.rq_params(2.0**14, 1 << 15)

@@ -17,6 +17,7 @@ from rnn2c.export.quantize import (
     pack_blocks,
     pad4,
     quantize_rows,
+    row_kinds,
     shift_part,
 )
 
@@ -129,6 +130,7 @@ class RecurrentFloat(FloatLayer):
                     1.0 / fx.Q12_ONE,
                     limits,
                     where + " gate rows",
+                    row_kinds(len(bias), u),
                 )
             except ExportError as e:  # overflow: try a less aggressive balance
                 last = e
@@ -204,7 +206,9 @@ class PackedMatrix:
 
     def weight_bytes(self) -> int:
         rows = self.fc.rows
-        return self.packed_weight().size + (4 * rows if self.has_bias() else 0) + 4 * rows
+        # packed weights, int32 biases, int16 requantization multipliers (the per-kind shifts
+        # live in the layer's struct)
+        return self.packed_weight().size + (4 * rows if self.has_bias() else 0) + 2 * rows
 
     def raw_parameters(self) -> int:
         return self.macs + (4 * self.fc.rows if self.has_bias() else 0)
