@@ -2928,12 +2928,9 @@ RNN2C_INLINE void rnn2c_conv_rows(const rnn2c_conv_t *p, const int16_t *ring, co
             RNN2C_KEEP_LOOP(a); /* not a call to memcpy */
         }
         while (left > 0u) {
-#if defined(__ARM_ARCH_6M__) /* one tap at a time: fewer registers live (a smaller frame) */
-            const uint32_t run = 1u;
-#else /* dilation 1: the taps are slots first .. span - 1, then 0 .. first - 1: two runs */
+            /* dilation 1: the taps are slots first .. span - 1, then 0 .. first - 1: two runs */
             const uint32_t run =
                 p->dilation != 1u ? 1u : (p->span - slot < left ? p->span - slot : left);
-#endif
             w = rnn2c_mac_rows(w, ring + slot * p->in4, run * groups, rows, a);
             left -= run;
             slot += run * p->dilation;
