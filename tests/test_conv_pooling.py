@@ -341,9 +341,18 @@ def test_conv_and_pooling_compile_warning_free(tmp_path: Path) -> None:
         ]
     )
     export_model(gmax, x, tmp_path / "g", name="cg", activations="int16")
+    same = keras.Sequential(  # whole-sequence: pooling 'same' on int8, then on int16 rows
+        [
+            keras.Input((None, 5)),
+            keras.layers.AveragePooling1D(3, strides=2, padding="same"),
+            keras.layers.GRU(4, return_sequences=True),
+            keras.layers.MaxPooling1D(4, strides=3, padding="same"),
+        ]
+    )
+    export_model(same, x, tmp_path / "s", name="cs", activations="int16", max_length=20)
     for cc in [c for c in ("gcc", "clang") if shutil.which(c)]:
         for opt in ("-O0", "-Os"):
-            for src in ("a/ca.c", "b/cb.c", "g/cg.c"):
+            for src in ("a/ca.c", "b/cb.c", "g/cg.c", "s/cs.c"):
                 avx = opt == "-Os" and platform.machine() == "x86_64"
                 for extra in ([], ["-mavx2"]) if avx else ([],):
                     subprocess.run(
