@@ -23,12 +23,13 @@ L = keras.layers
 
 def _streaming() -> keras.Model:
     """Causal and streaming: Rescaling, a dilated causal Conv1D, average and max pooling over
-    time, a linear-gated GRU, global max pooling, Dense elu and silu."""
+    time, a GRU with linear gates, a relu SimpleRNN, global max pooling, Dense elu and silu."""
     inp = keras.Input((None, 5))
     h = L.Rescaling(0.5, offset=0.0)(inp)
     h = L.Conv1D(6, 3, padding="causal", dilation_rate=2, activation="tanh")(h)
     h = L.AveragePooling1D(2)(h)
     h = L.MaxPooling1D(2, strides=1)(h)
+    h = L.GRU(6, recurrent_activation="linear", return_sequences=True)(h)
     h = L.SimpleRNN(8, activation="relu", return_sequences=True)(h)
     h = L.GlobalMaxPooling1D()(h)
     h = L.Dense(6, activation="elu")(h)
