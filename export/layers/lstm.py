@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from rnn2c.export.layers.common import (
     RecurrentQuant,
     check_recurrent_config,
     recurrent_weights,
+    relu_state_shift,
     unit_blocks,
 )
 from rnn2c.export.quantize import Block, choose_range
@@ -45,6 +46,15 @@ class LSTMLayer(RecurrentFloat):
         if obs is not None:
             obs.observe("cell", state["c"])
         return state["h"]
+
+    def state_shift(self, obs: Any) -> int:
+        """relu: k covers the cell state too. The kernel computes relu(c) / 2^k clamped to
+        [0, 1) and h = o * that, so with sigmoid gates (o < 1) relu(c) exceeds h: a k from h
+        alone would clamp relu(c)."""
+        if self.cell_act != "relu":
+            return 0
+        both = [np.ravel(obs.get("state")), np.ravel(obs.get("cell"))]
+        return relu_state_shift(np.concatenate(both))
 
     def quantize(self, input_q: ActQuant, obs, method: str, state_bits: int = 8) -> QuantLSTM:  # noqa: ANN001
         k = self.state_shift(obs)  # relu: the candidate rows give g / 2^k, so c / 2^k, h / 2^k
