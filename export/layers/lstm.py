@@ -56,8 +56,18 @@ class LSTMLayer(RecurrentFloat):
         both = [np.ravel(obs.get("state")), np.ravel(obs.get("cell"))]
         return relu_state_shift(np.concatenate(both))
 
-    def quantize(self, input_q: ActQuant, obs, method: str, state_bits: int = 8) -> QuantLSTM:  # noqa: ANN001
-        k = self.state_shift(obs)  # relu: the candidate rows give g / 2^k, so c / 2^k, h / 2^k
+    def quantize(  # noqa: ANN001
+        self,
+        input_q: ActQuant,
+        obs,
+        method: str,
+        state_bits: int = 8,
+        state_shift: int | None = None,
+    ) -> QuantLSTM:
+        """state_shift: impose the relu state shift k (Bidirectional: both directions share
+        one) instead of the calibrated one."""
+        # relu: the candidate rows give g / 2^k, so c / 2^k, h / 2^k
+        k = self.state_shift(obs) if state_shift is None else state_shift
         lo, hi = choose_range(obs.get("cell"), method)
         peak = max(abs(lo), abs(hi), 1e-6) * 2.0**-k
         # integer bits so that the int16 cell covers +-peak; at most 15 (Q15.0)
