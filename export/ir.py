@@ -265,13 +265,15 @@ class ModelIR:
     @property
     def whole_sequence(self) -> bool:
         """Whether a layer needs the whole sequence (Bidirectional, go_backwards, a Conv1D with
-        padding 'valid' or 'same')."""
+        padding 'valid' or 'same', pooling with padding 'same')."""
         return any(needs_whole_sequence(layer) for layer in self.layers)
 
 
 def needs_whole_sequence(layer: Any) -> bool:
-    """A layer whose outputs need later inputs: Bidirectional, go_backwards, or a Conv1D with
-    padding 'valid' or 'same'."""
+    """A layer whose outputs need later inputs: Bidirectional, go_backwards, a Conv1D with
+    padding 'valid' or 'same', or windowed pooling with padding 'same'."""
+    if layer.kind == "pool1d":
+        return layer.padding == "same"
     return layer.kind == "bidir" or getattr(layer, "padding", "causal") != "causal"
 
 
@@ -333,7 +335,8 @@ class QuantModel:
     @property
     def whole_sequence(self) -> bool:
         """Whether a layer needs the whole sequence (Bidirectional, go_backwards, a Conv1D with
-        padding 'valid' or 'same'): such a model has <name>_run and no <name>_step."""
+        padding 'valid' or 'same', pooling with padding 'same'): such a model has <name>_run and
+        no <name>_step."""
         return any(needs_whole_sequence(layer) for layer in self.layers)
 
     @property

@@ -438,7 +438,8 @@ def check_max_length(max_length: int | None, whole_sequence: bool) -> None:
     if max_length is None:
         if whole_sequence:
             raise ExportError(
-                "the model has a whole-sequence layer (Bidirectional or go_backwards) or a "
+                "the model has a whole-sequence layer (Bidirectional or go_backwards), pooling "
+                "with padding 'same' or a "
                 "Conv1D with padding 'valid' or 'same', so its C "
                 "runs whole sequences through <name>_run with buffers in the state; give "
                 "--max-length N, the longest sequence it must take (e.g. --max-length 128)"

@@ -615,6 +615,8 @@ def output_rows(qmodel: QuantModel) -> str:
             n = f"({n} >= {span} ? ({n} - {span}) / {stride} + 1 : 0)"
         elif layer.kind == "conv1d" and stride > 1:
             n = f"(({n} + {stride - 1}) / {stride})"
+        elif layer.kind == "pool1d" and getattr(layer, "padding", "valid") == "same":
+            n = f"(({n} + {stride - 1}) / {stride})" if stride > 1 else n
         elif layer.kind == "pool1d":
             pool = int(layer.pool)  # type: ignore[attr-defined]
             n = f"({n} >= {pool} ? ({n} - {pool}) / {stride} + 1 : 0)"

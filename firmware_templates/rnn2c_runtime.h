@@ -1702,36 +1702,41 @@ RNN2C_INLINE int rnn2c_pool_s16(int16_t *ring, int16_t *ctr, const int16_t *x, u
     RNN2C_POOL_BODY(int16_t, rnn2c_copy_s16);
 }
 
-/* Windowed pooling over a whole sequence (<name>_run): output rows y[0 .. m) of c elements,
- * row j over input rows j * stride .. j * stride + pool - 1. */
+/* Windowed pooling over a whole sequence (<name>_run): n input rows x of c elements, output
+ * rows y[0 .. m), row j over input rows j * stride - left .. j * stride - left + pool - 1
+ * (left: the padding before row 0, 0 for "valid"). Padded rows (outside 0 .. n) are no elements:
+ * the max is over the real rows, the mean over their count (every window holds one). */
 #define RNN2C_POOL_SEQ_BODY(T)                                                                \
     int j;                                                                                    \
+    int r;                                                                                    \
     uint32_t i;                                                                               \
-    uint32_t s;                                                                               \
     for (j = 0; j < m; ++j) {                                                                 \
-        const T *w = x + (size_t)j * stride * c;                                              \
+        const int start = j * (int)stride - left;                                             \
+        const int lo = start > 0 ? start : 0;                                                 \
+        const int hi = start + (int)pool < n ? start + (int)pool : n;                         \
+        const T *w = x + (size_t)lo * c;                                                      \
         for (i = 0; i < c; ++i) {                                                             \
             int32_t a = w[i];                                                                 \
-            for (s = 1; s < pool; ++s) {                                                      \
-                const int32_t e = w[s * c + i];                                               \
+            for (r = 1; r < hi - lo; ++r) {                                                   \
+                const int32_t e = w[(size_t)r * c + i];                                       \
                 if (average) {                                                                \
                     a += e;                                                                   \
                 } else {                                                                      \
                     a = e > a ? e : a;                                                        \
                 }                                                                             \
             }                                                                                 \
-            y[(size_t)j * c + i] = (T)(average ? rnn2c_mean_round(a, (int32_t)pool) : a);     \
+            y[(size_t)j * c + i] = (T)(average ? rnn2c_mean_round(a, (int32_t)(hi - lo)) : a); \
         }                                                                                     \
     }
 
-RNN2C_INLINE void rnn2c_pool_seq_s8(const int8_t *x, int m, uint32_t c, uint32_t pool,
-                                    uint32_t stride, int average, int8_t *y)
+RNN2C_INLINE void rnn2c_pool_seq_s8(const int8_t *x, int n, int left, int m, uint32_t c,
+                                    uint32_t pool, uint32_t stride, int average, int8_t *y)
 {
     RNN2C_POOL_SEQ_BODY(int8_t)
 }
 
-RNN2C_INLINE void rnn2c_pool_seq_s16(const int16_t *x, int m, uint32_t c, uint32_t pool,
-                                     uint32_t stride, int average, int16_t *y)
+RNN2C_INLINE void rnn2c_pool_seq_s16(const int16_t *x, int n, int left, int m, uint32_t c,
+                                     uint32_t pool, uint32_t stride, int average, int16_t *y)
 {
     RNN2C_POOL_SEQ_BODY(int16_t)
 }

@@ -73,9 +73,15 @@ def _conv(rng: np.random.Generator, padding: str = "causal") -> tuple:
     )
 
 
-def _pool(rng: np.random.Generator) -> tuple:
+def _pool(rng: np.random.Generator, padding: str = "valid") -> tuple:
     pool = int(rng.integers(1, 4))
-    return ("pool", str(rng.choice(["max", "avg"])), pool, int(rng.integers(1, pool + 1)))
+    return ("pool", str(rng.choice(["max", "avg"])), pool, int(rng.integers(1, pool + 1)), padding)
+
+
+def _pool_same(rng: np.random.Generator) -> tuple:
+    """Pooling with padding 'same': any pool_size, strides up to past the window."""
+    pool = int(rng.integers(1, 6))
+    return ("pool", str(rng.choice(["max", "avg"])), pool, int(rng.integers(1, 5)), "same")
 
 
 def random_conv_config(seed: int) -> ConvConfig:
@@ -132,9 +138,9 @@ def build(cfg: ConvConfig) -> keras.Model:
                 w[1] = rng.normal(0, 0.3, size=w[1].shape).astype(np.float32)
                 layer.set_weights(w)
         elif kind == "pool":
-            _, op, pool, stride = spec
+            _, op, pool, stride, padding = spec
             cls = keras.layers.MaxPooling1D if op == "max" else keras.layers.AveragePooling1D
-            x = cls(pool_size=pool, strides=stride)(x)
+            x = cls(pool_size=pool, strides=stride, padding=padding)(x)
         elif kind == "rec":
             _, cell, units, seq = spec
             x = CELLS[cell](units, return_sequences=seq)(x)
@@ -335,9 +341,18 @@ def test_conv_and_pooling_compile_warning_free(tmp_path: Path) -> None:
         ]
     )
     export_model(gmax, x, tmp_path / "g", name="cg", activations="int16")
+    same = keras.Sequential(  # whole-sequence: pooling 'same' on int8, then on int16 rows
+        [
+            keras.Input((None, 5)),
+            keras.layers.AveragePooling1D(3, strides=2, padding="same"),
+            keras.layers.GRU(4, return_sequences=True),
+            keras.layers.MaxPooling1D(4, strides=3, padding="same"),
+        ]
+    )
+    export_model(same, x, tmp_path / "s", name="cs", activations="int16", max_length=20)
     for cc in [c for c in ("gcc", "clang") if shutil.which(c)]:
         for opt in ("-O0", "-Os"):
-            for src in ("a/ca.c", "b/cb.c", "g/cg.c"):
+            for src in ("a/ca.c", "b/cb.c", "g/cg.c", "s/cs.c"):
                 avx = opt == "-Os" and platform.machine() == "x86_64"
                 for extra in ([], ["-mavx2"]) if avx else ([],):
                     subprocess.run(
@@ -372,8 +387,9 @@ def test_conv_and_pooling_compile_warning_free(tmp_path: Path) -> None:
         ),
         (
             lambda: keras.layers.MaxPooling1D(2, padding="same"),
-            "padding='same' is not supported (a streaming model has no inputs after the current "
-            "step to pad with); use padding='valid'",
+            "pooling with padding 'same' or a Conv1D with padding 'valid' or 'same', so its C "
+            "runs whole sequences through <name>_run with buffers in the state; give "
+            "--max-length N",
         ),
     ],
 )
@@ -484,11 +500,12 @@ def random_whole_config(seed: int) -> ConvConfig:
     rng = np.random.default_rng(seed)
     layers: list[tuple] = [_conv(rng, str(rng.choice(["valid", "same", "causal"])))]
     if rng.random() < 0.4:
-        layers.append(_pool(rng))
+        layers.append(_pool(rng, str(rng.choice(["valid", "same"]))))
     cell = str(rng.choice(list(CELLS)))
     units = int(rng.integers(1, 9))
     seq = bool(rng.integers(0, 2))
-    if layers[0][-1] == "causal" or rng.random() < 0.4:
+    whole = layers[0][-1] != "causal" or layers[-1][-1] == "same"
+    if not whole or rng.random() < 0.4:
         merge = str(rng.choice(["concat", "sum", "ave", "mul"]))
         layers.append(("bidir", cell, units, seq, merge))
     else:
@@ -507,14 +524,61 @@ def random_whole_config(seed: int) -> ConvConfig:
     )
 
 
+def random_pool_same_config(seed: int) -> ConvConfig:
+    """A whole-sequence model made so by MaxPooling1D / AveragePooling1D with padding 'same'
+    (random pool_size, strides, also past the window): an optional Conv1D before it, recurrent
+    or Bidirectional layers, optionally a second 'same' pooling over their sequence, a head."""
+    rng = np.random.default_rng(seed)
+    layers: list[tuple] = []
+    if rng.random() < 0.5:
+        layers.append(_conv(rng, str(rng.choice(["causal", "valid", "same"]))))
+    layers.append(_pool_same(rng))
+    cell = str(rng.choice(list(CELLS)))
+    units = int(rng.integers(1, 9))
+    seq = bool(rng.integers(0, 2))
+    if rng.random() < 0.3:
+        merge = str(rng.choice(["concat", "sum", "ave", "mul"]))
+        layers.append(("bidir", cell, units, seq, merge))
+    else:
+        layers.append(("rec", cell, units, seq))
+    if seq and rng.random() < 0.6:
+        layers.append(_pool_same(rng))
+    if rng.random() < 0.7:
+        layers.append(("dense", int(rng.integers(1, 6)), str(rng.choice(ACTS))))
+    return ConvConfig(
+        seed=seed,
+        features=int(rng.integers(1, 7)),
+        steps=int(rng.integers(8, 21)),
+        layers=layers,
+        activations="int16" if rng.random() < 0.25 else "int8",
+        input_quant="per-feature" if rng.random() < 0.25 else "per-tensor",
+    )
+
+
 @pytest.mark.parametrize("seed", range(100, 100 + N_WHOLE))
 def test_random_whole_sequence_conv_model(seed: int, tmp_path: Path) -> None:
     """Conv1D 'valid'/'same' (and causal, pooling) in whole-sequence models through <name>_run:
     the float IR is Keras on each sequence cut to its length (every output row), the C run is
     the integer reference bit for bit, int8 close to float."""
+    check_whole_model(random_whole_config(seed), tmp_path)
+
+
+@pytest.mark.parametrize("seed", range(200, 200 + N_WHOLE))
+def test_random_pool_same_model(seed: int, tmp_path: Path) -> None:
+    """MaxPooling1D / AveragePooling1D with padding 'same' (random pool_size, strides) in
+    whole-sequence models: IR vs Keras at random lengths, C vs reference bit for bit, close."""
+    cfg = random_pool_same_config(seed)
+    assert any(spec[0] == "pool" and spec[-1] == "same" for spec in cfg.layers)
+    err = check_whole_model(cfg, tmp_path)
+    print(f"{cfg.describe()}: max error vs float {err:.4f}")
+
+
+def check_whole_model(cfg: ConvConfig, tmp_path: Path) -> float:
+    """Export cfg's model with --max-length, check it as the docstrings above say; the max
+    error of int8 vs float."""
     from rnn2c.export.layers.bidirectional import run_layers  # noqa: PLC0415
 
-    cfg = random_whole_config(seed)
+    seed = cfg.seed
     model = build(cfg)
     rng = np.random.default_rng(seed)
     t = cfg.steps
@@ -558,6 +622,7 @@ def test_random_whole_sequence_conv_model(seed: int, tmp_path: Path) -> None:
     if q.min_length() > 1:  # too short to give every layer a row
         rc, _ = compiled.run_api(xq[0], q.min_length() - 1)
         assert rc == -1
+    return err
 
 
 def test_too_short_for_the_windows_is_one_line(tmp_path: Path) -> None:

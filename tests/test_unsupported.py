@@ -93,9 +93,10 @@ CASES = [
     ),
     (lambda: _seq(keras.layers.Dense(3)), "has no recurrent layer"),
     (
-        lambda: _seq(keras.layers.MaxPooling1D(2, padding="same"), keras.layers.GRU(4)),
-        "(MaxPooling1D): padding='same' is not supported (a streaming model has no inputs after "
-        "the current step to pad with); use padding='valid'",
+        lambda: _seq(keras.layers.AveragePooling1D(2, padding="same"), keras.layers.GRU(4)),
+        "(Bidirectional or go_backwards), pooling with padding 'same' or a Conv1D with padding "
+        "'valid' or 'same', so its C runs whole sequences through <name>_run with buffers in the "
+        "state; give --max-length N",
     ),
     (
         lambda: _seq(keras.layers.Conv1D(3, 3, padding="causal", groups=3), keras.layers.GRU(4)),

@@ -2,6 +2,11 @@
 (``padding="valid"``) streaming through a ring of the last ``pool_size`` inputs, and
 ``GlobalMaxPooling1D`` / ``GlobalAveragePooling1D`` as running reductions in the state.
 
+* ``padding="same"`` windows need later inputs, so such a layer makes the model whole-sequence
+  (``--max-length``, ``<name>_run``), as a Conv1D with ``padding="same"``: ``ceil(n / strides)``
+  output rows, TensorFlow's split of the padding (the extra step on the right); padded positions
+  are no elements of the window: max over the real ones, the mean divided by their count.
+
 * Windowed pooling emits once the ring holds ``pool_size`` inputs and then every ``strides``
   steps (Keras' output i covers input steps i*s .. i*s + pool_size - 1, so it is ready at step
   i*s + pool_size - 1); on the other steps the layers after it do not run and the model's output
@@ -26,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rnn2c.export.ir import ActQuant, ExportError, FloatLayer, QuantLayer, StateField
-from rnn2c.export.layers.conv1d import MAX_SPAN, ring_due, ring_push
+from rnn2c.export.layers.conv1d import MAX_SPAN, out_len, pad_left, ring_due, ring_push
 
 KERAS_CLASSES = (
     "MaxPooling1D",
@@ -55,6 +60,7 @@ class PoolLayer(FloatLayer):
     op: str = "max"  # "max" or "average"
     pool: int = 2
     stride: int = 2
+    padding: str = "valid"  # "same": a whole-sequence layer
 
     @property
     def output_size(self) -> int:
@@ -69,12 +75,16 @@ class PoolLayer(FloatLayer):
         return True
 
     def out_len(self, n: Any) -> Any:
-        return pool_len(n, self.pool, self.stride)
+        return pool_len(n, self.pool, self.stride, self.padding)
 
     def over_time(self, x: np.ndarray, lengths: np.ndarray, obs: Any = None) -> tuple:
         """Whole sequences [N, T, C] -> ([N, T, C] with each sequence's rows first, rows)."""
-        g, m = pool_windows(x, lengths, self.pool, self.stride)
-        y = g.max(axis=2) if self.op == "max" else g.mean(axis=2)
+        g, real_in, m = pool_windows(x, lengths, self.pool, self.stride, self.padding)
+        if self.op == "max":
+            y = np.where(real_in[..., None], g, -np.inf).max(axis=2)
+        else:
+            count = np.maximum(real_in.sum(axis=2), 1)[..., None]  # 0 only past the rows
+            y = np.where(real_in[..., None], g, 0.0).sum(axis=2) / count
         real = np.arange(x.shape[1])[None, :] < m[:, None]
         return np.where(real[:, :, None], y, 0.0), m
 
@@ -99,6 +109,7 @@ class PoolLayer(FloatLayer):
             op=self.op,
             pool=self.pool,
             stride=self.stride,
+            padding=self.padding,
             input_bits=int(input_q.bits),
         )
 
@@ -144,19 +155,25 @@ class GlobalPoolLayer(FloatLayer):
         )
 
 
-def pool_len(n: Any, pool: int, stride: int) -> Any:
-    """Keras' output length of padding 'valid' pooling over n steps."""
-    n = np.asarray(n, dtype=np.int64)
-    return np.where(n >= pool, (n - pool) // stride + 1, 0)
+def pool_len(n: Any, pool: int, stride: int, padding: str = "valid") -> Any:
+    """Keras' output length of pooling over n steps ('same': ceil(n / stride))."""
+    return out_len(n, padding, pool, stride)
 
 
-def pool_windows(x: np.ndarray, lengths: np.ndarray, pool: int, stride: int) -> tuple:
-    """[N, T, pool, C]: the window of every output row (rows past a sequence's outputs are
-    clipped copies), and the output rows per sequence."""
+def pool_windows(
+    x: np.ndarray, lengths: np.ndarray, pool: int, stride: int, padding: str = "valid"
+) -> tuple:
+    """[N, T, pool, C]: the window of every output row (padded positions and rows past a
+    sequence's outputs are clipped copies), [N, T, pool]: whether each position is a real input
+    (not padding), and the output rows per sequence."""
     n, t = x.shape[:2]
-    m = pool_len(lengths, pool, stride)
-    idx = np.arange(t)[:, None] * stride + np.arange(pool)[None, :]
-    return x[np.arange(n)[:, None, None], np.clip(idx, 0, t - 1)[None]], m
+    lens = np.asarray(lengths, dtype=np.int64)
+    m = pool_len(lens, pool, stride, padding)
+    left = pad_left(lens, padding, pool, stride)
+    idx = np.arange(t)[None, :, None] * stride + np.arange(pool)[None, None, :]
+    idx = idx - left[:, None, None]
+    real = (idx >= 0) & (idx < lens[:, None, None])
+    return x[np.arange(n)[:, None, None], np.clip(idx, 0, t - 1)], real, m
 
 
 def read(layer: Any, input_size: int) -> FloatLayer:
@@ -172,12 +189,9 @@ def read(layer: Any, input_size: int) -> FloatLayer:
         if cfg.get("keepdims"):
             raise ExportError(f"{where}: keepdims=True is not supported; use keepdims=False")
         return GlobalPoolLayer(name=layer.name, input_size=input_size, op=op)
-    padding = str(cfg.get("padding", "valid")).lower()
-    if padding != "valid":
-        raise ExportError(
-            f"{where}: padding={padding!r} is not supported (a streaming model has no inputs "
-            "after the current step to pad with); use padding='valid'"
-        )
+    padding = str(cfg.get("padding", "valid")).lower()  # same: whole-sequence
+    if padding not in ("valid", "same"):
+        raise ExportError(f"{where}: padding={padding!r} is not supported; use 'valid' or 'same'")
     (pool,) = tuple(np.atleast_1d(cfg.get("pool_size", 2)))
     strides = cfg.get("strides")
     (stride,) = tuple(np.atleast_1d(pool if strides is None else strides))
@@ -186,7 +200,12 @@ def read(layer: Any, input_size: int) -> FloatLayer:
             f"{where}: pool_size={pool}, strides={stride}: each must be 1 to {MAX_SPAN}"
         )
     return PoolLayer(
-        name=layer.name, input_size=input_size, op=op, pool=int(pool), stride=int(stride)
+        name=layer.name,
+        input_size=input_size,
+        op=op,
+        pool=int(pool),
+        stride=int(stride),
+        padding=padding,
     )
 
 
@@ -198,6 +217,7 @@ class QuantPool(QuantLayer):
     op: str = "max"
     pool: int = 2
     stride: int = 2
+    padding: str = "valid"  # "same": a whole-sequence layer (run only)
     input_bits: int = 8
     whole: bool = False  # in a whole-sequence model: run over buffers, no ring in the state
 
@@ -207,15 +227,21 @@ class QuantPool(QuantLayer):
 
     @property
     def changes_length(self) -> bool:
-        return True
+        return self.stride > 1 or self.padding == "valid"
 
     def out_len(self, n: Any) -> Any:
-        return pool_len(n, self.pool, self.stride)
+        return pool_len(n, self.pool, self.stride, self.padding)
 
     def over_time(self, x: np.ndarray, lengths: np.ndarray, obs: Any = None) -> tuple:
-        """Integer whole-sequence pass (rnn2c_pool_seq_*)."""
-        g, m = pool_windows(np.asarray(x, dtype=np.int64), lengths, self.pool, self.stride)
-        y = g.max(axis=2) if self.op == "max" else mean_round(g.sum(axis=2), self.pool)
+        """Integer whole-sequence pass (rnn2c_pool_seq_*): max over the real (unpadded)
+        inputs of each window, or their mean rounded half up over their count."""
+        x = np.asarray(x, dtype=np.int64)
+        g, real_in, m = pool_windows(x, lengths, self.pool, self.stride, self.padding)
+        if self.op == "max":
+            y = np.where(real_in[..., None], g, np.iinfo(np.int64).min).max(axis=2)
+        else:
+            total = np.where(real_in[..., None], g, 0).sum(axis=2)
+            y = mean_round(total, np.maximum(real_in.sum(axis=2), 1)[..., None])
         real = np.arange(x.shape[1])[None, :] < m[:, None]
         return np.where(real[:, :, None], y, 0), m
 
@@ -236,8 +262,9 @@ class QuantPool(QuantLayer):
         return "int16_t" if self.input_bits == 16 else "int8_t"
 
     def emitted(self, n: int) -> int:
-        """Outputs for n input steps since reset: once pool inputs are in, every stride steps."""
-        return (n - self.pool) // self.stride + 1 if n >= self.pool else 0
+        """Outputs for n input steps since reset: once pool inputs are in, every stride steps
+        ('same', whole-sequence: ceil(n / stride))."""
+        return int(self.out_len(n))
 
     def state_fields(self) -> list[StateField]:
         if self.whole:
