@@ -503,10 +503,11 @@ def _saturation_notes(model: ModelIR, obs: Observer) -> list[str]:
     range [-1, 1), where the C saturates it: say how often that happened in calibration."""
     notes = []
     for i, layer in enumerate(model.layers):
-        key = f"{i}.state"
-        if key not in obs.values:
+        # a whole-sequence layer's cells record fw.state / bw.state; they share its shift
+        keys = [f"{i}.{d}state" for d in ("", "fw.", "bw.") if f"{i}.{d}state" in obs.values]
+        if not keys:
             continue
-        v = np.abs(obs.get(key))
+        v = np.abs(np.concatenate([np.ravel(obs.get(key)) for key in keys]))
         top = 2.0 ** layer.state_shift(_SubObserver(obs, f"{i}."))  # type: ignore[attr-defined]
         over = float(np.mean(v >= top))
         if over > 0:

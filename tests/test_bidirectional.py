@@ -10,8 +10,10 @@ Keras on each sequence cut to its real length; the int8 output stays close to Ke
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import itertools
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -46,11 +48,12 @@ class BiConfig:
     then: str | None  # a second layer: None, "bidir", or a cell name
     head: tuple[int, str] | None
     activations: str
+    act: str = "tanh"  # the recurrent layers' activation
 
     def describe(self) -> str:
         return (
             f"s{self.seed}-{self.cell}{self.units}-{self.merge}-rs{int(self.return_sequences)}"
-            f"-F{self.features}-T{self.steps}-then-{self.then}-head-{self.head}-{self.activations}"
+            f"-F{self.features}-T{self.steps}-then-{self.then}-head-{self.head}-{self.activations}-{self.act}"
         )
 
 
@@ -77,7 +80,9 @@ def random_config(seed: int, cell: str, merge: str, rs: bool) -> BiConfig:
 
 def _cell(cfg: BiConfig, name: str, units: int, rs: bool, **kw: object) -> keras.layers.Layer:
     extra = {"reset_after": cfg.reset_after} if name == "gru" else {}
-    return CELLS[name](units, return_sequences=rs, use_bias=cfg.use_bias, **extra, **kw)
+    return CELLS[name](
+        units, return_sequences=rs, use_bias=cfg.use_bias, activation=cfg.act, **extra, **kw
+    )
 
 
 def build(cfg: BiConfig) -> keras.Model:
@@ -100,6 +105,10 @@ def build(cfg: BiConfig) -> keras.Model:
     if cfg.head:
         x = keras.layers.Dense(cfg.head[0], activation=cfg.head[1])(x)
     model = keras.Model(inp, x, name=f"b{cfg.seed}")
+    if cfg.act == "relu":  # a relu state grows with the recurrent weights: keep them small
+        for layer in model.layers[1:]:
+            w = layer.get_weights()
+            layer.set_weights([a * 0.5 if a.ndim == 2 else a for a in w])
     if cfg.use_bias:  # non-zero biases, so the bias paths are exercised
         rng = np.random.default_rng(cfg.seed)
         for layer in model.layers[1:]:
@@ -134,7 +143,58 @@ CONFIGS = [
 @pytest.mark.parametrize(("cell", "merge", "rs"), CONFIGS)
 def test_bit_exact_and_close(cell: str, merge: str, rs: bool, tmp_path) -> None:  # noqa: ANN001
     seed = CONFIGS.index((cell, merge, rs))
-    cfg = random_config(seed, cell, merge, rs)
+    check_config(random_config(seed, cell, merge, rs), tmp_path)
+
+
+@pytest.mark.parametrize(("cell", "merge", "rs"), CONFIGS)
+def test_relu_cells_bit_exact_and_close(cell: str, merge: str, rs: bool, tmp_path) -> None:  # noqa: ANN001
+    """activation='relu' cells: both directions share one state scale 2^k/128 (k the larger
+    calibrated shift), the merge integers are those of tanh cells, only the output scale
+    follows k (mul: 2^2k/128). Random weights, the recurrent ones scaled down so that the
+    relu state stays bounded over the sequence."""
+    seed = 1000 + CONFIGS.index((cell, merge, rs))
+    cfg = dataclasses.replace(random_config(seed, cell, merge, rs), act="relu")
+    check_config(cfg, tmp_path)
+
+
+@pytest.mark.parametrize("merge", [*MERGES, "backwards"])
+@pytest.mark.parametrize("activations", ["int8", "int16"])
+def test_relu_directions_share_the_larger_state_shift(
+    merge: str, activations: str, tmp_path: Path
+) -> None:
+    """Both relu cells get the larger of the two calibrated shifts k; the layer's output scale
+    is s = 2^k/128 (int16: 2^k/32768) times 2 for sum, 2^k for mul; go_backwards: its cell's."""
+    keras.utils.set_random_seed(4)
+    cell = keras.layers.SimpleRNN(3, activation="relu", return_sequences=True)
+    if merge == "backwards":
+        layer = keras.layers.SimpleRNN(
+            3, activation="relu", return_sequences=True, go_backwards=True
+        )
+    else:
+        layer = keras.layers.Bidirectional(cell, merge_mode=merge)
+    model = keras.Sequential([keras.Input((None, 2)), layer])
+    if merge != "backwards":  # the backward direction's state 4x larger: a larger k
+        bw = model.layers[0].backward_layer
+        kernel, rec, bias = bw.get_weights()
+        bw.set_weights([kernel * 4, rec, bias])
+    x = np.random.default_rng(1).normal(size=(16, 6, 2)).astype(np.float32) * 2
+    _, ir = read_any(model)
+    _, obs = observe_model(ir, x.astype(np.float64))
+    keys = ["0.bw.state"] if merge == "backwards" else ["0.fw.state", "0.bw.state"]
+    ks = [int(np.floor(np.log2(np.abs(obs.get(key)).max()))) + 1 for key in keys]
+    k = max(ks)
+    assert k >= 1 and (merge == "backwards" or ks[0] < ks[1])
+    res = export_model(model, x, tmp_path, activations=activations, max_length=6)
+    q = res.qmodel.layers[0]
+    s = 2.0**k / (128 if activations == "int8" else 32768)
+    assert all(c.output_q.scale == s for _, c in q.cells())
+    assert q.output_q.scale == s * {"sum": 2.0, "mul": 2.0**k}.get(merge, 1.0)
+    assert not res.notes
+
+
+def check_config(cfg: BiConfig, tmp_path: Path) -> float:
+    """Export, compile and compare one configuration; returns the max error / span."""
+    seed, rs = cfg.seed, cfg.return_sequences
     model = build(cfg)
     rng = np.random.default_rng(100 + seed)
     scale = float(rng.choice([0.3, 1.0, 3.0]))
@@ -142,6 +202,8 @@ def test_bit_exact_and_close(cell: str, merge: str, rs: bool, tmp_path) -> None:
     test = (rng.normal(size=(12, cfg.steps, cfg.features)) * scale).astype(np.float32)
     lengths = rng.integers(1, cfg.steps + 1, size=test.shape[0])
     max_length = cfg.steps + int(rng.integers(0, 3))
+    if cfg.act == "relu":  # unbounded: a test input past the calibrated input range would
+        calib = np.concatenate([calib, test])  # clip it by more than a tanh output can move
     res = export_model(
         model, calib, tmp_path, name="b", activations=cfg.activations, max_length=max_length
     )
@@ -175,6 +237,7 @@ def test_bit_exact_and_close(cell: str, merge: str, rs: bool, tmp_path) -> None:
     span = max(1.0, float(want.max() - want.min()))
     err = float(np.abs(deq - want).max())
     assert err <= MAX_ERROR_FRACTION * span, f"{cfg.describe()}: max error {err:.4f}"
+    return err / span
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,18 @@ buffer of the state struct. The recurrent cells are the existing ones (their flo
 quantizer rules, integer steps and C kernels); this module only orders the steps and merges the
 two directions.
 
-Integer merge of the two int8 Q0.7 (or int16 Q0.15) directions f and b, one output scale:
+Integer merge of the two int8 (or int16) directions f and b, one output scale. Both directions
+share one state scale s: 1/128 (int16: 1/32768) for tanh cells; for activation='relu' cells
+2^k/128 (2^k/32768), k the larger of the two directions' calibrated state shifts, imposed on
+both cells. The integers do not depend on k, only the scales do:
 
-* ``concat``: [f; b], the state scale;
-* ``sum``: (f + b + 1) >> 1 at twice the state scale (1/64, or 1/16384 for int16);
-* ``ave``: (f + b + 1) >> 1 at the state scale (the same integers as ``sum``);
-* ``mul``: (f * b + 2^(k-1)) >> k with k = 7 (int8) or 15 (int16), saturated, the state scale.
+* ``concat``: [f; b] at s;
+* ``sum``: (f + b + 1) >> 1 at 2 s;
+* ``ave``: (f + b + 1) >> 1 at s (the same integers as ``sum``);
+* ``mul``: (f * b + 2^(n-1)) >> n with n = 7 (int8) or 15 (int16), saturated, at 2^k s (the
+  product of two values in [-2^k, 2^k) lies in [-2^2k, 2^2k]: only (-2^n)^2 saturates).
+
+A go_backwards layer's output scale is its cell's (s, with the cell's own k).
 """
 
 from __future__ import annotations
@@ -67,6 +73,10 @@ def over_sequence(
             obs.mask = running
             obs.prefix = prefix + key
             y = cell.step(state, xs[:, s], obs)
+            if getattr(cell, "cell_act", "tanh") != "tanh" or getattr(cell, "gate_act", "") == (
+                "linear"
+            ):
+                obs.observe("state", y)  # the relu state shift; see quantize._saturation_notes
         else:
             y = cell.step(state, xs[:, s])
         if out is None:
@@ -159,14 +169,23 @@ class SequenceLayer(_Sequence, FloatLayer):
         for _, cell in self.cells():
             fold_affine(cell, a, b)
 
+    def state_shift(self, obs: Any) -> int:
+        """The relu state shift k both directions share: the larger calibrated one (0 for
+        tanh cells)."""
+        return max(c.state_shift(_Prefixed(obs, k + ".")) for k, c in self.cells())  # type: ignore[attr-defined]
+
     def quantize(
         self, input_q: ActQuant, obs: Any, method: str, state_bits: int = 8
     ) -> QuantSequence:
+        k = self.state_shift(obs)
         sub = {}
         for key, cell in self.cells():
-            sub[key] = cell.quantize(input_q, _Prefixed(obs, key + "."), method, state_bits)  # type: ignore[attr-defined]
-        sq = state_quant(state_bits)
-        out_q = ActQuant(2 * sq.scale, 0, sq.bits) if self.merge == "sum" else sq
+            sub[key] = cell.quantize(  # type: ignore[attr-defined]
+                input_q, _Prefixed(obs, key + "."), method, state_bits, state_shift=k
+            )
+        s = state_quant(state_bits).scale * 2.0**k  # the cells' state scale
+        factor = {"sum": 2.0, "mul": 2.0**k}.get(self.merge, 1.0)
+        out_q = ActQuant(s * factor, 0, state_bits)
         return QuantSequence(
             name=self.name,
             input_size=self.input_size,
@@ -272,7 +291,7 @@ def read(layer: Any, input_size: int) -> SequenceLayer:
             raise ExportError(
                 f"{where}: Bidirectional({cls}) is not supported; wrap GRU, LSTM or SimpleRNN"
             )
-        cells.append(_no_relu(READERS[cls].read(sub, input_size), where))
+        cells.append(READERS[cls].read(sub, input_size))
     fw, bw = cells
     if fw.units != bw.units:
         raise ExportError(
@@ -289,23 +308,11 @@ def read(layer: Any, input_size: int) -> SequenceLayer:
     )
 
 
-def _no_relu(cell: FloatLayer, where: str) -> FloatLayer:
-    """A relu cell's state has a calibrated range (2^k, not 1), which the fixed merge and output
-    scales of a whole-sequence layer do not follow yet: refuse it."""
-    if getattr(cell, "cell_act", "tanh") == "relu":
-        raise ExportError(
-            f"{where}: a recurrent layer with activation='relu' is not supported in Bidirectional "
-            "or with go_backwards=True; use activation='tanh' (the default) there"
-        )
-    return cell
-
-
 def wrap_go_backwards(layer: Any, ir_layer: FloatLayer) -> FloatLayer:
     """A plain recurrent layer with go_backwards=True becomes a whole-sequence layer that runs
     its cell from the last step to the first (outputs in that order, as Keras gives them)."""
     if not layer.get_config().get("go_backwards"):
         return ir_layer
-    _no_relu(ir_layer, f"layer '{layer.name}' ({type(layer).__name__}, go_backwards=True)")
     return SequenceLayer(
         name=ir_layer.name,
         input_size=ir_layer.input_size,

@@ -52,9 +52,19 @@ class GRULayer(RecurrentFloat):
         state["h"] = z * h + (1.0 - z) * cand
         return state["h"]
 
-    def quantize(self, input_q: ActQuant, obs, method: str, state_bits: int = 8) -> QuantGRU:  # noqa: ANN001
+    def quantize(  # noqa: ANN001
+        self,
+        input_q: ActQuant,
+        obs,
+        method: str,
+        state_bits: int = 8,
+        state_shift: int | None = None,
+    ) -> QuantGRU:
+        """state_shift: impose the relu state shift k (Bidirectional: both directions share
+        one) instead of the calibrated one."""
         u = self.units
-        k = self.state_shift(obs)  # relu: the candidate rows give the state / 2^k
+        # relu: the candidate rows give the state / 2^k
+        k = self.state_shift(obs) if state_shift is None else state_shift
         cand = np.where(np.arange(3 * u) >= 2 * u, 2.0**-k, 1.0)
         wx, wh = self.kernel.T * cand[:, None], self.recurrent_kernel.T * cand[:, None]
         b = (self.bias + self.recurrent_bias) * cand

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from rnn2c.export.layers.common import (
     RecurrentQuant,
     check_recurrent_config,
     recurrent_weights,
+    relu_state_shift,
     unit_blocks,
 )
 from rnn2c.export.quantize import Block, choose_range
@@ -46,8 +47,27 @@ class LSTMLayer(RecurrentFloat):
             obs.observe("cell", state["c"])
         return state["h"]
 
-    def quantize(self, input_q: ActQuant, obs, method: str, state_bits: int = 8) -> QuantLSTM:  # noqa: ANN001
-        k = self.state_shift(obs)  # relu: the candidate rows give g / 2^k, so c / 2^k, h / 2^k
+    def state_shift(self, obs: Any) -> int:
+        """relu: k covers the cell state too. The kernel computes relu(c) / 2^k clamped to
+        [0, 1) and h = o * that, so with sigmoid gates (o < 1) relu(c) exceeds h: a k from h
+        alone would clamp relu(c)."""
+        if self.cell_act != "relu":
+            return 0
+        both = [np.ravel(obs.get("state")), np.ravel(obs.get("cell"))]
+        return relu_state_shift(np.concatenate(both))
+
+    def quantize(  # noqa: ANN001
+        self,
+        input_q: ActQuant,
+        obs,
+        method: str,
+        state_bits: int = 8,
+        state_shift: int | None = None,
+    ) -> QuantLSTM:
+        """state_shift: impose the relu state shift k (Bidirectional: both directions share
+        one) instead of the calibrated one."""
+        # relu: the candidate rows give g / 2^k, so c / 2^k, h / 2^k
+        k = self.state_shift(obs) if state_shift is None else state_shift
         lo, hi = choose_range(obs.get("cell"), method)
         peak = max(abs(lo), abs(hi), 1e-6) * 2.0**-k
         # integer bits so that the int16 cell covers +-peak; at most 15 (Q15.0)

@@ -31,9 +31,17 @@ class SimpleRNNLayer(RecurrentFloat):
         return state["h"]
 
     def quantize(  # noqa: ANN001
-        self, input_q: ActQuant, obs, method: str, state_bits: int = 8
+        self,
+        input_q: ActQuant,
+        obs,
+        method: str,
+        state_bits: int = 8,
+        state_shift: int | None = None,
     ) -> QuantSimpleRNN:
-        k = self.state_shift(obs)  # relu: the rows give the state / 2^k
+        """state_shift: impose the relu state shift k (Bidirectional: both directions share
+        one) instead of the calibrated one."""
+        # relu: the rows give the state / 2^k
+        k = self.state_shift(obs) if state_shift is None else state_shift
         wx, wh = self.kernel.T * 2.0**-k, self.recurrent_kernel.T * 2.0**-k
         fused = np.ones(self.units, dtype=bool)
         parts = self.quantized_parts(
