@@ -1558,102 +1558,7 @@ RNN2C_INLINE uint32_t rnn2c_ring_back(const int16_t *ctr, uint32_t span, uint32_
     return newest >= back ? newest - back : newest + span - back;
 }
 
-typedef struct {
-    rnn2c_dense_t fc;     /* the filters' rows over the window vector [taps][in4] */
-    const int16_t *pad;   /* per input channel, the value of a real 0 (zero point); NULL: 0 */
-    uint16_t in;          /* input channels */
-    uint16_t in4;         /* in, padded to a multiple of 4: the vector columns of one tap */
-    uint16_t taps;        /* kernel_size */
-    uint16_t dilation;    /* steps between taps */
-    uint16_t span;        /* (taps - 1) * dilation + 1: the inputs kept */
-    uint16_t stride;      /* emits every stride steps */
-} rnn2c_conv_t;
-
-/* The window vector of a tap before the first input: the zero point (a loop, not memcpy). */
-RNN2C_INLINE void rnn2c_conv_pad(const rnn2c_conv_t *p, int16_t *v)
-{
-    uint32_t i;
-    for (i = 0; i < p->in4; ++i) {
-        v[RNN2C_VPOS(i)] = (int16_t)(p->pad != NULL && i < p->in ? p->pad[i] : 0);
-        RNN2C_KEEP_LOOP(v);
-    }
-}
-
-/* Causal Conv1D, int8 input: push x into the ring; when the step emits, y = activation(W
- * window + b) as the Dense layer computes it (v: taps * in4 int16 scratch, acc: the filters'
- * int32 scratch) and 1 is returned; else 0 and y is untouched. */
-RNN2C_INLINE int rnn2c_conv_s8(const rnn2c_conv_t *p, int8_t *ring, int16_t *ctr, const int8_t *x,
-                               int16_t *v, int32_t *acc, int8_t *y)
-{
-    uint32_t k;
-    rnn2c_copy_s8(ring + rnn2c_ring_push(ctr, p->span) * p->in, x, p->in);
-    if (!rnn2c_ring_due(ctr, p->stride, 1)) {
-        return 0;
-    }
-    for (k = 0; k < p->taps; ++k) {
-        const uint32_t back = (p->taps - 1u - k) * p->dilation;
-        if (back < (uint32_t)(uint16_t)ctr[2]) {
-            rnn2c_vec_s8(v + k * p->in4, ring + rnn2c_ring_back(ctr, p->span, back) * p->in, p->in,
-                         p->in4, 0);
-        } else {
-            rnn2c_conv_pad(p, v + k * p->in4);
-        }
-    }
-    rnn2c_dense_s8(&p->fc, v, acc, y);
-    return 1;
-}
-
-/* The same over an int16 input (an int16 recurrent state, zero point 0). */
-RNN2C_INLINE int rnn2c_conv_s16(const rnn2c_conv_t *p, int16_t *ring, int16_t *ctr,
-                                const int16_t *x, int16_t *v, int32_t *acc, int8_t *y)
-{
-    uint32_t k;
-    rnn2c_copy_s16(ring + rnn2c_ring_push(ctr, p->span) * p->in, x, p->in);
-    if (!rnn2c_ring_due(ctr, p->stride, 1)) {
-        return 0;
-    }
-    for (k = 0; k < p->taps; ++k) {
-        const uint32_t back = (p->taps - 1u - k) * p->dilation;
-        if (back < (uint32_t)(uint16_t)ctr[2]) {
-            rnn2c_vec_s16(v + k * p->in4, ring + rnn2c_ring_back(ctr, p->span, back) * p->in,
-                          p->in, p->in4, 0);
-        } else {
-            rnn2c_conv_pad(p, v + k * p->in4);
-        }
-    }
-    rnn2c_dense_s8(&p->fc, v, acc, y);
-    return 1;
-}
-
-/* Conv1D over a whole sequence (<name>_run): input rows x[0 .. n) of p->in elements, output
- * rows y[0 .. m) of the filters; output row j reads input rows j * stride + k * dilation - left
- * for its taps k, a row outside [0, n) reading the zero point (Keras' padding). */
-#define RNN2C_CONV_SEQ_BODY(vec)                                                              \
-    int j;                                                                                    \
-    uint32_t k;                                                                               \
-    for (j = 0; j < m; ++j) {                                                                 \
-        for (k = 0; k < p->taps; ++k) {                                                       \
-            const int r = j * (int)p->stride + (int)(k * p->dilation) - left;                 \
-            if (r >= 0 && r < n) {                                                            \
-                vec(v + k * p->in4, x + (size_t)r * p->in, p->in, p->in4, 0);                 \
-            } else {                                                                          \
-                rnn2c_conv_pad(p, v + k * p->in4);                                            \
-            }                                                                                 \
-        }                                                                                     \
-        rnn2c_dense_s8(&p->fc, v, acc, y + (size_t)j * p->fc.units);                          \
-    }
-
-RNN2C_INLINE void rnn2c_conv_seq_s8(const rnn2c_conv_t *p, const int8_t *x, int n, int left,
-                                    int m, int16_t *v, int32_t *acc, int8_t *y)
-{
-    RNN2C_CONV_SEQ_BODY(rnn2c_vec_s8)
-}
-
-RNN2C_INLINE void rnn2c_conv_seq_s16(const rnn2c_conv_t *p, const int16_t *x, int n, int left,
-                                     int m, int16_t *v, int32_t *acc, int8_t *y)
-{
-    RNN2C_CONV_SEQ_BODY(rnn2c_vec_s16)
-}
+/* The Conv1D kernels (rnn2c_conv_t) are after the activation variants, whose functions they use. */
 
 /* floor((2 * sum + n) / (2 * n)), n >= 1: the integer mean rounded half up. */
 RNN2C_INLINE int32_t rnn2c_mean_round(int32_t sum, int32_t n)
@@ -2932,6 +2837,192 @@ RNN2C_INLINE void rnn2c_dense_x_s8(const rnn2c_dense_t *p, const rnn2c_dense_act
             y[i + k] = rnn2c_sat_s8(rnn2c_rq(f, &a->out) + p->output_zero_point);
         }
     }
+}
+
+/* ---------------------------------------------------------------- Conv1D kernels */
+/* (the ring counters and rnn2c_ring_* are in "Conv1D and pooling over time" above) */
+
+typedef struct {
+    rnn2c_dense_t fc;     /* the filters' rows over the window vector [taps][in4] */
+    const rnn2c_dense_act_t *act; /* an activation variant (fc.activation LINEAR); NULL: none */
+    const int16_t *pad;   /* per input channel, the value of a real 0 (zero point); NULL: 0 */
+    uint16_t in;          /* input channels */
+    uint16_t in4;         /* in, padded to a multiple of 4: the vector columns of one tap */
+    uint16_t taps;        /* kernel_size */
+    uint16_t dilation;    /* steps between taps */
+    uint16_t span;        /* (taps - 1) * dilation + 1: the inputs kept */
+    uint16_t stride;      /* emits every stride steps */
+} rnn2c_conv_t;
+
+/* The vector part of a tap before the first input: the zero point (a loop, not memcpy). */
+RNN2C_INLINE void rnn2c_conv_pad(const rnn2c_conv_t *p, int16_t *v)
+{
+    uint32_t i;
+    for (i = 0; i < p->in4; ++i) {
+        v[RNN2C_VPOS(i)] = (int16_t)(p->pad != NULL && i < p->in ? p->pad[i] : 0);
+        RNN2C_KEEP_LOOP(v);
+    }
+}
+
+/* One requantized row r (Q3.12 for sigmoid and tanh) -> the int8 output, as rnn2c_dense_s8 and
+ * rnn2c_dense_x_s8 compute it (softmax is over all rows: not here). */
+RNN2C_INLINE int8_t rnn2c_conv_out(const rnn2c_conv_t *p, int32_t r)
+{
+    const int32_t zp = p->fc.output_zero_point;
+    int32_t v;
+    if (p->act != NULL) {
+        return rnn2c_sat_s8(rnn2c_rq(rnn2c_dense_act(r, p->act), &p->act->out) + zp);
+    }
+    switch (p->fc.activation) {
+    case RNN2C_ACT_SIGMOID:
+        v = rnn2c_rshift_round(rnn2c_sigmoid_q15(r), 7) - 128;
+        break;
+    case RNN2C_ACT_TANH:
+        v = rnn2c_rshift_round(rnn2c_tanh_q15(r), 8);
+        break;
+    case RNN2C_ACT_RELU:
+        v = r + zp;
+        v = v < zp ? zp : v;
+        break;
+    default:
+        v = r + zp;
+        break;
+    }
+    return rnn2c_sat_s8(v);
+}
+
+/* softmax over the n requantized rows in acc (Q3.12 logits), as rnn2c_dense_s8. */
+RNN2C_INLINE void rnn2c_conv_softmax(int32_t *acc, uint32_t n, int8_t *y)
+{
+    int32_t max = acc[0];
+    int32_t total = 0;
+    uint32_t j;
+    for (j = 1; j < n; ++j) {
+        max = acc[j] > max ? acc[j] : max;
+    }
+    for (j = 0; j < n; ++j) {
+        acc[j] = rnn2c_exp_neg_q15(max - acc[j]); /* <= 32768 each */
+        total += acc[j];                          /* >= 32768: exp(0) is in it */
+    }
+    for (j = 0; j < n; ++j) {
+        const int32_t p256 = (acc[j] * 256 + total / 2) / total; /* 0..256 */
+        y[j] = (int8_t)((p256 > 255 ? 255 : p256) - 128);
+    }
+}
+
+/* The filters over the taps in the ring: per group of 4 rows, the taps one after the other
+ * (oldest first) straight from their ring slots, the weights in the order of the window vector
+ * (so the sums are the Dense kernel's over the window). acc: the filters' int32 scratch, used
+ * by softmax only (else NULL). */
+RNN2C_INLINE void rnn2c_conv_rows(const rnn2c_conv_t *p, const int16_t *ring, const int16_t *ctr,
+                                  int32_t *acc, int8_t *y)
+{
+    const uint32_t n = p->fc.units;
+    const uint32_t groups = p->in4 / 4u;
+    const uint32_t first = rnn2c_ring_back(ctr, p->span, (p->taps - 1u) * p->dilation);
+    const int8_t *w = p->fc.weight;
+    uint32_t i;
+    uint32_t k;
+    for (i = 0; i < n; i += 4) {
+        const uint32_t rows = n - i < 4 ? n - i : 4;
+        uint32_t slot = first;
+        uint32_t left = p->taps;
+        int32_t a[4];
+        for (k = 0; k < rows; ++k) {
+            a[k] = rnn2c_bias(p->fc.bias, i + k);
+            RNN2C_KEEP_LOOP(a); /* not a call to memcpy */
+        }
+        while (left > 0u) {
+            /* dilation 1: the taps are slots first .. span - 1, then 0 .. first - 1: two runs */
+            const uint32_t run =
+                p->dilation != 1u ? 1u : (p->span - slot < left ? p->span - slot : left);
+            w = rnn2c_mac_rows(w, ring + slot * p->in4, run * groups, rows, a);
+            left -= run;
+            slot += run * p->dilation;
+            slot = slot >= p->span ? slot - p->span : slot;
+        }
+        for (k = 0; k < rows; ++k) {
+            const int32_t r = rnn2c_rqs(a[k], p->fc.mult[i + k], p->fc.sh[0]);
+            if (p->fc.activation == RNN2C_ACT_SOFTMAX) {
+                acc[i + k] = r;
+            } else {
+                y[i + k] = rnn2c_conv_out(p, r);
+            }
+        }
+    }
+    if (p->fc.activation == RNN2C_ACT_SOFTMAX) {
+        rnn2c_conv_softmax(acc, n, y);
+    }
+}
+
+/* Causal Conv1D: the ring holds the last span inputs as int16 vector parts of in4 columns (what
+ * rnn2c_vec_s8 makes of them), so the kernels read the taps where they are, without a window
+ * copy on the stack. After reset (nothing held) every slot is first set to the zero point: a
+ * tap before the first input reads it (Keras' zero padding). Push x; when the step emits,
+ * y = activation(W window + b) as the Dense layer computes it and 1 is returned; else 0 and y
+ * is untouched. */
+RNN2C_INLINE int rnn2c_conv_s8(const rnn2c_conv_t *p, int16_t *ring, int16_t *ctr, const int8_t *x,
+                               int32_t *acc, int8_t *y)
+{
+    uint32_t s;
+    if (ctr[2] == 0 && p->pad != NULL) {
+        for (s = 0; s < p->span; ++s) {
+            rnn2c_conv_pad(p, ring + s * p->in4);
+        }
+    }
+    rnn2c_vec_s8(ring + rnn2c_ring_push(ctr, p->span) * p->in4, x, p->in, p->in4, 0);
+    if (!rnn2c_ring_due(ctr, p->stride, 1)) {
+        return 0;
+    }
+    rnn2c_conv_rows(p, ring, ctr, acc, y);
+    return 1;
+}
+
+/* The same over an int16 input (an int16 recurrent state, zero point 0). */
+RNN2C_INLINE int rnn2c_conv_s16(const rnn2c_conv_t *p, int16_t *ring, int16_t *ctr,
+                                const int16_t *x, int32_t *acc, int8_t *y)
+{
+    rnn2c_vec_s16(ring + rnn2c_ring_push(ctr, p->span) * p->in4, x, p->in, p->in4, 0);
+    if (!rnn2c_ring_due(ctr, p->stride, 1)) {
+        return 0;
+    }
+    rnn2c_conv_rows(p, ring, ctr, acc, y);
+    return 1;
+}
+
+/* Conv1D over a whole sequence (<name>_run): input rows x[0 .. n) of p->in elements, output
+ * rows y[0 .. m) of the filters; output row j reads input rows j * stride + k * dilation - left
+ * for its taps k, a row outside [0, n) reading the zero point (Keras' padding); v: the window
+ * vector (taps * in4 int16), acc: the filters' int32 scratch. */
+#define RNN2C_CONV_SEQ_BODY(vec)                                                              \
+    int j;                                                                                    \
+    uint32_t k;                                                                               \
+    for (j = 0; j < m; ++j) {                                                                 \
+        for (k = 0; k < p->taps; ++k) {                                                       \
+            const int r = j * (int)p->stride + (int)(k * p->dilation) - left;                 \
+            if (r >= 0 && r < n) {                                                            \
+                vec(v + k * p->in4, x + (size_t)r * p->in, p->in, p->in4, 0);                 \
+            } else {                                                                          \
+                rnn2c_conv_pad(p, v + k * p->in4);                                            \
+            }                                                                                 \
+        }                                                                                     \
+        if (p->act != NULL) {                                                                 \
+            rnn2c_dense_x_s8(&p->fc, p->act, v, acc, y + (size_t)j * p->fc.units);            \
+        } else {                                                                              \
+            rnn2c_dense_s8(&p->fc, v, acc, y + (size_t)j * p->fc.units);                      \
+        }                                                                                     \
+    }
+
+RNN2C_INLINE void rnn2c_conv_seq_s8(const rnn2c_conv_t *p, const int8_t *x, int n, int left,
+                                    int m, int16_t *v, int32_t *acc, int8_t *y)
+{
+    RNN2C_CONV_SEQ_BODY(rnn2c_vec_s8)
+}
+
+RNN2C_INLINE void rnn2c_conv_seq_s16(const rnn2c_conv_t *p, const int16_t *x, int n, int left,
+                                     int m, int16_t *v, int32_t *acc, int8_t *y)
+{
+    RNN2C_CONV_SEQ_BODY(rnn2c_vec_s16)
 }
 
 /* ---------------------------------------------------------------- LayerNormalization */

@@ -325,6 +325,8 @@ def test_conv_and_pooling_compile_warning_free(tmp_path: Path) -> None:
             keras.layers.LSTM(4, return_sequences=True),
             keras.layers.Conv1D(3, 2, strides=2, padding="causal", use_bias=False),
             keras.layers.GRU(5, return_sequences=True),
+            keras.layers.Conv1D(4, 2, padding="causal", activation="gelu"),
+            keras.layers.Conv1D(3, 2, padding="causal", activation="softmax"),
             keras.layers.MaxPooling1D(3, strides=1),
             keras.layers.GlobalAveragePooling1D(),
             keras.layers.Dense(2, activation="sigmoid"),
@@ -382,8 +384,8 @@ def test_conv_and_pooling_compile_warning_free(tmp_path: Path) -> None:
             "<name>_run with buffers in the state; give --max-length N",
         ),
         (
-            lambda: keras.layers.Conv1D(4, 3, padding="causal", activation="elu"),
-            "activation 'elu' is not supported",
+            lambda: keras.layers.Conv1D(4, 3, padding="causal", activation="selu"),
+            "activation 'selu' is not supported",
         ),
         (
             lambda: keras.layers.MaxPooling1D(2, padding="same"),
@@ -492,6 +494,9 @@ def test_keyword_spotting_shape_verify_board_and_size(tmp_path: Path, capsys) ->
     assert report["macs_per_step"] == (32 * 3 * 40 + 3 * 32 * 64 + 12 * 32) // 2
     assert 1.0 < report["instructions_per_mac"] < 4.0
     assert not report["libraries"]  # no memcpy for the ring or the window
+    # the stack target: 256 B + 1 B per unit of the widest layer (the 40 inputs); the Conv1D
+    # reads its taps from the ring, so no window vector or int32 rows of its own are on it
+    assert report["stack"] <= 256 + 40
 
 
 def random_whole_config(seed: int) -> ConvConfig:
@@ -691,3 +696,57 @@ def test_conv_and_pooling_bit_exact_on_arm_cores(tmp_path: Path, activations: st
     for target in ("cortex-m0plus", "cortex-m3", "cortex-m4"):
         assert S.measure(tmp_path / "s", target, sequences=2, steps=12).bit_exact, target
     assert S.measure(tmp_path / "w", "cortex-m4", sequences=2, steps=12).bit_exact
+
+
+#: the Dense activation variants (Keras' swish is silu)
+X_ACTS = ("leaky_relu", "elu", "silu", "swish", "gelu", "softplus")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_conv_activation_variants(seed: int, tmp_path: Path) -> None:
+    """Property-style: Conv1D with the Dense activation variants (causal streaming with strides
+    and dilation, or 'same'/'valid' in a whole-sequence model; int8 and int16 inputs): the C is
+    the integer reference bit for bit, and int8 is close to float Keras."""
+    rng = np.random.default_rng(700 + seed)
+    act = X_ACTS[seed % len(X_ACTS)]
+    padding = "causal" if seed < 4 else ("same", "valid")[seed % 2]
+    conv = list(_conv(rng, padding))
+    conv[5] = act
+    cfg = ConvConfig(
+        seed=700 + seed,
+        features=int(rng.integers(1, 9)),
+        steps=int(rng.integers(10, 20)),
+        layers=[tuple(conv)],
+    )
+    if seed % 2:  # an int16 recurrent state into a second Conv1D
+        cfg.activations = "int16"
+        cfg.layers = [("rec", "gru", int(rng.integers(2, 9)), True), tuple(conv)]
+    cfg.layers += [("rec", "gru", int(rng.integers(2, 9)), False), ("dense", 3, "linear")]
+    model = build(cfg)
+    t = cfg.steps
+    calib = rng.normal(size=(40, t, cfg.features)).astype(np.float32)
+    test = rng.normal(size=(16, t, cfg.features)).astype(np.float32)
+    whole = padding != "causal"
+    q = export_model(
+        model,
+        np.concatenate([calib, test]),
+        tmp_path / "c",
+        name=f"x{seed}",
+        activations=cfg.activations,
+        max_length=t if whole else None,
+    ).qmodel
+    assert any(getattr(ql, "x_act", None) is not None for ql in q.layers), cfg.describe()
+    compiled = load_model(tmp_path / "c", f"x{seed}")
+    assert compiled.state_size == q.state_bytes() == compiled.declared_state_size
+    xq = q.input_q.quantize(test)
+    lens = rng.integers(max(q.min_length(), t - 5), t + 1, size=xq.shape[0])
+    assert np.array_equal(compiled.run(xq, lens), run_int(q, xq, lens)), cfg.describe()
+    if not whole:
+        stream = xq[:3].reshape(-1, cfg.features)
+        assert np.array_equal(compiled.stream(stream), run_int(q, stream[None])[0])
+    deq = q.output_q.dequantize(run_int(q, xq)[:, -1])
+    want = keras_last(model, test)
+    span = max(1.0, float(want.max() - want.min()))
+    err = float(np.abs(deq - want).max())
+    assert err <= MAX_ERROR_FRACTION * span, f"{cfg.describe()}: max error {err:.4f}"
+    print(f"{act} {padding}: max error {err:.4f} of span {span:.3f}")

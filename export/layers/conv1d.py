@@ -9,12 +9,15 @@ the left with real zeros). With ``strides=s`` the layer emits at steps 0, s, 2s,
 run and the model's output is held (``<name>_step`` returns 0).
 
 The window vector is ``taps`` parts of ``pad4(channels)`` int16 columns each (the zero columns
-have zero weights), so every part starts on a group of 4 and the Dense kernels read it as they
-read any input vector. Output quantization and activations are the Dense layer's.
+have zero weights), so every part starts on a group of 4. A step keeps the ring in the C state as
+such int16 parts and reads the taps in place, 4 filters at a time (no window copy on the stack;
+the sums are those over the window vector); a whole-sequence pass builds the window vector.
+Output quantization and activations are the Dense layer's.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -23,7 +26,16 @@ import numpy as np
 from rnn2c.export import fixedpoint as fx
 from rnn2c.export.ir import ActQuant, ExportError, FloatLayer, QuantLayer, StateField
 from rnn2c.export.layers.common import PackedMatrix, sigmoid
-from rnn2c.export.layers.dense import ACTIVATION_CODES, FIXED_OUTPUT, LIMITS
+from rnn2c.export.layers.dense import (
+    ACTIVATION_CODES,
+    ACTIVATIONS,
+    ALIASES,
+    DEFAULT_ALPHA,
+    FIXED_OUTPUT,
+    LIMITS,
+    X_ACTIVATIONS,
+    float_activation,
+)
 from rnn2c.export.quantize import (
     Block,
     QuantFC,
@@ -67,12 +79,14 @@ def ring_back(state: dict[str, np.ndarray], span: int, back: int) -> int:
     return (newest - back) % span
 
 
-#: the Dense activations whose integer form is the Dense kernel's own (activation variants such
-#: as elu or gelu run in a separate Dense kernel that Conv1D does not use)
-CONV_ACTIVATIONS = tuple(ACTIVATION_CODES)
+#: the Dense layer's activations, the variants (leaky_relu, elu, silu, gelu, softplus) included:
+#: the rows give an int16 pre-activation with calibrated fractional bits, as rnn2c_dense_x_s8
+CONV_ACTIVATIONS = ACTIVATIONS
 
 
-def activate(y: np.ndarray, activation: str) -> np.ndarray:
+def activate(y: np.ndarray, activation: str, alpha: float = 0.0) -> np.ndarray:
+    if activation in X_ACTIVATIONS:
+        return float_activation(y, activation, alpha)
     if activation == "relu":
         return np.maximum(y, 0.0)
     if activation == "sigmoid":
@@ -95,6 +109,7 @@ class Conv1DLayer(FloatLayer):
     dilation: int = 1
     stride: int = 1
     padding: str = "causal"
+    alpha: float = 0.0  # leaky_relu / elu slope
 
     @property
     def taps(self) -> int:
@@ -112,8 +127,11 @@ class Conv1DLayer(FloatLayer):
         for k in range(self.taps):
             g = x[rows, idx[:, :, k]] @ self.kernel[k]
             y = y + np.where(valid[:, :, k, None], g, 0.0)
-        y = activate(y, self.activation)
         real = np.arange(x.shape[1])[None, :] < m[:, None]
+        if obs is not None and self.activation in X_ACTIVATIONS:
+            obs.mask = None
+            obs.observe("pre", y[real])
+        y = activate(y, self.activation, self.alpha)
         y = np.where(real[:, :, None], y, 0.0)
         if obs is not None:
             obs.mask = None
@@ -152,7 +170,9 @@ class Conv1DLayer(FloatLayer):
             back = (self.taps - 1 - k) * self.dilation
             if back < held:  # an unfilled tap is a real 0 (causal zero padding)
                 y = y + state["ring"][:, ring_back(state, self.span, back)] @ self.kernel[k]
-        y = activate(y, self.activation)
+        if obs is not None and self.activation in X_ACTIVATIONS:
+            obs.observe("pre", y)
+        y = activate(y, self.activation, self.alpha)
         if obs is not None:
             obs.observe("output", y)
         return y
@@ -172,8 +192,24 @@ class Conv1DLayer(FloatLayer):
 
     def quantize(self, input_q: ActQuant, obs, method: str, state_bits: int = 8) -> QuantConv1D:  # noqa: ANN001
         where = f"layer '{self.name}' (Conv1D)"
+        extra = {}
         if self.activation in FIXED_OUTPUT:
             out_q, fc_scale = FIXED_OUTPUT[self.activation], 1.0 / fx.Q12_ONE
+        elif self.activation in X_ACTIVATIONS:  # as the Dense layer's variants
+            out_q = act_quant_from_range(*choose_range(obs.get("output"), method))
+            lo, hi = choose_range(obs.get("pre"), method)
+            peak = max(abs(lo), abs(hi), 1e-6)  # the int16 pre-activation covers +-peak
+            frac = int(min(12, max(0, 15 - math.ceil(math.log2(peak * 1.0001)))))
+            fc_scale = 2.0**-frac
+            try:
+                m, s1, s2 = fx.rq_params(fc_scale / out_q.scale, 256)
+            except ValueError as e:
+                raise ExportError(f"{where}: output requantization: {e}") from None
+            extra = {
+                "frac": frac,
+                "alpha_q15": round(self.alpha * fx.Q15_ONE),
+                "out_rq": [m, s1, s2],
+            }
         else:
             out_q = act_quant_from_range(*choose_range(obs.get("output"), method))
             fc_scale = out_q.scale
@@ -204,6 +240,7 @@ class Conv1DLayer(FloatLayer):
             padding=self.padding,
             pad=pad,
             fc=fc,
+            **extra,
         )
 
 
@@ -212,6 +249,7 @@ def read(layer: Any, input_size: int) -> Conv1DLayer:
     where = f"layer '{layer.name}' (Conv1D)"
     act = cfg.get("activation")
     act = act if isinstance(act, str) else getattr(act, "__name__", str(act))
+    act = ALIASES.get(act, act)
     if act not in CONV_ACTIVATIONS:
         raise ExportError(
             f"{where}: activation {act!r} is not supported; supported: "
@@ -245,6 +283,7 @@ def read(layer: Any, input_size: int) -> Conv1DLayer:
         dilation=int(dilation),
         stride=int(stride),
         padding=padding,
+        alpha=DEFAULT_ALPHA.get(act, 0.0),
     )
 
 
@@ -267,6 +306,21 @@ class QuantConv1D(PackedMatrix, QuantLayer):
     whole: bool = False  # in a whole-sequence model: run over buffers, no ring in the state
     pad: np.ndarray = None  # type: ignore[assignment]
     fc: QuantFC = None  # type: ignore[assignment]
+    frac: int = 12  # X_ACTIVATIONS: fractional bits of the int16 pre-activation
+    alpha_q15: int = 0  # X_ACTIVATIONS: leaky_relu / elu slope in Q0.15
+    out_rq: list[int] | None = None  # X_ACTIVATIONS: f(x) -> output (multiplier, shifts)
+
+    @property
+    def x_act(self) -> int | None:
+        """RNN2C_DX_* of an activation variant, None for the Dense kernel's own activations."""
+        return fx.DENSE_X_CODES.get(self.activation)
+
+    def out(self, acc: np.ndarray) -> np.ndarray:
+        """Requantized rows -> int8 outputs (rnn2c_conv_out / rnn2c_dense_x_s8)."""
+        if self.out_rq is not None:
+            f = fx.dense_act(acc, self.activation, self.frac, self.alpha_q15)
+            return fx.sat(fx.requant(f, *self.out_rq) + self.output_q.zero_point, 8)
+        return dense_activation(acc, self.activation, self.output_q.zero_point, self.name)
 
     @property
     def span(self) -> int:
@@ -298,7 +352,7 @@ class QuantConv1D(PackedMatrix, QuantLayer):
             g = np.asarray(x, dtype=np.int64)[rows, idx[:, :, k]]
             v[:, :, part] = np.where(valid[:, :, k, None], g, self.pad.astype(np.int64))
         acc = self.fc.matvec(v.reshape(n * t, -1))
-        y = dense_activation(acc, self.activation, self.output_q.zero_point, self.name)
+        y = self.out(acc)
         y = y.reshape(n, t, -1)
         real = np.arange(t)[None, :] < m[:, None]
         return np.where(real[:, :, None], y, 0), m
@@ -317,7 +371,7 @@ class QuantConv1D(PackedMatrix, QuantLayer):
 
     @property
     def activation_code(self) -> int:
-        return ACTIVATION_CODES[self.activation]
+        return ACTIVATION_CODES.get(self.activation, 0)
 
     @property
     def in4(self) -> int:
@@ -328,8 +382,9 @@ class QuantConv1D(PackedMatrix, QuantLayer):
         return self.taps * self.in4
 
     @property
-    def ring_ctype(self) -> str:
-        return "int16_t" if self.input_bits == 16 else "int8_t"
+    def ring_words(self) -> int:
+        """The ring: span int16 vector parts of in4 columns, as int32 words (word aligned)."""
+        return self.span * self.in4 // 2
 
     def emitted(self, n: int) -> int:
         """Outputs for n input steps (causal: at steps 0, stride, 2 * stride, ...)."""
@@ -344,14 +399,17 @@ class QuantConv1D(PackedMatrix, QuantLayer):
         return [
             StateField(
                 "ring",
-                self.ring_ctype,
-                self.span * self.input_size,
-                f"the last {self.span} inputs (a ring)",
+                "int32_t",
+                self.ring_words,
+                f"the last {self.span} inputs as int16 vector parts (a ring)",
             ),
             StateField("ctr", "int16_t", 3, "ring: next slot, steps mod stride, inputs held"),
         ]
 
     def scratch(self) -> tuple[int, int, int]:
+        # a step reads the taps from the ring, 4 filters at a time: softmax alone keeps all rows
+        if not self.whole:
+            return (self.filters if self.activation == "softmax" else 0, 0, 0)
         return (self.filters, 0, self.x_cols)
 
     def blocks(self) -> list[Block]:
@@ -401,7 +459,7 @@ class QuantConv1D(PackedMatrix, QuantLayer):
         if not ring_due(state, self.stride):
             return None
         acc = self.fc.matvec(self.window(state))
-        return dense_activation(acc, self.activation, self.output_q.zero_point, self.name)
+        return self.out(acc)
 
 
 def out_len(n: Any, padding: str, span: int, stride: int) -> Any:
