@@ -17,7 +17,6 @@ Output quantization and activations are the Dense layer's.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -31,16 +30,14 @@ from rnn2c.export.layers.dense import (
     ACTIVATIONS,
     ALIASES,
     DEFAULT_ALPHA,
-    FIXED_OUTPUT,
     LIMITS,
     X_ACTIVATIONS,
     float_activation,
+    output_rule,
 )
 from rnn2c.export.quantize import (
     Block,
     QuantFC,
-    act_quant_from_range,
-    choose_range,
     input_columns,
     pack_blocks,
     pad4,
@@ -192,27 +189,7 @@ class Conv1DLayer(FloatLayer):
 
     def quantize(self, input_q: ActQuant, obs, method: str, state_bits: int = 8) -> QuantConv1D:  # noqa: ANN001
         where = f"layer '{self.name}' (Conv1D)"
-        extra = {}
-        if self.activation in FIXED_OUTPUT:
-            out_q, fc_scale = FIXED_OUTPUT[self.activation], 1.0 / fx.Q12_ONE
-        elif self.activation in X_ACTIVATIONS:  # as the Dense layer's variants
-            out_q = act_quant_from_range(*choose_range(obs.get("output"), method))
-            lo, hi = choose_range(obs.get("pre"), method)
-            peak = max(abs(lo), abs(hi), 1e-6)  # the int16 pre-activation covers +-peak
-            frac = int(min(12, max(0, 15 - math.ceil(math.log2(peak * 1.0001)))))
-            fc_scale = 2.0**-frac
-            try:
-                m, s1, s2 = fx.rq_params(fc_scale / out_q.scale, 256)
-            except ValueError as e:
-                raise ExportError(f"{where}: output requantization: {e}") from None
-            extra = {
-                "frac": frac,
-                "alpha_q15": round(self.alpha * fx.Q15_ONE),
-                "out_rq": [m, s1, s2],
-            }
-        else:
-            out_q = act_quant_from_range(*choose_range(obs.get("output"), method))
-            fc_scale = out_q.scale
+        out_q, fc_scale, extra = output_rule(self.activation, self.alpha, obs, method, where)
         c, c4 = self.input_size, pad4(self.input_size)
         scale, zp, vmax = input_columns(input_q, c, 0)
         cols = self.taps * c4

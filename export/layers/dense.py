@@ -51,6 +51,39 @@ FIXED_OUTPUT = {
 }
 
 
+def output_rule(
+    activation: str,
+    alpha: float,
+    obs,  # noqa: ANN001
+    method: str,
+    where: str,
+) -> tuple[ActQuant, float, dict]:
+    """The quantizer rule of a Dense-like layer's output (Dense, Conv1D): its int8 quantization,
+    the real value of one unit of the requantized rows, and the activation variants' fields."""
+    extra = {}
+    if activation in FIXED_OUTPUT:
+        out_q, fc_scale = FIXED_OUTPUT[activation], 1.0 / fx.Q12_ONE
+    elif activation in X_ACTIVATIONS:
+        out_q = act_quant_from_range(*choose_range(obs.get("output"), method))
+        lo, hi = choose_range(obs.get("pre"), method)
+        peak = max(abs(lo), abs(hi), 1e-6)  # the int16 pre-activation covers +-peak
+        frac = int(min(12, max(0, 15 - math.ceil(math.log2(peak * 1.0001)))))
+        fc_scale = 2.0**-frac
+        try:
+            m, s1, s2 = fx.rq_params(fc_scale / out_q.scale, 256)
+        except ValueError as e:
+            raise ExportError(f"{where}: output requantization: {e}") from None
+        extra = {
+            "frac": frac,
+            "alpha_q15": round(alpha * fx.Q15_ONE),
+            "out_rq": [m, s1, s2],
+        }
+    else:
+        out_q = act_quant_from_range(*choose_range(obs.get("output"), method))
+        fc_scale = out_q.scale
+    return out_q, fc_scale, extra
+
+
 @dataclass
 class DenseLayer(FloatLayer):
     kind: ClassVar[str] = "dense"
@@ -89,27 +122,7 @@ class DenseLayer(FloatLayer):
 
     def quantize(self, input_q: ActQuant, obs, method: str, state_bits: int = 8) -> QuantDense:  # noqa: ANN001
         where = f"layer '{self.name}' (Dense)"
-        extra = {}
-        if self.activation in FIXED_OUTPUT:
-            out_q, fc_scale = FIXED_OUTPUT[self.activation], 1.0 / fx.Q12_ONE
-        elif self.activation in X_ACTIVATIONS:
-            out_q = act_quant_from_range(*choose_range(obs.get("output"), method))
-            lo, hi = choose_range(obs.get("pre"), method)
-            peak = max(abs(lo), abs(hi), 1e-6)  # the int16 pre-activation covers +-peak
-            frac = int(min(12, max(0, 15 - math.ceil(math.log2(peak * 1.0001)))))
-            fc_scale = 2.0**-frac
-            try:
-                m, s1, s2 = fx.rq_params(fc_scale / out_q.scale, 256)
-            except ValueError as e:
-                raise ExportError(f"{where}: output requantization: {e}") from None
-            extra = {
-                "frac": frac,
-                "alpha_q15": round(self.alpha * fx.Q15_ONE),
-                "out_rq": [m, s1, s2],
-            }
-        else:
-            out_q = act_quant_from_range(*choose_range(obs.get("output"), method))
-            fc_scale = out_q.scale
+        out_q, fc_scale, extra = output_rule(self.activation, self.alpha, obs, method, where)
         scale, zp, vmax = input_columns(input_q, self.input_size, 0)
         fc = quantize_rows(
             self.kernel.T * scale[None, :],
