@@ -350,33 +350,7 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
         else:
             buffer = f"{p}_out"
             output = buffer
-        extra = _extra(layer)
-        arrays: dict[str, Any] = {
-            "weight": np.zeros(0),
-            "bias": None,
-            "rq": [],
-            "worst": 0,
-            "x86": None,
-        }
-        if layer.kind != "merge":
-            arrays = layer_arrays(layer, prev_bits)
-        views.append(
-            LayerView(
-                index=i,
-                q=layer,
-                p=p,
-                P=f"{upper}_{p.upper()}",
-                input=prev,
-                input_bits=prev_bits,
-                state_type=f"s{layer.output_q.bits}",
-                output=output,
-                buffer=buffer,
-                label=_label(layer),
-                extra=extra,
-                ctype="int16_t" if layer.output_q.bits == 16 else "int8_t",
-                **arrays,
-            )
-        )
+        views.append(_view(i, layer, p, upper, prev, prev_bits, output, buffer))
         if layer.kind == "merge":
             views[-1].parts = merge_parts(layer, [made[j] for j in qmodel.inputs[i]])
         prev = output
@@ -467,17 +441,17 @@ def _whole_sequence_views(qmodel: QuantModel, upper: str, name: str) -> list[Lay
 
 
 def _view(
-    i: int, q: QuantLayer, p: str, upper: str, row: str, input_bits: int, output: str
+    i: int,
+    q: QuantLayer,
+    p: str,
+    upper: str,
+    row: str,
+    input_bits: int,
+    output: str,
+    buffer: str | None = None,
 ) -> LayerView:
-    arrays: dict[str, Any] = {
-        "weight": np.zeros(0),
-        "bias": None,
-        "rq": [],
-        "worst": 0,
-        "x86": None,
-    }
-    if q.kind != "bidir":
-        arrays = layer_arrays(q, input_bits)
+    """A layer's view for the templates (layer_arrays gives no arrays to a layer without a
+    weight matrix: Bidirectional, a merge, pooling, LayerNormalization)."""
     return LayerView(
         index=i,
         q=q,
@@ -487,10 +461,11 @@ def _view(
         input_bits=input_bits,
         state_type=f"s{q.output_q.bits}",
         output=output,
-        buffer=None,
+        buffer=buffer,
         label=_label(q),
         extra=_extra(q),
-        **arrays,
+        ctype="int16_t" if q.output_q.bits == 16 else "int8_t",
+        **layer_arrays(q, input_bits),
     )
 
 
