@@ -125,6 +125,7 @@ def read_graph(model: Any, features: int) -> ModelIR:
         _check_finite,
         _fold_activation,
         _next_step,
+        require_sequence_layer,
     )
     from rnn2c.export.layers import READERS, RECURRENT_KINDS, TIME_KINDS  # noqa: PLC0415
     from rnn2c.export.layers import merge as merge_layer  # noqa: PLC0415
@@ -216,11 +217,7 @@ def read_graph(model: Any, features: int) -> ModelIR:
     out = values[out_key]
     if out.index != len(layers) - 1 or not layers:
         raise ExportError(f"model '{model.name}': its output is not computed by its last layer")
-    if not any(layer.kind in RECURRENT_KINDS for layer in layers):
-        raise ExportError(
-            f"model '{model.name}' has no recurrent layer (GRU, LSTM or SimpleRNN); "
-            "rnn2c exports recurrent models"
-        )
+    require_sequence_layer(model, layers)
     return ModelIR(
         layers=layers,
         input_size=features,

@@ -80,6 +80,15 @@ NEXT_STEP = {
 SUPPORTED = sorted({*READERS, *PASS_THROUGH, *FOLDED, *MERGES, "Embedding"} - {"InputLayer"})
 
 
+def require_sequence_layer(model: Any, layers: list[FloatLayer]) -> None:
+    """Refuse a model with no layer over time (recurrent, Conv1D or pooling)."""
+    if not any(layer.kind in (*RECURRENT_KINDS, *TIME_KINDS) for layer in layers):
+        raise ExportError(
+            f"model '{model.name}' has no recurrent layer (GRU, LSTM or SimpleRNN); "
+            "rnn2c exports recurrent models"
+        )
+
+
 def _next_step(cls: str) -> str:
     """What to do about an unsupported layer type: advice where there is some, else the list."""
     return NEXT_STEP.get(cls, f"supported: {', '.join(SUPPORTED)}")
@@ -248,11 +257,7 @@ def read_model(model: Any) -> ModelIR:
             f"layer '{embedding.name}' (Embedding): an Embedding before Conv1D or pooling layers "
             "is not supported; feed the Embedding to a recurrent or Dense layer"
         )
-    if not any(layer.kind in (*RECURRENT_KINDS, *TIME_KINDS) for layer in layers):
-        raise ExportError(
-            f"model '{model.name}' has no recurrent layer (GRU, LSTM or SimpleRNN); "
-            "rnn2c exports recurrent models"
-        )
+    require_sequence_layer(model, layers)
     return ModelIR(
         layers=layers,
         input_size=features,
