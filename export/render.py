@@ -478,6 +478,20 @@ def _label(q: QuantLayer) -> str:
     return LABELS[q.kind]
 
 
+def scratch_layout(layers: list) -> tuple[int, int, int]:  # noqa: ANN001
+    """(int32 words, word offset of them, int16 halfwords) of the one scratch union of a step.
+
+    The int32 results (`acc`) of a layer lie after the int16 vector *that layer* reads, not
+    after the largest vector of any layer: a Dense head after a wide recurrent layer keeps its
+    rows in the part of the union the recurrent vector used. The union's size in halfwords is
+    even (whole words) and covers both."""
+    parts = [layer.scratch() for layer in layers]
+    words = max(p[0] for p in parts)
+    offset = max(((p[2] + 1) // 2 for p in parts if p[0]), default=0)
+    halfwords = max(max(p[2] for p in parts), 2 * (offset + words))
+    return words, offset, halfwords + halfwords % 2
+
+
 def _render_files(
     qmodel: QuantModel,
     name: str,
@@ -529,8 +543,7 @@ def _render_files(
             }
         )
     fields.sort(key=lambda f: -CTYPE_BYTES[f["ctype"]])  # widest first: no padding between arrays
-    scratch_words = max(layer.scratch()[0] for layer in qmodel.layers)
-    scratch_halfwords = max(layer.scratch()[2] for layer in qmodel.layers)
+    scratch_words, acc_offset, scratch_halfwords = scratch_layout(qmodel.layers)
     ctx = {
         "name": name,
         "NAME": upper,
@@ -549,7 +562,8 @@ def _render_files(
         "state_bytes": qmodel.state_bytes(),
         "scratch_words": scratch_words,
         "scratch_halfwords": scratch_halfwords,
-        "stack_bytes": 4 * scratch_words + 2 * scratch_halfwords + sum(buffers),
+        "acc_offset": acc_offset,
+        "stack_bytes": 2 * scratch_halfwords + sum(buffers),
         "activations": qmodel.activations,
         "narrow_output": narrow_output,
         "weight_bytes": qmodel.weight_bytes(),
