@@ -7,6 +7,7 @@ import os
 import shlex
 import sys
 
+from .seq2seq_train import SEQ2SEQ_DEFAULTS
 from .train import AUGMENT_BELOW, DEFAULTS, FRAME_ABOVE, FRAME_TARGET, LOG_SPAN
 
 __all__ = ["add_arguments", "command_line", "main"]
@@ -25,34 +26,62 @@ def _auto_int(text: str) -> int | None:
         ) from None
 
 
+def _default(flag: str) -> str:
+    """'default: X' for a flag whose default depends on --task (and the seq2seq one where it
+    differs)."""
+    general, s2s = DEFAULTS[flag], SEQ2SEQ_DEFAULTS[flag]
+    return f"default: {general}" if general == s2s else f"default: {general}; seq2seq: {s2s}"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `rnn2c train` flags to ``parser``; every help line states its default."""
     d = DEFAULTS
+    s2s = SEQ2SEQ_DEFAULTS
     parser.add_argument(
         "--dataset",
-        required=True,
         help="PATH.npz (x_train, y_train, x_test, y_test [, lengths_train, lengths_test]; "
         "forecast: series [, series_test]), Foo_TRAIN.ts / Foo_TEST.ts or a folder holding "
         "them, or uea:NAME / aeon:NAME for a set bundled with aeon (e.g. uea:BasicMotions, "
-        "uea:Covid3Month for regress, aeon:Airline for forecast)",
+        "uea:Covid3Month for regress, aeon:Airline for forecast). seq2seq: synthetic:dates "
+        "(dates in many formats -> ISO yyyy-mm-dd), synthetic:reverse (reverse a digit "
+        "string), either with :TRAIN[,TEST] sizes (default 20000,2000), or PATH.npz of token "
+        "ids. Required, except for seq2seq (default: synthetic:dates)",
     )
     parser.add_argument("--out", required=True, help="run folder to create")
     parser.add_argument(
         "--task",
-        choices=("classify", "regress", "tag", "forecast"),
+        choices=("classify", "regress", "tag", "forecast", "seq2seq"),
         default=d["task"],
         help="classify: a class per sequence; regress: a value or vector per sequence; tag: a "
         "class per time step (a classification set becomes streams of recordings back to back); "
-        "forecast: the next --horizon values of a series (default: %(default)s)",
+        "forecast: the next --horizon values of a series; seq2seq: a token sequence to a token "
+        "sequence (encoder-decoder with attention, greedy decoding) (default: %(default)s)",
     )
     parser.add_argument(
         "--cell",
         choices=("gru", "lstm", "rnn"),
         default=d["cell"],
-        help="recurrent cell (default: %(default)s)",
+        help="recurrent cell; seq2seq: gru or lstm (default: %(default)s)",
     )
     parser.add_argument(
-        "--units", type=int, default=d["units"], help="units per layer (default: %(default)s)"
+        "--units",
+        type=int,
+        default=None,
+        help=f"units per layer ({_default('units')})",
+    )
+    parser.add_argument(
+        "--embedding-dim",
+        type=int,
+        default=None,
+        help="seq2seq: width of the encoder and decoder Embedding tables "
+        f"(default: {s2s['embedding_dim']})",
+    )
+    parser.add_argument(
+        "--attention",
+        choices=("luong", "bahdanau"),
+        default=None,
+        help="seq2seq: luong (keras Attention, dot-product scores) or bahdanau (keras "
+        f"AdditiveAttention) (default: {s2s['attention']})",
     )
     parser.add_argument(
         "--layers",
@@ -63,8 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dropout",
         type=float,
-        default=d["dropout"],
-        help="rate of the Dropout before the output layer, 0 = none (default: %(default)s)",
+        default=None,
+        help="rate of the Dropout before the output layer, 0 = none (default: "
+        f"{d['dropout']}; seq2seq: none, its model has no Dropout)",
     )
     parser.add_argument(
         "--noise",
@@ -76,18 +106,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--steps",
         type=int,
-        default=d["steps"],
+        default=None,
         help="optimizer steps the learning-rate schedule spans (5%% warm-up, then cosine to "
-        "lr/100); sets the epoch count unless --epochs is given (default: %(default)s)",
+        f"lr/100); sets the epoch count unless --epochs is given ({_default('steps')})",
     )
     parser.add_argument(
         "--epochs",
         type=_auto_int,
         default=d["epochs"],
-        help="epochs; auto = --steps / batches per epoch, from 20 to 1000 (default: auto)",
+        help="epochs; auto = --steps / batches per epoch, from 20 to 1000 (seq2seq: from 1) "
+        "(default: auto)",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=d["batch_size"], help="(default: %(default)s)"
+        "--batch-size",
+        type=int,
+        default=None,
+        help=f"({_default('batch_size')})",
     )
     parser.add_argument(
         "--lr", type=float, default=d["lr"], help="peak Adam learning rate (default: %(default)s)"
@@ -96,7 +130,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--label-smoothing",
         type=float,
         default=d["label_smoothing"],
-        help="classify/tag: cross-entropy targets (1 - s) on the class, s spread over all; keeps "
+        help="classify/tag/seq2seq: cross-entropy targets (1 - s) on the class, s spread over "
+        "all; keeps "
         "outputs off saturation, where int8 and float part ways (default: %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=d["seed"], help="(default: %(default)s)")
@@ -111,9 +146,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--patience",
         type=int,
-        default=d["patience"],
+        default=None,
         help="with --val-split: epochs without a better epoch before stopping "
-        "(default: %(default)s)",
+        f"({_default('patience')})",
     )
     parser.add_argument(
         "--augment",
@@ -199,13 +234,67 @@ _FLAGS = (
 )
 
 
+#: the flags of --task seq2seq (the others do not apply to its model and are refused)
+_SEQ2SEQ_FLAGS = (
+    "task",
+    "cell",
+    "units",
+    "embedding_dim",
+    "attention",
+    "steps",
+    "epochs",
+    "batch_size",
+    "lr",
+    "label_smoothing",
+    "seed",
+    "val_split",
+    "patience",
+)
+#: flags whose default depends on the task (None on the command line: not given)
+_PER_TASK = ("units", "dropout", "steps", "batch_size", "patience")
+_SEQ2SEQ_ONLY = ("embedding_dim", "attention")
+
+
 def command_line(args: argparse.Namespace) -> str:
     """The full `rnn2c train` command (every flag spelled out) that reproduces ``args``."""
     parts = ["rnn2c", "train", "--dataset", str(args.dataset), "--out", str(args.out)]
-    for flag in _FLAGS:
-        value = getattr(args, flag, DEFAULTS.get(flag))
+    seq2seq = getattr(args, "task", None) == "seq2seq"
+    for flag in _SEQ2SEQ_FLAGS if seq2seq else _FLAGS:
+        value = getattr(args, flag, (SEQ2SEQ_DEFAULTS if seq2seq else DEFAULTS).get(flag))
         parts += [f"--{flag.replace('_', '-')}", "auto" if value is None else str(value)]
     return shlex.join(parts)
+
+
+def _task_defaults(args: argparse.Namespace) -> str | None:
+    """Fill in the flags whose default depends on --task; the error line for a flag that does
+    not apply to the task, else None."""
+    task = getattr(args, "task", DEFAULTS["task"])
+    if task == "seq2seq":
+        if getattr(args, "dropout", None) is not None:
+            return "--dropout: --task seq2seq has no Dropout layer (the exporter's seq2seq model)"
+        if getattr(args, "layers", 1) != 1:
+            return f"--layers {args.layers}: --task seq2seq has one encoder and one decoder layer"
+        for flag in ("noise", "augment", "frame", "log_inputs", "window", "horizon"):
+            if getattr(args, flag, DEFAULTS[flag]) != DEFAULTS[flag]:
+                return f"--{flag.replace('_', '-')} does not apply to --task seq2seq"
+        if getattr(args, "season", None) is not None:
+            return "--season does not apply to --task seq2seq"
+        args.dropout = 0.0
+        if getattr(args, "dataset", None) is None:
+            args.dataset = SEQ2SEQ_DEFAULTS["dataset"]
+        for flag in (*_PER_TASK, *_SEQ2SEQ_ONLY):
+            if flag != "dropout" and getattr(args, flag, None) is None:
+                setattr(args, flag, SEQ2SEQ_DEFAULTS[flag])
+        return None
+    for flag in _SEQ2SEQ_ONLY:
+        if getattr(args, flag, None) is not None:
+            return f"--{flag.replace('_', '-')} applies to --task seq2seq only"
+    if getattr(args, "dataset", None) is None:
+        return "--dataset is required for --task " + task + " (e.g. --dataset uea:BasicMotions)"
+    for flag in _PER_TASK:
+        if getattr(args, flag, None) is None:
+            setattr(args, flag, DEFAULTS[flag])
+    return None
 
 
 def main(args: argparse.Namespace) -> int:
@@ -216,6 +305,12 @@ def main(args: argparse.Namespace) -> int:
     from .data import DatasetError
     from .model import ConfigError
     from .train import RunError, export_commands, train_run
+
+    problem = _task_defaults(args)
+    if problem:
+        return _error(problem)
+    if args.task == "seq2seq":
+        return _seq2seq(args)
 
     kw = {f: getattr(args, f, DEFAULTS.get(f)) for f in _FLAGS}
     try:
@@ -262,6 +357,31 @@ def main(args: argparse.Namespace) -> int:
     print("export and verify with:")
     for cmd in export_commands(args.out):
         print(f"  {cmd}")
+    if metrics["warnings"] and getattr(args, "strict", False):
+        print("rnn2c train: --strict: the model looks useless (see WARNING above)", file=sys.stderr)
+        return EXIT_WARNED
+    return 0
+
+
+def _seq2seq(args: argparse.Namespace) -> int:
+    from .data import DatasetError
+    from .model import ConfigError
+    from .seq2seq_train import summary_lines, train_seq2seq
+    from .train import RunError
+
+    kw = {f: getattr(args, f) for f in _SEQ2SEQ_FLAGS if f != "task"}
+    try:
+        metrics = train_seq2seq(
+            args.dataset,
+            args.out,
+            force=getattr(args, "force", False),
+            command=command_line(args),
+            verbose=0 if getattr(args, "quiet", False) else 1,
+            **kw,
+        )
+    except (DatasetError, ConfigError, RunError) as exc:
+        return _error(str(exc))
+    print("\n".join(summary_lines(metrics, str(args.out))))
     if metrics["warnings"] and getattr(args, "strict", False):
         print("rnn2c train: --strict: the model looks useless (see WARNING above)", file=sys.stderr)
         return EXIT_WARNED

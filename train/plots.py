@@ -8,6 +8,7 @@ import numpy as np
 
 __all__ = [
     "confusion_matrix",
+    "plot_attention",
     "plot_confusion",
     "plot_curves",
     "plot_forecast",
@@ -156,5 +157,24 @@ def plot_forecast(
     ax.set_title(f"{title} (window {window}, horizon {horizon}, {f} feature(s))")
     ax.legend(fontsize=8)
     ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def plot_attention(
+    weights: np.ndarray, inputs: list[str], outputs: list[str], path: Path, title: str
+) -> None:
+    """Seq2seq: the attention weights ``[output steps, input steps]`` of one sequence, each
+    row the weights one decoder step gives the encoder steps."""
+    rows, cols = weights.shape
+    fig = _figure(max(5.0, 0.32 * cols + 2.5), max(3.5, 0.32 * rows + 2.0))
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(cols), labels=[repr(c)[1:-1] if c != " " else "␣" for c in inputs])
+    ax.set_yticks(range(rows), labels=outputs)
+    ax.set_xlabel("input character (encoder step)")
+    ax.set_ylabel("output token (decoder step)")
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path)

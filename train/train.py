@@ -321,6 +321,7 @@ _TASK_PLOTS = {
     "tag": ("confusion.png", "curves.png", "timeline.png"),
     "regress": ("scatter.png", "curves.png"),
     "forecast": ("forecast.png", "curves.png"),
+    "seq2seq": ("curves.png", "attention.png"),  # train/seq2seq_train.py
 }
 
 
@@ -595,6 +596,11 @@ def train_run(
     """
     if task is None:
         task = dataset_spec.task if isinstance(dataset_spec, Dataset) else "classify"
+    if task == "seq2seq":
+        raise ConfigError(
+            "task seq2seq is trained by rnn2c.train.seq2seq_train.train_seq2seq (its own model "
+            "and flags)"
+        )
     check_config(cell, units, layers, dropout)
     if not (np.isfinite(label_smoothing) and 0.0 <= label_smoothing < 1.0):
         raise ConfigError(
