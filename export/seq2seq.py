@@ -23,8 +23,6 @@ that the raw int32 sums compare like the float logits and no softmax is needed.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import io
 import json
 from dataclasses import dataclass, field
@@ -32,13 +30,14 @@ from typing import Any
 
 import numpy as np
 
+from rnn2c.export.fixedpoint import INT32_MAX
 from rnn2c.export.ir import ActQuant, ExportError, ModelIR, Observer, QuantModel
 from rnn2c.export.layers import READERS
 from rnn2c.export.layers import attention as attention_layer
 from rnn2c.export.layers import embedding as embedding_layer
 from rnn2c.export.layers.attention import AttentionLayer, QuantAttention
 from rnn2c.export.layers.embedding import EmbeddingLayer, QuantEmbedding
-from rnn2c.export.quantize import INT32_MAX, _SubObserver, quantize_model
+from rnn2c.export.quantize import _SubObserver, quantize_model
 
 #: the pattern, for error messages
 PATTERN = (
@@ -421,6 +420,16 @@ class QuantSeq2Seq:
     def input_q(self) -> ActQuant:
         return self.encoder.input_q
 
+    def state_bytes(self) -> int:
+        """sizeof(<name>_state_t): length and the attention row (int32), the encoder outputs
+        [max_length][units] (int8), every recurrent state; a multiple of 4."""
+        from rnn2c.export.ir import CTYPE_BYTES  # noqa: PLC0415
+
+        size = 4 + 4 * self.max_length + self.max_length * self.units
+        for layer in [*self.encoder.layers, self.decoder]:
+            size += sum(CTYPE_BYTES[f.ctype] * f.length for f in layer.state_fields())
+        return -(-size // 4) * 4
+
     def encoder_macs(self) -> int:
         return sum(layer.macs for layer in self.encoder.layers)
 
@@ -523,6 +532,19 @@ def quantize_seq2seq(
 ) -> QuantSeq2Seq:
     """Quantize the encoder as a chain (quantize_model), the decoder and the Dense layers from
     teacher-forced calibration (decoder input: start token, then y shifted right)."""
+    for flag, v, top in (
+        ("--start-token", start_token, ir.dec_embedding.vocab),
+        ("--end-token", end_token, ir.vocab),
+    ):
+        if not 0 <= v < top:
+            raise ExportError(f"{flag} {v}: the model's ids are 0..{top - 1}")
+    missing = ~(np.asarray(y) == end_token).any(axis=1)
+    if missing.any():
+        i = int(np.nonzero(missing)[0][0])
+        raise ExportError(
+            f"--calib: target {i} of y has no end token {end_token}; end every target with it "
+            "(and pad with it), or give the --end-token the targets use"
+        )
     encoder = quantize_model(ir.encoder, x, lengths, method, "int8", input_quant, None)
     dec_in = np.concatenate([np.full((y.shape[0], 1), start_token), y[:, :-1]], axis=1)
     obs = Observer()
@@ -557,6 +579,135 @@ def quantize_seq2seq(
         input_quant=input_quant,
         notes=list(encoder.notes),
     )
+
+
+# ------------------------------------------------------------------ data and settings
+
+
+@dataclass
+class Seq2SeqData:
+    x: np.ndarray  # float32 [N, T, F] or int64 token ids [N, T]
+    lengths: np.ndarray  # [N] real input lengths
+    y: np.ndarray | None  # int64 target ids [N, T_out], each ending with the end token
+
+
+def load_seq2seq_data(
+    data: Any, what: str, model: Any, need_y: bool, end_token: int | None = None
+) -> Seq2SeqData:
+    """x (features [N, T, F] or token ids [N, T]), lengths and y (target ids [N, T_out]) from an
+    .npz path (or a Sequences / Seq2SeqData); one-line ExportError on anything wrong. model: the
+    Seq2SeqIR or QuantSeq2Seq the data is for."""
+    from rnn2c.export.data import Sequences, check_inputs, check_lengths, load_sequences  # noqa: PLC0415
+
+    emb = model.encoder.embedding
+    features = int(model.encoder.input_size)
+    if isinstance(data, Seq2SeqData):
+        data = Sequences(data.x, data.y, data.lengths)
+    if isinstance(data, Sequences):
+        if emb is not None:
+            from rnn2c.export.data import check_tokens  # noqa: PLC0415
+
+            x, lengths = check_tokens(data.x, data.lengths, what, emb)
+        else:
+            x = check_inputs(data.x, what, features)
+            lengths = check_lengths(data.lengths, x.shape, what)
+        seqs = Sequences(x, data.y, lengths)
+    else:
+        seqs = load_sequences(data, what, features, emb)
+    n, t = seqs.x.shape[:2]
+    lengths = np.full(n, t, dtype=np.int64) if seqs.lengths is None else seqs.lengths
+    y = seqs.y
+    if y is None:
+        if need_y:
+            raise ExportError(
+                f"{what}: a seq2seq model's file needs y, the target token ids [N, T_out] "
+                "(each ending with the end token), for the decoder's teacher-forced calibration"
+            )
+        return Seq2SeqData(seqs.x, lengths, None)
+    y = np.asarray(y)
+    vocab = int(model.out.vocab if hasattr(model.out, "vocab") else model.out.units)
+    if y.ndim != 2 or y.dtype.kind not in "iu":
+        raise ExportError(
+            f"{what}: y has shape {y.shape} and dtype {y.dtype}; a seq2seq model takes integer "
+            "target ids [N, T_out]"
+        )
+    if y.size == 0 or y.min() < 0 or y.max() >= vocab:
+        lo, hi = (int(y.min()), int(y.max())) if y.size else (0, -1)
+        raise ExportError(
+            f"{what}: y holds ids from {lo} to {hi}; the output Dense has {vocab} ids "
+            f"(0..{vocab - 1})"
+        )
+    if end_token is not None:
+        missing = ~(y == end_token).any(axis=1)
+        if missing.any():
+            i = int(np.nonzero(missing)[0][0])
+            raise ExportError(
+                f"{what}: target {i} of y has no end token {end_token}; end every target with "
+                "it (and pad with it)"
+            )
+    return Seq2SeqData(seqs.x, lengths, y.astype(np.int64))
+
+
+@dataclass
+class Settings:
+    values: tuple[int, int, int, int]  # start, end, max_length, max_output_length
+    notes: list[str]
+
+
+def run_folder_settings(model: Any) -> dict[str, Any]:
+    """The "seq2seq" entry of the metrics.json `rnn2c train --task seq2seq` writes beside
+    model.keras ({} if there is none)."""
+    import os  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    if not isinstance(model, str | os.PathLike):
+        return {}
+    try:
+        entry = json.loads(Path(model).with_name("metrics.json").read_text()).get("seq2seq")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return entry if isinstance(entry, dict) else {}
+
+
+def seq2seq_settings(
+    model: Any,
+    data: Seq2SeqData,
+    given: tuple[int | None, int | None, int | None],
+    max_length: int | None,
+) -> Settings:
+    """--start-token, --end-token, --max-output-length and --max-length, from the flags, else
+    the run folder's metrics.json, else (the lengths) the calibration data; checked."""
+    run = run_folder_settings(model)
+    notes = []
+    start, end, max_out = given
+    start = run.get("start_token") if start is None else start
+    end = run.get("end_token") if end is None else end
+    if start is None or end is None:
+        raise ExportError(
+            "a seq2seq model needs --start-token and --end-token: the id the decoder starts "
+            "from and the id that ends its output (e.g. --start-token 0 --end-token 1)"
+        )
+    for flag, v in (("--start-token", start), ("--end-token", end)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
+            raise ExportError(f"{flag} {v!r}: expected a token id >= 0")
+    if max_out is None:
+        max_out = run.get("max_output_length") or int(data.y.shape[1])
+        notes.append(f"--max-output-length {max_out} (decode writes at most this many tokens)")
+    if max_length is None:
+        max_length = run.get("max_length") or int(data.x.shape[1])
+        notes.append(f"--max-length {max_length} (encode takes at most this many input steps)")
+    for flag, v, top in (
+        ("--max-output-length", max_out, MAX_OUTPUT_LENGTH),
+        ("--max-length", max_length, attention_layer.MAX_STEPS),
+    ):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or not 1 <= v <= top:
+            raise ExportError(f"{flag} {v!r}: expected 1 to {top}")
+    if int(data.lengths.max()) > max_length:
+        raise ExportError(
+            f"--calib: sequences of up to {int(data.lengths.max())} steps are longer than "
+            f"--max-length {max_length}; raise --max-length"
+        )
+    return Settings((int(start), int(end), int(max_length), int(max_out)), notes)
 
 
 # ------------------------------------------------------------------ save and load
@@ -598,10 +749,10 @@ def to_bytes(q: QuantSeq2Seq) -> bytes:
     return buf.getvalue()
 
 
-def from_arrays(arrays: dict[str, np.ndarray], path: str) -> QuantSeq2Seq:
+def from_arrays(header: dict[str, Any], arrays: dict[str, np.ndarray], path: str) -> QuantSeq2Seq:
+    """A saved QuantSeq2Seq (serialize.load hands over the files with kind 'seq2seq')."""
     from rnn2c.export import serialize  # noqa: PLC0415
 
-    header = json.loads(arrays["header"].tobytes().decode())
     if header.get("format") != FORMAT_VERSION:
         raise ExportError(
             f"{path!r}: seq2seq format {header.get('format')} is not this "
@@ -631,18 +782,38 @@ def from_arrays(arrays: dict[str, np.ndarray], path: str) -> QuantSeq2Seq:
     )
 
 
-def copy_model(q: QuantSeq2Seq) -> QuantSeq2Seq:
-    return copy.deepcopy(q)
+# ------------------------------------------------------------------ the float model's greedy
 
 
-__all__ = [
-    "QuantSeq2Seq",
-    "Seq2SeqIR",
-    "dataclasses",
-    "decoder_valid",
-    "float_encode",
-    "float_teacher_forced",
-    "is_seq2seq",
-    "quantize_seq2seq",
-    "read_seq2seq",
-]
+def keras_greedy(
+    model: Any,
+    encoder_input: int,
+    x: np.ndarray,
+    lengths: np.ndarray,
+    start_token: int,
+    end_token: int,
+    max_tokens: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy decoding of the float Keras model: each input cut to its real length (sequences
+    of one length run as a batch), the decoder fed its own argmax token after the start token
+    until the end token or max_tokens. Returns (tokens [N, max_tokens], -1 after each end;
+    counts [N], without the end token), as QuantSeq2Seq.decode."""
+    n = x.shape[0]
+    out = np.full((n, max_tokens), -1, dtype=np.int64)
+    counts = np.zeros(n, dtype=np.int64)
+    for length in np.unique(lengths):
+        idx = np.nonzero(lengths == length)[0]
+        xs = np.asarray(x[idx, : int(length)])
+        dec = np.full((idx.size, 1), start_token, dtype=np.int32)
+        live = np.ones(idx.size, dtype=bool)
+        for s in range(max_tokens):
+            inputs = [xs, dec] if encoder_input == 0 else [dec, xs]
+            probs = np.asarray(model(inputs, training=False))
+            tok = probs[:, -1].argmax(axis=-1)
+            live &= tok != end_token
+            out[idx[live], s] = tok[live]
+            counts[idx] += live
+            if not live.any():
+                break
+            dec = np.concatenate([dec, tok[:, None].astype(np.int32)], axis=1)
+    return out, counts

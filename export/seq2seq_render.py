@@ -96,6 +96,7 @@ def render_seq2seq(q: QuantSeq2Seq, name: str) -> dict[str, str]:
     upper = name.upper()
     encoder, decoder, mid = _views(q, upper)
     fields = state_fields(q, encoder, decoder)
+    assert state_bytes(fields) == q.state_bytes()
     scratch = []
     for tag, fn, layers in (
         ("ENC", f"{name}_encode_row", [v.q for v in encoder]),
