@@ -454,6 +454,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-length", type=int, default=None, metavar="N", help="as for export (a .keras model)"
     )
+    for flag in ("--start-token", "--end-token", "--max-output-length"):
+        p.add_argument(
+            flag,
+            type=int,
+            default=None,
+            metavar="N" if flag == "--max-output-length" else "ID",
+            help="as for export (a seq2seq .keras model)",
+        )
     p.set_defaults(func=cmd_firmware)
     return parser
 
