@@ -235,6 +235,13 @@ def read_seq2seq(model: Any) -> Seq2SeqIR:
         raise _refuse(f"layer '{rest[0].name}' ({_cls(rest[0])}) is outside the accepted pattern")
     emb = embedding_layer.read(demb)
     decoder = READERS[_cls(dec)].read(dec, emb.dim)
+    for lay, cell in ((enc, encoder.layers[-1]), (dec, decoder)):
+        if cell.cell_act != "tanh":
+            raise ExportError(
+                f"layer '{lay.name}' ({_cls(lay)}): activation {cell.cell_act!r}; a seq2seq "
+                "encoder's last layer and decoder need tanh (the attention reads their states "
+                "as Q0.7 in [-1, 1])"
+            )
     units = int(decoder.units)
     if int(encoder.layers[-1].output_size) != units:
         raise ExportError(
@@ -566,8 +573,8 @@ def quantize_seq2seq(
     dec_emb = ir.dec_embedding.quantize()
     decoder = ir.decoder.quantize(dec_emb.output_q, _SubObserver(obs, "0."), method, 8)
     last = encoder.layers[-1]
-    if last.output_q.scale != decoder.output_q.scale:  # both Q0.7 int8 (tanh cells)
-        raise ExportError("encoder and decoder states differ in format; use tanh cells")
+    for layer in (last, decoder):  # tanh cells, int8 states: Q0.7 (read_seq2seq checked)
+        assert layer.output_q.scale == 1.0 / 128.0 and layer.output_q.zero_point == 0
     if hasattr(decoder, "cell_frac_bits"):  # LSTM: the cell state is handed over as it is
         bits = min(decoder.cell_frac_bits, last.cell_frac_bits)
         decoder.cell_frac_bits = last.cell_frac_bits = bits

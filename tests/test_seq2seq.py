@@ -434,3 +434,23 @@ def test_refusals(tmp_path: Path) -> None:
     relu = L.Dense(9, activation="relu")(L.Concatenate()([dec3, L.Attention()([dec3, seq])]))
     with pytest.raises(ExportError):
         read_seq2seq(keras.Model([x_in, d_in], relu))
+
+
+def test_refusals_cells_and_bench(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """relu cells (states outside Q0.7) are refused; bench refuses a seq2seq model."""
+    x_in = keras.Input((None,), dtype="int32")
+    d_in = keras.Input((None,), dtype="int32")
+    seq, h = L.GRU(6, return_sequences=True, return_state=True, activation="relu")(
+        L.Embedding(9, 4)(x_in)
+    )
+    dec = L.GRU(6, return_sequences=True)(L.Embedding(9, 4)(d_in), initial_state=h)
+    out = L.Dense(9)(L.Concatenate()([dec, L.Attention()([dec, seq])]))
+    with pytest.raises(ExportError, match="need tanh"):
+        read_seq2seq(keras.Model([x_in, d_in], out))
+    model = build(seed=1)
+    model.save(tmp_path / "m.keras")
+    x, lengths, y = data(read_seq2seq(model), n=6)
+    np.savez(tmp_path / "d.npz", x=x, lengths=lengths, y=y)
+    argv = ["bench", str(tmp_path / "m.keras"), "--calib", str(tmp_path / "d.npz")]
+    assert main([*argv, "--data", str(tmp_path / "d.npz")]) == 2
+    assert "seq2seq encoder-decoder: use rnn2c size" in capsys.readouterr().err
