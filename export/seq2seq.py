@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -234,6 +235,13 @@ def read_seq2seq(model: Any) -> Seq2SeqIR:
         raise _refuse(f"layer '{rest[0].name}' ({_cls(rest[0])}) is outside the accepted pattern")
     emb = embedding_layer.read(demb)
     decoder = READERS[_cls(dec)].read(dec, emb.dim)
+    for lay, cell in ((enc, encoder.layers[-1]), (dec, decoder)):
+        if cell.cell_act != "tanh":
+            raise ExportError(
+                f"layer '{lay.name}' ({_cls(lay)}): activation {cell.cell_act!r}; a seq2seq "
+                "encoder's last layer and decoder need tanh (the attention reads their states "
+                "as Q0.7 in [-1, 1])"
+            )
     units = int(decoder.units)
     if int(encoder.layers[-1].output_size) != units:
         raise ExportError(
@@ -348,6 +356,7 @@ class QuantArgmax:
     name: str
     weight: np.ndarray  # int8 [V, C]
     bias: np.ndarray  # int32 [V]
+    scale: float = 1.0  # the real value of one unit of the sums (weight scale x input scale)
 
     @property
     def vocab(self) -> int:
@@ -377,7 +386,8 @@ def quantize_argmax(out: Any, input_q: ActQuant) -> QuantArgmax:
             f"layer '{out.name}' (Dense, the output): its int32 sums could "
             "overflow; reduce its bias or width"
         )
-    return QuantArgmax(out.name, wq.astype(np.int8), bias.astype(np.int32))
+    scale = w_scale * float(input_q.scale)
+    return QuantArgmax(out.name, wq.astype(np.int8), bias.astype(np.int32), scale)
 
 
 @dataclass
@@ -505,6 +515,17 @@ class QuantSeq2Seq:
                 break
         return out, counts
 
+    def teacher_forced(self, x: np.ndarray, lengths: np.ndarray, dec_in: np.ndarray) -> np.ndarray:
+        """The integer model's logits [N, T_out, V] (dequantized) with the decoder fed dec_in,
+        to hold against float_teacher_forced."""
+        values, final = self.encode(x, lengths)
+        state = {k: np.asarray(v, dtype=np.int64).copy() for k, v in final.items()}
+        out = np.zeros((*dec_in.shape, self.vocab))
+        for s in range(dec_in.shape[1]):
+            h = self.decoder.step(state, self.dec_embedding.rows(dec_in[:, s : s + 1])[:, 0])
+            out[:, s] = self.head(h, self.attention.context(h, values, lengths)) * self.out.scale
+        return out
+
     def greedy(self, x: np.ndarray, lengths: np.ndarray, max_tokens: int | None = None):  # noqa: ANN201
         values, final = self.encode(x, lengths)
         return self.decode(values, final, lengths, max_tokens)
@@ -552,8 +573,8 @@ def quantize_seq2seq(
     dec_emb = ir.dec_embedding.quantize()
     decoder = ir.decoder.quantize(dec_emb.output_q, _SubObserver(obs, "0."), method, 8)
     last = encoder.layers[-1]
-    if last.output_q.scale != decoder.output_q.scale:  # both Q0.7 int8 (tanh cells)
-        raise ExportError("encoder and decoder states differ in format; use tanh cells")
+    for layer in (last, decoder):  # tanh cells, int8 states: Q0.7 (read_seq2seq checked)
+        assert layer.output_q.scale == 1.0 / 128.0 and layer.output_q.zero_point == 0
     if hasattr(decoder, "cell_frac_bits"):  # LSTM: the cell state is handed over as it is
         bits = min(decoder.cell_frac_bits, last.cell_frac_bits)
         decoder.cell_frac_bits = last.cell_frac_bits = bits
@@ -736,6 +757,7 @@ def to_bytes(q: QuantSeq2Seq) -> bytes:
         "attention": q.attention.scalars(),
         "context_first": q.context_first,
         "out": q.out.name,
+        "out_scale": q.out.scale,
         "start_token": q.start_token,
         "end_token": q.end_token,
         "max_length": q.max_length,
@@ -772,7 +794,9 @@ def from_arrays(header: dict[str, Any], arrays: dict[str, np.ndarray], path: str
         ),
         context_first=bool(header["context_first"]),
         mid=layers[1:],
-        out=QuantArgmax(header["out"], arrays["out.weight"], arrays["out.bias"]),
+        out=QuantArgmax(
+            header["out"], arrays["out.weight"], arrays["out.bias"], float(header["out_scale"])
+        ),
         start_token=int(header["start_token"]),
         end_token=int(header["end_token"]),
         max_length=int(header["max_length"]),
@@ -808,7 +832,9 @@ def keras_greedy(
         live = np.ones(idx.size, dtype=bool)
         for s in range(max_tokens):
             inputs = [xs, dec] if encoder_input == 0 else [dec, xs]
-            probs = np.asarray(model(inputs, training=False))
+            with warnings.catch_warnings():  # Keras on a one-step input: "softmax over axis
+                warnings.simplefilter("ignore", UserWarning)  # of size 1" (it is right)
+                probs = np.asarray(model(inputs, training=False))
             tok = probs[:, -1].argmax(axis=-1)
             live &= tok != end_token
             out[idx[live], s] = tok[live]

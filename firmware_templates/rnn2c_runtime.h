@@ -55,6 +55,14 @@
 #include <immintrin.h>
 #endif
 
+/* gcc turns copy and clear loops into calls to memcpy/memset (-ftree-loop-distribute-patterns,
+ * on from -O2): on Cortex-M that pulls 300-470 B of newlib into flash and its frames onto the
+ * stack, for copies of a few dozen bytes. Keep them loops in the files that include this header
+ * (define RNN2C_ALLOW_LIBCALLS to let gcc decide). */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(RNN2C_ALLOW_LIBCALLS)
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+#endif
+
 /* The kernels rely on >> of a negative signed value being an arithmetic shift (true for gcc,
  * clang, armcc, IAR); refuse to build where the preprocessor says otherwise. */
 #if ((-1) >> 1) != -1
@@ -166,6 +174,26 @@ RNN2C_INLINE int8_t rnn2c_sat_s8(int32_t x)
 RNN2C_INLINE int32_t rnn2c_rshift_round(int32_t x, int shift)
 {
     return (x + ((int32_t)1 << (shift - 1))) >> shift;
+}
+
+/* num / den (den > 0) where the quotient is below 2^10, as the softmax's 0..256 is: on ARMv6-M,
+ * which has no divide instruction, ten compare-and-subtract steps instead of a call to the
+ * library's __aeabi_uidiv (slower, and its frame adds to the stack); elsewhere the division. */
+RNN2C_INLINE uint32_t rnn2c_udiv_q10(uint32_t num, uint32_t den)
+{
+#if defined(__thumb__) && !defined(__thumb2__)
+    uint32_t q = 0;
+    int i;
+    for (i = 9; i >= 0; --i) {
+        if ((num >> i) >= den) { /* num >= den * 2^i, so den << i does not overflow */
+            num -= den << i;
+            q |= (uint32_t)1 << i;
+        }
+    }
+    return q;
+#else
+    return num / den;
+#endif
 }
 
 /* Linear interpolation in a table at a >= 0 with `step_bits` fractional bits; the caller keeps
@@ -1465,7 +1493,8 @@ RNN2C_INLINE void rnn2c_dense_s8(const rnn2c_dense_t *p, const int16_t *vec, int
             total += acc[j];                          /* >= 32768: exp(0) is in it */
         }
         for (j = 0; j < n; ++j) {
-            const int32_t p256 = (acc[j] * 256 + total / 2) / total; /* 0..256 */
+            const int32_t p256 = (int32_t)rnn2c_udiv_q10((uint32_t)(acc[j] * 256 + total / 2),
+                                                         (uint32_t)total); /* 0..256 */
             y[j] = (int8_t)((p256 > 255 ? 255 : p256) - 128);
         }
         return;
@@ -2905,7 +2934,8 @@ RNN2C_INLINE void rnn2c_conv_softmax(int32_t *acc, uint32_t n, int8_t *y)
         total += acc[j];                          /* >= 32768: exp(0) is in it */
     }
     for (j = 0; j < n; ++j) {
-        const int32_t p256 = (acc[j] * 256 + total / 2) / total; /* 0..256 */
+        const int32_t p256 =
+            (int32_t)rnn2c_udiv_q10((uint32_t)(acc[j] * 256 + total / 2), (uint32_t)total); /* 0..256 */
         y[j] = (int8_t)((p256 > 255 ? 255 : p256) - 128);
     }
 }
