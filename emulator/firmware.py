@@ -202,8 +202,9 @@ PROJECT_FILES = ("main.c", "startup.c", "link.ld", "Makefile", "replay.npz")
 
 
 def read_export(export_dir: Path) -> tuple[str, dict[str, bytes], QuantModel]:
-    """An export folder -> (name, its files, the quantized model); refuses an export whose
-    files were edited after it was written."""
+    """An export folder -> (name, its files, the quantized model: a QuantModel, or a
+    QuantSeq2Seq for a seq2seq export); refuses an export whose files were edited after it was
+    written."""
     from rnn2c.emulator.verify import read_export_dir  # noqa: PLC0415
 
     if not (export_dir / MANIFEST).is_file():

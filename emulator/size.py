@@ -285,6 +285,7 @@ class Seq2SeqSizeReport(Footprint):
 
     def table(self) -> str:
         enc, dec = self.stack_static_encode, self.stack_static_decode
+        ends = self.decoder_steps - self.tokens
         rows = [
             *self._flash_rows(),
             (
@@ -311,7 +312,7 @@ class Seq2SeqSizeReport(Footprint):
                 "counted",
                 f"{self.encode_steps} encode steps ({self.sequences} sequences, "
                 f"{self.input_source}), {self.decoder_steps} decoder steps ({self.tokens} tokens "
-                f"+ {self.decoder_steps - self.tokens} end tokens)",
+                f"+ {ends} end token{'' if ends == 1 else 's'})",
             ),
             ("ARM tokens == int reference", "bit-exact" if self.bit_exact else "MISMATCH"),
         ]
