@@ -366,6 +366,12 @@ def bench(
     _check_args(rounds, steps, sequences, targets, peers)
     label = str(model) if isinstance(model, str | os.PathLike) else getattr(model, "name", "model")
     keras_model, ir = read_any(model)
+    if not hasattr(ir, "embedding"):  # a seq2seq encoder-decoder (export/seq2seq.py)
+        raise ExportError(
+            "rnn2c bench times streaming models (reset + step); this is a seq2seq "
+            "encoder-decoder: use rnn2c size for its instructions per input step and per "
+            "output token, verify for its tokens"
+        )
     if ir.embedding is not None:
         raise ExportError(
             "rnn2c bench does not take token models (an Embedding input): its peers' converted "

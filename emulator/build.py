@@ -115,14 +115,18 @@ def compiler_identity(cmd: tuple[str, ...]) -> str:
     return f"{' '.join(cmd)}\0{stamp}\0{banner}"
 
 
-def harness_source(name: str) -> str:
+def harness_source(name: str, template_name: str = "harness.c.j2") -> str:
     root = importlib.resources.files("rnn2c.emulator")
-    template = jinja2.Template((root / "harness.c.j2").read_text(), keep_trailing_newline=True)
+    template = jinja2.Template((root / template_name).read_text(), keep_trailing_newline=True)
     return template.render(name=name, NAME=name.upper())
 
 
 def compile_model(
-    src_dir: str | Path, name: str, cc: str | None = None, flags: tuple[str, ...] = DEFAULT_FLAGS
+    src_dir: str | Path,
+    name: str,
+    cc: str | None = None,
+    flags: tuple[str, ...] = DEFAULT_FLAGS,
+    harness_template: str = "harness.c.j2",
 ) -> Path:
     """Build <name>.c plus the harness into a shared library; returns its (cached) path."""
     src = Path(src_dir)
@@ -132,7 +136,7 @@ def compile_model(
         raise BuildError(
             f"{src}/{name}.c not found; is this an rnn2c export folder for --name {name}?"
         )
-    harness = harness_source(name).encode()
+    harness = harness_source(name, harness_template).encode()
     h = hashlib.sha256()
     for key in (compiler_identity(tuple(cc_cmd)), *flags, *_host_identity(cc_cmd, flags)):
         h.update(key.encode() + b"\0")

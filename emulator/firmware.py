@@ -6,6 +6,9 @@ startup.c + link.ld + Makefile, from the templates in rnn2c.firmware_templates/b
 file per board: memory map, cpu flags, QEMU machine).
 build/run/parse/compare: make, qemu-system-arm under a timeout, the printed outputs against the host
 emulator's (the same C compiled for the host), bit for bit.
+A seq2seq export gets its own main.c (boards/seq2seq_main.c.j2: encode_step per input step, then
+greedy decode) and its printed tokens are compared with the integer reference's
+(emulator/seq2seq_boards.py); the board files, the build and the QEMU run are the same.
 
 The project folder is written like every rnn2c output (rnn2c.outdir): it may hold the user's own
 files, rnn2c replaces only the files its firmware.json lists, crash-safely.
@@ -30,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from rnn2c import __version__
+from rnn2c.emulator import seq2seq_boards
 from rnn2c.emulator.build import BuildError, load_model
 from rnn2c.export.api import MANIFEST, export_model, output_files
 from rnn2c.export.data import load_sequences
@@ -156,6 +160,9 @@ def replay_inputs(
     or deterministic pseudo-random int8 sequences of `steps` steps."""
     if sequences < 1:
         raise FirmwareError(f"--sequences {sequences}: give at least 1")
+    if seq2seq_boards.is_seq2seq(qmodel):  # ids or int8 rows for encode_step, then decode
+        inp = seq2seq_boards.seq2seq_inputs(qmodel, data, sequences, steps, seed)
+        return Replay(inp.xq, inp.lengths, inp.source, inp.ids)
     if data is None:
         steps = min(steps, qmodel.max_length or steps)
         rng = np.random.default_rng(seed)
@@ -195,8 +202,9 @@ PROJECT_FILES = ("main.c", "startup.c", "link.ld", "Makefile", "replay.npz")
 
 
 def read_export(export_dir: Path) -> tuple[str, dict[str, bytes], QuantModel]:
-    """An export folder -> (name, its files, the quantized model); refuses an export whose
-    files were edited after it was written."""
+    """An export folder -> (name, its files, the quantized model: a QuantModel, or a
+    QuantSeq2Seq for a seq2seq export); refuses an export whose files were edited after it was
+    written."""
     from rnn2c.emulator.verify import read_export_dir  # noqa: PLC0415
 
     if not (export_dir / MANIFEST).is_file():
@@ -217,9 +225,10 @@ def read_export(export_dir: Path) -> tuple[str, dict[str, bytes], QuantModel]:
 
 
 def render_project(
-    name: str, model_files: dict[str, bytes], board: Board, replay: Replay
+    name: str, model_files: dict[str, bytes], board: Board, replay: Replay, seq2seq: bool = False
 ) -> tuple[dict[str, bytes], dict[str, Any]]:
-    """({relative path: bytes} of the whole project, its manifest), in memory."""
+    """({relative path: bytes} of the whole project, its manifest), in memory. seq2seq: the
+    main.c of a seq2seq export (encode, then decode)."""
     n, t, _ = replay.xq.shape
     ctx = {
         "version": __version__,
@@ -238,7 +247,7 @@ def render_project(
     env = template_environment()
     files = {f"{MODEL_DIR}/{k}": v for k, v in model_files.items()}
     for template, target in (
-        ("main.c.j2", "main.c"),
+        (seq2seq_boards.MAIN_TEMPLATE if seq2seq else "main.c.j2", "main.c"),
         ("startup.c.j2", "startup.c"),
         ("link.ld.j2", "link.ld"),
         ("Makefile.j2", "Makefile"),
@@ -250,6 +259,7 @@ def render_project(
         "rnn2c_version": __version__,
         "board": board.name,
         "name": name,
+        **({"kind": "seq2seq"} if seq2seq else {}),
         "sequences": int(n),
         "lengths": [int(v) for v in replay.lengths],
         "inputs": replay.source,
@@ -270,6 +280,11 @@ class Project:
     board: Board
     replay: Replay
     files: list[str]
+    qmodel: Any = None  # QuantModel, or QuantSeq2Seq for a seq2seq export
+
+    @property
+    def seq2seq(self) -> bool:
+        return seq2seq_boards.is_seq2seq(self.qmodel)
 
 
 def make_project(
@@ -352,9 +367,10 @@ def _make_project(
             model_files = {f: (res.out_dir / f).read_bytes() for f in res.files}
             qmodel = res.qmodel
     replay = replay_inputs(qmodel, data, sequences)
-    files, manifest = render_project(name, model_files, b, replay)
+    seq2seq = seq2seq_boards.is_seq2seq(qmodel)
+    files, manifest = render_project(name, model_files, b, replay, seq2seq)
     folder.write(files, manifest)
-    return Project(folder.path, name, b, replay, sorted([*files, PROJECT_MANIFEST]))
+    return Project(folder.path, name, b, replay, sorted([*files, PROJECT_MANIFEST]), qmodel)
 
 
 @dataclass
@@ -468,8 +484,12 @@ def first_mismatch(
     return None
 
 
-def run_project(project: Project, timeout: float = DEFAULT_TIMEOUT) -> RunResult:
-    """Build, run under QEMU, parse, and compare with the host emulator bit for bit."""
+def run_project(project: Project, timeout: float = DEFAULT_TIMEOUT) -> Any:
+    """Build, run under QEMU, parse, and compare with the host emulator bit for bit: a
+    RunResult, or for a seq2seq export a seq2seq_boards.Seq2SeqRunResult (its tokens against the
+    integer reference's)."""
+    if project.seq2seq:
+        return seq2seq_boards.run_project(project, timeout)
     elf = build(project.out)
     text, seconds = run_qemu(project.board, elf, timeout)
     n, t, _ = project.replay.xq.shape
@@ -500,7 +520,15 @@ def command(args: Any) -> int:
         run=args.run,
         export_options={
             k: getattr(args, k)
-            for k in ("calibration", "activations", "input_quant", "max_length")
+            for k in (
+                "calibration",
+                "activations",
+                "input_quant",
+                "max_length",
+                "start_token",
+                "end_token",
+                "max_output_length",
+            )
             if getattr(args, k, None) is not None
         },
     )
@@ -514,6 +542,8 @@ def command(args: Any) -> int:
     if not args.run:
         return 0
     result = run_project(project, timeout=args.timeout)
+    if project.seq2seq:
+        return seq2seq_boards.print_run(result)
     steps = int(project.replay.lengths.sum())
     print(f"  ran on QEMU {b.qemu_machine} in {result.board_run.seconds:.2f} s, {steps} steps")
     print(f"  {result.board_run.summary}")

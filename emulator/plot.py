@@ -54,3 +54,27 @@ def plot_report(
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     write_file_atomically(path, buf.getvalue(), "--plot")
+
+
+def plot_attention(path: str | Path, title: str, weights: np.ndarray) -> None:
+    """A seq2seq model's attention weights: output steps down, input steps across."""
+    try:
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError as e:
+        raise RuntimeError("--plot needs matplotlib: pip install 'rnn2c[train]'") from e
+    rows, cols = weights.shape
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.3 * cols + 2), max(3.0, 0.3 * rows + 1.5)))
+    im = ax.imshow(weights, aspect="auto", cmap="viridis", vmin=0.0)
+    ax.set_xlabel("input step")
+    ax.set_ylabel("output token (the last: the end token)")
+    ax.set_title("attention weights, integer reference")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    write_file_atomically(path, buf.getvalue(), "--plot")

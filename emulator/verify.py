@@ -29,6 +29,7 @@ from rnn2c.export.data import (
 from rnn2c.export.ir import ExportError, ModelIR, QuantModel
 from rnn2c.export.quantize import observe_model
 from rnn2c.export.reference import last_step, run_int
+from rnn2c.export.seq2seq import QuantSeq2Seq, Seq2SeqIR
 from rnn2c.outdir import OutputError, file_sha256, read_manifest, recover
 
 DEFAULT_MIN_AGREEMENT = 0.95
@@ -517,6 +518,39 @@ def _chance(
     return None
 
 
+def _verify_seq2seq(  # noqa: ANN202
+    keras_model: Any,
+    ir: Any,
+    export: ExportDir,
+    data: Any,
+    min_agreement: float,
+    cc: str | None,
+    stream_steps: int,
+):
+    """verify of a seq2seq export (emulator/seq2seq.py), after the same checks of the folder
+    and the model as the other exports."""
+    from rnn2c.emulator.seq2seq import verify_seq2seq  # noqa: PLC0415
+    from rnn2c.export.api import seq2seq_fingerprint  # noqa: PLC0415
+
+    if not isinstance(export.qmodel, QuantSeq2Seq) or not isinstance(ir, Seq2SeqIR):
+        raise ExportError(
+            f"the model and the export in {str(export.path)!r} are not both seq2seq models; "
+            "pass the model that was exported"
+        )
+    want = (export.manifest or {}).get("model_fingerprint")
+    if want is not None and seq2seq_fingerprint(ir) != want:
+        raise ExportError(
+            f"the model is not the one {str(export.path)!r} was exported from (its weights or "
+            "layers differ); pass that model, or export this one again"
+        )
+    if stream_steps > 0:
+        raise ExportError(
+            "--stream is for streaming models; a seq2seq model encodes and decodes per "
+            "sequence: drop --stream"
+        )
+    return verify_seq2seq(keras_model, ir, export.qmodel, export, data, min_agreement, cc)
+
+
 def verify(
     model: Any,
     out_dir: str | Path,
@@ -538,6 +572,8 @@ def verify(
     export = read_export_dir(out_dir, name)
     name, qmodel = export.name, export.qmodel
     keras_model, ir = read_any(model)
+    if isinstance(qmodel, QuantSeq2Seq) or isinstance(ir, Seq2SeqIR):
+        return _verify_seq2seq(keras_model, ir, export, data, min_agreement, cc, stream_steps)
     want = (export.manifest or {}).get("model_fingerprint")
     if ir.input_size != qmodel.input_size or ir.output_size != qmodel.output_size:
         raise ExportError(

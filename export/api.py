@@ -20,6 +20,16 @@ from rnn2c.export.keras_reader import load_keras_model, read_model
 from rnn2c.export.packaging import package_files, package_paths, parse_kinds
 from rnn2c.export.quantize import quantize_model
 from rnn2c.export.render import RUNTIME_HEADER, check_name, render
+from rnn2c.export.seq2seq import (
+    Seq2SeqIR,
+    is_seq2seq,
+    load_seq2seq_data,
+    quantize_seq2seq,
+    read_seq2seq,
+    seq2seq_settings,
+)
+from rnn2c.export.seq2seq import to_bytes as seq2seq_bytes
+from rnn2c.export.seq2seq_render import render_seq2seq
 from rnn2c.outdir import OutputError, OwnedFolder
 
 MANIFEST = "rnn2c.json"
@@ -39,10 +49,13 @@ class ExportResult:
     notes: list[str] = field(default_factory=list)  # what the exporter decided, for the user
 
 
-def read_any(model: Any) -> tuple[Any, ModelIR]:
-    """A path to a .keras file or an in-memory Keras model -> (keras model, float IR)."""
+def read_any(model: Any) -> tuple[Any, Any]:
+    """A path to a .keras file or an in-memory Keras model -> (keras model, float IR): a
+    ModelIR, or a Seq2SeqIR for a two-input encoder-decoder."""
     if isinstance(model, str | os.PathLike):
         model = load_keras_model(model)
+    if is_seq2seq(model):
+        return model, read_seq2seq(model)
     return model, read_model(model)
 
 
@@ -71,6 +84,9 @@ def export_model(
     class_names: list[str] | None = None,
     package: str | list[str] | None = None,
     max_length: int | None = None,
+    start_token: int | None = None,
+    end_token: int | None = None,
+    max_output_length: int | None = None,
 ) -> ExportResult:
     """Keras model (.keras path or in memory) + calibration set -> C files in out_dir.
 
@@ -83,7 +99,11 @@ def export_model(
     given as a path and that file names as many classes as the model has outputs.
     package: drop-in build files to add, "cmake,arduino,platformio" or "all" (export/packaging.py).
     max_length: the longest sequence <name>_run takes (--max-length); required for a model with
-    a Bidirectional or go_backwards layer, optional for a causal model.
+    a Bidirectional or go_backwards layer, optional for a causal model; for a seq2seq model the
+    most input steps <name>_encode takes (default: the calibration set's length).
+    start_token, end_token, max_output_length: a seq2seq model's (export/seq2seq.py) decoder
+    start and end ids and the most tokens <name>_decode writes; by default from the
+    metrics.json that `rnn2c train --task seq2seq` writes beside model.keras.
 
     out_dir may hold other files (a firmware source folder): rnn2c replaces only the files its
     previous manifest lists, refuses to overwrite anything else or its own inputs, and swaps the
@@ -99,6 +119,31 @@ def export_model(
         with OwnedFolder(out_dir, MANIFEST, "--out", inputs) as folder:
             folder.check_replaceable(names)  # before the long work
             _, ir = read_any(model)
+            seq2seq = (start_token, end_token, max_output_length)
+            if isinstance(ir, Seq2SeqIR):
+                res = _export_seq2seq(
+                    ir,
+                    model,
+                    calib,
+                    name,
+                    calibration,
+                    activations,
+                    input_quant,
+                    class_names,
+                    kinds,
+                    max_length,
+                    seq2seq,
+                )
+                folder.write(res[0], res[1])
+                blobs, manifest, qs = res
+                return ExportResult(
+                    Path(out_dir), name, sorted([*blobs, MANIFEST]), qs, manifest, qs.notes
+                )
+            if any(v is not None for v in seq2seq):
+                raise ExportError(
+                    "--start-token, --end-token and --max-output-length are for seq2seq "
+                    "(encoder-decoder) models; this model has one input: drop them"
+                )
             seqs = _calibration(calib, ir.input_size, ir.embedding)
             qmodel = quantize_model(
                 ir, seqs.x, seqs.lengths, calibration, activations, input_quant, max_length
@@ -152,6 +197,81 @@ def export_model(
     )
 
 
+def _export_seq2seq(
+    ir: Seq2SeqIR,
+    model: Any,
+    calib: Any,
+    name: str,
+    calibration: str,
+    activations: str,
+    input_quant: str,
+    class_names: list[str] | None,
+    kinds: list[str],
+    max_length: int | None,
+    given: tuple[int | None, int | None, int | None],
+) -> tuple[dict[str, bytes], dict[str, Any], Any]:
+    """The files and manifest of a seq2seq export (export/seq2seq.py)."""
+    if activations != "int8":
+        raise ExportError(
+            "--activations int16 is not supported for seq2seq models (the attention reads "
+            "int8 states); drop the flag"
+        )
+    if class_names:
+        raise ExportError("class names are for classifiers; a seq2seq model outputs token ids")
+    data = load_seq2seq_data(calib, "--calib", ir, need_y=True)
+    settings = seq2seq_settings(model, data, given, max_length)
+    start, end, max_len, max_out = settings.values
+    qs = quantize_seq2seq(
+        ir, data.x, data.lengths, data.y, start, end, max_len, max_out, calibration, input_quant
+    )
+    qs.notes += settings.notes
+    files = render_seq2seq(qs, name)
+    packaged = package_files(qs, name, files, kinds)
+    blobs: dict[str, bytes] = {k: v.encode() for k, v in {**files, **packaged}.items()}
+    blobs[qmodel_file(name)] = seq2seq_bytes(qs)
+    manifest = {
+        "rnn2c_version": __version__,
+        "name": name,
+        "kind": "seq2seq",
+        "source": qs.source,
+        "input_size": qs.input_size,
+        "input_tokens": qs.tokens_in,
+        "input_vocab": qs.encoder.vocab,
+        "input_quant": input_quant,
+        "input_scale": qs.input_q.to_json()["scale"],
+        "input_zero_point": qs.input_q.to_json()["zero_point"],
+        "vocab": qs.vocab,
+        "start_token": qs.start_token,
+        "end_token": qs.end_token,
+        "max_length": qs.max_length,
+        "max_output_length": qs.max_output_length,
+        "attention": qs.attention.mode,
+        "cell": qs.decoder.kind,
+        "units": qs.units,
+        "state_bytes": qs.state_bytes(),
+        "weight_bytes": qs.weight_bytes(),
+        "macs_per_encode_step": qs.encoder_macs(),
+        "macs_per_token": qs.token_macs(),
+        "calibration": calibration,
+        "activations": activations,
+        "calibration_sequences": int(data.x.shape[0]),
+        "model_fingerprint": seq2seq_fingerprint(ir),
+        "notes": qs.notes,
+        "package": kinds,
+    }
+    return blobs, manifest, qs
+
+
+def seq2seq_fingerprint(ir: Seq2SeqIR) -> str:
+    """sha256 over a seq2seq float IR: the encoder's fingerprint, then the decoder's layers."""
+    h = hashlib.sha256()
+    h.update(model_fingerprint(ir.encoder).encode())
+    for layer in (ir.dec_embedding, ir.decoder, ir.attention, *ir.mid, ir.out):
+        _hash_layer(h, layer)
+    h.update(f"context_first={ir.context_first}\0encoder_input={ir.encoder_input}".encode())
+    return h.hexdigest()
+
+
 def run_folder_class_names(model: Any, outputs: int) -> list[str] | None:
     """class_names from the metrics.json `rnn2c train` writes beside model.keras, if it fits."""
     if not isinstance(model, str | os.PathLike):
@@ -189,7 +309,8 @@ def _hash_layer(h: Any, layer: Any) -> None:
     h.update(f"{layer.kind}\0{layer.input_size}\0{layer.output_size}\0".encode())
     for f in dataclasses.fields(layer):
         v = getattr(layer, f.name)
-        if f.name == "name" or (f.default is not dataclasses.MISSING and v == f.default):
+        default = f.default is not dataclasses.MISSING and not isinstance(v, np.ndarray)
+        if f.name == "name" or (default and v == f.default):
             continue  # a setting at its default hashes as before the setting existed
         if isinstance(v, np.ndarray):
             a = np.ascontiguousarray(v, dtype=np.float32)

@@ -70,9 +70,12 @@ NEXT_STEP = {
     "'same' on the Conv1D",
     "Cropping1D": "skip those steps in firmware (do not call step for them)",
     "UpSampling1D": "repeat the steps in firmware (call step again with the same input)",
-    "MultiHeadAttention": "attention is not exported yet; use recurrent layers",
-    "Attention": "attention is not exported yet; use recurrent layers",
-    "AdditiveAttention": "attention is not exported yet; use recurrent layers",
+    "MultiHeadAttention": "multi-head attention is not exported; use recurrent layers, or "
+    "Attention/AdditiveAttention in a two-input encoder-decoder (README: sequence to sequence)",
+    "Attention": "rnn2c exports attention in two-input encoder-decoder models (the decoder "
+    "attending to the encoder's outputs; README: sequence to sequence), not inside a chain",
+    "AdditiveAttention": "rnn2c exports attention in two-input encoder-decoder models (the "
+    "decoder attending to the encoder's outputs; README: sequence to sequence), not inside a chain",
     "Maximum": "merge the branches with Add, Subtract, Average, Multiply or Concatenate",
     "Minimum": "merge the branches with Add, Subtract, Average, Multiply or Concatenate",
 }

@@ -60,17 +60,23 @@ def package_files(
     src/ for the Arduino and PlatformIO layouts.
     """
     kinds = parse_kinds(list(kinds))
-    cells = [LABELS[layer.kind] for layer in qmodel.layers if layer.state_fields()]
-    ctx = {
-        "name": name,
-        "version": __version__,
-        "source": qmodel.source,
-        "summary": ("/".join(dict.fromkeys(cells)) or "Dense") + " model",
-        "input_size": qmodel.input_size,
-        "output_size": qmodel.output_size,
-        "state_bytes": qmodel.state_bytes(),
-        "macs": qmodel.macs,
-    }
+    ctx = {"name": name, "version": __version__, "source": qmodel.source}
+    if hasattr(qmodel, "decoder"):  # a seq2seq model (export/seq2seq.py)
+        cell = LABELS[qmodel.decoder.kind]  # type: ignore[attr-defined]
+        ctx["summary"] = f"{cell} encoder-decoder with attention"
+        ctx["api"] = f"{name}_encode() per input, {name}_decode() for the output tokens"
+        ctx["figures"] = (
+            f"{qmodel.vocab} output tokens, up to {qmodel.max_length} input steps, "  # type: ignore[attr-defined]
+            f"{qmodel.state_bytes()} bytes of state"
+        )
+    else:
+        cells = [LABELS[layer.kind] for layer in qmodel.layers if layer.state_fields()]
+        ctx["summary"] = ("/".join(dict.fromkeys(cells)) or "Dense") + " model"
+        ctx["api"] = f"{name}_reset() / {name}_step(), one time step per call"
+        ctx["figures"] = (
+            f"{qmodel.input_size} inputs, {qmodel.output_size} outputs per step, "
+            f"{qmodel.state_bytes()} bytes of state, {qmodel.macs} MACs per step"
+        )
     env = template_environment()
     out: dict[str, str] = {}
     if "cmake" in kinds:

@@ -74,6 +74,10 @@ def load(path: str | Path) -> QuantModel:
     if not isinstance(header, dict):
         raise ExportError(f"{str(path)!r} is not an rnn2c quantized model; export the model again")
     try:
+        if header.get("kind") == "seq2seq":  # an encoder-decoder (export/seq2seq.py)
+            from rnn2c.export.seq2seq import from_arrays  # noqa: PLC0415
+
+            return from_arrays(header, arrays, str(path))  # type: ignore[return-value]
         return _build(header, arrays, path)
     except ExportError:
         raise

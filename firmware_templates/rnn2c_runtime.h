@@ -55,6 +55,14 @@
 #include <immintrin.h>
 #endif
 
+/* gcc turns copy and clear loops into calls to memcpy/memset (-ftree-loop-distribute-patterns,
+ * on from -O2): on Cortex-M that pulls 300-470 B of newlib into flash and its frames onto the
+ * stack, for copies of a few dozen bytes. Keep them loops in the files that include this header
+ * (define RNN2C_ALLOW_LIBCALLS to let gcc decide). */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(RNN2C_ALLOW_LIBCALLS)
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+#endif
+
 /* The kernels rely on >> of a negative signed value being an arithmetic shift (true for gcc,
  * clang, armcc, IAR); refuse to build where the preprocessor says otherwise. */
 #if ((-1) >> 1) != -1
@@ -166,6 +174,26 @@ RNN2C_INLINE int8_t rnn2c_sat_s8(int32_t x)
 RNN2C_INLINE int32_t rnn2c_rshift_round(int32_t x, int shift)
 {
     return (x + ((int32_t)1 << (shift - 1))) >> shift;
+}
+
+/* num / den (den > 0) where the quotient is below 2^10, as the softmax's 0..256 is: on ARMv6-M,
+ * which has no divide instruction, ten compare-and-subtract steps instead of a call to the
+ * library's __aeabi_uidiv (slower, and its frame adds to the stack); elsewhere the division. */
+RNN2C_INLINE uint32_t rnn2c_udiv_q10(uint32_t num, uint32_t den)
+{
+#if defined(__thumb__) && !defined(__thumb2__)
+    uint32_t q = 0;
+    int i;
+    for (i = 9; i >= 0; --i) {
+        if ((num >> i) >= den) { /* num >= den * 2^i, so den << i does not overflow */
+            num -= den << i;
+            q |= (uint32_t)1 << i;
+        }
+    }
+    return q;
+#else
+    return num / den;
+#endif
 }
 
 /* Linear interpolation in a table at a >= 0 with `step_bits` fractional bits; the caller keeps
@@ -1465,7 +1493,8 @@ RNN2C_INLINE void rnn2c_dense_s8(const rnn2c_dense_t *p, const int16_t *vec, int
             total += acc[j];                          /* >= 32768: exp(0) is in it */
         }
         for (j = 0; j < n; ++j) {
-            const int32_t p256 = (acc[j] * 256 + total / 2) / total; /* 0..256 */
+            const int32_t p256 = (int32_t)rnn2c_udiv_q10((uint32_t)(acc[j] * 256 + total / 2),
+                                                         (uint32_t)total); /* 0..256 */
             y[j] = (int8_t)((p256 > 255 ? 255 : p256) - 128);
         }
         return;
@@ -2905,7 +2934,8 @@ RNN2C_INLINE void rnn2c_conv_softmax(int32_t *acc, uint32_t n, int8_t *y)
         total += acc[j];                          /* >= 32768: exp(0) is in it */
     }
     for (j = 0; j < n; ++j) {
-        const int32_t p256 = (acc[j] * 256 + total / 2) / total; /* 0..256 */
+        const int32_t p256 =
+            (int32_t)rnn2c_udiv_q10((uint32_t)(acc[j] * 256 + total / 2), (uint32_t)total); /* 0..256 */
         y[j] = (int8_t)((p256 > 255 ? 255 : p256) - 128);
     }
 }
@@ -3124,6 +3154,102 @@ RNN2C_INLINE void rnn2c_lnorm_s16(const rnn2c_lnorm_t *p, const int16_t *x, int1
         scratch[i] = (int32_t)x[i] - p->zero_point;
     }
     rnn2c_lnorm_core(p, scratch, y);
+}
+
+/* ---------------------------------------------------------------- seq2seq: attention, argmax */
+/* Attention of one decoder query over the encoder's outputs (export/layers/attention.py states
+ * the arithmetic the NumPy reference mirrors): int32 scores, a softmax over the n encoded steps
+ * through the exp table, the context as the weighted mean of the int8 Q0.7 rows. */
+typedef enum {
+    RNN2C_ATT_DOT = 0,     /* Keras Attention (Luong), dot product, optionally scaled */
+    RNN2C_ATT_CONCAT = 1,  /* Keras Attention(score_mode="concat") */
+    RNN2C_ATT_ADDITIVE = 2 /* Keras AdditiveAttention (Bahdanau) */
+} rnn2c_attn_mode_t;
+
+typedef struct {
+    uint8_t mode;        /* rnn2c_attn_mode_t */
+    int8_t sign;         /* +1, or -1 where the scores' real factor is negative */
+    uint16_t units;      /* width of the query, of each value row and of the context */
+    int16_t t_mult;      /* concat: (q + v) -> the Q3.12 argument of tanh (0: (q + v) * 32) */
+    rnn2c_shift_t t_sh;
+    int16_t d_mult;      /* (largest score - score) -> Q3.12 for exp(-d) */
+    rnn2c_shift_t d_sh;
+    const int8_t *w;     /* additive: int8 weight per unit (else NULL) */
+} rnn2c_attn_t;
+
+/* acc >> shift_in rounded half up, then rnn2c_rqs (the rounding term is not in a bias here). */
+RNN2C_INLINE int32_t rnn2c_rqs_round(int32_t x, int32_t multiplier, rnn2c_shift_t s)
+{
+    return rnn2c_rqs(x + (((int32_t)1 << s.shift_in) >> 1), multiplier, s);
+}
+
+/* ctx[k] = round(sum_s e_s v[s][k] / sum_s e_s), e_s = exp(-(max score - score_s)), over the
+ * n >= 1 rows of v ([n][units], int8 Q0.7); q is the int8 Q0.7 query; w holds n int32 (the
+ * scores, then the weights). |sum| < 2^31 for n <= 511 steps (the exporter's limit). */
+RNN2C_INLINE void rnn2c_attn_s8(const rnn2c_attn_t *p, const int8_t *q, const int8_t *v, int n,
+                                int32_t *w, int8_t *ctx)
+{
+    const int u = (int)p->units;
+    int s;
+    int k;
+    int32_t top = 0;
+    uint32_t total = 0;
+    for (s = 0; s < n; ++s) {
+        const int8_t *row = v + (size_t)s * (size_t)u;
+        int32_t raw = 0;
+        if (p->mode == RNN2C_ATT_DOT) {
+            for (k = 0; k < u; ++k) {
+                raw += (int32_t)q[k] * row[k];
+            }
+        } else {
+            for (k = 0; k < u; ++k) {
+                const int32_t x = (int32_t)q[k] + row[k];
+                const int32_t t = rnn2c_tanh_q15(p->t_mult == 0 ? x * 32
+                                                                : rnn2c_rqs_round(x, p->t_mult, p->t_sh));
+                raw += p->mode == RNN2C_ATT_ADDITIVE ? t * p->w[k] : t;
+            }
+        }
+        raw = p->sign < 0 ? -raw : raw;
+        w[s] = raw;
+        top = (s == 0 || raw > top) ? raw : top;
+    }
+    for (s = 0; s < n; ++s) {
+        w[s] = rnn2c_exp_neg_q15(rnn2c_rqs_round(top - w[s], p->d_mult, p->d_sh));
+        total += (uint32_t)w[s]; /* >= 32768: the largest score gives exp(0) */
+    }
+    for (k = 0; k < u; ++k) {
+        int32_t num = 0;
+        uint32_t mag;
+        for (s = 0; s < n; ++s) {
+            num += w[s] * v[(size_t)s * (size_t)u + (size_t)k];
+        }
+        mag = num < 0 ? 0u - (uint32_t)num : (uint32_t)num;
+        mag = (mag + total / 2u) / total; /* rounded half away from zero */
+        ctx[k] = (int8_t)(num < 0 ? -(int32_t)mag : (int32_t)mag);
+    }
+}
+
+/* Greedy decoding's output layer: the first of `rows` rows with the largest bias + w x (int8
+ * weights with one scale for all rows, so the int32 sums compare like the float logits). */
+RNN2C_INLINE int32_t rnn2c_argmax_s8(const int8_t *w, const int32_t *bias, int rows, int cols,
+                                     const int8_t *x)
+{
+    int32_t best = 0;
+    int32_t top = 0;
+    int r;
+    int c;
+    for (r = 0; r < rows; ++r) {
+        const int8_t *wr = w + (size_t)r * (size_t)cols;
+        int32_t acc = bias[r];
+        for (c = 0; c < cols; ++c) {
+            acc += (int32_t)wr[c] * x[c];
+        }
+        if (r == 0 || acc > top) {
+            top = acc;
+            best = r;
+        }
+    }
+    return best;
 }
 
 #endif /* RNN2C_RUNTIME_H */

@@ -62,6 +62,9 @@ def cmd_export(args: argparse.Namespace) -> int:
             input_quant=args.input_quant,
             package=args.package,
             max_length=args.max_length,
+            start_token=args.start_token,
+            end_token=args.end_token,
+            max_output_length=args.max_output_length,
         )
     except ExportError as e:
         return _fail("export", str(e))
@@ -69,6 +72,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"rnn2c export: {args.model} -> {res.out_dir}/")
     for note in res.notes:
         print(f"  note: {note}")
+    if m.get("kind") == "seq2seq":
+        _print_seq2seq_export(args.name, m, res.files)
+        return EXIT_OK
     for layer in res.qmodel.layers:
         print(
             f"  {layer.kind:<6} {layer.name:<20} -> {layer.output_size:>4}"
@@ -94,6 +100,22 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"  token model: {names} over ids 0..{res.qmodel.vocab - 1}")
     print(f"  files: {', '.join(res.files)}")
     return EXIT_OK
+
+
+def _print_seq2seq_export(name: str, m: dict[str, Any], files: list[str]) -> None:
+    source = "token ids" if m["input_tokens"] else f"{m['input_size']} features per step"
+    print(
+        f"  seq2seq: {m['cell'].upper()} encoder over {source} (up to {m['max_length']} steps), "
+        f"{m['attention']} attention, {m['vocab']} output tokens (start {m['start_token']}, "
+        f"end {m['end_token']}, up to {m['max_output_length']})"
+    )
+    entry = f"{name}_encode_tokens" if m["input_tokens"] else f"{name}_encode"
+    print(
+        f"  state {m['state_bytes']} bytes, weights {m['weight_bytes']} bytes, "
+        f"{m['macs_per_encode_step']} MACs per input step, {m['macs_per_token']} MACs per output "
+        f"token; API {entry} / {name}_decode"
+    )
+    print(f"  files: {', '.join(files)}")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -335,7 +357,31 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="the longest sequence <name>_run takes (<NAME>_MAX_LENGTH); required for models "
         "with a Bidirectional or go_backwards layer (their state holds buffers this long), "
-        "optional otherwise (run then refuses longer sequences)",
+        "optional otherwise (run then refuses longer sequences); seq2seq models: the most input "
+        "steps <name>_encode takes (default: from metrics.json, else the calibration length)",
+    )
+    p.add_argument(
+        "--start-token",
+        type=int,
+        default=None,
+        metavar="ID",
+        help="seq2seq models: the id the decoder starts from (default: from the run folder's "
+        "metrics.json)",
+    )
+    p.add_argument(
+        "--end-token",
+        type=int,
+        default=None,
+        metavar="ID",
+        help="seq2seq models: the id that ends the output (default: from metrics.json)",
+    )
+    p.add_argument(
+        "--max-output-length",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seq2seq models: the most tokens <name>_decode writes (default: from metrics.json, "
+        "else the calibration targets' length)",
     )
     p.set_defaults(func=cmd_export)
 
@@ -408,6 +454,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-length", type=int, default=None, metavar="N", help="as for export (a .keras model)"
     )
+    for flag in ("--start-token", "--end-token", "--max-output-length"):
+        p.add_argument(
+            flag,
+            type=int,
+            default=None,
+            metavar="N" if flag == "--max-output-length" else "ID",
+            help="as for export (a seq2seq .keras model)",
+        )
     p.set_defaults(func=cmd_firmware)
     return parser
 

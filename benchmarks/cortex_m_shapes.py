@@ -1,0 +1,97 @@
+"""Flash, RAM, stack and exact instructions per MAC on Cortex-M for the breadth shapes.
+
+Builds, with random weights (Keras seed 1) and a default export on 64 pseudo-random calibration
+sequences, the keyword-spotting shape `Input(T, 40) -> Conv1D(32, 3, strides=2, causal, relu) ->
+GRU(32) -> Dense(12, softmax)` (and with strides=1), and the Bidirectional GRU(32) tagger
+`Input(T, 6) -> Bidirectional(GRU(32, return_sequences=True), concat | sum) -> Dense(4,
+softmax)` (`--max-length 16`), then runs `rnn2c size DIR --target T --json ...` on the M4, M3
+and M0+ (arm-none-eabi-gcc -O2, 4 sequences x 16 steps of pseudo-random int8 input, instructions
+counted in unicorn) and prints a markdown table. Figures only, no assertion.
+
+    .venv/bin/python benchmarks/cortex_m_shapes.py [--out build/cortex_m_shapes]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+TARGETS = ("cortex-m4", "cortex-m3", "cortex-m0plus")
+SHORT = {"cortex-m4": "M4", "cortex-m3": "M3", "cortex-m0plus": "M0+"}
+
+
+def models(keras) -> dict:  # noqa: ANN001
+    L = keras.layers
+
+    def kws(stride: int) -> keras.Model:
+        keras.utils.set_random_seed(1)
+        return keras.Sequential(
+            [
+                keras.Input((None, 40)),
+                L.Conv1D(32, 3, strides=stride, padding="causal", activation="relu"),
+                L.GRU(32),
+                L.Dense(12, activation="softmax"),
+            ]
+        )
+
+    def tagger(merge: str) -> keras.Model:
+        keras.utils.set_random_seed(1)
+        return keras.Sequential(
+            [
+                keras.Input((None, 6)),
+                L.Bidirectional(L.GRU(32, return_sequences=True), merge_mode=merge),
+                L.Dense(4, activation="softmax"),
+            ]
+        )
+
+    return {
+        "keyword spotting, Conv1D stride 2": (kws(2), 40, None),
+        "keyword spotting, Conv1D stride 1": (kws(1), 40, None),
+        "Bidirectional GRU(32) tagger, concat": (tagger("concat"), 6, 16),
+        "Bidirectional GRU(32) tagger, sum": (tagger("sum"), 6, 16),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="build/cortex_m_shapes")
+    args = ap.parse_args()
+    import keras  # noqa: PLC0415
+
+    from rnn2c.cli import main as rnn2c  # noqa: PLC0415
+    from rnn2c.export import export_model  # noqa: PLC0415
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [
+        "| model | target | flash B | raw params B | RAM B = state + stack | stack target B "
+        "| instructions/step | MACs/step | per MAC | bit-exact |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for i, (label, (model, features, max_length)) in enumerate(models(keras).items()):
+        rng = np.random.default_rng(0)
+        calib = rng.normal(size=(64, 24, features)).astype(np.float32)
+        folder = out / f"m{i}"
+        export_model(model, calib, folder, name="m", max_length=max_length)
+        widest = max(layer.output_size for layer in model.layers)
+        widest = max(widest, features)
+        for target in TARGETS:
+            report = out / f"m{i}_{target}.json"
+            argv = ["size", str(folder), "--target", target, "--json", str(report)]
+            if rnn2c(argv) != 0:
+                raise SystemExit(f"rnn2c size failed on {label} / {target}")
+            r = json.loads(report.read_text())
+            rows.append(
+                f"| {label} | {SHORT[target]} | {r['flash']:,} | {r['raw_parameters']:,} | "
+                f"{r['ram']} = {r['state']} + {r['stack']} | {256 + widest} | "
+                f"{r['instructions_mean']:,.0f} | {r['macs_per_step']:,} | "
+                f"{r['instructions_per_mac']:.2f} | {'yes' if r['bit_exact'] else 'NO'} |"
+            )
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
