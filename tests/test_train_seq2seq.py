@@ -1,6 +1,7 @@
 """`rnn2c train --task seq2seq`: the synthetic datasets (dates really map to their ISO form),
 the .npz checks, greedy decoding against a step-by-step NumPy decoder (what the C computes),
-and a tiny end-to-end run through the CLI whose run folder is read back."""
+and a tiny end-to-end run through the CLI whose run folder is read back, exported and
+verified with the commands of its EXPORT.txt."""
 
 from __future__ import annotations
 
@@ -322,11 +323,18 @@ def test_seq2seq_model_is_the_exporters_pattern() -> None:
 
 
 def test_sequence_scores_count_up_to_the_reference_end_token() -> None:
-    y = np.array([[5, 6, END, END], [7, END, END, END]])
-    pred = np.array([[5, 6, END, 4], [7, 3, END, END]])  # after the end: not scored
+    y = np.array([[5, 6, END, END], [7, END, END, END], [5, 6, END, END], [5, 6, 7, 8]])
+    pred = np.array(
+        [
+            [5, 6, END, 4],  # right; what follows the end is not scored
+            [7, 3, END, END],  # 1 of 2
+            [5, END, END, END],  # ended early: its padding is not the reference's end, 1 of 3
+            [5, 6, 7, 8],  # a reference without an end token: every position
+        ]
+    )
     s = sequence_scores(pred, y)
-    assert s["token_accuracy"] == pytest.approx(4 / 5)
-    assert s["exact_sequence_rate"] == pytest.approx(0.5)
+    assert s["token_accuracy"] == pytest.approx((3 + 1 + 1 + 4) / 12)
+    assert s["exact_sequence_rate"] == pytest.approx(2 / 4)
 
 
 def test_train_seq2seq_end_to_end_writes_the_run_folder(
@@ -382,6 +390,16 @@ def test_train_seq2seq_end_to_end_writes_the_run_folder(
     assert verify == ["rnn2c", "verify", str(run / "model.keras"), str(run / "c"), "--data"] + [
         str(run / "test.npz")
     ]
+    # the exporter takes the run folder as it is; its verify decodes the float model greedily
+    # by its own code and finds the figures train wrote (a model of 12 steps: no thresholds)
+    assert main(export[1:]) == 0
+    report = tmp_path / "verify.json"
+    assert main([*verify[1:], "--min-agreement", "0", "--json", str(report)]) == 0
+    capsys.readouterr()
+    r = json.loads(report.read_text())
+    assert r["bit_exact"] and r["sequences"] == 40
+    assert r["float_token_accuracy"] == pytest.approx(m["float_test_token_accuracy"])
+    assert r["float_exact"] == pytest.approx(m["float_test_exact_sequence_rate"])
     # a second run into the folder needs --force and replaces only the run's files
     (run / "notes.txt").write_text("mine\n")
     assert main([*argv, "--quiet"]) == 2

@@ -198,15 +198,16 @@ def _decode_group(
 def sequence_scores(pred: np.ndarray, y: np.ndarray, end: int = END) -> dict[str, float]:
     """Greedy outputs against targets (both ``[N, T_out]``, end-padded).
 
-    ``token_accuracy``: matching tokens at the positions up to and including each reference's
-    end token; ``exact_sequence_rate``: sequences whose tokens all match up to and including
-    the end token (every position, since both are padded with ``end``).
+    ``token_accuracy``: over the positions up to and including each reference's end token, the
+    fraction where the output holds the same token (an output that ended earlier holds nothing
+    there: its padding is not a token); ``exact_sequence_rate``: the outputs equal to their
+    reference up to and including the end token.
     """
     pred, y = np.asarray(pred), np.asarray(y)
     if pred.shape != y.shape:
         raise ValueError(f"predictions {pred.shape} and targets {y.shape} differ in shape")
     scored = target_positions(y, end)
-    hit = pred == y
+    hit = (pred == y) & target_positions(pred, end)
     return {
         "token_accuracy": float(hit[scored].mean()),
         "exact_sequence_rate": float(np.all(hit | ~scored, axis=1).mean()),
@@ -214,7 +215,8 @@ def sequence_scores(pred: np.ndarray, y: np.ndarray, end: int = END) -> dict[str
 
 
 def target_positions(y: np.ndarray, end: int = END) -> np.ndarray:
-    """``[N, T_out]`` bool: the positions up to and including each row's first end token."""
+    """``[N, T_out]`` bool: the positions up to and including each row's first end token (every
+    position of a row without one)."""
     y = np.asarray(y)
     is_end = y == end
     first = np.where(is_end.any(axis=1), is_end.argmax(axis=1), y.shape[1] - 1)
