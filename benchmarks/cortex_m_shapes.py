@@ -76,7 +76,7 @@ def main() -> None:
         calib = rng.normal(size=(64, 24, features)).astype(np.float32)
         folder = out / f"m{i}"
         export_model(model, calib, folder, name="m", max_length=max_length)
-        widest = max(layer.output_size for layer in model.layers)
+        widest = max(int(layer.output.shape[-1]) for layer in model.layers)
         widest = max(widest, features)
         for target in TARGETS:
             report = out / f"m{i}_{target}.json"

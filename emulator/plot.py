@@ -10,6 +10,27 @@ import numpy as np
 from rnn2c.outdir import write_file_atomically
 
 
+def _pyplot():  # noqa: ANN202
+    try:
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError as e:
+        raise RuntimeError("--plot needs matplotlib: pip install 'rnn2c[train]'") from e
+    return plt
+
+
+def _save(plt, fig, title: str, path: str | Path) -> None:  # noqa: ANN001
+    """The figure as PNG, written atomically (the --plot file)."""
+    fig.suptitle(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    write_file_atomically(path, buf.getvalue(), "--plot")
+
+
 def plot_report(
     path: str | Path,
     title: str,
@@ -19,13 +40,7 @@ def plot_report(
     threshold: float | None = None,
 ) -> None:
     """Left: every output, int8 C against float Keras. Right: |error| along the long stream."""
-    try:
-        import matplotlib  # noqa: PLC0415
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
-    except ImportError as e:
-        raise RuntimeError("--plot needs matplotlib: pip install 'rnn2c[train]'") from e
+    plt = _pyplot()
     panels = 2 if stream_error is not None else 1
     fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.5), squeeze=False)
     ax = axes[0, 0]
@@ -48,23 +63,12 @@ def plot_report(
         ax.set_ylabel("mean |int8 - float| over outputs")
         ax.set_title("long-stream drift check")
         ax.legend(loc="center right", fontsize="small")
-    fig.suptitle(title)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    write_file_atomically(path, buf.getvalue(), "--plot")
+    _save(plt, fig, title, path)
 
 
 def plot_attention(path: str | Path, title: str, weights: np.ndarray) -> None:
     """A seq2seq model's attention weights: output steps down, input steps across."""
-    try:
-        import matplotlib  # noqa: PLC0415
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
-    except ImportError as e:
-        raise RuntimeError("--plot needs matplotlib: pip install 'rnn2c[train]'") from e
+    plt = _pyplot()
     rows, cols = weights.shape
     fig, ax = plt.subplots(figsize=(max(4.0, 0.3 * cols + 2), max(3.0, 0.3 * rows + 1.5)))
     im = ax.imshow(weights, aspect="auto", cmap="viridis", vmin=0.0)
@@ -72,9 +76,4 @@ def plot_attention(path: str | Path, title: str, weights: np.ndarray) -> None:
     ax.set_ylabel("output token (the last: the end token)")
     ax.set_title("attention weights, integer reference")
     fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.suptitle(title)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    write_file_atomically(path, buf.getvalue(), "--plot")
+    _save(plt, fig, title, path)

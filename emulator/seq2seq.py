@@ -190,13 +190,9 @@ class Seq2SeqReport:
                 ),
             ]
         rows.append(("state", f"{self.state_bytes} bytes", ""))
-        w0 = max(len(r[0]) for r in rows)
-        w1 = max(len(r[1]) for r in rows)
-        lines = [
-            f"rnn2c verify: {self.name} (seq2seq)",
-            f"  {'check':<{w0}}  {'result':<{w1}}  threshold",
-        ]
-        lines += [f"  {a:<{w0}}  {b:<{w1}}  {c}".rstrip() for a, b, c in rows]
+        from rnn2c.emulator.verify import check_table  # noqa: PLC0415
+
+        lines = check_table(f"rnn2c verify: {self.name} (seq2seq)", rows)
         for e in self.examples:
             lines.append(f"  differs: sequence {e['sequence']}: float {e['float']} / C {e['c']}")
         if self.first_mismatch is not None:

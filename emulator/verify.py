@@ -141,6 +141,14 @@ def _agreement(head: str, y_int: np.ndarray, y_float: np.ndarray) -> float | Non
     return None
 
 
+def check_table(title: str, rows: list[tuple[str, str, str]]) -> list[str]:
+    """verify's table: the title, then a row per check (check, result, threshold), aligned."""
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    lines = [title, f"  {'check':<{w0}}  {'result':<{w1}}  threshold"]
+    return lines + [f"  {a:<{w0}}  {b:<{w1}}  {c}".rstrip() for a, b, c in rows]
+
+
 @dataclass
 class VerifyReport:
     name: str
@@ -291,10 +299,7 @@ class VerifyReport:
                 )
             if s.agreement is not None:
                 rows.append(("stream agreement", pct(s.agreement), "every step"))
-        w0 = max(len(r[0]) for r in rows)
-        w1 = max(len(r[1]) for r in rows)
-        lines = [f"rnn2c verify: {self.name}", f"  {'check':<{w0}}  {'result':<{w1}}  threshold"]
-        lines += [f"  {a:<{w0}}  {b:<{w1}}  {c}".rstrip() for a, b, c in rows]
+        lines = check_table(f"rnn2c verify: {self.name}", rows)
         if self.first_mismatch is not None:
             s, t = self.first_mismatch
             lines.append(f"  first C/reference mismatch: sequence {s}, step {t}")

@@ -10,6 +10,12 @@ import numpy as np
 START, END = 0, 1  # the decoder's start id and the id that ends its output
 
 
+#: attention forms: Luong dot (plain or scaled), concat (plain or scaled), Bahdanau additive
+#: (with and without its per-unit scale); "luong" and "bahdanau" name the Keras defaults
+ATTENTIONS = ("dot", "dot-scaled", "concat", "concat-scaled", "additive", "additive-noscale")
+ALIASES = {"luong": "dot", "bahdanau": "additive"}
+
+
 def build(
     cell: str = "gru",
     attention: str = "luong",
@@ -20,34 +26,58 @@ def build(
     vocab_out: int = 8,
     features: int = 3,
     mid: bool = False,
+    stacked: bool = False,
+    context_first: bool = False,
+    mask_zero: bool = True,
     seed: int = 1,
     gain: float = 2.0,
+    random_scales: bool = False,
 ):  # noqa: ANN201
+    """The tutorial encoder-decoder: [Embedding ->] (stacked) GRU/LSTM encoder with
+    return_state, Embedding -> GRU/LSTM decoder from the encoder's states, attention,
+    Concatenate (either order), [Dense(tanh)] -> Dense(softmax). gain scales the initial
+    weights of every layer but Attention; random_scales gives the attention layer's scales
+    random values in [-2, 2] (Keras initialises them to 1, or glorot)."""
     import keras  # noqa: PLC0415
 
     layers = keras.layers
     keras.utils.set_random_seed(seed)
     if tokens:
         enc_in = keras.Input((None,), dtype="int32", name="enc")
-        x = layers.Embedding(vocab_in, embed, mask_zero=True)(enc_in)
+        x = layers.Embedding(vocab_in, embed, mask_zero=mask_zero)(enc_in)
     else:
         enc_in = keras.Input((None, features), name="enc")
         x = enc_in
     rnn = layers.GRU if cell == "gru" else layers.LSTM
+    if stacked:
+        x = rnn(units, return_sequences=True)(x)
     enc_seq, *states = rnn(units, return_sequences=True, return_state=True)(x)
     dec_in = keras.Input((None,), dtype="int32", name="dec")
     d = layers.Embedding(vocab_out, embed)(dec_in)
     dec_seq = rnn(units, return_sequences=True)(d, initial_state=states)
-    att = layers.Attention() if attention == "luong" else layers.AdditiveAttention()
-    z = layers.Concatenate()([dec_seq, att([dec_seq, enc_seq])])
+    form = ALIASES.get(attention, attention)
+    if form.startswith("additive"):
+        att = layers.AdditiveAttention(use_scale=form == "additive")
+    else:
+        att = layers.Attention(
+            score_mode="concat" if form.startswith("concat") else "dot",
+            use_scale=form.endswith("scaled"),
+        )
+    ctx = att([dec_seq, enc_seq])
+    z = layers.Concatenate()([ctx, dec_seq] if context_first else [dec_seq, ctx])
     if mid:
         z = layers.Dense(units, activation="tanh")(z)
     out = layers.Dense(vocab_out, activation="softmax")(z)
     model = keras.Model([enc_in, dec_in], out, name=f"s2s_{cell}_{attention}")
     for layer in model.layers:
         weights = layer.get_weights()
-        if weights and type(layer).__name__ != "Attention":
+        if weights and type(layer).__name__ != "Attention" and gain != 1.0:
             layer.set_weights([w * gain for w in weights])
+    if random_scales and att.get_weights():
+        rng = np.random.default_rng(seed)
+        att.set_weights(
+            [rng.uniform(-2, 2, size=np.shape(w)).astype(np.float32) for w in att.get_weights()]
+        )
     return model
 
 

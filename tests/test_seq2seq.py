@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import seq2seq_keras as s2s
 
 from rnn2c.cli import main
 from rnn2c.emulator.build import DEFAULT_FLAGS
@@ -23,60 +24,24 @@ from rnn2c.export.seq2seq import (
 from rnn2c.export.serialize import load
 
 L = keras.layers
-ATTENTIONS = ("dot", "dot-scaled", "concat", "concat-scaled", "additive", "additive-noscale")
+ATTENTIONS = s2s.ATTENTIONS
+#: this file's models: a Dense(tanh) before the output, the initial weights as Keras made
+#: them, the attention scales random
+DEFAULTS = {
+    "attention": "dot",
+    "embed": 5,
+    "vocab_in": 11,
+    "vocab_out": 9,
+    "features": 4,
+    "mid": True,
+    "seed": 0,
+    "gain": 1.0,
+    "random_scales": True,
+}
 
 
-def build(
-    cell: str = "gru",
-    attention: str = "dot",
-    tokens: bool = True,
-    units: int = 8,
-    embed: int = 5,
-    vocab_in: int = 11,
-    vocab_out: int = 9,
-    features: int = 4,
-    mid: bool = True,
-    stacked: bool = False,
-    context_first: bool = False,
-    mask_zero: bool = True,
-    seed: int = 0,
-) -> keras.Model:
-    """The tutorial encoder-decoder: [Embedding ->] (stacked) GRU/LSTM encoder with
-    return_state, Embedding -> GRU/LSTM decoder from the encoder's states, attention, concat,
-    [Dense(tanh)] -> Dense(softmax); random attention scales where the layer has them."""
-    keras.utils.set_random_seed(seed)
-    if tokens:
-        enc_in = keras.Input((None,), dtype="int32", name="source")
-        x = L.Embedding(vocab_in, embed, mask_zero=mask_zero)(enc_in)
-    else:
-        enc_in = keras.Input((None, features), name="source")
-        x = enc_in
-    rnn = L.GRU if cell == "gru" else L.LSTM
-    if stacked:
-        x = rnn(units, return_sequences=True)(x)
-    enc_seq, *states = rnn(units, return_sequences=True, return_state=True)(x)
-    dec_in = keras.Input((None,), dtype="int32", name="target")
-    d = L.Embedding(vocab_out, embed)(dec_in)
-    dec_seq = rnn(units, return_sequences=True)(d, initial_state=states)
-    if attention.startswith("additive"):
-        att = L.AdditiveAttention(use_scale=attention == "additive")
-    else:
-        att = L.Attention(
-            score_mode="concat" if attention.startswith("concat") else "dot",
-            use_scale=attention.endswith("scaled"),
-        )
-    ctx = att([dec_seq, enc_seq])
-    cat = L.Concatenate()([ctx, dec_seq] if context_first else [dec_seq, ctx])
-    if mid:
-        cat = L.Dense(units, activation="tanh")(cat)
-    out = L.Dense(vocab_out, activation="softmax")(cat)
-    model = keras.Model([enc_in, dec_in], out, name=f"s2s_{cell}_{attention}")
-    rng = np.random.default_rng(seed)
-    if att.get_weights():  # scales Keras initialises to 1 (or glorot): give them other values
-        att.set_weights(
-            [rng.uniform(-2, 2, size=np.shape(w)).astype(np.float32) for w in att.get_weights()]
-        )
-    return model
+def build(**kw) -> keras.Model:  # noqa: ANN003
+    return s2s.build(**{**DEFAULTS, **kw})
 
 
 def data(model_ir, n: int = 24, t: int = 9, t_out: int = 6, seed: int = 0, end: int = 1):  # noqa: ANN001, ANN201
