@@ -817,29 +817,42 @@ def keras_greedy(
     start_token: int,
     end_token: int,
     max_tokens: int,
+    batch_size: int = 512,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy decoding of the float Keras model: each input cut to its real length (sequences
-    of one length run as a batch), the decoder fed its own argmax token after the start token
-    until the end token or max_tokens. Returns (tokens [N, max_tokens], -1 after each end;
-    counts [N], without the end token), as QuantSeq2Seq.decode."""
+    """Greedy decoding of the float Keras model: the inputs of one real length decoded together
+    (at most batch_size at a time), cut to that length (no padding reaches the model, as in the
+    C); the decoder fed its own argmax token after the start token until the end token or
+    max_tokens. model: a keras.Model (run through predict_on_batch, which compiles once and is
+    about 10x faster than eager calls on CPU) or any callable on the two inputs. Returns
+    (tokens [N, max_tokens], -1 after each end; counts [N], without the end token), as
+    QuantSeq2Seq.decode."""
     n = x.shape[0]
     out = np.full((n, max_tokens), -1, dtype=np.int64)
     counts = np.zeros(n, dtype=np.int64)
+    run = getattr(model, "predict_on_batch", None)
+    if run is None:
+
+        def run(inputs: list[np.ndarray]) -> Any:
+            return model(inputs, training=False)
+
+    groups = []
     for length in np.unique(lengths):
-        idx = np.nonzero(lengths == length)[0]
-        xs = np.asarray(x[idx, : int(length)])
-        dec = np.full((idx.size, 1), start_token, dtype=np.int32)
-        live = np.ones(idx.size, dtype=bool)
-        for s in range(max_tokens):
-            inputs = [xs, dec] if encoder_input == 0 else [dec, xs]
-            with warnings.catch_warnings():  # Keras on a one-step input: "softmax over axis
-                warnings.simplefilter("ignore", UserWarning)  # of size 1" (it is right)
-                probs = np.asarray(model(inputs, training=False))
-            tok = probs[:, -1].argmax(axis=-1)
-            live &= tok != end_token
-            out[idx[live], s] = tok[live]
-            counts[idx] += live
-            if not live.any():
-                break
-            dec = np.concatenate([dec, tok[:, None].astype(np.int32)], axis=1)
+        idx = np.flatnonzero(lengths == length)
+        groups += [idx[i : i + batch_size] for i in range(0, idx.size, batch_size)]
+    with warnings.catch_warnings():  # one-step inputs: Keras warns of a softmax over one key
+        warnings.filterwarnings("ignore", "You are using a softmax over axis", UserWarning)
+        for idx in groups:
+            xs = np.asarray(x[idx, : int(lengths[idx[0]])])
+            xs = xs.astype(np.int32) if xs.dtype.kind in "iu" else xs.astype(np.float32)
+            dec = np.full((idx.size, 1), start_token, dtype=np.int32)
+            live = np.ones(idx.size, dtype=bool)
+            for s in range(max_tokens):
+                probs = np.asarray(run([xs, dec] if encoder_input == 0 else [dec, xs]))
+                tok = probs[:, -1].argmax(axis=-1)
+                live &= tok != end_token
+                out[idx[live], s] = tok[live]
+                counts[idx] += live
+                if not live.any():
+                    break
+                dec = np.concatenate([dec, tok[:, None].astype(np.int32)], axis=1)
     return out, counts

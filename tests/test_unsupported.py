@@ -134,7 +134,7 @@ CASES = [
         lambda: _seq(keras.layers.UnitNormalization(), keras.layers.GRU(4)),
         "layer type UnitNormalization is not supported; supported: Activation, Add, ",
     ),
-    (_two_inputs, "has 2 inputs and 1 outputs"),
+    (_two_inputs, "rnn2c exports two-input models of the pattern"),  # seq2seq: README
     (_branch, "a whole-sequence layer (Bidirectional) in a graph of branches is not supported"),
 ]
 

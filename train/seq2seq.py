@@ -22,7 +22,6 @@ can reuse :func:`greedy_decode` and :func:`sequence_scores`.
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -104,15 +103,6 @@ def decoder_inputs(y: np.ndarray, start: int = START) -> np.ndarray:
     return np.concatenate([first, y[:, :-1].astype(np.int32)], axis=1)
 
 
-def _length_groups(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """Indices grouped by equal length (then in chunks of at most ``batch_size``)."""
-    groups = []
-    for length in np.unique(lengths):
-        idx = np.flatnonzero(lengths == length)
-        groups += [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
-    return groups
-
-
 def greedy_decode(
     model: Any,
     x: np.ndarray,
@@ -153,46 +143,13 @@ def greedy_decode(
         raise ValueError(f"lengths must be [N] integers from 1 to {x.shape[1]}")
     if max_out < 1:
         raise ValueError(f"max_out {max_out}; expected at least 1")
-    # a Keras model's predict_on_batch runs one compiled function that relaxes its shapes after
-    # a few calls (10x faster than eager calls on CPU); any other callable is called eagerly
-    run = getattr(model, "predict_on_batch", None)
-    if run is None:
+    from rnn2c.export.seq2seq import keras_greedy  # noqa: PLC0415  (the one greedy decoder)
 
-        def run(inputs: list[np.ndarray]) -> Any:
-            return model(inputs, training=False)
-
-    out = np.full((x.shape[0], max_out), end, dtype=np.int32)
-    with warnings.catch_warnings():
-        # one-character inputs: Keras warns that attention over one key is a softmax of size 1
-        warnings.filterwarnings("ignore", "You are using a softmax over axis", UserWarning)
-        for idx in _length_groups(lengths, batch_size):
-            _decode_group(run, x, lengths, idx, out, start, end, max_out)
+    tokens, counts = keras_greedy(model, 0, x, lengths, start, end, max_out, batch_size)
+    out = np.full((x.shape[0], max_out), end, dtype=np.int32)  # the targets' layout
+    keep = tokens >= 0
+    out[keep] = tokens[keep]
     return out
-
-
-def _decode_group(
-    run: Any,
-    x: np.ndarray,
-    lengths: np.ndarray,
-    idx: np.ndarray,
-    out: np.ndarray,
-    start: int,
-    end: int,
-    max_out: int,
-) -> None:
-    """Greedy decoding of the sequences ``idx`` (one length) into ``out[idx]``."""
-    enc = x[idx, : int(lengths[idx[0]])].astype(np.int32)
-    dec = np.full((len(idx), 1), start, dtype=np.int32)
-    done = np.zeros(len(idx), dtype=bool)
-    for t in range(max_out):
-        probs = np.asarray(run([enc, dec]))
-        tok = probs[:, -1].argmax(axis=-1).astype(np.int32)
-        tok[done] = end
-        out[idx, t] = tok
-        done |= tok == end
-        if done.all():
-            break
-        dec = np.concatenate([dec, tok[:, None]], axis=1)
 
 
 def sequence_scores(pred: np.ndarray, y: np.ndarray, end: int = END) -> dict[str, float]:
