@@ -66,14 +66,23 @@ def plot_report(
     _save(plt, fig, title, path)
 
 
-def plot_attention(path: str | Path, title: str, weights: np.ndarray) -> None:
-    """A seq2seq model's attention weights: output steps down, input steps across."""
+def plot_attention(
+    path: str | Path,
+    title: str,
+    weights: np.ndarray,
+    labels: tuple[list[str], list[str]] | None = None,
+) -> None:
+    """A seq2seq model's attention weights: output steps down, input steps across; labels: the
+    input and output tokens as text."""
     plt = _pyplot()
     rows, cols = weights.shape
     fig, ax = plt.subplots(figsize=(max(4.0, 0.3 * cols + 2), max(3.0, 0.3 * rows + 1.5)))
     im = ax.imshow(weights, aspect="auto", cmap="viridis", vmin=0.0)
     ax.set_xlabel("input step")
     ax.set_ylabel("output token (the last: the end token)")
+    if labels is not None:
+        ax.set_xticks(range(cols), [repr(t)[1:-1] for t in labels[0]], fontsize="small")
+        ax.set_yticks(range(rows), [repr(t)[1:-1] for t in labels[1][:rows]], fontsize="small")
     ax.set_title("attention weights, integer reference")
     fig.colorbar(im, ax=ax, fraction=0.046)
     _save(plt, fig, title, path)

@@ -130,6 +130,8 @@ class Seq2SeqReport:
     examples: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     attention: np.ndarray | None = field(default=None, repr=False)  # one example's weights
+    #: its input and output tokens as text (from a run folder's vocabularies), if known
+    attention_labels: tuple[list[str], list[str]] | None = field(default=None, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -138,6 +140,7 @@ class Seq2SeqReport:
     def to_json(self) -> str:
         d = asdict(self)
         d.pop("attention", None)
+        d.pop("attention_labels", None)
         d["passed"] = self.passed
         d["kind"] = "seq2seq"
         return json.dumps(d, indent=2)
@@ -206,7 +209,9 @@ class Seq2SeqReport:
         from rnn2c.emulator.plot import plot_attention  # noqa: PLC0415
 
         assert self.attention is not None
-        plot_attention(path, f"rnn2c verify: {self.name}, sequence 0", self.attention)
+        plot_attention(
+            path, f"rnn2c verify: {self.name}, sequence 0", self.attention, self.attention_labels
+        )
 
 
 def verify_seq2seq(
@@ -217,8 +222,10 @@ def verify_seq2seq(
     data: Any,
     min_agreement: float,
     cc: str | None = None,
+    vocab: dict[str, Any] | None = None,
 ) -> Seq2SeqReport:
-    """See the module docstring; `export` is verify's ExportDir."""
+    """See the module docstring; `export` is verify's ExportDir; vocab: the run folder's
+    "seq2seq" entry of metrics.json (its input_vocab / output_vocab label the plot)."""
     seqs = load_seq2seq_data(data, "--data", q, need_y=False)
     longest = int(seqs.lengths.max())
     if longest > q.max_length:
@@ -261,6 +268,11 @@ def verify_seq2seq(
     ][:3]
     values, final = q.encode(seqs.x[:1], seqs.lengths[:1])
     attention = attention_rows(q, values, final, seqs.lengths[:1], int(c_n[0]))
+    labels = axis_labels(
+        vocab or {},
+        seqs.x[0, : int(seqs.lengths[0])] if q.tokens_in else None,
+        c_seq[0][: attention.shape[0]],
+    )
     report = Seq2SeqReport(
         name=export.name,
         sequences=int(seqs.x.shape[0]),
@@ -282,6 +294,7 @@ def verify_seq2seq(
         changed_files=export.changed_files,
         examples=examples,
         attention=attention,
+        attention_labels=labels,
     )
     if export.changed_files:
         report.failures.append(
@@ -292,6 +305,19 @@ def verify_seq2seq(
     if agree < min_agreement:
         report.failures.append("token agreement with the float model below threshold")
     return report
+
+
+def axis_labels(
+    vocab: dict[str, Any], ids: np.ndarray | None, out: list[int]
+) -> tuple[list[str], list[str]] | None:
+    """The input ids and output tokens of the plotted sequence as text, where the run folder's
+    vocabularies cover them (else None: the plot numbers the steps)."""
+    src, dst = vocab.get("input_vocab"), vocab.get("output_vocab")
+    if ids is None or not isinstance(src, list) or not isinstance(dst, list):
+        return None
+    if max(ids, default=0) >= len(src) or max(out, default=0) >= len(dst):
+        return None
+    return [str(src[int(i)]) for i in ids], [str(dst[int(t)]) for t in out]
 
 
 def attention_rows(

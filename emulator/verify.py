@@ -29,7 +29,7 @@ from rnn2c.export.data import (
 from rnn2c.export.ir import ExportError, ModelIR, QuantModel
 from rnn2c.export.quantize import observe_model
 from rnn2c.export.reference import last_step, run_int
-from rnn2c.export.seq2seq import QuantSeq2Seq, Seq2SeqIR
+from rnn2c.export.seq2seq import QuantSeq2Seq, Seq2SeqIR, run_folder_settings
 from rnn2c.outdir import OutputError, file_sha256, read_manifest, recover
 
 DEFAULT_MIN_AGREEMENT = 0.95
@@ -531,6 +531,7 @@ def _verify_seq2seq(  # noqa: ANN202
     min_agreement: float,
     cc: str | None,
     stream_steps: int,
+    vocab: dict[str, Any],
 ):
     """verify of a seq2seq export (emulator/seq2seq.py), after the same checks of the folder
     and the model as the other exports."""
@@ -553,7 +554,7 @@ def _verify_seq2seq(  # noqa: ANN202
             "--stream is for streaming models; a seq2seq model encodes and decodes per "
             "sequence: drop --stream"
         )
-    return verify_seq2seq(keras_model, ir, export.qmodel, export, data, min_agreement, cc)
+    return verify_seq2seq(keras_model, ir, export.qmodel, export, data, min_agreement, cc, vocab)
 
 
 def verify(
@@ -578,7 +579,10 @@ def verify(
     name, qmodel = export.name, export.qmodel
     keras_model, ir = read_any(model)
     if isinstance(qmodel, QuantSeq2Seq) or isinstance(ir, Seq2SeqIR):
-        return _verify_seq2seq(keras_model, ir, export, data, min_agreement, cc, stream_steps)
+        vocab = run_folder_settings(model)  # a run folder's vocabularies label the plot
+        return _verify_seq2seq(
+            keras_model, ir, export, data, min_agreement, cc, stream_steps, vocab
+        )
     want = (export.manifest or {}).get("model_fingerprint")
     if ir.input_size != qmodel.input_size or ir.output_size != qmodel.output_size:
         raise ExportError(
