@@ -1456,33 +1456,62 @@ typedef struct {
 } rnn2c_dense_t;
 
 /* y = activation(W v + b) as int8; acc: `units` int32 scratch. */
+/* A Dense row's requantized result -> its int8 output (every activation but softmax). */
+RNN2C_INLINE int8_t rnn2c_dense_out(const rnn2c_dense_t *p, int32_t a)
+{
+    int32_t v;
+    switch (p->activation) {
+    case RNN2C_ACT_SIGMOID:
+        v = rnn2c_rshift_round(rnn2c_sigmoid_q15(a), 7) - 128;
+        break;
+    case RNN2C_ACT_TANH:
+        v = rnn2c_rshift_round(rnn2c_tanh_q15(a), 8);
+        break;
+    case RNN2C_ACT_RELU:
+        v = a + p->output_zero_point;
+        v = v < p->output_zero_point ? p->output_zero_point : v;
+        break;
+    default:
+        v = a + p->output_zero_point;
+        break;
+    }
+    return rnn2c_sat_s8(v);
+}
+
+/* acc: int32 scratch for all `units` rows with softmax (the normalisation needs every row),
+ * else for one group of 4 rows (each group's outputs are written before the next). */
 RNN2C_INLINE void rnn2c_dense_s8(const rnn2c_dense_t *p, const int16_t *vec, int32_t *acc,
                                  int8_t *y)
 {
     const uint16_t n = p->units;
     const int8_t *w = p->weight;
+    const int softmax = p->activation == RNN2C_ACT_SOFTMAX;
     uint32_t i;
     uint32_t k;
     uint16_t j;
     for (i = 0; i < n; i += 4) {
         const uint32_t rows = n - i < 4 ? n - i : 4;
+        int32_t *const a = softmax ? acc + i : acc;
         for (k = 0; k < rows; ++k) {
-            acc[i + k] = rnn2c_bias(p->bias, i + k);
+            a[k] = rnn2c_bias(p->bias, i + k);
         }
 #if defined(RNN2C_DSP_ASM)
         if (n <= 4) { /* one pass (a head): the shorter loop */
-            w = rnn2c_mac_rows_small(w, vec, p->x_groups, rows, acc + i);
+            w = rnn2c_mac_rows_small(w, vec, p->x_groups, rows, a);
         } else {
-            w = rnn2c_mac_rows(w, vec, p->x_groups, rows, acc + i);
+            w = rnn2c_mac_rows(w, vec, p->x_groups, rows, a);
         }
 #else
-        w = rnn2c_mac_rows(w, vec, p->x_groups, rows, acc + i);
+        w = rnn2c_mac_rows(w, vec, p->x_groups, rows, a);
 #endif
         for (k = 0; k < rows; ++k) {
-            acc[i + k] = rnn2c_rqs(acc[i + k], p->mult[i + k], p->sh[0]);
+            a[k] = rnn2c_rqs(a[k], p->mult[i + k], p->sh[0]);
+            if (!softmax) {
+                y[i + k] = rnn2c_dense_out(p, a[k]);
+            }
         }
     }
-    if (p->activation == RNN2C_ACT_SOFTMAX) {
+    if (softmax) {
         int32_t max = acc[0];
         int32_t total = 0;
         for (j = 1; j < n; ++j) {
@@ -1497,26 +1526,6 @@ RNN2C_INLINE void rnn2c_dense_s8(const rnn2c_dense_t *p, const int16_t *vec, int
                                                          (uint32_t)total); /* 0..256 */
             y[j] = (int8_t)((p256 > 255 ? 255 : p256) - 128);
         }
-        return;
-    }
-    for (j = 0; j < n; ++j) {
-        int32_t v;
-        switch (p->activation) {
-        case RNN2C_ACT_SIGMOID:
-            v = rnn2c_rshift_round(rnn2c_sigmoid_q15(acc[j]), 7) - 128;
-            break;
-        case RNN2C_ACT_TANH:
-            v = rnn2c_rshift_round(rnn2c_tanh_q15(acc[j]), 8);
-            break;
-        case RNN2C_ACT_RELU:
-            v = acc[j] + p->output_zero_point;
-            v = v < p->output_zero_point ? p->output_zero_point : v;
-            break;
-        default:
-            v = acc[j] + p->output_zero_point;
-            break;
-        }
-        y[j] = rnn2c_sat_s8(v);
     }
 }
 
@@ -2855,14 +2864,14 @@ RNN2C_INLINE void rnn2c_dense_x_s8(const rnn2c_dense_t *p, const rnn2c_dense_act
     const int8_t *w = p->weight;
     uint32_t i;
     uint32_t k;
-    for (i = 0; i < n; i += 4) {
+    for (i = 0; i < n; i += 4) { /* acc: one group of 4 rows at a time */
         const uint32_t rows = n - i < 4 ? n - i : 4;
         for (k = 0; k < rows; ++k) {
-            acc[i + k] = rnn2c_bias(p->bias, i + k);
+            acc[k] = rnn2c_bias(p->bias, i + k);
         }
-        w = rnn2c_mac_rows(w, vec, p->x_groups, rows, acc + i);
+        w = rnn2c_mac_rows(w, vec, p->x_groups, rows, acc);
         for (k = 0; k < rows; ++k) {
-            const int32_t f = rnn2c_dense_act(rnn2c_rqs(acc[i + k], p->mult[i + k], p->sh[0]), a);
+            const int32_t f = rnn2c_dense_act(rnn2c_rqs(acc[k], p->mult[i + k], p->sh[0]), a);
             y[i + k] = rnn2c_sat_s8(rnn2c_rq(f, &a->out) + p->output_zero_point);
         }
     }

@@ -220,7 +220,9 @@ class QuantDense(PackedMatrix, QuantLayer):
         return pad4(self.input_size)
 
     def scratch(self) -> tuple[int, int, int]:
-        return (self.units, 0, self.x_cols)
+        # int32 rows: softmax keeps all for the normalisation, the others one group of 4
+        rows = self.units if self.activation == "softmax" else min(ROWS_PER_PASS, self.units)
+        return (rows, 0, self.x_cols)
 
     def blocks(self) -> list[Block]:
         n = self.units
