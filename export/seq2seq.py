@@ -83,6 +83,14 @@ class Seq2SeqIR:
         return self.encoder.embedding is not None
 
 
+def last_cells(layer: Any) -> list[Any]:
+    """The recurrent cells of the encoder's last layer: its forward and backward cells for a
+    Bidirectional one, else the layer itself."""
+    if layer.kind == "bidir":
+        return [cell for _, cell in layer.cells()]
+    return [layer]
+
+
 def is_seq2seq(model: Any) -> bool:
     """A Keras model with two inputs and one output: the encoder-decoder pattern (or a refusal
     that says what rnn2c takes)."""
@@ -179,27 +187,57 @@ def read_seq2seq(model: Any) -> Seq2SeqIR:
     if _cls(dec) not in CELLS or dec_index != 0:
         raise _refuse(f"the attention query comes from '{dec.name}' ({_cls(dec)}), not a GRU/LSTM")
     enc_t, enc, _, enc_index = _skip(att_in[1], seen)
-    if _cls(enc) not in CELLS or enc_index != 0:
+    bidir = _cls(enc) == "Bidirectional"
+    enc_cell = enc.forward_layer if bidir else enc  # a Bidirectional encoder: its wrapped cell
+    if _cls(enc_cell) not in CELLS or enc_index != 0:
         raise _refuse(f"the attention values come from '{enc.name}' ({_cls(enc)}), not a GRU/LSTM")
+    if bidir and enc.get_config().get("merge_mode") != "concat":
+        raise ExportError(
+            f"layer '{enc.name}' (Bidirectional, the encoder): merge_mode "
+            f"{enc.get_config().get('merge_mode')!r}; a bidirectional encoder needs 'concat' "
+            "(its outputs and its two final states side by side)"
+        )
     seen += [dec, enc]
-    for lay, role, want_state in ((enc, "encoder", True), (dec, "decoder", False)):
+    for lay, role, want_state in ((enc_cell, "encoder", True), (dec, "decoder", False)):
         cfg = lay.get_config()
         where = f"layer '{lay.name}' ({_cls(lay)}, the {role})"
         if not cfg.get("return_sequences"):
             raise ExportError(f"{where}: needs return_sequences=True (attention reads every step)")
         if want_state and not cfg.get("return_state"):
             raise ExportError(f"{where}: needs return_state=True: its state starts the decoder")
-        if cfg.get("go_backwards") or cfg.get("stateful"):
+        if (cfg.get("go_backwards") and not bidir) or cfg.get("stateful"):
             raise ExportError(f"{where}: go_backwards and stateful are not supported here")
-    if _cls(enc) != _cls(dec):
-        raise _refuse(f"encoder '{enc.name}' is a {_cls(enc)}, decoder '{dec.name}' a {_cls(dec)}")
+    if _cls(enc_cell) != _cls(dec):
+        raise _refuse(
+            f"encoder '{enc.name}' is a {_cls(enc_cell)}, decoder '{dec.name}' a {_cls(dec)}"
+        )
     init = _tensors(dec_node.arguments.kwargs.get("initial_state"))
-    want = list(range(1, 3 if _cls(dec) == "LSTM" else 2))
-    got = [(_producer(s)[0], _producer(s)[2]) for s in init]
-    if [g[0] is enc for g in got] != [True] * len(want) or [g[1] for g in got] != want:
+    n_states = 2 if _cls(dec) == "LSTM" else 1
+    if bidir:  # Concatenate([forward state, backward state]) per state, in order
+        got = []
+        for t in init:
+            layer, node, _ = _producer(t)
+            parts = _inputs(node) if _cls(layer) == "Concatenate" else []
+            got.append([(_producer(x)[0], _producer(x)[2]) for x in parts])
+            seen.append(layer)
+        want = [[(enc, 1 + i), (enc, 1 + n_states + i)] for i in range(n_states)]
+        ok = len(got) == n_states and all(
+            len(g) == 2 and all(a is b and i == j for (a, i), (b, j) in zip(g, w, strict=True))
+            for g, w in zip(got, want, strict=True)
+        )
+        hint = "[Concatenate()([h_fw, h_bw])" + (
+            ", Concatenate()([c_fw, c_bw])]" if n_states == 2 else "]"
+        )
+    else:
+        got_plain = [(_producer(s)[0], _producer(s)[2]) for s in init]
+        ok = [g[0] is enc for g in got_plain] == [True] * n_states and [
+            g[1] for g in got_plain
+        ] == list(range(1, n_states + 1))
+        hint = "[the states it returns, in order]"
+    if not ok:
         raise _refuse(
             f"decoder '{dec.name}' must start from the encoder's states: "
-            f"{dec.name}(x, initial_state=[the states '{enc.name}' returns, in order])"
+            f"{dec.name}(x, initial_state={hint}) with '{enc.name}''s states"
         )
     # the decoder's input: its own model input through an Embedding
     _, demb, demb_node, _ = _skip(_inputs(dec_node)[0], seen)
@@ -220,13 +258,13 @@ def read_seq2seq(model: Any) -> Seq2SeqIR:
     from rnn2c.export.keras_reader import read_model  # noqa: PLC0415
 
     encoder = read_model(enc_model)
-    kinds = [layer.kind for layer in encoder.layers]
+    kinds = [layer.kind for layer in encoder.layers[: -1 if bidir else None]]
     if any(k not in ("gru", "lstm", "rnn", "dense") for k in kinds):
         bad = next(ly for ly in encoder.layers if ly.kind not in ("gru", "lstm", "rnn", "dense"))
         raise ExportError(
             f"layer '{bad.name}' in the encoder: only GRU, LSTM, SimpleRNN and Dense layers may "
-            "come before the encoder's last recurrent layer (Bidirectional encoders are not "
-            "supported: use a unidirectional one)"
+            "come before the encoder's last recurrent layer (a Bidirectional one only as that "
+            "last layer)"
         )
     seen += list(enc_model.layers)
     names = {ly.name for ly in seen} | {ly.name for ly in heads}
@@ -235,7 +273,7 @@ def read_seq2seq(model: Any) -> Seq2SeqIR:
         raise _refuse(f"layer '{rest[0].name}' ({_cls(rest[0])}) is outside the accepted pattern")
     emb = embedding_layer.read(demb)
     decoder = READERS[_cls(dec)].read(dec, emb.dim)
-    for lay, cell in ((enc, encoder.layers[-1]), (dec, decoder)):
+    for lay, cell in [*((enc, c) for c in last_cells(encoder.layers[-1])), (dec, decoder)]:
         if cell.cell_act != "tanh":
             raise ExportError(
                 f"layer '{lay.name}' ({_cls(lay)}): activation {cell.cell_act!r}; a seq2seq "
@@ -296,17 +334,47 @@ def _masked_steps(
     return h
 
 
-def float_encode(ir: Seq2SeqIR, x: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, dict]:
-    """Float encoder: (outputs [N, T, U], zero past each length; the last layer's final state)."""
-    rows = np.asarray(ir.encoder.float_input(x), dtype=np.float64)
+def encode_layers(
+    layers: list[Any], rows: np.ndarray, lengths: np.ndarray, units: int
+) -> tuple[np.ndarray, dict]:
+    """The encoder (float layers on float rows, or quantized ones on int64 rows): (its last
+    layer's outputs [N, T, units], zero past each length; that layer's final state). A
+    Bidirectional last layer runs its forward cell over the steps, then its backward cell from
+    each sequence's last real step down to step 0, as the C does; its outputs are the two side
+    by side at each step, its final state the two final states side by side."""
     n, t = rows.shape[:2]
-    states = [layer.init_state(n) for layer in ir.encoder.layers]
-    out = np.zeros((n, t, ir.units))
+    bidir = layers[-1].kind == "bidir"
+    chain = layers[:-1] if bidir else layers
+    states = [layer.init_state(n) for layer in chain]
+    out = np.zeros((n, t, units), dtype=rows.dtype)
+    inner = np.zeros((n, t, layers[-1].input_size), dtype=rows.dtype)  # the Bidirectional's input
     for s in range(t):
         running = lengths > s
-        h = _masked_steps(ir.encoder.layers, states, rows[:, s], running, None)
-        out[:, s] = np.where(running[:, None], h, 0.0)
-    return out, states[-1]
+        h = _masked_steps(chain, states, rows[:, s], running, None) if chain else rows[:, s]
+        if bidir:
+            inner[:, s] = h
+        else:
+            out[:, s] = np.where(running[:, None], h, 0)
+    if not bidir:
+        return out, states[-1]
+    fw, bw = layers[-1].forward, layers[-1].backward
+    u = int(fw.units)
+    fs, bs = fw.init_state(n), bw.init_state(n)
+    for cell, state, steps, part in (
+        (fw, fs, range(t), slice(0, u)),
+        (bw, bs, range(t - 1, -1, -1), slice(u, 2 * u)),
+    ):
+        for s in steps:
+            running = lengths > s
+            h = _masked_steps([cell], [state], inner[:, s], running, None)
+            out[:, s, part] = np.where(running[:, None], h, 0)
+    return out, {k: np.concatenate([fs[k], bs[k]], axis=1) for k in fs}
+
+
+def float_encode(ir: Seq2SeqIR, x: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Float encoder: (outputs [N, T, U], zero past each length; the final state)."""
+    rows = np.asarray(ir.encoder.float_input(x), dtype=np.float64)
+    return encode_layers(ir.encoder.layers, rows, lengths, ir.units)
 
 
 def _float_head(ir: Seq2SeqIR, h: np.ndarray, ctx: np.ndarray, obs: Observer | None) -> np.ndarray:
@@ -427,6 +495,12 @@ class QuantSeq2Seq:
         return int(self.encoder.input_size)
 
     @property
+    def bidirectional(self) -> bool:
+        """A Bidirectional encoder: encode_step runs the forward direction, decode first the
+        backward one over the kept input rows."""
+        return self.encoder.layers[-1].kind == "bidir"
+
+    @property
     def input_q(self) -> ActQuant:
         return self.encoder.input_q
 
@@ -436,6 +510,8 @@ class QuantSeq2Seq:
         from rnn2c.export.ir import CTYPE_BYTES  # noqa: PLC0415
 
         size = 4 + 4 * self.max_length + self.max_length * self.units
+        if self.bidirectional:  # the Bidirectional's input rows and the backward pass's length
+            size += 4 + self.max_length * int(self.encoder.layers[-1].input_size)
         for layer in [*self.encoder.layers, self.decoder]:
             size += sum(CTYPE_BYTES[f.ctype] * f.length for f in layer.state_fields())
         return -(-size // 4) * 4
@@ -468,18 +544,11 @@ class QuantSeq2Seq:
     # -------------------------------------------------------------- integer reference
 
     def encode(self, x: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, dict]:
-        """Mirror of <name>_encode: int8 rows (or ids) [N, T, ...] -> (values [N, T, U] int64,
-        zero past each length; the last layer's final state)."""
+        """Mirror of <name>_encode (and of decode's backward pass, for a Bidirectional
+        encoder): int8 rows (or ids) [N, T, ...] -> (values [N, T, U] int64, zero past each
+        length; the final state the decoder starts from)."""
         rows = np.asarray(self.encoder.quantize_input(x), dtype=np.int64)
-        n, t = rows.shape[:2]
-        layers = self.encoder.layers
-        states = [layer.init_state(n) for layer in layers]
-        out = np.zeros((n, t, self.units), dtype=np.int64)
-        for s in range(t):
-            running = lengths > s
-            h = _masked_steps(layers, states, rows[:, s], running, None)
-            out[:, s] = np.where(running[:, None], h, 0)
-        return out, states[-1]
+        return encode_layers(self.encoder.layers, rows, lengths, self.units)
 
     def head(self, h: np.ndarray, ctx: np.ndarray) -> np.ndarray:
         """The int32 logits of the argmax head for decoder state h and context ctx."""
@@ -566,18 +635,23 @@ def quantize_seq2seq(
             f"--calib: target {i} of y has no end token {end_token}; end every target with it "
             "(and pad with it), or give the --end-token the targets use"
         )
-    encoder = quantize_model(ir.encoder, x, lengths, method, "int8", input_quant, None)
+    whole = ir.encoder.whole_sequence  # a Bidirectional encoder
+    encoder = quantize_model(
+        ir.encoder, x, lengths, method, "int8", input_quant, max_length if whole else None
+    )
     dec_in = np.concatenate([np.full((y.shape[0], 1), start_token), y[:, :-1]], axis=1)
     obs = Observer()
     float_teacher_forced(ir, x, lengths, dec_in, obs, decoder_valid(y, end_token))
     dec_emb = ir.dec_embedding.quantize()
     decoder = ir.decoder.quantize(dec_emb.output_q, _SubObserver(obs, "0."), method, 8)
     last = encoder.layers[-1]
-    for layer in (last, decoder):  # tanh cells, int8 states: Q0.7 (read_seq2seq checked)
+    cells = [*last_cells(last), decoder]
+    for layer in cells:  # tanh cells, int8 states: Q0.7 (read_seq2seq checked)
         assert layer.output_q.scale == 1.0 / 128.0 and layer.output_q.zero_point == 0
-    if hasattr(decoder, "cell_frac_bits"):  # LSTM: the cell state is handed over as it is
-        bits = min(decoder.cell_frac_bits, last.cell_frac_bits)
-        decoder.cell_frac_bits = last.cell_frac_bits = bits
+    if hasattr(decoder, "cell_frac_bits"):  # LSTM: the cell states are handed over as they are
+        bits = min(cell.cell_frac_bits for cell in cells)
+        for cell in cells:
+            cell.cell_frac_bits = bits
     q = ActQuant(1.0 / 128.0, 0)  # [h; context], both Q0.7
     mid = []
     for j, d in enumerate(ir.mid):

@@ -26,11 +26,22 @@ ATTENTION_LABELS = {
 }
 
 
-def _views(q: QuantSeq2Seq, upper: str) -> tuple[list[LayerView], LayerView, list[LayerView]]:
+def _views(
+    q: QuantSeq2Seq, upper: str
+) -> tuple[list[LayerView], list[LayerView], LayerView, list[LayerView]]:
+    """(the encoder's per-step views, a Bidirectional encoder's [forward, backward] cell views
+    (else []), the decoder's view, the Dense layers' views)."""
     encoder: list[LayerView] = []
+    cells: list[LayerView] = []
     prev = "row"
     for i, layer in enumerate(q.encoder.layers):
         p = f"enc{i}_{layer.kind}"
+        if layer.kind == "bidir":  # the last layer: its cells, the forward one per step
+            for key, cell in layer.cells():
+                row = "inner" if key == "fw" else "bw_row"
+                cells.append(_view(i, cell, f"{p}_{key}", upper, row, 8, f"state->{p}_{key}_h"))
+            encoder.append(_view(i, layer, p, upper, prev, 8, ""))
+            break
         buffer = None if layer.state_fields() else f"{p}_out"
         output = f"state->{p}_h" if buffer is None else buffer
         encoder.append(_view(i, layer, p, upper, prev, 8, output, buffer))
@@ -43,12 +54,30 @@ def _views(q: QuantSeq2Seq, upper: str) -> tuple[list[LayerView], LayerView, lis
         p = f"mid{j}_dense"
         mid.append(_view(j, layer, p, upper, prev, 8, f"{p}_out", f"{p}_out"))
         prev = f"{p}_out"
-    return encoder, decoder, mid
+    return encoder, cells, decoder, mid
 
 
 def state_fields(q: QuantSeq2Seq, encoder: list[LayerView], decoder: LayerView) -> list[dict]:
     """The members of <name>_state_t, widest type first (no padding between them)."""
-    fields: list[dict[str, Any]] = [
+    fields: list[dict[str, Any]] = []
+    if q.bidirectional:
+        width = int(q.encoder.layers[-1].input_size)
+        fields += [
+            {
+                "ctype": "int32_t",
+                "member": "bw_length",
+                "length": None,
+                "comment": "steps the backward direction last ran over (decode reruns it)",
+            },
+            {
+                "ctype": "int8_t",
+                "member": "inputs",
+                "length": q.max_length * width,
+                "comment": f"the Bidirectional layer's input at each step [{q.max_length}]"
+                f"[{width}], for the backward direction",
+            },
+        ]
+    fields += [
         {
             "ctype": "int32_t",
             "member": "length",
@@ -94,14 +123,18 @@ def render_seq2seq(q: QuantSeq2Seq, name: str) -> dict[str, str]:
     if problem:
         raise ExportError(problem)
     upper = name.upper()
-    encoder, decoder, mid = _views(q, upper)
+    encoder, cells, decoder, mid = _views(q, upper)
     fields = state_fields(q, encoder, decoder)
     assert state_bytes(fields) == q.state_bytes()
+    chain = [v.q for v in encoder if v.q.kind != "bidir"]
     scratch = []
     for tag, fn, layers in (
-        ("ENC", f"{name}_encode_row", [v.q for v in encoder]),
+        ("ENC", f"{name}_encode_row", chain + [c.q for c in cells[:1]]),
         ("DEC", f"{name}_decode", [decoder.q] + [v.q for v in mid]),
+        ("BWD", f"{name}_backward", [c.q for c in cells[1:]]),
     ):
+        if not layers:
+            continue
         words, offset, halfwords = scratch_layout(layers)
         scratch.append(
             {"tag": tag, "fn": fn, "words": words, "offset": offset, "halfwords": max(halfwords, 2)}
@@ -110,9 +143,14 @@ def render_seq2seq(q: QuantSeq2Seq, name: str) -> dict[str, str]:
         sum(v.q.output_size for v in encoder if v.buffer),
         2 * q.units + sum(v.q.output_size for v in mid),
     ]
-    stack = max(2 * s["halfwords"] + b for s, b in zip(scratch, buffers, strict=True))
-    handover = [
-        (f"{decoder.p}_{f.name}", f"{encoder[-1].p}_{f.name}") for f in decoder.q.state_fields()
+    buffers.append(0)  # the backward pass: its vector only
+    stack = max(2 * s["halfwords"] + b for s, b in zip(scratch, buffers, strict=False))
+    sources = [c.p for c in cells] if cells else [encoder[-1].p]
+    width = q.units // len(sources)
+    handover = [  # (decoder member, encoder member, offset, count)
+        (f"{decoder.p}_{f.name}", f"{src}_{f.name}", k * width, width)
+        for f in decoder.q.state_fields()
+        for k, src in enumerate(sources)
     ]
     input_json = q.input_q.to_json()
     ctx = {
@@ -123,7 +161,9 @@ def render_seq2seq(q: QuantSeq2Seq, name: str) -> dict[str, str]:
         "tokens_in": q.tokens_in,
         "enc_embedding": q.encoder.embedding,
         "dec_embedding": q.dec_embedding,
-        "encoder": encoder,
+        "encoder": [v for v in encoder if v.q.kind != "bidir"],
+        "cells": cells,
+        "bidir": encoder[-1] if cells else None,
         "decoder": decoder,
         "mid": mid,
         "out": q.out,

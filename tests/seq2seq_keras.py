@@ -27,6 +27,7 @@ def build(
     features: int = 3,
     mid: bool = False,
     stacked: bool = False,
+    bidirectional: bool = False,
     context_first: bool = False,
     mask_zero: bool = True,
     seed: int = 1,
@@ -34,10 +35,11 @@ def build(
     random_scales: bool = False,
 ):  # noqa: ANN201
     """The tutorial encoder-decoder: [Embedding ->] (stacked) GRU/LSTM encoder with
-    return_state, Embedding -> GRU/LSTM decoder from the encoder's states, attention,
-    Concatenate (either order), [Dense(tanh)] -> Dense(softmax). gain scales the initial
-    weights of every layer but Attention; random_scales gives the attention layer's scales
-    random values in [-2, 2] (Keras initialises them to 1, or glorot)."""
+    return_state (or a Bidirectional one, units // 2 per direction, its states concatenated),
+    Embedding -> GRU/LSTM decoder from the encoder's states, attention, Concatenate (either
+    order), [Dense(tanh)] -> Dense(softmax). gain scales the initial weights of every layer but
+    Attention; random_scales gives the attention layer's scales random values in [-2, 2] (Keras
+    initialises them to 1, or glorot)."""
     import keras  # noqa: PLC0415
 
     layers = keras.layers
@@ -51,7 +53,14 @@ def build(
     rnn = layers.GRU if cell == "gru" else layers.LSTM
     if stacked:
         x = rnn(units, return_sequences=True)(x)
-    enc_seq, *states = rnn(units, return_sequences=True, return_state=True)(x)
+    if bidirectional:  # the decoder twice as wide, from the two final states side by side
+        enc_seq, *both = layers.Bidirectional(
+            rnn(units // 2, return_sequences=True, return_state=True)
+        )(x)
+        half = len(both) // 2
+        states = [layers.Concatenate()([both[i], both[half + i]]) for i in range(half)]
+    else:
+        enc_seq, *states = rnn(units, return_sequences=True, return_state=True)(x)
     dec_in = keras.Input((None,), dtype="int32", name="dec")
     d = layers.Embedding(vocab_out, embed)(dec_in)
     dec_seq = rnn(units, return_sequences=True)(d, initial_state=states)

@@ -66,13 +66,14 @@ def random_config(seed: int) -> dict:
         "cell": str(rng.choice(["gru", "lstm"])),
         "attention": str(ATTENTIONS[seed % len(ATTENTIONS)]),
         "tokens": bool(rng.integers(0, 2)),
-        "units": int(rng.integers(2, 13)),
+        "units": 2 * int(rng.integers(1, 7)),
         "embed": int(rng.integers(1, 7)),
         "vocab_in": int(rng.integers(3, 20)),
         "vocab_out": int(rng.integers(3, 15)),
         "features": int(rng.integers(1, 6)),
         "mid": bool(rng.integers(0, 2)),
         "stacked": bool(rng.random() < 0.3),
+        "bidirectional": seed % 3 == 1,
         "context_first": bool(rng.integers(0, 2)),
         "mask_zero": bool(rng.integers(0, 2)),
         "seed": seed,
@@ -386,8 +387,20 @@ def test_refusals(tmp_path: Path) -> None:
     seq2, h2 = L.GRU(6, return_sequences=True, return_state=True)(bi)
     dec2 = L.GRU(6, return_sequences=True)(d, initial_state=h2)
     out2 = L.Dense(9)(L.Concatenate()([dec2, L.Attention()([dec2, seq2])]))
-    with pytest.raises(ExportError, match="Bidirectional encoders are not supported"):
+    with pytest.raises(ExportError, match="a Bidirectional one only as that last layer"):
         read_seq2seq(keras.Model([x_in, d_in], out2))
+    seq3, h_fw, h_bw = L.Bidirectional(L.GRU(3, return_sequences=True, return_state=True))(e)
+    dec4 = L.GRU(6, return_sequences=True)(d, initial_state=L.Concatenate()([h_bw, h_fw]))
+    out4 = L.Dense(9)(L.Concatenate()([dec4, L.Attention()([dec4, seq3])]))
+    with pytest.raises(ExportError, match=r"Concatenate\(\)\(\[h_fw, h_bw\]\)"):
+        read_seq2seq(keras.Model([x_in, d_in], out4))
+    seq5, *st5 = L.Bidirectional(
+        L.GRU(6, return_sequences=True, return_state=True), merge_mode="sum"
+    )(e)
+    dec5 = L.GRU(6, return_sequences=True)(d, initial_state=L.Add()(st5))
+    out5 = L.Dense(9)(L.Concatenate()([dec5, L.Attention()([dec5, seq5])]))
+    with pytest.raises(ExportError, match="needs 'concat'"):
+        read_seq2seq(keras.Model([x_in, d_in], out5))
     no_att = L.Dense(9)(L.Concatenate()([dec2, dec2]))
     with pytest.raises(ExportError, match="one Attention or AdditiveAttention"):
         read_seq2seq(keras.Model([x_in, d_in], no_att))
@@ -419,3 +432,33 @@ def test_refusals_cells_and_bench(tmp_path: Path, capsys) -> None:  # noqa: ANN0
     argv = ["bench", str(tmp_path / "m.keras"), "--calib", str(tmp_path / "d.npz")]
     assert main([*argv, "--data", str(tmp_path / "d.npz")]) == 2
     assert "seq2seq encoder-decoder: use rnn2c size" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_encode_more_then_decode_again(tmp_path: Path, cell: str) -> None:
+    """decode leaves the encoded input as it is: encode 3 steps, decode, encode 2 more, decode
+    again gives the reference's tokens for 3 and for 5 steps (a Bidirectional encoder reruns
+    its backward direction over all 5)."""
+    import ctypes  # noqa: PLC0415
+
+    model = build(cell=cell, bidirectional=True, units=8, seed=4)
+    ir = read_seq2seq(model)
+    x, lengths, y = data(ir, n=12, t=5)
+    x[:, :] = np.where(x == 0, 3, x)  # every sequence 5 real ids
+    lengths[:] = 5
+    res = _export(tmp_path, model, x, lengths, y)
+    q = res.qmodel
+    lib = ctypes.CDLL(str(CompiledSeq2Seq.build(tmp_path / "c", "s2s").lib._name))
+    state = ctypes.create_string_buffer(q.state_bytes())
+    out = (ctypes.c_int32 * q.max_output_length)()
+    for i in range(4):
+        lib.s2s_reset(state)
+        got = []
+        for s in range(5):
+            assert lib.s2s_encode_step_token(state, ctypes.c_int32(int(x[i, s]))) == s + 1
+            if s in (2, 4):
+                n = lib.s2s_decode(state, out, q.max_output_length)
+                got.append(list(out[:n]))
+        for steps, tokens in zip((3, 5), got, strict=True):
+            ref, counts = q.greedy(x[i : i + 1, :steps], np.array([steps]))
+            assert tokens == list(ref[0, : counts[0]]), (i, steps)

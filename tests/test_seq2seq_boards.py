@@ -21,6 +21,8 @@ from tools import need, require_arm_toolchain, require_unicorn
 MODELS = {
     "tok": {"cell": "gru", "attention": "luong", "tokens": True, "seed": 2},
     "feat": {"cell": "lstm", "attention": "bahdanau", "tokens": False, "mid": True, "seed": 2},
+    # a Bidirectional encoder: encode_step runs its forward direction, decode the backward one
+    "bi": {"cell": "gru", "attention": "luong", "tokens": True, "bidirectional": True, "seed": 4},
 }
 MAX_OUT = 6  # --max-output-length
 #: what `rnn2c size` may find on the stack beyond the scratch arrays the header declares
@@ -62,7 +64,13 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.mark.parametrize(
     "model, board",
-    [("tok", "mps2-an386"), ("feat", "mps2-an386"), ("tok", "microbit"), ("feat", "mps2-an385")],
+    [
+        ("tok", "mps2-an386"),
+        ("feat", "mps2-an386"),
+        ("tok", "microbit"),
+        ("feat", "mps2-an385"),
+        ("bi", "mps2-an386"),
+    ],
 )
 def test_board_tokens_bit_exact(files: dict[str, Path], tmp_path: Path, model: str, board: str):  # noqa: ANN201
     need("make", "arm-none-eabi-gcc", "qemu-system-arm")
@@ -79,7 +87,7 @@ def test_board_tokens_bit_exact(files: dict[str, Path], tmp_path: Path, model: s
     assert sum(counts) > 0 and len({tuple(t) for t in result.expected}) > 1, result.expected
     # the streaming path: encode_step once per step, as a device feeds its input
     main_c = (project.out / "main.c").read_text()
-    step = f"{project.name}_encode_step{'_token' if model == 'tok' else ''}("
+    step = f"{project.name}_encode_step{'' if model == 'feat' else '_token'}("
     assert step in main_c and f"{project.name}_decode(" in main_c
     assert f"{project.name}_encode(" not in main_c and "_encode_tokens(" not in main_c
     # QEMU has no DWT counter and the Cortex-M0 none at all: no cycles claimed
