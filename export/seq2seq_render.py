@@ -7,6 +7,7 @@ from typing import Any
 
 from rnn2c import __version__
 from rnn2c.export.ir import CTYPE_BYTES, ExportError
+from rnn2c.export.quantize import pad4
 from rnn2c.export.render import (
     RUNTIME_HEADER,
     LayerView,
@@ -136,6 +137,8 @@ def render_seq2seq(q: QuantSeq2Seq, name: str) -> dict[str, str]:
         if not layers:
             continue
         words, offset, halfwords = scratch_layout(layers)
+        if tag == "DEC":  # the attention's query pairs and the argmax head's input pairs
+            halfwords = max(halfwords, pad4(q.units), pad4(q.out.cols))
         scratch.append(
             {"tag": tag, "fn": fn, "words": words, "offset": offset, "halfwords": max(halfwords, 2)}
         )

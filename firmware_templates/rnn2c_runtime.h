@@ -3192,23 +3192,66 @@ RNN2C_INLINE int32_t rnn2c_rqs_round(int32_t x, int32_t multiplier, rnn2c_shift_
     return rnn2c_rqs(x + (((int32_t)1 << s.shift_in) >> 1), multiplier, s);
 }
 
-/* ctx[k] = round(sum_s e_s v[s][k] / sum_s e_s), e_s = exp(-(max score - score_s)), over the
- * n >= 1 rows of v ([n][units], int8 Q0.7); q is the int8 Q0.7 query; w holds n int32 (the
- * scores, then the weights). |sum| < 2^31 for n <= 511 steps (the exporter's limit). */
+#if defined(__ARM_FEATURE_DSP)
+/* x[0..n-1] (n a multiple of 4) as int16 pairs for SMLAD against a word of 4 int8 (a0 a1 a2 a3):
+ * SXTB16 gives (a0, a2), SXTB16 ROR 8 (a1, a3), so the pairs are (x0, x2), (x1, x3) per 4. */
+RNN2C_INLINE void rnn2c_dsp_pairs(const int8_t *x, int n, int32_t *pairs)
+{
+    int g;
+    for (g = 0; g < n; g += 4) {
+        pairs[g / 2] = (int32_t)(((uint32_t)(uint16_t)x[g]) | ((uint32_t)(uint16_t)x[g + 2] << 16));
+        pairs[g / 2 + 1] =
+            (int32_t)(((uint32_t)(uint16_t)x[g + 1]) | ((uint32_t)(uint16_t)x[g + 3] << 16));
+    }
+}
+
+/* sum_k a[k] x[k] over n (a multiple of 4) int8 a, x given as rnn2c_dsp_pairs. */
+RNN2C_INLINE int32_t rnn2c_dsp_dot(const int8_t *a, const int32_t *pairs, int n, int32_t acc)
+{
+    int g;
+    for (g = 0; g < n; g += 4) {
+        const uint32_t w = rnn2c_ld32(a + g);
+        acc = __smlad(__sxtb16((int32_t)w), pairs[g / 2], acc);
+        acc = __smlad(__sxtb16((int32_t)((w >> 8) | (w << 24))), pairs[g / 2 + 1], acc);
+    }
+    return acc;
+}
+#endif
+
+/* ctx[k] = round(sum_s e_s v[s][k] / sum_s e_s), e_s = min(exp(-(max score - score_s)), 32767)
+ * (Q0.15: each fits a 16-bit multiply), over the n >= 1 rows of v ([n][units], int8 Q0.7); q is
+ * the int8 Q0.7 query; w holds n int32 (the scores, then the weights); scratch holds units
+ * halfwords (the ARM DSP path's query pairs). |sum| < 2^31 for n <= 511 steps (the exporter's
+ * limit). */
 RNN2C_INLINE void rnn2c_attn_s8(const rnn2c_attn_t *p, const int8_t *q, const int8_t *v, int n,
-                                int32_t *w, int8_t *ctx)
+                                int32_t *w, int32_t *scratch, int8_t *ctx)
 {
     const int u = (int)p->units;
     int s;
     int k;
     int32_t top = 0;
     uint32_t total = 0;
+#if defined(__ARM_FEATURE_DSP)
+    const int dsp = (u & 3) == 0;
+    if (dsp && p->mode == RNN2C_ATT_DOT) {
+        rnn2c_dsp_pairs(q, u, scratch);
+    }
+#else
+    (void)scratch;
+#endif
     for (s = 0; s < n; ++s) {
         const int8_t *row = v + (size_t)s * (size_t)u;
         int32_t raw = 0;
         if (p->mode == RNN2C_ATT_DOT) {
-            for (k = 0; k < u; ++k) {
-                raw += (int32_t)q[k] * row[k];
+#if defined(__ARM_FEATURE_DSP)
+            if (dsp) {
+                raw = rnn2c_dsp_dot(row, scratch, u, 0);
+            } else
+#endif
+            {
+                for (k = 0; k < u; ++k) {
+                    raw += (int32_t)q[k] * row[k];
+                }
             }
         } else {
             for (k = 0; k < u; ++k) {
@@ -3223,9 +3266,37 @@ RNN2C_INLINE void rnn2c_attn_s8(const rnn2c_attn_t *p, const int8_t *q, const in
         top = (s == 0 || raw > top) ? raw : top;
     }
     for (s = 0; s < n; ++s) {
-        w[s] = rnn2c_exp_neg_q15(rnn2c_rqs_round(top - w[s], p->d_mult, p->d_sh));
-        total += (uint32_t)w[s]; /* >= 32768: the largest score gives exp(0) */
+        const int32_t e = rnn2c_exp_neg_q15(rnn2c_rqs_round(top - w[s], p->d_mult, p->d_sh));
+        w[s] = e < 32767 ? e : 32767;
+        total += (uint32_t)w[s]; /* >= 32767: the largest score gives exp(0) */
     }
+#if defined(__ARM_FEATURE_DSP)
+    if (dsp) { /* 4 columns at a time over the rows: one word of each row, 4 multiplies */
+        for (k = 0; k < u; k += 4) {
+            int32_t a0 = 0;
+            int32_t a1 = 0;
+            int32_t a2 = 0;
+            int32_t a3 = 0;
+            int j;
+            for (s = 0; s < n; ++s) {
+                const uint32_t x = rnn2c_ld32(v + (size_t)s * (size_t)u + (size_t)k);
+                const int32_t x02 = __sxtb16((int32_t)x);
+                const int32_t x13 = __sxtb16((int32_t)((x >> 8) | (x << 24)));
+                a0 = __smlabb(x02, w[s], a0);
+                a2 = __smlatb(x02, w[s], a2);
+                a1 = __smlabb(x13, w[s], a1);
+                a3 = __smlatb(x13, w[s], a3);
+            }
+            for (j = 0; j < 4; ++j) {
+                const int32_t num = j == 0 ? a0 : (j == 1 ? a1 : (j == 2 ? a2 : a3));
+                uint32_t mag = num < 0 ? 0u - (uint32_t)num : (uint32_t)num;
+                mag = (mag + total / 2u) / total; /* rounded half away from zero */
+                ctx[k + j] = (int8_t)(num < 0 ? -(int32_t)mag : (int32_t)mag);
+            }
+        }
+        return;
+    }
+#endif
     for (k = 0; k < u; ++k) {
         int32_t num = 0;
         uint32_t mag;
@@ -3239,18 +3310,29 @@ RNN2C_INLINE void rnn2c_attn_s8(const rnn2c_attn_t *p, const int8_t *q, const in
 }
 
 /* Greedy decoding's output layer: the first of `rows` rows with the largest bias + w x (int8
- * weights with one scale for all rows, so the int32 sums compare like the float logits). */
+ * weights with one scale for all rows, so the int32 sums compare like the float logits);
+ * scratch holds cols halfwords (the ARM DSP path's input pairs). */
 RNN2C_INLINE int32_t rnn2c_argmax_s8(const int8_t *w, const int32_t *bias, int rows, int cols,
-                                     const int8_t *x)
+                                     const int8_t *x, int32_t *scratch)
 {
     int32_t best = 0;
     int32_t top = 0;
     int r;
     int c;
+#if defined(__ARM_FEATURE_DSP)
+    const int head = cols & ~3; /* the columns in whole groups of 4 */
+    rnn2c_dsp_pairs(x, head, scratch);
+#else
+    const int head = 0;
+    (void)scratch;
+#endif
     for (r = 0; r < rows; ++r) {
         const int8_t *wr = w + (size_t)r * (size_t)cols;
         int32_t acc = bias[r];
-        for (c = 0; c < cols; ++c) {
+#if defined(__ARM_FEATURE_DSP)
+        acc = rnn2c_dsp_dot(wr, scratch, head, acc);
+#endif
+        for (c = head; c < cols; ++c) {
             acc += (int32_t)wr[c] * x[c];
         }
         if (r == 0 || acc > top) {

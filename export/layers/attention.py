@@ -13,8 +13,9 @@ input step) are int8 Q0.7 (the recurrent layers' state format), so nothing is ca
    additive  raw_s = sum_k w_k tanh(q_k + v_sk)              (w int8, one scale)
    Any negative real factor (a scale or concat weight) becomes ``sign`` = -1: raw_s is negated.
 2. softmax over s < length: d_s = requant(max raw - raw_s) in Q3.12 (>= 0, one multiplier and
-   two shifts for the real factor of step 1), e_s = exp(-d_s) in Q1.15 from the runtime's table,
-   total = sum e_s (>= 32768: the maximum gives exp(0)).
+   two shifts for the real factor of step 1), e_s = min(exp(-d_s), 32767) in Q0.15 from the
+   runtime's table (capped so that each fits the 16-bit multiplies of the ARM DSP path), total
+   = sum e_s (>= 32767: the maximum gives exp(0)).
 3. context, int8 Q0.7 like the values: c_k = round(sum_s e_s v_sk / total), half away from zero
    (the magnitude in uint32: |sum| < 2^31 for up to MAX_STEPS steps).
 
@@ -171,7 +172,8 @@ class QuantAttention:
         top = np.where(valid, raw, np.iinfo(np.int64).min).max(axis=1, keepdims=True)
         m, s1, s2 = self.d_rq
         d = fx.requant(top - raw + _round_in(s1), m, s1, s2)
-        return np.where(valid, fx.exp_neg_q15(np.where(valid, d, 0)), 0)
+        e = np.minimum(fx.exp_neg_q15(np.where(valid, d, 0)), 32767)  # fits 16-bit multiplies
+        return np.where(valid, e, 0)
 
     def context(self, q: np.ndarray, v: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Mirror of rnn2c_attn_s8: int8 context [B, U] (int64)."""
