@@ -123,6 +123,22 @@ def pad_sequences(seqs: list[np.ndarray], max_length: int | None = None) -> np.n
     return out
 
 
+def check_npz_lengths(ln: np.ndarray, key: str, x: np.ndarray, source: str) -> np.ndarray:
+    """A dataset file's lengths_<split>: one integer in 1..T per sequence of x [N, T, ...]
+    (DatasetError in one line otherwise) -> int64."""
+    if ln.shape != (x.shape[0],) or ln.dtype.kind not in "iu":
+        raise DatasetError(
+            f"{source}: {key} has shape {ln.shape} and dtype {ln.dtype}; expected "
+            f"{x.shape[0]} integers, one real length per sequence"
+        )
+    if np.any(ln < 1) or np.any(ln > x.shape[1]):
+        raise DatasetError(
+            f"{source}: {key} ranges {int(ln.min())}..{int(ln.max())}; expected "
+            f"lengths between 1 and the padded length {x.shape[1]}"
+        )
+    return ln.astype(np.int64)
+
+
 def _lengths_from_padding(x: np.ndarray) -> np.ndarray:
     """Real length of each sequence = index of the last step that is not all-zero, plus one."""
     nonzero_step = np.any(x != 0.0, axis=2)  # [N, T]
@@ -365,18 +381,7 @@ def _load_npz(path: Path, task: str = "classify") -> Dataset:
         _check_finite(x, f"x_{split}", source)
         key = f"lengths_{split}"
         if key in arrays:
-            ln = arrays[key]
-            if ln.shape != (x.shape[0],) or ln.dtype.kind not in "iu":
-                raise DatasetError(
-                    f"{source}: {key} has shape {ln.shape} and dtype {ln.dtype}; expected "
-                    f"{x.shape[0]} integers, one real length per sequence"
-                )
-            if np.any(ln < 1) or np.any(ln > x.shape[1]):
-                raise DatasetError(
-                    f"{source}: {key} ranges {int(ln.min())}..{int(ln.max())}; expected "
-                    f"lengths between 1 and the padded length {x.shape[1]}"
-                )
-            ln = ln.astype(np.int64)
+            ln = check_npz_lengths(arrays[key], key, x, source)
             # Everything past the real length is padding: make it the zeros the mask expects.
             x[np.arange(x.shape[1])[None, :] >= ln[:, None]] = 0.0
         else:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DatasetError
+from .data import DatasetError, check_npz_lengths
 from .seq2seq import END, PAD, START
 
 __all__ = [
@@ -380,18 +380,7 @@ def _check_split(
     x = x.astype(np.int32)
     key = f"lengths_{split}"
     if key in arrays:
-        ln = arrays[key]
-        if ln.shape != (x.shape[0],) or ln.dtype.kind not in "iu":
-            raise DatasetError(
-                f"{source}: {key} has shape {ln.shape} and dtype {ln.dtype}; expected "
-                f"{x.shape[0]} integers, one real length per sequence"
-            )
-        if np.any(ln < 1) or np.any(ln > x.shape[1]):
-            raise DatasetError(
-                f"{source}: {key} ranges {int(ln.min())}..{int(ln.max())}; expected lengths "
-                f"between 1 and the padded length {x.shape[1]}"
-            )
-        ln = ln.astype(np.int64)
+        ln = check_npz_lengths(arrays[key], key, x, source)
         x[np.arange(x.shape[1])[None, :] >= ln[:, None]] = PAD  # past the length: padding
     else:  # the length ends at the last nonzero id
         nz = x != PAD

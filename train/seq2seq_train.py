@@ -53,6 +53,7 @@ from .train import (
     RunError,
     _best_checkpoint_callback,
     _progress_callback,
+    fit_keeping_best,
     run_files,
 )
 
@@ -389,25 +390,18 @@ def _train_into(
     if verbose:
         progress = _progress_callback(keras, epochs, stopper, sys.stderr, max(1, epochs // 10))
         cbs.append(progress)
-    t0 = time.perf_counter()
-    interrupted = False
-    try:
-        model.fit(
+    interrupted, train_seconds = fit_keeping_best(
+        lambda: model.fit(
             batches,
             shuffle=False,  # the batches are shuffled (bucketed by length) per epoch
             validation_data=validation,
             epochs=epochs,
             callbacks=cbs + list(callbacks),
             verbose=0,
-        )
-    except KeyboardInterrupt:
-        if progress is not None:
-            progress.finish()
-        if stopper.best_weights is None:
-            raise  # not one epoch finished: nothing worth keeping
-        interrupted = True
-        stopper.restore()
-    train_seconds = time.perf_counter() - t0
+        ),
+        stopper,
+        progress,
+    )
     history = {k: list(v) for k, v in stopper.history.items() if k != "learning_rate"}
 
     # test figures: teacher forcing (padded batches; the encoder mask skips the padding), then

@@ -242,6 +242,23 @@ def _progress_callback(keras: Any, epochs: int, stopper: Any, stream: Any, every
     return Progress()
 
 
+def fit_keeping_best(fit: Any, stopper: Any, progress: Any) -> tuple[bool, float]:
+    """Run fit() (a Keras fit with the best-checkpoint callback `stopper`); Ctrl-C after at
+    least one finished epoch stops training and keeps its best weights. Returns (interrupted,
+    seconds)."""
+    t0 = time.perf_counter()
+    try:
+        fit()
+    except KeyboardInterrupt:
+        if progress is not None:
+            progress.finish()
+        if stopper.best_weights is None:
+            raise  # not one epoch finished: nothing worth keeping
+        stopper.restore()
+        return True, time.perf_counter() - t0
+    return False, time.perf_counter() - t0
+
+
 def export_commands(run_dir: str | os.PathLike[str]) -> list[str]:
     """The commands that export and verify the run in ``run_dir``.
 
@@ -969,26 +986,17 @@ def _train_into(
     if verbose:
         progress = _progress_callback(keras, epochs, stopper, sys.stderr, max(1, epochs // 10))
         cbs.append(progress)
-    t0 = time.perf_counter()
-    interrupted = False
-    hist = None
-    try:
-        hist = models.train.fit(
+    interrupted, train_seconds = fit_keeping_best(
+        lambda: models.train.fit(
             batches,
             validation_data=validation,
             epochs=epochs,
             callbacks=cbs + list(callbacks),
             verbose=0,
-        )
-    except KeyboardInterrupt:
-        if progress is not None:
-            progress.finish()
-        if stopper.best_weights is None:
-            raise  # not one epoch finished: nothing worth keeping
-        interrupted = True
-        stopper.restore()
-    train_seconds = time.perf_counter() - t0
-    del hist
+        ),
+        stopper,
+        progress,
+    )
     history = {key: list(vals) for key, vals in stopper.history.items() if key != "learning_rate"}
     epochs_run = stopper.epochs_seen
 
