@@ -53,6 +53,7 @@ from .train import (
     RunError,
     _best_checkpoint_callback,
     _progress_callback,
+    check_schedule,
     fit_keeping_best,
     run_files,
 )
@@ -122,24 +123,11 @@ def check_seq2seq_config(
         raise ConfigError(f"--embedding-dim {embedding_dim}; expected an integer from 1 to 1024")
     if attention not in ATTENTIONS:
         raise ConfigError(f"--attention {attention!r}; expected {' or '.join(ATTENTIONS)}")
-    if epochs is not None and not 1 <= epochs <= 100_000:
-        raise ConfigError(f"--epochs {epochs}; expected an integer from 1 to 100000")
-    if not 1 <= steps <= 10_000_000:
-        raise ConfigError(f"--steps {steps}; expected a positive number of optimizer steps")
-    if not 1 <= batch_size <= 1_000_000:
-        raise ConfigError(f"--batch-size {batch_size}; expected a positive integer")
-    if not (lr > 0.0 and np.isfinite(lr)):
-        raise ConfigError(f"--lr {lr}; expected a positive learning rate such as 0.003")
+    check_schedule(epochs, steps, batch_size, lr, val_split, patience, seed)
     if not (np.isfinite(label_smoothing) and 0.0 <= label_smoothing < 1.0):
         raise ConfigError(
             f"--label-smoothing {label_smoothing}; expected a fraction in [0, 1), e.g. 0.1"
         )
-    if not 0 <= seed < 2**32:
-        raise ConfigError(f"--seed {seed}; expected an integer from 0 to 4294967295")
-    if not 0.0 <= val_split < 1.0:
-        raise ConfigError(f"--val-split {val_split}; expected a fraction in [0, 1), e.g. 0.1")
-    if patience < 0:
-        raise ConfigError(f"--patience {patience}; expected 0 or a positive number of epochs")
     if calib_size < 1:
         raise ConfigError(f"calib_size {calib_size}; expected a positive number of sequences")
 

@@ -278,6 +278,32 @@ def export_commands(run_dir: str | os.PathLike[str]) -> list[str]:
     ]
 
 
+def check_schedule(
+    epochs: int | None,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    val_split: float,
+    patience: int,
+    seed: int,
+) -> None:
+    """ConfigError (one line) for an optimizer setting out of range (every task)."""
+    if epochs is not None and not 1 <= epochs <= 100_000:
+        raise ConfigError(f"--epochs {epochs}; expected an integer from 1 to 100000")
+    if not 1 <= steps <= 10_000_000:
+        raise ConfigError(f"--steps {steps}; expected a positive number of optimizer steps")
+    if not 1 <= batch_size <= 1_000_000:
+        raise ConfigError(f"--batch-size {batch_size}; expected a positive integer")
+    if not (lr > 0.0 and np.isfinite(lr)):
+        raise ConfigError(f"--lr {lr}; expected a positive learning rate such as 0.003")
+    if not 0.0 <= val_split < 1.0:
+        raise ConfigError(f"--val-split {val_split}; expected a fraction in [0, 1), e.g. 0.2")
+    if patience < 0:
+        raise ConfigError(f"--patience {patience}; expected 0 or a positive number of epochs")
+    if not 0 <= seed < 2**32:
+        raise ConfigError(f"--seed {seed}; expected an integer from 0 to 4294967295")
+
+
 def _check_training_config(
     epochs: int | None,
     batch_size: int,
@@ -300,20 +326,7 @@ def _check_training_config(
         raise ConfigError(f"--log-inputs {log_inputs!r}; expected auto, on or off")
     if task not in TASKS:
         raise ConfigError(f"--task {task!r}; expected one of {', '.join(TASKS)}")
-    if epochs is not None and not 1 <= epochs <= 100_000:
-        raise ConfigError(f"--epochs {epochs}; expected an integer from 1 to 100000")
-    if not 1 <= steps <= 10_000_000:
-        raise ConfigError(f"--steps {steps}; expected a positive number of optimizer steps")
-    if not 1 <= batch_size <= 1_000_000:
-        raise ConfigError(f"--batch-size {batch_size}; expected a positive integer")
-    if not (lr > 0.0 and np.isfinite(lr)):
-        raise ConfigError(f"--lr {lr}; expected a positive learning rate such as 0.003")
-    if not 0.0 <= val_split < 1.0:
-        raise ConfigError(f"--val-split {val_split}; expected a fraction in [0, 1), e.g. 0.2")
-    if patience < 0:
-        raise ConfigError(f"--patience {patience}; expected 0 or a positive number of epochs")
-    if not 0 <= seed < 2**32:
-        raise ConfigError(f"--seed {seed}; expected an integer from 0 to 4294967295")
+    check_schedule(epochs, steps, batch_size, lr, val_split, patience, seed)
     if not (np.isfinite(noise) and 0.0 <= noise <= 10.0):
         raise ConfigError(f"--noise {noise}; expected a standard deviation from 0 to 10, e.g. 0.1")
     if frame is not None and not 1 <= frame <= 4096:
