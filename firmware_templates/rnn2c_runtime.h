@@ -176,15 +176,16 @@ RNN2C_INLINE int32_t rnn2c_rshift_round(int32_t x, int shift)
     return (x + ((int32_t)1 << (shift - 1))) >> shift;
 }
 
-/* num / den (den > 0) where the quotient is below 2^10, as the softmax's 0..256 is: on ARMv6-M,
- * which has no divide instruction, ten compare-and-subtract steps instead of a call to the
- * library's __aeabi_uidiv (slower, and its frame adds to the stack); elsewhere the division. */
-RNN2C_INLINE uint32_t rnn2c_udiv_q10(uint32_t num, uint32_t den)
+/* num / den (den > 0) where the quotient is below 2^bits (the softmax's 0..256: 9 bits; the
+ * attention context's 0..128: 8): on ARMv6-M, which has no divide instruction, `bits`
+ * compare-and-subtract steps instead of a call to libgcc's __aeabi_uidiv (its frame adds to the
+ * stack, its code to flash); elsewhere the division. */
+RNN2C_INLINE uint32_t rnn2c_udiv_small(uint32_t num, uint32_t den, int bits)
 {
 #if defined(__thumb__) && !defined(__thumb2__)
     uint32_t q = 0;
     int i;
-    for (i = 9; i >= 0; --i) {
+    for (i = bits - 1; i >= 0; --i) {
         if ((num >> i) >= den) { /* num >= den * 2^i, so den << i does not overflow */
             num -= den << i;
             q |= (uint32_t)1 << i;
@@ -192,6 +193,7 @@ RNN2C_INLINE uint32_t rnn2c_udiv_q10(uint32_t num, uint32_t den)
     }
     return q;
 #else
+    (void)bits;
     return num / den;
 #endif
 }
@@ -1522,8 +1524,8 @@ RNN2C_INLINE void rnn2c_dense_s8(const rnn2c_dense_t *p, const int16_t *vec, int
             total += acc[j];                          /* >= 32768: exp(0) is in it */
         }
         for (j = 0; j < n; ++j) {
-            const int32_t p256 = (int32_t)rnn2c_udiv_q10((uint32_t)(acc[j] * 256 + total / 2),
-                                                         (uint32_t)total); /* 0..256 */
+            const int32_t p256 = (int32_t)rnn2c_udiv_small((uint32_t)(acc[j] * 256 + total / 2),
+                                                           (uint32_t)total, 9); /* 0..256 */
             y[j] = (int8_t)((p256 > 255 ? 255 : p256) - 128);
         }
     }
@@ -2944,7 +2946,7 @@ RNN2C_INLINE void rnn2c_conv_softmax(int32_t *acc, uint32_t n, int8_t *y)
     }
     for (j = 0; j < n; ++j) {
         const int32_t p256 =
-            (int32_t)rnn2c_udiv_q10((uint32_t)(acc[j] * 256 + total / 2), (uint32_t)total); /* 0..256 */
+            (int32_t)rnn2c_udiv_small((uint32_t)(acc[j] * 256 + total / 2), (uint32_t)total, 9);
         y[j] = (int8_t)((p256 > 255 ? 255 : p256) - 128);
     }
 }
@@ -3290,7 +3292,7 @@ RNN2C_INLINE void rnn2c_attn_s8(const rnn2c_attn_t *p, const int8_t *q, const in
             for (j = 0; j < 4; ++j) {
                 const int32_t num = j == 0 ? a0 : (j == 1 ? a1 : (j == 2 ? a2 : a3));
                 uint32_t mag = num < 0 ? 0u - (uint32_t)num : (uint32_t)num;
-                mag = (mag + total / 2u) / total; /* rounded half away from zero */
+                mag = rnn2c_udiv_small(mag + total / 2u, total, 8); /* rounded, <= 128 */
                 ctx[k + j] = (int8_t)(num < 0 ? -(int32_t)mag : (int32_t)mag);
             }
         }
@@ -3304,7 +3306,7 @@ RNN2C_INLINE void rnn2c_attn_s8(const rnn2c_attn_t *p, const int8_t *q, const in
             num += w[s] * v[(size_t)s * (size_t)u + (size_t)k];
         }
         mag = num < 0 ? 0u - (uint32_t)num : (uint32_t)num;
-        mag = (mag + total / 2u) / total; /* rounded half away from zero */
+        mag = rnn2c_udiv_small(mag + total / 2u, total, 8); /* half away from zero; <= 128 */
         ctx[k] = (int8_t)(num < 0 ? -(int32_t)mag : (int32_t)mag);
     }
 }
