@@ -62,8 +62,8 @@ def load_sequences(
         raise ExportError(f"{what}: cannot read {str(p)!r} as .npy/.npz: {reason}") from None
     if "x" in arrays:
         x = arrays["x"]
-    elif len(arrays) == 1:
-        x = next(iter(arrays.values()))
+    elif len(arrays) == 1 and next(iter(arrays)) not in ("y", "lengths"):
+        x = next(iter(arrays.values()))  # one unnamed array: the inputs
     else:
         raise ExportError(
             f"{what}: {str(p)!r} has arrays {sorted(arrays)} but none named 'x'; "

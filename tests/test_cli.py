@@ -46,6 +46,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     nan[0, 0, 0] = np.nan
     np.savez(d / "nan.npz", x=nan)
     np.savez(d / "two.npz", a=x, b=x)
+    np.savez(d / "only_y.npz", y=np.zeros((30, 4)))  # targets alone are not the inputs
     (d / "corrupt.keras").write_bytes(b"not a zip")
     return {p.stem if p.suffix != ".npy" else "calib_npy": p for p in d.iterdir()}
 
@@ -148,6 +149,7 @@ def test_verify_fails_on_impossible_threshold(
         ("good", "wrong_shape", [], "x has 2 features per step but the model takes 3"),
         ("good", "nan", [], "NaN or inf"),
         ("good", "two", [], "none named 'x'"),
+        ("good", "only_y", [], "none named 'x'"),
         ("good", "calib", ["--name", "2fast"], "is not a C identifier"),
         ("good", "calib", ["--name", "static"], "is a C keyword"),
     ],
