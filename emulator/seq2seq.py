@@ -146,16 +146,9 @@ class Seq2SeqReport:
         return json.dumps(d, indent=2)
 
     def table(self) -> str:
-        def pct(v: float | None) -> str:
-            return "-" if v is None else f"{100 * v:.2f}%"
+        from rnn2c.emulator.verify import check_table, files_status, pct  # noqa: PLC0415
 
-        files = (
-            "unchanged"
-            if self.files_checked and not self.changed_files
-            else "NO: " + ", ".join(self.changed_files) + " edited"
-            if self.changed_files
-            else "not checked"
-        )
+        files = files_status(self.files_checked, self.changed_files)
         div = self.first_divergence
         rows = [
             ("export files", files, "sha256 as exported"),
@@ -193,8 +186,6 @@ class Seq2SeqReport:
                 ),
             ]
         rows.append(("state", f"{self.state_bytes} bytes", ""))
-        from rnn2c.emulator.verify import check_table  # noqa: PLC0415
-
         lines = check_table(f"rnn2c verify: {self.name} (seq2seq)", rows)
         for e in self.examples:
             lines.append(f"  differs: sequence {e['sequence']}: float {e['float']} / C {e['c']}")

@@ -141,6 +141,18 @@ def _agreement(head: str, y_int: np.ndarray, y_float: np.ndarray) -> float | Non
     return None
 
 
+def pct(v: float | None) -> str:
+    """A fraction as a percentage for verify's table ("-" where there is none)."""
+    return "-" if v is None else f"{100 * v:.2f}%"
+
+
+def files_status(checked: bool, changed: list[str]) -> str:
+    """The "export files" row of verify's table."""
+    if changed:
+        return "NO: " + ", ".join(changed) + " edited"
+    return "unchanged" if checked else "not checked (manifest without hashes)"
+
+
 def check_table(title: str, rows: list[tuple[str, str, str]]) -> list[str]:
     """verify's table: the title, then a row per check (check, result, threshold), aligned."""
     w0 = max(len(r[0]) for r in rows)
@@ -206,16 +218,7 @@ class VerifyReport:
         plot_report(path, f"rnn2c verify: {self.name}", *self.outputs, stream, threshold)
 
     def table(self) -> str:
-        def pct(v: float | None) -> str:
-            return "-" if v is None else f"{100 * v:.2f}%"
-
-        files = (
-            "unchanged"
-            if self.files_checked and not self.changed_files
-            else "NO: " + ", ".join(self.changed_files) + " edited"
-            if self.changed_files
-            else "not checked (manifest without hashes)"
-        )
+        files = files_status(self.files_checked, self.changed_files)
         rows = [
             ("export files", files, "sha256 as exported"),
             ("sequences / steps", f"{self.sequences} / {self.steps}", ""),

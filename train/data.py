@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib.util
 import warnings
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -329,7 +330,11 @@ def _step_labels(
     return out[0], out[1], [str(k) for k in keys]
 
 
-def _load_npz(path: Path, task: str = "classify") -> Dataset:
+def read_split_archive(
+    path: Path, hint: str, keep: Callable[[str], bool] = lambda key: True
+) -> dict[str, np.ndarray]:
+    """The arrays (those `keep` selects) of a dataset .npz that must hold x_train, y_train,
+    x_test and y_test; DatasetError in one line, ending with `hint`, otherwise."""
     source = str(path)
     try:
         archive = np.load(path, allow_pickle=False)
@@ -343,16 +348,24 @@ def _load_npz(path: Path, task: str = "classify") -> Dataset:
         missing = [k for k in required if k not in archive.files]
         if missing:
             raise DatasetError(
-                f"{source}: missing arrays {missing} (has {sorted(archive.files)}); expected "
-                "x_train, y_train, x_test, y_test and optionally lengths_train, lengths_test"
+                f"{source}: missing arrays {missing} (has {sorted(archive.files)}); {hint}"
             )
         try:
-            arrays = {k: archive[k] for k in archive.files if k in required or k.startswith("len")}
+            return {k: archive[k] for k in archive.files if k in required or keep(k)}
         except ValueError as exc:
             raise DatasetError(
                 f"{source}: cannot read arrays ({_one_line(exc)}); "
                 "expected plain numeric/string arrays (no pickled objects)"
             ) from None
+
+
+def _load_npz(path: Path, task: str = "classify") -> Dataset:
+    source = str(path)
+    arrays = read_split_archive(
+        path,
+        "expected x_train, y_train, x_test, y_test and optionally lengths_train, lengths_test",
+        lambda key: key.startswith("len"),
+    )
 
     xs: dict[str, np.ndarray] = {}
     lengths: dict[str, np.ndarray] = {}

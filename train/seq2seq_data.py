@@ -33,13 +33,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .data import DatasetError, check_npz_lengths
+from .data import DatasetError, check_npz_lengths, read_split_archive
 from .seq2seq import END, PAD, START
 
 __all__ = [
@@ -262,6 +261,22 @@ def dates_dataset(n_train: int = DEFAULT_TRAIN, n_test: int | None = None, seed:
     x_tr, l_tr = _encode_inputs(src_tr, in_vocab, width)
     x_te, l_te = _encode_inputs(src_te, in_vocab, width)
     t_out = 11  # "yyyy-mm-dd" and the end token
+    return _splits(x_tr, l_tr, tgt_tr, x_te, l_te, tgt_te, in_vocab, out_vocab, t_out, "dates")
+
+
+def _splits(
+    x_tr: np.ndarray,
+    l_tr: np.ndarray,
+    tgt_tr: list[str],
+    x_te: np.ndarray,
+    l_te: np.ndarray,
+    tgt_te: list[str],
+    in_vocab: list[str],
+    out_vocab: list[str],
+    t_out: int,
+    name: str,
+) -> Seq2SeqData:
+    """A synthetic set from its encoded inputs and its target texts."""
     return Seq2SeqData(
         x_tr,
         _encode_targets(tgt_tr, out_vocab, t_out),
@@ -271,7 +286,7 @@ def dates_dataset(n_train: int = DEFAULT_TRAIN, n_test: int | None = None, seed:
         l_te,
         in_vocab,
         out_vocab,
-        "dates",
+        name,
     )
 
 
@@ -293,17 +308,7 @@ def reverse_dataset(n_train: int = DEFAULT_TRAIN, n_test: int | None = None, see
     x_tr, l_tr = _encode_inputs(src_tr, in_vocab, REVERSE_MAX_DIGITS)
     x_te, l_te = _encode_inputs(src_te, in_vocab, REVERSE_MAX_DIGITS)
     t_out = REVERSE_MAX_DIGITS + 1
-    return Seq2SeqData(
-        x_tr,
-        _encode_targets(tgt_tr, out_vocab, t_out),
-        l_tr,
-        x_te,
-        _encode_targets(tgt_te, out_vocab, t_out),
-        l_te,
-        in_vocab,
-        out_vocab,
-        "reverse",
-    )
+    return _splits(x_tr, l_tr, tgt_tr, x_te, l_te, tgt_te, in_vocab, out_vocab, t_out, "reverse")
 
 
 _SYNTHETIC = {"dates": dates_dataset, "reverse": reverse_dataset}
@@ -426,27 +431,7 @@ def _load_npz(path: Path) -> Seq2SeqData:
     source = str(path)
     if not path.is_file():
         raise DatasetError(f"{source}: file not found; {_NPZ_HINT}")
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DatasetError(
-            f"{source}: cannot read as .npz ({' '.join(str(exc).split())}); expected a numpy "
-            "archive written by numpy.savez"
-        ) from None
-    with archive:
-        required = ["x_train", "y_train", "x_test", "y_test"]
-        missing = [k for k in required if k not in archive.files]
-        if missing:
-            raise DatasetError(
-                f"{source}: missing arrays {missing} (has {sorted(archive.files)}); {_NPZ_HINT}"
-            )
-        try:
-            arrays = {k: archive[k] for k in archive.files}
-        except ValueError as exc:
-            raise DatasetError(
-                f"{source}: cannot read arrays ({' '.join(str(exc).split())}); expected plain "
-                "numeric/string arrays (no pickled objects)"
-            ) from None
+    arrays = read_split_archive(path, _NPZ_HINT)
     x_tr, y_tr, l_tr = _check_split(arrays, "train", source)
     x_te, y_te, l_te = _check_split(arrays, "test", source)
     t_in = max(x_tr.shape[1], x_te.shape[1])

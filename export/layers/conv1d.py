@@ -32,6 +32,7 @@ from rnn2c.export.layers.dense import (
     DEFAULT_ALPHA,
     LIMITS,
     X_ACTIVATIONS,
+    acc_rows,
     float_activation,
     output_rule,
 )
@@ -387,9 +388,7 @@ class QuantConv1D(PackedMatrix, QuantLayer):
         # a step reads the taps from the ring, 4 filters at a time: softmax alone keeps all rows
         if not self.whole:
             return (self.filters if self.activation == "softmax" else 0, 0, 0)
-        # run: the Dense kernel over each window (softmax keeps all rows, else a group of 4)
-        rows = self.filters if self.activation == "softmax" else min(ROWS_PER_PASS, self.filters)
-        return (rows, 0, self.x_cols)
+        return (acc_rows(self.activation, self.filters), 0, self.x_cols)  # the Dense kernel
 
     def blocks(self) -> list[Block]:
         n = self.filters

@@ -84,6 +84,12 @@ def output_rule(
     return out_q, fc_scale, extra
 
 
+def acc_rows(activation: str, rows: int) -> int:
+    """The int32 scratch rows rnn2c_dense_s8 / rnn2c_dense_x_s8 use: softmax keeps every row
+    for the normalisation, any other activation one group of ROWS_PER_PASS at a time."""
+    return rows if activation == "softmax" else min(ROWS_PER_PASS, rows)
+
+
 @dataclass
 class DenseLayer(FloatLayer):
     kind: ClassVar[str] = "dense"
@@ -220,9 +226,7 @@ class QuantDense(PackedMatrix, QuantLayer):
         return pad4(self.input_size)
 
     def scratch(self) -> tuple[int, int, int]:
-        # int32 rows: softmax keeps all for the normalisation, the others one group of 4
-        rows = self.units if self.activation == "softmax" else min(ROWS_PER_PASS, self.units)
-        return (rows, 0, self.x_cols)
+        return (acc_rows(self.activation, self.units), 0, self.x_cols)
 
     def blocks(self) -> list[Block]:
         n = self.units
