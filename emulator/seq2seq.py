@@ -234,13 +234,11 @@ def verify_seq2seq(
     xin = seqs.x if q.tokens_in else q.encoder.quantize_input(seqs.x)
     limit = q.max_output_length
     ref, ref_n = q.greedy(seqs.x, seqs.lengths, limit)
+    runs = [compiled.greedy(xin, seqs.lengths, limit, stepwise) for stepwise in (False, True)]
     bad = np.zeros(seqs.x.shape[0], dtype=bool)
-    c_tok = c_n = None
-    for stepwise in (False, True):
-        tok, n = compiled.greedy(xin, seqs.lengths, limit, stepwise)
+    for tok, n in runs:  # through encode, then through encode_step
         bad |= (n != ref_n) | (tok != ref).any(axis=1)
-        c_tok, c_n = (tok, n) if c_tok is None else (c_tok, c_n)
-    assert c_tok is not None and c_n is not None
+    c_tok, c_n = runs[0]
     f_tok, f_n = keras_greedy(
         keras_model, ir.encoder_input, seqs.x, seqs.lengths, q.start_token, q.end_token, limit
     )

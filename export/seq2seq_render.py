@@ -129,25 +129,38 @@ def render_seq2seq(q: QuantSeq2Seq, name: str) -> dict[str, str]:
     assert state_bytes(fields) == q.state_bytes()
     chain = [v.q for v in encoder if v.q.kind != "bidir"]
     scratch = []
-    for tag, fn, layers in (
-        ("ENC", f"{name}_encode_row", chain + [c.q for c in cells[:1]]),
-        ("DEC", f"{name}_decode", [decoder.q] + [v.q for v in mid]),
-        ("BWD", f"{name}_backward", [c.q for c in cells[1:]]),
+    for tag, fn, layers, buffer_bytes in (  # buffer_bytes: the int8 stack arrays beside it
+        (
+            "ENC",
+            f"{name}_encode_row",
+            chain + [c.q for c in cells[:1]],
+            sum(v.q.output_size for v in encoder if v.buffer),
+        ),
+        (
+            "DEC",
+            f"{name}_decode",
+            [decoder.q] + [v.q for v in mid],
+            2 * q.units + sum(v.q.output_size for v in mid),
+        ),
+        ("BWD", f"{name}_backward", [c.q for c in cells[1:]], 0),
     ):
         if not layers:
             continue
         words, offset, halfwords = scratch_layout(layers)
         if tag == "DEC":  # the attention's query pairs and the argmax head's input pairs
             halfwords = max(halfwords, pad4(q.units), pad4(q.out.cols))
+        halfwords = max(halfwords, 2)
         scratch.append(
-            {"tag": tag, "fn": fn, "words": words, "offset": offset, "halfwords": max(halfwords, 2)}
+            {
+                "tag": tag,
+                "fn": fn,
+                "words": words,
+                "offset": offset,
+                "halfwords": halfwords,
+                "bytes": 2 * halfwords + buffer_bytes,
+            }
         )
-    buffers = [
-        sum(v.q.output_size for v in encoder if v.buffer),
-        2 * q.units + sum(v.q.output_size for v in mid),
-    ]
-    buffers.append(0)  # the backward pass: its vector only
-    stack = max(2 * s["halfwords"] + b for s, b in zip(scratch, buffers, strict=False))
+    stack = max(part["bytes"] for part in scratch)
     sources = [c.p for c in cells] if cells else [encoder[-1].p]
     width = q.units // len(sources)
     handover = [  # (decoder member, encoder member, offset, count)
