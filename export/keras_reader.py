@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from rnn2c.export.folds import AFFINE_CLASSES, compose, read_affine, settle
+from rnn2c.export.folds import AFFINE_CLASSES, compose, place, read_affine, settle
 from rnn2c.export.graph import has_branches, read_graph
-from rnn2c.export.ir import ExportError, FloatLayer, ModelIR, fold_affine
+from rnn2c.export.ir import ExportError, FloatLayer, ModelIR
 from rnn2c.export.layers import READERS, RECURRENT_KINDS, TIME_KINDS
 from rnn2c.export.layers import embedding as embedding_layer
 from rnn2c.export.layers.bidirectional import wrap_go_backwards
@@ -34,8 +34,8 @@ PASS_THROUGH = (
     "Masking",
 )
 #: folded into a neighbour: Normalization, BatchNormalization and Rescaling into the next weight
-#: layer (or the linear Dense before them, see folds.py); a separate activation layer into the
-#: linear Dense before it
+#: layer (or the linear Dense or Conv1D before them, see folds.py); a separate activation layer
+#: into the linear Dense or Conv1D before it
 STANDALONE_ACTIVATIONS = {
     "Softmax": "softmax",
     "ReLU": "relu",
@@ -246,9 +246,9 @@ def read_model(model: Any) -> ModelIR:
         if pending is not None:
             if ir_layer.kind == "lnorm":  # not a weight layer: fold into the one before
                 settle(pending, layers, f"{where} comes next")
-            else:
-                fold_affine(ir_layer, *pending[:2])
-            pending = None
+                pending = None
+            else:  # forward, on through pooling, or back into the linear layer before it
+                pending = place(pending, ir_layer, layers, where)
         layers.append(ir_layer)
         sequence_out.append(sequence)
         size = ir_layer.output_size
@@ -323,7 +323,7 @@ def _read_normalization(
 
 
 def _fold_activation(layer: Any, cls: str, where: str, layers: list[FloatLayer]) -> None:
-    """Merge a standalone activation layer into the linear Dense right before it."""
+    """Merge a standalone activation layer into the linear Dense or Conv1D right before it."""
     from rnn2c.export.layers.dense import ACTIVATIONS, ALIASES, DEFAULT_ALPHA  # noqa: PLC0415
 
     cfg = layer.get_config()
@@ -344,10 +344,10 @@ def _fold_activation(layer: Any, cls: str, where: str, layers: list[FloatLayer])
         act = act if isinstance(act, str) else getattr(act, "__name__", str(act))
         act = ALIASES.get(act, act)
     prev = layers[-1] if layers else None
-    if prev is None or prev.kind != "dense" or prev.activation != "linear":  # type: ignore[attr-defined]
+    if prev is None or prev.kind not in ("dense", "conv1d") or prev.activation != "linear":  # type: ignore[attr-defined]
         raise ExportError(
-            f"{where}: a separate activation layer is supported only right after a linear Dense; "
-            "give the Dense the activation instead"
+            f"{where}: a separate activation layer is supported only right after a linear Dense "
+            "or Conv1D; give that layer the activation instead"
         )
     if act not in ACTIVATIONS:
         raise ExportError(
