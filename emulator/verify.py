@@ -25,6 +25,7 @@ from rnn2c.export.data import (
     check_lengths,
     check_tokens,
     load_sequences,
+    mask_lengths,
 )
 from rnn2c.export.ir import ExportError, ModelIR, QuantModel
 from rnn2c.export.quantize import observe_model
@@ -193,6 +194,7 @@ class VerifyReport:
     stream: StreamReport | None = None
     whole_sequence: bool = False  # run through <name>_run (Bidirectional, go_backwards)
     max_length: int | None = None
+    notes: list[str] = field(default_factory=list)  # what verify decided, for the user
     failures: list[str] = field(default_factory=list)
     outputs: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)  # float, int8
 
@@ -308,6 +310,7 @@ class VerifyReport:
             lines.append(f"  first C/reference mismatch: sequence {s}, step {t}")
         if self.chance:
             lines.append(f"  float model: {self.chance}")
+        lines += [f"  note: {note}" for note in self.notes]
         lines.append("PASS" if self.passed else "FAIL: " + "; ".join(self.failures))
         return "\n".join(lines)
 
@@ -612,6 +615,8 @@ def verify(
         seqs = Sequences(check_inputs(data, "data array", qmodel.input_size), None, None)
     else:
         seqs = load_sequences(data, "--data", qmodel.input_size, qmodel.embedding)
+    what = "the data" if isinstance(data, Sequences | np.ndarray) else "--data"
+    seqs, mask_note = mask_lengths(seqs, ir.mask_value, what)
     if qmodel.whole_sequence and stream_steps > 0:
         raise ExportError(
             "--stream does not apply to a whole-sequence model (Bidirectional or go_backwards): "
@@ -753,6 +758,7 @@ def verify(
         outputs=(y_float, y_int),
         whole_sequence=qmodel.whole_sequence,
         max_length=qmodel.max_length,
+        notes=[mask_note] if mask_note else [],
     )
     threshold = max_mean_error * out_range
     if export.changed_files:

@@ -206,9 +206,14 @@ def read_model(model: Any) -> ModelIR:
     pending = None  # affine y = a*x + b to fold (folds.Affine)
     sequence = True  # whether the current tensor still has a time axis
     sequence_out: list[bool] = []  # per IR layer: the value of `sequence` after it
+    mask_value = None  # a Masking first layer's value of the padding steps
     for layer in chain:
         cls = type(layer).__name__
         where = f"layer '{layer.name}' ({cls})"
+        if cls == "Masking":
+            first = not layers and pending is None and embedding is None and mask_value is None
+            mask_value = masking_value(layer, where, first, embedding is not None)
+            continue
         if cls in PASS_THROUGH:
             continue
         if cls == "Normalization":
@@ -267,7 +272,31 @@ def read_model(model: Any) -> ModelIR:
         source=str(model.name),
         sequence_out=sequence_out,
         embedding=embedding,
+        mask_value=mask_value,
     )
+
+
+def masking_value(layer: Any, where: str, first: bool, after_embedding: bool = False) -> float:
+    """The mask_value of a Masking layer that is the model's first layer (right after the
+    Input): its padding steps, which data.mask_lengths turns into lengths. A Masking anywhere
+    else masks the steps where a layer's outputs happen to equal the value, which the C, running
+    every step up to the real length, cannot do: refused."""
+    if after_embedding:
+        raise ExportError(
+            f"{where}: a Masking layer after an Embedding is not supported; give the Embedding "
+            "mask_zero=True instead (id 0 is then padding, and the C stops at the real length)"
+        )
+    if not first:
+        raise ExportError(
+            f"{where}: a Masking layer is supported only as the first layer, right after the "
+            "Input (it then marks the padding steps at the end of each sequence, where the C "
+            "stops); here the steps it masks depend on the outputs of the layers before it, "
+            "which the C cannot skip: mask the model input instead"
+        )
+    value = float(layer.get_config().get("mask_value", 0.0))
+    if not np.isfinite(value):
+        raise ExportError(f"{where}: mask_value={value} is not supported; use a finite value")
+    return value
 
 
 def embedding_front(

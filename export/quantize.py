@@ -397,6 +397,7 @@ def quantize_model(
         max_length=max_length,
         embedding=embedding,
         inputs=[list(ins) for ins in model.inputs],
+        mask_value=model.mask_value,
     )
 
 
