@@ -8,6 +8,7 @@ what Keras predicts for the T-step sequence (the last step of a return_sequences
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -60,7 +61,8 @@ NEXT_STEP = {
     "Conv2D": "treat the features as channels and use a Conv1D over time",
     "SeparableConv1D": "use a Conv1D (groups=1)",
     "DepthwiseConv1D": "use a Conv1D (groups=1)",
-    "ConvLSTM1D": "use a Conv1D front end followed by an LSTM",
+    "ConvLSTM1D": "rnn2c takes [batch, time, features]: make the extra axis features and use a "
+    "Conv1D front end (padding='causal') followed by an LSTM",
     "Flatten": "rnn2c keeps one feature vector per step: end the sequence with a recurrent layer "
     "(return_sequences=False) or a global pooling layer instead",
     "Reshape": "rnn2c keeps one feature vector per step; reshape the data before the model",
@@ -92,6 +94,18 @@ def require_sequence_layer(model: Any, layers: list[FloatLayer]) -> None:
         )
 
 
+def refuse_unsupported(chain: list[Any]) -> None:
+    """Refuse the first layer of a type rnn2c does not export, naming it and what to do
+    instead; nothing when every layer is supported."""
+    for layer in chain:
+        cls = type(layer).__name__
+        if cls not in SUPPORTED and cls != "InputLayer":
+            raise ExportError(
+                f"layer '{layer.name}' ({cls}): layer type {cls} is not supported; "
+                f"{_next_step(cls)}"
+            )
+
+
 def _next_step(cls: str) -> str:
     """What to do about an unsupported layer type: advice where there is some, else the list."""
     return NEXT_STEP.get(cls, f"supported: {', '.join(SUPPORTED)}")
@@ -121,7 +135,36 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "not found" in first.lower():  # Keras' words for an archive it cannot parse
             first = "the archive does not hold a readable Keras 3 model (corrupt or foreign)"
+        if "Lambda" in _archive_classes(p):  # Keras refuses a Lambda's Python code
+            first = (
+                "it holds a Lambda layer, whose Python code Keras does not load from a file "
+                "(only in unsafe mode, which runs the file's code) and rnn2c could not export "
+                "anyway; "
+                "replace the Lambda by Keras layers (or do its work on the data before the "
+                "model), save the model again and export that"
+            )
+            raise ExportError(f"cannot load Keras model {str(p)!r}: {first}") from None
         raise ExportError(f"cannot load Keras model {str(p)!r}: {first[:200]}") from None
+
+
+def _archive_classes(path: Path) -> set[str]:
+    """The class names in a .keras archive's config.json (empty when it cannot be read)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            config = json.loads(z.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return set()
+    found: set[str] = set()
+    todo = [config]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            if isinstance(item.get("class_name"), str):
+                found.add(item["class_name"])
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return found
 
 
 def _flatten(args: Any) -> list[Any]:
@@ -195,6 +238,7 @@ def read_model(model: Any) -> ModelIR:
         return read_graph(model, int(shape[-1]))
     chain, embedding = embedding_front(model, _flat_chain(model), shape)
     if embedding is None and (len(shape) != 3 or shape[-1] is None):
+        refuse_unsupported(chain)  # a layer that takes such input (ConvLSTM1D): name it
         raise ExportError(
             f"model '{model.name}' input shape {shape} is not [batch, time, features]; "
             "recurrent models take 3-D input with a fixed feature count (or [batch, time] "
