@@ -164,8 +164,15 @@ def read_graph(model: Any, features: int) -> ModelIR:
             raise ExportError(f"{where} takes {len(srcs)} inputs; only merge layers take several")
         src = srcs[0]
         if cls == "Masking":
-            alone = src.index == MODEL_INPUT and uses.get(node.inputs[0], 0) == 1
-            mask_value = masking_value(layer, where, alone and mask_value is None)
+            if src.index == MODEL_INPUT and uses.get(node.inputs[0], 0) != 1:
+                raise ExportError(
+                    f"{where}: other layers read the model input beside the Masking layer, "
+                    "unmasked; a Masking layer must be the input's only reader: put it before "
+                    "the branches"
+                )
+            mask_value = masking_value(
+                layer, where, src.index == MODEL_INPUT and mask_value is None
+            )
         if cls in PASS_THROUGH:
             values[key] = src
             continue

@@ -402,6 +402,18 @@ def test_masking_elsewhere_than_first_is_refused() -> None:
         "layer 'm' (Masking): a Masking layer is supported only as the first layer, right after "
         "the Input"
     )
+    # in a graph of branches: the Masking must be the input's only reader
+    inp = keras.Input((None, 3))
+    masked = keras.layers.Masking(0.5, name="m")(inp)
+    for other in (masked, inp):
+        a = keras.layers.GRU(4, return_sequences=True)(masked)
+        b = keras.layers.Dense(4)(other)
+        graph = keras.Model(inp, keras.layers.GRU(2)(keras.layers.Add()([a, b])))
+        if other is masked:
+            assert read_any(graph)[1].mask_value == 0.5
+            continue
+        with pytest.raises(ExportError, match=r"'m' \(Masking\): other layers read the model "):
+            read_any(graph)
 
 
 # ------------------------------------------------------------- 3. Keras' default Conv1D padding
