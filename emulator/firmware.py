@@ -36,7 +36,7 @@ from rnn2c import __version__
 from rnn2c.emulator import seq2seq_boards
 from rnn2c.emulator.build import BuildError, load_model
 from rnn2c.export.api import MANIFEST, export_model, output_files
-from rnn2c.export.data import load_sequences
+from rnn2c.export.data import load_sequences, mask_lengths
 from rnn2c.export.ir import ExportError, QuantModel
 from rnn2c.export.render import check_name, template_environment
 from rnn2c.outdir import OutputError, OwnedFolder
@@ -147,6 +147,7 @@ class Replay:
     lengths: np.ndarray  # [N], 1..T
     source: str
     ids: np.ndarray | None = None  # a token model: the ids [N, T] (xq: their table rows)
+    note: str = ""  # how the lengths were found (a Masking model's padded data), for the user
 
 
 def replay_inputs(
@@ -175,6 +176,7 @@ def replay_inputs(
         xq = rng.integers(-128, 128, size=(sequences, steps, qmodel.input_size)).astype(np.int8)
         return Replay(xq, np.full(sequences, steps), f"{sequences} pseudo-random sequences")
     seqs = load_sequences(data, "--data", qmodel.input_size, qmodel.embedding)
+    seqs, note = mask_lengths(seqs, qmodel.mask_value, "--data")
     n = min(sequences, seqs.x.shape[0])
     lengths = np.full(n, seqs.x.shape[1]) if seqs.lengths is None else np.asarray(seqs.lengths[:n])
     t = int(lengths.max())
@@ -185,7 +187,8 @@ def replay_inputs(
         )
     xq = qmodel.quantize_input(seqs.x[:n, :t])
     ids = seqs.x[:n, :t] if qmodel.vocab is not None else None
-    return Replay(xq.astype(np.int8), lengths.astype(np.int64), f"the first {n} of {data}", ids)
+    source = f"the first {n} of {data}"
+    return Replay(xq.astype(np.int8), lengths.astype(np.int64), source, ids, note)
 
 
 def _check_name(name: str) -> None:
@@ -536,6 +539,8 @@ def command(args: Any) -> int:
     n, t, _ = project.replay.xq.shape
     print(f"rnn2c firmware: {args.model} -> {project.out}/ (board {b.name}: {b.description})")
     print(f"  model {project.name}, replaying {project.replay.source} ({n} x up to {t} steps)")
+    if project.replay.note:
+        print(f"  note: {project.replay.note}")
     print(f"  files: {', '.join(project.files)}")
     how = "make run" if b.emulated else "make flash; make monitor"
     print(f"  next: cd {project.out} && make && {how}")

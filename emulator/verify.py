@@ -25,6 +25,7 @@ from rnn2c.export.data import (
     check_lengths,
     check_tokens,
     load_sequences,
+    mask_lengths,
 )
 from rnn2c.export.ir import ExportError, ModelIR, QuantModel
 from rnn2c.export.quantize import observe_model
@@ -193,6 +194,7 @@ class VerifyReport:
     stream: StreamReport | None = None
     whole_sequence: bool = False  # run through <name>_run (Bidirectional, go_backwards)
     max_length: int | None = None
+    notes: list[str] = field(default_factory=list)  # what verify decided, for the user
     failures: list[str] = field(default_factory=list)
     outputs: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)  # float, int8
 
@@ -308,6 +310,7 @@ class VerifyReport:
             lines.append(f"  first C/reference mismatch: sequence {s}, step {t}")
         if self.chance:
             lines.append(f"  float model: {self.chance}")
+        lines += [f"  note: {note}" for note in self.notes]
         lines.append("PASS" if self.passed else "FAIL: " + "; ".join(self.failures))
         return "\n".join(lines)
 
@@ -560,6 +563,27 @@ def _verify_seq2seq(  # noqa: ANN202
     return verify_seq2seq(keras_model, ir, export.qmodel, export, data, min_agreement, cc, vocab)
 
 
+def _sequences(data: Any, qmodel: QuantModel, mask_value: float | None) -> tuple[Sequences, str]:
+    """verify's data, checked: sequences (a token model's ids), or --data read from its file;
+    a Masking model's lengths from the padding where the data gives none (the note says so)."""
+    if qmodel.embedding is not None and isinstance(data, Sequences | np.ndarray):  # token ids
+        given = data if isinstance(data, Sequences) else Sequences(data, None, None)
+        ids, lens = check_tokens(given.x, given.lengths, "data", qmodel.embedding)
+        seqs = Sequences(ids, given.y, lens)
+    elif isinstance(data, Sequences):
+        seqs = Sequences(
+            check_inputs(data.x, "data", qmodel.input_size),
+            data.y,
+            check_lengths(data.lengths, np.shape(data.x), "data"),
+        )
+    elif isinstance(data, np.ndarray):
+        seqs = Sequences(check_inputs(data, "data array", qmodel.input_size), None, None)
+    else:
+        seqs = load_sequences(data, "--data", qmodel.input_size, qmodel.embedding)
+    what = "the data" if isinstance(data, Sequences | np.ndarray) else "--data"
+    return mask_lengths(seqs, mask_value, what)
+
+
 def verify(
     model: Any,
     out_dir: str | Path,
@@ -598,20 +622,7 @@ def verify(
             f"the model is not the one {str(out_dir)!r} was exported from (its weights or "
             "layers differ); pass that model, or export this one again"
         )
-    if qmodel.embedding is not None and isinstance(data, Sequences | np.ndarray):  # token ids
-        given = data if isinstance(data, Sequences) else Sequences(data, None, None)
-        ids, lens = check_tokens(given.x, given.lengths, "data", qmodel.embedding)
-        seqs = Sequences(ids, given.y, lens)
-    elif isinstance(data, Sequences):
-        seqs = Sequences(
-            check_inputs(data.x, "data", qmodel.input_size),
-            data.y,
-            check_lengths(data.lengths, np.shape(data.x), "data"),
-        )
-    elif isinstance(data, np.ndarray):
-        seqs = Sequences(check_inputs(data, "data array", qmodel.input_size), None, None)
-    else:
-        seqs = load_sequences(data, "--data", qmodel.input_size, qmodel.embedding)
+    seqs, mask_note = _sequences(data, qmodel, ir.mask_value)
     if qmodel.whole_sequence and stream_steps > 0:
         raise ExportError(
             "--stream does not apply to a whole-sequence model (Bidirectional or go_backwards): "
@@ -753,6 +764,7 @@ def verify(
         outputs=(y_float, y_int),
         whole_sequence=qmodel.whole_sequence,
         max_length=qmodel.max_length,
+        notes=[mask_note] if mask_note else [],
     )
     threshold = max_mean_error * out_range
     if export.changed_files:

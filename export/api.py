@@ -14,7 +14,13 @@ import numpy as np
 
 from rnn2c import __version__
 from rnn2c.export import serialize
-from rnn2c.export.data import Sequences, check_inputs, check_tokens, load_sequences
+from rnn2c.export.data import (
+    Sequences,
+    check_inputs,
+    check_tokens,
+    load_sequences,
+    mask_lengths,
+)
 from rnn2c.export.ir import ExportError, ModelIR, QuantModel
 from rnn2c.export.keras_reader import load_keras_model, read_model
 from rnn2c.export.packaging import package_files, package_paths, parse_kinds
@@ -145,9 +151,12 @@ def export_model(
                     "(encoder-decoder) models; this model has one input: drop them"
                 )
             seqs = _calibration(calib, ir.input_size, ir.embedding)
+            what = "--calib" if isinstance(calib, str | os.PathLike) else "the calibration set"
+            seqs, mask_note = mask_lengths(seqs, ir.mask_value, what)
             qmodel = quantize_model(
                 ir, seqs.x, seqs.lengths, calibration, activations, input_quant, max_length
             )
+            qmodel.notes[:0] = [mask_note] if mask_note else []
             if class_names is None:
                 class_names = run_folder_class_names(model, qmodel.output_size)
             elif len(class_names) != qmodel.output_size:

@@ -115,3 +115,50 @@ def check_tokens(
     else:
         lens = None  # check_ids names what is wrong with x first
     return check_ids(a, lens, what, tokens.vocab, tokens.mask_zero)  # type: ignore[attr-defined]
+
+
+def mask_lengths(seqs: Sequences, mask_value: float | None, what: str) -> tuple[Sequences, str]:
+    """A model whose first layer is Masking(mask_value) (ModelIR.mask_value): Keras skips the
+    steps whose every feature equals the value. Without lengths in the data, each sequence's
+    real length is taken from its trailing masked steps (the C stops there, calibration never
+    sees them); a masked step before a real one, which Keras skips and the C cannot, is refused.
+    Lengths in the data win; masked steps within them are said in the note. Returns the
+    sequences (with lengths) and a one-line note ('' when there is nothing to say)."""
+    if mask_value is None or seqs.x.ndim != 3:
+        return seqs, ""
+    n, t = seqs.x.shape[:2]
+    label = f"Masking(mask_value={mask_value:g})"
+    real = np.any(seqs.x != np.float32(mask_value), axis=-1)  # Keras' mask [N, T]
+    if seqs.lengths is not None:
+        inside = ~real & (np.arange(t)[None, :] < seqs.lengths[:, None])
+        if not inside.any():
+            return seqs, ""
+        i, s = (int(v) for v in np.argwhere(inside)[0])
+        count = int(inside.any(axis=1).sum())
+        return seqs, (
+            f"{label}: the lengths in {what} win, but {count} of {n} sequences have masked "
+            f"steps within their length (first: sequence {i}, step {s}), which Keras skips and "
+            "the C runs: the two differ there; end those lengths before the masked steps"
+        )
+    lengths = np.where(real.any(axis=1), t - np.argmax(real[:, ::-1], axis=1), 0)
+    if not lengths.all():
+        i = int(np.argmin(lengths))
+        raise ExportError(
+            f"{what}: sequence {i} is all padding (every feature of every step equals the "
+            f"{label} value); drop it, the C runs at least one step"
+        )
+    interior = ~real & (np.arange(t)[None, :] < lengths[:, None])
+    if interior.any():
+        i, s = (int(v) for v in np.argwhere(interior)[0])
+        raise ExportError(
+            f"{what}: sequence {i} has a masked step (every feature = {mask_value:g}) at step {s}, "
+            f"before its last real step {int(lengths[i]) - 1}; Keras' {label} skips it, the C "
+            "runs every step up to the real length: drop those steps from the data, or give "
+            "lengths in the .npz (they win; the C then runs such steps as real ones)"
+        )
+    padded = int((lengths < t).sum())
+    note = (
+        f"{label}: lengths taken from the trailing masked steps of {what} ({padded} of {n} "
+        "sequences padded)"
+    )
+    return Sequences(seqs.x, seqs.y, lengths.astype(np.int64)), note

@@ -1,20 +1,25 @@
 """Per-feature affine layers folded into a neighbouring weight layer: BatchNormalization
 (inference statistics) and Rescaling, beside Normalization (read in keras_reader).
 
-Each becomes y = a * x + b per feature. The reader composes consecutive ones and folds the result
-forward into the next weight layer's input weights and bias (ir.fold_affine); where no weight
-layer follows (the end of the model, or a separate activation layer next), it is folded backward
-into the output rows of the linear Dense right before it (:func:`fold_into_output`). Anything
-else cannot be folded exactly and is refused with one line saying where to move the layer.
+Each becomes y = a * x + b per feature. The reader composes consecutive ones, carries the result
+through pooling that commutes with it (average pooling, global or not; max pooling when no scale
+is negative; dropout is no layer at inference) and folds it forward into the next weight layer's
+input weights and bias (ir.fold_affine) where that is exact: a Dense or recurrent layer always,
+a Conv1D with padding 'valid' or without offset (b = 0; Keras pads a 'causal' or 'same' input
+with zeros the offset must not shift). Where it cannot go forward (the end of the model, a
+separate activation layer next, such a Conv1D) it is folded backward into the output columns of
+the linear Dense or Conv1D before it (:func:`fold_into_output`, always exact). Anything else
+cannot be folded exactly and is refused with one line saying why and where to move the layer.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 
-from rnn2c.export.ir import ExportError, FloatLayer
+from rnn2c.export.ir import ExportError, FloatLayer, fold_affine
 
 #: Keras class name -> reader of (a, b)
 AFFINE_CLASSES = ("BatchNormalization", "Rescaling")
@@ -69,34 +74,115 @@ def compose(first: Affine | None, a: np.ndarray, b: np.ndarray, label: str) -> A
 
 
 def fold_into_output(layer: FloatLayer, a: np.ndarray, b: np.ndarray) -> None:
-    """Fold y -> a*y + b (per output) into a linear Dense: its kernel columns and bias."""
-    layer.kernel = layer.kernel * a[None, :]  # type: ignore[attr-defined]
+    """Fold y -> a*y + b (per output) into a linear Dense or Conv1D: its kernel's output columns
+    (every tap of a Conv1D) and its bias."""
+    layer.kernel = layer.kernel * a  # type: ignore[attr-defined]
     layer.bias = layer.bias * a + b  # type: ignore[attr-defined]
 
 
-def settle(pending: Affine | None, layers: list[FloatLayer], next_what: str) -> None:
-    """Fold a pending affine backward into the linear Dense before it, where no weight layer
-    follows (next_what says what follows instead); refuse when that Dense is not there."""
+#: layers whose input weights take x -> a*x + b exactly: W(a*x + b) = (W diag a) x + W b
+FORWARD_KINDS = ("dense", "gru", "lstm", "rnn", "bidir", "conv1d")
+
+
+def commutes(layer: FloatLayer, a: np.ndarray) -> bool:
+    """Whether pooling gives the same with the affine before it as after it: average pooling
+    always (the mean of a*x + b is a*mean + b), max pooling where no scale is negative."""
+    if layer.kind not in ("pool1d", "gpool1d"):
+        return False
+    return layer.op == "average" or bool(np.all(a >= 0))  # type: ignore[attr-defined]
+
+
+def forward_exact(layer: FloatLayer, b: np.ndarray) -> bool:
+    """Whether folding into the layer's input weights is exact: always for Dense and recurrent
+    layers, for a Conv1D only without padding ('valid') or with no offset (b = 0), as Keras pads
+    a 'causal' or 'same' Conv1D's input with zeros the offset must not shift."""
+    if layer.kind not in FORWARD_KINDS:
+        return False
+    return layer.kind != "conv1d" or layer.padding == "valid" or not np.any(b)  # type: ignore[attr-defined]
+
+
+def place(
+    pending: Affine, layer: FloatLayer, layers: list[FloatLayer], where: str
+) -> Affine | None:
+    """The next IR layer after a pending affine: carried through pooling it commutes with
+    (returned, still pending), folded forward into the layer's input weights where exact, else
+    backward into the linear Dense or Conv1D before it (settle, which refuses with the reason
+    when there is none)."""
+    a, b, label = pending
+    if commutes(layer, a):
+        return pending
+    if forward_exact(layer, b):
+        fold_affine(layer, a, b)
+        return None
+    normalization = set(re.findall(r"\((\w+)\)", label)) == {"Normalization"}
+    if layer.kind == "conv1d" and normalization and not _linear(_behind(layers, a)):
+        fold_affine(layer, a, b)  # the Conv1D's own refusal, which names the Normalization
+    why = f"no weight layer follows it to fold it into ({where} comes next)"
+    if layer.kind == "conv1d":
+        why = (
+            f"its offset cannot be folded into the next layer, {where} with "
+            f"padding='{layer.padding}', as Keras pads that layer's input with zeros which the "  # type: ignore[attr-defined]
+            "offset must not shift"
+        )
+    elif layer.kind in ("pool1d", "gpool1d"):
+        neg = int(np.sum(a < 0))
+        why = (
+            f"it scales {neg} of its {a.size} channels by a negative factor (gamma or scale "
+            f"< 0), which does not commute with the max pooling after it, {where}"
+        )
+    settle(pending, layers, f"{where} comes next", why)
+    return None
+
+
+def settle(
+    pending: Affine | None, layers: list[FloatLayer], next_what: str, why: str | None = None
+) -> None:
+    """Fold a pending affine backward into the linear Dense or Conv1D before it (through the
+    pooling between them that commutes with it), where it cannot go forward: `why`, by default
+    that no weight layer follows (next_what says what follows instead); refuse when that layer
+    is not there."""
     if pending is None:
         return
-    prev = layers[-1] if layers else None
-    if prev is not None and prev.kind == "dense" and prev.activation == "linear":  # type: ignore[attr-defined]
-        fold_into_output(prev, pending[0], pending[1])
+    a, b, label = pending
+    prev = _behind(layers, a)
+    if prev is not None and _linear(prev):
+        fold_into_output(prev, a, b)
         return
     if prev is not None and prev.kind == "lnorm":
         raise ExportError(
-            f"{pending[2]}: no weight layer follows it ({next_what}); put a GRU/LSTM/SimpleRNN/"
+            f"{label}: no weight layer follows it ({next_what}); put a GRU/LSTM/SimpleRNN/"
             "Dense layer after it: its gamma and beta are folded into that layer's weights"
         )
+    why = why or f"no weight layer follows it to fold it into ({next_what})"
     before = "the model input" if prev is None else f"'{prev.name}' ({_describe(prev)})"
+    if layers and prev is not layers[-1]:
+        before = f"(past the pooling, which it commutes with) {before}"
     raise ExportError(
-        f"{pending[2]}: no weight layer follows it to fold it into ({next_what}), and "
-        f"the layer before it is {before}, not a Dense without activation; move it before a "
-        "GRU/LSTM/SimpleRNN/Dense layer, or give the Dense before it no activation"
+        f"{label}: {why}, and the layer before it is {before}, not a Dense or Conv1D without "
+        "activation; move it before a GRU/LSTM/SimpleRNN/Dense layer, or right after a Dense or "
+        "Conv1D without activation (a separate activation layer may follow it)"
     )
 
 
+def _behind(layers: list[FloatLayer], a: np.ndarray) -> FloatLayer | None:
+    """The last layer before the pooling at the end of `layers` that commutes with scale a."""
+    for layer in reversed(layers):
+        if not commutes(layer, a):
+            return layer
+    return None
+
+
+def _linear(layer: FloatLayer | None) -> bool:
+    """Whether the layer is a Dense or Conv1D without activation (y = W x + bias)."""
+    return layer is not None and layer.kind in ("dense", "conv1d") and layer.activation == "linear"  # type: ignore[attr-defined]
+
+
 def _describe(layer: FloatLayer) -> str:
-    if layer.kind == "dense":
-        return f"Dense, activation {layer.activation}"  # type: ignore[attr-defined]
-    return {"gru": "GRU", "lstm": "LSTM", "rnn": "SimpleRNN"}.get(layer.kind, layer.kind)
+    if layer.kind in ("dense", "conv1d"):
+        cls = "Dense" if layer.kind == "dense" else "Conv1D"
+        return f"{cls}, activation {layer.activation}"  # type: ignore[attr-defined]
+    if layer.kind in ("pool1d", "gpool1d"):
+        glob = "Global" if layer.kind == "gpool1d" else ""
+        return f"{glob}{layer.op.capitalize()}Pooling1D"  # type: ignore[attr-defined]
+    names = {"gru": "GRU", "lstm": "LSTM", "rnn": "SimpleRNN", "bidir": "Bidirectional"}
+    return names.get(layer.kind, layer.kind)

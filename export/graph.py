@@ -125,6 +125,7 @@ def read_graph(model: Any, features: int) -> ModelIR:
         _check_finite,
         _fold_activation,
         _next_step,
+        masking_value,
         require_sequence_layer,
     )
     from rnn2c.export.layers import READERS, RECURRENT_KINDS, TIME_KINDS  # noqa: PLC0415
@@ -140,6 +141,7 @@ def read_graph(model: Any, features: int) -> ModelIR:
     layers: list[FloatLayer] = []
     inputs: list[list[int]] = []
     sequence_out: list[bool] = []
+    mask_value = None  # a Masking layer that alone reads the model input
     for key, node in order:
         layer = node.layer
         cls = type(layer).__name__
@@ -161,6 +163,16 @@ def read_graph(model: Any, features: int) -> ModelIR:
         if len(srcs) != 1:
             raise ExportError(f"{where} takes {len(srcs)} inputs; only merge layers take several")
         src = srcs[0]
+        if cls == "Masking":
+            if src.index == MODEL_INPUT and uses.get(node.inputs[0], 0) != 1:
+                raise ExportError(
+                    f"{where}: other layers read the model input beside the Masking layer, "
+                    "unmasked; a Masking layer must be the input's only reader: put it before "
+                    "the branches"
+                )
+            mask_value = masking_value(
+                layer, where, src.index == MODEL_INPUT and mask_value is None
+            )
         if cls in PASS_THROUGH:
             values[key] = src
             continue
@@ -224,6 +236,7 @@ def read_graph(model: Any, features: int) -> ModelIR:
         source=str(model.name),
         sequence_out=sequence_out,
         inputs=inputs,
+        mask_value=mask_value,
     )
 
 

@@ -252,6 +252,8 @@ class ModelIR:
     #: a graph of parallel branches (graph.py): per layer the layers it reads, -1 the model
     #: input, in the order they run; empty: a chain (each layer reads the one before)
     inputs: list[list[int]] = field(default_factory=list)
+    #: a Masking(mask_value) first layer: the value of padding steps (data.mask_lengths); None
+    mask_value: float | None = None
 
     @property
     def output_size(self) -> int:
@@ -319,6 +321,8 @@ class QuantModel:
     #: a graph of parallel branches: per layer the layers it reads (-1: the model input); empty
     #: for a chain
     inputs: list[list[int]] = field(default_factory=list)
+    #: a Masking(mask_value) first layer: padding steps hold it (data.mask_lengths); None
+    mask_value: float | None = None
 
     @property
     def vocab(self) -> int | None:

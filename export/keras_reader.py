@@ -8,6 +8,7 @@ what Keras predicts for the T-step sequence (the last step of a return_sequences
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -15,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from rnn2c.export.folds import AFFINE_CLASSES, compose, read_affine, settle
+from rnn2c.export.folds import AFFINE_CLASSES, compose, place, read_affine, settle
 from rnn2c.export.graph import has_branches, read_graph
-from rnn2c.export.ir import ExportError, FloatLayer, ModelIR, fold_affine
+from rnn2c.export.ir import ExportError, FloatLayer, ModelIR
 from rnn2c.export.layers import READERS, RECURRENT_KINDS, TIME_KINDS
 from rnn2c.export.layers import embedding as embedding_layer
 from rnn2c.export.layers.bidirectional import wrap_go_backwards
@@ -34,8 +35,8 @@ PASS_THROUGH = (
     "Masking",
 )
 #: folded into a neighbour: Normalization, BatchNormalization and Rescaling into the next weight
-#: layer (or the linear Dense before them, see folds.py); a separate activation layer into the
-#: linear Dense before it
+#: layer (or the linear Dense or Conv1D before them, see folds.py); a separate activation layer
+#: into the linear Dense or Conv1D before it
 STANDALONE_ACTIVATIONS = {
     "Softmax": "softmax",
     "ReLU": "relu",
@@ -60,7 +61,8 @@ NEXT_STEP = {
     "Conv2D": "treat the features as channels and use a Conv1D over time",
     "SeparableConv1D": "use a Conv1D (groups=1)",
     "DepthwiseConv1D": "use a Conv1D (groups=1)",
-    "ConvLSTM1D": "use a Conv1D front end followed by an LSTM",
+    "ConvLSTM1D": "rnn2c takes [batch, time, features]: make the extra axis features and use a "
+    "Conv1D front end (padding='causal') followed by an LSTM",
     "Flatten": "rnn2c keeps one feature vector per step: end the sequence with a recurrent layer "
     "(return_sequences=False) or a global pooling layer instead",
     "Reshape": "rnn2c keeps one feature vector per step; reshape the data before the model",
@@ -92,6 +94,18 @@ def require_sequence_layer(model: Any, layers: list[FloatLayer]) -> None:
         )
 
 
+def refuse_unsupported(chain: list[Any]) -> None:
+    """Refuse the first layer of a type rnn2c does not export, naming it and what to do
+    instead; nothing when every layer is supported."""
+    for layer in chain:
+        cls = type(layer).__name__
+        if cls not in SUPPORTED and cls != "InputLayer":
+            raise ExportError(
+                f"layer '{layer.name}' ({cls}): layer type {cls} is not supported; "
+                f"{_next_step(cls)}"
+            )
+
+
 def _next_step(cls: str) -> str:
     """What to do about an unsupported layer type: advice where there is some, else the list."""
     return NEXT_STEP.get(cls, f"supported: {', '.join(SUPPORTED)}")
@@ -121,7 +135,36 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "not found" in first.lower():  # Keras' words for an archive it cannot parse
             first = "the archive does not hold a readable Keras 3 model (corrupt or foreign)"
+        if "Lambda" in _archive_classes(p):  # Keras refuses a Lambda's Python code
+            first = (
+                "it holds a Lambda layer, whose Python code Keras does not load from a file "
+                "(only in unsafe mode, which runs the file's code) and rnn2c could not export "
+                "anyway; "
+                "replace the Lambda by Keras layers (or do its work on the data before the "
+                "model), save the model again and export that"
+            )
+            raise ExportError(f"cannot load Keras model {str(p)!r}: {first}") from None
         raise ExportError(f"cannot load Keras model {str(p)!r}: {first[:200]}") from None
+
+
+def _archive_classes(path: Path) -> set[str]:
+    """The class names in a .keras archive's config.json (empty when it cannot be read)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            config = json.loads(z.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return set()
+    found: set[str] = set()
+    todo = [config]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            if isinstance(item.get("class_name"), str):
+                found.add(item["class_name"])
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return found
 
 
 def _flatten(args: Any) -> list[Any]:
@@ -195,6 +238,7 @@ def read_model(model: Any) -> ModelIR:
         return read_graph(model, int(shape[-1]))
     chain, embedding = embedding_front(model, _flat_chain(model), shape)
     if embedding is None and (len(shape) != 3 or shape[-1] is None):
+        refuse_unsupported(chain)  # a layer that takes such input (ConvLSTM1D): name it
         raise ExportError(
             f"model '{model.name}' input shape {shape} is not [batch, time, features]; "
             "recurrent models take 3-D input with a fixed feature count (or [batch, time] "
@@ -206,9 +250,14 @@ def read_model(model: Any) -> ModelIR:
     pending = None  # affine y = a*x + b to fold (folds.Affine)
     sequence = True  # whether the current tensor still has a time axis
     sequence_out: list[bool] = []  # per IR layer: the value of `sequence` after it
+    mask_value = None  # a Masking first layer's value of the padding steps
     for layer in chain:
         cls = type(layer).__name__
         where = f"layer '{layer.name}' ({cls})"
+        if cls == "Masking":
+            first = not layers and pending is None and embedding is None and mask_value is None
+            mask_value = masking_value(layer, where, first, embedding is not None)
+            continue
         if cls in PASS_THROUGH:
             continue
         if cls == "Normalization":
@@ -246,9 +295,9 @@ def read_model(model: Any) -> ModelIR:
         if pending is not None:
             if ir_layer.kind == "lnorm":  # not a weight layer: fold into the one before
                 settle(pending, layers, f"{where} comes next")
-            else:
-                fold_affine(ir_layer, *pending[:2])
-            pending = None
+                pending = None
+            else:  # forward, on through pooling, or back into the linear layer before it
+                pending = place(pending, ir_layer, layers, where)
         layers.append(ir_layer)
         sequence_out.append(sequence)
         size = ir_layer.output_size
@@ -267,7 +316,31 @@ def read_model(model: Any) -> ModelIR:
         source=str(model.name),
         sequence_out=sequence_out,
         embedding=embedding,
+        mask_value=mask_value,
     )
+
+
+def masking_value(layer: Any, where: str, first: bool, after_embedding: bool = False) -> float:
+    """The mask_value of a Masking layer that is the model's first layer (right after the
+    Input): its padding steps, which data.mask_lengths turns into lengths. A Masking anywhere
+    else masks the steps where a layer's outputs happen to equal the value, which the C, running
+    every step up to the real length, cannot do: refused."""
+    if after_embedding:
+        raise ExportError(
+            f"{where}: a Masking layer after an Embedding is not supported; give the Embedding "
+            "mask_zero=True instead (id 0 is then padding, and the C stops at the real length)"
+        )
+    if not first:
+        raise ExportError(
+            f"{where}: a Masking layer is supported only as the first layer, right after the "
+            "Input (it then marks the padding steps at the end of each sequence, where the C "
+            "stops); here the steps it masks depend on the outputs of the layers before it, "
+            "which the C cannot skip: mask the model input instead"
+        )
+    value = float(layer.get_config().get("mask_value", 0.0))
+    if not np.isfinite(value):
+        raise ExportError(f"{where}: mask_value={value} is not supported; use a finite value")
+    return value
 
 
 def embedding_front(
@@ -323,7 +396,7 @@ def _read_normalization(
 
 
 def _fold_activation(layer: Any, cls: str, where: str, layers: list[FloatLayer]) -> None:
-    """Merge a standalone activation layer into the linear Dense right before it."""
+    """Merge a standalone activation layer into the linear Dense or Conv1D right before it."""
     from rnn2c.export.layers.dense import ACTIVATIONS, ALIASES, DEFAULT_ALPHA  # noqa: PLC0415
 
     cfg = layer.get_config()
@@ -344,10 +417,10 @@ def _fold_activation(layer: Any, cls: str, where: str, layers: list[FloatLayer])
         act = act if isinstance(act, str) else getattr(act, "__name__", str(act))
         act = ALIASES.get(act, act)
     prev = layers[-1] if layers else None
-    if prev is None or prev.kind != "dense" or prev.activation != "linear":  # type: ignore[attr-defined]
+    if prev is None or prev.kind not in ("dense", "conv1d") or prev.activation != "linear":  # type: ignore[attr-defined]
         raise ExportError(
-            f"{where}: a separate activation layer is supported only right after a linear Dense; "
-            "give the Dense the activation instead"
+            f"{where}: a separate activation layer is supported only right after a linear Dense "
+            "or Conv1D; give that layer the activation instead"
         )
     if act not in ACTIVATIONS:
         raise ExportError(

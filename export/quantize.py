@@ -25,6 +25,7 @@ from rnn2c.export.ir import (
     Observer,
     QuantModel,
     fold_affine,
+    needs_whole_sequence,
     shortest_length,
 )
 
@@ -322,11 +323,14 @@ def quantize_model(
     activations: str = "int8",
     input_quant: str = "per-tensor",
     max_length: int | None = None,
+    streaming_hint: bool = True,
 ) -> QuantModel:
     """Quantize a float IR with a calibration set [N, T, F].
 
     max_length: the longest sequence <name>_run takes (--max-length); required for a model with
     a whole-sequence layer (Bidirectional, go_backwards), whose state holds buffers that long.
+    streaming_hint: say (in the refusal without max_length, else in a note) what padding='causal'
+    would give a model made whole-sequence by its Conv1D padding (:func:`causal_hint`).
 
     activations: "int8" (int8 hidden states) or "int16" (int16 hidden states, int8 weights).
     input_quant: "per-tensor" (one input scale, the default C API) or "per-feature" (one scale
@@ -345,7 +349,10 @@ def quantize_model(
             f"unknown activation type {activations!r}; use one of {', '.join(ACTIVATION_TYPES)}"
         )
     state_bits = 16 if activations == "int16" else 8
-    check_max_length(max_length, model.whole_sequence)
+    hint = ""
+    if max_length is None and model.whole_sequence and streaming_hint:
+        hint = causal_hint(model, calib_x, calib_lengths, activations, None)
+    check_max_length(max_length, model.whole_sequence, hint)
     if model.whole_sequence:
         shortest = shortest_length(model.layers, model.sequence_out, max_length or 1)
         got = int(calib_x.shape[1] if calib_lengths is None else np.min(calib_lengths))
@@ -384,7 +391,7 @@ def quantize_model(
         layers.append(ql)
         q = ql.output_q
     notes += _saturation_notes(model, obs)
-    return QuantModel(
+    qmodel = QuantModel(
         layers=layers,
         input_q=input_q,
         input_size=model.input_size,
@@ -397,6 +404,65 @@ def quantize_model(
         max_length=max_length,
         embedding=embedding,
         inputs=[list(ins) for ins in model.inputs],
+        mask_value=model.mask_value,
+    )
+    if model.whole_sequence and streaming_hint and max_length is not None:
+        whole = (max_length, qmodel.state_bytes())
+        hint = causal_hint(model, calib_x, calib_lengths, activations, whole)
+        qmodel.notes += [hint] if hint else []
+    return qmodel
+
+
+def causal_variant(model: ModelIR) -> ModelIR | None:
+    """The model with its Conv1D layers of padding 'valid' or 'same' made 'causal', when they
+    alone make it whole-sequence (then the variant streams); else None."""
+    if not any(ly.kind == "conv1d" and needs_whole_sequence(ly) for ly in model.layers):
+        return None
+    if any(ly.kind != "conv1d" and needs_whole_sequence(ly) for ly in model.layers):
+        return None
+    variant = copy.deepcopy(model)
+    for layer in variant.layers:
+        if layer.kind == "conv1d":
+            layer.padding = "causal"  # type: ignore[attr-defined]
+    return variant
+
+
+def causal_hint(
+    model: ModelIR,
+    calib_x: np.ndarray,
+    calib_lengths: np.ndarray | None,
+    activations: str,
+    whole: tuple[int, int] | None,
+) -> str:
+    """For a model made whole-sequence by its Conv1D padding ('valid', Keras' default, or
+    'same'): one line giving its state at --max-length N (whole: (N, bytes); None: at the
+    calibration set's longest sequence) against the state of the same model with
+    padding='causal', which streams (its state bytes: quantized on a few calibration sequences,
+    as they depend on the layer sizes only); '' for any other model."""
+    variant = causal_variant(model)
+    if variant is None:
+        return ""
+    x = calib_x[:16]
+    lens = None if calib_lengths is None else calib_lengths[:16]
+    try:
+        causal = quantize_model(variant, x, lens, "minmax", activations, streaming_hint=False)
+        if whole is None:
+            n = int(calib_x.shape[1] if calib_lengths is None else np.max(calib_lengths))
+            q = quantize_model(
+                model, x, lens, "minmax", activations, max_length=n, streaming_hint=False
+            )
+            whole = (n, q.state_bytes())
+    except ExportError:  # too short or degenerate for a figure: no hint
+        return ""
+    convs = [ly for ly in model.layers if ly.kind == "conv1d" and needs_whole_sequence(ly)]
+    names = ", ".join(f"'{ly.name}' (padding='{ly.padding}')" for ly in convs)  # type: ignore[attr-defined]
+    n, nbytes = whole
+    return (
+        f"Conv1D {names} make{'s' if len(convs) == 1 else ''} the model whole-sequence: its state "
+        f"holds every layer's outputs over the sequence, {nbytes} bytes at --max-length {n}; "
+        f"with padding='causal' (retrain) it streams through <name>_step with no --max-length "
+        f"in a state of {causal.state_bytes()} bytes (each Conv1D keeps its last "
+        "(kernel_size - 1) * dilation_rate + 1 input steps)"
     )
 
 
@@ -433,8 +499,9 @@ def _input_quant(
 MAX_MAX_LENGTH = 1_000_000
 
 
-def check_max_length(max_length: int | None, whole_sequence: bool) -> None:
-    """One-line ExportError for a missing (whole-sequence model) or invalid --max-length."""
+def check_max_length(max_length: int | None, whole_sequence: bool, hint: str = "") -> None:
+    """One-line ExportError for a missing (whole-sequence model) or invalid --max-length; hint:
+    what padding='causal' would give (causal_hint)."""
     if max_length is None:
         if whole_sequence:
             raise ExportError(
@@ -443,6 +510,7 @@ def check_max_length(max_length: int | None, whole_sequence: bool) -> None:
                 "Conv1D with padding 'valid' or 'same', so its C "
                 "runs whole sequences through <name>_run with buffers in the state; give "
                 "--max-length N, the longest sequence it must take (e.g. --max-length 128)"
+                + (f"; {hint}" if hint else "")
             )
         return
     if isinstance(max_length, bool) or not isinstance(max_length, int | np.integer):

@@ -637,7 +637,14 @@ def quantize_seq2seq(
         )
     whole = ir.encoder.whole_sequence  # a Bidirectional encoder
     encoder = quantize_model(
-        ir.encoder, x, lengths, method, "int8", input_quant, max_length if whole else None
+        ir.encoder,
+        x,
+        lengths,
+        method,
+        "int8",
+        input_quant,
+        max_length if whole else None,
+        streaming_hint=False,  # the encoder runs through <name>_encode, not <name>_step
     )
     dec_in = np.concatenate([np.full((y.shape[0], 1), start_token), y[:, :-1]], axis=1)
     obs = Observer()

@@ -42,6 +42,8 @@ def to_bytes(qmodel: QuantModel) -> bytes:
     }
     if qmodel.inputs:  # a graph of branches (absent key: a chain)
         header["inputs"] = [list(ins) for ins in qmodel.inputs]
+    if qmodel.mask_value is not None:  # a Masking first layer (absent key: none)
+        header["mask_value"] = float(qmodel.mask_value)
     if qmodel.embedding is not None:  # a token model (absent key: no Embedding)
         header["embedding"] = qmodel.embedding.to_json()
         arrays["embedding.table"] = qmodel.embedding.table
@@ -111,6 +113,7 @@ def _build(header: dict[str, Any], arrays: dict[str, np.ndarray], path: str | Pa
         max_length=None if max_length is None else int(max_length),
         embedding=embedding,
         inputs=[[int(i) for i in ins] for ins in header.get("inputs", [])],
+        mask_value=None if header.get("mask_value") is None else float(header["mask_value"]),
     )
 
 

@@ -156,7 +156,8 @@ def test_random_affine_placements(seed: int, tmp_path) -> None:  # noqa: ANN001
                 keras.layers.Dense(3, activation="tanh"),
                 keras.layers.Rescaling(2.0),
             ],
-            "not a Dense without activation; move it before a GRU/LSTM/SimpleRNN/Dense layer",
+            "not a Dense or Conv1D without activation; move it before a GRU/LSTM/SimpleRNN/Dense "
+            "layer",
         ),
         (
             lambda: [keras.layers.GRU(4), keras.layers.BatchNormalization(axis=1)],

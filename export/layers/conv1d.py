@@ -176,10 +176,14 @@ class Conv1DLayer(FloatLayer):
         return y
 
     def fold_input_affine(self, a: np.ndarray, b: np.ndarray) -> None:
-        """x -> a*x + b per channel: into every tap. An unfilled tap stays a real 0 of the
-        layer's own input, which is what Keras pads after a Normalization too, so the bias part
-        of b only counts for the taps that hold an input: refused unless b is 0."""
-        if np.any(b != 0):
+        """x -> a*x + b per channel: into every tap. With padding 'causal' or 'same' an unfilled
+        tap stays a real 0 of the layer's own input, which is what Keras pads after a
+        Normalization too, so the bias part of b only counts for the taps that hold an input:
+        refused unless b is 0. With padding 'valid' every tap holds an input: b goes into the
+        bias through every tap."""
+        if self.padding == "valid":
+            self.bias = self.bias + sum(b @ self.kernel[k] for k in range(self.taps))
+        elif np.any(b != 0):
             raise ExportError(
                 f"layer '{self.name}' (Conv1D): an input offset right before a Conv1D "
                 "(a Normalization, or an input feature constant over the calibration set) is "
