@@ -314,7 +314,8 @@ def make_project(
             require_tool(tool)
     inputs = [p for p in (model, calib, data) if isinstance(p, str | os.PathLike)]
     try:
-        with OwnedFolder(out_path, PROJECT_MANIFEST, "--out", inputs) as folder:
+        nested = [f"{MODEL_DIR}/{MANIFEST}"]  # `rnn2c export --out <project>/model` is rnn2c's
+        with OwnedFolder(out_path, PROJECT_MANIFEST, "--out", inputs, nested) as folder:
             return _make_project(
                 folder, model, b, calib, data, name, sequences, export_options or {}
             )
