@@ -530,3 +530,31 @@ def test_firmware_after_rnn2c_reexported_its_model_folder(
     err = capsys.readouterr().err
     assert "'model/m.c' was edited since rnn2c wrote it" in err and err.count("\n") == 1
     assert c.read_text().endswith("/* my edit */\n")
+
+
+def _one_lsb_edit(c: Path) -> None:
+    text = c.read_text()
+    match = re.search(r"static const int8_t \w+_weight\[[^\]]+\][^=]* = \{\s*(-?\d+)", text)
+    assert match is not None
+    v = int(match.group(1))
+    c.write_text(text[: match.start(1)] + str(v + 1 if v < 127 else v - 1) + text[match.end(1) :])
+
+
+def test_every_reader_of_an_export_checks_its_sha256(
+    ws: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """size and firmware refuse a 1-LSB weight edit (exit 2, the same line); verify fails it."""
+    exp = tmp_path / "exp"
+    shutil.copytree(ws / "base", exp)
+    _one_lsb_edit(exp / "m.c")
+    capsys.readouterr()
+    assert main(["size", str(exp), "--target", "cortex-m4"]) == 2
+    size_err = capsys.readouterr().err
+    assert size_err.count("\n") == 1 and "m.c changed since the export" in size_err
+    fw = tmp_path / "fw"
+    assert main(["firmware", str(exp), "--board", "mps2-an386", "--out", str(fw)]) == 2
+    fw_err = capsys.readouterr().err
+    assert fw_err.split("error: ", 1)[1] == size_err.split("error: ", 1)[1]  # one check
+    assert not fw.exists()
+    assert _verify(ws, exp) == 1
+    assert "export files edited after export: m.c" in capsys.readouterr().out
