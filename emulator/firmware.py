@@ -215,12 +215,7 @@ def read_export(export_dir: Path) -> tuple[str, dict[str, bytes], QuantModel]:
             f"{str(export_dir)!r} is not an rnn2c export folder (no {MANIFEST}); "
             "give a .keras model with --calib, or a folder written by rnn2c export"
         )
-    exp = read_export_dir(export_dir)
-    if exp.changed_files:
-        raise FirmwareError(
-            f"{str(export_dir)!r}: {', '.join(exp.changed_files)} changed since the export; "
-            "export again (the board would run other C than the host checks)"
-        )
+    exp = read_export_dir(export_dir)  # refuses files changed since the export
     assert exp.manifest is not None
     files = {f: (export_dir / f).read_bytes() for f in exp.manifest["files"]}
     files[MANIFEST] = (export_dir / MANIFEST).read_bytes()
@@ -317,7 +312,8 @@ def make_project(
             require_tool(tool)
     inputs = [p for p in (model, calib, data) if isinstance(p, str | os.PathLike)]
     try:
-        with OwnedFolder(out_path, PROJECT_MANIFEST, "--out", inputs) as folder:
+        nested = [f"{MODEL_DIR}/{MANIFEST}"]  # `rnn2c export --out <project>/model` is rnn2c's
+        with OwnedFolder(out_path, PROJECT_MANIFEST, "--out", inputs, nested) as folder:
             return _make_project(
                 folder, model, b, calib, data, name, sequences, export_options or {}
             )

@@ -331,7 +331,8 @@ class Export:
 
 
 def read_export(folder: str | Path) -> Export:
-    """The export folder as verify reads it (manifest checked, interrupted export finished)."""
+    """The export folder as verify reads it (interrupted export finished, manifest checked,
+    every file against its sha256: a changed file is refused, exit 2)."""
     from rnn2c.emulator.verify import read_export_dir  # noqa: PLC0415
 
     try:

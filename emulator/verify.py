@@ -327,9 +327,41 @@ class ExportDir:
     hashed: bool  # the manifest records sha256 hashes (rnn2c >= 0.2)
 
 
-def read_export_dir(out_dir: str | Path, name: str | None = None) -> ExportDir:
+def changed_export_files(
+    d: Path, manifest: dict[str, Any] | None, refuse: bool = True
+) -> list[str]:
+    """The one integrity check of an export folder, shared by every command that reads one
+    (verify, size, firmware, bench through size, their seq2seq paths): the files the manifest
+    lists whose bytes differ from the sha256 it recorded (a listed file that is missing or has
+    no hash counts as changed). ``refuse``: ExportError, one line, if any did;
+    verify alone reports them instead (its FAIL line). A manifest of rnn2c < 0.2 records no
+    hashes: nothing to check (verify says "not checked")."""
+    hashes = (manifest or {}).get("sha256") or {}
+    if not hashes:
+        return []
+    listed = (manifest or {}).get("files") or []
+    changed = []
+    for rel in sorted(listed):  # read_manifest checked each is a path inside the folder
+        f, want = d / rel, hashes.get(rel)
+        if not isinstance(want, str) or not f.is_file():
+            changed.append(rel)
+        elif file_sha256(f) != want:
+            changed.append(rel)
+    if changed and refuse:
+        raise ExportError(
+            f"{str(d)!r}: {', '.join(changed)} changed since the export (the sha256 {MANIFEST} "
+            "records differs); export again: rnn2c checks, measures and builds only the C it "
+            "exported"
+        )
+    return changed
+
+
+def read_export_dir(
+    out_dir: str | Path, name: str | None = None, allow_changed: bool = False
+) -> ExportDir:
     """Open an export folder: finish an interrupted export, read and check the manifest, check
-    every file against the hash the manifest recorded, load the quantized model."""
+    every file against the hash the manifest recorded (changed_export_files: refused unless
+    ``allow_changed``, then listed in changed_files), load the quantized model."""
     d = Path(out_dir)
     if not d.is_dir():
         what = "is a file, not an export folder" if d.exists() else "does not exist"
@@ -347,16 +379,12 @@ def read_export_dir(out_dir: str | Path, name: str | None = None) -> ExportDir:
         name = manifest.get("name")
         if not isinstance(name, str) or not name:
             raise ExportError(f"{str(d / MANIFEST)!r} names no model; export the model again")
-    hashes = (manifest or {}).get("sha256") or {}
-    changed = []
-    for rel, want in sorted(hashes.items()):
-        f = d / rel
-        if not f.is_file() or file_sha256(f) != want:
-            changed.append(rel)
+    changed = changed_export_files(d, manifest, refuse=not allow_changed)
     qfile = d / qmodel_file(name)
     if not qfile.is_file():
         raise ExportError(f"{str(d)!r} has no {qmodel_file(name)}; re-export the model")
-    return ExportDir(d, name, serialize.load(qfile), manifest, changed, bool(hashes))
+    hashed = bool((manifest or {}).get("sha256"))
+    return ExportDir(d, name, serialize.load(qfile), manifest, changed, hashed)
 
 
 def float_outputs(
@@ -602,7 +630,7 @@ def verify(
     steps without reset, and reports the error along it (drift, worst step, saturation).
     """
     _check_thresholds(min_agreement, max_mean_error, stream_steps)
-    export = read_export_dir(out_dir, name)
+    export = read_export_dir(out_dir, name, allow_changed=True)  # a changed file: FAIL, below
     name, qmodel = export.name, export.qmodel
     keras_model, ir = read_any(model)
     if isinstance(qmodel, QuantSeq2Seq) or isinstance(ir, Seq2SeqIR):
