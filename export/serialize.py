@@ -42,6 +42,9 @@ def to_bytes(qmodel: QuantModel) -> bytes:
     }
     if qmodel.inputs:  # a graph of branches (absent key: a chain)
         header["inputs"] = [list(ins) for ins in qmodel.inputs]
+    if qmodel.input_sizes:  # several model inputs (absent keys: one)
+        header["input_names"] = list(qmodel.input_names)
+        header["input_sizes"] = [int(v) for v in qmodel.input_sizes]
     if qmodel.embedding is not None:  # a token model (absent key: no Embedding)
         header["embedding"] = qmodel.embedding.to_json()
         arrays["embedding.table"] = qmodel.embedding.table
@@ -111,6 +114,8 @@ def _build(header: dict[str, Any], arrays: dict[str, np.ndarray], path: str | Pa
         max_length=None if max_length is None else int(max_length),
         embedding=embedding,
         inputs=[[int(i) for i in ins] for ins in header.get("inputs", [])],
+        input_names=[str(v) for v in header.get("input_names", [])],
+        input_sizes=[int(v) for v in header.get("input_sizes", [])],
     )
 
 
