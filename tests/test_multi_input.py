@@ -81,10 +81,11 @@ def test_sensor_model_exports_verifies_and_runs_bit_exact(sensors: Path, capsys)
     """export names the inputs; verify passes (C bit-exact with the integer reference at every
     step, close to Keras); step (the harness) and run (<name>_run) equal the reference."""
     d = sensors
-    rc = main(["verify", str(d / "m.keras"), str(d / "c"), "--data", str(d / "test.npz")])
+    argv = ["verify", str(d / "m.keras"), str(d / "c"), "--data", str(d / "test.npz")]
+    rc = main([*argv, "--stream", "300"])  # also one stream of 300 steps without reset
     out = capsys.readouterr().out
     assert rc == 0, out
-    assert "bit-exact" in out and out.rstrip().endswith("PASS")
+    assert out.count("bit-exact") == 2 and out.rstrip().endswith("PASS")
     q = serialize.load(d / "c" / "sens_qmodel.npz")
     assert q.input_names == ["imu", "pressure"] and q.input_sizes == [6, 2]
     test = np.load(d / "test.npz")
@@ -142,6 +143,11 @@ def test_export_summary_and_header(sensors: Path, tmp_path: Path, capsys) -> Non
     hp = (tmp_path / "pf" / "sens.h").read_text()
     assert "#define SENS_IMU_SCALES {" in hp and "#define SENS_PRESSURE_ZERO_POINTS {" in hp
     assert "SENS_IMU_SCALE " not in hp and "#define SENS_INPUT_PER_FEATURE 1" in hp
+    for cc in COMPILERS:  # both quantizations' C, strict flags
+        for sub in ("c", "pf"):
+            src = tmp_path / sub / "sens.c"
+            cmd = [cc, "-std=c99", "-O2", *STRICT, "-c", str(src), "-o", str(src) + f".{cc}.o"]
+            subprocess.run(cmd, check=True, capture_output=True, text=True)
 
 
 def random_multi(seed: int) -> tuple[keras.Model, str, list[int]]:
