@@ -336,6 +336,26 @@ def compiler_banner(cc: str | None) -> str:
 # ---------------------------------------------------------------------------- the benchmark
 
 
+def _check_benchable(ir: Any) -> None:
+    """ExportError for the models bench does not take: seq2seq, several inputs, tokens."""
+    if not hasattr(ir, "embedding"):  # a seq2seq encoder-decoder (export/seq2seq.py)
+        raise ExportError(
+            "rnn2c bench times streaming models (reset + step); this is a seq2seq "
+            "encoder-decoder: use rnn2c size for its instructions per input step and per "
+            "output token, verify for its tokens"
+        )
+    if ir.input_sizes:
+        raise ExportError(
+            "rnn2c bench does not take models with several inputs: its peers' converted graphs "
+            "take one input; use rnn2c size for instructions per step, verify for fidelity"
+        )
+    if ir.embedding is not None:
+        raise ExportError(
+            "rnn2c bench does not take token models (an Embedding input): its peers' converted "
+            "graphs take int8 rows; use rnn2c size for instructions per step, verify for fidelity"
+        )
+
+
 def bench(
     model: Any,
     data: Any,
@@ -366,17 +386,7 @@ def bench(
     _check_args(rounds, steps, sequences, targets, peers)
     label = str(model) if isinstance(model, str | os.PathLike) else getattr(model, "name", "model")
     keras_model, ir = read_any(model)
-    if not hasattr(ir, "embedding"):  # a seq2seq encoder-decoder (export/seq2seq.py)
-        raise ExportError(
-            "rnn2c bench times streaming models (reset + step); this is a seq2seq "
-            "encoder-decoder: use rnn2c size for its instructions per input step and per "
-            "output token, verify for its tokens"
-        )
-    if ir.embedding is not None:
-        raise ExportError(
-            "rnn2c bench does not take token models (an Embedding input): its peers' converted "
-            "graphs take int8 rows; use rnn2c size for instructions per step, verify for fidelity"
-        )
+    _check_benchable(ir)
     seqs = _sequences(data, "--data", ir.input_size)
     cal = _sequences(calib, "--calib", ir.input_size)
     if ir.whole_sequence:

@@ -12,6 +12,7 @@ import hashlib
 import importlib.resources
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -115,10 +116,33 @@ def compiler_identity(cmd: tuple[str, ...]) -> str:
     return f"{' '.join(cmd)}\0{stamp}\0{banner}"
 
 
-def harness_source(name: str, template_name: str = "harness.c.j2") -> str:
-    root = importlib.resources.files("rnn2c.emulator")
-    template = jinja2.Template((root / template_name).read_text(), keep_trailing_newline=True)
-    return template.render(name=name, NAME=name.upper())
+def step_offsets(header: str, name: str) -> list[int]:
+    """Where each input of a multi-input model starts in a row of the model input, read from
+    the generated header (<NAME>_INPUT_COUNT, then <NAME>_<IN>_OFFSET in input order); empty
+    for a model with one input. What a harness passes to the step_call macro."""
+    upper = re.escape(name.upper())
+    count = re.search(rf"^#define {upper}_INPUT_COUNT (\d+)", header, re.M)
+    if count is None:
+        return []
+    offsets = [int(v) for v in re.findall(rf"^#define {upper}_\w+_OFFSET (\d+)", header, re.M)]
+    if len(offsets) != int(count.group(1)):
+        raise BuildError(f"{name}.h names {count.group(1)} inputs but {len(offsets)} offsets")
+    return offsets
+
+
+def template_loader() -> jinja2.BaseLoader:
+    """The emulator's templates, and the shared ones of rnn2c.firmware_templates (step_call)."""
+    roots = [importlib.resources.files(p) for p in ("rnn2c.emulator", "rnn2c.firmware_templates")]
+    return jinja2.FileSystemLoader([str(r) for r in roots])
+
+
+def harness_source(
+    name: str, template_name: str = "harness.c.j2", offsets: list[int] | None = None
+) -> str:
+    """A harness for <name>.c; offsets: its inputs' (step_offsets), for a multi-input model."""
+    env = jinja2.Environment(loader=template_loader(), keep_trailing_newline=True)
+    template = env.get_template(template_name)
+    return template.render(name=name, NAME=name.upper(), offsets=offsets or [])
 
 
 def compile_model(
@@ -136,7 +160,8 @@ def compile_model(
         raise BuildError(
             f"{src}/{name}.c not found; is this an rnn2c export folder for --name {name}?"
         )
-    harness = harness_source(name, harness_template).encode()
+    header = sources.get(f"{name}.h", b"").decode(errors="replace")
+    harness = harness_source(name, harness_template, step_offsets(header, name)).encode()
     h = hashlib.sha256()
     for key in (compiler_identity(tuple(cc_cmd)), *flags, *_host_identity(cc_cmd, flags)):
         h.update(key.encode() + b"\0")

@@ -34,9 +34,9 @@ import numpy as np
 
 from rnn2c import __version__
 from rnn2c.emulator import seq2seq_boards
-from rnn2c.emulator.build import BuildError, load_model
+from rnn2c.emulator.build import BuildError, load_model, step_offsets
 from rnn2c.export.api import MANIFEST, export_model, output_files
-from rnn2c.export.data import load_sequences, mask_lengths
+from rnn2c.export.data import data_inputs, load_sequences, mask_lengths
 from rnn2c.export.ir import ExportError, QuantModel
 from rnn2c.export.render import check_name, template_environment
 from rnn2c.outdir import OutputError, OwnedFolder
@@ -175,7 +175,7 @@ def replay_inputs(
             return Replay(xq, np.full(sequences, steps), source, ids)
         xq = rng.integers(-128, 128, size=(sequences, steps, qmodel.input_size)).astype(np.int8)
         return Replay(xq, np.full(sequences, steps), f"{sequences} pseudo-random sequences")
-    seqs = load_sequences(data, "--data", qmodel.input_size, qmodel.embedding)
+    seqs = load_sequences(data, "--data", qmodel.input_size, qmodel.embedding, data_inputs(qmodel))
     seqs, note = mask_lengths(seqs, qmodel.mask_value, "--data")
     n = min(sequences, seqs.x.shape[0])
     lengths = np.full(n, seqs.x.shape[1]) if seqs.lengths is None else np.asarray(seqs.lengths[:n])
@@ -241,6 +241,7 @@ def render_project(
         "tokens": replay.ids,
         "lengths": replay.lengths,
         "source": replay.source,
+        "offsets": step_offsets(model_files.get(f"{name}.h", b"").decode(errors="replace"), name),
     }
     env = template_environment()
     files = {f"{MODEL_DIR}/{k}": v for k, v in model_files.items()}

@@ -28,9 +28,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import numpy as np
 
-from rnn2c.export.ir import ExportError, QuantModel, rows_out
+from rnn2c.emulator.build import step_offsets, template_loader
+from rnn2c.export.ir import ExportError, QuantModel, input_offsets, rows_out
 from rnn2c.export.reference import run_int
 from rnn2c.export.seq2seq import QuantSeq2Seq
 
@@ -101,7 +103,7 @@ void rnn2c_size_main(void)
 {{
     {name}_reset(&rnn2c_size_state);
 #if {NAME}_STREAMING
-    {name}_step(&rnn2c_size_state, rnn2c_size_in, rnn2c_size_out);
+    {step_call};
 #else
     (void){name}_run(&rnn2c_size_state,
                      (const int8_t(*)[{NAME}_INPUT_SIZE])(const void *)rnn2c_size_in, 1,
@@ -422,7 +424,11 @@ def build(exp: Export, target: Target, opt: str, cc: str, harness: str = HARNESS
         w = Path(work)
         for f in (f"{exp.name}.c", f"{exp.name}.h", "rnn2c_runtime.h"):
             shutil.copyfile(exp.folder / f, w / f)
-        (w / "harness.c").write_text(harness.format(name=exp.name, NAME=exp.name.upper()))
+        offsets = step_offsets((exp.folder / f"{exp.name}.h").read_text(), exp.name)
+        step = harness_step_call(exp.name, offsets)
+        (w / "harness.c").write_text(
+            harness.format(name=exp.name, NAME=exp.name.upper(), step_call=step)
+        )
         (w / "link.ld").write_text(LINKER_SCRIPT)
         _run([cc, *cflags, "-c", f"{exp.name}.c", "-o", "model.o"], CC, w)
         _run([cc, *cflags, "-c", "harness.c", "-o", "harness.o"], CC, w)
@@ -438,6 +444,13 @@ def build(exp: Export, target: Target, opt: str, cc: str, harness: str = HARNESS
             callgraph=(w / "model.ci").read_text(),
             symbols=symbols,
         )
+
+
+def harness_step_call(name: str, offsets: list[int]) -> str:
+    """HARNESS's call of <name>_step, through the templates' shared step_call macro."""
+    env = jinja2.Environment(loader=template_loader())
+    macro = env.get_template("step_call.j2").module.step_call  # type: ignore[attr-defined]
+    return str(macro(name, offsets, "&rnn2c_size_state", "rnn2c_size_in", "rnn2c_size_out"))
 
 
 # ---------------------------------------------------------------------------- the linker map
@@ -666,7 +679,8 @@ class Emulator:
         self.count += n
 
     def call(self, addr: int, *args: int, sp: int = STACK_TOP) -> int:
-        """Run the function at addr with up to four register arguments; instructions run."""
+        """Run the function at addr with these word arguments (the first four in r0-r3, the rest
+        on the stack, as the AAPCS passes them); instructions run."""
         arm, uc = self.arm, self.uc
         for reg, value in zip(
             (arm.UC_ARM_REG_R0, arm.UC_ARM_REG_R1, arm.UC_ARM_REG_R2, arm.UC_ARM_REG_R3),
@@ -674,6 +688,10 @@ class Emulator:
             strict=False,
         ):
             uc.reg_write(reg, value)
+        rest = args[4:]
+        if rest:  # the caller's outgoing arguments at [sp], sp kept 8-byte aligned
+            sp -= -(-4 * len(rest) // 8) * 8
+            uc.mem_write(sp, b"".join(struct.pack("<I", v & 0xFFFFFFFF) for v in rest))
         uc.reg_write(arm.UC_ARM_REG_SP, sp)
         uc.reg_write(arm.UC_ARM_REG_LR, RETURN_ADDR | 1)
         before = self.count
@@ -715,10 +733,12 @@ def make_inputs(
         xq = rng.integers(-128, 128, size=(sequences, steps, qmodel.input_size), dtype=np.int8)
         desc = f"pseudo-random int8 inputs, seed {seed}"
         return xq, np.full(sequences, steps), desc
-    from rnn2c.export.data import load_sequences  # noqa: PLC0415
+    from rnn2c.export.data import data_inputs, load_sequences  # noqa: PLC0415
 
     try:
-        seqs = load_sequences(data, "--data", qmodel.input_size, qmodel.embedding)
+        seqs = load_sequences(
+            data, "--data", qmodel.input_size, qmodel.embedding, data_inputs(qmodel)
+        )
     except ExportError as e:
         raise SizeError(str(e)) from None
     n = min(sequences, seqs.x.shape[0])
@@ -755,6 +775,7 @@ def measure(
         return measure_seq2seq(exp, tgt, opt, cc, data, sequences, steps)
     b = build(exp, tgt, opt, cc)
     qm, name = exp.qmodel, exp.name
+    offsets = input_offsets(qm.input_sizes)
 
     flash = flash_figures(b.map_text)
     raw = raw_parameter_bytes(qm)
@@ -794,7 +815,8 @@ def measure(
             reset_count = emu.call(reset_fn, BUF_STATE)
             for t in range(int(lengths[i])):
                 emu.uc.mem_write(BUF_IN, xq[i, t].tobytes())
-                counts.append(emu.call(step_fn, BUF_STATE, BUF_IN, BUF_OUT))
+                ins = [BUF_IN + o for o in offsets] or [BUF_IN]  # one pointer per input
+                counts.append(emu.call(step_fn, BUF_STATE, *ins, BUF_OUT))
                 y[i, t] = np.frombuffer(bytes(emu.uc.mem_read(BUF_OUT, out_size)), dtype=np.int8)
     stack_measured = emu.stack_high_water()
     ref = run_int(qm, xq, lengths)

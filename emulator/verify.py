@@ -24,6 +24,8 @@ from rnn2c.export.data import (
     check_inputs,
     check_lengths,
     check_tokens,
+    data_inputs,
+    join_inputs,
     load_sequences,
     mask_lengths,
 )
@@ -406,9 +408,12 @@ def float_outputs(
                 for layer in stateful:
                     layer.reset_state()
                 batch = np.resize(x[chunk, :length], (rows, length, x.shape[-1]))
-                y = np.asarray(keras_model(batch, training=False))[: chunk.size]
+                y = np.asarray(keras_model(keras_inputs(keras_model, batch), training=False))
+                y = y[: chunk.size]
             else:
-                y = np.asarray(keras_model(x[chunk, :length], training=False))
+                y = np.asarray(
+                    keras_model(keras_inputs(keras_model, x[chunk, :length]), training=False)
+                )
             if every_step:
                 if y.ndim != 3:
                     raise ExportError(
@@ -427,6 +432,16 @@ def float_outputs(
             out[chunk] = y
     assert out is not None
     return out
+
+
+def keras_inputs(keras_model: Any, x: np.ndarray) -> Any:
+    """What the Keras model is called with for rows x: x, or for a model with several inputs
+    the list of their parts of x (side by side in input order, as rnn2c's model input)."""
+    inputs = getattr(keras_model, "inputs", None) or []
+    if len(inputs) < 2:
+        return x
+    bounds = np.cumsum([0, *(int(t.shape[-1]) for t in inputs)])
+    return [x[..., int(a) : int(b)] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def _stateful_layers(keras_model: Any) -> list[Any]:
@@ -592,24 +607,34 @@ def _verify_seq2seq(  # noqa: ANN202
 
 
 def _sequences(data: Any, qmodel: QuantModel, mask_value: float | None) -> tuple[Sequences, str]:
-    """verify's data, checked: sequences (a token model's ids), or --data read from its file;
-    a Masking model's lengths from the padding where the data gives none (the note says so)."""
+    """verify's data, checked: a path, Sequences or an array (token ids for a token model; for a
+    model with several inputs also a list of arrays or a dict by input name); a Masking model's
+    lengths from the padding where the data gives none (the note says so)."""
+    given = isinstance(data, Sequences | np.ndarray | list | tuple | dict)
+    what = "the data" if given else "--data"
+    return mask_lengths(_data(data, qmodel), mask_value, what)
+
+
+def _data(data: Any, qmodel: QuantModel) -> Sequences:
+    """verify's data as Sequences, checked against the model's inputs."""
+    inputs = data_inputs(qmodel)
     if qmodel.embedding is not None and isinstance(data, Sequences | np.ndarray):  # token ids
         given = data if isinstance(data, Sequences) else Sequences(data, None, None)
         ids, lens = check_tokens(given.x, given.lengths, "data", qmodel.embedding)
-        seqs = Sequences(ids, given.y, lens)
-    elif isinstance(data, Sequences):
-        seqs = Sequences(
-            check_inputs(data.x, "data", qmodel.input_size),
+        return Sequences(ids, given.y, lens)
+    if isinstance(data, Sequences):
+        x = join_inputs(data.x, *inputs, "data") if inputs else data.x
+        return Sequences(
+            check_inputs(x, "data", qmodel.input_size),
             data.y,
-            check_lengths(data.lengths, np.shape(data.x), "data"),
+            check_lengths(data.lengths, np.shape(x), "data"),
         )
-    elif isinstance(data, np.ndarray):
-        seqs = Sequences(check_inputs(data, "data array", qmodel.input_size), None, None)
-    else:
-        seqs = load_sequences(data, "--data", qmodel.input_size, qmodel.embedding)
-    what = "the data" if isinstance(data, Sequences | np.ndarray) else "--data"
-    return mask_lengths(seqs, mask_value, what)
+    if isinstance(data, np.ndarray | list | tuple | dict) and inputs:
+        x = join_inputs(data, *inputs, "data array")
+        return Sequences(check_inputs(x, "data array", qmodel.input_size), None, None)
+    if isinstance(data, np.ndarray):
+        return Sequences(check_inputs(data, "data array", qmodel.input_size), None, None)
+    return load_sequences(data, "--data", qmodel.input_size, qmodel.embedding, inputs)
 
 
 def verify(

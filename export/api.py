@@ -18,6 +18,8 @@ from rnn2c.export.data import (
     Sequences,
     check_inputs,
     check_tokens,
+    data_inputs,
+    join_inputs,
     load_sequences,
     mask_lengths,
 )
@@ -25,7 +27,7 @@ from rnn2c.export.ir import ExportError, ModelIR, QuantModel
 from rnn2c.export.keras_reader import load_keras_model, read_model
 from rnn2c.export.packaging import package_files, package_paths, parse_kinds
 from rnn2c.export.quantize import quantize_model
-from rnn2c.export.render import RUNTIME_HEADER, check_name, render
+from rnn2c.export.render import RUNTIME_HEADER, c_input_names, check_name, render
 from rnn2c.export.seq2seq import (
     Seq2SeqIR,
     is_seq2seq,
@@ -65,17 +67,23 @@ def read_any(model: Any) -> tuple[Any, Any]:
     return model, read_model(model)
 
 
-def _calibration(calib: Any, features: int, tokens: Any = None) -> Sequences:
+def _calibration(calib: Any, ir: ModelIR) -> Sequences:
+    features, tokens, inputs = ir.input_size, ir.embedding, data_inputs(ir)
     if isinstance(calib, Sequences):
         if tokens is not None:
             x, lengths = check_tokens(calib.x, calib.lengths, "calibration", tokens)
             return Sequences(x, calib.y, lengths)
+        if inputs is not None:  # a list / dict of per-input arrays, or x side by side
+            x = check_inputs(join_inputs(calib.x, *inputs, "calibration"), "calibration")
+            return Sequences(x, calib.y, calib.lengths)
         return calib
     if isinstance(calib, str | os.PathLike):
-        return load_sequences(calib, "--calib", features, tokens)
+        return load_sequences(calib, "--calib", features, tokens, inputs)
     if tokens is not None:
         x, lengths = check_tokens(calib, None, "calibration array", tokens)
         return Sequences(x=x, y=None, lengths=lengths)
+    if inputs is not None:
+        calib = join_inputs(calib, *inputs, "calibration array")
     return Sequences(x=check_inputs(calib, "calibration array", features), y=None, lengths=None)
 
 
@@ -150,7 +158,8 @@ def export_model(
                     "--start-token, --end-token and --max-output-length are for seq2seq "
                     "(encoder-decoder) models; this model has one input: drop them"
                 )
-            seqs = _calibration(calib, ir.input_size, ir.embedding)
+            c_input_names(ir.input_names, name)  # usable C names, before the long work
+            seqs = _calibration(calib, ir)
             what = "--calib" if isinstance(calib, str | os.PathLike) else "the calibration set"
             seqs, mask_note = mask_lengths(seqs, ir.mask_value, what)
             qmodel = quantize_model(
@@ -196,6 +205,8 @@ def export_model(
                 "notes": qmodel.notes,
                 "package": kinds,
             }
+            if qmodel.input_sizes:  # several inputs (absent: one)
+                manifest["inputs"] = input_manifest(qmodel)
             if class_names:
                 manifest["class_names"] = list(class_names)
             folder.write(blobs, manifest)
@@ -271,6 +282,29 @@ def _export_seq2seq(
     return blobs, manifest, qs
 
 
+def input_manifest(qmodel: QuantModel) -> list[dict[str, Any]]:
+    """A multi-input model's inputs for the manifest: Keras name, feature count, offset in a row
+    of run's input, scale and zero point (lists with --input-quant per-feature)."""
+    out = []
+    q = qmodel.input_q.to_json()
+    per_feature = qmodel.input_quant == "per-feature"
+    lo = 0
+    for name, size in zip(qmodel.input_names, qmodel.input_sizes, strict=True):
+        out.append(
+            {
+                "name": name,
+                "size": int(size),
+                "offset": lo,
+                "scale": q["scale"][lo : lo + size] if per_feature else q["scale"][lo],
+                "zero_point": q["zero_point"][lo : lo + size]
+                if per_feature
+                else q["zero_point"][lo],
+            }
+        )
+        lo += int(size)
+    return out
+
+
 def seq2seq_fingerprint(ir: Seq2SeqIR) -> str:
     """sha256 over a seq2seq float IR: the encoder's fingerprint, then the decoder's layers."""
     h = hashlib.sha256()
@@ -311,6 +345,9 @@ def model_fingerprint(ir: ModelIR) -> str:
         _hash_layer(h, layer)
     if ir.inputs:  # a graph's wiring (absent: a chain, hashed as before)
         h.update(f"inputs={ir.inputs!r}\0".encode())
+    if ir.input_sizes:  # several inputs: their names and split (absent: one input, as before)
+        split = list(zip(ir.input_names, ir.input_sizes, strict=True))
+        h.update(f"input_split={split!r}\0".encode())
     return h.hexdigest()
 
 

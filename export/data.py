@@ -1,10 +1,16 @@
-"""Loading sequence arrays for --calib and --data: .npy, or .npz with `x` (and `y`, `lengths`)."""
+"""Loading sequence arrays for --calib and --data: .npy, or .npz with `x` (and `y`, `lengths`).
+
+A model with several inputs (graph.read_inputs) also takes an .npz with one array per input,
+named after its Keras Input ([N, T, F_k] each); `x` is then the inputs side by side in the
+model's input order, [N, T, sum F_k].
+"""
 
 from __future__ import annotations
 
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,11 +43,66 @@ def check_inputs(x: np.ndarray, what: str, features: int | None = None) -> np.nd
     return x
 
 
+def data_inputs(model: Any) -> tuple[list[str], list[int]] | None:
+    """A multi-input model's (input names, feature counts), what load_sequences and join_inputs
+    take; None for a model with one input. model: a ModelIR or QuantModel."""
+    sizes = list(getattr(model, "input_sizes", None) or [])
+    return (list(model.input_names), sizes) if sizes else None
+
+
+def input_spec(names: list[str], sizes: list[int]) -> str:
+    """What a model with several inputs takes, for messages: "imu [N, T, 6], pressure [N, T, 2]"."""
+    return ", ".join(f"{n} [N, T, {f}]" for n, f in zip(names, sizes, strict=True))
+
+
+def join_inputs(
+    given: Any, names: list[str], sizes: list[int], what: str, held: str = "given"
+) -> np.ndarray:
+    """A multi-input model's sequences as one array [N, T, sum F_k], the inputs side by side in
+    input order, from ``given``: {input name: [N, T, F_k]} (other keys ignored), a list of
+    arrays in input order, or x already side by side. One-line ExportError naming the expected
+    arrays and shapes for anything else."""
+    total = sum(sizes)
+    expect = (
+        f"a model with inputs {input_spec(names, sizes)} takes one array per input, named after "
+        f"it, or x [N, T, {total}] (the inputs side by side in that order)"
+    )
+    if isinstance(given, dict):
+        if not all(n in given for n in names):
+            if "x" not in given:
+                raise ExportError(f"{what}: {held} arrays {sorted(given)}; {expect}")
+            given = given["x"]
+        else:
+            given = [given[n] for n in names]
+    if isinstance(given, list | tuple):
+        if len(given) != len(names):
+            raise ExportError(f"{what}: {len(given)} arrays; {expect}")
+        parts = [np.asarray(a) for a in given]
+        for name, size, a in zip(names, sizes, parts, strict=True):
+            if a.ndim != 3 or a.shape[2] != size or a.shape[:2] != parts[0].shape[:2]:
+                raise ExportError(
+                    f"{what}: array '{name}' has shape {a.shape}; {expect} (the same N and T)"
+                )
+            if a.dtype.kind not in "fiu":
+                raise ExportError(f"{what}: array '{name}' has dtype {a.dtype}; {expect}")
+        return np.concatenate([a.astype(np.float32) for a in parts], axis=-1)
+    x = np.asarray(given)
+    if x.ndim != 3 or x.shape[2] != total:
+        raise ExportError(f"{what}: x has shape {x.shape}; {expect}")
+    return x
+
+
 def load_sequences(
-    path: str | Path, what: str = "--calib", features: int | None = None, tokens: object = None
+    path: str | Path,
+    what: str = "--calib",
+    features: int | None = None,
+    tokens: object = None,
+    inputs: tuple[list[str], list[int]] | None = None,
 ) -> Sequences:
     """Read and validate [N, T, F] float sequences; one-line ExportError on anything wrong.
-    tokens: a token model's Embedding (its vocab and mask_zero): x is then ids [N, T]."""
+    tokens: a token model's Embedding (its vocab and mask_zero): x is then ids [N, T].
+    inputs: a model with several inputs, (their Keras names, their feature counts): an array
+    per input or x side by side (:func:`join_inputs`)."""
     p = Path(path)
     if p.is_dir():
         raise ExportError(f"{what}: {str(p)!r} is a folder; give an .npy or .npz file")
@@ -60,7 +121,9 @@ def load_sequences(
         if "pickle" in reason:  # what NumPy says of any file without the .npy/.npz signature
             reason = "not an .npy or .npz file (or one holding Python objects, never loaded)"
         raise ExportError(f"{what}: cannot read {str(p)!r} as .npy/.npz: {reason}") from None
-    if "x" in arrays:
+    if inputs is not None and inputs[0]:
+        x = join_inputs(arrays, *inputs, what, f"{str(p)!r} has")
+    elif "x" in arrays:
         x = arrays["x"]
     elif len(arrays) == 1 and next(iter(arrays)) not in ("y", "lengths"):
         x = next(iter(arrays.values()))  # one unnamed array: the inputs

@@ -12,6 +12,11 @@ Supported inside a graph: GRU, LSTM, SimpleRNN, Dense (and TimeDistributed(Dense
 activation right after a linear Dense that nothing else reads, the no-op layers, and the merges of
 layers/merge.py. Whole-sequence layers (Bidirectional, go_backwards), Normalization and Embedding
 in a graph are refused in one line.
+
+Several inputs (two sensor streams, say): each Input [batch, time, F_k] over the same steps is
+read as part k of one model input, the K inputs' rows side by side in the model's input order;
+a layer that reads input k reads its slice [offset_k, offset_k + F_k) (producer index -1 - k,
+see :func:`gather`), and the C's <name>_step takes one array per input.
 """
 
 from __future__ import annotations
@@ -23,8 +28,18 @@ import numpy as np
 
 from rnn2c.export.ir import ExportError, FloatLayer, ModelIR
 
-#: the model input, as a layer index in ``inputs``
+#: the model input, as a layer index in ``inputs`` (input k of several: MODEL_INPUT - k)
 MODEL_INPUT = -1
+
+
+def model_input(k: int) -> int:
+    """The producer index of model input k (-1 for the first, and for a one-input model)."""
+    return MODEL_INPUT - k
+
+
+def input_number(producer: int) -> int:
+    """Which model input a negative producer index stands for (0 for -1)."""
+    return MODEL_INPUT - producer
 
 
 def _flatten(args: Any) -> list[Any]:
@@ -56,6 +71,11 @@ def _collect(
     seen: dict[tuple[int, int], bool] = {}
     layers_seen: dict[int, int] = {}
     start = model.inputs[0]
+    input_of = {  # an InputLayer -> which model input it is
+        id(t._keras_history[0]): k
+        for k, t in enumerate(model.inputs)
+        if getattr(t, "_keras_history", None) is not None
+    }
 
     def key_of(tensor: Any) -> tuple[int, int]:
         history = getattr(tensor, "_keras_history", None)
@@ -63,7 +83,7 @@ def _collect(
             raise ExportError(f"model '{model.name}': cannot trace its layer graph")
         layer, node_index = history[0], history[1]
         if tensor is start or type(layer).__name__ == "InputLayer":
-            return (0, 0)
+            return (0, input_of.get(id(layer), 0))  # (0, k): model input k
         if len(history) > 2 and history[2] != 0:
             raise ExportError(
                 f"layer '{layer.name}' ({type(layer).__name__}): a second output (return_state) "
@@ -73,7 +93,7 @@ def _collect(
 
     def visit(tensor: Any) -> tuple[int, int]:
         key = key_of(tensor)
-        if key == (0, 0) or key in seen:
+        if key[0] == 0 or key in seen:
             return key
         layer = tensor._keras_history[0]
         if layers_seen.setdefault(id(layer), key[1]) != key[1] and not shared_ok:
@@ -116,8 +136,10 @@ class _Value:
     sequence: bool
 
 
-def read_graph(model: Any, features: int) -> ModelIR:
-    """A functional model with parallel branches -> ModelIR with ``inputs`` (module doc)."""
+def read_graph(model: Any, features: int | list[int], names: list[str] | None = None) -> ModelIR:
+    """A functional model with parallel branches -> ModelIR with ``inputs`` (module doc).
+    features: the input's feature count, or each input's (names: their Keras names) for a model
+    with several inputs (:func:`read_inputs`)."""
     from rnn2c.export.keras_reader import (  # noqa: PLC0415
         FOLDED,
         PASS_THROUGH,
@@ -137,7 +159,10 @@ def read_graph(model: Any, features: int) -> ModelIR:
     for _, node in order:
         for k in node.inputs:
             uses[k] = uses.get(k, 0) + 1
-    values: dict[tuple[int, int], _Value] = {(0, 0): _Value(MODEL_INPUT, features, True)}
+    sizes = [features] if isinstance(features, int) else list(features)
+    values: dict[tuple[int, int], _Value] = {
+        (0, k): _Value(model_input(k), size, True) for k, size in enumerate(sizes)
+    }
     layers: list[FloatLayer] = []
     inputs: list[list[int]] = []
     sequence_out: list[bool] = []
@@ -164,6 +189,12 @@ def read_graph(model: Any, features: int) -> ModelIR:
             raise ExportError(f"{where} takes {len(srcs)} inputs; only merge layers take several")
         src = srcs[0]
         if cls == "Masking":
+            if len(sizes) > 1:
+                raise ExportError(
+                    f"{where}: a Masking layer in a model with several inputs is not supported "
+                    "(which steps are padding is not defined across the inputs); drop it and give "
+                    "the real lengths as `lengths` in the data"
+                )
             if src.index == MODEL_INPUT and uses.get(node.inputs[0], 0) != 1:
                 raise ExportError(
                     f"{where}: other layers read the model input beside the Masking layer, "
@@ -230,14 +261,58 @@ def read_graph(model: Any, features: int) -> ModelIR:
     if out.index != len(layers) - 1 or not layers:
         raise ExportError(f"model '{model.name}': its output is not computed by its last layer")
     require_sequence_layer(model, layers)
+    read = {input_number(j) for ins in inputs for j in ins if j < 0}
+    for k, name in enumerate(names or []):
+        if k not in read:
+            raise ExportError(
+                f"model '{model.name}': no layer on the way to the output reads its input "
+                f"'{name}'; remove it from the model's inputs, or use it"
+            )
     return ModelIR(
         layers=layers,
-        input_size=features,
+        input_size=sum(sizes),
         source=str(model.name),
         sequence_out=sequence_out,
         inputs=inputs,
         mask_value=mask_value,
+        input_names=list(names or []),
+        input_sizes=sizes if names else [],
     )
+
+
+def read_inputs(model: Any) -> tuple[list[str], list[int]]:
+    """The Keras names and feature counts of a multi-input model's inputs, each checked to be a
+    [batch, time, features] sequence with a fixed feature count, over the same steps."""
+    names: list[str] = []
+    sizes: list[int] = []
+    steps: dict[int, str] = {}
+    for k, tensor in enumerate(model.inputs):
+        history = getattr(tensor, "_keras_history", None)
+        name = str(history[0].name if history is not None else getattr(tensor, "name", k))
+        shape = tuple(tensor.shape)
+        where = f"model '{model.name}': input '{name}'"
+        if len(shape) == 2 and "int" in str(getattr(tensor, "dtype", "")):
+            raise ExportError(
+                f"{where} is [batch, time] (token ids); a model with several inputs takes a "
+                "[batch, time, features] sequence per input (an Embedding input: one input only)"
+            )
+        if len(shape) != 3 or shape[-1] is None:
+            raise ExportError(
+                f"{where} has shape {shape}; each input of a model with several inputs must be "
+                "a sequence [batch, time, features] with a fixed feature count"
+            )
+        if shape[1] is not None:
+            steps.setdefault(int(shape[1]), name)
+        names.append(name)
+        sizes.append(int(shape[-1]))
+    if len(steps) > 1:
+        (t0, a), (t1, b) = list(steps.items())[:2]
+        raise ExportError(
+            f"model '{model.name}': input '{a}' has {t0} steps and input '{b}' {t1}; the inputs "
+            "share one time axis (each step takes one row of every input): resample them to "
+            "the same rate, or give them shape (None, features)"
+        )
+    return names, sizes
 
 
 def _add(
@@ -254,10 +329,21 @@ def _add(
     return _Value(len(layers) - 1, ir_layer.output_size, sequence)
 
 
-def gather(inputs: list[int], outs: list[Any], x: Any) -> Any:
+def gather(inputs: list[int], outs: list[Any], x: Any, sizes: list[int] | None = None) -> Any:
     """A layer's input at one step: its producer's output, or its producers' outputs
-    concatenated (a merge), from the outputs so far and the model input x."""
-    parts = [x if i == MODEL_INPUT else outs[i] for i in inputs]
+    concatenated (a merge), from the outputs so far and the model input x (of a model with
+    several inputs of ``sizes`` features: their rows side by side, input k read as its slice)."""
+    bounds = np.cumsum([0, *sizes]) if sizes else None
+
+    def source(i: int) -> Any:
+        if i >= 0:
+            return outs[i]
+        if bounds is None:
+            return x
+        k = input_number(i)
+        return x[..., int(bounds[k]) : int(bounds[k + 1])]
+
+    parts = [source(i) for i in inputs]
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
 
 

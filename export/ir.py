@@ -250,10 +250,15 @@ class ModelIR:
     #: an Embedding front end (layers/embedding.py): the input is one id per step; None: rows
     embedding: Any = None
     #: a graph of parallel branches (graph.py): per layer the layers it reads, -1 the model
-    #: input, in the order they run; empty: a chain (each layer reads the one before)
+    #: input (-1 - k: input k of a multi-input model), in the order they run; empty: a chain
     inputs: list[list[int]] = field(default_factory=list)
     #: a Masking(mask_value) first layer: the value of padding steps (data.mask_lengths); None
     mask_value: float | None = None
+    #: a multi-input model (graph.py): its Keras Input names (as C identifiers) and feature
+    #: counts, in the model's input order; the model input is their rows side by side.
+    #: Empty: one input
+    input_names: list[str] = field(default_factory=list)
+    input_sizes: list[int] = field(default_factory=list)
 
     @property
     def output_size(self) -> int:
@@ -269,6 +274,11 @@ class ModelIR:
         """Whether a layer needs the whole sequence (Bidirectional, go_backwards, a Conv1D with
         padding 'valid' or 'same', pooling with padding 'same')."""
         return any(needs_whole_sequence(layer) for layer in self.layers)
+
+
+def input_offsets(sizes: list[int]) -> list[int]:
+    """Where each input of a multi-input model starts in the row of all inputs side by side."""
+    return [int(v) for v in np.cumsum([0, *sizes[:-1]])] if sizes else []
 
 
 def needs_whole_sequence(layer: Any) -> bool:
@@ -318,11 +328,15 @@ class QuantModel:
     max_length: int | None = None
     #: a QuantEmbedding front end (token models: <name>_step_token, <name>_run_tokens), else None
     embedding: Any = None
-    #: a graph of parallel branches: per layer the layers it reads (-1: the model input); empty
-    #: for a chain
+    #: a graph of parallel branches: per layer the layers it reads (-1: the model input, -1 - k:
+    #: input k of a multi-input model); empty for a chain
     inputs: list[list[int]] = field(default_factory=list)
     #: a Masking(mask_value) first layer: padding steps hold it (data.mask_lengths); None
     mask_value: float | None = None
+    #: a multi-input model: its inputs' C names and feature counts, in input order (the model
+    #: input is their rows side by side; input_q holds one scale per feature); empty: one input
+    input_names: list[str] = field(default_factory=list)
+    input_sizes: list[int] = field(default_factory=list)
 
     @property
     def vocab(self) -> int | None:

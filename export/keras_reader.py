@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from rnn2c.export.folds import AFFINE_CLASSES, compose, place, read_affine, settle
-from rnn2c.export.graph import has_branches, read_graph
+from rnn2c.export.graph import has_branches, read_graph, read_inputs
 from rnn2c.export.ir import ExportError, FloatLayer, ModelIR
 from rnn2c.export.layers import READERS, RECURRENT_KINDS, TIME_KINDS
 from rnn2c.export.layers import embedding as embedding_layer
@@ -228,10 +228,13 @@ def read_model(model: Any) -> ModelIR:
     """Keras model (in memory) -> float IR."""
     inputs = getattr(model, "inputs", None) or []
     outputs = getattr(model, "outputs", None) or []
+    if len(inputs) >= 2 and len(outputs) == 1:  # several sensor streams meeting in a merge
+        names, sizes = read_inputs(model)
+        return read_graph(model, sizes, names)
     if len(inputs) != 1 or len(outputs) != 1:
         raise ExportError(
             f"model '{model.name}' has {len(inputs)} inputs and {len(outputs)} outputs; "
-            "rnn2c exports single-input, single-output chains"
+            "rnn2c exports single-output models"
         )
     shape = tuple(inputs[0].shape)
     if len(shape) == 3 and shape[-1] is not None and has_branches(model):  # parallel branches

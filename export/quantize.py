@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnn2c.export.fixedpoint import INT32_MAX, requant, shared_rq_params
-from rnn2c.export.graph import consumers, gather
+from rnn2c.export.graph import consumers, gather, input_number, model_input
 from rnn2c.export.ir import (
     ACTIVATION_TYPES,
     ActQuant,
@@ -25,6 +25,7 @@ from rnn2c.export.ir import (
     Observer,
     QuantModel,
     fold_affine,
+    input_offsets,
     needs_whole_sequence,
     shortest_length,
 )
@@ -297,7 +298,7 @@ def observe_model(
         for i, (layer, state) in enumerate(zip(model.layers, states, strict=True)):
             obs.prefix = f"{i}."
             if model.inputs:  # a graph: each layer reads its producers (graph.py)
-                h = gather(model.inputs[i], outs, x_step)
+                h = gather(model.inputs[i], outs, x_step, model.input_sizes)
             h = layer.step(state, h, obs)
             outs.append(h)
             if h is None:  # a strided Conv1D or pooling gave no output this step
@@ -380,7 +381,10 @@ def quantize_model(
     for i, layer in enumerate(model.layers):
         sub = _SubObserver(obs, f"{i}.")
         if model.inputs:  # a graph: each layer's input quantization is its producer's output's
-            qs = [input_q if j < 0 else layers[j].output_q for j in model.inputs[i]]
+            qs = [
+                input_part(input_q, model.input_sizes, j) if j < 0 else layers[j].output_q
+                for j in model.inputs[i]
+            ]
             if layer.kind == "merge":
                 layers.append(layer.quantize_parts(qs, sub, method))  # type: ignore[attr-defined]
                 continue
@@ -404,6 +408,8 @@ def quantize_model(
         max_length=max_length,
         embedding=embedding,
         inputs=[list(ins) for ins in model.inputs],
+        input_names=list(model.input_names),
+        input_sizes=list(model.input_sizes),
         mask_value=model.mask_value,
     )
     if model.whole_sequence and streaming_hint and max_length is not None:
@@ -466,6 +472,21 @@ def causal_hint(
     )
 
 
+def input_part(input_q: ActQuant, sizes: list[int], producer: int) -> ActQuant:
+    """The quantization of the model input a layer reads (producer < 0): all of input_q, or
+    for a model with several inputs that of input k alone (one scale and zero point with
+    --input-quant per-tensor, which gives each input its own; else one per feature)."""
+    if not sizes:
+        return input_q
+    k = input_number(producer)
+    lo = input_offsets(sizes)[k]
+    scale = np.asarray(input_q.scale, dtype=np.float64)[lo : lo + sizes[k]]
+    zp = np.asarray(input_q.zero_point, dtype=np.int64)[lo : lo + sizes[k]]
+    if (scale == scale[0]).all() and (zp == zp[0]).all():  # one range for the whole input
+        return ActQuant(float(scale[0]), int(zp[0]), input_q.bits)
+    return ActQuant(scale, zp, input_q.bits)
+
+
 def _input_quant(
     model: ModelIR,
     calib_x: np.ndarray,
@@ -481,7 +502,17 @@ def _input_quant(
     if not notes:  # nothing folded (none constant, or the input enters a merge as it is)
         const = np.zeros_like(const)
     varying = real[:, ~const]
-    if input_quant == "per-feature":
+    if model.input_sizes and input_quant == "per-tensor":  # several inputs: a range each
+        per = []
+        for lo, size in zip(input_offsets(model.input_sizes), model.input_sizes, strict=True):
+            part = real[:, lo : lo + size]
+            live = part[:, ~const[lo : lo + size]]
+            q = act_quant_from_range(*choose_range(live if live.size else part, method))
+            per += [q] * size
+        input_q = ActQuant(
+            np.array([q.scale for q in per]), np.array([q.zero_point for q in per], dtype=np.int64)
+        )
+    elif input_quant == "per-feature":
         per = [
             act_quant_from_range(*choose_range(real[:, f], method)) for f in range(real.shape[1])
         ]
@@ -545,17 +576,24 @@ def _fold_constant_features(
             "every input feature is constant over the calibration set; give calibration "
             "sequences that vary (the model's output cannot depend on a constant input)"
         )
-    first_layers = [0] if not model.inputs else consumers(model.inputs, -1)
-    if any(model.layers[i].kind == "merge" for i in first_layers):
-        return model, []  # the input enters a merge as it is: nothing to fold into
-    model = copy.deepcopy(model)
     a = np.ones(real.shape[1])
     b = np.zeros(real.shape[1])
     a[const] = 0.0
     b[const] = real[0, const]
-    for i in first_layers:  # a chain's first layer, or every layer that reads the input
-        fold_affine(model.layers[i], a, b)
-    values = ", ".join(f"{int(f)} (= {real[0, f]:g})" for f in const[:8])
+    # (layer, slice of the input it reads): a chain's first layer, or every layer that reads
+    # the input (of a model with several inputs: every layer that reads one, its part)
+    sizes = model.input_sizes or [real.shape[1]]
+    readers = [
+        (i, slice(lo, lo + size))
+        for k, (lo, size) in enumerate(zip(input_offsets(sizes), sizes, strict=True))
+        for i in ([0] if not model.inputs else consumers(model.inputs, model_input(k)))
+    ]
+    if any(model.layers[i].kind == "merge" for i, _ in readers):
+        return model, []  # the input enters a merge as it is: nothing to fold into
+    model = copy.deepcopy(model)
+    for i, part in readers:
+        fold_affine(model.layers[i], a[part], b[part])
+    values = ", ".join(f"{_feature_name(model, int(f))} (= {real[0, f]:g})" for f in const[:8])
     more = f" and {const.size - 8} more" if const.size > 8 else ""
     plural = const.size > 1
     note = (
@@ -564,6 +602,16 @@ def _fold_constant_features(
         f"layer's bias and the C ignores {'these inputs' if plural else 'that input'}"
     )
     return model, [note]
+
+
+def _feature_name(model: ModelIR, f: int) -> str:
+    """Feature f of the model input: its number, or for several inputs input 'name' feature j."""
+    for name, lo, size in zip(
+        model.input_names, input_offsets(model.input_sizes), model.input_sizes, strict=True
+    ):
+        if lo <= f < lo + size:
+            return f"{f - lo} of input '{name}'"
+    return str(f)
 
 
 def _saturation_notes(model: ModelIR, obs: Observer) -> list[str]:

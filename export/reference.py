@@ -38,7 +38,7 @@ def run_int(qmodel: QuantModel, xq: np.ndarray, lengths: np.ndarray | None = Non
         x_step, outs = h, []
         for i, (layer, state) in enumerate(zip(qmodel.layers, states, strict=True)):
             if qmodel.inputs:  # a graph: each layer reads its producers (graph.py)
-                h = gather(qmodel.inputs[i], outs, x_step)
+                h = gather(qmodel.inputs[i], outs, x_step, qmodel.input_sizes)
             h = layer.step(state, h)
             outs.append(h)
             if h is None:  # a strided Conv1D or pooling gave no output: the last one is held

@@ -11,7 +11,8 @@ import jinja2
 import numpy as np
 
 from rnn2c import __version__
-from rnn2c.export.ir import CTYPE_BYTES, ExportError, QuantLayer, QuantModel
+from rnn2c.export.graph import input_number, model_input
+from rnn2c.export.ir import CTYPE_BYTES, ExportError, QuantLayer, QuantModel, input_offsets
 from rnn2c.export.quantize import pad4, row_kinds, vector_max, worst_case_acc
 
 RUNTIME_HEADER = "rnn2c_runtime.h"
@@ -34,6 +35,21 @@ C_KEYWORDS = frozenset(
     "_Generic _Noreturn _Static_assert _Thread_local".split()
 )
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+#: C++ keywords (the header is C++-compatible) and lower-case names of the C headers' macros
+#: and types: unusable as an input's parameter name
+CPP_RESERVED = frozenset(
+    "alignas alignof and and_eq asm bitand bitor bool catch char8_t char16_t char32_t class "
+    "compl concept consteval constexpr constinit const_cast co_await co_return co_yield "
+    "decltype delete dynamic_cast explicit export false friend mutable namespace new noexcept "
+    "not not_eq nullptr operator or or_eq private protected public reinterpret_cast requires "
+    "static_assert static_cast template this thread_local throw true try typeid typename typeof "
+    "typeof_unqual using virtual wchar_t xor xor_eq offsetof assert errno main".split()
+)
+#: names the generated <name>_step uses itself (its parameters, locals), or whose macros
+#: <NAME>_<IN>_SIZE / _SCALE / _ZERO_POINT would be the model's own
+STEP_NAMES = frozenset("input output state vec acc i t fresh".split())
+#: the generated C's own file-scope names: layer data (l0_gru, ...) and runtime symbols
+LAYER_SYMBOL = re.compile(r"(l\d+_|rnn2c)")
 #: C file names the generated sources sit beside (an include-path clash would shadow them)
 RESERVED_NAMES = frozenset(
     "assert complex ctype errno fenv float inttypes iso646 limits locale math setjmp signal "
@@ -64,6 +80,45 @@ def check_name(name: str) -> str | None:
             "C header or program file of that name; choose another name"
         )
     return None
+
+
+def c_input_names(names: list[str], name: str) -> list[str]:
+    """The C names of a multi-input model's inputs: each Keras Input name in lower case, other
+    characters than letters, digits and '_' made '_'. ExportError (one line) for a name that
+    gives no usable C parameter (empty, a digit or '_' first, a C/C++ keyword, a name the
+    generated C uses itself) or two inputs that give the same C name."""
+    out: list[str] = []
+    for raw in names:
+        c = re.sub(r"[^0-9A-Za-z_]", "_", str(raw)).lower()
+        where = f"input '{raw}'"
+        fix = "rename the Keras Input, e.g. keras.Input(shape, name='imu')"
+        if not IDENTIFIER.match(c):
+            raise ExportError(
+                f"{where} does not give a C parameter name ({c!r} must start with a letter); {fix}"
+            )
+        if (
+            c in C_KEYWORDS
+            or c in CPP_RESERVED
+            or c in STEP_NAMES
+            or c.endswith("_t")
+            or LAYER_SYMBOL.match(c)
+            or c == name.lower()
+            or c.startswith(name.lower() + "_")
+        ):
+            raise ExportError(
+                f"{where} gives the C name {c!r}, which clashes with a C/C++ keyword or type or a "
+                f"name of the generated code ({name}_..., l<i>_..., rnn2c..., input, output, "
+                f"state); {fix}"
+            )
+        if len(c) > 2 * MAX_NAME:
+            raise ExportError(f"{where} is {len(c)} characters long; use at most {2 * MAX_NAME}")
+        if c in out:
+            other = names[out.index(c)]
+            raise ExportError(
+                f"inputs '{other}' and '{raw}' both give the C name {c!r}; {fix} (distinct names)"
+            )
+        out.append(c)
+    return out
 
 
 def c_array(values: np.ndarray) -> str:
@@ -336,6 +391,8 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
     prev_bits = 8  # the model input is int8
     n = len(qmodel.layers)
     made: dict[int, tuple[str, int]] = {-1: (prev, prev_bits)}  # a graph: each layer's output
+    for k, c_name in enumerate(c_input_names(qmodel.input_names, name)):  # several inputs
+        made[model_input(k)] = (c_name, 8)
     for i, layer in enumerate(qmodel.layers):
         if qmodel.inputs:  # a graph of branches: the layer reads its producer(s)
             prev, prev_bits = made[qmodel.inputs[i][0]]
@@ -576,8 +633,11 @@ def _render_files(
         "max_length": qmodel.max_length,
         "returns_sequences": qmodel.returns_sequences,
         "tokens": qmodel.embedding,
-        #: a graph of branches: per layer what it reads ("-1": the model input), for the header
-        "graph_inputs": [[str(j) for j in ins] for ins in qmodel.inputs],
+        #: a graph of branches: per layer what it reads (a layer number, "input", or the name
+        #: of one of several inputs), for the header
+        "graph_inputs": [[made_by(qmodel, name, j) for j in ins] for ins in qmodel.inputs],
+        "inputs": input_views(qmodel, name),
+        "offsets": input_offsets(qmodel.input_sizes),
         "decimates": qmodel.decimates and not qmodel.whole_sequence,
         "output_rows": output_rows(qmodel) if qmodel.changes_length else "",
         "min_length": qmodel.min_length() if qmodel.whole_sequence else 1,
@@ -589,6 +649,49 @@ def _render_files(
         f"{name}.c": env.get_template("model.c.j2").render(ctx),
         RUNTIME_HEADER: runtime_header(),
     }
+
+
+def made_by(qmodel: QuantModel, name: str, producer: int) -> str:
+    """What a graph layer reads, for the header: a layer number, "input", or an input's name."""
+    if producer >= 0:
+        return str(producer)
+    if not qmodel.input_sizes:
+        return "input"
+    return c_input_names(qmodel.input_names, name)[input_number(producer)]
+
+
+def input_views(qmodel: QuantModel, name: str) -> list[dict[str, Any]]:
+    """What the templates write per input of a multi-input model (empty for one input): its
+    Keras and C names, size, offset in run's rows, and quantization (one scale and zero point
+    with per-tensor input quantization, else one per feature)."""
+    out = []
+    q = qmodel.input_q
+    names = c_input_names(qmodel.input_names, name)
+    for keras_name, c, size, lo in zip(
+        qmodel.input_names,
+        names,
+        qmodel.input_sizes,
+        input_offsets(qmodel.input_sizes),
+        strict=True,
+    ):
+        scale = np.asarray(q.scale, dtype=np.float64)[lo : lo + size]
+        zp = np.asarray(q.zero_point, dtype=np.int64)[lo : lo + size]
+        inv = np.asarray(q.inv_scale, dtype=np.float32)[lo : lo + size]
+        per_feature = qmodel.input_quant == "per-feature"
+        out.append(
+            {
+                "keras_name": keras_name,
+                "c": c,
+                "C": f"{name.upper()}_{c.upper()}",
+                "size": int(size),
+                "offset": int(lo),
+                "per_feature": per_feature,
+                "scale": [float(v) for v in scale] if per_feature else float(scale[0]),
+                "zero_point": [int(v) for v in zp] if per_feature else int(zp[0]),
+                "inv_scale": [float(v) for v in inv] if per_feature else float(inv[0]),
+            }
+        )
+    return out
 
 
 def output_rows(qmodel: QuantModel) -> str:

@@ -91,10 +91,35 @@ def last_cells(layer: Any) -> list[Any]:
     return [layer]
 
 
+#: layers only an encoder-decoder has among two-input models (the decoder's token Embedding,
+#: the attention over the encoder's outputs)
+SEQ2SEQ_LAYERS = ("Embedding", *attention_layer.KERAS_CLASSES)
+
+
 def is_seq2seq(model: Any) -> bool:
-    """A Keras model with two inputs and one output: the encoder-decoder pattern (or a refusal
-    that says what rnn2c takes)."""
-    return len(getattr(model, "inputs", None) or []) == 2 and len(model.outputs or []) == 1
+    """A Keras model with two inputs and one output that looks like an encoder-decoder: a
+    [batch, time] integer input (token ids), an Embedding or attention layer, or a recurrent
+    layer handing its state on (return_state, initial_state); read_seq2seq then reads it or
+    says what rnn2c takes. Two sensor streams ([batch, time, features] each, merged) are not:
+    keras_reader reads them."""
+    inputs = getattr(model, "inputs", None) or []
+    if len(inputs) != 2 or len(model.outputs or []) != 1:
+        return False
+    if any(len(tuple(t.shape)) == 2 and "int" in str(getattr(t, "dtype", "")) for t in inputs):
+        return True  # token ids
+    todo = list(getattr(model, "layers", []))
+    while todo:
+        layer = todo.pop()
+        todo.extend(getattr(layer, "layers", []) or [])
+        if _cls(layer) in SEQ2SEQ_LAYERS:
+            return True
+        if _cls(layer) in ("GRU", "LSTM", "SimpleRNN", "Bidirectional"):
+            if getattr(layer, "return_state", False) or any(
+                node.arguments.kwargs.get("initial_state") is not None
+                for node in getattr(layer, "_inbound_nodes", [])
+            ):
+                return True
+    return False
 
 
 def _producer(t: Any) -> tuple[Any, Any, int]:

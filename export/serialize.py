@@ -44,6 +44,9 @@ def to_bytes(qmodel: QuantModel) -> bytes:
         header["inputs"] = [list(ins) for ins in qmodel.inputs]
     if qmodel.mask_value is not None:  # a Masking first layer (absent key: none)
         header["mask_value"] = float(qmodel.mask_value)
+    if qmodel.input_sizes:  # several model inputs (absent keys: one)
+        header["input_names"] = list(qmodel.input_names)
+        header["input_sizes"] = [int(v) for v in qmodel.input_sizes]
     if qmodel.embedding is not None:  # a token model (absent key: no Embedding)
         header["embedding"] = qmodel.embedding.to_json()
         arrays["embedding.table"] = qmodel.embedding.table
@@ -114,6 +117,8 @@ def _build(header: dict[str, Any], arrays: dict[str, np.ndarray], path: str | Pa
         embedding=embedding,
         inputs=[[int(i) for i in ins] for ins in header.get("inputs", [])],
         mask_value=None if header.get("mask_value") is None else float(header["mask_value"]),
+        input_names=[str(v) for v in header.get("input_names", [])],
+        input_sizes=[int(v) for v in header.get("input_sizes", [])],
     )
 
 

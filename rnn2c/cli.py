@@ -94,6 +94,12 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"  strided Conv1D / pooling: {args.name}_step returns 1 when its output is new, "
             "0 when it is the held one"
         )
+    if res.qmodel.input_sizes:
+        parts = ", ".join(f"{i['name']} ({i['size']} features)" for i in m["inputs"])
+        print(
+            f"  inputs: {parts}: {args.name}_step takes one array per input, {args.name}_run "
+            "their rows side by side"
+        )
     if res.qmodel.vocab is not None:
         entries = ("run_tokens",) if res.qmodel.whole_sequence else ("step_token", "run_tokens")
         names = " / ".join(f"{args.name}_{e}" for e in entries)

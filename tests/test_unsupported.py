@@ -13,9 +13,9 @@ def _seq(*layers):  # noqa: ANN001, ANN202
     return keras.Sequential([keras.Input((10, 3)), *layers])
 
 
-def _two_inputs():  # noqa: ANN202
-    a, b = keras.Input((10, 3)), keras.Input((10, 3))
-    x = keras.layers.Concatenate()([a, b])
+def _two_inputs():  # noqa: ANN202  (two sensor streams are supported: test_multi_input.py)
+    a, b = keras.Input((10, 3)), keras.Input((10,), dtype="int32")  # token ids: seq2seq's
+    x = keras.layers.Concatenate()([a, keras.layers.Embedding(9, 3)(b)])
     return keras.Model([a, b], keras.layers.GRU(4)(x))
 
 
