@@ -42,6 +42,8 @@ def to_bytes(qmodel: QuantModel) -> bytes:
     }
     if qmodel.inputs:  # a graph of branches (absent key: a chain)
         header["inputs"] = [list(ins) for ins in qmodel.inputs]
+    if qmodel.samples_per_step > 1:  # a framed model (absent key: 1, unframed)
+        header["samples_per_step"] = qmodel.samples_per_step
     if qmodel.embedding is not None:  # a token model (absent key: no Embedding)
         header["embedding"] = qmodel.embedding.to_json()
         arrays["embedding.table"] = qmodel.embedding.table
@@ -111,6 +113,7 @@ def _build(header: dict[str, Any], arrays: dict[str, np.ndarray], path: str | Pa
         max_length=None if max_length is None else int(max_length),
         embedding=embedding,
         inputs=[[int(i) for i in ins] for ins in header.get("inputs", [])],
+        samples_per_step=int(header.get("samples_per_step", 1)),
     )
 
 

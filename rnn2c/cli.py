@@ -65,6 +65,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             start_token=args.start_token,
             end_token=args.end_token,
             max_output_length=args.max_output_length,
+            samples_per_step=args.samples_per_step,
         )
     except ExportError as e:
         return _fail("export", str(e))
@@ -94,6 +95,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"  strided Conv1D / pooling: {args.name}_step returns 1 when its output is new, "
             "0 when it is the held one"
         )
+    k = res.qmodel.samples_per_step
+    if k > 1:
+        push = "" if res.qmodel.whole_sequence else f"; {args.name}_push_sample takes one at a time"
+        print(f"  framed: {k} samples of {res.qmodel.sample_size} features per step{push}")
     if res.qmodel.vocab is not None:
         entries = ("run_tokens",) if res.qmodel.whole_sequence else ("step_token", "run_tokens")
         names = " / ".join(f"{args.name}_{e}" for e in entries)
@@ -382,6 +387,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="seq2seq models: the most tokens <name>_decode writes (default: from metrics.json, "
         "else the calibration targets' length)",
+    )
+    p.add_argument(
+        "--samples-per-step",
+        type=int,
+        default=None,
+        metavar="K",
+        help="a framed model's raw samples per step (each input row is K samples of F/K "
+        "features, sample-major): <NAME>_SAMPLES_PER_STEP and <name>_push_sample (default: "
+        "the frame in the run folder's metrics.json, else 1)",
     )
     p.set_defaults(func=cmd_export)
 
