@@ -19,7 +19,7 @@ from test_generated_c import STRICT
 
 from rnn2c.cli import main
 from rnn2c.emulator import load_model, verify
-from rnn2c.emulator.verify import push_sample_check
+from rnn2c.emulator.verify import check_push_sample, push_sample_check
 from rnn2c.export import ExportError, export_model, serialize
 from rnn2c.export.reference import run_int
 from tools import need
@@ -287,14 +287,18 @@ def test_verify_checks_push_sample(run: dict[str, Path], tmp_path: Path) -> None
     x = np.random.default_rng(1).normal(size=(10, 6, F)).astype(np.float32)
     _export(run, tmp_path / "f", samples_per_step=2)
     report = verify(str(run["gru"]), tmp_path / "f", x)
-    assert report.passed and report.push_sample is True
+    assert report.passed and report.push_sample is True and report.samples_per_step == 2
     assert re.search(r"push_sample == step\s+bit-exact\s+2 samples per step", report.table())
     _export(run, tmp_path / "p")
     plain = verify(str(run["gru"]), tmp_path / "p", x)
-    assert plain.passed and plain.push_sample is None and "push_sample" not in plain.table()
+    assert plain.passed and plain.push_sample is None and plain.samples_per_step is None
+    assert "push_sample" not in plain.table()
     compiled = load_model(tmp_path / "f", "fr")
     xq = serialize.load(tmp_path / "f" / "fr_qmodel.npz").quantize_input(x)
     y = compiled.run(xq)
     assert push_sample_check(compiled, xq, None, y) is True
     y[3, 2, 1] ^= 1
     assert push_sample_check(compiled, xq, None, y) is False
+    check_push_sample(report, compiled, xq, None, y)  # as verify does with step's outputs
+    assert not report.passed and report.failures == ["push_sample output differs from step"]
+    assert re.search(r"push_sample == step\s+NO", report.table())
