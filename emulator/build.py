@@ -212,6 +212,9 @@ class CompiledModel:
     streaming: bool = True  # False: a whole-sequence model (run only, no step)
     returns_sequences: bool = False  # run writes every step's output
     tokens: bool = False  # a token model: step_token / run_tokens over Embedding ids
+    #: <NAME>_SAMPLES_PER_STEP where <name>_push_sample exists (a streaming model over feature
+    #: samples), else 0
+    samples_per_step: int = 0
 
     @classmethod
     def load(cls, path: str | Path) -> CompiledModel:
@@ -232,6 +235,7 @@ class CompiledModel:
             streaming=streaming,
             returns_sequences=bool(lib.rnn2c_harness_return_sequences()),
             tokens=bool(lib.rnn2c_harness_tokens()),
+            samples_per_step=int(lib.rnn2c_harness_samples_per_step()),
         )
 
     def run_tokens(self, ids: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
@@ -308,6 +312,32 @@ class CompiledModel:
             y.ctypes.data_as(ctypes.c_void_p),
         )
         return y
+
+    def push(self, xq: np.ndarray, lengths: np.ndarray | None = None) -> tuple:
+        """run() through <name>_push_sample, each step's row given one sample at a time: (the
+        output buffer after each row [N, T, out], 0 past each length; what each call returned
+        [N, T, SAMPLES_PER_STEP])."""
+        k = self.samples_per_step
+        if k < 1:
+            raise ValueError("this model has no push_sample (whole-sequence or token input)")
+        x = np.ascontiguousarray(xq, dtype=np.int8)
+        n, t, f = x.shape
+        if f != self.input_size:
+            raise ValueError(f"input has {f} features; the model takes {self.input_size}")
+        lens = np.full(n, t, dtype=np.int32) if lengths is None else np.asarray(lengths, np.int32)
+        lens = np.ascontiguousarray(lens)
+        y = np.zeros((n, t, self.output_size), dtype=np.int8)
+        rc = np.zeros((n, t, k), dtype=np.int32)
+        ptr = ctypes.c_void_p
+        self.lib.rnn2c_harness_push(
+            x.ctypes.data_as(ptr),
+            lens.ctypes.data_as(ptr),
+            ctypes.c_int32(n),
+            ctypes.c_int32(t),
+            y.ctypes.data_as(ptr),
+            rc.ctypes.data_as(ptr),
+        )
+        return y, rc
 
     def stream(self, xq: np.ndarray) -> np.ndarray:
         """One continuous stream int8 [S, F] -> outputs [S, out], no reset in between."""

@@ -36,7 +36,12 @@ class CompiledSeq2Seq:
 
     @classmethod
     def build(cls, folder: str | Path, name: str, cc: str | None = None) -> CompiledSeq2Seq:
-        lib = ctypes.CDLL(str(compile_model(folder, name, cc, harness_template=HARNESS)))
+        return cls.load(compile_model(folder, name, cc, harness_template=HARNESS))
+
+    @classmethod
+    def load(cls, path: str | Path) -> CompiledSeq2Seq:
+        """A library of the export and its harness (seq2seq_harness.c.j2), built already."""
+        lib = ctypes.CDLL(str(path))
         lib.rnn2c_s2s_state_size.restype = ctypes.c_size_t
         lib.rnn2c_s2s_greedy.restype = None
         return cls(

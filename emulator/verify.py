@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rnn2c.emulator.build import load_model
+from rnn2c.emulator.build import CompiledModel, load_model
 from rnn2c.export import serialize
 from rnn2c.export.api import MANIFEST, model_fingerprint, qmodel_file, read_any
 from rnn2c.export.data import (
@@ -134,6 +134,36 @@ def stream_check(
     )
 
 
+def push_sample_check(
+    compiled: CompiledModel, xq: np.ndarray, lengths: np.ndarray | None, c_out: np.ndarray
+) -> bool | None:
+    """A framed streaming model: the rows fed one sample at a time through <name>_push_sample
+    give step's outputs (c_out) bit for bit, and no call but a row's last one gives an output.
+    None where that does not apply (unframed, whole-sequence or token models)."""
+    if compiled.samples_per_step <= 1:
+        return None
+    y, rc = compiled.push(xq, lengths)
+    n, t = xq.shape[:2]
+    real = np.arange(t)[None, :] < (np.full(n, t) if lengths is None else lengths)[:, None]
+    return bool(np.array_equal(y, c_out) and not rc[..., :-1][real].any())
+
+
+def check_push_sample(
+    report: VerifyReport,
+    compiled: CompiledModel,
+    xq: np.ndarray,
+    lengths: np.ndarray | None,
+    c_out: np.ndarray,
+) -> None:
+    """push_sample_check into the report (its row, and a failure where push_sample differs)."""
+    report.push_sample = push_sample_check(compiled, xq, lengths, c_out)
+    if report.push_sample is None:
+        return
+    report.samples_per_step = compiled.samples_per_step
+    if not report.push_sample:
+        report.failures.append("push_sample output differs from step")
+
+
 def _agreement(head: str, y_int: np.ndarray, y_float: np.ndarray) -> float | None:
     """How often int8 and float decide the same: argmax for softmax/logit classifiers, the 0.5
     threshold of every output for sigmoid classifiers; None for other models."""
@@ -197,6 +227,11 @@ class VerifyReport:
     whole_sequence: bool = False  # run through <name>_run (Bidirectional, go_backwards)
     max_length: int | None = None
     notes: list[str] = field(default_factory=list)  # what verify decided, for the user
+    #: a framed model: whether <name>_push_sample, fed one sample at a time, gave step's outputs
+    #: bit for bit, and its samples per step (None: not checked, an unframed, whole-sequence or
+    #: token model)
+    push_sample: bool | None = None
+    samples_per_step: int | None = None
     failures: list[str] = field(default_factory=list)
     outputs: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)  # float, int8
 
@@ -260,6 +295,14 @@ class VerifyReport:
                 ("RMSE float / int8", f"{self.float_rmse:.5g} / {self.int8_rmse:.5g}", ""),
             ]
         rows.append(("state", f"{self.state_bytes} bytes", ""))
+        if self.push_sample is not None:
+            rows.append(
+                (
+                    "push_sample == step",
+                    "bit-exact" if self.push_sample else "NO",
+                    f"{self.samples_per_step} samples per step, one at a time",
+                )
+            )
         if self.whole_sequence:
             rows.append(
                 ("C entry point", "run (whole sequence)", f"--max-length {self.max_length}")
@@ -835,6 +878,7 @@ def verify(
             report.failures.append("stream mean error above threshold")
     if not report.bit_exact:
         report.failures.append("C output differs from the integer reference")
+    check_push_sample(report, compiled, xq, seqs.lengths, c_out)
     if report.mean_abs_error > threshold:
         report.failures.append("mean error above threshold")
     if agreement is not None and agreement < min_agreement:

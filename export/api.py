@@ -101,6 +101,7 @@ def export_model(
     start_token: int | None = None,
     end_token: int | None = None,
     max_output_length: int | None = None,
+    samples_per_step: int | None = None,
 ) -> ExportResult:
     """Keras model (.keras path or in memory) + calibration set -> C files in out_dir.
 
@@ -118,6 +119,9 @@ def export_model(
     start_token, end_token, max_output_length: a seq2seq model's (export/seq2seq.py) decoder
     start and end ids and the most tokens <name>_decode writes; by default from the
     metrics.json that `rnn2c train --task seq2seq` writes beside model.keras.
+    samples_per_step: k raw samples per model step (a framed model: each input row is k samples
+    of F / k features, sample-major) for <NAME>_SAMPLES_PER_STEP and <name>_push_sample; by
+    default the "frame" of the metrics.json that `rnn2c train --frame` writes, else 1.
 
     out_dir may hold other files (a firmware source folder): rnn2c replaces only the files its
     previous manifest lists, refuses to overwrite anything else or its own inputs, and swaps the
@@ -135,6 +139,11 @@ def export_model(
             _, ir = read_any(model)
             seq2seq = (start_token, end_token, max_output_length)
             if isinstance(ir, Seq2SeqIR):
+                if samples_per_step not in (None, 1):
+                    raise ExportError(
+                        f"--samples-per-step {samples_per_step}: framing is for single-input "
+                        "models; a seq2seq encoder reads its input rows as given: drop the flag"
+                    )
                 res = _export_seq2seq(
                     ir,
                     model,
@@ -159,6 +168,7 @@ def export_model(
                     "(encoder-decoder) models; this model has one input: drop them"
                 )
             c_input_names(ir.input_names, name)  # usable C names, before the long work
+            k, k_note = framing(samples_per_step, model, ir)
             seqs = _calibration(calib, ir)
             what = "--calib" if isinstance(calib, str | os.PathLike) else "the calibration set"
             seqs, mask_note = mask_lengths(seqs, ir.mask_value, what)
@@ -166,6 +176,8 @@ def export_model(
                 ir, seqs.x, seqs.lengths, calibration, activations, input_quant, max_length
             )
             qmodel.notes[:0] = [mask_note] if mask_note else []
+            qmodel.samples_per_step = k
+            qmodel.notes += [k_note] if k_note else []
             if class_names is None:
                 class_names = run_folder_class_names(model, qmodel.output_size)
             elif len(class_names) != qmodel.output_size:
@@ -194,6 +206,7 @@ def export_model(
                 "max_length": qmodel.max_length,
                 "returns_sequences": qmodel.returns_sequences,
                 "vocab": qmodel.vocab,
+                "samples_per_step": k,
                 "calibration": calibration,
                 "activations": activations,
                 "calibration_sequences": int(seqs.x.shape[0]),
@@ -327,6 +340,52 @@ def run_folder_class_names(model: Any, outputs: int) -> list[str] | None:
     if isinstance(names, list) and len(names) == outputs and outputs >= 2:
         return [str(n) for n in names]
     return None
+
+
+def run_folder_frame(model: Any) -> int | None:
+    """The "frame" (samples per step) of the metrics.json `rnn2c train` writes beside
+    model.keras, if the model is given as a path and that file has one."""
+    if not isinstance(model, str | os.PathLike):
+        return None
+    try:
+        frame = json.loads(Path(model).with_name("metrics.json").read_text()).get("frame")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return frame if isinstance(frame, int) and not isinstance(frame, bool) else None
+
+
+def framing(given: int | None, model: Any, ir: ModelIR) -> tuple[int, str | None]:
+    """(samples per step, a note when it came from the run folder): the given value (the
+    --samples-per-step flag), else the run's metrics.json "frame", else 1; refused where it is
+    not a whole number >= 1 dividing the model's inputs per step, or the model reads tokens."""
+    found = run_folder_frame(model) if given is None else None
+    k = given if given is not None else (found if found is not None else 1)
+    what = f"--samples-per-step {k!r}" if given is not None else f'metrics.json "frame" {k!r}'
+    fix = "" if given is not None else "; pass --samples-per-step K (1: unframed)"
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ExportError(f"{what}: expected a whole number of samples per step, 1 or more{fix}")
+    k = int(k)
+    if k > 1 and ir.embedding is not None:
+        raise ExportError(
+            f"{what}: this model reads token ids (an Embedding), which are not framed; "
+            f"{'drop the flag' if given is not None else 'pass --samples-per-step 1'}"
+        )
+    if k > 1 and ir.input_sizes:
+        raise ExportError(
+            f"{what}: this model has several inputs, each its own array per step, which are not "
+            "framed; drop the flag (give each step's rows as they are)"
+        )
+    if ir.input_size % k:
+        raise ExportError(
+            f"{what} does not divide the model's {ir.input_size} inputs per step (a frame is k "
+            f"samples of {ir.input_size}/k features); give a divisor of {ir.input_size}{fix}"
+        )
+    if given is None and k > 1:
+        return k, (
+            f"framed model: {k} samples of {ir.input_size // k} features per step, from the "
+            'run\'s metrics.json "frame" (--samples-per-step overrides)'
+        )
+    return k, None
 
 
 def output_files(name: str) -> list[str]:

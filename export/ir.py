@@ -168,6 +168,7 @@ class StateField:
     ctype: str  # "int8_t", "int16_t" or "int32_t"
     length: int
     comment: str
+    scalar: bool = False  # one value, not an array (length 1)
 
     @property
     def nbytes(self) -> int:
@@ -337,6 +338,9 @@ class QuantModel:
     #: input is their rows side by side; input_q holds one scale per feature); empty: one input
     input_names: list[str] = field(default_factory=list)
     input_sizes: list[int] = field(default_factory=list)
+    #: k raw samples per model step (a framed model, `rnn2c train --frame`): each input row is k
+    #: samples of input_size / k features, sample-major; 1: unframed
+    samples_per_step: int = 1
 
     @property
     def vocab(self) -> int | None:
@@ -426,12 +430,32 @@ class QuantModel:
             return None
         return StateField("hold", "int8_t", self.output_size, "the latest output, held")
 
-    def state_bytes(self) -> int:
-        """sizeof the C state struct: the widest arrays first, padded to alignment."""
+    @property
+    def sample_size(self) -> int:
+        """Features per raw sample: input_size / samples_per_step."""
+        return self.input_size // self.samples_per_step
+
+    def frame_fields(self) -> list[StateField]:
+        """A framed streaming model: the partial frame <name>_push_sample collects, and how
+        many samples it holds (none for an unframed, whole-sequence or token model)."""
+        if self.samples_per_step <= 1 or self.whole_sequence or self.embedding is not None:
+            return []
+        k = self.samples_per_step
+        return [
+            StateField("frame_fill", "int32_t", 1, "samples in frame so far", scalar=True),
+            StateField(
+                "frame", "int8_t", self.input_size, f"the frame being collected, {k} samples"
+            ),
+        ]
+
+    def state_bytes(self, framed: bool = True) -> int:
+        """sizeof the C state struct: the widest arrays first, padded to alignment (framed=False:
+        without a framed model's frame_fields)."""
         fields = [f for layer in self.layers for f in layer.state_fields()]
         fields += [f for _, f in self.sequence_buffers()]
         hold = self.hold_field()
         fields += [hold] if hold is not None else []
+        fields += self.frame_fields() if framed else []
         align = max((CTYPE_BYTES[f.ctype] for f in fields), default=1)
         return -(-sum(f.nbytes for f in fields) // align) * align
 

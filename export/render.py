@@ -599,6 +599,17 @@ def _render_files(
                 "recurrent": False,
             }
         )
+    for f in qmodel.frame_fields():
+        fields.append(
+            {
+                "ctype": f.ctype,
+                "member": f.name,
+                "length": f.length,
+                "scalar": f.scalar,
+                "comment": f.comment + " (" + name + "_push_sample)",
+                "recurrent": False,
+            }
+        )
     fields.sort(key=lambda f: -CTYPE_BYTES[f["ctype"]])  # widest first: no padding between arrays
     scratch_words, acc_offset, scratch_halfwords = scratch_layout(qmodel.layers)
     ctx = {
@@ -642,6 +653,9 @@ def _render_files(
         "output_rows": output_rows(qmodel) if qmodel.changes_length else "",
         "min_length": qmodel.min_length() if qmodel.whole_sequence else 1,
         "output_stride": int(np.prod([getattr(q, "stride", 1) for q in qmodel.layers])),
+        "samples_per_step": qmodel.samples_per_step,
+        "sample_size": qmodel.sample_size,
+        "frame_bytes": qmodel.state_bytes() - qmodel.state_bytes(framed=False),
     }
     env = template_environment()
     return {

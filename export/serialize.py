@@ -47,6 +47,8 @@ def to_bytes(qmodel: QuantModel) -> bytes:
     if qmodel.input_sizes:  # several model inputs (absent keys: one)
         header["input_names"] = list(qmodel.input_names)
         header["input_sizes"] = [int(v) for v in qmodel.input_sizes]
+    if qmodel.samples_per_step > 1:  # a framed model (absent key: 1, unframed)
+        header["samples_per_step"] = qmodel.samples_per_step
     if qmodel.embedding is not None:  # a token model (absent key: no Embedding)
         header["embedding"] = qmodel.embedding.to_json()
         arrays["embedding.table"] = qmodel.embedding.table
@@ -119,6 +121,7 @@ def _build(header: dict[str, Any], arrays: dict[str, np.ndarray], path: str | Pa
         mask_value=None if header.get("mask_value") is None else float(header["mask_value"]),
         input_names=[str(v) for v in header.get("input_names", [])],
         input_sizes=[int(v) for v in header.get("input_sizes", [])],
+        samples_per_step=int(header.get("samples_per_step", 1)),
     )
 
 

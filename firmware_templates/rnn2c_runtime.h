@@ -52,7 +52,18 @@
 #include <arm_acle.h>
 #endif
 #if defined(__AVX2__)
+#if defined(__cplusplus) && defined(__GNUC__) && !defined(__clang__)
+/* g++'s AVX-512 intrinsics (12 at least) initialise a variable with itself
+ * (_mm512_undefined_*), which g++ then reports as uninitialised wherever they are inlined, in
+ * C++ only: a warning about the compiler's own header, silenced for that header alone. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+#pragma GCC diagnostic pop
+#else
+#include <immintrin.h>
+#endif
 #endif
 
 /* gcc turns copy and clear loops into calls to memcpy/memset (-ftree-loop-distribute-patterns,
@@ -93,12 +104,21 @@
 /* The activation tables: one definition per model object, weak, so that a program linking
  * several models keeps a single copy (gcc, clang, armclang; hidden: a shared library does not
  * export them). Other compilers get one static copy per model; define RNN2C_TABLES_STATIC to
- * force that. */
+ * force that. Compiled as C++ (a model .c renamed .cpp, or included from C++), the tables have
+ * C language linkage, so that C and C++ model files share that one copy too, and their
+ * definitions say extern "C": a const object at namespace scope is otherwise internal in C++,
+ * and g++ refuses a weak internal one. */
 #if defined(__GNUC__) && !defined(RNN2C_TABLES_STATIC) && !defined(_WIN32) && !defined(__CYGWIN__)
 #define RNN2C_TABLE_DEF __attribute__((weak, visibility("hidden")))
+#if defined(__cplusplus)
+#define RNN2C_TABLE_LINKAGE extern "C"
+#define RNN2C_TABLE_EXTERN extern "C"
+#else
 #define RNN2C_TABLE_LINKAGE
-extern const int16_t rnn2c_tanh_table[173];
-extern const uint16_t rnn2c_exp_table[17];
+#define RNN2C_TABLE_EXTERN extern
+#endif
+RNN2C_TABLE_EXTERN const int16_t rnn2c_tanh_table[173];
+RNN2C_TABLE_EXTERN const uint16_t rnn2c_exp_table[17];
 #else
 #define RNN2C_TABLE_DEF
 #define RNN2C_TABLE_LINKAGE static

@@ -65,6 +65,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             start_token=args.start_token,
             end_token=args.end_token,
             max_output_length=args.max_output_length,
+            samples_per_step=args.samples_per_step,
         )
     except ExportError as e:
         return _fail("export", str(e))
@@ -100,6 +101,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"  inputs: {parts}: {args.name}_step takes one array per input, {args.name}_run "
             "their rows side by side"
         )
+    k = res.qmodel.samples_per_step
+    if k > 1:
+        push = "" if res.qmodel.whole_sequence else f"; {args.name}_push_sample takes one at a time"
+        print(f"  framed: {k} samples of {res.qmodel.sample_size} features per step{push}")
     if res.qmodel.vocab is not None:
         entries = ("run_tokens",) if res.qmodel.whole_sequence else ("step_token", "run_tokens")
         names = " / ".join(f"{args.name}_{e}" for e in entries)
@@ -289,31 +294,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     return int(train_cli.main(args))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from rnn2c import __version__  # noqa: PLC0415
-
-    parser = _Parser(
-        prog="rnn2c",
-        description="Keras GRU/LSTM/SimpleRNN models to int8 C99 for microcontrollers.",
-    )
-    parser.add_argument("--version", action="version", version=f"rnn2c {__version__}")
-    sub = parser.add_subparsers(
-        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
-    )
-
-    p = sub.add_parser(
-        "train",
-        help="train a GRU/LSTM model (classify, regress, tag, forecast) into a run folder",
-    )
-    try:
-        from rnn2c.train import cli as train_cli  # noqa: PLC0415
-
-        train_cli.add_arguments(p)
-    except ImportError:  # pragma: no cover - train is part of the distribution
-        pass
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("export", help="quantize a Keras model to int8 and write C files")
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of `rnn2c export`."""
     p.add_argument("model", help="the .keras model file")
     p.add_argument(
         "--calib", required=True, help="calibration sequences: .npy or .npz with x [N, T, F]"
@@ -389,6 +371,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="seq2seq models: the most tokens <name>_decode writes (default: from metrics.json, "
         "else the calibration targets' length)",
     )
+    p.add_argument(
+        "--samples-per-step",
+        type=int,
+        default=None,
+        metavar="K",
+        help="a framed model's raw samples per step (each input row is K samples of F/K "
+        "features, sample-major): <NAME>_SAMPLES_PER_STEP and <name>_push_sample (default: "
+        "the frame in the run folder's metrics.json, else 1)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rnn2c import __version__  # noqa: PLC0415
+
+    parser = _Parser(
+        prog="rnn2c",
+        description="Keras GRU/LSTM/SimpleRNN models to int8 C99 for microcontrollers.",
+    )
+    parser.add_argument("--version", action="version", version=f"rnn2c {__version__}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+
+    p = sub.add_parser(
+        "train",
+        help="train a GRU/LSTM model (classify, regress, tag, forecast) into a run folder",
+    )
+    try:
+        from rnn2c.train import cli as train_cli  # noqa: PLC0415
+
+        train_cli.add_arguments(p)
+    except ImportError:  # pragma: no cover - train is part of the distribution
+        pass
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="quantize a Keras model to int8 and write C files")
+    add_export_arguments(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("verify", help="compile an export, run data through it, compare with Keras")

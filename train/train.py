@@ -1191,7 +1191,8 @@ def _train_into(
                 1,
                 f"# The model steps once per {k} samples: each step's input is {k} consecutive "
                 f"samples of {ds.num_features} features, sample-major (calib.npz and test.npz "
-                "are framed so).",
+                "are framed so); the export reads k from metrics.json (MODEL_SAMPLES_PER_STEP), "
+                "and model_push_sample takes one raw sample at a time.",
             )
         (tmp / "EXPORT.txt").write_text("\n".join(lines) + "\n")
         blobs = {f: (tmp / f).read_bytes() for f in files}
