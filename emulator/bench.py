@@ -43,6 +43,7 @@ from rnn2c.emulator.peers import BENCH_HINT, PEERS, Peer, PeerError, TFLiteMicro
 from rnn2c.emulator.verify import _agreement, _head, _labels, float_outputs
 from rnn2c.export.data import Sequences, check_inputs, check_lengths, load_sequences
 from rnn2c.export.ir import ExportError
+from rnn2c.interface import python_api
 
 HOST_FLAGS = (*STRICT_FLAGS, "-O3", "-march=native")
 DEFAULT_TARGETS = ("cortex-m0plus", "cortex-m3", "cortex-m4")
@@ -356,6 +357,7 @@ def _check_benchable(ir: Any) -> None:
         )
 
 
+@python_api()
 def bench(
     model: Any,
     data: Any,

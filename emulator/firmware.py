@@ -39,6 +39,7 @@ from rnn2c.export.api import MANIFEST, export_model, output_files
 from rnn2c.export.data import data_inputs, load_sequences, mask_lengths
 from rnn2c.export.ir import ExportError, QuantModel
 from rnn2c.export.render import check_name, template_environment
+from rnn2c.interface import python_api
 from rnn2c.outdir import OutputError, OwnedFolder
 
 PROJECT_MANIFEST = "firmware.json"
@@ -286,6 +287,7 @@ class Project:
         return seq2seq_boards.is_seq2seq(self.qmodel)
 
 
+@python_api()
 def make_project(
     model: Any,
     board: str,

@@ -35,6 +35,7 @@ from rnn2c.emulator.build import step_offsets, template_loader
 from rnn2c.export.ir import ExportError, QuantModel, input_offsets, rows_out
 from rnn2c.export.reference import run_int
 from rnn2c.export.seq2seq import QuantSeq2Seq
+from rnn2c.interface import python_api
 
 CC = "arm-none-eabi-gcc"
 UNICORN_HINT = (
@@ -751,6 +752,7 @@ def make_inputs(
 # ---------------------------------------------------------------------------- the report
 
 
+@python_api(dir="folder")
 def measure(
     folder: str | Path,
     target: str,

@@ -33,6 +33,7 @@ from rnn2c.export.ir import ExportError, ModelIR, QuantModel
 from rnn2c.export.quantize import observe_model
 from rnn2c.export.reference import last_step, run_int
 from rnn2c.export.seq2seq import QuantSeq2Seq, Seq2SeqIR, run_folder_settings
+from rnn2c.interface import python_api
 from rnn2c.outdir import OutputError, file_sha256, read_manifest, recover
 
 DEFAULT_MIN_AGREEMENT = 0.95
@@ -680,6 +681,7 @@ def _data(data: Any, qmodel: QuantModel) -> Sequences:
     return load_sequences(data, "--data", qmodel.input_size, qmodel.embedding, inputs)
 
 
+@python_api(out="out_dir", stream="stream_steps", dir="out_dir")
 def verify(
     model: Any,
     out_dir: str | Path,

@@ -38,6 +38,7 @@ from rnn2c.export.seq2seq import (
 )
 from rnn2c.export.seq2seq import to_bytes as seq2seq_bytes
 from rnn2c.export.seq2seq_render import render_seq2seq
+from rnn2c.interface import python_api
 from rnn2c.outdir import OutputError, OwnedFolder
 
 MANIFEST = "rnn2c.json"
@@ -87,6 +88,7 @@ def _calibration(calib: Any, ir: ModelIR) -> Sequences:
     return Sequences(x=check_inputs(calib, "calibration array", features), y=None, lengths=None)
 
 
+@python_api(out="out_dir")
 def export_model(
     model: Any,
     calib: Any,

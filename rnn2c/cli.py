@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from rnn2c.interface import command_line
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -496,7 +498,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        with command_line():  # error messages name --flags (the Python API: keywords)
+            return int(args.func(args))
     except KeyboardInterrupt:
         print(f"rnn2c {args.command}: interrupted; nothing was changed", file=sys.stderr)
         return 130

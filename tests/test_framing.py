@@ -208,7 +208,7 @@ def test_framing_refused_for_token_and_seq2seq_models(tmp_path: Path) -> None:
     ids = keras.Input((None,), dtype="int32")
     tok = keras.Model(ids, L.GRU(3)(L.Embedding(9, 4)(ids)))
     calib = np.random.default_rng(0).integers(0, 9, size=(5, 6)).astype(np.int32)
-    with pytest.raises(ExportError, match=r"--samples-per-step 2: this model reads token ids"):
+    with pytest.raises(ExportError, match=r"samples_per_step=2: this model reads token ids"):
         export_model(tok, calib, tmp_path / "t", samples_per_step=2)
     assert export_model(tok, calib, tmp_path / "t1", samples_per_step=1).qmodel.vocab == 9
     assert "#define MODEL_SAMPLES_PER_STEP 1 " in (tmp_path / "t1" / "model.h").read_text()

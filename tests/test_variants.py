@@ -690,6 +690,6 @@ def test_layer_norm_needs_a_weight_layer_after_it(tmp_path) -> None:  # noqa: AN
     model = keras.Sequential(
         [keras.Input((None, 3)), keras.layers.LayerNormalization(), keras.layers.GRU(4)]
     )
-    with pytest.raises(ExportError, match="--input-quant per-tensor"):
+    with pytest.raises(ExportError, match="input_quant='per-tensor'"):
         x = np.random.default_rng(0).normal(size=(4, 5, 3)).astype(np.float32)
         export_model(model, x, tmp_path / "c", input_quant="per-feature")

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from rnn2c import __version__
+from rnn2c.interface import python_api
 from rnn2c.outdir import OutputError, OwnedFolder
 
 from .model import ConfigError
@@ -190,6 +191,7 @@ def _warnings(pred: np.ndarray, y: np.ndarray, scores: dict, base: dict) -> list
     return out
 
 
+@python_api()
 def train_seq2seq(
     dataset_spec: str | Seq2SeqData | None,
     out_dir: str | os.PathLike[str],

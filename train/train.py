@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from rnn2c import __version__
+from rnn2c.interface import python_api
 from rnn2c.outdir import OutputError, OwnedFolder
 
 from .data import (
@@ -548,6 +549,7 @@ def _batches(keras: Any, **kw: Any) -> Any:
     return Batches(**kw)
 
 
+@python_api(dataset="dataset_spec", out="out_dir")
 def train_run(
     dataset_spec: str | Dataset,
     out_dir: str | os.PathLike[str],
