@@ -389,7 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="rnn2c",
-        description="Keras GRU/LSTM/SimpleRNN models to int8 C99 for microcontrollers.",
+        description="Keras recurrent models (GRU, LSTM, SimpleRNN) to dependency-free int8 C99 "
+        "for microcontrollers, checked bit for bit against an integer reference. Model kinds: "
+        "streaming models (one time step per <name>_step call, with Conv1D/pooling front ends, "
+        "Dense heads, branches, several sensor inputs), whole-sequence models (Bidirectional, "
+        "go_backwards, RepeatVector encoder-decoders: <name>_run), token models (Embedding: "
+        "<name>_step_token) and seq2seq encoder-decoders with attention (<name>_encode, then "
+        "<name>_decode: greedy decoding on the device).",
     )
     parser.add_argument("--version", action="version", version=f"rnn2c {__version__}")
     sub = parser.add_subparsers(
@@ -398,7 +404,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "train",
-        help="train a GRU/LSTM model (classify, regress, tag, forecast) into a run folder",
+        help="train a GRU/LSTM/SimpleRNN model (classify, regress, tag, forecast, seq2seq) into "
+        "a run folder",
+        description="Train a model into a run folder (model.keras, calib.npz, test.npz, "
+        "metrics.json, plots, EXPORT.txt with the export and verify commands). --task classify: "
+        "a class per sequence; regress: values per sequence; tag: a class per step; forecast: "
+        "the next values of a series; seq2seq: token sequences to token sequences (an "
+        "encoder-decoder with attention; --dataset synthetic:dates by default).",
     )
     try:
         from rnn2c.train import cli as train_cli  # noqa: PLC0415
@@ -450,7 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_parser(sub)
 
     p = sub.add_parser(
-        "firmware", help="bare-metal project for a board (make, make run, make flash); --run checks"
+        "firmware",
+        help="bare-metal project for a board (make, make run, make flash); --run builds it and "
+        "checks it under QEMU",
     )
     p.add_argument("model", help="the .keras model (with --calib), or an export folder")
     p.add_argument("--calib", default=None, help="calibration sequences, for a .keras model")
