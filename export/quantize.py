@@ -345,7 +345,7 @@ def quantize_model(
             f"unknown activation type {activations!r}; use one of {', '.join(ACTIVATION_TYPES)}"
         )
     state_bits = 16 if activations == "int16" else 8
-    check_max_length(max_length, model.whole_sequence)
+    check_max_length(max_length, model.needs_max_length)
     if model.whole_sequence:
         shortest = shortest_length(model.layers, model.sequence_out, max_length or 1)
         got = int(calib_x.shape[1] if calib_lengths is None else np.min(calib_lengths))
@@ -433,14 +433,15 @@ def _input_quant(
 MAX_MAX_LENGTH = 1_000_000
 
 
-def check_max_length(max_length: int | None, whole_sequence: bool) -> None:
-    """One-line ExportError for a missing (whole-sequence model) or invalid --max-length."""
+def check_max_length(max_length: int | None, required: bool) -> None:
+    """One-line ExportError for a missing (a whole-sequence model with buffers over the input's
+    steps: ModelIR.needs_max_length) or invalid --max-length."""
     if max_length is None:
-        if whole_sequence:
+        if required:
             raise ExportError(
-                "the model has a whole-sequence layer (Bidirectional or go_backwards), pooling "
-                "with padding 'same' or a "
-                "Conv1D with padding 'valid' or 'same', so its C "
+                "the model has a whole-sequence layer (Bidirectional or go_backwards), a "
+                "RepeatVector after an encoder layer that returns sequences, pooling "
+                "with padding 'same' or a Conv1D with padding 'valid' or 'same', so its C "
                 "runs whole sequences through <name>_run with buffers in the state; give "
                 "--max-length N, the longest sequence it must take (e.g. --max-length 128)"
             )
