@@ -257,9 +257,8 @@ class VerifyReport:
             ]
         rows.append(("state", f"{self.state_bytes} bytes", ""))
         if self.whole_sequence:
-            rows.append(
-                ("C entry point", "run (whole sequence)", f"--max-length {self.max_length}")
-            )
+            limit = "any length" if self.max_length is None else f"--max-length {self.max_length}"
+            rows.append(("C entry point", "run (whole sequence)", limit))
         if self.stream is not None:
             s = self.stream
             rows += [
@@ -385,9 +384,9 @@ def float_outputs(
                         "output per sequence; per-step labels need a model whose last recurrent "
                         "layer returns sequences (rnn2c train --task tag)"
                     )
-                if out is None:
-                    out = np.zeros((n, t, y.shape[-1]))
-                out[chunk, :length] = y
+                if out is None:  # a row per step, or a RepeatVector's n rows (maybe more)
+                    out = np.zeros((n, max(t, y.shape[1]), y.shape[-1]))
+                out[chunk, : y.shape[1]] = y
                 continue
             if y.ndim == 3:  # return_sequences=True: the output at the last step
                 y = y[:, -1]
@@ -614,7 +613,8 @@ def verify(
         seqs = load_sequences(data, "--data", qmodel.input_size, qmodel.embedding)
     if qmodel.whole_sequence and stream_steps > 0:
         raise ExportError(
-            "--stream does not apply to a whole-sequence model (Bidirectional or go_backwards): "
+            "--stream does not apply to a whole-sequence model (Bidirectional, go_backwards, "
+            "RepeatVector, a Conv1D or pooling over the whole sequence): "
             "it has no step to run without reset; drop --stream"
         )
     if qmodel.max_length is not None:
@@ -634,10 +634,12 @@ def verify(
                 "output (<name>_run refuses it); give longer sequences"
             )
     head_act = _head(qmodel)
-    per_step = _per_step_labels(seqs.y, seqs.x.shape, qmodel.output_size)
+    # a label per output row: per step, or per row of a RepeatVector's n (y [N, n])
+    label_rows = qmodel.fixed_rows or seqs.x.shape[1]
+    per_step = _per_step_labels(seqs.y, (seqs.x.shape[0], label_rows), qmodel.output_size)
     if per_step:
         assert seqs.y is not None
-        if qmodel.changes_length:
+        if qmodel.changes_length and qmodel.fixed_rows is None:
             raise ExportError(
                 "--data: y holds a label per time step but the model's output rows are not its "
                 "steps (a strided or unpadded Conv1D, or pooling); give one label per sequence"
@@ -682,16 +684,16 @@ def verify(
         s = int(bad_seq[0])
         first = (s, int(np.nonzero(diff[s])[0][0]))
     n, t = seqs.x.shape[:2]
+    # per sequence: its output rows (its steps; a RepeatVector's n, a Conv1D's fewer)
+    rows = qmodel.output_rows_of(np.full(n, t) if seqs.lengths is None else seqs.lengths)
     if per_step:
-        real = (
-            np.arange(t)[None, :]
-            < (np.full(n, t) if seqs.lengths is None else seqs.lengths)[:, None]
-        )
-        y_int = qmodel.output_q.dequantize(c_out)[real]  # every real step: [steps, out]
-        y_float = float_outputs(keras_model, seqs.x, seqs.lengths, every_step=True)[real]
+        real = np.arange(label_rows)[None, :] < rows[:, None]
+        y_int = qmodel.output_q.dequantize(c_out[:, :label_rows])[real]  # [rows, out]
+        y_float = float_outputs(keras_model, seqs.x, seqs.lengths, every_step=True)
+        y_float = y_float[:, :label_rows][real]
         labels = labels[real] if labels is not None else None
     else:
-        y_int = qmodel.output_q.dequantize(last_step(c_out, seqs.lengths))
+        y_int = qmodel.output_q.dequantize(last_step(c_out, rows))
         y_float = float_outputs(keras_model, seqs.x, seqs.lengths)
     err = np.abs(y_int - y_float)
     total_steps = int(n * t if seqs.lengths is None else seqs.lengths.sum())
