@@ -525,6 +525,42 @@ def _chance(
     return None
 
 
+def _step_labels(
+    qmodel: QuantModel, seqs: Sequences, head_act: str
+) -> tuple[bool, int, np.ndarray | None]:
+    """(whether y is a label per output row, the rows it labels per sequence, the labels
+    validated): a label per step [N, T], or per row of a RepeatVector's n rows [N, n]; else
+    y's class labels per sequence (None: no labels)."""
+    label_rows = qmodel.fixed_rows or seqs.x.shape[1]
+    per_step = _per_step_labels(seqs.y, (seqs.x.shape[0], label_rows), qmodel.output_size)
+    if not per_step:
+        return False, label_rows, _labels(seqs.y, head_act, qmodel.output_size)
+    assert seqs.y is not None
+    if qmodel.changes_length and qmodel.fixed_rows is None:
+        raise ExportError(
+            "--data: y holds a label per time step but the model's output rows are not its "
+            "steps (a strided or unpadded Conv1D, or pooling); give one label per sequence"
+        )
+    if qmodel.whole_sequence and not qmodel.returns_sequences:
+        raise ExportError(
+            "--data: y holds a label per time step but the model gives one output per "
+            "sequence (its last layer does not return sequences)"
+        )
+    if head_act == "sigmoid" or qmodel.output_size < 2:
+        raise ExportError(
+            "--data: y holds a label per time step; that needs a softmax (or logit) head "
+            f"with one output per class, and this model's head is {head_act} with "
+            f"{qmodel.output_size} output(s)"
+        )
+    labels = seqs.y.astype(np.int64)
+    if labels.min() < 0 or labels.max() >= qmodel.output_size:
+        raise ExportError(
+            f"--data: per-step labels run from {labels.min()} to {labels.max()}; the model "
+            f"has {qmodel.output_size} classes (0..{qmodel.output_size - 1})"
+        )
+    return True, label_rows, labels
+
+
 def _verify_seq2seq(  # noqa: ANN202
     keras_model: Any,
     ir: Any,
@@ -634,35 +670,7 @@ def verify(
                 "output (<name>_run refuses it); give longer sequences"
             )
     head_act = _head(qmodel)
-    # a label per output row: per step, or per row of a RepeatVector's n (y [N, n])
-    label_rows = qmodel.fixed_rows or seqs.x.shape[1]
-    per_step = _per_step_labels(seqs.y, (seqs.x.shape[0], label_rows), qmodel.output_size)
-    if per_step:
-        assert seqs.y is not None
-        if qmodel.changes_length and qmodel.fixed_rows is None:
-            raise ExportError(
-                "--data: y holds a label per time step but the model's output rows are not its "
-                "steps (a strided or unpadded Conv1D, or pooling); give one label per sequence"
-            )
-        if qmodel.whole_sequence and not qmodel.returns_sequences:
-            raise ExportError(
-                "--data: y holds a label per time step but the model gives one output per "
-                "sequence (its last layer does not return sequences)"
-            )
-        if head_act == "sigmoid" or qmodel.output_size < 2:
-            raise ExportError(
-                "--data: y holds a label per time step; that needs a softmax (or logit) head "
-                f"with one output per class, and this model's head is {head_act} with "
-                f"{qmodel.output_size} output(s)"
-            )
-        labels = seqs.y.astype(np.int64)
-        if labels.min() < 0 or labels.max() >= qmodel.output_size:
-            raise ExportError(
-                f"--data: per-step labels run from {labels.min()} to {labels.max()}; the model "
-                f"has {qmodel.output_size} classes (0..{qmodel.output_size - 1})"
-            )
-    else:
-        labels = _labels(seqs.y, head_act, qmodel.output_size)
+    per_step, label_rows, labels = _step_labels(qmodel, seqs, head_act)
     targets = None if per_step else _targets(seqs.y, head_act, qmodel.output_size)
     if head_act == "sigmoid":
         head = "sigmoid"

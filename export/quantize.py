@@ -25,6 +25,7 @@ from rnn2c.export.ir import (
     Observer,
     QuantModel,
     fold_affine,
+    repeat_index,
     shortest_length,
 )
 
@@ -345,6 +346,8 @@ def quantize_model(
             f"unknown activation type {activations!r}; use one of {', '.join(ACTIVATION_TYPES)}"
         )
     state_bits = 16 if activations == "int16" else 8
+    if max_length is None:
+        check_repeat_length(model)
     check_max_length(max_length, model.needs_max_length)
     if model.whole_sequence:
         shortest = shortest_length(model.layers, model.sequence_out, max_length or 1)
@@ -433,15 +436,14 @@ def _input_quant(
 MAX_MAX_LENGTH = 1_000_000
 
 
-def check_max_length(max_length: int | None, required: bool) -> None:
-    """One-line ExportError for a missing (a whole-sequence model with buffers over the input's
-    steps: ModelIR.needs_max_length) or invalid --max-length."""
+def check_max_length(max_length: int | None, whole_sequence: bool) -> None:
+    """One-line ExportError for a missing (whole-sequence model) or invalid --max-length."""
     if max_length is None:
-        if required:
+        if whole_sequence:
             raise ExportError(
-                "the model has a whole-sequence layer (Bidirectional or go_backwards), a "
-                "RepeatVector after an encoder layer that returns sequences, pooling "
-                "with padding 'same' or a Conv1D with padding 'valid' or 'same', so its C "
+                "the model has a whole-sequence layer (Bidirectional or go_backwards), pooling "
+                "with padding 'same' or a "
+                "Conv1D with padding 'valid' or 'same', so its C "
                 "runs whole sequences through <name>_run with buffers in the state; give "
                 "--max-length N, the longest sequence it must take (e.g. --max-length 128)"
             )
@@ -452,6 +454,20 @@ def check_max_length(max_length: int | None, required: bool) -> None:
         raise ExportError(
             f"--max-length {max_length}: expected 1 to {MAX_MAX_LENGTH} steps, e.g. 128"
         )
+
+
+def check_repeat_length(model: ModelIR) -> None:
+    """A RepeatVector model keeps a row per input step only for an encoder layer that returns
+    sequences: without --max-length, name that layer (one line)."""
+    r = repeat_index(model.layers)
+    if r is None or not model.needs_max_length:
+        return
+    first = next(ly for ly, s in zip(model.layers[:r], model.sequence_out, strict=False) if s)
+    raise ExportError(
+        f"layer '{first.name}' returns sequences before the RepeatVector "
+        f"'{model.layers[r].name}', so the C keeps its rows over the input's steps in the state; "
+        "give --max-length N, the longest sequence it must take (e.g. --max-length 128)"
+    )
 
 
 def real_steps(x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:

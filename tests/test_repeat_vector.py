@@ -373,14 +373,13 @@ def _in_a_graph() -> keras.Model:
         ),
         (
             lambda: _seq(
-                keras.layers.GRU(4, return_sequences=True),
+                keras.layers.GRU(4, return_sequences=True, name="g1"),
                 keras.layers.GRU(4),
-                keras.layers.RepeatVector(3),
+                keras.layers.RepeatVector(3, name="rv"),
                 keras.layers.GRU(2, return_sequences=True),
             ),
-            "a RepeatVector after an encoder layer that returns sequences, pooling with padding "
-            "'same' or a Conv1D with padding 'valid' or 'same', so its C runs whole sequences "
-            "through <name>_run with buffers in the state; give --max-length N",
+            "layer 'g1' returns sequences before the RepeatVector 'rv', so the C keeps its rows "
+            "over the input's steps in the state; give --max-length N",
         ),
     ],
 )
