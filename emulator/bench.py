@@ -393,8 +393,9 @@ def bench(
     cal = _sequences(calib, "--calib", ir.input_size)
     if ir.whole_sequence:
         raise ExportError(
-            "rnn2c bench times streaming models (reset + step per sequence); this model has a "
-            "Bidirectional or go_backwards layer (run only): use rnn2c size for its instructions"
+            "rnn2c bench times streaming models (reset + step per sequence); this model is "
+            "whole-sequence (a Bidirectional, go_backwards or RepeatVector layer, or a Conv1D or "
+            "pooling over the whole sequence: run only): use rnn2c size for its instructions"
         )
     t, keep = choose_steps(seqs, steps)
     left_out = int(seqs.x.shape[0] - keep.size)

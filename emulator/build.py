@@ -223,6 +223,7 @@ class CompiledModel:
         lib.rnn2c_harness_run.restype = None
         lib.rnn2c_harness_run_api.restype = ctypes.c_int32
         lib.rnn2c_harness_tokens.restype = ctypes.c_int32
+        lib.rnn2c_harness_rows.restype = ctypes.c_int32
         streaming = bool(lib.rnn2c_harness_streaming())
         if streaming:
             lib.rnn2c_harness_stream.restype = None
@@ -240,12 +241,13 @@ class CompiledModel:
 
     def run_tokens(self, ids: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         """A token model: ids [N, T] through <name>_step_token (streaming) or <name>_run_tokens
-        -> int8 outputs [N, T, out] as run() gives them; ValueError on a nonzero return code."""
+        -> int8 outputs [N, rows(T), out] as run() gives them; ValueError on a nonzero return
+        code."""
         x = np.ascontiguousarray(ids, dtype=np.int32)
         n, t = x.shape
         lens = np.full(n, t, dtype=np.int32) if lengths is None else np.asarray(lengths, np.int32)
         lens = np.ascontiguousarray(lens)
-        y = np.zeros((n, t, self.output_size), dtype=np.int8)
+        y = np.zeros((n, self.rows(t), self.output_size), dtype=np.int8)
         rc = self.lib.rnn2c_harness_run_tokens(
             x.ctypes.data_as(ctypes.c_void_p),
             lens.ctypes.data_as(ctypes.c_void_p),
@@ -295,15 +297,21 @@ class CompiledModel:
         )
         return int(rc), y
 
+    def rows(self, t: int) -> int:
+        """Output rows per sequence of run() for inputs of t steps: t, or a RepeatVector's n
+        where that is more (the harness' rnn2c_harness_rows)."""
+        return int(self.lib.rnn2c_harness_rows(ctypes.c_int32(t)))
+
     def run(self, xq: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
-        """int8 [N, T, F] -> int8 outputs after every step [N, T, out] (0 past each length)."""
+        """int8 [N, T, F] -> int8 outputs after every step [N, T, out] (0 past each length); a
+        whole-sequence model: its output rows [N, rows(T), out] (0 past each sequence's)."""
         x = np.ascontiguousarray(xq, dtype=np.int8)
         n, t, f = x.shape
         if f != self.input_size:
             raise ValueError(f"input has {f} features; the model takes {self.input_size}")
         lens = np.full(n, t, dtype=np.int32) if lengths is None else np.asarray(lengths, np.int32)
         lens = np.ascontiguousarray(lens)
-        y = np.zeros((n, t, self.output_size), dtype=np.int8)
+        y = np.zeros((n, self.rows(t), self.output_size), dtype=np.int8)
         self.lib.rnn2c_harness_run(
             x.ctypes.data_as(ctypes.c_void_p),
             lens.ctypes.data_as(ctypes.c_void_p),

@@ -494,15 +494,16 @@ def run_project(project: Project, timeout: float = DEFAULT_TIMEOUT) -> Any:
         return seq2seq_boards.run_project(project, timeout)
     elf = build(project.out)
     text, seconds = run_qemu(project.board, elf, timeout)
-    n, t, _ = project.replay.xq.shape
-    expected = expected_outputs(project)
-    board_run = parse_output(text, n, t, expected.shape[2])
+    n = project.replay.xq.shape[0]
+    expected = expected_outputs(project)  # [N, rows, out]: rows >= steps (a RepeatVector's n)
+    board_run = parse_output(text, n, expected.shape[1], expected.shape[2])
     board_run.seconds = seconds
     compiled = load_model(project.out / MODEL_DIR, project.name)
     last_only = not compiled.streaming and not compiled.returns_sequences
-    mismatch = first_mismatch(
-        board_run.outputs, board_run.printed, expected, project.replay.lengths, last_only
-    )
+    lengths = project.replay.lengths
+    if not last_only:  # the rows the board prints: a row per step, or run's rows where more
+        lengths = np.array([compiled.rows(int(length)) for length in lengths])
+    mismatch = first_mismatch(board_run.outputs, board_run.printed, expected, lengths, last_only)
     return RunResult(project, board_run, expected, mismatch)
 
 

@@ -32,7 +32,7 @@ import jinja2
 import numpy as np
 
 from rnn2c.emulator.build import step_offsets, template_loader
-from rnn2c.export.ir import ExportError, QuantModel, input_offsets, rows_out
+from rnn2c.export.ir import ExportError, QuantModel, input_offsets
 from rnn2c.export.reference import run_int
 from rnn2c.export.seq2seq import QuantSeq2Seq
 from rnn2c.interface import python_api
@@ -793,7 +793,7 @@ def measure(
     out_size = qm.output_size
     counts: list[int] = []
     reset_count = 0
-    y = np.zeros((xq.shape[0], xq.shape[1], out_size), dtype=np.int8)
+    y = np.zeros((xq.shape[0], qm.row_slots(xq.shape[1]), out_size), dtype=np.int8)
     emu.paint_stack()
     if whole:  # one run per sequence; its instructions spread over its steps
         if qm.state_bytes() > WHOLE_IN - WHOLE_STATE:
@@ -805,9 +805,9 @@ def measure(
             emu.uc.mem_write(WHOLE_IN, xq[i, :n].tobytes())
             count = emu.call(run_fn, WHOLE_STATE, WHOLE_IN, n, WHOLE_OUT)
             counts += [count // n] * n
-            rows = rows_out(qm.layers, qm.sequence_out, n) if qm.returns_sequences else 1
+            rows = qm.rows_written(n)
             out = np.frombuffer(bytes(emu.uc.mem_read(WHOLE_OUT, rows * out_size)), np.int8)
-            if qm.returns_sequences:  # a Conv1D or pooling may give fewer rows than steps
+            if qm.returns_sequences:  # a Conv1D or pooling: fewer rows; a RepeatVector: its n
                 y[i, :rows] = out.reshape(rows, out_size)
             else:
                 y[i, n - 1] = out
@@ -846,7 +846,13 @@ def measure(
             "a run's instructions / its length (both directions' MACs count per step); the "
             "stack is run's"
         )
-    if qm.changes_length:
+    if qm.repeat_n is not None:
+        notes.append(
+            "RepeatVector: MACs per step are a run's MACs (the layers before it over the steps, "
+            "those after it over its n rows) over its steps, averaged; per MAC = all "
+            "instructions / all MACs done"
+        )
+    elif qm.changes_length:
         notes.append(
             "Conv1D / pooling: MACs per step are the average over the counted steps "
             "(the layers after them run at some steps only); per MAC = all instructions / all "

@@ -305,9 +305,8 @@ class VerifyReport:
                 )
             )
         if self.whole_sequence:
-            rows.append(
-                ("C entry point", "run (whole sequence)", f"--max-length {self.max_length}")
-            )
+            limit = "any length" if self.max_length is None else f"--max-length {self.max_length}"
+            rows.append(("C entry point", "run (whole sequence)", limit))
         if self.stream is not None:
             s = self.stream
             rows += [
@@ -465,9 +464,9 @@ def float_outputs(
                         "output per sequence; per-step labels need a model whose last recurrent "
                         "layer returns sequences (rnn2c train --task tag)"
                     )
-                if out is None:
-                    out = np.zeros((n, t, y.shape[-1]))
-                out[chunk, :length] = y
+                if out is None:  # a row per step, or a RepeatVector's n rows (maybe more)
+                    out = np.zeros((n, max(t, y.shape[1]), y.shape[-1]))
+                out[chunk, : y.shape[1]] = y
                 continue
             if y.ndim == 3:  # return_sequences=True: the output at the last step
                 y = y[:, -1]
@@ -616,6 +615,42 @@ def _chance(
     return None
 
 
+def _step_labels(
+    qmodel: QuantModel, seqs: Sequences, head_act: str
+) -> tuple[bool, int, np.ndarray | None]:
+    """(whether y is a label per output row, the rows it labels per sequence, the labels
+    validated): a label per step [N, T], or per row of a RepeatVector's n rows [N, n]; else
+    y's class labels per sequence (None: no labels)."""
+    label_rows = qmodel.fixed_rows or seqs.x.shape[1]
+    per_step = _per_step_labels(seqs.y, (seqs.x.shape[0], label_rows), qmodel.output_size)
+    if not per_step:
+        return False, label_rows, _labels(seqs.y, head_act, qmodel.output_size)
+    assert seqs.y is not None
+    if qmodel.changes_length and qmodel.fixed_rows is None:
+        raise ExportError(
+            "--data: y holds a label per time step but the model's output rows are not its "
+            "steps (a strided or unpadded Conv1D, or pooling); give one label per sequence"
+        )
+    if qmodel.whole_sequence and not qmodel.returns_sequences:
+        raise ExportError(
+            "--data: y holds a label per time step but the model gives one output per "
+            "sequence (its last layer does not return sequences)"
+        )
+    if head_act == "sigmoid" or qmodel.output_size < 2:
+        raise ExportError(
+            "--data: y holds a label per time step; that needs a softmax (or logit) head "
+            f"with one output per class, and this model's head is {head_act} with "
+            f"{qmodel.output_size} output(s)"
+        )
+    labels = seqs.y.astype(np.int64)
+    if labels.min() < 0 or labels.max() >= qmodel.output_size:
+        raise ExportError(
+            f"--data: per-step labels run from {labels.min()} to {labels.max()}; the model "
+            f"has {qmodel.output_size} classes (0..{qmodel.output_size - 1})"
+        )
+    return True, label_rows, labels
+
+
 def _verify_seq2seq(  # noqa: ANN202
     keras_model: Any,
     ir: Any,
@@ -723,7 +758,8 @@ def verify(
     seqs, mask_note = _sequences(data, qmodel, ir.mask_value)
     if qmodel.whole_sequence and stream_steps > 0:
         raise ExportError(
-            "--stream does not apply to a whole-sequence model (Bidirectional or go_backwards): "
+            "--stream does not apply to a whole-sequence model (Bidirectional, go_backwards, "
+            "RepeatVector, a Conv1D or pooling over the whole sequence): "
             "it has no step to run without reset; drop --stream"
         )
     if qmodel.max_length is not None:
@@ -743,33 +779,7 @@ def verify(
                 "output (<name>_run refuses it); give longer sequences"
             )
     head_act = _head(qmodel)
-    per_step = _per_step_labels(seqs.y, seqs.x.shape, qmodel.output_size)
-    if per_step:
-        assert seqs.y is not None
-        if qmodel.changes_length:
-            raise ExportError(
-                "--data: y holds a label per time step but the model's output rows are not its "
-                "steps (a strided or unpadded Conv1D, or pooling); give one label per sequence"
-            )
-        if qmodel.whole_sequence and not qmodel.returns_sequences:
-            raise ExportError(
-                "--data: y holds a label per time step but the model gives one output per "
-                "sequence (its last layer does not return sequences)"
-            )
-        if head_act == "sigmoid" or qmodel.output_size < 2:
-            raise ExportError(
-                "--data: y holds a label per time step; that needs a softmax (or logit) head "
-                f"with one output per class, and this model's head is {head_act} with "
-                f"{qmodel.output_size} output(s)"
-            )
-        labels = seqs.y.astype(np.int64)
-        if labels.min() < 0 or labels.max() >= qmodel.output_size:
-            raise ExportError(
-                f"--data: per-step labels run from {labels.min()} to {labels.max()}; the model "
-                f"has {qmodel.output_size} classes (0..{qmodel.output_size - 1})"
-            )
-    else:
-        labels = _labels(seqs.y, head_act, qmodel.output_size)
+    per_step, label_rows, labels = _step_labels(qmodel, seqs, head_act)
     targets = None if per_step else _targets(seqs.y, head_act, qmodel.output_size)
     if head_act == "sigmoid":
         head = "sigmoid"
@@ -791,16 +801,16 @@ def verify(
         s = int(bad_seq[0])
         first = (s, int(np.nonzero(diff[s])[0][0]))
     n, t = seqs.x.shape[:2]
+    # per sequence: its output rows (its steps; a RepeatVector's n, a Conv1D's fewer)
+    rows = qmodel.output_rows_of(np.full(n, t) if seqs.lengths is None else seqs.lengths)
     if per_step:
-        real = (
-            np.arange(t)[None, :]
-            < (np.full(n, t) if seqs.lengths is None else seqs.lengths)[:, None]
-        )
-        y_int = qmodel.output_q.dequantize(c_out)[real]  # every real step: [steps, out]
-        y_float = float_outputs(keras_model, seqs.x, seqs.lengths, every_step=True)[real]
+        real = np.arange(label_rows)[None, :] < rows[:, None]
+        y_int = qmodel.output_q.dequantize(c_out[:, :label_rows])[real]  # [rows, out]
+        y_float = float_outputs(keras_model, seqs.x, seqs.lengths, every_step=True)
+        y_float = y_float[:, :label_rows][real]
         labels = labels[real] if labels is not None else None
     else:
-        y_int = qmodel.output_q.dequantize(last_step(c_out, seqs.lengths))
+        y_int = qmodel.output_q.dequantize(last_step(c_out, rows))
         y_float = float_outputs(keras_model, seqs.x, seqs.lengths)
     err = np.abs(y_int - y_float)
     total_steps = int(n * t if seqs.lengths is None else seqs.lengths.sum())

@@ -10,8 +10,8 @@ generate the same C as before.
 
 Supported inside a graph: GRU, LSTM, SimpleRNN, Dense (and TimeDistributed(Dense)), a separate
 activation right after a linear Dense that nothing else reads, the no-op layers, and the merges of
-layers/merge.py. Whole-sequence layers (Bidirectional, go_backwards), Normalization and Embedding
-in a graph are refused in one line.
+layers/merge.py. Whole-sequence layers (Bidirectional, go_backwards, RepeatVector), Normalization
+and Embedding in a graph are refused in one line.
 
 Several inputs (two sensor streams, say): each Input [batch, time, F_k] over the same steps is
 read as part k of one model input, the K inputs' rows side by side in the model's input order;
@@ -231,10 +231,11 @@ def read_graph(model: Any, features: int | list[int], names: list[str] | None = 
                 f"{where}: {cls} in a graph of branches is not supported (it is folded into a "
                 "neighbouring layer only in a chain); use a chain, or normalize the data"
             )
-        if reader is None or cls in ("Bidirectional", "Embedding"):
+        if reader is None or cls in ("Bidirectional", "Embedding", "RepeatVector"):
             what = {
                 "Bidirectional": "a whole-sequence layer (Bidirectional) in a graph of branches",
                 "Embedding": "an Embedding in a graph of branches",
+                "RepeatVector": "a RepeatVector in a graph of branches",
                 "Normalization": "Normalization in a graph of branches (normalize the data)",
             }.get(cls)
             if what:

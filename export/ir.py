@@ -273,8 +273,13 @@ class ModelIR:
     @property
     def whole_sequence(self) -> bool:
         """Whether a layer needs the whole sequence (Bidirectional, go_backwards, a Conv1D with
-        padding 'valid' or 'same', pooling with padding 'same')."""
+        padding 'valid' or 'same', pooling with padding 'same', RepeatVector)."""
         return any(needs_whole_sequence(layer) for layer in self.layers)
+
+    @property
+    def needs_max_length(self) -> bool:
+        """Whether --max-length must be given (see :func:`needs_max_length`)."""
+        return needs_max_length(self.layers, self.sequence_out)
 
 
 def input_offsets(sizes: list[int]) -> list[int]:
@@ -284,21 +289,40 @@ def input_offsets(sizes: list[int]) -> list[int]:
 
 def needs_whole_sequence(layer: Any) -> bool:
     """A layer whose outputs need later inputs: Bidirectional, go_backwards, a Conv1D with
-    padding 'valid' or 'same', or windowed pooling with padding 'same'."""
+    padding 'valid' or 'same', windowed pooling with padding 'same', or a RepeatVector (its rows
+    follow the whole encoded input)."""
     if layer.kind == "pool1d":
         return layer.padding == "same"
+    if layer.kind == "repeat":
+        return True
     return layer.kind == "bidir" or getattr(layer, "padding", "causal") != "causal"
+
+
+def repeat_index(layers: list[Any]) -> int | None:
+    """The position of the model's RepeatVector, None without one."""
+    return next((i for i, layer in enumerate(layers) if layer.kind == "repeat"), None)
+
+
+def needs_max_length(layers: list[Any], sequence_out: list[bool]) -> bool:
+    """Whether a whole-sequence model needs --max-length: its state holds buffers of a row per
+    input step. With a RepeatVector, only when a layer before it returns sequences (the layers
+    after it have n rows; a lone encoder without return_sequences keeps one row)."""
+    if not any(needs_whole_sequence(layer) for layer in layers):
+        return False
+    r = repeat_index(layers)
+    return r is None or any(sequence_out[:r])
 
 
 def rows_out(layers: list[Any], sequence_out: list[bool], n: int) -> int:
     """Output rows of a whole-sequence pass over n steps (a strided or unpadded Conv1D, windowed
-    pooling change the length; 1 once a layer returns no sequence)."""
+    pooling change the length; 1 once a layer returns no sequence; a RepeatVector's n after it;
+    0 once a layer gets none)."""
     for i, layer in enumerate(layers):
         out_len = getattr(layer, "out_len", None)
-        if out_len is not None:
+        if out_len is not None and n > 0:
             n = int(out_len(n))
-        if not sequence_out[i]:
-            return 1 if n > 0 else 0
+        if not sequence_out[i] and n > 0:
+            n = 1
     return n
 
 
@@ -374,15 +398,21 @@ class QuantModel:
 
     def sequence_buffers(self) -> list[tuple[int, StateField]]:
         """Whole-sequence models: the buffers of the state struct that hold each layer's output
-        for <name>_run, [max_length x width] (one row after a layer without return_sequences)."""
+        for <name>_run, [max_length x width] (one row after a layer without return_sequences;
+        after a RepeatVector, n rows; the RepeatVector itself has none: the layer after it reads
+        its input vector at every row)."""
         if not self.whole_sequence:
             return []
-        assert self.max_length is not None
         out = []
         seq = True
+        cap = self.max_length  # the rows of a sequence: the input's, then a RepeatVector's n
         for i, layer in enumerate(self.layers):
+            if layer.kind == "repeat":
+                seq, cap = True, int(layer.n)  # type: ignore[attr-defined]
+                continue
             seq = seq and bool(self.sequence_out[i])
-            rows = self.max_length if seq else 1
+            rows = cap if seq else 1
+            assert rows is not None, "a whole-sequence model with row buffers needs max_length"
             ctype = "int16_t" if layer.output_q.bits == 16 else "int8_t"
             what = f"[{rows}][{layer.output_size}] outputs over the sequence, for run"
             out.append((i, StateField("seq", ctype, rows * layer.output_size, what)))
@@ -408,6 +438,47 @@ class QuantModel:
         windowed pooling, a Conv1D with padding 'valid')."""
         return any(getattr(layer, "changes_length", False) for layer in self.layers)
 
+    @property
+    def needs_max_length(self) -> bool:
+        """Whether --max-length must be given (see :func:`needs_max_length`)."""
+        return needs_max_length(self.layers, self.sequence_out)
+
+    def rows_written(self, length: int) -> int:
+        """The output rows <name>_run writes for a length-step sequence: a row per step, fewer
+        after a strided or unpadded Conv1D or pooling, a RepeatVector's n after one; 1 for a
+        model without a time axis."""
+        if not self.returns_sequences:
+            return 1
+        return rows_out(self.layers, self.sequence_out, int(length))
+
+    def output_rows_of(self, lengths: np.ndarray) -> np.ndarray:
+        """Per sequence, the rows of run_int's (and the harness') [N, rows, out] output up to
+        its last real output: rows_written for a whole-sequence model that returns sequences,
+        else the length (a one-output whole-sequence model puts it in the last real row)."""
+        lens = np.asarray(lengths, dtype=np.int64)
+        if not (self.whole_sequence and self.returns_sequences):
+            return lens
+        return np.array([self.rows_written(int(n)) for n in lens], dtype=np.int64)
+
+    def row_slots(self, steps: int) -> int:
+        """Rows per sequence of an [N, rows, out] output array for inputs of `steps` steps: the
+        steps, or more where run writes more rows (a RepeatVector longer than the input)."""
+        if not (self.whole_sequence and self.returns_sequences):
+            return int(steps)
+        return max(int(steps), self.rows_written(int(steps)))
+
+    @property
+    def repeat_n(self) -> int | None:
+        """The n of the model's RepeatVector; None without one."""
+        r = repeat_index(self.layers)
+        return None if r is None else int(self.layers[r].n)  # type: ignore[attr-defined]
+
+    @property
+    def fixed_rows(self) -> int | None:
+        """The rows <name>_run writes whatever the length (a RepeatVector's n, the model
+        returning sequences); None when they follow the length."""
+        return self.repeat_n if self.returns_sequences else None
+
     def min_length(self) -> int:
         """The shortest sequence that gives every layer at least one row (whole-sequence)."""
         return shortest_length(self.layers, self.sequence_out, self.max_length or 1)
@@ -415,13 +486,16 @@ class QuantModel:
     def macs_over(self, steps: int) -> int:
         """MACs of a sequence of `steps` steps: a layer after a strided Conv1D or a pooling layer
         runs only at the steps that give it an input (``emitted(n)``: a layer's outputs for n
-        inputs), and a Conv1D's own MACs come with its outputs."""
+        inputs), and a Conv1D's own MACs come with its outputs. In a whole-sequence model the
+        layers after one without return_sequences run once (after a RepeatVector, n times)."""
         total, n = 0, int(steps)
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
             emitted = getattr(layer, "emitted", None)
             n_out = int(emitted(n)) if emitted is not None else n
             total += layer.macs * n_out
             n = n_out
+            if self.whole_sequence and not self.sequence_out[i]:
+                n = 1  # <name>_run runs the layers after it once (a RepeatVector: its n rows)
         return total
 
     def hold_field(self) -> StateField | None:

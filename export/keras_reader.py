@@ -294,8 +294,17 @@ def read_model(model: Any) -> ModelIR:
         elif ir_layer.kind in TIME_KINDS:  # Conv1D, pooling: over time; global pooling ends it
             if not sequence:
                 raise ExportError(f"{where}: it works over time and needs a sequence input")
+            if any(ly.kind == "repeat" for ly in layers):
+                raise ExportError(
+                    f"{where}: {cls} after a RepeatVector is not supported; after the "
+                    "RepeatVector use recurrent, Dense or LayerNormalization layers"
+                )
             sequence = ir_layer.kind != "gpool1d"
-        if pending is not None:
+        elif ir_layer.kind == "repeat":
+            check_repeat(ir_layer, layers, sequence, where)
+            sequence = True
+        # a per-feature affine commutes with a RepeatVector's copies: it waits for the next layer
+        if pending is not None and ir_layer.kind != "repeat":
             if ir_layer.kind == "lnorm":  # not a weight layer: fold into the one before
                 settle(pending, layers, f"{where} comes next")
                 pending = None
@@ -306,7 +315,7 @@ def read_model(model: Any) -> ModelIR:
         size = ir_layer.output_size
         if ir_layer.kind == "lnorm":  # its gamma and beta: folded into the next weight layer
             pending = compose(None, *gamma_beta(layer, size), where)
-    settle(pending, layers, "it ends the model")
+    settle(pending, [ly for ly in layers if ly.kind != "repeat"], "it ends the model")
     if embedding is not None and any(layer.kind in TIME_KINDS for layer in layers):
         raise ExportError(
             f"layer '{embedding.name}' (Embedding): an Embedding before Conv1D or pooling layers "
@@ -344,6 +353,22 @@ def masking_value(layer: Any, where: str, first: bool, after_embedding: bool = F
     if not np.isfinite(value):
         raise ExportError(f"{where}: mask_value={value} is not supported; use a finite value")
     return value
+
+
+def check_repeat(layer: FloatLayer, layers: list[FloatLayer], sequence: bool, where: str) -> None:
+    """Refuse a RepeatVector that does not read a single vector, or a second one."""
+    if sequence:
+        raise ExportError(
+            f"{where}: a RepeatVector needs a single vector, and its input is a sequence; put it "
+            "after a recurrent layer with return_sequences=False (or a Dense or global pooling "
+            "after one)"
+        )
+    first = next((ly for ly in layers if ly.kind == "repeat"), None)
+    if first is not None:
+        raise ExportError(
+            f"{where}: a second RepeatVector (after '{first.name}') is not supported; rnn2c "
+            "exports one: encoder -> RepeatVector -> decoder"
+        )
 
 
 def embedding_front(

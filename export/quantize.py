@@ -27,6 +27,7 @@ from rnn2c.export.ir import (
     fold_affine,
     input_offsets,
     needs_whole_sequence,
+    repeat_index,
     shortest_length,
 )
 
@@ -353,7 +354,9 @@ def quantize_model(
     hint = ""
     if max_length is None and model.whole_sequence and streaming_hint:
         hint = causal_hint(model, calib_x, calib_lengths, activations, None)
-    check_max_length(max_length, model.whole_sequence, hint)
+    if max_length is None:
+        check_repeat_length(model)
+    check_max_length(max_length, model.needs_max_length, hint)
     if model.whole_sequence:
         shortest = shortest_length(model.layers, model.sequence_out, max_length or 1)
         got = int(calib_x.shape[1] if calib_lengths is None else np.min(calib_lengths))
@@ -550,6 +553,20 @@ def check_max_length(max_length: int | None, whole_sequence: bool, hint: str = "
         raise ExportError(
             f"--max-length {max_length}: expected 1 to {MAX_MAX_LENGTH} steps, e.g. 128"
         )
+
+
+def check_repeat_length(model: ModelIR) -> None:
+    """A RepeatVector model keeps a row per input step only for an encoder layer that returns
+    sequences: without --max-length, name that layer (one line)."""
+    r = repeat_index(model.layers)
+    if r is None or not model.needs_max_length:
+        return
+    first = next(ly for ly, s in zip(model.layers[:r], model.sequence_out, strict=False) if s)
+    raise ExportError(
+        f"layer '{first.name}' returns sequences before the RepeatVector "
+        f"'{model.layers[r].name}', so the C keeps its rows over the input's steps in the state; "
+        "give --max-length N, the longest sequence it must take (e.g. --max-length 128)"
+    )
 
 
 def real_steps(x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:

@@ -27,6 +27,7 @@ LABELS = {
     "conv1d": "Conv1D",
     "pool1d": "Pooling1D",
     "gpool1d": "GlobalPool",
+    "repeat": "Repeat",
 }
 C_KEYWORDS = frozenset(
     "auto break case char const continue default do double else enum extern float for goto if "
@@ -457,6 +458,8 @@ def _extra(layer: QuantLayer) -> str:
         )
     if layer.kind == "pool1d":
         return f"pool {layer.pool}, stride {layer.stride}"  # type: ignore[attr-defined]
+    if layer.kind == "repeat":
+        return f"n {layer.n}"  # type: ignore[attr-defined]
     if layer.kind == "bidir":
         if layer.forward is None:  # type: ignore[attr-defined]
             return "go_backwards"
@@ -467,7 +470,8 @@ def _extra(layer: QuantLayer) -> str:
 def _whole_sequence_views(qmodel: QuantModel, upper: str, name: str) -> list[LayerView]:
     """Views for <name>_run: each layer runs over the rows of its input buffer (the model input
     for layer 0; a token model's table rows through <name>_row) and writes its output rows into
-    its own buffer in the state struct."""
+    its own buffer in the state struct. A RepeatVector writes nothing: the layer after it reads
+    its one input row at each of its n rows."""
     views: list[LayerView] = []
     first = f"{name}_row(input, tokens, {{t}})" if qmodel.embedding is not None else "input[{t}]"
     prev_row, prev_bits, seq = first, 8, True
@@ -475,6 +479,10 @@ def _whole_sequence_views(qmodel: QuantModel, upper: str, name: str) -> list[Lay
     cur = "length"  # the rows of the current sequence (a Conv1D or pooling changes them)
     for i, layer in enumerate(qmodel.layers):
         p = f"l{i}_{layer.kind}"
+        if layer.kind == "repeat":  # prev_row is one row (no {t}): read at every row
+            views.append(_repeat_view(i, layer, p, upper, prev_row, prev_bits))
+            cur, seq = views[-1].out_rows, True
+            continue
         rows = cur if seq else "1"
         seq = seq and bool(qmodel.sequence_out[i])
         width = layer.output_size
@@ -495,6 +503,15 @@ def _whole_sequence_views(qmodel: QuantModel, upper: str, name: str) -> list[Lay
         views.append(v)
         prev_row, prev_bits = dest, layer.output_q.bits
     return views
+
+
+def _repeat_view(i: int, q: QuantLayer, p: str, upper: str, row: str, bits: int) -> LayerView:
+    """A RepeatVector's view: no buffer of its own; its n rows are its input row (the one row
+    of the layer before it), which the next layer reads at each of them."""
+    v = _view(i, q, p, upper, row, bits, row)
+    v.rows, v.dest, v.src0, v.width, v.state_out = "1", row, row, q.output_size, False
+    v.out_rows = str(q.n)  # type: ignore[attr-defined]
+    return v
 
 
 def _view(
@@ -651,6 +668,8 @@ def _render_files(
         "offsets": input_offsets(qmodel.input_sizes),
         "decimates": qmodel.decimates and not qmodel.whole_sequence,
         "output_rows": output_rows(qmodel) if qmodel.changes_length else "",
+        "fixed_rows": qmodel.fixed_rows,
+        "repeat_n": qmodel.repeat_n,
         "min_length": qmodel.min_length() if qmodel.whole_sequence else 1,
         "output_stride": int(np.prod([getattr(q, "stride", 1) for q in qmodel.layers])),
         "samples_per_step": qmodel.samples_per_step,
@@ -716,7 +735,9 @@ def output_rows(qmodel: QuantModel) -> str:
     n = "(length)"
     for layer in qmodel.layers:
         stride = int(getattr(layer, "stride", 1))
-        if layer.kind == "conv1d" and getattr(layer, "padding", "causal") == "valid":
+        if layer.kind == "repeat":  # its n rows, whatever the length
+            n = str(layer.n)  # type: ignore[attr-defined]
+        elif layer.kind == "conv1d" and getattr(layer, "padding", "causal") == "valid":
             span = int(layer.span)  # type: ignore[attr-defined]
             n = f"({n} >= {span} ? ({n} - {span}) / {stride} + 1 : 0)"
         elif layer.kind == "conv1d" and stride > 1:

@@ -88,9 +88,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         f"{m['macs_per_step']} MACs/step, input {m['input_quant']}"
     )
     if res.qmodel.whole_sequence:
+        limit = res.qmodel.max_length
+        steps = "sequences of any length" if limit is None else f"up to {limit} steps"
+        rows = res.qmodel.fixed_rows
         print(
-            f"  whole-sequence model: {args.name}_run over up to {res.qmodel.max_length} steps "
-            "(no streaming step)"
+            f"  whole-sequence model: {args.name}_run over {steps} (no streaming step)"
+            + ("" if rows is None else f", {rows} output rows (RepeatVector)")
         )
     elif res.qmodel.decimates:
         print(
@@ -347,8 +350,10 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="the longest sequence <name>_run takes (<NAME>_MAX_LENGTH); required for models "
         "with a Bidirectional or go_backwards layer (their state holds buffers this long), "
-        "optional otherwise (run then refuses longer sequences); seq2seq models: the most input "
-        "steps <name>_encode takes (default: from metrics.json, else the calibration length)",
+        "optional otherwise (run then refuses longer sequences; a RepeatVector model needs it "
+        "only when a layer before the RepeatVector returns sequences); seq2seq models: the most "
+        "input steps <name>_encode takes (default: from metrics.json, else the calibration "
+        "length)",
     )
     p.add_argument(
         "--start-token",

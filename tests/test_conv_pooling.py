@@ -648,6 +648,28 @@ def test_too_short_for_the_windows_is_one_line(tmp_path: Path) -> None:
     assert compiled.run_api(np.zeros((8, 2)), 5)[0] == 0
 
 
+def test_verify_compares_the_last_output_row_of_fewer_rows(tmp_path: Path) -> None:
+    """A whole-sequence model that returns sequences with fewer rows than steps (a 'valid'
+    Conv1D): verify without per-step labels compares Keras' last output row with the C's last
+    row (not the row at the last step, past the rows), so a faithful export passes."""
+    from rnn2c.emulator import verify  # noqa: PLC0415
+
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [
+            keras.Input((None, 3)),
+            keras.layers.Conv1D(4, 3, padding="valid"),
+            keras.layers.GRU(5, return_sequences=True),
+            keras.layers.Dense(3),
+        ]
+    )
+    x = np.random.default_rng(0).normal(size=(20, 10, 3)).astype(np.float32)
+    export_model(model, x, tmp_path / "c", name="cv", max_length=10)
+    report = verify(model, tmp_path / "c", x)
+    assert report.bit_exact and report.passed, report.table()
+    assert report.mean_abs_error < 0.01 * report.output_range, report.table()
+
+
 @pytest.mark.parametrize("activations", ["int8", "int16"])
 def test_conv_and_pooling_bit_exact_on_arm_cores(tmp_path: Path, activations: str) -> None:
     """Conv1D (dilated, strided), both windowed poolings and the global average (the divisions)

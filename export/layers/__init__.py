@@ -17,6 +17,7 @@ from rnn2c.export.layers import (
     lstm,
     merge,
     pooling,
+    repeat,
     simple_rnn,
 )
 
@@ -29,6 +30,7 @@ LAYER_MODULES: tuple[ModuleType, ...] = (
     bidirectional,
     conv1d,
     pooling,
+    repeat,
 )
 
 #: Keras class name -> module with read(keras_layer, input_size)
@@ -48,6 +50,7 @@ QUANT_CLASSES = {
         conv1d.QuantConv1D,
         pooling.QuantPool,
         pooling.QuantGlobalPool,
+        repeat.QuantRepeat,
     )
 }
 RECURRENT_KINDS = ("gru", "lstm", "rnn", "bidir")  # bidir: Bidirectional or go_backwards

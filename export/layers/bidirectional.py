@@ -332,9 +332,10 @@ def run_layers(
     narrow16: bool = False,
 ) -> np.ndarray:
     """Layer by layer over whole sequences (how <name>_run computes a whole-sequence model):
-    [N, T, F] -> [N, T, out], every real step when the model returns sequences, else the final
-    output in each sequence's last real row (zeros elsewhere). Float layers with an observer
-    (calibration), or quantized layers on int64 (the integer reference)."""
+    [N, T, F] -> [N, T, out], every real output row when the model returns sequences, else the
+    final output in each sequence's last real row (zeros elsewhere). Float layers with an
+    observer (calibration), or quantized layers on int64 (the integer reference). After a
+    RepeatVector the rows are its n, [N, max(T, n), out]."""
     n, t, _ = x.shape
     lens = np.full(n, t) if lengths is None else np.asarray(lengths)
     h, cur = x, lens
@@ -354,14 +355,17 @@ def run_layers(
             h = last_rows(h, cur)[:, None]
             cur = np.ones(n, dtype=np.int64)
             seq = False
+        seq = seq or bool(sequence_out[i])  # a RepeatVector: rows again
     if obs is not None:
         obs.mask = None
     if narrow16:
         h = fx.q15_to_state(h)
     if h.dtype != np.float64 and not np.issubdtype(h.dtype, np.floating):
         h = h.astype(np.int64)
-    real = np.arange(t)[None, :] < cur[:, None]
     if seq:
+        rows = max(t, h.shape[1])  # more than T: a RepeatVector's n rows
+        h = np.concatenate([h, np.zeros((n, rows - h.shape[1], h.shape[2]), h.dtype)], axis=1)
+        real = np.arange(rows)[None, :] < cur[:, None]
         return np.where(real[:, :, None], h, 0)
     out = np.zeros((n, t, h.shape[-1]), dtype=h.dtype)
     out[np.arange(n), lens - 1] = h[:, 0]
