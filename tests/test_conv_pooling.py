@@ -381,7 +381,7 @@ def test_conv_and_pooling_compile_warning_free(tmp_path: Path) -> None:
         (
             lambda: keras.layers.Conv1D(4, 3, padding="same"),
             "or a Conv1D with padding 'valid' or 'same', so its C runs whole sequences through "
-            "<name>_run with buffers in the state; give --max-length N",
+            "<name>_run with buffers in the state; give max_length=N",
         ),
         (
             lambda: keras.layers.Conv1D(4, 3, padding="causal", activation="selu"),
@@ -391,7 +391,7 @@ def test_conv_and_pooling_compile_warning_free(tmp_path: Path) -> None:
             lambda: keras.layers.MaxPooling1D(2, padding="same"),
             "pooling with padding 'same' or a Conv1D with padding 'valid' or 'same', so its C "
             "runs whole sequences through <name>_run with buffers in the state; give "
-            "--max-length N",
+            "max_length=N",
         ),
     ],
 )

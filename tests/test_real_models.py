@@ -442,11 +442,11 @@ def test_valid_conv1d_says_what_causal_padding_would_keep(tmp_path: Path) -> Non
     with pytest.raises(ExportError) as info:
         export_model(valid, x, tmp_path / "c")
     msg = str(info.value)
-    assert "give --max-length N" in msg and "\n" not in msg
+    assert "give max_length=N" in msg and "\n" not in msg
     assert (
         f"Conv1D 'conv' (padding='valid') makes the model whole-sequence: its state holds every "
-        f"layer's outputs over the sequence, {whole_state} bytes at --max-length 40; with "
-        "padding='causal' (retrain) it streams through <name>_step with no --max-length in a "
+        f"layer's outputs over the sequence, {whole_state} bytes at max_length=40; with "
+        "padding='causal' (retrain) it streams through <name>_step with no max_length in a "
         f"state of {causal_state} bytes"
     ) in msg
     res = export_model(valid, x, tmp_path / "c", max_length=100)

@@ -73,7 +73,7 @@ CASES = [
     (
         lambda: _seq(keras.layers.Conv1D(4, 3), keras.layers.GRU(4)),
         "or a Conv1D with padding 'valid' or 'same', so its C runs whole sequences through "
-        "<name>_run with buffers in the state; give --max-length N",
+        "<name>_run with buffers in the state; give max_length=N",
     ),
     (
         lambda: _seq(keras.layers.Bidirectional(keras.layers.GRU(4), merge_mode=None)),
@@ -96,7 +96,7 @@ CASES = [
         lambda: _seq(keras.layers.AveragePooling1D(2, padding="same"), keras.layers.GRU(4)),
         "(Bidirectional or go_backwards), pooling with padding 'same' or a Conv1D with padding "
         "'valid' or 'same', so its C runs whole sequences through <name>_run with buffers in the "
-        "state; give --max-length N",
+        "state; give max_length=N",
     ),
     (
         lambda: _seq(keras.layers.Conv1D(3, 3, padding="causal", groups=3), keras.layers.GRU(4)),
