@@ -25,6 +25,7 @@ from rnn2c.export.api import read_any
 from rnn2c.export.layers.pooling import mean_round
 from rnn2c.export.quantize import observe_model
 from rnn2c.export.reference import run_int
+from tools import need
 
 ACTS = ("linear", "relu", "sigmoid", "tanh", "softmax")
 CELLS = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM, "rnn": keras.layers.SimpleRNN}
@@ -314,8 +315,8 @@ def test_strided_step_returns_new_and_holds(tmp_path: Path) -> None:
     assert np.array_equal(rows, ref[::2])
 
 
-@pytest.mark.skipif(not shutil.which("gcc") and not shutil.which("clang"), reason="no C compiler")
 def test_conv_and_pooling_compile_warning_free(tmp_path: Path) -> None:
+    need("gcc", "clang")
     keras.utils.set_random_seed(6)
     model = keras.Sequential(
         [
@@ -352,7 +353,7 @@ def test_conv_and_pooling_compile_warning_free(tmp_path: Path) -> None:
         ]
     )
     export_model(same, x, tmp_path / "s", name="cs", activations="int16", max_length=20)
-    for cc in [c for c in ("gcc", "clang") if shutil.which(c)]:
+    for cc in ("gcc", "clang"):
         for opt in ("-O0", "-Os"):
             for src in ("a/ca.c", "b/cb.c", "g/cg.c", "s/cs.c"):
                 avx = opt == "-Os" and platform.machine() == "x86_64"

@@ -6,10 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
-
-keras = pytest.importorskip("keras")
 
 from rnn2c.train.cli import add_arguments, main  # noqa: E402
 from rnn2c.train.data import Dataset  # noqa: E402

@@ -11,10 +11,9 @@ import re
 import shlex
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
-
-keras = pytest.importorskip("keras")
 
 from rnn2c.cli import main  # noqa: E402
 from rnn2c.train.data import DatasetError  # noqa: E402
