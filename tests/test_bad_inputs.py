@@ -160,7 +160,12 @@ CASES = [
         "sequence 0 has the padding id 0 at step 1",
         _ids("bad.npz", np.array([[3, 0, 4, 0]] * 4)),
     ),
-    Case("ids-per-feature", [*TOKEN, "{ws}/ids.npz", "--input-quant", "per-feature"], "per-"),
+    Case(
+        "ids-per-feature",
+        [*TOKEN, "{ws}/ids.npz", "--input-quant", "per-feature"],
+        "--input-quant per-feature does not apply to a token model: its input is the Embedding "
+        "table, quantized with one scale; drop the flag",
+    ),
     Case(
         "ids-bench",
         ["bench", "{ws}/tok.keras", "--calib", "{ws}/ids.npz", "--data", "{ws}/ids.npz"],
@@ -322,7 +327,11 @@ CASES = [
         "RNN2C_CACHE_DIR",
         env={"RNN2C_CACHE_DIR": "{ws}/plain_file"},
     ),
-    Case("export-folder-missing", ["verify", "{ws}/good.keras", "{ws}/nope", *VERIFY[3:]], "not"),
+    Case(
+        "export-folder-missing",
+        ["verify", "{ws}/good.keras", "{ws}/nope", *VERIFY[3:]],
+        "/nope' does not exist; run `rnn2c export` first",
+    ),
     # --- train
     Case("train-seed-negative", [*TRAIN, "--out", "{ws}/r", "--seed", "-1"], "--seed -1"),
     Case("train-noise-nan", [*TRAIN, "--out", "{ws}/r", "--noise", "nan"], "--noise nan"),

@@ -1,6 +1,8 @@
-"""`rnn2c bench`: the table and the JSON are well formed on a tiny model. No figure is asserted
-on (timings are benchmarks, not tests); a peer or a tool that is missing must still give its row,
-with the reason in place of figures."""
+"""`rnn2c bench`: the table and the JSON are well formed on a tiny model. No timing is asserted on
+(timings are benchmarks, not tests); the int8 outputs' closeness to float is. A peer or a tool
+that is missing, or a peer that fails to convert, must still give its row, with the reason in
+place of figures; the figures left unchecked then skip the test through tests/tools.py (a
+failure under CI=true)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import pytest
 from rnn2c.cli import main
 from rnn2c.emulator.bench import bench, choose_steps
 from rnn2c.export.data import Sequences
+from tools import need, require, require_capability, require_unicorn
 
 T, F, N = 6, 2, 5
 PATHS = ("float", "rnn2c", "litert", "tflm", "cortex-m0plus", "cortex-m3", "cortex-m4")
@@ -78,26 +81,39 @@ def test_table_and_json_are_well_formed(files: dict[str, Path], tmp_path: Path, 
         assert c["per_sequence_ns"][key] >= 0
         assert c["per_step_ns"][key] == pytest.approx(c["per_sequence_ns"][key] / T)
     assert c["vs_rnn2c"]["median"] == pytest.approx(1.0)
-    assert 0.0 <= c["agreement"] <= 1.0 and c["accuracy"] is not None
+    assert c["agreement"] >= 0.8 and c["mean_abs_error"] < 0.02  # int8 C against float Keras
+    # the C's accuracy differs from float's on at most the sequences where they disagree
+    assert abs(c["accuracy"] - rows["float"]["accuracy"]) <= 1 - c["agreement"] + 1e-9
 
+    unchecked = []  # rows whose figures this machine cannot give: tools' guard, at the end
     for path, module in (("litert", "ai_edge_litert"), ("tflm", "tflite_micro")):
         r = rows[path]
         if not _installed(module):
             assert "not installed" in r["error"] and "rnn2c[bench]" in r["error"]
-            continue
-        if r["ok"]:  # a conversion that fails on this TensorFlow is reported, not raised
+            unchecked.append(lambda m=module: require(f"py:{m}", "the extra 'bench'"))
+        elif r["ok"]:
             assert r["model_bytes"] > 0 and len(r["rounds_ns"]) == 2
-            assert 0.0 <= r["agreement"] <= 1.0 and r["mean_abs_error"] >= 0
-    if rows["tflm"]["ok"]:
-        assert rows["tflm"]["ram_bytes"] > 0  # the arena in use
+            assert r["mean_abs_error"] < 0.05 and r["agreement"] >= 0.6  # int8 vs float
+            if path == "tflm":
+                assert r["ram_bytes"] > 0  # the arena in use
+        else:  # a conversion that fails on this TensorFlow is reported, not raised ...
+            # ... but its figures went unchecked: a skip (a failure under CI=true)
+            unchecked.append(
+                lambda p=path, e=r["error"]: require_capability(False, f"{p} failed here: {e}")
+            )
+    toolchain = shutil.which("arm-none-eabi-gcc") is not None and _installed("unicorn")
     for target in ("cortex-m0plus", "cortex-m3", "cortex-m4"):
         r = rows[target]
-        if shutil.which("arm-none-eabi-gcc") and _installed("unicorn"):
+        if toolchain:
             assert r["ok"] and r["bit_exact"] is True
             ins = r["instructions_per_step"]
             assert 0 < ins["min"] <= ins["median"] <= ins["max"]
         else:
-            assert not r["ok"]
+            assert not r["ok"] and r["error"]
+    if not toolchain:
+        unchecked.append(lambda: (need("arm-none-eabi-gcc"), require_unicorn()))
+    for guard in unchecked:
+        guard()
 
 
 def test_variable_lengths_pick_one_T() -> None:

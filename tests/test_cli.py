@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from rnn2c.cli import main
+from rnn2c.export.reference import last_step, run_int
+from rnn2c.export.serialize import load as load_qmodel
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
@@ -205,8 +207,24 @@ def test_verify_api_with_one_hot_labels(files: dict[str, Path], tmp_path: Path) 
     )
     data = load_sequences(files["data"], "--data")
     assert data.y is not None
-    one_hot = np.eye(4, dtype=np.float32)[data.y]
-    plain = verify(str(files["good"]), out, data)
-    hot = verify(str(files["good"]), out, type(data)(data.x, one_hot, None))
-    assert plain.float_accuracy is not None and hot.float_accuracy == plain.float_accuracy
-    assert hot.int8_accuracy == plain.int8_accuracy
+    # the accuracies from the answers themselves, not from verify: the float model's (Keras),
+    # and the int8 C's (the integer reference's, which the C equals bit for bit); and sequences
+    # where the two answer differently, so that neither figure can stand in for the other
+    model = keras.saving.load_model(files["good"])
+    q = load_qmodel(out / "model_qmodel.npz")
+    x = np.concatenate([data.x, np.random.default_rng(5).normal(size=(3000, 12, 3))])
+    x = x.astype(np.float32)
+    float_answers = np.asarray(model.predict(x, verbose=0)).argmax(1)
+    c_answers = last_step(run_int(q, q.quantize_input(x)), None).argmax(1)
+    apart = 30 + np.flatnonzero(float_answers[30:] != c_answers[30:])[:4]
+    assert apart.size > 0  # int8 and float disagree somewhere among 3000 random sequences
+    keep = np.concatenate([np.arange(30), apart])
+    y = np.concatenate([data.y, float_answers[apart]])  # y = the float answers on those
+    plain = verify(str(files["good"]), out, type(data)(x[keep], y, None))
+    hot = verify(str(files["good"]), out, type(data)(x[keep], np.eye(4)[y], None))
+    # the fixture's y is the float model's own answer on all but 3 of its 30 sequences
+    n = keep.size
+    assert plain.float_accuracy == hot.float_accuracy == pytest.approx((n - 3) / n)
+    want = np.mean(c_answers[keep] == y)
+    assert want != pytest.approx((n - 3) / n)  # the two figures differ on these data
+    assert plain.int8_accuracy == hot.int8_accuracy == pytest.approx(want)

@@ -12,7 +12,6 @@ bench's refusal) and bad id arrays.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 
@@ -322,11 +321,11 @@ def token_exports(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     return d
 
 
-@pytest.mark.skipif(not COMPILERS, reason="no C compiler")
 @pytest.mark.parametrize("cc", COMPILERS)
 @pytest.mark.parametrize("opt", ["-O0", "-O2"])
 @pytest.mark.parametrize("model", ["a/tok", "b/tokbi"])
 def test_token_c_compiles_warning_free(token_exports, cc: str, opt: str, model: str) -> None:  # noqa: ANN001
+    need(cc)
     src = token_exports / f"{model}.c"
     c = re.sub(r"/\*.*?\*/", "", src.read_text(), flags=re.S)
     assert not re.search(r"\b(float|double)\b", c)
@@ -340,8 +339,7 @@ def test_token_c_compiles_warning_free(token_exports, cc: str, opt: str, model: 
 
 
 def test_token_model_exports_only_its_entry_points(token_exports) -> None:  # noqa: ANN001
-    if not shutil.which("nm") or not shutil.which("gcc"):
-        pytest.skip("nm or gcc not installed")
+    need("nm", "gcc")
     symbols = {}
     for model, name in (("a/tok", "tok"), ("b/tokbi", "tokbi")):
         obj = token_exports / f"{name}-nm.o"

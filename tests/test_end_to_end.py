@@ -11,14 +11,12 @@ import re
 import shlex
 from pathlib import Path
 
-import pytest
-
 from rnn2c.cli import main
-
-pytest.importorskip("aeon")
+from tools import require_aeon
 
 
 def test_train_export_verify_on_japanese_vowels(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    require_aeon()
     run = tmp_path / "run"
     args = ["train", "--dataset", "uea:JapaneseVowels", "--cell", "gru", "--units", "8"]
     assert main([*args, "--epochs", "4", "--out", str(run)]) == 0

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import platform
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,7 +10,11 @@ import keras
 import numpy as np
 import pytest
 
+from rnn2c.emulator.build import DEFAULT_FLAGS, compile_model, load_model
 from rnn2c.export import export_model
+from rnn2c.export.reference import run_int
+from rnn2c.export.serialize import load
+from tools import AVX512_FLAGS, has_avx512, lacks_hardware, need, require_x86
 
 STRICT = [
     "-Wall",
@@ -27,7 +29,8 @@ STRICT = [
     "-Wconversion",
     "-Wsign-conversion",
 ]
-COMPILERS = [cc for cc in ("gcc", "clang") if shutil.which(cc)]
+#: the compile matrix (each test asks for its compiler through tools.need: CI has both)
+COMPILERS = ("gcc", "clang")
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +81,12 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-@pytest.mark.skipif(not COMPILERS, reason="no C compiler")
 @pytest.mark.parametrize("cc", COMPILERS)
 @pytest.mark.parametrize("std", ["-std=c99", "-std=c11"])
 @pytest.mark.parametrize("opt", ["-O0", "-O2", "-Os"])
 @pytest.mark.parametrize("model", ["a/alpha", "g/gamma", "p/pf", "bi/bi", "bg/bg"])
 def test_compiles_warning_free(exported: Path, cc: str, std: str, opt: str, model: str) -> None:
+    need(cc)
     src = exported / f"{model}.c"
     obj = exported / f"{model}-{cc}{std}{opt}.o"
     subprocess.run(
@@ -100,27 +103,27 @@ def test_step_path_has_no_floats(exported: Path, model: str) -> None:
     code = re.sub(r"/\*.*?\*/", "", c, flags=re.S)
     assert not re.search(r"\b(float|double)\b", code)
     assert "math.h" not in code and "malloc" not in code
-    if platform.machine() in ("x86_64", "AMD64") and shutil.which("gcc"):
-        # gcc refuses any floating-point operation when only integer registers may be used
-        subprocess.run(
-            [
-                "gcc",
-                "-std=c99",
-                "-O2",
-                "-mgeneral-regs-only",
-                *STRICT,
-                "-c",
-                str(exported / f"{model}.c"),
-                "-o",
-                str(exported / "noflt.o"),
-            ],
-            check=True,
-        )
+    # gcc refuses any floating-point operation when only integer registers may be used
+    need("gcc")
+    require_x86(f"gcc -mgeneral-regs-only on {model}.c")
+    subprocess.run(
+        [
+            "gcc",
+            "-std=c99",
+            "-O2",
+            "-mgeneral-regs-only",
+            *STRICT,
+            "-c",
+            str(exported / f"{model}.c"),
+            "-o",
+            str(exported / "noflt.o"),
+        ],
+        check=True,
+    )
 
 
 def test_only_reset_step_and_run_are_exported(exported: Path) -> None:
-    if not shutil.which("nm"):
-        pytest.skip("nm not installed")
+    need("nm")
     obj = exported / "alpha.o"
     subprocess.run(
         ["gcc", "-std=c99", "-O2", "-c", str(exported / "a" / "alpha.c"), "-o", str(obj)],
@@ -190,10 +193,10 @@ int main(void) {
     )
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == "1" and out[1] == out[2]
-    if shutil.which("nm"):  # one copy of each 257-point table in the program, not one per model
-        nm = subprocess.run(["nm", str(exe)], capture_output=True, text=True, check=True).stdout
-        names = [line.split()[-1] for line in nm.splitlines()]
-        assert names.count("rnn2c_tanh_table") == 1 and names.count("rnn2c_exp_table") == 1
+    need("nm")  # one copy of each 257-point table in the program, not one per model
+    nm = subprocess.run(["nm", str(exe)], capture_output=True, text=True, check=True).stdout
+    names = [line.split()[-1] for line in nm.splitlines()]
+    assert names.count("rnn2c_tanh_table") == 1 and names.count("rnn2c_exp_table") == 1
 
 
 #: host builds of every kernel path: portable C, AVX2 (no AVX-512), AVX-512 without VNNI, and
@@ -206,34 +209,34 @@ HOST_PATHS = {
 }
 
 
-def _host_runs(path: str) -> None:
-    """Skip a host path whose instructions this CPU lacks (AVX-512 on an AVX2-only machine)."""
-    if path == "avx512":
-        try:
-            flags = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            flags = ""
-        if not all(f in flags for f in ("avx512f", "avx512bw", "avx512vl")):
-            pytest.skip("this CPU has no AVX-512")
+def _runs_here(path: str) -> bool:
+    """Whether this CPU executes a host path (AVX-512 needs avx512f, bw and vl)."""
+    return path != "avx512" or has_avx512()
 
 
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 kernel paths")
+def _build_or_skip(folder: Path, name: str, path: str, what: str):  # noqa: ANN202
+    """The compiled model of a host path; for a path this CPU cannot execute (AVX-512 on an
+    AVX2 machine), the library is still built (a compile error fails the test), then the test
+    skips through tools.lacks_hardware, naming what was not run (see tests/tools.py)."""
+    flags = (*DEFAULT_FLAGS, *HOST_PATHS[path])
+    if _runs_here(path):
+        return load_model(folder, name, flags=flags)
+    compile_model(folder, name, flags=flags)  # built, never loaded: its code would not run
+    lacks_hardware("+".join(AVX512_FLAGS), f"{what}: the {path} kernels (compiled, not run)")
+
+
 @pytest.mark.parametrize("path", sorted(HOST_PATHS))
 @pytest.mark.parametrize("model", ["a/alpha", "b/beta", "g/gamma", "p/pf"])
 def test_every_host_kernel_path_is_bit_exact(exported: Path, path: str, model: str) -> None:
     """The portable, AVX2 and -march=native (AVX-512 VNNI where the CPU has it) kernels give the
     integer reference's outputs on every step."""
-    from rnn2c.emulator.build import DEFAULT_FLAGS, load_model  # noqa: PLC0415
-    from rnn2c.export.reference import run_int  # noqa: PLC0415
-    from rnn2c.export.serialize import load  # noqa: PLC0415
-
-    _host_runs(path)
+    require_x86(f"the x86 kernel paths of {model}")
     folder, name = model.split("/")
     q = load(exported / folder / f"{name}_qmodel.npz")
     rng = np.random.default_rng(3)
     x = rng.integers(-128, 128, size=(12, 25, q.input_size)).astype(np.int8)
     x[0], x[1] = -128, 127
-    compiled = load_model(exported / folder, name, flags=(*DEFAULT_FLAGS, *HOST_PATHS[path]))
+    compiled = _build_or_skip(exported / folder, name, path, model)
     assert np.array_equal(compiled.run(x, None), run_int(q, x))
 
 
@@ -274,16 +277,11 @@ def wide(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 kernel paths")
 @pytest.mark.parametrize("path", sorted(HOST_PATHS))
 @pytest.mark.parametrize("model", ["a/wa", "g/wg", "b/wb", "h/wh"])
 def test_wide_layers_every_host_kernel_path_is_bit_exact(wide: Path, path: str, model: str) -> None:
     """As above on layers of 8 to 32 units, with long extreme inputs (saturated gates, cells)."""
-    from rnn2c.emulator.build import DEFAULT_FLAGS, load_model  # noqa: PLC0415
-    from rnn2c.export.reference import run_int  # noqa: PLC0415
-    from rnn2c.export.serialize import load  # noqa: PLC0415
-
-    _host_runs(path)
+    require_x86(f"the x86 kernel paths of {model}")
     folder, name = model.split("/")
     q = load(wide / folder / f"{name}_qmodel.npz")
     rng = np.random.default_rng(8)
@@ -291,11 +289,10 @@ def test_wide_layers_every_host_kernel_path_is_bit_exact(wide: Path, path: str, 
     x[0], x[1] = -128, 127
     x[2, :, 0] = 127
     x[3] = np.where(np.arange(60)[:, None] % 8 < 4, 127, -128)
-    compiled = load_model(wide / folder, name, flags=(*DEFAULT_FLAGS, *HOST_PATHS[path]))
+    compiled = _build_or_skip(wide / folder, name, path, model)
     assert np.array_equal(compiled.run(x, None), run_int(q, x))
 
 
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 kernel paths")
 @pytest.mark.parametrize("seed", range(6))
 def test_random_recurrent_configs_every_host_kernel_path_is_bit_exact(
     tmp_path: Path, seed: int
@@ -303,11 +300,9 @@ def test_random_recurrent_configs_every_host_kernel_path_is_bit_exact(
     """Property style: a random GRU or LSTM stack (1 to 40 units, so full and partial blocks of
     the x86 layout's 16 and 8 lanes, 1 to 13 inputs, int8 or int16 states, per-tensor or
     per-feature input, a random Dense head) gives the integer reference's outputs on every step
-    in every host kernel path."""
-    from rnn2c.emulator.build import DEFAULT_FLAGS, load_model  # noqa: PLC0415
-    from rnn2c.export.reference import run_int  # noqa: PLC0415
-    from rnn2c.export.serialize import load  # noqa: PLC0415
-
+    in every host kernel path (a path this CPU cannot execute: built, then named in the skip
+    after every other path has run)."""
+    require_x86(f"the x86 kernel paths of random configuration {seed}")
     rng = np.random.default_rng(100 + seed)
     keras.utils.set_random_seed(100 + seed)
     features = int(rng.integers(1, 14))
@@ -331,22 +326,17 @@ def test_random_recurrent_configs_every_host_kernel_path_is_bit_exact(
     x = rng.integers(-128, 128, size=(6, 30, q.input_size)).astype(np.int8)
     x[0], x[1] = -128, 127
     want = run_int(q, x)
-    for path in sorted(HOST_PATHS):
-        if path == "avx512":
-            try:
-                _host_runs(path)
-            except pytest.skip.Exception:
-                continue
-        compiled = load_model(tmp_path, "r", flags=(*DEFAULT_FLAGS, *HOST_PATHS[path]))
+    for path in sorted(HOST_PATHS, key=lambda p: not _runs_here(p)):  # the runnable ones first
+        compiled = _build_or_skip(tmp_path, "r", path, f"random configuration {seed}")
         assert np.array_equal(compiled.run(x, None), want), (path, model.layers)
 
 
-@pytest.mark.skipif(not COMPILERS, reason="no C compiler")
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 kernel paths")
 @pytest.mark.parametrize("cc", COMPILERS)
 @pytest.mark.parametrize("opt", ["-O0", "-O2", "-Os"])
 @pytest.mark.parametrize("path", ["avx2", "avx512", "native"])
 def test_x86_paths_compile_warning_free(wide: Path, cc: str, opt: str, path: str) -> None:
+    need(cc)
+    require_x86(f"the {path} kernels under {cc} {opt}")
     flags = [f for f in HOST_PATHS[path] if not f.startswith("-O")]
     for model in ("a/wa", "h/wh"):
         subprocess.run(
@@ -376,64 +366,67 @@ def test_export_is_reproducible(exported: Path, tmp_path: Path) -> None:
         assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes()
 
 
-def test_float_helpers_compile_and_round_trip(exported: Path) -> None:
-    """The header's static inline quantize/dequantize helpers, per-tensor and per-feature."""
-    main = exported / "helpers.c"
-    main.write_text(
-        """
+HELPERS = r"""
 #include <stdio.h>
+#include <string.h>
+#include "alpha.h"
 #include "beta.h"
 #include "pf.h"
+static unsigned int bits(float f) { unsigned int u; memcpy(&u, &f, sizeof u); return u; }
 int main(void) {
     float x[PF_INPUT_SIZE] = {0.5f, -1.0f, 2.0f, 0.0f};
-    int8_t qa[BETA_INPUT_SIZE], qb[PF_INPUT_SIZE], y[PF_OUTPUT_SIZE];
-    float out[PF_OUTPUT_SIZE];
-    pf_state_t s;
+    int8_t qa[BETA_INPUT_SIZE], qb[PF_INPUT_SIZE];
+    int8_t ya[ALPHA_OUTPUT_SIZE], yb[BETA_OUTPUT_SIZE];
+    float fa[ALPHA_OUTPUT_SIZE], fb[BETA_OUTPUT_SIZE];
+    int k, i;
     beta_quantize_input(x, qa);
     pf_quantize_input(x, qb);
-    pf_reset(&s);
-    pf_step(&s, qb, y);
-    pf_dequantize_output(y, out);
-    printf("%d %d %d %d\\n", qb[0], qb[1], qb[2], qb[3]);
+    for (i = 0; i < PF_INPUT_SIZE; ++i) printf("%d %d\n", qa[i], qb[i]);
+    for (k = -128; k <= 127; ++k) { /* every int8 value through each dequantize_output */
+        for (i = 0; i < ALPHA_OUTPUT_SIZE; ++i) ya[i] = (int8_t)k;
+        for (i = 0; i < BETA_OUTPUT_SIZE; ++i) yb[i] = (int8_t)k;
+        alpha_dequantize_output(ya, fa);
+        beta_dequantize_output(yb, fb);
+        for (i = 0; i < ALPHA_OUTPUT_SIZE; ++i) printf("%08x ", bits(fa[i]));
+        for (i = 0; i < BETA_OUTPUT_SIZE; ++i) printf("%08x ", bits(fb[i]));
+        printf("\n");
+    }
     return 0;
 }
 """
-    )
+
+
+def test_float_helpers_equal_the_python_quantizer_bit_for_bit(exported: Path) -> None:
+    """The header's static inline helpers: quantize_input (per-tensor and per-feature) gives the
+    Python quantizer's int8 values, and dequantize_output gives, for every int8 value, the
+    float32 of the Python dequantization, scale * (q - zero point) (the scale as the header's
+    float32 constant; a softmax head's 1/256 and a calibrated relu scale)."""
+    need("gcc")
+    main = exported / "helpers.c"
+    main.write_text(HELPERS)
     exe = exported / "helpers"
-    flags = ["-std=c99", "-O2", *STRICT]
+    folders = [str(a) for f in ("a", "b", "p") for a in ("-I", exported / f)]
+    sources = [str(exported / f) for f in ("a/alpha.c", "b/beta.c", "p/pf.c")]
     subprocess.run(
-        [
-            "gcc",
-            *flags,
-            "-I",
-            str(exported / "b"),
-            "-I",
-            str(exported / "p"),
-            str(main),
-            str(exported / "b" / "beta.c"),
-            str(exported / "p" / "pf.c"),
-            "-o",
-            str(exe),
-        ],
+        ["gcc", "-std=c99", "-O2", *STRICT, *folders, str(main), *sources, "-o", str(exe)],
         check=True,
     )
-    got = [
-        int(v)
-        for v in subprocess.run(
-            [str(exe)], capture_output=True, text=True, check=True
-        ).stdout.split()
-    ]
-    import rnn2c.export.serialize as ser  # noqa: PLC0415
-
-    q = ser.load(exported / "p" / "pf_qmodel.npz").input_q
-    want = q.quantize(np.array([0.5, -1.0, 2.0, 0.0])).tolist()
-    assert all(abs(a - b) <= 1 for a, b in zip(got, want, strict=True))  # round-half differs
-
-
-def test_ci_has_both_compilers() -> None:
-    """Locally a missing clang only narrows the matrix; in CI (.ci/run installs it) it fails."""
-    import os  # noqa: PLC0415
-
-    if os.environ.get("CI") != "true":
-        pytest.skip("compiler presence is enforced in CI only")
-    assert set(COMPILERS) == {"gcc", "clang"}
+    lines = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+    rows = lines.splitlines()
+    x = np.array([0.5, -1.0, 2.0, 0.0])
+    got_q = np.array([[int(v) for v in row.split()] for row in rows[:4]])
+    for column, folder, name in ((0, "b", "beta"), (1, "p", "pf")):
+        want_q = load(exported / folder / f"{name}_qmodel.npz").input_q.quantize(x)
+        np.testing.assert_array_equal(got_q[:, column], want_q)
+    got = np.array([[int(v, 16) for v in row.split()] for row in rows[4:]], dtype=np.uint32)
+    assert got.shape == (256, 3 + 2)
+    q = np.arange(-128, 128)
+    for cols, folder, name in ((slice(0, 3), "a", "alpha"), (slice(3, 5), "b", "beta")):
+        oq = load(exported / folder / f"{name}_qmodel.npz").output_q
+        want = np.float32(oq.scale) * (q - oq.zero_point).astype(np.float32)  # float32 * float32
+        assert (
+            np.abs(want.astype(np.float64) - oq.dequantize(q)).max()
+            <= 2.0**-23 * np.abs(oq.dequantize(q)).max()
+        )  # the float32 of the Python (float64) dequantization, to its rounding
+        wide = np.broadcast_to(want.view(np.uint32)[:, None], got[:, cols].shape)
+        np.testing.assert_array_equal(got[:, cols], wide)

@@ -27,6 +27,7 @@ from rnn2c.cli import main
 from rnn2c.emulator.verify import read_export_dir
 from rnn2c.outdir import LOCK_NAME, TMP_PREFIX, OwnedFolder, recover
 from rnn2c.train.train import RUN_FILES, RUN_MANIFEST
+from tools import need, require_capability
 
 F, T = 3, 10
 
@@ -141,8 +142,13 @@ def test_immutable_folder_is_one_line(ws: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "frozen"
     assert _export(ws, out) == 0
     before = snapshot(tmp_path)
-    if subprocess.run(["chattr", "+i", str(out)], capture_output=True).returncode != 0:
-        pytest.skip("chattr +i is not available here")
+    need("chattr")
+    frozen = subprocess.run(["chattr", "+i", str(out)], capture_output=True, text=True)
+    require_capability(
+        frozen.returncode == 0,
+        f"chattr +i does not work here (root and a file system with the immutable flag): "
+        f"{frozen.stderr.strip()}",
+    )
     try:
         capsys.readouterr()
         assert _export(ws, out, "--activations", "int16") == 2

@@ -25,13 +25,6 @@ MODELS = {
     "bi": {"cell": "gru", "attention": "luong", "tokens": True, "bidirectional": True, "seed": 4},
 }
 MAX_OUT = 6  # --max-output-length
-#: what `rnn2c size` may find on the stack beyond the scratch arrays the header declares
-#: (<NAME>_SCRATCH_BYTES, the larger of encode_step's and decode's): decode's frame (up to 9
-#: saved words, r4-r11 and LR, plus the locals the compiler spills, most on ARMv6-M with its 8
-#: low registers) and the callees on its deepest chain (the runtime's attention / argmax
-#: kernels where not inlined, and on ARMv6-M libgcc's __aeabi_uidiv). Measured 80 to 164 B over
-#: the scratch for these models on M0+/M3/M4/M7 (88 to 156 B for 16-unit exports); bound 192 B.
-FRAMES_BOUND = 192
 
 
 @pytest.fixture(scope="module")
@@ -194,15 +187,14 @@ def test_size_report(files: dict[str, Path], model: str, target: str) -> None:
     assert r.flash == r.text + r.rodata + r.data + r.library_bytes
     assert r.rodata >= r.raw_parameters > 0 and r.text > 0
     assert r.state == manifest["state_bytes"] and r.ram == r.state + r.static_ram + r.stack
-    # stack: the declared scratch arrays, plus the frames of the deepest call chain
+    # stack: at least the scratch arrays the header declares (a contract: what a user budgets
+    # for); the frames beyond them depend on the compiler: benchmarks/size_table.py checks them
     header = (files[f"{model}-export"] / f"{model}_s2s.h").read_text()
     scratch = int(header.split(f"#define {model.upper()}_S2S_SCRATCH_BYTES ")[1].split()[0])
-    assert scratch <= r.stack <= scratch + FRAMES_BOUND, (r.stack, scratch)
+    assert scratch <= r.stack, (r.stack, scratch)
     assert r.stack == max(r.stack_static_encode, r.stack_static_decode, r.stack_measured)
     assert r.stack_path[0] in (f"{model}_s2s_decode", f"{model}_s2s_encode_step")
-    # instructions: an encoder step and an output token each cost more than their MACs, and
-    # not absurdly more: at 8 units the per-call work weighs (measured 4.4 to 6.5 per MAC on
-    # the M4, 11.7 to 13.3 on the M0+ with no DSP multiply-accumulate)
+    # instructions (their per-MAC ceilings are benchmarks/size_table.py's to check)
     assert r.macs_per_encode_step == manifest["macs_per_encode_step"]
     q = S.read_export(files[f"{model}-export"]).qmodel
     assert 0 < r.encode_instructions_min <= r.encode_instructions_mean <= r.encode_instructions_max
@@ -210,9 +202,12 @@ def test_size_report(files: dict[str, Path], model: str, target: str) -> None:
     assert r.token_instructions_mean > r.encode_instructions_mean  # attention + head per token
     assert min(q.token_macs(int(n)) for n in lengths) <= r.macs_per_token
     assert r.macs_per_token <= max(q.token_macs(int(n)) for n in lengths)
-    bound = 20 if target == "cortex-m0plus" else 10
-    for per_mac in (r.encode_instructions_per_mac, r.token_instructions_per_mac):
-        assert 1 < per_mac < bound, (target, per_mac)
+    assert r.encode_instructions_per_mac == pytest.approx(
+        r.encode_instructions_mean / r.macs_per_encode_step
+    )
+    assert r.token_instructions_per_mac == pytest.approx(
+        r.token_instructions_mean / r.macs_per_token
+    )
     assert sum(r.decode_instructions) == pytest.approx(r.token_instructions_mean * r.decoder_steps)
 
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rnn2c.train.data import DatasetError, load_dataset
+from tools import require_aeon
 
-HAS_AEON = importlib.util.find_spec("aeon") is not None
-needs_aeon = pytest.mark.skipif(not HAS_AEON, reason="aeon (extra 'train') is not installed")
+
+@pytest.fixture
+def aeon() -> None:
+    """The .ts reader and the bundled sets need aeon (the extra 'train'): tools.require."""
+    require_aeon()
+
+
+needs_aeon = pytest.mark.usefixtures("aeon")
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> Path:

@@ -8,10 +8,9 @@ import json
 import shlex
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
-
-keras = pytest.importorskip("keras")
 
 from rnn2c.cli import main  # noqa: E402
 from rnn2c.emulator import verify  # noqa: E402

@@ -18,6 +18,7 @@ from rnn2c.emulator import verify
 from rnn2c.emulator.build import compile_model, load_model
 from rnn2c.export import ExportError, export_model
 from rnn2c.export.serialize import load as load_qmodel
+from tools import need
 
 F, T, K = 3, 12, 4
 
@@ -248,8 +249,7 @@ def test_quantize_input_in_c_equals_python_bit_for_bit(tmp_path: Path, input_qua
 
 
 def test_cache_follows_the_compiler_not_its_name(ws: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    if shutil.which("clang") is None:
-        pytest.skip("needs a second compiler (clang)")
+    need("clang")  # a second compiler behind the same name
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     cc = bin_dir / "mycc"
