@@ -54,7 +54,9 @@ TARGET_LABELS = {
     "cortex-m7": "Cortex-M7",
 }
 DEFAULT_ROUNDS = 15
-MAX_ROUNDS = 10_000
+#: the counts' bounds: every round runs every sequence through every path, and a step of a
+#: peer's unrolled graph is a copy of the model (their flatbuffers grow with T)
+MAX_ROUNDS, MAX_STEPS, MAX_SEQUENCES = 1000, 10_000, 1_000_000
 CLOCK_SAMPLES = 2000
 MCU_SEQUENCES, MCU_STEPS = 2, 16  # steps counted per target: the first 2 sequences x 16 steps
 
@@ -246,17 +248,15 @@ def choose_steps(seqs: Sequences, steps: int | None) -> tuple[int, np.ndarray]:
 def _check_args(
     rounds: int, steps: int | None, sequences: int | None, targets: Any, peers: Any
 ) -> None:
-    for flag, v, lo in (
-        ("--rounds", rounds, 1),
-        ("--steps", steps, 1),
-        ("--sequences", sequences, 1),
+    for flag, v, top in (
+        ("--rounds", rounds, MAX_ROUNDS),
+        ("--steps", steps, MAX_STEPS),
+        ("--sequences", sequences, MAX_SEQUENCES),
     ):
         if v is None and flag != "--rounds":
             continue
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
-            raise ExportError(f"{flag} {v!r}: expected a whole number >= {lo}")
-    if rounds > MAX_ROUNDS:
-        raise ExportError(f"--rounds {rounds}: expected at most {MAX_ROUNDS}")
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or not 1 <= v <= top:
+            raise ExportError(f"{flag} {v!r}: expected a whole number from 1 to {top}")
     if any(p not in PEERS for p in peers):
         raise ExportError(f"peers {list(peers)}: choose from {', '.join(PEERS)}")
     unknown = [t for t in targets if t not in TARGET_LABELS]

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from rnn2c.emulator import seq2seq_boards
 from rnn2c.emulator.build import BuildError, load_model, step_offsets
 from rnn2c.export.api import MANIFEST, export_model, output_files
 from rnn2c.export.data import data_inputs, load_sequences, mask_lengths
+from rnn2c.export.footprint import estimate, scratch_bytes, size_text
 from rnn2c.export.ir import ExportError, QuantModel
 from rnn2c.export.render import check_name, template_environment
 from rnn2c.interface import python_api
@@ -48,7 +49,14 @@ RESERVED_NAMES = ("main", "startup")  # main.c and startup.c sit next to <name>.
 DEFAULT_SEQUENCES = 3
 DEFAULT_STEPS = 16  # pseudo-random sequences when no --data is given
 DEFAULT_TIMEOUT = 60.0
+MAX_SEQUENCES = 1000  # --sequences: main.c holds them all; QEMU prints a line per step
+MAX_TIMEOUT = 3600.0
 STACK_BYTES = 4096
+#: flash of main.c, startup.c, the vectors and the libgcc helpers they pull in, beside the
+#: model (measured: 1.5-1.6 KB on the Cortex-M0 and M4 boards)
+FIRMWARE_CODE = 2048
+MAIN_STACK = 256  # main's frame and the output formatting, above the model's stack
+CLOSE = 0.9  # warn when the project fills this much of the board's flash or RAM
 # Tool -> Debian package that provides it.
 PACKAGES = {
     "arm-none-eabi-gcc": "gcc-arm-none-eabi",
@@ -160,8 +168,7 @@ def replay_inputs(
 ) -> Replay:
     """The first `sequences` sequences of --data quantized with the model's input quantization,
     or deterministic pseudo-random int8 sequences of `steps` steps."""
-    if sequences < 1:
-        raise FirmwareError(f"--sequences {sequences}: give at least 1")
+    check_sequences(sequences)
     if seq2seq_boards.is_seq2seq(qmodel):  # ids or int8 rows for encode_step, then decode
         inp = seq2seq_boards.seq2seq_inputs(qmodel, data, sequences, steps, seed)
         return Replay(inp.xq, inp.lengths, inp.source, inp.ids)
@@ -190,6 +197,113 @@ def replay_inputs(
     ids = seqs.x[:n, :t] if qmodel.vocab is not None else None
     source = f"the first {n} of {data}"
     return Replay(xq.astype(np.int8), lengths.astype(np.int64), source, ids, note)
+
+
+def check_sequences(sequences: int) -> None:
+    """One-line FirmwareError for a --sequences outside 1..MAX_SEQUENCES."""
+    if not 1 <= sequences <= MAX_SEQUENCES:
+        raise FirmwareError(
+            f"--sequences {sequences}: give at least 1 and at most {MAX_SEQUENCES} sequences "
+            "to replay"
+        )
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What a project needs of a board (estimates, bytes), and of what."""
+
+    flash: int
+    ram: int
+    inputs: int  # the replayed inputs main.c holds (in flash)
+    flash_parts: str
+    ram_parts: str
+    model_stack: int  # the model's estimated stack, within STACK_BYTES with main's
+
+    def need(self, which: str) -> int:
+        return self.flash if which == "flash" else self.ram
+
+    def parts(self, which: str) -> str:
+        return self.flash_parts if which == "flash" else self.ram_parts
+
+
+def project_memory(
+    b: Board, name: str, model_files: dict[str, bytes], qmodel: Any, replay: Replay
+) -> Memory:
+    """The flash and RAM a project needs on board b: the model (export/footprint.py's
+    estimate for the board's CPU), the replayed inputs main.c holds, main.c's buffers, the
+    firmware's own code and the stack the link reserves."""
+    est = estimate(qmodel, scratch_bytes(model_files.get(f"{name}.h", b""), name), b.cpu)
+    n, t, _ = replay.xq.shape
+    inputs = (4 * replay.ids.size if replay.ids is not None else replay.xq.nbytes) + 4 * n
+    if seq2seq_boards.is_seq2seq(qmodel):
+        buffers = 4 * int(qmodel.max_output_length) + 160
+    else:
+        out = int(qmodel.output_size)
+        rows = t if qmodel.whole_sequence and qmodel.returns_sequences else 1
+        buffers = rows * out + 160 + 5 * out
+    buffers += 16
+    return Memory(
+        flash=est.flash + inputs + FIRMWARE_CODE,
+        ram=est.state + buffers + STACK_BYTES,
+        inputs=inputs,
+        flash_parts=f"model ~{size_text(est.flash)}, replayed inputs {size_text(inputs)}, "
+        f"main.c and startup ~{size_text(FIRMWARE_CODE)}",
+        ram_parts=f"model state {size_text(est.state)}, main.c buffers {size_text(buffers)}, "
+        f"stack {size_text(STACK_BYTES)}",
+        model_stack=est.stack,
+    )
+
+
+def _room(b: Board, which: str) -> int:
+    start, end = b.region(which)
+    return end - start
+
+
+def check_fits(
+    b: Board, name: str, model_files: dict[str, bytes], qmodel: Any, replay: Replay
+) -> list[str]:
+    """Refuse (FirmwareError, one line) a project that cannot fit the board's flash or RAM,
+    naming by how much and the boards it would fit; else the warnings of a close fit."""
+    need = project_memory(b, name, model_files, qmodel, replay)
+    warnings = []
+    for which, label in (("flash", "flash"), ("ram", "RAM")):
+        have, want = _room(b, which), need.need(which)
+        if want > have:
+            fits = [
+                o.name
+                for o in boards().values()
+                if o.name != b.name
+                and all(
+                    project_memory(o, name, model_files, qmodel, replay).need(w) <= _room(o, w)
+                    for w in ("flash", "ram")
+                )
+            ]
+            if which == "ram":
+                fix = "shrink the model's state (fewer units, a smaller --max-length)"
+            elif need.inputs >= want - have:
+                fix = "replay fewer --sequences or shorter --data sequences"
+            else:
+                fix = "shrink the model (fewer units, a smaller Embedding)"
+            raise FirmwareError(
+                f"--board {b.name}: the project needs about {size_text(want)} of {label} "
+                f"({need.parts(which)}) but the board has {size_text(have)}: about "
+                f"{size_text(want - have)} too much; "
+                + (f"it would fit on {', '.join(fits)}, or " if fits else "no board rnn2c knows ")
+                + (f"{fix}" if fits else f"has room for it: {fix}")
+                + " (an estimate; rnn2c size measures the model)"
+            )
+        if want > CLOSE * have:
+            warnings.append(
+                f"the project fills about {100 * want // have}% of {b.name}'s {label} "
+                f"({size_text(want)} of {size_text(have)}, an estimate: {need.parts(which)}); "
+                "it may not link"
+            )
+    if need.model_stack + MAIN_STACK > STACK_BYTES:
+        warnings.append(
+            f"the model's stack (~{size_text(need.model_stack)}) with main's may exceed the "
+            f"{size_text(STACK_BYTES)} the project reserves; raise __stack_reserve in link.ld"
+        )
+    return warnings
 
 
 def _check_name(name: str) -> None:
@@ -281,6 +395,7 @@ class Project:
     replay: Replay
     files: list[str]
     qmodel: Any = None  # QuantModel, or QuantSeq2Seq for a seq2seq export
+    warnings: list[str] = field(default_factory=list)  # a close fit of the board's memory
 
     @property
     def seq2seq(self) -> bool:
@@ -303,6 +418,7 @@ def make_project(
     export folder (without). export_options: calibration / activations / input_quant for
     export_model (a .keras model only). Everything is checked before anything is written."""
     b = get_board(board)
+    check_sequences(sequences)
     out_path = Path(out)
     if run:
         if not b.emulated:
@@ -369,10 +485,12 @@ def _make_project(
             model_files = {f: (res.out_dir / f).read_bytes() for f in res.files}
             qmodel = res.qmodel
     replay = replay_inputs(qmodel, data, sequences)
+    warnings = check_fits(b, name, model_files, qmodel, replay)  # before anything is written
     seq2seq = seq2seq_boards.is_seq2seq(qmodel)
     files, manifest = render_project(name, model_files, b, replay, seq2seq)
     folder.write(files, manifest)
-    return Project(folder.path, name, b, replay, sorted([*files, PROJECT_MANIFEST]), qmodel)
+    files_list = sorted([*files, PROJECT_MANIFEST])
+    return Project(folder.path, name, b, replay, files_list, qmodel, warnings)
 
 
 @dataclass
@@ -510,8 +628,11 @@ def run_project(project: Project, timeout: float = DEFAULT_TIMEOUT) -> Any:
 def command(args: Any) -> int:
     """`rnn2c firmware` (argparse namespace from rnn2c.cli) -> exit code; bad input raises
     FirmwareError (ExportError), a failed build or QEMU run BuildError, which the CLI reports."""
-    if not 0 < args.timeout <= 3600:  # also refuses nan
-        raise FirmwareError(f"--timeout {args.timeout}: expected seconds from 1 to 3600")
+    if not 1 <= args.timeout <= MAX_TIMEOUT:  # also refuses nan
+        raise FirmwareError(
+            f"--timeout {args.timeout:g}: expected seconds from 1 to {MAX_TIMEOUT:g}"
+        )
+    check_sequences(args.sequences)
     project = make_project(
         args.model,
         args.board,
@@ -542,6 +663,8 @@ def command(args: Any) -> int:
     if project.replay.note:
         print(f"  note: {project.replay.note}")
     print(f"  files: {', '.join(project.files)}")
+    for warning in project.warnings:
+        print(f"rnn2c firmware: warning: {warning}", file=sys.stderr)
     how = "make run" if b.emulated else "make flash; make monitor"
     print(f"  next: cd {project.out} && make && {how}")
     if not args.run:

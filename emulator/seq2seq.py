@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from rnn2c.emulator.build import compile_model
+from rnn2c.emulator.verify import CHANCE_FAILURE, check_table, files_status, pct, untrained
 from rnn2c.export.ir import ExportError
 from rnn2c.export.seq2seq import (
     QuantSeq2Seq,
@@ -132,6 +133,7 @@ class Seq2SeqReport:
     max_output_length: int
     files_checked: bool = False
     changed_files: list[str] = field(default_factory=list)
+    chance: str | None = None  # why the float model looks untrained, if it does
     examples: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     attention: np.ndarray | None = field(default=None, repr=False)  # one example's weights
@@ -151,8 +153,6 @@ class Seq2SeqReport:
         return json.dumps(d, indent=2)
 
     def table(self) -> str:
-        from rnn2c.emulator.verify import check_table, files_status, pct  # noqa: PLC0415
-
         files = files_status(self.files_checked, self.changed_files)
         div = self.first_divergence
         rows = [
@@ -196,6 +196,8 @@ class Seq2SeqReport:
             lines.append(f"  differs: sequence {e['sequence']}: float {e['float']} / C {e['c']}")
         if self.first_mismatch is not None:
             lines.append(f"  first C/reference mismatch: sequence {self.first_mismatch}")
+        if self.chance:
+            lines.append(f"  float model: {self.chance}")
         lines.append("PASS" if self.passed else "FAIL: " + "; ".join(self.failures))
         return "\n".join(lines)
 
@@ -251,10 +253,12 @@ def verify_seq2seq(
     f_seq = with_end(f_tok, f_n, q.end_token)
     agree, same, first = compare(c_seq, f_seq)
     acc = {}
+    chance = None
     if seqs.y is not None:
         ys = targets(seqs.y, q.end_token)
         acc["float"] = compare(f_seq, ys)[:2]
         acc["int8"] = compare(c_seq, ys)[:2]
+        chance = chance_reason(ys, *acc["float"])
     examples = [
         {"sequence": i, "float": f_seq[i], "c": c_seq[i]}
         for i in range(len(c_seq))
@@ -286,6 +290,7 @@ def verify_seq2seq(
         max_output_length=limit,
         files_checked=export.hashed,
         changed_files=export.changed_files,
+        chance=chance,
         examples=examples,
         attention=attention,
         attention_labels=labels,
@@ -298,7 +303,27 @@ def verify_seq2seq(
         report.failures.append("C tokens differ from the integer reference")
     if agree < min_agreement:
         report.failures.append("token agreement with the float model below threshold")
+    if chance:
+        report.failures.append(CHANCE_FAILURE)
     return report
+
+
+def chance_reason(ys: list[list[int]], token_accuracy: float, exact: float) -> str | None:
+    """Why greedy decoding of the float model looks untrained against the targets ys (each up
+    to its end token), else None: no sequence exactly right, and a token accuracy no better
+    than always answering the targets' most frequent token (what verify says of a classifier
+    no better than its most frequent class)."""
+    flat = [v for y in ys for v in y]
+    if len(ys) < 10 or not flat or exact > 0:
+        return None
+    majority = float(np.bincount(np.asarray(flat)).max() / len(flat))
+    if token_accuracy > majority:
+        return None
+    return untrained(
+        f"at chance level: greedy decoding gets no sequence exactly right, and its token "
+        f"accuracy {pct(token_accuracy)} is no better than always answering the most frequent "
+        f"token ({pct(majority)})"
+    )
 
 
 def axis_labels(

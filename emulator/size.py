@@ -79,6 +79,9 @@ TARGETS = {
     ),
 }
 OPT_LEVELS = ("O2", "Os")
+#: --sequences / --steps bounds: every step is emulated with a hook per translation block
+#: (1-5 ms a step on a PC: 20,000 steps take about a minute), and the inputs are held in memory
+MAX_SEQUENCES, MAX_STEPS, MAX_TOTAL_STEPS = 1000, 20_000, 20_000
 
 LINKER_SCRIPT = f"""\
 ENTRY(rnn2c_size_main)
@@ -752,6 +755,19 @@ def make_inputs(
 # ---------------------------------------------------------------------------- the report
 
 
+def check_counts(sequences: int, steps: int) -> None:
+    """One-line SizeError for --sequences / --steps out of range (before any work)."""
+    for flag, v, top in (("--sequences", sequences, MAX_SEQUENCES), ("--steps", steps, MAX_STEPS)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or not 1 <= v <= top:
+            raise SizeError(f"{flag} {v}: expected 1 to {top}")
+    if sequences * steps > MAX_TOTAL_STEPS:
+        raise SizeError(
+            f"--sequences {sequences} x --steps {steps} = {sequences * steps} steps: expected at "
+            f"most {MAX_TOTAL_STEPS} in all (each step is emulated instruction by instruction, "
+            "a few ms a step)"
+        )
+
+
 @python_api(dir="folder")
 def measure(
     folder: str | Path,
@@ -767,8 +783,7 @@ def measure(
         raise SizeError(f"unknown --target {target!r}; choose one of {', '.join(TARGETS)}")
     if opt not in OPT_LEVELS:
         raise SizeError(f"unknown --opt {opt!r}; choose one of {', '.join(OPT_LEVELS)}")
-    if sequences < 1 or steps < 1:
-        raise SizeError("--sequences and --steps must be at least 1")
+    check_counts(sequences, steps)
     exp = read_export(folder)
     cc = find_toolchain()
     import_unicorn()

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from rnn2c.emulator.build import CompiledModel, load_model
+from rnn2c.emulator.progress import progress
 from rnn2c.export import serialize
 from rnn2c.export.api import MANIFEST, model_fingerprint, qmodel_file, read_any
 from rnn2c.export.data import (
@@ -29,7 +30,7 @@ from rnn2c.export.data import (
     load_sequences,
     mask_lengths,
 )
-from rnn2c.export.ir import ExportError, ModelIR, QuantModel
+from rnn2c.export.ir import ExportError, ModelIR, Observer, QuantModel
 from rnn2c.export.quantize import observe_model
 from rnn2c.export.reference import last_step, run_int
 from rnn2c.export.seq2seq import QuantSeq2Seq, Seq2SeqIR, run_folder_settings
@@ -38,7 +39,9 @@ from rnn2c.outdir import OutputError, file_sha256, read_manifest, recover
 
 DEFAULT_MIN_AGREEMENT = 0.95
 DEFAULT_MAX_MEAN_ERROR = 0.03  # mean |int8 - float| as a fraction of the float output range
-MAX_STREAM_STEPS = 10_000_000  # --stream bound: about 10^7 steps keep memory under a few GB
+#: --stream bound: the integer reference runs in Python, some 0.1-0.5 ms a step, so 10^6 steps
+#: take minutes (with progress lines) and a few hundred MB
+MAX_STREAM_STEPS = 1_000_000
 
 
 @dataclass
@@ -67,6 +70,14 @@ class StreamReport:
     errors: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))  # per step
 
 
+class _Discard(Observer):
+    """An observer that keeps nothing: the stream's float pass needs only its outputs (an
+    Observer keeps every tensor of every step, gigabytes over 10^6 steps)."""
+
+    def observe(self, key: str, x: np.ndarray) -> None:
+        pass
+
+
 def stream_check(
     ir: ModelIR,
     qmodel: QuantModel,
@@ -76,10 +87,12 @@ def stream_check(
     threshold: float,
     head: str,
     calibrated_output: bool,
+    prefix: str | None = None,
 ) -> StreamReport:
     """Concatenate the real steps of the sequences (repeating them) to >= min_steps steps and
     run them as one stream through the C, the integer reference and the float IR (which the
-    tests hold equal to Keras)."""
+    tests hold equal to Keras). prefix: progress lines on stderr for a long stream
+    (emulator/progress.py), e.g. "rnn2c verify"; None: none."""
     n, t = seqs.x.shape[:2]
     lens = np.full(n, t) if seqs.lengths is None else np.asarray(seqs.lengths)
     parts: list[np.ndarray] = []
@@ -97,8 +110,12 @@ def stream_check(
         c_out = compiled.step_tokens(stream[0])[1]
     else:
         c_out = compiled.stream(xq[0])
-    ref = run_int(qmodel, xq)[0]
-    y_float, _ = observe_model(ir, ir.float_input(stream).astype(np.float64))
+    total = int(stream.shape[1])
+    with progress(prefix, "stream, integer reference", total) as tick:
+        ref = run_int(qmodel, xq, None, tick)[0]
+    with progress(prefix, "stream, float model", total) as tick:
+        x_float = ir.float_input(stream).astype(np.float64)
+        y_float, _ = observe_model(ir, x_float, None, _Discard(), tick)
     y_float = y_float[0]
     err = np.abs(qmodel.output_q.dequantize(c_out) - y_float)
     per_step = err.mean(axis=1)
@@ -432,6 +449,25 @@ def read_export_dir(
     return ExportDir(d, name, serialize.load(qfile), manifest, changed, hashed)
 
 
+#: sequences from this long on run through the Keras model as a TensorFlow graph function:
+#: called eagerly, a recurrent layer runs its loop step by step in Python (5-20 ms a step: over
+#: half an hour for 2 x 200,000 steps); the graph runs the same kernels, with the same outputs
+#: bit for bit, in about 15 s, after a trace of about a second
+GRAPH_FROM_STEPS = 256
+
+
+def graph_call(keras_model: Any) -> Any:
+    """keras_model(x, training=False) as a TensorFlow graph function (one trace for every batch
+    and length), or the eager call under another Keras backend."""
+    import keras  # noqa: PLC0415
+
+    if keras.backend.backend() != "tensorflow":
+        return lambda x: keras_model(x, training=False)
+    import tensorflow as tf  # noqa: PLC0415
+
+    return tf.function(lambda x: keras_model(x, training=False), reduce_retracing=True)
+
+
 def float_outputs(
     keras_model: Any, x: np.ndarray, lengths: np.ndarray | None, every_step: bool = False
 ) -> np.ndarray:
@@ -443,6 +479,7 @@ def float_outputs(
     out: np.ndarray | None = None
     stateful = _stateful_layers(keras_model)
     rows = int(keras_model.inputs[0].shape[0] or 1) if stateful else 512
+    graph = None if stateful or lens.max() < GRAPH_FROM_STEPS else graph_call(keras_model)
     for length in np.unique(lens):
         idx = np.nonzero(lens == length)[0]
         for start in range(0, idx.size, rows):
@@ -453,6 +490,8 @@ def float_outputs(
                 batch = np.resize(x[chunk, :length], (rows, length, x.shape[-1]))
                 y = np.asarray(keras_model(keras_inputs(keras_model, batch), training=False))
                 y = y[: chunk.size]
+            elif graph is not None and length >= GRAPH_FROM_STEPS:
+                y = np.asarray(graph(keras_inputs(keras_model, x[chunk, :length])))
             else:
                 y = np.asarray(
                     keras_model(keras_inputs(keras_model, x[chunk, :length]), training=False)
@@ -592,6 +631,15 @@ def _labels(y: np.ndarray | None, head: str, outputs: int) -> np.ndarray | None:
     return y.astype(np.int64)
 
 
+#: the failure verify reports for a float model that did not learn
+CHANCE_FAILURE = "the float model is at chance level (not a quantization error)"
+
+
+def untrained(why: str) -> str:
+    """verify's reason for a float model that did not learn: why, and what that means."""
+    return f"{why}; the model did not learn, so the int8 figures say nothing about quantization"
+
+
 def _chance(
     y_float: np.ndarray, labels: np.ndarray | None, acc: float | None, head: str
 ) -> str | None:
@@ -600,10 +648,9 @@ def _chance(
         flat = labels.reshape(-1)
         majority = float(np.bincount(flat).max() / flat.size)
         if acc <= majority:
-            return (
+            return untrained(
                 f"at chance level: float accuracy {100 * acc:.2f}% is no better than always "
-                f"answering the most frequent class ({100 * majority:.2f}%); the model did not "
-                "learn, so the int8 figures say nothing about quantization"
+                f"answering the most frequent class ({100 * majority:.2f}%)"
             )
     if y_float.shape[0] >= 10 and head in ("argmax", "sigmoid"):
         spread = float((y_float.max(axis=0) - y_float.min(axis=0)).max())
@@ -649,6 +696,36 @@ def _step_labels(
             f"has {qmodel.output_size} classes (0..{qmodel.output_size - 1})"
         )
     return True, label_rows, labels
+
+
+def _regression(
+    targets: np.ndarray | None, y_float: np.ndarray, y_int: np.ndarray
+) -> dict[str, float]:
+    """MAE and RMSE of the float model and the int8 C against numeric targets ({} without)."""
+    reg: dict[str, float] = {}
+    if targets is not None:
+        for key, y_model in (("float", y_float), ("int8", y_int)):
+            e = y_model - targets
+            reg[f"{key}_mae"] = float(np.abs(e).mean())
+            reg[f"{key}_rmse"] = float(np.sqrt((e**2).mean()))
+    return reg
+
+
+def _mean_baseline(
+    targets: np.ndarray | None, y_float: np.ndarray, reg: dict[str, float]
+) -> str | None:
+    """Why a regression model looks untrained (no better than the mean of y), else None."""
+    if targets is None or targets.shape[0] < 10:
+        return None
+    ss_tot = float(((targets - targets.mean(axis=0)) ** 2).sum())
+    ss_res = float(((y_float - targets) ** 2).sum())
+    if ss_tot > 0 and ss_res >= ss_tot:
+        return untrained(
+            f"no better than predicting the mean of y: float RMSE "
+            f"{reg['float_rmse']:.4g} >= the targets' standard deviation "
+            f"{np.sqrt(ss_tot / targets.size):.4g}"
+        )
+    return None
 
 
 def _verify_seq2seq(  # noqa: ANN202
@@ -726,6 +803,7 @@ def verify(
     max_mean_error: float = DEFAULT_MAX_MEAN_ERROR,
     cc: str | None = None,
     stream_steps: int = 0,
+    progress_prefix: str | None = None,
 ) -> VerifyReport:
     """Compile the export in out_dir, run `data` through it and compare with both references.
 
@@ -733,6 +811,8 @@ def verify(
     that `model` is the model they were exported from (a fingerprint of its weights).
     stream_steps > 0 also runs the sequences back to back as one stream of at least that many
     steps without reset, and reports the error along it (drift, worst step, saturation).
+    progress_prefix: say how long work goes (more than a few seconds) on stderr, lines that
+    start with it (the CLI: "rnn2c verify"); None: silent.
     """
     _check_thresholds(min_agreement, max_mean_error, stream_steps)
     export = read_export_dir(out_dir, name, allow_changed=True)  # a changed file: FAIL, below
@@ -793,27 +873,32 @@ def verify(
         c_out = compiled.run_tokens(seqs.x, seqs.lengths)
     else:
         c_out = compiled.run(xq, seqs.lengths)
-    ref = run_int(qmodel, xq, seqs.lengths)
+    n, t = seqs.x.shape[:2]
+    pre = progress_prefix
+    with progress(pre, "integer reference", t, ticks=not qmodel.whole_sequence) as tick:
+        ref = run_int(qmodel, xq, seqs.lengths, tick)
     diff = (c_out != ref).any(axis=2)
     bad_seq = np.nonzero(diff.any(axis=1))[0]
     first = None
     if bad_seq.size:
         s = int(bad_seq[0])
         first = (s, int(np.nonzero(diff[s])[0][0]))
-    n, t = seqs.x.shape[:2]
+    total_steps = int(n * t if seqs.lengths is None else seqs.lengths.sum())
+    keras_phase = progress(pre, "float model (Keras)", total_steps, ticks=False)
     # per sequence: its output rows (its steps; a RepeatVector's n, a Conv1D's fewer)
     rows = qmodel.output_rows_of(np.full(n, t) if seqs.lengths is None else seqs.lengths)
     if per_step:
         real = np.arange(label_rows)[None, :] < rows[:, None]
         y_int = qmodel.output_q.dequantize(c_out[:, :label_rows])[real]  # [rows, out]
-        y_float = float_outputs(keras_model, seqs.x, seqs.lengths, every_step=True)
+        with keras_phase:
+            y_float = float_outputs(keras_model, seqs.x, seqs.lengths, every_step=True)
         y_float = y_float[:, :label_rows][real]
         labels = labels[real] if labels is not None else None
     else:
         y_int = qmodel.output_q.dequantize(last_step(c_out, rows))
-        y_float = float_outputs(keras_model, seqs.x, seqs.lengths)
+        with keras_phase:
+            y_float = float_outputs(keras_model, seqs.x, seqs.lengths)
     err = np.abs(y_int - y_float)
-    total_steps = int(n * t if seqs.lengths is None else seqs.lengths.sum())
     out_range = float(y_float.max() - y_float.min()) or 1.0
     agreement = _agreement(head, y_int, y_float)
     acc_f = acc_i = None
@@ -826,23 +911,8 @@ def verify(
     task = "tag" if per_step else "regress" if targets is not None else "none"
     if task == "none" and acc_f is not None:
         task = "classify"
-    reg: dict[str, float] = {}
-    if targets is not None:
-        for key, y_model in (("float", y_float), ("int8", y_int)):
-            e = y_model - targets
-            reg[f"{key}_mae"] = float(np.abs(e).mean())
-            reg[f"{key}_rmse"] = float(np.sqrt((e**2).mean()))
-    chance = _chance(y_float, labels, acc_f, head)
-    if targets is not None and targets.shape[0] >= 10 and chance is None:
-        ss_tot = float(((targets - targets.mean(axis=0)) ** 2).sum())
-        ss_res = float(((y_float - targets) ** 2).sum())
-        if ss_tot > 0 and ss_res >= ss_tot:
-            chance = (
-                f"no better than predicting the mean of y: float RMSE "
-                f"{reg['float_rmse']:.4g} >= the targets' standard deviation "
-                f"{np.sqrt(ss_tot / targets.size):.4g}; the model did not learn, so the int8 "
-                "figures say nothing about quantization"
-            )
+    reg = _regression(targets, y_float, y_int)
+    chance = _chance(y_float, labels, acc_f, head) or _mean_baseline(targets, y_float, reg)
     report = VerifyReport(
         name=name,
         sequences=int(seqs.x.shape[0]),
@@ -882,7 +952,7 @@ def verify(
     if stream_steps > 0:
         calibrated = head_act in ("linear", "relu")  # a range chosen from calibration data
         report.stream = stream_check(
-            ir, qmodel, compiled, seqs, stream_steps, threshold, head, calibrated
+            ir, qmodel, compiled, seqs, stream_steps, threshold, head, calibrated, pre
         )
         if not report.stream.bit_exact:
             report.failures.append("C output differs from the integer reference on the stream")
@@ -896,5 +966,5 @@ def verify(
     if agreement is not None and agreement < min_agreement:
         report.failures.append("agreement below threshold")
     if report.chance:
-        report.failures.append("the float model is at chance level (not a quantization error)")
+        report.failures.append(CHANCE_FAILURE)
     return report

@@ -141,12 +141,22 @@ def shared_rq_params(reals: np.ndarray, limits: np.ndarray) -> tuple[np.ndarray,
 def rshift_round(x: np.ndarray, shift: np.ndarray | int) -> np.ndarray:
     """(x + 2**(shift-1)) >> shift, arithmetic shift (round half up); shift >= 1."""
     x = np.asarray(x, dtype=np.int64)
+    if isinstance(shift, int):  # the common case, without the array round trip
+        return (x + (1 << (shift - 1))) >> shift
     shift = np.asarray(shift, dtype=np.int64)
     return (x + np.left_shift(np.int64(1), shift - 1)) >> shift
 
 
+def clamp(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """np.clip for integer arrays, without its per-call overhead (the integer reference calls
+    it several times per layer and step); other types go through np.clip."""
+    if getattr(x, "dtype", None) != np.int64:
+        return np.clip(x, lo, hi)
+    return np.minimum(np.maximum(x, lo), hi)
+
+
 def sat17(x: np.ndarray) -> np.ndarray:
-    return np.clip(x, RQ_T_MIN, RQ_T_MAX)
+    return clamp(x, RQ_T_MIN, RQ_T_MAX)
 
 
 def requant(acc: np.ndarray, multiplier, shift_in, shift_out) -> np.ndarray:  # noqa: ANN001
@@ -159,7 +169,7 @@ def requant(acc: np.ndarray, multiplier, shift_in, shift_out) -> np.ndarray:  # 
 
 def sat(x: np.ndarray, bits: int) -> np.ndarray:
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    return np.clip(x, lo, hi)
+    return clamp(x, lo, hi)
 
 
 def _interp(table: np.ndarray, a: np.ndarray, step_bits: int) -> np.ndarray:

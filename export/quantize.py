@@ -11,6 +11,8 @@ the format its consumer needs (Q3.12 for gate pre-activations, the output scale 
 from __future__ import annotations
 
 import copy
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +40,25 @@ INPUT_QUANT = ("per-tensor", "per-feature")
 PERCENTILE = 99.99
 #: the saturation limit of a requantized Q3.12 table input (+-8.0)
 LIMIT_Q12 = 1 << 15
+#: the width act_quant_from_range gives a range that calibration found empty (a constant 0)
+EMPTY_RANGE = 1e-8
+#: the largest requantization multiplier (fixedpoint.rq_params: below 2**13)
+MAX_MULTIPLIER = (1 << 13) - 1
+
+
+class ScaleError(ExportError):
+    """Rows whose int8 weight scale and output scale are too far apart for the requantization
+    (its multiplier would be 2**13 or more): extreme weights or inputs, or an output that never
+    varies. quantize_model says which, for the layer (see _scale_message)."""
+
+    def __init__(self, where: str, multiplier: float, out_scale: float) -> None:
+        super().__init__(
+            f"{where}: its requantization multiplier would be {multiplier:.3g}, at most "
+            f"{MAX_MULTIPLIER} fits (extreme weights or inputs, or an output that never varies)"
+        )
+        self.where = where
+        self.multiplier = multiplier
+        self.empty_output = out_scale * 255.0 <= EMPTY_RANGE * (1 + 1e-6)
 
 
 @dataclass
@@ -111,10 +132,13 @@ def quantize_rows(
     peak = np.abs(w).max(axis=1, initial=0.0)
     w_scale = peak / 127.0
     kinds = np.zeros(rows, dtype=np.int64) if kinds is None else np.asarray(kinds, np.int64)
+    # an all-zero kind: any scale is exact; 1/127, or where the output's scale is too fine for
+    # that (a constant output), the output's own scale (multiplier 1)
+    dead = 1.0 / 127.0 if out_scale * MAX_MULTIPLIER / 2 > 1.0 / 127.0 else float(out_scale)
     for k in np.unique(kinds):
         sel = kinds == k
         live = peak[sel] > 0
-        w_scale[sel & (peak == 0)] = w_scale[sel][live].max() if live.any() else 1.0 / 127.0
+        w_scale[sel & (peak == 0)] = w_scale[sel][live].max() if live.any() else dead
     wq = np.clip(np.round(w / w_scale[:, None]), -127, 127).astype(np.int64)
     bias_q = np.round(np.asarray(b_real, dtype=np.float64) / w_scale).astype(np.int64)
     bias_q -= wq @ np.asarray(offset, dtype=np.int64)
@@ -130,8 +154,9 @@ def quantize_rows(
         sel = np.flatnonzero(kinds == k)
         try:
             m, s1, s2 = shared_rq_params(w_scale[sel] / out_scale, limits[sel])
-        except ValueError as e:
-            raise ExportError(f"{where}: rows of kind {k}: {e}") from None
+        except ValueError:
+            top = float(np.max(w_scale[sel]) / out_scale)
+            raise ScaleError(where, top, float(out_scale)) from None
         fc.multiplier[sel], fc.shift_in[sel], fc.shift_out[sel] = m, s1, s2
         if s1 > 0:
             bias_q[sel] += 1 << (s1 - 1)  # acc >> shift_in then rounds half up
@@ -255,20 +280,25 @@ def _mse_range(v: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
 def act_quant_from_range(lo: float, hi: float) -> ActQuant:
     """Asymmetric int8 quantization covering [lo, hi] and 0 (so zero padding is exact)."""
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
-    if hi - lo < 1e-8:
-        hi = lo + 1e-8
+    if hi - lo < EMPTY_RANGE:
+        hi = lo + EMPTY_RANGE
     scale = (hi - lo) / 255.0
     zero_point = int(np.clip(np.round(-128 - lo / scale), -128, 127))
     return ActQuant(scale, zero_point)
 
 
 def observe_model(
-    model: ModelIR, x: np.ndarray, lengths: np.ndarray | None = None, obs: Observer | None = None
+    model: ModelIR,
+    x: np.ndarray,
+    lengths: np.ndarray | None = None,
+    obs: Observer | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, Observer]:
     """Run the float IR over [N, T, F] sequences step by step, recording every tensor.
 
     Returns the outputs at every step [N, T, out] (zeros past each sequence's length) and the
-    observer. Steps past a sequence's real length are not recorded.
+    observer. Steps past a sequence's real length are not recorded. progress: called with the
+    steps done after each step of a streaming model.
     """
     obs = obs or Observer()
     n, t, _ = x.shape
@@ -312,6 +342,8 @@ def observe_model(
         if h is not None:
             held = h
         out[:, step, :] = np.where(running[:, None], held, 0.0)
+        if progress is not None:
+            progress(step + 1)
     obs.mask = None
     obs.prefix = ""
     return out, obs
@@ -365,7 +397,8 @@ def quantize_model(
                 f"calibration sequences of {got} steps are shorter than the {shortest} steps "
                 "the model's Conv1D/pooling windows need for one output; give longer sequences"
             )
-    _, obs = observe_model(model, model.float_input(calib_x), calib_lengths)
+    with np.errstate(over="ignore"):  # a sigmoid of an extreme value: exactly 0 or 1
+        _, obs = observe_model(model, model.float_input(calib_x), calib_lengths)
     embedding = None
     if model.embedding is not None:  # token ids: the table's quantization is the input's
         if input_quant != "per-tensor":
@@ -392,7 +425,10 @@ def quantize_model(
                 layers.append(layer.quantize_parts(qs, sub, method))  # type: ignore[attr-defined]
                 continue
             q = qs[0]
-        ql = layer.quantize(q, sub, method, state_bits)  # type: ignore[arg-type]
+        try:
+            ql = layer.quantize(q, sub, method, state_bits)  # type: ignore[arg-type]
+        except ScaleError as e:
+            raise ExportError(_scale_message(e, model, i, q, layers, calib_x)) from None
         if model.whole_sequence and hasattr(ql, "whole"):  # Conv1D, pooling: no ring in run
             ql.whole = True
         layers.append(ql)
@@ -488,6 +524,67 @@ def input_part(input_q: ActQuant, sizes: list[int], producer: int) -> ActQuant:
     if (scale == scale[0]).all() and (zp == zp[0]).all():  # one range for the whole input
         return ActQuant(float(scale[0]), int(zp[0]), input_q.bits)
     return ActQuant(scale, zp, input_q.bits)
+
+
+def peak_weight(layer: object) -> float:
+    """The largest |value| of a float layer's arrays (a Bidirectional's cells included)."""
+    peak = 0.0
+    for f in dataclasses.fields(layer):  # type: ignore[arg-type]
+        v = getattr(layer, f.name)
+        if isinstance(v, np.ndarray) and v.size and v.dtype.kind == "f":
+            peak = max(peak, float(np.abs(v).max()))
+        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+            peak = max(peak, peak_weight(v))
+    return peak
+
+
+def _scale_message(
+    e: ScaleError,
+    model: ModelIR,
+    i: int,
+    input_q: ActQuant,
+    done: list,
+    calib_x: np.ndarray,
+) -> str:
+    """One line for rows that cannot be requantized (ScaleError): what in the model or the
+    calibration data is extreme, and the way forward."""
+    layer = model.layers[i]
+    what = e.where[: e.where.index(")") + 1] if ")" in e.where else e.where
+    need = f"requantization multiplier {e.multiplier:.3g}, at most {MAX_MULTIPLIER} fits"
+    weights = peak_weight(layer)
+    if e.empty_output:
+        return (
+            f"{what}: its output is the same for every calibration sequence, so its int8 "
+            f"range is empty, while its weights reach {weights:.3g} ({need}); the layers "
+            "before it give it a constant input (all-zero or dead weights?): give calibration "
+            "data that moves it, or check the model"
+        )
+    sources = model.inputs[i] if model.inputs else [i - 1]
+    reads_input = any(j < 0 for j in sources)
+    lo = float(np.min(input_q.dequantize(np.int64(-128))))
+    hi = float(np.max(input_q.dequantize(np.int64(127))))
+    reach = max(abs(lo), abs(hi))
+    if reach <= weights:
+        return (
+            f"{what}: weights reach {weights:.3g}; int8 weights with one scale per row cannot "
+            f"represent that against the layer's input and output ranges ({need}); retrain "
+            "with weight regularisation (or clipped weights), or check the model"
+        )
+    if reads_input and model.embedding is None:
+        values = float(np.nanmax(np.abs(np.asarray(calib_x, dtype=np.float64))))
+        return (
+            f"--calib: values reach {values:.3g}; the model input's int8 step would be "
+            f"{float(np.max(input_q.scale)):.3g}, far too coarse for {what} ({need}); give "
+            "calibration sequences in the range the model was trained on (normalized, no "
+            "corrupt or sentinel values)"
+        )
+    source = (
+        "the Embedding table" if reads_input else f"the output of layer '{done[sources[0]].name}'"
+    )
+    return (
+        f"{what}: its input, {source}, reaches {reach:.3g} ({need}); check the weights "
+        "of the layers before it, or the model"
+    )
 
 
 def _input_quant(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from rnn2c.export import fixedpoint as fx
@@ -9,13 +11,20 @@ from rnn2c.export.graph import gather
 from rnn2c.export.ir import QuantModel
 
 
-def run_int(qmodel: QuantModel, xq: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+def run_int(
+    qmodel: QuantModel,
+    xq: np.ndarray,
+    lengths: np.ndarray | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """Stream int8 sequences [N, T, F] through the integer model.
 
     Returns the int8 output after every step [N, T, out]; steps past a sequence's length are 0.
     Equivalent to reset() then step() once per sample for each sequence. A whole-sequence model
     (Bidirectional, go_backwards) runs as <name>_run does, layer by layer over each sequence:
     every step's output when it returns sequences, else its one output in the last real row.
+    progress: called with the steps done (of T, the sequences side by side) after each step of
+    a streaming model.
     """
     xq = np.asarray(xq)
     n, t, _ = xq.shape
@@ -48,6 +57,8 @@ def run_int(qmodel: QuantModel, xq: np.ndarray, lengths: np.ndarray | None = Non
                 h = fx.q15_to_state(h)
             held = h
         out[:, step, :] = np.where(running[:, None], held, 0).astype(np.int8)
+        if progress is not None:
+            progress(step + 1)
     return out
 
 

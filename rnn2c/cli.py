@@ -77,6 +77,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"  note: {note}")
     if m.get("kind") == "seq2seq":
         _print_seq2seq_export(args.name, m, res.files)
+        _print_footprint(res)
         return EXIT_OK
     for layer in res.qmodel.layers:
         print(
@@ -115,7 +116,21 @@ def cmd_export(args: argparse.Namespace) -> int:
         names = " / ".join(f"{args.name}_{e}" for e in entries)
         print(f"  token model: {names} over ids 0..{res.qmodel.vocab - 1}")
     print(f"  files: {', '.join(res.files)}")
+    _print_footprint(res)
     return EXIT_OK
+
+
+def _print_footprint(res: Any) -> None:
+    """The export's flash and RAM on a Cortex-M4, estimated (export/footprint.py)."""
+    from rnn2c.export.footprint import THUMB1_FACTOR, estimate, scratch_bytes  # noqa: PLC0415
+
+    header = (res.out_dir / f"{res.name}.h").read_bytes()
+    est = estimate(res.qmodel, scratch_bytes(header, res.name), "cortex-m4")
+    print(f"  Cortex-M4 estimate: {est.describe()}")
+    print(
+        f"  (an estimate: rnn2c size {res.out_dir} --target cortex-m4 measures it; Cortex-M0/M0+ "
+        f"code is about {THUMB1_FACTOR:g}x larger)"
+    )
 
 
 def _print_seq2seq_export(name: str, m: dict[str, Any], files: list[str]) -> None:
@@ -150,6 +165,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             min_agreement=args.min_agreement,
             max_mean_error=args.max_mean_error,
             stream_steps=args.stream,
+            progress_prefix="rnn2c verify",
         )
     except (ExportError, OutputError) as e:
         return _fail("verify", str(e))

@@ -5,6 +5,7 @@ close to the float model, and the refusals of other two-input graphs."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import keras
@@ -232,7 +233,7 @@ def test_cli_export_verify_and_errors(tmp_path: Path, capsys) -> None:  # noqa: 
             str(tmp_path / "m.keras"),
             str(c),
             "--data",
-            str(tmp_path / "calib.npz"),
+            str(tmp_path / "noy.npz"),  # an untrained model: its targets would be at chance
             "--min-agreement",
             "0",
             "--json",
@@ -241,7 +242,7 @@ def test_cli_export_verify_and_errors(tmp_path: Path, capsys) -> None:  # noqa: 
     )
     printed = capsys.readouterr().out
     assert rc == 0, printed
-    assert "C == integer reference        bit-exact" in printed
+    assert re.search(r"C == integer reference +bit-exact", printed), printed
     report = json.loads((tmp_path / "v.json").read_text())
     assert report["bit_exact"] and report["sequences"] == 30
 

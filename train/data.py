@@ -681,6 +681,7 @@ class Series:
     names: list[str]  # a name per column
     name: str
     test_start: int
+    split_given: bool = False  # the test part came as series_test (else the last fraction)
 
 
 def available_series() -> list[str]:
@@ -766,7 +767,7 @@ def load_series(spec: str, test_fraction: float = 0.2) -> Series:
             f"{spec}: a series of {len(values)} values is too short to split into training "
             "and test parts; expected at least 10 values"
         )
-    return Series(values.astype(np.float32), names, name, start)
+    return Series(values.astype(np.float32), names, name, start, test_values is not None)
 
 
 def _series_array(a: np.ndarray, spec: str, what: str) -> np.ndarray:

@@ -408,15 +408,73 @@ def forecast_windows(
     return xtr, ytr, xte, yte, ends_te
 
 
+#: forecast: the fewest training and test windows a series must give (a model trained on
+#: fewer learns nothing; its test figures say nothing)
+MIN_TRAIN_WINDOWS, MIN_TEST_WINDOWS = 16, 4
+
+
+def auto_window(test_start: int, season: int) -> int:
+    """The window --window auto takes: max(24, 2 * season), at most a third of the training
+    part, at least 2."""
+    return max(2, min(max(24, 2 * season), test_start // 3))
+
+
+def window_counts(s: int, test_start: int, window: int, horizon: int) -> tuple[int, int]:
+    """(training windows, test windows) forecast_windows cuts from a series of s values."""
+    train = test_start - horizon - window + 1
+    test = s - horizon - max(window - 1, test_start - 1)
+    return max(train, 0), max(test, 0)
+
+
+def _window(window: int | None, test_start: int, season: int) -> int:
+    return window if window is not None else auto_window(test_start, season)
+
+
+def check_series_length(series: Series, window: int | None, horizon: int, season: int) -> int:
+    """The window to use; DatasetError (one line, before any training) for a series too short
+    to give MIN_TRAIN_WINDOWS training and MIN_TEST_WINDOWS test windows, with the length it
+    would need."""
+    s, start = len(series.values), series.test_start
+    w = _window(window, start, season)
+    n_train, n_test = window_counts(s, start, w, horizon)
+    if n_train >= MIN_TRAIN_WINDOWS and n_test >= MIN_TEST_WINDOWS:
+        return w
+    asked = f"--window {w}" if window is not None else f"windows of {w} steps (--window auto)"
+    if series.split_given:
+        train = start  # the training windows grow with the training part (and the auto window)
+        while train - horizon - _window(window, train, season) + 1 < MIN_TRAIN_WINDOWS:
+            train += 1
+        w_train = _window(window, train, season)
+        test = MIN_TEST_WINDOWS + horizon + max(w_train - 1, train - 1) - train
+        need = (
+            f"give at least {train} training values (series) and "
+            f"{max(test, s - start)} test values (series_test)"
+        )
+    else:
+        longer = s + 1
+        while True:  # the split and the auto window grow with the series
+            t = int(round(longer * (1.0 - TEST_FRACTION)))
+            a, b = window_counts(longer, t, _window(window, t, season), horizon)
+            if a >= MIN_TRAIN_WINDOWS and b >= MIN_TEST_WINDOWS:
+                break
+            longer += 1
+        need = f"give a series of at least {longer} values"
+    shorter = ", or a shorter --window" if window is not None else ""
+    raise DatasetError(
+        f"{series.name}: a series of {s} values ({start} for training, {s - start} for "
+        f"testing) is too short for {asked} and --horizon {horizon}: it gives {n_train} "
+        f"training and {n_test} test windows, and training needs at least {MIN_TRAIN_WINDOWS} "
+        f"and testing {MIN_TEST_WINDOWS}; {need}{shorter}"
+    )
+
+
 def _forecast_data(
     spec: str, window: int | None, horizon: int, season: int | None, frame: int | None
 ) -> _Data:
     series = load_series(spec, TEST_FRACTION)
     train_part = series.values[: series.test_start]
     m = season or seasonal_period(train_part)
-    if window is None:
-        window = max(24, 2 * m)
-        window = max(2, min(window, series.test_start // 3))
+    window = check_series_length(series, window, horizon, m)
     xtr, ytr, xte, yte, ends = forecast_windows(series.values, series.test_start, window, horizon)
     v = series.values
     f = v.shape[1]

@@ -1,0 +1,141 @@
+"""An estimate of an export's flash and RAM on a Cortex-M, before anything is compiled.
+
+`rnn2c export` states it in its summary and `rnn2c firmware` checks it (with its own main.c,
+replayed inputs and stack) against the board's memory before writing the project. It is an
+estimate: `rnn2c size` compiles, links and runs the export and measures the real figures;
+tests/test_bounds_messages.py holds the estimate within FLASH_MARGIN / RAM_MARGIN of them.
+
+flash = parameters (QuantModel.weight_bytes: the packed int8 weights, int32 biases, int16
+multipliers, an Embedding table) + the runtime's activation tables + code (a figure per layer
+kind, measured with `rnn2c size` at -O2 on a Cortex-M4; ARMv6-M code, without Thumb-2 or DSP
+instructions, is about a third larger). RAM = the state struct + the stack of one step: the
+scratch arrays the header declares (<NAME>_SCRATCH_BYTES) and the kernels' frames.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from rnn2c.export.render import table_bytes
+
+#: code bytes of one layer of each kind at -O2 on a Cortex-M4, fitted to rnn2c size's figures
+#: (each layer of a chain gets its own specialised kernel: two GRU layers take twice a GRU's
+#: code; a seq2seq export's encoder and decoder share theirs)
+CODE_BYTES = {
+    "gru": 900,
+    "lstm": 820,
+    "rnn": 450,
+    "dense": 100,
+    "conv1d": 600,
+    "bidir": 1650,
+    "lnorm": 500,
+    "pool1d": 300,
+    "gpool1d": 250,
+    "merge": 250,
+    "embedding": 230,
+    "repeat": 40,  # no kernel: the decoder reads the vector at each of its rows
+}
+#: a seq2seq export's attention kernel, by mode
+ATTENTION_CODE = {"dot": 400, "concat": 500, "additive": 1100}
+UNKNOWN_CODE = 900  # a layer kind not listed
+BASE_CODE = 64  # reset, the step/run wrapper, the input quantization
+SEQ2SEQ_CODE = 600  # encode/decode loops, the greedy argmax, the token checks
+DENSE_X_CODE = 250  # a Dense with a calibrated activation (gelu, silu, elu, ...)
+DENSE_X_TABLES = 256  # its erf / softplus table
+THUMB1_FACTOR = 1.35  # ARMv6-M (Cortex-M0/M0+) code against Cortex-M4 code
+#: the kernels' own stack frames (saved registers, locals) beyond the scratch arrays
+FRAME_BYTES = {"armv7m": 96, "armv6m": 128}
+#: how far the estimate may be from `rnn2c size` (tests/test_bounds_messages.py): a fraction of
+#: the measured figure or a number of bytes, whichever is larger
+FLASH_MARGIN = (0.15, 768)
+RAM_MARGIN = (0.25, 96)
+
+
+def is_armv6m(cpu: str) -> bool:
+    """Cortex-M0 and M0+: Thumb-1 only."""
+    return cpu.lower().replace("+", "plus") in ("cortex-m0", "cortex-m0plus", "cortex-m1")
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Estimated flash and RAM of an export on a CPU (bytes)."""
+
+    cpu: str
+    parameters: int  # weights, biases, multipliers, Embedding tables
+    tables: int  # the runtime's activation tables
+    code: int
+    state: int  # the state struct
+    stack: int  # scratch arrays + kernel frames of one step
+
+    @property
+    def flash(self) -> int:
+        return self.parameters + self.tables + self.code
+
+    @property
+    def ram(self) -> int:
+        return self.state + self.stack
+
+    def describe(self) -> str:
+        """One line for the export summary."""
+        return (
+            f"flash ~{size_text(self.flash)} = parameters {size_text(self.parameters)} + "
+            f"activation tables {size_text(self.tables)} + code ~{size_text(self.code)}; "
+            f"RAM ~{size_text(self.ram)} = state {size_text(self.state)} + stack "
+            f"~{size_text(self.stack)}"
+        )
+
+
+def size_text(n: int) -> str:
+    """Bytes for people: 912 B, 2.7 KB, 2.61 MB (1 KB = 1024 B)."""
+    if abs(n) < 1024:
+        return f"{n} B"
+    if abs(n) < 1024 * 1024:
+        return f"{n / 1024:.1f}".removesuffix(".0") + " KB"
+    return f"{n / (1024 * 1024):.2f}".rstrip("0").removesuffix(".") + " MB"
+
+
+def scratch_bytes(header: str | bytes, name: str) -> int:
+    """<NAME>_SCRATCH_BYTES of a generated header (0 where it declares none)."""
+    text = header.decode() if isinstance(header, bytes) else header
+    m = re.search(rf"#define {re.escape(name.upper())}_SCRATCH_BYTES\s+(\d+)", text)
+    return int(m.group(1)) if m else 0
+
+
+def _code_and_tables(qmodel: Any) -> tuple[int, int]:
+    """(Cortex-M4 code bytes, activation table bytes) of a QuantModel or QuantSeq2Seq."""
+    seq2seq = hasattr(qmodel, "decoder")  # a QuantSeq2Seq (export/seq2seq.py)
+    if seq2seq:
+        layers = [*qmodel.encoder.layers, qmodel.decoder, *qmodel.mid]
+        code = BASE_CODE + SEQ2SEQ_CODE + ATTENTION_CODE.get(qmodel.attention.mode, 1100)
+        code += CODE_BYTES["dense"] + CODE_BYTES["embedding"]  # the output layer, the tables
+    else:
+        layers = list(qmodel.layers)
+        code = BASE_CODE + (0 if qmodel.embedding is None else CODE_BYTES["embedding"])
+    tables = table_bytes()
+    counted: set[str] = set()
+    for layer in layers:
+        if seq2seq and layer.kind in counted:  # its encoder and decoder call the same kernels
+            continue
+        counted.add(layer.kind)
+        code += CODE_BYTES.get(layer.kind, UNKNOWN_CODE)
+        if getattr(layer, "out_rq", None) is not None:  # a Dense with a calibrated activation
+            code += DENSE_X_CODE
+            tables += DENSE_X_TABLES
+    return code, tables
+
+
+def estimate(qmodel: Any, scratch: int, cpu: str = "cortex-m4") -> Footprint:
+    """The flash and RAM estimate of a QuantModel (or QuantSeq2Seq) whose header declares
+    `scratch` bytes of stack scratch (scratch_bytes), on a Cortex-M `cpu`."""
+    code, tables = _code_and_tables(qmodel)
+    thumb1 = is_armv6m(cpu)
+    return Footprint(
+        cpu=cpu,
+        parameters=int(qmodel.weight_bytes()),
+        tables=tables,
+        code=round(code * THUMB1_FACTOR) if thumb1 else code,
+        state=int(qmodel.state_bytes()),
+        stack=int(scratch) + FRAME_BYTES["armv6m" if thumb1 else "armv7m"],
+    )
