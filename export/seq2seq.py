@@ -279,7 +279,8 @@ def read_seq2seq(model: Any) -> Seq2SeqIR:
             "the decoder's first input is the start token, which must not be skipped"
         )
     enc_input = 1 - ids[0]
-    enc_model = keras.Model(model.inputs[enc_input], enc_t)
+    # named after the model (Keras numbers unnamed models per process: not reproducible)
+    enc_model = keras.Model(model.inputs[enc_input], enc_t, name=f"{model.name}_encoder")
     from rnn2c.export.keras_reader import read_model  # noqa: PLC0415
 
     encoder = read_model(enc_model)
