@@ -11,9 +11,16 @@ import jinja2
 import numpy as np
 
 from rnn2c import __version__
-from rnn2c.export.graph import input_number, model_input
-from rnn2c.export.ir import CTYPE_BYTES, ExportError, QuantLayer, QuantModel, input_offsets
-from rnn2c.export.quantize import pad4, row_kinds, vector_max, worst_case_acc
+from rnn2c.export.ir import (
+    CTYPE_BYTES,
+    ExportError,
+    QuantLayer,
+    QuantModel,
+    input_number,
+    input_offsets,
+    model_input,
+)
+from rnn2c.export.quant_rules import pad4, row_kinds, vector_max, worst_case_acc
 
 RUNTIME_HEADER = "rnn2c_runtime.h"
 LABELS = {
