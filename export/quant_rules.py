@@ -36,7 +36,7 @@ MAX_MULTIPLIER = (1 << 13) - 1
 class ScaleError(ExportError):
     """Rows whose int8 weight scale and output scale are too far apart for the requantization
     (its multiplier would be 2**13 or more): extreme weights or inputs, or an output that never
-    varies. quantize_model says which, for the layer (see _scale_message)."""
+    varies. quantize.quantize_model says which, for the layer."""
 
     def __init__(self, where: str, multiplier: float, out_scale: float) -> None:
         super().__init__(
@@ -53,7 +53,7 @@ class QuantFC:
     """int8 weight rows over a layer's int16 vector, with per-row bias and requantization.
 
     ``weight`` is logical [rows, cols] (row-major, unpadded, the vector's columns in order); the
-    renderer lays it out in the order the C kernels read it (see render.pack_blocks).
+    renderer lays it out in the order the C kernels read it (see pack_blocks).
     """
 
     weight: np.ndarray  # int8 [rows, cols]

@@ -164,7 +164,7 @@ def c_structs(rows: list[tuple[int, ...]]) -> str:
 
 def kind_shifts(layer: QuantLayer) -> list[tuple[int, int]]:
     """(shift_in, shift_out) of each row kind of a layer's matrix (the C struct's ``sh``), which
-    every row of the kind shares (quantize.quantize_rows); a quantized model saved before that
+    every row of the kind shares (quant_rules.quantize_rows); a quantized model saved before that
     rule is refused."""
     fc = layer.fc  # type: ignore[attr-defined]
     kinds = row_kinds(fc.rows, getattr(layer, "units", fc.rows))
