@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from rnn2c.export.ir import ExportError
+from rnn2c.export.layers.embedding import check_ids
 
 
 @dataclass
@@ -170,8 +171,6 @@ def check_tokens(
     x: object, lengths: object, what: str, tokens: object
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """A token model's ids [N, T] and lengths, validated (layers/embedding.check_ids)."""
-    from rnn2c.export.layers.embedding import check_ids  # noqa: PLC0415
-
     a = np.asarray(x)
     if a.ndim == 2 and a.dtype.kind in "iu":
         lens = check_lengths(lengths, a.shape, what)

@@ -16,7 +16,7 @@ and Embedding in a graph are refused in one line.
 Several inputs (two sensor streams, say): each Input [batch, time, F_k] over the same steps is
 read as part k of one model input, the K inputs' rows side by side in the model's input order;
 a layer that reads input k reads its slice [offset_k, offset_k + F_k) (producer index -1 - k,
-see :func:`gather`), and the C's <name>_step takes one array per input.
+see ir.gather), and the C's <name>_step takes one array per input.
 """
 
 from __future__ import annotations
@@ -24,22 +24,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from rnn2c.export.ir import ExportError, FloatLayer, ModelIR
-
-#: the model input, as a layer index in ``inputs`` (input k of several: MODEL_INPUT - k)
-MODEL_INPUT = -1
-
-
-def model_input(k: int) -> int:
-    """The producer index of model input k (-1 for the first, and for a one-input model)."""
-    return MODEL_INPUT - k
-
-
-def input_number(producer: int) -> int:
-    """Which model input a negative producer index stands for (0 for -1)."""
-    return MODEL_INPUT - producer
+from rnn2c.export.ir import MODEL_INPUT, ExportError, FloatLayer, ModelIR, input_number, model_input
+from rnn2c.export.layers import READERS, RECURRENT_KINDS, TIME_KINDS
+from rnn2c.export.layers import merge as merge_layer
+from rnn2c.export.layers.bidirectional import wrap_go_backwards
+from rnn2c.export.reader_common import (
+    FOLDED,
+    PASS_THROUGH,
+    STANDALONE_ACTIVATIONS,
+    check_finite,
+    fold_activation,
+    masking_value,
+    next_step,
+    require_sequence_layer,
+)
 
 
 def _flatten(args: Any) -> list[Any]:
@@ -140,20 +138,6 @@ def read_graph(model: Any, features: int | list[int], names: list[str] | None = 
     """A functional model with parallel branches -> ModelIR with ``inputs`` (module doc).
     features: the input's feature count, or each input's (names: their Keras names) for a model
     with several inputs (:func:`read_inputs`)."""
-    from rnn2c.export.keras_reader import (  # noqa: PLC0415
-        FOLDED,
-        PASS_THROUGH,
-        STANDALONE_ACTIVATIONS,
-        _check_finite,
-        _fold_activation,
-        _next_step,
-        masking_value,
-        require_sequence_layer,
-    )
-    from rnn2c.export.layers import READERS, RECURRENT_KINDS, TIME_KINDS  # noqa: PLC0415
-    from rnn2c.export.layers import merge as merge_layer  # noqa: PLC0415
-    from rnn2c.export.layers.bidirectional import wrap_go_backwards  # noqa: PLC0415
-
     order, out_key = _collect(model)
     uses: dict[tuple[int, int], int] = {}
     for _, node in order:
@@ -214,7 +198,7 @@ def read_graph(model: Any, features: int | list[int], names: list[str] | None = 
                     f"{where}: a separate activation layer is supported only right after a linear "
                     "Dense that nothing else reads; give the Dense the activation instead"
                 )
-            _fold_activation(layer, cls, where, [prev])
+            fold_activation(layer, cls, where, [prev])
             values[key] = src
             continue
         if cls == "TimeDistributed":
@@ -240,7 +224,7 @@ def read_graph(model: Any, features: int | list[int], names: list[str] | None = 
             }.get(cls)
             if what:
                 raise ExportError(f"{where}: {what} is not supported; use a chain")
-            raise ExportError(f"{where}: layer type {cls} is not supported; {_next_step(cls)}")
+            raise ExportError(f"{where}: layer type {cls} is not supported; {next_step(cls)}")
         ir_layer = reader.read(layer, src.size)
         if wrap_go_backwards(layer, ir_layer) is not ir_layer:
             raise ExportError(
@@ -251,7 +235,7 @@ def read_graph(model: Any, features: int | list[int], names: list[str] | None = 
             raise ExportError(
                 f"{where}: {cls} in a graph of branches is not supported; use a chain"
             )
-        _check_finite(ir_layer, where)
+        check_finite(ir_layer, where)
         sequence = src.sequence
         if ir_layer.kind in RECURRENT_KINDS:
             if not sequence:
@@ -328,26 +312,3 @@ def _add(
     inputs.append([v.index for v in srcs])
     sequence_out.append(sequence)
     return _Value(len(layers) - 1, ir_layer.output_size, sequence)
-
-
-def gather(inputs: list[int], outs: list[Any], x: Any, sizes: list[int] | None = None) -> Any:
-    """A layer's input at one step: its producer's output, or its producers' outputs
-    concatenated (a merge), from the outputs so far and the model input x (of a model with
-    several inputs of ``sizes`` features: their rows side by side, input k read as its slice)."""
-    bounds = np.cumsum([0, *sizes]) if sizes else None
-
-    def source(i: int) -> Any:
-        if i >= 0:
-            return outs[i]
-        if bounds is None:
-            return x
-        k = input_number(i)
-        return x[..., int(bounds[k]) : int(bounds[k + 1])]
-
-    parts = [source(i) for i in inputs]
-    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
-
-
-def consumers(inputs: list[list[int]], index: int) -> list[int]:
-    """The layers that read layer ``index`` (-1: the model input)."""
-    return [i for i, ins in enumerate(inputs) if index in ins]

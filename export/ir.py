@@ -287,6 +287,46 @@ def input_offsets(sizes: list[int]) -> list[int]:
     return [int(v) for v in np.cumsum([0, *sizes[:-1]])] if sizes else []
 
 
+# A graph of parallel branches (graph.py): ``ModelIR.inputs`` / ``QuantModel.inputs`` list, per
+# layer, the producers it reads: a layer index, or a negative index for a model input.
+
+#: the model input, as a layer index in ``inputs`` (input k of several: MODEL_INPUT - k)
+MODEL_INPUT = -1
+
+
+def model_input(k: int) -> int:
+    """The producer index of model input k (-1 for the first, and for a one-input model)."""
+    return MODEL_INPUT - k
+
+
+def input_number(producer: int) -> int:
+    """Which model input a negative producer index stands for (0 for -1)."""
+    return MODEL_INPUT - producer
+
+
+def gather(inputs: list[int], outs: list[Any], x: Any, sizes: list[int] | None = None) -> Any:
+    """A layer's input at one step: its producer's output, or its producers' outputs
+    concatenated (a merge), from the outputs so far and the model input x (of a model with
+    several inputs of ``sizes`` features: their rows side by side, input k read as its slice)."""
+    bounds = np.cumsum([0, *sizes]) if sizes else None
+
+    def source(i: int) -> Any:
+        if i >= 0:
+            return outs[i]
+        if bounds is None:
+            return x
+        k = input_number(i)
+        return x[..., int(bounds[k]) : int(bounds[k + 1])]
+
+    parts = [source(i) for i in inputs]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+
+
+def consumers(inputs: list[list[int]], index: int) -> list[int]:
+    """The layers that read layer ``index`` (-1: the model input)."""
+    return [i for i, ins in enumerate(inputs) if index in ins]
+
+
 def needs_whole_sequence(layer: Any) -> bool:
     """A layer whose outputs need later inputs: Bidirectional, go_backwards, a Conv1D with
     padding 'valid' or 'same', windowed pooling with padding 'same', or a RepeatVector (its rows

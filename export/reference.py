@@ -7,8 +7,8 @@ from collections.abc import Callable
 import numpy as np
 
 from rnn2c.export import fixedpoint as fx
-from rnn2c.export.graph import gather
-from rnn2c.export.ir import QuantModel
+from rnn2c.export.ir import QuantModel, gather
+from rnn2c.export.layers.bidirectional import run_layers
 
 
 def run_int(
@@ -30,8 +30,6 @@ def run_int(
     n, t, _ = xq.shape
     lengths = np.full(n, t) if lengths is None else np.asarray(lengths)
     if qmodel.whole_sequence:
-        from rnn2c.export.layers.bidirectional import run_layers  # noqa: PLC0415
-
         narrow = qmodel.layers[-1].output_q.bits == 16
         x64 = xq.astype(np.int64)
         y = run_layers(qmodel.layers, qmodel.sequence_out, x64, lengths, None, narrow)

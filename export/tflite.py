@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from rnn2c.export.keras_reader import _chain
+from rnn2c.export.keras_reader import single_chain
 
 #: calibration sequences handed to the converter's representative dataset at most
 MAX_CALIBRATION = 200
@@ -91,7 +91,7 @@ def unrolled(model: Any, steps: int) -> Any:
     features = int(model.inputs[0].shape[-1])
     inputs = keras.Input(batch_shape=(1, steps, features))
     x = inputs
-    for layer in _chain(model):
+    for layer in single_chain(model):
         if type(layer).__name__ == "Masking":
             continue
         config = layer.get_config()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import quantcheck
 
+from rnn2c.export import quant_rules
 from rnn2c.export import quantize as quantize_module
 from rnn2c.export.api import read_any
 from rnn2c.export.ir import ActQuant
@@ -82,9 +83,9 @@ def test_heads_are_within_bounds(head: str) -> None:
 def _scaled_rows(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every row's requantization scale 10 % too large (what every layer's rows feed on): the
     C and the reference share it, bit-exact, and the outputs drift by about 10 %."""
-    real = quantize_module.shared_rq_params
+    real = quant_rules.shared_rq_params
     monkeypatch.setattr(
-        quantize_module, "shared_rq_params", lambda reals, limits: real(reals * 1.1, limits)
+        quant_rules, "shared_rq_params", lambda reals, limits: real(reals * 1.1, limits)
     )
 
 

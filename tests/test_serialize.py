@@ -52,7 +52,7 @@ def test_shifts_are_shared_per_row_kind_and_mixed_shifts_are_refused(tmp_path) -
     shift_in and shift_out; a quantized model whose rows of a kind differ (an older rnn2c's)
     is refused at render with the "export the model again" message."""
     from rnn2c.export.ir import ExportError
-    from rnn2c.export.quantize import row_kinds
+    from rnn2c.export.quant_rules import row_kinds
     from rnn2c.export.render import layer_arrays
 
     keras.utils.set_random_seed(3)

@@ -19,7 +19,7 @@ from rnn2c.train.model import (  # noqa: E402
     length_mask,
     real_steps,
 )
-from rnn2c.train.train import _best_checkpoint_callback, train_run  # noqa: E402
+from rnn2c.train.train import best_checkpoint_callback, train_run  # noqa: E402
 
 RUN_FILES = {
     "model.keras",
@@ -159,7 +159,7 @@ def test_tiny_run_writes_the_run_folder(tmp_path: Path) -> None:
 
 def test_best_checkpoint_prefers_val_accuracy_then_val_loss() -> None:
     model = keras.Sequential([keras.Input(shape=(2,)), keras.layers.Dense(1)])
-    cb = _best_checkpoint_callback(keras, patience=2, has_val=True)
+    cb = best_checkpoint_callback(keras, patience=2, has_val=True)
     cb.set_model(model)
     model.stop_training = False  # fit() sets this; the test drives the callback by hand
     # (val_accuracy, val_loss) per epoch; the best is epoch 3: highest accuracy, and among the

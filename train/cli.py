@@ -7,8 +7,19 @@ import os
 import shlex
 import sys
 
-from .seq2seq_train import SEQ2SEQ_DEFAULTS
-from .train import AUGMENT_BELOW, DEFAULTS, FRAME_ABOVE, FRAME_TARGET, LOG_SPAN
+from .data import DatasetError
+from .model import ConfigError
+from .seq2seq_train import SEQ2SEQ_DEFAULTS, summary_lines, train_seq2seq
+from .train import (
+    AUGMENT_BELOW,
+    DEFAULTS,
+    FRAME_ABOVE,
+    FRAME_TARGET,
+    LOG_SPAN,
+    RunError,
+    export_commands,
+    train_run,
+)
 
 __all__ = ["add_arguments", "command_line", "main"]
 
@@ -35,8 +46,16 @@ def _default(flag: str) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `rnn2c train` flags to ``parser``; every help line states its default."""
+    _add_data_arguments(parser)
+    _add_model_arguments(parser)
+    _add_schedule_arguments(parser)
+    _add_input_arguments(parser)
+    _add_run_arguments(parser)
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """--dataset, --out, --task."""
     d = DEFAULTS
-    s2s = SEQ2SEQ_DEFAULTS
     parser.add_argument(
         "--dataset",
         help="PATH.npz (x_train, y_train, x_test, y_test [, lengths_train, lengths_test]; "
@@ -57,6 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "forecast: the next --horizon values of a series; seq2seq: a token sequence to a token "
         "sequence (encoder-decoder with attention, greedy decoding) (default: %(default)s)",
     )
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The architecture: --cell, --units, --embedding-dim, --attention, --layers, --dropout,
+    --noise."""
+    d = DEFAULTS
+    s2s = SEQ2SEQ_DEFAULTS
     parser.add_argument(
         "--cell",
         choices=("gru", "lstm", "rnn"),
@@ -103,6 +129,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="std of Gaussian noise added to the normalized inputs while training; a no-op at "
         "inference (default: %(default)s)",
     )
+
+
+def _add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
+    """The optimizer and the epoch selection: --steps, --epochs, --batch-size, --lr,
+    --label-smoothing, --seed, --val-split, --patience."""
+    d = DEFAULTS
     parser.add_argument(
         "--steps",
         type=int,
@@ -150,6 +182,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --val-split: epochs without a better epoch before stopping "
         f"({_default('patience')})",
     )
+
+
+def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the training data goes through: --augment, --frame, --log-inputs; forecast's
+    --window, --horizon, --season."""
+    d = DEFAULTS
     parser.add_argument(
         "--augment",
         choices=("auto", "on", "off"),
@@ -193,6 +231,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="forecast: the period of the seasonal-naive baseline; auto = the autocorrelation "
         "peak of the training part (default: auto)",
     )
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """--quiet, --strict, --force."""
     parser.add_argument("--quiet", action="store_true", help="no progress line, only the summary")
     parser.add_argument(
         "--strict",
@@ -301,11 +343,6 @@ def main(args: argparse.Namespace) -> int:
     """Run `rnn2c train`; return the exit status (0 ok, 1 useless model under --strict, 2 bad
     input). Ctrl-C during training keeps the best epoch so far and writes the run folder."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-    from .data import DatasetError
-    from .model import ConfigError
-    from .train import RunError, export_commands, train_run
-
     problem = _task_defaults(args)
     if problem:
         return _error(problem)
@@ -364,11 +401,6 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _seq2seq(args: argparse.Namespace) -> int:
-    from .data import DatasetError
-    from .model import ConfigError
-    from .seq2seq_train import summary_lines, train_seq2seq
-    from .train import RunError
-
     kw = {f: getattr(args, f) for f in _SEQ2SEQ_FLAGS if f != "task"}
     try:
         metrics = train_seq2seq(

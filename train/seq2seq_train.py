@@ -22,8 +22,8 @@ import math
 import os
 import shlex
 import sys
-import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +48,15 @@ from .seq2seq import (
 from .seq2seq_data import Seq2SeqData, load_seq2seq_dataset
 from .train import (
     CLIPNORM,
-    LR_MIN_FACTOR,
     RUN_MANIFEST,
-    WARMUP_FRACTION,
     RunError,
-    _best_checkpoint_callback,
-    _progress_callback,
     check_schedule,
-    fit_keeping_best,
+    epoch_history,
+    fit_best,
+    lr_schedule,
     run_files,
+    seeded_keras,
+    write_run,
 )
 
 __all__ = ["SEQ2SEQ_DEFAULTS", "export_commands", "train_seq2seq"]
@@ -273,10 +273,7 @@ def train_seq2seq(
                         "--force to replace the run in it"
                     )
                 folder.check_replaceable(run_files("seq2seq"))
-            return _train_into(
-                folder,
-                data,
-                spec,
+            settings = _Settings(
                 cell=cell,
                 units=units,
                 embedding_dim=embedding_dim,
@@ -294,119 +291,163 @@ def train_seq2seq(
                 verbose=1 if verbose is None else verbose,
                 callbacks=callbacks or [],
             )
+            return _train_into(folder, data, spec, settings)
     except OutputError as e:
         raise RunError(str(e)) from None
 
 
-def _train_into(
-    folder: OwnedFolder,
-    data: Seq2SeqData,
-    spec: str,
-    *,
-    cell: str,
-    units: int,
-    embedding_dim: int,
-    attention: str,
-    epochs: int | None,
-    steps: int,
-    batch_size: int,
-    lr: float,
-    label_smoothing: float,
-    seed: int,
-    val_split: float,
-    patience: int,
-    calib_size: int,
-    command: str,
-    verbose: int,
-    callbacks: list[Any],
-) -> dict[str, Any]:
-    import keras
-    import tensorflow as tf
+@dataclass(frozen=True)
+class _Settings:
+    """A seq2seq run's settings, as train_seq2seq checked them (see its arguments)."""
 
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-    rng = np.random.default_rng([seed, 1])
-    v_in, v_out = len(data.input_vocab), len(data.output_vocab)
-    t_in, t_out = data.max_length, data.max_output_length
+    cell: str
+    units: int
+    embedding_dim: int
+    attention: str
+    epochs: int | None
+    steps: int
+    batch_size: int
+    lr: float
+    label_smoothing: float
+    seed: int
+    val_split: float
+    patience: int
+    calib_size: int
+    command: str
+    verbose: int
+    callbacks: list[Any]
 
+
+@dataclass
+class _Fitted:
+    """The model phase's outcome: the model, the fit and the schedule it ran."""
+
+    model: Any
+    stopper: Any  # train.best_checkpoint_callback: history, best epoch
+    interrupted: bool
+    seconds: float
+    epochs: int
+    steps_per_epoch: int
+    lr_schedule: dict[str, Any]
+
+
+@dataclass
+class _Evaluation:
+    """The test phase's outcome: greedy outputs, their scores against the baseline, the
+    teacher-forced accuracy, the examples metrics.json quotes."""
+
+    pred: np.ndarray
+    scores: dict[str, float]
+    base: dict[str, float]
+    forced: float
+    seconds: float
+    warnings: list[str]
+    examples: list[dict[str, str]]
+
+
+def _train_into(folder: OwnedFolder, data: Seq2SeqData, spec: str, s: _Settings) -> dict[str, Any]:
+    """A run into the locked ``folder``, phase by phase: data, model and fit, test, files."""
+    keras, tf = seeded_keras(s.seed)
+    rng = np.random.default_rng([s.seed, 1])
     n = len(data.x_train)
-    if val_split > 0.0:
+    if s.val_split > 0.0:
         perm = rng.permutation(n)
-        n_val = min(n - 1, max(1, int(round(val_split * n))))
+        n_val = min(n - 1, max(1, int(round(s.val_split * n))))
         val_idx, tr_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
     else:
         tr_idx, val_idx = np.arange(n), np.zeros(0, dtype=np.int64)
-    has_val = len(val_idx) > 0
+    fitted = _fit(keras, data, tr_idx, val_idx, s)
+    ev = _evaluate(fitted.model, data, tr_idx, s.verbose)
+    calib_idx = np.sort(rng.permutation(len(tr_idx))[: s.calib_size])
+    calib_idx = tr_idx[calib_idx]
+    metrics = _metrics(data, spec, fitted, ev, len(val_idx) > 0, s)
+    metrics.update(
+        {
+            "num_train": int(len(tr_idx)),
+            "num_val": int(len(val_idx)),
+            "num_test": int(len(data.x_test)),
+            "num_calib": int(len(calib_idx)),
+            "train_seconds": round(fitted.seconds, 2),
+            "eval_seconds": round(ev.seconds, 2),
+            "command": s.command,
+            "argv": list(sys.argv),
+            "versions": {"keras": keras.__version__, "tensorflow": tf.__version__},
+            "history": epoch_history(fitted.stopper),
+        }
+    )
+    _write(folder, data, fitted.model, ev, calib_idx, metrics)
+    return metrics
 
+
+def _fit(
+    keras: Any, data: Seq2SeqData, tr_idx: np.ndarray, val_idx: np.ndarray, s: _Settings
+) -> _Fitted:
+    """Model and fit: the encoder-decoder built and fitted with teacher forcing under the
+    learning-rate schedule, the best epoch kept."""
+    v_in, v_out = len(data.input_vocab), len(data.output_vocab)
     model = build_seq2seq(
-        v_in, v_out, cell, units, embedding_dim, attention, f"{data.name}_seq2seq"
+        v_in, v_out, s.cell, s.units, s.embedding_dim, s.attention, f"{data.name}_seq2seq"
     )
     batches, steps_per_epoch = _batches(
         data.x_train[tr_idx],
         data.lengths_train[tr_idx],
         data.y_train[tr_idx],
         v_out,
-        batch_size,
-        seed,
+        s.batch_size,
+        s.seed,
     )
+    epochs = s.epochs
     if epochs is None:
-        epochs = int(min(MAX_EPOCHS, max(1, math.ceil(steps / steps_per_epoch))))
-    total = epochs * steps_per_epoch
-    warm = int(WARMUP_FRACTION * total)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=lr / 10 if warm else lr,
-        decay_steps=max(1, total - warm),
-        alpha=LR_MIN_FACTOR,
-        warmup_target=lr if warm else None,
-        warmup_steps=warm,
-    )
+        epochs = int(min(MAX_EPOCHS, max(1, math.ceil(s.steps / steps_per_epoch))))
+    schedule, schedule_info = lr_schedule(keras, s.lr, epochs * steps_per_epoch)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=schedule, clipnorm=CLIPNORM),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=s.label_smoothing),
         weighted_metrics=["accuracy"],
     )
     validation = None
-    if has_val:
+    if len(val_idx) > 0:
         y_val = data.y_train[val_idx]
         validation = (
             (data.x_train[val_idx], decoder_inputs(y_val)),
             np.eye(v_out, dtype=np.float32)[y_val],
             target_positions(y_val).astype(np.float32),
         )
-    stopper = _best_checkpoint_callback(keras, patience, has_val, by_accuracy=True)
-    cbs: list[Any] = [stopper]
-    progress = None
-    if verbose:
-        progress = _progress_callback(keras, epochs, stopper, sys.stderr, max(1, epochs // 10))
-        cbs.append(progress)
-    interrupted, train_seconds = fit_keeping_best(
-        lambda: model.fit(
+    stopper, interrupted, seconds = fit_best(
+        keras,
+        lambda cbs: model.fit(
             batches,
             shuffle=False,  # the batches are shuffled (bucketed by length) per epoch
             validation_data=validation,
             epochs=epochs,
-            callbacks=cbs + list(callbacks),
+            callbacks=cbs,
             verbose=0,
         ),
-        stopper,
-        progress,
+        epochs=epochs,
+        patience=s.patience,
+        has_val=len(val_idx) > 0,
+        by_accuracy=True,
+        verbose=s.verbose,
+        callbacks=s.callbacks,
     )
-    history = {k: list(v) for k, v in stopper.history.items() if k != "learning_rate"}
+    return _Fitted(model, stopper, interrupted, seconds, epochs, steps_per_epoch, schedule_info)
 
-    # test figures: teacher forcing (padded batches; the encoder mask skips the padding), then
-    # greedy decoding (each length group cut to its real length, as the C runs)
+
+def _evaluate(model: Any, data: Seq2SeqData, tr_idx: np.ndarray, verbose: int) -> _Evaluation:
+    """Test: teacher forcing (padded batches; the encoder mask skips the padding), then greedy
+    decoding (each length group cut to its real length, as the C runs), against the most
+    frequent target token per position."""
     t1 = time.perf_counter()
     if verbose:
         print(f"greedy decoding {len(data.x_test)} test sequences ...", file=sys.stderr)
     probs = model.predict([data.x_test, decoder_inputs(data.y_test)], batch_size=256, verbose=0)
     scored = target_positions(data.y_test)
     forced = float((np.asarray(probs).argmax(-1) == data.y_test)[scored].mean())
-    pred = greedy_decode(model, data.x_test, data.lengths_test, START, END, t_out)
+    pred = greedy_decode(model, data.x_test, data.lengths_test, START, END, data.max_output_length)
     scores = sequence_scores(pred, data.y_test)
     base_seq = _most_frequent_sequence(data.y_train[tr_idx])
     base = sequence_scores(np.tile(base_seq, (len(data.y_test), 1)), data.y_test)
-    eval_seconds = time.perf_counter() - t1
+    seconds = time.perf_counter() - t1
     warnings = _warnings(pred, data.y_test, scores, base)
 
     wrong = np.flatnonzero(np.any((pred != data.y_test) & scored, axis=1))
@@ -420,79 +461,76 @@ def _train_into(
         }
         for i in shown[:EXAMPLES]
     ]
+    return _Evaluation(pred, scores, base, forced, seconds, warnings, examples)
 
-    calib_idx = np.sort(rng.permutation(len(tr_idx))[:calib_size])
-    calib_idx = tr_idx[calib_idx]
-    best_epoch = int(stopper.best_epoch) + 1 if stopper.best_epoch >= 0 else 0
-    seq2seq_info = {
-        "start_token": START,
-        "end_token": END,
-        "max_output_length": t_out,
-        "max_length": t_in,
-        "input_vocab": list(data.input_vocab),
-        "output_vocab": list(data.output_vocab),
-    }
-    metrics: dict[str, Any] = {
+
+def _metrics(
+    data: Seq2SeqData, spec: str, fitted: _Fitted, ev: _Evaluation, has_val: bool, s: _Settings
+) -> dict[str, Any]:
+    """metrics.json up to the run's sizes: test figures, the token conventions, the model, the
+    fit and its schedule."""
+    t_in, t_out = data.max_length, data.max_output_length
+    stopper = fitted.stopper
+    return {
         "dataset": data.name,
         "dataset_spec": spec,
         "task": "seq2seq",
         "decoding": "greedy",
-        "float_test_token_accuracy": scores["token_accuracy"],
-        "float_test_exact_sequence_rate": scores["exact_sequence_rate"],
-        "float_test_teacher_forced_token_accuracy": forced,
-        "most_frequent_baseline": base,
-        "examples": examples,
-        "warnings": warnings,
-        "chance_level": bool(warnings),
-        "seq2seq": seq2seq_info,
+        "float_test_token_accuracy": ev.scores["token_accuracy"],
+        "float_test_exact_sequence_rate": ev.scores["exact_sequence_rate"],
+        "float_test_teacher_forced_token_accuracy": ev.forced,
+        "most_frequent_baseline": ev.base,
+        "examples": ev.examples,
+        "warnings": ev.warnings,
+        "chance_level": bool(ev.warnings),
+        "seq2seq": {
+            "start_token": START,
+            "end_token": END,
+            "max_output_length": t_out,
+            "max_length": t_in,
+            "input_vocab": list(data.input_vocab),
+            "output_vocab": list(data.output_vocab),
+        },
         "max_length": t_in,
         "max_output_length": t_out,
-        "input_vocab_size": v_in,
-        "output_vocab_size": v_out,
-        "cell": cell,
-        "units": units,
-        "embedding_dim": embedding_dim,
-        "attention": attention,
+        "input_vocab_size": len(data.input_vocab),
+        "output_vocab_size": len(data.output_vocab),
+        "cell": s.cell,
+        "units": s.units,
+        "embedding_dim": s.embedding_dim,
+        "attention": s.attention,
         "layers": 1,
-        "num_params": int(model.count_params()),
+        "num_params": int(fitted.model.count_params()),
         "epochs_run": stopper.epochs_seen,
-        "best_epoch": best_epoch,
-        "interrupted": interrupted,
+        "best_epoch": int(stopper.best_epoch) + 1 if stopper.best_epoch >= 0 else 0,
+        "interrupted": fitted.interrupted,
         "selection": "max val_accuracy (teacher-forced tokens), then min val_loss"
         if has_val
         else "min training loss (no validation split; the schedule runs to the end)",
-        "epochs_max": epochs,
-        "steps_per_epoch": steps_per_epoch,
-        "batch_size": batch_size,
-        "lr": lr,
-        "label_smoothing": label_smoothing,
+        "epochs_max": fitted.epochs,
+        "steps_per_epoch": fitted.steps_per_epoch,
+        "batch_size": s.batch_size,
+        "lr": s.lr,
+        "label_smoothing": s.label_smoothing,
         "clipnorm": CLIPNORM,
-        "lr_schedule": {
-            "kind": "warm-up then cosine",
-            "warmup_steps": warm,
-            "total_steps": total,
-            "peak": lr,
-            "final": lr * LR_MIN_FACTOR,
-        },
-        "seed": seed,
-        "val_split": val_split,
-        "patience": patience,
-        "num_train": int(len(tr_idx)),
-        "num_val": int(len(val_idx)),
-        "num_test": int(len(data.x_test)),
-        "num_calib": int(len(calib_idx)),
-        "train_seconds": round(train_seconds, 2),
-        "eval_seconds": round(eval_seconds, 2),
-        "command": command,
-        "argv": list(sys.argv),
-        "versions": {"keras": keras.__version__, "tensorflow": tf.__version__},
-        "history": history,
+        "lr_schedule": fitted.lr_schedule,
+        "seed": s.seed,
+        "val_split": s.val_split,
+        "patience": s.patience,
     }
 
-    files = run_files("seq2seq")
-    out = folder.path
-    with tempfile.TemporaryDirectory(prefix="rnn2c-train-") as scratch:
-        tmp = Path(scratch)
+
+def _write(
+    folder: OwnedFolder,
+    data: Seq2SeqData,
+    model: Any,
+    ev: _Evaluation,
+    calib_idx: np.ndarray,
+    metrics: dict[str, Any],
+) -> None:
+    """Files: model.keras, calib.npz, test.npz, metrics.json, the plots, EXPORT.txt."""
+
+    def fill(tmp: Path) -> None:
         model.save(tmp / "model.keras")
         np.savez(
             tmp / "calib.npz",
@@ -507,26 +545,27 @@ def _train_into(
             y=data.y_test.astype(np.int32),
         )
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        _plots(tmp, model, data, pred, metrics, history)
+        _plots(tmp, model, data, ev.pred, metrics, metrics["history"])
         lines = [
             "# Export the seq2seq model of this run to int8 C and check it against Keras (float, "
-            f"greedy decoding: test exact-sequence rate {scores['exact_sequence_rate']:.4f}, "
-            f"token accuracy {scores['token_accuracy']:.4f}):",
-            *export_commands(out, data.name, t_out, t_in),
+            f"greedy decoding: test exact-sequence rate {ev.scores['exact_sequence_rate']:.4f}, "
+            f"token accuracy {ev.scores['token_accuracy']:.4f}):",
+            *export_commands(folder.path, data.name, data.max_output_length, data.max_length),
         ]
         (tmp / "EXPORT.txt").write_text("\n".join(lines) + "\n")
-        blobs = {f: (tmp / f).read_bytes() for f in files}
-    folder.write(
-        blobs,
+
+    write_run(
+        folder,
+        run_files("seq2seq"),
+        fill,
         {
             "rnn2c_version": __version__,
             "kind": "train run",
             "task": "seq2seq",
             "dataset": data.name,
-            "float_test_exact_sequence_rate": scores["exact_sequence_rate"],
+            "float_test_exact_sequence_rate": ev.scores["exact_sequence_rate"],
         },
     )
-    return metrics
 
 
 def _plots(

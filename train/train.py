@@ -21,6 +21,7 @@ run folder.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -28,6 +29,7 @@ import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +51,7 @@ from .data import (
     load_series,
     seasonal_period,
 )
-from .model import ConfigError, build_models, check_config, length_mask, real_steps
+from .model import ConfigError, Models, build_models, check_config, length_mask, real_steps
 
 __all__ = [
     "DEFAULTS",
@@ -132,7 +134,7 @@ def stratified_split(
     return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
 
 
-def _best_checkpoint_callback(
+def best_checkpoint_callback(
     keras: Any,
     patience: int,
     has_val: bool,
@@ -194,7 +196,7 @@ def _best_checkpoint_callback(
     return BestCheckpoint()
 
 
-def _progress_callback(keras: Any, epochs: int, stopper: Any, stream: Any, every: int) -> Any:
+def progress_callback(keras: Any, epochs: int, stopper: Any, stream: Any, every: int) -> Any:
     """One line per epoch with the best epoch so far: updated in place on a terminal
     (carriage return), else printed every ``every`` epochs and at each new best."""
     tty = bool(getattr(stream, "isatty", lambda: False)())
@@ -726,9 +728,7 @@ def train_run(
                         "--force to replace the run in it"
                     )
                 folder.check_replaceable(run_files(task))
-            return _train_into(
-                folder,
-                dataset_spec,
+            settings = _Settings(
                 task=task,
                 cell=cell,
                 units=units,
@@ -750,10 +750,11 @@ def train_run(
                 log_inputs=log_inputs,
                 label_smoothing=label_smoothing,
                 calib_size=calib_size,
-                command=command,
-                verbose=verbose,
+                command=shlex.join(sys.argv) if command is None else command,
+                verbose=1 if verbose is None else verbose,
                 callbacks=callbacks or [],
             )
+            return _train_into(folder, dataset_spec, settings)
     except OutputError as e:
         raise RunError(str(e)) from None
 
@@ -803,8 +804,6 @@ def _wants_log(ds: Dataset, log_inputs: str) -> bool:
 
 def _log1p_inputs(ds: Dataset) -> Dataset:
     """The dataset with ``log1p`` inputs (padding stays 0; negative test values are clipped)."""
-    import dataclasses
-
     return dataclasses.replace(
         ds,
         x_train=np.log1p(np.maximum(ds.x_train, 0.0)).astype(np.float32),
@@ -909,107 +908,89 @@ def _regression_figures(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]
     }
 
 
-def _train_into(
-    folder: OwnedFolder,
-    dataset_spec: str | Dataset,
-    *,
-    task: str,
-    cell: str,
-    units: int,
-    layers: int,
-    dropout: float,
-    noise: float,
-    epochs: int | None,
-    steps: int,
-    batch_size: int,
-    lr: float,
-    seed: int,
-    val_split: float,
-    patience: int,
-    augment: str | bool,
-    frame: int | None,
-    window: int | None,
-    horizon: int,
-    season: int | None,
-    log_inputs: str,
-    label_smoothing: float,
-    calib_size: int,
-    command: str | None,
-    verbose: int | None,
-    callbacks: list[Any],
-) -> dict[str, Any]:
-    out = folder.path
-    data = _load(dataset_spec, task, seed, frame, window, horizon, season)
-    ds, k = data.ds, data.frame
-    use_log = _wants_log(ds, log_inputs)
-    if use_log:
-        ds = _log1p_inputs(ds)
-    if command is None:
-        command = shlex.join(sys.argv)
-    if verbose is None:
-        verbose = 1
+@dataclass(frozen=True)
+class _Settings:
+    """A run's settings, as train_run checked them (see its arguments)."""
 
+    task: str
+    cell: str
+    units: int
+    layers: int
+    dropout: float
+    noise: float
+    epochs: int | None
+    steps: int
+    batch_size: int
+    lr: float
+    seed: int
+    val_split: float
+    patience: int
+    augment: str | bool
+    frame: int | None
+    window: int | None
+    horizon: int
+    season: int | None
+    log_inputs: str
+    label_smoothing: float
+    calib_size: int
+    command: str
+    verbose: int
+    callbacks: list[Any]
+
+    @property
+    def per_step(self) -> bool:
+        return self.task == "tag"
+
+    @property
+    def classifier(self) -> bool:
+        return self.task in ("classify", "tag")
+
+
+@dataclass
+class _Fitted:
+    """The model phase's outcome: the models (their head un-standardized), the fit and the
+    schedule it ran."""
+
+    models: Models
+    stopper: Any  # best_checkpoint_callback: history, best epoch
+    interrupted: bool
+    seconds: float
+    epochs: int
+    steps_per_epoch: int
+    lr_schedule: dict[str, Any]
+    augment: bool
+    num_features: int
+    y_mean: np.ndarray | None  # regress, forecast: the training targets' mean
+
+
+@dataclass
+class _Evaluation:
+    """The test phase's outcome: outputs, the framed test set test.npz holds, the figures."""
+
+    pred: np.ndarray
+    x: np.ndarray
+    lengths: np.ndarray
+    y: np.ndarray  # test targets as test.npz holds them (tag: per framed step)
+    figures: dict[str, Any]
+    warnings: list[str]
+    summary: float  # test accuracy (classify, tag) or MAE (regress, forecast)
+
+
+def seeded_keras(seed: int) -> tuple[Any, Any]:
+    """keras and tensorflow, imported (only when training), with a fresh session, every random
+    generator seeded and op determinism on: the same seed gives the same weights."""
     import keras
     import tensorflow as tf
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    rng = np.random.default_rng(seed)
-    per_step = task == "tag"
-    classifier = task in ("classify", "tag")
+    return keras, tf
 
-    if classifier and not per_step:
-        tr_idx, val_idx = stratified_split(ds.y_train, val_split, rng)
-    elif val_split > 0.0:
-        perm = rng.permutation(len(ds.x_train))
-        n_val = max(1, int(round(val_split * len(perm))))
-        val_idx, tr_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-    else:
-        tr_idx, val_idx = np.arange(len(ds.x_train)), np.zeros(0, dtype=np.int64)
-    has_val = len(val_idx) > 0
-    x_tr, y_tr, l_tr = ds.x_train[tr_idx], ds.y_train[tr_idx], ds.lengths_train[tr_idx]
-    steps_raw = real_steps(x_tr, l_tr)
-    raw_std = steps_raw.std(axis=0).astype(np.float32) + np.float32(1e-6)
-    xf_tr, lf_tr, _ = _framed(x_tr, l_tr, None, k, False)
 
-    y_mean = y_std = None
-    if not classifier:  # standardized targets while training; folded into the head after
-        y_mean = y_tr.mean(axis=0).astype(np.float32)
-        y_std = (y_tr.std(axis=0) + 1e-6).astype(np.float32)
-    y_fit = _one_hot(y_tr, ds.num_classes) if classifier else (y_tr - y_mean) / y_std
-
-    models = build_models(
-        xf_tr.shape[2],
-        ds.num_outputs,
-        real_steps(xf_tr, lf_tr),
-        cell=cell,
-        units=units,
-        layers=layers,
-        dropout=dropout,
-        noise=noise,
-        task=task,
-        name=f"rnn2c_{task}",
-    )
-    do_augment = augment in ("on", True) or (
-        augment == "auto" and task != "forecast" and len(tr_idx) < AUGMENT_BELOW
-    )
-    batches = _batches(
-        keras,
-        x=x_tr,
-        lengths=l_tr,
-        y=y_fit,
-        batch_size=batch_size,
-        frame=k,
-        per_step=per_step,
-        augment=do_augment,
-        std=raw_std,
-        seed=seed,
-    )
-    steps_per_epoch = len(batches)
-    if epochs is None:
-        epochs = int(min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(steps / steps_per_epoch))))
-    total = epochs * steps_per_epoch
+def lr_schedule(keras: Any, lr: float, total: int) -> tuple[Any, dict[str, Any]]:
+    """The learning rate over ``total`` optimizer steps (a WARMUP_FRACTION warm-up from lr/10
+    to ``lr``, then a cosine down to lr * LR_MIN_FACTOR) and its description for metrics.json."""
     warm = int(WARMUP_FRACTION * total)
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=lr / 10 if warm else lr,
@@ -1018,255 +999,437 @@ def _train_into(
         warmup_target=lr if warm else None,
         warmup_steps=warm,
     )
-    if classifier:
+    return schedule, {
+        "kind": "warm-up then cosine",
+        "warmup_steps": warm,
+        "total_steps": total,
+        "peak": lr,
+        "final": lr * LR_MIN_FACTOR,
+    }
+
+
+def fit_best(
+    keras: Any,
+    fit: Callable[[list[Any]], Any],
+    *,
+    epochs: int,
+    patience: int,
+    has_val: bool,
+    by_accuracy: bool,
+    verbose: int,
+    callbacks: list[Any],
+) -> tuple[Any, bool, float]:
+    """Run fit(callbacks) (a Keras fit) with a best-checkpoint callback (and, when verbose, a
+    progress line per epoch on stderr) before ``callbacks``, keeping the best epoch's weights
+    (:func:`fit_keeping_best`). Returns (the best-checkpoint callback, interrupted, seconds)."""
+    stopper = best_checkpoint_callback(keras, patience, has_val, by_accuracy=by_accuracy)
+    cbs: list[Any] = [stopper]
+    progress = None
+    if verbose:
+        progress = progress_callback(keras, epochs, stopper, sys.stderr, max(1, epochs // 10))
+        cbs.append(progress)
+    interrupted, seconds = fit_keeping_best(lambda: fit(cbs + list(callbacks)), stopper, progress)
+    return stopper, interrupted, seconds
+
+
+def write_run(
+    folder: OwnedFolder,
+    files: tuple[str, ...],
+    fill: Callable[[Path], None],
+    manifest: dict[str, Any],
+) -> None:
+    """Write a run's ``files``: fill(tmp) makes them in a private scratch folder, then the
+    owned-folder writer replaces the previous run's files (and only those) crash-safely."""
+    with tempfile.TemporaryDirectory(prefix="rnn2c-train-") as scratch:
+        tmp = Path(scratch)
+        fill(tmp)
+        blobs = {f: (tmp / f).read_bytes() for f in files}
+    folder.write(blobs, manifest)
+
+
+def _train_into(folder: OwnedFolder, dataset_spec: str | Dataset, s: _Settings) -> dict[str, Any]:
+    """A run into the locked ``folder``, phase by phase: data, model and fit, test, files."""
+    data = _load(dataset_spec, s.task, s.seed, s.frame, s.window, s.horizon, s.season)
+    use_log = _wants_log(data.ds, s.log_inputs)
+    if use_log:
+        data = dataclasses.replace(data, ds=_log1p_inputs(data.ds))
+    keras, tf = seeded_keras(s.seed)
+    rng = np.random.default_rng(s.seed)
+    tr_idx, val_idx = _split(data.ds, s, rng)
+    fitted = _fit(keras, data, tr_idx, val_idx, s)
+    ev = _evaluate(keras, data, fitted, val_idx, s)
+    calib_idx = np.sort(rng.permutation(len(data.ds.x_train))[: s.calib_size])
+    metrics: dict[str, Any] = {
+        "dataset": data.ds.name,
+        "dataset_spec": dataset_spec if isinstance(dataset_spec, str) else data.ds.name,
+        "task": s.task,
+        **ev.figures,
+        "warnings": ev.warnings,
+        "chance_level": bool(ev.warnings),
+        **_run_metrics(data, fitted, ev, use_log, len(val_idx) > 0, s),
+        "num_train": int(len(tr_idx)),
+        "num_val": int(len(val_idx)),
+        "num_test": int(len(data.ds.x_test)),
+        "num_calib": int(len(calib_idx)),
+        "train_seconds": round(fitted.seconds, 2),
+        "command": s.command,
+        "argv": list(sys.argv),
+        "versions": {"keras": keras.__version__, "tensorflow": tf.__version__},
+        "history": epoch_history(fitted.stopper),
+    }
+    if s.task == "classify":
+        metrics["bidirectional"] = False
+    _write(folder, data, fitted, ev, calib_idx, metrics, use_log, s)
+    return metrics
+
+
+def _split(ds: Dataset, s: _Settings, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Data: the training set's (training, validation) indices, stratified by class for
+    classify."""
+    if s.classifier and not s.per_step:
+        return stratified_split(ds.y_train, s.val_split, rng)
+    if s.val_split > 0.0:
+        perm = rng.permutation(len(ds.x_train))
+        n_val = max(1, int(round(s.val_split * len(perm))))
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    return np.arange(len(ds.x_train)), np.zeros(0, dtype=np.int64)
+
+
+def epoch_history(stopper: Any) -> dict[str, list[float]]:
+    """The per-epoch logs metrics.json keeps (not the learning rate), from a
+    :func:`best_checkpoint_callback`."""
+    return {key: list(vals) for key, vals in stopper.history.items() if key != "learning_rate"}
+
+
+def _framed_inputs(x: np.ndarray, lengths: np.ndarray, k: int) -> tuple[Any, Any, Any]:
+    """Sequences framed by k, their lengths, and the training view's input (x, length mask)."""
+    xf, lf, _ = _framed(x, lengths, None, k, False)
+    return xf, lf, (xf, length_mask(lf, xf.shape[1]))
+
+
+def _fit(keras: Any, data: _Data, tr_idx: np.ndarray, val_idx: np.ndarray, s: _Settings) -> _Fitted:
+    """Model and fit: the training part framed, its targets one-hot (classify, tag) or
+    standardized (folded into the linear head after), the model built and fitted under the
+    learning-rate schedule, the best epoch kept."""
+    ds, k = data.ds, data.frame
+    x_tr, y_tr, l_tr = ds.x_train[tr_idx], ds.y_train[tr_idx], ds.lengths_train[tr_idx]
+    steps_raw = real_steps(x_tr, l_tr)
+    raw_std = steps_raw.std(axis=0).astype(np.float32) + np.float32(1e-6)
+    xf_tr, lf_tr, _ = _framed(x_tr, l_tr, None, k, False)
+    y_mean = y_std = None
+    if not s.classifier:  # standardized targets while training; folded into the head after
+        y_mean = y_tr.mean(axis=0).astype(np.float32)
+        y_std = (y_tr.std(axis=0) + 1e-6).astype(np.float32)
+    y_fit = _one_hot(y_tr, ds.num_classes) if s.classifier else (y_tr - y_mean) / y_std
+    models = build_models(
+        xf_tr.shape[2],
+        ds.num_outputs,
+        real_steps(xf_tr, lf_tr),
+        cell=s.cell,
+        units=s.units,
+        layers=s.layers,
+        dropout=s.dropout,
+        noise=s.noise,
+        task=s.task,
+        name=f"rnn2c_{s.task}",
+    )
+    do_augment = s.augment in ("on", True) or (
+        s.augment == "auto" and s.task != "forecast" and len(tr_idx) < AUGMENT_BELOW
+    )
+    batches = _batches(
+        keras,
+        x=x_tr,
+        lengths=l_tr,
+        y=y_fit,
+        batch_size=s.batch_size,
+        frame=k,
+        per_step=s.per_step,
+        augment=do_augment,
+        std=raw_std,
+        seed=s.seed,
+    )
+    steps_per_epoch = len(batches)
+    epochs = s.epochs
+    if epochs is None:
+        epochs = int(min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(s.steps / steps_per_epoch))))
+    schedule, schedule_info = lr_schedule(keras, s.lr, epochs * steps_per_epoch)
+    _compile(keras, models.train, schedule, s)
+    validation = _validation(ds, k, val_idx, s, y_mean, y_std)
+    stopper, interrupted, seconds = fit_best(
+        keras,
+        lambda cbs: models.train.fit(
+            batches, validation_data=validation, epochs=epochs, callbacks=cbs, verbose=0
+        ),
+        epochs=epochs,
+        patience=s.patience,
+        has_val=len(val_idx) > 0,
+        by_accuracy=s.classifier,
+        verbose=s.verbose,
+        callbacks=s.callbacks,
+    )
+    if not s.classifier:  # fold the target standardization into the linear head
+        dense = models.infer.layers[-1]
+        w, b = dense.get_weights()
+        dense.set_weights([w * y_std[None, :], b * y_std + y_mean])
+    return _Fitted(
+        models,
+        stopper,
+        interrupted,
+        seconds,
+        epochs,
+        steps_per_epoch,
+        schedule_info,
+        do_augment,
+        int(xf_tr.shape[2]),
+        y_mean,
+    )
+
+
+def _compile(keras: Any, model: Any, schedule: Any, s: _Settings) -> None:
+    """Adam under the schedule (gradients clipped to CLIPNORM), the task's loss and metric."""
+    if s.classifier:
         # one-hot targets with label smoothing: the optimum has finite logits, so a model trained
         # to zero error does not push its softmax (and every step of a stream) to saturation,
         # where int8 and float flip at slightly different steps
-        loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
-        metric_kw = {"weighted_metrics": ["accuracy"]} if per_step else {"metrics": ["accuracy"]}
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=s.label_smoothing)
+        metric_kw = {"weighted_metrics": ["accuracy"]} if s.per_step else {"metrics": ["accuracy"]}
     else:
         loss = "mse"
         metric_kw = {"metrics": ["mae"]}
-    models.train.compile(
+    model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=schedule, clipnorm=CLIPNORM),
         loss=loss,
         **metric_kw,
     )
 
-    def framed_inputs(x: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
-        xf, lf, _ = _framed(x, lengths, None, k, False)
-        return xf, lf, (xf, length_mask(lf, xf.shape[1]))
 
-    validation = None
-    if has_val:
-        _, lf_val, val_in = framed_inputs(ds.x_train[val_idx], ds.lengths_train[val_idx])
-        y_val = ds.y_train[val_idx]
-        if per_step:
-            y_val = frame_labels(y_val, k)
-            validation = (
-                val_in,
-                _one_hot(y_val, ds.num_classes),
-                val_in[1].astype(np.float32),
-            )
-        else:
-            validation = (
-                val_in,
-                _one_hot(y_val, ds.num_classes) if classifier else (y_val - y_mean) / y_std,
-            )
-    stopper = _best_checkpoint_callback(keras, patience, has_val, by_accuracy=classifier)
-    cbs: list[Any] = [stopper]
-    progress = None
-    if verbose:
-        progress = _progress_callback(keras, epochs, stopper, sys.stderr, max(1, epochs // 10))
-        cbs.append(progress)
-    interrupted, train_seconds = fit_keeping_best(
-        lambda: models.train.fit(
-            batches,
-            validation_data=validation,
-            epochs=epochs,
-            callbacks=cbs + list(callbacks),
-            verbose=0,
-        ),
-        stopper,
-        progress,
-    )
-    history = {key: list(vals) for key, vals in stopper.history.items() if key != "learning_rate"}
-    epochs_run = stopper.epochs_seen
+def _validation(
+    ds: Dataset,
+    k: int,
+    val_idx: np.ndarray,
+    s: _Settings,
+    y_mean: np.ndarray | None,
+    y_std: np.ndarray | None,
+) -> Any:
+    """The validation split as fit takes it (None without one)."""
+    if len(val_idx) == 0:
+        return None
+    _, _, val_in = _framed_inputs(ds.x_train[val_idx], ds.lengths_train[val_idx], k)
+    y_val = ds.y_train[val_idx]
+    if s.per_step:
+        y_val = frame_labels(y_val, k)
+        return (val_in, _one_hot(y_val, ds.num_classes), val_in[1].astype(np.float32))
+    return (val_in, _one_hot(y_val, ds.num_classes) if s.classifier else (y_val - y_mean) / y_std)
 
-    if not classifier:  # fold the target standardization into the linear head
-        dense = models.infer.layers[-1]
-        w, b = dense.get_weights()
-        dense.set_weights([w * y_std[None, :], b * y_std + y_mean])
 
-    # test outputs: the training view with length masks (= the saved model on each sequence
-    # cut to its real length, which is what the C computes)
-    xf_te, lf_te, test_in = framed_inputs(ds.x_test, ds.lengths_test)
-    fitted = keras.Model(models.train.inputs, models.train.outputs)
-    pred = np.asarray(fitted.predict(test_in, batch_size=256, verbose=0), dtype=np.float64)
-
+def _evaluate(
+    keras: Any, data: _Data, fitted: _Fitted, val_idx: np.ndarray, s: _Settings
+) -> _Evaluation:
+    """Test: the outputs of the training view with length masks (= the saved model on each
+    sequence cut to its real length, which is what the C computes), the task's figures and
+    the warnings."""
+    ds, k = data.ds, data.frame
+    xf_te, lf_te, test_in = _framed_inputs(ds.x_test, ds.lengths_test, k)
+    model = keras.Model(fitted.models.train.inputs, fitted.models.train.outputs)
+    pred = np.asarray(model.predict(test_in, batch_size=256, verbose=0), dtype=np.float64)
     warnings: list[str] = []
-    figures: dict[str, Any] = {}
-    if has_val and len(val_idx) < SMALL_VAL:
+    if len(val_idx) > 0 and len(val_idx) < SMALL_VAL:
         warnings.append(
             f"the validation split has only {len(val_idx)} sequences: too few to pick an epoch "
             "reliably; consider --val-split 0 (train on everything with the fixed schedule)"
         )
-    y_te_f = frame_labels(ds.y_test, k) if per_step else ds.y_test
-    real_te = length_mask(lf_te, xf_te.shape[1])
-    if classifier:
-        if per_step:
-            y_pred = pred.argmax(-1)
-            truth, guess = y_te_f[real_te], y_pred[real_te]
-            out_flat = pred[real_te]
-        else:
-            y_pred = pred.argmax(1)
-            truth, guess = ds.y_test, y_pred
-            out_flat = pred
-        test_acc = float((guess == truth).mean())
-        from .plots import confusion_matrix
-
-        per_class: dict[str, float | None] = {}
-        for c, cname in enumerate(ds.class_names):
-            sel = truth == c
-            per_class[cname] = float(np.mean(guess[sel] == c)) if np.any(sel) else None
-        counts = np.bincount(truth, minlength=ds.num_classes)
-        figures = {
-            "class_names": list(ds.class_names),
-            "float_test_accuracy": test_acc,
-            "majority_baseline": float(counts.max() / counts.sum()),
-            "per_class_accuracy": per_class,
-            "confusion_matrix": confusion_matrix(truth, guess, ds.num_classes).tolist(),
-        }
-        if per_step:
-            figures["accuracy_unit"] = "per step"
-        warnings += usefulness_warnings(task, out_flat, truth, guess, ds.class_names)
-        if has_val and not per_step:
-            _, _, vin = framed_inputs(ds.x_train[val_idx], ds.lengths_train[val_idx])
-            vpred = np.asarray(fitted.predict(vin, verbose=0)).argmax(1)
-            warnings += usefulness_warnings(
-                task,
-                np.eye(ds.num_classes)[vpred],
-                ds.y_train[val_idx],
-                vpred,
-                ds.class_names,
-                what="validation",
-            )
-        summary_value = test_acc
+    y_te_f = frame_labels(ds.y_test, k) if s.per_step else ds.y_test
+    if s.classifier:
+        real_te = length_mask(lf_te, xf_te.shape[1])
+        figures, more, summary = _class_figures(model, data, pred, y_te_f, real_te, val_idx, s)
     else:
-        fig = _regression_figures(pred, ds.y_test)
-        base_mean = _regression_figures(np.tile(y_mean, (len(pred), 1)), ds.y_test)
-        baselines = {"train_mean": base_mean}
-        if data.baselines is not None:
-            baselines = {
-                name: _regression_figures(v, ds.y_test) for name, v in data.baselines.items()
-            }
-        figures = {
-            "target_names": list(ds.target_names),
-            "float_test_mae": fig["mae"],
-            "float_test_rmse": fig["rmse"],
-            "float_test_r2": fig["r2"],
-            "baselines": baselines,
-        }
-        if task == "forecast":
-            figures.update({"window": data.window, "horizon": data.horizon, "season": data.season})
-        ref = {"model": fig["mae"], "train_mean": baselines["train_mean"]["mae"]}
-        if "naive" in baselines:
-            ref["naive"] = baselines["naive"]["mae"]
-        warnings += usefulness_warnings(task, pred, ds.y_test, baselines=ref)
-        summary_value = fig["mae"]
+        figures, more, summary = _regression_results(data, pred, fitted.y_mean, s)
+    return _Evaluation(pred, xf_te, lf_te, y_te_f, figures, warnings + more, summary)
 
-    calib_idx = np.sort(rng.permutation(len(ds.x_train))[:calib_size])
-    xf_cal, lf_cal, _ = _framed(ds.x_train[calib_idx], ds.lengths_train[calib_idx], None, k, False)
-    best_epoch = int(stopper.best_epoch) + 1 if stopper.best_epoch >= 0 else 0
-    metrics: dict[str, Any] = {
-        "dataset": ds.name,
-        "dataset_spec": dataset_spec if isinstance(dataset_spec, str) else ds.name,
-        "task": task,
-        **figures,
-        "warnings": warnings,
-        "chance_level": bool(warnings),
-        "num_features": int(xf_tr.shape[2]),
-        "raw_features": ds.num_features,
-        "frame": k,
-        "input_transform": "log1p" if use_log else None,
-        "max_length": int(xf_te.shape[1]),
-        "raw_max_length": int(ds.x_test.shape[1] if ds.x_test.shape[1] else 0),
-        "cell": cell,
-        "units": units,
-        "layers": layers,
-        "dropout": dropout,
-        "noise": noise,
-        "num_params": int(models.infer.count_params()),
-        "epochs_run": epochs_run,
-        "best_epoch": best_epoch,
-        "interrupted": interrupted,
-        "selection": "max val_accuracy, then min val_loss"
-        if has_val and classifier
-        else "min val_loss"
-        if has_val
-        else "min training loss (no validation split; the schedule runs to the end)",
-        "epochs_max": epochs,
-        "steps_per_epoch": steps_per_epoch,
-        "batch_size": batch_size,
-        "lr": lr,
-        "label_smoothing": label_smoothing if classifier else None,
-        "clipnorm": CLIPNORM,
-        "lr_schedule": {
-            "kind": "warm-up then cosine",
-            "warmup_steps": warm,
-            "total_steps": total,
-            "peak": lr,
-            "final": lr * LR_MIN_FACTOR,
-        },
-        "augment": dict(AUGMENT) if do_augment else None,
-        "seed": seed,
-        "val_split": val_split,
-        "patience": patience,
-        "num_train": int(len(tr_idx)),
-        "num_val": int(len(val_idx)),
-        "num_test": int(len(ds.x_test)),
-        "num_calib": int(len(calib_idx)),
-        "train_seconds": round(train_seconds, 2),
-        "command": command,
-        "argv": list(sys.argv),
-        "versions": {"keras": keras.__version__, "tensorflow": tf.__version__},
-        "history": history,
+
+def _class_figures(
+    model: Any,
+    data: _Data,
+    pred: np.ndarray,
+    y_test: np.ndarray,
+    real: np.ndarray,
+    val_idx: np.ndarray,
+    s: _Settings,
+) -> tuple[dict[str, Any], list[str], float]:
+    """classify, tag: accuracy (per step for tag), per class, the confusion matrix, and the
+    usefulness warnings on the test (and classify's validation) split."""
+    from .plots import confusion_matrix
+
+    ds, k = data.ds, data.frame
+    if s.per_step:
+        truth, guess = y_test[real], pred.argmax(-1)[real]
+        out_flat = pred[real]
+    else:
+        truth, guess = ds.y_test, pred.argmax(1)
+        out_flat = pred
+    test_acc = float((guess == truth).mean())
+    per_class: dict[str, float | None] = {}
+    for c, cname in enumerate(ds.class_names):
+        sel = truth == c
+        per_class[cname] = float(np.mean(guess[sel] == c)) if np.any(sel) else None
+    counts = np.bincount(truth, minlength=ds.num_classes)
+    figures: dict[str, Any] = {
+        "class_names": list(ds.class_names),
+        "float_test_accuracy": test_acc,
+        "majority_baseline": float(counts.max() / counts.sum()),
+        "per_class_accuracy": per_class,
+        "confusion_matrix": confusion_matrix(truth, guess, ds.num_classes).tolist(),
     }
-    if task == "classify":
-        metrics["bidirectional"] = False
+    if s.per_step:
+        figures["accuracy_unit"] = "per step"
+    warnings = usefulness_warnings(s.task, out_flat, truth, guess, ds.class_names)
+    if len(val_idx) > 0 and not s.per_step:
+        _, _, vin = _framed_inputs(ds.x_train[val_idx], ds.lengths_train[val_idx], k)
+        vpred = np.asarray(model.predict(vin, verbose=0)).argmax(1)
+        warnings += usefulness_warnings(
+            s.task,
+            np.eye(ds.num_classes)[vpred],
+            ds.y_train[val_idx],
+            vpred,
+            ds.class_names,
+            what="validation",
+        )
+    return figures, warnings, test_acc
 
-    files = run_files(task)
-    # Everything is made in a private scratch folder, then handed to the owned-folder writer,
-    # which replaces the previous run's files (and only those) crash-safely.
-    with tempfile.TemporaryDirectory(prefix="rnn2c-train-") as scratch:
-        tmp = Path(scratch)
-        models.infer.save(tmp / "model.keras")
+
+def _regression_results(
+    data: _Data, pred: np.ndarray, y_mean: np.ndarray | None, s: _Settings
+) -> tuple[dict[str, Any], list[str], float]:
+    """regress, forecast: MAE, RMSE, R^2 against the baselines (the training mean; forecast:
+    the naive and seasonal-naive forecasts too) and the usefulness warnings."""
+    ds = data.ds
+    fig = _regression_figures(pred, ds.y_test)
+    base_mean = _regression_figures(np.tile(y_mean, (len(pred), 1)), ds.y_test)
+    baselines = {"train_mean": base_mean}
+    if data.baselines is not None:
+        baselines = {name: _regression_figures(v, ds.y_test) for name, v in data.baselines.items()}
+    figures: dict[str, Any] = {
+        "target_names": list(ds.target_names),
+        "float_test_mae": fig["mae"],
+        "float_test_rmse": fig["rmse"],
+        "float_test_r2": fig["r2"],
+        "baselines": baselines,
+    }
+    if s.task == "forecast":
+        figures.update({"window": data.window, "horizon": data.horizon, "season": data.season})
+    ref = {"model": fig["mae"], "train_mean": baselines["train_mean"]["mae"]}
+    if "naive" in baselines:
+        ref["naive"] = baselines["naive"]["mae"]
+    return figures, usefulness_warnings(s.task, pred, ds.y_test, baselines=ref), fig["mae"]
+
+
+def _run_metrics(
+    data: _Data, fitted: _Fitted, ev: _Evaluation, use_log: bool, has_val: bool, s: _Settings
+) -> dict[str, Any]:
+    """metrics.json's description of the run: its input, architecture, fit and schedule."""
+    ds, stopper = data.ds, fitted.stopper
+    if has_val:
+        selection = "max val_accuracy, then min val_loss" if s.classifier else "min val_loss"
+    else:
+        selection = "min training loss (no validation split; the schedule runs to the end)"
+    return {
+        "num_features": fitted.num_features,
+        "raw_features": ds.num_features,
+        "frame": data.frame,
+        "input_transform": "log1p" if use_log else None,
+        "max_length": int(ev.x.shape[1]),
+        "raw_max_length": int(ds.x_test.shape[1] if ds.x_test.shape[1] else 0),
+        "cell": s.cell,
+        "units": s.units,
+        "layers": s.layers,
+        "dropout": s.dropout,
+        "noise": s.noise,
+        "num_params": int(fitted.models.infer.count_params()),
+        "epochs_run": stopper.epochs_seen,
+        "best_epoch": int(stopper.best_epoch) + 1 if stopper.best_epoch >= 0 else 0,
+        "interrupted": fitted.interrupted,
+        "selection": selection,
+        "epochs_max": fitted.epochs,
+        "steps_per_epoch": fitted.steps_per_epoch,
+        "batch_size": s.batch_size,
+        "lr": s.lr,
+        "label_smoothing": s.label_smoothing if s.classifier else None,
+        "clipnorm": CLIPNORM,
+        "lr_schedule": fitted.lr_schedule,
+        "augment": dict(AUGMENT) if fitted.augment else None,
+        "seed": s.seed,
+        "val_split": s.val_split,
+        "patience": s.patience,
+    }
+
+
+def _write(
+    folder: OwnedFolder,
+    data: _Data,
+    fitted: _Fitted,
+    ev: _Evaluation,
+    calib_idx: np.ndarray,
+    metrics: dict[str, Any],
+    use_log: bool,
+    s: _Settings,
+) -> None:
+    """Files: model.keras, calib.npz, test.npz, metrics.json, the plots, EXPORT.txt."""
+    ds, k = data.ds, data.frame
+    xf_cal, lf_cal, _ = _framed(ds.x_train[calib_idx], ds.lengths_train[calib_idx], None, k, False)
+
+    def fill(tmp: Path) -> None:
+        fitted.models.infer.save(tmp / "model.keras")
         np.savez(tmp / "calib.npz", x=xf_cal, lengths=lf_cal)
-        test_y = y_te_f if per_step else ds.y_test
         np.savez(
             tmp / "test.npz",
-            x=xf_te,
-            y=test_y.astype(np.int64 if classifier else np.float32),
-            lengths=lf_te,
+            x=ev.x,
+            y=ev.y.astype(np.int64 if s.classifier else np.float32),
+            lengths=ev.lengths,
         )
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        _plots(tmp, task, metrics, history, ds, pred, y_te_f, lf_te, data)
-        what = (
-            f"float test accuracy {summary_value:.4f}"
-            if classifier
-            else f"float test MAE {summary_value:.4g}"
-        )
-        lines = [
-            f"# Export the model of this run to int8 C and check it against Keras ({what}):",
-            *export_commands(out),
-        ]
-        if use_log:
-            lines.insert(
-                1,
-                "# The model takes log1p(x) of every raw input value (calib.npz and test.npz "
-                "hold log1p(x)): apply log1p before quantizing on the device.",
-            )
-        if k > 1:
-            lines.insert(
-                1,
-                f"# The model steps once per {k} samples: each step's input is {k} consecutive "
-                f"samples of {ds.num_features} features, sample-major (calib.npz and test.npz "
-                "are framed so); the export reads k from metrics.json (MODEL_SAMPLES_PER_STEP), "
-                "and model_push_sample takes one raw sample at a time.",
-            )
-        (tmp / "EXPORT.txt").write_text("\n".join(lines) + "\n")
-        blobs = {f: (tmp / f).read_bytes() for f in files}
-    folder.write(
-        blobs,
+        _plots(tmp, s.task, metrics, metrics["history"], ds, ev.pred, ev.y, ev.lengths, data)
+        text = _export_text(folder.path, ev.summary, s.classifier, use_log, k, ds.num_features)
+        (tmp / "EXPORT.txt").write_text(text)
+
+    write_run(
+        folder,
+        run_files(s.task),
+        fill,
         {
             "rnn2c_version": __version__,
             "kind": "train run",
-            "task": task,
+            "task": s.task,
             "dataset": ds.name,
-            ("float_test_accuracy" if classifier else "float_test_mae"): summary_value,
+            ("float_test_accuracy" if s.classifier else "float_test_mae"): ev.summary,
         },
     )
-    return metrics
+
+
+def _export_text(
+    out: Path, summary: float, classifier: bool, use_log: bool, k: int, raw_features: int
+) -> str:
+    """EXPORT.txt: the export and verify commands, with what the device must do to the raw
+    samples (log1p, framing)."""
+    what = f"float test accuracy {summary:.4f}" if classifier else f"float test MAE {summary:.4g}"
+    lines = [
+        f"# Export the model of this run to int8 C and check it against Keras ({what}):",
+        *export_commands(out),
+    ]
+    if use_log:
+        lines.insert(
+            1,
+            "# The model takes log1p(x) of every raw input value (calib.npz and test.npz "
+            "hold log1p(x)): apply log1p before quantizing on the device.",
+        )
+    if k > 1:
+        lines.insert(
+            1,
+            f"# The model steps once per {k} samples: each step's input is {k} consecutive "
+            f"samples of {raw_features} features, sample-major (calib.npz and test.npz "
+            "are framed so); the export reads k from metrics.json (MODEL_SAMPLES_PER_STEP), "
+            "and model_push_sample takes one raw sample at a time.",
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _plots(

@@ -31,7 +31,7 @@ import numpy as np
 
 from rnn2c.export import fixedpoint as fx
 from rnn2c.export.ir import ExportError
-from rnn2c.export.quantize import LIMIT_Q12
+from rnn2c.export.quant_rules import LIMIT_Q12
 
 KERAS_CLASSES = ("Attention", "AdditiveAttention")
 MODES = ("dot", "concat", "additive")

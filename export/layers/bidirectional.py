@@ -30,11 +30,21 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rnn2c.export import fixedpoint as fx
-from rnn2c.export.ir import ActQuant, ExportError, FloatLayer, QuantLayer, StateField, state_quant
+from rnn2c.export.ir import (
+    ActQuant,
+    ExportError,
+    FloatLayer,
+    QuantLayer,
+    StateField,
+    fold_affine,
+    state_quant,
+)
+from rnn2c.export.layers import gru, lstm, simple_rnn
 
 KERAS_CLASSES = ("Bidirectional",)
 MERGE_MODES = ("concat", "sum", "ave", "mul")
-CELL_CLASSES = ("GRU", "LSTM", "SimpleRNN")
+#: the recurrent layers a Bidirectional wraps: Keras class -> the module that reads it
+CELL_READERS = {"GRU": gru, "LSTM": lstm, "SimpleRNN": simple_rnn}
 
 
 def _reverse_index(lengths: np.ndarray, t: int) -> np.ndarray:
@@ -164,8 +174,6 @@ class SequenceLayer(_Sequence, FloatLayer):
         return f * b
 
     def fold_input_affine(self, a: np.ndarray, b: np.ndarray) -> None:
-        from rnn2c.export.ir import fold_affine  # noqa: PLC0415
-
         for _, cell in self.cells():
             fold_affine(cell, a, b)
 
@@ -270,8 +278,6 @@ def merge_int(merge: str, f: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray
 
 def read(layer: Any, input_size: int) -> SequenceLayer:
     """Keras Bidirectional(GRU | LSTM | SimpleRNN) -> SequenceLayer."""
-    from rnn2c.export.layers import READERS  # noqa: PLC0415
-
     where = f"layer '{layer.name}' (Bidirectional)"
     merge = layer.get_config().get("merge_mode")
     if merge not in MERGE_MODES:
@@ -287,11 +293,11 @@ def read(layer: Any, input_size: int) -> SequenceLayer:
                 f"{where}: a wrapped layer with go_backwards=True (the forward direction reading "
                 "backwards) is not supported; wrap the layer with go_backwards=False"
             )
-        if cls not in CELL_CLASSES:
+        if cls not in CELL_READERS:
             raise ExportError(
                 f"{where}: Bidirectional({cls}) is not supported; wrap GRU, LSTM or SimpleRNN"
             )
-        cells.append(READERS[cls].read(sub, input_size))
+        cells.append(CELL_READERS[cls].read(sub, input_size))
     fw, bw = cells
     if fw.units != bw.units:
         raise ExportError(

@@ -9,7 +9,7 @@ import numpy as np
 
 from rnn2c.export import fixedpoint as fx
 from rnn2c.export.ir import ActQuant, ExportError, FloatLayer, QuantLayer, StateField, state_quant
-from rnn2c.export.quantize import (
+from rnn2c.export.quant_rules import (
     LIMIT_Q12,
     Block,
     QuantFC,
@@ -217,7 +217,7 @@ class PackedMatrix:
 @dataclass
 class RecurrentQuant(PackedMatrix, QuantLayer):
     """A quantized recurrent layer: int8 gate rows over the int16 vector [x << x_shift;
-    h << h_shift] (see quantize.quantize_rows), int8 or int16 state."""
+    h << h_shift] (see quant_rules.quantize_rows), int8 or int16 state."""
 
     gates: ClassVar[int] = 1
     units: int = 0
@@ -273,7 +273,7 @@ class RecurrentQuant(PackedMatrix, QuantLayer):
     # ---- the C layout: which rows each kernel pass computes, in which order
 
     def blocks(self) -> list[Block]:
-        """The kernel passes in the order the C runs them (see quantize.pack_blocks)."""
+        """The kernel passes in the order the C runs them (see quant_rules.pack_blocks)."""
         raise NotImplementedError
 
     def c_rows(self) -> list[int]:

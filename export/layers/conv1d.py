@@ -36,7 +36,7 @@ from rnn2c.export.layers.dense import (
     float_activation,
     output_rule,
 )
-from rnn2c.export.quantize import (
+from rnn2c.export.quant_rules import (
     Block,
     QuantFC,
     input_columns,

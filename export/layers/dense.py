@@ -16,7 +16,7 @@ import numpy as np
 from rnn2c.export import fixedpoint as fx
 from rnn2c.export.ir import ActQuant, ExportError, FloatLayer, QuantLayer
 from rnn2c.export.layers.common import PackedMatrix, sigmoid
-from rnn2c.export.quantize import (
+from rnn2c.export.quant_rules import (
     LIMIT_Q12,
     Block,
     QuantFC,

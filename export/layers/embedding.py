@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rnn2c.export.ir import ActQuant, ExportError
-from rnn2c.export.quantize import act_quant_from_range
+from rnn2c.export.quant_rules import act_quant_from_range
 
 KERAS_CLASSES = ("Embedding",)
 #: <NAME>_ERROR_TOKEN: step_token / run_tokens got an id < 0 or >= <NAME>_VOCAB_SIZE

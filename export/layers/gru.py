@@ -21,7 +21,7 @@ from rnn2c.export.layers.common import (
     recurrent_weights,
     unit_blocks,
 )
-from rnn2c.export.quantize import LIMIT_Q12, Block
+from rnn2c.export.quant_rules import LIMIT_Q12, Block
 
 KERAS_CLASSES = ("GRU",)
 #: reset_after=True: the candidate's recurrent part is requantized to Q3.12 and saturated to

@@ -22,7 +22,7 @@ from rnn2c.export.layers.common import (
     relu_state_shift,
     unit_blocks,
 )
-from rnn2c.export.quantize import Block, choose_range
+from rnn2c.export.quant_rules import Block, choose_range
 
 KERAS_CLASSES = ("LSTM",)
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from rnn2c.export import fixedpoint as fx
 from rnn2c.export.ir import ActQuant, ExportError, FloatLayer, QuantLayer
-from rnn2c.export.quantize import act_quant_from_range, choose_range
+from rnn2c.export.quant_rules import act_quant_from_range, choose_range
 
 KERAS_CLASSES = ("Add", "Subtract", "Average", "Multiply", "Concatenate")
 OPS = {"Add": "add", "Subtract": "subtract", "Average": "average", "Multiply": "multiply"}

@@ -16,7 +16,7 @@ from rnn2c.export.layers.common import (
     recurrent_weights,
     unit_blocks,
 )
-from rnn2c.export.quantize import Block
+from rnn2c.export.quant_rules import Block
 
 KERAS_CLASSES = ("SimpleRNN",)
 
