@@ -16,6 +16,9 @@ Values (one per tensor name):
   of an IR layer's output (:class:`Part`);
 * :class:`StateIn`: a graph input that carries a recurrent op's initial state (the C keeps the
   state itself, the reference feeds zeros).
+
+The float reference runs the file with onnxruntime (:func:`run_layout`), feeding [N, T, F]
+sequences in the graph's own layout (:class:`OnnxLayout`, which the reader fills in).
 """
 
 from __future__ import annotations
@@ -70,7 +73,9 @@ def load(path: str | Any) -> Any:
 
 def opset(model: Any) -> int:
     """The model's opset of the default ONNX domain (0 when it imports none)."""
-    return max((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    return max(
+        (int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0
+    )
 
 
 def _load_external(model: Any, path: Path) -> None:
@@ -251,7 +256,9 @@ def merge_segments(feat: Feat) -> Feat:
             and q.pad == p.pad == 0
             and q.kind == p.kind
         ):
-            out[-1] = replace(q, hi=p.hi, direction="" if q.direction != p.direction else q.direction)
+            out[-1] = replace(
+                q, hi=p.hi, direction="" if q.direction != p.direction else q.direction
+            )
         else:
             out.append(p)
     return tuple(out)
@@ -290,7 +297,9 @@ def fold_node(node: Any, values: list[np.ndarray | None], version: int) -> list[
     outs = [f"o{k}" for k in range(len(node.output))]
     n = helper.make_node(node.op_type, names, outs, domain=node.domain)
     n.attribute.extend(node.attribute)
-    graph = helper.make_graph([n], "fold", inputs, [helper.make_value_info(o, onnx.TypeProto()) for o in outs])
+    graph = helper.make_graph(
+        [n], "fold", inputs, [helper.make_value_info(o, onnx.TypeProto()) for o in outs]
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", version)])
     feeds = {k: v for k, v in zip(names, values, strict=True) if v is not None}
     return [np.asarray(v) for v in ReferenceEvaluator(model).run(None, feeds)]
@@ -396,3 +405,114 @@ def last_only(start: int, end: int, step: int, size: int | None) -> bool:
         return False
     to_end = end >= BIG or (size is not None and end >= size)
     return to_end and (start == -1 or (size is not None and start == size - 1))
+
+
+# ---------------------------------------------------------------- the float reference
+
+
+@dataclass
+class OnnxLayout:
+    """What the float runner needs to feed the graph [N, T, F] sequences and read its output."""
+
+    path: str
+    input_name: str
+    #: per axis of the graph input: "B", "T" or "F" (token ids: "B", "T")
+    input_axes: tuple[str, ...]
+    input_dtype: str
+    fixed_batch: int | None
+    fixed_steps: int | None
+    #: recurrent state inputs, fed zeros: (name, dims with None for the batch axis, dtype)
+    states: list[tuple[str, list[int | None], str]]
+    output_name: str
+    #: per axis of the output: "B", "T", "F", "1" (a unit axis) or "B*T" / "T*B" (folded)
+    output_axes: tuple[str, ...]
+
+    @property
+    def sequences(self) -> bool:
+        return any("T" in a for a in self.output_axes)
+
+
+def run_layout(
+    lay: OnnxLayout, width: int, x: np.ndarray, lengths: np.ndarray | None = None
+) -> np.ndarray:
+    """The float reference (onnx_reader.run_onnx): the graph over [N, T, F] sequences (token ids
+    [N, T]) of `width` outputs, each sequence at its real length, in groups of equal length."""
+    x = np.asarray(x)
+    n, t = x.shape[:2]
+    lens = np.full(n, t, dtype=np.int64) if lengths is None else np.asarray(lengths, dtype=np.int64)
+    if lay.fixed_steps is not None and np.any(lens != lay.fixed_steps):
+        raise ExportError(
+            f"model file {lay.path!r} takes {lay.fixed_steps}-step sequences only (exported "
+            "without a dynamic time axis), and the data has sequences of "
+            f"{sorted(set(lens.tolist()) - {lay.fixed_steps})[0]} steps; export it again with a "
+            "dynamic time axis (dynamic_axes / dynamic_shapes) or give "
+            f"{lay.fixed_steps}-step sequences"
+        )
+    sess = _session(lay.path)
+    out = np.zeros((n, t, width) if lay.sequences else (n, width))
+    chunk = lay.fixed_batch or max(1, n)
+    for length in sorted(set(lens.tolist())):
+        rows = np.flatnonzero(lens == length)
+        for s in range(0, rows.size, chunk):
+            idx = rows[s : s + chunk]
+            pad = (
+                np.concatenate([idx, np.repeat(idx[-1:], chunk - idx.size)])
+                if lay.fixed_batch
+                else idx
+            )
+            y = _run_batch(sess, lay, x[pad, :length], width)[: idx.size]
+            if lay.sequences:
+                out[idx, :length] = y
+            else:
+                out[idx] = y
+    return out
+
+
+def _session(path: str) -> Any:
+    """An onnxruntime session over the file; ONNX's reference implementation where onnxruntime
+    lacks a kernel (a GRU/LSTM/RNN with layout 1, batch-major, which onnxruntime's CPU kernels
+    refuse)."""
+    import onnxruntime as ort  # noqa: PLC0415  (an optional extra)
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 4
+    try:
+        return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001  (onnxruntime's errors have no common base)
+        if "layout == 1" not in str(e) and "layout_ == 0" not in str(e):
+            why = str(e).strip().splitlines()[0][:200]
+            raise ExportError(f"onnxruntime cannot run {path!r}: {why}") from None
+    from onnx.reference import ReferenceEvaluator  # noqa: PLC0415
+
+    return ReferenceEvaluator(path)
+
+
+def _run_batch(sess: Any, lay: OnnxLayout, x: np.ndarray, width: int) -> np.ndarray:
+    """One batch of equal-length sequences [n, L, ...] -> [n, (L,) out]."""
+    n, length = x.shape[:2]
+    perm = [lay.input_axes.index(r) for r in ("B", "T", "F")[: x.ndim]]
+    inverse = np.argsort(perm)
+    feeds = {lay.input_name: np.transpose(x, inverse).astype(lay.input_dtype)}
+    for name, dims, dtype in lay.states:
+        feeds[name] = np.zeros([n if d is None else d for d in dims], dtype=dtype)
+    (y,) = sess.run([lay.output_name], feeds)
+    y = np.asarray(y, dtype=np.float64)
+    axes = list(lay.output_axes)
+    keep = [k for k, a in enumerate(axes) if a != "1"]
+    y = y.reshape([y.shape[k] for k in keep])
+    axes = [axes[k] for k in keep]
+    shape, names = [], []
+    for k, a in enumerate(axes):
+        if "*" in a:
+            first, second = a.split("*")
+            sizes = {"B": n, "T": length}
+            shape += [sizes[first], sizes[second]]
+            names += [first, second]
+        else:
+            shape.append(y.shape[k])
+            names.append(a)
+    y = y.reshape(shape)
+    order = [names.index(r) for r in ("B", "T", "F") if r in names]
+    return np.transpose(y, order).reshape((n, length, width) if "T" in names else (n, width))
