@@ -127,7 +127,6 @@ class GraphWalk:
         self.graph = model.graph
         self.version = opset(model)
         self.env: dict[str, Value | Ids] = {}
-        self.uses_of: dict[str, int] = {}
         self.layers: list[FloatLayer] = []
         self.inputs: list[list[int]] = []
         self.seq: list[bool] = []
@@ -143,7 +142,6 @@ class GraphWalk:
         self.input_dims: list[Any] = []
         self.layer_out: dict[int, str] = {}  # layer -> the tensor that holds its output
         self.readers_of: dict[str, list[Any]] = {}  # tensor -> the nodes that read its values
-        self.pad_axis: str | None = None
         self.features = 0
 
     # ---------------------------------------------------------------- helpers
@@ -742,5 +740,4 @@ class GraphWalk:
                 "(F.pad(x, (k - 1, 0)): causal)"
             )
         feats = tuple(tuple(replace(p, pad=p.pad + left) for p in f) for f in d.feats)
-        self.pad_axis = next((d.axes[k] for k, b in zip(axes, begin, strict=True) if b), None)
         return [Data(d.axes, feats)]

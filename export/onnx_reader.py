@@ -91,39 +91,49 @@ def run_onnx(
 
 
 class _Reader(LayerWalk):
-    # ---------------------------------------------------------------- the walk
+    """The walk with every handler: the graph's inputs, the recurrent ops and the end (the
+    output, which layers it needs, the notes and the layout for the runner)."""
 
     def read(self) -> OnnxIR:
         self._init_inputs()
         self._refuse_unrolled()
         for node in self.graph.node:
             for name in node.input:
-                if name:
-                    self.uses_of[name] = self.uses_of.get(name, 0) + 1
-                    if node.op_type != "Shape":
-                        self.readers_of.setdefault(name, []).append(node)
-        for o in self.graph.output:
-            self.uses_of[o.name] = self.uses_of.get(o.name, 0) + 1
+                if name and node.op_type != "Shape":  # Shape reads no values
+                    self.readers_of.setdefault(name, []).append(node)
         for node in self.graph.node:
             self._node(node)
         return self._finish()
 
     def _refuse_unrolled(self) -> None:
         """torch's dynamo exporter writes nn.RNN unrolled over the example's steps: one MatMul
-        per step with the same recurrent weight, the steps fixed. Refused with the way out."""
+        per step with the same recurrent weight, each step's result feeding the next one's
+        MatMul. Refused with the way out (a weight merely shared by two Linear layers is not)."""
         users: dict[str, list[Any]] = {}
         inits = {t.name for t in self.graph.initializer}
         for node in self.graph.node:
             if node.op_type == "MatMul" and len(node.input) > 1 and node.input[1] in inits:
                 users.setdefault(node.input[1], []).append(node)
+        readers: dict[str, list[Any]] = {}
+        for node in self.graph.node:
+            for name in node.input:
+                readers.setdefault(name, []).append(node)
         for weight, nodes in users.items():
-            if len(nodes) > 1:
-                raise ExportError(
-                    f"{self.where(nodes[0])}: its weight '{weight}' is multiplied by "
-                    f"{len(nodes)} MatMul nodes, one per step: a recurrence unrolled over the "
-                    "example's steps (torch's dynamo exporter writes nn.RNN so); export with "
-                    "torch.onnx.export(..., dynamo=False), which writes one RNN op"
-                )
+            if len(nodes) < 2:
+                continue
+            todo, seen = [nodes[0].output[0]], set()
+            for _ in range(8):  # a few nodes from one step's MatMul to the next step's
+                todo = [o for t in todo for r in readers.get(t, []) for o in r.output]
+                hit = [n for n in nodes[1:] if n.input[0] in todo]
+                if hit:
+                    raise ExportError(
+                        f"{self.where(nodes[0])}: its weight '{weight}' is multiplied by "
+                        f"{len(nodes)} MatMul nodes, one per step: a recurrence unrolled over the "
+                        "example's steps (torch's dynamo exporter writes nn.RNN so); export with "
+                        "torch.onnx.export(..., dynamo=False), which writes one RNN op"
+                    )
+                todo = [t for t in todo if t not in seen]
+                seen.update(todo)
 
     def _init_inputs(self) -> None:
         from onnx import numpy_helper  # noqa: PLC0415

@@ -161,6 +161,24 @@ class Branches(nn.Module):
         return self.fc(torch.cat([a + b, a * b], dim=1)) - self.fc2(a - b)
 
 
+class FoldedHead(nn.Module):
+    """GRU -> a Linear/ReLU/Dropout/Linear head over batch and time folded into one axis
+    (y.reshape(-1, units)); unfolded back to [batch, time, out] or (``unfold=False``) returned
+    folded [batch * time, out]."""
+
+    def __init__(self, unfold: bool = True) -> None:
+        super().__init__()
+        self.cell = nn.GRU(FEATURES, 6, batch_first=True)
+        self.head = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Dropout(0.1), nn.Linear(5, 2))
+        self.unfold = unfold
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        y, _ = self.cell(x)
+        z = self.head(y.reshape(-1, 6))
+        return z.reshape(b, t, 2) if self.unfold else z
+
+
 def seeded(seed: int, make) -> nn.Module:  # noqa: ANN001
     torch.manual_seed(seed)
     m = make().eval()
@@ -196,6 +214,8 @@ TORCH = {
     "conv_gru": (ConvGRU, True),
     "norm_head": (NormHead, True),
     "branches": (Branches, True),
+    "gru_fold_head": (FoldedHead, True),
+    "gru_folded_out": (lambda: FoldedHead(unfold=False), True),
 }
 #: dynamo=True is not written for these: it unrolls nn.RNN over the example's steps (one
 #: MatMul/Add/Tanh per step); rnn_tanh.dyn.onnx is kept as the fixture of that refusal
@@ -268,16 +288,31 @@ def recurrent_graph(
     nd = 2 if direction == "bidirectional" else 1
     g = {"GRU": 3, "LSTM": 4, "RNN": 1}[op]
     inits = [
-        helper.make_tensor("W", TensorProto.FLOAT, [nd, g * units, FEATURES], _w(rng, nd, g * units, FEATURES).ravel()),
-        helper.make_tensor("R", TensorProto.FLOAT, [nd, g * units, units], _w(rng, nd, g * units, units).ravel()),
-        helper.make_tensor("B", TensorProto.FLOAT, [nd, 2 * g * units], _w(rng, nd, 2 * g * units).ravel()),
-        helper.make_tensor("fc_w", TensorProto.FLOAT, [units * nd, 2], _w(rng, units * nd, 2).ravel()),
+        helper.make_tensor(
+            "W",
+            TensorProto.FLOAT,
+            [nd, g * units, FEATURES],
+            _w(rng, nd, g * units, FEATURES).ravel(),
+        ),
+        helper.make_tensor(
+            "R", TensorProto.FLOAT, [nd, g * units, units], _w(rng, nd, g * units, units).ravel()
+        ),
+        helper.make_tensor(
+            "B", TensorProto.FLOAT, [nd, 2 * g * units], _w(rng, nd, 2 * g * units).ravel()
+        ),
+        helper.make_tensor(
+            "fc_w", TensorProto.FLOAT, [units * nd, 2], _w(rng, units * nd, 2).ravel()
+        ),
         helper.make_tensor("fc_b", TensorProto.FLOAT, [2], _w(rng, 2).ravel()),
         helper.make_tensor("axis", TensorProto.INT64, [1], [0 if layout == 0 else 1]),
     ]
     ins = ["x", "W", "R", "B"]
     if peepholes:
-        inits.append(helper.make_tensor("P", TensorProto.FLOAT, [nd, 3 * units], _w(rng, nd, 3 * units).ravel()))
+        inits.append(
+            helper.make_tensor(
+                "P", TensorProto.FLOAT, [nd, 3 * units], _w(rng, nd, 3 * units).ravel()
+            )
+        )
         ins += ["", "", "", "P"]
     outs = ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else [])
     a = {"hidden_size": units, "direction": direction, "layout": layout, **(attrs or {})}
@@ -319,7 +354,9 @@ def helper_graphs() -> None:
     recurrent_graph("gru_lbr0", attrs={"linear_before_reset": 0})
     recurrent_graph("lstm_layout1_bidir", op="LSTM", layout=1, direction="bidirectional")
     recurrent_graph("gru_bidir_lbr0", direction="bidirectional")
-    recurrent_graph("rnn_relu_reverse", op="RNN", direction="reverse", attrs={"activations": ["Relu"]})
+    recurrent_graph(
+        "rnn_relu_reverse", op="RNN", direction="reverse", attrs={"activations": ["Relu"]}
+    )
     recurrent_graph("lstm_input_forget", op="LSTM", attrs={"input_forget": 1})
     recurrent_graph("lstm_peepholes", op="LSTM", peepholes=True)
     recurrent_graph("gru_clip", attrs={"clip": 3.0, "linear_before_reset": 1})
