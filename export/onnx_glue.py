@@ -21,7 +21,6 @@ import numpy as np
 from rnn2c.export.ir import ExportError, FloatLayer
 from rnn2c.export.layers.embedding import EmbeddingLayer
 from rnn2c.export.onnx_graph import (
-    BIG,
     FLOAT_TYPES,
     INT_TYPES,
     Const,
@@ -261,8 +260,6 @@ class GraphWalk:
             for name, out in zip(node.output, fold_node(node, vals, self.version), strict=False):
                 self.env[name] = Const(out)
             return
-        if op == "Constant":  # pragma: no cover - folded above
-            return
         if any(isinstance(v, Data | Ids) for v in known) or op in RECURRENT_OPS or op == "Conv":
             handler = getattr(self, f"op_{op}", None)
             if handler is None:
@@ -311,9 +308,7 @@ class GraphWalk:
             step = (
                 int(self.const(node, 4, "steps")[0]) if len(node.input) > 4 and node.input[4] else 1
             )
-            end = min(end, len(s.dims)) if end >= 0 else end
-            start = max(start, -len(s.dims) - 1) if start < 0 else start
-            return [ShapeVal(tuple(s.dims[start:end:step] if end > -BIG else s.dims[start::step]))]
+            return [ShapeVal(tuple(s.dims[start:end:step]))]  # ONNX clamps as Python does
         if op in ("Unsqueeze", "Reshape") or op == "Squeeze":
             s = sv(ins[0])
             return [ShapeVal(s.dims, op == "Squeeze" and len(s.dims) == 1)]
@@ -482,6 +477,8 @@ class GraphWalk:
     def _label(self, label: str) -> str:
         role = {"B": "batch", "T": "time"}.get(self.role(label) or "", "")
         named = {"F": "features", "1": "unit", "D": "stacked directions or layers"}
+        if not role and label in ("a0", "a1"):
+            return f"input axis {label[1]}"
         return role or named.get(label, label)
 
     def _data(self, node: Any, v: Any) -> Data:

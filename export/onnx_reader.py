@@ -366,6 +366,8 @@ class _Reader(LayerWalk):
                 "model with a Linear layer"
             )
         self._set_sequences()
+        if out_src >= 0 and out_src not in self.rec_uses and not self.has_time(data):
+            self.seq[out_src] = False  # the output is the last step of a per-step layer
         keep = self._reachable(out_src)
         layers, inputs, seq = self._renumber(keep)
         out_axes = tuple(self._out_role(lab, name) for lab in data.axes)

@@ -308,7 +308,9 @@ def build(tmp_path: Path, nodes: list, inits: dict, outputs: list[str], **gru) -
         tensors,
     )
     path = tmp_path / "g.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # what onnxruntime 1.30 reads
+    onnx.save(model, str(path))
     return path
 
 
@@ -382,3 +384,24 @@ def test_bidirectional_last_step_refused(tmp_path: Path) -> None:
     )
     message = refusal(path)
     assert "node 'n_y' (MatMul)" in message and "h_n" in message and "torch.cat" in message
+
+
+def test_last_step_of_a_per_step_layer(tmp_path: Path) -> None:
+    """fc(y)[-1] (a Linear at every step, then the last step) is read as a model with one output
+    per sequence, as onnxruntime gives it."""
+    path = build(
+        tmp_path,
+        [
+            node("Squeeze", ["Y", "idx1"], "s"),
+            node("MatMul", ["s", "w"], "m"),
+            node("Gather", ["m", "idx_last"], "y", axis=0),
+        ],
+        {"idx1": np.array([1]), "w": np.ones((UNITS, 2)) * 0.3, "idx_last": np.array(-1)},
+        ["y"],
+        linear_before_reset=1,
+    )
+    ir = read_onnx(path)
+    assert ir.sequence_out == [True, False] and not ir.layout.sequences
+    x, lengths = sequences(ir, 5, 6, 0)
+    err = np.abs(float_ir(ir, x, lengths) - run_onnx(ir, x, lengths)).max()
+    assert err <= FLOAT_TOLERANCE
