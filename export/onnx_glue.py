@@ -124,6 +124,7 @@ class GraphWalk:
     def __init__(self, model: Any, path: Path) -> None:
         self.model, self.path = model, path
         self.graph = model.graph
+        self.nodes: list[Any] = list(model.graph.node)  # read() simplifies some patterns
         self.version = opset(model)
         self.env: dict[str, Value | Ids] = {}
         self.layers: list[FloatLayer] = []

@@ -43,9 +43,11 @@ BIG = 1 << 62  # an end index at least this large means "to the end"
 def load(path: str | Any) -> Any:
     """Read a .onnx file into a ModelProto with its weights; one-line ExportError when the file is
     missing, not ONNX, truncated, below MIN_OPSET or its external weights are missing."""
-    import onnx  # noqa: PLC0415  (an optional extra: only when an ONNX model is read)
+    onnx = optional("onnx")
 
     p = Path(path)
+    if p.is_dir():
+        raise ExportError(f"model {str(p)!r} is a folder; give the .onnx file")
     if not p.is_file():
         raise ExportError(f"model file {str(p)!r} does not exist; give a .onnx file")
     try:
@@ -71,6 +73,19 @@ def load(path: str | Any) -> Any:
     return model
 
 
+def optional(module: str) -> Any:
+    """Import a module of the extra 'onnx' (onnx, onnxruntime); one-line ExportError without it."""
+    import importlib  # noqa: PLC0415
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ExportError(
+            f"reading ONNX models needs the Python package {module}, which is not installed; "
+            "install rnn2c's extra 'onnx' (pip install 'rnn2c[onnx]')"
+        ) from None
+
+
 def opset(model: Any) -> int:
     """The model's opset of the default ONNX domain (0 when it imports none)."""
     return max(
@@ -91,7 +106,12 @@ def _load_external(model: Any, path: Path) -> None:
             wanted.setdefault(where, []).append(t.name)
     for where, names in wanted.items():
         f = (base / where).resolve()
-        if base not in f.parents or not f.is_file():
+        if base not in f.parents:
+            raise ExportError(
+                f"model file {str(path)!r} keeps weights (e.g. '{names[0]}') in {where!r}, "
+                "outside its folder; rnn2c reads weights only from files beside the model"
+            )
+        if not f.is_file():
             raise ExportError(
                 f"model file {str(path)!r} keeps {len(names)} weight tensors (e.g. "
                 f"'{names[0]}') in {where!r} beside it, and that file is missing; copy it next "
@@ -472,7 +492,7 @@ def _session(path: str) -> Any:
     """An onnxruntime session over the file; ONNX's reference implementation where onnxruntime
     lacks a kernel (a GRU/LSTM/RNN with layout 1, batch-major, which onnxruntime's CPU kernels
     refuse)."""
-    import onnxruntime as ort  # noqa: PLC0415  (an optional extra)
+    ort = optional("onnxruntime")
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1

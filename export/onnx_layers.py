@@ -162,9 +162,7 @@ class LayerWalk(GraphWalk):
                 f"{where}: it gathers from a {table.ndim}-D table on another axis; "
                 "rnn2c reads an Embedding: rows of a [vocab, dim] table"
             )
-        readers = [
-            n for n in self.graph.node if self.input_name in n.input and n.op_type != "Shape"
-        ]
+        readers = [n for n in self.nodes if self.input_name in n.input and n.op_type != "Shape"]
         if self.embedding is not None or len(readers) > 1:
             raise ExportError(
                 f"{where}: the token ids feed more than one Embedding or other "

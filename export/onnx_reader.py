@@ -54,6 +54,7 @@ from rnn2c.export.onnx_graph import (
     OnnxLayout,
     Part,
     StateIn,
+    fold_node,
     load,
     run_layout,
 )
@@ -97,11 +98,12 @@ class _Reader(LayerWalk):
     def read(self) -> OnnxIR:
         self._init_inputs()
         self._refuse_unrolled()
-        for node in self.graph.node:
+        self.nodes = self._simplify()
+        for node in self.nodes:
             for name in node.input:
                 if name and node.op_type != "Shape":  # Shape reads no values
                     self.readers_of.setdefault(name, []).append(node)
-        for node in self.graph.node:
+        for node in self.nodes:
             self._node(node)
         return self._finish()
 
@@ -111,11 +113,11 @@ class _Reader(LayerWalk):
         MatMul. Refused with the way out (a weight merely shared by two Linear layers is not)."""
         users: dict[str, list[Any]] = {}
         inits = {t.name for t in self.graph.initializer}
-        for node in self.graph.node:
+        for node in self.nodes:
             if node.op_type == "MatMul" and len(node.input) > 1 and node.input[1] in inits:
                 users.setdefault(node.input[1], []).append(node)
         readers: dict[str, list[Any]] = {}
-        for node in self.graph.node:
+        for node in self.nodes:
             for name in node.input:
                 readers.setdefault(name, []).append(node)
         for weight, nodes in users.items():
@@ -134,6 +136,37 @@ class _Reader(LayerWalk):
                     )
                 todo = [t for t in todo if t not in seen]
                 seen.update(todo)
+
+    def _simplify(self) -> list[Any]:
+        """torch's dynamo exporter writes F.softplus as Where(Greater(x, 20), x, Softplus(x))
+        (x itself past the threshold): read as Softplus(x), which differs from x there by
+        log1p(exp(-x)) < 2.1e-9. The other nodes as they are."""
+        from onnx import helper  # noqa: PLC0415
+
+        by_out = {o: n for n in self.nodes for o in n.output}
+        readers: dict[str, int] = {}
+        for n in self.nodes:
+            for name in n.input:
+                readers[name] = readers.get(name, 0) + 1
+        swap: dict[int, Any] = {}
+        for n in self.nodes:
+            if n.op_type != "Where" or len(n.input) != 3:
+                continue
+            g, sp = by_out.get(n.input[0]), by_out.get(n.input[2])
+            if g is None or sp is None or (g.op_type, sp.op_type) != ("Greater", "Softplus"):
+                continue
+            x = sp.input[0]
+            limit = self.env.get(g.input[1]) if len(g.input) > 1 else None
+            if limit is None and g.input[1] in by_out and by_out[g.input[1]].op_type == "Constant":
+                limit = Const(fold_node(by_out[g.input[1]], [], self.version)[0])
+            big = isinstance(limit, Const) and limit.value.size == 1 and float(limit.value) >= 15
+            if g.input[0] == x and n.input[1] == x and big and readers.get(g.output[0]) == 1:
+                swap[id(g)] = None
+                swap[id(n)] = helper.make_node(
+                    "Identity", [sp.output[0]], [n.output[0]], name=n.name
+                )
+        out = [swap.get(id(n), n) for n in self.nodes]
+        return [n for n in out if n is not None]
 
     def _init_inputs(self) -> None:
         from onnx import numpy_helper  # noqa: PLC0415
@@ -164,20 +197,70 @@ class _Reader(LayerWalk):
         self.fixed = {"a0": dims[0] or None, "a1": dims[1] or None}
         self.features = int(dims[2]) if len(dims) == 3 else 0
         self.states: list[tuple[str, list[int | None], int]] = []
-        for k, i in enumerate(graph_inputs[1:]):
+        for i in graph_inputs[1:]:
             sdims = [
                 d.dim_value if d.HasField("dim_value") else None
                 for d in i.type.tensor_type.shape.dim
             ]
             self.env[i.name] = StateIn(i.name, tuple(f"{i.name}:{j}" for j in range(len(sdims))))
             self.states.append((i.name, sdims, int(i.type.tensor_type.elem_type)))
-            del k
 
     # ---------------------------------------------------------------- recurrent ops
 
     def _recurrent(self, node: Any, ins: list[Any]) -> list[Any]:
-        """GRU, LSTM, RNN -> an IR recurrent layer (SequenceLayer: reverse, bidirectional)."""
-        op, where, a = node.op_type, self.where(node), self.attrs(node)
+        """GRU, LSTM, RNN -> an IR recurrent layer (SequenceLayer: reverse, bidirectional);
+        outputs Y [T, D, B, H] (layout 1: [B, T, D, H]), Y_h and Y_c [D, B, H] ([B, D, H])."""
+        op, a = node.op_type, self.attrs(node)
+        x = self._check_recurrent(node, ins, a)
+        layout, direction = int(a.get("layout", 0)), a.get("direction", "forward")
+        units, nd = int(a["hidden_size"]), 2 if direction == "bidirectional" else 1
+        w = np.asarray(self.const(node, 1, "weight W"), dtype=np.float64)
+        r = np.asarray(self.const(node, 2, "weight R"), dtype=np.float64)
+        b = np.zeros((nd, 2 * GATE_COUNT[op] * units))
+        if len(node.input) > 3 and node.input[3]:
+            b = np.asarray(self.const(node, 3, "bias B"), dtype=np.float64).reshape(nd, -1)
+        rows = GATE_COUNT[op] * units
+        if w.shape != (nd, rows, x.width) or r.shape != (nd, rows, units) or b.shape[1] != 2 * rows:
+            raise ExportError(
+                f"{self.where(node)}: weights W {list(w.shape)}, R {list(r.shape)} do not fit "
+                f"{nd} direction(s) of {units} units over {x.width} features"
+            )
+        name = self.unique(node.name or node.output[0])
+        names = [f"{name}_fw", f"{name}_bw"] if nd == 2 else [name]
+        cells = [cell(node, op, a, w[d], r[d], b[d], d, names[d]) for d in range(nd)]
+        src, part = self.consume(x, node, allow_affine=True)
+        if part is not None and part.affine is not None:
+            for c in cells:
+                fold_affine(c, *part.affine)
+        if direction == "forward":
+            layer: FloatLayer = cells[0]
+        else:  # whole-sequence: reverse (go_backwards) or both directions side by side
+            fw, bw = (None, cells[0]) if direction == "reverse" else (cells[0], cells[1])
+            layer = SequenceLayer(
+                name=name,
+                input_size=x.width,
+                forward=fw,
+                backward=bw,
+                merge="none" if fw is None else "concat",
+                return_sequences=True,  # set from what reads it (_set_sequences)
+            )
+        k = self.add_layer(layer, [src], True, node.output[0] if node.output else "")
+        self.rec_uses[k] = set()
+        dirs = {"forward": ["fw"], "reverse": ["bw"]}.get(direction, ["fw", "bw"])
+        t, bt = (x.axes[0], x.axes[1]) if layout == 0 else (x.axes[1], x.axes[0])
+        dl = "D" if nd == 2 else "1"
+
+        def feats(kind: str) -> tuple[Feat, ...]:
+            return tuple((Part(k, i * units, (i + 1) * units, kind, dirs[i]),) for i in range(nd))
+
+        state_axes = (dl, bt, "F") if layout == 0 else (bt, dl, "F")
+        y = Data((t, dl, bt, "F") if layout == 0 else (bt, t, dl, "F"), feats("seq"))
+        outs = [y, Data(state_axes, feats("final")), Data(state_axes, feats("cell"))]
+        return outs[: len(node.output)]
+
+    def _check_recurrent(self, node: Any, ins: list[Any], a: dict[str, Any]) -> Data:
+        """Refuse what the IR's cells cannot do; give the input axes their roles."""
+        where, op = self.where(node), node.op_type
         x = ins[0] if ins else None
         if not isinstance(x, Data):
             raise ExportError(f"{where}: its input X is not computed from the model input")
@@ -186,17 +269,14 @@ class _Reader(LayerWalk):
                 f"{where}: clip={a['clip']:g} (cell clipping) is not supported; export "
                 "without it (torch never sets it)"
             )
-        layout, direction, units = (
-            int(a.get("layout", 0)),
-            a.get("direction", "forward"),
-            int(a["hidden_size"]),
-        )
+        if a.get("direction", "forward") not in ("forward", "reverse", "bidirectional"):
+            raise ExportError(f"{where}: direction {a['direction']!r} is not an ONNX direction")
         if len(x.axes) != 3 or x.axes[2] != "F":
             raise ExportError(
                 f"{where}: its input is not [time, batch, features] (layout 0) or "
                 "[batch, time, features] (layout 1) after the glue"
             )
-        t_ax, b_ax = (0, 1) if layout == 0 else (1, 0)
+        t_ax, b_ax = (0, 1) if int(a.get("layout", 0)) == 0 else (1, 0)
         self.assign(x.axes[t_ax], "T", node)
         self.assign(x.axes[b_ax], "B", node)
         has = lambda k: len(node.input) > k and bool(node.input[k])  # noqa: E731
@@ -207,7 +287,7 @@ class _Reader(LayerWalk):
             )
         for k, what in ((5, "initial_h"), (6, "initial_c")):
             if has(k):
-                self._initial_state(node, ins[k], what, layout)
+                self._initial_state(node, ins[k], what, int(a.get("layout", 0)))
         if has(7) and np.any(self.const(node, 7, "peepholes P")):
             raise ExportError(
                 f"{where}: peephole connections (input P) are not supported; use an "
@@ -218,77 +298,7 @@ class _Reader(LayerWalk):
                 f"{where}: input_forget=1 (coupled input and forget gates) is not "
                 "supported; use an LSTM without it (torch's nn.LSTM)"
             )
-        w = np.asarray(self.const(node, 1, "weight W"), dtype=np.float64)
-        r = np.asarray(self.const(node, 2, "weight R"), dtype=np.float64)
-        nd = 2 if direction == "bidirectional" else 1
-        gates = GATE_COUNT[op]
-        b = np.zeros((nd, 2 * gates * units))
-        if has(3):
-            b = np.asarray(self.const(node, 3, "bias B"), dtype=np.float64).reshape(nd, -1)
-        if w.shape != (nd, gates * units, x.width) or r.shape != (nd, gates * units, units):
-            raise ExportError(
-                f"{where}: weights W {list(w.shape)}, R {list(r.shape)} do not fit "
-                f"{nd} direction(s) of {units} units over {x.width} features"
-            )
-        name = self.unique(node.name or node.output[0])
-        cells = [
-            cell(
-                node,
-                op,
-                a,
-                w[d],
-                r[d],
-                b[d],
-                d,
-                f"{name}_{'fw' if d == 0 and nd == 2 else 'bw'}" if nd == 2 else name,
-            )
-            for d in range(nd)
-        ]
-        src, part = self.consume(x, node, allow_affine=True)
-        if part is not None and part.affine is not None:
-            for c in cells:
-                fold_affine(c, *part.affine)
-        if direction == "forward":
-            layer: FloatLayer = cells[0]
-            dirs = ["fw"]
-        elif direction == "reverse":
-            layer = SequenceLayer(
-                name=name,
-                input_size=x.width,
-                forward=None,
-                backward=cells[0],
-                merge="none",
-                return_sequences=True,
-            )
-            dirs = ["bw"]
-        elif direction == "bidirectional":
-            layer = SequenceLayer(
-                name=name,
-                input_size=x.width,
-                forward=cells[0],
-                backward=cells[1],
-                merge="concat",
-                return_sequences=True,
-            )
-            dirs = ["fw", "bw"]
-        else:
-            raise ExportError(f"{where}: direction {direction!r} is not an ONNX direction")
-        k = self.add_layer(layer, [src], True, node.output[0] if node.output else "")
-        self.rec_uses[k] = set()
-        tl, bl = x.axes[t_ax], x.axes[b_ax]
-        dl = "D" if nd == 2 else "1"
-
-        def feats(kind: str) -> tuple[Feat, ...]:
-            return tuple((Part(k, i * units, (i + 1) * units, kind, dirs[i]),) for i in range(nd))
-
-        y = Data((tl, dl, bl, "F") if layout == 0 else (bl, tl, dl, "F"), feats("seq"))
-        state_axes = (dl, bl, "F") if layout == 0 else (bl, dl, "F")
-        if direction == "reverse":  # the reverse op's "final" is its output after step 0
-            y_h = Data(state_axes, feats("final"))
-        else:
-            y_h = Data(state_axes, feats("final"))
-        y_c = Data(state_axes, feats("cell"))
-        return [y, y_h, y_c][: len(node.output)]
+        return x
 
     def _initial_state(self, node: Any, v: Any, what: str, layout: int) -> None:
         """An initial state must be zero (the C starts from zeros at reset) or a graph input (fed
@@ -346,7 +356,7 @@ class _Reader(LayerWalk):
                 "returned recurrent states h_n / c_n)"
             )
         name, data = main
-        node = next((n for n in self.graph.node if name in n.output), None)
+        node = next((n for n in self.nodes if name in n.output), None)
         fake = (
             node
             if node is not None

@@ -10,6 +10,7 @@ refusal is one line naming what is wrong and the way forward.
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,8 @@ READABLE = {
     "tokens_lstm.leg.onnx": ["lstm", "dense"],
     "conv_gru.dyn.onnx": ["conv1d", "gru", "lnorm", "dense"],
     "conv_gru.leg.onnx": ["conv1d", "gru", "lnorm", "dense"],
+    "conv_same.dyn.onnx": ["conv1d", "lstm", "dense"],
+    "conv_same.leg.onnx": ["conv1d", "lstm", "dense"],
     "norm_head.dyn.onnx": ["gru", "dense"],
     "norm_head.leg.onnx": ["gru", "dense"],
     "branches.dyn.onnx": ["gru", "lstm", "merge", "merge", "merge", "dense", "merge", "dense"]
@@ -205,6 +208,10 @@ def test_whole_sequence_and_graphs() -> None:
     assert tokens.embedding is not None and tokens.embedding.vocab == 12
     conv = read_onnx(FIXTURES / "conv_gru.leg.onnx").layers[0]
     assert (conv.padding, conv.dilation, conv.taps) == ("causal", 2, 3)
+    same = read_onnx(FIXTURES / "conv_same.dyn.onnx")  # nn.Conv1d(padding=1): whole-sequence
+    assert same.layers[0].padding == "same" and same.whole_sequence
+    assert (same.layers[0].activation, same.layers[-1].activation) == ("elu", "softplus")
+    assert same.layers[0].alpha == 0.5
 
 
 # ---------------------------------------------------------------- refusals
@@ -248,6 +255,9 @@ def test_bad_files(tmp_path: Path) -> None:
     with pytest.raises(ExportError) as e:
         read_onnx(tmp_path / "absent.onnx")
     assert "does not exist" in one_line(e)
+    with pytest.raises(ExportError) as e:
+        read_onnx(tmp_path)
+    assert "is a folder" in one_line(e)
 
 
 def test_external_weights_missing_or_cut(tmp_path: Path) -> None:
@@ -266,6 +276,20 @@ def test_external_weights_missing_or_cut(tmp_path: Path) -> None:
     assert ".data file" in one_line(e)
     shutil.copy(data, tmp_path / data.name)
     assert [ly.kind for ly in read_onnx(tmp_path / src.name).layers] == ["gru", "dense"]
+    # a location outside the model's folder is refused, not followed
+    import onnx  # noqa: PLC0415
+
+    model = onnx.load(str(src), load_external_data=False)
+    for t in model.graph.initializer:
+        for entry in t.external_data:
+            if entry.key == "location":
+                entry.value = "../" + data.name
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    onnx.save(model, str(inner / src.name))
+    with pytest.raises(ExportError) as e:
+        read_onnx(inner / src.name)
+    assert "outside its folder" in one_line(e)
 
 
 def test_fixed_steps_reference_refuses_other_lengths() -> None:
@@ -405,3 +429,18 @@ def test_last_step_of_a_per_step_layer(tmp_path: Path) -> None:
     x, lengths = sequences(ir, 5, 6, 0)
     err = np.abs(float_ir(ir, x, lengths) - run_onnx(ir, x, lengths)).max()
     assert err <= FLOAT_TOLERANCE
+
+
+def test_without_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without onnx / onnxruntime installed: one line naming the extra to install."""
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "onnx", None)  # import onnx raises ImportError
+        with pytest.raises(ExportError) as e:
+            read_onnx(FIXTURES / "gru_last.leg.onnx")
+    assert "package onnx" in one_line(e) and "rnn2c[onnx]" in one_line(e)
+    ir = read_onnx(FIXTURES / "gru_last.leg.onnx")
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "onnxruntime", None)
+        with pytest.raises(ExportError) as e:
+            run_onnx(ir, np.zeros((1, 3, 3), dtype=np.float32))
+    assert "package onnxruntime" in one_line(e)
