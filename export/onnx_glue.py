@@ -247,6 +247,12 @@ class GraphWalk:
                 "export with torch.onnx.export and no custom operators"
             )
         ins = [self.value(n) for n in node.input]
+        for name, v in zip(node.input, ins, strict=True):
+            if name and v is None:
+                raise ExportError(
+                    f"{self.where(node)}: its input '{name}' is computed by no node before it (the "
+                    "graph is not in topological order); export the model again"
+                )
         known = [v for v in ins if v is not None]
         if (
             all(
@@ -529,16 +535,22 @@ class GraphWalk:
             elif len(picks) == 1 and picks[0] == 0:
                 feats = tuple(tuple(self._first(p, node) for p in f) for f in d.feats)
             else:
-                raise ExportError(
-                    f"{self.where(node)}: it takes step {picks} of the sequence; rnn2c reads the "
-                    "last step (y[:, -1]) or every step"
-                )
+                raise ExportError(self._step_message(node, picks[0]))
             if keep:
                 axes = axes[:k] + ("1",) + axes[k + 1 :]
             return Data(axes, feats)
+        if role is None and label in ("a0", "a1"):  # an input axis read before any recurrent op
+            raise ExportError(self._step_message(node, picks[0]))
         raise ExportError(
             f"{self.where(node)}: it selects from the {self._label(label)} axis; rnn2c reads "
             "selections of the last step or of a direction only"
+        )
+
+    def _step_message(self, node: Any, index: int) -> str:
+        return (
+            f"{self.where(node)}: it takes step {index} of a sequence; rnn2c reads recurrent ops "
+            "over whole sequences (nn.GRU, nn.LSTM, nn.RNN; not a Python loop of nn.GRUCell, "
+            "nn.LSTMCell or nn.RNNCell over the steps) and their last step (y[:, -1]) or every step"
         )
 
     def _last(self, p: Part, node: Any) -> Part:

@@ -59,6 +59,7 @@ from rnn2c.export.onnx_graph import (
     run_layout,
 )
 from rnn2c.export.onnx_layers import LayerWalk
+from rnn2c.export.onnx_unroll import fold_unrolled
 
 
 @dataclass
@@ -97,6 +98,15 @@ class _Reader(LayerWalk):
 
     def read(self) -> OnnxIR:
         self._init_inputs()
+        consts = {k: v.value for k, v in self.env.items() if isinstance(v, Const)}
+        outputs = {o.name for o in self.graph.output}
+        self.nodes, new, count = fold_unrolled(self.nodes, consts, outputs)
+        self.env.update({k: Const(v) for k, v in new.items()})
+        if count:
+            self.notes.append(
+                f"{count} nn.RNN direction(s) written unrolled over the example's steps (torch's "
+                "dynamo exporter) read as RNN ops"
+            )
         self._refuse_unrolled()
         self.nodes = self._simplify()
         for node in self.nodes:

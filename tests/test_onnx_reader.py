@@ -37,8 +37,14 @@ READABLE = {
     "gru_bidir_hn.leg.onnx": ["bidir", "dense"],
     "lstm_bidir2_seq.dyn.onnx": ["bidir", "bidir", "dense"],
     "lstm_bidir2_seq.leg.onnx": ["bidir", "bidir", "dense"],
+    "rnn_tanh.dyn.onnx": ["rnn", "dense"],  # written unrolled over 5 steps
     "rnn_tanh.leg.onnx": ["rnn", "dense"],
+    "rnn_relu.dyn.onnx": ["rnn", "dense"],
     "rnn_relu.leg.onnx": ["rnn", "dense"],
+    "rnn_bidir_hn.dyn.onnx": ["bidir", "dense"],
+    "rnn_bidir_hn.leg.onnx": ["bidir", "dense"],
+    "rnn2_state.dyn.onnx": ["rnn", "rnn", "dense"],
+    "rnn2_state.leg.onnx": ["rnn", "rnn", "dense"],
     "tokens_lstm.dyn.onnx": ["lstm", "dense"],
     "tokens_lstm.leg.onnx": ["lstm", "dense"],
     "conv_gru.dyn.onnx": ["conv1d", "gru", "lnorm", "dense"],
@@ -231,7 +237,8 @@ def one_line(excinfo: pytest.ExceptionInfo) -> str:  # type: ignore[type-arg]
         ("gru_clip.onnx", ["node 'rec' (GRU)", "clip=3"]),
         ("gru_opset11.onnx", ["opset 11", "opset 13 or later", "opset_version"]),
         ("gru_sin.onnx", ["node 'after' (Sin)", "operator Sin is not supported"]),
-        ("rnn_tanh.dyn.onnx", ["(MatMul)", "5 MatMul nodes", "dynamo=False"]),
+        ("gru_cell_loop.dyn.onnx", ["(Gather)", "takes step 0", "nn.GRUCell"]),
+        ("gru_cell_loop.leg.onnx", ["(Gather)", "takes step 0", "nn.GRUCell"]),
     ],
 )
 def test_refused_fixtures(name: str, facts: list[str]) -> None:
@@ -240,6 +247,25 @@ def test_refused_fixtures(name: str, facts: list[str]) -> None:
     message = one_line(e)
     for fact in facts:
         assert fact in message
+
+
+def test_unrolled_rnn(tmp_path: Path) -> None:
+    """The dynamo exporter's nn.RNN, one MatMul/Add/Tanh per step of the example, is read as
+    the RNN op it computes (the steps stay fixed in the graph: the reference runs 5 steps); a
+    chain that does not match step for step is refused, naming dynamo=False."""
+    import onnx  # noqa: PLC0415
+
+    ir = read_onnx(FIXTURES / "rnn_tanh.dyn.onnx")
+    assert ir.layout.fixed_steps == 5 and any("unrolled" in note for note in ir.notes)
+    bidir = read_onnx(FIXTURES / "rnn_bidir_hn.dyn.onnx")
+    assert bidir.layers[0].forward.kind == bidir.layers[0].backward.kind == "rnn"
+    model = onnx.load(str(FIXTURES / "rnn_tanh.dyn.onnx"))
+    next(n for n in model.graph.node if n.op_type == "Tanh").op_type = "Relu"  # steps differ
+    onnx.save(model, str(tmp_path / "mixed.onnx"))
+    with pytest.raises(ExportError) as e:
+        read_onnx(tmp_path / "mixed.onnx")
+    message = one_line(e)
+    assert "(MatMul)" in message and "5 MatMul nodes" in message and "dynamo=False" in message
 
 
 def test_bad_files(tmp_path: Path) -> None:

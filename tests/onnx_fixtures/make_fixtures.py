@@ -83,12 +83,26 @@ class WithState(nn.Module):
         return self.fc(y[:, -1]), h, c
 
 
-class BidirState(nn.Module):
-    """A bidirectional GRU read through its final states: torch.cat([h_n[-2], h_n[-1]])."""
+class RNNState(nn.Module):
+    """A 2-layer nn.RNN whose forward takes h0 and returns the output and h."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.cell = nn.GRU(FEATURES, 5, batch_first=True, bidirectional=True)
+        self.cell = nn.RNN(FEATURES, 6, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor, h0: torch.Tensor):  # noqa: ANN201
+        y, h = self.cell(x, h0)
+        return self.fc(y[:, -1]), h
+
+
+class BidirState(nn.Module):
+    """A bidirectional GRU (or nn.RNN) read through its final states:
+    torch.cat([h_n[-2], h_n[-1]])."""
+
+    def __init__(self, kind: type = nn.GRU) -> None:
+        super().__init__()
+        self.cell = kind(FEATURES, 5, batch_first=True, bidirectional=True)
         self.fc = nn.Linear(10, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -127,6 +141,21 @@ class ConvGRU(nn.Module):
         z = F.gelu(self.bn(self.conv(z))).transpose(1, 2)
         y, _ = self.cell(z)
         return torch.softmax(self.fc(self.ln(y)), dim=-1)
+
+
+class CellLoop(nn.Module):
+    """A Python loop of nn.GRUCell over the steps (refused: rnn2c reads nn.GRU)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cell = nn.GRUCell(FEATURES, 4)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.zeros(x.shape[0], 4)
+        for t in range(x.shape[1]):
+            h = self.cell(x[:, t], h)
+        return self.fc(h)
 
 
 class SameConv(nn.Module):
@@ -226,6 +255,9 @@ TORCH = {
         lambda: LastStep(nn.RNN(FEATURES, 5, nonlinearity="relu", batch_first=True)),
         True,
     ),
+    "rnn_bidir_hn": (lambda: BidirState(nn.RNN), True),
+    "rnn2_state": (RNNState, True),
+    "gru_cell_loop": (CellLoop, True),
     "tokens_lstm": (Tokens, True),
     "conv_gru": (ConvGRU, True),
     "conv_same": (SameConv, True),
@@ -234,9 +266,8 @@ TORCH = {
     "gru_fold_head": (FoldedHead, True),
     "gru_folded_out": (lambda: FoldedHead(unfold=False), True),
 }
-#: dynamo=True is not written for these: it unrolls nn.RNN over the example's steps (one
-#: MatMul/Add/Tanh per step); rnn_tanh.dyn.onnx is kept as the fixture of that refusal
-NO_DYNAMO = {"rnn_relu"}
+#: the dynamo exporter writes nn.RNN unrolled over the example's 5 steps (one MatMul/Add/Tanh per
+#: step, the steps fixed in the graph): rnn_*.dyn.onnx are the fixtures of reading that
 
 
 def example(name: str, batch_first: bool) -> tuple:
@@ -248,6 +279,8 @@ def example(name: str, batch_first: bool) -> tuple:
         x = x.transpose(0, 1).contiguous()
     if name == "lstm2_state":
         return (x, torch.zeros(2, 2, 6), torch.zeros(2, 2, 6))
+    if name == "rnn2_state":
+        return (x, torch.zeros(2, 2, 6))
     return (x,)
 
 
@@ -258,12 +291,12 @@ def export_torch(name: str, seed: int) -> None:
     names = ["ids"] if name == "tokens_lstm" else ["x"]
     if name == "lstm2_state":
         names += ["h0", "c0"]
+    if name == "rnn2_state":
+        names += ["h0"]
     bt = {0: "batch", 1: "time"} if batch_first else {0: "time", 1: "batch"}
     axes = {names[0]: bt} | {n: {1: "batch"} for n in names[1:]}
     leg = HERE / f"{name}.leg.onnx"
     torch.onnx.export(m, args, str(leg), dynamo=False, input_names=names, dynamic_axes=axes)
-    if name in NO_DYNAMO:
-        return
     batch, time = torch.export.Dim("batch"), torch.export.Dim("time")
     dims = {0: batch, 1: time} if batch_first else {0: time, 1: batch}
     shapes = {names[0]: dims} | {n: {1: batch} for n in names[1:]}
