@@ -19,7 +19,9 @@ IR layers:
   ``LayerNormalization``, ``BatchNormalization`` and per-feature ``Mul``/``Add``/``Sub``/``Div`` by
   constants (folded into the next weight layer, or the Linear before them), the activations
   after a Linear or Conv (Relu, Sigmoid, Tanh, Softmax, LeakyRelu, Elu, Gelu, Softplus);
-* ``Add``/``Sub``/``Mul``/``Concat`` of two computed tensors as merges (a graph of branches).
+* ``Add``/``Sub``/``Mul``/``Concat`` of two computed tensors as merges (a graph of branches);
+* ``nn.RNN`` as the dynamo exporter writes it, unrolled over the example's steps: rewritten into
+  the RNN op it computes first (export/onnx_unroll.py).
 
 Anything else is refused in one line naming the node, its op type and the way forward. The ONNX
 gate orders are converted to the IR's (Keras') orders: GRU z, r, h is already Keras' z, r, h; LSTM
@@ -29,6 +31,10 @@ Data: ``--calib``/``--data`` stay [N, T, F] (token ids [N, T]) whatever the grap
 reader finds which input axis is batch and which time from the operators that read them
 (:class:`OnnxLayout`) and says so in a note. :func:`run_onnx` runs the model with onnxruntime on
 [N, T, F] sequences, each at its real length: the float reference.
+
+Modules: onnx_graph.py (loading, values, shapes, the runner), onnx_glue.py (the walk over the
+glue), onnx_layers.py (the non-recurrent layers), onnx_unroll.py (dynamo's unrolled nn.RNN),
+this one (the recurrent ops, the end of the walk, the API).
 """
 
 from __future__ import annotations

@@ -10,12 +10,15 @@ One direction over T steps, as dynamo writes it (layout [time, batch, features])
     Y  = Concat(h_0 .. h_{T-1}) on axis 0         (the reverse direction: h_{T-1} .. h_0)
 
 The match is structural and strict: every step reads the same Whh (and bhh), slices step t of
-the same P', the steps chain, the Concat holds them in order, and no intermediate tensor is read
-elsewhere (the last step's h may be: it is the final state, Y_h). It becomes
-``RNN(X, W = Wih^T, R = Whh^T, B = [bih; bhh], initial_h = Unsqueeze(h0))`` with Y squeezed to
-the Concat's output and Y_h to the last step's. Two directions over the same X whose Ys are
-concatenated on the features (a bidirectional nn.RNN) become one bidirectional RNN op. Anything
-else stays as it is (and the reader refuses the unrolled recurrence, naming dynamo=False).
+the same P', the steps chain, the Concat (absent when only the final state is read) holds them
+in order, and no intermediate tensor is read elsewhere (the last step's h may be: it is the
+final state, Y_h). It becomes ``RNN(X, W = Wih^T, R = Whh^T, B = [bih; bhh], initial_h =
+Unsqueeze(h0))`` with Y squeezed to the Concat's output and Y_h to the last step's. A forward and
+a reverse direction over the same X, read through their final states or with their Ys side by
+side on the features (a bidirectional nn.RNN), become one bidirectional RNN op. The nodes are
+then put back in topological order. Anything else stays as it is (and the reader refuses the
+unrolled recurrence, naming dynamo=False). The steps stay fixed in the graph's input shape: the
+IR runs any length, onnxruntime only the example's.
 """
 
 from __future__ import annotations

@@ -416,6 +416,44 @@ def test_graph_refusals(tmp_path: Path) -> None:
     assert "node 'n_r' (Reshape)" in refusal(path) and "batch, features" in refusal(path)
 
 
+def test_recurrent_refusals(tmp_path: Path) -> None:
+    squeeze_y = node("Squeeze", ["Y", "idx1"], "s")
+    per_step = {"idx1": np.array([1]), "w": np.ones((UNITS, 2))}
+    # a reverse op read at every step (its Y is time-aligned; rnn2c reads it through Y_h)
+    path = build(
+        tmp_path,
+        [squeeze_y, node("MatMul", ["s", "w"], "y")],
+        per_step,
+        ["y"],
+        direction="reverse",
+    )
+    assert "(reverse direction): the graph reads its every step (Y)" in refusal(path)
+    # gate activations the integer kernels do not have
+    path = build(
+        tmp_path,
+        [squeeze_y, node("MatMul", ["s", "w"], "y")],
+        per_step,
+        ["y"],
+        activations=["HardSigmoid", "Tanh"],
+    )
+    assert "activations ['HardSigmoid', 'Tanh'] are not supported" in refusal(path)
+    # every step and the final state of one op, both computed with
+    path = build(
+        tmp_path,
+        [
+            squeeze_y,
+            node("MatMul", ["s", "w"], "m"),
+            node("Gather", ["m", "idx_last"], "last", axis=0),
+            node("Squeeze", ["Y_h", "idx0"], "h"),
+            node("MatMul", ["h", "w"], "n"),
+            node("Add", ["last", "n"], "y"),
+        ],
+        {**per_step, "idx0": np.array([0]), "idx_last": np.array(-1)},
+        ["y"],
+    )
+    assert "reads both its every step (Y) and its final state" in refusal(path)
+
+
 def test_bidirectional_last_step_refused(tmp_path: Path) -> None:
     """y[:, -1] of a bidirectional op: its backward direction has seen one step there, which is
     not what rnn2c's C computes (the final states): refused, pointing at h_n."""
