@@ -414,6 +414,21 @@ def test_graph_refusals(tmp_path: Path) -> None:
         ["y"],
     )
     assert "node 'n_r' (Reshape)" in refusal(path) and "batch, features" in refusal(path)
+    # one input axis read as time by the GRU and as batch by a Conv
+    path = build(
+        tmp_path,
+        [
+            squeeze,
+            node("MatMul", ["h", "w"], "y"),
+            node("Transpose", ["x"], "xt", perm=[0, 2, 1]),
+            node("Conv", ["xt", "kernel"], "c"),
+        ],
+        {**idx0, "w": w, "kernel": np.ones((2, 3, 1))},
+        ["y", "c"],
+    )
+    message = refusal(path)
+    assert "node 'n_c' (Conv): it reads axis 0 of input 'x' as batch" in message
+    assert "node 'rec' (GRU) reads it as time" in message
 
 
 def test_recurrent_refusals(tmp_path: Path) -> None:
