@@ -305,6 +305,18 @@ def export_torch(name: str, seed: int) -> None:
     data = dyn.with_name(dyn.name + ".data")
     if data.exists() and data.stat().st_size == 0:  # nothing stored beside it
         data.unlink()
+    strip(dyn)
+
+
+def strip(path: Path) -> None:
+    """Drop the dynamo exporter's per-node metadata (stack traces with this machine's paths,
+    name scopes): the graph, its weights and their external-data references stay as written."""
+    model = onnx.load(str(path), load_external_data=False)
+    for node in model.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    del model.metadata_props[:]
+    onnx.save(model, str(path))
 
 
 def export_fixed() -> None:
