@@ -44,3 +44,18 @@ def require_arm_toolchain() -> None:
 
 def require_unicorn() -> None:
     require("py:unicorn", "pip install unicorn==2.1.4, the extra 'boards'")
+
+
+def cpu_has(*features: str) -> bool:
+    """Whether this machine's CPU has every one of these feature flags (the names of
+    /proc/cpuinfo's flags line: avx2, avx512f, avx512_vnni, ...): the guard of a test that
+    builds a path everywhere and runs it only where the CPU can. False where the flags cannot
+    be read (not Linux)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next(
+                (line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []
+            )
+    except OSError:
+        return False
+    return all(feature in flags for feature in features)
