@@ -26,9 +26,9 @@ X86_BLOCK = 16
 def x86_arrays(layer: QuantLayer, input_bits: int = 16) -> dict[str, np.ndarray] | None:
     """The x86 copy of a GRU (reset_after) or LSTM layer's weights and row parameters, which
     the generated C compiles where rnn2c_x86.h is in use only (no Cortex-M flash): units across
-    vector lanes, so
-    that one multiply-accumulate instruction serves 16 (8) units of one gate and no row needs a
-    horizontal sum. None for the other layers, which keep the shared layout on x86 too.
+    vector lanes, so that one multiply-accumulate instruction serves 16 (8) units of one gate
+    and no row needs a horizontal sum. None for the other layers, which keep the shared layout
+    on x86 too.
 
     ``w`` (int16): per block of 16 units, per pair of vector elements (2k, 2k + 1) as the AVX2
     vector stores them (columns (c0, c2) and (c1, c3) of every group of 4, see RNN2C_VPOS), per
