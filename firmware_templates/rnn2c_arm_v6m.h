@@ -151,12 +151,15 @@ RNN2C_INLINE const int8_t *rnn2c_v6m_mac1(const int8_t *w, const int16_t *v, uin
     *a0 = s0;
     return w;
 }
+#define rnn2c_mac4 rnn2c_v6m_mac4
+#define rnn2c_mac3 rnn2c_v6m_mac3
+#define rnn2c_mac2 rnn2c_v6m_mac2
+#define rnn2c_mac1 rnn2c_v6m_mac1
 
 #elif defined(__arm__) && defined(__GNUC__) && defined(__BYTE_ORDER__) &&                     \
     __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 /* In C (where the assembly above is not used): one word load per row and group (LDRSB has no
  * immediate offset in Thumb-1), the weight bytes taken out of the register. */
-#define RNN2C_V6M_C 1
 #define RNN2C_V6M_ROW(acc, wp)                                                                \
     do {                                                                                      \
         uint32_t w_;                                                                          \
@@ -166,9 +169,6 @@ RNN2C_INLINE const int8_t *rnn2c_v6m_mac1(const int8_t *w, const int16_t *v, uin
     } while (0)
 
 RNN2C_MAC_KERNELS(rnn2c_v6m_mac, RNN2C_MAC_GROUP, RNN2C_V6M_ROW)
-#endif
-
-#if defined(RNN2C_V6M_ASM) || defined(RNN2C_V6M_C)
 #define rnn2c_mac4 rnn2c_v6m_mac4
 #define rnn2c_mac3 rnn2c_v6m_mac3
 #define rnn2c_mac2 rnn2c_v6m_mac2

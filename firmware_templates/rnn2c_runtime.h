@@ -47,6 +47,7 @@
  *   RNN2C_V6M_ASM           the ARMv6-M ones in assembly (gcc -O1..-O3: not -Os, not clang)
  *   RNN2C_V7M_ASM           the ARMv7-M GRU pair loop in assembly (gcc -O1+, not clang, no DSP)
  *   RNN2C_GRU_PAIRS         1: the GRU step takes two units per pass (RNN2C_V7M_ASM); else 0
+ *   RNN2C_WSUM4_COLUMNS     1: the attention's context takes 4 columns per pass (ARM DSP); else 0
  *   RNN2C_X86_LANES         16 (AVX-512) or 8 (AVX2): units per vector of the x86 copies
  *   RNN2C_X86_U8            AVX-512 VNNI: a layer with int8 input and state reads its byte copy
  *                           (the generated C defines that copy under this macro)

@@ -104,3 +104,30 @@ def test_the_core_table_is_what_the_compiler_includes(tmp_path: Path) -> None:
         included = {Path(p).name for p in deps.replace("\\\n", " ").split()[1:]}
         assert {f for f in included if f.startswith("rnn2c_")} == set(runtime_files_for(cpu)), cpu
     assert runtime_files_for("riscv") == RUNTIME_FILES == runtime_files_for(None)
+
+
+def test_the_switch_table_lists_every_switch() -> None:
+    """Every RNN2C_ macro a runtime file or an ISA fragment tests in #if, and every path macro
+    a header sets for others to read, is in the table at the top of rnn2c_runtime.h."""
+    files = runtime_files()
+    root = Path(firmware.__file__).parent.parent / "firmware_templates"
+    fragment = (root / "layers" / "_isa_x86.c.j2").read_text()
+    table = files["rnn2c_runtime.h"].split("Number formats")[0]
+    tested: set[str] = set()
+    for text in [*files.values(), fragment]:
+        for line in text.splitlines():
+            if re.match(r"\s*#\s*(if|ifdef|ifndef|elif)\b", line):
+                tested |= set(re.findall(r"\bRNN2C_[A-Z0-9_]+", line))
+    defined = set(
+        re.findall(
+            r"#define (RNN2C_(?:ISA_[A-Z0-9_]+|[A-Z0-9_]+_ASM|GRU_PAIRS|"
+            r"WSUM4_COLUMNS|X86_LANES|X86_U8))\b",
+            "".join(files.values()),
+        )
+    )
+    guards = {f"RNN2C_{Path(f).stem[6:].upper()}_H" for f in files} | {"RNN2C_RUNTIME_H"}
+    # rnn2c_ref.h's fallbacks and the ISA member's hooks (described there)
+    bindings = {"RNN2C_SIGNED", "RNN2C_VPOS", "RNN2C_ISA_MEMBER", "RNN2C_ISA_INIT"}
+    wanted = (tested | defined) - guards - bindings
+    assert {"RNN2C_PORTABLE", "RNN2C_ALLOW_LIBCALLS", "RNN2C_X86_U8", "RNN2C_V7M_ASM"} <= wanted
+    assert sorted(m for m in wanted if m not in table) == []
