@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from rnn2c.export.api import MANIFEST, export_model, output_files
 from rnn2c.export.data import data_inputs, load_sequences, mask_lengths
 from rnn2c.export.footprint import estimate, scratch_bytes, size_text
 from rnn2c.export.ir import ExportError, QuantModel
+from rnn2c.export.isa import RUNTIME_FILES, runtime_files_for
 from rnn2c.export.render import check_name, template_environment
 from rnn2c.interface import python_api
 from rnn2c.outdir import OutputError, OwnedFolder
@@ -337,6 +339,41 @@ def read_export(export_dir: Path) -> tuple[str, dict[str, bytes], QuantModel]:
     return exp.name, files, exp.qmodel
 
 
+def board_files(names: Iterable[str], board: Board) -> list[str]:
+    """The export's files a project for this board carries in model/: all but the runtime
+    headers of other targets (its core's alone, rnn2c.export.isa.runtime_files_for)."""
+    other = set(RUNTIME_FILES) - set(runtime_files_for(board.cpu))
+    return [f for f in names if f not in other]
+
+
+def board_export(model_files: dict[str, bytes], board: Board, model_dir: Path) -> dict[str, bytes]:
+    """The export's files (its manifest among them) as the project carries them in model_dir:
+    board_files, and the manifest listing what model/ holds after the write, so that it stays
+    an export folder of its own: those files, and another target's header that an export
+    already wrote there with these very bytes (`rnn2c export --out <project>/model`), which stays
+    as it is (rnn2c.outdir never overwrites or deletes a file the project does not own)."""
+    keep = board_files(model_files, board)
+    listed = [f for f in model_files if f in keep or _holds(model_dir, f, model_files[f])]
+    out = {f: model_files[f] for f in keep}
+    if MANIFEST in out:
+        manifest = json.loads(out[MANIFEST])
+        manifest["files"] = [f for f in manifest["files"] if f in listed]
+        manifest["sha256"] = {f: h for f, h in manifest.get("sha256", {}).items() if f in listed}
+        out[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    return out
+
+
+def _holds(folder: Path, name: str, data: bytes) -> bool:
+    """Whether folder/name is a plain file (no symbolic link on the way) holding data."""
+    path = folder / name
+    try:
+        if folder.is_symlink() or path.is_symlink() or not path.is_file():
+            return False
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
+
+
 def render_project(
     name: str, model_files: dict[str, bytes], board: Board, replay: Replay, seq2seq: bool = False
 ) -> tuple[dict[str, bytes], dict[str, Any]]:
@@ -470,6 +507,7 @@ def _make_project(
             )
         name = export_name
         _check_name(name)
+        model_files = board_export(model_files, b, folder.path / MODEL_DIR)
         folder.check_replaceable([*PROJECT_FILES, *(f"{MODEL_DIR}/{f}" for f in model_files)])
     else:
         if calib is None:
@@ -478,11 +516,12 @@ def _make_project(
             )
         name = name or "model"
         _check_name(name)
-        model_names = [*output_files(name), MANIFEST]
+        model_names = board_files([*output_files(name), MANIFEST], b)
         folder.check_replaceable([*PROJECT_FILES, *(f"{MODEL_DIR}/{f}" for f in model_names)])
         with tempfile.TemporaryDirectory(prefix="rnn2c-firmware-") as tmp:
             res = export_model(model, calib, Path(tmp) / "export", name=name, **export_options)
-            model_files = {f: (res.out_dir / f).read_bytes() for f in res.files}
+            exported = {f: (res.out_dir / f).read_bytes() for f in res.files}
+            model_files = board_export(exported, b, folder.path / MODEL_DIR)
             qmodel = res.qmodel
     replay = replay_inputs(qmodel, data, sequences)
     warnings = check_fits(b, name, model_files, qmodel, replay)  # before anything is written

@@ -24,10 +24,11 @@ from rnn2c.export.data import (
     mask_lengths,
 )
 from rnn2c.export.ir import ExportError, ModelIR, QuantModel
+from rnn2c.export.isa import RUNTIME_FILES
 from rnn2c.export.keras_reader import load_keras_model, read_model
 from rnn2c.export.packaging import package_files, package_paths, parse_kinds
 from rnn2c.export.quantize import quantize_model
-from rnn2c.export.render import RUNTIME_HEADER, c_input_names, check_name, render
+from rnn2c.export.render import c_input_names, check_name, render
 from rnn2c.export.seq2seq import (
     Seq2SeqIR,
     is_seq2seq,
@@ -391,8 +392,8 @@ def framing(given: int | None, model: Any, ir: ModelIR) -> tuple[int, str | None
 
 
 def output_files(name: str) -> list[str]:
-    """The files an export named ``name`` writes, besides the manifest."""
-    return [f"{name}.h", f"{name}.c", RUNTIME_HEADER, qmodel_file(name)]
+    """The files an export named ``name`` writes, besides the manifest (and the packaging)."""
+    return [f"{name}.h", f"{name}.c", *RUNTIME_FILES, qmodel_file(name)]
 
 
 def model_fingerprint(ir: ModelIR) -> str:

@@ -7,9 +7,13 @@ rnn2c.firmware_templates/packaging/.
   cmake       CMakeLists.txt: static library target <name> (C99) with a PUBLIC include
               directory, so `add_subdirectory(dir)` + `target_link_libraries(app PRIVATE <name>)`
               is all a firmware build needs. It compiles the folder's own <name>.c.
-  arduino     library.properties + src/ holding <name>.c, <name>.h and rnn2c_runtime.h (the
-              Arduino IDE compiles everything under src/ of a 1.5-format library and nothing
+  arduino     library.properties + src/ holding <name>.c, <name>.h and the runtime's headers
+              (the Arduino IDE compiles everything under src/ of a 1.5-format library and nothing
               else), so the export folder can be copied into libraries/ as it is.
+
+None of these names the target (a CMake toolchain, an Arduino core or a PlatformIO platform,
+the host's `native` included, may be any ISA), so src/ carries every runtime header, as a plain
+export does; each build compiles the ones its target selects.
   platformio  library.json pointing PlatformIO's library builder at the same src/.
 """
 
@@ -19,7 +23,8 @@ from collections.abc import Iterable
 
 from rnn2c import __version__
 from rnn2c.export.ir import ExportError, QuantModel
-from rnn2c.export.render import LABELS, RUNTIME_HEADER, template_environment
+from rnn2c.export.isa import RUNTIME_FILES
+from rnn2c.export.render import LABELS, template_environment
 
 KINDS = ("cmake", "arduino", "platformio")
 PROJECT_FILES = ("CMakeLists.txt", "library.properties", "library.json")  # one per kind
@@ -47,7 +52,7 @@ def package_paths(name: str, kinds: Iterable[str]) -> list[str]:
     kinds = parse_kinds(list(kinds))
     paths = [f for k, f in zip(KINDS, PROJECT_FILES, strict=True) if k in kinds]
     if "arduino" in kinds or "platformio" in kinds:
-        paths += [f"src/{f}" for f in (f"{name}.c", f"{name}.h", RUNTIME_HEADER)]
+        paths += [f"src/{f}" for f in (f"{name}.c", f"{name}.h", *RUNTIME_FILES)]
     return paths
 
 
@@ -56,8 +61,8 @@ def package_files(
 ) -> dict[str, str]:
     """{relative path: text} of the packaging files for the requested kinds.
 
-    files: the rendered C ({"<name>.h", "<name>.c", "rnn2c_runtime.h"} -> text), copied into
-    src/ for the Arduino and PlatformIO layouts.
+    files: the rendered C ({"<name>.h", "<name>.c", and the runtime's files} -> text), copied
+    into src/ for the Arduino and PlatformIO layouts.
     """
     kinds = parse_kinds(list(kinds))
     ctx = {"name": name, "version": __version__, "source": qmodel.source}
@@ -86,6 +91,6 @@ def package_files(
     if "platformio" in kinds:
         out["library.json"] = env.get_template("packaging/library.json.j2").render(ctx)
     if "arduino" in kinds or "platformio" in kinds:
-        for fname in (f"{name}.c", f"{name}.h", RUNTIME_HEADER):
+        for fname in (f"{name}.c", f"{name}.h", *RUNTIME_FILES):
             out[f"src/{fname}"] = files[fname]
     return out

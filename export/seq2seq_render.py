@@ -9,11 +9,10 @@ from rnn2c import __version__
 from rnn2c.export.ir import CTYPE_BYTES, ExportError
 from rnn2c.export.quantize import pad4
 from rnn2c.export.render import (
-    RUNTIME_HEADER,
     LayerView,
     _view,
     check_name,
-    runtime_header,
+    runtime_files,
     scratch_layout,
     table_bytes,
     template_environment,
@@ -210,5 +209,5 @@ def render_seq2seq(q: QuantSeq2Seq, name: str) -> dict[str, str]:
     return {
         f"{name}.h": env.get_template("seq2seq.h.j2").render(**ctx),
         f"{name}.c": env.get_template("seq2seq.c.j2").render(**ctx),
-        RUNTIME_HEADER: runtime_header(),
+        **runtime_files(),
     }

@@ -12,7 +12,7 @@ import pytest
 
 from rnn2c.emulator.build import find_compiler
 from rnn2c.export import fixedpoint as fx
-from rnn2c.export.render import runtime_header
+from rnn2c.export.render import runtime_files, runtime_header
 
 PROBE = r"""
 #include "rnn2c_runtime.h"
@@ -37,7 +37,8 @@ void probe_rq(const int32_t *x, const int32_t *m, const int32_t *s1, const int32
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
     d = tmp_path_factory.mktemp("probe")
-    (d / "rnn2c_runtime.h").write_text(runtime_header())
+    for f, text in runtime_files().items():  # rnn2c_runtime.h and the headers it includes
+        (d / f).write_text(text)
     (d / "probe.c").write_text(PROBE)
     lib = d / "libprobe.so"
     subprocess.run(
@@ -187,13 +188,18 @@ def test_rq_params_rejects_huge() -> None:
 
 
 def test_runtime_header_is_freestanding() -> None:
-    includes = re.findall(r"#include <([^>]+)>", runtime_header())
-    # the compiler's own intrinsics headers, only under the macros that select those paths
+    files = runtime_files()
+    text = "".join(files.values())
+    includes = re.findall(r"#include <([^>]+)>", text)
+    # the compiler's own intrinsics headers, only in the ISA headers that select those paths
     assert set(includes) <= {"stdint.h", "stddef.h", "arm_acle.h", "immintrin.h"}
-    assert "float" not in re.sub(r"/\*.*?\*/", "", runtime_header(), flags=re.S)
+    # the runtime's own headers: every one of them is shipped
+    assert set(re.findall(r'#include "([^"]+)"', text)) <= set(files) - {"rnn2c_runtime.h"}
+    assert "float" not in re.sub(r"/\*.*?\*/", "", text, flags=re.S)
 
 
 def test_runtime_header_file_is_shipped() -> None:
     import rnn2c.firmware_templates as ft
 
-    assert (Path(ft.__file__).parent / "rnn2c_runtime.h").is_file()
+    for f in runtime_files():
+        assert (Path(ft.__file__).parent / f).is_file()

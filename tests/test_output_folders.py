@@ -25,6 +25,8 @@ from test_bad_inputs import snapshot
 
 from rnn2c.cli import main
 from rnn2c.emulator.verify import read_export_dir
+from rnn2c.export.api import output_files
+from rnn2c.export.isa import RUNTIME_FILES
 from rnn2c.outdir import LOCK_NAME, TMP_PREFIX, OwnedFolder, recover
 from rnn2c.train.train import RUN_FILES, RUN_MANIFEST
 from tools import need, require_capability
@@ -67,7 +69,7 @@ def test_export_into_a_firmware_folder_keeps_the_users_files_and_its_inputs(
     mine = {k: v for k, v in snapshot(proj).items()}
     argv = ["export", str(proj / "model.keras"), "--calib", str(proj / "calib.npz")]
     assert main([*argv, "--out", str(proj), "--name", "net"]) == 0
-    exported = {"net.h", "net.c", "rnn2c_runtime.h", "net_qmodel.npz", "rnn2c.json"}
+    exported = {"net.h", "net.c", *RUNTIME_FILES, "net_qmodel.npz", "rnn2c.json"}
     after = snapshot(proj)
     assert {k: after[k] for k in mine} == mine  # every user file byte-identical
     assert set(after) == set(mine) | exported
@@ -266,7 +268,7 @@ def test_export_killed_at_every_rename_leaves_old_or_new(ws: Path, tmp_path: Pat
     done = _run_killed(script, 0, ref, [*new_argv, "--out", str(ref)])
     assert done.returncode == 0, done.stderr
     renames = int(done.stdout.split("RENAMES")[-1])
-    assert renames == 6  # the journal, then 4 files and the manifest
+    assert renames == 2 + len(output_files("m"))  # the journal, the files, the manifest
     new = snapshot(ref)
     assert new != old
 

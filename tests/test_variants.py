@@ -28,7 +28,7 @@ from rnn2c.export.layers.dense import DEFAULT_ALPHA, float_activation
 from rnn2c.export.layers.layer_norm import LayerNormLayer
 from rnn2c.export.quantize import observe_model
 from rnn2c.export.reference import run_int
-from rnn2c.export.render import runtime_header
+from rnn2c.export.render import runtime_files, runtime_header
 from tools import need
 
 
@@ -261,7 +261,8 @@ void probe_dense_act(const int32_t *x, const int32_t *kind, const int32_t *frac,
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     d = tmp_path_factory.mktemp("probe_variants")
-    (d / "rnn2c_runtime.h").write_text(runtime_header())
+    for f, text in runtime_files().items():  # rnn2c_runtime.h and the headers it includes
+        (d / f).write_text(text)
     (d / "probe.c").write_text(PROBE)
     lib = d / "libprobe.so"
     flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared"]
@@ -605,7 +606,8 @@ void probe_lnorm(const int32_t *x, const int32_t *params, int32_t *y, int32_t ro
 @pytest.fixture(scope="module")
 def lnorm_probe(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     d = tmp_path_factory.mktemp("probe_lnorm")
-    (d / "rnn2c_runtime.h").write_text(runtime_header())
+    for f, text in runtime_files().items():  # rnn2c_runtime.h and the headers it includes
+        (d / f).write_text(text)
     (d / "probe.c").write_text(LNORM_PROBE)
     lib = d / "libprobe.so"
     flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared"]

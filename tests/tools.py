@@ -124,3 +124,11 @@ def cpu_flags() -> set[str]:
 
 def has_avx512() -> bool:
     return set(AVX512_FLAGS) <= cpu_flags()
+
+
+def cpu_has(*features: str) -> bool:
+    """Whether this machine's CPU has every one of these feature flags (the names of
+    /proc/cpuinfo's flags line: avx2, avx512f, avx512_vnni, ...): the guard of a test that
+    builds a path everywhere and runs it only where the CPU can. False where the flags cannot
+    be read (not Linux)."""
+    return set(features) <= cpu_flags()
