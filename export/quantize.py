@@ -415,7 +415,7 @@ def quantize_model(
     q = input_q
     layers = []
     for i, layer in enumerate(model.layers):
-        sub = _SubObserver(obs, f"{i}.")
+        sub = SubObserver(obs, f"{i}.")
         if model.inputs:  # a graph: each layer's input quantization is its producer's output's
             qs = [
                 input_part(input_q, model.input_sizes, j) if j < 0 else layers[j].output_q
@@ -738,7 +738,7 @@ def _saturation_notes(model: ModelIR, obs: Observer) -> list[str]:
         if not keys:
             continue
         v = np.abs(np.concatenate([np.ravel(obs.get(key)) for key in keys]))
-        top = 2.0 ** layer.state_shift(_SubObserver(obs, f"{i}."))  # type: ignore[attr-defined]
+        top = 2.0 ** layer.state_shift(SubObserver(obs, f"{i}."))  # type: ignore[attr-defined]
         over = float(np.mean(v >= top))
         if over > 0:
             notes.append(
@@ -750,8 +750,9 @@ def _saturation_notes(model: ModelIR, obs: Observer) -> list[str]:
     return notes
 
 
-class _SubObserver:
-    """A view of an Observer restricted to one layer's keys."""
+class SubObserver:
+    """A view of an Observer restricted to one layer's keys: get(key) reads prefix + key (the
+    observer a layer's quantize and state_shift take)."""
 
     def __init__(self, obs: Observer, prefix: str) -> None:
         self.obs = obs
@@ -759,3 +760,7 @@ class _SubObserver:
 
     def get(self, key: str) -> np.ndarray:
         return self.obs.get(self.prefix + key)
+
+
+#: the former name, which export/seq2seq.py imports; drop once it imports SubObserver
+_SubObserver = SubObserver

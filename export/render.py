@@ -408,7 +408,7 @@ def render(qmodel: QuantModel, name: str, class_names: list[str] | None = None) 
         else:
             buffer = f"{p}_out"
             output = buffer
-        views.append(_view(i, layer, p, upper, prev, prev_bits, output, buffer))
+        views.append(layer_view(i, layer, p, upper, prev, prev_bits, output, buffer))
         if layer.kind == "merge":
             views[-1].parts = merge_parts(layer, [made[j] for j in qmodel.inputs[i]])
         prev = output
@@ -489,10 +489,10 @@ def _whole_sequence_views(qmodel: QuantModel, upper: str, name: str) -> list[Lay
         member = f"state->{p}_{buffers[i].name}"
         dest = f"({member} + (size_t)({{t}}) * {width}u)" if seq else f"({member})"
 
-        v = _view(i, layer, p, upper, prev_row.format(t="t"), prev_bits, dest.format(t="t"))
+        v = layer_view(i, layer, p, upper, prev_row.format(t="t"), prev_bits, dest.format(t="t"))
         for key, cell in layer.cells() if layer.kind == "bidir" else []:  # type: ignore[attr-defined]
             row = "r" if layer.forward is None else "t"  # type: ignore[attr-defined]
-            sub = _view(i, cell, f"{p}_{key}", upper, prev_row.format(t=row), prev_bits, "")
+            sub = layer_view(i, cell, f"{p}_{key}", upper, prev_row.format(t=row), prev_bits, "")
             v.cells.append(sub)
         v.rows, v.dest, v.seq_out, v.width = rows, dest, seq, width
         v.ctype = buffers[i].ctype
@@ -508,13 +508,13 @@ def _whole_sequence_views(qmodel: QuantModel, upper: str, name: str) -> list[Lay
 def _repeat_view(i: int, q: QuantLayer, p: str, upper: str, row: str, bits: int) -> LayerView:
     """A RepeatVector's view: no buffer of its own; its n rows are its input row (the one row
     of the layer before it), which the next layer reads at each of them."""
-    v = _view(i, q, p, upper, row, bits, row)
+    v = layer_view(i, q, p, upper, row, bits, row)
     v.rows, v.dest, v.src0, v.width, v.state_out = "1", row, row, q.output_size, False
     v.out_rows = str(q.n)  # type: ignore[attr-defined]
     return v
 
 
-def _view(
+def layer_view(
     i: int,
     q: QuantLayer,
     p: str,
@@ -524,8 +524,10 @@ def _view(
     output: str,
     buffer: str | None = None,
 ) -> LayerView:
-    """A layer's view for the templates (layer_arrays gives no arrays to a layer without a
-    weight matrix: Bidirectional, a merge, pooling, LayerNormalization)."""
+    """Layer i's view for the templates: q its quantized layer, p its C prefix, upper the model's
+    upper-case name, row and input_bits the row it reads and that row's bits, output where its
+    output goes, buffer its whole-sequence buffer (layer_arrays gives no arrays to a layer
+    without a weight matrix: Bidirectional, a merge, pooling, LayerNormalization)."""
     return LayerView(
         index=i,
         q=q,
@@ -748,3 +750,7 @@ def output_rows(qmodel: QuantModel) -> str:
             pool = int(layer.pool)  # type: ignore[attr-defined]
             n = f"({n} >= {pool} ? ({n} - {pool}) / {stride} + 1 : 0)"
     return n
+
+
+#: the former name, which export/seq2seq_render.py imports; drop once it imports layer_view
+_view = layer_view
