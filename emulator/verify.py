@@ -741,7 +741,7 @@ def _verify_seq2seq(  # noqa: ANN202
     """verify of a seq2seq export (emulator/seq2seq.py), after the same checks of the folder
     and the model as the other exports."""
     from rnn2c.emulator.seq2seq import verify_seq2seq  # noqa: PLC0415
-    from rnn2c.export.api import seq2seq_fingerprint  # noqa: PLC0415
+    from rnn2c.export.seq2seq_kind import seq2seq_fingerprint  # noqa: PLC0415
 
     if not isinstance(export.qmodel, QuantSeq2Seq) or not isinstance(ir, Seq2SeqIR):
         raise ExportError(
