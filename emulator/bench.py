@@ -39,8 +39,10 @@ from typing import Any
 import numpy as np
 
 from rnn2c.emulator.build import STRICT_FLAGS, CompiledModel, compile_model, find_compiler
+from rnn2c.emulator.kinds import runner_of
 from rnn2c.emulator.peers import BENCH_HINT, PEERS, Peer, PeerError, TFLiteMicro, version
-from rnn2c.emulator.verify import _agreement, _head, _labels, float_outputs
+from rnn2c.emulator.report import agreement, class_labels, comparison_head, head_activation
+from rnn2c.emulator.verify import float_outputs
 from rnn2c.export.data import Sequences, check_inputs, check_lengths, load_sequences
 from rnn2c.export.ir import ExportError
 from rnn2c.interface import python_api
@@ -338,13 +340,11 @@ def compiler_banner(cc: str | None) -> str:
 
 
 def _check_benchable(ir: Any) -> None:
-    """ExportError for the models bench does not take: seq2seq, several inputs, tokens."""
-    if not hasattr(ir, "embedding"):  # a seq2seq encoder-decoder (export/seq2seq.py)
-        raise ExportError(
-            "rnn2c bench times streaming models (reset + step); this is a seq2seq "
-            "encoder-decoder: use rnn2c size for its instructions per input step and per "
-            "output token, verify for its tokens"
-        )
+    """ExportError for the models bench does not take: those its kind refuses (seq2seq), several
+    inputs, tokens."""
+    refusal = runner_of(ir).bench_refusal(ir)
+    if refusal:
+        raise ExportError(refusal)
     if ir.input_sizes:
         raise ExportError(
             "rnn2c bench does not take models with several inputs: its peers' converted graphs "
@@ -422,14 +422,9 @@ def bench(
             input_quant=input_quant,
         )
         qmodel = res.qmodel
-        head_act = _head(qmodel)
-        labels = _labels(y, head_act, qmodel.output_size)
-        if head_act == "sigmoid":
-            head = "sigmoid"
-        elif qmodel.output_size >= 2 and (head_act == "softmax" or labels is not None):
-            head = "argmax"
-        else:
-            head = "none"
+        head_act = head_activation(qmodel)
+        labels = class_labels(y, head_act, qmodel.output_size)
+        head = comparison_head(head_act, qmodel.output_size, labels)
         float_row.accuracy = _accuracy(head, y_float, labels)
 
         host = HostC(CompiledModel.load(compile_model(folder, "bench", cc, HOST_FLAGS)))
@@ -519,7 +514,7 @@ def bench(
                 y_int = peer.dequantize(outputs[row.path])
             err = np.abs(y_int - y_float)
             row.mean_abs_error, row.max_abs_error = float(err.mean()), float(err.max())
-            row.agreement = _agreement(head, y_int, y_float)
+            row.agreement = agreement(head, y_int, y_float)
             row.accuracy = _accuracy(head, y_int, labels)
         ref = run_int(qmodel, xq_c)[:, -1]
         c_row.bit_exact = bool(np.array_equal(outputs["rnn2c"], ref))
