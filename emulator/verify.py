@@ -4,7 +4,10 @@
 (b) the float model's outputs (dequantized error, argmax agreement, and the task's metric
     against the data's `y`, float and int8 C side by side: accuracy for a label per sequence,
     accuracy per step for a label per step (`y` shaped [N, T]: taggers, whose output at every
-    step is compared), MAE/RMSE for numeric targets (regression, forecasting)).
+    step is compared), MAE/RMSE for numeric targets (regression, forecasting: per sequence, or
+    per step for a model that returns sequences, `y` shaped [N, T, k] or [N, T]); for an output
+    range calibrated from data (a linear or relu head), how many float outputs lie outside the
+    int8 output range, named as the cause where the mean error or agreement fails).
 """
 
 from __future__ import annotations
@@ -66,6 +69,9 @@ __all__ = [
 
 DEFAULT_MIN_AGREEMENT = 0.95
 DEFAULT_MAX_MEAN_ERROR = 0.03  # mean |int8 - float| as a fraction of the float output range
+#: the share of float outputs outside the int8 output range from which a failing mean-error or
+#: agreement check names that clipping as its cause
+MATERIAL_CLIPPING = 0.01
 #: --stream bound: the integer reference runs in Python, some 0.1-0.5 ms a step, so 10^6 steps
 #: take minutes (with progress lines) and a few hundred MB
 MAX_STREAM_STEPS = 1_000_000
@@ -230,12 +236,20 @@ class VerifyReport:
     head: str = "none"  # "argmax" (softmax or logits), "sigmoid" (0.5 threshold) or "none"
     chance: str | None = None  # why the float model looks untrained, if it does
     #: what y says the task is: "classify" (a label per sequence), "tag" (a label per step,
-    #: every step compared), "regress" (numeric targets), "none" (no y)
+    #: every step compared), "regress" (numeric targets per sequence), "regress per step"
+    #: (numeric targets per step, every real step compared), "none" (no y)
     task: str = "none"
     float_mae: float | None = None  # regress: mean |output - target|, float model
     int8_mae: float | None = None  # ... and the int8 C
     float_rmse: float | None = None
     int8_rmse: float | None = None
+    #: an output range calibrated from data (a linear or relu head; None for fixed-scale outputs
+    #: such as softmax): the share of the compared float outputs outside the int8 output range,
+    #: that range ([dequantize(-128) - half a step, dequantize(127) + half a step]), and the
+    #: share of the compared int8 outputs at -128 or 127
+    output_clipped: float | None = None
+    output_limits: list[float] | None = None
+    output_at_limits: float | None = None
     files_checked: bool = False  # whether the export's files were checked against its manifest
     changed_files: list[str] = field(default_factory=list)  # files edited after export
     stream: StreamReport | None = None
@@ -291,6 +305,16 @@ class VerifyReport:
                 f"({100 * self.max_mean_error:g}% of range {self.output_range:.4g})",
             ),
         ]
+        if self.output_clipped is not None and self.output_limits is not None:
+            lo, hi = self.output_limits
+            rows += [
+                (
+                    "float outputs outside int8",
+                    pct(self.output_clipped),
+                    f"range [{lo:.4g}, {hi:.4g}], calibrated",
+                ),
+                ("int8 outputs at -128/127", pct(self.output_at_limits), ""),
+            ]
         if self.classifier:
             label = "argmax agreement" if self.head == "argmax" else "agreement (p > 0.5)"
             rows.append((label, pct(self.agreement), f">= {pct(self.min_agreement)}"))
@@ -305,9 +329,10 @@ class VerifyReport:
                 )
             )
         if self.float_mae is not None:
+            per = " per step" if self.task == "regress per step" else ""
             rows += [
-                ("MAE float / int8", f"{self.float_mae:.5g} / {self.int8_mae:.5g}", "vs y"),
-                ("RMSE float / int8", f"{self.float_rmse:.5g} / {self.int8_rmse:.5g}", ""),
+                (f"MAE{per} float / int8", f"{self.float_mae:.5g} / {self.int8_mae:.5g}", "vs y"),
+                (f"RMSE{per} float / int8", f"{self.float_rmse:.5g} / {self.int8_rmse:.5g}", ""),
             ]
         rows.append(("state", f"{self.state_bytes} bytes", ""))
         if self.push_sample is not None:
@@ -474,12 +499,45 @@ def _per_step_labels(y: np.ndarray | None, shape: tuple[int, ...], outputs: int)
     return not one_hot
 
 
-def _targets(y: np.ndarray | None, head: str, outputs: int) -> np.ndarray | None:
-    """Numeric regression targets [N, outputs] from y, for a model without a classifier head."""
+def _numeric_targets(
+    qmodel: QuantModel, seqs: Sequences, head: str, label_rows: int
+) -> tuple[bool, np.ndarray | None]:
+    """(whether y holds a target per output row, the numeric targets as floats) for a model
+    without a classifier head: [N, k] or [N] (k = 1) per sequence, [N, T, k] or [N, T] (k = 1)
+    per step of a model that returns sequences (T: its output rows, a RepeatVector's n);
+    (False, None) where y is not floats; a one-line ExportError for a shape that fits neither."""
+    y = seqs.y
     if y is None or head in ("softmax", "sigmoid") or y.dtype.kind != "f":
-        return None
-    t = y.reshape(len(y), -1)
-    return t.astype(np.float64) if t.shape[1] == outputs else None
+        return False, None
+    n, k = seqs.x.shape[0], qmodel.output_size
+    rows = "output rows" if qmodel.fixed_rows is not None else "steps"
+    if y.ndim == 3 or (y.ndim == 2 and k == 1 and y.shape[1] == label_rows > 1):
+        if not qmodel.returns_sequences:
+            raise ExportError(
+                f"--data: y has shape {y.shape}, a target per step, but the model gives one "
+                f"output per sequence (its last layer does not return sequences): give y "
+                f"[N, {k}]" + (" or [N]" if k == 1 else "")
+            )
+        if qmodel.changes_length and qmodel.fixed_rows is None:
+            raise ExportError(
+                "--data: y holds a target per time step but the model's output rows are not its "
+                "steps (a strided or unpadded Conv1D, or pooling); give one target per sequence"
+            )
+        per_row = y.reshape(*y.shape[:2], -1) if y.ndim == 2 else y
+        if per_row.shape != (n, label_rows, k):
+            raise ExportError(
+                f"--data: y has shape {y.shape}; per-step targets for this model are "
+                f"[N, {label_rows}, {k}]: {k} output(s) at each of its {label_rows} {rows}"
+                + (f" ([N, {label_rows}] also does)" if k == 1 else "")
+            )
+        return True, per_row.astype(np.float64)
+    if (y.ndim == 1 and k == 1) or (y.ndim == 2 and y.shape[1] == k):
+        return False, y.reshape(len(y), -1).astype(np.float64)
+    per_step = f", or per step [N, {label_rows}, {k}]" if qmodel.returns_sequences else ""
+    raise ExportError(
+        f"--data: y has shape {y.shape}; this model gives {k} output(s) per sequence: give "
+        f"numeric targets [N, {k}]{per_step}"
+    )
 
 
 def _check_thresholds(min_agreement: float, max_mean_error: float, stream_steps: int) -> None:
@@ -689,6 +747,18 @@ class _Targets:
 
 
 @dataclass
+class _Compared:
+    """What verify holds side by side: a row per compared output (each sequence's last, or
+    every real output row)."""
+
+    y_float: np.ndarray  # the float model's outputs [rows, k]
+    y_int: np.ndarray  # the C's, dequantized
+    codes: np.ndarray  # the C's int8 outputs
+    labels: np.ndarray | None
+    targets: np.ndarray | None
+
+
+@dataclass
 class _Run:
     """The C's outputs on the data, held against the integer reference."""
 
@@ -708,8 +778,7 @@ def verify_sequence(job: VerifyJob) -> VerifyReport:
     _check_data_lengths(qmodel, seqs, job.stream_steps)
     ys = _read_targets(qmodel, seqs)
     run = _run_c(job, qmodel, seqs)
-    y_float, y_int, labels, targets = _outputs(job, qmodel, seqs, ys, run)
-    report = _report(job, qmodel, seqs, ys, run, (y_float, y_int, labels, targets))
+    report = _report(job, qmodel, seqs, ys, run, _outputs(job, qmodel, seqs, ys, run))
     report.notes = [mask_note] if mask_note else []
     _check(job, report, qmodel, seqs, ys, run)
     return report
@@ -746,7 +815,9 @@ def _read_targets(qmodel: QuantModel, seqs: Sequences) -> _Targets:
     """What y holds: labels per step or per sequence, numeric targets, or nothing."""
     head_act = head_activation(qmodel)
     per_step, label_rows, labels = _step_labels(qmodel, seqs, head_act)
-    targets = None if per_step else _targets(seqs.y, head_act, qmodel.output_size)
+    targets = None
+    if not per_step:  # numeric targets, per sequence or per step
+        per_step, targets = _numeric_targets(qmodel, seqs, head_act, label_rows)
     head = comparison_head(head_act, qmodel.output_size, labels)
     return _Targets(per_step, label_rows, labels, targets, head_act, head)
 
@@ -779,9 +850,9 @@ def _total_steps(seqs: Sequences) -> int:
 
 def _outputs(
     job: VerifyJob, qmodel: QuantModel, seqs: Sequences, ys: _Targets, run: _Run
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """(float outputs, int8 C outputs dequantized, labels, targets) of what is compared: every
-    real output row for a label per step, else each sequence's last output."""
+) -> _Compared:
+    """The outputs compared, with their labels or targets: every real output row for a label or
+    target per step, else each sequence's last output."""
     n, t = seqs.x.shape[:2]
     keras_phase = progress(
         job.progress_prefix, "float model (Keras)", _total_steps(seqs), ticks=False
@@ -791,16 +862,17 @@ def _outputs(
     labels, targets = ys.labels, ys.targets
     if ys.per_step:
         real = np.arange(ys.label_rows)[None, :] < rows[:, None]
-        y_int = qmodel.output_q.dequantize(run.c_out[:, : ys.label_rows])[real]  # [rows, out]
+        codes = run.c_out[:, : ys.label_rows][real]  # [rows, out]
         with keras_phase:
             y_float = float_outputs(job.keras_model, seqs.x, seqs.lengths, every_step=True)
         y_float = y_float[:, : ys.label_rows][real]
         labels = labels[real] if labels is not None else None
+        targets = targets[real] if targets is not None else None
     else:
-        y_int = qmodel.output_q.dequantize(last_step(run.c_out, rows))
+        codes = last_step(run.c_out, rows)
         with keras_phase:
             y_float = float_outputs(job.keras_model, seqs.x, seqs.lengths)
-    return y_float, y_int, labels, targets
+    return _Compared(y_float, qmodel.output_q.dequantize(codes), codes, labels, targets)
 
 
 def _report(
@@ -809,10 +881,12 @@ def _report(
     seqs: Sequences,
     ys: _Targets,
     run: _Run,
-    compared: tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None],
+    compared: _Compared,
 ) -> VerifyReport:
-    """The figures: errors, agreement, accuracy or MAE/RMSE against y, the chance check."""
-    y_float, y_int, labels, targets = compared
+    """The figures: errors, output clipping, agreement, accuracy or MAE/RMSE against y, the
+    chance check."""
+    c = compared
+    y_float, y_int, labels, targets = c.y_float, c.y_int, c.labels, c.targets
     head = ys.head
     err = np.abs(y_int - y_float)
     out_range = float(y_float.max() - y_float.min()) or 1.0
@@ -823,7 +897,10 @@ def _report(
     elif labels is not None and head == "sigmoid":
         acc_f = float(((y_float > 0.5) == labels).mean())
         acc_i = float(((y_int > 0.5) == labels).mean())
-    task = "tag" if ys.per_step else "regress" if targets is not None else "none"
+    if ys.per_step:
+        task = "regress per step" if targets is not None else "tag"
+    else:
+        task = "regress" if targets is not None else "none"
     if task == "none" and acc_f is not None:
         task = "classify"
     reg = _regression(targets, y_float, y_int)
@@ -858,6 +935,50 @@ def _report(
         outputs=(y_float, y_int),
         whole_sequence=qmodel.whole_sequence,
         max_length=qmodel.max_length,
+        **(_clipping(qmodel, c) if ys.head_act in CALIBRATED_HEADS else {}),
+    )
+
+
+#: output activations whose int8 range is chosen from the calibration data (the others, such
+#: as softmax and sigmoid, have fixed output scales whose ends are by design)
+CALIBRATED_HEADS = ("linear", "relu")
+
+
+def _clipping(qmodel: QuantModel, compared: _Compared) -> dict[str, Any]:
+    """output_clipped, output_limits and output_at_limits of the report (see VerifyReport)."""
+    oq = qmodel.output_q
+    half = np.asarray(oq.scale, dtype=np.float64) / 2
+    lo = oq.dequantize(np.int64(-128)) - half
+    hi = oq.dequantize(np.int64(127)) + half
+    y = compared.y_float
+    return {
+        "output_clipped": float(((y < lo) | (y > hi)).mean()),
+        "output_limits": [float(np.min(lo)), float(np.max(hi))],
+        "output_at_limits": float(((compared.codes == -128) | (compared.codes == 127)).mean()),
+    }
+
+
+def _clipping_cause(
+    share: float | None, what: str, limits: list[float], method: str, again: bool = False
+) -> str:
+    """The cause a failing error or agreement check names where the float outputs left the
+    int8 output range materially ('' where they did not); again: the range and the way out
+    were named already in the FAIL line (the share only)."""
+    if share is None or share <= MATERIAL_CLIPPING:
+        return ""
+    if again:
+        return f": {100 * share:.2f}% of {what} outside the int8 output range"
+    if method == "minmax":
+        fix = "export again with a --calib that does, e.g. with these sequences"
+    else:
+        fix = (
+            f"--calibration {method} keeps the bulk of the calibration set's range: export "
+            "again with --calibration minmax on a --calib that covers the data's range"
+        )
+    return (
+        f": {100 * share:.2f}% of {what} outside the int8 output range "
+        f"[{limits[0]:.4g}, {limits[1]:.4g}] (the calibration set does not cover the data's "
+        f"range: {fix})"
     )
 
 
@@ -872,12 +993,14 @@ def _check(
     """The checks against their thresholds (the stream run first, where asked), in the order
     of the FAIL line."""
     threshold = job.max_mean_error * report.output_range
+    limits, method = report.output_limits or [], qmodel.calibration
+    named = False  # the range and the way out, said once in the FAIL line
     if job.export.changed_files:
         report.failures.append(
             "export files edited after export: " + ", ".join(job.export.changed_files)
         )
     if job.stream_steps > 0:
-        calibrated = ys.head_act in ("linear", "relu")  # a range chosen from calibration data
+        calibrated = ys.head_act in CALIBRATED_HEADS  # a range chosen from calibration data
         report.stream = stream_check(
             job.ir,
             qmodel,
@@ -892,13 +1015,20 @@ def _check(
         if not report.stream.bit_exact:
             report.failures.append("C output differs from the integer reference on the stream")
         if report.stream.mean_error > threshold:
-            report.failures.append("stream mean error above threshold")
+            steps = "the stream's steps have float outputs"
+            why = _clipping_cause(report.stream.clipped, steps, limits, method)
+            report.failures.append("stream mean error above threshold" + why)
+            named = bool(why)
     if not report.bit_exact:
         report.failures.append("C output differs from the integer reference")
     check_push_sample(report, run.compiled, run.xq, seqs.lengths, run.c_out)
-    if report.mean_abs_error > threshold:
-        report.failures.append("mean error above threshold")
+    clipped, outputs = report.output_clipped, "float outputs lie"
+    error_failed = report.mean_abs_error > threshold
+    if error_failed:
+        why = _clipping_cause(clipped, outputs, limits, method, named)
+        report.failures.append("mean error above threshold" + why)
     if report.agreement is not None and report.agreement < job.min_agreement:
-        report.failures.append("agreement below threshold")
+        why = "" if error_failed else _clipping_cause(clipped, outputs, limits, method, named)
+        report.failures.append("agreement below threshold" + why)
     if report.chance:
         report.failures.append(CHANCE_FAILURE)
