@@ -38,11 +38,17 @@ from typing import Any
 
 import numpy as np
 
+from rnn2c.emulator import size as S
 from rnn2c.emulator.build import STRICT_FLAGS, CompiledModel, compile_model, find_compiler
+from rnn2c.emulator.kinds import runner_of
 from rnn2c.emulator.peers import BENCH_HINT, PEERS, Peer, PeerError, TFLiteMicro, version
-from rnn2c.emulator.verify import _agreement, _head, _labels, float_outputs
+from rnn2c.emulator.report import agreement, class_labels, comparison_head, head_activation
+from rnn2c.emulator.verify import float_outputs
+from rnn2c.export.api import export_model, read_any
 from rnn2c.export.data import Sequences, check_inputs, check_lengths, load_sequences
 from rnn2c.export.ir import ExportError
+from rnn2c.export.reference import run_int
+from rnn2c.export.tflite import ConversionError, one_line, to_int8_tflite
 from rnn2c.interface import python_api
 
 HOST_FLAGS = (*STRICT_FLAGS, "-O3", "-march=native")
@@ -338,13 +344,11 @@ def compiler_banner(cc: str | None) -> str:
 
 
 def _check_benchable(ir: Any) -> None:
-    """ExportError for the models bench does not take: seq2seq, several inputs, tokens."""
-    if not hasattr(ir, "embedding"):  # a seq2seq encoder-decoder (export/seq2seq.py)
-        raise ExportError(
-            "rnn2c bench times streaming models (reset + step); this is a seq2seq "
-            "encoder-decoder: use rnn2c size for its instructions per input step and per "
-            "output token, verify for its tokens"
-        )
+    """ExportError for the models bench does not take: those its kind refuses (seq2seq), several
+    inputs, tokens."""
+    refusal = runner_of(ir).bench_refusal(ir)
+    if refusal:
+        raise ExportError(refusal)
     if ir.input_sizes:
         raise ExportError(
             "rnn2c bench does not take models with several inputs: its peers' converted graphs "
@@ -355,6 +359,29 @@ def _check_benchable(ir: Any) -> None:
             "rnn2c bench does not take token models (an Embedding input): its peers' converted "
             "graphs take int8 rows; use rnn2c size for instructions per step, verify for fidelity"
         )
+
+
+@dataclass
+class _Setup:
+    """What every path runs: the sequences cut to T steps, their labels, the calibration set."""
+
+    label: str  # the model, for the report
+    keras_model: Any
+    ir: Any
+    x: np.ndarray  # [N, T, F]
+    y: np.ndarray | None
+    steps: int  # T
+    left_out: int  # sequences with fewer real steps than T
+    calib: Sequences
+
+
+@dataclass
+class _Runner:
+    """A timed path: its row, what runs it, its inputs."""
+
+    row: BenchRow
+    runner: Any  # HostC or a Peer
+    xq: np.ndarray
 
 
 @python_api()
@@ -378,14 +405,66 @@ def bench(
     Sequences (calib quantizes both rnn2c's export and the peers' flatbuffer). ExportError for
     bad input; a peer or a target that fails becomes a row with its error.
     """
-    from rnn2c.emulator import size as S  # noqa: PLC0415
-    from rnn2c.export.api import export_model, read_any  # noqa: PLC0415
-    from rnn2c.export.reference import run_int  # noqa: PLC0415
-    from rnn2c.export.tflite import ConversionError, one_line, to_int8_tflite  # noqa: PLC0415
-
     targets = tuple(targets)
     peers = tuple(peers)
     _check_args(rounds, steps, sequences, targets, peers)
+    setup = _setup(model, data, calib, steps, sequences)
+    export = {"calibration": calibration, "activations": activations, "input_quant": input_quant}
+    float_row = BenchRow("float", "float Keras", "float")
+    rows: list[BenchRow] = [float_row]
+    y_float = float_outputs(setup.keras_model, setup.x, None)
+    with tempfile.TemporaryDirectory(prefix="rnn2c-bench-") as work:
+        folder = Path(work) / "c"
+        res = export_model(setup.keras_model, setup.calib, folder, name="bench", **export)
+        qmodel = res.qmodel
+        head_act = head_activation(qmodel)
+        labels = class_labels(setup.y, head_act, qmodel.output_size)
+        head = comparison_head(head_act, qmodel.output_size, labels)
+        float_row.accuracy = _accuracy(head, y_float, labels)
+        host = HostC(CompiledModel.load(compile_model(folder, "bench", cc, HOST_FLAGS)))
+        c_row = BenchRow("rnn2c", "rnn2c C", "host", ram_bytes=host.compiled.state_size)
+        c_row.ram_bytes_what = "the state struct (the step's scratch is on the stack)"
+        rows.append(c_row)
+        xq_c = qmodel.input_q.quantize(setup.x).astype(np.int8)
+        runners = [_Runner(c_row, host, xq_c), *_peer_runners(setup, peers, rows)]
+        outputs = _warm_up(runners, host)
+        cost = {"c": host.clock_cost(), "python": python_clock_cost()}
+        _time_rounds(runners, host, cost, rounds, setup.steps)
+        for r in runners:  # each path's outputs against the float model and the labels
+            if r.row.path == "rnn2c":
+                y_int = qmodel.output_q.dequantize(outputs["rnn2c"])
+            else:
+                y_int = r.runner.dequantize(outputs[r.row.path])
+            err = np.abs(y_int - y_float)
+            r.row.mean_abs_error, r.row.max_abs_error = float(err.mean()), float(err.max())
+            r.row.agreement = agreement(head, y_int, y_float)
+            r.row.accuracy = _accuracy(head, y_int, labels)
+        c_row.bit_exact = bool(np.array_equal(outputs["rnn2c"], run_int(qmodel, xq_c)[:, -1]))
+        if not c_row.bit_exact:
+            c_row.notes.append("NOT bit-exact with the integer reference at -O3 -march=native")
+        _count_on_targets(setup, Path(work), folder, targets, rows)
+        _c_model_bytes(c_row, rows, res.manifest)
+    return BenchReport(
+        model=setup.label,
+        sequences=int(setup.x.shape[0]),
+        left_out=setup.left_out,
+        steps=setup.steps,
+        rounds=rounds,
+        head=head,
+        machine=machine(),
+        compiler=compiler_banner(cc),
+        host_flags=list(HOST_FLAGS),
+        timer="thread CPU time",
+        clock_cost_ns=cost,
+        export=export,
+        rows=rows,
+        notes=_notes(setup, rows, input_quant, cost),
+    )
+
+
+def _setup(model: Any, data: Any, calib: Any, steps: int | None, sequences: int | None) -> _Setup:
+    """The model read and checked (bench takes streaming single-input models of rows), the
+    data cut to T steps, the calibration set."""
     label = str(model) if isinstance(model, str | os.PathLike) else getattr(model, "name", "model")
     keras_model, ir = read_any(model)
     _check_benchable(ir)
@@ -402,159 +481,144 @@ def bench(
     keep = keep[:sequences] if sequences else keep
     x = np.ascontiguousarray(seqs.x[keep, :t])
     y = None if seqs.y is None else np.asarray(seqs.y)[keep]
-    n = x.shape[0]
+    return _Setup(label, keras_model, ir, x, y, t, left_out, cal)
 
-    rows: list[BenchRow] = []
-    notes: list[str] = []
-    float_row = BenchRow("float", "float Keras", "float")
-    rows.append(float_row)
-    y_float = float_outputs(keras_model, x, None)
 
-    with tempfile.TemporaryDirectory(prefix="rnn2c-bench-") as work:
-        folder = Path(work) / "c"
-        res = export_model(
-            keras_model,
-            cal,
-            folder,
-            name="bench",
-            calibration=calibration,
-            activations=activations,
-            input_quant=input_quant,
-        )
-        qmodel = res.qmodel
-        head_act = _head(qmodel)
-        labels = _labels(y, head_act, qmodel.output_size)
-        if head_act == "sigmoid":
-            head = "sigmoid"
-        elif qmodel.output_size >= 2 and (head_act == "softmax" or labels is not None):
-            head = "argmax"
-        else:
-            head = "none"
-        float_row.accuracy = _accuracy(head, y_float, labels)
+def _peer_runners(setup: _Setup, peers: tuple[str, ...], rows: list[BenchRow]) -> list[_Runner]:
+    """A row per peer (appended to rows); the runners of those installed that take the int8
+    flatbuffer of the model (converted once), the others' rows say why not."""
+    t = setup.steps
+    peer_rows: list[tuple[BenchRow, type[Peer]]] = []
+    for key in peers:
+        cls = PEERS[key]
+        ver = version(cls.dist)
+        row = BenchRow(key, cls.label, "host", version=ver)
+        if ver and len(ver) <= 12:
+            row.label = f"{cls.label} {ver}"
+        peer_rows.append((row, cls))
+    flatbuffer: bytes | None = None
+    conversion_error = None
+    if any(version(cls.dist) for _, cls in peer_rows):
+        try:
+            flatbuffer = to_int8_tflite(setup.keras_model, setup.calib.x, t, check=setup.x[:2])
+        except ConversionError as e:
+            conversion_error = f"conversion to int8 .tflite failed: {e}"
+    runners = []
+    for row, cls in peer_rows:
+        rows.append(row)
+        if version(cls.dist) is None:
+            row.error = f"{cls.dist} is not installed ({BENCH_HINT})"
+            continue
+        if flatbuffer is None:
+            row.error = conversion_error
+            continue
+        try:
+            peer = cls(flatbuffer)
+            if peer.input_shape != (1, t, setup.ir.input_size):
+                raise PeerError(f"the flatbuffer takes {peer.input_shape}, not (1, {t}, F)")
+        except PeerError as e:
+            row.error = str(e)
+            continue
+        except Exception as e:  # a runtime that refuses the flatbuffer
+            row.error = one_line(e)
+            continue
+        row.model_bytes = peer.model_bytes
+        row.model_bytes_what = "the .tflite flatbuffer (the interpreter's code not counted)"
+        runners.append(_Runner(row, peer, peer.quantize(setup.x)))
+    return runners
 
-        host = HostC(CompiledModel.load(compile_model(folder, "bench", cc, HOST_FLAGS)))
-        c_row = BenchRow("rnn2c", "rnn2c C", "host", ram_bytes=host.compiled.state_size)
-        c_row.ram_bytes_what = "the state struct (the step's scratch is on the stack)"
-        rows.append(c_row)
-        xq_c = qmodel.input_q.quantize(x).astype(np.int8)
-        runners: list[tuple[BenchRow, Any, np.ndarray]] = [(c_row, host, xq_c)]
 
-        peer_rows: list[tuple[BenchRow, type[Peer]]] = []
-        for key in peers:
-            cls = PEERS[key]
-            ver = version(cls.dist)
-            row = BenchRow(key, cls.label, "host", version=ver)
-            if ver and len(ver) <= 12:
-                row.label = f"{cls.label} {ver}"
-            peer_rows.append((row, cls))
-        flatbuffer: bytes | None = None
-        conversion_error = None
-        if any(version(cls.dist) for _, cls in peer_rows):
-            try:
-                flatbuffer = to_int8_tflite(keras_model, cal.x, t, check=x[:2])
-            except ConversionError as e:
-                conversion_error = f"conversion to int8 .tflite failed: {e}"
-        for row, cls in peer_rows:
-            rows.append(row)
-            if version(cls.dist) is None:
-                row.error = f"{cls.dist} is not installed ({BENCH_HINT})"
-                continue
-            if flatbuffer is None:
-                row.error = conversion_error
-                continue
-            try:
-                peer = cls(flatbuffer)
-                if peer.input_shape != (1, t, ir.input_size):
-                    raise PeerError(f"the flatbuffer takes {peer.input_shape}, not (1, {t}, F)")
-            except PeerError as e:
-                row.error = str(e)
-                continue
-            except Exception as e:  # a runtime that refuses the flatbuffer
-                row.error = one_line(e)
-                continue
-            row.model_bytes = peer.model_bytes
-            row.model_bytes_what = "the .tflite flatbuffer (the interpreter's code not counted)"
-            runners.append((row, peer, peer.quantize(x)))
-
-        # warm-up (and outputs): every path once over every sequence
-        outputs: dict[str, np.ndarray] = {}
-        for row, runner, xq in list(runners):
-            try:
-                outputs[row.path] = runner.run(xq)[0]
-            except Exception as e:  # a peer failing at run time: its row says so
-                if runner is host:
-                    raise
-                row.error = one_line(e)
-                runners.remove((row, runner, xq))
-        for row, runner, _ in runners:
-            if isinstance(runner, TFLiteMicro):
-                row.ram_bytes = runner.measure_arena()
-                row.ram_bytes_what = "the tensor arena in use (TFLM's recording allocator)"
-            if row.path == "litert":
-                row.ram_bytes_what = "not reported by LiteRT's Python API"
-                row.notes.append(
-                    f"{runner.ops} ops, {runner.delegated} of them delegated (XNNPACK), 1 thread"
-                )
-            if row.version and row.version not in row.label:
-                row.notes.append(f"{runner.dist} {row.version}")
-
-        cost = {"c": host.clock_cost(), "python": python_clock_cost()}
-        per_round: dict[str, list[float]] = {row.path: [] for row, _, _ in runners}
-        for _ in range(rounds):
-            for row, runner, xq in runners:
-                ns = runner.run(xq)[1]
-                c = cost["c"] if runner is host else cost["python"]
-                per_round[row.path].append(float(ns.mean()) - c)
-        base = np.asarray(per_round["rnn2c"])
-        for row, _, _ in runners:
-            times = np.asarray(per_round[row.path])
-            row.rounds_ns = [float(v) for v in times]
-            row.per_sequence_ns = Spread.of(times)
-            row.per_step_ns = row.per_sequence_ns.scaled(1.0 / t)
-            row.vs_rnn2c = Spread.of(times / base)
-            if row.path == "rnn2c":
-                y_int = qmodel.output_q.dequantize(outputs["rnn2c"])
-            else:
-                peer = next(r for w, r, _ in runners if w is row)
-                y_int = peer.dequantize(outputs[row.path])
-            err = np.abs(y_int - y_float)
-            row.mean_abs_error, row.max_abs_error = float(err.mean()), float(err.max())
-            row.agreement = _agreement(head, y_int, y_float)
-            row.accuracy = _accuracy(head, y_int, labels)
-        ref = run_int(qmodel, xq_c)[:, -1]
-        c_row.bit_exact = bool(np.array_equal(outputs["rnn2c"], ref))
-        if not c_row.bit_exact:
-            c_row.notes.append("NOT bit-exact with the integer reference at -O3 -march=native")
-
-        # exact instructions per step on Cortex-M, on the first sequences of the same data
-        counted = Path(work) / "mcu.npz"
-        np.savez(counted, x=x[:MCU_SEQUENCES, :MCU_STEPS])
-        for target in targets:
-            row = BenchRow(target, f"rnn2c {TARGET_LABELS[target]}", "mcu")
-            rows.append(row)
-            try:
-                rep = S.measure(folder, target, "O2", counted, MCU_SEQUENCES, MCU_STEPS)
-            except (S.SizeError, RuntimeError) as e:
-                row.error = " ".join(str(e).split())
-                continue
-            row.instructions_per_step = Spread(
-                rep.instructions_mean, rep.instructions_min, rep.instructions_max
+def _warm_up(runners: list[_Runner], host: HostC) -> dict[str, np.ndarray]:
+    """Every path once over every sequence (a peer failing here leaves, its row saying why);
+    their outputs, by path; the peers' RAM figures and notes."""
+    outputs: dict[str, np.ndarray] = {}
+    for r in list(runners):
+        try:
+            outputs[r.row.path] = r.runner.run(r.xq)[0]
+        except Exception as e:  # a peer failing at run time: its row says so
+            if r.runner is host:
+                raise
+            r.row.error = one_line(e)
+            runners.remove(r)
+    for r in runners:
+        row, runner = r.row, r.runner
+        if isinstance(runner, TFLiteMicro):
+            row.ram_bytes = runner.measure_arena()
+            row.ram_bytes_what = "the tensor arena in use (TFLM's recording allocator)"
+        if row.path == "litert":
+            row.ram_bytes_what = "not reported by LiteRT's Python API"
+            row.notes.append(
+                f"{runner.ops} ops, {runner.delegated} of them delegated (XNNPACK), 1 thread"
             )
-            row.model_bytes, row.ram_bytes = rep.flash, rep.ram
-            row.model_bytes_what = f"flash -{rep.opt}: code + constants + library members"
-            row.ram_bytes_what = f"state {rep.state} + static {rep.static_ram} + stack {rep.stack}"
-            row.bit_exact = rep.bit_exact
-            if target == "cortex-m4":
-                c_row.model_bytes = rep.flash
-                c_row.model_bytes_what = "Cortex-M4 flash (-O2): code + constants + libraries"
-        if c_row.model_bytes is None:
-            c_row.model_bytes = int(res.manifest["weight_bytes"])
-            c_row.model_bytes_what = "weights and parameters (no Cortex-M4 flash figure)"
-        if c_row.model_bytes_what.startswith("weights"):
-            c_row.notes.append(f"model bytes: {c_row.model_bytes_what}")
+        if row.version and row.version not in row.label:
+            row.notes.append(f"{runner.dist} {row.version}")
+    return outputs
 
+
+def _time_rounds(
+    runners: list[_Runner], host: HostC, cost: dict[str, float], rounds: int, t: int
+) -> None:
+    """`rounds` rounds, each path in turn over every sequence; each row's figures over them
+    (the clocks' own cost subtracted) and its per-round ratio to rnn2c's C."""
+    per_round: dict[str, list[float]] = {r.row.path: [] for r in runners}
+    for _ in range(rounds):
+        for r in runners:
+            ns = r.runner.run(r.xq)[1]
+            c = cost["c"] if r.runner is host else cost["python"]
+            per_round[r.row.path].append(float(ns.mean()) - c)
+    base = np.asarray(per_round["rnn2c"])
+    for r in runners:
+        times = np.asarray(per_round[r.row.path])
+        r.row.rounds_ns = [float(v) for v in times]
+        r.row.per_sequence_ns = Spread.of(times)
+        r.row.per_step_ns = r.row.per_sequence_ns.scaled(1.0 / t)
+        r.row.vs_rnn2c = Spread.of(times / base)
+
+
+def _count_on_targets(
+    setup: _Setup, work: Path, folder: Path, targets: tuple[str, ...], rows: list[BenchRow]
+) -> None:
+    """Exact instructions per step on each Cortex-M target (rnn2c size), on the first
+    sequences of the same data: a row per target."""
+    counted = work / "mcu.npz"
+    np.savez(counted, x=setup.x[:MCU_SEQUENCES, :MCU_STEPS])
+    for target in targets:
+        row = BenchRow(target, f"rnn2c {TARGET_LABELS[target]}", "mcu")
+        rows.append(row)
+        try:
+            rep = S.measure(folder, target, "O2", counted, MCU_SEQUENCES, MCU_STEPS)
+        except (S.SizeError, RuntimeError) as e:
+            row.error = " ".join(str(e).split())
+            continue
+        row.instructions_per_step = Spread(
+            rep.instructions_mean, rep.instructions_min, rep.instructions_max
+        )
+        row.model_bytes, row.ram_bytes = rep.flash, rep.ram
+        row.model_bytes_what = f"flash -{rep.opt}: code + constants + library members"
+        row.ram_bytes_what = f"state {rep.state} + static {rep.static_ram} + stack {rep.stack}"
+        row.bit_exact = rep.bit_exact
+
+
+def _c_model_bytes(c_row: BenchRow, rows: list[BenchRow], manifest: dict[str, Any]) -> None:
+    """rnn2c C's model bytes: the Cortex-M4 flash where it was counted, else the weights."""
+    m4 = next((r for r in rows if r.path == "cortex-m4" and r.ok), None)
+    if m4 is not None:
+        c_row.model_bytes = m4.model_bytes
+        c_row.model_bytes_what = "Cortex-M4 flash (-O2): code + constants + libraries"
+    else:
+        c_row.model_bytes = int(manifest["weight_bytes"])
+        c_row.model_bytes_what = "weights and parameters (no Cortex-M4 flash figure)"
+        c_row.notes.append(f"model bytes: {c_row.model_bytes_what}")
+
+
+def _notes(
+    setup: _Setup, rows: list[BenchRow], input_quant: str, cost: dict[str, float]
+) -> list[str]:
+    """The report's notes: what the peers' copy leaves out, how the figures were taken."""
+    notes = []
     peers_ok = any(r.ok for r in rows if r.path in PEERS)
-    if peers_ok and any(type(layer).__name__ == "Masking" for layer in keras_model.layers):
+    layers = setup.keras_model.layers
+    if peers_ok and any(type(layer).__name__ == "Masking" for layer in layers):
         notes.append("the peers' unrolled copy leaves Masking out: every benchmarked step is real")
     if input_quant != "per-tensor" and peers_ok:
         notes.append("the .tflite input is quantized per tensor, rnn2c's C per feature")
@@ -569,26 +633,7 @@ def bench(
         "peers around invoke(); the clocks' own cost "
         f"(C {cost['c']:.0f} ns, Python {cost['python']:.0f} ns) subtracted"
     )
-    return BenchReport(
-        model=label,
-        sequences=n,
-        left_out=left_out,
-        steps=t,
-        rounds=rounds,
-        head=head,
-        machine=machine(),
-        compiler=compiler_banner(cc),
-        host_flags=list(HOST_FLAGS),
-        timer="thread CPU time",
-        clock_cost_ns=cost,
-        export={
-            "calibration": calibration,
-            "activations": activations,
-            "input_quant": input_quant,
-        },
-        rows=rows,
-        notes=notes,
-    )
+    return notes
 
 
 def _accuracy(head: str, y_out: np.ndarray, labels: np.ndarray | None) -> float | None:

@@ -6,9 +6,11 @@ startup.c + link.ld + Makefile, from the templates in rnn2c.firmware_templates/b
 file per board: memory map, cpu flags, QEMU machine).
 build/run/parse/compare: make, qemu-system-arm under a timeout, the printed outputs against the host
 emulator's (the same C compiled for the host), bit for bit.
-A seq2seq export gets its own main.c (boards/seq2seq_main.c.j2: encode_step per input step, then
-greedy decode) and its printed tokens are compared with the integer reference's
-(emulator/seq2seq_boards.py); the board files, the build and the QEMU run are the same.
+What differs by model kind (emulator/kinds.py) is asked of the kind's runner: the replayed
+inputs, main.c's template and buffers, how the printed lines are held against the references
+and reported (a seq2seq export: boards/seq2seq_main.c.j2, encode_step per input step then
+greedy decode, its tokens against the integer reference's: emulator/seq2seq_boards.py); the
+board files, the build and the QEMU run are the same.
 
 The project folder is written like every rnn2c output (rnn2c.outdir): it may hold the user's own
 files, rnn2c replaces only the files its firmware.json lists, crash-safely.
@@ -34,13 +36,16 @@ from typing import Any
 import numpy as np
 
 from rnn2c import __version__
-from rnn2c.emulator import seq2seq_boards
 from rnn2c.emulator.build import BuildError, load_model, step_offsets
+from rnn2c.emulator.kinds import runner_for, runner_of
+from rnn2c.export import kinds
 from rnn2c.export.api import MANIFEST, export_model, output_files
 from rnn2c.export.data import data_inputs, load_sequences, mask_lengths
+from rnn2c.export.folder import read_export_dir
 from rnn2c.export.footprint import estimate, scratch_bytes, size_text
 from rnn2c.export.ir import ExportError, QuantModel
 from rnn2c.export.isa import RUNTIME_FILES, runtime_files_for
+from rnn2c.export.modelkind import ModelKind
 from rnn2c.export.render import check_name, template_environment
 from rnn2c.interface import python_api
 from rnn2c.outdir import OutputError, OwnedFolder
@@ -162,18 +167,28 @@ class Replay:
 
 
 def replay_inputs(
+    qmodel: Any,
+    data: str | os.PathLike[str] | None,
+    sequences: int = DEFAULT_SEQUENCES,
+    steps: int = DEFAULT_STEPS,
+    seed: int = 0,
+) -> Replay:
+    """The inputs the project replays, chosen by the model's kind: the first `sequences`
+    sequences of --data quantized with the model's input quantization, or deterministic
+    pseudo-random ones of `steps` steps."""
+    check_sequences(sequences)
+    return runner_of(qmodel).replay(qmodel, data, sequences, steps, seed)
+
+
+def sequence_replay(
     qmodel: QuantModel,
     data: str | os.PathLike[str] | None,
     sequences: int = DEFAULT_SEQUENCES,
     steps: int = DEFAULT_STEPS,
     seed: int = 0,
 ) -> Replay:
-    """The first `sequences` sequences of --data quantized with the model's input quantization,
-    or deterministic pseudo-random int8 sequences of `steps` steps."""
-    check_sequences(sequences)
-    if seq2seq_boards.is_seq2seq(qmodel):  # ids or int8 rows for encode_step, then decode
-        inp = seq2seq_boards.seq2seq_inputs(qmodel, data, sequences, steps, seed)
-        return Replay(inp.xq, inp.lengths, inp.source, inp.ids)
+    """A sequence model's replayed inputs: int8 rows (a token model: ids and their rows) for
+    <name>_step or <name>_run."""
     if data is None:
         steps = min(steps, qmodel.max_length or steps)
         rng = np.random.default_rng(seed)
@@ -235,15 +250,9 @@ def project_memory(
     estimate for the board's CPU), the replayed inputs main.c holds, main.c's buffers, the
     firmware's own code and the stack the link reserves."""
     est = estimate(qmodel, scratch_bytes(model_files.get(f"{name}.h", b""), name), b.cpu)
-    n, t, _ = replay.xq.shape
+    n = replay.xq.shape[0]
     inputs = (4 * replay.ids.size if replay.ids is not None else replay.xq.nbytes) + 4 * n
-    if seq2seq_boards.is_seq2seq(qmodel):
-        buffers = 4 * int(qmodel.max_output_length) + 160
-    else:
-        out = int(qmodel.output_size)
-        rows = t if qmodel.whole_sequence and qmodel.returns_sequences else 1
-        buffers = rows * out + 160 + 5 * out
-    buffers += 16
+    buffers = runner_of(qmodel).main_buffers(qmodel, replay) + 16
     return Memory(
         flash=est.flash + inputs + FIRMWARE_CODE,
         ram=est.state + buffers + STACK_BYTES,
@@ -321,12 +330,9 @@ def _check_name(name: str) -> None:
 PROJECT_FILES = ("main.c", "startup.c", "link.ld", "Makefile", "replay.npz")
 
 
-def read_export(export_dir: Path) -> tuple[str, dict[str, bytes], QuantModel]:
-    """An export folder -> (name, its files, the quantized model: a QuantModel, or a
-    QuantSeq2Seq for a seq2seq export); refuses an export whose files were edited after it was
-    written."""
-    from rnn2c.emulator.verify import read_export_dir  # noqa: PLC0415
-
+def read_export(export_dir: Path) -> tuple[str, dict[str, bytes], Any]:
+    """An export folder -> (name, its files, the quantized model: a QuantModel, a
+    QuantSeq2Seq, ...); refuses an export whose files were edited after it was written."""
     if not (export_dir / MANIFEST).is_file():
         raise FirmwareError(
             f"{str(export_dir)!r} is not an rnn2c export folder (no {MANIFEST}); "
@@ -375,10 +381,10 @@ def _holds(folder: Path, name: str, data: bytes) -> bool:
 
 
 def render_project(
-    name: str, model_files: dict[str, bytes], board: Board, replay: Replay, seq2seq: bool = False
+    name: str, model_files: dict[str, bytes], board: Board, replay: Replay, kind: ModelKind
 ) -> tuple[dict[str, bytes], dict[str, Any]]:
-    """({relative path: bytes} of the whole project, its manifest), in memory. seq2seq: the
-    main.c of a seq2seq export (encode, then decode)."""
+    """({relative path: bytes} of the whole project, its manifest), in memory; main.c is the
+    model kind's (its runner's main_template)."""
     n, t, _ = replay.xq.shape
     ctx = {
         "version": __version__,
@@ -398,7 +404,7 @@ def render_project(
     env = template_environment()
     files = {f"{MODEL_DIR}/{k}": v for k, v in model_files.items()}
     for template, target in (
-        (seq2seq_boards.MAIN_TEMPLATE if seq2seq else "main.c.j2", "main.c"),
+        (runner_for(kind).main_template, "main.c"),
         ("startup.c.j2", "startup.c"),
         ("link.ld.j2", "link.ld"),
         ("Makefile.j2", "Makefile"),
@@ -410,7 +416,7 @@ def render_project(
         "rnn2c_version": __version__,
         "board": board.name,
         "name": name,
-        **({"kind": "seq2seq"} if seq2seq else {}),
+        **kind.tag(),
         "sequences": int(n),
         "lengths": [int(v) for v in replay.lengths],
         "inputs": replay.source,
@@ -431,12 +437,12 @@ class Project:
     board: Board
     replay: Replay
     files: list[str]
-    qmodel: Any = None  # QuantModel, or QuantSeq2Seq for a seq2seq export
+    qmodel: Any = None  # the kind's quantized model: a QuantModel, a QuantSeq2Seq
     warnings: list[str] = field(default_factory=list)  # a close fit of the board's memory
 
     @property
-    def seq2seq(self) -> bool:
-        return seq2seq_boards.is_seq2seq(self.qmodel)
+    def kind(self) -> ModelKind:
+        return kinds.of(self.qmodel)
 
 
 @python_api()
@@ -525,8 +531,7 @@ def _make_project(
             qmodel = res.qmodel
     replay = replay_inputs(qmodel, data, sequences)
     warnings = check_fits(b, name, model_files, qmodel, replay)  # before anything is written
-    seq2seq = seq2seq_boards.is_seq2seq(qmodel)
-    files, manifest = render_project(name, model_files, b, replay, seq2seq)
+    files, manifest = render_project(name, model_files, b, replay, kinds.of(qmodel))
     folder.write(files, manifest)
     files_list = sorted([*files, PROJECT_MANIFEST])
     return Project(folder.path, name, b, replay, files_list, qmodel, warnings)
@@ -644,13 +649,17 @@ def first_mismatch(
 
 
 def run_project(project: Project, timeout: float = DEFAULT_TIMEOUT) -> Any:
-    """Build, run under QEMU, parse, and compare with the host emulator bit for bit: a
-    RunResult, or for a seq2seq export a seq2seq_boards.Seq2SeqRunResult (its tokens against the
-    integer reference's)."""
-    if project.seq2seq:
-        return seq2seq_boards.run_project(project, timeout)
+    """Build, run under QEMU, parse, and compare with the references bit for bit, as the model's
+    kind does: a RunResult (the host emulator's outputs), or for a seq2seq export a
+    seq2seq_boards.Seq2SeqRunResult (its tokens against the integer reference's)."""
     elf = build(project.out)
     text, seconds = run_qemu(project.board, elf, timeout)
+    return runner_for(project.kind).compare_run(project, text, seconds)
+
+
+def compare_outputs(project: Project, text: str, seconds: float) -> RunResult:
+    """A sequence model's run: the printed outputs against the host emulator's, step by step
+    (a whole-sequence model without return_sequences: each sequence's last)."""
     n = project.replay.xq.shape[0]
     expected = expected_outputs(project)  # [N, rows, out]: rows >= steps (a RepeatVector's n)
     board_run = parse_output(text, n, expected.shape[1], expected.shape[2])
@@ -662,6 +671,34 @@ def run_project(project: Project, timeout: float = DEFAULT_TIMEOUT) -> Any:
         lengths = np.array([compiled.rows(int(length)) for length in lengths])
     mismatch = first_mismatch(board_run.outputs, board_run.printed, expected, lengths, last_only)
     return RunResult(project, board_run, expected, mismatch)
+
+
+def main_buffers(qmodel: QuantModel, replay: Replay) -> int:
+    """Bytes of main.c's buffers for a sequence model: its output rows, the line it prints."""
+    out = int(qmodel.output_size)
+    rows = replay.xq.shape[1] if qmodel.whole_sequence and qmodel.returns_sequences else 1
+    return rows * out + 160 + 5 * out
+
+
+def print_run(result: RunResult) -> int:
+    """The --run lines of `rnn2c firmware` for a sequence model; the exit code."""
+    project, run = result.project, result.board_run
+    steps = int(project.replay.lengths.sum())
+    print(f"  ran on QEMU {project.board.qemu_machine} in {run.seconds:.2f} s, {steps} steps")
+    print(f"  {result.board_run.summary}")
+    if result.first_mismatch is not None:
+        s, k = result.first_mismatch
+        got = result.board_run.outputs[s, k].tolist() if result.board_run.printed[s, k] else None
+        print(
+            f"rnn2c firmware: board output differs from the host emulator first at sequence {s}, "
+            f"step {k}: board {got}, host {result.expected[s, k].tolist()}",
+            file=sys.stderr,
+        )
+        print("FAIL")
+        return 1
+    print("  board == host emulator: bit-exact at every step")
+    print("PASS")
+    return 0
 
 
 def command(args: Any) -> int:
@@ -709,21 +746,4 @@ def command(args: Any) -> int:
     if not args.run:
         return 0
     result = run_project(project, timeout=args.timeout)
-    if project.seq2seq:
-        return seq2seq_boards.print_run(result)
-    steps = int(project.replay.lengths.sum())
-    print(f"  ran on QEMU {b.qemu_machine} in {result.board_run.seconds:.2f} s, {steps} steps")
-    print(f"  {result.board_run.summary}")
-    if result.first_mismatch is not None:
-        s, k = result.first_mismatch
-        got = result.board_run.outputs[s, k].tolist() if result.board_run.printed[s, k] else None
-        print(
-            f"rnn2c firmware: board output differs from the host emulator first at sequence {s}, "
-            f"step {k}: board {got}, host {result.expected[s, k].tolist()}",
-            file=sys.stderr,
-        )
-        print("FAIL")
-        return 1
-    print("  board == host emulator: bit-exact at every step")
-    print("PASS")
-    return 0
+    return runner_for(project.kind).print_run(result)

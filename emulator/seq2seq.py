@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 
 from rnn2c.emulator.build import compile_model
-from rnn2c.emulator.verify import CHANCE_FAILURE, check_table, files_status, pct, untrained
+from rnn2c.emulator.kinds import VerifyJob
+from rnn2c.emulator.report import CHANCE_FAILURE, check_table, files_status, pct, untrained
 from rnn2c.export.ir import ExportError
 from rnn2c.export.seq2seq import (
     QuantSeq2Seq,
-    Seq2SeqIR,
     keras_greedy,
     load_seq2seq_data,
+    run_folder_settings,
 )
 
 HARNESS = "seq2seq_harness.c.j2"
@@ -212,19 +213,18 @@ class Seq2SeqReport:
         )
 
 
-def verify_seq2seq(
-    keras_model: Any,
-    ir: Seq2SeqIR,
-    q: QuantSeq2Seq,
-    export: Any,
-    data: Any,
-    min_agreement: float,
-    cc: str | None = None,
-    vocab: dict[str, Any] | None = None,
-) -> Seq2SeqReport:
-    """See the module docstring; `export` is verify's ExportDir; vocab: the run folder's
-    "seq2seq" entry of metrics.json (its input_vocab / output_vocab label the plot)."""
-    seqs = load_seq2seq_data(data, "--data", q, need_y=False)
+def verify_seq2seq(job: VerifyJob) -> Seq2SeqReport:
+    """See the module docstring; verify has checked the folder and the model. A run folder's
+    metrics.json "seq2seq" entry (its input_vocab / output_vocab) labels the plot."""
+    if job.stream_steps > 0:
+        raise ExportError(
+            "--stream is for streaming models; a seq2seq model encodes and decodes per "
+            "sequence: drop --stream"
+        )
+    q: QuantSeq2Seq = job.export.qmodel
+    export, min_agreement = job.export, job.min_agreement
+    vocab = run_folder_settings(job.model)
+    seqs = load_seq2seq_data(job.data, "--data", q, need_y=False)
     longest = int(seqs.lengths.max())
     if longest > q.max_length:
         raise ExportError(
@@ -237,7 +237,7 @@ def verify_seq2seq(
         raise ExportError(
             f"--data: target {i} of y has no end token {q.end_token}; end every target with it"
         )
-    compiled = CompiledSeq2Seq.build(export.path, export.name, cc)
+    compiled = CompiledSeq2Seq.build(export.path, export.name, job.cc)
     xin = seqs.x if q.tokens_in else q.encoder.quantize_input(seqs.x)
     limit = q.max_output_length
     ref, ref_n = q.greedy(seqs.x, seqs.lengths, limit)
@@ -247,7 +247,13 @@ def verify_seq2seq(
         bad |= (n != ref_n) | (tok != ref).any(axis=1)
     c_tok, c_n = runs[0]
     f_tok, f_n = keras_greedy(
-        keras_model, ir.encoder_input, seqs.x, seqs.lengths, q.start_token, q.end_token, limit
+        job.keras_model,
+        job.ir.encoder_input,
+        seqs.x,
+        seqs.lengths,
+        q.start_token,
+        q.end_token,
+        limit,
     )
     c_seq = with_end(c_tok, c_n, q.end_token)
     f_seq = with_end(f_tok, f_n, q.end_token)

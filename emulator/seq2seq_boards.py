@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from rnn2c.emulator.build import BuildError
 from rnn2c.export.ir import ExportError
 from rnn2c.export.seq2seq import QuantSeq2Seq, load_seq2seq_data
 
@@ -25,10 +26,6 @@ LINE = re.compile(
     r"seq (\d+) length (\d+) tokens (\d+) out((?: -?\d+)*) encode (\d+|n/a) decode (\d+|n/a)"
 )
 ERROR_LINE = re.compile(r"seq (\d+) (encode_step|decode) error (-?\d+)")
-
-
-def is_seq2seq(qmodel: Any) -> bool:
-    return isinstance(qmodel, QuantSeq2Seq)
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -148,8 +145,6 @@ class Seq2SeqRunResult:
 
 
 def parse_output(text: str, n: int, lengths: np.ndarray) -> Seq2SeqBoardRun:
-    from rnn2c.emulator.build import BuildError  # noqa: PLC0415
-
     tokens: list[list[int] | None] = [None] * n
     errors = []
     enc = np.zeros(n, dtype=np.int64)
@@ -191,13 +186,10 @@ def first_mismatch(got: list[list[int] | None], expected: list[list[int]]) -> in
     return None
 
 
-def run_project(project: Any, timeout: float) -> Seq2SeqRunResult:
-    """Build, run under QEMU, parse, and compare the tokens with the integer reference."""
-    from rnn2c.emulator import firmware  # noqa: PLC0415
-
+def compare_run(project: Any, text: str, seconds: float) -> Seq2SeqRunResult:
+    """What the board printed (firmware.run_project built and ran it), parsed, its tokens
+    against the integer reference's."""
     q = project.qmodel
-    elf = firmware.build(project.out)
-    text, seconds = firmware.run_qemu(project.board, elf, timeout)
     r = project.replay
     inputs = Seq2SeqInputs(r.xq, r.ids, r.lengths, r.source)
     tokens, counts = reference_tokens(q, inputs, q.max_output_length)

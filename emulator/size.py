@@ -32,10 +32,13 @@ import jinja2
 import numpy as np
 
 from rnn2c.emulator.build import step_offsets, template_loader
+from rnn2c.emulator.kinds import runner_for
+from rnn2c.export.data import data_inputs, load_sequences
+from rnn2c.export.folder import read_export_dir
 from rnn2c.export.ir import ExportError, QuantModel, input_offsets
 from rnn2c.export.isa import RUNTIME_FILES, RUNTIME_HEADER
+from rnn2c.export.modelkind import ModelKind
 from rnn2c.export.reference import run_int
-from rnn2c.export.seq2seq import QuantSeq2Seq
 from rnn2c.interface import python_api
 
 CC = "arm-none-eabi-gcc"
@@ -129,26 +132,6 @@ void rnn2c_size_main(void)
 #: and the outputs live here, below the painted stack; seq2seq exports: the state (with the
 #: encoder outputs of every step), the input row, and the tokens decode writes
 WHOLE_STATE, WHOLE_IN, WHOLE_OUT = RAM_BASE + 0x10000, RAM_BASE + 0x90000, RAM_BASE + 0xB0000
-
-SEQ2SEQ_HARNESS = """\
-/* rnn2c size harness of a seq2seq export: keeps <name>_reset, the encoder's entry points and
- * <name>_decode alive through --gc-sections (the state is the caller's: no .bss here). */
-#include "{name}.h"
-void rnn2c_size_main({name}_state_t *state, const int8_t *row, int32_t *tokens);
-void rnn2c_size_main({name}_state_t *state, const int8_t *row, int32_t *tokens)
-{{
-    {name}_reset(state);
-#if defined({NAME}_INPUT_TOKENS)
-    (void)row;
-    (void){name}_encode_step_token(state, tokens[0]);
-    (void){name}_encode_tokens(state, tokens, 1);
-#else
-    (void){name}_encode_step(state, row);
-    (void){name}_encode(state, (const int8_t(*)[{NAME}_INPUT_SIZE])(const void *)row, 1);
-#endif
-    (void){name}_decode(state, tokens, {NAME}_MAX_OUTPUT_LENGTH);
-}}
-"""
 
 
 @dataclass
@@ -256,76 +239,6 @@ class SizeReport(Footprint):
         return self._lines(rows, self.name, self.notes)
 
 
-@dataclass
-class Seq2SeqSizeReport(Footprint):
-    """A seq2seq export: the encoder counted per input step (<name>_encode_step, or
-    _encode_step_token), the decoder per output token (<name>_decode's instructions / the decoder
-    steps it ran: the tokens it wrote and the end token it stopped at)."""
-
-    stack_static_encode: int  # worst path from encode_step
-    stack_static_decode: int  # worst path from decode
-    max_length: int  # the most input steps (the attention's values in the state)
-    max_output_length: int
-    sequences: int
-    input_source: str
-    encode_steps: int  # encode_step calls counted
-    macs_per_encode_step: int
-    encode_instructions_mean: float  # per encode_step call
-    encode_instructions_min: int
-    encode_instructions_max: int
-    encode_instructions_per_mac: float
-    tokens: int  # tokens decode wrote
-    decoder_steps: int  # tokens + the end tokens it computed (not written)
-    macs_per_token: float  # mean over the decoder steps, at each sequence's encoded length
-    token_instructions_mean: float  # decode's instructions / its decoder steps, all sequences
-    token_instructions_min: float  # the same per sequence: the lowest
-    token_instructions_max: float
-    token_instructions_per_mac: float
-    instructions_per_mac: float  # all counted instructions / all MACs (encode and decode)
-    decode_instructions: list[int]  # per sequence
-    reset_instructions: int
-    bit_exact: bool
-    notes: list[str] = field(default_factory=list)
-
-    def to_json(self) -> str:
-        return json.dumps({**asdict(self), "kind": "seq2seq"}, indent=2)
-
-    def table(self) -> str:
-        enc, dec = self.stack_static_encode, self.stack_static_decode
-        ends = self.decoder_steps - self.tokens
-        rows = [
-            *self._flash_rows(),
-            (
-                "  stack of encode_step/decode",
-                f"{self.stack} B (static worst path {enc} / {dec}, measured {self.stack_measured})",
-            ),
-            (
-                "instructions / encode step",
-                f"{self.encode_instructions_mean:.1f} mean, {self.encode_instructions_min} min, "
-                f"{self.encode_instructions_max} max",
-            ),
-            ("MACs / encode step", str(self.macs_per_encode_step)),
-            ("instructions / MAC (encode)", f"{self.encode_instructions_per_mac:.2f}"),
-            (
-                "instructions / output token",
-                f"{self.token_instructions_mean:.1f} mean, {self.token_instructions_min:.1f} "
-                f"min, {self.token_instructions_max:.1f} max (per sequence)",
-            ),
-            ("MACs / output token", f"{self.macs_per_token:.1f} (at the encoded lengths)"),
-            ("instructions / MAC (decode)", f"{self.token_instructions_per_mac:.2f}"),
-            ("instructions / MAC (all)", f"{self.instructions_per_mac:.2f}"),
-            ("instructions / reset", str(self.reset_instructions)),
-            (
-                "counted",
-                f"{self.encode_steps} encode steps ({self.sequences} sequences, "
-                f"{self.input_source}), {self.decoder_steps} decoder steps ({self.tokens} tokens "
-                f"+ {ends} end token{'' if ends == 1 else 's'})",
-            ),
-            ("ARM tokens == int reference", "bit-exact" if self.bit_exact else "MISMATCH"),
-        ]
-        return self._lines(rows, f"{self.name} (seq2seq)", self.notes)
-
-
 # ---------------------------------------------------------------------------- the export folder
 
 
@@ -334,14 +247,13 @@ class Export:
     folder: Path
     name: str
     manifest: dict[str, Any]
-    qmodel: Any  # QuantModel, or QuantSeq2Seq for a seq2seq export
+    qmodel: Any  # the kind's quantized model: a QuantModel, a QuantSeq2Seq
+    kind: ModelKind
 
 
 def read_export(folder: str | Path) -> Export:
     """The export folder as verify reads it (interrupted export finished, manifest checked,
     every file against its sha256: a changed file is refused, exit 2)."""
-    from rnn2c.emulator.verify import read_export_dir  # noqa: PLC0415
-
     try:
         exp = read_export_dir(folder)
     except ExportError as e:
@@ -350,24 +262,12 @@ def read_export(folder: str | Path) -> Export:
     for f in (f"{name}.c", f"{name}.h", RUNTIME_HEADER):
         if not (d / f).is_file():
             raise SizeError(f"{str(d)!r} lacks {f}; re-run rnn2c export into it")
-    return Export(d, name, exp.manifest or {}, exp.qmodel)
+    return Export(d, name, exp.manifest or {}, exp.qmodel, exp.kind)
 
 
-def raw_parameter_bytes(qmodel: QuantModel | QuantSeq2Seq) -> int:
+def raw_parameter_bytes(qmodel: QuantModel) -> int:
     """1 byte per int8 weight + 4 bytes per int32 bias the C stores (no zero bias arrays, no
-    padding columns; a token model's Embedding table at 1 byte per entry). A seq2seq export: its
-    encoder's, the decoder's Embedding table and layers, the additive attention's weights and
-    the output layer's."""
-    if isinstance(qmodel, QuantSeq2Seq):
-        q = qmodel
-        return (
-            raw_parameter_bytes(q.encoder)
-            + int(q.dec_embedding.table.size)
-            + sum(layer.raw_parameters() for layer in [q.decoder, *q.mid])
-            + int(q.attention.weight.size)
-            + int(q.out.weight.size)
-            + 4 * int(q.out.bias.size)
-        )
+    padding columns; a token model's Embedding table at 1 byte per entry)."""
     table = 0 if qmodel.embedding is None else int(qmodel.embedding.table.size)
     return table + sum(layer.raw_parameters() for layer in qmodel.layers)
 
@@ -410,8 +310,8 @@ def _run(cmd: list[str], what: str, cwd: Path | None = None) -> str:
 
 
 def build(exp: Export, target: Target, opt: str, cc: str, harness: str = HARNESS) -> Build:
-    """Compile the model and the harness (HARNESS, or SEQ2SEQ_HARNESS) for the target and link
-    them with --gc-sections."""
+    """Compile the model and the harness (HARNESS, or a model kind's own) for the target and
+    link them with --gc-sections."""
     cpu = ["-mthumb", *target.flags]
     cflags = [
         *cpu,
@@ -743,8 +643,6 @@ def make_inputs(
         xq = rng.integers(-128, 128, size=(sequences, steps, qmodel.input_size), dtype=np.int8)
         desc = f"pseudo-random int8 inputs, seed {seed}"
         return xq, np.full(sequences, steps), desc
-    from rnn2c.export.data import data_inputs, load_sequences  # noqa: PLC0415
-
     try:
         seqs = load_sequences(
             data, "--data", qmodel.input_size, qmodel.embedding, data_inputs(qmodel)
@@ -782,9 +680,10 @@ def measure(
     data: str | Path | None = None,
     sequences: int = 4,
     steps: int = 16,
-) -> SizeReport | Seq2SeqSizeReport:
-    """Compile an export folder for a Cortex-M target and measure it (see the module doc); a
-    seq2seq export gets a Seq2SeqSizeReport (measure_seq2seq)."""
+) -> Any:
+    """Compile an export folder for a Cortex-M target and measure it (see the module doc),
+    through its kind's runner (emulator/kinds.py): a SizeReport for a sequence model, a
+    Seq2SeqSizeReport for an encoder-decoder (emulator/seq2seq_size.py)."""
     if target not in TARGETS:
         raise SizeError(f"unknown --target {target!r}; choose one of {', '.join(TARGETS)}")
     if opt not in OPT_LEVELS:
@@ -793,9 +692,21 @@ def measure(
     exp = read_export(folder)
     cc = find_toolchain()
     import_unicorn()
-    tgt = TARGETS[target]
-    if isinstance(exp.qmodel, QuantSeq2Seq):
-        return measure_seq2seq(exp, tgt, opt, cc, data, sequences, steps)
+    return runner_for(exp.kind).measure(exp, TARGETS[target], opt, cc, data, sequences, steps)
+
+
+def measure_sequence(
+    exp: Export,
+    tgt: Target,
+    opt: str,
+    cc: str,
+    data: str | Path | None,
+    sequences: int,
+    steps: int,
+) -> SizeReport:
+    """A sequence model (measure's checks done): each sequence through <name>_step (or once
+    through <name>_run for a whole-sequence model), its instructions counted, its outputs
+    against the integer reference."""
     b = build(exp, tgt, opt, cc)
     qm, name = exp.qmodel, exp.name
     offsets = input_offsets(qm.input_sizes)
@@ -885,7 +796,7 @@ def measure(
         )
     return SizeReport(
         name=name,
-        target=target,
+        target=tgt.name,
         opt=opt,
         compiler=compiler_version(cc),
         emulated_cpu=f"unicorn {emu.uc_mod.__version__} {tgt.uc_cpu}",
@@ -906,146 +817,6 @@ def measure(
         instructions_min=int(arr.min()),
         instructions_max=int(arr.max()),
         instructions_per_mac=per_mac,
-        reset_instructions=reset_count,
-        bit_exact=bit_exact,
-        notes=notes,
-    )
-
-
-def _signed(value: int) -> int:
-    return value - (1 << 32) if value & (1 << 31) else value
-
-
-def measure_seq2seq(
-    exp: Export,
-    tgt: Target,
-    opt: str,
-    cc: str,
-    data: str | Path | None,
-    sequences: int,
-    steps: int,
-) -> Seq2SeqSizeReport:
-    """A seq2seq export (measure's checks done): each sequence is fed one step at a time through
-    <name>_encode_step (_token for a token encoder), as a device does, then decoded once by
-    <name>_decode; the tokens are compared with QuantSeq2Seq.greedy bit for bit."""
-    from rnn2c.emulator.seq2seq_boards import (  # noqa: PLC0415
-        decoder_steps,
-        reference_tokens,
-        seq2seq_inputs,
-    )
-
-    q: QuantSeq2Seq = exp.qmodel
-    name = exp.name
-    try:
-        inputs = seq2seq_inputs(q, data, sequences, steps, cut=True)
-    except ExportError as e:
-        raise SizeError(str(e)) from None
-    if data is None:
-        what = "token ids" if q.tokens_in else "int8 inputs"
-        inputs.source = f"pseudo-random {what}, seed 0, {int(inputs.lengths[0])} steps each"
-    if q.state_bytes() > WHOLE_IN - WHOLE_STATE:
-        raise SizeError(f"the state ({q.state_bytes()} bytes) is too large to count here")
-    b = build(exp, tgt, opt, cc, SEQ2SEQ_HARNESS)
-    flash = flash_figures(b.map_text)
-    raw = raw_parameter_bytes(q)
-    encode_fn = f"{name}_encode_step_token" if q.tokens_in else f"{name}_encode_step"
-    stack_encode, path_encode = worst_stack_path(b.callgraph, encode_fn)
-    stack_decode, path_decode = worst_stack_path(b.callgraph, f"{name}_decode")
-
-    notes = [tgt.note] if tgt.note else []
-    room = (STACK_TOP - STACK_PAINT - WHOLE_OUT) // 4  # int32 tokens below the painted stack
-    limit = min(q.max_output_length, room)
-    if limit < q.max_output_length:
-        notes.append(f"decode counted with max_tokens {limit} (of {q.max_output_length})")
-    emu = Emulator(b.elf, tgt.uc_cpu)
-    r0 = emu.arm.UC_ARM_REG_R0
-    reset_fn, decode_fn = b.symbols[f"{name}_reset"], b.symbols[f"{name}_decode"]
-    step_fn = b.symbols[encode_fn]
-    enc_counts: list[int] = []
-    dec_counts: list[int] = []
-    got_tokens: list[list[int]] = []
-    encode_failed = False
-    reset_count = 0
-    emu.paint_stack()
-    for i in range(inputs.xq.shape[0]):
-        reset_count = emu.call(reset_fn, WHOLE_STATE)
-        for t in range(int(inputs.lengths[i])):
-            if inputs.ids is not None:
-                enc_counts.append(emu.call(step_fn, WHOLE_STATE, int(inputs.ids[i, t])))
-            else:
-                emu.uc.mem_write(WHOLE_IN, inputs.xq[i, t].tobytes())
-                enc_counts.append(emu.call(step_fn, WHOLE_STATE, WHOLE_IN))
-            encode_failed |= _signed(emu.uc.reg_read(r0)) != t + 1
-        dec_counts.append(emu.call(decode_fn, WHOLE_STATE, WHOLE_OUT, limit))
-        n = max(_signed(emu.uc.reg_read(r0)), 0)
-        out = np.frombuffer(bytes(emu.uc.mem_read(WHOLE_OUT, 4 * n)), dtype="<i4")
-        got_tokens.append([int(v) for v in out] if _signed(emu.uc.reg_read(r0)) >= 0 else [-1])
-    stack_measured = emu.stack_high_water()
-
-    ref, ref_n = reference_tokens(q, inputs, limit)
-    want = [[int(v) for v in row[:c]] for row, c in zip(ref, ref_n, strict=True)]
-    bit_exact = not encode_failed and got_tokens == want
-    counts = np.array([len(t) for t in got_tokens])
-    dsteps = decoder_steps(counts, limit)
-    lengths = inputs.lengths
-    enc = np.asarray(enc_counts)
-    dec = np.asarray(dec_counts)
-    enc_macs = q.encoder_macs() * int(lengths.sum())
-    tok_macs = int(sum(int(d) * q.token_macs(int(n)) for d, n in zip(dsteps, lengths, strict=True)))
-    per_seq = dec / dsteps
-    state = int(exp.manifest.get("state_bytes", q.state_bytes()))
-    stack = max(stack_encode, stack_decode, stack_measured)
-    if q.tokens_in:
-        notes.append(
-            f"token encoder: counted over {encode_fn} (the id check and the Embedding row "
-            "lookup included); flash includes the table"
-        )
-    notes.append(
-        f"per output token: {name}_decode's instructions / its decoder steps (the tokens it "
-        "wrote and the end token it computed; the hand-over of the encoder state counts once "
-        "per call); MACs per token at each sequence's encoded length"
-    )
-    path = path_encode if stack_encode >= stack_decode else path_decode
-    if any(p.endswith("(library)") for p in [*path_encode, *path_decode]):
-        notes.append(
-            "static stack path counts library callees as 0; the measured figure covers them"
-        )
-    return Seq2SeqSizeReport(
-        name=name,
-        target=tgt.name,
-        opt=opt,
-        compiler=compiler_version(cc),
-        emulated_cpu=f"unicorn {emu.uc_mod.__version__} {tgt.uc_cpu}",
-        **flash,
-        raw_parameters=raw,
-        flash_overhead=flash["flash"] - raw,
-        state=state,
-        stack_static=max(stack_encode, stack_decode),
-        stack_measured=stack_measured,
-        stack=stack,
-        ram=state + flash["static_ram"] + stack,
-        stack_path=path,
-        stack_static_encode=stack_encode,
-        stack_static_decode=stack_decode,
-        max_length=q.max_length,
-        max_output_length=q.max_output_length,
-        sequences=int(inputs.xq.shape[0]),
-        input_source=inputs.source,
-        encode_steps=len(enc_counts),
-        macs_per_encode_step=q.encoder_macs(),
-        encode_instructions_mean=float(enc.mean()),
-        encode_instructions_min=int(enc.min()),
-        encode_instructions_max=int(enc.max()),
-        encode_instructions_per_mac=float(enc.sum() / enc_macs) if enc_macs else 0.0,
-        tokens=int(counts.sum()),
-        decoder_steps=int(dsteps.sum()),
-        macs_per_token=tok_macs / int(dsteps.sum()),
-        token_instructions_mean=float(dec.sum() / dsteps.sum()),
-        token_instructions_min=float(per_seq.min()),
-        token_instructions_max=float(per_seq.max()),
-        token_instructions_per_mac=float(dec.sum() / tok_macs) if tok_macs else 0.0,
-        instructions_per_mac=float((enc.sum() + dec.sum()) / (enc_macs + tok_macs)),
-        decode_instructions=[int(v) for v in dec],
         reset_instructions=reset_count,
         bit_exact=bit_exact,
         notes=notes,

@@ -4,7 +4,10 @@
 (b) the float model's outputs (dequantized error, argmax agreement, and the task's metric
     against the data's `y`, float and int8 C side by side: accuracy for a label per sequence,
     accuracy per step for a label per step (`y` shaped [N, T]: taggers, whose output at every
-    step is compared), MAE/RMSE for numeric targets (regression, forecasting)).
+    step is compared), MAE/RMSE for numeric targets (regression, forecasting: per sequence, or
+    per step for a model that returns sequences, `y` shaped [N, T, k] or [N, T]); for an output
+    range calibrated from data (a linear or relu head), how many float outputs lie outside the
+    int8 output range, named as the cause where the mean error or agreement fails).
 """
 
 from __future__ import annotations
@@ -17,9 +20,20 @@ from typing import Any
 import numpy as np
 
 from rnn2c.emulator.build import CompiledModel, load_model
+from rnn2c.emulator.kinds import VerifyJob, runner_for
 from rnn2c.emulator.progress import progress
-from rnn2c.export import serialize
-from rnn2c.export.api import MANIFEST, model_fingerprint, qmodel_file, read_any
+from rnn2c.emulator.report import (
+    CHANCE_FAILURE,
+    agreement,
+    check_table,
+    class_labels,
+    comparison_head,
+    files_status,
+    head_activation,
+    pct,
+    untrained,
+)
+from rnn2c.export import kinds
 from rnn2c.export.data import (
     Sequences,
     check_inputs,
@@ -30,15 +44,34 @@ from rnn2c.export.data import (
     load_sequences,
     mask_lengths,
 )
+from rnn2c.export.folder import read_export_dir
 from rnn2c.export.ir import ExportError, ModelIR, Observer, QuantModel
 from rnn2c.export.quantize import observe_model
 from rnn2c.export.reference import last_step, run_int
-from rnn2c.export.seq2seq import QuantSeq2Seq, Seq2SeqIR, run_folder_settings
 from rnn2c.interface import python_api
-from rnn2c.outdir import OutputError, file_sha256, read_manifest, recover
+
+#: read_export_dir is re-exported (its home is export/folder.py)
+__all__ = [
+    "DEFAULT_MAX_MEAN_ERROR",
+    "DEFAULT_MIN_AGREEMENT",
+    "GRAPH_FROM_STEPS",
+    "MAX_STREAM_STEPS",
+    "StreamReport",
+    "VerifyReport",
+    "check_push_sample",
+    "float_outputs",
+    "push_sample_check",
+    "read_export_dir",
+    "stream_check",
+    "verify",
+    "verify_sequence",
+]
 
 DEFAULT_MIN_AGREEMENT = 0.95
 DEFAULT_MAX_MEAN_ERROR = 0.03  # mean |int8 - float| as a fraction of the float output range
+#: the share of float outputs outside the int8 output range from which a failing mean-error or
+#: agreement check names that clipping as its cause
+MATERIAL_CLIPPING = 0.01
 #: --stream bound: the integer reference runs in Python, some 0.1-0.5 ms a step, so 10^6 steps
 #: take minutes (with progress lines) and a few hundred MB
 MAX_STREAM_STEPS = 1_000_000
@@ -147,7 +180,7 @@ def stream_check(
         if calibrated_output
         else None,
         clipped=float(clipped.mean()) if calibrated_output else None,
-        agreement=_agreement(head, qmodel.output_q.dequantize(c_out), y_float),
+        agreement=agreement(head, qmodel.output_q.dequantize(c_out), y_float),
         errors=per_step,
     )
 
@@ -182,36 +215,6 @@ def check_push_sample(
         report.failures.append("push_sample output differs from step")
 
 
-def _agreement(head: str, y_int: np.ndarray, y_float: np.ndarray) -> float | None:
-    """How often int8 and float decide the same: argmax for softmax/logit classifiers, the 0.5
-    threshold of every output for sigmoid classifiers; None for other models."""
-    if head == "sigmoid":
-        return float(((y_int > 0.5) == (y_float > 0.5)).mean())
-    if head == "argmax":
-        return float((y_int.argmax(1) == y_float.argmax(1)).mean())
-    return None
-
-
-def pct(v: float | None) -> str:
-    """A fraction as a percentage for verify's table ("-" where there is none)."""
-    return "-" if v is None else f"{100 * v:.2f}%"
-
-
-def files_status(checked: bool, changed: list[str]) -> str:
-    """The "export files" row of verify's table."""
-    if changed:
-        return "NO: " + ", ".join(changed) + " edited"
-    return "unchanged" if checked else "not checked (manifest without hashes)"
-
-
-def check_table(title: str, rows: list[tuple[str, str, str]]) -> list[str]:
-    """verify's table: the title, then a row per check (check, result, threshold), aligned."""
-    w0 = max(len(r[0]) for r in rows)
-    w1 = max(len(r[1]) for r in rows)
-    lines = [title, f"  {'check':<{w0}}  {'result':<{w1}}  threshold"]
-    return lines + [f"  {a:<{w0}}  {b:<{w1}}  {c}".rstrip() for a, b, c in rows]
-
-
 @dataclass
 class VerifyReport:
     name: str
@@ -233,12 +236,20 @@ class VerifyReport:
     head: str = "none"  # "argmax" (softmax or logits), "sigmoid" (0.5 threshold) or "none"
     chance: str | None = None  # why the float model looks untrained, if it does
     #: what y says the task is: "classify" (a label per sequence), "tag" (a label per step,
-    #: every step compared), "regress" (numeric targets), "none" (no y)
+    #: every step compared), "regress" (numeric targets per sequence), "regress per step"
+    #: (numeric targets per step, every real step compared), "none" (no y)
     task: str = "none"
     float_mae: float | None = None  # regress: mean |output - target|, float model
     int8_mae: float | None = None  # ... and the int8 C
     float_rmse: float | None = None
     int8_rmse: float | None = None
+    #: an output range calibrated from data (a linear or relu head; None for fixed-scale outputs
+    #: such as softmax): the share of the compared float outputs outside the int8 output range,
+    #: that range ([dequantize(-128) - half a step, dequantize(127) + half a step]), and the
+    #: share of the compared int8 outputs at -128 or 127
+    output_clipped: float | None = None
+    output_limits: list[float] | None = None
+    output_at_limits: float | None = None
     files_checked: bool = False  # whether the export's files were checked against its manifest
     changed_files: list[str] = field(default_factory=list)  # files edited after export
     stream: StreamReport | None = None
@@ -294,6 +305,16 @@ class VerifyReport:
                 f"({100 * self.max_mean_error:g}% of range {self.output_range:.4g})",
             ),
         ]
+        if self.output_clipped is not None and self.output_limits is not None:
+            lo, hi = self.output_limits
+            rows += [
+                (
+                    "float outputs outside int8",
+                    pct(self.output_clipped),
+                    f"range [{lo:.4g}, {hi:.4g}], calibrated",
+                ),
+                ("int8 outputs at -128/127", pct(self.output_at_limits), ""),
+            ]
         if self.classifier:
             label = "argmax agreement" if self.head == "argmax" else "agreement (p > 0.5)"
             rows.append((label, pct(self.agreement), f">= {pct(self.min_agreement)}"))
@@ -308,9 +329,10 @@ class VerifyReport:
                 )
             )
         if self.float_mae is not None:
+            per = " per step" if self.task == "regress per step" else ""
             rows += [
-                ("MAE float / int8", f"{self.float_mae:.5g} / {self.int8_mae:.5g}", "vs y"),
-                ("RMSE float / int8", f"{self.float_rmse:.5g} / {self.int8_rmse:.5g}", ""),
+                (f"MAE{per} float / int8", f"{self.float_mae:.5g} / {self.int8_mae:.5g}", "vs y"),
+                (f"RMSE{per} float / int8", f"{self.float_rmse:.5g} / {self.int8_rmse:.5g}", ""),
             ]
         rows.append(("state", f"{self.state_bytes} bytes", ""))
         if self.push_sample is not None:
@@ -375,78 +397,6 @@ class VerifyReport:
         lines += [f"  note: {note}" for note in self.notes]
         lines.append("PASS" if self.passed else "FAIL: " + "; ".join(self.failures))
         return "\n".join(lines)
-
-
-@dataclass
-class ExportDir:
-    """An export folder as verify reads it."""
-
-    path: Path
-    name: str
-    qmodel: QuantModel
-    manifest: dict[str, Any] | None
-    changed_files: list[str]  # listed in the manifest, content differs from its sha256
-    hashed: bool  # the manifest records sha256 hashes (rnn2c >= 0.2)
-
-
-def changed_export_files(
-    d: Path, manifest: dict[str, Any] | None, refuse: bool = True
-) -> list[str]:
-    """The one integrity check of an export folder, shared by every command that reads one
-    (verify, size, firmware, bench through size, their seq2seq paths): the files the manifest
-    lists whose bytes differ from the sha256 it recorded (a listed file that is missing or has
-    no hash counts as changed). ``refuse``: ExportError, one line, if any did;
-    verify alone reports them instead (its FAIL line). A manifest of rnn2c < 0.2 records no
-    hashes: nothing to check (verify says "not checked")."""
-    hashes = (manifest or {}).get("sha256") or {}
-    if not hashes:
-        return []
-    listed = (manifest or {}).get("files") or []
-    changed = []
-    for rel in sorted(listed):  # read_manifest checked each is a path inside the folder
-        f, want = d / rel, hashes.get(rel)
-        if not isinstance(want, str) or not f.is_file():
-            changed.append(rel)
-        elif file_sha256(f) != want:
-            changed.append(rel)
-    if changed and refuse:
-        raise ExportError(
-            f"{str(d)!r}: {', '.join(changed)} changed since the export (the sha256 {MANIFEST} "
-            "records differs); export again: rnn2c checks, measures and builds only the C it "
-            "exported"
-        )
-    return changed
-
-
-def read_export_dir(
-    out_dir: str | Path, name: str | None = None, allow_changed: bool = False
-) -> ExportDir:
-    """Open an export folder: finish an interrupted export, read and check the manifest, check
-    every file against the hash the manifest recorded (changed_export_files: refused unless
-    ``allow_changed``, then listed in changed_files), load the quantized model."""
-    d = Path(out_dir)
-    if not d.is_dir():
-        what = "is a file, not an export folder" if d.exists() else "does not exist"
-        raise ExportError(f"export folder {str(d)!r} {what}; run `rnn2c export` first")
-    try:
-        recover(d, MANIFEST)
-        manifest = read_manifest(d, MANIFEST)
-    except OutputError as e:
-        raise ExportError(str(e)) from None
-    except OSError as e:
-        raise ExportError(f"export folder {str(d)!r} cannot be read ({e.strerror})") from None
-    if name is None:
-        if manifest is None:
-            raise ExportError(f"{str(d)!r} has no {MANIFEST}; is it an rnn2c export folder?")
-        name = manifest.get("name")
-        if not isinstance(name, str) or not name:
-            raise ExportError(f"{str(d / MANIFEST)!r} names no model; export the model again")
-    changed = changed_export_files(d, manifest, refuse=not allow_changed)
-    qfile = d / qmodel_file(name)
-    if not qfile.is_file():
-        raise ExportError(f"{str(d)!r} has no {qmodel_file(name)}; re-export the model")
-    hashed = bool((manifest or {}).get("sha256"))
-    return ExportDir(d, name, serialize.load(qfile), manifest, changed, hashed)
 
 
 #: sequences from this long on run through the Keras model as a TensorFlow graph function:
@@ -549,12 +499,45 @@ def _per_step_labels(y: np.ndarray | None, shape: tuple[int, ...], outputs: int)
     return not one_hot
 
 
-def _targets(y: np.ndarray | None, head: str, outputs: int) -> np.ndarray | None:
-    """Numeric regression targets [N, outputs] from y, for a model without a classifier head."""
+def _numeric_targets(
+    qmodel: QuantModel, seqs: Sequences, head: str, label_rows: int
+) -> tuple[bool, np.ndarray | None]:
+    """(whether y holds a target per output row, the numeric targets as floats) for a model
+    without a classifier head: [N, k] or [N] (k = 1) per sequence, [N, T, k] or [N, T] (k = 1)
+    per step of a model that returns sequences (T: its output rows, a RepeatVector's n);
+    (False, None) where y is not floats; a one-line ExportError for a shape that fits neither."""
+    y = seqs.y
     if y is None or head in ("softmax", "sigmoid") or y.dtype.kind != "f":
-        return None
-    t = y.reshape(len(y), -1)
-    return t.astype(np.float64) if t.shape[1] == outputs else None
+        return False, None
+    n, k = seqs.x.shape[0], qmodel.output_size
+    rows = "output rows" if qmodel.fixed_rows is not None else "steps"
+    if y.ndim == 3 or (y.ndim == 2 and k == 1 and y.shape[1] == label_rows > 1):
+        if not qmodel.returns_sequences:
+            raise ExportError(
+                f"--data: y has shape {y.shape}, a target per step, but the model gives one "
+                f"output per sequence (its last layer does not return sequences): give y "
+                f"[N, {k}]" + (" or [N]" if k == 1 else "")
+            )
+        if qmodel.changes_length and qmodel.fixed_rows is None:
+            raise ExportError(
+                "--data: y holds a target per time step but the model's output rows are not its "
+                "steps (a strided or unpadded Conv1D, or pooling); give one target per sequence"
+            )
+        per_row = y.reshape(*y.shape[:2], -1) if y.ndim == 2 else y
+        if per_row.shape != (n, label_rows, k):
+            raise ExportError(
+                f"--data: y has shape {y.shape}; per-step targets for this model are "
+                f"[N, {label_rows}, {k}]: {k} output(s) at each of its {label_rows} {rows}"
+                + (f" ([N, {label_rows}] also does)" if k == 1 else "")
+            )
+        return True, per_row.astype(np.float64)
+    if (y.ndim == 1 and k == 1) or (y.ndim == 2 and y.shape[1] == k):
+        return False, y.reshape(len(y), -1).astype(np.float64)
+    per_step = f", or per step [N, {label_rows}, {k}]" if qmodel.returns_sequences else ""
+    raise ExportError(
+        f"--data: y has shape {y.shape}; this model gives {k} output(s) per sequence: give "
+        f"numeric targets [N, {k}]{per_step}"
+    )
 
 
 def _check_thresholds(min_agreement: float, max_mean_error: float, stream_steps: int) -> None:
@@ -573,71 +556,6 @@ def _check_thresholds(min_agreement: float, max_mean_error: float, stream_steps:
         raise ExportError(
             f"--stream {stream_steps}: expected 0 (off) to {MAX_STREAM_STEPS} steps, e.g. 10000"
         )
-
-
-def _head(qmodel: QuantModel) -> str:
-    last = qmodel.layers[-1]
-    return str(getattr(last, "activation", "")) if last.kind == "dense" else last.kind
-
-
-def _labels(y: np.ndarray | None, head: str, outputs: int) -> np.ndarray | None:
-    """Class labels from y for a classifier head, validated; None when y is not labels."""
-    if y is None:
-        return None
-    y = np.asarray(y)
-    if head == "sigmoid":
-        y = y.reshape(len(y), -1) if y.ndim >= 1 else y
-        if y.ndim != 2 or y.shape[1] != outputs:
-            raise ExportError(
-                f"--data: y has shape {y.shape}; a {outputs}-output sigmoid classifier needs "
-                f"0/1 labels shaped [N] or [N, {outputs}]"
-            )
-        if not np.isin(y, (0, 1)).all():
-            raise ExportError(
-                "--data: y holds values other than 0 and 1; a sigmoid classifier needs 0/1 labels"
-            )
-        return y.astype(np.int64)
-    if y.ndim == 2 and y.shape[1] == outputs and outputs >= 2:  # one-hot
-        if not np.isin(y, (0, 1)).all() or not (y.sum(axis=1) == 1).all():
-            if head != "softmax" and y.dtype.kind == "f":
-                return None  # a vector of regression targets per sequence
-            raise ExportError(
-                f"--data: y is [N, {outputs}] but not one-hot; give class indices [N] or "
-                "one-hot rows"
-            )
-        return y.argmax(1).astype(np.int64)
-    if y.ndim != 1:
-        if head == "softmax":
-            raise ExportError(
-                f"--data: y has shape {y.shape}; give class indices [N] or one-hot [N, {outputs}]"
-            )
-        return None  # regression targets: not labels
-    if y.dtype.kind == "f":
-        if head == "softmax":
-            raise ExportError(
-                f"--data: y holds floats ({y.dtype}); a classifier needs integer class labels "
-                f"0..{outputs - 1} (e.g. y.astype(int))"
-            )
-        return None  # regression targets
-    if y.dtype.kind not in "iub":
-        return None
-    if outputs < 2 and head != "softmax":
-        return None
-    if y.min() < 0 or y.max() >= outputs:
-        raise ExportError(
-            f"--data: labels run from {y.min()} to {y.max()}; the model has {outputs} classes "
-            f"(0..{outputs - 1})"
-        )
-    return y.astype(np.int64)
-
-
-#: the failure verify reports for a float model that did not learn
-CHANCE_FAILURE = "the float model is at chance level (not a quantization error)"
-
-
-def untrained(why: str) -> str:
-    """verify's reason for a float model that did not learn: why, and what that means."""
-    return f"{why}; the model did not learn, so the int8 figures say nothing about quantization"
 
 
 def _chance(
@@ -671,7 +589,7 @@ def _step_labels(
     label_rows = qmodel.fixed_rows or seqs.x.shape[1]
     per_step = _per_step_labels(seqs.y, (seqs.x.shape[0], label_rows), qmodel.output_size)
     if not per_step:
-        return False, label_rows, _labels(seqs.y, head_act, qmodel.output_size)
+        return False, label_rows, class_labels(seqs.y, head_act, qmodel.output_size)
     assert seqs.y is not None
     if qmodel.changes_length and qmodel.fixed_rows is None:
         raise ExportError(
@@ -728,40 +646,6 @@ def _mean_baseline(
     return None
 
 
-def _verify_seq2seq(  # noqa: ANN202
-    keras_model: Any,
-    ir: Any,
-    export: ExportDir,
-    data: Any,
-    min_agreement: float,
-    cc: str | None,
-    stream_steps: int,
-    vocab: dict[str, Any],
-):
-    """verify of a seq2seq export (emulator/seq2seq.py), after the same checks of the folder
-    and the model as the other exports."""
-    from rnn2c.emulator.seq2seq import verify_seq2seq  # noqa: PLC0415
-    from rnn2c.export.api import seq2seq_fingerprint  # noqa: PLC0415
-
-    if not isinstance(export.qmodel, QuantSeq2Seq) or not isinstance(ir, Seq2SeqIR):
-        raise ExportError(
-            f"the model and the export in {str(export.path)!r} are not both seq2seq models; "
-            "pass the model that was exported"
-        )
-    want = (export.manifest or {}).get("model_fingerprint")
-    if want is not None and seq2seq_fingerprint(ir) != want:
-        raise ExportError(
-            f"the model is not the one {str(export.path)!r} was exported from (its weights or "
-            "layers differ); pass that model, or export this one again"
-        )
-    if stream_steps > 0:
-        raise ExportError(
-            "--stream is for streaming models; a seq2seq model encodes and decodes per "
-            "sequence: drop --stream"
-        )
-    return verify_seq2seq(keras_model, ir, export.qmodel, export, data, min_agreement, cc, vocab)
-
-
 def _sequences(data: Any, qmodel: QuantModel, mask_value: float | None) -> tuple[Sequences, str]:
     """verify's data, checked: a path, Sequences or an array (token ids for a token model; for a
     model with several inputs also a list of arrays or a dict by input name); a Masking model's
@@ -804,11 +688,13 @@ def verify(
     cc: str | None = None,
     stream_steps: int = 0,
     progress_prefix: str | None = None,
-) -> VerifyReport:
+) -> Any:
     """Compile the export in out_dir, run `data` through it and compare with both references.
 
     Checks first that the export's files are the ones exported (sha256 in the manifest) and
-    that `model` is the model they were exported from (a fingerprint of its weights).
+    that `model` is the model they were exported from (its kind, then a fingerprint of its
+    weights); then the kind's runner verifies (emulator/kinds.py): a VerifyReport for a
+    sequence model, a Seq2SeqReport for an encoder-decoder (emulator/seq2seq.py).
     stream_steps > 0 also runs the sequences back to back as one stream of at least that many
     steps without reset, and reports the error along it (drift, worst step, saturation).
     progress_prefix: say how long work goes (more than a few seconds) on stderr, lines that
@@ -816,26 +702,91 @@ def verify(
     """
     _check_thresholds(min_agreement, max_mean_error, stream_steps)
     export = read_export_dir(out_dir, name, allow_changed=True)  # a changed file: FAIL, below
-    name, qmodel = export.name, export.qmodel
-    keras_model, ir = read_any(model)
-    if isinstance(qmodel, QuantSeq2Seq) or isinstance(ir, Seq2SeqIR):
-        vocab = run_folder_settings(model)  # a run folder's vocabularies label the plot
-        return _verify_seq2seq(
-            keras_model, ir, export, data, min_agreement, cc, stream_steps, vocab
-        )
-    want = (export.manifest or {}).get("model_fingerprint")
-    if ir.input_size != qmodel.input_size or ir.output_size != qmodel.output_size:
+    keras_model, model_kind, ir = kinds.read(model)
+    kind = export.kind
+    if model_kind is not kind:
         raise ExportError(
-            f"the model takes {ir.input_size} features and gives {ir.output_size} outputs but "
-            f"the export in {str(out_dir)!r} takes {qmodel.input_size} and gives "
-            f"{qmodel.output_size}; pass the model that was exported"
+            f"the model is {model_kind.title} but the export in {str(out_dir)!r} holds "
+            f"{kind.title}; pass the model that was exported"
         )
-    if want is not None and model_fingerprint(ir) != want:
+    kind.check_model(ir, export.qmodel, str(out_dir))
+    want = (export.manifest or {}).get("model_fingerprint")
+    if want is not None and kind.fingerprint(ir) != want:
         raise ExportError(
             f"the model is not the one {str(out_dir)!r} was exported from (its weights or "
             "layers differ); pass that model, or export this one again"
         )
-    seqs, mask_note = _sequences(data, qmodel, ir.mask_value)
+    job = VerifyJob(
+        model,
+        keras_model,
+        ir,
+        export,
+        data,
+        min_agreement,
+        max_mean_error,
+        cc,
+        stream_steps,
+        progress_prefix,
+    )
+    return runner_for(kind).verify(job)
+
+
+# ---------------------------------------------------------------------------- a sequence model
+
+
+@dataclass
+class _Targets:
+    """What the data's y holds for a sequence model, validated."""
+
+    per_step: bool  # a label (or target) per output row: every real step is compared
+    label_rows: int  # the rows y labels per sequence (its steps, or a RepeatVector's n)
+    labels: np.ndarray | None  # class labels (per sequence, or per step)
+    targets: np.ndarray | None  # numeric regression targets
+    head_act: str  # the output layer's activation
+    head: str  # how outputs are compared: "argmax", "sigmoid" or "none"
+
+
+@dataclass
+class _Compared:
+    """What verify holds side by side: a row per compared output (each sequence's last, or
+    every real output row)."""
+
+    y_float: np.ndarray  # the float model's outputs [rows, k]
+    y_int: np.ndarray  # the C's, dequantized
+    codes: np.ndarray  # the C's int8 outputs
+    labels: np.ndarray | None
+    targets: np.ndarray | None
+
+
+@dataclass
+class _Run:
+    """The C's outputs on the data, held against the integer reference."""
+
+    compiled: CompiledModel
+    xq: np.ndarray
+    c_out: np.ndarray
+    mismatched: np.ndarray  # the sequences whose outputs differ from the reference
+    first: tuple[int, int] | None  # (sequence, step) of the first difference
+
+
+def verify_sequence(job: VerifyJob) -> VerifyReport:
+    """verify of a sequence model (streaming or whole-sequence), once verify has checked the
+    folder and the model: the data read and checked, the C run against the integer
+    reference, its outputs compared with the float model's and y, the stream run."""
+    qmodel: QuantModel = job.export.qmodel
+    seqs, mask_note = _sequences(job.data, qmodel, job.ir.mask_value)
+    _check_data_lengths(qmodel, seqs, job.stream_steps)
+    ys = _read_targets(qmodel, seqs)
+    run = _run_c(job, qmodel, seqs)
+    report = _report(job, qmodel, seqs, ys, run, _outputs(job, qmodel, seqs, ys, run))
+    report.notes = [mask_note] if mask_note else []
+    _check(job, report, qmodel, seqs, ys, run)
+    return report
+
+
+def _check_data_lengths(qmodel: QuantModel, seqs: Sequences, stream_steps: int) -> None:
+    """Refuse what the export cannot run: --stream on a whole-sequence model, sequences longer
+    than its --max-length or shorter than its windows."""
     if qmodel.whole_sequence and stream_steps > 0:
         raise ExportError(
             "--stream does not apply to a whole-sequence model (Bidirectional, go_backwards, "
@@ -858,24 +809,30 @@ def verify(
                 f"{qmodel.min_length()} steps the model's Conv1D/pooling windows need for one "
                 "output (<name>_run refuses it); give longer sequences"
             )
-    head_act = _head(qmodel)
+
+
+def _read_targets(qmodel: QuantModel, seqs: Sequences) -> _Targets:
+    """What y holds: labels per step or per sequence, numeric targets, or nothing."""
+    head_act = head_activation(qmodel)
     per_step, label_rows, labels = _step_labels(qmodel, seqs, head_act)
-    targets = None if per_step else _targets(seqs.y, head_act, qmodel.output_size)
-    if head_act == "sigmoid":
-        head = "sigmoid"
-    elif qmodel.output_size >= 2 and (head_act == "softmax" or labels is not None):
-        head = "argmax"  # a softmax head, or integer labels for a multi-output model (logits)
-    else:
-        head = "none"
+    targets = None
+    if not per_step:  # numeric targets, per sequence or per step
+        per_step, targets = _numeric_targets(qmodel, seqs, head_act, label_rows)
+    head = comparison_head(head_act, qmodel.output_size, labels)
+    return _Targets(per_step, label_rows, labels, targets, head_act, head)
+
+
+def _run_c(job: VerifyJob, qmodel: QuantModel, seqs: Sequences) -> _Run:
+    """The C (compiled with the emulator's harness) and the integer reference on the data."""
     xq = qmodel.quantize_input(seqs.x)
-    compiled = load_model(out_dir, name, cc)
+    compiled = load_model(job.export.path, job.export.name, job.cc)
     if compiled.tokens:  # ids through <name>_step_token / <name>_run_tokens
         c_out = compiled.run_tokens(seqs.x, seqs.lengths)
     else:
         c_out = compiled.run(xq, seqs.lengths)
-    n, t = seqs.x.shape[:2]
-    pre = progress_prefix
-    with progress(pre, "integer reference", t, ticks=not qmodel.whole_sequence) as tick:
+    t = seqs.x.shape[1]
+    ticks = not qmodel.whole_sequence
+    with progress(job.progress_prefix, "integer reference", t, ticks=ticks) as tick:
         ref = run_int(qmodel, xq, seqs.lengths, tick)
     diff = (c_out != ref).any(axis=2)
     bad_seq = np.nonzero(diff.any(axis=1))[0]
@@ -883,24 +840,56 @@ def verify(
     if bad_seq.size:
         s = int(bad_seq[0])
         first = (s, int(np.nonzero(diff[s])[0][0]))
-    total_steps = int(n * t if seqs.lengths is None else seqs.lengths.sum())
-    keras_phase = progress(pre, "float model (Keras)", total_steps, ticks=False)
+    return _Run(compiled, xq, c_out, bad_seq, first)
+
+
+def _total_steps(seqs: Sequences) -> int:
+    n, t = seqs.x.shape[:2]
+    return int(n * t if seqs.lengths is None else seqs.lengths.sum())
+
+
+def _outputs(
+    job: VerifyJob, qmodel: QuantModel, seqs: Sequences, ys: _Targets, run: _Run
+) -> _Compared:
+    """The outputs compared, with their labels or targets: every real output row for a label or
+    target per step, else each sequence's last output."""
+    n, t = seqs.x.shape[:2]
+    keras_phase = progress(
+        job.progress_prefix, "float model (Keras)", _total_steps(seqs), ticks=False
+    )
     # per sequence: its output rows (its steps; a RepeatVector's n, a Conv1D's fewer)
     rows = qmodel.output_rows_of(np.full(n, t) if seqs.lengths is None else seqs.lengths)
-    if per_step:
-        real = np.arange(label_rows)[None, :] < rows[:, None]
-        y_int = qmodel.output_q.dequantize(c_out[:, :label_rows])[real]  # [rows, out]
+    labels, targets = ys.labels, ys.targets
+    if ys.per_step:
+        real = np.arange(ys.label_rows)[None, :] < rows[:, None]
+        codes = run.c_out[:, : ys.label_rows][real]  # [rows, out]
         with keras_phase:
-            y_float = float_outputs(keras_model, seqs.x, seqs.lengths, every_step=True)
-        y_float = y_float[:, :label_rows][real]
+            y_float = float_outputs(job.keras_model, seqs.x, seqs.lengths, every_step=True)
+        y_float = y_float[:, : ys.label_rows][real]
         labels = labels[real] if labels is not None else None
+        targets = targets[real] if targets is not None else None
     else:
-        y_int = qmodel.output_q.dequantize(last_step(c_out, rows))
+        codes = last_step(run.c_out, rows)
         with keras_phase:
-            y_float = float_outputs(keras_model, seqs.x, seqs.lengths)
+            y_float = float_outputs(job.keras_model, seqs.x, seqs.lengths)
+    return _Compared(y_float, qmodel.output_q.dequantize(codes), codes, labels, targets)
+
+
+def _report(
+    job: VerifyJob,
+    qmodel: QuantModel,
+    seqs: Sequences,
+    ys: _Targets,
+    run: _Run,
+    compared: _Compared,
+) -> VerifyReport:
+    """The figures: errors, output clipping, agreement, accuracy or MAE/RMSE against y, the
+    chance check."""
+    c = compared
+    y_float, y_int, labels, targets = c.y_float, c.y_int, c.labels, c.targets
+    head = ys.head
     err = np.abs(y_int - y_float)
     out_range = float(y_float.max() - y_float.min()) or 1.0
-    agreement = _agreement(head, y_int, y_float)
     acc_f = acc_i = None
     if labels is not None and head == "argmax":
         acc_f = float((y_float.argmax(1) == labels).mean())
@@ -908,28 +897,32 @@ def verify(
     elif labels is not None and head == "sigmoid":
         acc_f = float(((y_float > 0.5) == labels).mean())
         acc_i = float(((y_int > 0.5) == labels).mean())
-    task = "tag" if per_step else "regress" if targets is not None else "none"
+    if ys.per_step:
+        task = "regress per step" if targets is not None else "tag"
+    else:
+        task = "regress" if targets is not None else "none"
     if task == "none" and acc_f is not None:
         task = "classify"
     reg = _regression(targets, y_float, y_int)
     chance = _chance(y_float, labels, acc_f, head) or _mean_baseline(targets, y_float, reg)
-    report = VerifyReport(
-        name=name,
+    export = job.export
+    return VerifyReport(
+        name=export.name,
         sequences=int(seqs.x.shape[0]),
-        steps=total_steps,
-        bit_exact=bad_seq.size == 0,
-        mismatched_sequences=int(bad_seq.size),
-        first_mismatch=first,
+        steps=_total_steps(seqs),
+        bit_exact=run.mismatched.size == 0,
+        mismatched_sequences=int(run.mismatched.size),
+        first_mismatch=run.first,
         max_abs_error=float(err.max()),
         mean_abs_error=float(err.mean()),
         output_range=out_range,
         classifier=head != "none",
-        agreement=agreement,
+        agreement=agreement(head, y_int, y_float),
         float_accuracy=acc_f,
         int8_accuracy=acc_i,
-        min_agreement=min_agreement,
-        max_mean_error=max_mean_error,
-        state_bytes=int(compiled.state_size),
+        min_agreement=job.min_agreement,
+        max_mean_error=job.max_mean_error,
+        state_bytes=int(run.compiled.state_size),
         head=head,
         chance=chance,
         task=task,
@@ -942,29 +935,100 @@ def verify(
         outputs=(y_float, y_int),
         whole_sequence=qmodel.whole_sequence,
         max_length=qmodel.max_length,
-        notes=[mask_note] if mask_note else [],
+        **(_clipping(qmodel, c) if ys.head_act in CALIBRATED_HEADS else {}),
     )
-    threshold = max_mean_error * out_range
-    if export.changed_files:
-        report.failures.append(
-            "export files edited after export: " + ", ".join(export.changed_files)
+
+
+#: output activations whose int8 range is chosen from the calibration data (the others, such
+#: as softmax and sigmoid, have fixed output scales whose ends are by design)
+CALIBRATED_HEADS = ("linear", "relu")
+
+
+def _clipping(qmodel: QuantModel, compared: _Compared) -> dict[str, Any]:
+    """output_clipped, output_limits and output_at_limits of the report (see VerifyReport)."""
+    oq = qmodel.output_q
+    half = np.asarray(oq.scale, dtype=np.float64) / 2
+    lo = oq.dequantize(np.int64(-128)) - half
+    hi = oq.dequantize(np.int64(127)) + half
+    y = compared.y_float
+    return {
+        "output_clipped": float(((y < lo) | (y > hi)).mean()),
+        "output_limits": [float(np.min(lo)), float(np.max(hi))],
+        "output_at_limits": float(((compared.codes == -128) | (compared.codes == 127)).mean()),
+    }
+
+
+def _clipping_cause(
+    share: float | None, what: str, limits: list[float], method: str, again: bool = False
+) -> str:
+    """The cause a failing error or agreement check names where the float outputs left the
+    int8 output range materially ('' where they did not); again: the range and the way out
+    were named already in the FAIL line (the share only)."""
+    if share is None or share <= MATERIAL_CLIPPING:
+        return ""
+    if again:
+        return f": {100 * share:.2f}% of {what} outside the int8 output range"
+    if method == "minmax":
+        fix = "export again with a --calib that does, e.g. with these sequences"
+    else:
+        fix = (
+            f"--calibration {method} keeps the bulk of the calibration set's range: export "
+            "again with --calibration minmax on a --calib that covers the data's range"
         )
-    if stream_steps > 0:
-        calibrated = head_act in ("linear", "relu")  # a range chosen from calibration data
+    return (
+        f": {100 * share:.2f}% of {what} outside the int8 output range "
+        f"[{limits[0]:.4g}, {limits[1]:.4g}] (the calibration set does not cover the data's "
+        f"range: {fix})"
+    )
+
+
+def _check(
+    job: VerifyJob,
+    report: VerifyReport,
+    qmodel: QuantModel,
+    seqs: Sequences,
+    ys: _Targets,
+    run: _Run,
+) -> None:
+    """The checks against their thresholds (the stream run first, where asked), in the order
+    of the FAIL line."""
+    threshold = job.max_mean_error * report.output_range
+    limits, method = report.output_limits or [], qmodel.calibration
+    named = False  # the range and the way out, said once in the FAIL line
+    if job.export.changed_files:
+        report.failures.append(
+            "export files edited after export: " + ", ".join(job.export.changed_files)
+        )
+    if job.stream_steps > 0:
+        calibrated = ys.head_act in CALIBRATED_HEADS  # a range chosen from calibration data
         report.stream = stream_check(
-            ir, qmodel, compiled, seqs, stream_steps, threshold, head, calibrated, pre
+            job.ir,
+            qmodel,
+            run.compiled,
+            seqs,
+            job.stream_steps,
+            threshold,
+            ys.head,
+            calibrated,
+            job.progress_prefix,
         )
         if not report.stream.bit_exact:
             report.failures.append("C output differs from the integer reference on the stream")
         if report.stream.mean_error > threshold:
-            report.failures.append("stream mean error above threshold")
+            steps = "the stream's steps have float outputs"
+            why = _clipping_cause(report.stream.clipped, steps, limits, method)
+            report.failures.append("stream mean error above threshold" + why)
+            named = bool(why)
     if not report.bit_exact:
         report.failures.append("C output differs from the integer reference")
-    check_push_sample(report, compiled, xq, seqs.lengths, c_out)
-    if report.mean_abs_error > threshold:
-        report.failures.append("mean error above threshold")
-    if agreement is not None and agreement < min_agreement:
-        report.failures.append("agreement below threshold")
+    check_push_sample(report, run.compiled, run.xq, seqs.lengths, run.c_out)
+    clipped, outputs = report.output_clipped, "float outputs lie"
+    error_failed = report.mean_abs_error > threshold
+    if error_failed:
+        why = _clipping_cause(clipped, outputs, limits, method, named)
+        report.failures.append("mean error above threshold" + why)
+    if report.agreement is not None and report.agreement < job.min_agreement:
+        why = "" if error_failed else _clipping_cause(clipped, outputs, limits, method, named)
+        report.failures.append("agreement below threshold" + why)
     if report.chance:
         report.failures.append(CHANCE_FAILURE)
-    return report

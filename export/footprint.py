@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from rnn2c.export import kinds
 from rnn2c.export.render import table_bytes
 
 #: code bytes of one layer of each kind at -O2 on a Cortex-M4, fitted to rnn2c size's figures
@@ -40,8 +41,16 @@ CODE_BYTES = {
 #: a seq2seq export's attention kernel, by mode
 ATTENTION_CODE = {"dot": 400, "concat": 500, "additive": 1100}
 UNKNOWN_CODE = 900  # a layer kind not listed
+UNKNOWN_PART_CODE = 1100  # a part not listed (as the largest attention kernel)
 BASE_CODE = 64  # reset, the step/run wrapper, the input quantization
 SEQ2SEQ_CODE = 600  # encode/decode loops, the greedy argmax, the token checks
+#: code bytes of the parts a model kind lists besides its layers (ModelKind.code_parts): a
+#: token table's lookup, a seq2seq export's loops and its attention kernel by mode
+PART_CODE = {
+    **CODE_BYTES,
+    "seq2seq": SEQ2SEQ_CODE,
+    **{f"attention:{mode}": code for mode, code in ATTENTION_CODE.items()},
+}
 DENSE_X_CODE = 250  # a Dense with a calibrated activation (gelu, silu, elu, ...)
 DENSE_X_TABLES = 256  # its erf / softplus table
 THUMB1_FACTOR = 1.35  # ARMv6-M (Cortex-M0/M0+) code against Cortex-M4 code
@@ -104,21 +113,12 @@ def scratch_bytes(header: str | bytes, name: str) -> int:
 
 
 def _code_and_tables(qmodel: Any) -> tuple[int, int]:
-    """(Cortex-M4 code bytes, activation table bytes) of a QuantModel or QuantSeq2Seq."""
-    seq2seq = hasattr(qmodel, "decoder")  # a QuantSeq2Seq (export/seq2seq.py)
-    if seq2seq:
-        layers = [*qmodel.encoder.layers, qmodel.decoder, *qmodel.mid]
-        code = BASE_CODE + SEQ2SEQ_CODE + ATTENTION_CODE.get(qmodel.attention.mode, 1100)
-        code += CODE_BYTES["dense"] + CODE_BYTES["embedding"]  # the output layer, the tables
-    else:
-        layers = list(qmodel.layers)
-        code = BASE_CODE + (0 if qmodel.embedding is None else CODE_BYTES["embedding"])
+    """(Cortex-M4 code bytes, activation table bytes) of a quantized model of any kind: the
+    kernels of the layers its kind lists, and the other parts of its C."""
+    layers, parts = kinds.of(qmodel).code_parts(qmodel)
+    code = BASE_CODE + sum(PART_CODE.get(p, UNKNOWN_PART_CODE) for p in parts)
     tables = table_bytes()
-    counted: set[str] = set()
     for layer in layers:
-        if seq2seq and layer.kind in counted:  # its encoder and decoder call the same kernels
-            continue
-        counted.add(layer.kind)
         code += CODE_BYTES.get(layer.kind, UNKNOWN_CODE)
         if getattr(layer, "out_rq", None) is not None:  # a Dense with a calibrated activation
             code += DENSE_X_CODE
@@ -127,7 +127,7 @@ def _code_and_tables(qmodel: Any) -> tuple[int, int]:
 
 
 def estimate(qmodel: Any, scratch: int, cpu: str = "cortex-m4") -> Footprint:
-    """The flash and RAM estimate of a QuantModel (or QuantSeq2Seq) whose header declares
+    """The flash and RAM estimate of a quantized model (of any kind) whose header declares
     `scratch` bytes of stack scratch (scratch_bytes), on a Cortex-M `cpu`."""
     code, tables = _code_and_tables(qmodel)
     thumb1 = is_armv6m(cpu)

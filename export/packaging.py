@@ -20,11 +20,13 @@ export does; each build compiles the ones its target selects.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from rnn2c import __version__
-from rnn2c.export.ir import ExportError, QuantModel
+from rnn2c.export import kinds as model_kinds
+from rnn2c.export.ir import ExportError
 from rnn2c.export.isa import RUNTIME_FILES
-from rnn2c.export.render import LABELS, template_environment
+from rnn2c.export.render import template_environment
 
 KINDS = ("cmake", "arduino", "platformio")
 PROJECT_FILES = ("CMakeLists.txt", "library.properties", "library.json")  # one per kind
@@ -57,7 +59,7 @@ def package_paths(name: str, kinds: Iterable[str]) -> list[str]:
 
 
 def package_files(
-    qmodel: QuantModel, name: str, files: dict[str, str], kinds: Iterable[str]
+    qmodel: Any, name: str, files: dict[str, str], kinds: Iterable[str]
 ) -> dict[str, str]:
     """{relative path: text} of the packaging files for the requested kinds.
 
@@ -66,22 +68,7 @@ def package_files(
     """
     kinds = parse_kinds(list(kinds))
     ctx = {"name": name, "version": __version__, "source": qmodel.source}
-    if hasattr(qmodel, "decoder"):  # a seq2seq model (export/seq2seq.py)
-        cell = LABELS[qmodel.decoder.kind]  # type: ignore[attr-defined]
-        ctx["summary"] = f"{cell} encoder-decoder with attention"
-        ctx["api"] = f"{name}_encode() per input, {name}_decode() for the output tokens"
-        ctx["figures"] = (
-            f"{qmodel.vocab} output tokens, up to {qmodel.max_length} input steps, "  # type: ignore[attr-defined]
-            f"{qmodel.state_bytes()} bytes of state"
-        )
-    else:
-        cells = [LABELS[layer.kind] for layer in qmodel.layers if layer.state_fields()]
-        ctx["summary"] = ("/".join(dict.fromkeys(cells)) or "Dense") + " model"
-        ctx["api"] = f"{name}_reset() / {name}_step(), one time step per call"
-        ctx["figures"] = (
-            f"{qmodel.input_size} inputs, {qmodel.output_size} outputs per step, "
-            f"{qmodel.state_bytes()} bytes of state, {qmodel.macs} MACs per step"
-        )
+    ctx.update(model_kinds.of(qmodel).package_about(qmodel, name))  # summary, api, figures
     env = template_environment()
     out: dict[str, str] = {}
     if "cmake" in kinds:

@@ -23,22 +23,32 @@ that the raw int32 sums compare like the float logits and no softmax is needed.
 
 from __future__ import annotations
 
-import io
 import json
+import os
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rnn2c.export import codec
+from rnn2c.export.data import (
+    Sequences,
+    check_inputs,
+    check_lengths,
+    check_tokens,
+    load_sequences,
+)
 from rnn2c.export.fixedpoint import INT32_MAX
-from rnn2c.export.ir import ActQuant, ExportError, ModelIR, Observer, QuantModel
+from rnn2c.export.ir import CTYPE_BYTES, ActQuant, ExportError, ModelIR, Observer, QuantModel
+from rnn2c.export.keras_reader import read_model
 from rnn2c.export.layers import READERS
 from rnn2c.export.layers import attention as attention_layer
 from rnn2c.export.layers import embedding as embedding_layer
 from rnn2c.export.layers.attention import AttentionLayer, QuantAttention
 from rnn2c.export.layers.embedding import EmbeddingLayer, QuantEmbedding
-from rnn2c.export.quantize import _SubObserver, quantize_model
+from rnn2c.export.quantize import SubObserver, quantize_model
 
 #: the pattern, for error messages
 PATTERN = (
@@ -162,32 +172,71 @@ def _refuse(what: str) -> ExportError:
     return ExportError(f"{what}; rnn2c exports two-input models of the pattern {PATTERN}")
 
 
-def read_seq2seq(model: Any) -> Seq2SeqIR:
-    """Keras encoder-decoder (in memory) -> Seq2SeqIR, refusing other two-input graphs."""
-    import keras  # noqa: PLC0415
+@dataclass
+class _Graph:
+    """What read_seq2seq finds walking back from the output: the layers (and their call
+    nodes) of the pattern, and every layer seen on the way (the pass-throughs included)."""
 
-    seen: list[Any] = []
-    t, layer, node, _ = _skip(model.outputs[0], seen)
+    seen: list[Any]
+    heads: list[Any] = field(default_factory=list)  # the Dense layers, output first
+    concat: Any = None
+    concat_node: Any = None
+    context_first: bool = False
+    att: Any = None
+    dec_t: Any = None  # the decoder's output tensor
+    dec: Any = None
+    dec_node: Any = None
+    enc_t: Any = None  # the encoder's output tensor (the attention values)
+    enc: Any = None  # the encoder's last layer (a Bidirectional, or the cell itself)
+    enc_cell: Any = None
+    bidir: bool = False
+    demb: Any = None  # the decoder's Embedding
+    encoder_input: int = 0
+
+
+def read_seq2seq(model: Any) -> Seq2SeqIR:
+    """Keras encoder-decoder (in memory) -> Seq2SeqIR, refusing other two-input graphs: the
+    graph traced back from the output (head, attention, decoder and encoder, the decoder's
+    initial state and input), then its layers read."""
+    g = _Graph(seen=[])
+    _trace_head(model, g)
+    _trace_attention(g)
+    _check_recurrent(g)
+    _check_initial_state(g)
+    _trace_decoder_input(model, g)
+    encoder = _read_encoder(model, g)
+    return _read_layers(model, g, encoder)
+
+
+def _trace_head(model: Any, g: _Graph) -> None:
+    """From the output back through the Dense layers to the Concatenate."""
+    seen = g.seen
+    _, layer, node, _ = _skip(model.outputs[0], seen)
     if _cls(layer) == "TimeDistributed" and _cls(layer.layer) == "Dense":
         layer_dense = layer.layer
     else:
         layer_dense = layer
     if _cls(layer_dense) != "Dense":
         raise _refuse(f"the output comes from layer '{layer.name}' ({_cls(layer)}), not a Dense")
-    heads = []  # from the output back to the concatenation
     while _cls(layer_dense) == "Dense":
-        heads.append(layer_dense)
+        g.heads.append(layer_dense)
         seen.append(layer)
-        t, layer, node, _ = _skip(_inputs(node)[0], seen)
+        _, layer, node, _ = _skip(_inputs(node)[0], seen)
         layer_dense = layer.layer if _cls(layer) == "TimeDistributed" else layer
     if _cls(layer) != "Concatenate":
         raise _refuse(
             f"layer '{layer.name}' ({_cls(layer)}) feeds the output layers where a Concatenate "
             "of the decoder outputs and the attention context belongs"
         )
-    concat = layer
-    seen.append(concat)
-    parts = _inputs(node)
+    g.concat, g.concat_node = layer, node
+    seen.append(layer)
+
+
+def _trace_attention(g: _Graph) -> None:
+    """The Concatenate's two parts: the attention output and the decoder outputs; the
+    attention's query (the decoder) and values (the encoder)."""
+    seen, concat = g.seen, g.concat
+    parts = _inputs(g.concat_node)
     if len(parts) != 2 or concat.get_config().get("axis", -1) not in (-1, 2):
         raise _refuse(f"layer '{concat.name}' (Concatenate) must join two tensors on the last axis")
     found = [_skip(p, seen) for p in parts]
@@ -198,6 +247,7 @@ def read_seq2seq(model: Any) -> Seq2SeqIR:
             "Attention or AdditiveAttention output"
         )
     a = att_pos[0]
+    g.context_first = a == 0
     _, att, att_node, _ = found[a]
     dec_t, dec, dec_node, dec_index = found[1 - a]
     seen.append(att)
@@ -216,13 +266,21 @@ def read_seq2seq(model: Any) -> Seq2SeqIR:
     enc_cell = enc.forward_layer if bidir else enc  # a Bidirectional encoder: its wrapped cell
     if _cls(enc_cell) not in CELLS or enc_index != 0:
         raise _refuse(f"the attention values come from '{enc.name}' ({_cls(enc)}), not a GRU/LSTM")
+    g.att, g.dec_t, g.dec, g.dec_node = att, dec_t, dec, dec_node
+    g.enc_t, g.enc, g.enc_cell, g.bidir = enc_t, enc, enc_cell, bidir
+
+
+def _check_recurrent(g: _Graph) -> None:
+    """The encoder's last layer and the decoder: the same cell, every step out, the encoder's
+    state handed on (a Bidirectional one concatenated)."""
+    enc, enc_cell, dec, bidir = g.enc, g.enc_cell, g.dec, g.bidir
     if bidir and enc.get_config().get("merge_mode") != "concat":
         raise ExportError(
             f"layer '{enc.name}' (Bidirectional, the encoder): merge_mode "
             f"{enc.get_config().get('merge_mode')!r}; a bidirectional encoder needs 'concat' "
             "(its outputs and its two final states side by side)"
         )
-    seen += [dec, enc]
+    g.seen += [dec, enc]
     for lay, role, want_state in ((enc_cell, "encoder", True), (dec, "decoder", False)):
         cfg = lay.get_config()
         where = f"layer '{lay.name}' ({_cls(lay)}, the {role})"
@@ -236,27 +294,34 @@ def read_seq2seq(model: Any) -> Seq2SeqIR:
         raise _refuse(
             f"encoder '{enc.name}' is a {_cls(enc_cell)}, decoder '{dec.name}' a {_cls(dec)}"
         )
-    init = _tensors(dec_node.arguments.kwargs.get("initial_state"))
+
+
+def _check_initial_state(g: _Graph) -> None:
+    """The decoder starts from the encoder's final states, in order (a Bidirectional encoder:
+    Concatenate([forward, backward]) per state)."""
+    enc, dec = g.enc, g.dec
+    init = _tensors(g.dec_node.arguments.kwargs.get("initial_state"))
     n_states = 2 if _cls(dec) == "LSTM" else 1
-    if bidir:  # Concatenate([forward state, backward state]) per state, in order
+    if g.bidir:  # Concatenate([forward state, backward state]) per state, in order
         got = []
         for t in init:
             layer, node, _ = _producer(t)
             parts = _inputs(node) if _cls(layer) == "Concatenate" else []
             got.append([(_producer(x)[0], _producer(x)[2]) for x in parts])
-            seen.append(layer)
+            g.seen.append(layer)
         want = [[(enc, 1 + i), (enc, 1 + n_states + i)] for i in range(n_states)]
         ok = len(got) == n_states and all(
-            len(g) == 2 and all(a is b and i == j for (a, i), (b, j) in zip(g, w, strict=True))
-            for g, w in zip(got, want, strict=True)
+            len(w_got) == 2
+            and all(a is b and i == j for (a, i), (b, j) in zip(w_got, w, strict=True))
+            for w_got, w in zip(got, want, strict=True)
         )
         hint = "[Concatenate()([h_fw, h_bw])" + (
             ", Concatenate()([c_fw, c_bw])]" if n_states == 2 else "]"
         )
     else:
         got_plain = [(_producer(s)[0], _producer(s)[2]) for s in init]
-        ok = [g[0] is enc for g in got_plain] == [True] * n_states and [
-            g[1] for g in got_plain
+        ok = [p[0] is enc for p in got_plain] == [True] * n_states and [
+            p[1] for p in got_plain
         ] == list(range(1, n_states + 1))
         hint = "[the states it returns, in order]"
     if not ok:
@@ -264,11 +329,16 @@ def read_seq2seq(model: Any) -> Seq2SeqIR:
             f"decoder '{dec.name}' must start from the encoder's states: "
             f"{dec.name}(x, initial_state={hint}) with '{enc.name}''s states"
         )
-    # the decoder's input: its own model input through an Embedding
-    _, demb, demb_node, _ = _skip(_inputs(dec_node)[0], seen)
+
+
+def _trace_decoder_input(model: Any, g: _Graph) -> None:
+    """The decoder reads its own model input through an Embedding; the other input is the
+    encoder's."""
+    dec = g.dec
+    _, demb, demb_node, _ = _skip(_inputs(g.dec_node)[0], g.seen)
     if _cls(demb) != "Embedding":
         raise _refuse(f"decoder '{dec.name}' reads '{demb.name}' ({_cls(demb)}), not an Embedding")
-    seen.append(demb)
+    g.seen.append(demb)
     dec_input = _inputs(demb_node)[0]
     ids = [i for i, x in enumerate(model.inputs) if x is dec_input]
     if not ids:
@@ -278,26 +348,38 @@ def read_seq2seq(model: Any) -> Seq2SeqIR:
             f"layer '{demb.name}' (Embedding, the decoder's): mask_zero=True is not supported; "
             "the decoder's first input is the start token, which must not be skipped"
         )
-    enc_input = 1 - ids[0]
-    # named after the model (Keras numbers unnamed models per process: not reproducible)
-    enc_model = keras.Model(model.inputs[enc_input], enc_t, name=f"{model.name}_encoder")
-    from rnn2c.export.keras_reader import read_model  # noqa: PLC0415
+    g.demb, g.encoder_input = demb, 1 - ids[0]
 
+
+def _read_encoder(model: Any, g: _Graph) -> ModelIR:
+    """The encoder (its input to the attention values) as a chain, read by keras_reader; no
+    layer of the model outside the pattern."""
+    import keras  # noqa: PLC0415  (heavy import, only when needed)
+
+    # named after the model (Keras numbers unnamed models per process: not reproducible)
+    enc_model = keras.Model(model.inputs[g.encoder_input], g.enc_t, name=f"{model.name}_encoder")
     encoder = read_model(enc_model)
-    kinds = [layer.kind for layer in encoder.layers[: -1 if bidir else None]]
-    if any(k not in ("gru", "lstm", "rnn", "dense") for k in kinds):
+    before_last = [layer.kind for layer in encoder.layers[: -1 if g.bidir else None]]
+    if any(k not in ("gru", "lstm", "rnn", "dense") for k in before_last):
         bad = next(ly for ly in encoder.layers if ly.kind not in ("gru", "lstm", "rnn", "dense"))
         raise ExportError(
             f"layer '{bad.name}' in the encoder: only GRU, LSTM, SimpleRNN and Dense layers may "
             "come before the encoder's last recurrent layer (a Bidirectional one only as that "
             "last layer)"
         )
-    seen += list(enc_model.layers)
-    names = {ly.name for ly in seen} | {ly.name for ly in heads}
+    g.seen += list(enc_model.layers)
+    names = {ly.name for ly in g.seen} | {ly.name for ly in g.heads}
     rest = [ly for ly in model.layers if ly.name not in names and _cls(ly) != "InputLayer"]
     if rest:
         raise _refuse(f"layer '{rest[0].name}' ({_cls(rest[0])}) is outside the accepted pattern")
-    emb = embedding_layer.read(demb)
+    return encoder
+
+
+def _read_layers(model: Any, g: _Graph, encoder: ModelIR) -> Seq2SeqIR:
+    """The decoder's Embedding and cell, the attention and the Dense layers, checked against
+    the encoder (tanh cells of one width, a softmax or linear output)."""
+    enc, dec, heads = g.enc, g.dec, g.heads
+    emb = embedding_layer.read(g.demb)
     decoder = READERS[_cls(dec)].read(dec, emb.dim)
     for lay, cell in [*((enc, c) for c in last_cells(encoder.layers[-1])), (dec, decoder)]:
         if cell.cell_act != "tanh":
@@ -312,7 +394,7 @@ def read_seq2seq(model: Any) -> Seq2SeqIR:
             f"encoder '{enc.name}' has {encoder.layers[-1].output_size} units, decoder "
             f"'{dec.name}' {units}; attention needs the same width"
         )
-    attention = attention_layer.read(att, units)
+    attention = attention_layer.read(g.att, units)
     size = 2 * units
     mid = []
     for d in reversed(heads[1:]):
@@ -330,10 +412,10 @@ def read_seq2seq(model: Any) -> Seq2SeqIR:
         dec_embedding=emb,
         decoder=decoder,
         attention=attention,
-        context_first=a == 0,
+        context_first=g.context_first,
         mid=mid,
         out=out,
-        encoder_input=enc_input,
+        encoder_input=g.encoder_input,
     )
 
 
@@ -533,8 +615,6 @@ class QuantSeq2Seq:
     def state_bytes(self) -> int:
         """sizeof(<name>_state_t): length and the attention row (int32), the encoder outputs
         [max_length][units] (int8), every recurrent state; a multiple of 4."""
-        from rnn2c.export.ir import CTYPE_BYTES  # noqa: PLC0415
-
         size = 4 + 4 * self.max_length + self.max_length * self.units
         if self.bidirectional:  # the Bidirectional's input rows and the backward pass's length
             size += 4 + self.max_length * int(self.encoder.layers[-1].input_size)
@@ -676,7 +756,7 @@ def quantize_seq2seq(
     obs = Observer()
     float_teacher_forced(ir, x, lengths, dec_in, obs, decoder_valid(y, end_token))
     dec_emb = ir.dec_embedding.quantize()
-    decoder = ir.decoder.quantize(dec_emb.output_q, _SubObserver(obs, "0."), method, 8)
+    decoder = ir.decoder.quantize(dec_emb.output_q, SubObserver(obs, "0."), method, 8)
     last = encoder.layers[-1]
     cells = [*last_cells(last), decoder]
     for layer in cells:  # tanh cells, int8 states: Q0.7 (read_seq2seq checked)
@@ -688,7 +768,7 @@ def quantize_seq2seq(
     q = ActQuant(1.0 / 128.0, 0)  # [h; context], both Q0.7
     mid = []
     for j, d in enumerate(ir.mid):
-        mid.append(d.quantize(q, _SubObserver(obs, f"{j + 1}."), method, 8))
+        mid.append(d.quantize(q, SubObserver(obs, f"{j + 1}."), method, 8))
         q = mid[-1].output_q
     return QuantSeq2Seq(
         source=ir.source,
@@ -725,16 +805,12 @@ def load_seq2seq_data(
     """x (features [N, T, F] or token ids [N, T]), lengths and y (target ids [N, T_out]) from an
     .npz path (or a Sequences / Seq2SeqData); one-line ExportError on anything wrong. model: the
     Seq2SeqIR or QuantSeq2Seq the data is for."""
-    from rnn2c.export.data import Sequences, check_inputs, check_lengths, load_sequences  # noqa: PLC0415
-
     emb = model.encoder.embedding
     features = int(model.encoder.input_size)
     if isinstance(data, Seq2SeqData):
         data = Sequences(data.x, data.y, data.lengths)
     if isinstance(data, Sequences):
         if emb is not None:
-            from rnn2c.export.data import check_tokens  # noqa: PLC0415
-
             x, lengths = check_tokens(data.x, data.lengths, what, emb)
         else:
             x = check_inputs(data.x, what, features)
@@ -785,9 +861,6 @@ class Settings:
 def run_folder_settings(model: Any) -> dict[str, Any]:
     """The "seq2seq" entry of the metrics.json `rnn2c train --task seq2seq` writes beside
     model.keras ({} if there is none)."""
-    import os  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
-
     if not isinstance(model, str | os.PathLike):
         return {}
     try:
@@ -841,11 +914,11 @@ def seq2seq_settings(
 # ------------------------------------------------------------------ save and load
 
 
-def to_bytes(q: QuantSeq2Seq) -> bytes:
-    from rnn2c.export import serialize  # noqa: PLC0415
-
+def to_bytes(q: QuantSeq2Seq, tag: dict[str, str]) -> bytes:
+    """The .npz of a QuantSeq2Seq (export/codec.py): its encoder's file inside, the decoder's
+    layers, the attention and the output layer; the header tagged with its kind's tag."""
     arrays: dict[str, np.ndarray] = {
-        "encoder": np.frombuffer(serialize.to_bytes(q.encoder), dtype=np.uint8),
+        "encoder": np.frombuffer(codec.to_bytes(q.encoder), dtype=np.uint8),
         "dec_embedding.table": q.dec_embedding.table,
         "attention.weight": q.attention.weight,
         "out.weight": q.out.weight,
@@ -857,7 +930,7 @@ def to_bytes(q: QuantSeq2Seq) -> bytes:
         layers.append({**layer.scalars(), "kind": layer.kind})
     header = {
         "format": FORMAT_VERSION,
-        "kind": "seq2seq",
+        **tag,
         "source": q.source,
         "dec_embedding": q.dec_embedding.to_json(),
         "layers": layers,
@@ -872,23 +945,18 @@ def to_bytes(q: QuantSeq2Seq) -> bytes:
         "calibration": q.calibration,
         "input_quant": q.input_quant,
     }
-    arrays["header"] = np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
+    return codec.pack(header, arrays)
 
 
 def from_arrays(header: dict[str, Any], arrays: dict[str, np.ndarray], path: str) -> QuantSeq2Seq:
-    """A saved QuantSeq2Seq (serialize.load hands over the files with kind 'seq2seq')."""
-    from rnn2c.export import serialize  # noqa: PLC0415
-
+    """A saved QuantSeq2Seq from its .npz header and arrays (export/codec.py's read_npz)."""
     if header.get("format") != FORMAT_VERSION:
         raise ExportError(
             f"{path!r}: seq2seq format {header.get('format')} is not this "
             f"rnn2c's {FORMAT_VERSION}; export the model again"
         )
-    encoder = serialize.load(io.BytesIO(arrays["encoder"].tobytes()))  # type: ignore[arg-type]
-    layers = [serialize._layer(m, arrays, f"{i}.") for i, m in enumerate(header["layers"])]
+    encoder = codec.from_bytes(arrays["encoder"].tobytes(), f"{path} (its encoder)")
+    layers = [codec.layer_from(m, arrays, f"{i}.") for i, m in enumerate(header["layers"])]
     return QuantSeq2Seq(
         source=header["source"],
         encoder=encoder,

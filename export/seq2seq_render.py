@@ -10,8 +10,8 @@ from rnn2c.export.ir import CTYPE_BYTES, ExportError
 from rnn2c.export.quantize import pad4
 from rnn2c.export.render import (
     LayerView,
-    _view,
     check_name,
+    layer_view,
     runtime_files,
     scratch_layout,
     table_bytes,
@@ -39,20 +39,22 @@ def _views(
         if layer.kind == "bidir":  # the last layer: its cells, the forward one per step
             for key, cell in layer.cells():
                 row = "inner" if key == "fw" else "bw_row"
-                cells.append(_view(i, cell, f"{p}_{key}", upper, row, 8, f"state->{p}_{key}_h"))
-            encoder.append(_view(i, layer, p, upper, prev, 8, ""))
+                cells.append(
+                    layer_view(i, cell, f"{p}_{key}", upper, row, 8, f"state->{p}_{key}_h")
+                )
+            encoder.append(layer_view(i, layer, p, upper, prev, 8, ""))
             break
         buffer = None if layer.state_fields() else f"{p}_out"
         output = f"state->{p}_h" if buffer is None else buffer
-        encoder.append(_view(i, layer, p, upper, prev, 8, output, buffer))
+        encoder.append(layer_view(i, layer, p, upper, prev, 8, output, buffer))
         prev = output
     p = f"dec_{q.decoder.kind}"
-    decoder = _view(0, q.decoder, p, upper, "row", 8, f"state->{p}_h")
+    decoder = layer_view(0, q.decoder, p, upper, "row", 8, f"state->{p}_h")
     mid: list[LayerView] = []
     prev = "cat"
     for j, layer in enumerate(q.mid):
         p = f"mid{j}_dense"
-        mid.append(_view(j, layer, p, upper, prev, 8, f"{p}_out", f"{p}_out"))
+        mid.append(layer_view(j, layer, p, upper, prev, 8, f"{p}_out", f"{p}_out"))
         prev = f"{p}_out"
     return encoder, cells, decoder, mid
 

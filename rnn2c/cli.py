@@ -71,50 +71,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
     except ExportError as e:
         return _fail("export", str(e))
-    m = res.manifest
     print(f"rnn2c export: {args.model} -> {res.out_dir}/")
     for note in res.notes:
         print(f"  note: {note}")
-    if m.get("kind") == "seq2seq":
-        _print_seq2seq_export(args.name, m, res.files)
-        _print_footprint(res)
-        return EXIT_OK
-    for layer in res.qmodel.layers:
-        print(
-            f"  {layer.kind:<6} {layer.name:<20} -> {layer.output_size:>4}"
-            f"   {layer.macs:>8} MACs/step"
-        )
-    print(
-        f"  state {m['state_bytes']} bytes, weights {m['weight_bytes']} bytes, "
-        f"{m['macs_per_step']} MACs/step, input {m['input_quant']}"
-    )
-    if res.qmodel.whole_sequence:
-        limit = res.qmodel.max_length
-        steps = "sequences of any length" if limit is None else f"up to {limit} steps"
-        rows = res.qmodel.fixed_rows
-        print(
-            f"  whole-sequence model: {args.name}_run over {steps} (no streaming step)"
-            + ("" if rows is None else f", {rows} output rows (RepeatVector)")
-        )
-    elif res.qmodel.decimates:
-        print(
-            f"  strided Conv1D / pooling: {args.name}_step returns 1 when its output is new, "
-            "0 when it is the held one"
-        )
-    if res.qmodel.input_sizes:
-        parts = ", ".join(f"{i['name']} ({i['size']} features)" for i in m["inputs"])
-        print(
-            f"  inputs: {parts}: {args.name}_step takes one array per input, {args.name}_run "
-            "their rows side by side"
-        )
-    k = res.qmodel.samples_per_step
-    if k > 1:
-        push = "" if res.qmodel.whole_sequence else f"; {args.name}_push_sample takes one at a time"
-        print(f"  framed: {k} samples of {res.qmodel.sample_size} features per step{push}")
-    if res.qmodel.vocab is not None:
-        entries = ("run_tokens",) if res.qmodel.whole_sequence else ("step_token", "run_tokens")
-        names = " / ".join(f"{args.name}_{e}" for e in entries)
-        print(f"  token model: {names} over ids 0..{res.qmodel.vocab - 1}")
+    for line in res.kind.summary(res.qmodel, res.manifest, args.name):
+        print(line)
     print(f"  files: {', '.join(res.files)}")
     _print_footprint(res)
     return EXIT_OK
@@ -131,22 +92,6 @@ def _print_footprint(res: Any) -> None:
         f"  (an estimate: rnn2c size {res.out_dir} --target cortex-m4 measures it; Cortex-M0/M0+ "
         f"code is about {THUMB1_FACTOR:g}x larger)"
     )
-
-
-def _print_seq2seq_export(name: str, m: dict[str, Any], files: list[str]) -> None:
-    source = "token ids" if m["input_tokens"] else f"{m['input_size']} features per step"
-    print(
-        f"  seq2seq: {m['cell'].upper()} encoder over {source} (up to {m['max_length']} steps), "
-        f"{m['attention']} attention, {m['vocab']} output tokens (start {m['start_token']}, "
-        f"end {m['end_token']}, up to {m['max_output_length']})"
-    )
-    entry = f"{name}_encode_tokens" if m["input_tokens"] else f"{name}_encode"
-    print(
-        f"  state {m['state_bytes']} bytes, weights {m['weight_bytes']} bytes, "
-        f"{m['macs_per_encode_step']} MACs per input step, {m['macs_per_token']} MACs per output "
-        f"token; API {entry} / {name}_decode"
-    )
-    print(f"  files: {', '.join(files)}")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

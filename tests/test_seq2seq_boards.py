@@ -14,6 +14,7 @@ import seq2seq_keras as s2s
 from rnn2c.cli import main
 from rnn2c.emulator import firmware, seq2seq_boards
 from rnn2c.emulator import size as S
+from rnn2c.emulator.seq2seq_size import Seq2SeqSizeReport
 from rnn2c.export import export_model
 from tools import need, require_arm_toolchain, require_unicorn
 
@@ -70,7 +71,7 @@ def test_board_tokens_bit_exact(files: dict[str, Path], tmp_path: Path, model: s
     project = firmware.make_project(
         files[f"{model}-export"], board, tmp_path / "fw", data=files[f"{model}-data"], run=True
     )
-    assert project.seq2seq
+    assert project.kind.name == "seq2seq"
     result = firmware.run_project(project, timeout=60)
     assert result.passed, (result.first_mismatch, result.board_run.text)
     want = np.load(files[f"{model}-data"])["lengths"][: firmware.DEFAULT_SEQUENCES]
@@ -177,7 +178,7 @@ def test_size_report(files: dict[str, Path], model: str, target: str) -> None:
     require_arm_toolchain()
     require_unicorn()
     r = S.measure(files[f"{model}-export"], target, data=files[f"{model}-data"], sequences=4)
-    assert isinstance(r, S.Seq2SeqSizeReport)
+    assert isinstance(r, Seq2SeqSizeReport)
     assert r.bit_exact
     manifest = json.loads((files[f"{model}-export"] / "rnn2c.json").read_text())
     lengths = np.load(files[f"{model}-data"])["lengths"][:4]
