@@ -1,0 +1,221 @@
+/*
+ * rnn2c_riscv.h - the RV32IM kernels of rnn2c_runtime.h (rv32imc, rv32imac, rv32imafc: the
+ * ESP32-C3/C6, the SiFive FE310, GD32VF103, CH32V...). rnn2c_runtime.h includes it for a 32-bit
+ * RISC-V target with the M extension's multiply (__riscv_mul) built by gcc or clang (and
+ * without RNN2C_PORTABLE); not a header of its own. Names: rnn2c_rv_*, RNN2C_RV_*; each kernel
+ * is aliased to its public name, the others stay the reference ones (rnn2c_ref.h).
+ *
+ *   rnn2c_mac4 .. rnn2c_mac1   R rows over the vector in assembly: the group's four vector
+ *                              elements loaded once (LH) and held in registers across the
+ *                              rows, per row and column one LB of the weight byte at its place
+ *                              in the (c0, c2, c1, c3) word, one MUL and one ADD; the pointers
+ *                              move once per group (no indexed loads on RISC-V, no __mulsi3)
+ *   rnn2c_gru_pair_acc         the rows of two GRU units in one pass (6 rows: z, r and the
+ *                              candidate of units j and j + 1), each vector element loaded once
+ *                              for the 6 rows; RNN2C_GRU_PAIRS 1
+ *
+ * Every sum is the reference's: the same products added in another order, and no partial sum
+ * can overflow (rnn2c_runtime.h's accumulator bound). RNN2C_RV_ASM says the assembly is in use.
+ */
+#ifndef RNN2C_RISCV_H
+#define RNN2C_RISCV_H
+
+#define RNN2C_ISA_RISCV 1
+
+#if defined(__GNUC__) && defined(__riscv_mul) && __riscv_xlen == 32
+#define RNN2C_RV_ASM 1
+
+/* One row's four products of a group: the weight bytes at `o`..`o`+3 of the row's word (c0,
+ * c2, c1, c3) against the held vector elements x0, x2, x1, x3, into accumulator `a`. */
+#define RNN2C_RV_ROW(w, o, a)                                                                 \
+    "lb %[t0], " #o "+0(%[" #w "])\n\t"                                                       \
+    "lb %[t1], " #o "+1(%[" #w "])\n\t"                                                       \
+    "mul %[t0], %[t0], %[x0]\n\t"                                                             \
+    "mul %[t1], %[t1], %[x2]\n\t"                                                             \
+    "add %[" #a "], %[" #a "], %[t0]\n\t"                                                     \
+    "add %[" #a "], %[" #a "], %[t1]\n\t"                                                     \
+    "lb %[t0], " #o "+2(%[" #w "])\n\t"                                                       \
+    "lb %[t1], " #o "+3(%[" #w "])\n\t"                                                       \
+    "mul %[t0], %[t0], %[x1]\n\t"                                                             \
+    "mul %[t1], %[t1], %[x3]\n\t"                                                             \
+    "add %[" #a "], %[" #a "], %[t0]\n\t"                                                     \
+    "add %[" #a "], %[" #a "], %[t1]\n\t"
+/* The group's vector elements, held for every row of the pass. */
+#define RNN2C_RV_GROUP                                                                        \
+    "lh %[x0], 0(%[v])\n\t"                                                                   \
+    "lh %[x1], 2(%[v])\n\t"                                                                   \
+    "lh %[x2], 4(%[v])\n\t"                                                                   \
+    "lh %[x3], 6(%[v])\n\t"
+#define RNN2C_RV_TEMPS                                                                        \
+    [x0] "=&r"(x0), [x1] "=&r"(x1), [x2] "=&r"(x2), [x3] "=&r"(x3), [t0] "=&r"(t0),          \
+        [t1] "=&r"(t1)
+#define RNN2C_RV_DECLS                                                                        \
+    const int16_t *end = v + 4 * (size_t)groups;                                              \
+    int32_t x0;                                                                               \
+    int32_t x1;                                                                               \
+    int32_t x2;                                                                               \
+    int32_t x3;                                                                               \
+    int32_t t0;                                                                               \
+    int32_t t1
+
+/* rnn2c_macR: as rnn2c_ref_macR; 3 R + 1 instructions per column of R rows, 3 per group. */
+RNN2C_INLINE const int8_t *rnn2c_rv_mac4(const int8_t *w, const int16_t *v, uint32_t groups,
+                                         int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3)
+{
+    int32_t s0 = *a0;
+    int32_t s1 = *a1;
+    int32_t s2 = *a2;
+    int32_t s3 = *a3;
+    RNN2C_RV_DECLS;
+    if (groups != 0) {
+        __asm__("1:\n\t" RNN2C_RV_GROUP RNN2C_RV_ROW(w, 0, s0) RNN2C_RV_ROW(w, 4, s1)
+                    RNN2C_RV_ROW(w, 8, s2) RNN2C_RV_ROW(w, 12, s3) "addi %[v], %[v], 8\n\t"
+                                                                     "addi %[w], %[w], 16\n\t"
+                                                                     "bne %[v], %[end], 1b\n\t"
+                : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [w] "+r"(w),
+                  [v] "+r"(v), RNN2C_RV_TEMPS
+                : [end] "r"(end)
+                : "memory");
+    }
+    *a0 = s0;
+    *a1 = s1;
+    *a2 = s2;
+    *a3 = s3;
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_rv_mac3(const int8_t *w, const int16_t *v, uint32_t groups,
+                                         int32_t *a0, int32_t *a1, int32_t *a2)
+{
+    int32_t s0 = *a0;
+    int32_t s1 = *a1;
+    int32_t s2 = *a2;
+    RNN2C_RV_DECLS;
+    if (groups != 0) {
+        __asm__("1:\n\t" RNN2C_RV_GROUP RNN2C_RV_ROW(w, 0, s0) RNN2C_RV_ROW(w, 4, s1)
+                    RNN2C_RV_ROW(w, 8, s2) "addi %[v], %[v], 8\n\t"
+                                           "addi %[w], %[w], 12\n\t"
+                                           "bne %[v], %[end], 1b\n\t"
+                : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [w] "+r"(w), [v] "+r"(v),
+                  RNN2C_RV_TEMPS
+                : [end] "r"(end)
+                : "memory");
+    }
+    *a0 = s0;
+    *a1 = s1;
+    *a2 = s2;
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_rv_mac2(const int8_t *w, const int16_t *v, uint32_t groups,
+                                         int32_t *a0, int32_t *a1)
+{
+    int32_t s0 = *a0;
+    int32_t s1 = *a1;
+    RNN2C_RV_DECLS;
+    if (groups != 0) {
+        __asm__("1:\n\t" RNN2C_RV_GROUP RNN2C_RV_ROW(w, 0, s0)
+                    RNN2C_RV_ROW(w, 4, s1) "addi %[v], %[v], 8\n\t"
+                                           "addi %[w], %[w], 8\n\t"
+                                           "bne %[v], %[end], 1b\n\t"
+                : [s0] "+r"(s0), [s1] "+r"(s1), [w] "+r"(w), [v] "+r"(v), RNN2C_RV_TEMPS
+                : [end] "r"(end)
+                : "memory");
+    }
+    *a0 = s0;
+    *a1 = s1;
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_rv_mac1(const int8_t *w, const int16_t *v, uint32_t groups,
+                                         int32_t *a0)
+{
+    int32_t s0 = *a0;
+    RNN2C_RV_DECLS;
+    if (groups != 0) {
+        __asm__("1:\n\t" RNN2C_RV_GROUP RNN2C_RV_ROW(w, 0, s0) "addi %[v], %[v], 8\n\t"
+                                                               "addi %[w], %[w], 4\n\t"
+                                                               "bne %[v], %[end], 1b\n\t"
+                : [s0] "+r"(s0), [w] "+r"(w), [v] "+r"(v), RNN2C_RV_TEMPS
+                : [end] "r"(end)
+                : "memory");
+    }
+    *a0 = s0;
+    return w;
+}
+
+#define rnn2c_mac4 rnn2c_rv_mac4
+#define rnn2c_mac3 rnn2c_rv_mac3
+#define rnn2c_mac2 rnn2c_rv_mac2
+#define rnn2c_mac1 rnn2c_rv_mac1
+
+/* Two GRU units' 3 rows each over `groups` groups, unit j's weights at wa, unit j + 1's at wb
+ * (one unit's block further): 6 rows per vector element loaded, 76 instructions per group of
+ * 24 products. */
+RNN2C_INLINE void rnn2c_rv_mac3x2(const int8_t **pa, const int8_t **pb, const int16_t *v,
+                                  uint32_t groups, int32_t *a, int32_t *b)
+{
+    const int8_t *wa = *pa;
+    const int8_t *wb = *pb;
+    int32_t a0 = a[0];
+    int32_t a1 = a[1];
+    int32_t a2 = a[2];
+    int32_t b0 = b[0];
+    int32_t b1 = b[1];
+    int32_t b2 = b[2];
+    RNN2C_RV_DECLS;
+    if (groups != 0) {
+        __asm__("1:\n\t" RNN2C_RV_GROUP RNN2C_RV_ROW(wa, 0, a0) RNN2C_RV_ROW(wa, 4, a1)
+                    RNN2C_RV_ROW(wa, 8, a2) RNN2C_RV_ROW(wb, 0, b0) RNN2C_RV_ROW(wb, 4, b1)
+                        RNN2C_RV_ROW(wb, 8, b2) "addi %[v], %[v], 8\n\t"
+                                                "addi %[wa], %[wa], 12\n\t"
+                                                "addi %[wb], %[wb], 12\n\t"
+                                                "bne %[v], %[end], 1b\n\t"
+                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [b0] "+r"(b0), [b1] "+r"(b1),
+                  [b2] "+r"(b2), [wa] "+r"(wa), [wb] "+r"(wb), [v] "+r"(v), RNN2C_RV_TEMPS
+                : [end] "r"(end)
+                : "memory");
+    }
+    a[0] = a0;
+    a[1] = a1;
+    a[2] = a2;
+    b[0] = b0;
+    b[1] = b1;
+    b[2] = b2;
+    *pa = wa;
+    *pb = wb;
+}
+
+/* rnn2c_gru_pair_acc: the input part, then the state part (the candidate rows' accumulators
+ * a[2], b[2] over x, a[3], b[3] over h). */
+RNN2C_INLINE void rnn2c_rv_gru_pair_acc(const int8_t *wa, const int16_t *v, uint32_t x_groups,
+                                        uint32_t h_groups, const int32_t *bias, int32_t *a,
+                                        int32_t *b)
+{
+    const int8_t *wb = wa + 12 * ((size_t)x_groups + h_groups);
+    int32_t sa[3];
+    int32_t sb[3];
+    uint32_t k;
+    for (k = 0; k < 3; ++k) {
+        sa[k] = bias[k];
+        sb[k] = bias[4 + k];
+    }
+    rnn2c_rv_mac3x2(&wa, &wb, v, x_groups, sa, sb);
+    a[2] = sa[2];
+    b[2] = sb[2];
+    sa[2] = bias[3];
+    sb[2] = bias[7];
+    rnn2c_rv_mac3x2(&wa, &wb, v + 4 * (size_t)x_groups, h_groups, sa, sb);
+    a[0] = sa[0];
+    a[1] = sa[1];
+    a[3] = sa[2];
+    b[0] = sb[0];
+    b[1] = sb[1];
+    b[3] = sb[2];
+}
+
+#define rnn2c_gru_pair_acc rnn2c_rv_gru_pair_acc
+#define RNN2C_GRU_PAIRS 1
+#endif
+
+#endif /* RNN2C_RISCV_H */
