@@ -12,7 +12,7 @@
  *                              move once per group (no indexed loads on RISC-V, no __mulsi3)
  *   rnn2c_gru_pair_acc         the rows of two GRU units in one pass (6 rows: z, r and the
  *                              candidate of units j and j + 1), each vector element loaded once
- *                              for the 6 rows; RNN2C_GRU_PAIRS 1
+ *                              for the 6 rows, one loop for both parts; RNN2C_GRU_PAIRS 1
  *
  * Every sum is the reference's: the same products added in another order, and no partial sum
  * can overflow (rnn2c_runtime.h's accumulator bound). RNN2C_RV_ASM says the assembly is in use.
@@ -40,6 +40,20 @@
     "mul %[t1], %[t1], %[x3]\n\t"                                                             \
     "add %[" #a "], %[" #a "], %[t0]\n\t"                                                     \
     "add %[" #a "], %[" #a "], %[t1]\n\t"
+/* The same with one scratch register (the GRU pair's asm has no operand left for a second). */
+#define RNN2C_RV_ROW1(w, o, a)                                                                \
+    "lb %[t0], " #o "+0(%[" #w "])\n\t"                                                       \
+    "mul %[t0], %[t0], %[x0]\n\t"                                                             \
+    "add %[" #a "], %[" #a "], %[t0]\n\t"                                                     \
+    "lb %[t0], " #o "+1(%[" #w "])\n\t"                                                       \
+    "mul %[t0], %[t0], %[x2]\n\t"                                                             \
+    "add %[" #a "], %[" #a "], %[t0]\n\t"                                                     \
+    "lb %[t0], " #o "+2(%[" #w "])\n\t"                                                       \
+    "mul %[t0], %[t0], %[x1]\n\t"                                                             \
+    "add %[" #a "], %[" #a "], %[t0]\n\t"                                                     \
+    "lb %[t0], " #o "+3(%[" #w "])\n\t"                                                       \
+    "mul %[t0], %[t0], %[x3]\n\t"                                                             \
+    "add %[" #a "], %[" #a "], %[t0]\n\t"
 /* The group's vector elements, held for every row of the pass. */
 #define RNN2C_RV_GROUP                                                                        \
     "lh %[x0], 0(%[v])\n\t"                                                                   \
@@ -149,69 +163,63 @@ RNN2C_INLINE const int8_t *rnn2c_rv_mac1(const int8_t *w, const int16_t *v, uint
 #define rnn2c_mac2 rnn2c_rv_mac2
 #define rnn2c_mac1 rnn2c_rv_mac1
 
-/* Two GRU units' 3 rows each over `groups` groups, unit j's weights at wa, unit j + 1's at wb
- * (one unit's block further): 6 rows per vector element loaded, 76 instructions per group of
- * 24 products. */
-RNN2C_INLINE void rnn2c_rv_mac3x2(const int8_t **pa, const int8_t **pb, const int16_t *v,
-                                  uint32_t groups, int32_t *a, int32_t *b)
-{
-    const int8_t *wa = *pa;
-    const int8_t *wb = *pb;
-    int32_t a0 = a[0];
-    int32_t a1 = a[1];
-    int32_t a2 = a[2];
-    int32_t b0 = b[0];
-    int32_t b1 = b[1];
-    int32_t b2 = b[2];
-    RNN2C_RV_DECLS;
-    if (groups != 0) {
-        __asm__("1:\n\t" RNN2C_RV_GROUP RNN2C_RV_ROW(wa, 0, a0) RNN2C_RV_ROW(wa, 4, a1)
-                    RNN2C_RV_ROW(wa, 8, a2) RNN2C_RV_ROW(wb, 0, b0) RNN2C_RV_ROW(wb, 4, b1)
-                        RNN2C_RV_ROW(wb, 8, b2) "addi %[v], %[v], 8\n\t"
-                                                "addi %[wa], %[wa], 12\n\t"
-                                                "addi %[wb], %[wb], 12\n\t"
-                                                "bne %[v], %[end], 1b\n\t"
-                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [b0] "+r"(b0), [b1] "+r"(b1),
-                  [b2] "+r"(b2), [wa] "+r"(wa), [wb] "+r"(wb), [v] "+r"(v), RNN2C_RV_TEMPS
-                : [end] "r"(end)
-                : "memory");
-    }
-    a[0] = a0;
-    a[1] = a1;
-    a[2] = a2;
-    b[0] = b0;
-    b[1] = b1;
-    b[2] = b2;
-    *pa = wa;
-    *pb = wb;
-}
-
-/* rnn2c_gru_pair_acc: the input part, then the state part (the candidate rows' accumulators
- * a[2], b[2] over x, a[3], b[3] over h). */
+/* rnn2c_gru_pair_acc: units j (weights at wa) and j + 1 (wb, one unit's block further), 3 rows
+ * each, 6 rows per vector element loaded: 80 instructions per group of 24 products. One loop
+ * for both parts (one copy of the code): when the input part ends, the candidate accumulators
+ * a2, b2 trade places with their recurrent twins a3, b3 (7 instructions per pair of units). */
 RNN2C_INLINE void rnn2c_rv_gru_pair_acc(const int8_t *wa, const int16_t *v, uint32_t x_groups,
                                         uint32_t h_groups, const int32_t *bias, int32_t *a,
                                         int32_t *b)
 {
     const int8_t *wb = wa + 12 * ((size_t)x_groups + h_groups);
-    int32_t sa[3];
-    int32_t sb[3];
-    uint32_t k;
-    for (k = 0; k < 3; ++k) {
-        sa[k] = bias[k];
-        sb[k] = bias[4 + k];
-    }
-    rnn2c_rv_mac3x2(&wa, &wb, v, x_groups, sa, sb);
-    a[2] = sa[2];
-    b[2] = sb[2];
-    sa[2] = bias[3];
-    sb[2] = bias[7];
-    rnn2c_rv_mac3x2(&wa, &wb, v + 4 * (size_t)x_groups, h_groups, sa, sb);
-    a[0] = sa[0];
-    a[1] = sa[1];
-    a[3] = sa[2];
-    b[0] = sb[0];
-    b[1] = sb[1];
-    b[3] = sb[2];
+    const int16_t *end = v + 4 * (size_t)x_groups;
+    const int16_t *end2 = end + 4 * (size_t)h_groups;
+    int32_t a0 = bias[0];
+    int32_t a1 = bias[1];
+    int32_t a2 = bias[2];
+    int32_t a3 = bias[3];
+    int32_t b0 = bias[4];
+    int32_t b1 = bias[5];
+    int32_t b2 = bias[6];
+    int32_t b3 = bias[7];
+    int32_t x0;
+    int32_t x1;
+    int32_t x2;
+    int32_t x3;
+    int32_t t0;
+    __asm__("0:\n\t"
+            "beq %[v], %[end], 2f\n"
+            "1:\n\t" RNN2C_RV_GROUP RNN2C_RV_ROW1(wa, 0, a0) RNN2C_RV_ROW1(wa, 4, a1)
+                RNN2C_RV_ROW1(wa, 8, a2) RNN2C_RV_ROW1(wb, 0, b0) RNN2C_RV_ROW1(wb, 4, b1)
+                    RNN2C_RV_ROW1(wb, 8, b2) "addi %[v], %[v], 8\n\t"
+                                            "addi %[wa], %[wa], 12\n\t"
+                                            "addi %[wb], %[wb], 12\n\t"
+                                            "bne %[v], %[end], 1b\n"
+                                            "2:\n\t"
+                                            "beq %[end], %[end2], 3f\n\t"
+                                            "mv %[end], %[end2]\n\t"
+                                            "mv %[t0], %[a2]\n\t"
+                                            "mv %[a2], %[a3]\n\t"
+                                            "mv %[a3], %[t0]\n\t"
+                                            "mv %[t0], %[b2]\n\t"
+                                            "mv %[b2], %[b3]\n\t"
+                                            "mv %[b3], %[t0]\n\t"
+                                            "j 0b\n"
+                                            "3:\n\t"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b0] "+r"(b0),
+              [b1] "+r"(b1), [b2] "+r"(b2), [b3] "+r"(b3), [wa] "+r"(wa), [wb] "+r"(wb),
+              [v] "+r"(v), [end] "+r"(end), [x0] "=&r"(x0), [x1] "=&r"(x1), [x2] "=&r"(x2),
+              [x3] "=&r"(x3), [t0] "=&r"(t0)
+            : [end2] "r"(end2)
+            : "memory");
+    a[0] = a0; /* a3 holds the candidate over x now, a2 the one over h */
+    a[1] = a1;
+    a[2] = a3;
+    a[3] = a2;
+    b[0] = b0;
+    b[1] = b1;
+    b[2] = b3;
+    b[3] = b2;
 }
 
 #define rnn2c_gru_pair_acc rnn2c_rv_gru_pair_acc
