@@ -438,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--board",
         required=True,
-        help="mps2-an386, mps2-an385, microbit (QEMU), nucleo-l476rg, nrf52840dk",
+        help="mps2-an386, mps2-an385, microbit, hifive1 (QEMU), nucleo-l476rg, nrf52840dk, esp32c3",
     )
     p.add_argument(
         "--out",
