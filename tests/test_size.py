@@ -375,3 +375,28 @@ def test_riscv_toolchain_missing_exits_2(
         ["size", str(export_dir / "c"), "--target", "rv32imc"],
         "gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf",
     )
+
+
+@pytest.mark.parametrize("activations", ["int8", "int16"])
+def test_riscv_every_recurrent_kind_bit_exact(tmp_path: Path, activations: str) -> None:
+    """Every recurrent kind through rnn2c_riscv.h on rv32imc at -O2 and -Os: GRU pairs with a
+    unit left over (5 units), reset_after=False, LSTM, SimpleRNN, a Dense head, int8 and int16
+    states; bit-exact with the integer reference in unicorn."""
+    require_riscv_toolchain()
+    require_unicorn()
+    keras.utils.set_random_seed(12)
+    model = keras.Sequential(
+        [
+            keras.Input((None, 5)),
+            keras.layers.SimpleRNN(6, return_sequences=True),
+            keras.layers.GRU(7, return_sequences=True, reset_after=False),
+            keras.layers.GRU(5, return_sequences=True),
+            keras.layers.LSTM(3, return_sequences=True),
+            keras.layers.Dense(3),
+        ]
+    )
+    x = np.random.default_rng(2).normal(size=(8, 10, 5)).astype(np.float32)
+    export_model(model, x, tmp_path / "c", name="every", activations=activations)
+    for opt in ("O2", "Os"):
+        r = S.measure(tmp_path / "c", "rv32imc", opt, sequences=2, steps=6)
+        assert r.bit_exact, opt
