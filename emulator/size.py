@@ -68,10 +68,6 @@ class Target:
     arch: str = "arm"  # or "riscv" (emulator/riscv.py)
 
     @property
-    def cc(self) -> str:
-        return riscv.CC if self.arch == "riscv" else CC
-
-    @property
     def cpu_flags(self) -> list[str]:
         """The flags of every compile and link step for this target."""
         if self.arch == "riscv":
