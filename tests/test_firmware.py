@@ -309,6 +309,28 @@ def test_missing_qemu_names_the_debian_package(
     assert not out.exists()
 
 
+def test_missing_riscv_tools_name_their_debian_packages(
+    files: dict[str, Path], tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    """--board hifive1 --run needs riscv64-unknown-elf-gcc and qemu-system-riscv32 (Debian's
+    qemu-system-misc): a missing one is named with its package, nothing written."""
+    which = shutil.which
+    argv = ["firmware", str(files["gru-export"]), "--board", "hifive1", "--run"]
+    for tool, package in (
+        ("riscv64-unknown-elf-gcc", "gcc-riscv64-unknown-elf"),
+        ("qemu-system-riscv32", "qemu-system-misc"),
+    ):
+        monkeypatch.setattr(
+            firmware.shutil, "which", lambda t, tool=tool: None if t == tool else which(t)
+        )
+        out = tmp_path / tool
+        rc = main([*argv, "--out", str(out)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1, err
+        assert f"{tool} not found" in err[0] and f"apt-get install {package}" in err[0]
+        assert not out.exists()
+
+
 def test_parse_board_output_with_cycles_and_truncation() -> None:
     """The hardware path (a running DWT counter) and a board that stopped early."""
     text = (
