@@ -37,7 +37,13 @@ from rnn2c.export.layers.gru import QuantGRU
 from rnn2c.export.layers.lstm import QuantLSTM
 from rnn2c.export.quant_rules import QuantFC, row_kinds, vector_max, worst_case_acc
 from rnn2c.export.render import LayerView, layer_arrays, runtime_files, template_environment
-from tools import cpu_has, require_arm_toolchain, require_riscv_toolchain, require_unicorn
+from tools import (
+    cpu_has,
+    require,
+    require_arm_toolchain,
+    require_riscv_toolchain,
+    require_unicorn,
+)
 
 HERE = Path(__file__).parent
 FLAGS = ("-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror")
@@ -89,6 +95,7 @@ KERNEL_VARIANTS: dict[str, dict[str, str]] = {
     "rv32imc-O2": _RV,
     "rv32imc-Os": _RV,
     "rv32imc-O0": _RV,
+    "rv32imc-clang-O2": _RV,
 }
 #: host paths: compiler flags, and the CPU features a run needs
 HOST = {
@@ -118,7 +125,10 @@ RISCV = {
     "rv32imc-O2": ("rv32imc", "-O2"),
     "rv32imc-Os": ("rv32imc", "-Os"),
     "rv32imc-O0": ("rv32imc", "-O0"),
+    "rv32imc-clang-O2": ("rv32imc", "-O2"),
 }
+#: paths compiled by clang (its integrated assembler reads the inline assembly), linked by gcc
+CLANG = {"rv32imc-clang-O2": ("--target=riscv32-unknown-elf", "-march=rv32imc", "-mabi=ilp32")}
 
 
 # ---------------------------------------------------------------------------- the layers
@@ -257,7 +267,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
         + max(v.q.x_cols + getattr(v.q, "h_cols", 0) + 2 * v.q.output_size for v in views),  # type: ignore[attr-defined]
         max_acc=max(v.q.output_size for v in views),  # type: ignore[attr-defined]
     )
-    (d / "kernels.c").write_text(text)
+    (d / "kernels.c").write_text(text + "\n")  # clang -Wpedantic: a final newline
     for name, body in runtime_files().items():
         (d / name).write_text(body)
     return d
@@ -339,9 +349,12 @@ def _cross_build(src: Path, path: str) -> tuple[bytes, dict[str, int]]:
     cc = S.find_toolchain(tgt)
     cpu = [*tgt.cpu_flags, opt]
     objs = []
+    compile_ = [cc, *cpu]
+    if path in CLANG:
+        compile_ = ["clang", *CLANG[path], "-ffreestanding", opt]
     for unit, extra in (("isa", ()), ("ref", ("-DKT_REF", "-DRNN2C_PORTABLE"))):
         obj = src / f"kt-{path}-{unit}.o"
-        cmd = [cc, *cpu, *FLAGS, *extra, "-I", str(src), "-c", str(src / "kernels.c")]
+        cmd = [*compile_, *FLAGS, *extra, "-I", str(src), "-c", str(src / "kernels.c")]
         subprocess.run([*cmd, "-o", str(obj)], check=True, capture_output=True, text=True)
         objs.append(str(obj))
     (src / "link.ld").write_text(S.LINKER_SCRIPT)
@@ -394,7 +407,10 @@ def test_cortex_m_kernels_match_the_reference(source: Path, path: str) -> None:
 @pytest.mark.parametrize("path", sorted(RISCV))
 def test_riscv_kernels_match_the_reference(source: Path, path: str) -> None:
     """The RV32IM kernels (rnn2c_riscv.h: the multiply-accumulate loops and the GRU pair in
-    assembly, at -O2, -Os and -O0) in unicorn's RISCV32 model, over the same edge shapes."""
+    assembly, at -O2, -Os and -O0, and by clang) in unicorn's RISCV32 model, over the same edge
+    shapes."""
     require_riscv_toolchain()
+    if path in CLANG:
+        require("clang", "Debian package clang")
     require_unicorn()
     _emulated_check(source, path, RISCV[path][0])
