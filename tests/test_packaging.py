@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -182,7 +183,8 @@ def test_cmake_target_arm(exported: Path, tmp_path: Path) -> None:
 
 def test_cmake_target_riscv(exported: Path, tmp_path: Path) -> None:
     """The CMake package built for rv32imc with the toolchain file docs/boards.md gives: the
-    library's entry points, no __mulsi3 call (-march reached the compile)."""
+    library's entry points, no __mulsi3 call (-march reached the compile), and the build
+    selected rnn2c_riscv.h (the GRU pair loop's second group: LH at vector byte 14)."""
     require("cmake", "Debian package cmake")
     require_riscv_toolchain()
     toolchain = tmp_path / "riscv.cmake"
@@ -203,6 +205,10 @@ def test_cmake_target_riscv(exported: Path, tmp_path: Path) -> None:
         "motion_run",
     }
     assert not any("__mulsi3" in ln for ln in lines)
+    dis = subprocess.run(
+        ["riscv64-unknown-elf-objdump", "-d", str(lib)], check=True, capture_output=True
+    ).stdout.decode()
+    assert re.search(r"\blh\s+\w+,14\(", dis)
 
 
 @pytest.mark.parametrize("prefix", ["", "arm-none-eabi-"])
