@@ -1,11 +1,12 @@
-"""`rnn2c firmware`: a bare-metal project for a board, built with arm-none-eabi-gcc, run on QEMU.
+"""`rnn2c firmware`: a bare-metal project for a board, built with arm-none-eabi-gcc (a RISC-V
+board: riscv64-unknown-elf-gcc), run on QEMU.
 
 render: model C (from an export, or exported here) + main.c (replays a few int8 sequences through
 <name>_reset/<name>_step, prints every output and the cycles per step through ARM semihosting) +
 startup.c + link.ld + Makefile, from the templates in rnn2c.firmware_templates/boards/ (one JSON
 file per board: memory map, cpu flags, QEMU machine).
-build/run/parse/compare: make, qemu-system-arm under a timeout, the printed outputs against the host
-emulator's (the same C compiled for the host), bit for bit.
+build/run/parse/compare: make, qemu-system-arm (qemu-system-riscv32) under a timeout, the printed
+outputs against the host emulator's (the same C compiled for the host), bit for bit.
 What differs by model kind (emulator/kinds.py) is asked of the kind's runner: the replayed
 inputs, main.c's template and buffers, how the printed lines are held against the references
 and reported (a seq2seq export: boards/seq2seq_main.c.j2, encode_step per input step then
@@ -69,6 +70,8 @@ PACKAGES = {
     "arm-none-eabi-gcc": "gcc-arm-none-eabi",
     "make": "make",
     "qemu-system-arm": "qemu-system-arm",
+    "riscv64-unknown-elf-gcc": "gcc-riscv64-unknown-elf",
+    "qemu-system-riscv32": "qemu-system-misc",
 }
 LINE = re.compile(r"step (\d+) (\d+) out((?: -?\d+)+) cycles (\d+|n/a)")
 
@@ -96,10 +99,30 @@ class Board:
     debugger_check: bool
     pyocd_target: str | None
     openocd_args: str | None
+    arch: str = "arm"  # or "riscv": its own startup, linker script and tools
+    #: RISC-V boards whose flash the CPU reads data from at another address (the ESP32-C3's
+    #: DROM bus: .rodata linked there, at the same offset into flash as it is stored)
+    flash_data: dict[str, str] | None = None
+    esptool_chip: str | None = None  # make flash through esptool (an Espressif chip)
 
     @property
     def emulated(self) -> bool:
         return self.qemu_machine is not None
+
+    @property
+    def cc(self) -> str:
+        return "riscv64-unknown-elf-gcc" if self.arch == "riscv" else "arm-none-eabi-gcc"
+
+    @property
+    def qemu(self) -> str:
+        return "qemu-system-riscv32" if self.arch == "riscv" else "qemu-system-arm"
+
+    def template(self, name: str) -> str:
+        """A board template by its Arm name (startup.c.j2, link.ld.j2): a RISC-V board's own."""
+        if self.arch == "riscv" and name in ("startup.c.j2", "link.ld.j2"):
+            stem, ext = name.split(".", 1)
+            return f"{stem}_riscv.{ext}"
+        return name
 
     def qemu_args(self) -> list[str]:
         if self.qemu_machine is None:
@@ -409,7 +432,7 @@ def render_project(
         ("link.ld.j2", "link.ld"),
         ("Makefile.j2", "Makefile"),
     ):
-        files[target] = env.get_template(f"boards/{template}").render(ctx).encode()
+        files[target] = env.get_template(f"boards/{board.template(template)}").render(ctx).encode()
     ids = {} if replay.ids is None else {"tokens": replay.ids}
     files["replay.npz"] = _npz(x=replay.xq, lengths=replay.lengths, **ids)
     manifest = {
@@ -470,7 +493,7 @@ def make_project(
                 f"--run needs an emulated board and {b.name} is real hardware; drop --run and "
                 f"use make flash, or pick one of {emulated}"
             )
-        for tool in ("make", "arm-none-eabi-gcc", "qemu-system-arm"):
+        for tool in ("make", b.cc, b.qemu):
             require_tool(tool)
     inputs = [p for p in (model, calib, data) if isinstance(p, str | os.PathLike)]
     try:
@@ -561,10 +584,10 @@ class RunResult:
         return self.first_mismatch is None
 
 
-def build(out: Path, timeout: float = 120.0) -> Path:
-    """make in the project folder -> build/firmware.elf."""
+def build(out: Path, timeout: float = 120.0, cc: str = "arm-none-eabi-gcc") -> Path:
+    """make in the project folder -> build/firmware.elf (cc: the board's compiler, Board.cc)."""
     require_tool("make")
-    require_tool("arm-none-eabi-gcc")
+    require_tool(cc)
     try:
         proc = subprocess.run(
             ["make", "-C", str(out)], capture_output=True, text=True, timeout=timeout, check=False
@@ -578,8 +601,9 @@ def build(out: Path, timeout: float = 120.0) -> Path:
 
 
 def run_qemu(board: Board, elf: Path, timeout: float = DEFAULT_TIMEOUT) -> tuple[str, float]:
-    """Run the ELF under qemu-system-arm; (what it printed, seconds)."""
-    qemu = require_tool("qemu-system-arm")
+    """Run the ELF under the board's QEMU (qemu-system-arm or -riscv32); (what it printed,
+    seconds)."""
+    qemu = require_tool(board.qemu)
     cmd = [qemu, *board.qemu_args(), "-kernel", str(elf)]
     start = time.monotonic()
     try:
@@ -652,7 +676,7 @@ def run_project(project: Project, timeout: float = DEFAULT_TIMEOUT) -> Any:
     """Build, run under QEMU, parse, and compare with the references bit for bit, as the model's
     kind does: a RunResult (the host emulator's outputs), or for a seq2seq export a
     seq2seq_boards.Seq2SeqRunResult (its tokens against the integer reference's)."""
-    elf = build(project.out)
+    elf = build(project.out, cc=project.board.cc)
     text, seconds = run_qemu(project.board, elf, timeout)
     return runner_for(project.kind).compare_run(project, text, seconds)
 

@@ -178,7 +178,6 @@ def measure_seq2seq(
     if limit < q.max_output_length:
         notes.append(f"decode counted with max_tokens {limit} (of {q.max_output_length})")
     emu = Emulator(b.elf, tgt.uc_cpu)
-    r0 = emu.arm.UC_ARM_REG_R0
     reset_fn, decode_fn = b.symbols[f"{name}_reset"], b.symbols[f"{name}_decode"]
     step_fn = b.symbols[encode_fn]
     enc_counts: list[int] = []
@@ -195,11 +194,11 @@ def measure_seq2seq(
             else:
                 emu.uc.mem_write(WHOLE_IN, inputs.xq[i, t].tobytes())
                 enc_counts.append(emu.call(step_fn, WHOLE_STATE, WHOLE_IN))
-            encode_failed |= _signed(emu.uc.reg_read(r0)) != t + 1
+            encode_failed |= _signed(emu.result()) != t + 1
         dec_counts.append(emu.call(decode_fn, WHOLE_STATE, WHOLE_OUT, limit))
-        n = max(_signed(emu.uc.reg_read(r0)), 0)
+        n = max(_signed(emu.result()), 0)
         out = np.frombuffer(bytes(emu.uc.mem_read(WHOLE_OUT, 4 * n)), dtype="<i4")
-        got_tokens.append([int(v) for v in out] if _signed(emu.uc.reg_read(r0)) >= 0 else [-1])
+        got_tokens.append([int(v) for v in out] if _signed(emu.result()) >= 0 else [-1])
     stack_measured = emu.stack_high_water()
 
     ref, ref_n = seq2seq_boards.reference_tokens(q, inputs, limit)

@@ -1,4 +1,5 @@
-"""`rnn2c size`: flash, RAM and exact instruction counts of an export on a Cortex-M target.
+"""`rnn2c size`: flash, RAM and exact instruction counts of an export on a Cortex-M target
+(or an rv32 one: emulator/riscv.py has what differs, the rest is shared).
 
 The model's C is compiled with arm-none-eabi-gcc for the target (-ffunction-sections
 -fdata-sections) and linked with --gc-sections against a tiny harness that calls reset and step,
@@ -31,6 +32,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
+from rnn2c.emulator import riscv
 from rnn2c.emulator.build import step_offsets, template_loader
 from rnn2c.emulator.kinds import runner_for
 from rnn2c.export.data import data_inputs, load_sequences
@@ -61,8 +63,16 @@ class SizeError(ValueError):
 class Target:
     name: str
     flags: tuple[str, ...]
-    uc_cpu: str  # unicorn.arm_const constant
+    uc_cpu: str  # unicorn.arm_const (or riscv_const) constant
     note: str = ""
+    arch: str = "arm"  # or "riscv" (emulator/riscv.py)
+
+    @property
+    def cpu_flags(self) -> list[str]:
+        """The flags of every compile and link step for this target."""
+        if self.arch == "riscv":
+            return [*self.flags, *riscv.COMPILE_FLAGS]
+        return ["-mthumb", *self.flags]
 
 
 TARGETS = {
@@ -81,6 +91,10 @@ TARGETS = {
     "cortex-m7": Target(
         "cortex-m7", ("-mcpu=cortex-m7", "-mfloat-abi=soft"), "UC_CPU_ARM_CORTEX_M7"
     ),
+    **{
+        name: Target(name, flags, cpu, note, "riscv")
+        for name, (flags, cpu, note) in riscv.TARGETS.items()
+    },
 }
 OPT_LEVELS = ("O2", "Os")
 #: --sequences / --steps bounds: every step is emulated with a hook per translation block
@@ -234,7 +248,10 @@ class SizeReport(Footprint):
                 "steps counted",
                 f"{self.steps} ({self.sequences} sequences, {self.input_source})",
             ),
-            ("ARM output == int reference", "bit-exact" if self.bit_exact else "MISMATCH"),
+            (
+                f"{'RISC-V' if self.target in riscv.TARGETS else 'ARM'} output == int reference",
+                "bit-exact" if self.bit_exact else "MISMATCH",
+            ),
         ]
         return self._lines(rows, self.name, self.notes)
 
@@ -275,7 +292,14 @@ def raw_parameter_bytes(qmodel: QuantModel) -> int:
 # ---------------------------------------------------------------------------- build
 
 
-def find_toolchain() -> str:
+def find_toolchain(target: Target | None = None) -> str:
+    """The target's cross compiler (default: arm-none-eabi-gcc), or a one-line SizeError."""
+    if target is not None and target.arch == "riscv":
+        cc = shutil.which(riscv.CC)
+        if cc is None or not riscv.has_picolibc(cc):
+            missing = riscv.CC if cc is None else "picolibc"
+            raise SizeError(f"{missing} not found; {riscv.INSTALL_HINT}")
+        return cc
     cc = shutil.which(CC)
     if cc is None:
         raise SizeError(
@@ -312,7 +336,7 @@ def _run(cmd: list[str], what: str, cwd: Path | None = None) -> str:
 def build(exp: Export, target: Target, opt: str, cc: str, harness: str = HARNESS) -> Build:
     """Compile the model and the harness (HARNESS, or a model kind's own) for the target and
     link them with --gc-sections."""
-    cpu = ["-mthumb", *target.flags]
+    cpu = target.cpu_flags
     cflags = [
         *cpu,
         f"-{opt}",
@@ -324,7 +348,8 @@ def build(exp: Export, target: Target, opt: str, cc: str, harness: str = HARNESS
         "-I.",
     ]
     link = ["-nostartfiles", "-T", "link.ld", "-Wl,--gc-sections", "-Wl,-Map=out.map"]
-    nm = str(Path(cc).with_name("arm-none-eabi-nm"))
+    what = Path(cc).name
+    nm = str(Path(cc).with_name(riscv.NM if target.arch == "riscv" else "arm-none-eabi-nm"))
     with tempfile.TemporaryDirectory(prefix="rnn2c-size-") as work:
         w = Path(work)
         runtime = [f for f in RUNTIME_FILES if (exp.folder / f).is_file()]  # an older export: one
@@ -336,11 +361,11 @@ def build(exp: Export, target: Target, opt: str, cc: str, harness: str = HARNESS
             harness.format(name=exp.name, NAME=exp.name.upper(), step_call=step)
         )
         (w / "link.ld").write_text(LINKER_SCRIPT)
-        _run([cc, *cflags, "-c", f"{exp.name}.c", "-o", "model.o"], CC, w)
-        _run([cc, *cflags, "-c", "harness.c", "-o", "harness.o"], CC, w)
-        _run([cc, *cpu, *link, "model.o", "harness.o", "-lgcc", "-lc", "-o", "out.elf"], CC, w)
+        _run([cc, *cflags, "-c", f"{exp.name}.c", "-o", "model.o"], what, w)
+        _run([cc, *cflags, "-c", "harness.c", "-o", "harness.o"], what, w)
+        _run([cc, *cpu, *link, "model.o", "harness.o", "-lgcc", "-lc", "-o", "out.elf"], what, w)
         symbols = {}
-        for line in _run([nm, "out.elf"], "arm-none-eabi-nm", w).splitlines():
+        for line in _run([nm, "out.elf"], Path(nm).name, w).splitlines():
             parts = line.split()
             if len(parts) == 3:
                 symbols[parts[2]] = int(parts[0], 16)
@@ -467,7 +492,7 @@ def flash_figures(map_text: str) -> dict[str, Any]:
 
 
 def compiler_version(cc: str) -> str:
-    return f"{CC} " + _run([cc, "-dumpfullversion"], CC).strip()
+    return f"{Path(cc).name} " + _run([cc, "-dumpfullversion"], Path(cc).name).strip()
 
 
 # ---------------------------------------------------------------------------- the stack
@@ -540,7 +565,8 @@ def thumb_instructions(code: bytes) -> int:
 
 
 class Emulator:
-    """An M-profile CPU running functions of one linked image; counts executed instructions."""
+    """An M-profile CPU (or a RISCV32 one: a unicorn constant UC_CPU_RISCV32_*, see
+    emulator/riscv.py) running functions of one linked image; counts executed instructions."""
 
     def __init__(
         self, elf: bytes, cpu: str, per_instruction: bool = False, count: bool = True
@@ -549,12 +575,19 @@ class Emulator:
         from unicorn import arm_const  # noqa: PLC0415
 
         self.uc_mod, self.arm = uc_mod, arm_const
-        # unicorn 2.1.4 replaces the model by its Cortex-M33 whenever UC_MODE_MCLASS is given
-        # (a v8-M core: it runs DSP and Thumb-2 code on an "M0"). The Cortex-M models are
-        # M-profile by themselves, so plain Thumb mode plus the exact model is what runs M0 code
-        # as an M0; the check below makes sure the model took.
-        uc = uc_mod.Uc(uc_mod.UC_ARCH_ARM, uc_mod.UC_MODE_THUMB)
-        model = getattr(arm_const, cpu)
+        self.riscv = riscv.Registers(uc_mod) if riscv.is_riscv(cpu) else None
+        if self.riscv is not None:
+            uc = uc_mod.Uc(self.riscv.arch, self.riscv.mode)
+            model = self.riscv.cpu_model(cpu)
+            self.width = riscv.instructions
+        else:
+            # unicorn 2.1.4 replaces the model by its Cortex-M33 whenever UC_MODE_MCLASS is
+            # given (a v8-M core: it runs DSP and Thumb-2 code on an "M0"). The Cortex-M models
+            # are M-profile by themselves, so plain Thumb mode plus the exact model is what runs
+            # M0 code as an M0; the check below makes sure the model took.
+            uc = uc_mod.Uc(uc_mod.UC_ARCH_ARM, uc_mod.UC_MODE_THUMB)
+            model = getattr(arm_const, cpu)
+            self.width = thumb_instructions
         uc.ctl_set_cpu_model(model)
         if uc.ctl_get_cpu_model() != model:
             raise RuntimeError(f"unicorn did not accept the CPU model {cpu}")
@@ -565,7 +598,7 @@ class Emulator:
         uc.mem_map(FLASH_BASE, (flash_end + 0xFFF) & ~0xFFF)
         uc.mem_map(RAM_BASE, RAM_SIZE)
         uc.mem_map(RETURN_ADDR, 0x1000)
-        uc.mem_write(RETURN_ADDR, b"\xfe\xe7")  # b .
+        uc.mem_write(RETURN_ADDR, riscv.RETURN_STUB if self.riscv else b"\xfe\xe7")  # b .
         for addr, data, _ in segs:
             uc.mem_write(addr, data)
         self.uc = uc
@@ -585,32 +618,36 @@ class Emulator:
         key = (address, size)
         n = self._cache.get(key)
         if n is None:
-            n = self._cache[key] = thumb_instructions(bytes(uc.mem_read(address, size)))
+            n = self._cache[key] = self.width(bytes(uc.mem_read(address, size)))
         self.count += n
 
+    def result(self) -> int:
+        """The last call's return value (r0 / a0), as an unsigned word."""
+        reg = self.riscv.args[0] if self.riscv else self.arm.UC_ARM_REG_R0
+        return int(self.uc.reg_read(reg))
+
     def call(self, addr: int, *args: int, sp: int = STACK_TOP) -> int:
-        """Run the function at addr with these word arguments (the first four in r0-r3, the rest
-        on the stack, as the AAPCS passes them); instructions run."""
-        arm, uc = self.arm, self.uc
-        for reg, value in zip(
-            (arm.UC_ARM_REG_R0, arm.UC_ARM_REG_R1, arm.UC_ARM_REG_R2, arm.UC_ARM_REG_R3),
-            args,
-            strict=False,
-        ):
-            uc.reg_write(reg, value)
-        rest = args[4:]
-        if rest:  # the caller's outgoing arguments at [sp], sp kept 8-byte aligned
-            sp -= -(-4 * len(rest) // 8) * 8
+        """Run the function at addr with these word arguments (AAPCS: the first four in r0-r3,
+        the rest on the stack; RISC-V ilp32: up to eight in a0-a7); instructions run."""
+        arm, uc, rv = self.arm, self.uc, self.riscv
+        regs = rv.args if rv else (arm.UC_ARM_REG_R0, arm.UC_ARM_REG_R1, arm.UC_ARM_REG_R2,
+                                   arm.UC_ARM_REG_R3)  # fmt: skip
+        for reg, value in zip(regs, args, strict=False):
+            uc.reg_write(reg, value & 0xFFFFFFFF)
+        rest = args[len(regs) :]
+        if rest:  # the caller's outgoing arguments at [sp], sp kept 8-byte aligned (16: RISC-V)
+            align = 16 if rv else 8
+            sp -= -(-4 * len(rest) // align) * align
             uc.mem_write(sp, b"".join(struct.pack("<I", v & 0xFFFFFFFF) for v in rest))
-        uc.reg_write(arm.UC_ARM_REG_SP, sp)
-        uc.reg_write(arm.UC_ARM_REG_LR, RETURN_ADDR | 1)
+        uc.reg_write(rv.sp if rv else arm.UC_ARM_REG_SP, sp)
+        uc.reg_write(rv.link if rv else arm.UC_ARM_REG_LR, RETURN_ADDR | (0 if rv else 1))
+        pc_reg = rv.pc if rv else arm.UC_ARM_REG_PC
         before = self.count
         try:
-            uc.emu_start(addr | 1, RETURN_ADDR, timeout=120_000_000)
+            uc.emu_start(addr | (0 if rv else 1), RETURN_ADDR, timeout=120_000_000)
         except self.uc_mod.UcError as e:
-            pc = uc.reg_read(arm.UC_ARM_REG_PC)
-            raise RuntimeError(f"emulation faulted at {pc:#x}: {e}") from None
-        pc = uc.reg_read(arm.UC_ARM_REG_PC)
+            raise RuntimeError(f"emulation faulted at {uc.reg_read(pc_reg):#x}: {e}") from None
+        pc = uc.reg_read(pc_reg)
         if pc & ~1 != RETURN_ADDR:
             raise RuntimeError(f"the function at {addr:#x} did not return (pc {pc:#x})")
         return self.count - before
@@ -681,7 +718,7 @@ def measure(
     sequences: int = 4,
     steps: int = 16,
 ) -> Any:
-    """Compile an export folder for a Cortex-M target and measure it (see the module doc),
+    """Compile an export folder for a Cortex-M or rv32 target and measure it (see the module doc),
     through its kind's runner (emulator/kinds.py): a SizeReport for a sequence model, a
     Seq2SeqSizeReport for an encoder-decoder (emulator/seq2seq_size.py)."""
     if target not in TARGETS:
@@ -690,7 +727,7 @@ def measure(
         raise SizeError(f"unknown --opt {opt!r}; choose one of {', '.join(OPT_LEVELS)}")
     check_counts(sequences, steps)
     exp = read_export(folder)
-    cc = find_toolchain()
+    cc = find_toolchain(TARGETS[target])
     import_unicorn()
     return runner_for(exp.kind).measure(exp, TARGETS[target], opt, cc, data, sequences, steps)
 

@@ -50,6 +50,7 @@ RUNTIME_FILES = (
     "rnn2c_arm_dsp.h",
     "rnn2c_arm_v7m.h",
     "rnn2c_arm_v6m.h",
+    "rnn2c_riscv.h",
 )
 _V6M, _V7M, _DSP = (
     ("rnn2c_arm_v6m.h",),
@@ -71,10 +72,19 @@ ARM_CORE_HEADERS = {
 }
 
 
+#: the ISA headers a build for a 32-bit RISC-V core (gcc's -march name) includes
+RISCV_CORE_HEADERS = {
+    "rv32imc": ("rnn2c_riscv.h",),
+    "rv32imac": ("rnn2c_riscv.h",),
+    "rv32imafc": ("rnn2c_riscv.h",),
+}
+
+
 def runtime_files_for(cpu: str | None = None) -> tuple[str, ...]:
-    """The runtime files a build for ``cpu`` compiles: for an Arm core of ARM_CORE_HEADERS,
-    rnn2c_runtime.h, the reference kernels and that core's headers; for any other target, or
-    an unknown one (None), all of them."""
-    if cpu not in ARM_CORE_HEADERS:
+    """The runtime files a build for ``cpu`` compiles: for an Arm core of ARM_CORE_HEADERS (a
+    RISC-V one of RISCV_CORE_HEADERS), rnn2c_runtime.h, the reference kernels and that core's
+    headers; for any other target, or an unknown one (None), all of them."""
+    headers = ARM_CORE_HEADERS.get(cpu or "") or RISCV_CORE_HEADERS.get(cpu or "")
+    if headers is None:
         return RUNTIME_FILES
-    return (RUNTIME_HEADER, "rnn2c_ref.h", *ARM_CORE_HEADERS[cpu])
+    return (RUNTIME_HEADER, "rnn2c_ref.h", *headers)

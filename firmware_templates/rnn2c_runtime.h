@@ -17,6 +17,7 @@
  *   rnn2c_arm_dsp.h   ARMv7E-M and ARMv8-M Mainline with DSP (M4, M7, M33, ...) (rnn2c_dsp_)
  *   rnn2c_arm_v7m.h   ARMv7-M (M3), and under rnn2c_arm_dsp.h           (rnn2c_v7m_<name>)
  *   rnn2c_arm_v6m.h   ARMv6-M (M0, M0+)                                 (rnn2c_v6m_<name>)
+ *   rnn2c_riscv.h     32-bit RISC-V with multiply (rv32imc, rv32imac...) (rnn2c_rv_<name>)
  * An ISA header defines the kernels it does better under their public names (rnn2c_<name>);
  * rnn2c_ref.h gives every other public name its reference, and keeps the reference beside the
  * ISA's kernel, so tests/test_kernels.py runs each kernel against its reference in one build.
@@ -39,14 +40,17 @@
  *   __ARM_FEATURE_DSP       rnn2c_arm_dsp.h (and rnn2c_arm_v7m.h)
  *   __ARM_FEATURE_SAT, __thumb2__   rnn2c_arm_v7m.h
  *   __thumb__ (Thumb-1)     rnn2c_arm_v6m.h
+ *   __riscv                 rnn2c_riscv.h (its assembly with __riscv_mul, __riscv_xlen 32)
  *   __GNUC__, __clang__, __OPTIMIZE__, __OPTIMIZE_SIZE__   whether a loop is in assembly
  * Set here from those (read them, do not define them):
- *   RNN2C_ISA_X86, RNN2C_ISA_ARM_DSP, RNN2C_ISA_ARMV7M, RNN2C_ISA_ARMV6M   the ISA headers in
- *                           use (none: the reference kernels only)
+ *   RNN2C_ISA_X86, RNN2C_ISA_ARM_DSP, RNN2C_ISA_ARMV7M, RNN2C_ISA_ARMV6M, RNN2C_ISA_RISCV
+ *                           the ISA headers in use (none: the reference kernels only)
  *   RNN2C_DSP_ASM           the DSP multiply-accumulate loops in assembly (gcc, clang; -O1+)
  *   RNN2C_V6M_ASM           the ARMv6-M ones in assembly (gcc -O1..-O3: not -Os, not clang)
  *   RNN2C_V7M_ASM           the ARMv7-M GRU pair loop in assembly (gcc -O1+, not clang, no DSP)
- *   RNN2C_GRU_PAIRS         1: the GRU step takes two units per pass (RNN2C_V7M_ASM); else 0
+ *   RNN2C_RV_ASM            the RV32IM multiply-accumulate loops in assembly (gcc, clang)
+ *   RNN2C_GRU_PAIRS         1: the GRU step takes two units per pass (RNN2C_V7M_ASM,
+ *                           RNN2C_RV_ASM); else 0
  *   RNN2C_WSUM4_COLUMNS     1: the attention's context takes 4 columns per pass (ARM DSP); else 0
  *   RNN2C_X86_LANES         16 (AVX-512) or 8 (AVX2): units per vector of the x86 copies
  *   RNN2C_X86_U8            AVX-512 VNNI: a layer with int8 input and state reads its byte copy
@@ -318,6 +322,8 @@ RNN2C_INLINE int32_t rnn2c_exp_neg_q15(int32_t d_q12)
 #include "rnn2c_arm_v7m.h"
 #elif defined(__thumb__)
 #include "rnn2c_arm_v6m.h"
+#elif defined(__riscv)
+#include "rnn2c_riscv.h"
 #endif
 
 #include "rnn2c_ref.h"

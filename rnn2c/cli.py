@@ -152,13 +152,14 @@ def add_size_parser(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "size",
-        help="flash, RAM and exact instructions per step of an export on a Cortex-M target",
+        help="flash, RAM and exact instructions per step of an export on a Cortex-M or RISC-V "
+        "target",
     )
     p.add_argument("dir", help="the export folder (rnn2c.json, <name>.c/.h, <name>_qmodel.npz)")
     p.add_argument(
         "--target",
         required=True,
-        help="cortex-m0plus, cortex-m3, cortex-m4 or cortex-m7",
+        help="cortex-m0plus, cortex-m3, cortex-m4, cortex-m7, rv32imc, rv32imac or rv32imafc",
     )
     p.add_argument("--opt", default="O2", help=f"{' or '.join(OPT_LEVELS)} (default O2)")
     p.add_argument(
@@ -437,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--board",
         required=True,
-        help="mps2-an386, mps2-an385, microbit (QEMU), nucleo-l476rg, nrf52840dk",
+        help="mps2-an386, mps2-an385, microbit, hifive1 (QEMU), nucleo-l476rg, nrf52840dk, esp32c3",
     )
     p.add_argument(
         "--out",

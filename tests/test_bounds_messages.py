@@ -342,7 +342,8 @@ def test_firmware_refuses_a_model_the_board_cannot_hold(tmp_path: Path, capsys) 
         "--board microbit: the project needs about",
         "of flash (model ~",
         "but the board has 256 KB: about",
-        "too much; it would fit on mps2-an385, mps2-an386, nrf52840dk, nucleo-l476rg",
+        "too much; it would fit on esp32c3, hifive1, mps2-an385, mps2-an386, nrf52840dk, "
+        "nucleo-l476rg",
     )
     assert "shrink the model" in err
     assert not (tmp_path / "fw").exists()
@@ -396,7 +397,7 @@ def test_firmware_checks_ram_and_warns_when_close(ws: Path, tmp_path: Path, caps
         f"the project needs about {footprint.size_text(_ram_on_microbit(tmp_path / 'b700'))} of "
         f"RAM (model state {footprint.size_text(large)}",
         "but the board has 16 KB",
-        "it would fit on mps2-an385, mps2-an386, nrf52840dk, nucleo-l476rg",
+        "it would fit on esp32c3, mps2-an385, mps2-an386, nrf52840dk, nucleo-l476rg",
     )
     assert not (tmp_path / "fw").exists()
     per_step = (large - small) / 600

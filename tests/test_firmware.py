@@ -1,5 +1,6 @@
 """`rnn2c firmware`: board projects built with arm-none-eabi-gcc, run under qemu-system-arm, and
-compared with the host emulator bit for bit; real boards built and their memory map checked."""
+compared with the host emulator bit for bit; real boards built and their memory map checked; the
+RISC-V boards (HiFive1 under qemu-system-riscv32, the ESP32-C3 built) likewise."""
 
 from __future__ import annotations
 
@@ -169,6 +170,79 @@ def test_mismatch_is_exit_1_naming_sequence_and_step(
     assert len(err) == 1 and "sequence 1, step 4" in err[0], err
 
 
+def test_hifive1_runs_bit_exact_under_qemu_riscv32(
+    files: dict[str, Path], tmp_path: Path, capsys
+) -> None:  # noqa: ANN001
+    """`rnn2c firmware --board hifive1 --run`: the project built with riscv64-unknown-elf-gcc for
+    rv32imac (the RISC-V kernels, no Arm header carried), run under qemu-system-riscv32 -M
+    sifive_e,revb=true with semihosting, every step bit-exact with the host emulator."""
+    need("make", "riscv64-unknown-elf-gcc", "qemu-system-riscv32")
+    out = tmp_path / "fw"
+    argv = ["firmware", str(files["stacked-export"]), "--board", "hifive1", "--out", str(out)]
+    rc = main([*argv, "--data", str(files["data"]), "--run"])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    assert "board == host emulator: bit-exact at every step" in printed
+    assert printed.rstrip().endswith("PASS")
+    runtime = {p.name for p in (out / "model").iterdir() if p.name.startswith("rnn2c_")}
+    assert runtime == {"rnn2c_runtime.h", "rnn2c_ref.h", "rnn2c_riscv.h"}
+    makefile = (out / "Makefile").read_text()
+    assert "CC       := riscv64-unknown-elf-gcc" in makefile and "-march=rv32imac" in makefile
+    assert 'openocd -f board/sifive-hifive1-revb.cfg -c "program' in makefile
+    elf = out / "build" / "firmware.elf"
+    e_flags = int.from_bytes(elf.read_bytes()[36:40], "little")
+    assert elf.read_bytes()[18] == 243 and e_flags & 1  # EM_RISCV, compressed
+    nm = subprocess.run(["riscv64-unknown-elf-nm", str(elf)], capture_output=True, text=True)
+    symbols = {line.split()[-1]: line.split()[0] for line in nm.stdout.splitlines()}
+    assert int(symbols["_start"], 16) == 0x20010000  # where the Rev B bootloader jumps
+    proc = subprocess.run(["make", "-s", "-C", str(out), "run"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.rstrip().endswith("done"), proc.stderr
+
+
+def test_esp32c3_builds_for_direct_boot(files: dict[str, Path], tmp_path: Path) -> None:
+    """`--board esp32c3` (build only): the direct-boot words at flash offset 0 and _start right
+    after them (0x42000008), code in IROM, constants in DROM at the offset into flash where they
+    are stored, .data/.bss/stack in SRAM, every loaded byte in flash; make flash via esptool."""
+    need("make", "riscv64-unknown-elf-gcc")
+    b = firmware.get_board("esp32c3")
+    project = firmware.make_project(files["lstm-export"], "esp32c3", tmp_path / "fw")
+    elf = firmware.build(project.out, cc=b.cc)
+    sections = subprocess.run(
+        ["riscv64-unknown-elf-readelf", "-S", "-W", str(elf)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    addr = {}
+    for line in sections.splitlines():
+        parts = line.replace("[ ", "[").split()
+        if len(parts) > 5 and parts[1].startswith("."):
+            addr[parts[1]] = (int(parts[3], 16), int(parts[4], 16), int(parts[5], 16))
+    image = elf.read_bytes()
+    irom, offset = 0x42000000, addr[".init"][1]
+    assert addr[".init"][0] == irom and image[offset : offset + 8] == bytes.fromhex("1d04dbae") * 2
+    assert addr[".text"][0] < irom + 0x400000
+    rodata, ro_file, _ = addr[".rodata"]
+    text, text_file, _ = addr[".text"]
+    assert rodata - 0x3C000000 == text + (ro_file - text_file) - irom  # same flash offset
+    ram = b.region("ram")
+    for name in (".data", ".bss", ".stack_reserve"):
+        assert ram[0] <= addr[name][0] and addr[name][0] + addr[name][2] <= ram[1], name
+    segments = subprocess.run(
+        ["riscv64-unknown-elf-readelf", "-l", "-W", str(elf)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    loads = [ln.split() for ln in segments.splitlines() if ln.split()[:1] == ["LOAD"]]
+    assert loads and all(irom <= int(p[3], 16) < irom + 0x400000 for p in loads)
+    nm = subprocess.run(["riscv64-unknown-elf-nm", str(elf)], capture_output=True, text=True)
+    assert "42000008 T _start" in nm.stdout
+    makefile = (project.out / "Makefile").read_text()
+    assert "esptool.py --chip esp32c3 write_flash 0x0" in makefile
+    assert "WDTWPROTECT" in (project.out / "startup.c").read_text()  # the watchdogs off
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -233,6 +307,28 @@ def test_missing_qemu_names_the_debian_package(
     assert rc == 2 and len(err) == 1
     assert "qemu-system-arm not found" in err[0] and "apt-get install qemu-system-arm" in err[0]
     assert not out.exists()
+
+
+def test_missing_riscv_tools_name_their_debian_packages(
+    files: dict[str, Path], tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    """--board hifive1 --run needs riscv64-unknown-elf-gcc and qemu-system-riscv32 (Debian's
+    qemu-system-misc): a missing one is named with its package, nothing written."""
+    which = shutil.which
+    argv = ["firmware", str(files["gru-export"]), "--board", "hifive1", "--run"]
+    for tool, package in (
+        ("riscv64-unknown-elf-gcc", "gcc-riscv64-unknown-elf"),
+        ("qemu-system-riscv32", "qemu-system-misc"),
+    ):
+        monkeypatch.setattr(
+            firmware.shutil, "which", lambda t, tool=tool: None if t == tool else which(t)
+        )
+        out = tmp_path / tool
+        rc = main([*argv, "--out", str(out)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1, err
+        assert f"{tool} not found" in err[0] and f"apt-get install {package}" in err[0]
+        assert not out.exists()
 
 
 def test_parse_board_output_with_cycles_and_truncation() -> None:

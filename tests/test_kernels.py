@@ -13,8 +13,8 @@ compiled.
 
 The paths: this host's portable C, AVX2, AVX-512 and AVX-512 VNNI (the AVX-512 builds are always
 compiled; run where the CPU has those instructions, tools.cpu_has), RNN2C_PORTABLE, and Cortex-M0+
-(-O2: assembly, -Os: C), M3, M4 (-O2: assembly, -O0: the ACLE intrinsics) and M7 in unicorn
-(emulator/size.py's Emulator).
+(-O2: assembly, -Os: C), M3, M4 (-O2: assembly, -O0: the ACLE intrinsics) and M7, and rv32imc
+(-O2, -Os, -O0: the RV32IM assembly) in unicorn (emulator/size.py's Emulator).
 """
 
 from __future__ import annotations
@@ -37,7 +37,13 @@ from rnn2c.export.layers.gru import QuantGRU
 from rnn2c.export.layers.lstm import QuantLSTM
 from rnn2c.export.quant_rules import QuantFC, row_kinds, vector_max, worst_case_acc
 from rnn2c.export.render import LayerView, layer_arrays, runtime_files, template_environment
-from tools import cpu_has, require_arm_toolchain, require_unicorn
+from tools import (
+    cpu_has,
+    require,
+    require_arm_toolchain,
+    require_riscv_toolchain,
+    require_unicorn,
+)
 
 HERE = Path(__file__).parent
 FLAGS = ("-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror")
@@ -72,6 +78,7 @@ _V6M["signed"] = "RNN2C_SIGNED"  # a function-like macro of its own
 _SAT = {k: f"rnn2c_v7m_{k}" for k in ("sat_s16", "sat_s8", "sat17")}
 _DSP = {k: f"rnn2c_dsp_{k}" for k in ("interp_s16", "mac4", "mac3", "mac2", "mac1", "dot_s8")}
 _DSP["wsum4"] = "rnn2c_dsp_wsum4"
+_RV = {k: f"rnn2c_rv_{k}" for k in ("mac4", "mac3", "mac2", "mac1", "gru_pair_acc")}
 #: the variants each path compiles (every other kernel is its reference, rnn2c_ref_<name>)
 KERNEL_VARIANTS: dict[str, dict[str, str]] = {
     "portable": {},
@@ -85,6 +92,10 @@ KERNEL_VARIANTS: dict[str, dict[str, str]] = {
     "cortex-m4-O2": {**_SAT, **_DSP, "mac_rows_small": "rnn2c_dsp_mac_rows_small"},
     "cortex-m4-O0": {**_SAT, **_DSP},
     "cortex-m7-O2": {**_SAT, **_DSP, "mac_rows_small": "rnn2c_dsp_mac_rows_small"},
+    "rv32imc-O2": _RV,
+    "rv32imc-Os": _RV,
+    "rv32imc-O0": _RV,
+    "rv32imc-clang-O2": _RV,
 }
 #: host paths: compiler flags, and the CPU features a run needs
 HOST = {
@@ -109,6 +120,15 @@ ARM = {
     "cortex-m4-O0": ("cortex-m4", "-O0"),
     "cortex-m7-O2": ("cortex-m7", "-O2"),
 }
+#: RISC-V paths (emulator/riscv.py's targets): (target, optimization)
+RISCV = {
+    "rv32imc-O2": ("rv32imc", "-O2"),
+    "rv32imc-Os": ("rv32imc", "-Os"),
+    "rv32imc-O0": ("rv32imc", "-O0"),
+    "rv32imc-clang-O2": ("rv32imc", "-O2"),
+}
+#: paths compiled by clang (its integrated assembler reads the inline assembly), linked by gcc
+CLANG = {"rv32imc-clang-O2": ("--target=riscv32-unknown-elf", "-march=rv32imc", "-mabi=ilp32")}
 
 
 # ---------------------------------------------------------------------------- the layers
@@ -247,7 +267,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
         + max(v.q.x_cols + getattr(v.q, "h_cols", 0) + 2 * v.q.output_size for v in views),  # type: ignore[attr-defined]
         max_acc=max(v.q.output_size for v in views),  # type: ignore[attr-defined]
     )
-    (d / "kernels.c").write_text(text)
+    (d / "kernels.c").write_text(text + "\n")  # clang -Wpedantic: a final newline
     for name, body in runtime_files().items():
         (d / name).write_text(body)
     return d
@@ -322,22 +342,28 @@ def test_host_kernels_match_the_reference(source: Path, path: str) -> None:
             _read_host(lib, seed).check(path)
 
 
-def _arm_build(src: Path, path: str) -> tuple[bytes, dict[str, int]]:
-    target, opt = ARM[path]
-    cc = S.find_toolchain()
-    cpu = ["-mthumb", *S.TARGETS[target].flags, opt]
+def _cross_build(src: Path, path: str) -> tuple[bytes, dict[str, int]]:
+    """The driver's two translation units for a Cortex-M or rv32 path, linked for unicorn."""
+    target, opt = {**ARM, **RISCV}[path]
+    tgt = S.TARGETS[target]
+    cc = S.find_toolchain(tgt)
+    cpu = [*tgt.cpu_flags, opt]
     objs = []
+    compile_ = [cc, *cpu]
+    if path in CLANG:
+        compile_ = ["clang", *CLANG[path], "-ffreestanding", opt]
     for unit, extra in (("isa", ()), ("ref", ("-DKT_REF", "-DRNN2C_PORTABLE"))):
         obj = src / f"kt-{path}-{unit}.o"
-        cmd = [cc, *cpu, *FLAGS, *extra, "-I", str(src), "-c", str(src / "kernels.c")]
+        cmd = [*compile_, *FLAGS, *extra, "-I", str(src), "-c", str(src / "kernels.c")]
         subprocess.run([*cmd, "-o", str(obj)], check=True, capture_output=True, text=True)
         objs.append(str(obj))
     (src / "link.ld").write_text(S.LINKER_SCRIPT)
     elf = src / f"kt-{path}.elf"
     link = [cc, *cpu, "-nostartfiles", "-T", str(src / "link.ld"), "-Wl,-e,rnn2c_kt_main"]
     subprocess.run([*link, *objs, "-lgcc", "-o", str(elf)], check=True, capture_output=True)
+    nm_name = "riscv64-unknown-elf-nm" if tgt.arch == "riscv" else "arm-none-eabi-nm"
     nm = subprocess.run(
-        [str(Path(cc).with_name("arm-none-eabi-nm")), str(elf)],
+        [str(Path(cc).with_name(nm_name)), str(elf)],
         check=True,
         capture_output=True,
         text=True,
@@ -348,14 +374,10 @@ def _arm_build(src: Path, path: str) -> tuple[bytes, dict[str, int]]:
     return elf.read_bytes(), symbols
 
 
-@pytest.mark.parametrize("path", sorted(ARM))
-def test_cortex_m_kernels_match_the_reference(source: Path, path: str) -> None:
-    """The Arm kernels (ARMv6-M assembly and C, ARMv7-M SSAT and GRU pairs, DSP assembly and
-    intrinsics) in unicorn, as rnn2c size runs a model."""
-    require_arm_toolchain()
-    require_unicorn()
-    elf, sym = _arm_build(source, path)
-    emu = S.Emulator(elf, S.TARGETS[ARM[path][0]].uc_cpu, count=False)
+def _emulated_check(source: Path, path: str, target: str) -> None:
+    """Run the driver in unicorn and check its results (as rnn2c size runs a model)."""
+    elf, sym = _cross_build(source, path)
+    emu = S.Emulator(elf, S.TARGETS[target].uc_cpu, count=False)
     emu.call(sym["rnn2c_kt_main"], SEED)
     n = len(KERNELS) + len(layer_set())
 
@@ -371,3 +393,24 @@ def test_cortex_m_kernels_match_the_reference(source: Path, path: str) -> None:
         impl=[impl[48 * i : 48 * (i + 1)].split(b"\0")[0].decode() for i in range(n)],
         failed=sum(words("kt_fails")),
     ).check(path)
+
+
+@pytest.mark.parametrize("path", sorted(ARM))
+def test_cortex_m_kernels_match_the_reference(source: Path, path: str) -> None:
+    """The Arm kernels (ARMv6-M assembly and C, ARMv7-M SSAT and GRU pairs, DSP assembly and
+    intrinsics) in unicorn, as rnn2c size runs a model."""
+    require_arm_toolchain()
+    require_unicorn()
+    _emulated_check(source, path, ARM[path][0])
+
+
+@pytest.mark.parametrize("path", sorted(RISCV))
+def test_riscv_kernels_match_the_reference(source: Path, path: str) -> None:
+    """The RV32IM kernels (rnn2c_riscv.h: the multiply-accumulate loops and the GRU pair in
+    assembly, at -O2, -Os and -O0, and by clang) in unicorn's RISCV32 model, over the same edge
+    shapes."""
+    require_riscv_toolchain()
+    if path in CLANG:
+        require("clang", "Debian package clang")
+    require_unicorn()
+    _emulated_check(source, path, RISCV[path][0])

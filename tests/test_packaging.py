@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from rnn2c.cli import main
 from rnn2c.export.packaging import package_files
 from rnn2c.export.render import c_string
-from tools import require, require_arm_toolchain
+from tools import require, require_arm_toolchain, require_riscv_toolchain
 
 LABELS = ["walk", 'say "hi"', "back\\slash??=", "caf\u00e9\n9"]
 ARM = ["-mthumb", "-mcpu=cortex-m4"]
@@ -178,6 +179,36 @@ def test_cmake_target_arm(exported: Path, tmp_path: Path) -> None:
     names = subprocess.run(["arm-none-eabi-nm", "-g", str(lib)], check=True, capture_output=True)
     defined = {line.split()[-1] for line in names.stdout.decode().splitlines() if " T " in line}
     assert defined == {"motion_reset", "motion_step", "motion_run"}
+
+
+def test_cmake_target_riscv(exported: Path, tmp_path: Path) -> None:
+    """The CMake package built for rv32imc with the toolchain file docs/boards.md gives: the
+    library's entry points, no __mulsi3 call (-march reached the compile), and the build
+    selected rnn2c_riscv.h (the GRU pair loop's second group: LH at vector byte 14)."""
+    require("cmake", "Debian package cmake")
+    require_riscv_toolchain()
+    toolchain = tmp_path / "riscv.cmake"
+    toolchain.write_text(
+        "set(CMAKE_SYSTEM_NAME Generic)\nset(CMAKE_SYSTEM_PROCESSOR riscv32)\n"
+        "set(CMAKE_C_COMPILER riscv64-unknown-elf-gcc)\n"
+        "set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)\n"
+        'set(CMAKE_C_FLAGS_INIT "-march=rv32imc -mabi=ilp32 --specs=picolibc.specs")\n'
+    )
+    build = tmp_path / "build"
+    _cmake_build(exported, build, f"-DCMAKE_TOOLCHAIN_FILE={toolchain}", target="motion")
+    lib = build / "libmotion.a"
+    names = subprocess.run(["riscv64-unknown-elf-nm", str(lib)], check=True, capture_output=True)
+    lines = names.stdout.decode().splitlines()
+    assert {ln.split()[-1] for ln in lines if " T " in ln} == {
+        "motion_reset",
+        "motion_step",
+        "motion_run",
+    }
+    assert not any("__mulsi3" in ln for ln in lines)
+    dis = subprocess.run(
+        ["riscv64-unknown-elf-objdump", "-d", str(lib)], check=True, capture_output=True
+    ).stdout.decode()
+    assert re.search(r"\blh\s+\w+,14\(", dis)
 
 
 @pytest.mark.parametrize("prefix", ["", "arm-none-eabi-"])

@@ -16,9 +16,14 @@ import pytest
 from rnn2c.emulator import firmware
 from rnn2c.emulator.verify import read_export_dir
 from rnn2c.export import export_model
-from rnn2c.export.isa import ARM_CORE_HEADERS, RUNTIME_FILES, runtime_files_for
+from rnn2c.export.isa import (
+    ARM_CORE_HEADERS,
+    RISCV_CORE_HEADERS,
+    RUNTIME_FILES,
+    runtime_files_for,
+)
 from rnn2c.export.render import runtime_files
-from tools import need, require_arm_toolchain
+from tools import need, require_arm_toolchain, require_riscv_toolchain
 
 FEATURES = 3
 
@@ -104,6 +109,37 @@ def test_the_core_table_is_what_the_compiler_includes(tmp_path: Path) -> None:
         included = {Path(p).name for p in deps.replace("\\\n", " ").split()[1:]}
         assert {f for f in included if f.startswith("rnn2c_")} == set(runtime_files_for(cpu)), cpu
     assert runtime_files_for("riscv") == RUNTIME_FILES == runtime_files_for(None)
+
+
+def test_the_riscv_core_table_is_what_the_compiler_includes(tmp_path: Path) -> None:
+    """The same for the rv32 cores: riscv64-unknown-elf-gcc -march=<core> includes
+    rnn2c_riscv.h and no Arm or x86 header; rv32i (no multiply) selects it too, its assembly
+    off (the reference kernels)."""
+    require_riscv_toolchain()
+    for name, text in runtime_files().items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "probe.c").write_text(
+        '#include "rnn2c_runtime.h"\nint rnn2c_probe = RNN2C_ISA_RISCV;\n'
+        "#if defined(RNN2C_RV_ASM) != defined(__riscv_mul)\n#error asm\n#endif\n"
+    )
+    cores = {**RISCV_CORE_HEADERS, "rv32i": ("rnn2c_riscv.h",)}
+    for cpu, headers in cores.items():
+        abi = "ilp32f" if "f" in cpu[4:] else "ilp32"
+        deps = subprocess.run(
+            ["riscv64-unknown-elf-gcc", "--specs=picolibc.specs", f"-march={cpu}",
+             f"-mabi={abi}", "-MD", "-MF", str(tmp_path / "d"), "-c", str(tmp_path / "probe.c"),
+             "-o", str(tmp_path / "p.o")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )  # fmt: skip
+        assert deps.returncode == 0
+        text = (tmp_path / "d").read_text()
+        included = {Path(p).name for p in text.replace("\\\n", " ").split()[1:]}
+        want = {"rnn2c_runtime.h", "rnn2c_ref.h", *headers}
+        assert {f for f in included if f.startswith("rnn2c_")} == want, cpu
+        if cpu in RISCV_CORE_HEADERS:
+            assert set(runtime_files_for(cpu)) == want, cpu
 
 
 def test_the_switch_table_lists_every_switch() -> None:

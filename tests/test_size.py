@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from rnn2c.cli import main
+from rnn2c.emulator import riscv
 from rnn2c.emulator import size as S
 from rnn2c.export import export_model
-from tools import require_arm_toolchain, require_unicorn
+from tools import require_arm_toolchain, require_riscv_toolchain, require_unicorn
 
 # Thumb-2 32-bit encodings an ARMv6-M core does have; every other one would fault on an M0+.
 V6M_32BIT = ("bl", "mrs", "msr", "dmb", "dsb", "isb")
@@ -298,3 +299,104 @@ def test_armv7m_gru_pair_and_dsp_head_bit_exact_on_random_configurations(tmp_pat
                     capture_output=True,
                     text=True,
                 )
+
+
+# ---------------------------------------------------------------------------- RISC-V
+
+RV_LOOP = """\
+    .text
+    .global loop
+loop:                 # a0 = n >= 1: 1 + 3 n + 1 instructions, 16- and 32-bit encodings
+    li a1, 0
+1:  addi a1, a1, 1
+    addi a0, a0, -1
+    bnez a0, 1b
+    ret
+    .global wide
+wide:                 # 4 instructions, none compressible: a0 = a0 * a1 + 300000
+    mul a0, a0, a1
+    lui t0, 73
+    addi t0, t0, 992
+    add a0, a0, t0
+    ret
+"""
+
+
+def test_riscv_counter_is_exact_on_a_known_loop(tmp_path: Path) -> None:
+    """The block counter reads 16-bit (C extension) and 32-bit encodings apart: it agrees with
+    unicorn's per-instruction hook on a loop of both, in the rv32imc model."""
+    require_riscv_toolchain()
+    require_unicorn()
+    (tmp_path / "t.s").write_text(RV_LOOP)
+    elf = tmp_path / "t.elf"
+    cc = ["riscv64-unknown-elf-gcc", "-march=rv32imc", "-mabi=ilp32", "-nostdlib"]
+    subprocess.run([*cc, "-Wl,-Ttext=0", "-Wl,-e,loop", str(tmp_path / "t.s"), "-o", str(elf)])
+    out = subprocess.run(["riscv64-unknown-elf-nm", str(elf)], check=True, capture_output=True)
+    syms = {p[2]: int(p[0], 16) for p in (ln.split() for ln in out.stdout.decode().splitlines())}
+    assert syms["wide"] - syms["loop"] == 2 + 2 + 2 + 2 + 2  # all five compressed
+    for per_instruction in (False, True):
+        emu = S.Emulator(elf.read_bytes(), "UC_CPU_RISCV32_SIFIVE_E31", per_instruction)
+        for n in (1, 7, 1000):
+            assert emu.call(syms["loop"], n) == 3 * n + 2
+        assert emu.call(syms["wide"], 6, -7) == 5 and emu.result() == 300000 - 42
+
+
+@pytest.mark.parametrize("target", ["rv32imc", "rv32imac", "rv32imafc"])
+def test_riscv_report_is_plausible_and_bit_exact(export_dir: Path, target: str) -> None:
+    """`rnn2c size --target rv32*`: the model built for that ISA (the ELF's flags: compressed,
+    and the float ABI of rv32imafc), bit-exact in unicorn's RISCV32 model, the figures add up,
+    and no library call for a multiplication (rv32im has mul)."""
+    require_riscv_toolchain()
+    require_unicorn()
+    r = S.measure(export_dir / "c", target, sequences=2, steps=6)
+    assert r.bit_exact and r.steps == 12 and r.target == target
+    assert "RISCV32" in r.emulated_cpu and r.compiler.startswith("riscv64-unknown-elf-gcc")
+    assert r.flash == r.text + r.rodata + r.data + r.library_bytes
+    assert r.flash >= r.raw_parameters > 0
+    assert r.state == 8 + 6 + 2 * 6 and r.stack > 0 and r.ram >= r.state + r.stack
+    assert r.stack_path[0] == "tiny_step"
+    assert r.instructions_per_mac == pytest.approx(r.instructions_mean / r.macs_per_step)
+    assert not {"__mulsi3", "__muldi3"} & {s for m in r.libraries for s in m.symbols}
+    assert "RISC-V output == int reference  bit-exact" in r.table()
+    tgt = S.TARGETS[target]
+    b = S.build(S.read_export(export_dir / "c"), tgt, "O2", S.find_toolchain(tgt))
+    e_flags = int.from_bytes(b.elf[36:40], "little")
+    assert b.elf[18] == 243  # EM_RISCV
+    assert e_flags & 1 == 1  # EF_RISCV_RVC
+    assert e_flags & 6 == (2 if target == "rv32imafc" else 0)  # float ABI: single / soft
+
+
+def test_riscv_toolchain_missing_exits_2(
+    export_dir: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(riscv, "CC", "riscv64-unknown-elf-gcc-not-installed")
+    _bad(
+        capsys,
+        ["size", str(export_dir / "c"), "--target", "rv32imc"],
+        "gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf",
+    )
+
+
+@pytest.mark.parametrize("activations", ["int8", "int16"])
+def test_riscv_every_recurrent_kind_bit_exact(tmp_path: Path, activations: str) -> None:
+    """Every recurrent kind through rnn2c_riscv.h on rv32imc at -O2 and -Os: GRU pairs with a
+    unit left over (5 units), reset_after=False, LSTM, SimpleRNN, a Dense head, int8 and int16
+    states; bit-exact with the integer reference in unicorn."""
+    require_riscv_toolchain()
+    require_unicorn()
+    keras.utils.set_random_seed(12)
+    model = keras.Sequential(
+        [
+            keras.Input((None, 5)),
+            keras.layers.SimpleRNN(6, return_sequences=True),
+            keras.layers.GRU(7, return_sequences=True, reset_after=False),
+            keras.layers.GRU(5, return_sequences=True),
+            keras.layers.LSTM(3, return_sequences=True),
+            keras.layers.Dense(3),
+        ]
+    )
+    x = np.random.default_rng(2).normal(size=(8, 10, 5)).astype(np.float32)
+    export_model(model, x, tmp_path / "c", name="every", activations=activations)
+    for opt in ("O2", "Os"):
+        r = S.measure(tmp_path / "c", "rv32imc", opt, sequences=2, steps=6)
+        assert r.bit_exact, opt

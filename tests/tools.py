@@ -66,6 +66,8 @@ DEBIAN = {
     "cmake": "cmake",
     "nm": "binutils",
     "chattr": "e2fsprogs",
+    "riscv64-unknown-elf-gcc": "gcc-riscv64-unknown-elf",
+    "qemu-system-riscv32": "qemu-system-misc",
 }
 
 
@@ -77,6 +79,17 @@ def need(*tools: str) -> None:
 
 def require_arm_toolchain() -> None:
     require("arm-none-eabi-gcc", "Debian package gcc-arm-none-eabi")
+
+
+def require_riscv_toolchain() -> None:
+    """riscv64-unknown-elf-gcc and picolibc (its headers and rv32 libraries)."""
+    require("riscv64-unknown-elf-gcc", "Debian package gcc-riscv64-unknown-elf")
+    specs = "/usr/lib/picolibc/riscv64-unknown-elf/picolibc.specs"
+    if not os.path.isfile(specs):
+        message = f"{specs} is not installed (Debian package picolibc-riscv64-unknown-elf)"
+        if _ci():
+            pytest.fail(f"{message}; CI=true requires it")
+        pytest.skip(message)
 
 
 def require_unicorn() -> None:

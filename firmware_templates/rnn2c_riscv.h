@@ -1,0 +1,247 @@
+/*
+ * rnn2c_riscv.h - the RV32IM kernels of rnn2c_runtime.h (rv32imc, rv32imac, rv32imafc: the
+ * ESP32-C3/C6, the SiFive FE310, GD32VF103, CH32V...). rnn2c_runtime.h includes it for a 32-bit
+ * RISC-V target with the M extension's multiply (__riscv_mul) built by gcc or clang (and
+ * without RNN2C_PORTABLE); not a header of its own. Names: rnn2c_rv_*, RNN2C_RV_*; each kernel
+ * is aliased to its public name, the others stay the reference ones (rnn2c_ref.h).
+ *
+ *   rnn2c_mac4 .. rnn2c_mac1   R rows over the vector in assembly: the group's four vector
+ *                              elements loaded once (LH) and held in registers across the
+ *                              rows, per row and column one LB of the weight byte at its place
+ *                              in the (c0, c2, c1, c3) word, one MUL and one ADD; the pointers
+ *                              move once per group (no indexed loads on RISC-V, no __mulsi3)
+ *   rnn2c_gru_pair_acc         the rows of two GRU units in one pass (6 rows: z, r and the
+ *                              candidate of units j and j + 1), each vector element loaded once
+ *                              for the 6 rows, one loop for both parts; RNN2C_GRU_PAIRS 1
+ *
+ * Every sum is the reference's: the same products added in another order, and no partial sum
+ * can overflow (rnn2c_runtime.h's accumulator bound). RNN2C_RV_ASM says the assembly is in use.
+ */
+#ifndef RNN2C_RISCV_H
+#define RNN2C_RISCV_H
+
+#define RNN2C_ISA_RISCV 1
+
+#if defined(__GNUC__) && defined(__riscv_mul) && __riscv_xlen == 32
+#define RNN2C_RV_ASM 1
+
+/* One row's four products of a group: the weight bytes at `o`..`o`+3 of the row's word (c0,
+ * c2, c1, c3) against the held vector elements x0, x2, x1, x3, into accumulator `a`. */
+#define RNN2C_RV_ROW(w, o, a)                                                                 \
+    "lb %[t0], " #o "+0(%[" #w "])\n\t"                                                       \
+    "lb %[t1], " #o "+1(%[" #w "])\n\t"                                                       \
+    "mul %[t0], %[t0], %[x0]\n\t"                                                             \
+    "mul %[t1], %[t1], %[x2]\n\t"                                                             \
+    "add %[" #a "], %[" #a "], %[t0]\n\t"                                                     \
+    "add %[" #a "], %[" #a "], %[t1]\n\t"                                                     \
+    "lb %[t0], " #o "+2(%[" #w "])\n\t"                                                       \
+    "lb %[t1], " #o "+3(%[" #w "])\n\t"                                                       \
+    "mul %[t0], %[t0], %[x1]\n\t"                                                             \
+    "mul %[t1], %[t1], %[x3]\n\t"                                                             \
+    "add %[" #a "], %[" #a "], %[t0]\n\t"                                                     \
+    "add %[" #a "], %[" #a "], %[t1]\n\t"
+/* The same with one scratch register (the GRU pair's asm has no operand left for a second). */
+#define RNN2C_RV_ROW1(w, o, a)                                                                \
+    "lb %[t0], " #o "+0(%[" #w "])\n\t"                                                       \
+    "mul %[t0], %[t0], %[x0]\n\t"                                                             \
+    "add %[" #a "], %[" #a "], %[t0]\n\t"                                                     \
+    "lb %[t0], " #o "+1(%[" #w "])\n\t"                                                       \
+    "mul %[t0], %[t0], %[x2]\n\t"                                                             \
+    "add %[" #a "], %[" #a "], %[t0]\n\t"                                                     \
+    "lb %[t0], " #o "+2(%[" #w "])\n\t"                                                       \
+    "mul %[t0], %[t0], %[x1]\n\t"                                                             \
+    "add %[" #a "], %[" #a "], %[t0]\n\t"                                                     \
+    "lb %[t0], " #o "+3(%[" #w "])\n\t"                                                       \
+    "mul %[t0], %[t0], %[x3]\n\t"                                                             \
+    "add %[" #a "], %[" #a "], %[t0]\n\t"
+/* The group's vector elements, held for every row of the pass. */
+#define RNN2C_RV_GROUP                                                                        \
+    "lh %[x0], 0(%[v])\n\t"                                                                   \
+    "lh %[x1], 2(%[v])\n\t"                                                                   \
+    "lh %[x2], 4(%[v])\n\t"                                                                   \
+    "lh %[x3], 6(%[v])\n\t"
+/* The same for the second group of an unrolled pass (vector bytes 8 .. 15). */
+#define RNN2C_RV_GROUP2                                                                       \
+    "lh %[x0], 8(%[v])\n\t"                                                                   \
+    "lh %[x1], 10(%[v])\n\t"                                                                  \
+    "lh %[x2], 12(%[v])\n\t"                                                                  \
+    "lh %[x3], 14(%[v])\n\t"
+#define RNN2C_RV_TEMPS                                                                        \
+    [x0] "=&r"(x0), [x1] "=&r"(x1), [x2] "=&r"(x2), [x3] "=&r"(x3), [t0] "=&r"(t0),          \
+        [t1] "=&r"(t1)
+#define RNN2C_RV_DECLS                                                                        \
+    const int16_t *end = v + 4 * (size_t)groups;                                              \
+    int32_t x0;                                                                               \
+    int32_t x1;                                                                               \
+    int32_t x2;                                                                               \
+    int32_t x3;                                                                               \
+    int32_t t0;                                                                               \
+    int32_t t1
+
+/* rnn2c_macR: as rnn2c_ref_macR; 3 R + 1 instructions per column of R rows, 3 per group. */
+RNN2C_INLINE const int8_t *rnn2c_rv_mac4(const int8_t *w, const int16_t *v, uint32_t groups,
+                                         int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3)
+{
+    int32_t s0 = *a0;
+    int32_t s1 = *a1;
+    int32_t s2 = *a2;
+    int32_t s3 = *a3;
+    RNN2C_RV_DECLS;
+    if (groups != 0) {
+        __asm__("1:\n\t" RNN2C_RV_GROUP RNN2C_RV_ROW(w, 0, s0) RNN2C_RV_ROW(w, 4, s1)
+                    RNN2C_RV_ROW(w, 8, s2) RNN2C_RV_ROW(w, 12, s3) "addi %[v], %[v], 8\n\t"
+                                                                     "addi %[w], %[w], 16\n\t"
+                                                                     "bne %[v], %[end], 1b\n\t"
+                : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [w] "+r"(w),
+                  [v] "+r"(v), RNN2C_RV_TEMPS
+                : [end] "r"(end)
+                : "memory");
+    }
+    *a0 = s0;
+    *a1 = s1;
+    *a2 = s2;
+    *a3 = s3;
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_rv_mac3(const int8_t *w, const int16_t *v, uint32_t groups,
+                                         int32_t *a0, int32_t *a1, int32_t *a2)
+{
+    int32_t s0 = *a0;
+    int32_t s1 = *a1;
+    int32_t s2 = *a2;
+    RNN2C_RV_DECLS;
+    if (groups != 0) {
+        __asm__("1:\n\t" RNN2C_RV_GROUP RNN2C_RV_ROW(w, 0, s0) RNN2C_RV_ROW(w, 4, s1)
+                    RNN2C_RV_ROW(w, 8, s2) "addi %[v], %[v], 8\n\t"
+                                           "addi %[w], %[w], 12\n\t"
+                                           "bne %[v], %[end], 1b\n\t"
+                : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [w] "+r"(w), [v] "+r"(v),
+                  RNN2C_RV_TEMPS
+                : [end] "r"(end)
+                : "memory");
+    }
+    *a0 = s0;
+    *a1 = s1;
+    *a2 = s2;
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_rv_mac2(const int8_t *w, const int16_t *v, uint32_t groups,
+                                         int32_t *a0, int32_t *a1)
+{
+    int32_t s0 = *a0;
+    int32_t s1 = *a1;
+    RNN2C_RV_DECLS;
+    if (groups != 0) {
+        __asm__("1:\n\t" RNN2C_RV_GROUP RNN2C_RV_ROW(w, 0, s0)
+                    RNN2C_RV_ROW(w, 4, s1) "addi %[v], %[v], 8\n\t"
+                                           "addi %[w], %[w], 8\n\t"
+                                           "bne %[v], %[end], 1b\n\t"
+                : [s0] "+r"(s0), [s1] "+r"(s1), [w] "+r"(w), [v] "+r"(v), RNN2C_RV_TEMPS
+                : [end] "r"(end)
+                : "memory");
+    }
+    *a0 = s0;
+    *a1 = s1;
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_rv_mac1(const int8_t *w, const int16_t *v, uint32_t groups,
+                                         int32_t *a0)
+{
+    int32_t s0 = *a0;
+    RNN2C_RV_DECLS;
+    if (groups != 0) {
+        __asm__("1:\n\t" RNN2C_RV_GROUP RNN2C_RV_ROW(w, 0, s0) "addi %[v], %[v], 8\n\t"
+                                                               "addi %[w], %[w], 4\n\t"
+                                                               "bne %[v], %[end], 1b\n\t"
+                : [s0] "+r"(s0), [w] "+r"(w), [v] "+r"(v), RNN2C_RV_TEMPS
+                : [end] "r"(end)
+                : "memory");
+    }
+    *a0 = s0;
+    return w;
+}
+
+#define rnn2c_mac4 rnn2c_rv_mac4
+#define rnn2c_mac3 rnn2c_rv_mac3
+#define rnn2c_mac2 rnn2c_rv_mac2
+#define rnn2c_mac1 rnn2c_rv_mac1
+
+/* rnn2c_gru_pair_acc: units j (weights at wa) and j + 1 (wb, one unit's block further), 3 rows
+ * each, 6 rows per vector element loaded, two groups per pass (an odd count enters the loop at
+ * its second group): 156 instructions per two groups of 24 products, 3.25 a MAC. One loop for
+ * both parts (one copy of the code): when the input part ends, the candidate accumulators a2,
+ * b2 trade places with their recurrent twins a3, b3 (7 instructions per pair of units); the
+ * state part has at least one group (a GRU has a unit). */
+RNN2C_INLINE void rnn2c_rv_gru_pair_acc(const int8_t *wa, const int16_t *v, uint32_t x_groups,
+                                        uint32_t h_groups, const int32_t *bias, int32_t *a,
+                                        int32_t *b)
+{
+    const int8_t *wb = wa + 12 * ((size_t)x_groups + h_groups);
+    const int16_t *end = v + 4 * (size_t)x_groups;
+    const int16_t *end2 = end + 4 * (size_t)h_groups;
+    int32_t a0 = bias[0];
+    int32_t a1 = bias[1];
+    int32_t a2 = bias[2];
+    int32_t a3 = bias[3];
+    int32_t b0 = bias[4];
+    int32_t b1 = bias[5];
+    int32_t b2 = bias[6];
+    int32_t b3 = bias[7];
+    int32_t x0;
+    int32_t x1;
+    int32_t x2;
+    int32_t x3;
+    int32_t t0;
+    __asm__("0:\n\t"
+            "beq %[v], %[end], 2f\n\t"
+            "sub %[t0], %[end], %[v]\n\t" /* an odd number of groups: enter at the second */
+            "andi %[t0], %[t0], 8\n\t"
+            "beqz %[t0], 1f\n\t"
+            "addi %[v], %[v], -8\n\t"
+            "addi %[wa], %[wa], -12\n\t"
+            "addi %[wb], %[wb], -12\n\t"
+            "j 4f\n"
+            "1:\n\t" RNN2C_RV_GROUP RNN2C_RV_ROW1(wa, 0, a0) RNN2C_RV_ROW1(wa, 4, a1)
+                RNN2C_RV_ROW1(wa, 8, a2) RNN2C_RV_ROW1(wb, 0, b0) RNN2C_RV_ROW1(wb, 4, b1)
+                    RNN2C_RV_ROW1(wb, 8, b2) "4:\n\t" RNN2C_RV_GROUP2 RNN2C_RV_ROW1(wa, 12, a0)
+                        RNN2C_RV_ROW1(wa, 16, a1) RNN2C_RV_ROW1(wa, 20, a2)
+                            RNN2C_RV_ROW1(wb, 12, b0) RNN2C_RV_ROW1(wb, 16, b1)
+                                RNN2C_RV_ROW1(wb, 20, b2) "addi %[v], %[v], 16\n\t"
+                                                          "addi %[wa], %[wa], 24\n\t"
+                                                          "addi %[wb], %[wb], 24\n\t"
+                                                          "bne %[v], %[end], 1b\n"
+                                                          "2:\n\t"
+                                            "beq %[end], %[end2], 3f\n\t"
+                                            "mv %[end], %[end2]\n\t"
+                                            "mv %[t0], %[a2]\n\t"
+                                            "mv %[a2], %[a3]\n\t"
+                                            "mv %[a3], %[t0]\n\t"
+                                            "mv %[t0], %[b2]\n\t"
+                                            "mv %[b2], %[b3]\n\t"
+                                            "mv %[b3], %[t0]\n\t"
+                                            "j 0b\n"
+                                            "3:\n\t"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b0] "+r"(b0),
+              [b1] "+r"(b1), [b2] "+r"(b2), [b3] "+r"(b3), [wa] "+r"(wa), [wb] "+r"(wb),
+              [v] "+r"(v), [end] "+r"(end), [x0] "=&r"(x0), [x1] "=&r"(x1), [x2] "=&r"(x2),
+              [x3] "=&r"(x3), [t0] "=&r"(t0)
+            : [end2] "r"(end2)
+            : "memory");
+    a[0] = a0; /* a3 holds the candidate over x now, a2 the one over h */
+    a[1] = a1;
+    a[2] = a3;
+    a[3] = a2;
+    b[0] = b0;
+    b[1] = b1;
+    b[2] = b3;
+    b[3] = b2;
+}
+
+#define rnn2c_gru_pair_acc rnn2c_rv_gru_pair_acc
+#define RNN2C_GRU_PAIRS 1
+#endif
+
+#endif /* RNN2C_RISCV_H */
