@@ -149,3 +149,34 @@ def test_the_checker_sees_function_local_imports(tmp_path: Path) -> None:
     assert local and resolve(local[0].module or "", 0, "rnn2c.x", False, {"rnn2c.export.ir"}) == (
         "rnn2c.export.ir"
     )
+
+
+MAX_FUNCTION_LINES = 150  # the project's rule (docs/development.md)
+
+
+def long_functions(paths: list[Path]) -> list[str]:
+    """'file:line name (N lines)' for every function or method longer than the rule."""
+    out = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = (node.end_lineno or node.lineno) - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+                    out.append(f"{rel}:{node.lineno} {node.name} ({n} lines)")
+    return out
+
+
+def test_no_function_over_150_lines() -> None:
+    paths = [*modules().values(), *sorted((ROOT / "benchmarks").glob("*.py"))]
+    paths += sorted((ROOT / "tests").glob("*.py"))
+    assert len(paths) > 100, len(paths)
+    long = long_functions(paths)
+    assert not long, "functions over 150 lines: " + "; ".join(long)
+
+
+def test_the_length_check_counts_a_long_function(tmp_path: Path) -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    src = tmp_path / "long.py"
+    src.write_text(f"def fine():\n    return 1\n\n\ndef too_long():\n{body}\n")
+    assert long_functions([src]) == [f"{src}:5 too_long ({MAX_FUNCTION_LINES + 1} lines)"]
