@@ -272,7 +272,11 @@ def test_keras_model_with_export_options_runs_bit_exact(
         + ["--input-quant", "per-feature"]
     )
     err = capsys.readouterr().err
-    assert rc == 2 and err.count("\n") == 1 and "--input-quant applies to a .keras or .onnx model" in err
+    assert (
+        rc == 2
+        and err.count("\n") == 1
+        and "--input-quant applies to a .keras or .onnx model" in err
+    )
 
 
 @pytest.mark.parametrize(("rs", "board"), [(True, "mps2-an386"), (False, "microbit")])
