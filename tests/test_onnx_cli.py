@@ -146,15 +146,20 @@ def test_python_api_export_and_verify(gru_export: dict[str, Path]) -> None:
 
 
 def test_size_of_an_onnx_export(gru_export: dict[str, Path], tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """size measures the export of an .onnx model as any other (the ARM build against the
+    integer reference)."""
     require("py:unicorn", "pip install unicorn==2.1.4, the extra 'boards'")
     need("arm-none-eabi-gcc")
-    out = tmp_path / "size.json"
+    report = tmp_path / "size.json"
     rc, printed, err = run_cli(
-        capsys, "size", gru_export["out"], "--target", "cortex-m4", "--sequences", "1"
+        capsys,
+        *("size", gru_export["out"], "--target", "cortex-m4", "--sequences", "1"),
+        *("--data", gru_export["data"], "--json", report),
     )
     assert rc == 0, printed + err
-    assert "bit-exact" in printed or "yes" in printed
-    assert not out.exists()
+    assert "ARM output == int reference  bit-exact" in printed
+    s = json.loads(report.read_text())
+    assert s["bit_exact"] and s["flash"] > 0 and s["instructions_per_mac"] > 0
 
 
 def test_bench_skips_the_peers_of_an_onnx_model(
