@@ -259,3 +259,25 @@ def test_export_torch_without_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "\n" not in message
     assert "torch is not installed" in message and "torch.onnx.export" in message
     assert not (tmp_path / "o").exists()
+
+
+def test_run_folder_lookups_degrade(tmp_path: Path) -> None:
+    """What only a Keras run folder has (metrics.json's class names and frame) is looked up
+    beside an .onnx file too: used where it fits the model, ignored where it is absent,
+    unreadable or does not fit."""
+    calib, _, _ = write_data("gru_last.leg.onnx", tmp_path / "data")
+    outputs = read_onnx(FIXTURES / "gru_last.leg.onnx").output_size
+    folder = tmp_path / "run"
+    folder.mkdir()
+    model = folder / "m.onnx"
+    shutil.copy(FIXTURES / "gru_last.leg.onnx", model)
+    res = export_model(model, calib, tmp_path / "none", name="m")  # no metrics.json
+    assert "class_names" not in res.manifest and res.manifest["samples_per_step"] == 1
+    (folder / "metrics.json").write_text("{not json")
+    res = export_model(model, calib, tmp_path / "bad", name="m")
+    assert "class_names" not in res.manifest
+    names = [f"c{i}" for i in range(outputs)]
+    (folder / "metrics.json").write_text(json.dumps({"class_names": names, "frame": "x"}))
+    res = export_model(model, calib, tmp_path / "fits", name="m")
+    assert res.manifest["class_names"] == names and res.manifest["samples_per_step"] == 1
+    assert '"c0"' in (tmp_path / "fits" / "m.h").read_text()
