@@ -195,7 +195,7 @@ def bad(capsys: pytest.CaptureFixture[str], *args: str | Path) -> str:
 
 
 def test_bad_onnx_files_one_line_nothing_written(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    gru_export: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     calib, data, _ = write_data("gru_last.leg.onnx", tmp_path / "data")
     good = (FIXTURES / "gru_last.leg.onnx").read_bytes()
@@ -225,6 +225,10 @@ def test_bad_onnx_files_one_line_nothing_written(
         fw = tmp_path / "fw"
         err = bad(capsys, "firmware", model, "--calib", calib, "--board", "mps2-an386", "--out", fw)
         assert not fw.exists(), model
+        if "--max-length" not in facts:  # verify has no --max-length: it reads the export's
+            report = tmp_path / "v.json"
+            err = bad(capsys, "verify", model, gru_export["out"], "--data", data, "--json", report)
+            assert facts[0] in err and not report.exists(), (model, err)
     # the calibration set must fit the model's inputs: [N, T, F] with the graph's F
     wrong = tmp_path / "wrong.npz"
     np.savez(wrong, x=np.zeros((4, 5, 9), dtype=np.float32))
