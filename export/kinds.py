@@ -55,10 +55,6 @@ def named(name: Any, where: str) -> ModelKind:
     )
 
 
-#: the model files rnn2c reads, for messages
-MODEL_FILES = ".keras or .onnx"
-
-
 def load(path: str | os.PathLike[str]) -> Any:
     """A model file -> the model loaded: an OnnxModel for .onnx, else the Keras model (one-line
     ExportError for a file that cannot be read)."""
