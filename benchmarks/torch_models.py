@@ -17,8 +17,12 @@ The models mirror `rnn2c train --units 32`: raw channels normalized inside the m
 per-feature mean and standard deviation of the training steps, as the Keras Normalization
 layer; exported as Sub and Div by constants, which rnn2c folds into the recurrent layer), one
 recurrent layer of 32 units (batch_first=True), a Linear head with a softmax on the last step
-(classify) or on every step (tag). Training is short and deterministic: fixed seeds, Adam,
-deterministic algorithms, one thread.
+(classify) or on every step (tag). Training: Adam with a cosine schedule and gradient clipping;
+the classifiers also as `rnn2c train` trains a small dataset (1500 steps, Dropout 0.3 before the
+head, augmented batches: each channel scaled by N(1, 0.1), jitter of N(0, 0.03) standard
+deviations; no window shifts, so a batch keeps one length), the tagger 400 plain steps (with
+that recipe it reached 83.4 % per step against 90.3 % without). It is deterministic: fixed
+seeds, deterministic algorithms, one thread.
 """
 
 from __future__ import annotations
@@ -34,31 +38,41 @@ import torch
 from torch import nn
 
 UNITS = 32
-#: name -> (dataset file, cell, per step, optimizer steps)
+#: name -> (dataset file, cell, per step, optimizer steps, Dropout and augmentation)
 MODELS = {
-    "gru": ("basicmotions.npz", nn.GRU, False, 400),
-    "lstm": ("basicmotions.npz", nn.LSTM, False, 400),
-    "tag_gru": ("basicmotions_tag.npz", nn.GRU, True, 400),
+    "gru": ("basicmotions.npz", nn.GRU, False, 1500, True),
+    "lstm": ("basicmotions.npz", nn.LSTM, False, 1500, True),
+    "tag_gru": ("basicmotions_tag.npz", nn.GRU, True, 400, False),
 }
-BATCH, LR, CLIP, SEED = 16, 3e-3, 1.0, 0
+BATCH, LR, CLIP, SEED, DROPOUT = 16, 3e-3, 1.0, 0, 0.3
+#: augmentation of the training batches (train/train.py's AUGMENT, without the window shift)
+SCALE, JITTER = 0.1, 0.03
 
 
 class Classifier(nn.Module):
     """(x - mean) / std -> GRU or LSTM -> Linear -> softmax, on the last step or every step."""
 
     def __init__(
-        self, cell: type, features: int, classes: int, mean: np.ndarray, std: np.ndarray, tag: bool
+        self,
+        cell: type,
+        features: int,
+        classes: int,
+        mean: np.ndarray,
+        std: np.ndarray,
+        tag: bool,
+        dropout: float,
     ) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(np.maximum(std, 1e-6), dtype=torch.float32))
         self.cell = cell(features, UNITS, batch_first=True)
+        self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(UNITS, classes)
         self.tag = tag
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         y, _ = self.cell((x - self.mean) / self.std)
-        return self.fc(y if self.tag else y[:, -1])
+        return self.fc(self.drop(y if self.tag else y[:, -1]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.logits(x), dim=-1)
@@ -81,14 +95,16 @@ def accuracy(model: Classifier, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def train(name: str, d: dict[str, np.ndarray]) -> Classifier:
-    _, cell, tag, steps = MODELS[name]
+    _, cell, tag, steps, regularized = MODELS[name]
     torch.manual_seed(SEED)
     x, y = torch.from_numpy(d["x_train"]), torch.from_numpy(d["y_train"])
     classes = len(d["class_names"])
-    model = Classifier(cell, x.shape[2], classes, d["mean"], d["std"], tag)
+    dropout = DROPOUT if regularized else 0.0
+    model = Classifier(cell, x.shape[2], classes, d["mean"], d["std"], tag, dropout)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=LR / 100)
     loss_fn = nn.CrossEntropyLoss()
+    std = torch.from_numpy(np.maximum(d["std"], 1e-6))
     g = torch.Generator().manual_seed(SEED)
     model.train()
     order = torch.randperm(len(x), generator=g)
@@ -98,14 +114,19 @@ def train(name: str, d: dict[str, np.ndarray]) -> Classifier:
             order, pos = torch.randperm(len(x), generator=g), 0
         idx = order[pos : pos + BATCH]
         pos += BATCH
-        logits = model.logits(x[idx])
+        xb = x[idx]
+        f = xb.shape[2]
+        if regularized:
+            scale = 1.0 + SCALE * torch.randn(len(idx), 1, f, generator=g)
+            xb = xb * scale + JITTER * std * torch.randn(xb.shape, generator=g)
+        logits = model.logits(xb)
         loss = loss_fn(logits.reshape(-1, classes), y[idx].reshape(-1))
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), CLIP)
         opt.step()
         sched.step()
-        if (step + 1) % 100 == 0:
+        if (step + 1) % 500 == 0:
             print(f"  {name} step {step + 1}: loss {loss.item():.4f}")
     return model.eval()
 
