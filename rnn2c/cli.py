@@ -357,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="rnn2c",
-        description="Keras recurrent models (GRU, LSTM, SimpleRNN) to dependency-free int8 C99 "
+        description="Keras recurrent models (GRU, LSTM, SimpleRNN), and PyTorch ones exported "
+        "to ONNX (nn.GRU, nn.LSTM, nn.RNN: give the .onnx file), to dependency-free int8 C99 "
         "for microcontrollers, checked bit for bit against an integer reference. Model kinds: "
         "streaming models (one time step per <name>_step call, with Conv1D/pooling front ends, "
         "Dense heads, branches, several sensor inputs), whole-sequence models (Bidirectional, "
