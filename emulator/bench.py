@@ -8,7 +8,8 @@ One model, one data set, one process. The paths:
   T steps of each sequence, so no Python runs inside the measured interval.
 * **LiteRT** (1 thread, its default delegate) and **TFLite Micro**: the Keras model converted to
   a full-int8 flatbuffer (rnn2c.export.tflite: unrolled, batch 1, T steps), one ``invoke`` per
-  sequence, timed around ``invoke`` alone with ``time.thread_time_ns``.
+  sequence, timed around ``invoke`` alone with ``time.thread_time_ns``. An .onnx model (a PyTorch
+  model) has no Keras model to convert: these rows say so and are skipped.
 * **Cortex-M0+/M3/M4**: rnn2c's exact instructions per step from ``rnn2c size``'s counter.
 
 Every path runs the same sequences of exactly T steps (the peers' flatbuffers take a fixed T):
@@ -44,6 +45,7 @@ from rnn2c.emulator.kinds import runner_of
 from rnn2c.emulator.peers import BENCH_HINT, PEERS, Peer, PeerError, TFLiteMicro, version
 from rnn2c.emulator.report import agreement, class_labels, comparison_head, head_activation
 from rnn2c.emulator.verify import float_outputs
+from rnn2c.export import kinds
 from rnn2c.export.api import export_model, read_any
 from rnn2c.export.data import Sequences, check_inputs, check_lengths, load_sequences
 from rnn2c.export.ir import ExportError
@@ -401,7 +403,8 @@ def bench(
 ) -> BenchReport:
     """Benchmark rnn2c's C against the peers on `data` (see the module doc).
 
-    model: a .keras path or an in-memory Keras model; data, calib: .npy/.npz paths, arrays or
+    model: a .keras or .onnx path or an in-memory Keras model (the peers need a Keras model: for
+    an .onnx model their rows say they were skipped); data, calib: .npy/.npz paths, arrays or
     Sequences (calib quantizes both rnn2c's export and the peers' flatbuffer). ExportError for
     bad input; a peer or a target that fails becomes a row with its error.
     """
@@ -410,7 +413,7 @@ def bench(
     _check_args(rounds, steps, sequences, targets, peers)
     setup = _setup(model, data, calib, steps, sequences)
     export = {"calibration": calibration, "activations": activations, "input_quant": input_quant}
-    float_row = BenchRow("float", "float Keras", "float")
+    float_row = BenchRow("float", f"float {kinds.float_framework(setup.keras_model)}", "float")
     rows: list[BenchRow] = [float_row]
     y_float = float_outputs(setup.keras_model, setup.x, None)
     with tempfile.TemporaryDirectory(prefix="rnn2c-bench-") as work:
@@ -498,7 +501,12 @@ def _peer_runners(setup: _Setup, peers: tuple[str, ...], rows: list[BenchRow]) -
         peer_rows.append((row, cls))
     flatbuffer: bytes | None = None
     conversion_error = None
-    if any(version(cls.dist) for _, cls in peer_rows):
+    if not kinds.is_keras(setup.keras_model):
+        conversion_error = (
+            "skipped: the peers run the Keras model converted to int8 .tflite, and an .onnx "
+            "model has none (bench its Keras twin for them)"
+        )
+    elif any(version(cls.dist) for _, cls in peer_rows):
         try:
             flatbuffer = to_int8_tflite(setup.keras_model, setup.calib.x, t, check=setup.x[:2])
         except ConversionError as e:
@@ -617,7 +625,7 @@ def _notes(
     """The report's notes: what the peers' copy leaves out, how the figures were taken."""
     notes = []
     peers_ok = any(r.ok for r in rows if r.path in PEERS)
-    layers = setup.keras_model.layers
+    layers = setup.keras_model.layers if kinds.is_keras(setup.keras_model) else []
     if peers_ok and any(type(layer).__name__ == "Masking" for layer in layers):
         notes.append("the peers' unrolled copy leaves Masking out: every benchmarked step is real")
     if input_quant != "per-tensor" and peers_ok:

@@ -359,7 +359,7 @@ def read_export(export_dir: Path) -> tuple[str, dict[str, bytes], Any]:
     if not (export_dir / MANIFEST).is_file():
         raise FirmwareError(
             f"{str(export_dir)!r} is not an rnn2c export folder (no {MANIFEST}); "
-            "give a .keras model with --calib, or a folder written by rnn2c export"
+            "give a .keras or .onnx model with --calib, or a folder written by rnn2c export"
         )
     exp = read_export_dir(export_dir)  # refuses files changed since the export
     assert exp.manifest is not None
@@ -480,9 +480,10 @@ def make_project(
     run: bool = False,
     export_options: dict[str, Any] | None = None,
 ) -> Project:
-    """Render and write a board project. model: a .keras path or keras.Model (with calib), or an
-    export folder (without). export_options: calibration / activations / input_quant for
-    export_model (a .keras model only). Everything is checked before anything is written."""
+    """Render and write a board project. model: a .keras or .onnx path or keras.Model (with
+    calib), or an export folder (without). export_options: calibration / activations /
+    input_quant for export_model (a model file only). Everything is checked before anything is
+    written."""
     b = get_board(board)
     check_sequences(sequences)
     out_path = Path(out)
@@ -520,13 +521,14 @@ def _make_project(
     if is_export_dir:
         if calib is not None:
             raise FirmwareError(
-                "--calib is for a .keras model; an export folder is already quantized (drop it)"
+                "--calib is for a .keras or .onnx model; an export folder is already quantized "
+                "(drop it)"
             )
         if export_options:
             flags = ", ".join("--" + k.replace("_", "-") for k in export_options)
             verb = "applies" if len(export_options) == 1 else "apply"
             raise FirmwareError(
-                f"{flags} {verb} to a .keras model; an export folder is already quantized "
+                f"{flags} {verb} to a .keras or .onnx model; an export folder is already quantized "
                 "(drop it, or export again with it)"
             )
         export_name, model_files, qmodel = read_export(Path(model))
@@ -541,7 +543,7 @@ def _make_project(
     else:
         if calib is None:
             raise FirmwareError(
-                "a .keras model needs --calib CALIB.npz (or give an export folder instead)"
+                "a .keras or .onnx model needs --calib CALIB.npz (or give an export folder instead)"
             )
         name = name or "model"
         _check_name(name)

@@ -421,9 +421,12 @@ def graph_call(keras_model: Any) -> Any:
 def float_outputs(
     keras_model: Any, x: np.ndarray, lengths: np.ndarray | None, every_step: bool = False
 ) -> np.ndarray:
-    """The Keras model's output for each sequence cut to its real length: [N, out] (the last
+    """The float model's output for each sequence cut to its real length: [N, out] (the last
     step), or with ``every_step`` [N, T, out] for a model that returns sequences (zeros past each
-    real length)."""
+    real length). keras_model: what kinds.read loaded: a Keras model, or an ONNX model (its
+    outputs from onnxruntime on the same file)."""
+    if not kinds.is_keras(keras_model):
+        return keras_model.outputs(x, lengths, every_step)
     n, t = x.shape[:2]
     lens = np.full(n, t) if lengths is None else np.asarray(lengths)
     out: np.ndarray | None = None
@@ -855,7 +858,10 @@ def _outputs(
     target per step, else each sequence's last output."""
     n, t = seqs.x.shape[:2]
     keras_phase = progress(
-        job.progress_prefix, "float model (Keras)", _total_steps(seqs), ticks=False
+        job.progress_prefix,
+        f"float model ({kinds.float_framework(job.keras_model)})",
+        _total_steps(seqs),
+        ticks=False,
     )
     # per sequence: its output rows (its steps; a RepeatVector's n, a Conv1D's fewer)
     rows = qmodel.output_rows_of(np.full(n, t) if seqs.lengths is None else seqs.lengths)

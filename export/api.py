@@ -52,8 +52,9 @@ class ExportResult:
 
 
 def read_any(model: Any) -> tuple[Any, Any]:
-    """A path to a .keras file or an in-memory Keras model -> (keras model, float IR): a
-    ModelIR, or a Seq2SeqIR for a two-input encoder-decoder (its kind: kinds.of(ir))."""
+    """A path to a .keras or .onnx file or an in-memory Keras model -> (the model loaded: a Keras
+    model or an OnnxModel, float IR): a ModelIR, or a Seq2SeqIR for a two-input encoder-decoder
+    (its kind: kinds.of(ir))."""
     keras_model, _, ir = kinds.read(model)
     return keras_model, ir
 
@@ -75,7 +76,8 @@ def export_model(
     max_output_length: int | None = None,
     samples_per_step: int | None = None,
 ) -> ExportResult:
-    """Keras model (.keras path or in memory) + calibration set -> C files in out_dir.
+    """Keras model (.keras path or in memory) or ONNX model (.onnx path: a PyTorch model exported
+    with torch.onnx; docs/pytorch.md) + calibration set -> C files in out_dir.
 
     calibration: "minmax", "percentile" or "mse" (how activation ranges are chosen);
     activations: "int8" or "int16" hidden states (weights are int8 either way);

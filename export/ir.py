@@ -260,6 +260,8 @@ class ModelIR:
     #: Empty: one input
     input_names: list[str] = field(default_factory=list)
     input_sizes: list[int] = field(default_factory=list)
+    #: what the reader decided, for the user (the export's notes; the ONNX reader's axes)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def output_size(self) -> int:

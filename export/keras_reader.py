@@ -54,9 +54,11 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
             f"model {str(p)!r} is a folder; give the .keras file (model.save('model.keras'))"
         )
     if not p.is_file():
-        raise ExportError(f"model file {str(p)!r} does not exist; give a .keras file")
+        raise ExportError(f"model file {str(p)!r} does not exist; give a .keras or .onnx file")
     if p.suffix not in (".keras", ".h5"):
-        raise ExportError(f"model file {str(p)!r} is not a .keras file")
+        raise ExportError(
+            f"model file {str(p)!r} is not a .keras file (rnn2c reads .keras and .onnx models)"
+        )
     if p.suffix == ".keras" and not zipfile.is_zipfile(p):
         raise ExportError(
             f"model file {str(p)!r} is not a valid .keras file (a .keras file is a zip archive; "

@@ -40,7 +40,7 @@ this one (the recurrent ops, the end of the walk, the API).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +70,46 @@ from rnn2c.export.onnx_unroll import fold_unrolled
 
 @dataclass
 class OnnxIR(ModelIR):
-    """The float IR of an ONNX model, with what the reader decided (notes) and the graph's layout
-    for the float runner."""
+    """The float IR of an ONNX model, with what the reader decided (notes, ModelIR's) and the
+    graph's layout for the float runner."""
 
-    notes: list[str] = field(default_factory=list)
     layout: OnnxLayout | None = None
+
+
+@dataclass
+class OnnxModel:
+    """An .onnx file read (export/kinds.py's read): what the commands hold where they would hold
+    a Keras model: the file, its float IR, and its float outputs from onnxruntime."""
+
+    path: Path
+    ir: OnnxIR
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> OnnxModel:
+        return cls(Path(path), read_onnx(path))
+
+    def outputs(
+        self, x: np.ndarray, lengths: np.ndarray | None, every_step: bool = False
+    ) -> np.ndarray:
+        """onnxruntime's output for each sequence cut to its real length, as verify's Keras
+        float_outputs gives it: [N, out] (the last real step), or with ``every_step`` [N, T, out]
+        for a model that returns sequences (zeros past each real length)."""
+        assert self.ir.layout is not None
+        y = run_onnx(self.ir, x, lengths)
+        sequences = self.ir.layout.sequences
+        if every_step:
+            if not sequences:
+                raise ExportError(
+                    "--data: y holds a label per time step ([N, T]) but the model gives one "
+                    "output per sequence; per-step labels need a model that returns an output "
+                    "per step"
+                )
+            return y
+        if not sequences:
+            return y
+        n, t = np.asarray(x).shape[:2]
+        lens = np.full(n, t) if lengths is None else np.asarray(lengths, dtype=np.int64)
+        return y[np.arange(n), lens - 1]
 
 
 def read_onnx(path: str | os.PathLike[str]) -> OnnxIR:

@@ -70,7 +70,7 @@ class SequenceKind(ModelKind):
         qmodel = quantize_model(
             ir, seqs.x, seqs.lengths, o.calibration, o.activations, o.input_quant, o.max_length
         )
-        qmodel.notes[:0] = [mask_note] if mask_note else []
+        qmodel.notes[:0] = [*ir.notes, *([mask_note] if mask_note else [])]
         qmodel.samples_per_step = k
         qmodel.notes += [k_note] if k_note else []
         class_names = o.class_names

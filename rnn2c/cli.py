@@ -216,7 +216,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         "bench",
         help="time rnn2c's C on this host against LiteRT and TFLite Micro (extra 'bench')",
     )
-    p.add_argument("model", help="the .keras model file")
+    p.add_argument("model", help="the .keras or .onnx model file")
     p.add_argument("--calib", required=True, help="calibration sequences (as for export)")
     p.add_argument(
         "--data", required=True, help="sequences to run: .npy or .npz with x, optional y, lengths"
@@ -263,7 +263,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of `rnn2c export`."""
-    p.add_argument("model", help="the .keras model file")
+    p.add_argument(
+        "model", help="the model file: .keras, or .onnx (a PyTorch model exported with torch.onnx)"
+    )
     p.add_argument(
         "--calib", required=True, help="calibration sequences: .npy or .npz with x [N, T, F]"
     )
@@ -356,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="rnn2c",
-        description="Keras recurrent models (GRU, LSTM, SimpleRNN) to dependency-free int8 C99 "
+        description="Keras recurrent models (GRU, LSTM, SimpleRNN), and PyTorch ones exported "
+        "to ONNX (nn.GRU, nn.LSTM, nn.RNN: give the .onnx file), to dependency-free int8 C99 "
         "for microcontrollers, checked bit for bit against an integer reference. Model kinds: "
         "streaming models (one time step per <name>_step call, with Conv1D/pooling front ends, "
         "Dense heads, branches, several sensor inputs), whole-sequence models (Bidirectional, "
@@ -387,12 +390,17 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("export", help="quantize a Keras model to int8 and write C files")
+    p = sub.add_parser(
+        "export", help="quantize a Keras or ONNX (PyTorch) model to int8 and write C files"
+    )
     add_export_arguments(p)
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("verify", help="compile an export, run data through it, compare with Keras")
-    p.add_argument("model", help="the .keras model file that was exported")
+    p = sub.add_parser(
+        "verify",
+        help="compile an export, run data through it, compare with Keras (or onnxruntime)",
+    )
+    p.add_argument("model", help="the .keras or .onnx model file that was exported")
     p.add_argument("dir", help="the export folder")
     p.add_argument(
         "--data",
@@ -433,8 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="bare-metal project for a board (make, make run, make flash); --run builds it and "
         "checks it under QEMU",
     )
-    p.add_argument("model", help="the .keras model (with --calib), or an export folder")
-    p.add_argument("--calib", default=None, help="calibration sequences, for a .keras model")
+    p.add_argument("model", help="the .keras or .onnx model (with --calib), or an export folder")
+    p.add_argument("--calib", default=None, help="calibration sequences, for a model file")
     p.add_argument(
         "--board",
         required=True,
@@ -457,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("--input-quant", ("per-tensor", "per-feature")),
     ):
         p.add_argument(
-            flag, default=None, choices=choices, help="as for export (a .keras model only)"
+            flag, default=None, choices=choices, help="as for export (a model file only)"
         )
     p.add_argument(
         "--max-length", type=int, default=None, metavar="N", help="as for export (a .keras model)"

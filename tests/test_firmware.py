@@ -248,7 +248,7 @@ def test_esp32c3_builds_for_direct_boot(files: dict[str, Path], tmp_path: Path) 
     [
         (["--board", "esp32"], "not a known board; use one of"),
         (["--board", "nucleo-l476rg", "--run"], "needs an emulated board"),
-        (["--board", "microbit", "--calib", "x.npz"], "--calib is for a .keras model"),
+        (["--board", "microbit", "--calib", "x.npz"], "--calib is for a .keras or .onnx model"),
         (["--board", "microbit", "--name", "other"], "differs from the export's name"),
         (["--board", "microbit", "--data", "missing.npz"], "does not exist"),
         (["--board", "microbit", "--sequences", "0"], "at least 1"),
@@ -368,7 +368,11 @@ def test_keras_model_with_export_options_runs_bit_exact(
         + ["--input-quant", "per-feature"]
     )
     err = capsys.readouterr().err
-    assert rc == 2 and err.count("\n") == 1 and "--input-quant applies to a .keras model" in err
+    assert (
+        rc == 2
+        and err.count("\n") == 1
+        and "--input-quant applies to a .keras or .onnx model" in err
+    )
 
 
 @pytest.mark.parametrize(("rs", "board"), [(True, "mps2-an386"), (False, "microbit")])
