@@ -5,8 +5,9 @@ bad inputs, each one line, exit 2, nothing written; rnn2c.export.export_torch wi
 
 Every readable fixture of tests/onnx_fixtures (tests/test_onnx_reader.py's READABLE) goes
 through export and verify on a few short sequences: the C bit-exact with the integer reference,
-close to onnxruntime. A representative few (GRU, LSTM, stacked bidirectional, a per-step head)
-go through firmware --run on mps2-an386.
+close to onnxruntime, and every model (one file of each dynamo/legacy pair) on mps2-an386
+under QEMU (firmware --run of the export). A representative few (GRU, LSTM, stacked
+bidirectional, a per-step head) also go through firmware --run from the .onnx file itself.
 """
 
 from __future__ import annotations
@@ -65,6 +66,19 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int,
     return rc, got.out, got.err
 
 
+def _one_per_model(names: list[str]) -> set[str]:
+    """One fixture per model: the dynamo and legacy files of one torch module (x.dyn.onnx,
+    x.leg.onnx) read into the same float IR (test_python_api_export_and_verify), so the same C."""
+    first: dict[str, str] = {}
+    for n in sorted(names):
+        first.setdefault(n.split(".")[0], n)
+    return set(first.values())
+
+
+#: the fixtures whose export also runs on mps2-an386 (every model, one file each)
+ON_BOARD = _one_per_model(list(READABLE))
+
+
 @pytest.mark.parametrize("name", sorted(READABLE))
 def test_export_and_verify_every_fixture(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -88,6 +102,15 @@ def test_export_and_verify_every_fixture(
     assert v["mean_abs_error"] <= 0.03 * v["output_range"], printed
     assert v["max_abs_error"] <= 0.15 * max(1.0, v["output_range"]), printed
     assert rc == 0, printed + err
+    if name in ON_BOARD:  # the same export on an emulated board, bit for bit
+        need("make", "arm-none-eabi-gcc", "qemu-system-arm")
+        fw = tmp_path / "fw"
+        rc, printed, err = run_cli(
+            capsys,
+            *("firmware", out, "--board", "mps2-an386", "--data", data),
+            *("--out", fw, "--sequences", "2", "--run"),
+        )
+        assert rc == 0 and "board == host emulator: bit-exact" in printed, printed + err
 
 
 #: (fixture, what it stands for) through firmware --run on one emulated board, from the file
