@@ -13,8 +13,12 @@
  *   rnn2c_gru_pair_acc         the rows of two GRU units in one pass (6 rows: z, r and the
  *                              candidate of units j and j + 1), each vector element loaded once
  *                              for the 6 rows, one loop for both parts; RNN2C_GRU_PAIRS 1
+ *   rnn2c_gru_gates            a GRU unit's gate arithmetic in C, branching on the sign of each
+ *                              activation's argument instead of taking |x| and restoring the
+ *                              sign (no conditional negation on RV32IM: 3 instructions each way),
+ *                              the saturations as branches that are not taken in range
  *
- * Every sum is the reference's: the same products added in another order, and no partial sum
+ * Every sum and every gate is the reference's: the same products added in another order, and no partial sum
  * can overflow (rnn2c_runtime.h's accumulator bound). RNN2C_RV_ASM says the assembly is in use.
  */
 #ifndef RNN2C_RISCV_H
@@ -243,5 +247,92 @@ RNN2C_INLINE void rnn2c_rv_gru_pair_acc(const int8_t *wa, const int16_t *v, uint
 #define rnn2c_gru_pair_acc rnn2c_rv_gru_pair_acc
 #define RNN2C_GRU_PAIRS 1
 #endif
+
+/* ---------------------------------------------------------------- GRU gate arithmetic (C) */
+
+#if defined(__GNUC__)
+#define RNN2C_RV_LIKELY(x) __builtin_expect(!!(x), 1)
+#else
+#define RNN2C_RV_LIKELY(x) (x)
+#endif
+
+/* rnn2c_rqs with the saturation as two branches not taken in range (|result| < 2^30). */
+RNN2C_INLINE int32_t rnn2c_rv_rqs(int32_t acc, int32_t multiplier, rnn2c_shift_t s)
+{
+    int32_t t = acc >> s.shift_in;
+    if (!RNN2C_RV_LIKELY(t <= 65535)) {
+        t = 65535;
+    }
+    if (!RNN2C_RV_LIKELY(t >= -65536)) {
+        t = -65536;
+    }
+    return (t * multiplier + ((int32_t)1 << (s.shift_out - 1))) >> s.shift_out;
+}
+
+/* rnn2c_ref_interp_s16 in the tanh table at a >= 0 (the caller keeps a >> step_bits inside). */
+RNN2C_INLINE int32_t rnn2c_rv_tanh_at(int32_t a, int step_bits)
+{
+    const int16_t *at = rnn2c_tanh_table + (a >> step_bits);
+    const int32_t lo = at[0];
+    return lo + (((at[1] - lo) * (a & (((int32_t)1 << step_bits) - 1)) +
+                  ((int32_t)1 << (step_bits - 1))) >>
+                 step_bits);
+}
+
+/* rnn2c_sigmoid_q15 of a requantized row (|x| < 2^30): on each side of 0 the table at |x|,
+ * saturated to int16 first (32767 above, -32768 below: |x| <= 32768), then added to or
+ * subtracted from one (RNN2C_SIGNED on the reference's side). */
+RNN2C_INLINE int32_t rnn2c_rv_sigmoid(int32_t x)
+{
+    if (x >= 0) {
+        if (!RNN2C_RV_LIKELY(x <= 32767)) {
+            x = 32767;
+        }
+        return (RNN2C_Q15_ONE + rnn2c_rv_tanh_at(x, RNN2C_TANH_STEP_BITS + 1)) >> 1;
+    }
+    x = -x;
+    if (!RNN2C_RV_LIKELY(x <= 32768)) {
+        x = 32768;
+    }
+    return (RNN2C_Q15_ONE - rnn2c_rv_tanh_at(x, RNN2C_TANH_STEP_BITS + 1)) >> 1;
+}
+
+/* rnn2c_tanh_q15 of |x| < 2^31 - 2^15 (the int16 saturation and the table's clamp are one
+ * clamp of |x| at the table's clamp, which is below 32767). */
+RNN2C_INLINE int32_t rnn2c_rv_tanh(int32_t x)
+{
+    const int32_t last = (int32_t)RNN2C_TANH_CLAMP << RNN2C_TANH_STEP_BITS;
+    if (x >= 0) {
+        if (!RNN2C_RV_LIKELY(x <= last)) {
+            x = last;
+        }
+        return rnn2c_rv_tanh_at(x, RNN2C_TANH_STEP_BITS);
+    }
+    x = -x;
+    if (!RNN2C_RV_LIKELY(x <= last)) {
+        x = last;
+    }
+    return -rnn2c_rv_tanh_at(x, RNN2C_TANH_STEP_BITS);
+}
+
+/* rnn2c_gru_gates: as rnn2c_ref_gru_gates. */
+RNN2C_INLINE int32_t rnn2c_rv_gru_gates(const int16_t *m, const rnn2c_shift_t *sh, int32_t z,
+                                        int32_t r, int32_t cx, int32_t ch, int32_t h_q15)
+{
+    z = rnn2c_rv_sigmoid(rnn2c_rv_rqs(z, m[0], sh[0]));
+    r = rnn2c_rv_sigmoid(rnn2c_rv_rqs(r, m[1], sh[1]));
+    ch = rnn2c_rv_rqs(ch, m[3], sh[3]);
+    if (!RNN2C_RV_LIKELY(ch <= 65535)) {
+        ch = 65535;
+    }
+    if (!RNN2C_RV_LIKELY(ch >= -65536)) {
+        ch = -65536;
+    }
+    cx = rnn2c_rv_rqs(cx, m[2], sh[2]) + ((r * ch + ((int32_t)1 << 14)) >> 15);
+    cx = rnn2c_rv_tanh(cx);
+    return z * (h_q15 - cx) + cx * RNN2C_Q15_ONE; /* rnn2c_gru_blend_sum */
+}
+
+#define rnn2c_gru_gates rnn2c_rv_gru_gates
 
 #endif /* RNN2C_RISCV_H */
