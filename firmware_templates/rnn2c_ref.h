@@ -12,7 +12,8 @@
  * checked against its own reference, one at a time.
  *
  * The kernels, lowest first:
- *   rnn2c_sat_s16, _sat_s8, _sat17   saturation                  ARMv7-M, ARM DSP: SSAT
+ *   rnn2c_sat_s16, _sat_s8, _sat17   saturation                  ARMv7-M, ARM DSP: SSAT;
+ *                                                               RISC-V: _sat_s8
  *   rnn2c_udiv_small                 a short unsigned division   ARMv6-M: shift and subtract
  *   rnn2c_interp_s16                 table interpolation         ARM DSP: SMLAD
  *   RNN2C_SIGNED(y, x)               y with the sign of x        ARMv6-M: a branch

@@ -13,6 +13,7 @@
  *   rnn2c_gru_pair_acc         the rows of two GRU units in one pass (6 rows: z, r and the
  *                              candidate of units j and j + 1), each vector element loaded once
  *                              for the 6 rows, one loop for both parts; RNN2C_GRU_PAIRS 1
+ *   rnn2c_sat_s8               one unsigned compare, its branch not taken in range
  *   rnn2c_gru_gates            a GRU unit's gate arithmetic in C, branching on the sign of each
  *                              activation's argument instead of taking |x| and restoring the
  *                              sign (no conditional negation on RV32IM: 3 instructions each way),
@@ -248,13 +249,31 @@ RNN2C_INLINE void rnn2c_rv_gru_pair_acc(const int8_t *wa, const int16_t *v, uint
 #define RNN2C_GRU_PAIRS 1
 #endif
 
-/* ---------------------------------------------------------------- GRU gate arithmetic (C) */
+/* ---------------------------------------------------------------- C kernels */
 
 #if defined(__GNUC__)
 #define RNN2C_RV_LIKELY(x) __builtin_expect(!!(x), 1)
 #else
 #define RNN2C_RV_LIKELY(x) (x)
 #endif
+
+/* rnn2c_sat_s8: one unsigned compare (and its branch, not taken in range) instead of two
+ * signed ones against constants the compiler reloads (rv32imc has no min / max). The int16
+ * and 17-bit saturations stay the reference's (their constants stay in registers). */
+RNN2C_INLINE int8_t rnn2c_rv_sat_s8(int32_t x)
+{
+    if (RNN2C_RV_LIKELY((uint32_t)x + 128u <= 255u)) {
+        return (int8_t)x;
+    }
+    return (int8_t)(x < 0 ? INT8_MIN : INT8_MAX);
+}
+
+#define rnn2c_sat_s16 rnn2c_ref_sat_s16
+#define rnn2c_sat_s8 rnn2c_rv_sat_s8
+#define rnn2c_sat17 rnn2c_ref_sat17
+
+
+/* ---- GRU gate arithmetic */
 
 /* rnn2c_rqs with the saturation as two branches not taken in range (|result| < 2^30). */
 RNN2C_INLINE int32_t rnn2c_rv_rqs(int32_t acc, int32_t multiplier, rnn2c_shift_t s)

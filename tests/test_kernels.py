@@ -79,7 +79,10 @@ _V6M["signed"] = "RNN2C_SIGNED"  # a function-like macro of its own
 _SAT = {k: f"rnn2c_v7m_{k}" for k in ("sat_s16", "sat_s8", "sat17")}
 _DSP = {k: f"rnn2c_dsp_{k}" for k in ("interp_s16", "mac4", "mac3", "mac2", "mac1", "dot_s8")}
 _DSP["wsum4"] = "rnn2c_dsp_wsum4"
-_RV = {k: f"rnn2c_rv_{k}" for k in ("mac4", "mac3", "mac2", "mac1", "gru_pair_acc", "gru_gates")}
+_RV = {
+    k: f"rnn2c_rv_{k}"
+    for k in ("sat_s8", "mac4", "mac3", "mac2", "mac1", "gru_pair_acc", "gru_gates")
+}
 #: the variants each path compiles (every other kernel is its reference, rnn2c_ref_<name>)
 KERNEL_VARIANTS: dict[str, dict[str, str]] = {
     "portable": {},
