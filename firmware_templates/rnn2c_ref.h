@@ -27,6 +27,7 @@
  *   rnn2c_wsum4                      4 weighted column sums      ARM DSP
  *   rnn2c_gru_pair_acc               two GRU units' rows         ARMv7-M, RISC-V
  *   rnn2c_gru_gates                  a GRU unit's gate arithmetic RISC-V
+ *   rnn2c_lstm_gates                 an LSTM unit's gate arithmetic RISC-V
  *   rnn2c_isa_gru_s8 .. _lstm_s16    a layer's step over an ISA's own copy of its weights
  *                                    (the reference has none)    x86
  */
@@ -380,6 +381,41 @@ RNN2C_INLINE int32_t rnn2c_ref_gru_gates(const int16_t *m, const rnn2c_shift_t *
 
 #ifndef rnn2c_gru_gates
 #define rnn2c_gru_gates rnn2c_ref_gru_gates
+#endif
+
+/* ---------------------------------------------------------------- LSTM gate arithmetic */
+
+/* int16 value with frac_bits fractional bits -> Q3.12 (rounded, saturated). */
+RNN2C_INLINE int32_t rnn2c_q12_from_frac(int32_t x, int frac_bits)
+{
+    if (frac_bits > 12) {
+        return rnn2c_rshift_round(x, frac_bits - 12);
+    }
+    return rnn2c_sat_s16(x * ((int32_t)1 << (12 - frac_bits)));
+}
+
+/* The gate arithmetic of one LSTM unit from its four accumulators (bias included), m its 4
+ * multipliers and sh the layer's 4 gate shifts: the cell *c (frac_bits fractional bits,
+ * 0..15) updated, o * tanh(c) returned in Q0.30. */
+RNN2C_INLINE int32_t rnn2c_ref_lstm_gates(const int16_t *m, const rnn2c_shift_t *sh,
+                                          int32_t i_gate, int32_t f_gate, int32_t g_cand,
+                                          int32_t o_gate, int16_t *c, int frac_bits)
+{
+    const int cell_shift = 30 - frac_bits; /* Q0.30 product -> cell format */
+    int32_t cell;
+    i_gate = rnn2c_sigmoid_rq(i_gate, m[0], sh[0]);
+    f_gate = rnn2c_sigmoid_rq(f_gate, m[1], sh[1]);
+    g_cand = rnn2c_tanh_rq(g_cand, m[2], sh[2]);
+    o_gate = rnn2c_sigmoid_rq(o_gate, m[3], sh[3]);
+    /* c = f * c + i * g; each product is below 2^30 in magnitude */
+    cell = rnn2c_sat_s16(rnn2c_rshift_round(f_gate * (int32_t)*c, 15) +
+                         rnn2c_rshift_round(i_gate * g_cand, cell_shift));
+    *c = (int16_t)cell;
+    return o_gate * rnn2c_tanh_q15(rnn2c_q12_from_frac(cell, frac_bits));
+}
+
+#ifndef rnn2c_lstm_gates
+#define rnn2c_lstm_gates rnn2c_ref_lstm_gates
 #endif
 
 /* ---------------------------------------------------------------- an ISA's own weights */

@@ -14,13 +14,15 @@
  *                              candidate of units j and j + 1), each vector element loaded once
  *                              for the 6 rows, one loop for both parts; RNN2C_GRU_PAIRS 1
  *   rnn2c_sat_s8               one unsigned compare, its branch not taken in range
- *   rnn2c_gru_gates            a GRU unit's gate arithmetic in C, branching on the sign of each
- *                              activation's argument instead of taking |x| and restoring the
- *                              sign (no conditional negation on RV32IM: 3 instructions each way),
- *                              the saturations as branches that are not taken in range
+ *   rnn2c_gru_gates            a GRU unit's gate arithmetic in C: |x| of each activation's
+ *                              argument and the result's sign by branches on the sign (the
+ *                              reference's branch-free RNN2C_SIGNED is 3 instructions on RV32IM,
+ *                              twice), the saturations as branches not taken in range
+ *   rnn2c_lstm_gates           an LSTM unit's, likewise
  *
- * Every sum and every gate is the reference's: the same products added in another order, and no partial sum
- * can overflow (rnn2c_runtime.h's accumulator bound). RNN2C_RV_ASM says the assembly is in use.
+ * Every sum and every gate is the reference's: the same products added in another order (no
+ * partial sum can overflow: rnn2c_runtime.h's accumulator bound), the same gate integers.
+ * RNN2C_RV_ASM says the assembly is in use.
  */
 #ifndef RNN2C_RISCV_H
 #define RNN2C_RISCV_H
@@ -273,7 +275,7 @@ RNN2C_INLINE int8_t rnn2c_rv_sat_s8(int32_t x)
 #define rnn2c_sat17 rnn2c_ref_sat17
 
 
-/* ---- GRU gate arithmetic */
+/* ---- the gate arithmetic of a GRU or LSTM unit */
 
 /* rnn2c_rqs with the saturation as two branches not taken in range (|result| < 2^30). */
 RNN2C_INLINE int32_t rnn2c_rv_rqs(int32_t acc, int32_t multiplier, rnn2c_shift_t s)
@@ -298,40 +300,42 @@ RNN2C_INLINE int32_t rnn2c_rv_tanh_at(int32_t a, int step_bits)
                  step_bits);
 }
 
-/* rnn2c_sigmoid_q15 of a requantized row (|x| < 2^30): on each side of 0 the table at |x|,
- * saturated to int16 first (32767 above, -32768 below: |x| <= 32768), then added to or
- * subtracted from one (RNN2C_SIGNED on the reference's side). */
+/* rnn2c_sigmoid_q15 of a requantized row (|x| < 2^30): |x| by a branch on the sign (no
+ * conditional negation on RV32IM: the reference's RNN2C_SIGNED is 3 instructions, twice),
+ * saturated to int16 first (32767 above 0, -32768 below: |x| <= 32768), the table at |x|,
+ * added to or subtracted from one by a second branch. One copy of the interpolation (two,
+ * one per sign, saved 2 instructions a gate for 50 to 100 B of flash a kernel). */
 RNN2C_INLINE int32_t rnn2c_rv_sigmoid(int32_t x)
 {
-    if (x >= 0) {
-        if (!RNN2C_RV_LIKELY(x <= 32767)) {
-            x = 32767;
+    const int32_t neg = x < 0;
+    int32_t y;
+    if (neg) {
+        x = -x;
+        if (!RNN2C_RV_LIKELY(x <= 32768)) {
+            x = 32768;
         }
-        return (RNN2C_Q15_ONE + rnn2c_rv_tanh_at(x, RNN2C_TANH_STEP_BITS + 1)) >> 1;
+    } else if (!RNN2C_RV_LIKELY(x <= 32767)) {
+        x = 32767;
     }
-    x = -x;
-    if (!RNN2C_RV_LIKELY(x <= 32768)) {
-        x = 32768;
-    }
-    return (RNN2C_Q15_ONE - rnn2c_rv_tanh_at(x, RNN2C_TANH_STEP_BITS + 1)) >> 1;
+    y = rnn2c_rv_tanh_at(x, RNN2C_TANH_STEP_BITS + 1);
+    return (RNN2C_Q15_ONE + (neg ? -y : y)) >> 1;
 }
 
-/* rnn2c_tanh_q15 of |x| < 2^31 - 2^15 (the int16 saturation and the table's clamp are one
- * clamp of |x| at the table's clamp, which is below 32767). */
+/* rnn2c_tanh_q15 of |x| < 2^31 - 2^15, likewise (the int16 saturation and the table's clamp
+ * are one clamp of |x| at the table's clamp, which is below 32767). */
 RNN2C_INLINE int32_t rnn2c_rv_tanh(int32_t x)
 {
     const int32_t last = (int32_t)RNN2C_TANH_CLAMP << RNN2C_TANH_STEP_BITS;
-    if (x >= 0) {
-        if (!RNN2C_RV_LIKELY(x <= last)) {
-            x = last;
-        }
-        return rnn2c_rv_tanh_at(x, RNN2C_TANH_STEP_BITS);
+    const int32_t neg = x < 0;
+    int32_t y;
+    if (neg) {
+        x = -x;
     }
-    x = -x;
     if (!RNN2C_RV_LIKELY(x <= last)) {
         x = last;
     }
-    return -rnn2c_rv_tanh_at(x, RNN2C_TANH_STEP_BITS);
+    y = rnn2c_rv_tanh_at(x, RNN2C_TANH_STEP_BITS);
+    return neg ? -y : y;
 }
 
 /* rnn2c_gru_gates: as rnn2c_ref_gru_gates. */
@@ -353,5 +357,35 @@ RNN2C_INLINE int32_t rnn2c_rv_gru_gates(const int16_t *m, const rnn2c_shift_t *s
 }
 
 #define rnn2c_gru_gates rnn2c_rv_gru_gates
+
+/* rnn2c_lstm_gates: as rnn2c_ref_lstm_gates, the activations as rnn2c_rv_gru_gates takes
+ * them; the cell's int16 saturation before its tanh is left to the tanh's clamp (below it). */
+RNN2C_INLINE int32_t rnn2c_rv_lstm_gates(const int16_t *m, const rnn2c_shift_t *sh,
+                                         int32_t i_gate, int32_t f_gate, int32_t g_cand,
+                                         int32_t o_gate, int16_t *c, int frac_bits)
+{
+    int32_t cell;
+    i_gate = rnn2c_rv_sigmoid(rnn2c_rv_rqs(i_gate, m[0], sh[0]));
+    f_gate = rnn2c_rv_sigmoid(rnn2c_rv_rqs(f_gate, m[1], sh[1]));
+    g_cand = rnn2c_rv_tanh(rnn2c_rv_rqs(g_cand, m[2], sh[2]));
+    o_gate = rnn2c_rv_sigmoid(rnn2c_rv_rqs(o_gate, m[3], sh[3]));
+    cell = rnn2c_rshift_round(f_gate * (int32_t)*c, 15) +
+           rnn2c_rshift_round(i_gate * g_cand, 30 - frac_bits);
+    if (!RNN2C_RV_LIKELY(cell <= INT16_MAX)) {
+        cell = INT16_MAX;
+    }
+    if (!RNN2C_RV_LIKELY(cell >= INT16_MIN)) {
+        cell = INT16_MIN;
+    }
+    *c = (int16_t)cell;
+    if (frac_bits > 12) {
+        cell = rnn2c_rshift_round(cell, frac_bits - 12);
+    } else {
+        cell *= (int32_t)1 << (12 - frac_bits); /* |cell| < 2^27 */
+    }
+    return o_gate * rnn2c_rv_tanh(cell);
+}
+
+#define rnn2c_lstm_gates rnn2c_rv_lstm_gates
 
 #endif /* RNN2C_RISCV_H */

@@ -344,15 +344,6 @@ RNN2C_INLINE int8_t rnn2c_q15_to_state(int32_t x_q15)
     return rnn2c_sat_s8(rnn2c_rshift_round(x_q15, 8));
 }
 
-/* int16 value with frac_bits fractional bits -> Q3.12 (rounded, saturated). */
-RNN2C_INLINE int32_t rnn2c_q12_from_frac(int32_t x, int frac_bits)
-{
-    if (frac_bits > 12) {
-        return rnn2c_rshift_round(x, frac_bits - 12);
-    }
-    return rnn2c_sat_s16(x * ((int32_t)1 << (12 - frac_bits)));
-}
-
 /* n bytes from p set to zero (the state's reset): a plain loop (RNN2C_KEEP_LOOP; 160 B of
  * newlib's memset on Cortex-M, for a 32- to a few-hundred-byte state). */
 RNN2C_INLINE void rnn2c_zero(void *p, size_t n)
@@ -774,24 +765,14 @@ typedef struct {
 RNN2C_INLINE int32_t rnn2c_lstm_unit(const rnn2c_lstm_t *p, const int8_t **w, const int16_t *v,
                                      int16_t *c, uint32_t j)
 {
-    const int16_t *m = p->mult + 4 * j;
-    const int cell_shift = 30 - (int)p->cell_frac_bits; /* Q0.30 product -> cell format */
     int32_t i_gate = rnn2c_bias(p->bias, 4 * j);
     int32_t f_gate = rnn2c_bias(p->bias, 4 * j + 1);
     int32_t g_cand = rnn2c_bias(p->bias, 4 * j + 2);
     int32_t o_gate = rnn2c_bias(p->bias, 4 * j + 3);
-    int32_t cell;
     *w = rnn2c_mac4(*w, v, (uint32_t)p->x_groups + p->h_groups, &i_gate, &f_gate, &g_cand,
                     &o_gate);
-    i_gate = rnn2c_sigmoid_rq(i_gate, m[0], p->sh[0]);
-    f_gate = rnn2c_sigmoid_rq(f_gate, m[1], p->sh[1]);
-    g_cand = rnn2c_tanh_rq(g_cand, m[2], p->sh[2]);
-    o_gate = rnn2c_sigmoid_rq(o_gate, m[3], p->sh[3]);
-    /* c = f * c + i * g; each product is below 2^30 in magnitude */
-    cell = rnn2c_sat_s16(rnn2c_rshift_round(f_gate * (int32_t)c[j], 15) +
-                         rnn2c_rshift_round(i_gate * g_cand, cell_shift));
-    c[j] = (int16_t)cell;
-    return o_gate * rnn2c_tanh_q15(rnn2c_q12_from_frac(cell, p->cell_frac_bits));
+    return rnn2c_lstm_gates(p->mult + 4 * j, p->sh, i_gate, f_gate, g_cand, o_gate, c + j,
+                            (int)p->cell_frac_bits);
 }
 
 /* o * act(c) in Q0.30 as the state. */
