@@ -18,7 +18,7 @@
  *   rnn2c_interp_s16                 table interpolation         ARM DSP: SMLAD
  *   RNN2C_SIGNED(y, x)               y with the sign of x        ARMv6-M: a branch
  *   RNN2C_VPOS(i)                    where vector element i is   x86: (v0, v2, v1, v3)
- *   rnn2c_vec_s8, _vec_s16           a layer's int16 vector      x86
+ *   rnn2c_vec_s8, _vec_s16           a layer's int16 vector      x86; RISC-V: _vec_s8
  *   rnn2c_mac1 .. rnn2c_mac4         1 to 4 rows over the vector ARMv6-M, ARM DSP, x86
  *   rnn2c_mac_rows                   1 to 4 rows (rnn2c_macR)    -
  *   rnn2c_mac_rows_small             the same, a head's one pass ARM DSP

@@ -10,6 +10,8 @@
  *                              rows, per row and column one LB of the weight byte at its place
  *                              in the (c0, c2, c1, c3) word, one MUL and one ADD; the pointers
  *                              move once per group (no indexed loads on RISC-V, no __mulsi3)
+ *   rnn2c_vec_s8               the unshifted copy (a state into the vector) two elements per
+ *                              iteration, in assembly
  *   rnn2c_gru_pair_acc         the rows of two GRU units in one pass (6 rows: z, r and the
  *                              candidate of units j and j + 1), each vector element loaded once
  *                              for the 6 rows, one loop for both parts; RNN2C_GRU_PAIRS 1
@@ -170,6 +172,44 @@ RNN2C_INLINE const int8_t *rnn2c_rv_mac1(const int8_t *w, const int16_t *v, uint
     *a0 = s0;
     return w;
 }
+
+/* rnn2c_vec_s8: as the reference; unshifted (the state part of a vector) two elements per
+ * iteration (LB, LB, SH, SH and the loop's 3: 3.5 instructions an element, the reference's
+ * loop 5), in assembly (gcc -O2 packs a C loop's halfword stores into words, SLP). */
+RNN2C_INLINE void rnn2c_rv_vec_s8(int16_t *v, const int8_t *x, uint32_t n, uint32_t n4,
+                                  uint32_t shift)
+{
+    uint32_t i = 0;
+    if (shift == 0 && n >= 2) {
+        const int8_t *end = x + (n & ~1u);
+        int32_t t0;
+        int32_t t1;
+        __asm__ __volatile__("1:\n\t" /* volatile: its stores are its purpose */
+                "lb %[t0], 0(%[x])\n\t"
+                "lb %[t1], 1(%[x])\n\t"
+                "sh %[t0], 0(%[v])\n\t"
+                "sh %[t1], 2(%[v])\n\t"
+                "addi %[x], %[x], 2\n\t"
+                "addi %[v], %[v], 4\n\t"
+                "bne %[x], %[end], 1b\n\t"
+                : [x] "+r"(x), [v] "+r"(v), [t0] "=&r"(t0), [t1] "=&r"(t1)
+                : [end] "r"(end)
+                : "memory");
+        i = n & ~1u;
+        n -= i;
+        n4 -= i;
+        i = 0;
+    }
+    for (; i < n; ++i) {
+        v[i] = (int16_t)((int32_t)x[i] * ((int32_t)1 << shift));
+    }
+    for (; i < n4; ++i) {
+        v[i] = 0;
+    }
+}
+
+#define rnn2c_vec_s8 rnn2c_rv_vec_s8
+#define rnn2c_vec_s16 rnn2c_ref_vec_s16
 
 #define rnn2c_mac4 rnn2c_rv_mac4
 #define rnn2c_mac3 rnn2c_rv_mac3

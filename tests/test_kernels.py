@@ -82,7 +82,17 @@ _DSP = {k: f"rnn2c_dsp_{k}" for k in ("interp_s16", "mac4", "mac3", "mac2", "mac
 _DSP["wsum4"] = "rnn2c_dsp_wsum4"
 _RV = {
     k: f"rnn2c_rv_{k}"
-    for k in ("sat_s8", "mac4", "mac3", "mac2", "mac1", "gru_pair_acc", "gru_gates", "lstm_gates")
+    for k in (
+        "sat_s8",
+        "vec_s8",
+        "mac4",
+        "mac3",
+        "mac2",
+        "mac1",
+        "gru_pair_acc",
+        "gru_gates",
+        "lstm_gates",
+    )
 }
 #: the variants each path compiles (every other kernel is its reference, rnn2c_ref_<name>)
 KERNEL_VARIANTS: dict[str, dict[str, str]] = {
