@@ -24,7 +24,8 @@
  *
  * Every sum and every gate is the reference's: the same products added in another order (no
  * partial sum can overflow: rnn2c_runtime.h's accumulator bound), the same gate integers.
- * RNN2C_RV_ASM says the assembly is in use.
+ * RNN2C_RV_ASM says the assembly is in use (gcc or clang, __riscv_mul, 32-bit); the C kernels
+ * (rnn2c_sat_s8, the gates) serve any RISC-V build.
  */
 #ifndef RNN2C_RISCV_H
 #define RNN2C_RISCV_H

@@ -336,7 +336,8 @@ typedef struct {
 
 /* ---------------------------------------------------------------- scalar activations */
 
-/* (tanh, sigmoid, rnn2c_rqs and the GRU's blend are in rnn2c_ref.h: the gate kernels' parts.) */
+/* (tanh, sigmoid, rnn2c_rqs, rnn2c_q12_from_frac and the GRU's blend are in rnn2c_ref.h: what
+ * the gate kernels are built from.) */
 
 /* Q0.15 -> Q0.7 int8 hidden state. */
 RNN2C_INLINE int8_t rnn2c_q15_to_state(int32_t x_q15)
