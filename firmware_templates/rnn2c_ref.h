@@ -12,19 +12,22 @@
  * checked against its own reference, one at a time.
  *
  * The kernels, lowest first:
- *   rnn2c_sat_s16, _sat_s8, _sat17   saturation                  ARMv7-M, ARM DSP: SSAT
+ *   rnn2c_sat_s16, _sat_s8, _sat17   saturation                  ARMv7-M, ARM DSP: SSAT;
+ *                                                               RISC-V: _sat_s8
  *   rnn2c_udiv_small                 a short unsigned division   ARMv6-M: shift and subtract
  *   rnn2c_interp_s16                 table interpolation         ARM DSP: SMLAD
  *   RNN2C_SIGNED(y, x)               y with the sign of x        ARMv6-M: a branch
  *   RNN2C_VPOS(i)                    where vector element i is   x86: (v0, v2, v1, v3)
- *   rnn2c_vec_s8, _vec_s16           a layer's int16 vector      x86
+ *   rnn2c_vec_s8, _vec_s16           a layer's int16 vector      x86; RISC-V: _vec_s8
  *   rnn2c_mac1 .. rnn2c_mac4         1 to 4 rows over the vector ARMv6-M, ARM DSP, x86
  *   rnn2c_mac_rows                   1 to 4 rows (rnn2c_macR)    -
  *   rnn2c_mac_rows_small             the same, a head's one pass ARM DSP
  *   rnn2c_softmax_s8                 softmax of requantized rows x86
  *   rnn2c_dot_prep, rnn2c_dot_s8     an int8 dot product         ARM DSP
  *   rnn2c_wsum4                      4 weighted column sums      ARM DSP
- *   rnn2c_gru_pair_acc               two GRU units' rows         ARMv7-M
+ *   rnn2c_gru_pair_acc               two GRU units' rows         ARMv7-M, RISC-V
+ *   rnn2c_gru_gates                  a GRU unit's gate arithmetic RISC-V
+ *   rnn2c_lstm_gates                 an LSTM unit's gate arithmetic RISC-V
  *   rnn2c_isa_gru_s8 .. _lstm_s16    a layer's step over an ISA's own copy of its weights
  *                                    (the reference has none)    x86
  */
@@ -300,6 +303,119 @@ RNN2C_INLINE void rnn2c_ref_gru_pair_acc(const int8_t *wa, const int16_t *v, uin
 #ifndef rnn2c_gru_pair_acc
 #define rnn2c_gru_pair_acc rnn2c_ref_gru_pair_acc
 #define RNN2C_GRU_PAIRS 0
+#endif
+
+/* ---------------------------------------------------------------- GRU gate arithmetic */
+
+/* What the gate kernels are built from (not kernels themselves): tanh and sigmoid from the
+ * table, a row's requantization, the GRU's blend. */
+
+/* |x| of an int16 value, clamped where tanh (table step 2^-step_bits) reaches 32767. */
+RNN2C_INLINE int32_t rnn2c_tanh_arg(int32_t x, int step_bits)
+{
+    const int32_t a = x < 0 ? -x : x;
+    const int32_t last = (int32_t)RNN2C_TANH_CLAMP << step_bits;
+    return a < last ? a : last;
+}
+
+/* tanh: Q3.12 in (saturated to int16), Q0.15 out. */
+RNN2C_INLINE int32_t rnn2c_tanh_q15(int32_t x_q12)
+{
+    const int32_t x = rnn2c_sat_s16(x_q12);
+    const int32_t y = rnn2c_interp_s16(rnn2c_tanh_table, rnn2c_tanh_arg(x, RNN2C_TANH_STEP_BITS),
+                                       RNN2C_TANH_STEP_BITS);
+    return RNN2C_SIGNED(y, x);
+}
+
+/* sigmoid(x) = (1 + tanh(x / 2)) / 2: Q3.12 in (saturated to int16), Q0.15 out in [0, 32767].
+ * |x| <= 32768 after the saturation, so the table index |x| >> 8 is at most 128 and the clamp
+ * of rnn2c_tanh_arg (at 171) never applies: it is left out. */
+RNN2C_INLINE int32_t rnn2c_sigmoid_q15(int32_t x_q12)
+{
+    const int32_t x = rnn2c_sat_s16(x_q12);
+    const int32_t y =
+        rnn2c_interp_s16(rnn2c_tanh_table, RNN2C_SIGNED(x, x), RNN2C_TANH_STEP_BITS + 1);
+    return (RNN2C_Q15_ONE + RNN2C_SIGNED(y, x)) >> 1;
+}
+
+/* A row kind's requantization: round(sat17(acc >> shift_in) * multiplier / 2^shift_out): 32-bit only, |result| < 2^30. The
+ * exporter picks shift_in so that the saturation only touches accumulators whose result the
+ * consumer saturates anyway. */
+RNN2C_INLINE int32_t rnn2c_rqs(int32_t acc, int32_t multiplier, rnn2c_shift_t s)
+{
+    const int32_t t = rnn2c_sat17(acc >> s.shift_in);
+    return (t * multiplier + ((int32_t)1 << (s.shift_out - 1))) >> s.shift_out;
+}
+
+/* A gate: requantized row -> sigmoid or tanh (Q0.15). */
+RNN2C_INLINE int32_t rnn2c_sigmoid_rq(int32_t acc, int32_t multiplier, rnn2c_shift_t s)
+{
+    return rnn2c_sigmoid_q15(rnn2c_rqs(acc, multiplier, s));
+}
+
+RNN2C_INLINE int32_t rnn2c_tanh_rq(int32_t acc, int32_t multiplier, rnn2c_shift_t s)
+{
+    return rnn2c_tanh_q15(rnn2c_rqs(acc, multiplier, s));
+}
+
+/* h = z * h + (1 - z) * candidate in Q0.15: a convex combination, so |sum| <= 2^30. Computed
+ * as z * (h - candidate) + 2^15 * candidate, the same integer with one multiplication. */
+RNN2C_INLINE int32_t rnn2c_gru_blend_sum(int32_t z, int32_t h_q15, int32_t cand)
+{
+    return z * (h_q15 - cand) + cand * RNN2C_Q15_ONE;
+}
+
+/* The gate arithmetic of one GRU (reset_after=1) unit from its four accumulators (bias
+ * included), m its 4 multipliers and sh the layer's 4 row-kind shifts: the new state in Q0.15
+ * times 2^15, before rounding (rnn2c_gru_blend_sum). The candidate's recurrent part is
+ * saturated to 17 bits, so r times it fits int32. */
+RNN2C_INLINE int32_t rnn2c_ref_gru_gates(const int16_t *m, const rnn2c_shift_t *sh, int32_t z,
+                                         int32_t r, int32_t cx, int32_t ch, int32_t h_q15)
+{
+    z = rnn2c_sigmoid_rq(z, m[0], sh[0]);
+    r = rnn2c_sigmoid_rq(r, m[1], sh[1]);
+    ch = rnn2c_sat17(rnn2c_rqs(ch, m[3], sh[3]));
+    cx = rnn2c_rqs(cx, m[2], sh[2]) + ((r * ch + ((int32_t)1 << 14)) >> 15);
+    return rnn2c_gru_blend_sum(z, h_q15, rnn2c_tanh_q15(cx));
+}
+
+#ifndef rnn2c_gru_gates
+#define rnn2c_gru_gates rnn2c_ref_gru_gates
+#endif
+
+/* ---------------------------------------------------------------- LSTM gate arithmetic */
+
+/* int16 value with frac_bits fractional bits -> Q3.12 (rounded, saturated). */
+RNN2C_INLINE int32_t rnn2c_q12_from_frac(int32_t x, int frac_bits)
+{
+    if (frac_bits > 12) {
+        return rnn2c_rshift_round(x, frac_bits - 12);
+    }
+    return rnn2c_sat_s16(x * ((int32_t)1 << (12 - frac_bits)));
+}
+
+/* The gate arithmetic of one LSTM unit from its four accumulators (bias included), m its 4
+ * multipliers and sh the layer's 4 gate shifts: the cell *c (frac_bits fractional bits,
+ * 0..15) updated, o * tanh(c) returned in Q0.30. */
+RNN2C_INLINE int32_t rnn2c_ref_lstm_gates(const int16_t *m, const rnn2c_shift_t *sh,
+                                          int32_t i_gate, int32_t f_gate, int32_t g_cand,
+                                          int32_t o_gate, int16_t *c, int frac_bits)
+{
+    const int cell_shift = 30 - frac_bits; /* Q0.30 product -> cell format */
+    int32_t cell;
+    i_gate = rnn2c_sigmoid_rq(i_gate, m[0], sh[0]);
+    f_gate = rnn2c_sigmoid_rq(f_gate, m[1], sh[1]);
+    g_cand = rnn2c_tanh_rq(g_cand, m[2], sh[2]);
+    o_gate = rnn2c_sigmoid_rq(o_gate, m[3], sh[3]);
+    /* c = f * c + i * g; each product is below 2^30 in magnitude */
+    cell = rnn2c_sat_s16(rnn2c_rshift_round(f_gate * (int32_t)*c, 15) +
+                         rnn2c_rshift_round(i_gate * g_cand, cell_shift));
+    *c = (int16_t)cell;
+    return o_gate * rnn2c_tanh_q15(rnn2c_q12_from_frac(cell, frac_bits));
+}
+
+#ifndef rnn2c_lstm_gates
+#define rnn2c_lstm_gates rnn2c_ref_lstm_gates
 #endif
 
 /* ---------------------------------------------------------------- an ISA's own weights */

@@ -10,12 +10,22 @@
  *                              rows, per row and column one LB of the weight byte at its place
  *                              in the (c0, c2, c1, c3) word, one MUL and one ADD; the pointers
  *                              move once per group (no indexed loads on RISC-V, no __mulsi3)
+ *   rnn2c_vec_s8               the unshifted copy (a state into the vector) two elements per
+ *                              iteration, in assembly
  *   rnn2c_gru_pair_acc         the rows of two GRU units in one pass (6 rows: z, r and the
  *                              candidate of units j and j + 1), each vector element loaded once
  *                              for the 6 rows, one loop for both parts; RNN2C_GRU_PAIRS 1
+ *   rnn2c_sat_s8               one unsigned compare, its branch not taken in range
+ *   rnn2c_gru_gates            a GRU unit's gate arithmetic in C: |x| of each activation's
+ *                              argument and the result's sign by branches on the sign (the
+ *                              reference's branch-free RNN2C_SIGNED is 3 instructions on RV32IM,
+ *                              twice), the saturations as branches not taken in range
+ *   rnn2c_lstm_gates           an LSTM unit's, likewise
  *
- * Every sum is the reference's: the same products added in another order, and no partial sum
- * can overflow (rnn2c_runtime.h's accumulator bound). RNN2C_RV_ASM says the assembly is in use.
+ * Every sum and every gate is the reference's: the same products added in another order (no
+ * partial sum can overflow: rnn2c_runtime.h's accumulator bound), the same gate integers.
+ * RNN2C_RV_ASM says the assembly is in use (gcc or clang, __riscv_mul, 32-bit); the C kernels
+ * (rnn2c_sat_s8, the gates) serve any RISC-V build.
  */
 #ifndef RNN2C_RISCV_H
 #define RNN2C_RISCV_H
@@ -164,6 +174,44 @@ RNN2C_INLINE const int8_t *rnn2c_rv_mac1(const int8_t *w, const int16_t *v, uint
     return w;
 }
 
+/* rnn2c_vec_s8: as the reference; unshifted (the state part of a vector) two elements per
+ * iteration (LB, LB, SH, SH and the loop's 3: 3.5 instructions an element, the reference's
+ * loop 5), in assembly (gcc -O2 packs a C loop's halfword stores into words, SLP). */
+RNN2C_INLINE void rnn2c_rv_vec_s8(int16_t *v, const int8_t *x, uint32_t n, uint32_t n4,
+                                  uint32_t shift)
+{
+    uint32_t i = 0;
+    if (shift == 0 && n >= 2) {
+        const int8_t *end = x + (n & ~1u);
+        int32_t t0;
+        int32_t t1;
+        __asm__ __volatile__("1:\n\t" /* volatile: its stores are its purpose */
+                "lb %[t0], 0(%[x])\n\t"
+                "lb %[t1], 1(%[x])\n\t"
+                "sh %[t0], 0(%[v])\n\t"
+                "sh %[t1], 2(%[v])\n\t"
+                "addi %[x], %[x], 2\n\t"
+                "addi %[v], %[v], 4\n\t"
+                "bne %[x], %[end], 1b\n\t"
+                : [x] "+r"(x), [v] "+r"(v), [t0] "=&r"(t0), [t1] "=&r"(t1)
+                : [end] "r"(end)
+                : "memory");
+        i = n & ~1u;
+        n -= i;
+        n4 -= i;
+        i = 0;
+    }
+    for (; i < n; ++i) {
+        v[i] = (int16_t)((int32_t)x[i] * ((int32_t)1 << shift));
+    }
+    for (; i < n4; ++i) {
+        v[i] = 0;
+    }
+}
+
+#define rnn2c_vec_s8 rnn2c_rv_vec_s8
+#define rnn2c_vec_s16 rnn2c_ref_vec_s16
+
 #define rnn2c_mac4 rnn2c_rv_mac4
 #define rnn2c_mac3 rnn2c_rv_mac3
 #define rnn2c_mac2 rnn2c_rv_mac2
@@ -243,5 +291,142 @@ RNN2C_INLINE void rnn2c_rv_gru_pair_acc(const int8_t *wa, const int16_t *v, uint
 #define rnn2c_gru_pair_acc rnn2c_rv_gru_pair_acc
 #define RNN2C_GRU_PAIRS 1
 #endif
+
+/* ---------------------------------------------------------------- C kernels */
+
+#if defined(__GNUC__)
+#define RNN2C_RV_LIKELY(x) __builtin_expect(!!(x), 1)
+#else
+#define RNN2C_RV_LIKELY(x) (x)
+#endif
+
+/* rnn2c_sat_s8: one unsigned compare (and its branch, not taken in range) instead of two
+ * signed ones against constants the compiler reloads (rv32imc has no min / max). The int16
+ * and 17-bit saturations stay the reference's (their constants stay in registers). */
+RNN2C_INLINE int8_t rnn2c_rv_sat_s8(int32_t x)
+{
+    if (RNN2C_RV_LIKELY((uint32_t)x + 128u <= 255u)) {
+        return (int8_t)x;
+    }
+    return (int8_t)(x < 0 ? INT8_MIN : INT8_MAX);
+}
+
+#define rnn2c_sat_s16 rnn2c_ref_sat_s16
+#define rnn2c_sat_s8 rnn2c_rv_sat_s8
+#define rnn2c_sat17 rnn2c_ref_sat17
+
+
+/* ---- the gate arithmetic of a GRU or LSTM unit */
+
+/* rnn2c_rqs with the saturation as two branches not taken in range (|result| < 2^30). */
+RNN2C_INLINE int32_t rnn2c_rv_rqs(int32_t acc, int32_t multiplier, rnn2c_shift_t s)
+{
+    int32_t t = acc >> s.shift_in;
+    if (!RNN2C_RV_LIKELY(t <= 65535)) {
+        t = 65535;
+    }
+    if (!RNN2C_RV_LIKELY(t >= -65536)) {
+        t = -65536;
+    }
+    return (t * multiplier + ((int32_t)1 << (s.shift_out - 1))) >> s.shift_out;
+}
+
+/* rnn2c_ref_interp_s16 in the tanh table at a >= 0 (the caller keeps a >> step_bits inside). */
+RNN2C_INLINE int32_t rnn2c_rv_tanh_at(int32_t a, int step_bits)
+{
+    const int16_t *at = rnn2c_tanh_table + (a >> step_bits);
+    const int32_t lo = at[0];
+    return lo + (((at[1] - lo) * (a & (((int32_t)1 << step_bits) - 1)) +
+                  ((int32_t)1 << (step_bits - 1))) >>
+                 step_bits);
+}
+
+/* rnn2c_sigmoid_q15 of a requantized row (|x| < 2^30): |x| by a branch on the sign (no
+ * conditional negation on RV32IM: the reference's RNN2C_SIGNED is 3 instructions, twice),
+ * saturated to int16 first (32767 above 0, -32768 below: |x| <= 32768), the table at |x|,
+ * added to or subtracted from one by a second branch. One copy of the interpolation (two,
+ * one per sign, saved 2 instructions a gate for 50 to 100 B of flash a kernel). */
+RNN2C_INLINE int32_t rnn2c_rv_sigmoid(int32_t x)
+{
+    const int32_t neg = x < 0;
+    int32_t y;
+    if (neg) {
+        x = -x;
+        if (!RNN2C_RV_LIKELY(x <= 32768)) {
+            x = 32768;
+        }
+    } else if (!RNN2C_RV_LIKELY(x <= 32767)) {
+        x = 32767;
+    }
+    y = rnn2c_rv_tanh_at(x, RNN2C_TANH_STEP_BITS + 1);
+    return (RNN2C_Q15_ONE + (neg ? -y : y)) >> 1;
+}
+
+/* rnn2c_tanh_q15 of |x| < 2^31 - 2^15, likewise (the int16 saturation and the table's clamp
+ * are one clamp of |x| at the table's clamp, which is below 32767). */
+RNN2C_INLINE int32_t rnn2c_rv_tanh(int32_t x)
+{
+    const int32_t last = (int32_t)RNN2C_TANH_CLAMP << RNN2C_TANH_STEP_BITS;
+    const int32_t neg = x < 0;
+    int32_t y;
+    if (neg) {
+        x = -x;
+    }
+    if (!RNN2C_RV_LIKELY(x <= last)) {
+        x = last;
+    }
+    y = rnn2c_rv_tanh_at(x, RNN2C_TANH_STEP_BITS);
+    return neg ? -y : y;
+}
+
+/* rnn2c_gru_gates: as rnn2c_ref_gru_gates. */
+RNN2C_INLINE int32_t rnn2c_rv_gru_gates(const int16_t *m, const rnn2c_shift_t *sh, int32_t z,
+                                        int32_t r, int32_t cx, int32_t ch, int32_t h_q15)
+{
+    z = rnn2c_rv_sigmoid(rnn2c_rv_rqs(z, m[0], sh[0]));
+    r = rnn2c_rv_sigmoid(rnn2c_rv_rqs(r, m[1], sh[1]));
+    ch = rnn2c_rv_rqs(ch, m[3], sh[3]);
+    if (!RNN2C_RV_LIKELY(ch <= 65535)) {
+        ch = 65535;
+    }
+    if (!RNN2C_RV_LIKELY(ch >= -65536)) {
+        ch = -65536;
+    }
+    cx = rnn2c_rv_rqs(cx, m[2], sh[2]) + ((r * ch + ((int32_t)1 << 14)) >> 15);
+    cx = rnn2c_rv_tanh(cx);
+    return z * (h_q15 - cx) + cx * RNN2C_Q15_ONE; /* rnn2c_gru_blend_sum */
+}
+
+#define rnn2c_gru_gates rnn2c_rv_gru_gates
+
+/* rnn2c_lstm_gates: as rnn2c_ref_lstm_gates, the activations as rnn2c_rv_gru_gates takes
+ * them; the cell's int16 saturation before its tanh is left to the tanh's clamp (below it). */
+RNN2C_INLINE int32_t rnn2c_rv_lstm_gates(const int16_t *m, const rnn2c_shift_t *sh,
+                                         int32_t i_gate, int32_t f_gate, int32_t g_cand,
+                                         int32_t o_gate, int16_t *c, int frac_bits)
+{
+    int32_t cell;
+    i_gate = rnn2c_rv_sigmoid(rnn2c_rv_rqs(i_gate, m[0], sh[0]));
+    f_gate = rnn2c_rv_sigmoid(rnn2c_rv_rqs(f_gate, m[1], sh[1]));
+    g_cand = rnn2c_rv_tanh(rnn2c_rv_rqs(g_cand, m[2], sh[2]));
+    o_gate = rnn2c_rv_sigmoid(rnn2c_rv_rqs(o_gate, m[3], sh[3]));
+    cell = rnn2c_rshift_round(f_gate * (int32_t)*c, 15) +
+           rnn2c_rshift_round(i_gate * g_cand, 30 - frac_bits);
+    if (!RNN2C_RV_LIKELY(cell <= INT16_MAX)) {
+        cell = INT16_MAX;
+    }
+    if (!RNN2C_RV_LIKELY(cell >= INT16_MIN)) {
+        cell = INT16_MIN;
+    }
+    *c = (int16_t)cell;
+    if (frac_bits > 12) {
+        cell = rnn2c_rshift_round(cell, frac_bits - 12);
+    } else {
+        cell *= (int32_t)1 << (12 - frac_bits); /* |cell| < 2^27 */
+    }
+    return o_gate * rnn2c_rv_tanh(cell);
+}
+
+#define rnn2c_lstm_gates rnn2c_rv_lstm_gates
 
 #endif /* RNN2C_RISCV_H */

@@ -310,6 +310,12 @@ RNN2C_INLINE int32_t rnn2c_exp_neg_q15(int32_t d_q12)
         return w;                                                                             \
     }
 
+/* A row kind's requantization shifts (rnn2c_rqs, rnn2c_ref.h). */
+typedef struct {
+    uint8_t shift_in;  /* 0..31; the rounding of acc >> shift_in is folded into the bias */
+    uint8_t shift_out; /* 1..31 */
+} rnn2c_shift_t;
+
 /* ---------------------------------------------------------------- the ISA: chosen here only */
 
 #if defined(RNN2C_PORTABLE)
@@ -330,47 +336,13 @@ RNN2C_INLINE int32_t rnn2c_exp_neg_q15(int32_t d_q12)
 
 /* ---------------------------------------------------------------- scalar activations */
 
-/* |x| of an int16 value, clamped where tanh (table step 2^-step_bits) reaches 32767. */
-RNN2C_INLINE int32_t rnn2c_tanh_arg(int32_t x, int step_bits)
-{
-    const int32_t a = x < 0 ? -x : x;
-    const int32_t last = (int32_t)RNN2C_TANH_CLAMP << step_bits;
-    return a < last ? a : last;
-}
-
-/* tanh: Q3.12 in (saturated to int16), Q0.15 out. */
-RNN2C_INLINE int32_t rnn2c_tanh_q15(int32_t x_q12)
-{
-    const int32_t x = rnn2c_sat_s16(x_q12);
-    const int32_t y = rnn2c_interp_s16(rnn2c_tanh_table, rnn2c_tanh_arg(x, RNN2C_TANH_STEP_BITS),
-                                       RNN2C_TANH_STEP_BITS);
-    return RNN2C_SIGNED(y, x);
-}
-
-/* sigmoid(x) = (1 + tanh(x / 2)) / 2: Q3.12 in (saturated to int16), Q0.15 out in [0, 32767].
- * |x| <= 32768 after the saturation, so the table index |x| >> 8 is at most 128 and the clamp
- * of rnn2c_tanh_arg (at 171) never applies: it is left out. */
-RNN2C_INLINE int32_t rnn2c_sigmoid_q15(int32_t x_q12)
-{
-    const int32_t x = rnn2c_sat_s16(x_q12);
-    const int32_t y =
-        rnn2c_interp_s16(rnn2c_tanh_table, RNN2C_SIGNED(x, x), RNN2C_TANH_STEP_BITS + 1);
-    return (RNN2C_Q15_ONE + RNN2C_SIGNED(y, x)) >> 1;
-}
+/* (tanh, sigmoid, rnn2c_rqs, rnn2c_q12_from_frac and the GRU's blend are in rnn2c_ref.h: what
+ * the gate kernels are built from.) */
 
 /* Q0.15 -> Q0.7 int8 hidden state. */
 RNN2C_INLINE int8_t rnn2c_q15_to_state(int32_t x_q15)
 {
     return rnn2c_sat_s8(rnn2c_rshift_round(x_q15, 8));
-}
-
-/* int16 value with frac_bits fractional bits -> Q3.12 (rounded, saturated). */
-RNN2C_INLINE int32_t rnn2c_q12_from_frac(int32_t x, int frac_bits)
-{
-    if (frac_bits > 12) {
-        return rnn2c_rshift_round(x, frac_bits - 12);
-    }
-    return rnn2c_sat_s16(x * ((int32_t)1 << (12 - frac_bits)));
 }
 
 /* n bytes from p set to zero (the state's reset): a plain loop (RNN2C_KEEP_LOOP; 160 B of
@@ -475,11 +447,6 @@ RNN2C_INLINE int32_t rnn2c_cell_of_c(int32_t c, int frac_bits, uint32_t kind)
 /* Requantization to the format a row's consumer needs (Q3.12 for a gate). A layer stores one
  * int16 multiplier per row and one rnn2c_shift_t per row kind (GRU: z, r, candidate over x,
  * candidate over h; LSTM: i, f, g, o; SimpleRNN and Dense: one), shared by the kind's rows. */
-typedef struct {
-    uint8_t shift_in;  /* 0..31; the rounding of acc >> shift_in is folded into the bias */
-    uint8_t shift_out; /* 1..31 */
-} rnn2c_shift_t;
-
 /* One self-contained record (a Dense activation's output requantization). */
 typedef struct {
     int16_t multiplier; /* in [0, 2^14) */
@@ -487,32 +454,12 @@ typedef struct {
     uint8_t shift_out;
 } rnn2c_rq_t;
 
-/* round(sat17(acc >> shift_in) * multiplier / 2^shift_out): 32-bit only, |result| < 2^30. The
- * exporter picks shift_in so that the saturation only touches accumulators whose result the
- * consumer saturates anyway. */
-RNN2C_INLINE int32_t rnn2c_rqs(int32_t acc, int32_t multiplier, rnn2c_shift_t s)
-{
-    const int32_t t = rnn2c_sat17(acc >> s.shift_in);
-    return (t * multiplier + ((int32_t)1 << (s.shift_out - 1))) >> s.shift_out;
-}
-
 RNN2C_INLINE int32_t rnn2c_rq(int32_t acc, const rnn2c_rq_t *q)
 {
     rnn2c_shift_t s;
     s.shift_in = q->shift_in;
     s.shift_out = q->shift_out;
     return rnn2c_rqs(acc, q->multiplier, s);
-}
-
-/* A gate: requantized row -> sigmoid or tanh (Q0.15). */
-RNN2C_INLINE int32_t rnn2c_sigmoid_rq(int32_t acc, int32_t multiplier, rnn2c_shift_t s)
-{
-    return rnn2c_sigmoid_q15(rnn2c_rqs(acc, multiplier, s));
-}
-
-RNN2C_INLINE int32_t rnn2c_tanh_rq(int32_t acc, int32_t multiplier, rnn2c_shift_t s)
-{
-    return rnn2c_tanh_q15(rnn2c_rqs(acc, multiplier, s));
 }
 
 RNN2C_INLINE int32_t rnn2c_bias(const int32_t *bias, uint32_t i)
@@ -536,13 +483,6 @@ typedef struct {
     uint8_t reset_after;   /* 1: r gates (W_h h + b_h) (Keras default); 0: W_h (r * h) */
     RNN2C_ISA_MEMBER       /* an ISA's own copy of the weights (rnn2c_ref.h); none by default */
 } rnn2c_gru_t;
-
-/* h = z * h + (1 - z) * candidate in Q0.15: a convex combination, so |sum| <= 2^30. Computed
- * as z * (h - candidate) + 2^15 * candidate, the same integer with one multiplication. */
-RNN2C_INLINE int32_t rnn2c_gru_blend_sum(int32_t z, int32_t h_q15, int32_t cand)
-{
-    return z * (h_q15 - cand) + cand * RNN2C_Q15_ONE;
-}
 
 /* A blend sum (Q0.15 times 2^15) as the state: rounded once. For int8,
  * rnn2c_q15_to_state(rnn2c_rshift_round(sum, 15)) in one rounding: ((s + 2^14) >> 15 + 2^7) >> 8
@@ -571,19 +511,6 @@ RNN2C_INLINE int16_t rnn2c_gru_rh_s16(int32_t r, int32_t h, uint32_t h_shift)
     return (int16_t)rnn2c_down(rh, h_shift);
 }
 
-/* The gate arithmetic of one GRU (reset_after=1) unit from its four accumulators (bias included):
- * the new state in Q0.15 times 2^15, before rounding (rnn2c_gru_blend_sum). The candidate's
- * recurrent part is saturated to 17 bits, so r times it fits int32. */
-RNN2C_INLINE int32_t rnn2c_gru_gates(const rnn2c_gru_t *p, const int16_t *m, int32_t z, int32_t r,
-                                     int32_t cx, int32_t ch, int32_t h_q15)
-{
-    z = rnn2c_sigmoid_rq(z, m[0], p->sh[0]);
-    r = rnn2c_sigmoid_rq(r, m[1], p->sh[1]);
-    ch = rnn2c_sat17(rnn2c_rqs(ch, m[3], p->sh[3]));
-    cx = rnn2c_rqs(cx, m[2], p->sh[2]) + ((r * ch + ((int32_t)1 << 14)) >> 15);
-    return rnn2c_gru_blend_sum(z, h_q15, rnn2c_tanh_q15(cx));
-}
-
 /* reset_after=1, unit j: rows z, r, candidate over x, then z, r, candidate over h; returns the
  * new state in Q0.15 times 2^15, before rounding (rnn2c_gru_blend_sum). */
 RNN2C_INLINE int32_t rnn2c_gru_unit(const rnn2c_gru_t *p, const int8_t **w, const int16_t *v,
@@ -596,7 +523,7 @@ RNN2C_INLINE int32_t rnn2c_gru_unit(const rnn2c_gru_t *p, const int8_t **w, cons
     int32_t ch = rnn2c_bias(p->bias, 4 * j + 3);
     *w = rnn2c_mac3(*w, v, p->x_groups, &z, &r, &cx);
     *w = rnn2c_mac3(*w, v + 4 * (uint32_t)p->x_groups, p->h_groups, &z, &r, &ch);
-    return rnn2c_gru_gates(p, m, z, r, cx, ch, h_q15);
+    return rnn2c_gru_gates(m, p->sh, z, r, cx, ch, h_q15);
 }
 
 /* reset_after=1, units j and j + 1 in one pass of 6 rows (rnn2c_gru_pair_acc, where
@@ -612,8 +539,8 @@ RNN2C_INLINE void rnn2c_gru_pair(const rnn2c_gru_t *p, const int8_t **w, const i
     rnn2c_gru_pair_acc(*w, v, p->x_groups, p->h_groups,
                        p->bias != NULL ? p->bias + 4 * j : no_bias, a, b);
     *w += 24 * ((size_t)p->x_groups + p->h_groups);
-    s[0] = rnn2c_gru_gates(p, m, a[0], a[1], a[2], a[3], h0_q15);
-    s[1] = rnn2c_gru_gates(p, m + 4, b[0], b[1], b[2], b[3], h1_q15);
+    s[0] = rnn2c_gru_gates(m, p->sh, a[0], a[1], a[2], a[3], h0_q15);
+    s[1] = rnn2c_gru_gates(m + 4, p->sh, b[0], b[1], b[2], b[3], h1_q15);
 }
 
 /* reset_after=0, first pass: z and r of every unit (2 units per kernel pass) into zr[0 .. 2U)
@@ -839,24 +766,14 @@ typedef struct {
 RNN2C_INLINE int32_t rnn2c_lstm_unit(const rnn2c_lstm_t *p, const int8_t **w, const int16_t *v,
                                      int16_t *c, uint32_t j)
 {
-    const int16_t *m = p->mult + 4 * j;
-    const int cell_shift = 30 - (int)p->cell_frac_bits; /* Q0.30 product -> cell format */
     int32_t i_gate = rnn2c_bias(p->bias, 4 * j);
     int32_t f_gate = rnn2c_bias(p->bias, 4 * j + 1);
     int32_t g_cand = rnn2c_bias(p->bias, 4 * j + 2);
     int32_t o_gate = rnn2c_bias(p->bias, 4 * j + 3);
-    int32_t cell;
     *w = rnn2c_mac4(*w, v, (uint32_t)p->x_groups + p->h_groups, &i_gate, &f_gate, &g_cand,
                     &o_gate);
-    i_gate = rnn2c_sigmoid_rq(i_gate, m[0], p->sh[0]);
-    f_gate = rnn2c_sigmoid_rq(f_gate, m[1], p->sh[1]);
-    g_cand = rnn2c_tanh_rq(g_cand, m[2], p->sh[2]);
-    o_gate = rnn2c_sigmoid_rq(o_gate, m[3], p->sh[3]);
-    /* c = f * c + i * g; each product is below 2^30 in magnitude */
-    cell = rnn2c_sat_s16(rnn2c_rshift_round(f_gate * (int32_t)c[j], 15) +
-                         rnn2c_rshift_round(i_gate * g_cand, cell_shift));
-    c[j] = (int16_t)cell;
-    return o_gate * rnn2c_tanh_q15(rnn2c_q12_from_frac(cell, p->cell_frac_bits));
+    return rnn2c_lstm_gates(p->mult + 4 * j, p->sh, i_gate, f_gate, g_cand, o_gate, c + j,
+                            (int)p->cell_frac_bits);
 }
 
 /* o * act(c) in Q0.30 as the state. */

@@ -70,6 +70,8 @@ KERNELS = (
     "softmax_s8",
     "dot_s8",
     "wsum4",
+    "gru_gates",
+    "lstm_gates",
 )
 _X86 = {k: f"rnn2c_x86_{k}" for k in ("vec_s8", "vec_s16", "mac4", "mac3", "mac2", "mac1")}
 _X86["softmax_s8"] = "rnn2c_x86_softmax_s8"
@@ -78,7 +80,20 @@ _V6M["signed"] = "RNN2C_SIGNED"  # a function-like macro of its own
 _SAT = {k: f"rnn2c_v7m_{k}" for k in ("sat_s16", "sat_s8", "sat17")}
 _DSP = {k: f"rnn2c_dsp_{k}" for k in ("interp_s16", "mac4", "mac3", "mac2", "mac1", "dot_s8")}
 _DSP["wsum4"] = "rnn2c_dsp_wsum4"
-_RV = {k: f"rnn2c_rv_{k}" for k in ("mac4", "mac3", "mac2", "mac1", "gru_pair_acc")}
+_RV = {
+    k: f"rnn2c_rv_{k}"
+    for k in (
+        "sat_s8",
+        "vec_s8",
+        "mac4",
+        "mac3",
+        "mac2",
+        "mac1",
+        "gru_pair_acc",
+        "gru_gates",
+        "lstm_gates",
+    )
+}
 #: the variants each path compiles (every other kernel is its reference, rnn2c_ref_<name>)
 KERNEL_VARIANTS: dict[str, dict[str, str]] = {
     "portable": {},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -364,6 +365,38 @@ def test_riscv_report_is_plausible_and_bit_exact(export_dir: Path, target: str) 
     assert b.elf[18] == 243  # EM_RISCV
     assert e_flags & 1 == 1  # EF_RISCV_RVC
     assert e_flags & 6 == (2 if target == "rv32imafc" else 0)  # float ABI: single / soft
+
+
+def test_step_profile_attributes_every_instruction_of_the_step(
+    export_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """benchmarks/step_profile.py: the profiled step's instructions are the block counter's for
+    the same step of the build without -g (the same code), every address is attributed to a
+    chain of inlined functions ending in <name>_step, and the kernels show by name."""
+    require_riscv_toolchain()
+    require_unicorn()
+    spec = importlib.util.spec_from_file_location(
+        "step_profile", Path(__file__).parents[1] / "benchmarks" / "step_profile.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, mod)  # the dataclass looks its module up
+    spec.loader.exec_module(mod)
+    p = mod.profile(export_dir / "c", "rv32imc", "O2", warmup=2)
+    exp = S.read_export(export_dir / "c")
+    tgt = S.TARGETS["rv32imc"]
+    b = S.build(exp, tgt, "O2", S.find_toolchain(tgt))
+    emu = S.Emulator(b.elf, tgt.uc_cpu)
+    xq, _, _ = S.make_inputs(exp.qmodel, None, 1, 3)
+    emu.call(b.symbols["tiny_reset"], S.BUF_STATE)
+    for t in range(3):
+        emu.uc.mem_write(S.BUF_IN, xq[0, t].tobytes())
+        count = emu.call(b.symbols["tiny_step"], S.BUF_STATE, S.BUF_IN, S.BUF_OUT)
+    assert p.total == count == sum(p.per_address.values()) > p.macs
+    assert all(p.chains[a][-1] == "tiny_step" for a in p.per_address)
+    inner = p.by(1)
+    assert sum(inner.values()) == p.total
+    assert {"rnn2c_rv_gru_gates", "rnn2c_rv_lstm_gates", "rnn2c_rv_mac4"} <= set(inner)
 
 
 def test_riscv_toolchain_missing_exits_2(
