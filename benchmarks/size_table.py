@@ -45,9 +45,10 @@ SHORT.update({t: t for t in ("rv32imc", *MORE_TARGETS)})
 #: issue 24's goals for rv32imc -O2: instructions per MAC by model, stack <= 256 B + 1 B per
 #: unit, flash <= raw parameters + 2.5 KB, no library member in the step
 RV32_PER_MAC = {"gru64": 3.5, "lstm32": 4.0}
-#: instructions per MAC of any model, any target: above 2 (a MAC costs a load, a multiply-add
-#: and its share of the requantization) and below 60 (tests/test_size.py's plausibility range)
-PLAUSIBLE = (2.0, 60.0)
+#: instructions per MAC of any model, any target: above 1 (a DSP core's dual multiply-accumulate
+#: does two MACs an instruction, and each needs its share of loads and requantization: GRU(64)
+#: measures 1.88 on the M4) and below 60 (tests/test_size.py's plausibility range)
+PLAUSIBLE = (1.0, 60.0)
 #: seq2seq: decode's frame (up to 9 saved words, the locals the compiler spills, most on ARMv6-M)
 #: and the callees of its deepest chain (the attention / argmax kernels where not inlined, on
 #: ARMv6-M libgcc's __aeabi_uidiv) beyond <NAME>_SCRATCH_BYTES; 80 to 164 B measured with
