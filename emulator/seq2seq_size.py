@@ -14,6 +14,7 @@ import numpy as np
 from rnn2c.emulator import seq2seq_boards
 from rnn2c.emulator.seq2seq_boards import decoder_steps, seq2seq_inputs
 from rnn2c.emulator.size import (
+    LIBRARY_STACK_NOTE,
     STACK_PAINT,
     STACK_TOP,
     WHOLE_IN,
@@ -25,8 +26,8 @@ from rnn2c.emulator.size import (
     SizeError,
     Target,
     build,
-    compiler_version,
     flash_figures,
+    footprint_fields,
     raw_parameter_bytes,
     worst_stack_path,
 )
@@ -213,7 +214,6 @@ def measure_seq2seq(
     tok_macs = int(sum(int(d) * q.token_macs(int(n)) for d, n in zip(dsteps, lengths, strict=True)))
     per_seq = dec / dsteps
     state = int(exp.manifest.get("state_bytes", q.state_bytes()))
-    stack = max(stack_encode, stack_decode, stack_measured)
     if q.tokens_in:
         notes.append(
             f"token encoder: counted over {encode_fn} (the id check and the Embedding row "
@@ -226,24 +226,21 @@ def measure_seq2seq(
     )
     path = path_encode if stack_encode >= stack_decode else path_decode
     if any(p.endswith("(library)") for p in [*path_encode, *path_decode]):
-        notes.append(
-            "static stack path counts library callees as 0; the measured figure covers them"
-        )
+        notes.append(LIBRARY_STACK_NOTE)
     return Seq2SeqSizeReport(
-        name=name,
-        target=tgt.name,
-        opt=opt,
-        compiler=compiler_version(cc),
-        emulated_cpu=f"unicorn {emu.uc_mod.__version__} {tgt.uc_cpu}",
-        **flash,
-        raw_parameters=raw,
-        flash_overhead=flash["flash"] - raw,
-        state=state,
-        stack_static=max(stack_encode, stack_decode),
-        stack_measured=stack_measured,
-        stack=stack,
-        ram=state + flash["static_ram"] + stack,
-        stack_path=path,
+        **footprint_fields(
+            name=name,
+            tgt=tgt,
+            opt=opt,
+            cc=cc,
+            emu=emu,
+            flash=flash,
+            raw=raw,
+            state=state,
+            stack_static=max(stack_encode, stack_decode),
+            stack_measured=stack_measured,
+            stack_path=path,
+        ),
         stack_static_encode=stack_encode,
         stack_static_decode=stack_decode,
         max_length=q.max_length,

@@ -213,6 +213,47 @@ class Footprint:
         return "\n".join(lines)
 
 
+#: the note a report carries when the static stack path passes through a library member
+LIBRARY_STACK_NOTE = (
+    "static stack path counts library callees as 0; the measured figure covers them"
+)
+
+
+def footprint_fields(
+    *,
+    name: str,
+    tgt: Target,
+    opt: str,
+    cc: str,
+    emu: Emulator,
+    flash: dict[str, Any],
+    raw: int,
+    state: int,
+    stack_static: int,
+    stack_measured: int,
+    stack_path: list[str],
+) -> dict[str, Any]:
+    """The Footprint fields of a report (every model kind's): flash and its overhead over the
+    raw parameters, RAM = state + static RAM + the larger of the static and measured stacks."""
+    stack = max(stack_static, stack_measured)
+    return {
+        "name": name,
+        "target": tgt.name,
+        "opt": opt,
+        "compiler": compiler_version(cc),
+        "emulated_cpu": f"unicorn {emu.uc_mod.__version__} {tgt.uc_cpu}",
+        **flash,
+        "raw_parameters": raw,
+        "flash_overhead": flash["flash"] - raw,
+        "state": state,
+        "stack_static": stack_static,
+        "stack_measured": stack_measured,
+        "stack": stack,
+        "ram": state + flash["static_ram"] + stack,
+        "stack_path": stack_path,
+    }
+
+
 @dataclass
 class SizeReport(Footprint):
     # instructions
@@ -794,7 +835,6 @@ def measure_sequence(
     bit_exact = bool(np.array_equal(y, ref))
 
     state = int(exp.manifest.get("state_bytes", qm.state_bytes()))
-    stack = max(stack_static, stack_measured)
     macs = qm.macs
     arr = np.asarray(counts)
     per_mac = float(arr.mean() / macs) if macs else 0.0
@@ -828,24 +868,21 @@ def measure_sequence(
             "MACs done"
         )
     if any(p.endswith("(library)") for p in path):
-        notes.append(
-            "static stack path counts library callees as 0; the measured figure covers them"
-        )
+        notes.append(LIBRARY_STACK_NOTE)
     return SizeReport(
-        name=name,
-        target=tgt.name,
-        opt=opt,
-        compiler=compiler_version(cc),
-        emulated_cpu=f"unicorn {emu.uc_mod.__version__} {tgt.uc_cpu}",
-        **flash,
-        raw_parameters=raw,
-        flash_overhead=flash["flash"] - raw,
-        state=state,
-        stack_static=stack_static,
-        stack_measured=stack_measured,
-        stack=stack,
-        ram=state + flash["static_ram"] + stack,
-        stack_path=path,
+        **footprint_fields(
+            name=name,
+            tgt=tgt,
+            opt=opt,
+            cc=cc,
+            emu=emu,
+            flash=flash,
+            raw=raw,
+            state=state,
+            stack_static=stack_static,
+            stack_measured=stack_measured,
+            stack_path=path,
+        ),
         macs_per_step=macs,
         sequences=int(xq.shape[0]),
         steps=len(counts),
