@@ -375,101 +375,6 @@ def settle(make: Callable[[], list[LayerGrid]]) -> list[LayerGrid]:
     return layer_grids
 
 
-def _callback_base() -> type:
-    import keras
-
-    return keras.callbacks.Callback
-
-
-def make_callback(
-    layer_grids: list[LayerGrid], refresh: Callable[[], list[LayerGrid]] | None = None
-) -> Any:
-    """A Keras callback that runs every training batch and every evaluation on the quantized
-    weights and applies each update to the float master weights (straight-through). refresh:
-    called at each epoch's start for the grids of the weights then (the exporter's column
-    scales follow the weights: its input/state balancing shifts are chosen from them)."""
-
-    class QuantizedWeights(_callback_base()):  # type: ignore[misc]
-        def __init__(self) -> None:
-            super().__init__()
-            self.masters: list[list[np.ndarray]] | None = None
-            self.projected: list[list[np.ndarray]] = []
-
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            if refresh is not None and epoch > 0:
-                layer_grids[:] = refresh()
-
-        def _to_grid(self) -> None:
-            self.masters = [g.layer.get_weights() for g in layer_grids]
-            self.projected = [g.project(m) for g, m in zip(layer_grids, self.masters, strict=True)]
-            for g, p in zip(layer_grids, self.projected, strict=True):
-                g.layer.set_weights(p)
-
-        def _back(self, keep_update: bool) -> None:
-            if self.masters is None:
-                return
-            for g, m, p in zip(layer_grids, self.masters, self.projected, strict=True):
-                now = g.layer.get_weights()
-                new = [mi + (ni - pi) for mi, ni, pi in zip(m, now, p, strict=True)]
-                g.layer.set_weights(new if keep_update else m)
-            self.masters = None
-
-        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
-            self._to_grid()
-
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            self._back(keep_update=True)
-
-        def on_test_begin(self, logs: Any = None) -> None:
-            self._to_grid()
-
-        def on_test_end(self, logs: Any = None) -> None:
-            self._back(keep_update=False)
-
-        def on_predict_begin(self, logs: Any = None) -> None:
-            self._to_grid()
-
-        def on_predict_end(self, logs: Any = None) -> None:
-            self._back(keep_update=False)
-
-    return QuantizedWeights()
-
-
-def snap(layer_grids: list[LayerGrid]) -> None:
-    """Put every layer's weights on its grid, for good."""
-    for g in layer_grids:
-        g.layer.set_weights(g.project(g.layer.get_weights()))
-
-
-def on_grid(grid: LayerGrid) -> bool:
-    """Whether a layer's weights are points of its grid: quantizing them again moves none by
-    more than float32 rounding (an off-grid weight moves by up to half a step)."""
-    now = grid.layer.get_weights()
-    return all(
-        np.allclose(a, b, rtol=1e-6, atol=0) for a, b in zip(now, grid.project(now), strict=True)
-    )
-
-
-#: settle's most rounds (putting the weights on the grid may move the exporter's shifts once)
-SETTLE_ROUNDS = 4
-
-
-def settle(make: Callable[[], list[LayerGrid]]) -> list[LayerGrid]:
-    """Put the weights on the grid the exporter computes from them, for good: snap, read the
-    grid again (the input/state balancing shifts follow the weights), until the weights are
-    on the grid of themselves. Returns that grid (its layers' ``exact`` false if it did not
-    settle in SETTLE_ROUNDS)."""
-    layer_grids = make()
-    for _ in range(SETTLE_ROUNDS):
-        snap(layer_grids)
-        layer_grids = make()
-        if all(on_grid(g) for g in layer_grids):
-            return layer_grids
-    for g in layer_grids:
-        g.exact = g.exact and on_grid(g)
-    return layer_grids
-
-
 @dataclass
 class Report:
     """What fine-tuning did and how close the result is to the integer model."""
@@ -508,20 +413,19 @@ class Report:
         return out
 
 
-def agreement(
+def compare(
     model: Any,
     x: np.ndarray,
     lengths: np.ndarray | None,
     calib: np.ndarray,
     calib_lengths: np.ndarray | None = None,
-    classifier: bool = False,
     **options: Any,
-) -> tuple[float, float, float | None] | None:
-    """How close a model's float forward is to the integer model its export runs (bit-exact
-    with the C) on sequences x [N, T, F] of ``lengths`` real steps: (max |float - int| over
-    every real step's outputs, the float outputs' range, for a classifier the share of real
-    steps whose argmax agrees). The float forward is the exporter's float IR (equal to Keras
-    on the real steps of each sequence). None for another kind (a seq2seq model)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A model's float outputs and those of the integer model its export runs (bit-exact with
+    the C) on sequences x [N, T, F] of ``lengths`` real steps: (float [N, T', out], int
+    dequantized [N, T', out], real [N, T']), T' = T for a model that returns sequences, else 1
+    (each sequence's last real step). The float forward is the exporter's float IR (equal to
+    Keras on the real steps of each sequence). None for another kind (a seq2seq model)."""
     qm = quantized_for(model, calib, calib_lengths, **options)
     if qm is None:
         return None
@@ -532,9 +436,29 @@ def agreement(
     y_float, _ = observe_model(ir, x, lengths)
     y_int = qm.output_q.dequantize(run_int(qm, qm.quantize_input(x), lengths))
     real = np.arange(t)[None, :] < lengths[:, None]
-    if not qm.returns_sequences:  # one output per sequence, at its last real step
+    if not qm.returns_sequences:
         y_float, y_int = last_step(y_float, lengths)[:, None], last_step(y_int, lengths)[:, None]
         real = np.ones((n, 1), dtype=bool)
+    return y_float, y_int, real
+
+
+def agreement(
+    model: Any,
+    x: np.ndarray,
+    lengths: np.ndarray | None,
+    calib: np.ndarray,
+    calib_lengths: np.ndarray | None = None,
+    classifier: bool = False,
+    **options: Any,
+) -> tuple[float, float, float | None] | None:
+    """How close a model's float forward is to the integer model its export runs
+    (:func:`compare`): (max |float - int| over every real step's outputs, the float outputs'
+    range, for a classifier the share of real steps whose argmax agrees); None for a kind
+    compare does not run."""
+    found = compare(model, x, lengths, calib, calib_lengths, **options)
+    if found is None:
+        return None
+    y_float, y_int, real = found
     err = float(np.max(np.abs(y_float - y_int)[real], initial=0.0))
     span = float(y_float[real].max() - y_float[real].min()) if real.any() else 0.0
     agree = None

@@ -201,7 +201,9 @@ def test_train_qat_run_exports_its_grid_bit_exact_with_the_agreement_it_reported
     report = verify(run / "model.keras", c, run / "test.npz")
     assert report.bit_exact
     y_float, y_int = report.outputs
-    assert np.abs(y_float - y_int).max() == pytest.approx(info["agreement"]["max_error"], rel=1e-4)
+    assert np.abs(y_float - y_int).max() == pytest.approx(info["test"]["max_error"], rel=1e-4)
+    assert report.int8_accuracy == pytest.approx(info["test"]["int_accuracy_after"])
+    assert metrics["float_test_accuracy"] == pytest.approx(info["test"]["float_accuracy_after"])
     # the exported integers are the model's grid points
     model = keras.models.load_model(run / "model.keras")
     cal = np.load(run / "calib.npz")

@@ -346,14 +346,28 @@ def _qat_line(info: dict[str, Any]) -> str:
     """The summary line of a --qat run: its fine-tuning and how close the model it leaves is to
     the integer model of its export."""
     line = f"qat: {info['epochs_run']} epochs on the {info['weights']} weight grid"
-    agree = info.get("agreement")
-    if agree:
-        line += (
-            f"; float vs integer model (the C) on the test set: max output error "
-            f"{agree['max_error']:.4g} ({100 * agree['max_error_of_range']:.2f} % of the range)"
-        )
-        if "same_class" in agree:
-            line += f", same class at {100 * agree['same_class']:.1f} % of steps"
+    test = info.get("test")
+    if not test:
+        return line
+    if "float_accuracy_after" in test:
+        figs = [
+            (k, 100 * test[f"{k}_accuracy_{w}"])
+            for k in ("float", "int")
+            for w in ("before", "after")
+        ]
+        what, fmt = "accuracy", "{:.2f} %"
+    else:
+        figs = [(k, test[f"{k}_mae_{w}"]) for k in ("float", "int") for w in ("before", "after")]
+        what, fmt = "MAE", "{:.4g}"
+    (_, fb), (_, fa), (_, ib), (_, ia) = figs
+    line += (
+        f"; test {what} before -> after: float {fmt.format(fb)} -> {fmt.format(fa)}, "
+        f"{info['weights']} C (integer model) {fmt.format(ib)} -> {fmt.format(ia)}; after: max "
+        f"|float - C| {test['max_error']:.4g} ({100 * test['max_error_of_range']:.2f} % of the "
+        "range)"
+    )
+    if "same_class" in test:
+        line += f", same class at {100 * test['same_class']:.1f} % of steps"
     return line
 
 

@@ -1017,6 +1017,7 @@ class _Fitted:
     num_features: int
     y_mean: np.ndarray | None  # regress, forecast: the training targets' mean
     qat: dict[str, Any] | None = None  # --qat: what the fine-tuning did (metrics.json "qat")
+    pre_qat: list[np.ndarray] | None = None  # --qat: the inference model's weights before it
 
 
 @dataclass
@@ -1136,42 +1137,62 @@ def _train_into(folder: OwnedFolder, dataset_spec: str | Dataset, s: _Settings) 
     if s.weights != "int8":
         metrics["weights"] = s.weights
     if fitted.qat is not None:
-        metrics["qat"] = {**fitted.qat, "agreement": _qat_agreement(fitted, ev, data, calib_idx, s)}
+        metrics["qat"] = {**fitted.qat, "test": _qat_report(fitted, ev, data, calib_idx, s)}
     if s.task == "classify":
         metrics["bidirectional"] = False
     _write(folder, data, fitted, ev, calib_idx, metrics, use_log, s)
     return metrics
 
 
-def _qat_agreement(
+def _qat_report(
     fitted: _Fitted, ev: _Evaluation, data: _Data, calib_idx: np.ndarray, s: _Settings
 ) -> dict[str, Any] | None:
-    """--qat: the fine-tuned model against the integer model its export runs (bit-exact with
-    the C) on the test set, every real step (rnn2c.qat.agreement)."""
+    """--qat: on the test set, the float model and the integer model its export runs
+    (bit-exact with the C) before and after the fine-tuning (accuracy, or MAE for a regressor),
+    and how close the fine-tuned float model is to its integer model (rnn2c.qat.compare)."""
     if s.weights != "int8":
         return None
     ds, k = data.ds, data.frame
     cal_x, cal_l, _ = _framed(ds.x_train[calib_idx], ds.lengths_train[calib_idx], None, k, False)
-    found = qaware.agreement(
-        fitted.models.infer,
-        ev.x,
-        ev.lengths,
-        cal_x,
-        cal_l,
-        s.classifier,
-        **qaware.export_options(s.weights, QAT_CALIBRATION, "per-feature"),
-    )
-    if found is None:
+    model = fitted.models.infer
+    options = qaware.export_options(s.weights, QAT_CALIBRATION, "per-feature")
+
+    def measure() -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        return qaware.compare(model, ev.x, ev.lengths, cal_x, cal_l, **options)
+
+    after = measure()
+    if after is None:
         return None
-    err, span, same = found
-    out = {
+    now = model.get_weights()
+    model.set_weights(fitted.pre_qat)
+    before = measure()
+    model.set_weights(now)
+    assert before is not None
+    y_float, y_int, real = after
+    err = float(np.max(np.abs(y_float - y_int)[real], initial=0.0))
+    span = float(y_float[real].max() - y_float[real].min()) if real.any() else 0.0
+    out: dict[str, Any] = {
         "max_error": err,
         "output_range": span,
         "max_error_of_range": err / span if span else 0.0,
     }
-    if same is not None:
-        out["same_class"] = same
+    if s.classifier:
+        out["same_class"] = float(np.mean((y_float.argmax(-1) == y_int.argmax(-1))[real]))
+    name = "accuracy" if s.classifier else "mae"
+    for when, (yf, yi, rl) in (("before", before), ("after", after)):
+        out[f"float_{name}_{when}"] = _test_figure(yf, rl, ev.y, s.classifier)
+        out[f"int_{name}_{when}"] = _test_figure(yi, rl, ev.y, s.classifier)
     return out
+
+
+def _test_figure(y: np.ndarray, real: np.ndarray, truth: np.ndarray, classifier: bool) -> float:
+    """Accuracy (classify: one output per sequence; tag: every real step) or MAE of outputs
+    [N, T', out] (qat.compare) against the test targets."""
+    if classifier:
+        pred = y.argmax(-1)
+        truth = np.asarray(truth).reshape(pred.shape[0], -1)[:, : pred.shape[1]]
+        return float(np.mean((pred == truth)[real]))
+    return float(np.mean(np.abs(y[:, -1] - np.asarray(truth).reshape(y.shape[0], -1))))
 
 
 def _split(ds: Dataset, s: _Settings, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -1265,8 +1286,9 @@ def _fit(
         verbose=s.verbose,
         callbacks=s.callbacks,
     )
-    qat_info = None
+    qat_info, pre_qat = None, None
     if s.qat and not interrupted:
+        pre_qat = models.infer.get_weights()
         cal = ds.x_train[calib_idx], ds.lengths_train[calib_idx]
         calib = _framed(cal[0], cal[1], None, k, False)[:2]
         qat_info, interrupted, more = _fine_tune(
@@ -1277,6 +1299,8 @@ def _fit(
         dense = models.infer.layers[-1]
         w, b = dense.get_weights()
         dense.set_weights([w * y_std[None, :], b * y_std + y_mean])
+        if pre_qat is not None:  # the head is the last layer: its kernel and bias come last
+            pre_qat[-2:] = [pre_qat[-2] * y_std[None, :], pre_qat[-1] * y_std + y_mean]
     return _Fitted(
         models,
         stopper,
@@ -1289,6 +1313,7 @@ def _fit(
         int(xf_tr.shape[2]),
         y_mean,
         qat_info,
+        pre_qat,
     )
 
 
