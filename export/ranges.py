@@ -55,10 +55,11 @@ class DeclaredRange:
     per: dict[int, Pair] = field(default_factory=dict)
 
     def describe(self) -> str:
-        """The range in the flag's syntax (``-16:16`` or ``0:-16:16,1:0:3.3``)."""
+        """The range in the flag's syntax (``-16:16`` or ``0:-16:16,1:0:3.3``), exact: it
+        reads back to the same values."""
         if self.whole is not None:
-            return f"{self.whole[0]:g}:{self.whole[1]:g}"
-        return ",".join(f"{i}:{lo:g}:{hi:g}" for i, (lo, hi) in sorted(self.per.items()))
+            return f"{_fmt(self.whole[0])}:{_fmt(self.whole[1])}"
+        return ",".join(f"{i}:{_fmt(lo)}:{_fmt(hi)}" for i, (lo, hi) in sorted(self.per.items()))
 
     def to_json(self) -> dict[str, Any]:
         if self.whole is not None:
@@ -70,6 +71,12 @@ class DeclaredRange:
         if self.whole is not None:
             return [self.whole] * n
         return [self.per.get(i, calibrated[i]) for i in range(n)]
+
+
+def _fmt(v: float) -> str:
+    """v short (%g) where that is exact, else in full."""
+    short = f"{v:g}"
+    return short if float(short) == v else repr(float(v))
 
 
 def _number(text: str, what: str, flag: str, spec: str) -> float:

@@ -289,21 +289,22 @@ def forecast_ranges(series: Series) -> tuple[np.ndarray, np.ndarray]:
     """Per feature of a forecast series, the range (lo, hi) a forecaster meets past its training
     part: the training part's range, moved on the side the series trends by the trend's change
     over the test part's span (how far past its training data the model runs). The trend is a
-    least-squares line through log(values) for a positive feature (growth by a factor per step,
-    which also widens a seasonal swing, as passenger counts and sales do), through the values
-    otherwise. A series without a trend keeps its training range."""
+    least-squares line through the values and, for a positive feature, also through
+    log(values) (growth by a factor per step, which also widens a seasonal swing, as passenger
+    counts and sales do): the wider of the two ranges. A series without a trend keeps its
+    training range."""
     train = np.asarray(series.values[: series.test_start], dtype=np.float64)
     span = len(series.values) - series.test_start
     t = np.arange(len(train), dtype=np.float64)
     lo, hi = train.min(axis=0), train.max(axis=0)
     for f in range(train.shape[1]):
         col = train[:, f]
+        rise = float(np.polyfit(t, col, 1)[0]) * span
+        a, b = lo[f] + min(rise, 0.0), hi[f] + max(rise, 0.0)
         if (col > 0).all():
             growth = math.exp(float(np.polyfit(t, np.log(col), 1)[0]) * span)
-            lo[f], hi[f] = lo[f] * min(growth, 1.0), hi[f] * max(growth, 1.0)
-        else:
-            rise = float(np.polyfit(t, col, 1)[0]) * span
-            lo[f], hi[f] = lo[f] + min(rise, 0.0), hi[f] + max(rise, 0.0)
+            a, b = min(a, lo[f] * min(growth, 1.0)), max(b, hi[f] * max(growth, 1.0))
+        lo[f], hi[f] = a, b
     return lo, hi
 
 
