@@ -202,7 +202,8 @@ def quantize_model(
             else:
                 ql = layer.quantize(q, sub, method, state_bits)  # type: ignore[arg-type]
         except ScaleError as e:
-            raise ExportError(_scale_message(e, model, i, q, layers, calib_x)) from None
+            declared = input_range is not None
+            raise ExportError(_scale_message(e, model, i, q, layers, calib_x, declared)) from None
         if model.whole_sequence and hasattr(ql, "whole"):  # Conv1D, pooling: no ring in run
             ql.whole = True
         layers.append(ql)
@@ -319,6 +320,7 @@ def _scale_message(
     input_q: ActQuant,
     done: list,
     calib_x: np.ndarray,
+    declared: bool = False,
 ) -> str:
     """One line for rows that cannot be requantized (ScaleError): what in the model or the
     calibration data is extreme, and the way forward."""
@@ -343,6 +345,12 @@ def _scale_message(
             f"{what}: weights reach {weights:.3g}; int8 weights with one scale per row cannot "
             f"represent that against the layer's input and output ranges ({need}); retrain "
             "with weight regularisation (or clipped weights), or check the model"
+        )
+    if reads_input and model.embedding is None and declared:  # --input-range set the step
+        return (
+            f"--input-range: the model input's int8 step would be "
+            f"{float(np.max(input_q.scale)):.3g}, far too coarse for {what} ({need}); declare "
+            "the range the input really takes"
         )
     if reads_input and model.embedding is None:
         values = float(np.nanmax(np.abs(np.asarray(calib_x, dtype=np.float64))))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
+import shutil
 from pathlib import Path
 
 import keras
@@ -17,6 +18,7 @@ import pytest
 
 from rnn2c.cli import join_range_values, main
 from rnn2c.emulator import verify
+from rnn2c.emulator.bench import bench
 from rnn2c.emulator.build import load_model
 from rnn2c.export import ExportError, export_model
 from rnn2c.export.quant_rules import act_quant_from_range
@@ -296,3 +298,57 @@ def test_train_forecast_declares_its_ranges_in_export_txt(
     assert main(shlex.split(export)[1:]) == 0
     declared = parse_range(flags[0], "--input-range").describe()  # type: ignore[union-attr]
     assert f"declared ranges: input {declared}" in capsys.readouterr().out
+
+
+def test_firmware_bench_and_size_take_and_show_the_ranges(
+    work: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The other commands that quantize a model file take the flags as export does; size
+    shows what an export declared."""
+    model, calib = str(work / "reg.keras"), str(work / "calib.npz")
+    want = act_quant_from_range(-4, 4)
+    out = tmp_path / "fw"
+    argv = ["firmware", model, "--calib", calib, "--board", "mps2-an386", "--out", str(out)]
+    assert main([*argv, "--input-range", "-4:4", "--output-range", "-9:9"]) == 0
+    m = json.loads((out / "model" / "rnn2c.json").read_text())
+    assert m["input_range"]["declared"] == "-4:4" and m["output_range"]["declared"] == "-9:9"
+    assert math.isclose(m["input_scale"], want.scale)
+    wide = work / "wide.npz"
+    report = bench(model, wide, calib, rounds=1, peers=(), targets=(), input_range="-4:4")
+    assert report.export["input_range"] == "-4:4"
+    assert [r.path for r in report.rows] == ["float", "rnn2c"] and report.rows[1].bit_exact
+    if shutil.which("arm-none-eabi-gcc") is None:
+        return
+    capsys.readouterr()
+    assert main(["size", str(out / "model"), "--target", "cortex-m4"]) == 0
+    assert "declared ranges (rnn2c.json): input -4:4, output -9:9" in capsys.readouterr().out
+
+
+def _heads() -> dict[str, keras.Model]:
+    """Models whose last layer has a calibrated output: a relu Dense, a merge, a Conv1D, a
+    Dense with an activation variant."""
+    keras.utils.set_random_seed(11)
+    inp = keras.Input((None, F))
+    h = keras.layers.GRU(6, return_sequences=True)(inp)
+    add = keras.layers.Add()([keras.layers.Dense(OUT)(h), keras.layers.Dense(OUT)(h)])
+    conv = keras.layers.Conv1D(OUT, 3, padding="causal")(h)
+    return {
+        "relu": keras.Sequential([inp, keras.layers.GRU(6), keras.layers.Dense(OUT, "relu")]),
+        "merge": keras.Model(inp, add),
+        "conv1d": keras.Model(inp, conv),
+        "gelu": keras.Model(inp, keras.layers.Dense(OUT, "gelu")(h)),
+    }
+
+
+def test_declared_output_on_every_calibrated_head_is_bit_exact(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    calib = rng.uniform(-1, 1, (16, T, F)).astype(np.float32)
+    x = rng.uniform(-2, 2, (6, T, F)).astype(np.float32)
+    for name, model in _heads().items():
+        lo, hi = sorted(rng.uniform(-6, 6, 2))  # wider or narrower than the calibrated range
+        folder = tmp_path / name
+        res = export_model(model, calib, folder, name="m", output_range=(lo, hi))
+        want = act_quant_from_range(lo, hi)
+        got = res.qmodel.output_q
+        assert (got.scale, got.zero_point) == (want.scale, want.zero_point), name
+        _bit_exact(folder, res.qmodel, x)
