@@ -273,9 +273,15 @@ def fit_keeping_best(fit: Any, stopper: Any, progress: Any) -> tuple[bool, float
 
 
 def export_flags(metrics: dict[str, Any]) -> list[str]:
-    """The export flags a run asks for beyond the defaults: its --weights, and for a --qat run
-    the calibration its fine-tuning used (the input scale sets the first layer's grid)."""
+    """The export flags a run asks for beyond the defaults: a forecaster's declared ranges
+    (:func:`forecast_ranges`; written --flag=VALUE, as a range may start with '-'), its
+    --weights, and for a --qat run the calibration its fine-tuning used (the input scale sets
+    the first layer's grid)."""
     out = []
+    declared = metrics.get("declared_ranges")
+    if declared:
+        out += [f"--input-range={declared['input_range']}"]
+        out += [f"--output-range={declared['output_range']}"]
     if metrics.get("weights", "int8") != "int8":
         out += ["--weights", str(metrics["weights"])]
     if "qat" in metrics:
@@ -302,6 +308,64 @@ def export_commands(run_dir: str | os.PathLike[str], extra: Sequence[str] = ()) 
         f"rnn2c verify {q(run + '/model.keras')} {q(run + '/c')} --data {q(run + '/test.npz')} "
         "--stream 10000",
     ]
+
+
+def forecast_ranges(series: Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per feature of a forecast series, the range (lo, hi) a forecaster meets past its training
+    part: the training part's range, moved on the side the series trends by the trend's change
+    over the test part's span (how far past its training data the model runs). The trend is a
+    least-squares line through the values and, for a positive feature, also through
+    log(values) (growth by a factor per step, which also widens a seasonal swing, as passenger
+    counts and sales do): the wider of the two ranges. A series without a trend keeps its
+    training range."""
+    train = np.asarray(series.values[: series.test_start], dtype=np.float64)
+    span = len(series.values) - series.test_start
+    t = np.arange(len(train), dtype=np.float64)
+    lo, hi = train.min(axis=0), train.max(axis=0)
+    for f in range(train.shape[1]):
+        col = train[:, f]
+        rise = float(np.polyfit(t, col, 1)[0]) * span
+        a, b = lo[f] + min(rise, 0.0), hi[f] + max(rise, 0.0)
+        if (col > 0).all():
+            growth = math.exp(float(np.polyfit(t, np.log(col), 1)[0]) * span)
+            a, b = min(a, lo[f] * min(growth, 1.0)), max(b, hi[f] * max(growth, 1.0))
+        lo[f], hi[f] = a, b
+    return lo, hi
+
+
+def _outward(lo: float, hi: float) -> tuple[str, str]:
+    """lo and hi as short decimals, rounded outward (to a thousandth of the range)."""
+    step = 10.0 ** (math.floor(math.log10(hi - lo)) - 3)
+    digits = max(0, -math.floor(math.log10(step)))
+    return (
+        f"{math.floor(lo / step) * step:.{digits}f}",
+        f"{math.ceil(hi / step) * step:.{digits}f}",
+    )
+
+
+def range_flags(
+    lo: np.ndarray, hi: np.ndarray, frame: int, use_log: bool
+) -> tuple[str, str] | None:
+    """The --input-range and --output-range values for a forecaster of a series with
+    per-feature ranges [lo, hi] (forecast_ranges): the input per feature (a framed step holds
+    ``frame`` samples of every feature; log1p inputs in log1p units), the output one range (its
+    targets are the features' next values, one int8 scale). None where a feature is constant."""
+    if not (hi > lo).all():
+        return None
+    pairs = [_outward(float(a), float(b)) for a, b in zip(lo, hi, strict=True)]
+    if use_log:
+        pairs = [
+            _outward(math.log1p(max(float(a), 0.0)), math.log1p(max(float(b), 0.0)))
+            for a, b in zip(lo, hi, strict=True)
+        ]
+    if len(pairs) == 1:
+        inp = f"{pairs[0][0]}:{pairs[0][1]}"
+    else:
+        inp = ",".join(
+            f"{s * len(pairs) + f}:{a}:{b}" for s in range(frame) for f, (a, b) in enumerate(pairs)
+        )
+    out = _outward(float(lo.min()), float(hi.max()))
+    return inp, f"{out[0]}:{out[1]}"
 
 
 def check_schedule(
@@ -1140,6 +1204,10 @@ def _train_into(folder: OwnedFolder, dataset_spec: str | Dataset, s: _Settings) 
         metrics["qat"] = {**fitted.qat, "test": _qat_report(fitted, ev, data, calib_idx, s)}
     if s.task == "classify":
         metrics["bidirectional"] = False
+    if data.series is not None:  # forecast: the ranges EXPORT.txt declares
+        flags = range_flags(*forecast_ranges(data.series), data.frame, use_log)
+        if flags is not None:
+            metrics["declared_ranges"] = {"input_range": flags[0], "output_range": flags[1]}
     _write(folder, data, fitted, ev, calib_idx, metrics, use_log, s)
     return metrics
 
@@ -1612,6 +1680,13 @@ def _export_text(
         f"# Export the model of this run to int8 C and check it against Keras ({what}):",
         *export_commands(out, export_flags(metrics)),
     ]
+    if metrics.get("declared_ranges"):
+        lines.insert(
+            1,
+            "# Declared ranges (forecast): the training part's range, moved by its trend over the "
+            "test part's span, so that a trending series does not clip on the device; replace "
+            "them with your sensor's range if you know it.",
+        )
     if use_log:
         lines.insert(
             1,
