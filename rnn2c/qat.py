@@ -37,6 +37,7 @@ from rnn2c.export import kinds
 from rnn2c.export.ir import ExportError, QuantModel
 from rnn2c.export.quantize import observe_model, quantize_model
 from rnn2c.export.reference import last_step, run_int
+from rnn2c.export.seq2seq import quantize_seq2seq
 
 #: the largest weight magnitude of each weight type (symmetric: int4 uses -7..7)
 WEIGHT_QMAX = {"int8": 127, "int4": 7}
@@ -149,7 +150,9 @@ def _input_scales(qm: QuantModel, i: int) -> np.ndarray | None:
     for p in producers:
         if p >= 0:
             q, size = qm.layers[p].output_q, qm.layers[p].output_size
-        elif p == -1 and qm.embedding is None and not qm.input_names:
+        elif p == -1 and qm.embedding is not None:  # a token model: the table's rows
+            q, size = qm.embedding.output_q, qm.embedding.dim
+        elif p == -1 and not qm.input_names:
             q, size = qm.input_q, qm.input_size
         else:
             return None
@@ -239,36 +242,80 @@ def quantized_for(
     return quantize_model(ir, np.asarray(calib, dtype=np.float64), lengths, **options)
 
 
+def quantized_seq2seq(
+    model: Any,
+    x: np.ndarray,
+    lengths: np.ndarray,
+    y: np.ndarray,
+    tokens: tuple[int, int],
+    max_lengths: tuple[int, int],
+    method: str = "minmax",
+) -> Any:
+    """The quantized model the export makes of a seq2seq Keras model with calibration inputs
+    x, their lengths and targets y; tokens: (start, end); max_lengths: (--max-length,
+    --max-output-length)."""
+    _, _, ir = kinds.read(model)
+    return quantize_seq2seq(ir, x, lengths, y, *tokens, *max_lengths, method=method)
+
+
+#: what grids needs of a quantized layer: (float layer, quantized layer, input column scales
+#: or None where they are not plain, whether one scale spans the whole matrix)
+_Holder = tuple[Any, Any, np.ndarray | None, bool]
+
+
+def _holders(ir: Any, q: Any) -> dict[str, _Holder]:
+    """Every quantized layer with a weight matrix, by name, with its input column scales."""
+    if isinstance(q, QuantModel):
+        return {
+            fl.name: (fl, ql, _input_scales(q, i), False)
+            for i, (fl, ql) in enumerate(zip(ir.layers, q.layers, strict=False))
+        }
+    out = _holders(ir.encoder, q.encoder)  # a QuantSeq2Seq
+    dec_scale = float(q.dec_embedding.output_q.scale)
+    out[ir.decoder.name] = (ir.decoder, q.decoder, np.full(ir.decoder.input_size, dec_scale), False)
+    scale = 1.0 / 128.0  # [h; context], both Q0.7
+    for fl, ql in zip(ir.mid, q.mid, strict=True):
+        out[fl.name] = (fl, ql, np.full(fl.input_size, scale), False)
+        scale = float(ql.output_q.scale)
+    out[ir.out.name] = (ir.out, q.out, None, True)  # greedy output: one scale for the matrix
+    return out
+
+
 def grids(
     model: Any,
-    calib: np.ndarray,
+    calib: np.ndarray | None = None,
     weights: str = "int8",
     keep_int8: Sequence[str] = (),
     lengths: np.ndarray | None = None,
+    quantized: Any = None,
     **options: Any,
 ) -> list[LayerGrid]:
-    """The grid of every layer with a quantized weight matrix. keep_int8: layer names or Keras
-    class names (lower case, e.g. "dense") that stay int8 under weights="int4". options: the
-    export's quantization options (calibration method, activations, input_quant, max_length)."""
+    """The grid of every layer with a quantized weight matrix, from the quantized model the
+    export makes (``quantized``, else :func:`quantized_for` of the calibration sequences
+    ``calib`` of ``lengths`` real steps). keep_int8: layer names or Keras class names (lower
+    case, e.g. "dense") that stay int8 under weights="int4". options: the export's quantization
+    options (method, activations, input_quant, max_length)."""
     if weights not in WEIGHT_QMAX:
         raise ExportError(f"unknown weight type {weights!r}; use one of {', '.join(WEIGHT_QMAX)}")
     keep = {k.lower() for k in keep_int8}
-    qm = quantized_for(model, calib, lengths, **options)
+    if quantized is None:
+        if calib is None:
+            raise ExportError("grids needs the calibration sequences or the quantized model")
+        quantized = quantized_for(model, calib, lengths, **options)
     _, _, ir = kinds.read(model)
-    by_name = {}
-    if qm is not None:
-        for i, (fl, ql) in enumerate(zip(ir.layers, qm.layers, strict=False)):
-            by_name[fl.name] = (fl, ql, i)
+    holders = _holders(ir, quantized) if quantized is not None else {}
     out = []
     for layer in _matrix_layers(model):
         qmax = WEIGHT_QMAX[weights]
         if layer.name.lower() in keep or _keras_class(layer).lower() in keep:
             qmax = WEIGHT_QMAX["int8"]
-        found = by_name.get(layer.name)
-        scales = _input_scales(qm, found[2]) if found and qm is not None else None
+        found = holders.get(layer.name)
         ok, pre = _matches(layer, found[0]) if found is not None else (False, None)
-        if found is not None and scales is not None and ok:
-            out.append(_exact(layer, found[1], scales, qmax, pre))
+        if found is not None and ok and found[3]:
+            n = layer.get_weights()[0].shape[-1]
+            out.append(LayerGrid(layer, [0], [np.ones(1)], [np.zeros(n, np.int64)], qmax, True))
+        elif found is not None and ok and found[2] is not None:
+            out.append(_exact(layer, found[1], found[2], qmax, pre))
         else:
             out.append(_approximate(layer, qmax))
     return out

@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import seq2seq_keras
 
 from rnn2c import qat
 from rnn2c.cli import main
@@ -227,7 +228,7 @@ def test_train_qat_run_exports_its_grid_bit_exact_with_the_agreement_it_reported
     [
         (["--qat", "--qat-epochs", "0"], "--qat-epochs 0: expected a positive count"),
         (["--qat-epochs", "3"], "--qat-epochs 3 applies with --qat only"),
-        (["--task", "seq2seq", "--qat"], "--qat does not apply to --task seq2seq"),
+        (["--task", "seq2seq", "--weights", "int4"], "--weights does not apply to --task seq2seq"),
     ],
 )
 def test_bad_qat_flags_are_one_line_exit_2(
@@ -239,3 +240,41 @@ def test_bad_qat_flags_are_one_line_exit_2(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_seq2seq_grids_are_the_exporters(cell: str) -> None:
+    """Encoder (after a token Embedding or on features, stacked or not), decoder, the Dense
+    between attention and output, and the greedy output layer (one scale for its matrix): the
+    export's int8 weights are the grid's integers."""
+    for tokens, mid in ((True, False), (True, True), (False, True)):
+        model = seq2seq_keras.build(
+            cell=cell, tokens=tokens, mid=mid, stacked=mid, random_scales=True
+        )
+        d = seq2seq_keras.data(tokens)
+
+        def quantized(m=model, d=d):  # noqa: ANN001, ANN202
+            ends = (seq2seq_keras.START, seq2seq_keras.END)
+            return qat.quantized_seq2seq(m, d["x"], d["lengths"], d["y"], ends, (6, 5))
+
+        grids = qat.settle(lambda m=model, q=quantized: qat.grids(m, quantized=q()))
+        assert grids and all(g.exact for g in grids), [g.layer.name for g in grids]
+        q = quantized()
+        layers = {layer.name: layer for layer in q.encoder.layers + [q.decoder] + q.mid}
+        for g in grids:
+            if g.layer.name == q.out.name:
+                np.testing.assert_array_equal(g.ints(g.layer.get_weights())[0].T, q.out.weight)
+                continue
+            ours, theirs = _layer_ints(g, layers[g.layer.name])
+            np.testing.assert_array_equal(ours, theirs, err_msg=g.layer.name)
+
+
+def test_train_seq2seq_qat_ends_on_the_grid_and_pins_the_calibration(tmp_path: Path) -> None:
+    run = tmp_path / "s2s"
+    argv = ["train", "--task", "seq2seq", "--dataset", "synthetic:reverse:300,40", "--out"]
+    flags = ["--units", "8", "--epochs", "1", "--qat", "--qat-epochs", "1", "--quiet"]
+    assert main([*argv, str(run), *flags]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["qat"]["epochs_run"] == 1
+    assert all(v["exact"] for v in metrics["qat"]["layers"].values())
+    assert "--calibration minmax" in (run / "EXPORT.txt").read_text()

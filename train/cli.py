@@ -323,6 +323,8 @@ _SEQ2SEQ_FLAGS = (
     "seed",
     "val_split",
     "patience",
+    "qat",
+    "qat_epochs",
 )
 #: flags whose default depends on the task (None on the command line: not given)
 _PER_TASK = ("units", "dropout", "steps", "batch_size", "patience")
@@ -387,8 +389,6 @@ def _task_defaults(args: argparse.Namespace) -> str | None:
             "log_inputs",
             "window",
             "horizon",
-            "qat",
-            "qat_epochs",
             "weights",
         ):
             if getattr(args, flag, DEFAULTS[flag]) != DEFAULTS[flag]:

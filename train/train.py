@@ -394,7 +394,7 @@ def check_schedule(
         raise ConfigError(f"--seed {seed}; expected an integer from 0 to 4294967295")
 
 
-def _check_qat(qat: bool, qat_epochs: int | None, weights: str) -> None:
+def check_qat(qat: bool, qat_epochs: int | None, weights: str) -> None:
     """One-line ConfigErrors for the fine-tuning flags."""
     if weights not in qaware.WEIGHT_QMAX:
         raise ConfigError(f"--weights {weights}: expected one of {', '.join(qaware.WEIGHT_QMAX)}")
@@ -800,7 +800,7 @@ def train_run(
             "and flags)"
         )
     check_config(cell, units, layers, dropout)
-    _check_qat(qat, qat_epochs, weights)
+    check_qat(qat, qat_epochs, weights)
     if not (np.isfinite(label_smoothing) and 0.0 <= label_smoothing < 1.0):
         raise ConfigError(
             f"--label-smoothing {label_smoothing}; expected a fraction in [0, 1), e.g. 0.1"
@@ -1385,6 +1385,66 @@ def _fit(
     )
 
 
+@dataclass
+class QatPhase:
+    """What a --qat fine-tuning runs: the grid maker (rnn2c.qat.grids of the inference model,
+    read again each epoch), the compile of the training model under a learning-rate schedule,
+    the fit of n epochs with callbacks."""
+
+    make: Callable[[], list[Any]]
+    compile: Callable[[Any], None]
+    fit: Callable[[list[Any], int], Any]
+    batches_per_epoch: int
+    has_val: bool
+    by_accuracy: bool
+
+
+def qat_phase(
+    keras: Any,
+    phase: QatPhase,
+    epochs: int,
+    qat_epochs: int | None,
+    lr: float,
+    weights: str,
+    patience: int,
+    verbose: int,
+    callbacks: list[Any],
+) -> tuple[dict[str, Any], bool, float]:
+    """--qat: fine-tune on the export's weight grid (rnn2c.qat), the best epoch kept, then the
+    weights put on the grid for good (settled). n epochs: qat_epochs, else a fifth of the
+    training's (QAT_MIN_EPOCHS..QAT_MAX_EPOCHS), at a cosine from lr * QAT_LR_FACTOR down to a
+    tenth of it. Returns (what metrics.json records, interrupted, seconds)."""
+    n = qat_epochs or int(min(QAT_MAX_EPOCHS, max(QAT_MIN_EPOCHS, epochs // 5)))
+    grid = phase.make()
+    peak = lr * QAT_LR_FACTOR
+    total = max(1, n * phase.batches_per_epoch)
+    phase.compile(keras.optimizers.schedules.CosineDecay(peak, total, alpha=0.1))
+    if verbose:
+        print(f"qat: fine-tuning {n} epochs on the {weights} weight grid", file=sys.stderr)
+    stopper, interrupted, seconds = fit_best(
+        keras,
+        lambda cbs: phase.fit(cbs, n),
+        epochs=n,
+        patience=patience,
+        has_val=phase.has_val,
+        by_accuracy=phase.by_accuracy,
+        verbose=verbose,
+        callbacks=[qaware.make_callback(grid, phase.make), *callbacks],
+    )
+    grid = qaware.settle(phase.make)
+    info = {
+        "weights": weights,
+        "epochs": n,
+        "epochs_run": len(stopper.history.get("loss", [])),
+        "learning_rate": {"peak": peak, "final": peak * 0.1},
+        "layers": {g.layer.name: {"qmax": g.qmax, "exact": g.exact} for g in grid},
+        "calibration": QAT_CALIBRATION,
+        "history": epoch_history(stopper),
+        "best_epoch": int(stopper.best_epoch) + 1,
+    }
+    return info, interrupted, seconds
+
+
 def _fine_tune(
     keras: Any,
     models: Models,
@@ -1395,10 +1455,7 @@ def _fine_tune(
     has_val: bool,
     s: _Settings,
 ) -> tuple[dict[str, Any], bool, float]:
-    """--qat: fine-tune on the export's weight grid (rnn2c.qat) with the quantization
-    EXPORT.txt's export line asks for, the best epoch kept, then the weights put on the grid for
-    good. Returns (what metrics.json records, interrupted, seconds)."""
-    n = s.qat_epochs or int(min(QAT_MAX_EPOCHS, max(QAT_MIN_EPOCHS, epochs // 5)))
+    """--qat of a sequence model, with the quantization EXPORT.txt's export line asks for."""
 
     def make() -> list[qaware.LayerGrid]:
         return qaware.grids(
@@ -1409,37 +1466,20 @@ def _fine_tune(
             **qaware.export_options(s.weights, QAT_CALIBRATION, "per-feature"),
         )
 
-    grid = make()
-    total = max(1, n * len(batches))
-    lr = keras.optimizers.schedules.CosineDecay(s.lr * QAT_LR_FACTOR, total, alpha=0.1)
-    _compile(keras, models.train, lr, s)
-    if s.verbose:
-        print(f"qat: fine-tuning {n} epochs on the {s.weights} weight grid", file=sys.stderr)
-    stopper, interrupted, seconds = fit_best(
-        keras,
-        lambda cbs: models.train.fit(
+    phase = QatPhase(
+        make,
+        lambda lr: _compile(keras, models.train, lr, s),
+        lambda cbs, n: models.train.fit(
             batches, validation_data=validation, epochs=n, callbacks=cbs, verbose=0
         ),
-        epochs=n,
-        patience=s.patience,
-        has_val=has_val,
-        by_accuracy=s.classifier,
-        verbose=s.verbose,
-        callbacks=[qaware.make_callback(grid, make), *s.callbacks],
+        len(batches),
+        has_val,
+        s.classifier,
     )
-    grid = qaware.settle(make)
-    info = {
-        "weights": s.weights,
-        "epochs": n,
-        "epochs_run": len(stopper.history.get("loss", [])),
-        "learning_rate": {"peak": s.lr * QAT_LR_FACTOR, "final": s.lr * QAT_LR_FACTOR * 0.1},
-        "layers": {g.layer.name: {"qmax": g.qmax, "exact": g.exact} for g in grid},
-        "calibration": QAT_CALIBRATION,
-        "input_quant": "per-feature",
-        "history": epoch_history(stopper),
-        "best_epoch": int(stopper.best_epoch) + 1,
-    }
-    return info, interrupted, seconds
+    info, interrupted, seconds = qat_phase(
+        keras, phase, epochs, s.qat_epochs, s.lr, s.weights, s.patience, s.verbose, s.callbacks
+    )
+    return {**info, "input_quant": "per-feature"}, interrupted, seconds
 
 
 def _compile(keras: Any, model: Any, schedule: Any, s: _Settings) -> None:
