@@ -16,6 +16,7 @@ from rnn2c.export.isa import RUNTIME_FILES
 from rnn2c.export.modelkind import ExportOptions, ModelKind
 from rnn2c.export.packaging import package_files, package_paths, parse_kinds
 from rnn2c.export.render import check_name
+from rnn2c.export.weight_types import check_weight_options, parse_keep_int8
 from rnn2c.interface import python_api
 from rnn2c.outdir import OutputError, OwnedFolder
 
@@ -75,6 +76,8 @@ def export_model(
     end_token: int | None = None,
     max_output_length: int | None = None,
     samples_per_step: int | None = None,
+    weights: str = "int8",
+    keep_int8: str | list[str] | None = None,
 ) -> ExportResult:
     """Keras model (.keras path or in memory) or ONNX model (.onnx path: a PyTorch model exported
     with torch.onnx; docs/pytorch.md) + calibration set -> C files in out_dir.
@@ -96,6 +99,9 @@ def export_model(
     samples_per_step: k raw samples per model step (a framed model: each input row is k samples
     of F / k features, sample-major) for <NAME>_SAMPLES_PER_STEP and <name>_push_sample; by
     default the "frame" of the metrics.json that `rnn2c train --frame` writes, else 1.
+    weights: "int8" (default) or "int4": int4 weight rows (-7..7, two a byte) for the GRU,
+    LSTM, SimpleRNN and Dense layers, except those keep_int8 names (layer names or kinds:
+    "dense", "gru", "lstm", "simplernn", "bidirectional"; a list or "a,b"); docs/quantization.md.
 
     out_dir may hold other files (a firmware source folder): rnn2c replaces only the files its
     previous manifest lists, refuses to overwrite anything else or its own inputs, and swaps the
@@ -116,7 +122,10 @@ def export_model(
         end_token=end_token,
         max_output_length=max_output_length,
         samples_per_step=samples_per_step,
+        weights=weights,
+        keep_int8=parse_keep_int8(keep_int8),
     )
+    check_weight_options(weights, options.keep_int8 or [])
     inputs = [p for p in (model, calib) if isinstance(p, str | os.PathLike)]
     names = [*output_files(name), *package_paths(name, packages), MANIFEST]
     try:

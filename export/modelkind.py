@@ -32,6 +32,8 @@ class ExportOptions:
     end_token: int | None = None
     max_output_length: int | None = None
     samples_per_step: int | None = None
+    weights: str = "int8"  # or "int4" (export/weight_types.py)
+    keep_int8: list[str] | None = None  # --keep-int8: layer names or kinds that stay int8
 
 
 @dataclass

@@ -38,9 +38,11 @@ from rnn2c.export.quant_rules import (
     ScaleError,
     act_quant_from_range,
     choose_range,
+    weight_bits,
 )
 from rnn2c.export.quant_rules import QuantFC as QuantFC  # re-exported: serialize.py imports it
 from rnn2c.export.quant_rules import pad4 as pad4  # re-exported: seq2seq_render.py imports it
+from rnn2c.export.weight_types import layer_weight_bits, set_weight_bits
 
 #: model input quantization accepted by --input-quant
 INPUT_QUANT = ("per-tensor", "per-feature")
@@ -115,8 +117,13 @@ def quantize_model(
     input_quant: str = "per-tensor",
     max_length: int | None = None,
     streaming_hint: bool = True,
+    weights: str = "int8",
+    keep_int8: list[str] | None = None,
 ) -> QuantModel:
     """Quantize a float IR with a calibration set [N, T, F].
+
+    weights: "int8", or "int4" (int4 weight rows for the layers with int4 kernels except those
+    named or of a kind in keep_int8: export/weight_types.py).
 
     max_length: the longest sequence <name>_run takes (--max-length); required for a model with
     a whole-sequence layer (Bidirectional, go_backwards), whose state holds buffers that long.
@@ -140,6 +147,7 @@ def quantize_model(
             f"unknown activation type {activations!r}; use one of {', '.join(ACTIVATION_TYPES)}"
         )
     state_bits = 16 if activations == "int16" else 8
+    bits, weight_notes = layer_weight_bits(model.layers, weights, keep_int8 or [])
     hint = ""
     if max_length is None and model.whole_sequence and streaming_hint:
         hint = causal_hint(model, calib_x, calib_lengths, activations, None)
@@ -183,14 +191,16 @@ def quantize_model(
                 continue
             q = qs[0]
         try:
-            ql = layer.quantize(q, sub, method, state_bits)  # type: ignore[arg-type]
+            with weight_bits(bits[i]):
+                ql = layer.quantize(q, sub, method, state_bits)  # type: ignore[arg-type]
+            set_weight_bits(ql, bits[i])
         except ScaleError as e:
             raise ExportError(_scale_message(e, model, i, q, layers, calib_x)) from None
         if model.whole_sequence and hasattr(ql, "whole"):  # Conv1D, pooling: no ring in run
             ql.whole = True
         layers.append(ql)
         q = ql.output_q
-    notes += _saturation_notes(model, obs)
+    notes += weight_notes + _saturation_notes(model, obs)
     qmodel = QuantModel(
         layers=layers,
         input_q=input_q,

@@ -68,7 +68,15 @@ class SequenceKind(ModelKind):
         what = "--calib" if isinstance(calib, str | os.PathLike) else "the calibration set"
         seqs, mask_note = mask_lengths(seqs, ir.mask_value, what)
         qmodel = quantize_model(
-            ir, seqs.x, seqs.lengths, o.calibration, o.activations, o.input_quant, o.max_length
+            ir,
+            seqs.x,
+            seqs.lengths,
+            o.calibration,
+            o.activations,
+            o.input_quant,
+            o.max_length,
+            weights=o.weights,
+            keep_int8=o.keep_int8,
         )
         qmodel.notes[:0] = [*ir.notes, *([mask_note] if mask_note else [])]
         qmodel.samples_per_step = k
@@ -146,6 +154,7 @@ def manifest(
         "samples_per_step": qmodel.samples_per_step,
         "calibration": o.calibration,
         "activations": o.activations,
+        "weights": o.weights,
         "calibration_sequences": calibration_sequences,
         "layers": [
             {"name": layer.name, "kind": layer.kind, "output_size": layer.output_size}

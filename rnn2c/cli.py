@@ -68,6 +68,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             end_token=args.end_token,
             max_output_length=args.max_output_length,
             samples_per_step=args.samples_per_step,
+            weights=args.weights,
+            keep_int8=args.keep_int8,
         )
     except ExportError as e:
         return _fail("export", str(e))
@@ -261,6 +263,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     return int(train_cli.main(args))
 
 
+def add_weight_arguments(p: argparse.ArgumentParser, default: str | None = "int8") -> None:
+    """--weights and --keep-int8 (export, bench, firmware)."""
+    p.add_argument(
+        "--weights",
+        default=default,
+        choices=("int8", "int4"),
+        help="weight type: int8 (default) or int4 (GRU, LSTM, SimpleRNN and Dense rows at -7..7, "
+        "two a byte: half the weight flash)",
+    )
+    p.add_argument(
+        "--keep-int8",
+        default=None,
+        metavar="LAYER[,LAYER...]",
+        help="with --weights int4: layers that keep int8 weights, by name or kind (dense, gru, "
+        "lstm, simplernn, bidirectional)",
+    )
+
+
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of `rnn2c export`."""
     p.add_argument(
@@ -291,6 +311,7 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
         help="hidden-state type: int8 (default) or int16 for models where int8 states lose "
         "accuracy; weights stay int8 and input/output stay int8 either way",
     )
+    add_weight_arguments(p)
     p.add_argument(
         "--input-quant",
         default="per-tensor",
