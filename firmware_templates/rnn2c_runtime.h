@@ -310,6 +310,135 @@ RNN2C_INLINE int32_t rnn2c_exp_neg_q15(int32_t d_q12)
         return w;                                                                             \
     }
 
+/*
+ * rnn2c_macR_s4: rnn2c_macR over int4 weights (--weights int4). For every two groups of 4
+ * columns (8 vector elements) one 32-bit word per row, nibble k (bits 4k..4k+3) holding the
+ * weight of column (0, 4, 2, 6, 1, 5, 3, 7)[k] of the 8 in two's complement (-8..7); an odd
+ * last group takes a word of its own, of which only columns 0..3 are read. So on a DSP core
+ * (word << 4) & 0xF0F0F0F0 and word & 0xF0F0F0F0 hold 16 times the weights of columns
+ * (0, 2, 1, 3) and (4, 6, 5, 7) in their bytes, which SXTB16 and SXTB16 ROR 8 pair with the
+ * vector pairs for SMLAD (the sums are 16 times the row's, shifted back once per pass: the
+ * exporter keeps 16 * sum |w| max|v| below 2^31). The loops are RNN2C_MAC_S4_KERNELS (GROUP8
+ * and ROW8 for a word of 8 columns, GROUP4 and ROW4 for the last odd group).
+ */
+#define RNN2C_MAC_S4_KERNELS(NAME, GROUP8, ROW8, GROUP4, ROW4)                                 \
+    RNN2C_INLINE const int8_t *NAME##4##_s4(const int8_t *w, const int16_t *v,                \
+                                             uint32_t groups,                                 \
+                                             int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3)\
+    {                                                                                         \
+        int32_t s0 = *a0;                                                                     \
+        int32_t s1 = *a1;                                                                     \
+        int32_t s2 = *a2;                                                                     \
+        int32_t s3 = *a3;                                                                     \
+        for (; groups >= 2; groups -= 2, v += 8, w += 16) {                                   \
+            GROUP8;                                                                           \
+            ROW8(s0, w);                                                                      \
+            ROW8(s1, w + 4);                                                                  \
+            ROW8(s2, w + 8);                                                                  \
+            ROW8(s3, w + 12);                                                                 \
+        }                                                                                     \
+        if (groups != 0) {                                                                    \
+            GROUP4;                                                                           \
+            ROW4(s0, w);                                                                      \
+            ROW4(s1, w + 4);                                                                  \
+            ROW4(s2, w + 8);                                                                  \
+            ROW4(s3, w + 12);                                                                 \
+            w += 16;                                                                          \
+        }                                                                                     \
+        *a0 = s0;                                                                             \
+        *a1 = s1;                                                                             \
+        *a2 = s2;                                                                             \
+        *a3 = s3;                                                                             \
+        return w;                                                                             \
+    }                                                                                         \
+    RNN2C_INLINE const int8_t *NAME##3##_s4(const int8_t *w, const int16_t *v,                \
+                                             uint32_t groups,                                 \
+                                             int32_t *a0, int32_t *a1, int32_t *a2)           \
+    {                                                                                         \
+        int32_t s0 = *a0;                                                                     \
+        int32_t s1 = *a1;                                                                     \
+        int32_t s2 = *a2;                                                                     \
+        for (; groups >= 2; groups -= 2, v += 8, w += 12) {                                   \
+            GROUP8;                                                                           \
+            ROW8(s0, w);                                                                      \
+            ROW8(s1, w + 4);                                                                  \
+            ROW8(s2, w + 8);                                                                  \
+        }                                                                                     \
+        if (groups != 0) {                                                                    \
+            GROUP4;                                                                           \
+            ROW4(s0, w);                                                                      \
+            ROW4(s1, w + 4);                                                                  \
+            ROW4(s2, w + 8);                                                                  \
+            w += 12;                                                                          \
+        }                                                                                     \
+        *a0 = s0;                                                                             \
+        *a1 = s1;                                                                             \
+        *a2 = s2;                                                                             \
+        return w;                                                                             \
+    }                                                                                         \
+    RNN2C_INLINE const int8_t *NAME##2##_s4(const int8_t *w, const int16_t *v,                \
+                                             uint32_t groups,                                 \
+                                             int32_t *a0, int32_t *a1)                        \
+    {                                                                                         \
+        int32_t s0 = *a0;                                                                     \
+        int32_t s1 = *a1;                                                                     \
+        for (; groups >= 2; groups -= 2, v += 8, w += 8) {                                    \
+            GROUP8;                                                                           \
+            ROW8(s0, w);                                                                      \
+            ROW8(s1, w + 4);                                                                  \
+        }                                                                                     \
+        if (groups != 0) {                                                                    \
+            GROUP4;                                                                           \
+            ROW4(s0, w);                                                                      \
+            ROW4(s1, w + 4);                                                                  \
+            w += 8;                                                                           \
+        }                                                                                     \
+        *a0 = s0;                                                                             \
+        *a1 = s1;                                                                             \
+        return w;                                                                             \
+    }                                                                                         \
+    RNN2C_INLINE const int8_t *NAME##1##_s4(const int8_t *w, const int16_t *v,                \
+                                             uint32_t groups,                                 \
+                                             int32_t *a0)                                     \
+    {                                                                                         \
+        int32_t s0 = *a0;                                                                     \
+        for (; groups >= 2; groups -= 2, v += 8, w += 4) {                                    \
+            GROUP8;                                                                           \
+            ROW8(s0, w);                                                                      \
+        }                                                                                     \
+        if (groups != 0) {                                                                    \
+            GROUP4;                                                                           \
+            ROW4(s0, w);                                                                      \
+            w += 4;                                                                           \
+        }                                                                                     \
+        *a0 = s0;                                                                             \
+        return w;                                                                             \
+    }
+
+/* int4: nibble k of a weight word in two's complement, and one row's 4 or 8 products (the
+ * vector elements v0 .. v7 from the loop's GROUP4 / GROUP8). */
+#define RNN2C_S4_NIB(q, k) ((int32_t)((q) << (28 - 4 * (k))) >> 28)
+#define RNN2C_S4_ROW4(acc, wp)                                                            \
+    do {                                                                                      \
+        const uint32_t q = rnn2c_ld32(wp);                                                    \
+        (acc) += RNN2C_S4_NIB(q, 0) * v0;                                                 \
+        (acc) += RNN2C_S4_NIB(q, 4) * v1;                                                 \
+        (acc) += RNN2C_S4_NIB(q, 2) * v2;                                                 \
+        (acc) += RNN2C_S4_NIB(q, 6) * v3;                                                 \
+    } while (0)
+#define RNN2C_S4_ROW8(acc, wp)                                                            \
+    do {                                                                                      \
+        const uint32_t q = rnn2c_ld32(wp);                                                    \
+        (acc) += RNN2C_S4_NIB(q, 0) * v0;                                                 \
+        (acc) += RNN2C_S4_NIB(q, 4) * v1;                                                 \
+        (acc) += RNN2C_S4_NIB(q, 2) * v2;                                                 \
+        (acc) += RNN2C_S4_NIB(q, 6) * v3;                                                 \
+        (acc) += RNN2C_S4_NIB(q, 1) * v4;                                                 \
+        (acc) += RNN2C_S4_NIB(q, 5) * v5;                                                 \
+        (acc) += RNN2C_S4_NIB(q, 3) * v6;                                                 \
+        (acc) += RNN2C_S4_NIB(q, 7) * v7;                                                 \
+    } while (0)
+
 /* A row kind's requantization shifts (rnn2c_rqs, rnn2c_ref.h). */
 typedef struct {
     uint8_t shift_in;  /* 0..31; the rounding of acc >> shift_in is folded into the bias */
