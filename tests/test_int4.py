@@ -1,0 +1,173 @@
+"""int4 weights (`--weights int4`, `--keep-int8`): the quantizer's rows, the nibble layout, and
+exported models bit-exact with the integer reference on the host, on emulated Cortex-M0+, M3, M4
+and on rv32imc; bad values refused with one line.
+
+The kernels themselves (portable, x86, the DSP assembly) are held to the reference kernel in
+tests/test_kernels.py."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from models import build, random_config
+from rnn2c.cli import main
+from rnn2c.emulator import load_model
+from rnn2c.emulator import size as S
+from rnn2c.emulator.build import DEFAULT_FLAGS
+from rnn2c.export import ExportError, export_model
+from rnn2c.export.quant_rules import NIBBLE_COLUMNS, pack_nibbles, quantize_rows, weight_bits
+from rnn2c.export.reference import run_int
+from tools import require_arm_toolchain, require_riscv_toolchain, require_unicorn
+
+
+def unpack_nibbles(packed: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """The inverse of pack_nibbles, as the kernels read it: nibble k of a row's word (two's
+    complement) is column NIBBLE_COLUMNS[k] of its 8."""
+    words = np.frombuffer(packed.tobytes(), dtype="<u4").reshape(-1, rows).T  # [R, pairs]
+    out = np.zeros((rows, 8 * words.shape[1]), dtype=np.int64)
+    for k, c in enumerate(NIBBLE_COLUMNS):
+        nib = ((words >> np.uint32(4 * k)) & np.uint32(15)).astype(np.int64)
+        out[:, c::8] = np.where(nib >= 8, nib - 16, nib)
+    return out[:, :cols]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nibbles_round_trip(seed: int) -> None:
+    """Random passes (odd group counts, 1..6 rows, the ends -8 and 7): every weight is read
+    back at its column; a word per row per 8 columns (an odd last group: a word of its own)."""
+    rng = np.random.default_rng(seed)
+    rows, groups = int(rng.integers(1, 7)), int(rng.integers(0, 8))
+    w = rng.integers(-8, 8, size=(rows, 4 * groups))
+    w[rng.random(size=w.shape) < 0.2] = -8
+    w[rng.random(size=w.shape) < 0.2] = 7
+    packed = pack_nibbles(w)
+    assert packed.dtype == np.int8 and packed.size == 4 * rows * -(-groups // 2)
+    np.testing.assert_array_equal(unpack_nibbles(packed, rows, 4 * groups), w)
+
+
+def test_int4_rows_are_symmetric_per_row() -> None:
+    """-7..7, one scale per row: each row's largest |weight| is 7, and the row's dequantized
+    weights are within half a step of the real ones."""
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(9, 13)) * rng.uniform(0.01, 3.0, size=(9, 1))
+    with weight_bits(4):
+        fc = quantize_rows(
+            w, np.zeros(9), np.zeros(13, int), np.full(13, 128), 1 / 4096, 1 << 15, "t"
+        )
+    q = fc.weight.astype(np.int64)
+    assert np.abs(q).max(axis=1).tolist() == [7] * 9
+    scale = np.abs(w).max(axis=1) / 7
+    assert np.all(np.abs(q * scale[:, None] - w) <= 0.5 * scale[:, None] + 1e-12)
+    fc8 = quantize_rows(w, np.zeros(9), np.zeros(13, int), np.full(13, 128), 1 / 4096, 1 << 15, "t")
+    assert np.abs(fc8.weight.astype(int)).max() == 127  # the default is unchanged
+
+
+def _check_host(out: Path, name: str, q, xq: np.ndarray) -> None:  # noqa: ANN001
+    compiled = load_model(out, name)
+    ref = run_int(q, xq)
+    assert np.array_equal(compiled.run(xq), ref), "C != reference"
+    if platform.machine() in ("x86_64", "AMD64"):
+        vec = load_model(out, name, flags=(*DEFAULT_FLAGS, "-mavx2", "-mno-avx512f"))
+        assert np.array_equal(vec.run(xq), ref), "AVX2 C != reference"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 5, 8])
+def test_random_int4_models_bit_exact_on_host(seed: int, tmp_path: Path) -> None:
+    """Random GRU (both variants) / LSTM / SimpleRNN stacks with Dense heads: every such layer
+    int4 (-7..7), the weight bytes about halved, the C equal to the reference."""
+    cfg = random_config(seed)
+    model = build(cfg)
+    rng = np.random.default_rng(seed)
+    calib = rng.normal(size=(32, cfg.steps, cfg.features)).astype(np.float32)
+    int8 = export_model(model, calib, tmp_path / "c8", name="m").qmodel
+    res = export_model(model, calib, tmp_path / "c", name="m", weights="int4")
+    q = res.qmodel
+    for layer in q.layers:
+        assert layer.weight_bits == 4, (cfg.describe(), layer.name)
+        assert np.abs(layer.fc.weight.astype(int)).max() <= 7
+    assert q.weight_bytes() < int8.weight_bytes()
+    xq = q.input_q.quantize(rng.normal(size=(8, cfg.steps, cfg.features)))
+    _check_host(tmp_path / "c", "m", q, xq)
+
+
+def _every_kind() -> keras.Model:
+    keras.utils.set_random_seed(13)
+    return keras.Sequential(
+        [
+            keras.Input((None, 5)),
+            keras.layers.SimpleRNN(6, return_sequences=True, name="rnn"),
+            keras.layers.GRU(7, return_sequences=True, reset_after=False, name="gru_rb"),
+            keras.layers.GRU(5, return_sequences=True, name="gru"),
+            keras.layers.LSTM(9, return_sequences=True, name="lstm"),
+            keras.layers.Dense(11, activation="relu", name="hidden"),
+            keras.layers.Dense(3, name="head"),
+        ]
+    )
+
+
+def test_int4_bit_exact_on_cortex_m_and_riscv(tmp_path: Path) -> None:
+    """Every int4 layer kind through the DSP assembly (M4 -O2), the portable C (M0+, M3, M4 -O0
+    is not counted here: tests/test_kernels.py) and rv32imc, bit-exact in unicorn; the size
+    report gives the weight bytes against int8's."""
+    require_arm_toolchain()
+    require_unicorn()
+    x = np.random.default_rng(4).normal(size=(8, 10, 5)).astype(np.float32)
+    export_model(_every_kind(), x, tmp_path / "c", name="every", weights="int4")
+    for target, opt in (("cortex-m0plus", "O2"), ("cortex-m3", "O2"), ("cortex-m4", "O2")):
+        r = S.measure(tmp_path / "c", target, opt, sequences=2, steps=5)
+        assert r.bit_exact, target
+        assert 0 < r.weight_bytes < r.weight_bytes_int8 <= 2 * r.weight_bytes + 64
+        assert "int4 saves" in r.table()
+    require_riscv_toolchain()
+    r = S.measure(tmp_path / "c", "rv32imc", "O2", sequences=2, steps=5)
+    assert r.bit_exact
+
+
+def test_keep_int8_by_name_and_kind(tmp_path: Path) -> None:
+    x = np.random.default_rng(5).normal(size=(8, 10, 5)).astype(np.float32)
+    model = _every_kind()
+    res = export_model(model, x, tmp_path / "a", name="m", weights="int4", keep_int8="head,lstm")
+    bits = {layer.name: layer.weight_bits for layer in res.qmodel.layers}
+    assert bits == {"rnn": 4, "gru_rb": 4, "gru": 4, "lstm": 8, "hidden": 4, "head": 8}
+    res = export_model(model, x, tmp_path / "b", name="m", weights="int4", keep_int8=["dense"])
+    bits = {layer.name: layer.weight_bits for layer in res.qmodel.layers}
+    assert bits == {"rnn": 4, "gru_rb": 4, "gru": 4, "lstm": 4, "hidden": 8, "head": 8}
+    q = res.qmodel
+    xq = q.input_q.quantize(x)
+    _check_host(tmp_path / "b", "m", q, xq)
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--weights", "int5"], "invalid choice: 'int5'"),
+        (["--weights", "int4", "--keep-int8", "nosuch"], "'nosuch' is neither a layer"),
+        (["--keep-int8", "head"], "--keep-int8 names layers to keep int8 under --weights int4"),
+    ],
+)
+def test_bad_weight_flags_exit_2(tmp_path: Path, capsys, flags: list[str], says: str) -> None:  # noqa: ANN001
+    model_path = tmp_path / "m.keras"
+    _every_kind().save(model_path)
+    calib = tmp_path / "calib.npy"
+    np.save(calib, np.random.default_rng(6).normal(size=(4, 6, 5)).astype(np.float32))
+    out = tmp_path / "out"
+    try:
+        code = main(["export", str(model_path), "--calib", str(calib), "--out", str(out), *flags])
+    except SystemExit as e:  # argparse's refusal
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_api_rejects_unknown_weight_type(tmp_path: Path) -> None:
+    x = np.zeros((2, 3, 5), dtype=np.float32)
+    with pytest.raises(ExportError, match="unknown weight type 'int2'"):
+        export_model(_every_kind(), x, tmp_path / "c", weights="int2")
+    assert not (tmp_path / "c").exists()
