@@ -336,7 +336,8 @@ def weight_byte_figures(qmodel: QuantModel) -> tuple[int, int]:
     """(packed weight bytes of the C, the same with int8 weights): what --weights int4 saves."""
     now = int8 = 0
     for layer in qmodel.layers:
-        for _, cell in getattr(layer, "cells", lambda: [("", layer)])():
+        cells = [c for _, c in layer.cells()] if hasattr(layer, "cells") else [layer]
+        for cell in cells:
             if hasattr(cell, "int8_weight_bytes"):
                 now += int(cell.packed_weight().size)
                 int8 += int(cell.int8_weight_bytes())
