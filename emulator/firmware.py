@@ -754,6 +754,8 @@ def command(args: Any) -> int:
                 "start_token",
                 "end_token",
                 "max_output_length",
+                "weights",
+                "keep_int8",
             )
             if getattr(args, k, None) is not None
         },

@@ -201,6 +201,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             activations=args.activations,
             input_quant=args.input_quant,
             targets=targets,
+            weights=args.weights,
+            keep_int8=args.keep_int8,
         )
     except (ExportError, OutputError) as e:
         return _fail("bench", str(e))
@@ -234,6 +236,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rounds", type=int, default=15, help="timed rounds (default 15)")
     p.add_argument("--calibration", default="minmax", choices=("minmax", "percentile", "mse"))
     p.add_argument("--activations", default="int8", choices=("int8", "int16"))
+    add_weight_arguments(p)
     p.add_argument("--input-quant", default="per-tensor", choices=("per-tensor", "per-feature"))
     p.add_argument(
         "--targets",
@@ -488,6 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             flag, default=None, choices=choices, help="as for export (a model file only)"
         )
+    add_weight_arguments(p, default=None)
     p.add_argument(
         "--max-length", type=int, default=None, metavar="N", help="as for export (a .keras model)"
     )

@@ -29,6 +29,7 @@ CHOICES = frozenset(
         "mse",
         "int8",
         "int16",
+        "int4",
         "per-tensor",
         "per-feature",
         "classify",
