@@ -171,3 +171,24 @@ def test_api_rejects_unknown_weight_type(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="unknown weight type 'int2'"):
         export_model(_every_kind(), x, tmp_path / "c", weights="int2")
     assert not (tmp_path / "c").exists()
+
+
+def test_conv1d_keeps_int8_with_a_note(tmp_path: Path) -> None:
+    """A Conv1D has no int4 kernel: it stays int8 (the export's note says so), the GRU and Dense
+    after it are int4, and the C is the reference."""
+    keras.utils.set_random_seed(14)
+    model = keras.Sequential(
+        [
+            keras.Input((None, 3)),
+            keras.layers.Conv1D(4, 3, padding="causal", name="conv"),
+            keras.layers.GRU(6, name="gru"),
+            keras.layers.Dense(2, name="head"),
+        ]
+    )
+    x = np.random.default_rng(7).normal(size=(8, 12, 3)).astype(np.float32)
+    res = export_model(model, x, tmp_path / "c", name="m", weights="int4")
+    bits = {layer.name: getattr(layer, "weight_bits", 8) for layer in res.qmodel.layers}
+    assert bits == {"conv": 8, "gru": 4, "head": 4}
+    assert any("'conv' (Conv1D) keep int8 weights" in n for n in res.qmodel.notes)
+    q = res.qmodel
+    _check_host(tmp_path / "c", "m", q, q.input_q.quantize(x))
