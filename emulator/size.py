@@ -274,13 +274,23 @@ class SizeReport(Footprint):
 
     def table(self) -> str:
         saved = self.weight_bytes_int8 - self.weight_bytes
-        rows = [
-            *self._flash_rows(),
+        flash_rows = self._flash_rows()
+        at = next(i for i, (k, _) in enumerate(flash_rows) if k == "  raw parameters")
+        flash_rows.insert(
+            at,
             (
-                "  weights",
+                "  weights (packed)",
                 f"{self.weight_bytes} B"
                 + (f" (int8: {self.weight_bytes_int8} B; int4 saves {saved} B)" if saved else ""),
             ),
+        )
+        if saved:
+            flash_rows[at + 1] = (
+                "  raw parameters",
+                f"{self.raw_parameters} B (int4 0.5 B/weight)",
+            )
+        rows = [
+            *flash_rows,
             (
                 "  stack of step",
                 f"{self.stack} B (static worst path {self.stack_static}, "

@@ -170,10 +170,16 @@ def manifest(
     return out
 
 
+def _int4(layer: Any) -> bool:
+    cells = [c for _, c in layer.cells()] if hasattr(layer, "cells") else [layer]
+    return any(getattr(c, "weight_bits", 8) == 4 for c in cells)
+
+
 def summary_lines(qmodel: QuantModel, m: dict[str, Any], name: str) -> list[str]:
     """rnn2c export's lines about a sequence model: its layers, state, entry points."""
     lines = [
         f"  {layer.kind:<6} {layer.name:<20} -> {layer.output_size:>4}   {layer.macs:>8} MACs/step"
+        + ("  int4 weights" if _int4(layer) else "")
         for layer in qmodel.layers
     ]
     lines.append(
