@@ -13,6 +13,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from seq2seq_keras import build as build_seq2seq
+from seq2seq_keras import data as seq2seq_data
 
 from models import build, random_config
 from rnn2c.cli import main
@@ -192,3 +194,19 @@ def test_conv1d_keeps_int8_with_a_note(tmp_path: Path) -> None:
     assert any("'conv' (Conv1D) keep int8 weights" in n for n in res.qmodel.notes)
     q = res.qmodel
     _check_host(tmp_path / "c", "m", q, q.input_q.quantize(x))
+
+
+def test_seq2seq_refuses_int4(tmp_path: Path) -> None:
+    """A seq2seq model's weights stay int8: --weights int4 is one clear line, nothing written."""
+    d = seq2seq_data(True, n=8)
+    np.savez(tmp_path / "d.npz", x=d["x"], lengths=d["lengths"], y=d["y"])
+    with pytest.raises(ExportError, match="weights='int4' is for sequence models"):
+        export_model(
+            build_seq2seq(seed=5),
+            tmp_path / "d.npz",
+            tmp_path / "c",
+            weights="int4",
+            start_token=0,
+            end_token=1,
+        )
+    assert not (tmp_path / "c").exists()
