@@ -192,6 +192,19 @@ RNN2C_INLINE int32_t rnn2c_down(int32_t x, uint32_t rshift)
     return (x + (((int32_t)1 << rshift) >> 1)) >> rshift;
 }
 
+/* A 32-bit load from a 4-byte aligned address (one LDR / LW on every core: the int4 weight
+ * words, whose arrays are RNN2C_ALIGN4 and whose passes are whole words). */
+RNN2C_INLINE uint32_t rnn2c_ld32_aligned(const void *p)
+{
+#if defined(__GNUC__)
+    uint32_t w;
+    __builtin_memcpy(&w, __builtin_assume_aligned(p, 4), 4);
+    return w;
+#else
+    return *(const uint32_t *)p;
+#endif
+}
+
 /* An unaligned-safe 32-bit load (one LDR on Cortex-M4/M7/M33). */
 RNN2C_INLINE uint32_t rnn2c_ld32(const void *p)
 {
@@ -420,7 +433,7 @@ RNN2C_INLINE int32_t rnn2c_exp_neg_q15(int32_t d_q12)
 #define RNN2C_S4_NIB(q, k) ((int32_t)((q) << (28 - 4 * (k))) >> 28)
 #define RNN2C_S4_ROW4(acc, wp)                                                            \
     do {                                                                                      \
-        const uint32_t q = rnn2c_ld32(wp);                                                    \
+        const uint32_t q = rnn2c_ld32_aligned(wp);                                                    \
         (acc) += RNN2C_S4_NIB(q, 0) * v0;                                                 \
         (acc) += RNN2C_S4_NIB(q, 4) * v1;                                                 \
         (acc) += RNN2C_S4_NIB(q, 2) * v2;                                                 \
@@ -428,7 +441,7 @@ RNN2C_INLINE int32_t rnn2c_exp_neg_q15(int32_t d_q12)
     } while (0)
 #define RNN2C_S4_ROW8(acc, wp)                                                            \
     do {                                                                                      \
-        const uint32_t q = rnn2c_ld32(wp);                                                    \
+        const uint32_t q = rnn2c_ld32_aligned(wp);                                                    \
         (acc) += RNN2C_S4_NIB(q, 0) * v0;                                                 \
         (acc) += RNN2C_S4_NIB(q, 4) * v1;                                                 \
         (acc) += RNN2C_S4_NIB(q, 2) * v2;                                                 \
