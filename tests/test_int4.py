@@ -210,3 +210,36 @@ def test_seq2seq_refuses_int4(tmp_path: Path) -> None:
             end_token=1,
         )
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("activations", ["int8", "int16"])
+def test_int4_bidirectional_variants_and_int16_states(tmp_path: Path, activations: str) -> None:
+    """int4 through the other kernels that read weights: a Bidirectional GRU (both cells int4),
+    the activation variants (hard_sigmoid GRU, relu LSTM and SimpleRNN, an elu Dense), int8 and
+    int16 states; the C equals the reference."""
+    keras.utils.set_random_seed(15)
+    model = keras.Sequential(
+        [
+            keras.Input((None, 4)),
+            keras.layers.Bidirectional(keras.layers.GRU(5, return_sequences=True), name="bi"),
+            keras.layers.GRU(6, recurrent_activation="hard_sigmoid", return_sequences=True),
+            keras.layers.LSTM(7, activation="relu", return_sequences=True),
+            keras.layers.SimpleRNN(5, activation="relu"),
+            keras.layers.Dense(6, activation="elu"),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    x = np.random.default_rng(8).normal(size=(8, 9, 4)).astype(np.float32)
+    res = export_model(
+        model, x, tmp_path / "c", name="m", weights="int4", activations=activations, max_length=9
+    )
+    q = res.qmodel
+    assert all(c.weight_bits == 4 for _, c in q.layers[0].cells())
+    assert all(layer.weight_bits == 4 for layer in q.layers[1:])
+    xq = q.input_q.quantize(x)
+    compiled = load_model(tmp_path / "c", "m")
+    assert np.array_equal(compiled.run(xq), run_int(q, xq))
+    if activations == "int16":  # and through the DSP assembly
+        require_arm_toolchain()
+        require_unicorn()
+        assert S.measure(tmp_path / "c", "cortex-m4", "O2", sequences=2, steps=5).bit_exact
