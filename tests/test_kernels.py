@@ -86,6 +86,8 @@ _X86 = {
 _X86["softmax_s8"] = "rnn2c_x86_softmax_s8"
 _V6M = {k: f"rnn2c_v6m_{k}" for k in ("udiv_small", "mac4", "mac3", "mac2", "mac1")}
 _V6M["signed"] = "RNN2C_SIGNED"  # a function-like macro of its own
+#: int4 weights on ARMv6-M: assembly at -O2, the reference's C at -Os
+_V6M_S4 = {k: f"rnn2c_v6m_{k}" for k in ("mac4_s4", "mac3_s4", "mac2_s4", "mac1_s4")}
 _SAT = {k: f"rnn2c_v7m_{k}" for k in ("sat_s16", "sat_s8", "sat17")}
 _DSP = {k: f"rnn2c_dsp_{k}" for k in ("interp_s16", "mac4", "mac3", "mac2", "mac1", "dot_s8")}
 _DSP["wsum4"] = "rnn2c_dsp_wsum4"
@@ -116,7 +118,7 @@ KERNEL_VARIANTS: dict[str, dict[str, str]] = {
     "avx2": _X86,
     "avx512": _X86,
     "avx512vnni": _X86,
-    "cortex-m0plus-O2": _V6M,
+    "cortex-m0plus-O2": {**_V6M, **_V6M_S4},
     "cortex-m0plus-Os": _V6M,
     "cortex-m3-O2": {**_SAT, "gru_pair_acc": "rnn2c_v7m_gru_pair_acc"},
     "cortex-m4-O2": {**_SAT, **_DSP, **_DSP_S4, "mac_rows_small": "rnn2c_dsp_mac_rows_small"},
