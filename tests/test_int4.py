@@ -113,9 +113,9 @@ def _every_kind() -> keras.Model:
 
 
 def test_int4_bit_exact_on_cortex_m_and_riscv(tmp_path: Path) -> None:
-    """Every int4 layer kind through the DSP assembly (M4 -O2), the portable C (M0+, M3, M4 -O0
-    is not counted here: tests/test_kernels.py) and rv32imc, bit-exact in unicorn; the size
-    report gives the weight bytes against int8's."""
+    """Every int4 layer kind through the DSP assembly (M4), the ARMv6-M assembly (M0+), the C
+    (M3) and the RV32IM assembly (rv32imc), -O2, bit-exact in unicorn (the other builds:
+    tests/test_kernels.py); the size report gives the weight bytes against int8's."""
     require_arm_toolchain()
     require_unicorn()
     x = np.random.default_rng(4).normal(size=(8, 10, 5)).astype(np.float32)

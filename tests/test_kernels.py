@@ -4,9 +4,12 @@ tests/kernels.c.j2 calls rnn2c_<name> (what the build selects) and rnn2c_ref_<na
 reference, rnn2c_ref.h) on the same buffers for every kernel an ISA header may replace, over
 edge shapes: 0 to 12 groups of columns, 1 to 4 rows, vectors of 0 to 44 elements (not multiples
 of 4 or 8), weights and vectors at their extremes (-128/127, -32768/32767), saturating and
-random inputs, every vector shift (0..8), both table steps, both division widths. Then a few
+random inputs, every vector shift (0..8), both table steps, both division widths; the int4
+kernels (rnn2c_macR_s4) over the same shapes (odd group counts: a last word read by half),
+with random nibbles and every nibble -8 or 7. Then a few
 whole layers (the generated C's own blocks, with an ISA's copy of the weights where it has one:
-x86 units across lanes, AVX-512 VNNI bytes), stepped against the same layers in a second
+x86 units across lanes, AVX-512 VNNI bytes; int4 GRU, LSTM and Dense layers), stepped against
+the same layers in a second
 translation unit built with RNN2C_PORTABLE. It also reads back which function each public name
 stands for, and checks that against KERNEL_VARIANTS: the variant under test is really the one
 compiled.
