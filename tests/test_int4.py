@@ -24,7 +24,7 @@ from rnn2c.emulator.build import DEFAULT_FLAGS
 from rnn2c.export import ExportError, export_model
 from rnn2c.export.quant_rules import NIBBLE_COLUMNS, pack_nibbles, quantize_rows, weight_bits
 from rnn2c.export.reference import run_int
-from tools import require_arm_toolchain, require_riscv_toolchain, require_unicorn
+from tools import need, require_arm_toolchain, require_riscv_toolchain, require_unicorn
 
 
 def unpack_nibbles(packed: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -243,3 +243,17 @@ def test_int4_bidirectional_variants_and_int16_states(tmp_path: Path, activation
         require_arm_toolchain()
         require_unicorn()
         assert S.measure(tmp_path / "c", "cortex-m4", "O2", sequences=2, steps=5).bit_exact
+
+
+@pytest.mark.parametrize("board", ["mps2-an386", "microbit"])
+def test_firmware_int4_runs_bit_exact_under_qemu(board: str, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """`rnn2c firmware --weights int4 --run`: the Cortex-M4 (DSP assembly) and Cortex-M0
+    (ARMv6-M assembly) boards equal the host emulator at every step."""
+    need("make", "arm-none-eabi-gcc", "qemu-system-arm")
+    model_path = tmp_path / "m.keras"
+    _every_kind().save(model_path)
+    calib = tmp_path / "calib.npy"
+    np.save(calib, np.random.default_rng(9).normal(size=(8, 10, 5)).astype(np.float32))
+    argv = ["firmware", str(model_path), "--board", board, "--out", str(tmp_path / "fw")]
+    assert main([*argv, "--calib", str(calib), "--weights", "int4", "--run"]) == 0
+    assert "bit-exact at every step" in capsys.readouterr().out
