@@ -257,3 +257,17 @@ def test_firmware_int4_runs_bit_exact_under_qemu(board: str, tmp_path: Path, cap
     argv = ["firmware", str(model_path), "--board", board, "--out", str(tmp_path / "fw")]
     assert main([*argv, "--calib", str(calib), "--weights", "int4", "--run"]) == 0
     assert "bit-exact at every step" in capsys.readouterr().out
+
+
+def test_int4_bound_refuses_with_keep_int8_hint() -> None:
+    """The int4 kernels may sum 16 times a row's products: a row whose sum |w| max|v| passes
+    2^27 is refused (naming --keep-int8), though int8 takes the same row (small weights round
+    up to 1 of 7, 16 times 1/7 of the peak, where int8 keeps 10 of 127)."""
+    n = 5000
+    w = np.full((2, n), 0.08)
+    w[:, 0] = 1.0
+    vmax = np.full(n, 1 << 15)  # int4: (7 + 4999) * 2^15 > 2^27; int8: (127 + 49990) * 2^15 < 2^31
+    args = (np.zeros(2), np.zeros(n, int), vmax, 1 / 4096, 1 << 15, "layer 'x'")
+    quantize_rows(w, *args)
+    with weight_bits(4), pytest.raises(ExportError, match="--keep-int8"):
+        quantize_rows(w, *args)
