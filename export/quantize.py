@@ -147,7 +147,8 @@ def quantize_model(
             f"unknown activation type {activations!r}; use one of {', '.join(ACTIVATION_TYPES)}"
         )
     state_bits = 16 if activations == "int16" else 8
-    bits, weight_notes = layer_weight_bits(model.layers, weights, keep_int8 or [])
+    has_table = model.embedding is not None
+    bits, weight_notes = layer_weight_bits(model.layers, weights, keep_int8 or [], has_table)
     hint = ""
     if max_length is None and model.whole_sequence and streaming_hint:
         hint = causal_hint(model, calib_x, calib_lengths, activations, None)

@@ -46,10 +46,11 @@ def check_weight_options(weights: str, keep: list[str]) -> None:
 
 
 def layer_weight_bits(
-    layers: list[Any], weights: str, keep: list[str]
+    layers: list[Any], weights: str, keep: list[str], embedding: bool = False
 ) -> tuple[list[int], list[str]]:
     """(weight bits per float layer, notes for the export summary). Every name in ``keep`` must
-    be a layer's name or a kind of INT4_KINDS (one-line ExportError otherwise)."""
+    be a layer's name or a kind of INT4_KINDS (one-line ExportError otherwise). embedding: the
+    model has an Embedding front end (its table stays int8: the note says so)."""
     check_weight_options(weights, keep)
     if weights == "int8":
         return [8] * len(layers), []
@@ -61,7 +62,7 @@ def layer_weight_bits(
             f"({', '.join(sorted(names))}) nor a layer kind ({', '.join(INT4_KINDS)})"
         )
     kept_kinds = {INT4_KINDS[k.lower()] for k in keep if k.lower() in INT4_KINDS}
-    bits, stay = [], []
+    bits, stay = [], ["the Embedding table"] if embedding else []
     for layer in layers:
         int4 = layer.kind in INT4_KINDS.values()
         int4 = int4 and layer.name not in keep and layer.kind not in kept_kinds

@@ -271,3 +271,24 @@ def test_int4_bound_refuses_with_keep_int8_hint() -> None:
     quantize_rows(w, *args)
     with weight_bits(4), pytest.raises(ExportError, match="--keep-int8"):
         quantize_rows(w, *args)
+
+
+def test_token_model_int4_after_an_int8_table(tmp_path: Path) -> None:
+    """A token model: the Embedding table stays int8 (the note says so), the GRU and Dense
+    after it are int4, and <name>_step_token equals the reference."""
+    keras.utils.set_random_seed(16)
+    model = keras.Sequential(
+        [
+            keras.Input((None,), dtype="int32"),
+            keras.layers.Embedding(12, 5),
+            keras.layers.GRU(6, return_sequences=True),
+            keras.layers.Dense(3),
+        ]
+    )
+    ids = np.random.default_rng(10).integers(0, 12, size=(6, 8)).astype(np.int32)
+    res = export_model(model, ids, tmp_path, name="tok", weights="int4")
+    q = res.qmodel
+    assert [layer.weight_bits for layer in q.layers] == [4, 4]
+    assert any("the Embedding table" in n and "keep int8" in n for n in q.notes)
+    compiled = load_model(tmp_path, "tok")
+    assert np.array_equal(compiled.run_tokens(ids, None), run_int(q, q.quantize_input(ids)))
