@@ -105,7 +105,7 @@ class LayerGrid:
 
 def export_options(weights: str, method: str, input_quant: str) -> dict[str, Any]:
     """The quantization options (quantize_model's keywords) of an export with these flags."""
-    return {"method": method, "input_quant": input_quant}
+    return {"method": method, "input_quant": input_quant, "weights": weights}
 
 
 def _keras_class(layer: Any) -> str:
@@ -301,6 +301,7 @@ def grids(
     if quantized is None:
         if calib is None:
             raise ExportError("grids needs the calibration sequences or the quantized model")
+        options = {**options, "weights": weights, "keep_int8": list(keep_int8) or None}
         quantized = quantized_for(model, calib, lengths, **options)
     _, _, ir = kinds.read(model)
     holders = _holders(ir, quantized) if quantized is not None else {}
@@ -315,7 +316,8 @@ def grids(
             n = layer.get_weights()[0].shape[-1]
             out.append(LayerGrid(layer, [0], [np.ones(1)], [np.zeros(n, np.int64)], qmax, True))
         elif found is not None and ok and found[2] is not None:
-            out.append(_exact(layer, found[1], found[2], qmax, pre))
+            bits = getattr(found[1], "weight_bits", 8)  # what the export gave the layer
+            out.append(_exact(layer, found[1], found[2], WEIGHT_QMAX[f"int{bits}"], pre))
         else:
             out.append(_approximate(layer, qmax))
     return out

@@ -1218,8 +1218,6 @@ def _qat_report(
     """--qat: on the test set, the float model and the integer model its export runs
     (bit-exact with the C) before and after the fine-tuning (accuracy, or MAE for a regressor),
     and how close the fine-tuned float model is to its integer model (rnn2c.qat.compare)."""
-    if s.weights != "int8":
-        return None
     ds, k = data.ds, data.frame
     cal_x, cal_l, _ = _framed(ds.x_train[calib_idx], ds.lengths_train[calib_idx], None, k, False)
     model = fitted.models.infer
@@ -1461,7 +1459,6 @@ def _fine_tune(
         return qaware.grids(
             models.infer,
             calib[0],
-            s.weights,
             lengths=calib[1],
             **qaware.export_options(s.weights, QAT_CALIBRATION, "per-feature"),
         )
