@@ -51,13 +51,23 @@ from .data import (
     load_series,
     seasonal_period,
 )
-from .model import ConfigError, Models, build_models, check_config, length_mask, real_steps
+from .model import (
+    ConfigError,
+    FrontEnd,
+    Models,
+    build_models,
+    check_config,
+    length_mask,
+    real_steps,
+)
 
 __all__ = [
     "DEFAULTS",
     "RunError",
+    "check_architecture",
     "export_commands",
     "forecast_windows",
+    "run_export_commands",
     "run_files",
     "stratified_split",
     "train_run",
@@ -98,7 +108,21 @@ DEFAULTS: dict[str, Any] = {
     "horizon": 1,
     "season": None,  # auto (forecast)
     "calib_size": 200,
+    # the architecture beyond cell/units/layers (model.FrontEnd, Bidirectional)
+    "frontend": "none",
+    "conv_filters": 16,
+    "conv_kernel": 3,
+    "conv_stride": 1,
+    "pool": "none",
+    "pool_size": 2,
+    "bidirectional": False,
+    # passed through to EXPORT.txt's export line (train itself is float)
+    "activations": "int8",
+    "weights": "int8",
 }
+FRONTENDS = ("none", "conv")
+ACTIVATIONS = ("int8", "int16")
+WEIGHTS = ("int8", "int4")
 
 CLIPNORM = 1.0
 WARMUP_FRACTION = 0.05  # of the optimizer steps: learning rate lr/10 -> lr
@@ -262,23 +286,61 @@ def fit_keeping_best(fit: Any, stopper: Any, progress: Any) -> tuple[bool, float
     return False, time.perf_counter() - t0
 
 
-def export_commands(run_dir: str | os.PathLike[str]) -> list[str]:
+def export_commands(
+    run_dir: str | os.PathLike[str],
+    max_length: int | None = None,
+    activations: str = "int8",
+    weights: str = "int8",
+) -> list[str]:
     """The commands that export and verify the run in ``run_dir``.
 
     The model takes raw channels (its Normalization is folded at export), whose ranges differ
-    per channel, so the export quantizes the input per feature.
+    per channel, so the export quantizes the input per feature. ``max_length``: a
+    whole-sequence (Bidirectional) model's longest sequence, the export's ``--max-length`` (its
+    verify then runs no stream); ``activations``/``weights`` other than int8 are passed to the
+    export line as ``--activations``/``--weights``.
     """
     run = str(run_dir).rstrip("/") or "/"
 
     def q(p: str) -> str:
         return shlex.quote(p)
 
+    extra = f" --max-length {max_length}" if max_length is not None else ""
+    if activations != "int8":
+        extra += f" --activations {activations}"
+    if weights != "int8":
+        extra += f" --weights {weights}"
+    stream = "" if max_length is not None else " --stream 10000"
     return [
         f"rnn2c export {q(run + '/model.keras')} --calib {q(run + '/calib.npz')} "
-        f"--out {q(run + '/c')} --name model --input-quant per-feature",
-        f"rnn2c verify {q(run + '/model.keras')} {q(run + '/c')} --data {q(run + '/test.npz')} "
-        "--stream 10000",
+        f"--out {q(run + '/c')} --name model --input-quant per-feature{extra}",
+        f"rnn2c verify {q(run + '/model.keras')} {q(run + '/c')} --data {q(run + '/test.npz')}"
+        f"{stream}",
     ]
+
+
+def run_export_commands(run_dir: str | os.PathLike[str], metrics: dict[str, Any]) -> list[str]:
+    """:func:`export_commands` for a run whose metrics.json is ``metrics``."""
+    return export_commands(
+        run_dir,
+        metrics["max_length"] if metrics.get("bidirectional") else None,
+        metrics.get("activations", "int8"),
+        metrics.get("weights", "int8"),
+    )
+
+
+def check_architecture(
+    task: str, frontend: str, fe: FrontEnd, activations: str, weights: str
+) -> None:
+    """ConfigError (one line) for a front end, state or weight precision out of range."""
+    if frontend not in FRONTENDS:
+        raise ConfigError(f"--frontend {frontend!r}; expected one of {', '.join(FRONTENDS)}")
+    if frontend == "conv":
+        fe.check(task)
+    if activations not in ACTIVATIONS:
+        raise ConfigError(f"--activations {activations!r}; expected int8 or int16")
+    if weights not in WEIGHTS:
+        raise ConfigError(f"--weights {weights!r}; expected int8 or int4")
 
 
 def check_schedule(
@@ -638,6 +700,15 @@ def train_run(
     log_inputs: str = DEFAULTS["log_inputs"],
     label_smoothing: float = DEFAULTS["label_smoothing"],
     callbacks: list[Any] | None = None,
+    frontend: str = DEFAULTS["frontend"],
+    conv_filters: int = DEFAULTS["conv_filters"],
+    conv_kernel: int = DEFAULTS["conv_kernel"],
+    conv_stride: int = DEFAULTS["conv_stride"],
+    pool: str = DEFAULTS["pool"],
+    pool_size: int = DEFAULTS["pool_size"],
+    bidirectional: bool = DEFAULTS["bidirectional"],
+    activations: str = DEFAULTS["activations"],
+    weights: str = DEFAULTS["weights"],
 ) -> dict[str, Any]:
     """Train a model on ``dataset_spec`` and write the run folder ``out_dir``.
 
@@ -677,6 +748,13 @@ def train_run(
         command: the command line recorded in metrics.json (default: ``sys.argv``).
         verbose: 0 prints nothing; otherwise one progress line per epoch on stderr.
         callbacks: extra Keras callbacks (tests).
+        frontend: ``conv``: a causal Conv1D (``conv_filters`` filters of ``conv_kernel`` steps,
+            stride ``conv_stride``, ReLU) before the recurrent layers, then a ``pool``
+            (``max``/``avg``, window and stride ``pool_size``) unless ``none``.
+        bidirectional: every recurrent layer a ``Bidirectional`` (concat): a whole-sequence
+            model, exported with ``--max-length`` (the longest framed sequence).
+        activations, weights: written into EXPORT.txt's export line (``--activations int16``,
+            ``--weights int4``) and metrics.json; the training is float either way.
 
     Returns:
         The metrics written to ``metrics.json``; ``metrics["warnings"]`` lists why the model
@@ -694,6 +772,8 @@ def train_run(
             "and flags)"
         )
     check_config(cell, units, layers, dropout)
+    fe = FrontEnd(conv_filters, conv_kernel, conv_stride, pool, pool_size)
+    check_architecture(task, frontend, fe, activations, weights)
     if not (np.isfinite(label_smoothing) and 0.0 <= label_smoothing < 1.0):
         raise ConfigError(
             f"--label-smoothing {label_smoothing}; expected a fraction in [0, 1), e.g. 0.1"
@@ -749,6 +829,10 @@ def train_run(
                 season=season,
                 log_inputs=log_inputs,
                 label_smoothing=label_smoothing,
+                frontend=fe if frontend == "conv" else None,
+                bidirectional=bool(bidirectional),
+                activations=activations,
+                weights=weights,
                 calib_size=calib_size,
                 command=shlex.join(sys.argv) if command is None else command,
                 verbose=1 if verbose is None else verbose,
@@ -932,6 +1016,10 @@ class _Settings:
     season: int | None
     log_inputs: str
     label_smoothing: float
+    frontend: FrontEnd | None
+    bidirectional: bool
+    activations: str
+    weights: str
     calib_size: int
     command: str
     verbose: int
@@ -1077,8 +1165,7 @@ def _train_into(folder: OwnedFolder, dataset_spec: str | Dataset, s: _Settings) 
         "versions": {"keras": keras.__version__, "tensorflow": tf.__version__},
         "history": epoch_history(fitted.stopper),
     }
-    if s.task == "classify":
-        metrics["bidirectional"] = False
+    metrics["bidirectional"] = s.bidirectional
     _write(folder, data, fitted, ev, calib_idx, metrics, use_log, s)
     return metrics
 
@@ -1132,6 +1219,8 @@ def _fit(keras: Any, data: _Data, tr_idx: np.ndarray, val_idx: np.ndarray, s: _S
         noise=s.noise,
         task=s.task,
         name=f"rnn2c_{s.task}",
+        frontend=s.frontend,
+        bidirectional=s.bidirectional,
     )
     do_augment = s.augment in ("on", True) or (
         s.augment == "auto" and s.task != "forecast" and len(tr_idx) < AUGMENT_BELOW
@@ -1342,6 +1431,9 @@ def _run_metrics(
         "cell": s.cell,
         "units": s.units,
         "layers": s.layers,
+        "frontend": dataclasses.asdict(s.frontend) if s.frontend is not None else None,
+        "activations": s.activations,
+        "weights": s.weights,
         "dropout": s.dropout,
         "noise": s.noise,
         "num_params": int(fitted.models.infer.count_params()),
@@ -1388,7 +1480,14 @@ def _write(
         )
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         _plots(tmp, s.task, metrics, metrics["history"], ds, ev.pred, ev.y, ev.lengths, data)
-        text = _export_text(folder.path, ev.summary, s.classifier, use_log, k, ds.num_features)
+        text = _export_text(
+            run_export_commands(folder.path, metrics),
+            ev.summary,
+            s.classifier,
+            use_log,
+            k,
+            ds.num_features,
+        )
         (tmp / "EXPORT.txt").write_text(text)
 
     write_run(
@@ -1406,14 +1505,14 @@ def _write(
 
 
 def _export_text(
-    out: Path, summary: float, classifier: bool, use_log: bool, k: int, raw_features: int
+    commands: list[str], summary: float, classifier: bool, use_log: bool, k: int, raw_features: int
 ) -> str:
     """EXPORT.txt: the export and verify commands, with what the device must do to the raw
     samples (log1p, framing)."""
     what = f"float test accuracy {summary:.4f}" if classifier else f"float test MAE {summary:.4g}"
     lines = [
         f"# Export the model of this run to int8 C and check it against Keras ({what}):",
-        *export_commands(out),
+        *commands,
     ]
     if use_log:
         lines.insert(
