@@ -212,7 +212,7 @@ def _verify(run: Path, c_dir: Path, data: Path) -> dict[str, Any]:
 def _train(data: Any, run: Path, cand: Any, s: TuneSettings, **kw: Any) -> dict[str, Any]:
     from rnn2c.train.train import train_run  # noqa: PLC0415
 
-    return train_run(
+    metrics = train_run(
         data,
         run,
         task=s.task,
@@ -223,6 +223,9 @@ def _train(data: Any, run: Path, cand: Any, s: TuneSettings, **kw: Any) -> dict[
         **cand.train_kwargs(),
         **kw,
     )
+    if metrics["interrupted"]:  # train keeps a Ctrl-C to itself; the study stops on it
+        raise KeyboardInterrupt
+    return metrics
 
 
 # ---------------------------------------------------------------------------- one trial
@@ -247,6 +250,15 @@ def _objective(s: TuneSettings, data: Any, space: dict[str, Any]) -> Any:
     from rnn2c.train.tune_space import suggest  # noqa: PLC0415
 
     def objective(trial: Any) -> tuple[float, float]:
+        try:
+            return measured(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as e:  # the study goes on; the trial's row says why it failed
+            trial.set_user_attr("stage", f"failed: {' '.join(str(e).split())[:300]}")
+            raise
+
+    def measured(trial: Any) -> tuple[float, float]:
         t0 = time.perf_counter()
         cand = suggest(trial, space["frames"], s.weights, space["frontends"])
         trial.set_user_attr("architecture", cand.to_dict())
@@ -306,7 +318,7 @@ def _progress(s: TuneSettings, trial: Any, t0: float) -> None:
 # ---------------------------------------------------------------------------- the study
 
 
-def _study(s: TuneSettings) -> Any:
+def _study(s: TuneSettings, default: dict[str, Any]) -> Any:
     import optuna  # noqa: PLC0415
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -325,6 +337,7 @@ def _study(s: TuneSettings) -> Any:
     stored = study.user_attrs.get("settings")
     if stored is None:
         study.set_user_attr("settings", s.key())
+        study.enqueue_trial(default)  # train's default architecture is always measured
     elif stored != s.key():
         differ = ", ".join(k for k in s.key() if stored.get(k) != s.key()[k])
         raise TuneError(
@@ -338,6 +351,7 @@ def _load(s: TuneSettings) -> tuple[Any, Any, dict[str, Any]]:
     """The dataset (its test set kept for the end), the tuning split and the search space."""
     from rnn2c.train.data import DatasetError, load_dataset  # noqa: PLC0415
     from rnn2c.train.tune_space import (  # noqa: PLC0415
+        auto_frame,
         frame_choices,
         frontend_choices,
         tuning_split,
@@ -348,7 +362,20 @@ def _load(s: TuneSettings) -> tuple[Any, Any, dict[str, Any]]:
         split = tuning_split(ds, s.val_fraction, s.seed)
     except (DatasetError, ValueError) as e:
         raise TuneError(str(e)) from None
-    space = {"frames": frame_choices(ds), "frontends": frontend_choices(s.task)}
+    frames = frame_choices(ds)
+    space = {
+        "frames": frames,
+        "frontends": frontend_choices(s.task),
+        "default": {
+            "cell": "gru",
+            "units": 32,
+            "layers": 1,
+            "frame": auto_frame(ds),
+            "frontend": "none",
+            "activations": "int8",
+            "weights": "int8",
+        },
+    }
     return ds, split, space
 
 
@@ -379,7 +406,7 @@ def tune(s: TuneSettings) -> dict[str, Any]:
 
 def _run(s: TuneSettings, folder: OwnedFolder) -> dict[str, Any]:
     ds, split, space = _load(s)
-    study = _study(s)
+    study = _study(s, space["default"])
     done = sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished())
     left = max(0, s.trials - done)
     t0 = time.perf_counter()
@@ -392,7 +419,7 @@ def _run(s: TuneSettings, folder: OwnedFolder) -> dict[str, Any]:
                 _objective(s, split, space),
                 n_trials=left,
                 timeout=s.time_budget,
-                catch=(),
+                catch=(Exception,),
                 gc_after_trial=True,
             )
         except KeyboardInterrupt:

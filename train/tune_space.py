@@ -23,6 +23,7 @@ __all__ = [
     "CELLS",
     "UNITS",
     "Candidate",
+    "auto_frame",
     "frame_choices",
     "frontend_choices",
     "suggest",
@@ -111,11 +112,20 @@ class Candidate:
         return dataclasses.asdict(self)
 
 
+def auto_frame(ds: Dataset) -> int:
+    """train's automatic framing for classify: 1 up to FRAME_ABOVE steps, else
+    ceil(T / FRAME_TARGET); 1 for the other tasks."""
+    t = int(max(ds.lengths_train.max(), ds.lengths_test.max()))
+    if ds.task != "classify" or t <= FRAME_ABOVE:
+        return 1
+    return math.ceil(t / FRAME_TARGET)
+
+
 def frame_choices(ds: Dataset) -> tuple[int, ...]:
     """Samples per step to search: around train's automatic framing (1 for sequences up to
     FRAME_ABOVE steps, else ceil(T / FRAME_TARGET)): half, it, twice and four times it."""
     t = int(max(ds.lengths_train.max(), ds.lengths_test.max()))
-    auto = 1 if t <= FRAME_ABOVE else math.ceil(t / FRAME_TARGET)
+    auto = auto_frame(ds)
     options = {auto, 2 * auto, 4 * auto}
     if auto >= 2:
         options.add(auto // 2)
