@@ -192,8 +192,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         result = tune(settings)
     except TuneError as e:
         return _fail("tune", str(e))
-    if not args.quiet or result["best"] is None:
-        print("\n".join(tune_report.table(result)))
+    print("\n".join(tune_report.table(result)))
     print(
         f"rnn2c tune: {args.out}/tune.json, {args.out}/pareto.png"
         + (f", {args.out}/best/" if result["best"] else "")

@@ -3,9 +3,10 @@
 A multi-objective Optuna study (int8 C accuracy up, instructions per step down) over the
 architectures `rnn2c train` builds (train/tune_space.py). Each trial:
 
-1. **measure before training**: the candidate trained for one epoch (an untrained model has the
-   same flash, RAM and instructions), exported and counted by `rnn2c size`'s machinery
-   (emulator/size.py); a candidate over the flash, RAM or instruction budget stops here;
+1. **measure before training**: the candidate built and trained for one epoch on four
+   sequences (an untrained model has the same flash, RAM and instructions), exported and counted
+   by `rnn2c size`'s machinery (emulator/size.py); a candidate over the flash, RAM or
+   instruction budget stops here;
 2. **a short schedule** (a quarter of the steps): a candidate whose accuracy falls below the
    median of the earlier trials' at this stage is pruned (successive halving's rule);
 3. **the full schedule**, exported again and **verified in C** (emulator/verify.py): its int8 C
@@ -247,7 +248,7 @@ def _short_median(study: Any) -> float | None:
 def _objective(s: TuneSettings, data: Any, space: dict[str, Any]) -> Any:
     import optuna  # noqa: PLC0415
 
-    from rnn2c.train.tune_space import suggest  # noqa: PLC0415
+    from rnn2c.train.tune_space import probe_subset, suggest  # noqa: PLC0415
 
     def objective(trial: Any) -> tuple[float, float]:
         try:
@@ -265,7 +266,7 @@ def _objective(s: TuneSettings, data: Any, space: dict[str, Any]) -> Any:
         trial.set_user_attr("describe", cand.describe())
         with tempfile.TemporaryDirectory(prefix="rnn2c-tune-") as scratch:
             work = Path(scratch)
-            _train(data, work / "probe", cand, s, epochs=1)
+            _train(probe_subset(data), work / "probe", cand, s, epochs=1)
             _export(work / "probe", work / "probe_c", cand)
             size = _size(work / "probe_c", s.target)
             for k, v in size.items():

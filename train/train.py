@@ -771,31 +771,39 @@ def train_run(
             "task seq2seq is trained by rnn2c.train.seq2seq_train.train_seq2seq (its own model "
             "and flags)"
         )
-    check_config(cell, units, layers, dropout)
     fe = FrontEnd(conv_filters, conv_kernel, conv_stride, pool, pool_size)
     check_architecture(task, frontend, fe, activations, weights)
-    if not (np.isfinite(label_smoothing) and 0.0 <= label_smoothing < 1.0):
-        raise ConfigError(
-            f"--label-smoothing {label_smoothing}; expected a fraction in [0, 1), e.g. 0.1"
-        )
-    _check_training_config(
-        epochs,
-        batch_size,
-        lr,
-        val_split,
-        patience,
-        calib_size,
-        seed,
-        noise,
-        steps,
-        frame,
-        task,
-        window,
-        horizon,
-        season,
-        augment,
-        log_inputs,
+    settings = _Settings(
+        task=task,
+        cell=cell,
+        units=units,
+        layers=layers,
+        dropout=dropout,
+        noise=noise,
+        epochs=epochs,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        val_split=val_split,
+        patience=patience,
+        augment=augment,
+        frame=frame,
+        window=window,
+        horizon=horizon,
+        season=season,
+        log_inputs=log_inputs,
+        label_smoothing=label_smoothing,
+        frontend=fe if frontend == "conv" else None,
+        bidirectional=bool(bidirectional),
+        activations=activations,
+        weights=weights,
+        calib_size=calib_size,
+        command=shlex.join(sys.argv) if command is None else command,
+        verbose=1 if verbose is None else verbose,
+        callbacks=callbacks or [],
     )
+    _check_settings(settings)
     inputs = [dataset_spec] if isinstance(dataset_spec, str) else []
     try:
         # the folder is locked from here until the run is written: a second `train` into the
@@ -808,39 +816,36 @@ def train_run(
                         "--force to replace the run in it"
                     )
                 folder.check_replaceable(run_files(task))
-            settings = _Settings(
-                task=task,
-                cell=cell,
-                units=units,
-                layers=layers,
-                dropout=dropout,
-                noise=noise,
-                epochs=epochs,
-                steps=steps,
-                batch_size=batch_size,
-                lr=lr,
-                seed=seed,
-                val_split=val_split,
-                patience=patience,
-                augment=augment,
-                frame=frame,
-                window=window,
-                horizon=horizon,
-                season=season,
-                log_inputs=log_inputs,
-                label_smoothing=label_smoothing,
-                frontend=fe if frontend == "conv" else None,
-                bidirectional=bool(bidirectional),
-                activations=activations,
-                weights=weights,
-                calib_size=calib_size,
-                command=shlex.join(sys.argv) if command is None else command,
-                verbose=1 if verbose is None else verbose,
-                callbacks=callbacks or [],
-            )
             return _train_into(folder, dataset_spec, settings)
     except OutputError as e:
         raise RunError(str(e)) from None
+
+
+def _check_settings(s: _Settings) -> None:
+    """ConfigError (one line) for a setting of train_run out of range."""
+    check_config(s.cell, s.units, s.layers, s.dropout)
+    if not (np.isfinite(s.label_smoothing) and 0.0 <= s.label_smoothing < 1.0):
+        raise ConfigError(
+            f"--label-smoothing {s.label_smoothing}; expected a fraction in [0, 1), e.g. 0.1"
+        )
+    _check_training_config(
+        s.epochs,
+        s.batch_size,
+        s.lr,
+        s.val_split,
+        s.patience,
+        s.calib_size,
+        s.seed,
+        s.noise,
+        s.steps,
+        s.frame,
+        s.task,
+        s.window,
+        s.horizon,
+        s.season,
+        s.augment,
+        s.log_inputs,
+    )
 
 
 def _load(

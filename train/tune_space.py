@@ -26,6 +26,7 @@ __all__ = [
     "auto_frame",
     "frame_choices",
     "frontend_choices",
+    "probe_subset",
     "suggest",
     "tuning_split",
 ]
@@ -152,6 +153,21 @@ def suggest(
         frontend=trial.suggest_categorical("frontend", frontends),
         activations=trial.suggest_categorical("activations", ("int8", "int16")),
         weights=trial.suggest_categorical("weights", weights),
+    )
+
+
+def probe_subset(ds: Dataset, n: int = 4) -> Dataset:
+    """The first ``n`` training and test sequences: enough to build, calibrate and export a
+    candidate whose flash, RAM and instructions are measured before it is trained (they do not
+    depend on the weights), at a fraction of an epoch's cost."""
+    return dataclasses.replace(
+        ds,
+        x_train=ds.x_train[:n],
+        y_train=ds.y_train[:n],
+        lengths_train=ds.lengths_train[:n],
+        x_test=ds.x_test[:n],
+        y_test=ds.y_test[:n],
+        lengths_test=ds.lengths_test[:n],
     )
 
 
