@@ -113,11 +113,16 @@ def pareto_png(result: dict[str, Any]) -> bytes:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     budget = result["budget"]
     flash_max = max([r["flash"] for r in rows] + [1])
-    for fits, color, label in ((True, "tab:blue", "within budget"), (False, "0.6", "over budget")):
-        sel = [r for r in rows if bool(r.get("fits")) == fits]
+    groups = (
+        ("verified in C", "tab:blue", "int8_accuracy", "verified in C (int8 C accuracy)"),
+        ("pruned", "tab:cyan", "short_accuracy", "pruned (short-schedule float accuracy)"),
+        ("over", "0.6", None, "over budget, not trained (drawn at 0)"),
+    )
+    for key, color, field, label in groups:
+        sel = [r for r in rows if key in r.get("stage", "")]
         if not sel:
             continue
-        acc = [r.get("int8_accuracy", r.get("short_accuracy", 0.0)) or 0.0 for r in sel]
+        acc = [(r.get(field) or 0.0) if field else 0.0 for r in sel]
         ax.scatter(
             [r["instructions_mean"] for r in sel],
             acc,
