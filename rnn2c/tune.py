@@ -335,6 +335,10 @@ def _study(s: TuneSettings, default: dict[str, Any]) -> Any:
         )
     except Exception as e:  # noqa: BLE001 - any storage failure is one line
         raise TuneError(f"--storage {storage!r}: cannot open the study ({e})") from None
+    # a resumed study draws afresh: the same seed would repeat the first run's random draws
+    study.sampler = optuna.samplers.TPESampler(
+        seed=s.seed + len(study.get_trials(deepcopy=False)), n_startup_trials=5
+    )
     stored = study.user_attrs.get("settings")
     if stored is None:
         study.set_user_attr("settings", s.key())

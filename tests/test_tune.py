@@ -128,3 +128,22 @@ def test_bad_budget_flags_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
         err = capsys.readouterr().err.strip()
         assert err.startswith("rnn2c tune: error:") and words in err and "\n" not in err
         assert not out.exists()
+
+
+def test_a_budget_no_candidate_meets_is_said_plainly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing fits 1 KB of flash: exit 1, the verdict and the closest candidate with how far
+    over it is, no best/ folder; the candidate was never trained past its measuring."""
+    require_arm_toolchain()
+    require_unicorn()
+    data = _tiny_npz(tmp_path / "tiny.npz")
+    out = tmp_path / "tune"
+    assert _tune(data, out, 1, "--flash", "1K") == 1
+    text = capsys.readouterr().out
+    assert "no candidate meets the budget" in text and "closest: trial 0" in text
+    result = json.loads((out / "tune.json").read_text())
+    (trial,) = result["trials"]
+    assert trial["flash"] > 1024 and not trial["fits"] and "short_accuracy" not in trial
+    assert result["best"] is None and result["closest"][0]["number"] == 0
+    assert not (out / "best").exists()
