@@ -32,6 +32,8 @@ class ExportOptions:
     end_token: int | None = None
     max_output_length: int | None = None
     samples_per_step: int | None = None
+    input_range: Any = None  # a DeclaredRange (export/ranges.py): --input-range
+    output_range: Any = None  # --output-range
 
 
 @dataclass

@@ -6,6 +6,7 @@ import argparse
 import os
 import shlex
 import sys
+from typing import Any
 
 from .data import DatasetError
 from .model import POOLS, ConfigError
@@ -18,7 +19,6 @@ from .train import (
     FRAME_TARGET,
     FRONTENDS,
     LOG_SPAN,
-    WEIGHTS,
     RunError,
     run_export_commands,
     train_run,
@@ -54,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_architecture_arguments(parser)
     _add_schedule_arguments(parser)
     _add_input_arguments(parser)
+    _add_quant_arguments(parser)
     _add_run_arguments(parser)
 
 
@@ -180,13 +181,6 @@ def _add_architecture_arguments(parser: argparse.ArgumentParser) -> None:
         help="the export's state precision, written into EXPORT.txt's export line (training "
         "is float) (default: %(default)s)",
     )
-    parser.add_argument(
-        "--weights",
-        choices=WEIGHTS,
-        default=d["weights"],
-        help="the export's weight precision, written into EXPORT.txt's export line as "
-        "--weights (an rnn2c export that takes it is needed for int4) (default: %(default)s)",
-    )
 
 
 def _add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
@@ -291,6 +285,32 @@ def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_quant_arguments(parser: argparse.ArgumentParser) -> None:
+    """--qat, --qat-epochs, --weights: fine-tuning on the export's weight grid."""
+    d = DEFAULTS
+    parser.add_argument(
+        "--qat",
+        action="store_true",
+        help="after training, fine-tune on the weight grid the export uses (quantization-aware "
+        "training: every batch runs on the quantized weights, the updates go to the float "
+        "ones); the weights end on that grid (default: off)",
+    )
+    parser.add_argument(
+        "--qat-epochs",
+        type=_auto_int,
+        default=d["qat_epochs"],
+        help="with --qat: fine-tuning epochs; auto = a fifth of the training epochs, 5 to 40 "
+        "(default: auto)",
+    )
+    parser.add_argument(
+        "--weights",
+        choices=("int8", "int4"),
+        default=d["weights"],
+        help="the weight type EXPORT.txt exports to (and --qat fine-tunes for) "
+        "(default: %(default)s)",
+    )
+
+
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """--quiet, --strict, --force."""
     parser.add_argument("--quiet", action="store_true", help="no progress line, only the summary")
@@ -339,6 +359,8 @@ _FLAGS = (
     "pool_size",
     "bidirectional",
     "activations",
+    "qat",
+    "qat_epochs",
     "weights",
 )
 #: the architecture flags that only apply with --frontend conv (left out of the command
@@ -361,6 +383,8 @@ _SEQ2SEQ_FLAGS = (
     "seed",
     "val_split",
     "patience",
+    "qat",
+    "qat_epochs",
 )
 #: flags whose default depends on the task (None on the command line: not given)
 _PER_TASK = ("units", "dropout", "steps", "batch_size", "patience")
@@ -374,13 +398,42 @@ def command_line(args: argparse.Namespace) -> str:
     conv = getattr(args, "frontend", "none") == "conv"
     for flag in _SEQ2SEQ_FLAGS if seq2seq else _FLAGS:
         value = getattr(args, flag, (SEQ2SEQ_DEFAULTS if seq2seq else DEFAULTS).get(flag))
-        if flag == "bidirectional":  # a switch
-            parts += ["--bidirectional"] if value else []
+        if isinstance(value, bool):  # a switch: spelled out when on
+            parts += [f"--{flag.replace('_', '-')}"] if value else []
             continue
         if flag in _CONV_FLAGS and not conv:
             continue
         parts += [f"--{flag.replace('_', '-')}", "auto" if value is None else str(value)]
     return shlex.join(parts)
+
+
+def _qat_line(info: dict[str, Any]) -> str:
+    """The summary line of a --qat run: its fine-tuning and how close the model it leaves is to
+    the integer model of its export."""
+    line = f"qat: {info['epochs_run']} epochs on the {info['weights']} weight grid"
+    test = info.get("test")
+    if not test:
+        return line
+    if "float_accuracy_after" in test:
+        figs = [
+            (k, 100 * test[f"{k}_accuracy_{w}"])
+            for k in ("float", "int")
+            for w in ("before", "after")
+        ]
+        what, fmt = "accuracy", "{:.2f} %"
+    else:
+        figs = [(k, test[f"{k}_mae_{w}"]) for k in ("float", "int") for w in ("before", "after")]
+        what, fmt = "MAE", "{:.4g}"
+    (_, fb), (_, fa), (_, ib), (_, ia) = figs
+    line += (
+        f"; test {what} before -> after: float {fmt.format(fb)} -> {fmt.format(fa)}, "
+        f"{info['weights']} C (integer model) {fmt.format(ib)} -> {fmt.format(ia)}; after: max "
+        f"|float - C| {test['max_error']:.4g} ({100 * test['max_error_of_range']:.2f} % of the "
+        "range)"
+    )
+    if "same_class" in test:
+        line += f", same class at {100 * test['same_class']:.1f} % of steps"
+    return line
 
 
 def _task_defaults(args: argparse.Namespace) -> str | None:
@@ -480,6 +533,8 @@ def main(args: argparse.Namespace) -> int:
             f"float test MAE {metrics['float_test_mae']:.4g}, RMSE "
             f"{metrics['float_test_rmse']:.4g} (baselines MAE: {base})"
         )
+    if "qat" in metrics:
+        print(_qat_line(metrics["qat"]))
     for warning in metrics["warnings"]:
         print(f"WARNING: {warning}")
     print(f"run folder: {args.out}")
