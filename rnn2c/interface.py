@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 _ON_COMMAND_LINE = contextvars.ContextVar("rnn2c_command_line", default=False)
 
 #: flags that take no value (argparse store_true): the word after them is prose
-VALUELESS = frozenset({"run", "force", "strict", "quiet", "bidirectional"})
+VALUELESS = frozenset({"run", "force", "strict", "quiet", "qat", "bidirectional"})
 #: the words that are values of the CLI's choice flags (tests/test_interface.py holds this to
 #: the parsers)
 CHOICES = frozenset(
