@@ -8,11 +8,11 @@ RNN2C  := $(VENV)/bin/rnn2c
 DEMO   ?= build/demo
 # The extra `bench` (LiteRT and TFLite Micro, for `rnn2c bench`): its pinned wheels are checked
 # on x86-64 Linux only; elsewhere the venv goes without it and `rnn2c bench` reports those rows
-# as not installed (make EXTRAS=train,dev,boards,bench,onnx to try).
+# as not installed (make EXTRAS=train,dev,boards,bench,onnx,tune to try).
 ifeq ($(shell uname -sm),Linux x86_64)
-EXTRAS ?= train,dev,boards,bench,onnx
+EXTRAS ?= train,dev,boards,bench,onnx,tune
 else
-EXTRAS ?= train,dev,boards,onnx
+EXTRAS ?= train,dev,boards,onnx,tune
 endif
 
 .PHONY: demo test lint venv clean

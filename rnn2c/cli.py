@@ -178,6 +178,143 @@ def add_size_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_size)
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from rnn2c import tune_report  # noqa: PLC0415
+    from rnn2c.tune import (  # noqa: PLC0415
+        Budget,
+        TuneError,
+        TuneSettings,
+        parse_bytes,
+        parse_duration,
+        tune,
+    )
+
+    try:
+        settings = _tune_settings(
+            args, Budget, TuneError, TuneSettings, parse_bytes, parse_duration
+        )
+        result = tune(settings)
+    except TuneError as e:
+        return _fail("tune", str(e))
+    print("\n".join(tune_report.table(result)))
+    print(
+        f"rnn2c tune: {args.out}/tune.json, {args.out}/pareto.png"
+        + (f", {args.out}/best/" if result["best"] else "")
+    )
+    if result["interrupted"]:
+        return 130
+    return EXIT_OK if result["best"] is not None and result["best"]["fits"] else EXIT_FAILED
+
+
+def _tune_settings(  # noqa: PLR0913
+    args: argparse.Namespace,
+    budget_cls: Any,
+    error: Any,
+    settings_cls: Any,
+    parse_bytes: Any,
+    parse_duration: Any,
+) -> Any:
+    """TuneSettings from the flags; the error class's one line for a bad one."""
+    from pathlib import Path  # noqa: PLC0415
+
+    if args.instr_per_step is not None and args.latency_ms is not None:
+        raise error("give --instr-per-step or --latency-ms with --clock-mhz, not both")
+    if (args.latency_ms is None) != (args.clock_mhz is None):
+        raise error("--latency-ms and --clock-mhz go together (instructions = ms x MHz x 1000)")
+    instr = args.instr_per_step
+    if args.latency_ms is not None:
+        if args.latency_ms <= 0 or args.clock_mhz <= 0:
+            raise error("--latency-ms and --clock-mhz must be positive, e.g. 10 and 48")
+        instr = int(args.latency_ms * args.clock_mhz * 1000)
+    if instr is not None and instr < 1:
+        raise error(f"--instr-per-step {instr}; expected a positive number of instructions")
+    if args.trials < 1:
+        raise error(f"--trials {args.trials}; expected a positive number of trials")
+    if args.steps < 4:
+        raise error(f"--steps {args.steps}; expected at least 4 optimizer steps")
+    return settings_cls(
+        dataset=args.dataset,
+        task=args.task,
+        target=args.target,
+        budget=budget_cls(
+            parse_bytes(args.flash, "--flash"), parse_bytes(args.ram, "--ram"), instr
+        ),
+        out=Path(args.out),
+        trials=args.trials,
+        time_budget=parse_duration(args.time_budget) if args.time_budget else None,
+        storage=args.storage,
+        steps=args.steps,
+        final_steps=args.final_steps,
+        seed=args.seed,
+        quiet=args.quiet,
+    )
+
+
+def add_tune_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tune",
+        help="search the most accurate model that fits a device's flash, RAM and instructions "
+        "per step, measured exactly (Optuna; resumable)",
+    )
+    p.add_argument("--dataset", required=True, help="as for train (e.g. uea:BasicMotions)")
+    p.add_argument(
+        "--task", choices=("classify", "tag"), default="classify", help="(default: %(default)s)"
+    )
+    p.add_argument(
+        "--target",
+        required=True,
+        choices=("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "rv32imc"),
+        help="the device rnn2c size counts on",
+    )
+    p.add_argument("--flash", required=True, help="flash budget, e.g. 32K")
+    p.add_argument("--ram", required=True, help="RAM budget, e.g. 4K")
+    p.add_argument(
+        "--instr-per-step",
+        type=int,
+        default=None,
+        metavar="N",
+        help="most instructions per model step (every counted step) (default: no limit)",
+    )
+    p.add_argument(
+        "--latency-ms", type=float, default=None, help="with --clock-mhz: N = ms x MHz x 1000"
+    )
+    p.add_argument("--clock-mhz", type=float, default=None, help="with --latency-ms")
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=20,
+        help="trials in the study, resumed ones included (default: %(default)s)",
+    )
+    p.add_argument(
+        "--time-budget",
+        default=None,
+        help="stop starting trials after this long, e.g. 30m (default: none)",
+    )
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="an Optuna RDB URL for the study (default: sqlite under --out: study.db)",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=1000,
+        help="optimizer steps of a candidate's full schedule; the short one is a quarter "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--final-steps",
+        type=int,
+        default=3000,
+        help="optimizer steps of the chosen model's run in --out/best (default: %(default)s, "
+        "train's)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    p.add_argument("--out", required=True, help="the tune folder (resumes the study in it)")
+    p.add_argument("--quiet", action="store_true", help="no progress line per trial")
+    p.set_defaults(func=cmd_tune)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from rnn2c.emulator import BuildError  # noqa: PLC0415
     from rnn2c.emulator.bench import DEFAULT_TARGETS, bench  # noqa: PLC0415
@@ -485,6 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_verify)
     add_size_parser(sub)
     add_bench_parser(sub)
+    add_tune_parser(sub)
 
     p = sub.add_parser(
         "firmware",

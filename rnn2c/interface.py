@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 _ON_COMMAND_LINE = contextvars.ContextVar("rnn2c_command_line", default=False)
 
 #: flags that take no value (argparse store_true): the word after them is prose
-VALUELESS = frozenset({"run", "force", "strict", "quiet", "qat"})
+VALUELESS = frozenset({"run", "force", "strict", "quiet", "qat", "bidirectional"})
 #: the words that are values of the CLI's choice flags (tests/test_interface.py holds this to
 #: the parsers)
 CHOICES = frozenset(
@@ -53,6 +53,11 @@ CHOICES = frozenset(
         "cortex-m3",
         "cortex-m4",
         "cortex-m7",
+        "rv32imc",
+        "conv",
+        "max",
+        "avg",
+        "int4",
     }
 )
 _FLAG = re.compile(

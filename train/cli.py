@@ -9,17 +9,18 @@ import sys
 from typing import Any
 
 from .data import DatasetError
-from .model import ConfigError
+from .model import POOLS, ConfigError
 from .seq2seq_train import SEQ2SEQ_DEFAULTS, summary_lines, train_seq2seq
 from .train import (
+    ACTIVATIONS,
     AUGMENT_BELOW,
     DEFAULTS,
     FRAME_ABOVE,
     FRAME_TARGET,
+    FRONTENDS,
     LOG_SPAN,
     RunError,
-    export_commands,
-    export_flags,
+    run_export_commands,
     train_run,
 )
 
@@ -50,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `rnn2c train` flags to ``parser``; every help line states its default."""
     _add_data_arguments(parser)
     _add_model_arguments(parser)
+    _add_architecture_arguments(parser)
     _add_schedule_arguments(parser)
     _add_input_arguments(parser)
     _add_quant_arguments(parser)
@@ -131,6 +133,53 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default=d["noise"],
         help="std of Gaussian noise added to the normalized inputs while training; a no-op at "
         "inference (default: %(default)s)",
+    )
+
+
+def _add_architecture_arguments(parser: argparse.ArgumentParser) -> None:
+    """What export supports beyond a recurrent stack: --frontend and its Conv1D/pooling,
+    --bidirectional; and the export precisions written into EXPORT.txt."""
+    d = DEFAULTS
+    parser.add_argument(
+        "--frontend",
+        choices=FRONTENDS,
+        default=d["frontend"],
+        help="conv: a causal Conv1D (ReLU) before the recurrent layers, streaming in the C; the "
+        "input Normalization then only scales (default: %(default)s)",
+    )
+    for flag, what in (
+        ("conv_filters", "Conv1D filters"),
+        ("conv_kernel", "Conv1D kernel size, in steps"),
+        ("conv_stride", "Conv1D stride: the layers after it run every STRIDE steps"),
+    ):
+        parser.add_argument(
+            f"--{flag.replace('_', '-')}",
+            type=int,
+            default=d[flag],
+            help=f"with --frontend conv: {what} (default: %(default)s)",
+        )
+    parser.add_argument(
+        "--pool",
+        choices=POOLS,
+        default=d["pool"],
+        help="with --frontend conv: max or average pooling after the Conv1D (valid, window and "
+        "stride --pool-size) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--pool-size", type=int, default=d["pool_size"], help="(default: %(default)s)"
+    )
+    parser.add_argument(
+        "--bidirectional",
+        action="store_true",
+        help="every recurrent layer a Bidirectional one (concat): a whole-sequence model, "
+        "exported with --max-length and run through <name>_run (default: off)",
+    )
+    parser.add_argument(
+        "--activations",
+        choices=ACTIVATIONS,
+        default=d["activations"],
+        help="the export's state precision, written into EXPORT.txt's export line (training "
+        "is float) (default: %(default)s)",
     )
 
 
@@ -302,10 +351,21 @@ _FLAGS = (
     "window",
     "horizon",
     "season",
+    "frontend",
+    "conv_filters",
+    "conv_kernel",
+    "conv_stride",
+    "pool",
+    "pool_size",
+    "bidirectional",
+    "activations",
     "qat",
     "qat_epochs",
     "weights",
 )
+#: the architecture flags that only apply with --frontend conv (left out of the command
+#: line without it)
+_CONV_FLAGS = ("conv_filters", "conv_kernel", "conv_stride", "pool", "pool_size")
 
 
 #: the flags of --task seq2seq (the others do not apply to its model and are refused)
@@ -335,10 +395,13 @@ def command_line(args: argparse.Namespace) -> str:
     """The full `rnn2c train` command (every flag spelled out) that reproduces ``args``."""
     parts = ["rnn2c", "train", "--dataset", str(args.dataset), "--out", str(args.out)]
     seq2seq = getattr(args, "task", None) == "seq2seq"
+    conv = getattr(args, "frontend", "none") == "conv"
     for flag in _SEQ2SEQ_FLAGS if seq2seq else _FLAGS:
         value = getattr(args, flag, (SEQ2SEQ_DEFAULTS if seq2seq else DEFAULTS).get(flag))
         if isinstance(value, bool):  # a switch: spelled out when on
             parts += [f"--{flag.replace('_', '-')}"] if value else []
+            continue
+        if flag in _CONV_FLAGS and not conv:
             continue
         parts += [f"--{flag.replace('_', '-')}", "auto" if value is None else str(value)]
     return shlex.join(parts)
@@ -389,6 +452,10 @@ def _task_defaults(args: argparse.Namespace) -> str | None:
             "log_inputs",
             "window",
             "horizon",
+            "frontend",
+            *_CONV_FLAGS,
+            "bidirectional",
+            "activations",
             "weights",
         ):
             if getattr(args, flag, DEFAULTS[flag]) != DEFAULTS[flag]:
@@ -405,6 +472,10 @@ def _task_defaults(args: argparse.Namespace) -> str | None:
     for flag in _SEQ2SEQ_ONLY:
         if getattr(args, flag, None) is not None:
             return f"--{flag.replace('_', '-')} applies to --task seq2seq only"
+    if getattr(args, "frontend", "none") != "conv":
+        for flag in _CONV_FLAGS:
+            if getattr(args, flag, DEFAULTS[flag]) != DEFAULTS[flag]:
+                return f"--{flag.replace('_', '-')} applies with --frontend conv only"
     if getattr(args, "dataset", None) is None:
         return "--dataset is required for --task " + task + " (e.g. --dataset uea:BasicMotions)"
     for flag in _PER_TASK:
@@ -468,7 +539,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"WARNING: {warning}")
     print(f"run folder: {args.out}")
     print("export and verify with:")
-    for cmd in export_commands(args.out, export_flags(metrics)):
+    for cmd in run_export_commands(args.out, metrics):
         print(f"  {cmd}")
     if metrics["warnings"] and getattr(args, "strict", False):
         print("rnn2c train: --strict: the model looks useless (see WARNING above)", file=sys.stderr)

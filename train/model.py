@@ -1,7 +1,12 @@
 """The Keras models that `rnn2c train` builds.
 
-Input(None, F) -> Normalization -> [GaussianNoise] -> {GRU|LSTM|SimpleRNN} x layers
--> [Dropout] -> Dense(softmax for classify/tag, linear for regress/forecast).
+Input(None, F) -> Normalization -> [GaussianNoise] -> [Conv1D(causal, relu) -> [pooling]]
+-> {GRU|LSTM|SimpleRNN, or Bidirectional of one} x layers -> [Dropout]
+-> Dense(softmax for classify/tag, linear for regress/forecast).
+
+With the Conv1D front end the Normalization only scales (mean 0, variance the mean square per
+feature): Keras pads a causal Conv1D's input with zeros, and a scale-only normalization folds
+into the Conv1D's weights exactly, as the exporter requires (an offset would shift the padding).
 
 Only layer types the exporter accepts appear. Padding is masked by each sequence's real
 length, not by value: training uses a two-input view of the same layers, ``(x, mask)``, with the
@@ -25,6 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CELLS",
+    "POOLS",
+    "FrontEnd",
     "ALLOWED_LAYER_TYPES",
     "ConfigError",
     "Models",
@@ -46,8 +53,13 @@ ALLOWED_LAYER_TYPES = frozenset(
         "SimpleRNN",
         "Dense",
         "Dropout",
+        "Conv1D",
+        "MaxPooling1D",
+        "AveragePooling1D",
+        "Bidirectional",
     }
 )
+POOLS = ("none", "max", "avg")
 MASK_VALUE = 0.0
 
 
@@ -70,6 +82,60 @@ def check_config(cell: str, units: int, layers: int, dropout: float) -> None:
         raise ConfigError(f"--layers {layers}; expected an integer from 1 to 16")
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"--dropout {dropout}; expected a value in [0, 1)")
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    """A causal Conv1D (ReLU) before the recurrent layers, with an optional pooling after it
+    (``valid``, window and stride ``pool_size``). Both stream in the C: a strided Conv1D or a
+    pooling makes the later layers run at every ``stride`` (x ``pool_size``) steps only."""
+
+    filters: int = 16
+    kernel: int = 3
+    stride: int = 1
+    pool: str = "none"
+    pool_size: int = 2
+
+    def check(self, task: str) -> None:
+        """ConfigError (one line) for a setting out of range or one the task cannot take."""
+        if not 1 <= self.filters <= 1024:
+            raise ConfigError(f"--conv-filters {self.filters}; expected an integer from 1 to 1024")
+        if not 1 <= self.kernel <= 64:
+            raise ConfigError(f"--conv-kernel {self.kernel}; expected an integer from 1 to 64")
+        if not 1 <= self.stride <= 64:
+            raise ConfigError(f"--conv-stride {self.stride}; expected an integer from 1 to 64")
+        if self.pool not in POOLS:
+            raise ConfigError(f"--pool {self.pool!r}; expected one of {', '.join(POOLS)}")
+        if not 2 <= self.pool_size <= 64:
+            raise ConfigError(f"--pool-size {self.pool_size}; expected an integer from 2 to 64")
+        if task in ("tag", "forecast") and self.downsample > 1:
+            raise ConfigError(
+                f"--task {task} needs an output at every step: use --conv-stride 1 and --pool "
+                "none with --frontend conv"
+            )
+
+    @property
+    def downsample(self) -> int:
+        """Input steps per step of the layers after the front end."""
+        return self.stride * (self.pool_size if self.pool != "none" else 1)
+
+    def describe(self) -> str:
+        conv = f"Conv1D({self.filters},{self.kernel}" + (
+            f",stride {self.stride})" if self.stride > 1 else ")"
+        )
+        pool = f" > {self.pool.capitalize()}Pool({self.pool_size})" if self.pool != "none" else ""
+        return conv + pool
+
+
+def frontend_mask(mask: Any, fe: FrontEnd) -> Any:
+    """The length mask [B, T] of the steps the front end outputs: a causal Conv1D with stride s
+    outputs at input steps 0, s, 2s, ... (real while that step is); a valid pooling of size p
+    outputs once a window of p is full (real while its last step is)."""
+    out = mask[:, :: fe.stride]
+    if fe.pool != "none":
+        p = fe.pool_size
+        out = out[:, p - 1 :: p]
+    return out
 
 
 @dataclass
@@ -97,6 +163,8 @@ def build_models(
     name: str = "rnn2c_model",
     noise: float = 0.0,
     task: str = "classify",
+    frontend: FrontEnd | None = None,
+    bidirectional: bool = False,
 ) -> Models:
     """Build (uncompiled) the training and inference models; they share every layer.
 
@@ -116,6 +184,10 @@ def build_models(
             returns its last step); ``tag``: one softmax per step (every recurrent layer
             returns sequences); ``forecast``: as ``regress``. Classifier heads are softmax,
             the others linear.
+        frontend: a causal Conv1D (and pooling) before the recurrent layers (:class:`FrontEnd`);
+            its Normalization then only scales (see the module doc).
+        bidirectional: every recurrent layer wrapped in ``Bidirectional`` (concat): a
+            whole-sequence model (the C runs it through ``<name>_run`` up to ``--max-length``).
     """
     import keras
 
@@ -128,11 +200,14 @@ def build_models(
             f"normalization data has shape {norm_data.shape}; expected [steps, {num_features}]"
         )
     per_step = task == "tag"
-    norm = keras.layers.Normalization(axis=-1, name="normalization")
-    norm.adapt(norm_data)
+    if frontend is not None:
+        frontend.check(task)
+    norm = _normalization(keras, norm_data, scale_only=frontend is not None)
     body: list[Any] = [norm]
     if noise > 0.0:  # training-time input noise (normalized units); a no-op at inference
         body.append(keras.layers.GaussianNoise(noise, name="input_noise"))
+    if frontend is not None:
+        body += _frontend_layers(keras, frontend)
     recurrent = []
     for i in range(layers):
         seq = per_step or i < layers - 1
@@ -143,6 +218,8 @@ def build_models(
             rnn = keras.layers.LSTM(units, **kwargs)
         else:
             rnn = keras.layers.SimpleRNN(units, **kwargs)
+        if bidirectional:
+            rnn = keras.layers.Bidirectional(rnn, merge_mode="concat", name=f"bi{cell}_{i}")
         recurrent.append(rnn)
     head: list[Any] = []
     if dropout > 0.0:
@@ -160,6 +237,8 @@ def build_models(
         h = x
         for layer in body:
             h = layer(h)
+        if mask is not None and frontend is not None and frontend.downsample > 1:
+            mask = keras.layers.Lambda(lambda m: frontend_mask(m, frontend))(mask)
         for rnn in recurrent:
             h = rnn(h, mask=mask) if mask is not None else rnn(h)
         for layer in head:
@@ -172,6 +251,36 @@ def build_models(
     x_inf = keras.Input(shape=(None, num_features), name="input")
     infer = keras.Model(x_inf, chain(x_inf, None), name=name)
     return Models(train, infer)
+
+
+def _normalization(keras: Any, data: np.ndarray, scale_only: bool) -> Any:
+    """The input Normalization: adapted on ``data`` (per-feature mean and variance), or, before
+    a Conv1D front end, mean 0 and variance the mean square (a scale with no offset)."""
+    if not scale_only:
+        norm = keras.layers.Normalization(axis=-1, name="normalization")
+        norm.adapt(data)
+        return norm
+    ms = np.maximum(np.mean(np.square(data.astype(np.float64)), axis=0), 1e-12)
+    return keras.layers.Normalization(
+        axis=-1, mean=[0.0] * data.shape[1], variance=ms.tolist(), name="normalization"
+    )
+
+
+def _frontend_layers(keras: Any, fe: FrontEnd) -> list[Any]:
+    layers: list[Any] = [
+        keras.layers.Conv1D(
+            fe.filters,
+            fe.kernel,
+            strides=fe.stride,
+            padding="causal",
+            activation="relu",
+            name="conv1d",
+        )
+    ]
+    if fe.pool != "none":
+        pool = keras.layers.MaxPooling1D if fe.pool == "max" else keras.layers.AveragePooling1D
+        layers.append(pool(fe.pool_size, name=f"{fe.pool}_pool"))
+    return layers
 
 
 def build_model(

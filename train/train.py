@@ -52,13 +52,23 @@ from .data import (
     load_series,
     seasonal_period,
 )
-from .model import ConfigError, Models, build_models, check_config, length_mask, real_steps
+from .model import (
+    ConfigError,
+    FrontEnd,
+    Models,
+    build_models,
+    check_config,
+    length_mask,
+    real_steps,
+)
 
 __all__ = [
     "DEFAULTS",
     "RunError",
+    "check_architecture",
     "export_commands",
     "forecast_windows",
+    "run_export_commands",
     "run_files",
     "stratified_split",
     "train_run",
@@ -99,6 +109,16 @@ DEFAULTS: dict[str, Any] = {
     "horizon": 1,
     "season": None,  # auto (forecast)
     "calib_size": 200,
+    # the architecture beyond cell/units/layers (model.FrontEnd, Bidirectional)
+    "frontend": "none",
+    "conv_filters": 16,
+    "conv_kernel": 3,
+    "conv_stride": 1,
+    "pool": "none",
+    "pool_size": 2,
+    "bidirectional": False,
+    # passed through to EXPORT.txt's export line (train itself is float)
+    "activations": "int8",
     "qat": False,  # fine-tune on the export's weight grid after training (rnn2c.qat)
     "qat_epochs": None,  # auto: a fifth of the training epochs, QAT_MIN_EPOCHS..QAT_MAX_EPOCHS
     "weights": "int8",  # the weight type EXPORT.txt exports to (and --qat trains for)
@@ -109,6 +129,8 @@ QAT_LR_FACTOR = 0.1
 #: the calibration method a --qat run's grid and EXPORT.txt's export line use (the input
 #: scale sets the first layer's grid, so the export must choose it as the fine-tuning did)
 QAT_CALIBRATION = "minmax"
+FRONTENDS = ("none", "conv")
+ACTIVATIONS = ("int8", "int16")
 
 CLIPNORM = 1.0
 WARMUP_FRACTION = 0.05  # of the optimizer steps: learning rate lr/10 -> lr
@@ -276,7 +298,8 @@ def export_flags(metrics: dict[str, Any]) -> list[str]:
     """The export flags a run asks for beyond the defaults: a forecaster's declared ranges
     (:func:`forecast_ranges`; written --flag=VALUE, as a range may start with '-'), its
     --weights, and for a --qat run the calibration its fine-tuning used (the input scale sets
-    the first layer's grid)."""
+    the first layer's grid); a Bidirectional model's --max-length (the longest framed
+    sequence) and the --activations a run names."""
     out = []
     declared = metrics.get("declared_ranges")
     if declared:
@@ -286,12 +309,19 @@ def export_flags(metrics: dict[str, Any]) -> list[str]:
         out += ["--weights", str(metrics["weights"])]
     if "qat" in metrics:
         out += ["--calibration", str(metrics["qat"]["calibration"])]
+    if metrics.get("bidirectional"):
+        out += ["--max-length", str(metrics["max_length"])]
+    if metrics.get("activations", "int8") != "int8":
+        out += ["--activations", str(metrics["activations"])]
     return out
 
 
-def export_commands(run_dir: str | os.PathLike[str], extra: Sequence[str] = ()) -> list[str]:
+def export_commands(
+    run_dir: str | os.PathLike[str], extra: Sequence[str] = (), stream: bool = True
+) -> list[str]:
     """The commands that export and verify the run in ``run_dir`` (``extra``: more export
-    flags, :func:`export_flags`).
+    flags, :func:`export_flags`; ``stream``: the verify line runs a 10,000-step stream, which a
+    whole-sequence model cannot).
 
     The model takes raw channels (its Normalization is folded at export), whose ranges differ
     per channel, so the export quantizes the input per feature.
@@ -305,9 +335,24 @@ def export_commands(run_dir: str | os.PathLike[str], extra: Sequence[str] = ()) 
         f"rnn2c export {q(run + '/model.keras')} --calib {q(run + '/calib.npz')} "
         f"--out {q(run + '/c')} --name model --input-quant per-feature"
         + "".join(f" {q(f)}" for f in extra),
-        f"rnn2c verify {q(run + '/model.keras')} {q(run + '/c')} --data {q(run + '/test.npz')} "
-        "--stream 10000",
+        f"rnn2c verify {q(run + '/model.keras')} {q(run + '/c')} --data {q(run + '/test.npz')}"
+        + (" --stream 10000" if stream else ""),
     ]
+
+
+def run_export_commands(run_dir: str | os.PathLike[str], metrics: dict[str, Any]) -> list[str]:
+    """:func:`export_commands` for a run whose metrics.json is ``metrics``."""
+    return export_commands(run_dir, export_flags(metrics), stream=not metrics.get("bidirectional"))
+
+
+def check_architecture(task: str, frontend: str, fe: FrontEnd, activations: str) -> None:
+    """ConfigError (one line) for a front end or state precision out of range."""
+    if frontend not in FRONTENDS:
+        raise ConfigError(f"--frontend {frontend!r}; expected one of {', '.join(FRONTENDS)}")
+    if frontend == "conv":
+        fe.check(task)
+    if activations not in ACTIVATIONS:
+        raise ConfigError(f"--activations {activations!r}; expected int8 or int16")
 
 
 def forecast_ranges(series: Series) -> tuple[np.ndarray, np.ndarray]:
@@ -738,6 +783,14 @@ def train_run(
     log_inputs: str = DEFAULTS["log_inputs"],
     label_smoothing: float = DEFAULTS["label_smoothing"],
     callbacks: list[Any] | None = None,
+    frontend: str = DEFAULTS["frontend"],
+    conv_filters: int = DEFAULTS["conv_filters"],
+    conv_kernel: int = DEFAULTS["conv_kernel"],
+    conv_stride: int = DEFAULTS["conv_stride"],
+    pool: str = DEFAULTS["pool"],
+    pool_size: int = DEFAULTS["pool_size"],
+    bidirectional: bool = DEFAULTS["bidirectional"],
+    activations: str = DEFAULTS["activations"],
     qat: bool = DEFAULTS["qat"],
     qat_epochs: int | None = DEFAULTS["qat_epochs"],
     weights: str = DEFAULTS["weights"],
@@ -780,6 +833,13 @@ def train_run(
         command: the command line recorded in metrics.json (default: ``sys.argv``).
         verbose: 0 prints nothing; otherwise one progress line per epoch on stderr.
         callbacks: extra Keras callbacks (tests).
+        frontend: ``conv``: a causal Conv1D (``conv_filters`` filters of ``conv_kernel`` steps,
+            stride ``conv_stride``, ReLU) before the recurrent layers, then a ``pool``
+            (``max``/``avg``, window and stride ``pool_size``) unless ``none``.
+        bidirectional: every recurrent layer a ``Bidirectional`` (concat): a whole-sequence
+            model, exported with ``--max-length`` (the longest framed sequence).
+        activations: written into EXPORT.txt's export line (``--activations int16``) and
+            metrics.json; the training is float either way.
         qat: after training, fine-tune ``qat_epochs`` epochs (None: auto) on the weight grid
             the export puts the weights on (:mod:`rnn2c.qat`), for ``weights`` ("int8" or
             "int4", which EXPORT.txt's export line then asks for).
@@ -799,30 +859,9 @@ def train_run(
             "task seq2seq is trained by rnn2c.train.seq2seq_train.train_seq2seq (its own model "
             "and flags)"
         )
-    check_config(cell, units, layers, dropout)
+    fe = FrontEnd(conv_filters, conv_kernel, conv_stride, pool, pool_size)
+    check_architecture(task, frontend, fe, activations)
     check_qat(qat, qat_epochs, weights)
-    if not (np.isfinite(label_smoothing) and 0.0 <= label_smoothing < 1.0):
-        raise ConfigError(
-            f"--label-smoothing {label_smoothing}; expected a fraction in [0, 1), e.g. 0.1"
-        )
-    _check_training_config(
-        epochs,
-        batch_size,
-        lr,
-        val_split,
-        patience,
-        calib_size,
-        seed,
-        noise,
-        steps,
-        frame,
-        task,
-        window,
-        horizon,
-        season,
-        augment,
-        log_inputs,
-    )
     settings = _Settings(
         task=task,
         cell=cell,
@@ -848,10 +887,14 @@ def train_run(
         command=shlex.join(sys.argv) if command is None else command,
         verbose=1 if verbose is None else verbose,
         callbacks=callbacks or [],
+        frontend=fe if frontend == "conv" else None,
+        bidirectional=bool(bidirectional),
+        activations=activations,
         qat=bool(qat),
         qat_epochs=qat_epochs,
         weights=weights,
     )
+    _check_settings(settings)
     return _train_locked(dataset_spec, out_dir, force, settings)
 
 
@@ -873,6 +916,33 @@ def _train_locked(
             return _train_into(folder, dataset_spec, s)
     except OutputError as e:
         raise RunError(str(e)) from None
+
+
+def _check_settings(s: _Settings) -> None:
+    """ConfigError (one line) for a setting of train_run out of range."""
+    check_config(s.cell, s.units, s.layers, s.dropout)
+    if not (np.isfinite(s.label_smoothing) and 0.0 <= s.label_smoothing < 1.0):
+        raise ConfigError(
+            f"--label-smoothing {s.label_smoothing}; expected a fraction in [0, 1), e.g. 0.1"
+        )
+    _check_training_config(
+        s.epochs,
+        s.batch_size,
+        s.lr,
+        s.val_split,
+        s.patience,
+        s.calib_size,
+        s.seed,
+        s.noise,
+        s.steps,
+        s.frame,
+        s.task,
+        s.window,
+        s.horizon,
+        s.season,
+        s.augment,
+        s.log_inputs,
+    )
 
 
 def _load(
@@ -1048,6 +1118,9 @@ class _Settings:
     season: int | None
     log_inputs: str
     label_smoothing: float
+    frontend: FrontEnd | None
+    bidirectional: bool
+    activations: str
     calib_size: int
     command: str
     verbose: int
@@ -1202,8 +1275,7 @@ def _train_into(folder: OwnedFolder, dataset_spec: str | Dataset, s: _Settings) 
         metrics["weights"] = s.weights
     if fitted.qat is not None:
         metrics["qat"] = {**fitted.qat, "test": _qat_report(fitted, ev, data, calib_idx, s)}
-    if s.task == "classify":
-        metrics["bidirectional"] = False
+    metrics["bidirectional"] = s.bidirectional
     if data.series is not None:  # forecast: the ranges EXPORT.txt declares
         flags = range_flags(*forecast_ranges(data.series), data.frame, use_log)
         if flags is not None:
@@ -1317,6 +1389,8 @@ def _fit(
         noise=s.noise,
         task=s.task,
         name=f"rnn2c_{s.task}",
+        frontend=s.frontend,
+        bidirectional=s.bidirectional,
     )
     do_augment = s.augment in ("on", True) or (
         s.augment == "auto" and s.task != "forecast" and len(tr_idx) < AUGMENT_BELOW
@@ -1636,6 +1710,9 @@ def _run_metrics(
         "cell": s.cell,
         "units": s.units,
         "layers": s.layers,
+        "frontend": dataclasses.asdict(s.frontend) if s.frontend is not None else None,
+        "activations": s.activations,
+        "weights": s.weights,
         "dropout": s.dropout,
         "noise": s.noise,
         "num_params": int(fitted.models.infer.count_params()),
@@ -1715,7 +1792,7 @@ def _export_text(
     what = f"float test accuracy {summary:.4f}" if classifier else f"float test MAE {summary:.4g}"
     lines = [
         f"# Export the model of this run to int8 C and check it against Keras ({what}):",
-        *export_commands(out, export_flags(metrics)),
+        *run_export_commands(out, metrics),
     ]
     if metrics.get("declared_ranges"):
         lines.insert(

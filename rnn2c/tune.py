@@ -1,0 +1,503 @@
+"""`rnn2c tune`: the most accurate model that fits a device budget, measured exactly.
+
+A multi-objective Optuna study (int8 C accuracy up, instructions per step down) over the
+architectures `rnn2c train` builds (train/tune_space.py). Each trial:
+
+1. **measure before training**: the candidate built and trained for one epoch on four
+   sequences (an untrained model has the same flash, RAM and instructions), exported and counted
+   by `rnn2c size`'s machinery (emulator/size.py); a candidate over the flash, RAM or
+   instruction budget stops here;
+2. **a short schedule** (a quarter of the steps): a candidate whose accuracy falls below the
+   median of the earlier trials' at this stage is pruned (successive halving's rule);
+3. **the full schedule**, exported again and **verified in C** (emulator/verify.py): its int8 C
+   accuracy is the trial's score.
+
+Candidates are trained on part of the training set and scored on the rest (the tuning split),
+never on the test set. The best candidate (the most accurate within the budget, then the
+fewest instructions) is trained again by the plain `rnn2c train` command with its flags on the
+whole training set into ``DIR/best`` (a normal run folder), exported, counted and verified on the
+test set: those are the figures reported. The study lives in SQLite under DIR (or ``--storage``)
+and resumes; Ctrl-C keeps the finished trials; tune.json and pareto.png are written from the
+study (rnn2c/tune_report.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rnn2c import __version__, tune_report
+from rnn2c.outdir import OutputError, OwnedFolder
+
+__all__ = ["Budget", "TuneError", "TuneSettings", "parse_bytes", "parse_duration", "tune"]
+
+MANIFEST = "rnn2c-tune.json"
+STUDY_NAME = "rnn2c-tune"
+TUNE_TASKS = ("classify", "tag")
+SHORT_FRACTION = 4  # the short schedule: steps / 4
+PRUNE_AFTER = 2  # trials that reached the short stage before the median rule applies
+
+
+class TuneError(ValueError):
+    """Bad input for `rnn2c tune`; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The device budget: flash and RAM in bytes, instructions per model step (None: no
+    limit)."""
+
+    flash: int
+    ram: int
+    instructions: int | None
+
+    def excess(self, flash: int, ram: int, instructions: float) -> float:
+        """How far over the budget, as the largest relative excess (<= 0: it fits)."""
+        over = [flash / self.flash - 1.0, ram / self.ram - 1.0]
+        if self.instructions is not None:
+            over.append(instructions / self.instructions - 1.0)
+        return max(over)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"flash": self.flash, "ram": self.ram, "instructions_per_step": self.instructions}
+
+
+@dataclass
+class TuneSettings:
+    dataset: str
+    task: str
+    target: str
+    budget: Budget
+    out: Path
+    trials: int = 20
+    time_budget: float | None = None  # seconds
+    storage: str | None = None
+    steps: int = 1000
+    final_steps: int = 3000
+    val_fraction: float = 0.25
+    seed: int = 0
+    quiet: bool = False
+    # filled in at the start
+    weights: tuple[str, ...] = ("int8",)
+    notes: list[str] = field(default_factory=list)
+
+    def key(self) -> dict[str, Any]:
+        """What a resumed study must share with the one stored."""
+        return {
+            "dataset": self.dataset,
+            "task": self.task,
+            "target": self.target,
+            "budget": self.budget.to_dict(),
+            "steps": self.steps,
+            "val_fraction": self.val_fraction,
+            "seed": self.seed,
+        }
+
+
+_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1024**2, "MB": 1024**2}
+
+
+def parse_bytes(text: str, flag: str) -> int:
+    """``32K``, ``32KB``, ``1M`` or a number of bytes."""
+    t = text.strip().upper()
+    num = t.rstrip("KMIB")
+    unit = t[len(num) :]
+    try:
+        value = float(num) * _UNITS[unit]
+    except (ValueError, KeyError):
+        raise TuneError(f"{flag} {text!r}; expected bytes such as 32K, 4K, 1M or 2048") from None
+    if value < 1:
+        raise TuneError(f"{flag} {text!r}; expected a positive size such as 32K")
+    return int(value)
+
+
+def parse_duration(text: str) -> float:
+    """``30m``, ``90s``, ``1h``, ``1h30m`` or a number of seconds."""
+    t = text.strip().lower()
+    total, num = 0.0, ""
+    try:
+        for ch in t:
+            if ch.isdigit() or ch == ".":
+                num += ch
+            elif ch in "hms" and num:
+                total += float(num) * {"h": 3600, "m": 60, "s": 1}[ch]
+                num = ""
+            else:
+                raise ValueError
+        total += float(num) if num else 0.0
+    except ValueError:
+        total = -1.0
+    if total <= 0:
+        raise TuneError(f"--time-budget {text!r}; expected a duration such as 30m, 90s or 1h")
+    return total
+
+
+def export_takes_weights() -> bool:
+    """Whether this rnn2c's `export` takes --weights (int4 weights): asked of
+    `rnn2c export --help` at run time, not assumed."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "rnn2c", "export", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "--weights" in done.stdout
+
+
+def _say(s: TuneSettings, line: str) -> None:
+    if not s.quiet:
+        print(line, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------- measuring
+
+
+def _export(run: Path, out: Path, cand: Any, max_length: int | None = None) -> Any:
+    """Export a run folder's model as its EXPORT.txt says (per-feature input quantization, the
+    candidate's state and weight precision)."""
+    from rnn2c.export import export_model  # noqa: PLC0415
+
+    kw: dict[str, Any] = {}
+    if cand.weights != "int8":
+        kw["weights"] = cand.weights
+    return export_model(
+        str(run / "model.keras"),
+        str(run / "calib.npz"),
+        out,
+        name="model",
+        input_quant="per-feature",
+        activations=cand.activations,
+        max_length=max_length,
+        **kw,
+    )
+
+
+def _size(c_dir: Path, target: str, sequences: int = 2, steps: int = 16) -> dict[str, Any]:
+    from rnn2c.emulator.size import measure  # noqa: PLC0415
+
+    rep = measure(c_dir, target, "O2", None, sequences, steps)
+    return {
+        "flash": int(rep.flash),
+        "ram": int(rep.ram),
+        "instructions_mean": round(float(rep.instructions_mean), 1),
+        "instructions_max": int(rep.instructions_max),
+        "bit_exact_on_target": bool(rep.bit_exact),
+    }
+
+
+def _verify(run: Path, c_dir: Path, data: Path) -> dict[str, Any]:
+    from rnn2c.emulator import verify  # noqa: PLC0415
+
+    rep = verify(str(run / "model.keras"), c_dir, str(data))
+    return {
+        "float_accuracy": rep.float_accuracy,
+        "int8_accuracy": rep.int8_accuracy,
+        "agreement": rep.agreement,
+        "c_bit_exact": bool(rep.bit_exact),
+        "verify_passed": bool(rep.passed),
+    }
+
+
+def _train(data: Any, run: Path, cand: Any, s: TuneSettings, **kw: Any) -> dict[str, Any]:
+    from rnn2c.train.train import train_run  # noqa: PLC0415
+
+    metrics = train_run(
+        data,
+        run,
+        task=s.task,
+        seed=s.seed,
+        force=True,
+        verbose=0,
+        command="rnn2c tune (a trial)",
+        **cand.train_kwargs(),
+        **kw,
+    )
+    if metrics["interrupted"]:  # train keeps a Ctrl-C to itself; the study stops on it
+        raise KeyboardInterrupt
+    return metrics
+
+
+# ---------------------------------------------------------------------------- one trial
+
+
+def _short_median(study: Any) -> float | None:
+    """The median short-schedule accuracy of the earlier trials that reached that stage."""
+    vals = sorted(
+        t.user_attrs["short_accuracy"]
+        for t in study.get_trials(deepcopy=False)
+        if "short_accuracy" in t.user_attrs
+    )
+    if len(vals) < PRUNE_AFTER:
+        return None
+    mid = len(vals) // 2
+    return vals[mid] if len(vals) % 2 else 0.5 * (vals[mid - 1] + vals[mid])
+
+
+def _objective(s: TuneSettings, data: Any, space: dict[str, Any]) -> Any:
+    import optuna  # noqa: PLC0415
+
+    from rnn2c.train.tune_space import probe_subset, suggest  # noqa: PLC0415
+
+    def objective(trial: Any) -> tuple[float, float]:
+        try:
+            return measured(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as e:  # the study goes on; the trial's row says why it failed
+            trial.set_user_attr("stage", f"failed: {' '.join(str(e).split())[:300]}")
+            raise
+
+    def measured(trial: Any) -> tuple[float, float]:
+        t0 = time.perf_counter()
+        cand = suggest(trial, space["frames"], s.weights, space["frontends"])
+        trial.set_user_attr("architecture", cand.to_dict())
+        trial.set_user_attr("describe", cand.describe())
+        with tempfile.TemporaryDirectory(prefix="rnn2c-tune-") as scratch:
+            work = Path(scratch)
+            _train(probe_subset(data), work / "probe", cand, s, epochs=1)
+            _export(work / "probe", work / "probe_c", cand)
+            size = _size(work / "probe_c", s.target)
+            for k, v in size.items():
+                trial.set_user_attr(k, v)
+            excess = s.budget.excess(size["flash"], size["ram"], size["instructions_max"])
+            trial.set_user_attr("excess", excess)
+            trial.set_constraint("budget", excess)  # the sampler learns where the budget ends
+            if excess > 0:
+                trial.set_user_attr("stage", "over budget (measured before training)")
+                _progress(s, trial, t0)
+                return 0.0, size["instructions_mean"]
+            short = _train(data, work / "short", cand, s, steps=max(1, s.steps // SHORT_FRACTION))
+            median = _short_median(trial.study)
+            trial.set_user_attr("short_accuracy", short["float_test_accuracy"])
+            if median is not None and short["float_test_accuracy"] < median:
+                trial.set_user_attr("stage", "pruned after the short schedule")
+                _progress(s, trial, t0)
+                raise optuna.TrialPruned()
+            _train(data, work / "full", cand, s, steps=s.steps)
+            _export(work / "full", work / "full_c", cand)
+            ver = _verify(work / "full", work / "full_c", work / "full" / "test.npz")
+        for k, v in ver.items():
+            trial.set_user_attr(k, v)
+        trial.set_user_attr("stage", "verified in C")
+        _progress(s, trial, t0)
+        return float(ver["int8_accuracy"] or 0.0), size["instructions_mean"]
+
+    return objective
+
+
+def _progress(s: TuneSettings, trial: Any, t0: float) -> None:
+    a = trial.user_attrs
+    trial.set_user_attr("seconds", round(time.perf_counter() - t0, 1))
+    acc = ""
+    if "int8_accuracy" in a:
+        acc = (
+            f", tuning-split accuracy float {a['float_accuracy']:.3f} int8 C "
+            f"{a['int8_accuracy']:.3f}"
+        )
+    elif "short_accuracy" in a:
+        acc = f", short-schedule accuracy {a['short_accuracy']:.3f}"
+    _say(
+        s,
+        f"rnn2c tune: trial {trial.number}: {a['describe']}: flash {a['flash']} B, RAM "
+        f"{a['ram']} B, {a['instructions_mean']:.0f} instructions/step (max "
+        f"{a['instructions_max']}){acc}; {a['stage']} ({time.perf_counter() - t0:.0f} s)",
+    )
+
+
+# ---------------------------------------------------------------------------- the study
+
+
+def _study(s: TuneSettings, default: dict[str, Any]) -> Any:
+    import optuna  # noqa: PLC0415
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = s.storage or f"sqlite:///{(s.out / 'study.db').absolute()}"
+    sampler = optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=5)
+    try:
+        study = optuna.create_study(
+            study_name=STUDY_NAME,
+            storage=storage,
+            directions=["maximize", "minimize"],
+            sampler=sampler,
+            load_if_exists=True,
+        )
+    except Exception as e:  # noqa: BLE001 - any storage failure is one line
+        raise TuneError(f"--storage {storage!r}: cannot open the study ({e})") from None
+    # a resumed study draws afresh: the same seed would repeat the first run's random draws
+    study.sampler = optuna.samplers.TPESampler(
+        seed=s.seed + len(study.get_trials(deepcopy=False)), n_startup_trials=5
+    )
+    stored = study.user_attrs.get("settings")
+    if stored is None:
+        study.set_user_attr("settings", s.key())
+        study.enqueue_trial(default)  # train's default architecture is always measured
+    elif stored != s.key():
+        differ = ", ".join(k for k in s.key() if stored.get(k) != s.key()[k])
+        raise TuneError(
+            f"the study in {storage} was run with another {differ}; use another --out (or "
+            "--storage), or the same settings to resume it"
+        )
+    return study
+
+
+def _load(s: TuneSettings) -> tuple[Any, Any, dict[str, Any]]:
+    """The dataset (its test set kept for the end), the tuning split and the search space."""
+    from rnn2c.train.data import DatasetError, load_dataset  # noqa: PLC0415
+    from rnn2c.train.tune_space import (  # noqa: PLC0415
+        auto_frame,
+        frame_choices,
+        frontend_choices,
+        tuning_split,
+    )
+
+    try:
+        ds = load_dataset(s.dataset, s.seed, s.task)
+        split = tuning_split(ds, s.val_fraction, s.seed)
+    except (DatasetError, ValueError) as e:
+        raise TuneError(str(e)) from None
+    frames = frame_choices(ds)
+    space = {
+        "frames": frames,
+        "frontends": frontend_choices(s.task),
+        "default": {
+            "cell": "gru",
+            "units": 32,
+            "layers": 1,
+            "frame": auto_frame(ds),
+            "frontend": "none",
+            "activations": "int8",
+            "weights": "int8",
+        },
+    }
+    return ds, split, space
+
+
+def tune(s: TuneSettings) -> dict[str, Any]:
+    """Run (or resume) the study and write DIR; returns tune.json's content."""
+    if s.task not in TUNE_TASKS:
+        raise TuneError(
+            f"--task {s.task}: tune ranks candidates by accuracy; it takes "
+            f"{' or '.join(TUNE_TASKS)}"
+        )
+    try:
+        import optuna  # noqa: F401, PLC0415
+    except ImportError:
+        raise TuneError(
+            "rnn2c tune needs optuna: pip install 'rnn2c[tune]' (make venv installs it)"
+        ) from None
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notes per trial
+    s.weights = ("int8", "int4") if export_takes_weights() else ("int8",)
+    if len(s.weights) == 1:
+        s.notes.append("int4 weights not searched: this rnn2c export takes no --weights")
+    try:
+        with OwnedFolder(s.out, MANIFEST, "--out") as folder:
+            return _run(s, folder)
+    except OutputError as e:
+        raise TuneError(str(e)) from None
+
+
+def _run(s: TuneSettings, folder: OwnedFolder) -> dict[str, Any]:
+    ds, split, space = _load(s)
+    study = _study(s, space["default"])
+    done = sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished())
+    left = max(0, s.trials - done)
+    t0 = time.perf_counter()
+    interrupted = False
+    if done:
+        _say(s, f"rnn2c tune: resuming the study in {s.out}: {done} trials done, {left} to go")
+    if left:
+        try:
+            study.optimize(
+                _objective(s, split, space),
+                n_trials=left,
+                timeout=s.time_budget,
+                catch=(Exception,),
+                gc_after_trial=True,
+            )
+        except KeyboardInterrupt:
+            interrupted = True
+            _say(s, "rnn2c tune: interrupted; the finished trials are kept (run again to resume)")
+    trials = tune_report.trial_rows(study, s.budget)
+    best_row = tune_report.pick_best(trials)
+    best = None
+    if best_row is not None and not interrupted:
+        best = _final(s, ds, best_row)
+    result = tune_report.result(s, trials, best, interrupted, time.perf_counter() - t0)
+    folder.write(
+        {
+            "tune.json": tune_report.json_bytes(result),
+            "pareto.png": tune_report.pareto_png(result),
+        },
+        {"rnn2c_version": __version__, "kind": "tune", "dataset": s.dataset, "target": s.target},
+    )
+    return result
+
+
+def _final(s: TuneSettings, ds: Any, row: dict[str, Any]) -> dict[str, Any]:
+    """The chosen architecture trained by its plain `rnn2c train` command on the whole training
+    set into DIR/best, exported, counted and verified on the test set."""
+    from rnn2c.train.tune_space import Candidate  # noqa: PLC0415
+
+    cand = Candidate(**row["architecture"])
+    best = s.out / "best"
+    cmd = shlex.join(
+        [
+            "rnn2c",
+            "train",
+            "--dataset",
+            s.dataset,
+            "--task",
+            s.task,
+            *cand.train_flags(),
+            "--steps",
+            str(s.final_steps),
+            "--seed",
+            str(s.seed),
+            "--out",
+            str(best),
+        ]
+    )
+    _say(s, f"rnn2c tune: training the chosen model: {cmd}")
+    from rnn2c.train.train import train_run  # noqa: PLC0415
+
+    metrics = train_run(
+        ds,
+        best,
+        task=s.task,
+        seed=s.seed,
+        steps=s.final_steps,
+        force=True,
+        verbose=0,
+        command=cmd,
+        **cand.train_kwargs(),
+    )
+    c_dir = best / "c"
+    _export(best, c_dir, cand)
+    size = _size(c_dir, s.target, sequences=4, steps=16)
+    ver = _verify(best, c_dir, best / "test.npz")
+    return {
+        "trial": row["number"],
+        "architecture": row["architecture"],
+        "describe": row["describe"],
+        "train_command": cmd,
+        "size_command": f"rnn2c size {shlex.quote(str(c_dir))} --target {s.target}",
+        "float_test_accuracy_keras": metrics["float_test_accuracy"],
+        **size,
+        "test_float_accuracy": ver["float_accuracy"],
+        "test_int8_accuracy": ver["int8_accuracy"],
+        "verify_passed": ver["verify_passed"],
+        "fits": s.budget.excess(size["flash"], size["ram"], size["instructions_max"]) <= 0,
+    }

@@ -1,0 +1,208 @@
+"""What `rnn2c tune` writes and prints, built from the study alone (so a resumed or interrupted
+study gives the same files): the trial rows of tune.json, the choice of the best one, the
+Pareto plot and the table."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+__all__ = ["json_bytes", "pareto_png", "pick_best", "result", "table", "trial_rows"]
+
+_ROW_ATTRS = (
+    "describe",
+    "architecture",
+    "stage",
+    "flash",
+    "ram",
+    "instructions_mean",
+    "instructions_max",
+    "bit_exact_on_target",
+    "short_accuracy",
+    "float_accuracy",
+    "int8_accuracy",
+    "agreement",
+    "c_bit_exact",
+    "verify_passed",
+    "seconds",
+)
+_CLOSEST = 3
+
+
+def trial_rows(study: Any, budget: Any) -> list[dict[str, Any]]:
+    """One row per trial: its architecture, state, measured flash/RAM/instructions and its
+    tuning-split accuracies (float and int8 C), as far as it got."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        a = t.user_attrs
+        row: dict[str, Any] = {"number": t.number, "state": t.state.name.lower()}
+        row.update({k: a[k] for k in _ROW_ATTRS if k in a})
+        if "flash" in a:
+            excess = budget.excess(a["flash"], a["ram"], a["instructions_max"])
+            row["fits"] = excess <= 0
+            row["excess"] = round(excess, 4)
+        if t.state.name == "FAIL" and "stage" not in a:
+            row["stage"] = "failed or interrupted"
+        rows.append(row)
+    return rows
+
+
+def pick_best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The most accurate verified trial within the budget (int8 C accuracy on the tuning
+    split), then the fewest instructions per step; None when none fits."""
+    ok = [r for r in rows if r.get("fits") and r.get("int8_accuracy") is not None]
+    if not ok:
+        return None
+    return max(ok, key=lambda r: (r["int8_accuracy"], -r["instructions_mean"]))
+
+
+def closest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The measured candidates nearest to the budget (smallest relative excess)."""
+    measured = sorted((r for r in rows if "excess" in r), key=lambda r: r["excess"])
+    return measured[:_CLOSEST]
+
+
+def result(
+    s: Any, rows: list[dict[str, Any]], best: dict[str, Any] | None, interrupted: bool, secs: float
+) -> dict[str, Any]:
+    """tune.json's content."""
+    out: dict[str, Any] = {
+        "dataset": s.dataset,
+        "task": s.task,
+        "target": s.target,
+        "budget": s.budget.to_dict(),
+        "budget_rule": "flash and RAM by rnn2c size; instructions: the most of any counted step",
+        "score": "int8 C accuracy on the tuning split (part of the training set)",
+        "storage": s.storage or str(s.out / "study.db"),
+        "trials_requested": s.trials,
+        "steps": s.steps,
+        "final_steps": s.final_steps,
+        "interrupted": interrupted,
+        "seconds_this_run": round(secs, 1),
+        "notes": list(s.notes),
+        "trials": rows,
+        "best": best,
+    }
+    if best is None:
+        fits = [r for r in rows if r.get("fits")]
+        if interrupted:
+            out["verdict"] = "interrupted before a model was chosen; run again to resume"
+        elif not fits:
+            out["verdict"] = "no candidate meets the budget"
+        else:
+            out["verdict"] = "no candidate within the budget was verified in C"
+        out["closest"] = closest(rows)
+    else:
+        out["verdict"] = "fits" if best["fits"] else "the chosen model's export is over budget"
+    return out
+
+
+def json_bytes(result: dict[str, Any]) -> bytes:
+    return (json.dumps(result, indent=2) + "\n").encode()
+
+
+def pareto_png(result: dict[str, Any]) -> bytes:
+    """Accuracy against instructions per step, marker area by flash; the budget drawn."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    rows = [r for r in result["trials"] if "instructions_mean" in r]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    budget = result["budget"]
+    flash_max = max([r["flash"] for r in rows] + [1])
+    groups = (
+        ("verified in C", "tab:blue", "int8_accuracy", "verified in C (int8 C accuracy)"),
+        ("pruned", "tab:cyan", "short_accuracy", "pruned (short-schedule float accuracy)"),
+        ("over", "0.6", None, "over budget, not trained (drawn at 0)"),
+    )
+    for key, color, field, label in groups:
+        sel = [r for r in rows if key in r.get("stage", "")]
+        if not sel:
+            continue
+        acc = [(r.get(field) or 0.0) if field else 0.0 for r in sel]
+        ax.scatter(
+            [r["instructions_mean"] for r in sel],
+            acc,
+            s=[30 + 400 * r["flash"] / flash_max for r in sel],
+            c=color,
+            alpha=0.6,
+            label=label,
+        )
+    if budget["instructions_per_step"]:
+        ax.axvline(budget["instructions_per_step"], color="tab:red", ls="--", label="budget")
+    best = result.get("best")
+    if best:
+        ax.scatter(
+            [best["instructions_mean"]],
+            [best["test_int8_accuracy"] or 0.0],
+            marker="*",
+            s=250,
+            c="tab:red",
+            label="chosen (test set)",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel(f"instructions per step ({result['target']})")
+    ax.set_ylabel("int8 C accuracy (tuning split)")
+    ax.set_title(
+        f"rnn2c tune {result['dataset']}: flash <= {budget['flash']} B, RAM <= "
+        f"{budget['ram']} B (marker size: flash)",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8)
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _fmt(v: Any, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def table(result: dict[str, Any]) -> list[str]:
+    """The table printed at the end, and what was chosen (or why nothing was)."""
+    lines = [
+        f"{'#':>3}  {'architecture':<40} {'flash':>7} {'RAM':>6} {'instr/step':>10} "
+        f"{'float':>6} {'int8 C':>6}  stage"
+    ]
+    order = sorted(
+        result["trials"],
+        key=lambda r: (-(r.get("int8_accuracy") or -1.0), r.get("instructions_mean", 1e18)),
+    )
+    for r in order:
+        lines.append(
+            f"{r['number']:>3}  {r.get('describe', '?')[:40]:<40} {_fmt(r.get('flash'), 'd'):>7} "
+            f"{_fmt(r.get('ram'), 'd'):>6} {_fmt(r.get('instructions_mean'), '.0f'):>10} "
+            f"{_fmt(r.get('float_accuracy'), '.3f'):>6} {_fmt(r.get('int8_accuracy'), '.3f'):>6}"
+            f"  {r.get('stage', r['state'])}"
+        )
+    best = result.get("best")
+    b = result["budget"]
+    instr = b["instructions_per_step"]
+    budget = f"flash {b['flash']} B, RAM {b['ram']} B" + (
+        f", {instr} instructions/step" if instr else ""
+    )
+    if best is None:
+        lines.append(f"{result['verdict']} ({budget} on {result['target']}).")
+        for r in result.get("closest", []):
+            lines.append(
+                f"  closest: trial {r['number']} {r.get('describe')}: flash {r['flash']} B, RAM "
+                f"{r['ram']} B, {r['instructions_max']} instructions/step at most "
+                f"({100 * r['excess']:.0f}% over)"
+            )
+        return lines
+    lines += [
+        f"chosen: trial {best['trial']}, {best['describe']} ({budget} on {result['target']}: "
+        f"{'fits' if best['fits'] else 'OVER BUDGET'})",
+        f"  measured: flash {best['flash']} B, RAM {best['ram']} B, "
+        f"{best['instructions_mean']:.0f} instructions/step mean, {best['instructions_max']} max",
+        f"  test set: float {_fmt(best['test_float_accuracy'], '.4f')}, int8 C "
+        f"{_fmt(best['test_int8_accuracy'], '.4f')}",
+        f"  train it again: {best['train_command']}",
+        f"  measure it again: {best['size_command']}",
+    ]
+    return lines

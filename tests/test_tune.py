@@ -1,0 +1,149 @@
+"""`rnn2c tune` end to end on a tiny study: trials measured by rnn2c size before training,
+verified in C, the chosen model trained into a normal run folder whose figures are re-measured,
+and an interrupted (shorter) study resumed from its SQLite storage without redoing its trials."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnn2c.cli import main
+from tools import require_arm_toolchain, require_unicorn
+
+pytest.importorskip("optuna")
+
+
+def _tiny_npz(path: Path, seed: int = 0) -> Path:
+    """Two classes told apart by the sign of a drift: 3 features, 6-14 steps."""
+    rng = np.random.default_rng(seed)
+
+    def split(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        y = np.arange(m) % 2
+        lengths = rng.integers(6, 15, size=m)
+        x = np.zeros((m, 14, 3), dtype=np.float32)
+        for i in range(m):
+            drift = np.arange(lengths[i])[:, None] * (0.3 if y[i] else -0.3)
+            x[i, : lengths[i]] = 1.0 + drift + rng.normal(scale=0.3, size=(lengths[i], 3))
+        return x, y.astype(np.int64), lengths.astype(np.int64)
+
+    xtr, ytr, ltr = split(32)
+    xte, yte, lte = split(16)
+    np.savez(
+        path,
+        x_train=xtr,
+        y_train=ytr,
+        x_test=xte,
+        y_test=yte,
+        lengths_train=ltr,
+        lengths_test=lte,
+    )
+    return path
+
+
+def _tune(data: Path, out: Path, trials: int, *extra: str) -> int:
+    return main(
+        [
+            "tune",
+            "--dataset",
+            str(data),
+            "--target",
+            "cortex-m0plus",
+            "--flash",
+            "16K",
+            "--ram",
+            "2K",
+            "--instr-per-step",
+            "100000",
+            "--trials",
+            str(trials),
+            "--steps",
+            "8",
+            "--final-steps",
+            "8",
+            "--out",
+            str(out),
+            "--quiet",
+            *extra,
+        ]
+    )
+
+
+def test_tiny_study_end_to_end_and_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require_arm_toolchain()
+    require_unicorn()
+    from rnn2c.emulator.size import measure
+
+    data = _tiny_npz(tmp_path / "tiny.npz")
+    out = tmp_path / "tune"
+    rc = _tune(data, out, 2)  # a study stopped after 2 of its 3 trials
+    first = json.loads((out / "tune.json").read_text())
+    assert len(first["trials"]) == 2
+    # trial 0 is train's default architecture (GRU(32)), measured like any other
+    assert first["trials"][0]["architecture"]["units"] == 32
+    rc = _tune(data, out, 3)
+    capsys.readouterr()
+    result = json.loads((out / "tune.json").read_text())
+    trials = result["trials"]
+    assert [t["number"] for t in trials] == [0, 1, 2]
+    for before, after in zip(first["trials"], trials[:2], strict=True):  # resumed, not redone
+        assert before == after
+    for t in trials:  # every trial was measured before it was trained
+        assert t["flash"] > 0 and t["ram"] > 0 and t["instructions_max"] > 0
+        assert t["fits"] == (t["flash"] <= 16384 and t["ram"] <= 2048)
+        assert t["fits"] == (t["instructions_max"] <= 100_000 and t["fits"])
+        if t.get("stage") == "verified in C":
+            assert 0.0 <= t["int8_accuracy"] <= 1.0 and t["c_bit_exact"]
+    best = result["best"]
+    assert best is not None and rc == (0 if best["fits"] else 1)
+    assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "best" / "EXPORT.txt").exists() and (out / "best" / "model.keras").exists()
+    assert best["train_command"].startswith("rnn2c train --dataset")
+    # the chosen model's figures are the measured ones of its export: measure it again
+    again = measure(out / "best" / "c", "cortex-m0plus", "O2", None, 4, 16)
+    assert (again.flash, again.ram, again.instructions_max) == (
+        best["flash"],
+        best["ram"],
+        best["instructions_max"],
+    )
+    # a study is resumed only with the settings it was run with
+    assert _tune(data, out, 3, "--seed", "1") == 2
+    assert "another seed" in capsys.readouterr().err
+
+
+def test_bad_budget_flags_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "missing.npz"
+    for extra, words in (
+        (["--flash", "12Q"], "--flash '12Q'"),
+        (["--latency-ms", "10"], "not both"),
+        (["--trials", "0"], "--trials 0"),
+        (["--time-budget", "soon"], "--time-budget 'soon'"),
+    ):
+        out = tmp_path / "never"
+        assert _tune(data, out, 1, *extra) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("rnn2c tune: error:") and words in err and "\n" not in err
+        assert not out.exists()
+
+
+def test_a_budget_no_candidate_meets_is_said_plainly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing fits 1 KB of flash: exit 1, the verdict and the closest candidate with how far
+    over it is, no best/ folder; the candidate was never trained past its measuring."""
+    require_arm_toolchain()
+    require_unicorn()
+    data = _tiny_npz(tmp_path / "tiny.npz")
+    out = tmp_path / "tune"
+    assert _tune(data, out, 1, "--flash", "1K") == 1
+    text = capsys.readouterr().out
+    assert "no candidate meets the budget" in text and "closest: trial 0" in text
+    result = json.loads((out / "tune.json").read_text())
+    (trial,) = result["trials"]
+    assert trial["flash"] > 1024 and not trial["fits"] and "short_accuracy" not in trial
+    assert result["best"] is None and result["closest"][0]["number"] == 0
+    assert not (out / "best").exists()
