@@ -394,7 +394,7 @@ def bench(
     steps: int | None = None,
     sequences: int | None = None,
     rounds: int = DEFAULT_ROUNDS,
-    calibration: str = "minmax",
+    calibration: str = "auto",
     activations: str = "int8",
     input_quant: str = "per-tensor",
     targets: tuple[str, ...] | list[str] = DEFAULT_TARGETS,

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +67,7 @@ def export_model(
     calib: Any,
     out_dir: str | os.PathLike[str],
     name: str = "model",
-    calibration: str = "minmax",
+    calibration: str = "auto",
     activations: str = "int8",
     input_quant: str = "per-tensor",
     class_names: list[str] | None = None,
@@ -75,11 +77,14 @@ def export_model(
     end_token: int | None = None,
     max_output_length: int | None = None,
     samples_per_step: int | None = None,
+    progress_prefix: str | None = None,
 ) -> ExportResult:
     """Keras model (.keras path or in memory) or ONNX model (.onnx path: a PyTorch model exported
     with torch.onnx; docs/pytorch.md) + calibration set -> C files in out_dir.
 
-    calibration: "minmax", "percentile" or "mse" (how activation ranges are chosen);
+    calibration: "auto" (per tensor, the method that gives the smallest end-to-end error on
+    the calibration set: export/calib_auto.py), "minmax", "percentile" or "mse" (how activation
+    ranges are chosen);
     activations: "int8" or "int16" hidden states (weights are int8 either way);
     input_quant: "per-tensor" (the scalar <NAME>_INPUT_SCALE API) or "per-feature" (the header
     gives <NAME>_INPUT_SCALES / <NAME>_INPUT_ZERO_POINTS arrays instead).
@@ -96,6 +101,9 @@ def export_model(
     samples_per_step: k raw samples per model step (a framed model: each input row is k samples
     of F / k features, sample-major) for <NAME>_SAMPLES_PER_STEP and <name>_push_sample; by
     default the "frame" of the metrics.json that `rnn2c train --frame` writes, else 1.
+
+    progress_prefix: print progress lines (the choices of calibration "auto") on stderr, each
+    after this prefix ("rnn2c export"); None: none.
 
     out_dir may hold other files (a firmware source folder): rnn2c replaces only the files its
     previous manifest lists, refuses to overwrite anything else or its own inputs, and swaps the
@@ -116,6 +124,7 @@ def export_model(
         end_token=end_token,
         max_output_length=max_output_length,
         samples_per_step=samples_per_step,
+        say=None if progress_prefix is None else _say(progress_prefix),
     )
     inputs = [p for p in (model, calib) if isinstance(p, str | os.PathLike)]
     names = [*output_files(name), *package_paths(name, packages), MANIFEST]
@@ -140,6 +149,13 @@ def export_model(
     return ExportResult(
         Path(out_dir), name, sorted([*blobs, MANIFEST]), qmodel, manifest, qmodel.notes
     )
+
+
+def _say(prefix: str) -> Callable[[str], None]:
+    def say(line: str) -> None:
+        print(f"{prefix}: {line}", file=sys.stderr, flush=True)
+
+    return say
 
 
 def output_files(name: str) -> list[str]:

@@ -12,6 +12,7 @@ bench) is emulator/kinds.py's KindRunner, registered under the same name.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -23,7 +24,7 @@ class ExportOptions:
     """The settings of one export (rnn2c export's flags; None: the kind's default)."""
 
     name: str
-    calibration: str = "minmax"
+    calibration: str = "auto"
     activations: str = "int8"
     input_quant: str = "per-tensor"
     class_names: list[str] | None = None
@@ -32,6 +33,8 @@ class ExportOptions:
     end_token: int | None = None
     max_output_length: int | None = None
     samples_per_step: int | None = None
+    #: where progress lines go (the choices of --calibration auto); None: nowhere
+    say: Callable[[str], None] | None = None
 
 
 @dataclass

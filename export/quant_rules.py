@@ -16,15 +16,19 @@ runs them over a model, builds on both.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from rnn2c.export.fixedpoint import INT32_MAX, requant, shared_rq_params
-from rnn2c.export.ir import ActQuant, ExportError
+from rnn2c.export.ir import ActQuant, ExportError, Observer
 
-#: calibration range methods accepted by --calibration
+#: calibration range methods accepted by --calibration (besides "auto": export/calib_auto.py)
 CALIBRATION_METHODS = ("minmax", "percentile", "mse")
 PERCENTILE = 99.99
+#: the ranges --calibration auto also tries per tensor (no flag of their own): a percentile
+#: that clips more than "percentile"
+EXTRA_METHODS = ("percentile-99.9",)
 #: the saturation limit of a requantized Q3.12 table input (+-8.0)
 LIMIT_Q12 = 1 << 15
 #: the width act_quant_from_range gives a range that calibration found empty (a constant 0)
@@ -242,11 +246,27 @@ def choose_range(values: np.ndarray, method: str) -> tuple[float, float]:
     lo, hi = float(v.min()), float(v.max())
     if method == "minmax":
         return lo, hi
-    if method == "percentile":
-        return float(np.percentile(v, 100 - PERCENTILE)), float(np.percentile(v, PERCENTILE))
+    if method == "percentile" or method in EXTRA_METHODS and method.startswith("percentile-"):
+        level = PERCENTILE if method == "percentile" else float(method.split("-", 1)[1])
+        return float(np.percentile(v, 100 - level)), float(np.percentile(v, level))
     if method == "mse":
         return _mse_range(v, lo, hi)
     raise ExportError(f"unknown calibration method {method!r}; use one of {CALIBRATION_METHODS}")
+
+
+def calibrated_range(obs: Any, key: str, method: str) -> tuple[float, float]:
+    """The range of a layer's tensor ``key`` from its observer (an Observer, or a view of one
+    with ``obs`` and ``prefix``, as quantize.SubObserver): the Observer's per-tensor method where
+    it has one (``Observer.methods``: --calibration auto), each (tensor, method) chosen once."""
+    full, root = key, obs
+    while not isinstance(root, Observer) and hasattr(root, "obs") and hasattr(root, "prefix"):
+        full, root = root.prefix + full, root.obs
+    if not isinstance(root, Observer):
+        return choose_range(obs.get(key), method)
+    method = root.method_for(full, method)
+    if (full, method) not in root.ranges:
+        root.ranges[(full, method)] = choose_range(root.get(full), method)
+    return root.ranges[(full, method)]
 
 
 def _mse_range(v: np.ndarray, lo: float, hi: float) -> tuple[float, float]:

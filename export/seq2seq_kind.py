@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from rnn2c.export.calib_auto import AUTO
 from rnn2c.export.fingerprint import hash_layer, model_fingerprint
 from rnn2c.export.ir import ExportError
 from rnn2c.export.modelkind import Exported, ExportOptions, ModelKind
@@ -24,6 +25,13 @@ from rnn2c.export.seq2seq import (
     to_bytes,
 )
 from rnn2c.export.seq2seq_render import render_seq2seq
+
+#: the note of a seq2seq export with --calibration auto
+SEQ2SEQ_AUTO = (
+    "--calibration auto chooses ranges per tensor by the output error of sequence models; a "
+    "seq2seq model's few calibrated ranges (the Dense layers between decoder and output) take "
+    "minmax"
+)
 
 
 class Seq2SeqKind(ModelKind):
@@ -69,10 +77,12 @@ class Seq2SeqKind(ModelKind):
             end,
             max_len,
             max_out,
-            o.calibration,
+            "minmax" if o.calibration == AUTO else o.calibration,
             o.input_quant,
         )
         qs.notes += settings.notes
+        if o.calibration == AUTO:
+            qs.notes.append(SEQ2SEQ_AUTO)
         manifest = {
             **self.tag(),
             "source": qs.source,
@@ -94,7 +104,7 @@ class Seq2SeqKind(ModelKind):
             "weight_bytes": qs.weight_bytes(),
             "macs_per_encode_step": qs.encoder_macs(),
             "macs_per_token": qs.token_macs(),
-            "calibration": o.calibration,
+            "calibration": qs.calibration,
             "activations": o.activations,
             "calibration_sequences": int(data.x.shape[0]),
             "model_fingerprint": seq2seq_fingerprint(ir),
