@@ -22,6 +22,7 @@ the float pass runs once (``observed``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,8 @@ class Score:
     p999: float  # the 99.9th percentile of the compared steps
 
     def key(self) -> tuple[float, float]:
+        if os.environ.get("RNN2C_AUTO_KEY") == "sum":
+            return (self.worst + self.p999, self.worst)
         return (self.worst, self.p999)
 
     def describe(self) -> str:
@@ -101,7 +104,9 @@ class AutoResult:
 
     @property
     def score(self) -> Score:
-        return self.choices[-1].after if self.choices else self.fixed[self.start]
+        if self.choices:
+            return self.choices[-1].after
+        return self.fixed.get(self.start, Score(float("nan"), float("nan")))
 
     def lines(self) -> list[str]:
         fixed = ", ".join(f"{m} {s.describe()}" for m, s in self.fixed.items())
@@ -125,22 +130,33 @@ class AutoResult:
         }
 
 
+def compared(n: int, t: int, lengths: np.ndarray, per_step: bool) -> np.ndarray:
+    """[n, t] the compared steps: every real step of a model that returns sequences, else each
+    sequence's last."""
+    if per_step:
+        return np.arange(t)[None, :] < lengths[:, None]
+    mask = np.zeros((n, t), dtype=bool)
+    mask[np.arange(n), np.maximum(lengths - 1, 0)] = lengths > 0
+    return mask
+
+
 def step_errors(
-    qmodel: QuantModel, xq: np.ndarray, lengths: np.ndarray, y_float: np.ndarray
+    qmodel: QuantModel,
+    xq: np.ndarray,
+    lengths: np.ndarray,
+    y_float: np.ndarray,
+    span: float | None = None,
 ) -> np.ndarray:
-    """max |int8 - float| over the outputs at each compared step (every real step of a model
-    that returns sequences, else each sequence's last), relative to the float output range."""
+    """max |int8 - float| over the outputs at each compared step (:func:`compared`) relative
+    to span, the float output range (None: that of y_float's compared steps)."""
     y_int = qmodel.output_q.dequantize(run_int(qmodel, xq, lengths).astype(np.int64))
     n, t = y_float.shape[:2]
-    if qmodel.returns_sequences:
-        mask = np.arange(t)[None, :] < lengths[:, None]
-    else:
-        mask = np.zeros((n, t), dtype=bool)
-        mask[np.arange(n), np.maximum(lengths - 1, 0)] = lengths > 0
+    mask = compared(n, t, lengths, qmodel.returns_sequences)
     yf, yi = y_float[mask], y_int[mask]
     if yf.size == 0:
         return np.zeros(1)
-    span = float(yf.max() - yf.min())
+    if span is None:
+        span = float(yf.max() - yf.min())
     return np.abs(yi - yf).max(axis=-1) / (span if span > 0 else 1.0)
 
 
@@ -148,12 +164,65 @@ def score_of(errors: np.ndarray) -> Score:
     return Score(float(errors.max()), float(np.percentile(errors, 99.9)))
 
 
-def subsample(n: int, t: int) -> np.ndarray:
-    """The calibration sequences the scores are measured on: all of them, or a fixed sample."""
-    keep = min(n, EVAL_SEQUENCES, max(16, EVAL_STEPS // max(t, 1)))
+class Folds:
+    """The two-fold split of the calibration set the scores are measured on: the ranges of
+    each fold's quantization come from one half (its float observations: ``obs``), the error
+    from the other half, at most EVAL_SEQUENCES sequences and about EVAL_STEPS steps of it (a
+    fixed sample); a set of one sequence is its own test. So a range that clips what the other
+    half holds costs what it would cost on data the calibration set did not hold."""
+
+    def __init__(self, model: ModelIR, x: np.ndarray, lengths: np.ndarray) -> None:
+        n, t = x.shape[:2]
+        halves = [np.arange(0, n, 2), np.arange(1, n, 2)] if n >= 2 else [np.arange(n)] * 2
+        self.model = model
+        self.parts: list[tuple[np.ndarray, np.ndarray, Observer, np.ndarray, np.ndarray]] = []
+        ys = []
+        for fit, test in (halves, halves[::-1]):
+            with np.errstate(over="ignore"):  # a sigmoid of an extreme value: exactly 0 or 1
+                _, obs = observe_model(model, model.float_input(x[fit]), lengths[fit])
+                keep = test[_sample(len(test), t, EVAL_SEQUENCES // 2)]
+                y, _ = observe_model(model, model.float_input(x[keep]), lengths[keep])
+            self.parts.append((x[fit], lengths[fit], obs, keep, y))
+            ys.append(y)
+        self.x, self.lengths = x, lengths
+        self.sequences = len(set(np.concatenate([p[3] for p in self.parts]).tolist()))
+        self.span = _output_span(ys, [self.lengths[p[3]] for p in self.parts], model)
+
+    def score(self, plan: dict[str, str], method: str, **quantize: Any) -> Score:
+        """Both folds quantized with ``method`` and ``plan`` (tensor key -> method) and scored
+        together (quantize: quantize_model's other arguments)."""
+        errors = []
+        for x_fit, len_fit, obs, keep, y in self.parts:
+            obs.methods = dict(plan)
+            q = quantize_model(
+                self.model, x_fit, len_fit, method, streaming_hint=False, observed=obs, **quantize
+            )
+            obs.methods = {}
+            xq = q.quantize_input(self.x[keep])
+            errors.append(step_errors(q, xq, self.lengths[keep], y, self.span))
+        return score_of(np.concatenate(errors))
+
+    def asked(self) -> list[str]:
+        """The range-bearing tensor keys, in data-flow order (after a first score)."""
+        return list(self.parts[0][2].asked)
+
+
+def _sample(n: int, t: int, most: int) -> np.ndarray:
+    """A fixed sample of n sequences of t steps: at most ``most``, about EVAL_STEPS steps."""
+    keep = min(n, most, max(16, EVAL_STEPS // max(t, 1)))
     if keep >= n:
         return np.arange(n)
     return np.sort(np.random.default_rng(0).choice(n, keep, replace=False))
+
+
+def _output_span(ys: list[np.ndarray], lengths: list[np.ndarray], model: ModelIR) -> float:
+    """The float output's range over the compared steps of the folds' test sequences."""
+    lo, hi = np.inf, -np.inf
+    for y, n in zip(ys, lengths, strict=True):
+        v = y[compared(y.shape[0], y.shape[1], n, bool(model.sequence_out[-1:] == [True]))]
+        if v.size:
+            lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
+    return hi - lo if hi > lo else 1.0
 
 
 def tensor_name(model: ModelIR, key: str) -> str:
@@ -186,60 +255,42 @@ def quantize_auto(
     not to be chosen (a declared range); say: called with each line of the choices."""
     n, t = calib_x.shape[:2]
     lengths = np.full(n, t) if calib_lengths is None else np.asarray(calib_lengths)
-    with np.errstate(over="ignore"):  # a sigmoid of an extreme value: exactly 0 or 1
-        y_float, obs = observe_model(model, model.float_input(calib_x), calib_lengths)
-    idx = subsample(n, t)
-    x_sub, len_sub, y_sub = calib_x[idx], lengths[idx], y_float[idx]
+    folds = Folds(model, calib_x, lengths)
+    args = {"activations": activations, "input_quant": input_quant, "max_length": max_length}
     trials = 0
 
-    def trial(plan: dict[str, str], method: str, hint: bool = False) -> tuple[QuantModel, Score]:
+    def trial(plan: dict[str, str], method: str) -> Score | None:
         nonlocal trials
         trials += 1
-        obs.methods = dict(plan)
-        q = quantize_model(
-            model,
-            calib_x,
-            calib_lengths,
-            method,
-            activations,
-            input_quant,
-            max_length,
-            streaming_hint=hint,
-            observed=obs,
-        )
-        return q, score_of(step_errors(q, q.quantize_input(x_sub), len_sub, y_sub))
-
-    fixed: dict[str, Score] = {}
-    first: ExportError | None = None
-    for method in CALIBRATION_METHODS:
         try:
-            fixed[method] = trial({}, method)[1]
-        except ExportError as e:  # e.g. a range too narrow for a requantization
-            first = first or e
-    if not fixed:
-        assert first is not None
-        raise first
-    start = min(fixed, key=lambda m: fixed[m].key())  # ties: the earlier method
-    tensors = [k for k in obs.asked if k not in keep]
-    plan = {k: start for k in tensors}
-    best = fixed[start]
+            return folds.score(plan, method, **args)
+        except ExportError:  # e.g. a range too narrow for a requantization
+            return None
+
+    fixed = {m: s for m in CALIBRATION_METHODS if (s := trial({}, m)) is not None}
+    start = min(fixed, key=lambda m: fixed[m].key()) if fixed else "minmax"
+    obs = folds.parts[0][2]
+    plan = {k: start for k in folds.asked() if k not in keep}
+    best = fixed.get(start)
     choices = []
-    for key in tensors:
+    for key in list(plan):
         before = best
         for method in CANDIDATES:
             if method == plan[key] or _same_range(obs, key, method, plan[key]):
                 continue
-            try:
-                score = trial({**plan, key: method}, start)[1]
-            except ExportError:
-                continue
-            if score.key() < best.key():
+            score = trial({**plan, key: method}, start)
+            if score is not None and (best is None or score.key() < best.key()):
                 plan[key], best = method, score
-        choices.append(Choice(key, tensor_name(model, key), plan[key], before, best))
-    qmodel, _ = trial(plan, start, hint=streaming_hint)
+        if before is not None and best is not None:
+            choices.append(Choice(key, tensor_name(model, key), plan[key], before, best))
+    with np.errstate(over="ignore"):
+        _, full = observe_model(model, model.float_input(calib_x), calib_lengths)
+    full.methods = plan
+    qmodel = quantize_model(
+        model, calib_x, calib_lengths, start, **args, streaming_hint=streaming_hint, observed=full
+    )  # a fixed method that fails on the whole set fails here, as without auto
     qmodel.calibration = AUTO
-    obs.methods = {}
-    result = AutoResult(qmodel, fixed, start, choices, len(idx), trials)
+    result = AutoResult(qmodel, fixed, start, choices, folds.sequences, trials)
     for line in result.lines() if say else []:
         say(line)  # type: ignore[misc]
     return result
