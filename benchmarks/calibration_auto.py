@@ -4,9 +4,9 @@
 per-step and a last-step head, for regression (linear head), classification (softmax head) and
 regression through a relu Dense(16) (one more calibrated range); per-tensor and per-feature input
 alternate. Each is trained for a few epochs on synthetic sequences (4 features of different
-scales, AR(1) with heavy-tailed noise: Student t, 4 d.o.f.; targets from running means), then quantized with every
-fixed method and with auto (the calibration set: 128 training sequences) and its integer
-reference (export/reference.py, the C bit for bit) compared with float Keras on 256 held-out
+scales, AR(1) with heavy-tailed noise: Student t, 4 d.o.f.; targets from running means), then
+quantized with every fixed method and with auto (calibration set: 128 training sequences) and its
+integer reference (export/reference.py, the C bit for bit) compared with float Keras on 256 held-out
 sequences: at every compared step (every step of a per-step head, the last of a last-step head)
 the largest |int8 - float| over the outputs relative to the float output range; the worst
 step and the 99.9th percentile per model and method.

@@ -26,13 +26,6 @@ from rnn2c.export.seq2seq import (
 )
 from rnn2c.export.seq2seq_render import render_seq2seq
 
-#: the note of a seq2seq export with --calibration auto
-SEQ2SEQ_AUTO = (
-    "--calibration auto chooses ranges per tensor by the output error of sequence models; a "
-    "seq2seq model's few calibrated ranges (the Dense layers between decoder and output) take "
-    "minmax"
-)
-
 
 class Seq2SeqKind(ModelKind):
     name: ClassVar[str] = "seq2seq"
@@ -77,12 +70,10 @@ class Seq2SeqKind(ModelKind):
             end,
             max_len,
             max_out,
-            "minmax" if o.calibration == AUTO else o.calibration,
+            "minmax" if o.calibration == AUTO else o.calibration,  # no auto: docs/quantization.md
             o.input_quant,
         )
         qs.notes += settings.notes
-        if o.calibration == AUTO:
-            qs.notes.append(SEQ2SEQ_AUTO)
         manifest = {
             **self.tag(),
             "source": qs.source,
