@@ -4,7 +4,8 @@
 per-step and a last-step head, for regression (linear head), classification (softmax head) and
 regression through a relu Dense(16) (one more calibrated range); per-tensor and per-feature input
 alternate. Each is trained for a few epochs on synthetic sequences (4 features of different
-scales, AR(1) with heavy-tailed noise: Student t, 4 d.o.f.; targets from running means), then
+scales, AR(1) with heavy-tailed noise, Student t with 4 d.o.f., or with --noise gauss Gaussian
+noise; targets from running means), then
 quantized with every fixed method and with auto (calibration set: 128 training sequences) and its
 integer reference (export/reference.py, the C bit for bit) compared with float Keras on 256 held-out
 sequences: at every compared step (every step of a per-step head, the last of a last-step head)
@@ -15,8 +16,10 @@ Targets (issue 25): auto's worst step and 99.9th percentile within the best fixe
 +5 % on every model, and below minmax's on the median model.
 
     nice -n 10 .venv/bin/python benchmarks/calibration_auto.py --out build/calib_auto
+    nice -n 10 .venv/bin/python benchmarks/calibration_auto.py --out build/calib_auto --noise gauss
 
-Prints a Markdown table and the targets, writes <out>/calibration_auto.json.
+Prints a Markdown table and the targets, writes <out>/calibration_auto_<noise>.json; the trained
+models are kept in <out>/models-<noise>/ and reused by the next run.
 """
 
 from __future__ import annotations
@@ -59,10 +62,14 @@ SCALES = np.array([1.0, 2.0, 0.5, 1.5])
 TOLERANCE = 1.05
 
 
-def sequences(n: int, seed: int) -> np.ndarray:
-    """AR(1) features of different scales with heavy-tailed (Student t, 4 d.o.f.) noise."""
+def sequences(n: int, seed: int, noise_kind: str = "t4") -> np.ndarray:
+    """AR(1) features of different scales with heavy-tailed (t4: Student t, 4 d.o.f.) or
+    Gaussian (gauss) noise."""
     rng = np.random.default_rng(seed)
-    noise = rng.standard_t(4, size=(n, STEPS, FEATURES)) * 0.3
+    if noise_kind == "t4":
+        noise = rng.standard_t(4, size=(n, STEPS, FEATURES)) * 0.3
+    else:
+        noise = rng.normal(size=(n, STEPS, FEATURES)) * 0.4
     x = np.zeros_like(noise)
     for t in range(STEPS):
         x[:, t] = (0.8 * x[:, t - 1] if t else 0.0) + noise[:, t]
@@ -104,7 +111,7 @@ def configurations() -> list[dict]:
     return out
 
 
-def train(c: dict, epochs: int) -> object:
+def train(c: dict, epochs: int, noise_kind: str) -> object:
     import keras  # noqa: PLC0415
 
     cfg = Config(
@@ -119,7 +126,7 @@ def train(c: dict, epochs: int) -> object:
         heads=c["heads"],
     )
     model = build(cfg)
-    x = sequences(1024, c["seed"])
+    x = sequences(1024, c["seed"], noise_kind)
     y = targets(x, c["task"], c["per_step"])
     loss = "categorical_crossentropy" if c["task"] == "classify" else "mse"
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss=loss)
@@ -201,15 +208,30 @@ def main() -> int:
     ap.add_argument("--out", default="build/calib_auto", help="folder for the JSON")
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--limit", type=int, default=None, help="the first N configurations only")
+    ap.add_argument(
+        "--noise", default="t4", choices=("t4", "gauss"), help="the sequences' noise (default t4)"
+    )
     args = ap.parse_args()
+    import keras  # noqa: PLC0415
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    calib_all = sequences(128, 7)
-    test = sequences(256, 8)
+    calib_all = sequences(128, 7, args.noise)
+    test = sequences(256, 8, args.noise)
     rows = []
     for c in configurations()[: args.limit]:
         t0 = time.time()
-        model = train(c, args.epochs)
+        path = (
+            out
+            / f"models-{args.noise}"
+            / (c["name"].replace("/", "_").replace(">", "-") + ".keras")
+        )
+        if path.is_file():  # trained by an earlier run
+            model = keras.models.load_model(path)
+        else:
+            model = train(c, args.epochs, args.noise)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            model.save(path)  # type: ignore[attr-defined]
         row = evaluate(model, c, calib_all, test)
         rows.append(row)
         print(
@@ -222,7 +244,7 @@ def main() -> int:
             flush=True,
         )
     result = {"rows": rows, "verdict": verdict(rows)}
-    (out / "calibration_auto.json").write_text(json.dumps(result, indent=1))
+    (out / f"calibration_auto_{args.noise}.json").write_text(json.dumps(result, indent=1))
     print(table(rows))
     print(json.dumps(result["verdict"], indent=1))
     return 0

@@ -26,9 +26,6 @@ from rnn2c.export.ir import ActQuant, ExportError, Observer
 #: calibration range methods accepted by --calibration (besides "auto": export/calib_auto.py)
 CALIBRATION_METHODS = ("minmax", "percentile", "mse")
 PERCENTILE = 99.99
-#: the ranges --calibration auto also tries per tensor (no flag of their own): a percentile
-#: that clips more than "percentile"
-EXTRA_METHODS = ("percentile-99.9",)
 #: the saturation limit of a requantized Q3.12 table input (+-8.0)
 LIMIT_Q12 = 1 << 15
 #: the width act_quant_from_range gives a range that calibration found empty (a constant 0)
@@ -246,9 +243,8 @@ def choose_range(values: np.ndarray, method: str) -> tuple[float, float]:
     lo, hi = float(v.min()), float(v.max())
     if method == "minmax":
         return lo, hi
-    if method == "percentile" or method in EXTRA_METHODS and method.startswith("percentile-"):
-        level = PERCENTILE if method == "percentile" else float(method.split("-", 1)[1])
-        return float(np.percentile(v, 100 - level)), float(np.percentile(v, level))
+    if method == "percentile":
+        return float(np.percentile(v, 100 - PERCENTILE)), float(np.percentile(v, PERCENTILE))
     if method == "mse":
         return _mse_range(v, lo, hi)
     raise ExportError(f"unknown calibration method {method!r}; use one of {CALIBRATION_METHODS}")

@@ -34,7 +34,6 @@ from rnn2c.export.ir import (
 from rnn2c.export.layers.bidirectional import run_layers
 from rnn2c.export.quant_rules import (
     CALIBRATION_METHODS,
-    EXTRA_METHODS,
     MAX_MULTIPLIER,
     ScaleError,
     act_quant_from_range,
@@ -135,7 +134,7 @@ def quantize_model(
         raise ExportError(
             f"unknown input quantization {input_quant!r}; use one of {', '.join(INPUT_QUANT)}"
         )
-    if method not in CALIBRATION_METHODS + EXTRA_METHODS:
+    if method not in CALIBRATION_METHODS:
         raise ExportError(
             f"unknown calibration method {method!r}; use one of {', '.join(CALIBRATION_METHODS)}"
         )
