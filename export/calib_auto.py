@@ -257,8 +257,11 @@ def quantize_auto(
     not to be chosen (a declared range); say: called with each line of the choices."""
     n, t = calib_x.shape[:2]
     lengths = np.full(n, t) if calib_lengths is None else np.asarray(calib_lengths)
-    folds = Folds(model, calib_x, lengths)
     args = {"activations": activations, "input_quant": input_quant, "max_length": max_length}
+    # the checks of the model and data (max_length, windows longer than the sequences, ...),
+    # with their messages, before the folds' float passes
+    quantize_model(model, calib_x, calib_lengths, "minmax", **args, streaming_hint=streaming_hint)
+    folds = Folds(model, calib_x, lengths)
     trials = 0
 
     def trial(plan: dict[str, str], method: str) -> Score | None:
