@@ -400,22 +400,19 @@ def bench(
     targets: tuple[str, ...] | list[str] = DEFAULT_TARGETS,
     peers: tuple[str, ...] | list[str] = tuple(PEERS),
     cc: str | None = None,
-    progress_prefix: str | None = None,
 ) -> BenchReport:
     """Benchmark rnn2c's C against the peers on `data` (see the module doc).
 
     model: a .keras or .onnx path or an in-memory Keras model (the peers need a Keras model: for
     an .onnx model their rows say they were skipped); data, calib: .npy/.npz paths, arrays or
     Sequences (calib quantizes both rnn2c's export and the peers' flatbuffer). ExportError for
-    bad input; a peer or a target that fails becomes a row with its error. progress_prefix:
-    the export's progress lines on stderr (export_model's).
+    bad input; a peer or a target that fails becomes a row with its error.
     """
     targets = tuple(targets)
     peers = tuple(peers)
     _check_args(rounds, steps, sequences, targets, peers)
     setup = _setup(model, data, calib, steps, sequences)
     export = {"calibration": calibration, "activations": activations, "input_quant": input_quant}
-    export["progress_prefix"] = progress_prefix
     float_row = BenchRow("float", f"float {kinds.float_framework(setup.keras_model)}", "float")
     rows: list[BenchRow] = [float_row]
     y_float = float_outputs(setup.keras_model, setup.x, None)

@@ -756,8 +756,7 @@ def command(args: Any) -> int:
                 "max_output_length",
             )
             if getattr(args, k, None) is not None
-        }
-        | ({} if Path(args.model).is_dir() else {"progress_prefix": "rnn2c firmware"}),
+        },
     )
     b = project.board
     n, t, _ = project.replay.xq.shape

@@ -203,7 +203,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
             activations=args.activations,
             input_quant=args.input_quant,
             targets=targets,
-            progress_prefix="rnn2c bench",
         )
     except (ExportError, OutputError) as e:
         return _fail("bench", str(e))
