@@ -9,15 +9,16 @@ an LSTM cell state, a merge's output) takes its range from one of the methods of
    try every other method for that tensor alone and keep it where it lowers the error.
 
 The error of a quantized model is that of its integer reference (export/reference.py, the C bit
-for bit) against the float model on the calibration set (a fixed subsample of at most
-``EVAL_SEQUENCES`` sequences and ``EVAL_STEPS`` steps in all), relative to the float output's
+for bit) against the float model, measured two-fold on the calibration set (:class:`Folds`: the
+ranges from one half, the error on a fixed sample of the other), relative to the float output's
 range: at each compared step (every real step of a per-step model, the last one of a last-step
-model) the largest |int8 - float| over the outputs; the score is the worst such step, then the
-99.9th percentile of them (``Score.key``). So the result is never worse on that score than the
-best fixed method, and every range is still computed on the whole calibration set.
+model) the largest |int8 - float| over the outputs; the score is the worst such step plus the
+99.9th percentile of them, then the worst step (``Score.key``). So the result is never worse on
+that score than the best fixed method; the final ranges are computed on the whole set.
 
 quantize.quantize_model holds the hook: Observer.methods overrides the method per tensor key, and
-the float pass runs once (``observed``).
+a fold's float pass runs once (``observed``). A caller that declares a tensor's range passes its
+key in ``keep``.
 """
 
 from __future__ import annotations
@@ -233,13 +234,6 @@ def tensor_name(model: ModelIR, key: str) -> str:
     if head.isdigit() and int(head) < len(model.layers):
         return f"{model.layers[int(head)].name}.{rest}"
     return key
-
-
-def quantize_with(method: str, **kwargs: Any) -> QuantModel:
-    """quantize_model, or with method auto quantize_auto's model (its choices left out)."""
-    if method == AUTO:
-        return quantize_auto(**kwargs).qmodel
-    return quantize_model(method=method, **kwargs)
 
 
 def quantize_auto(
