@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,8 +101,8 @@ def export_model(
     of F / k features, sample-major) for <NAME>_SAMPLES_PER_STEP and <name>_push_sample; by
     default the "frame" of the metrics.json that `rnn2c train --frame` writes, else 1.
 
-    progress_prefix: print progress lines (the choices of calibration "auto") on stderr, each
-    after this prefix ("rnn2c export"); None: none.
+    progress_prefix: print the progress lines (the choices of calibration "auto") on stderr once
+    the folder is written, each after this prefix ("rnn2c export"); None: none.
 
     out_dir may hold other files (a firmware source folder): rnn2c replaces only the files its
     previous manifest lists, refuses to overwrite anything else or its own inputs, and swaps the
@@ -113,6 +112,7 @@ def export_model(
     if problem:
         raise ExportError(problem)
     packages = parse_kinds(package)
+    held: list[str] = []  # progress lines, printed once the folder is written
     options = ExportOptions(
         name=name,
         calibration=calibration,
@@ -124,7 +124,7 @@ def export_model(
         end_token=end_token,
         max_output_length=max_output_length,
         samples_per_step=samples_per_step,
-        say=None if progress_prefix is None else _say(progress_prefix),
+        say=None if progress_prefix is None else held.append,
     )
     inputs = [p for p in (model, calib) if isinstance(p, str | os.PathLike)]
     names = [*output_files(name), *package_paths(name, packages), MANIFEST]
@@ -146,16 +146,11 @@ def export_model(
             folder.write(blobs, manifest)
     except OutputError as e:
         raise ExportError(str(e)) from None
+    for line in held:  # after the write: a failed export stays one line on stderr
+        print(f"{progress_prefix}: {line}", file=sys.stderr, flush=True)
     return ExportResult(
         Path(out_dir), name, sorted([*blobs, MANIFEST]), qmodel, manifest, qmodel.notes
     )
-
-
-def _say(prefix: str) -> Callable[[str], None]:
-    def say(line: str) -> None:
-        print(f"{prefix}: {line}", file=sys.stderr, flush=True)
-
-    return say
 
 
 def output_files(name: str) -> list[str]:
