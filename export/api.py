@@ -16,6 +16,7 @@ from rnn2c.export.ir import ExportError
 from rnn2c.export.isa import RUNTIME_FILES
 from rnn2c.export.modelkind import ExportOptions, ModelKind
 from rnn2c.export.packaging import package_files, package_paths, parse_kinds
+from rnn2c.export.ranges import parse_range
 from rnn2c.export.render import check_name
 from rnn2c.interface import python_api
 from rnn2c.outdir import OutputError, OwnedFolder
@@ -76,6 +77,8 @@ def export_model(
     end_token: int | None = None,
     max_output_length: int | None = None,
     samples_per_step: int | None = None,
+    input_range: Any = None,
+    output_range: Any = None,
     progress_prefix: str | None = None,
 ) -> ExportResult:
     """Keras model (.keras path or in memory) or ONNX model (.onnx path: a PyTorch model exported
@@ -100,6 +103,10 @@ def export_model(
     samples_per_step: k raw samples per model step (a framed model: each input row is k samples
     of F / k features, sample-major) for <NAME>_SAMPLES_PER_STEP and <name>_push_sample; by
     default the "frame" of the metrics.json that `rnn2c train --frame` writes, else 1.
+    input_range, output_range: declared ranges that replace the calibrated ones of the model
+    input and of its output (export/ranges.py): "LO:HI", "IDX:LO:HI,...", a .json/.npz path,
+    [lo, hi], [[lo, hi], ...] or {idx: [lo, hi]}; per-feature input ranges need
+    input_quant="per-feature".
 
     progress_prefix: print the progress lines (the choices of calibration "auto") on stderr once
     the folder is written, each after this prefix ("rnn2c export"); None: none.
@@ -113,6 +120,8 @@ def export_model(
         raise ExportError(problem)
     packages = parse_kinds(package)
     held: list[str] = []  # progress lines, printed once the folder is written
+    declared_in = parse_range(input_range, "--input-range")  # bad syntax: before any work
+    declared_out = parse_range(output_range, "--output-range")
     options = ExportOptions(
         name=name,
         calibration=calibration,
@@ -125,6 +134,8 @@ def export_model(
         max_output_length=max_output_length,
         samples_per_step=samples_per_step,
         say=None if progress_prefix is None else held.append,
+        input_range=declared_in,
+        output_range=declared_out,
     )
     inputs = [p for p in (model, calib) if isinstance(p, str | os.PathLike)]
     names = [*output_files(name), *package_paths(name, packages), MANIFEST]

@@ -32,6 +32,7 @@ import numpy as np
 from rnn2c.export.ir import ExportError, ModelIR, Observer, QuantModel
 from rnn2c.export.quant_rules import CALIBRATION_METHODS, choose_range
 from rnn2c.export.quantize import observe_model, quantize_model
+from rnn2c.export.ranges import DeclaredRange
 from rnn2c.export.reference import run_int
 
 AUTO = "auto"
@@ -246,12 +247,27 @@ def quantize_auto(
     streaming_hint: bool = True,
     keep: Collection[str] = (),
     say: Callable[[str], None] | None = None,
+    input_range: DeclaredRange | None = None,
+    output_range: DeclaredRange | None = None,
 ) -> AutoResult:
     """quantize_model with --calibration auto (the module doc). keep: tensor keys whose range is
-    not to be chosen (a declared range); say: called with each line of the choices."""
+    not to be chosen; a declared input_range or output_range (export/ranges.py) replaces that
+    range in every quantization, and auto does not choose it; say: called with each line of the
+    choices."""
     n, t = calib_x.shape[:2]
     lengths = np.full(n, t) if calib_lengths is None else np.asarray(calib_lengths)
-    args = {"activations": activations, "input_quant": input_quant, "max_length": max_length}
+    args = {
+        "activations": activations,
+        "input_quant": input_quant,
+        "max_length": max_length,
+        "input_range": input_range,
+        "output_range": output_range,
+    }
+    keep = {
+        *keep,
+        *(["input"] if input_range is not None else []),
+        *([f"{len(model.layers) - 1}.output"] if output_range is not None else []),
+    }
     # the checks of the model and data (max_length, windows longer than the sequences, ...),
     # with their messages, before the folds' float passes
     quantize_model(model, calib_x, calib_lengths, "minmax", **args, streaming_hint=streaming_hint)

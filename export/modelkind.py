@@ -35,6 +35,8 @@ class ExportOptions:
     samples_per_step: int | None = None
     #: where progress lines go (the choices of --calibration auto); None: nowhere
     say: Callable[[str], None] | None = None
+    input_range: Any = None  # a DeclaredRange (export/ranges.py): --input-range
+    output_range: Any = None  # --output-range
 
 
 @dataclass

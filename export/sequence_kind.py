@@ -34,6 +34,7 @@ from rnn2c.export.ir import ExportError, ModelIR, QuantModel
 from rnn2c.export.keras_reader import read_model
 from rnn2c.export.modelkind import Exported, ExportOptions, ModelKind
 from rnn2c.export.quantize import quantize_model
+from rnn2c.export.ranges import check_input_range, describe_manifest, manifest_entries
 from rnn2c.export.render import LABELS, c_input_names, render
 
 
@@ -68,15 +69,37 @@ class SequenceKind(ModelKind):
         seqs = calibration_set(calib, ir)
         what = "--calib" if isinstance(calib, str | os.PathLike) else "the calibration set"
         seqs, mask_note = mask_lengths(seqs, ir.mask_value, what)
+        if ir.embedding is not None and o.input_range is not None:
+            raise ExportError(
+                "--input-range does not apply to a token model: its input is token ids looked "
+                "up in the Embedding table, whose range is the table's; drop the flag"
+            )
+        check_input_range(o.input_range, ir.input_size, o.input_quant)
         auto = None
         if o.calibration == AUTO:
             auto = quantize_auto(
-                ir, seqs.x, seqs.lengths, o.activations, o.input_quant, o.max_length, say=o.say
+                ir,
+                seqs.x,
+                seqs.lengths,
+                o.activations,
+                o.input_quant,
+                o.max_length,
+                input_range=o.input_range,
+                output_range=o.output_range,
+                say=o.say,
             )
             qmodel = auto.qmodel
         else:
             qmodel = quantize_model(
-                ir, seqs.x, seqs.lengths, o.calibration, o.activations, o.input_quant, o.max_length
+                ir,
+                seqs.x,
+                seqs.lengths,
+                o.calibration,
+                o.activations,
+                o.input_quant,
+                o.max_length,
+                input_range=o.input_range,
+                output_range=o.output_range,
             )
         qmodel.notes[:0] = [*ir.notes, *([mask_note] if mask_note else [])]
         qmodel.samples_per_step = k
@@ -165,6 +188,7 @@ def manifest(
         "model_fingerprint": model_fingerprint(ir),
         "notes": qmodel.notes,
     }
+    out.update(manifest_entries(qmodel, o.input_range, o.output_range))
     if qmodel.input_sizes:  # several inputs (absent: one)
         out["inputs"] = input_manifest(qmodel)
     if class_names:
@@ -182,6 +206,9 @@ def summary_lines(qmodel: QuantModel, m: dict[str, Any], name: str) -> list[str]
         f"  state {m['state_bytes']} bytes, weights {m['weight_bytes']} bytes, "
         f"{m['macs_per_step']} MACs/step, input {m['input_quant']}"
     )
+    declared = describe_manifest(m)
+    if declared:
+        lines.append(f"  declared ranges: {declared} (calibration sets the others)")
     if qmodel.whole_sequence:
         limit = qmodel.max_length
         steps = "sequences of any length" if limit is None else f"up to {limit} steps"
