@@ -4,7 +4,7 @@ error of the integer reference against float on the calibration set.
 Property over random tiny models: auto's score is never worse than that of any fixed method on
 the same two-fold calibration metric, the search is deterministic, and the C is the integer
 reference bit for bit after it; the CLI prints one line per range on stderr and records the
-choices in rnn2c.json; a kept (declared) range is not chosen.
+choices in rnn2c.json; a kept or declared (--input-range, --output-range) range is not chosen.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from rnn2c.export import codec, export_model
 from rnn2c.export.api import read_any
 from rnn2c.export.calib_auto import CALIBRATION_CHOICES as AUTO_CHOICES
 from rnn2c.export.calib_auto import CANDIDATES, Folds, quantize_auto
-from rnn2c.export.quant_rules import CALIBRATION_METHODS
+from rnn2c.export.quant_rules import CALIBRATION_METHODS, act_quant_from_range
+from rnn2c.export.ranges import parse_range
 from rnn2c.export.reference import run_int
 
 
@@ -118,3 +119,15 @@ def test_a_kept_range_is_not_chosen() -> None:
     x = calib_set(9, cfg.steps, cfg.features)
     res = quantize_auto(ir, x, None, keep={"input", "2.output"})
     assert [c.tensor for c in res.choices] == ["1.output"]
+
+
+def test_declared_ranges_are_kept_and_not_chosen() -> None:
+    cfg, model = per_step_model(9)
+    _, ir = read_any(model)
+    x = calib_set(9, cfg.steps, cfg.features)
+    declared_in = parse_range([-20.0, 20.0], "--input-range")
+    declared_out = parse_range([-5.0, 5.0], "--output-range")
+    res = quantize_auto(ir, x, None, input_range=declared_in, output_range=declared_out)
+    assert [c.tensor for c in res.choices] == ["1.output"]
+    assert res.qmodel.input_q.scale == act_quant_from_range(-20.0, 20.0).scale
+    assert res.qmodel.output_q.scale == act_quant_from_range(-5.0, 5.0).scale
