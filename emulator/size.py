@@ -269,10 +269,29 @@ class SizeReport(Footprint):
     reset_instructions: int
     bit_exact: bool
     notes: list[str] = field(default_factory=list)
+    #: the packed weight bytes in the C, and what they would be with int8 weights (--weights)
+    weight_bytes: int = 0
+    weight_bytes_int8: int = 0
 
     def table(self) -> str:
+        saved = self.weight_bytes_int8 - self.weight_bytes
+        flash_rows = self._flash_rows()
+        at = next(i for i, (k, _) in enumerate(flash_rows) if k == "  raw parameters")
+        flash_rows.insert(
+            at,
+            (
+                "  weights (packed)",
+                f"{self.weight_bytes} B"
+                + (f" (int8: {self.weight_bytes_int8} B; int4 saves {saved} B)" if saved else ""),
+            ),
+        )
+        if saved:
+            flash_rows[at + 1] = (
+                "  raw parameters",
+                f"{self.raw_parameters} B (int4 0.5 B/weight)",
+            )
         rows = [
-            *self._flash_rows(),
+            *flash_rows,
             (
                 "  stack of step",
                 f"{self.stack} B (static worst path {self.stack_static}, "
@@ -322,6 +341,18 @@ def read_export(folder: str | Path) -> Export:
         if not (d / f).is_file():
             raise SizeError(f"{str(d)!r} lacks {f}; re-run rnn2c export into it")
     return Export(d, name, exp.manifest or {}, exp.qmodel, exp.kind)
+
+
+def weight_byte_figures(qmodel: QuantModel) -> tuple[int, int]:
+    """(packed weight bytes of the C, the same with int8 weights): what --weights int4 saves."""
+    now = int8 = 0
+    for layer in qmodel.layers:
+        cells = [c for _, c in layer.cells()] if hasattr(layer, "cells") else [layer]
+        for cell in cells:
+            if hasattr(cell, "int8_weight_bytes"):
+                now += int(cell.packed_weight().size)
+                int8 += int(cell.int8_weight_bytes())
+    return now, int8
 
 
 def raw_parameter_bytes(qmodel: QuantModel) -> int:
@@ -792,6 +823,7 @@ def measure_sequence(
 
     flash = flash_figures(b.map_text)
     raw = raw_parameter_bytes(qm)
+    weights = weight_byte_figures(qm)
 
     whole = qm.whole_sequence
     stack_static, path = worst_stack_path(b.callgraph, f"{name}_{'run' if whole else 'step'}")
@@ -898,4 +930,6 @@ def measure_sequence(
         reset_instructions=reset_count,
         bit_exact=bit_exact,
         notes=notes,
+        weight_bytes=weights[0],
+        weight_bytes_int8=weights[1],
     )

@@ -249,10 +249,13 @@ def quantize_auto(
     say: Callable[[str], None] | None = None,
     input_range: DeclaredRange | None = None,
     output_range: DeclaredRange | None = None,
+    weights: str = "int8",
+    keep_int8: list[str] | None = None,
 ) -> AutoResult:
     """quantize_model with --calibration auto (the module doc). keep: tensor keys whose range is
     not to be chosen; a declared input_range or output_range (export/ranges.py) replaces that
-    range in every quantization, and auto does not choose it; say: called with each line of the
+    range in every quantization, and auto does not choose it; weights, keep_int8: as for
+    quantize_model (int4 weight rows), in every quantization; say: called with each line of the
     choices."""
     n, t = calib_x.shape[:2]
     lengths = np.full(n, t) if calib_lengths is None else np.asarray(calib_lengths)
@@ -262,6 +265,8 @@ def quantize_auto(
         "max_length": max_length,
         "input_range": input_range,
         "output_range": output_range,
+        "weights": weights,
+        "keep_int8": keep_int8,
     }
     keep = {
         *keep,

@@ -86,6 +86,8 @@ class SequenceKind(ModelKind):
                 o.max_length,
                 input_range=o.input_range,
                 output_range=o.output_range,
+                weights=o.weights,
+                keep_int8=o.keep_int8,
                 say=o.say,
             )
             qmodel = auto.qmodel
@@ -100,6 +102,8 @@ class SequenceKind(ModelKind):
                 o.max_length,
                 input_range=o.input_range,
                 output_range=o.output_range,
+                weights=o.weights,
+                keep_int8=o.keep_int8,
             )
         qmodel.notes[:0] = [*ir.notes, *([mask_note] if mask_note else [])]
         qmodel.samples_per_step = k
@@ -180,6 +184,7 @@ def manifest(
         "samples_per_step": qmodel.samples_per_step,
         "calibration": o.calibration,
         "activations": o.activations,
+        "weights": o.weights,
         "calibration_sequences": calibration_sequences,
         "layers": [
             {"name": layer.name, "kind": layer.kind, "output_size": layer.output_size}
@@ -196,10 +201,16 @@ def manifest(
     return out
 
 
+def _int4(layer: Any) -> bool:
+    cells = [c for _, c in layer.cells()] if hasattr(layer, "cells") else [layer]
+    return any(getattr(c, "weight_bits", 8) == 4 for c in cells)
+
+
 def summary_lines(qmodel: QuantModel, m: dict[str, Any], name: str) -> list[str]:
     """rnn2c export's lines about a sequence model: its layers, state, entry points."""
     lines = [
         f"  {layer.kind:<6} {layer.name:<20} -> {layer.output_size:>4}   {layer.macs:>8} MACs/step"
+        + ("  int4 weights" if _int4(layer) else "")
         for layer in qmodel.layers
     ]
     lines.append(
