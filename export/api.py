@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,11 +82,14 @@ def export_model(
     output_range: Any = None,
     weights: str = "int8",
     keep_int8: str | list[str] | None = None,
+    progress_prefix: str | None = None,
 ) -> ExportResult:
     """Keras model (.keras path or in memory) or ONNX model (.onnx path: a PyTorch model exported
     with torch.onnx; docs/pytorch.md) + calibration set -> C files in out_dir.
 
-    calibration: "minmax", "percentile" or "mse" (how activation ranges are chosen);
+    calibration: "minmax" (the default), "percentile", "mse" (how activation ranges are
+    chosen), or "auto" (per tensor, the method that gives the smallest end-to-end error on the
+    calibration set: export/calib_auto.py);
     activations: "int8" or "int16" hidden states (weights are int8 either way);
     input_quant: "per-tensor" (the scalar <NAME>_INPUT_SCALE API) or "per-feature" (the header
     gives <NAME>_INPUT_SCALES / <NAME>_INPUT_ZERO_POINTS arrays instead).
@@ -110,6 +114,9 @@ def export_model(
     LSTM, SimpleRNN and Dense layers, except those keep_int8 names (layer names or kinds:
     "dense", "gru", "lstm", "simplernn", "bidirectional"; a list or "a,b"); docs/quantization.md.
 
+    progress_prefix: print the progress lines (the choices of calibration "auto") on stderr once
+    the folder is written, each after this prefix ("rnn2c export"); None: none.
+
     out_dir may hold other files (a firmware source folder): rnn2c replaces only the files its
     previous manifest lists, refuses to overwrite anything else or its own inputs, and swaps the
     new files in crash-safely (see rnn2c.outdir). On any error nothing is changed.
@@ -118,6 +125,7 @@ def export_model(
     if problem:
         raise ExportError(problem)
     packages = parse_kinds(package)
+    held: list[str] = []  # progress lines, printed once the folder is written
     declared_in = parse_range(input_range, "--input-range")  # bad syntax: before any work
     declared_out = parse_range(output_range, "--output-range")
     options = ExportOptions(
@@ -131,6 +139,7 @@ def export_model(
         end_token=end_token,
         max_output_length=max_output_length,
         samples_per_step=samples_per_step,
+        say=None if progress_prefix is None else held.append,
         input_range=declared_in,
         output_range=declared_out,
         weights=weights,
@@ -157,6 +166,8 @@ def export_model(
             folder.write(blobs, manifest)
     except OutputError as e:
         raise ExportError(str(e)) from None
+    for line in held:  # after the write: a failed export stays one line on stderr
+        print(f"{progress_prefix}: {line}", file=sys.stderr, flush=True)
     return ExportResult(
         Path(out_dir), name, sorted([*blobs, MANIFEST]), qmodel, manifest, qmodel.notes
     )

@@ -105,6 +105,13 @@ class Observer:
         self.rng = np.random.default_rng(seed)
         self.mask: np.ndarray | None = None
         self.prefix = ""
+        #: per tensor key, the calibration method that overrides the one a layer is given
+        #: (--calibration auto: export/calib_auto.py); empty: every tensor takes that one
+        self.methods: dict[str, str] = {}
+        #: the range-bearing keys the quantizer asked for, in the order it asked (data flow)
+        self.asked: list[str] = []
+        #: (key, method) -> calibrated range, so that repeated quantizations choose it once
+        self.ranges: dict[tuple[str, str], tuple[float, float]] = {}
 
     def observe(self, key: str, x: np.ndarray) -> None:
         v = np.asarray(x, dtype=np.float32)
@@ -123,6 +130,13 @@ class Observer:
         if not parts:
             return np.zeros(1, dtype=np.float32)
         return np.concatenate(parts)
+
+    def method_for(self, key: str, method: str) -> str:
+        """The calibration method of tensor ``key`` (full key), which the quantizer asks for:
+        an override from ``methods``, else ``method``; the key is recorded in ``asked``."""
+        if key not in self.asked:
+            self.asked.append(key)
+        return self.methods.get(key, method)
 
 
 @dataclass

@@ -12,6 +12,7 @@ bench) is emulator/kinds.py's KindRunner, registered under the same name.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -32,6 +33,8 @@ class ExportOptions:
     end_token: int | None = None
     max_output_length: int | None = None
     samples_per_step: int | None = None
+    #: where progress lines go (the choices of --calibration auto); None: nowhere
+    say: Callable[[str], None] | None = None
     input_range: Any = None  # a DeclaredRange (export/ranges.py): --input-range
     output_range: Any = None  # --output-range
     weights: str = "int8"  # or "int4" (export/weight_types.py)

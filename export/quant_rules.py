@@ -19,13 +19,14 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from rnn2c.export.fixedpoint import INT32_MAX, requant, shared_rq_params
-from rnn2c.export.ir import ActQuant, ExportError
+from rnn2c.export.ir import ActQuant, ExportError, Observer
 
-#: calibration range methods accepted by --calibration
+#: calibration range methods accepted by --calibration (besides "auto": export/calib_auto.py)
 CALIBRATION_METHODS = ("minmax", "percentile", "mse")
 PERCENTILE = 99.99
 #: the saturation limit of a requantized Q3.12 table input (+-8.0)
@@ -303,6 +304,21 @@ def choose_range(values: np.ndarray, method: str) -> tuple[float, float]:
     if method == "mse":
         return _mse_range(v, lo, hi)
     raise ExportError(f"unknown calibration method {method!r}; use one of {CALIBRATION_METHODS}")
+
+
+def calibrated_range(obs: Any, key: str, method: str) -> tuple[float, float]:
+    """The range of a layer's tensor ``key`` from its observer (an Observer, or a view of one
+    with ``obs`` and ``prefix``, as quantize.SubObserver): the Observer's per-tensor method where
+    it has one (``Observer.methods``: --calibration auto), each (tensor, method) chosen once."""
+    full, root = key, obs
+    while not isinstance(root, Observer) and hasattr(root, "obs") and hasattr(root, "prefix"):
+        full, root = root.prefix + full, root.obs
+    if not isinstance(root, Observer):
+        return choose_range(obs.get(key), method)
+    method = root.method_for(full, method)
+    if (full, method) not in root.ranges:
+        root.ranges[(full, method)] = choose_range(root.get(full), method)
+    return root.ranges[(full, method)]
 
 
 def _mse_range(v: np.ndarray, lo: float, hi: float) -> tuple[float, float]:

@@ -118,6 +118,7 @@ def quantize_model(
     input_quant: str = "per-tensor",
     max_length: int | None = None,
     streaming_hint: bool = True,
+    observed: Observer | None = None,
     input_range: DeclaredRange | None = None,
     output_range: DeclaredRange | None = None,
     weights: str = "int8",
@@ -136,6 +137,8 @@ def quantize_model(
     activations: "int8" (int8 hidden states) or "int16" (int16 hidden states, int8 weights).
     input_quant: "per-tensor" (one input scale, the default C API) or "per-feature" (one scale
     and zero point per input feature, for features of very different ranges).
+    observed: the float model's observations of calib_x from an earlier call (its ``methods``
+    choose a method per tensor: export/calib_auto.py), so that the float pass runs once.
     input_range, output_range: declared ranges (--input-range, --output-range; export/ranges.py)
     that replace the calibrated ones of the model input and of the last layer's output.
     """
@@ -168,8 +171,10 @@ def quantize_model(
                 f"calibration sequences of {got} steps are shorter than the {shortest} steps "
                 "the model's Conv1D/pooling windows need for one output; give longer sequences"
             )
-    with np.errstate(over="ignore"):  # a sigmoid of an extreme value: exactly 0 or 1
-        _, obs = observe_model(model, model.float_input(calib_x), calib_lengths)
+    obs = observed
+    if obs is None:
+        with np.errstate(over="ignore"):  # a sigmoid of an extreme value: exactly 0 or 1
+            _, obs = observe_model(model, model.float_input(calib_x), calib_lengths)
     embedding = None
     if model.embedding is not None:  # token ids: the table's quantization is the input's
         if input_quant != "per-tensor":
@@ -388,7 +393,16 @@ def _input_quant(
     method: str,
     input_quant: str,
 ) -> tuple[ActQuant, ModelIR, list[str]]:
-    """The model input's quantization from calibration (constant features folded away)."""
+    """The model input's quantization from calibration (constant features folded away); its
+    method may be the observer's for "input" (Observer.method_for)."""
+    method = obs.method_for("input", method)
+
+    def choose(values: np.ndarray, part: str) -> tuple[float, float]:  # chosen once per method
+        key = (f"input{part}", method)
+        if key not in obs.ranges:
+            obs.ranges[key] = choose_range(values, method)
+        return obs.ranges[key]
+
     real = real_steps(calib_x, calib_lengths)
     const = real.min(axis=0) == real.max(axis=0)  # per feature: never changes
     model, notes = _fold_constant_features(model, real, const)
@@ -400,22 +414,20 @@ def _input_quant(
         for lo, size in zip(input_offsets(model.input_sizes), model.input_sizes, strict=True):
             part = real[:, lo : lo + size]
             live = part[:, ~const[lo : lo + size]]
-            q = act_quant_from_range(*choose_range(live if live.size else part, method))
+            q = act_quant_from_range(*choose(live if live.size else part, f":{lo}"))
             per += [q] * size
         input_q = ActQuant(
             np.array([q.scale for q in per]), np.array([q.zero_point for q in per], dtype=np.int64)
         )
     elif input_quant == "per-feature":
-        per = [
-            act_quant_from_range(*choose_range(real[:, f], method)) for f in range(real.shape[1])
-        ]
+        per = [act_quant_from_range(*choose(real[:, f], f"#{f}")) for f in range(real.shape[1])]
         input_q = ActQuant(
             np.array([q.scale for q in per]), np.array([q.zero_point for q in per], dtype=np.int64)
         )
     elif varying.shape[1] < real.shape[1]:  # the constant features need no input range
-        input_q = act_quant_from_range(*choose_range(varying, method))
+        input_q = act_quant_from_range(*choose(varying, ":varying"))
     else:
-        input_q = act_quant_from_range(*choose_range(obs.get("input"), method))
+        input_q = act_quant_from_range(*choose(obs.get("input"), ""))
     return input_q, model, notes
 
 

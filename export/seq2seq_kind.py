@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from rnn2c.export.calib_auto import AUTO
 from rnn2c.export.fingerprint import hash_layer, model_fingerprint
 from rnn2c.export.ir import ExportError
 from rnn2c.export.modelkind import Exported, ExportOptions, ModelKind
@@ -79,7 +80,7 @@ class Seq2SeqKind(ModelKind):
             end,
             max_len,
             max_out,
-            o.calibration,
+            "minmax" if o.calibration == AUTO else o.calibration,  # no auto: docs/quantization.md
             o.input_quant,
         )
         qs.notes += settings.notes
@@ -104,7 +105,7 @@ class Seq2SeqKind(ModelKind):
             "weight_bytes": qs.weight_bytes(),
             "macs_per_encode_step": qs.encoder_macs(),
             "macs_per_token": qs.token_macs(),
-            "calibration": o.calibration,
+            "calibration": qs.calibration,
             "activations": o.activations,
             "calibration_sequences": int(data.x.shape[0]),
             "model_fingerprint": seq2seq_fingerprint(ir),

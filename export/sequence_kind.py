@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rnn2c.export import codec
+from rnn2c.export.calib_auto import AUTO, quantize_auto
 from rnn2c.export.data import (
     Sequences,
     check_inputs,
@@ -74,19 +75,36 @@ class SequenceKind(ModelKind):
                 "up in the Embedding table, whose range is the table's; drop the flag"
             )
         check_input_range(o.input_range, ir.input_size, o.input_quant)
-        qmodel = quantize_model(
-            ir,
-            seqs.x,
-            seqs.lengths,
-            o.calibration,
-            o.activations,
-            o.input_quant,
-            o.max_length,
-            input_range=o.input_range,
-            output_range=o.output_range,
-            weights=o.weights,
-            keep_int8=o.keep_int8,
-        )
+        auto = None
+        if o.calibration == AUTO:
+            auto = quantize_auto(
+                ir,
+                seqs.x,
+                seqs.lengths,
+                o.activations,
+                o.input_quant,
+                o.max_length,
+                input_range=o.input_range,
+                output_range=o.output_range,
+                weights=o.weights,
+                keep_int8=o.keep_int8,
+                say=o.say,
+            )
+            qmodel = auto.qmodel
+        else:
+            qmodel = quantize_model(
+                ir,
+                seqs.x,
+                seqs.lengths,
+                o.calibration,
+                o.activations,
+                o.input_quant,
+                o.max_length,
+                input_range=o.input_range,
+                output_range=o.output_range,
+                weights=o.weights,
+                keep_int8=o.keep_int8,
+            )
         qmodel.notes[:0] = [*ir.notes, *([mask_note] if mask_note else [])]
         qmodel.samples_per_step = k
         qmodel.notes += [k_note] if k_note else []
@@ -98,7 +116,10 @@ class SequenceKind(ModelKind):
                 f"{len(class_names)} class names for a model with {qmodel.output_size} outputs"
             )
         files = render(qmodel, o.name, class_names)
-        return Exported(qmodel, files, manifest(qmodel, ir, o, int(seqs.x.shape[0]), class_names))
+        entries = manifest(qmodel, ir, o, int(seqs.x.shape[0]), class_names)
+        if auto is not None:
+            entries["calibration_auto"] = auto.to_json()
+        return Exported(qmodel, files, entries)
 
     def to_bytes(self, qmodel: QuantModel) -> bytes:
         return codec.to_bytes(qmodel)

@@ -15,6 +15,9 @@ from typing import Any, NoReturn
 from rnn2c.interface import command_line
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+#: --calibration's choices (export/calib_auto.py CALIBRATION_CHOICES; not imported: --help stays
+#: fast without NumPy)
+CALIBRATION_CHOICES = ("auto", "minmax", "percentile", "mse")
 
 
 def _quiet_tensorflow() -> None:
@@ -68,6 +71,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             end_token=args.end_token,
             max_output_length=args.max_output_length,
             samples_per_step=args.samples_per_step,
+            progress_prefix="rnn2c export",
             input_range=args.input_range,
             output_range=args.output_range,
             weights=args.weights,
@@ -375,7 +379,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--sequences", type=int, default=None, help="use at most this many sequences")
     p.add_argument("--rounds", type=int, default=15, help="timed rounds (default 15)")
-    p.add_argument("--calibration", default="minmax", choices=("minmax", "percentile", "mse"))
+    p.add_argument("--calibration", default="minmax", choices=CALIBRATION_CHOICES)
     p.add_argument("--activations", default="int8", choices=("int8", "int16"))
     add_weight_arguments(p)
     p.add_argument("--input-quant", default="per-tensor", choices=("per-tensor", "per-feature"))
@@ -466,8 +470,10 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--calibration",
         default="minmax",
-        choices=("minmax", "percentile", "mse"),
-        help="how activation ranges are chosen from the calibration set (default: minmax)",
+        choices=CALIBRATION_CHOICES,
+        help="how activation ranges are chosen from the calibration set: minmax (default), "
+        "percentile, mse, or auto (per range, the method with the smallest int8 error against "
+        "float on a held-out half of the calibration set; docs/quantization.md)",
     )
     p.add_argument(
         "--activations",
@@ -648,7 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", action="store_true", help="build, run under QEMU, compare with host")
     p.add_argument("--timeout", type=float, default=60.0, help="QEMU time limit, s (default 60)")
     for flag, choices in (
-        ("--calibration", ("minmax", "percentile", "mse")),
+        ("--calibration", CALIBRATION_CHOICES),
         ("--activations", ("int8", "int16")),
         ("--input-quant", ("per-tensor", "per-feature")),
     ):

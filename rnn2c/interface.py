@@ -57,7 +57,6 @@ CHOICES = frozenset(
         "conv",
         "max",
         "avg",
-        "int4",
     }
 )
 _FLAG = re.compile(

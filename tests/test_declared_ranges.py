@@ -160,16 +160,15 @@ def test_declared_range_sets_the_scales_and_the_c_stays_bit_exact(
 
 
 def test_per_feature_ranges_replace_only_the_named_features(work: Path, tmp_path: Path) -> None:
-    base = export_model(
-        work / "reg.keras", work / "calib.npz", tmp_path / "a", "m", input_quant="per-feature"
-    ).qmodel
+    fixed = {"input_quant": "per-feature", "calibration": "minmax"}  # auto: a choice per model
+    base = export_model(work / "reg.keras", work / "calib.npz", tmp_path / "a", "m", **fixed).qmodel
     res = export_model(
         work / "reg.keras",
         work / "calib.npz",
         tmp_path / "b",
         "m",
-        input_quant="per-feature",
         input_range="2:0:10,0:-16:16",
+        **fixed,
     )
     q = res.qmodel
     for f, (lo, hi) in {0: (-16, 16), 2: (0, 10)}.items():

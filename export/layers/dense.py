@@ -21,7 +21,7 @@ from rnn2c.export.quant_rules import (
     Block,
     QuantFC,
     act_quant_from_range,
-    choose_range,
+    calibrated_range,
     input_columns,
     pad4,
     quantize_rows,
@@ -64,8 +64,8 @@ def output_rule(
     if activation in FIXED_OUTPUT:
         out_q, fc_scale = FIXED_OUTPUT[activation], 1.0 / fx.Q12_ONE
     elif activation in X_ACTIVATIONS:
-        out_q = act_quant_from_range(*choose_range(obs.get("output"), method))
-        lo, hi = choose_range(obs.get("pre"), method)
+        out_q = act_quant_from_range(*calibrated_range(obs, "output", method))
+        lo, hi = calibrated_range(obs, "pre", method)
         peak = max(abs(lo), abs(hi), 1e-6)  # the int16 pre-activation covers +-peak
         frac = int(min(12, max(0, 15 - math.ceil(math.log2(peak * 1.0001)))))
         fc_scale = 2.0**-frac
@@ -79,7 +79,7 @@ def output_rule(
             "out_rq": [m, s1, s2],
         }
     else:
-        out_q = act_quant_from_range(*choose_range(obs.get("output"), method))
+        out_q = act_quant_from_range(*calibrated_range(obs, "output", method))
         fc_scale = out_q.scale
     return out_q, fc_scale, extra
 

@@ -22,7 +22,7 @@ from rnn2c.export.layers.common import (
     relu_state_shift,
     unit_blocks,
 )
-from rnn2c.export.quant_rules import Block, choose_range
+from rnn2c.export.quant_rules import Block, calibrated_range
 
 KERAS_CLASSES = ("LSTM",)
 
@@ -68,7 +68,7 @@ class LSTMLayer(RecurrentFloat):
         one) instead of the calibrated one."""
         # relu: the candidate rows give g / 2^k, so c / 2^k, h / 2^k
         k = self.state_shift(obs) if state_shift is None else state_shift
-        lo, hi = choose_range(obs.get("cell"), method)
+        lo, hi = calibrated_range(obs, "cell", method)
         peak = max(abs(lo), abs(hi), 1e-6) * 2.0**-k
         # integer bits so that the int16 cell covers +-peak; at most 15 (Q15.0)
         int_bits = min(15, max(0, math.ceil(math.log2(peak * 1.0001))))

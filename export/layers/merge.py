@@ -26,7 +26,7 @@ import numpy as np
 
 from rnn2c.export import fixedpoint as fx
 from rnn2c.export.ir import ActQuant, ExportError, FloatLayer, QuantLayer
-from rnn2c.export.quant_rules import act_quant_from_range, choose_range
+from rnn2c.export.quant_rules import act_quant_from_range, calibrated_range
 
 KERAS_CLASSES = ("Add", "Subtract", "Average", "Multiply", "Concatenate")
 OPS = {"Add": "add", "Subtract": "subtract", "Average": "average", "Multiply": "multiply"}
@@ -75,7 +75,7 @@ class MergeLayer(FloatLayer):
     def quantize_parts(self, input_qs: list[ActQuant], obs: Any, method: str) -> QuantMerge:
         """The quantizer rule: one int8 output range from calibration, each input part requantized
         into it (module doc)."""
-        out_q = act_quant_from_range(*choose_range(obs.get("output"), method))
+        out_q = act_quant_from_range(*calibrated_range(obs, "output", method))
         for q in input_qs:
             if q.per_feature:
                 raise ExportError(
