@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_model_arguments(parser)
     _add_schedule_arguments(parser)
     _add_input_arguments(parser)
+    _add_audio_arguments(parser)
     _add_run_arguments(parser)
 
 
@@ -233,6 +234,51 @@ def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_audio_arguments(parser: argparse.ArgumentParser) -> None:
+    """--dataset wav:DIR: --features, --feature-params, --split-by, --test-speaker,
+    --audio-augment."""
+    d = DEFAULTS
+    parser.add_argument(
+        "--features",
+        choices=("none", "logmel"),
+        default=d["features"],
+        help="wav:DIR: the front end that turns audio into the model's int8 inputs, computed "
+        "by its integer reference (the C computes the same); logmel: log-mel bands or, with "
+        "n_mfcc, MFCCs (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--feature-params",
+        default=d["feature_params"],
+        metavar="KEY=VALUE,...",
+        help="the front end's parameters: sample_rate, window, hop, n_fft (samples), n_mels, "
+        "fmin, fmax (Hz), log_floor (log2), steps_per_log2, n_mfcc (0 = log-mel) (default: "
+        "sample_rate=8000,window=256,hop=128,n_fft=256,n_mels=20,fmin=60,fmax=4000,"
+        "log_floor=-20,steps_per_log2=8,n_mfcc=0)",
+    )
+    parser.add_argument(
+        "--split-by",
+        choices=("speaker", "random"),
+        default=d["split_by"],
+        help="wav:DIR: speaker holds out --test-speaker's recordings (speaker-independent); "
+        "random a fifth of them (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--test-speaker",
+        default=d["test_speaker"],
+        metavar="NAME",
+        help="wav:DIR with --split-by speaker: the speaker held out as the test set (default: "
+        "the last in sorted order)",
+    )
+    parser.add_argument(
+        "--audio-augment",
+        type=int,
+        default=d["audio_augment"],
+        metavar="COPIES",
+        help="wav:DIR: augmented copies of each training recording (gain, noise, time shift), "
+        "their features computed like the originals' (default: %(default)s)",
+    )
+
+
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """--quiet, --strict, --force."""
     parser.add_argument("--quiet", action="store_true", help="no progress line, only the summary")
@@ -273,7 +319,14 @@ _FLAGS = (
     "window",
     "horizon",
     "season",
+    "features",
+    "feature_params",
+    "split_by",
+    "test_speaker",
+    "audio_augment",
 )
+#: spelled out in the recorded command only for a run with a front end
+_AUDIO_FLAGS = ("features", "feature_params", "split_by", "test_speaker", "audio_augment")
 
 
 #: the flags of --task seq2seq (the others do not apply to its model and are refused)
@@ -301,7 +354,10 @@ def command_line(args: argparse.Namespace) -> str:
     """The full `rnn2c train` command (every flag spelled out) that reproduces ``args``."""
     parts = ["rnn2c", "train", "--dataset", str(args.dataset), "--out", str(args.out)]
     seq2seq = getattr(args, "task", None) == "seq2seq"
+    audio = getattr(args, "features", "none") != "none"
     for flag in _SEQ2SEQ_FLAGS if seq2seq else _FLAGS:
+        if flag in _AUDIO_FLAGS and not audio:
+            continue
         value = getattr(args, flag, (SEQ2SEQ_DEFAULTS if seq2seq else DEFAULTS).get(flag))
         parts += [f"--{flag.replace('_', '-')}", "auto" if value is None else str(value)]
     return shlex.join(parts)
@@ -316,7 +372,7 @@ def _task_defaults(args: argparse.Namespace) -> str | None:
             return "--dropout: --task seq2seq has no Dropout layer (the exporter's seq2seq model)"
         if getattr(args, "layers", 1) != 1:
             return f"--layers {args.layers}: --task seq2seq has one encoder and one decoder layer"
-        for flag in ("noise", "augment", "frame", "log_inputs", "window", "horizon"):
+        for flag in ("noise", "augment", "frame", "log_inputs", "window", "horizon", "features"):
             if getattr(args, flag, DEFAULTS[flag]) != DEFAULTS[flag]:
                 return f"--{flag.replace('_', '-')} does not apply to --task seq2seq"
         if getattr(args, "season", None) is not None:
@@ -392,7 +448,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"WARNING: {warning}")
     print(f"run folder: {args.out}")
     print("export and verify with:")
-    for cmd in export_commands(args.out):
+    for cmd in export_commands(args.out, metrics.get("frontend") is not None):
         print(f"  {cmd}")
     if metrics["warnings"] and getattr(args, "strict", False):
         print("rnn2c train: --strict: the model looks useless (see WARNING above)", file=sys.stderr)

@@ -40,6 +40,7 @@ from rnn2c import __version__
 from rnn2c.interface import python_api
 from rnn2c.outdir import OutputError, OwnedFolder
 
+from .audio import AudioSettings, audio_export_text, check_audio, load_audio
 from .data import (
     TASKS,
     Dataset,
@@ -98,6 +99,12 @@ DEFAULTS: dict[str, Any] = {
     "horizon": 1,
     "season": None,  # auto (forecast)
     "calib_size": 200,
+    # wav:DIR (train/audio.py): the front end, the split and the waveform augmentation
+    "features": "none",
+    "feature_params": "",
+    "split_by": "speaker",
+    "test_speaker": None,  # --split-by speaker: the last speaker in sorted order
+    "audio_augment": 1,
 }
 
 CLIPNORM = 1.0
@@ -262,8 +269,9 @@ def fit_keeping_best(fit: Any, stopper: Any, progress: Any) -> tuple[bool, float
     return False, time.perf_counter() - t0
 
 
-def export_commands(run_dir: str | os.PathLike[str]) -> list[str]:
-    """The commands that export and verify the run in ``run_dir``.
+def export_commands(run_dir: str | os.PathLike[str], frontend: bool = False) -> list[str]:
+    """The commands that export and verify the run in ``run_dir``; ``frontend``: a
+    ``wav:DIR`` run, whose export takes its frontend.json.
 
     The model takes raw channels (its Normalization is folded at export), whose ranges differ
     per channel, so the export quantizes the input per feature.
@@ -275,7 +283,8 @@ def export_commands(run_dir: str | os.PathLike[str]) -> list[str]:
 
     return [
         f"rnn2c export {q(run + '/model.keras')} --calib {q(run + '/calib.npz')} "
-        f"--out {q(run + '/c')} --name model --input-quant per-feature",
+        f"--out {q(run + '/c')} --name model --input-quant per-feature"
+        + (f" --frontend {q(run + '/frontend.json')}" if frontend else ""),
         f"rnn2c verify {q(run + '/model.keras')} {q(run + '/c')} --data {q(run + '/test.npz')} "
         "--stream 10000",
     ]
@@ -358,9 +367,15 @@ _TASK_PLOTS = {
 }
 
 
-def run_files(task: str = "classify") -> tuple[str, ...]:
-    """The files a run folder of ``task`` holds (besides its manifest)."""
-    return (*_COMMON_FILES, *_TASK_PLOTS[task], "EXPORT.txt")
+def run_files(task: str = "classify", frontend: bool = False) -> tuple[str, ...]:
+    """The files a run folder of ``task`` holds (besides its manifest); ``frontend``: a
+    ``wav:DIR`` run, which carries its front end's definition too."""
+    return (
+        *_COMMON_FILES,
+        *_TASK_PLOTS[task],
+        *(("frontend.json",) if frontend else ()),
+        "EXPORT.txt",
+    )
 
 
 RUN_FILES = run_files("classify")
@@ -378,6 +393,9 @@ class _Data:
     horizon: int = 0
     season: int = 0
     baselines: dict[str, np.ndarray] | None = None
+    #: wav:DIR only: the front end's definition (frontend.json) and the split's description
+    frontend: dict[str, Any] | None = None
+    audio: dict[str, Any] | None = None
 
 
 def forecast_windows(
@@ -638,6 +656,11 @@ def train_run(
     log_inputs: str = DEFAULTS["log_inputs"],
     label_smoothing: float = DEFAULTS["label_smoothing"],
     callbacks: list[Any] | None = None,
+    features: str = DEFAULTS["features"],
+    feature_params: str = DEFAULTS["feature_params"],
+    split_by: str = DEFAULTS["split_by"],
+    test_speaker: str | None = DEFAULTS["test_speaker"],
+    audio_augment: int = DEFAULTS["audio_augment"],
 ) -> dict[str, Any]:
     """Train a model on ``dataset_spec`` and write the run folder ``out_dir``.
 
@@ -677,6 +700,11 @@ def train_run(
         command: the command line recorded in metrics.json (default: ``sys.argv``).
         verbose: 0 prints nothing; otherwise one progress line per epoch on stderr.
         callbacks: extra Keras callbacks (tests).
+        features, feature_params, split_by, test_speaker, audio_augment: a ``wav:DIR``
+            dataset (classify only): ``features="logmel"`` and its ``key=value,...``
+            parameters (:class:`rnn2c.export.audio.LogMel`), the split (``speaker``: hold out
+            ``test_speaker``, default the last in sorted order; ``random``: a fifth), and the
+            augmented copies of each training recording (gain, noise, time shift).
 
     Returns:
         The metrics written to ``metrics.json``; ``metrics["warnings"]`` lists why the model
@@ -716,6 +744,8 @@ def train_run(
         augment,
         log_inputs,
     )
+    audio = AudioSettings(features, feature_params, split_by, test_speaker, audio_augment)
+    check_audio(dataset_spec, task, audio)
     inputs = [dataset_spec] if isinstance(dataset_spec, str) else []
     try:
         # the folder is locked from here until the run is written: a second `train` into the
@@ -727,7 +757,7 @@ def train_run(
                         f"{out_dir} exists and is not empty; choose another --out or pass "
                         "--force to replace the run in it"
                     )
-                folder.check_replaceable(run_files(task))
+                folder.check_replaceable(run_files(task, audio.features != "none"))
             settings = _Settings(
                 task=task,
                 cell=cell,
@@ -753,6 +783,7 @@ def train_run(
                 command=shlex.join(sys.argv) if command is None else command,
                 verbose=1 if verbose is None else verbose,
                 callbacks=callbacks or [],
+                audio=audio,
             )
             return _train_into(folder, dataset_spec, settings)
     except OutputError as e:
@@ -936,6 +967,7 @@ class _Settings:
     command: str
     verbose: int
     callbacks: list[Any]
+    audio: AudioSettings = AudioSettings()
 
     @property
     def per_step(self) -> bool:
@@ -1049,7 +1081,11 @@ def write_run(
 
 def _train_into(folder: OwnedFolder, dataset_spec: str | Dataset, s: _Settings) -> dict[str, Any]:
     """A run into the locked ``folder``, phase by phase: data, model and fit, test, files."""
-    data = _load(dataset_spec, s.task, s.seed, s.frame, s.window, s.horizon, s.season)
+    if s.audio.features != "none" and isinstance(dataset_spec, str):
+        ds, frontend, audio = load_audio(dataset_spec, s.audio, s.seed)
+        data = _Data(ds, 1 if s.frame is None else s.frame, frontend=frontend, audio=audio)
+    else:
+        data = _load(dataset_spec, s.task, s.seed, s.frame, s.window, s.horizon, s.season)
     use_log = _wants_log(data.ds, s.log_inputs)
     if use_log:
         data = dataclasses.replace(data, ds=_log1p_inputs(data.ds))
@@ -1071,6 +1107,7 @@ def _train_into(folder: OwnedFolder, dataset_spec: str | Dataset, s: _Settings) 
         "num_val": int(len(val_idx)),
         "num_test": int(len(data.ds.x_test)),
         "num_calib": int(len(calib_idx)),
+        **({"frontend": data.frontend, "audio": data.audio} if data.frontend else {}),
         "train_seconds": round(fitted.seconds, 2),
         "command": s.command,
         "argv": list(sys.argv),
@@ -1388,12 +1425,16 @@ def _write(
         )
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         _plots(tmp, s.task, metrics, metrics["history"], ds, ev.pred, ev.y, ev.lengths, data)
-        text = _export_text(folder.path, ev.summary, s.classifier, use_log, k, ds.num_features)
+        fe = data.frontend is not None
+        text = _export_text(folder.path, ev.summary, s.classifier, use_log, k, ds.num_features, fe)
+        if data.frontend is not None:
+            (tmp / "frontend.json").write_text(json.dumps(data.frontend, indent=2) + "\n")
+            text = audio_export_text(text, data.frontend)
         (tmp / "EXPORT.txt").write_text(text)
 
     write_run(
         folder,
-        run_files(s.task),
+        run_files(s.task, data.frontend is not None),
         fill,
         {
             "rnn2c_version": __version__,
@@ -1406,14 +1447,20 @@ def _write(
 
 
 def _export_text(
-    out: Path, summary: float, classifier: bool, use_log: bool, k: int, raw_features: int
+    out: Path,
+    summary: float,
+    classifier: bool,
+    use_log: bool,
+    k: int,
+    raw_features: int,
+    frontend: bool = False,
 ) -> str:
     """EXPORT.txt: the export and verify commands, with what the device must do to the raw
     samples (log1p, framing)."""
     what = f"float test accuracy {summary:.4f}" if classifier else f"float test MAE {summary:.4g}"
     lines = [
         f"# Export the model of this run to int8 C and check it against Keras ({what}):",
-        *export_commands(out),
+        *export_commands(out, frontend),
     ]
     if use_log:
         lines.insert(
