@@ -75,6 +75,7 @@ def export_model(
     end_token: int | None = None,
     max_output_length: int | None = None,
     samples_per_step: int | None = None,
+    frontend: Any = None,
 ) -> ExportResult:
     """Keras model (.keras path or in memory) or ONNX model (.onnx path: a PyTorch model exported
     with torch.onnx; docs/pytorch.md) + calibration set -> C files in out_dir.
@@ -96,6 +97,8 @@ def export_model(
     samples_per_step: k raw samples per model step (a framed model: each input row is k samples
     of F / k features, sample-major) for <NAME>_SAMPLES_PER_STEP and <name>_push_sample; by
     default the "frame" of the metrics.json that `rnn2c train --frame` writes, else 1.
+    frontend: an audio front end (the frontend.json of `rnn2c train --features logmel`, or its
+    dict): <name>_push_audio computes the model's int8 input from int16 PCM (docs/audio.md).
 
     out_dir may hold other files (a firmware source folder): rnn2c replaces only the files its
     previous manifest lists, refuses to overwrite anything else or its own inputs, and swaps the
@@ -116,8 +119,9 @@ def export_model(
         end_token=end_token,
         max_output_length=max_output_length,
         samples_per_step=samples_per_step,
+        frontend=frontend,
     )
-    inputs = [p for p in (model, calib) if isinstance(p, str | os.PathLike)]
+    inputs = [p for p in (model, calib, frontend) if isinstance(p, str | os.PathLike)]
     names = [*output_files(name), *package_paths(name, packages), MANIFEST]
     try:
         with OwnedFolder(out_dir, MANIFEST, "--out", inputs) as folder:

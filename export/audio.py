@@ -29,10 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from rnn2c.export.ir import ExportError
+
 __all__ = [
     "FrontEndError",
     "LogMel",
+    "frontend_for",
     "frames",
+    "load_frontend",
     "log2_q8",
     "parse_params",
 ]
@@ -297,6 +301,32 @@ class LogMel:
         ti = _round_shift(orr * sw[None, :] + oi * cw[None, :], Q15)
         return (er + tr) >> 1, (ei + ti) >> 1
 
+    def c_tables(self) -> dict[str, Any]:
+        """What the generated C's front end block (firmware_templates/frontend.c.j2) writes:
+        the tables as integer arrays and the constants of ``rnn2c_logmel_t``."""
+        cos_t, sin_t = self.twiddles_q15()
+        start, count, flat = self.mel_sparse()
+        step_shift = LOG_FRAC_BITS - int(math.log2(self.steps_per_log2))
+        return {
+            **asdict(self),
+            "num_features": self.num_features,
+            "half": self.n_fft // 2,
+            "win": self.window_q15(),
+            "cos": cos_t,
+            "sin": sin_t,
+            "mel_start": start,
+            "mel_count": count,
+            "mel_w": flat,
+            "log_table": LOG_TABLE,
+            "dct": self.dct_q15() if self.n_mfcc else None,
+            "log_offset": self.log_offset_q8(),
+            "floor_q8": self.log_floor << LOG_FRAC_BITS,
+            "centre": 128 << step_shift,
+            "step_shift": step_shift,
+            "table_bytes": 2 * (self.window + self.n_fft + 2 * self.n_mels + len(flat) + 64)
+            + (2 * self.n_mfcc * self.n_mels),
+        }
+
     # ------------------------------------------------------------------ persistence
     def to_json(self) -> dict[str, Any]:
         """The definition as the run folder and the export carry it."""
@@ -397,3 +427,48 @@ def parse_params(text: str) -> LogMel:
                 f"logmel {key}={value!r}; expected a number ({kinds[key]})"
             ) from None
     return LogMel(**kw)
+
+
+def load_frontend(spec: Any) -> LogMel:
+    """A front end from a frontend.json path or its dict; ExportError (one line) otherwise."""
+    where = "--frontend"
+    if isinstance(spec, dict):
+        data = spec
+    else:
+        where = f"--frontend {spec}"
+        try:
+            with open(spec, encoding="utf-8") as f:
+                data = json.load(f)
+        except OSError as exc:
+            raise ExportError(
+                f"{where}: cannot read it ({exc.strerror or exc}); expected the frontend.json "
+                "of a run trained with --features logmel"
+            ) from None
+        except ValueError:
+            raise ExportError(
+                f"{where}: not JSON; expected the frontend.json of a run trained with "
+                "--features logmel"
+            ) from None
+    if not isinstance(data, dict):
+        raise ExportError(f"{where}: expected a JSON object with kind 'logmel'")
+    try:
+        return LogMel.from_json(data)
+    except (FrontEndError, TypeError) as exc:
+        raise ExportError(f"{where}: {exc}") from None
+
+
+def frontend_for(spec: Any, input_size: int, samples_per_step: int) -> dict[str, Any]:
+    """The front end of an export (``--frontend``), checked against the model: its features are
+    the model's whole input, one step per hop."""
+    fe = load_frontend(spec)
+    if fe.num_features != input_size:
+        raise ExportError(
+            f"--frontend gives {fe.num_features} features per hop but the model takes "
+            f"{input_size} inputs per step; pass the frontend.json of the run that trained it"
+        )
+    if samples_per_step != 1:
+        raise ExportError(
+            f"--frontend steps the model once per hop; a framed model ({samples_per_step} "
+            "samples per step) cannot take it: train with --frame 1"
+        )
+    return fe.to_json()

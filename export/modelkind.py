@@ -32,6 +32,8 @@ class ExportOptions:
     end_token: int | None = None
     max_output_length: int | None = None
     samples_per_step: int | None = None
+    #: an audio front end: a frontend.json path or its dict (export/audio.py), else None
+    frontend: Any = None
 
 
 @dataclass

@@ -44,6 +44,8 @@ from rnn2c.export.quant_rules import pad4 as pad4  # re-exported: seq2seq_render
 
 #: model input quantization accepted by --input-quant
 INPUT_QUANT = ("per-tensor", "per-feature")
+#: the input is int8 already (an audio front end's features): scale 1, zero point 0
+INPUT_INT8 = "int8"
 
 
 def observe_model(
@@ -125,9 +127,10 @@ def quantize_model(
 
     activations: "int8" (int8 hidden states) or "int16" (int16 hidden states, int8 weights).
     input_quant: "per-tensor" (one input scale, the default C API) or "per-feature" (one scale
-    and zero point per input feature, for features of very different ranges).
+    and zero point per input feature, for features of very different ranges); "int8" (an
+    audio front end's features, already int8: scale 1, zero point 0, the C API's per-tensor).
     """
-    if input_quant not in INPUT_QUANT:
+    if input_quant not in (*INPUT_QUANT, INPUT_INT8):
         raise ExportError(
             f"unknown input quantization {input_quant!r}; use one of {', '.join(INPUT_QUANT)}"
         )
@@ -198,7 +201,7 @@ def quantize_model(
         calibration=method,
         source=model.source,
         activations=activations,
-        input_quant=input_quant,
+        input_quant="per-tensor" if input_quant == INPUT_INT8 else input_quant,
         notes=notes,
         sequence_out=list(model.sequence_out),
         max_length=max_length,
@@ -353,6 +356,8 @@ def _input_quant(
     input_quant: str,
 ) -> tuple[ActQuant, ModelIR, list[str]]:
     """The model input's quantization from calibration (constant features folded away)."""
+    if input_quant == INPUT_INT8:  # int8 features (an audio front end): taken as they are
+        return ActQuant(1.0, 0), model, []
     real = real_steps(calib_x, calib_lengths)
     const = real.min(axis=0) == real.max(axis=0)  # per feature: never changes
     model, notes = _fold_constant_features(model, real, const)

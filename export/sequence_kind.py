@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rnn2c.export import codec
+from rnn2c.export.audio import frontend_for
 from rnn2c.export.data import (
     Sequences,
     check_inputs,
@@ -64,12 +65,27 @@ class SequenceKind(ModelKind):
             )
         c_input_names(ir.input_names, o.name)  # usable C names, before the long work
         k, k_note = framing(o.samples_per_step, model, ir)
+        frontend = None if o.frontend is None else frontend_for(o.frontend, ir.input_size, k)
         seqs = calibration_set(calib, ir)
         what = "--calib" if isinstance(calib, str | os.PathLike) else "the calibration set"
         seqs, mask_note = mask_lengths(seqs, ir.mask_value, what)
+        input_quant = o.input_quant if frontend is None else "int8"
         qmodel = quantize_model(
-            ir, seqs.x, seqs.lengths, o.calibration, o.activations, o.input_quant, o.max_length
+            ir, seqs.x, seqs.lengths, o.calibration, o.activations, input_quant, o.max_length
         )
+        if frontend is not None and (
+            qmodel.whole_sequence or qmodel.decimates or qmodel.input_sizes
+        ):
+            raise ExportError(
+                "--frontend needs a streaming model with one input that gives an output every "
+                "step (no Bidirectional, whole-sequence or strided layer, one input)"
+            )
+        qmodel.frontend = frontend
+        if frontend is not None:
+            qmodel.notes.append(
+                "the input is the audio front end's int8 features (scale 1, zero point 0): "
+                f"{o.name}_push_audio computes them"
+            )
         qmodel.notes[:0] = [*ir.notes, *([mask_note] if mask_note else [])]
         qmodel.samples_per_step = k
         qmodel.notes += [k_note] if k_note else []

@@ -1719,4 +1719,145 @@ RNN2C_INLINE int32_t rnn2c_argmax_s8(const int8_t *w, const int32_t *bias, int r
     return best;
 }
 
+/* ---------------------------------------------------------------- audio front end: log-mel */
+
+/* A log-mel (or MFCC) front end's tables and constants (export/audio.py, LogMel), which the
+ * generated C defines from the front end's parameters. */
+typedef struct {
+    int window;                /* samples per frame */
+    int half;                  /* n_fft / 2: the complex FFT's points */
+    int n_mels;
+    int n_mfcc;                /* 0: the features are the log-mel bands */
+    const int16_t *win;        /* [window] Hann, Q15 */
+    const int16_t *cs, *sn;    /* [half] cos, -sin of 2 pi k / n_fft, Q15 */
+    const uint16_t *mel_start; /* [n_mels] first FFT bin of each band */
+    const uint16_t *mel_count; /* [n_mels] its bins */
+    const uint16_t *mel_w;     /* the bands' weights back to back, Q15 (1.0 = 32768) */
+    const int16_t *log_table;  /* [64] Q8 log2(1 + (i + 1/2) / 64) */
+    const int16_t *dct;        /* [n_mfcc][n_mels] Q15, or NULL */
+    int32_t log_offset;        /* Q8: log2 of the integer energy -> of the float one */
+    int32_t floor_q8;          /* Q8 log floor */
+    int32_t centre;            /* Q8: the log that maps to feature 0, from the floor */
+    int step_shift;            /* Q8 -> int8 steps: >> step_shift (1..8), rounded */
+} rnn2c_logmel_t;
+
+/* log2(e) in Q8 for e >= 1: the leading one's position by a binary search (what a CLZ does),
+ * plus the table entry of the 6 bits after it. */
+RNN2C_INLINE int32_t rnn2c_log2_q8(uint64_t e, const int16_t *table)
+{
+    int msb = 0;
+    uint32_t idx;
+    uint64_t v = e;
+    if (v >> 32) { v >>= 32; msb += 32; }
+    if (v >> 16) { v >>= 16; msb += 16; }
+    if (v >> 8) { v >>= 8; msb += 8; }
+    if (v >> 4) { v >>= 4; msb += 4; }
+    if (v >> 2) { v >>= 2; msb += 2; }
+    if (v >> 1) { msb += 1; }
+    idx = (uint32_t)(msb >= 6 ? e >> (msb - 6) : e << (6 - msb)) & 63u;
+    return (int32_t)msb * 256 + table[idx];
+}
+
+/* One frame of int16 samples -> the front end's int8 features. re, im: scratch of half + 1
+ * int32 each; logs: n_mels int32. Integer only: Q15 window, a block shift that brings the
+ * frame's peak to [2^14, 2^15), the real FFT (rnn2c_fft_q15 on the even/odd samples as one
+ * complex sequence, then the split into half + 1 bins, scaled by 1/2), power, the mel bands
+ * (uint64 sums), log2, then the features. export/audio.py (LogMel.features_int) is its twin. */
+RNN2C_INLINE void rnn2c_logmel_frame(const rnn2c_logmel_t *p, const int16_t *frame,
+                                     int32_t *re, int32_t *im, int32_t *logs, int8_t *out)
+{
+    const int half = p->half;
+    uint32_t *const power = (uint32_t *)re; /* the power overwrites re, bin by bin */
+    int32_t peak = 0;
+    int shift = 0;
+    int i, bits = 0, m, pos = 0;
+    for (i = 0; i < p->window; ++i) {
+        const int32_t x = ((int32_t)frame[i] * p->win[i] + (1 << 14)) >> 15;
+        const int32_t ax = x < 0 ? -x : x;
+        peak = ax > peak ? ax : peak;
+    }
+    if (peak > 0) {
+        while ((peak << shift) < (1 << 14)) {
+            ++shift;
+        }
+    }
+    for (i = 0; i < 2 * half; ++i) { /* even samples to re, odd to im */
+        const int32_t x = i < p->window ? ((int32_t)frame[i] * p->win[i] + (1 << 14)) >> 15 : 0;
+        if (i & 1) {
+            im[i >> 1] = x * (1 << shift);
+        } else {
+            re[i >> 1] = x * (1 << shift);
+        }
+    }
+    while ((1 << bits) < half) {
+        ++bits;
+    }
+    for (i = 0; i < half; ++i) { /* bit-reversed order */
+        int r = 0, b;
+        for (b = 0; b < bits; ++b) {
+            r |= ((i >> b) & 1) << (bits - 1 - b);
+        }
+        if (r > i) {
+            const int32_t tr = re[i], ti = im[i];
+            re[i] = re[r];
+            im[i] = im[r];
+            re[r] = tr;
+            im[r] = ti;
+        }
+    }
+    rnn2c_fft_q15(re, im, half, p->cs, p->sn);
+    re[half] = re[0];
+    im[half] = im[0];
+    for (i = 0; i <= half / 2; ++i) { /* the split, from both ends, and the power */
+        const int k2 = half - i;
+        uint32_t pw[2];
+        int t;
+        for (t = 0; t < (i == k2 ? 1 : 2); ++t) {
+            const int k = t ? k2 : i;
+            const int32_t ar = t ? re[k2] : re[i], ai = t ? im[k2] : im[i];
+            const int32_t br = t ? re[i] : re[k2], bi = t ? -im[i] : -im[k2];
+            const int32_t er = (ar + br) >> 1, ei = (ai + bi) >> 1;
+            const int32_t orr = (ai - bi) >> 1, oi = (br - ar) >> 1;
+            const int32_t cw = k == half ? -32767 : p->cs[k];
+            const int32_t sw = k == half ? 0 : p->sn[k];
+            const int32_t tr = (orr * cw - oi * sw + (1 << 14)) >> 15;
+            const int32_t ti = (orr * sw + oi * cw + (1 << 14)) >> 15;
+            const int32_t xr = (er + tr) >> 1, xi = (ei + ti) >> 1;
+            const uint32_t ur = (uint32_t)(xr < 0 ? -xr : xr), ui = (uint32_t)(xi < 0 ? -xi : xi);
+            pw[t] = ur * ur + ui * ui;
+        }
+        power[i] = pw[0];
+        if (i != k2) {
+            power[k2] = pw[1];
+        }
+    }
+    for (m = 0; m < p->n_mels; ++m) {
+        uint64_t e = 0;
+        int k;
+        for (k = 0; k < p->mel_count[m]; ++k) {
+            e += (uint64_t)power[p->mel_start[m] + k] * p->mel_w[pos + k];
+        }
+        pos += p->mel_count[m];
+        if (e == 0) {
+            logs[m] = p->floor_q8;
+        } else {
+            int32_t l = rnn2c_log2_q8(e, p->log_table) + p->log_offset - 512 * shift;
+            logs[m] = l > p->floor_q8 ? l : p->floor_q8;
+        }
+        logs[m] -= p->floor_q8 + p->centre;
+    }
+    for (m = 0; m < (p->n_mfcc ? p->n_mfcc : p->n_mels); ++m) {
+        int32_t v = logs[m];
+        if (p->n_mfcc) {
+            int32_t acc = 0;
+            int j;
+            for (j = 0; j < p->n_mels; ++j) {
+                acc += p->dct[m * p->n_mels + j] * logs[j];
+            }
+            v = (acc + (1 << 14)) >> 15;
+        }
+        out[m] = rnn2c_sat_s8((v + (1 << (p->step_shift - 1))) >> p->step_shift);
+    }
+}
+
 #endif /* RNN2C_RUNTIME_H */
