@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import json
 import math
+import wave
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,11 @@ from rnn2c.export.ir import ExportError
 __all__ = [
     "FrontEndError",
     "LogMel",
+    "Recording",
+    "label_order",
+    "read_recordings",
+    "read_wav",
+    "wav_sequences",
     "frontend_for",
     "frames",
     "load_frontend",
@@ -472,3 +479,104 @@ def frontend_for(spec: Any, input_size: int, samples_per_step: int) -> dict[str,
             "samples per step) cannot take it: train with --frame 1"
         )
     return fe.to_json()
+
+
+@dataclass(frozen=True)
+class Recording:
+    path: Path
+    label: str
+    speaker: str
+
+
+def read_wav(path: Path, sample_rate: int | None = None) -> np.ndarray:
+    """A mono 16-bit PCM WAV file's samples (int16), its rate checked against
+    ``sample_rate``."""
+    try:
+        with wave.open(str(path)) as w:
+            channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
+            data = w.readframes(w.getnframes())
+    except (wave.Error, EOFError, OSError) as exc:
+        raise FrontEndError(f"{path}: not a readable WAV file ({exc})") from None
+    if channels != 1 or width != 2:
+        raise FrontEndError(
+            f"{path}: {channels} channel(s) of {8 * width}-bit samples; expected mono 16-bit PCM"
+        )
+    if sample_rate is not None and rate != sample_rate:
+        raise FrontEndError(
+            f"{path}: {rate} Hz; the front end takes {sample_rate} Hz (resample the files, or "
+            f"pass --feature-params sample_rate={rate})"
+        )
+    return np.frombuffer(data, dtype="<i2").copy()
+
+
+def _speaker_of(stem: str, per_folder: bool) -> str:
+    if per_folder:
+        return stem.split("_nohash_")[0] if "_nohash_" in stem else stem.split("_")[0]
+    return stem.split("_")[1]
+
+
+def read_recordings(folder: Path) -> list[Recording]:
+    """The recordings of ``folder`` with their labels and speakers, sorted by path."""
+    if not folder.is_dir():
+        raise FrontEndError(
+            f"wav:{folder}: no such folder; expected a folder of {{label}}_{{speaker}}_"
+            "{index}.wav files or of one folder of .wav files per label"
+        )
+    flat = sorted(folder.glob("*.wav"))
+    if flat:
+        bad = [p.name for p in flat if len(p.stem.split("_")) < 3]
+        if bad:
+            raise FrontEndError(
+                f"wav:{folder}: {bad[0]} is not named {{label}}_{{speaker}}_{{index}}.wav "
+                "(e.g. 3_theo_12.wav); rename it, or use one folder per label"
+            )
+        return [Recording(p, p.stem.split("_")[0], _speaker_of(p.stem, False)) for p in flat]
+    nested = sorted(p for p in folder.glob("*/*.wav") if not p.parent.name.startswith("_"))
+    if not nested:
+        raise FrontEndError(
+            f"wav:{folder}: no .wav files; expected {{label}}_{{speaker}}_{{index}}.wav files "
+            "or one folder of .wav files per label"
+        )
+    return [Recording(p, p.parent.name, _speaker_of(p.stem, True)) for p in nested]
+
+
+def label_order(labels: set[str]) -> list[str]:
+    """Class names in training's order: numbers by value, then the others by name."""
+    return sorted(labels, key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s))
+
+
+def wav_sequences(
+    spec: str, frontend: dict[str, Any], class_names: list[str] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """``wav:DIR`` replayed for verify: the integer features of every recording [N, T, F]
+    (float32 of the int8 values), its class index by ``class_names`` (else training's order),
+    the lengths, and a note with the features' error against the float log-mel."""
+    fe = LogMel.from_json(frontend)
+    folder = Path(spec.split(":", 1)[1] if spec.lower().startswith("wav:") else spec)
+    recs = read_recordings(folder.expanduser())
+    names = list(class_names) if class_names else label_order({r.label for r in recs})
+    unknown = sorted({r.label for r in recs} - set(names))
+    if unknown:
+        raise FrontEndError(
+            f"wav:{folder}: label(s) {', '.join(unknown)} are not among the model's classes "
+            f"({', '.join(names)})"
+        )
+    feats, errs = [], []
+    for r in recs:
+        pcm = read_wav(r.path, fe.sample_rate)
+        q = fe.features_int(pcm)
+        if not len(q):
+            raise FrontEndError(f"{r.path}: shorter than one hop ({fe.hop} samples)")
+        feats.append(q)
+        errs.append(np.abs(q - np.clip(fe.features_float(pcm), -128.0, 127.0)).ravel())
+    t = max(len(f) for f in feats)
+    x = np.zeros((len(feats), t, fe.num_features), dtype=np.float32)
+    for i, f in enumerate(feats):
+        x[i, : len(f)] = f
+    err = np.concatenate(errs)
+    note = (
+        f"integer front end vs float log-mel over {len(recs)} recordings: max "
+        f"{err.max():.2f}, mean {err.mean():.3f} int8 steps ({fe.feature_scale:g} log2 units each)"
+    )
+    y = np.array([names.index(r.label) for r in recs], dtype=np.int64)
+    return x, y, np.array([len(f) for f in feats], dtype=np.int64), note

@@ -46,7 +46,7 @@ def keras_gru(features: int, classes: int = 3, seed: int = 0):
     return model
 
 
-def export_audio(tmp: Path, fe: LogMel, seed: int = 0) -> tuple[ctypes.CDLL, Path]:
+def export_audio(tmp: Path, fe: LogMel, seed: int = 0, model=None) -> tuple[ctypes.CDLL, Path]:
     """A small GRU over fe's features, exported with the front end and compiled to a .so."""
     rng = np.random.default_rng(seed)
     pcm = [read_wav(p) for p in sorted(WAV_DIR.glob("*.wav"))[:4]]
@@ -56,7 +56,7 @@ def export_audio(tmp: Path, fe: LogMel, seed: int = 0) -> tuple[ctypes.CDLL, Pat
     for i, f in enumerate(feats):
         calib[i, : len(f)] = f
     np.savez(tmp / "calib.npz", x=calib, lengths=np.array([len(f) for f in feats]))
-    model = keras_gru(fe.num_features, seed=int(rng.integers(1000)))
+    model = model or keras_gru(fe.num_features, seed=int(rng.integers(1000)))
     (tmp / "frontend.json").write_text(fe.dumps())
     out = tmp / "c"
     export_model(
@@ -139,3 +139,19 @@ def test_frontend_errors_one_line(tmp_path: Path) -> None:
             export_model(model, str(tmp_path / "calib.npz"), tmp_path / "c", frontend=str(spec))
         assert words in str(info.value) and "\n" not in str(info.value)
         assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
+
+
+def test_verify_replays_wav(tmp_path: Path) -> None:
+    from rnn2c.emulator import verify  # noqa: PLC0415
+
+    fe = LogMel(n_mels=10)
+    model = keras_gru(fe.num_features, classes=2)
+    _, out = export_audio(tmp_path, fe, model=model)
+    report = verify(model, out, f"wav:{WAV_DIR}")
+    assert report.passed and report.bit_exact
+    assert report.sequences == 8
+    (note,) = [n for n in report.notes if "front end vs float" in n]
+    assert "over 8 recordings" in note
+    with pytest.raises(ExportError, match="no audio front end"):
+        export_model(model, str(tmp_path / "calib.npz"), tmp_path / "plain", name="plain")
+        verify(model, tmp_path / "plain", f"wav:{WAV_DIR}")

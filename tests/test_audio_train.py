@@ -104,13 +104,7 @@ def test_unknown_speaker_lists_speakers() -> None:
 )
 def test_flag_errors_before_training(tmp_path: Path, spec: str, audio, words: str) -> None:
     with pytest.raises(ConfigError) as info:
-        train_run(
-            spec,
-            tmp_path / "run",
-            features=audio.features,
-            feature_params=audio.feature_params,
-            split_by=audio.split_by,
-        )
+        train_run(spec, tmp_path / "run", audio=audio)
     assert words in str(info.value) and "\n" not in str(info.value)
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
 

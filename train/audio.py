@@ -13,14 +13,15 @@ exactly the int8 features the C computes. Problems raise :class:`DatasetError` (
 
 from __future__ import annotations
 
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rnn2c.export.audio import FrontEndError, LogMel, parse_params
+from rnn2c.export.audio import FrontEndError, LogMel, Recording, label_order, parse_params
+from rnn2c.export.audio import read_recordings as _read_recordings
+from rnn2c.export.audio import read_wav as _read_wav
 
 from .data import Dataset, DatasetError, pad_sequences
 from .model import ConfigError
@@ -44,63 +45,20 @@ __all__ = [
 AUDIO_AUGMENT = {"gain_db": 6.0, "snr_db": (10.0, 40.0), "shift_ms": 100.0}
 
 
-@dataclass(frozen=True)
-class Recording:
-    path: Path
-    label: str
-    speaker: str
-
-
 def read_wav(path: Path, sample_rate: int | None = None) -> np.ndarray:
-    """A mono 16-bit PCM WAV file's samples (int16), its rate checked against
-    ``sample_rate``."""
+    """export/audio.py's read_wav, its errors as DatasetError."""
     try:
-        with wave.open(str(path)) as w:
-            channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
-            data = w.readframes(w.getnframes())
-    except (wave.Error, EOFError, OSError) as exc:
-        raise DatasetError(f"{path}: not a readable WAV file ({exc})") from None
-    if channels != 1 or width != 2:
-        raise DatasetError(
-            f"{path}: {channels} channel(s) of {8 * width}-bit samples; expected mono 16-bit PCM"
-        )
-    if sample_rate is not None and rate != sample_rate:
-        raise DatasetError(
-            f"{path}: {rate} Hz; the front end takes {sample_rate} Hz (resample the files, or "
-            f"pass --feature-params sample_rate={rate})"
-        )
-    return np.frombuffer(data, dtype="<i2").copy()
-
-
-def _speaker_of(stem: str, per_folder: bool) -> str:
-    if per_folder:
-        return stem.split("_nohash_")[0] if "_nohash_" in stem else stem.split("_")[0]
-    return stem.split("_")[1]
+        return _read_wav(path, sample_rate)
+    except FrontEndError as exc:
+        raise DatasetError(str(exc)) from None
 
 
 def read_recordings(folder: Path) -> list[Recording]:
-    """The recordings of ``folder`` with their labels and speakers, sorted by path."""
-    if not folder.is_dir():
-        raise DatasetError(
-            f"wav:{folder}: no such folder; expected a folder of {{label}}_{{speaker}}_"
-            "{index}.wav files or of one folder of .wav files per label"
-        )
-    flat = sorted(folder.glob("*.wav"))
-    if flat:
-        bad = [p.name for p in flat if len(p.stem.split("_")) < 3]
-        if bad:
-            raise DatasetError(
-                f"wav:{folder}: {bad[0]} is not named {{label}}_{{speaker}}_{{index}}.wav "
-                "(e.g. 3_theo_12.wav); rename it, or use one folder per label"
-            )
-        return [Recording(p, p.stem.split("_")[0], _speaker_of(p.stem, False)) for p in flat]
-    nested = sorted(p for p in folder.glob("*/*.wav") if not p.parent.name.startswith("_"))
-    if not nested:
-        raise DatasetError(
-            f"wav:{folder}: no .wav files; expected {{label}}_{{speaker}}_{{index}}.wav files "
-            "or one folder of .wav files per label"
-        )
-    return [Recording(p, p.parent.name, _speaker_of(p.stem, True)) for p in nested]
+    """export/audio.py's read_recordings, its errors as DatasetError."""
+    try:
+        return _read_recordings(folder)
+    except FrontEndError as exc:
+        raise DatasetError(str(exc)) from None
 
 
 def _augment(pcm: np.ndarray, rng: np.random.Generator, rate: int) -> np.ndarray:
@@ -166,9 +124,7 @@ def load_wav_dataset(
     folder = Path(spec.split(":", 1)[1] if spec.lower().startswith("wav:") else spec)
     recs = read_recordings(folder.expanduser())
     test = _split(recs, split_by, test_speaker, seed)
-    labels = sorted(
-        {r.label for r in recs}, key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s)
-    )
+    labels = label_order({r.label for r in recs})
     index = {name: i for i, name in enumerate(labels)}
     pcms = [read_wav(r.path, frontend.sample_rate) for r in recs]
     rng = np.random.default_rng(seed)
@@ -236,8 +192,9 @@ def is_wav_spec(spec: object) -> bool:
     return isinstance(spec, str) and spec.strip().lower().startswith("wav:")
 
 
-def check_audio(dataset_spec: object, task: str, a: AudioSettings) -> None:
-    """One-line errors, before any training, for audio flags that do not fit together."""
+def check_audio(dataset_spec: object, task: str, a: AudioSettings) -> AudioSettings:
+    """``a``, after one-line errors, before any training, for audio flags that do not fit
+    together."""
     if a.features not in ("none", "logmel"):
         raise ConfigError(f"--features {a.features!r}; expected none or logmel")
     if a.split_by not in ("speaker", "random"):
@@ -259,6 +216,7 @@ def check_audio(dataset_spec: object, task: str, a: AudioSettings) -> None:
         raise ConfigError("--feature-params and --test-speaker apply to --dataset wav:DIR only")
     if wav:
         a.frontend()
+    return a
 
 
 def load_audio(

@@ -7,6 +7,7 @@ import os
 import shlex
 import sys
 
+from .audio import AudioSettings
 from .data import DatasetError
 from .model import ConfigError
 from .seq2seq_train import SEQ2SEQ_DEFAULTS, summary_lines, train_seq2seq
@@ -405,7 +406,8 @@ def main(args: argparse.Namespace) -> int:
     if args.task == "seq2seq":
         return _seq2seq(args)
 
-    kw = {f: getattr(args, f, DEFAULTS.get(f)) for f in _FLAGS}
+    kw = {f: getattr(args, f, DEFAULTS.get(f)) for f in _FLAGS if f not in _AUDIO_FLAGS}
+    audio = AudioSettings(*(getattr(args, f, DEFAULTS[f]) for f in _AUDIO_FLAGS))
     try:
         metrics = train_run(
             args.dataset,
@@ -413,6 +415,7 @@ def main(args: argparse.Namespace) -> int:
             force=getattr(args, "force", False),
             command=command_line(args),
             verbose=0 if getattr(args, "quiet", False) else 1,
+            audio=audio,
             **kw,
         )
     except (DatasetError, ConfigError, RunError) as exc:

@@ -333,7 +333,12 @@ def _check_training_config(
     season: int | None = None,
     augment: str | bool = "auto",
     log_inputs: str = "auto",
+    label_smoothing: float = 0.0,
 ) -> None:
+    if not (np.isfinite(label_smoothing) and 0.0 <= label_smoothing < 1.0):
+        raise ConfigError(
+            f"--label-smoothing {label_smoothing}; expected a fraction in [0, 1), e.g. 0.1"
+        )
     if log_inputs not in ("auto", "on", "off"):
         raise ConfigError(f"--log-inputs {log_inputs!r}; expected auto, on or off")
     if task not in TASKS:
@@ -656,11 +661,7 @@ def train_run(
     log_inputs: str = DEFAULTS["log_inputs"],
     label_smoothing: float = DEFAULTS["label_smoothing"],
     callbacks: list[Any] | None = None,
-    features: str = DEFAULTS["features"],
-    feature_params: str = DEFAULTS["feature_params"],
-    split_by: str = DEFAULTS["split_by"],
-    test_speaker: str | None = DEFAULTS["test_speaker"],
-    audio_augment: int = DEFAULTS["audio_augment"],
+    audio: AudioSettings | None = None,
 ) -> dict[str, Any]:
     """Train a model on ``dataset_spec`` and write the run folder ``out_dir``.
 
@@ -700,11 +701,8 @@ def train_run(
         command: the command line recorded in metrics.json (default: ``sys.argv``).
         verbose: 0 prints nothing; otherwise one progress line per epoch on stderr.
         callbacks: extra Keras callbacks (tests).
-        features, feature_params, split_by, test_speaker, audio_augment: a ``wav:DIR``
-            dataset (classify only): ``features="logmel"`` and its ``key=value,...``
-            parameters (:class:`rnn2c.export.audio.LogMel`), the split (``speaker``: hold out
-            ``test_speaker``, default the last in sorted order; ``random``: a fifth), and the
-            augmented copies of each training recording (gain, noise, time shift).
+        audio: a ``wav:DIR`` dataset's front end, split and augmentation (classify only;
+            :class:`rnn2c.train.audio.AudioSettings`, the flags --features and after).
 
     Returns:
         The metrics written to ``metrics.json``; ``metrics["warnings"]`` lists why the model
@@ -722,10 +720,6 @@ def train_run(
             "and flags)"
         )
     check_config(cell, units, layers, dropout)
-    if not (np.isfinite(label_smoothing) and 0.0 <= label_smoothing < 1.0):
-        raise ConfigError(
-            f"--label-smoothing {label_smoothing}; expected a fraction in [0, 1), e.g. 0.1"
-        )
     _check_training_config(
         epochs,
         batch_size,
@@ -743,9 +737,9 @@ def train_run(
         season,
         augment,
         log_inputs,
+        label_smoothing,
     )
-    audio = AudioSettings(features, feature_params, split_by, test_speaker, audio_augment)
-    check_audio(dataset_spec, task, audio)
+    audio = check_audio(dataset_spec, task, audio or AudioSettings())
     inputs = [dataset_spec] if isinstance(dataset_spec, str) else []
     try:
         # the folder is locked from here until the run is written: a second `train` into the
