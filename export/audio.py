@@ -222,7 +222,11 @@ class LogMel:
     def log_mel_q8(self, pcm: np.ndarray) -> np.ndarray:
         """The integer reference up to the log: Q8 log2 mel energies [frames, n_mels]
         (int64), floored at ``log_floor``."""
-        fr = frames(pcm, self.window, self.hop)
+        return self.frames_log_q8(frames(pcm, self.window, self.hop))
+
+    def frames_log_q8(self, fr: np.ndarray) -> np.ndarray:
+        """:meth:`log_mel_q8` of given frames [F, window] (int16 values)."""
+        fr = np.asarray(fr, dtype=np.int64).reshape(-1, self.window)
         xw = _round_shift(fr * self.window_q15()[None, :], Q15)
         peak = np.max(np.abs(xw), axis=1) if len(xw) else np.zeros(0, dtype=np.int64)
         shift = np.where(peak > 0, BLOCK_PEAK_BITS - _msb(np.maximum(peak, 1)), 0)
