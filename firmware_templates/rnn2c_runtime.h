@@ -1758,6 +1758,20 @@ RNN2C_INLINE int32_t rnn2c_log2_q8(uint64_t e, const int16_t *table)
     return (int32_t)msb * 256 + table[idx];
 }
 
+/* One bin of the real FFT's split, X[k] = (E + W^k O) / 2 with E = (a + b) / 2 and
+ * O = (a - b) / 2i for a = Z[k], b = conj Z[half - k]; its power re^2 + im^2. */
+RNN2C_INLINE uint32_t rnn2c_rfft_power(int32_t ar, int32_t ai, int32_t br, int32_t bi,
+                                       int32_t cw, int32_t sw)
+{
+    const int32_t er = (ar + br) >> 1, ei = (ai + bi) >> 1;
+    const int32_t orr = (ai - bi) >> 1, oi = (br - ar) >> 1;
+    const int32_t tr = (orr * cw - oi * sw + (1 << 14)) >> 15;
+    const int32_t ti = (orr * sw + oi * cw + (1 << 14)) >> 15;
+    const int32_t xr = (er + tr) >> 1, xi = (ei + ti) >> 1;
+    const uint32_t ur = (uint32_t)(xr < 0 ? -xr : xr), ui = (uint32_t)(xi < 0 ? -xi : xi);
+    return ur * ur + ui * ui;
+}
+
 /* One frame of int16 samples -> the front end's int8 features. re, im: scratch of half + 1
  * int32 each; logs: n_mels int32. Integer only: Q15 window, a block shift that brings the
  * frame's peak to [2^14, 2^15), the real FFT (rnn2c_fft_q15 on the even/odd samples as one
@@ -1770,66 +1784,52 @@ RNN2C_INLINE void rnn2c_logmel_frame(const rnn2c_logmel_t *p, const int16_t *fra
     uint32_t *const power = (uint32_t *)re; /* the power overwrites re, bin by bin */
     int32_t peak = 0;
     int shift = 0;
-    int i, bits = 0, m, pos = 0;
-    for (i = 0; i < p->window; ++i) {
-        const int32_t x = ((int32_t)frame[i] * p->win[i] + (1 << 14)) >> 15;
+    int i, j, m, pos = 0;
+    for (i = 0; i < 2 * half; ++i) { /* windowed: even samples to re, odd to im */
+        const int32_t x = i < p->window ? ((int32_t)frame[i] * p->win[i] + (1 << 14)) >> 15 : 0;
         const int32_t ax = x < 0 ? -x : x;
         peak = ax > peak ? ax : peak;
+        if (i & 1) {
+            im[i >> 1] = x;
+        } else {
+            re[i >> 1] = x;
+        }
     }
     if (peak > 0) {
         while ((peak << shift) < (1 << 14)) {
             ++shift;
         }
     }
-    for (i = 0; i < 2 * half; ++i) { /* even samples to re, odd to im */
-        const int32_t x = i < p->window ? ((int32_t)frame[i] * p->win[i] + (1 << 14)) >> 15 : 0;
-        if (i & 1) {
-            im[i >> 1] = x * (1 << shift);
-        } else {
-            re[i >> 1] = x * (1 << shift);
-        }
-    }
-    while ((1 << bits) < half) {
-        ++bits;
-    }
-    for (i = 0; i < half; ++i) { /* bit-reversed order */
-        int r = 0, b;
-        for (b = 0; b < bits; ++b) {
-            r |= ((i >> b) & 1) << (bits - 1 - b);
-        }
-        if (r > i) {
+    for (i = 0, j = 0; i < half; ++i) { /* the block shift, into bit-reversed order */
+        int k = half >> 1;
+        if (i <= j) {
             const int32_t tr = re[i], ti = im[i];
-            re[i] = re[r];
-            im[i] = im[r];
-            re[r] = tr;
-            im[r] = ti;
+            re[i] = re[j] * (1 << shift);
+            im[i] = im[j] * (1 << shift);
+            if (i != j) {
+                re[j] = tr * (1 << shift);
+                im[j] = ti * (1 << shift);
+            }
         }
+        while (k >= 1 && k <= j) {
+            j -= k;
+            k >>= 1;
+        }
+        j += k;
     }
     rnn2c_fft_q15(re, im, half, p->cs, p->sn);
     re[half] = re[0];
     im[half] = im[0];
     for (i = 0; i <= half / 2; ++i) { /* the split, from both ends, and the power */
         const int k2 = half - i;
-        uint32_t pw[2];
-        int t;
-        for (t = 0; t < (i == k2 ? 1 : 2); ++t) {
-            const int k = t ? k2 : i;
-            const int32_t ar = t ? re[k2] : re[i], ai = t ? im[k2] : im[i];
-            const int32_t br = t ? re[i] : re[k2], bi = t ? -im[i] : -im[k2];
-            const int32_t er = (ar + br) >> 1, ei = (ai + bi) >> 1;
-            const int32_t orr = (ai - bi) >> 1, oi = (br - ar) >> 1;
-            const int32_t cw = k == half ? -32767 : p->cs[k];
-            const int32_t sw = k == half ? 0 : p->sn[k];
-            const int32_t tr = (orr * cw - oi * sw + (1 << 14)) >> 15;
-            const int32_t ti = (orr * sw + oi * cw + (1 << 14)) >> 15;
-            const int32_t xr = (er + tr) >> 1, xi = (ei + ti) >> 1;
-            const uint32_t ur = (uint32_t)(xr < 0 ? -xr : xr), ui = (uint32_t)(xi < 0 ? -xi : xi);
-            pw[t] = ur * ur + ui * ui;
-        }
-        power[i] = pw[0];
+        const int32_t ar = re[i], ai = im[i], br = re[k2], bi = im[k2];
+        const uint32_t p0 = rnn2c_rfft_power(ar, ai, br, -bi, p->cs[i], p->sn[i]);
         if (i != k2) {
-            power[k2] = pw[1];
+            const int32_t cw = k2 == half ? -32767 : p->cs[k2];
+            const int32_t sw = k2 == half ? 0 : p->sn[k2];
+            power[k2] = rnn2c_rfft_power(br, bi, ar, -ai, cw, sw);
         }
+        power[i] = p0;
     }
     for (m = 0; m < p->n_mels; ++m) {
         uint64_t e = 0;
