@@ -147,7 +147,7 @@ def manifest(
         "source": qmodel.source,
         "input_size": qmodel.input_size,
         "output_size": qmodel.output_size,
-        "input_quant": o.input_quant,
+        "input_quant": o.input_quant if qmodel.frontend is None else "int8 (audio front end)",
         "input_scale": qmodel.input_q.to_json()["scale"],
         "input_zero_point": qmodel.input_q.to_json()["zero_point"],
         "output_scale": qmodel.output_q.scale,
@@ -172,6 +172,8 @@ def manifest(
     }
     if qmodel.input_sizes:  # several inputs (absent: one)
         out["inputs"] = input_manifest(qmodel)
+    if qmodel.frontend is not None:  # an audio front end (absent: none)
+        out["frontend"] = dict(qmodel.frontend)
     if class_names:
         out["class_names"] = list(class_names)
     return out
