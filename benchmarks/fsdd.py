@@ -11,6 +11,7 @@ against the float log-mel (largest and mean error, in int8 steps). Writes a Mark
     nice -n 10 .venv/bin/python benchmarks/fsdd.py --data ../shared/data/fsdd/recordings \\
         --out build/fsdd
     .venv/bin/python benchmarks/fsdd.py --data DIR --out build/fsdd --speakers theo --steps 500
+    .venv/bin/python benchmarks/fsdd.py --table-from a/fsdd.json b/fsdd.json --docs docs/audio.md
 
 Never part of the test suite: five trainings take tens of minutes on 2 cores.
 """
@@ -136,12 +137,19 @@ def table(rows: list[dict[str, object]]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True, type=Path, help="the FSDD recordings folder")
-    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--data", type=Path, help="the FSDD recordings folder")
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--table-from", nargs="*", type=Path, help="fsdd.json files: table only")
+    ap.add_argument("--docs", type=Path, help="write the table between docs/audio.md's markers")
     ap.add_argument("--speakers", nargs="*", default=list(SPEAKERS))
     ap.add_argument("--steps", type=int, default=None, help="rnn2c train --steps (default: its)")
     ap.add_argument("--units", type=int, default=None, help="rnn2c train --units (default: its)")
     args = ap.parse_args()
+    if args.table_from:
+        rows = [r for f in args.table_from for r in json.loads(f.read_text())]
+        return write_table(rows, args.docs)
+    if args.data is None or args.out is None:
+        ap.error("--data and --out are required (or --table-from)")
     args.out.mkdir(parents=True, exist_ok=True)
     extra = []
     if args.steps:
@@ -153,9 +161,25 @@ def main() -> int:
         rows.append(held_out(args.data, speaker, args.out, extra))
         print(json.dumps(rows[-1]), flush=True)
         (args.out / "fsdd.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (args.out / "fsdd.md").write_text(table(rows) + "\n")
+    return write_table(rows, args.docs)
+
+
+def write_table(rows: list[dict[str, object]], docs: Path | None) -> int:
+    """Print the table (speakers in FSDD order); with ``docs``, put it between the page's
+    fsdd markers with the command the rows came from."""
+    rows = sorted(rows, key=lambda r: SPEAKERS.index(str(r["speaker"])))
     text = table(rows)
-    (args.out / "fsdd.md").write_text(text + "\n")
     print(text)
+    if docs is not None:
+        page = docs.read_text()
+        head, rest = page.split("<!-- fsdd:begin -->\n", 1)
+        _, tail = rest.split("<!-- fsdd:end -->", 1)
+        cmd = str(rows[0]["command"]).replace(
+            f"--test-speaker {rows[0]['speaker']}", "--test-speaker S"
+        )
+        block = f"{text}\n\nEach row's training: `{cmd}`\n"
+        docs.write_text(f"{head}<!-- fsdd:begin -->\n{block}<!-- fsdd:end -->{tail}")
     return 0
 
 

@@ -52,6 +52,9 @@ CHOICES = frozenset(
         "cortex-m3",
         "cortex-m4",
         "cortex-m7",
+        "logmel",
+        "speaker",
+        "random",
     }
 )
 _FLAG = re.compile(

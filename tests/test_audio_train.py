@@ -96,7 +96,7 @@ def test_unknown_speaker_lists_speakers() -> None:
 @pytest.mark.parametrize(
     "spec, audio, words",
     [
-        ("wav:x", AudioSettings(), "add features logmel"),
+        ("wav:x", AudioSettings(), "audio needs a front end"),
         ("uea:BasicMotions", AudioSettings(features="logmel"), "wav:DIR"),
         ("wav:x", AudioSettings("logmel", "n_fft=100"), "power of two"),
         ("wav:x", AudioSettings("logmel", split_by="age"), "speaker or random"),
