@@ -1850,7 +1850,6 @@ RNN2C_INLINE void rnn2c_logmel_frame(const rnn2c_logmel_t *p, const int16_t *fra
         int32_t v = logs[m];
         if (p->n_mfcc) {
             int32_t acc = 0;
-            int j;
             for (j = 0; j < p->n_mels; ++j) {
                 acc += p->dct[m * p->n_mels + j] * logs[j];
             }

@@ -21,7 +21,8 @@ from rnn2c.export.reference import run_int
 from rnn2c.export.serialize import load
 
 WAV_DIR = Path(__file__).parent / "data" / "wav"
-STRICT = ("-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2")
+STRICT = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-Wshadow", "-Wcast-qual")
+STRICT += ("-Wstrict-prototypes", "-Wundef", "-Wconversion", "-Wsign-conversion")
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 
