@@ -156,3 +156,18 @@ def test_verify_replays_wav(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="no audio front end"):
         export_model(model, str(tmp_path / "calib.npz"), tmp_path / "plain", name="plain")
         verify(model, tmp_path / "plain", f"wav:{WAV_DIR}")
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc")
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m0plus"])
+def test_size_counts_push_audio_bit_exact(tmp_path: Path, target: str) -> None:
+    from rnn2c.emulator.size import measure  # noqa: PLC0415
+
+    fe = LogMel(n_mels=12, n_mfcc=6)
+    _, out = export_audio(tmp_path, fe)
+    report = measure(out, target, sequences=1, steps=4)
+    audio = report.frontend
+    assert audio["bit_exact"] and audio["hops"] == 40
+    assert 0 < audio["frontend_per_hop"] < audio["push_audio_per_hop"]
+    assert audio["per_second"] == pytest.approx(audio["push_audio_per_hop"] * 8000 / fe.hop)
+    assert "instructions / s audio" in report.table()
