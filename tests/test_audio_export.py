@@ -171,3 +171,18 @@ def test_size_counts_push_audio_bit_exact(tmp_path: Path, target: str) -> None:
     assert 0 < audio["frontend_per_hop"] < audio["push_audio_per_hop"]
     assert audio["per_second"] == pytest.approx(audio["push_audio_per_hop"] * 8000 / fe.hop)
     assert "instructions / s audio" in report.table()
+
+
+@pytest.mark.skipif(
+    shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+    reason="needs arm-none-eabi-gcc and qemu-system-arm",
+)
+def test_firmware_replays_wav_on_a_board(tmp_path: Path) -> None:
+    import sys  # noqa: PLC0415
+
+    _, out = export_audio(tmp_path, LogMel(n_mels=8))
+    cmd = [sys.executable, "-m", "rnn2c", "firmware", str(out), "--board", "mps2-an386"]
+    cmd += ["--data", f"wav:{WAV_DIR}", "--out", str(tmp_path / "fw"), "--run"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "wav:" in proc.stdout and "bit-exact at every step" in proc.stdout
