@@ -49,6 +49,7 @@ from rnn2c.export import kinds
 from rnn2c.export.api import export_model, read_any
 from rnn2c.export.data import Sequences, check_inputs, check_lengths, load_sequences
 from rnn2c.export.ir import ExportError
+from rnn2c.export.ranges import parse_range
 from rnn2c.export.reference import run_int
 from rnn2c.export.tflite import ConversionError, one_line, to_int8_tflite
 from rnn2c.interface import python_api
@@ -400,6 +401,8 @@ def bench(
     targets: tuple[str, ...] | list[str] = DEFAULT_TARGETS,
     peers: tuple[str, ...] | list[str] = tuple(PEERS),
     cc: str | None = None,
+    input_range: Any = None,
+    output_range: Any = None,
 ) -> BenchReport:
     """Benchmark rnn2c's C against the peers on `data` (see the module doc).
 
@@ -413,6 +416,10 @@ def bench(
     _check_args(rounds, steps, sequences, targets, peers)
     setup = _setup(model, data, calib, steps, sequences)
     export = {"calibration": calibration, "activations": activations, "input_quant": input_quant}
+    for key, value in (("input_range", input_range), ("output_range", output_range)):
+        declared = parse_range(value, "--" + key.replace("_", "-"))
+        if declared is not None:  # recorded in the flag's syntax, which export_model reads
+            export[key] = declared.describe()
     float_row = BenchRow("float", f"float {kinds.float_framework(setup.keras_model)}", "float")
     rows: list[BenchRow] = [float_row]
     y_float = float_outputs(setup.keras_model, setup.x, None)

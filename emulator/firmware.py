@@ -776,6 +776,8 @@ def command(args: Any) -> int:
                 "start_token",
                 "end_token",
                 "max_output_length",
+                "input_range",
+                "output_range",
             )
             if getattr(args, k, None) is not None
         },

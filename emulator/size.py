@@ -41,6 +41,7 @@ from rnn2c.export.folder import read_export_dir
 from rnn2c.export.ir import ExportError, QuantModel, input_offsets
 from rnn2c.export.isa import RUNTIME_FILES, RUNTIME_HEADER
 from rnn2c.export.modelkind import ModelKind
+from rnn2c.export.ranges import describe_manifest
 from rnn2c.export.reference import run_int
 from rnn2c.interface import python_api
 
@@ -855,6 +856,9 @@ def measure_sequence(
         macs = round(done / max(len(counts), 1))
         per_mac = float(arr.sum() / done) if done else 0.0
     notes = [tgt.note] if tgt.note else []
+    declared = describe_manifest(exp.manifest)
+    if declared:
+        notes.append(f"declared ranges (rnn2c.json): {declared}")
     if qm.vocab is not None:
         notes.append(
             f"token model: counted over {name}_{'run' if whole else 'step'} on the ids' Embedding "

@@ -48,6 +48,7 @@ from rnn2c.export.data import (
 from rnn2c.export.folder import read_export_dir
 from rnn2c.export.ir import ExportError, ModelIR, Observer, QuantModel
 from rnn2c.export.quantize import observe_model
+from rnn2c.export.ranges import describe_manifest
 from rnn2c.export.reference import last_step, run_int
 from rnn2c.interface import python_api
 
@@ -251,6 +252,9 @@ class VerifyReport:
     output_clipped: float | None = None
     output_limits: list[float] | None = None
     output_at_limits: float | None = None
+    #: the ranges declared at export (--input-range, --output-range) as rnn2c.json records
+    #: them, e.g. "input -16:16, output 0:1000"; None: all calibrated
+    declared_ranges: str | None = None
     files_checked: bool = False  # whether the export's files were checked against its manifest
     changed_files: list[str] = field(default_factory=list)  # files edited after export
     stream: StreamReport | None = None
@@ -306,13 +310,16 @@ class VerifyReport:
                 f"({100 * self.max_mean_error:g}% of range {self.output_range:.4g})",
             ),
         ]
+        if self.declared_ranges:
+            rows.append(("declared ranges", self.declared_ranges, "rnn2c.json"))
         if self.output_clipped is not None and self.output_limits is not None:
             lo, hi = self.output_limits
+            how = "declared" if "output " in (self.declared_ranges or "") else "calibrated"
             rows += [
                 (
                     "float outputs outside int8",
                     pct(self.output_clipped),
-                    f"range [{lo:.4g}, {hi:.4g}], calibrated",
+                    f"range [{lo:.4g}, {hi:.4g}], {how}",
                 ),
                 ("int8 outputs at -128/127", pct(self.output_at_limits), ""),
             ]
@@ -960,6 +967,7 @@ def _report(
         int8_rmse=reg.get("int8_rmse"),
         files_checked=export.hashed,
         changed_files=export.changed_files,
+        declared_ranges=describe_manifest(export.manifest),
         outputs=(y_float, y_int),
         whole_sequence=qmodel.whole_sequence,
         max_length=qmodel.max_length,
@@ -997,7 +1005,10 @@ def _clipping_cause(
     if again:
         return f": {100 * share:.2f}% of {what} outside the int8 output range"
     if method == "minmax":
-        fix = "export again with a --calib that does, e.g. with these sequences"
+        fix = (
+            "export again with a --calib that does, e.g. with these sequences, or declare the "
+            "range the device meets with --output-range LO:HI"
+        )
     else:
         fix = (
             f"--calibration {method} keeps the bulk of the calibration set's range: export "

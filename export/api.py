@@ -15,6 +15,7 @@ from rnn2c.export.ir import ExportError
 from rnn2c.export.isa import RUNTIME_FILES
 from rnn2c.export.modelkind import ExportOptions, ModelKind
 from rnn2c.export.packaging import package_files, package_paths, parse_kinds
+from rnn2c.export.ranges import parse_range
 from rnn2c.export.render import check_name
 from rnn2c.interface import python_api
 from rnn2c.outdir import OutputError, OwnedFolder
@@ -76,6 +77,8 @@ def export_model(
     max_output_length: int | None = None,
     samples_per_step: int | None = None,
     frontend: Any = None,
+    input_range: Any = None,
+    output_range: Any = None,
 ) -> ExportResult:
     """Keras model (.keras path or in memory) or ONNX model (.onnx path: a PyTorch model exported
     with torch.onnx; docs/pytorch.md) + calibration set -> C files in out_dir.
@@ -99,6 +102,10 @@ def export_model(
     default the "frame" of the metrics.json that `rnn2c train --frame` writes, else 1.
     frontend: an audio front end (the frontend.json of `rnn2c train --features logmel`, or its
     dict): <name>_push_audio computes the model's int8 input from int16 PCM (docs/audio.md).
+    input_range, output_range: declared ranges that replace the calibrated ones of the model
+    input and of its output (export/ranges.py): "LO:HI", "IDX:LO:HI,...", a .json/.npz path,
+    [lo, hi], [[lo, hi], ...] or {idx: [lo, hi]}; per-feature input ranges need
+    input_quant="per-feature".
 
     out_dir may hold other files (a firmware source folder): rnn2c replaces only the files its
     previous manifest lists, refuses to overwrite anything else or its own inputs, and swaps the
@@ -108,6 +115,8 @@ def export_model(
     if problem:
         raise ExportError(problem)
     packages = parse_kinds(package)
+    declared_in = parse_range(input_range, "--input-range")  # bad syntax: before any work
+    declared_out = parse_range(output_range, "--output-range")
     options = ExportOptions(
         name=name,
         calibration=calibration,
@@ -120,6 +129,8 @@ def export_model(
         max_output_length=max_output_length,
         samples_per_step=samples_per_step,
         frontend=frontend,
+        input_range=declared_in,
+        output_range=declared_out,
     )
     inputs = [p for p in (model, calib, frontend) if isinstance(p, str | os.PathLike)]
     names = [*output_files(name), *package_paths(name, packages), MANIFEST]

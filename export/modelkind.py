@@ -34,6 +34,8 @@ class ExportOptions:
     samples_per_step: int | None = None
     #: an audio front end: a frontend.json path or its dict (export/audio.py), else None
     frontend: Any = None
+    input_range: Any = None  # a DeclaredRange (export/ranges.py): --input-range
+    output_range: Any = None  # --output-range
 
 
 @dataclass

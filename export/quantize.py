@@ -41,6 +41,7 @@ from rnn2c.export.quant_rules import (
 )
 from rnn2c.export.quant_rules import QuantFC as QuantFC  # re-exported: serialize.py imports it
 from rnn2c.export.quant_rules import pad4 as pad4  # re-exported: seq2seq_render.py imports it
+from rnn2c.export.ranges import DeclaredRange, declared_input, quantize_output
 
 #: model input quantization accepted by --input-quant
 INPUT_QUANT = ("per-tensor", "per-feature")
@@ -117,6 +118,8 @@ def quantize_model(
     input_quant: str = "per-tensor",
     max_length: int | None = None,
     streaming_hint: bool = True,
+    input_range: DeclaredRange | None = None,
+    output_range: DeclaredRange | None = None,
 ) -> QuantModel:
     """Quantize a float IR with a calibration set [N, T, F].
 
@@ -129,6 +132,8 @@ def quantize_model(
     input_quant: "per-tensor" (one input scale, the default C API) or "per-feature" (one scale
     and zero point per input feature, for features of very different ranges); "int8" (an
     audio front end's features, already int8: scale 1, zero point 0, the C API's per-tensor).
+    input_range, output_range: declared ranges (--input-range, --output-range; export/ranges.py)
+    that replace the calibrated ones of the model input and of the last layer's output.
     """
     if input_quant not in (*INPUT_QUANT, INPUT_INT8):
         raise ExportError(
@@ -172,23 +177,36 @@ def quantize_model(
         input_q, model, notes = _input_quant(
             model, calib_x, calib_lengths, obs, method, input_quant
         )
+        input_q, declared = declared_input(input_q, input_range, real_steps(calib_x, calib_lengths))
+        notes += declared
     q = input_q
     layers = []
     for i, layer in enumerate(model.layers):
         sub = SubObserver(obs, f"{i}.")
+        declared_out = output_range if i == len(model.layers) - 1 else None
         if model.inputs:  # a graph: each layer's input quantization is its producer's output's
             qs = [
                 input_part(input_q, model.input_sizes, j) if j < 0 else layers[j].output_q
                 for j in model.inputs[i]
             ]
             if layer.kind == "merge":
+                if declared_out is not None:  # --output-range on a merge's output
+                    ql, declared = quantize_output(layer, q, sub, method, 8, declared_out, qs)
+                    layers.append(ql)
+                    notes += declared
+                    continue
                 layers.append(layer.quantize_parts(qs, sub, method))  # type: ignore[attr-defined]
                 continue
             q = qs[0]
         try:
-            ql = layer.quantize(q, sub, method, state_bits)  # type: ignore[arg-type]
+            if declared_out is not None:  # --output-range: the last layer's declared output
+                ql, declared = quantize_output(layer, q, sub, method, state_bits, declared_out)
+                notes += declared
+            else:
+                ql = layer.quantize(q, sub, method, state_bits)  # type: ignore[arg-type]
         except ScaleError as e:
-            raise ExportError(_scale_message(e, model, i, q, layers, calib_x)) from None
+            declared = input_range is not None
+            raise ExportError(_scale_message(e, model, i, q, layers, calib_x, declared)) from None
         if model.whole_sequence and hasattr(ql, "whole"):  # Conv1D, pooling: no ring in run
             ql.whole = True
         layers.append(ql)
@@ -305,6 +323,7 @@ def _scale_message(
     input_q: ActQuant,
     done: list,
     calib_x: np.ndarray,
+    declared: bool = False,
 ) -> str:
     """One line for rows that cannot be requantized (ScaleError): what in the model or the
     calibration data is extreme, and the way forward."""
@@ -329,6 +348,12 @@ def _scale_message(
             f"{what}: weights reach {weights:.3g}; int8 weights with one scale per row cannot "
             f"represent that against the layer's input and output ranges ({need}); retrain "
             "with weight regularisation (or clipped weights), or check the model"
+        )
+    if reads_input and model.embedding is None and declared:  # --input-range set the step
+        return (
+            f"--input-range: the model input's int8 step would be "
+            f"{float(np.max(input_q.scale)):.3g}, far too coarse for {what} ({need}); declare "
+            "the range the input really takes"
         )
     if reads_input and model.embedding is None:
         values = float(np.nanmax(np.abs(np.asarray(calib_x, dtype=np.float64))))

@@ -56,6 +56,11 @@ class Seq2SeqKind(ModelKind):
             )
         if o.class_names:
             raise ExportError("class names are for classifiers; a seq2seq model outputs token ids")
+        if o.input_range is not None or o.output_range is not None:
+            raise ExportError(
+                "--input-range and --output-range are for sequence models; a seq2seq model "
+                "reads and writes token ids: drop them"
+            )
         data = load_seq2seq_data(calib, "--calib", ir, need_y=True)
         given = (o.start_token, o.end_token, o.max_output_length)
         settings = seq2seq_settings(model, data, given, o.max_length)

@@ -34,6 +34,7 @@ from rnn2c.export.ir import ExportError, ModelIR, QuantModel
 from rnn2c.export.keras_reader import read_model
 from rnn2c.export.modelkind import Exported, ExportOptions, ModelKind
 from rnn2c.export.quantize import quantize_model
+from rnn2c.export.ranges import check_input_range, describe_manifest, manifest_entries
 from rnn2c.export.render import LABELS, c_input_names, render
 
 
@@ -69,9 +70,27 @@ class SequenceKind(ModelKind):
         seqs = calibration_set(calib, ir)
         what = "--calib" if isinstance(calib, str | os.PathLike) else "the calibration set"
         seqs, mask_note = mask_lengths(seqs, ir.mask_value, what)
-        input_quant = o.input_quant if frontend is None else "int8"
+        if ir.embedding is not None and o.input_range is not None:
+            raise ExportError(
+                "--input-range does not apply to a token model: its input is token ids looked "
+                "up in the Embedding table, whose range is the table's; drop the flag"
+            )
+        if frontend is not None and o.input_range is not None:
+            raise ExportError(
+                "--input-range does not apply with --frontend: the input is the front end's "
+                "int8 features, scale 1; drop the flag"
+            )
+        check_input_range(o.input_range, ir.input_size, o.input_quant)
         qmodel = quantize_model(
-            ir, seqs.x, seqs.lengths, o.calibration, o.activations, input_quant, o.max_length
+            ir,
+            seqs.x,
+            seqs.lengths,
+            o.calibration,
+            o.activations,
+            o.input_quant if frontend is None else "int8",
+            o.max_length,
+            input_range=o.input_range,
+            output_range=o.output_range,
         )
         if frontend is not None and (
             qmodel.whole_sequence or qmodel.decimates or qmodel.input_sizes
@@ -170,6 +189,7 @@ def manifest(
         "model_fingerprint": model_fingerprint(ir),
         "notes": qmodel.notes,
     }
+    out.update(manifest_entries(qmodel, o.input_range, o.output_range))
     if qmodel.input_sizes:  # several inputs (absent: one)
         out["inputs"] = input_manifest(qmodel)
     if qmodel.frontend is not None:  # an audio front end (absent: none)
@@ -189,6 +209,9 @@ def summary_lines(qmodel: QuantModel, m: dict[str, Any], name: str) -> list[str]
         f"  state {m['state_bytes']} bytes, weights {m['weight_bytes']} bytes, "
         f"{m['macs_per_step']} MACs/step, input {m['input_quant']}"
     )
+    declared = describe_manifest(m)
+    if declared:
+        lines.append(f"  declared ranges: {declared} (calibration sets the others)")
     if qmodel.whole_sequence:
         limit = qmodel.max_length
         steps = "sequences of any length" if limit is None else f"up to {limit} steps"

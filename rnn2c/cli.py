@@ -69,6 +69,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             max_output_length=args.max_output_length,
             samples_per_step=args.samples_per_step,
             frontend=args.frontend,
+            input_range=args.input_range,
+            output_range=args.output_range,
         )
     except ExportError as e:
         return _fail("export", str(e))
@@ -200,6 +202,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             activations=args.activations,
             input_quant=args.input_quant,
             targets=targets,
+            input_range=args.input_range,
+            output_range=args.output_range,
         )
     except (ExportError, OutputError) as e:
         return _fail("bench", str(e))
@@ -234,6 +238,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration", default="minmax", choices=("minmax", "percentile", "mse"))
     p.add_argument("--activations", default="int8", choices=("int8", "int16"))
     p.add_argument("--input-quant", default="per-tensor", choices=("per-tensor", "per-feature"))
+    add_range_arguments(p)
     p.add_argument(
         "--targets",
         default=None,
@@ -260,6 +265,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rnn2c.train import cli as train_cli  # noqa: PLC0415
 
     return int(train_cli.main(args))
+
+
+def add_range_arguments(p: argparse.ArgumentParser, suffix: str = "") -> None:
+    """--input-range and --output-range (export, bench, firmware: docs/quantization.md)."""
+    p.add_argument(
+        "--input-range",
+        default=None,
+        metavar="RANGE",
+        help="declared input range, replacing the calibrated one: LO:HI for every feature "
+        "(e.g. -16:16), IDX:LO:HI,... per feature (with --input-quant per-feature; features not "
+        "named keep their calibrated range), or a .json/.npz file" + suffix,
+    )
+    p.add_argument(
+        "--output-range",
+        default=None,
+        metavar="RANGE",
+        help="declared range of the model output (a linear or relu head), replacing the "
+        "calibrated one: LO:HI, IDX:LO:HI,... (the one output scale covers their union) or a "
+        ".json/.npz file" + suffix,
+    )
 
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
@@ -343,6 +368,7 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
         help="seq2seq models: the most tokens <name>_decode writes (default: from metrics.json, "
         "else the calibration targets' length)",
     )
+    add_range_arguments(p)
     p.add_argument(
         "--samples-per-step",
         type=int,
@@ -480,6 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-length", type=int, default=None, metavar="N", help="as for export (a .keras model)"
     )
+    add_range_arguments(p, " (as for export; a model file only)")
     for flag in ("--start-token", "--end-token", "--max-output-length"):
         p.add_argument(
             flag,
@@ -492,10 +519,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: flags whose value may start with '-' (a negative LO: --input-range -16:16)
+RANGE_FLAGS = ("--input-range", "--output-range")
+
+
+def join_range_values(argv: Sequence[str]) -> list[str]:
+    """`--input-range -16:16` -> `--input-range=-16:16`: argparse would take a value that starts
+    with '-' (and is not a plain negative number) for a flag."""
+    out: list[str] = []
+    for arg in argv:
+        if (
+            out
+            and out[-1] in RANGE_FLAGS
+            and arg[:1] == "-"
+            and (arg[1:2].isdigit() or arg[1:2] == ".")
+        ):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _quiet_tensorflow()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_range_values(sys.argv[1:] if argv is None else argv))
     try:
         with command_line():  # error messages name --flags (the Python API: keywords)
             return int(args.func(args))

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 _ON_COMMAND_LINE = contextvars.ContextVar("rnn2c_command_line", default=False)
 
 #: flags that take no value (argparse store_true): the word after them is prose
-VALUELESS = frozenset({"run", "force", "strict", "quiet"})
+VALUELESS = frozenset({"run", "force", "strict", "quiet", "qat"})
 #: the words that are values of the CLI's choice flags (tests/test_interface.py holds this to
 #: the parsers)
 CHOICES = frozenset(
@@ -29,6 +29,7 @@ CHOICES = frozenset(
         "mse",
         "int8",
         "int16",
+        "int4",
         "per-tensor",
         "per-feature",
         "classify",

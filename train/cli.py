@@ -6,6 +6,7 @@ import argparse
 import os
 import shlex
 import sys
+from typing import Any
 
 from .audio import AudioSettings
 from .data import DatasetError
@@ -19,6 +20,7 @@ from .train import (
     LOG_SPAN,
     RunError,
     export_commands,
+    export_flags,
     train_run,
 )
 
@@ -52,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_schedule_arguments(parser)
     _add_input_arguments(parser)
     _add_audio_arguments(parser)
+    _add_quant_arguments(parser)
     _add_run_arguments(parser)
 
 
@@ -280,6 +283,32 @@ def _add_audio_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_quant_arguments(parser: argparse.ArgumentParser) -> None:
+    """--qat, --qat-epochs, --weights: fine-tuning on the export's weight grid."""
+    d = DEFAULTS
+    parser.add_argument(
+        "--qat",
+        action="store_true",
+        help="after training, fine-tune on the weight grid the export uses (quantization-aware "
+        "training: every batch runs on the quantized weights, the updates go to the float "
+        "ones); the weights end on that grid (default: off)",
+    )
+    parser.add_argument(
+        "--qat-epochs",
+        type=_auto_int,
+        default=d["qat_epochs"],
+        help="with --qat: fine-tuning epochs; auto = a fifth of the training epochs, 5 to 40 "
+        "(default: auto)",
+    )
+    parser.add_argument(
+        "--weights",
+        choices=("int8", "int4"),
+        default=d["weights"],
+        help="the weight type EXPORT.txt exports to (and --qat fine-tunes for) "
+        "(default: %(default)s)",
+    )
+
+
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """--quiet, --strict, --force."""
     parser.add_argument("--quiet", action="store_true", help="no progress line, only the summary")
@@ -325,6 +354,9 @@ _FLAGS = (
     "split_by",
     "test_speaker",
     "audio_augment",
+    "qat",
+    "qat_epochs",
+    "weights",
 )
 #: spelled out in the recorded command only for a run with a front end
 _AUDIO_FLAGS = ("features", "feature_params", "split_by", "test_speaker", "audio_augment")
@@ -345,6 +377,8 @@ _SEQ2SEQ_FLAGS = (
     "seed",
     "val_split",
     "patience",
+    "qat",
+    "qat_epochs",
 )
 #: flags whose default depends on the task (None on the command line: not given)
 _PER_TASK = ("units", "dropout", "steps", "batch_size", "patience")
@@ -360,8 +394,40 @@ def command_line(args: argparse.Namespace) -> str:
         if flag in _AUDIO_FLAGS and not audio:
             continue
         value = getattr(args, flag, (SEQ2SEQ_DEFAULTS if seq2seq else DEFAULTS).get(flag))
+        if isinstance(value, bool):  # a switch: spelled out when on
+            parts += [f"--{flag.replace('_', '-')}"] if value else []
+            continue
         parts += [f"--{flag.replace('_', '-')}", "auto" if value is None else str(value)]
     return shlex.join(parts)
+
+
+def _qat_line(info: dict[str, Any]) -> str:
+    """The summary line of a --qat run: its fine-tuning and how close the model it leaves is to
+    the integer model of its export."""
+    line = f"qat: {info['epochs_run']} epochs on the {info['weights']} weight grid"
+    test = info.get("test")
+    if not test:
+        return line
+    if "float_accuracy_after" in test:
+        figs = [
+            (k, 100 * test[f"{k}_accuracy_{w}"])
+            for k in ("float", "int")
+            for w in ("before", "after")
+        ]
+        what, fmt = "accuracy", "{:.2f} %"
+    else:
+        figs = [(k, test[f"{k}_mae_{w}"]) for k in ("float", "int") for w in ("before", "after")]
+        what, fmt = "MAE", "{:.4g}"
+    (_, fb), (_, fa), (_, ib), (_, ia) = figs
+    line += (
+        f"; test {what} before -> after: float {fmt.format(fb)} -> {fmt.format(fa)}, "
+        f"{info['weights']} C (integer model) {fmt.format(ib)} -> {fmt.format(ia)}; after: max "
+        f"|float - C| {test['max_error']:.4g} ({100 * test['max_error_of_range']:.2f} % of the "
+        "range)"
+    )
+    if "same_class" in test:
+        line += f", same class at {100 * test['same_class']:.1f} % of steps"
+    return line
 
 
 def _task_defaults(args: argparse.Namespace) -> str | None:
@@ -373,7 +439,16 @@ def _task_defaults(args: argparse.Namespace) -> str | None:
             return "--dropout: --task seq2seq has no Dropout layer (the exporter's seq2seq model)"
         if getattr(args, "layers", 1) != 1:
             return f"--layers {args.layers}: --task seq2seq has one encoder and one decoder layer"
-        for flag in ("noise", "augment", "frame", "log_inputs", "window", "horizon", "features"):
+        for flag in (
+            "noise",
+            "augment",
+            "frame",
+            "log_inputs",
+            "window",
+            "horizon",
+            "weights",
+            "features",
+        ):
             if getattr(args, flag, DEFAULTS[flag]) != DEFAULTS[flag]:
                 return f"--{flag.replace('_', '-')} does not apply to --task seq2seq"
         if getattr(args, "season", None) is not None:
@@ -447,11 +522,15 @@ def main(args: argparse.Namespace) -> int:
             f"float test MAE {metrics['float_test_mae']:.4g}, RMSE "
             f"{metrics['float_test_rmse']:.4g} (baselines MAE: {base})"
         )
+    if "qat" in metrics:
+        print(_qat_line(metrics["qat"]))
     for warning in metrics["warnings"]:
         print(f"WARNING: {warning}")
     print(f"run folder: {args.out}")
     print("export and verify with:")
-    for cmd in export_commands(args.out, metrics.get("frontend") is not None):
+    for cmd in export_commands(
+        args.out, export_flags(metrics), frontend=metrics.get("frontend") is not None
+    ):
         print(f"  {cmd}")
     if metrics["warnings"] and getattr(args, "strict", False):
         print("rnn2c train: --strict: the model looks useless (see WARNING above)", file=sys.stderr)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from rnn2c import __version__
+from rnn2c import qat as qaware
 from rnn2c.interface import python_api
 from rnn2c.outdir import OutputError, OwnedFolder
 
@@ -48,12 +49,16 @@ from .seq2seq import (
 from .seq2seq_data import Seq2SeqData, load_seq2seq_dataset
 from .train import (
     CLIPNORM,
+    QAT_CALIBRATION,
     RUN_MANIFEST,
+    QatPhase,
     RunError,
+    check_qat,
     check_schedule,
     epoch_history,
     fit_best,
     lr_schedule,
+    qat_phase,
     run_files,
     seeded_keras,
     write_run,
@@ -82,15 +87,21 @@ EXAMPLES = 8  # test sequences quoted in metrics.json
 
 
 def export_commands(
-    run_dir: str | os.PathLike[str], name: str, max_output_length: int, max_length: int
+    run_dir: str | os.PathLike[str],
+    name: str,
+    max_output_length: int,
+    max_length: int,
+    qat: bool = False,
 ) -> list[str]:
-    """The commands that export and verify the seq2seq run in ``run_dir``."""
+    """The commands that export and verify the seq2seq run in ``run_dir`` (a --qat run's
+    export pins the calibration its fine-tuning read the grid with)."""
     run = str(run_dir).rstrip("/") or "/"
     q = shlex.quote
+    pin = f" --calibration {QAT_CALIBRATION}" if qat else ""
     return [
         f"rnn2c export {q(run + '/model.keras')} --calib {q(run + '/calib.npz')} "
         f"--out {q(run + '/c')} --name {q(name)} --start-token {START} --end-token {END} "
-        f"--max-output-length {max_output_length} --max-length {max_length}",
+        f"--max-output-length {max_output_length} --max-length {max_length}{pin}",
         f"rnn2c verify {q(run + '/model.keras')} {q(run + '/c')} --data {q(run + '/test.npz')}",
     ]
 
@@ -212,6 +223,8 @@ def train_seq2seq(
     command: str | None = None,
     verbose: int | None = None,
     callbacks: list[Any] | None = None,
+    qat: bool = False,
+    qat_epochs: int | None = None,
 ) -> dict[str, Any]:
     """Train an encoder-decoder with attention on ``dataset_spec`` into the run folder
     ``out_dir``.
@@ -235,6 +248,8 @@ def train_seq2seq(
         force: replace the run in an existing non-empty ``out_dir``.
         command: recorded in metrics.json (default: ``sys.argv``).
         verbose: 0 prints nothing; otherwise progress lines on stderr.
+        qat, qat_epochs: fine-tune on the export's int8 weight grid after training
+            (rnn2c.qat; as `rnn2c train --qat`).
         callbacks: extra Keras callbacks (tests).
 
     Returns:
@@ -258,6 +273,7 @@ def train_seq2seq(
         patience,
         calib_size,
     )
+    check_qat(qat, qat_epochs, "int8")
     if isinstance(dataset_spec, Seq2SeqData):
         data, spec = dataset_spec, dataset_spec.name
     else:
@@ -290,6 +306,8 @@ def train_seq2seq(
                 command=shlex.join(sys.argv) if command is None else command,
                 verbose=1 if verbose is None else verbose,
                 callbacks=callbacks or [],
+                qat=bool(qat),
+                qat_epochs=qat_epochs,
             )
             return _train_into(folder, data, spec, settings)
     except OutputError as e:
@@ -316,6 +334,8 @@ class _Settings:
     command: str
     verbose: int
     callbacks: list[Any]
+    qat: bool = False
+    qat_epochs: int | None = None
 
 
 @dataclass
@@ -329,6 +349,7 @@ class _Fitted:
     epochs: int
     steps_per_epoch: int
     lr_schedule: dict[str, Any]
+    qat: dict[str, Any] | None = None  # --qat: what the fine-tuning did (metrics.json "qat")
 
 
 @dataclass
@@ -356,10 +377,10 @@ def _train_into(folder: OwnedFolder, data: Seq2SeqData, spec: str, s: _Settings)
         val_idx, tr_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
     else:
         tr_idx, val_idx = np.arange(n), np.zeros(0, dtype=np.int64)
-    fitted = _fit(keras, data, tr_idx, val_idx, s)
-    ev = _evaluate(fitted.model, data, tr_idx, s.verbose)
     calib_idx = np.sort(rng.permutation(len(tr_idx))[: s.calib_size])
     calib_idx = tr_idx[calib_idx]
+    fitted = _fit(keras, data, tr_idx, val_idx, s, calib_idx)
+    ev = _evaluate(fitted.model, data, tr_idx, s.verbose)
     metrics = _metrics(data, spec, fitted, ev, len(val_idx) > 0, s)
     metrics.update(
         {
@@ -375,12 +396,19 @@ def _train_into(folder: OwnedFolder, data: Seq2SeqData, spec: str, s: _Settings)
             "history": epoch_history(fitted.stopper),
         }
     )
+    if fitted.qat is not None:
+        metrics["qat"] = fitted.qat
     _write(folder, data, fitted.model, ev, calib_idx, metrics)
     return metrics
 
 
 def _fit(
-    keras: Any, data: Seq2SeqData, tr_idx: np.ndarray, val_idx: np.ndarray, s: _Settings
+    keras: Any,
+    data: Seq2SeqData,
+    tr_idx: np.ndarray,
+    val_idx: np.ndarray,
+    s: _Settings,
+    calib_idx: np.ndarray,
 ) -> _Fitted:
     """Model and fit: the encoder-decoder built and fitted with teacher forcing under the
     learning-rate schedule, the best epoch kept."""
@@ -400,11 +428,15 @@ def _fit(
     if epochs is None:
         epochs = int(min(MAX_EPOCHS, max(1, math.ceil(s.steps / steps_per_epoch))))
     schedule, schedule_info = lr_schedule(keras, s.lr, epochs * steps_per_epoch)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=schedule, clipnorm=CLIPNORM),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=s.label_smoothing),
-        weighted_metrics=["accuracy"],
-    )
+
+    def compile_(lr: Any) -> None:
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=lr, clipnorm=CLIPNORM),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=s.label_smoothing),
+            weighted_metrics=["accuracy"],
+        )
+
+    compile_(schedule)
     validation = None
     if len(val_idx) > 0:
         y_val = data.y_train[val_idx]
@@ -413,16 +445,20 @@ def _fit(
             np.eye(v_out, dtype=np.float32)[y_val],
             target_positions(y_val).astype(np.float32),
         )
-    stopper, interrupted, seconds = fit_best(
-        keras,
-        lambda cbs: model.fit(
+
+    def fit(cbs: list[Any], n: int) -> Any:
+        return model.fit(
             batches,
             shuffle=False,  # the batches are shuffled (bucketed by length) per epoch
             validation_data=validation,
-            epochs=epochs,
+            epochs=n,
             callbacks=cbs,
             verbose=0,
-        ),
+        )
+
+    stopper, interrupted, seconds = fit_best(
+        keras,
+        lambda cbs: fit(cbs, epochs),
         epochs=epochs,
         patience=s.patience,
         has_val=len(val_idx) > 0,
@@ -430,7 +466,29 @@ def _fit(
         verbose=s.verbose,
         callbacks=s.callbacks,
     )
-    return _Fitted(model, stopper, interrupted, seconds, epochs, steps_per_epoch, schedule_info)
+    qat_info = None
+    if s.qat and not interrupted:  # the grid of the export EXPORT.txt runs (START, END, lengths)
+        cal = data.x_train[calib_idx], data.lengths_train[calib_idx], data.y_train[calib_idx]
+        phase = QatPhase(
+            lambda: qaware.grids(
+                model,
+                quantized=qaware.quantized_seq2seq(
+                    model, *cal, (START, END), (data.max_length, data.max_output_length)
+                ),
+            ),
+            compile_,
+            fit,
+            steps_per_epoch,
+            len(val_idx) > 0,
+            True,
+        )
+        qat_info, interrupted, more = qat_phase(
+            keras, phase, epochs, s.qat_epochs, s.lr, "int8", s.patience, s.verbose, s.callbacks
+        )
+        seconds += more
+    return _Fitted(
+        model, stopper, interrupted, seconds, epochs, steps_per_epoch, schedule_info, qat_info
+    )
 
 
 def _evaluate(model: Any, data: Seq2SeqData, tr_idx: np.ndarray, verbose: int) -> _Evaluation:
@@ -550,7 +608,13 @@ def _write(
             "# Export the seq2seq model of this run to int8 C and check it against Keras (float, "
             f"greedy decoding: test exact-sequence rate {ev.scores['exact_sequence_rate']:.4f}, "
             f"token accuracy {ev.scores['token_accuracy']:.4f}):",
-            *export_commands(folder.path, data.name, data.max_output_length, data.max_length),
+            *export_commands(
+                folder.path,
+                data.name,
+                data.max_output_length,
+                data.max_length,
+                "qat" in metrics,
+            ),
         ]
         (tmp / "EXPORT.txt").write_text("\n".join(lines) + "\n")
 
@@ -616,13 +680,19 @@ def summary_lines(metrics: dict[str, Any], out: str) -> list[str]:
         f"{metrics['float_test_teacher_forced_token_accuracy']:.4f}; most frequent token per "
         f"position {base['token_accuracy']:.4f})",
     ]
+    if "qat" in metrics:
+        q = metrics["qat"]
+        lines.append(
+            f"qat: {q['epochs_run']} epochs on the int8 weight grid (the figures above are the "
+            "fine-tuned model's)"
+        )
     lines += [f"WARNING: {w}" for w in metrics["warnings"]]
     info = metrics["seq2seq"]
     lines += [f"run folder: {out}", "export and verify with:"]
     lines += [
         f"  {cmd}"
         for cmd in export_commands(
-            out, metrics["dataset"], info["max_output_length"], info["max_length"]
+            out, metrics["dataset"], info["max_output_length"], info["max_length"], "qat" in metrics
         )
     ]
     return lines

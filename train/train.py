@@ -29,7 +29,7 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from rnn2c import __version__
+from rnn2c import qat as qaware
 from rnn2c.interface import python_api
 from rnn2c.outdir import OutputError, OwnedFolder
 
@@ -105,7 +106,16 @@ DEFAULTS: dict[str, Any] = {
     "split_by": "speaker",
     "test_speaker": None,  # --split-by speaker: the last speaker in sorted order
     "audio_augment": 1,
+    "qat": False,  # fine-tune on the export's weight grid after training (rnn2c.qat)
+    "qat_epochs": None,  # auto: a fifth of the training epochs, QAT_MIN_EPOCHS..QAT_MAX_EPOCHS
+    "weights": "int8",  # the weight type EXPORT.txt exports to (and --qat trains for)
 }
+QAT_MIN_EPOCHS, QAT_MAX_EPOCHS = 5, 40
+#: the fine-tuning learning rate, as a fraction of --lr (a cosine down to a tenth of it)
+QAT_LR_FACTOR = 0.1
+#: the calibration method a --qat run's grid and EXPORT.txt's export line use (the input
+#: scale sets the first layer's grid, so the export must choose it as the fine-tuning did)
+QAT_CALIBRATION = "minmax"
 
 CLIPNORM = 1.0
 WARMUP_FRACTION = 0.05  # of the optimizer steps: learning rate lr/10 -> lr
@@ -269,9 +279,29 @@ def fit_keeping_best(fit: Any, stopper: Any, progress: Any) -> tuple[bool, float
     return False, time.perf_counter() - t0
 
 
-def export_commands(run_dir: str | os.PathLike[str], frontend: bool = False) -> list[str]:
-    """The commands that export and verify the run in ``run_dir``; ``frontend``: a
-    ``wav:DIR`` run, whose export takes its frontend.json.
+def export_flags(metrics: dict[str, Any]) -> list[str]:
+    """The export flags a run asks for beyond the defaults: a forecaster's declared ranges
+    (:func:`forecast_ranges`; written --flag=VALUE, as a range may start with '-'), its
+    --weights, and for a --qat run the calibration its fine-tuning used (the input scale sets
+    the first layer's grid)."""
+    out = []
+    declared = metrics.get("declared_ranges")
+    if declared:
+        out += [f"--input-range={declared['input_range']}"]
+        out += [f"--output-range={declared['output_range']}"]
+    if metrics.get("weights", "int8") != "int8":
+        out += ["--weights", str(metrics["weights"])]
+    if "qat" in metrics:
+        out += ["--calibration", str(metrics["qat"]["calibration"])]
+    return out
+
+
+def export_commands(
+    run_dir: str | os.PathLike[str], extra: Sequence[str] = (), frontend: bool = False
+) -> list[str]:
+    """The commands that export and verify the run in ``run_dir`` (``extra``: more export
+    flags, :func:`export_flags`; ``frontend``: a ``wav:DIR`` run, whose export takes its
+    frontend.json).
 
     The model takes raw channels (its Normalization is folded at export), whose ranges differ
     per channel, so the export quantizes the input per feature.
@@ -284,10 +314,69 @@ def export_commands(run_dir: str | os.PathLike[str], frontend: bool = False) -> 
     return [
         f"rnn2c export {q(run + '/model.keras')} --calib {q(run + '/calib.npz')} "
         f"--out {q(run + '/c')} --name model --input-quant per-feature"
+        + "".join(f" {q(f)}" for f in extra)
         + (f" --frontend {q(run + '/frontend.json')}" if frontend else ""),
         f"rnn2c verify {q(run + '/model.keras')} {q(run + '/c')} --data {q(run + '/test.npz')} "
         "--stream 10000",
     ]
+
+
+def forecast_ranges(series: Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per feature of a forecast series, the range (lo, hi) a forecaster meets past its training
+    part: the training part's range, moved on the side the series trends by the trend's change
+    over the test part's span (how far past its training data the model runs). The trend is a
+    least-squares line through the values and, for a positive feature, also through
+    log(values) (growth by a factor per step, which also widens a seasonal swing, as passenger
+    counts and sales do): the wider of the two ranges. A series without a trend keeps its
+    training range."""
+    train = np.asarray(series.values[: series.test_start], dtype=np.float64)
+    span = len(series.values) - series.test_start
+    t = np.arange(len(train), dtype=np.float64)
+    lo, hi = train.min(axis=0), train.max(axis=0)
+    for f in range(train.shape[1]):
+        col = train[:, f]
+        rise = float(np.polyfit(t, col, 1)[0]) * span
+        a, b = lo[f] + min(rise, 0.0), hi[f] + max(rise, 0.0)
+        if (col > 0).all():
+            growth = math.exp(float(np.polyfit(t, np.log(col), 1)[0]) * span)
+            a, b = min(a, lo[f] * min(growth, 1.0)), max(b, hi[f] * max(growth, 1.0))
+        lo[f], hi[f] = a, b
+    return lo, hi
+
+
+def _outward(lo: float, hi: float) -> tuple[str, str]:
+    """lo and hi as short decimals, rounded outward (to a thousandth of the range)."""
+    step = 10.0 ** (math.floor(math.log10(hi - lo)) - 3)
+    digits = max(0, -math.floor(math.log10(step)))
+    return (
+        f"{math.floor(lo / step) * step:.{digits}f}",
+        f"{math.ceil(hi / step) * step:.{digits}f}",
+    )
+
+
+def range_flags(
+    lo: np.ndarray, hi: np.ndarray, frame: int, use_log: bool
+) -> tuple[str, str] | None:
+    """The --input-range and --output-range values for a forecaster of a series with
+    per-feature ranges [lo, hi] (forecast_ranges): the input per feature (a framed step holds
+    ``frame`` samples of every feature; log1p inputs in log1p units), the output one range (its
+    targets are the features' next values, one int8 scale). None where a feature is constant."""
+    if not (hi > lo).all():
+        return None
+    pairs = [_outward(float(a), float(b)) for a, b in zip(lo, hi, strict=True)]
+    if use_log:
+        pairs = [
+            _outward(math.log1p(max(float(a), 0.0)), math.log1p(max(float(b), 0.0)))
+            for a, b in zip(lo, hi, strict=True)
+        ]
+    if len(pairs) == 1:
+        inp = f"{pairs[0][0]}:{pairs[0][1]}"
+    else:
+        inp = ",".join(
+            f"{s * len(pairs) + f}:{a}:{b}" for s in range(frame) for f, (a, b) in enumerate(pairs)
+        )
+    out = _outward(float(lo.min()), float(hi.max()))
+    return inp, f"{out[0]}:{out[1]}"
 
 
 def check_schedule(
@@ -314,6 +403,19 @@ def check_schedule(
         raise ConfigError(f"--patience {patience}; expected 0 or a positive number of epochs")
     if not 0 <= seed < 2**32:
         raise ConfigError(f"--seed {seed}; expected an integer from 0 to 4294967295")
+
+
+def check_qat(qat: bool, qat_epochs: int | None, weights: str) -> None:
+    """One-line ConfigErrors for the fine-tuning flags."""
+    if weights not in qaware.WEIGHT_QMAX:
+        raise ConfigError(f"--weights {weights}: expected one of {', '.join(qaware.WEIGHT_QMAX)}")
+    if qat_epochs is not None and (not qat or qat_epochs < 1):
+        raise ConfigError(
+            f"--qat-epochs {qat_epochs}: expected a positive count of fine-tuning epochs, "
+            "with --qat"
+            if qat
+            else f"--qat-epochs {qat_epochs} applies with --qat only; add --qat"
+        )
 
 
 def _check_training_config(
@@ -662,6 +764,9 @@ def train_run(
     label_smoothing: float = DEFAULTS["label_smoothing"],
     callbacks: list[Any] | None = None,
     audio: AudioSettings | None = None,
+    qat: bool = DEFAULTS["qat"],
+    qat_epochs: int | None = DEFAULTS["qat_epochs"],
+    weights: str = DEFAULTS["weights"],
 ) -> dict[str, Any]:
     """Train a model on ``dataset_spec`` and write the run folder ``out_dir``.
 
@@ -703,6 +808,9 @@ def train_run(
         callbacks: extra Keras callbacks (tests).
         audio: a ``wav:DIR`` dataset's front end, split and augmentation (classify only;
             :class:`rnn2c.train.audio.AudioSettings`, the flags --features and after).
+        qat: after training, fine-tune ``qat_epochs`` epochs (None: auto) on the weight grid
+            the export puts the weights on (:mod:`rnn2c.qat`), for ``weights`` ("int8" or
+            "int4", which EXPORT.txt's export line then asks for).
 
     Returns:
         The metrics written to ``metrics.json``; ``metrics["warnings"]`` lists why the model
@@ -720,6 +828,7 @@ def train_run(
             "and flags)"
         )
     check_config(cell, units, layers, dropout)
+    check_qat(qat, qat_epochs, weights)
     _check_training_config(
         epochs,
         batch_size,
@@ -740,10 +849,46 @@ def train_run(
         label_smoothing,
     )
     audio = check_audio(dataset_spec, task, audio or AudioSettings())
+    settings = _Settings(
+        task=task,
+        cell=cell,
+        units=units,
+        layers=layers,
+        dropout=dropout,
+        noise=noise,
+        epochs=epochs,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        val_split=val_split,
+        patience=patience,
+        augment=augment,
+        frame=frame,
+        window=window,
+        horizon=horizon,
+        season=season,
+        log_inputs=log_inputs,
+        label_smoothing=label_smoothing,
+        calib_size=calib_size,
+        command=shlex.join(sys.argv) if command is None else command,
+        verbose=1 if verbose is None else verbose,
+        callbacks=callbacks or [],
+        qat=bool(qat),
+        qat_epochs=qat_epochs,
+        weights=weights,
+        audio=audio,
+    )
+    return _train_locked(dataset_spec, out_dir, force, settings)
+
+
+def _train_locked(
+    dataset_spec: str | Dataset, out_dir: str | os.PathLike[str], force: bool, s: _Settings
+) -> dict[str, Any]:
+    """The run, in ``out_dir`` locked from the start (a second `train` into the same --out is
+    refused at its start, not after it trained) until its files are written."""
     inputs = [dataset_spec] if isinstance(dataset_spec, str) else []
     try:
-        # the folder is locked from here until the run is written: a second `train` into the
-        # same --out is refused at its start, not after it trained
         with OwnedFolder(out_dir, RUN_MANIFEST, "--out", inputs) as folder:
             if not folder.is_empty_of_user_files():
                 if not force:
@@ -751,35 +896,8 @@ def train_run(
                         f"{out_dir} exists and is not empty; choose another --out or pass "
                         "--force to replace the run in it"
                     )
-                folder.check_replaceable(run_files(task, audio.features != "none"))
-            settings = _Settings(
-                task=task,
-                cell=cell,
-                units=units,
-                layers=layers,
-                dropout=dropout,
-                noise=noise,
-                epochs=epochs,
-                steps=steps,
-                batch_size=batch_size,
-                lr=lr,
-                seed=seed,
-                val_split=val_split,
-                patience=patience,
-                augment=augment,
-                frame=frame,
-                window=window,
-                horizon=horizon,
-                season=season,
-                log_inputs=log_inputs,
-                label_smoothing=label_smoothing,
-                calib_size=calib_size,
-                command=shlex.join(sys.argv) if command is None else command,
-                verbose=1 if verbose is None else verbose,
-                callbacks=callbacks or [],
-                audio=audio,
-            )
-            return _train_into(folder, dataset_spec, settings)
+                folder.check_replaceable(run_files(s.task, s.audio.features != "none"))
+            return _train_into(folder, dataset_spec, s)
     except OutputError as e:
         raise RunError(str(e)) from None
 
@@ -962,6 +1080,9 @@ class _Settings:
     verbose: int
     callbacks: list[Any]
     audio: AudioSettings = AudioSettings()
+    qat: bool = False
+    qat_epochs: int | None = None
+    weights: str = "int8"
 
     @property
     def per_step(self) -> bool:
@@ -987,6 +1108,8 @@ class _Fitted:
     augment: bool
     num_features: int
     y_mean: np.ndarray | None  # regress, forecast: the training targets' mean
+    qat: dict[str, Any] | None = None  # --qat: what the fine-tuning did (metrics.json "qat")
+    pre_qat: list[np.ndarray] | None = None  # --qat: the inference model's weights before it
 
 
 @dataclass
@@ -1086,9 +1209,9 @@ def _train_into(folder: OwnedFolder, dataset_spec: str | Dataset, s: _Settings) 
     keras, tf = seeded_keras(s.seed)
     rng = np.random.default_rng(s.seed)
     tr_idx, val_idx = _split(data.ds, s, rng)
-    fitted = _fit(keras, data, tr_idx, val_idx, s)
-    ev = _evaluate(keras, data, fitted, val_idx, s)
     calib_idx = np.sort(rng.permutation(len(data.ds.x_train))[: s.calib_size])
+    fitted = _fit(keras, data, tr_idx, val_idx, s, calib_idx)
+    ev = _evaluate(keras, data, fitted, val_idx, s)
     metrics: dict[str, Any] = {
         "dataset": data.ds.name,
         "dataset_spec": dataset_spec if isinstance(dataset_spec, str) else data.ds.name,
@@ -1108,10 +1231,69 @@ def _train_into(folder: OwnedFolder, dataset_spec: str | Dataset, s: _Settings) 
         "versions": {"keras": keras.__version__, "tensorflow": tf.__version__},
         "history": epoch_history(fitted.stopper),
     }
+    if s.weights != "int8":
+        metrics["weights"] = s.weights
+    if fitted.qat is not None:
+        metrics["qat"] = {**fitted.qat, "test": _qat_report(fitted, ev, data, calib_idx, s)}
     if s.task == "classify":
         metrics["bidirectional"] = False
+    if data.series is not None:  # forecast: the ranges EXPORT.txt declares
+        flags = range_flags(*forecast_ranges(data.series), data.frame, use_log)
+        if flags is not None:
+            metrics["declared_ranges"] = {"input_range": flags[0], "output_range": flags[1]}
     _write(folder, data, fitted, ev, calib_idx, metrics, use_log, s)
     return metrics
+
+
+def _qat_report(
+    fitted: _Fitted, ev: _Evaluation, data: _Data, calib_idx: np.ndarray, s: _Settings
+) -> dict[str, Any] | None:
+    """--qat: on the test set, the float model and the integer model its export runs
+    (bit-exact with the C) before and after the fine-tuning (accuracy, or MAE for a regressor),
+    and how close the fine-tuned float model is to its integer model (rnn2c.qat.compare)."""
+    if s.weights != "int8":
+        return None
+    ds, k = data.ds, data.frame
+    cal_x, cal_l, _ = _framed(ds.x_train[calib_idx], ds.lengths_train[calib_idx], None, k, False)
+    model = fitted.models.infer
+    options = qaware.export_options(s.weights, QAT_CALIBRATION, "per-feature")
+
+    def measure() -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        return qaware.compare(model, ev.x, ev.lengths, cal_x, cal_l, **options)
+
+    after = measure()
+    if after is None:
+        return None
+    now = model.get_weights()
+    model.set_weights(fitted.pre_qat)
+    before = measure()
+    model.set_weights(now)
+    assert before is not None
+    y_float, y_int, real = after
+    err = float(np.max(np.abs(y_float - y_int)[real], initial=0.0))
+    span = float(y_float[real].max() - y_float[real].min()) if real.any() else 0.0
+    out: dict[str, Any] = {
+        "max_error": err,
+        "output_range": span,
+        "max_error_of_range": err / span if span else 0.0,
+    }
+    if s.classifier:
+        out["same_class"] = float(np.mean((y_float.argmax(-1) == y_int.argmax(-1))[real]))
+    name = "accuracy" if s.classifier else "mae"
+    for when, (yf, yi, rl) in (("before", before), ("after", after)):
+        out[f"float_{name}_{when}"] = _test_figure(yf, rl, ev.y, s.classifier)
+        out[f"int_{name}_{when}"] = _test_figure(yi, rl, ev.y, s.classifier)
+    return out
+
+
+def _test_figure(y: np.ndarray, real: np.ndarray, truth: np.ndarray, classifier: bool) -> float:
+    """Accuracy (classify: one output per sequence; tag: every real step) or MAE of outputs
+    [N, T', out] (qat.compare) against the test targets."""
+    if classifier:
+        pred = y.argmax(-1)
+        truth = np.asarray(truth).reshape(pred.shape[0], -1)[:, : pred.shape[1]]
+        return float(np.mean((pred == truth)[real]))
+    return float(np.mean(np.abs(y[:, -1] - np.asarray(truth).reshape(y.shape[0], -1))))
 
 
 def _split(ds: Dataset, s: _Settings, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -1138,7 +1320,14 @@ def _framed_inputs(x: np.ndarray, lengths: np.ndarray, k: int) -> tuple[Any, Any
     return xf, lf, (xf, length_mask(lf, xf.shape[1]))
 
 
-def _fit(keras: Any, data: _Data, tr_idx: np.ndarray, val_idx: np.ndarray, s: _Settings) -> _Fitted:
+def _fit(
+    keras: Any,
+    data: _Data,
+    tr_idx: np.ndarray,
+    val_idx: np.ndarray,
+    s: _Settings,
+    calib_idx: np.ndarray,
+) -> _Fitted:
     """Model and fit: the training part framed, its targets one-hot (classify, tag) or
     standardized (folded into the linear head after), the model built and fitted under the
     learning-rate schedule, the best epoch kept."""
@@ -1198,10 +1387,21 @@ def _fit(keras: Any, data: _Data, tr_idx: np.ndarray, val_idx: np.ndarray, s: _S
         verbose=s.verbose,
         callbacks=s.callbacks,
     )
+    qat_info, pre_qat = None, None
+    if s.qat and not interrupted:
+        pre_qat = models.infer.get_weights()
+        cal = ds.x_train[calib_idx], ds.lengths_train[calib_idx]
+        calib = _framed(cal[0], cal[1], None, k, False)[:2]
+        qat_info, interrupted, more = _fine_tune(
+            keras, models, batches, validation, calib, epochs, len(val_idx) > 0, s
+        )
+        seconds += more
     if not s.classifier:  # fold the target standardization into the linear head
         dense = models.infer.layers[-1]
         w, b = dense.get_weights()
         dense.set_weights([w * y_std[None, :], b * y_std + y_mean])
+        if pre_qat is not None:  # the head is the last layer: its kernel and bias come last
+            pre_qat[-2:] = [pre_qat[-2] * y_std[None, :], pre_qat[-1] * y_std + y_mean]
     return _Fitted(
         models,
         stopper,
@@ -1213,7 +1413,106 @@ def _fit(keras: Any, data: _Data, tr_idx: np.ndarray, val_idx: np.ndarray, s: _S
         do_augment,
         int(xf_tr.shape[2]),
         y_mean,
+        qat_info,
+        pre_qat,
     )
+
+
+@dataclass
+class QatPhase:
+    """What a --qat fine-tuning runs: the grid maker (rnn2c.qat.grids of the inference model,
+    read again each epoch), the compile of the training model under a learning-rate schedule,
+    the fit of n epochs with callbacks."""
+
+    make: Callable[[], list[Any]]
+    compile: Callable[[Any], None]
+    fit: Callable[[list[Any], int], Any]
+    batches_per_epoch: int
+    has_val: bool
+    by_accuracy: bool
+
+
+def qat_phase(
+    keras: Any,
+    phase: QatPhase,
+    epochs: int,
+    qat_epochs: int | None,
+    lr: float,
+    weights: str,
+    patience: int,
+    verbose: int,
+    callbacks: list[Any],
+) -> tuple[dict[str, Any], bool, float]:
+    """--qat: fine-tune on the export's weight grid (rnn2c.qat), the best epoch kept, then the
+    weights put on the grid for good (settled). n epochs: qat_epochs, else a fifth of the
+    training's (QAT_MIN_EPOCHS..QAT_MAX_EPOCHS), at a cosine from lr * QAT_LR_FACTOR down to a
+    tenth of it. Returns (what metrics.json records, interrupted, seconds)."""
+    n = qat_epochs or int(min(QAT_MAX_EPOCHS, max(QAT_MIN_EPOCHS, epochs // 5)))
+    grid = phase.make()
+    peak = lr * QAT_LR_FACTOR
+    total = max(1, n * phase.batches_per_epoch)
+    phase.compile(keras.optimizers.schedules.CosineDecay(peak, total, alpha=0.1))
+    if verbose:
+        print(f"qat: fine-tuning {n} epochs on the {weights} weight grid", file=sys.stderr)
+    stopper, interrupted, seconds = fit_best(
+        keras,
+        lambda cbs: phase.fit(cbs, n),
+        epochs=n,
+        patience=patience,
+        has_val=phase.has_val,
+        by_accuracy=phase.by_accuracy,
+        verbose=verbose,
+        callbacks=[qaware.make_callback(grid, phase.make), *callbacks],
+    )
+    grid = qaware.settle(phase.make)
+    info = {
+        "weights": weights,
+        "epochs": n,
+        "epochs_run": len(stopper.history.get("loss", [])),
+        "learning_rate": {"peak": peak, "final": peak * 0.1},
+        "layers": {g.layer.name: {"qmax": g.qmax, "exact": g.exact} for g in grid},
+        "calibration": QAT_CALIBRATION,
+        "history": epoch_history(stopper),
+        "best_epoch": int(stopper.best_epoch) + 1,
+    }
+    return info, interrupted, seconds
+
+
+def _fine_tune(
+    keras: Any,
+    models: Models,
+    batches: Any,
+    validation: Any,
+    calib: tuple[np.ndarray, np.ndarray],
+    epochs: int,
+    has_val: bool,
+    s: _Settings,
+) -> tuple[dict[str, Any], bool, float]:
+    """--qat of a sequence model, with the quantization EXPORT.txt's export line asks for."""
+
+    def make() -> list[qaware.LayerGrid]:
+        return qaware.grids(
+            models.infer,
+            calib[0],
+            s.weights,
+            lengths=calib[1],
+            **qaware.export_options(s.weights, QAT_CALIBRATION, "per-feature"),
+        )
+
+    phase = QatPhase(
+        make,
+        lambda lr: _compile(keras, models.train, lr, s),
+        lambda cbs, n: models.train.fit(
+            batches, validation_data=validation, epochs=n, callbacks=cbs, verbose=0
+        ),
+        len(batches),
+        has_val,
+        s.classifier,
+    )
+    info, interrupted, seconds = qat_phase(
+        keras, phase, epochs, s.qat_epochs, s.lr, s.weights, s.patience, s.verbose, s.callbacks
+    )
+    return {**info, "input_quant": "per-feature"}, interrupted, seconds
 
 
 def _compile(keras: Any, model: Any, schedule: Any, s: _Settings) -> None:
@@ -1419,8 +1718,9 @@ def _write(
         )
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         _plots(tmp, s.task, metrics, metrics["history"], ds, ev.pred, ev.y, ev.lengths, data)
-        fe = data.frontend is not None
-        text = _export_text(folder.path, ev.summary, s.classifier, use_log, k, ds.num_features, fe)
+        text = _export_text(
+            folder.path, ev.summary, s.classifier, use_log, k, ds.num_features, metrics
+        )
         if data.frontend is not None:
             (tmp / "frontend.json").write_text(json.dumps(data.frontend, indent=2) + "\n")
             text = audio_export_text(text, data.frontend)
@@ -1447,15 +1747,22 @@ def _export_text(
     use_log: bool,
     k: int,
     raw_features: int,
-    frontend: bool = False,
+    metrics: dict[str, Any],
 ) -> str:
     """EXPORT.txt: the export and verify commands, with what the device must do to the raw
     samples (log1p, framing)."""
     what = f"float test accuracy {summary:.4f}" if classifier else f"float test MAE {summary:.4g}"
     lines = [
         f"# Export the model of this run to int8 C and check it against Keras ({what}):",
-        *export_commands(out, frontend),
+        *export_commands(out, export_flags(metrics), metrics.get("frontend") is not None),
     ]
+    if metrics.get("declared_ranges"):
+        lines.insert(
+            1,
+            "# Declared ranges (forecast): the training part's range, moved by its trend over the "
+            "test part's span, so that a trending series does not clip on the device; replace "
+            "them with your sensor's range if you know it.",
+        )
     if use_log:
         lines.insert(
             1,

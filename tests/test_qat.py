@@ -1,0 +1,280 @@
+"""Quantization-aware fine-tuning (rnn2c.qat, `rnn2c train --qat`): the grid it trains on is
+the export's own, integer for integer, for every layer kind with a weight matrix over random
+configurations; every training batch runs on that grid; the weights end on it; and a --qat run's
+EXPORT.txt reproduces the same integers in the C, bit-exact, with the agreement it reported."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import seq2seq_keras
+
+from rnn2c import qat
+from rnn2c.cli import main
+from rnn2c.emulator import verify
+from rnn2c.export import export_model
+
+
+def _layer_ints(grid: qat.LayerGrid, qlayer) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    """(the grid's integers, the exporter's) laid out alike: [rows, cols] of the layer's fc."""
+    mine = grid.ints(grid.layer.get_weights())
+    w = np.asarray(qlayer.fc.weight, dtype=np.int64)
+    if len(mine) == 2:  # a recurrent layer: rows over [input | state] columns
+        kx, kh = mine[0].T, mine[1].T
+        f = kx.shape[1]
+        if qlayer.kind == "gru" and qlayer.reset_after:  # candidate's state part: rows of its own
+            u = kx.shape[0] // 3
+            ours = np.zeros_like(w)
+            ours[: 3 * u, :f] = kx
+            ours[: 2 * u, f:] = kh[: 2 * u]
+            ours[3 * u :, f:] = kh[2 * u :]
+            return ours, w
+        return np.concatenate([kx, kh], axis=1), w
+    k = mine[0]
+    if k.ndim == 3:  # Conv1D [taps, in, out]: the exporter pads each tap's columns to 4
+        taps, c = k.shape[0], k.shape[1]
+        return k.transpose(2, 0, 1), w.reshape(w.shape[0], taps, -1)[:, :, :c]
+    return k.T, w
+
+
+def _random_model(rng: np.random.Generator, trial: int) -> tuple[keras.Model, np.ndarray, str]:
+    cell = ("GRU", "LSTM", "SimpleRNN")[trial % 3]
+    kw = {"reset_after": bool(rng.integers(2))} if cell == "GRU" else {}
+    f = int(rng.integers(1, 6))
+    x = rng.normal(size=(24, 9, f)) * rng.uniform(0.1, 30, size=f) + rng.normal(size=f) * 5
+    inp = keras.Input((None, f))
+    h = inp
+    if trial % 3 == 1:  # a Normalization the reader folds into the first kernel
+        norm = keras.layers.Normalization()
+        norm.adapt(x.reshape(-1, f))
+        h = norm(h)
+    elif trial % 3 == 2:
+        h = keras.layers.Conv1D(int(rng.integers(2, 6)), 2, padding="causal")(h)
+    seq = bool(rng.integers(2))
+    h = getattr(keras.layers, cell)(int(rng.integers(2, 12)), return_sequences=seq, **kw)(h)
+    out = keras.layers.Dense(int(rng.integers(1, 5)))(h)
+    return keras.Model(inp, out), x, ("per-tensor", "per-feature")[trial % 2]
+
+
+@pytest.mark.parametrize("weights", ["int8", "int4"])
+def test_grid_is_the_exporters_integer_for_integer(weights: str) -> None:
+    """Random models of every cell kind, with a folded Normalization or a Conv1D before, per
+    tensor and per feature input: each layer's grid is exact and, once the weights are on it,
+    the exporter's integer weights are the grid's."""
+    keras.utils.set_random_seed(1)
+    rng = np.random.default_rng(7 if weights == "int8" else 8)
+    for trial in range(9):
+        model, x, input_quant = _random_model(rng, trial)
+        grids = qat.grids(model, x, weights, input_quant=input_quant)
+        assert grids and all(g.exact for g in grids), [(g.layer.name, g.exact) for g in grids]
+        qmax = qat.WEIGHT_QMAX[weights]
+        assert all(g.qmax == qmax for g in grids)
+        grids = qat.settle(
+            lambda m=model, x=x, iq=input_quant: qat.grids(m, x, weights, input_quant=iq)
+        )
+        if weights == "int8":
+            assert all(g.exact for g in grids), [g.layer.name for g in grids if not g.exact]
+        qm = qat.quantized_for(model, x, input_quant=input_quant)
+        by_name = {layer.name: layer for layer in qm.layers}
+        for g in grids:
+            ours, theirs = _layer_ints(g, by_name[g.layer.name])
+            assert np.abs(ours).max() <= qmax
+            assert qat.on_grid(g) == g.exact  # a layer that did not settle says so
+            if weights == "int8":  # the int8 export rounds the same weights to the same ints
+                np.testing.assert_array_equal(ours, theirs, err_msg=g.layer.name)
+            else:  # int4: each nonzero row's peak is +-7 (the export's own int4 ints: see int4)
+                peak = np.abs(ours).reshape(ours.shape[0], -1).max(axis=1)
+                assert np.all((peak == 7) | (peak == 0)), g.layer.name
+
+
+def test_keep_int8_and_an_unknown_weight_type() -> None:
+    rng = np.random.default_rng(3)
+    model, x, _ = _random_model(rng, 0)
+    grids = qat.grids(model, x, "int4", keep_int8=["dense"])
+    assert {g.qmax for g in grids if type(g.layer).__name__ == "Dense"} == {127}
+    assert {g.qmax for g in grids if type(g.layer).__name__ != "Dense"} == {7}
+    with pytest.raises(Exception, match="int8, int4"):
+        qat.grids(model, x, "int3")
+
+
+def test_every_batch_runs_on_the_grid_and_the_weights_end_on_it() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(64, 8, 3)).astype(np.float32)
+    y = (x[:, :, 0].sum(1) > 0).astype(np.float32)[:, None]
+    inp = keras.Input((None, 3))
+    out = keras.layers.Dense(1)(keras.layers.GRU(6)(inp))
+    model = keras.Model(inp, out)
+    grids = qat.grids(model, x[:16], "int4")
+    seen: list[bool] = []
+
+    class Spy(keras.callbacks.Callback):  # runs after the QAT callback at each batch start
+        def on_train_batch_begin(self, batch: int, logs=None) -> None:  # noqa: ANN001
+            seen.extend(qat.on_grid(g) for g in grids)
+
+    report = qat.fine_tune(
+        model, x, y, calib=x[:16], weights="int4", epochs=2, loss="mse", callbacks=[Spy()]
+    )
+    assert seen and all(seen)
+    assert all(qat.on_grid(g) for g in grids)  # the weights the fine-tuning leaves
+    assert report.history["loss"] and report.approximate == []
+    assert any("int4" in line for line in report.lines())
+
+
+def test_the_float_masters_move_by_the_updates_made_on_the_grid() -> None:
+    """Straight-through: a plain SGD step applied at the quantized point moves the float
+    weights by exactly that step (not back onto the grid)."""
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(8, 5, 2)).astype(np.float32)
+    y = rng.normal(size=(8, 1)).astype(np.float32)
+    inp = keras.Input((None, 2))
+    model = keras.Model(inp, keras.layers.Dense(1)(keras.layers.SimpleRNN(3)(inp)))
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+    grids = qat.grids(model, x, "int8")
+    before = [g.layer.get_weights() for g in grids]
+    on_grid = [g.project(w) for g, w in zip(grids, before, strict=True)]
+    # the step Keras makes from the grid point, found by running it there without the callback
+    for g, w in zip(grids, on_grid, strict=True):
+        g.layer.set_weights(w)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    step = [
+        [a - b for a, b in zip(g.layer.get_weights(), w, strict=True)]
+        for g, w in zip(grids, on_grid, strict=True)
+    ]
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+    for g, w in zip(grids, before, strict=True):
+        g.layer.set_weights(w)
+    model.fit(
+        x, y, batch_size=8, epochs=1, verbose=0, shuffle=False, callbacks=[qat.make_callback(grids)]
+    )
+    for g, w, d in zip(grids, before, step, strict=True):
+        for now, w0, d0 in zip(g.layer.get_weights(), w, d, strict=True):
+            np.testing.assert_allclose(now, w0 + d0, atol=1e-6)
+
+
+def _drift_npz(path: Path, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+
+    def split(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        y = np.arange(m) % 2
+        lengths = rng.integers(5, 10, size=m)
+        x = np.zeros((m, 9, 3), dtype=np.float32)
+        for i in range(m):
+            steps = np.arange(lengths[i])[:, None] * (1.0 if y[i] else -1.0)
+            x[i, : lengths[i]] = 5.0 + steps + rng.normal(scale=0.3, size=(lengths[i], 3))
+        return x, y, lengths
+
+    a, b = split(32), split(16)
+    np.savez(
+        path,
+        x_train=a[0],
+        y_train=a[1],
+        lengths_train=a[2],
+        x_test=b[0],
+        y_test=b[1],
+        lengths_test=b[2],
+    )
+    return path
+
+
+def test_train_qat_run_exports_its_grid_bit_exact_with_the_agreement_it_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _drift_npz(tmp_path / "drift.npz")
+    run = tmp_path / "run"
+    argv = ["train", "--dataset", str(data), "--out", str(run), "--units", "5", "--epochs", "3"]
+    assert main([*argv, "--batch-size", "8", "--qat", "--qat-epochs", "2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "qat: 2 epochs on the int8 weight grid" in out
+    metrics = json.loads((run / "metrics.json").read_text())
+    info = metrics["qat"]
+    assert info["epochs_run"] == 2 and all(v["exact"] for v in info["layers"].values())
+    assert "--qat" in metrics["command"]
+    lines = [ln for ln in (run / "EXPORT.txt").read_text().splitlines() if ln.startswith("rnn2c")]
+    export_argv = shlex.split(lines[0])[1:]
+    assert export_argv[export_argv.index("--calibration") + 1] == "minmax"
+    assert main(export_argv) == 0
+    c = Path(export_argv[export_argv.index("--out") + 1])
+    report = verify(run / "model.keras", c, run / "test.npz")
+    assert report.bit_exact
+    y_float, y_int = report.outputs
+    assert np.abs(y_float - y_int).max() == pytest.approx(info["test"]["max_error"], rel=1e-4)
+    assert report.int8_accuracy == pytest.approx(info["test"]["int_accuracy_after"])
+    assert metrics["float_test_accuracy"] == pytest.approx(info["test"]["float_accuracy_after"])
+    # the exported integers are the model's grid points
+    model = keras.models.load_model(run / "model.keras")
+    cal = np.load(run / "calib.npz")
+    grids = qat.grids(model, cal["x"], lengths=cal["lengths"], input_quant="per-feature")
+    qm = export_model(
+        run / "model.keras",
+        run / "calib.npz",
+        tmp_path / "c2",
+        input_quant="per-feature",
+        calibration="minmax",
+    ).qmodel
+    by_name = {layer.name: layer for layer in qm.layers}
+    for g in grids:
+        ours, theirs = _layer_ints(g, by_name[g.layer.name])
+        np.testing.assert_array_equal(ours, theirs)
+        assert qat.on_grid(g)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--qat", "--qat-epochs", "0"], "--qat-epochs 0: expected a positive count"),
+        (["--qat-epochs", "3"], "--qat-epochs 3 applies with --qat only"),
+        (["--task", "seq2seq", "--weights", "int4"], "--weights does not apply to --task seq2seq"),
+    ],
+)
+def test_bad_qat_flags_are_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    data = _drift_npz(tmp_path / "d.npz")
+    argv = ["train", "--dataset", str(data), "--out", str(tmp_path / "run"), *flags]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_seq2seq_grids_are_the_exporters(cell: str) -> None:
+    """Encoder (after a token Embedding or on features, stacked or not), decoder, the Dense
+    between attention and output, and the greedy output layer (one scale for its matrix): the
+    export's int8 weights are the grid's integers."""
+    for tokens, mid in ((True, False), (True, True), (False, True)):
+        model = seq2seq_keras.build(
+            cell=cell, tokens=tokens, mid=mid, stacked=mid, random_scales=True
+        )
+        d = seq2seq_keras.data(tokens)
+
+        def quantized(m=model, d=d):  # noqa: ANN001, ANN202
+            ends = (seq2seq_keras.START, seq2seq_keras.END)
+            return qat.quantized_seq2seq(m, d["x"], d["lengths"], d["y"], ends, (6, 5))
+
+        grids = qat.settle(lambda m=model, q=quantized: qat.grids(m, quantized=q()))
+        assert grids and all(g.exact for g in grids), [g.layer.name for g in grids]
+        q = quantized()
+        layers = {layer.name: layer for layer in q.encoder.layers + [q.decoder] + q.mid}
+        for g in grids:
+            if g.layer.name == q.out.name:
+                np.testing.assert_array_equal(g.ints(g.layer.get_weights())[0].T, q.out.weight)
+                continue
+            ours, theirs = _layer_ints(g, layers[g.layer.name])
+            np.testing.assert_array_equal(ours, theirs, err_msg=g.layer.name)
+
+
+def test_train_seq2seq_qat_ends_on_the_grid_and_pins_the_calibration(tmp_path: Path) -> None:
+    run = tmp_path / "s2s"
+    argv = ["train", "--task", "seq2seq", "--dataset", "synthetic:reverse:300,40", "--out"]
+    flags = ["--units", "8", "--epochs", "1", "--qat", "--qat-epochs", "1", "--quiet"]
+    assert main([*argv, str(run), *flags]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["qat"]["epochs_run"] == 1
+    assert all(v["exact"] for v in metrics["qat"]["layers"].values())
+    assert "--calibration minmax" in (run / "EXPORT.txt").read_text()
