@@ -849,6 +849,11 @@ def train_run(
         label_smoothing,
     )
     audio = check_audio(dataset_spec, task, audio or AudioSettings())
+    if qat and audio.features != "none":
+        raise ConfigError(
+            "--qat with --features: the fine-tuning's input grid is the calibrated one, not the "
+            "front end's int8 features (scale 1) the export uses; drop --qat"
+        )
     settings = _Settings(
         task=task,
         cell=cell,
