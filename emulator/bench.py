@@ -399,6 +399,8 @@ def bench(
     activations: str = "int8",
     input_quant: str = "per-tensor",
     targets: tuple[str, ...] | list[str] = DEFAULT_TARGETS,
+    weights: str = "int8",
+    keep_int8: str | list[str] | None = None,
     peers: tuple[str, ...] | list[str] = tuple(PEERS),
     cc: str | None = None,
     input_range: Any = None,
@@ -409,13 +411,20 @@ def bench(
     model: a .keras or .onnx path or an in-memory Keras model (the peers need a Keras model: for
     an .onnx model their rows say they were skipped); data, calib: .npy/.npz paths, arrays or
     Sequences (calib quantizes both rnn2c's export and the peers' flatbuffer). ExportError for
-    bad input; a peer or a target that fails becomes a row with its error.
+    bad input; a peer or a target that fails becomes a row with its error. weights, keep_int8:
+    as for export_model (int4 weights for rnn2c's rows; the peers stay int8).
     """
     targets = tuple(targets)
     peers = tuple(peers)
     _check_args(rounds, steps, sequences, targets, peers)
     setup = _setup(model, data, calib, steps, sequences)
-    export = {"calibration": calibration, "activations": activations, "input_quant": input_quant}
+    export = {
+        "calibration": calibration,
+        "activations": activations,
+        "input_quant": input_quant,
+        "weights": weights,
+        "keep_int8": keep_int8,
+    }
     for key, value in (("input_range", input_range), ("output_range", output_range)):
         declared = parse_range(value, "--" + key.replace("_", "-"))
         if declared is not None:  # recorded in the flag's syntax, which export_model reads

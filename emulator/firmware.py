@@ -778,6 +778,8 @@ def command(args: Any) -> int:
                 "max_output_length",
                 "input_range",
                 "output_range",
+                "weights",
+                "keep_int8",
             )
             if getattr(args, k, None) is not None
         },

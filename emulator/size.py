@@ -279,10 +279,29 @@ class SizeReport(Footprint):
     notes: list[str] = field(default_factory=list)
     #: an audio front end: its instructions per hop and per second of audio (frontend_counts)
     frontend: dict[str, Any] | None = None
+    #: the packed weight bytes in the C, and what they would be with int8 weights (--weights)
+    weight_bytes: int = 0
+    weight_bytes_int8: int = 0
 
     def table(self) -> str:
+        saved = self.weight_bytes_int8 - self.weight_bytes
+        flash_rows = self._flash_rows()
+        at = next(i for i, (k, _) in enumerate(flash_rows) if k == "  raw parameters")
+        flash_rows.insert(
+            at,
+            (
+                "  weights (packed)",
+                f"{self.weight_bytes} B"
+                + (f" (int8: {self.weight_bytes_int8} B; int4 saves {saved} B)" if saved else ""),
+            ),
+        )
+        if saved:
+            flash_rows[at + 1] = (
+                "  raw parameters",
+                f"{self.raw_parameters} B (int4 0.5 B/weight)",
+            )
         rows = [
-            *self._flash_rows(),
+            *flash_rows,
             (
                 "  stack of step",
                 f"{self.stack} B (static worst path {self.stack_static}, "
@@ -333,6 +352,18 @@ def read_export(folder: str | Path) -> Export:
         if not (d / f).is_file():
             raise SizeError(f"{str(d)!r} lacks {f}; re-run rnn2c export into it")
     return Export(d, name, exp.manifest or {}, exp.qmodel, exp.kind)
+
+
+def weight_byte_figures(qmodel: QuantModel) -> tuple[int, int]:
+    """(packed weight bytes of the C, the same with int8 weights): what --weights int4 saves."""
+    now = int8 = 0
+    for layer in qmodel.layers:
+        cells = [c for _, c in layer.cells()] if hasattr(layer, "cells") else [layer]
+        for cell in cells:
+            if hasattr(cell, "int8_weight_bytes"):
+                now += int(cell.packed_weight().size)
+                int8 += int(cell.int8_weight_bytes())
+    return now, int8
 
 
 def raw_parameter_bytes(qmodel: QuantModel) -> int:
@@ -803,6 +834,7 @@ def measure_sequence(
 
     flash = flash_figures(b.map_text)
     raw = raw_parameter_bytes(qm)
+    weights = weight_byte_figures(qm)
 
     whole = qm.whole_sequence
     stack_static, path = worst_stack_path(b.callgraph, f"{name}_{'run' if whole else 'step'}")
@@ -911,6 +943,8 @@ def measure_sequence(
         bit_exact=bit_exact,
         notes=notes,
         frontend=audio,
+        weight_bytes=weights[0],
+        weight_bytes_int8=weights[1],
     )
 
 

@@ -17,6 +17,7 @@ from rnn2c.export.modelkind import ExportOptions, ModelKind
 from rnn2c.export.packaging import package_files, package_paths, parse_kinds
 from rnn2c.export.ranges import parse_range
 from rnn2c.export.render import check_name
+from rnn2c.export.weight_types import check_weight_options, parse_keep_int8
 from rnn2c.interface import python_api
 from rnn2c.outdir import OutputError, OwnedFolder
 
@@ -79,6 +80,8 @@ def export_model(
     frontend: Any = None,
     input_range: Any = None,
     output_range: Any = None,
+    weights: str = "int8",
+    keep_int8: str | list[str] | None = None,
 ) -> ExportResult:
     """Keras model (.keras path or in memory) or ONNX model (.onnx path: a PyTorch model exported
     with torch.onnx; docs/pytorch.md) + calibration set -> C files in out_dir.
@@ -106,6 +109,9 @@ def export_model(
     input and of its output (export/ranges.py): "LO:HI", "IDX:LO:HI,...", a .json/.npz path,
     [lo, hi], [[lo, hi], ...] or {idx: [lo, hi]}; per-feature input ranges need
     input_quant="per-feature".
+    weights: "int8" (default) or "int4": int4 weight rows (-7..7, two a byte) for the GRU,
+    LSTM, SimpleRNN and Dense layers, except those keep_int8 names (layer names or kinds:
+    "dense", "gru", "lstm", "simplernn", "bidirectional"; a list or "a,b"); docs/quantization.md.
 
     out_dir may hold other files (a firmware source folder): rnn2c replaces only the files its
     previous manifest lists, refuses to overwrite anything else or its own inputs, and swaps the
@@ -131,7 +137,10 @@ def export_model(
         frontend=frontend,
         input_range=declared_in,
         output_range=declared_out,
+        weights=weights,
+        keep_int8=parse_keep_int8(keep_int8),
     )
+    check_weight_options(weights, options.keep_int8 or [])
     inputs = [p for p in (model, calib, frontend) if isinstance(p, str | os.PathLike)]
     names = [*output_files(name), *package_paths(name, packages), MANIFEST]
     try:

@@ -15,7 +15,10 @@ TEMPLATE = "layers/_isa_x86.c.j2"
 
 
 def layer_data(layer: QuantLayer, input_bits: int) -> dict[str, np.ndarray] | None:
-    """The arrays of a layer's x86 copy (x86_arrays), or None for a layer without one."""
+    """The arrays of a layer's x86 copy (x86_arrays), or None for a layer without one (int4
+    weights: the shared layout's portable kernels)."""
+    if getattr(layer, "weight_bits", 8) == 4:
+        return None
     return x86_arrays(layer, input_bits)
 
 

@@ -36,6 +36,8 @@ class ExportOptions:
     frontend: Any = None
     input_range: Any = None  # a DeclaredRange (export/ranges.py): --input-range
     output_range: Any = None  # --output-range
+    weights: str = "int8"  # or "int4" (export/weight_types.py)
+    keep_int8: list[str] | None = None  # --keep-int8: layer names or kinds that stay int8
 
 
 @dataclass

@@ -15,6 +15,9 @@ runs them over a model, builds on both.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +34,20 @@ LIMIT_Q12 = 1 << 15
 EMPTY_RANGE = 1e-8
 #: the largest requantization multiplier (fixedpoint.rq_params: below 2**13)
 MAX_MULTIPLIER = (1 << 13) - 1
+#: the largest |weight| of an int8 and of an int4 row (symmetric: -127..127, -7..7)
+WEIGHT_QMAX = {8: 127, 4: 7}
+_WEIGHT_BITS: contextvars.ContextVar[int] = contextvars.ContextVar("weight_bits", default=8)
+
+
+@contextlib.contextmanager
+def weight_bits(bits: int) -> Iterator[None]:
+    """Quantize the weight rows of the layers quantized inside to ``bits`` (8 or 4) bits:
+    quantize.quantize_model sets it per layer (--weights, --keep-int8)."""
+    token = _WEIGHT_BITS.set(int(bits))
+    try:
+        yield
+    finally:
+        _WEIGHT_BITS.reset(token)
 
 
 class ScaleError(ExportError):
@@ -116,17 +133,18 @@ def quantize_rows(
         raise ExportError(
             f"{where}: {rows}x{cols} matrix is larger than the 65535 rows/cols supported"
         )
+    qmax = WEIGHT_QMAX[_WEIGHT_BITS.get()]  # int4: -7..7 (weight_bits)
     peak = np.abs(w).max(axis=1, initial=0.0)
-    w_scale = peak / 127.0
+    w_scale = peak / qmax
     kinds = np.zeros(rows, dtype=np.int64) if kinds is None else np.asarray(kinds, np.int64)
     # an all-zero kind: any scale is exact; 1/127, or where the output's scale is too fine for
     # that (a constant output), the output's own scale (multiplier 1)
-    dead = 1.0 / 127.0 if out_scale * MAX_MULTIPLIER / 2 > 1.0 / 127.0 else float(out_scale)
+    dead = 1.0 / qmax if out_scale * MAX_MULTIPLIER / 2 > 1.0 / qmax else float(out_scale)
     for k in np.unique(kinds):
         sel = kinds == k
         live = peak[sel] > 0
         w_scale[sel & (peak == 0)] = w_scale[sel][live].max() if live.any() else dead
-    wq = np.clip(np.round(w / w_scale[:, None]), -127, 127).astype(np.int64)
+    wq = np.clip(np.round(w / w_scale[:, None]), -qmax, qmax).astype(np.int64)
     bias_q = np.round(np.asarray(b_real, dtype=np.float64) / w_scale).astype(np.int64)
     bias_q -= wq @ np.asarray(offset, dtype=np.int64)
     limits = np.broadcast_to(np.asarray(limits, dtype=np.int64), (rows,))
@@ -155,6 +173,13 @@ def quantize_rows(
             f"{where}: worst-case int32 accumulator {worst} exceeds 2^31-1 "
             f"({cols} inputs); reduce the layer width or the bias magnitude"
         )
+    products = worst_case_acc(wq, np.zeros_like(bias_q), vmax)
+    if qmax == WEIGHT_QMAX[4] and products > INT4_PRODUCTS_MAX:
+        raise ExportError(
+            f"{where}: with int4 weights the worst-case sum of products {products} exceeds "
+            f"2^27-1 (the int4 kernels sum 16 times it; {cols} inputs); keep the layer int8 "
+            "with --keep-int8"
+        )
     fc.bias[:] = bias_q
     return fc
 
@@ -175,8 +200,9 @@ def pad4(n: int) -> int:
 Block = tuple[list[int], int, int]
 
 
-def pack_blocks(fc: QuantFC, x_cols: int, blocks: list[Block]) -> np.ndarray:
-    """The int8 weight array of the C, in the order the kernels read it.
+def pack_blocks(fc: QuantFC, x_cols: int, blocks: list[Block], bits: int = 8) -> np.ndarray:
+    """The int8 weight array of the C, in the order the kernels read it (bits=4:
+    :func:`pack_nibbles` of the same blocks).
 
     The vector holds x_cols input columns padded to a multiple of 4, then the remaining (state)
     columns padded likewise; padding columns get zero weights. Each block lists the rows one
@@ -195,9 +221,39 @@ def pack_blocks(fc: QuantFC, x_cols: int, blocks: list[Block]) -> np.ndarray:
     out = []
     for row_list, begin, end in blocks:
         sub = wv[np.asarray(row_list, dtype=np.int64), begin:end]  # [R, 4G]
+        if bits == 4:
+            out.append(pack_nibbles(sub))
+            continue
         groups = sub.reshape(len(row_list), -1, 4)[:, :, order]  # [R, G, 4]
         out.append(groups.transpose(1, 0, 2).reshape(-1))
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int8)
+
+
+#: int4: the column (of the 8 a word covers) each nibble of the word holds, nibble k at bits
+#: 4k..4k+3, in two's complement: on a DSP core (word << 4) & 0xF0F0F0F0 and word & 0xF0F0F0F0
+#: hold 16 times the weights of columns (0, 2, 1, 3) and (4, 6, 5, 7) in their bytes, whose
+#: SXTB16 and SXTB16 ROR 8 are the halfword pairs SMLAD multiplies with the vector pairs (v0,
+#: v1), (v2, v3), (v4, v5), (v6, v7) (rnn2c_ref.h, rnn2c_macR_s4). Elsewhere a nibble is two
+#: shifts.
+NIBBLE_COLUMNS = (0, 4, 2, 6, 1, 5, 3, 7)
+#: int4: the kernels may sum 16 times a row's products in int32 (see NIBBLE_COLUMNS), so
+#: sum |w| max|v| stays below 2^27
+INT4_PRODUCTS_MAX = INT32_MAX >> 4
+
+
+def pack_nibbles(sub: np.ndarray) -> np.ndarray:
+    """One kernel pass of int4 weights [R, 4G] (values -8..7) as bytes: for every two groups of
+    4 columns one little-endian 32-bit word per row (NIBBLE_COLUMNS); an odd last group takes a
+    word of its own whose upper columns are zero weights (the kernel reads only its 4 columns)."""
+    rows, cols = sub.shape
+    pairs = -(-cols // 8)
+    wide = np.zeros((rows, 8 * pairs), dtype=np.int64)
+    wide[:, :cols] = sub
+    if wide.size and (wide.min() < -8 or wide.max() > 7):
+        raise ValueError("int4 weights must lie in -8..7")
+    nib = (wide.reshape(rows, pairs, 8)[:, :, list(NIBBLE_COLUMNS)] & 15).astype(np.uint32)
+    words = (nib << (4 * np.arange(8, dtype=np.uint32))).sum(axis=2, dtype=np.uint32)
+    return words.T.reshape(-1).astype("<u4").view(np.int8)  # pair-major, then row
 
 
 def input_columns(

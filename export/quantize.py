@@ -38,10 +38,12 @@ from rnn2c.export.quant_rules import (
     ScaleError,
     act_quant_from_range,
     choose_range,
+    weight_bits,
 )
 from rnn2c.export.quant_rules import QuantFC as QuantFC  # re-exported: serialize.py imports it
 from rnn2c.export.quant_rules import pad4 as pad4  # re-exported: seq2seq_render.py imports it
 from rnn2c.export.ranges import DeclaredRange, declared_input, quantize_output
+from rnn2c.export.weight_types import layer_weight_bits, set_weight_bits
 
 #: model input quantization accepted by --input-quant
 INPUT_QUANT = ("per-tensor", "per-feature")
@@ -120,8 +122,13 @@ def quantize_model(
     streaming_hint: bool = True,
     input_range: DeclaredRange | None = None,
     output_range: DeclaredRange | None = None,
+    weights: str = "int8",
+    keep_int8: list[str] | None = None,
 ) -> QuantModel:
     """Quantize a float IR with a calibration set [N, T, F].
+
+    weights: "int8", or "int4" (int4 weight rows for the layers with int4 kernels except those
+    named or of a kind in keep_int8: export/weight_types.py).
 
     max_length: the longest sequence <name>_run takes (--max-length); required for a model with
     a whole-sequence layer (Bidirectional, go_backwards), whose state holds buffers that long.
@@ -148,6 +155,8 @@ def quantize_model(
             f"unknown activation type {activations!r}; use one of {', '.join(ACTIVATION_TYPES)}"
         )
     state_bits = 16 if activations == "int16" else 8
+    has_table = model.embedding is not None
+    bits, weight_notes = layer_weight_bits(model.layers, weights, keep_int8 or [], has_table)
     hint = ""
     if max_length is None and model.whole_sequence and streaming_hint:
         hint = causal_hint(model, calib_x, calib_lengths, activations, None)
@@ -199,11 +208,13 @@ def quantize_model(
                 continue
             q = qs[0]
         try:
-            if declared_out is not None:  # --output-range: the last layer's declared output
-                ql, declared = quantize_output(layer, q, sub, method, state_bits, declared_out)
-                notes += declared
-            else:
-                ql = layer.quantize(q, sub, method, state_bits)  # type: ignore[arg-type]
+            with weight_bits(bits[i]):
+                if declared_out is not None:  # --output-range: the last layer's declared output
+                    ql, declared = quantize_output(layer, q, sub, method, state_bits, declared_out)
+                    notes += declared
+                else:
+                    ql = layer.quantize(q, sub, method, state_bits)  # type: ignore[arg-type]
+            set_weight_bits(ql, bits[i])
         except ScaleError as e:
             declared = input_range is not None
             raise ExportError(_scale_message(e, model, i, q, layers, calib_x, declared)) from None
@@ -211,7 +222,7 @@ def quantize_model(
             ql.whole = True
         layers.append(ql)
         q = ql.output_q
-    notes += _saturation_notes(model, obs)
+    notes += weight_notes + _saturation_notes(model, obs)
     qmodel = QuantModel(
         layers=layers,
         input_q=input_q,

@@ -49,6 +49,11 @@ class Seq2SeqKind(ModelKind):
                 f"--samples-per-step {o.samples_per_step}: framing is for single-input "
                 "models; a seq2seq encoder reads its input rows as given: drop the flag"
             )
+        if o.weights != "int8":
+            raise ExportError(
+                f"--weights {o.weights} is for sequence models (GRU, LSTM, SimpleRNN, Dense); "
+                "a seq2seq model's weights stay int8: drop the flag"
+            )
         if o.activations != "int8":
             raise ExportError(
                 "--activations int16 is not supported for seq2seq models (the attention reads "

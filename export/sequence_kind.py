@@ -91,6 +91,8 @@ class SequenceKind(ModelKind):
             o.max_length,
             input_range=o.input_range,
             output_range=o.output_range,
+            weights=o.weights,
+            keep_int8=o.keep_int8,
         )
         if frontend is not None and (
             qmodel.whole_sequence or qmodel.decimates or qmodel.input_sizes
@@ -181,6 +183,7 @@ def manifest(
         "samples_per_step": qmodel.samples_per_step,
         "calibration": o.calibration,
         "activations": o.activations,
+        "weights": o.weights,
         "calibration_sequences": calibration_sequences,
         "layers": [
             {"name": layer.name, "kind": layer.kind, "output_size": layer.output_size}
@@ -199,10 +202,16 @@ def manifest(
     return out
 
 
+def _int4(layer: Any) -> bool:
+    cells = [c for _, c in layer.cells()] if hasattr(layer, "cells") else [layer]
+    return any(getattr(c, "weight_bits", 8) == 4 for c in cells)
+
+
 def summary_lines(qmodel: QuantModel, m: dict[str, Any], name: str) -> list[str]:
     """rnn2c export's lines about a sequence model: its layers, state, entry points."""
     lines = [
         f"  {layer.kind:<6} {layer.name:<20} -> {layer.output_size:>4}   {layer.macs:>8} MACs/step"
+        + ("  int4 weights" if _int4(layer) else "")
         for layer in qmodel.layers
     ]
     lines.append(

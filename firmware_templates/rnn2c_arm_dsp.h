@@ -13,6 +13,8 @@
  *   rnn2c_mac1..4           in Thumb-2 assembly (gcc, clang; optimized builds:
  *                           RNN2C_DSP_ASM), else in C with the ACLE intrinsics
  *   rnn2c_mac_rows_small    one group per iteration (RNN2C_DSP_ASM)
+ *   rnn2c_mac1_s4..4_s4     int4 weights in Thumb-2 assembly (optimized gcc/clang builds; else
+ *                           the reference's shifts)
  *   rnn2c_dot_prep, _dot_s8 int8 dot products as SMLAD over int16 pairs (attention, argmax)
  *   rnn2c_wsum4             4 weighted columns per row word (SMLABB / SMLATB)
  */
@@ -236,6 +238,123 @@ RNN2C_MAC_KERNELS(rnn2c_dsp_mac, RNN2C_DSP_GROUP, RNN2C_DSP_ROW)
 #define rnn2c_mac3 rnn2c_dsp_mac3
 #define rnn2c_mac2 rnn2c_dsp_mac2
 #define rnn2c_mac1 rnn2c_dsp_mac1
+
+#if defined(__GNUC__) && defined(__OPTIMIZE__)
+/* int4 weights (rnn2c_macR_s4's layout, rnn2c_ref.h) in Thumb-2 assembly: for each pair of
+ * groups, first the low nibbles of every row (AND of the word shifted left by 4 with
+ * 0xF0F0F0F0, SXTB16 and SXTB16 ROR 8, two SMLAD against (v0, v1), (v2, v3)), then the high
+ * ones (AND of the word, against (v4, v5), (v6, v7)): 6 instructions per 4 MACs of a row, and
+ * only two vector words and two temporaries live. The sums are 16 times the products; they
+ * start at 0 and are added, shifted right by 4, to the accumulators after the pass (exact: the
+ * exporter keeps 16 times a row's largest sum of products below 2^31). */
+#define RNN2C_DSP_S4_LO(s, off)                                                               \
+    "ldr %[q], [%[w], #" off "]\n\t"                                                         \
+    "and %[t], %[m], %[q], lsl #4\n\t"                                                       \
+    "sxtb16 %[q], %[t], ror #8\n\t"                                                          \
+    "sxtb16 %[t], %[t]\n\t"                                                                  \
+    "smlad %[" s "], %[t], %[x01], %[" s "]\n\t"                                             \
+    "smlad %[" s "], %[q], %[x23], %[" s "]\n\t"
+#define RNN2C_DSP_S4_HI(s, off)                                                               \
+    "ldr %[q], [%[w], #" off "]\n\t"                                                         \
+    "and %[q], %[q], %[m]\n\t"                                                               \
+    "sxtb16 %[t], %[q], ror #8\n\t"                                                          \
+    "sxtb16 %[q], %[q]\n\t"                                                                  \
+    "smlad %[" s "], %[q], %[x01], %[" s "]\n\t"                                             \
+    "smlad %[" s "], %[t], %[x23], %[" s "]\n\t"
+#define RNN2C_DSP_S4_LOOP(lo, hi, step, ...)                                                  \
+    do {                                                                                      \
+        uint32_t x01;                                                                         \
+        uint32_t x23;                                                                         \
+        uint32_t q;                                                                           \
+        uint32_t t;                                                                           \
+        uint32_t n = groups >> 1;                                                             \
+        const uint32_t m = 0xF0F0F0F0u;                                                       \
+        if (n != 0) {                                                                         \
+            __asm__("1:\n\t"                                                                  \
+                    "ldrd %[x01], %[x23], [%[v]], #8\n\t" lo                                  \
+                    "ldrd %[x01], %[x23], [%[v]], #8\n\t" hi                                  \
+                    "add %[w], %[w], #" step "\n\t"                                          \
+                    "subs %[n], %[n], #1\n\t"                                                \
+                    "bne 1b\n\t"                                                              \
+                    : __VA_ARGS__, [v] "+r"(v), [w] "+r"(w), [n] "+r"(n), [x01] "=&r"(x01),   \
+                      [x23] "=&r"(x23), [q] "=&r"(q), [t] "=&r"(t)                            \
+                    : [m] "r"(m)                                                              \
+                    : "memory", "cc");                                                        \
+        }                                                                                     \
+        if (groups & 1u) { /* the last odd group: the low nibbles */                          \
+            __asm__("ldrd %[x01], %[x23], [%[v]]\n\t" lo                                      \
+                    "add %[w], %[w], #" step "\n\t"                                          \
+                    : __VA_ARGS__, [w] "+r"(w), [x01] "=&r"(x01), [x23] "=&r"(x23),           \
+                      [q] "=&r"(q), [t] "=&r"(t)                                              \
+                    : [m] "r"(m), [v] "r"(v)                                                  \
+                    : "memory");                                                              \
+        }                                                                                     \
+    } while (0)
+
+RNN2C_INLINE const int8_t *rnn2c_dsp_mac4_s4(const int8_t *w, const int16_t *v, uint32_t groups,
+                                             int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3)
+{
+    int32_t s0 = 0;
+    int32_t s1 = 0;
+    int32_t s2 = 0;
+    int32_t s3 = 0;
+    RNN2C_DSP_S4_LOOP(RNN2C_DSP_S4_LO("s0", "0") RNN2C_DSP_S4_LO("s1", "4")
+                          RNN2C_DSP_S4_LO("s2", "8") RNN2C_DSP_S4_LO("s3", "12"),
+                      RNN2C_DSP_S4_HI("s0", "0") RNN2C_DSP_S4_HI("s1", "4")
+                          RNN2C_DSP_S4_HI("s2", "8") RNN2C_DSP_S4_HI("s3", "12"),
+                      "16", [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3));
+    *a0 += s0 >> 4;
+    *a1 += s1 >> 4;
+    *a2 += s2 >> 4;
+    *a3 += s3 >> 4;
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_dsp_mac3_s4(const int8_t *w, const int16_t *v, uint32_t groups,
+                                             int32_t *a0, int32_t *a1, int32_t *a2)
+{
+    int32_t s0 = 0;
+    int32_t s1 = 0;
+    int32_t s2 = 0;
+    RNN2C_DSP_S4_LOOP(RNN2C_DSP_S4_LO("s0", "0") RNN2C_DSP_S4_LO("s1", "4")
+                          RNN2C_DSP_S4_LO("s2", "8"),
+                      RNN2C_DSP_S4_HI("s0", "0") RNN2C_DSP_S4_HI("s1", "4")
+                          RNN2C_DSP_S4_HI("s2", "8"),
+                      "12", [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2));
+    *a0 += s0 >> 4;
+    *a1 += s1 >> 4;
+    *a2 += s2 >> 4;
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_dsp_mac2_s4(const int8_t *w, const int16_t *v, uint32_t groups,
+                                             int32_t *a0, int32_t *a1)
+{
+    int32_t s0 = 0;
+    int32_t s1 = 0;
+    RNN2C_DSP_S4_LOOP(RNN2C_DSP_S4_LO("s0", "0") RNN2C_DSP_S4_LO("s1", "4"),
+                      RNN2C_DSP_S4_HI("s0", "0") RNN2C_DSP_S4_HI("s1", "4"), "8",
+                      [s0] "+r"(s0), [s1] "+r"(s1));
+    *a0 += s0 >> 4;
+    *a1 += s1 >> 4;
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_dsp_mac1_s4(const int8_t *w, const int16_t *v, uint32_t groups,
+                                             int32_t *a0)
+{
+    int32_t s0 = 0;
+    RNN2C_DSP_S4_LOOP(RNN2C_DSP_S4_LO("s0", "0"), RNN2C_DSP_S4_HI("s0", "0"), "4",
+                      [s0] "+r"(s0));
+    *a0 += s0 >> 4;
+    return w;
+}
+
+#define rnn2c_mac4_s4 rnn2c_dsp_mac4_s4
+#define rnn2c_mac3_s4 rnn2c_dsp_mac3_s4
+#define rnn2c_mac2_s4 rnn2c_dsp_mac2_s4
+#define rnn2c_mac1_s4 rnn2c_dsp_mac1_s4
+#endif
 
 /* x[0 .. n & ~3) as int16 pairs for SMLAD against a word of 4 int8 (a0 a1 a2 a3): SXTB16 gives
  * (a0, a2), SXTB16 ROR 8 (a1, a3), so the pairs are (x0, x2), (x1, x3) per 4. */

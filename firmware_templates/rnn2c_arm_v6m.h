@@ -11,6 +11,7 @@
  *                      data-processing instructions, whose shifted operand Thumb-1 lacks)
  *   rnn2c_mac1..4      in assembly (gcc -O1 and up, RNN2C_V6M_ASM), else in C with one word
  *                      load per row and group
+ *   rnn2c_mac1_s4..4_s4  int4 weights in assembly (the same builds), else the reference's C
  */
 #ifndef RNN2C_ARM_V6M_H
 #define RNN2C_ARM_V6M_H
@@ -155,6 +156,123 @@ RNN2C_INLINE const int8_t *rnn2c_v6m_mac1(const int8_t *w, const int16_t *v, uin
 #define rnn2c_mac3 rnn2c_v6m_mac3
 #define rnn2c_mac2 rnn2c_v6m_mac2
 #define rnn2c_mac1 rnn2c_v6m_mac1
+
+/* int4 weights (rnn2c_macR_s4's layout, rnn2c_ref.h): per pair of groups the first group's
+ * elements (RNN2C_V6M_GROUP) against each row's low nibbles (columns 0..3: nibbles 0, 4, 2, 6),
+ * then the second group's against the high ones (nibbles 1, 5, 3, 7), the word loaded once per
+ * half; per nibble LSLS to the top, ASRS by 28 (the top nibble: ASRS alone), MULS, ADD into the
+ * row's high register. */
+#define RNN2C_V6M_S4_NIB(s, sh, x)                                                            \
+    "lsls %[b], %[t], #" #sh "\n\t"                                                          \
+    "asrs %[b], %[b], #28\n\t"                                                               \
+    "muls %[b], %[" #x "], %[b]\n\t"                                                         \
+    "add %[" s "], %[b]\n\t"
+#define RNN2C_V6M_S4_LO(s, off)                                                               \
+    "ldr %[t], [%[w], #" off "]\n\t" RNN2C_V6M_S4_NIB(s, 28, x0) RNN2C_V6M_S4_NIB(s, 12, x1)  \
+        RNN2C_V6M_S4_NIB(s, 20, x2) RNN2C_V6M_S4_NIB(s, 4, x3)
+#define RNN2C_V6M_S4_HI(s, off)                                                               \
+    "ldr %[t], [%[w], #" off "]\n\t" RNN2C_V6M_S4_NIB(s, 24, x0) RNN2C_V6M_S4_NIB(s, 8, x1)   \
+        RNN2C_V6M_S4_NIB(s, 16, x2) "asrs %[b], %[t], #28\n\t"                                \
+                                    "muls %[b], %[x3], %[b]\n\t"                             \
+                                    "add %[" s "], %[b]\n\t"
+/* The loop's way back: BNE reaches 256 bytes; 4 rows' body is longer (BEQ over a B). */
+#define RNN2C_V6M_S4_BACK1 "bne 1b\n\t"
+#define RNN2C_V6M_S4_BACK2 RNN2C_V6M_S4_BACK1
+#define RNN2C_V6M_S4_BACK3 RNN2C_V6M_S4_BACK1
+#define RNN2C_V6M_S4_BACK4 "beq 2f\n\tb 1b\n2:\n\t"
+#define RNN2C_V6M_S4_LOOP(rows, lo, hi, ...)                                                  \
+    do {                                                                                      \
+        int32_t x0;                                                                           \
+        int32_t x1;                                                                           \
+        int32_t x2;                                                                           \
+        int32_t x3;                                                                           \
+        uint32_t t;                                                                           \
+        uint32_t b;                                                                           \
+        const int8_t *const end = w + (size_t)(groups >> 1) * (4 * (rows));                   \
+        if (groups >= 2) {                                                                    \
+            __asm__(RNN2C_V6M_UNIFIED "1:\n\t" RNN2C_V6M_GROUP lo RNN2C_V6M_GROUP hi          \
+                    "adds %[w], #" #rows "*4\n\t"                                            \
+                    "cmp %[w], %[end]\n\t" RNN2C_V6M_S4_BACK##rows RNN2C_V6M_RESTORE         \
+                    : __VA_ARGS__, [v] "+h"(v), [w] "+l"(w), [x0] "=&l"(x0), [x1] "=&l"(x1), \
+                      [x2] "=&l"(x2), [x3] "=&l"(x3), [t] "=&l"(t), [b] "=&l"(b)             \
+                    : [end] "r"(end)                                                          \
+                    : "memory", "cc");                                                        \
+        }                                                                                     \
+        if (groups & 1u) { /* the last odd group: the low nibbles */                          \
+            __asm__(RNN2C_V6M_UNIFIED RNN2C_V6M_GROUP lo "adds %[w], #" #rows "*4\n\t"        \
+                        RNN2C_V6M_RESTORE                                                     \
+                    : __VA_ARGS__, [v] "+h"(v), [w] "+l"(w), [x0] "=&l"(x0), [x1] "=&l"(x1), \
+                      [x2] "=&l"(x2), [x3] "=&l"(x3), [t] "=&l"(t), [b] "=&l"(b)             \
+                    :                                                                         \
+                    : "memory", "cc");                                                        \
+        }                                                                                     \
+    } while (0)
+
+RNN2C_INLINE const int8_t *rnn2c_v6m_mac4_s4(const int8_t *w, const int16_t *v, uint32_t groups,
+                                             int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3)
+{
+    int32_t s0 = *a0;
+    int32_t s1 = *a1;
+    int32_t s2 = *a2;
+    int32_t s3 = *a3;
+    RNN2C_V6M_S4_LOOP(4,
+                      RNN2C_V6M_S4_LO("s0", "0") RNN2C_V6M_S4_LO("s1", "4")
+                          RNN2C_V6M_S4_LO("s2", "8") RNN2C_V6M_S4_LO("s3", "12"),
+                      RNN2C_V6M_S4_HI("s0", "0") RNN2C_V6M_S4_HI("s1", "4")
+                          RNN2C_V6M_S4_HI("s2", "8") RNN2C_V6M_S4_HI("s3", "12"),
+                      [s0] RNN2C_V6M_ACC(s0), [s1] RNN2C_V6M_ACC(s1), [s2] RNN2C_V6M_ACC(s2),
+                      [s3] RNN2C_V6M_ACC(s3));
+    *a0 = s0;
+    *a1 = s1;
+    *a2 = s2;
+    *a3 = s3;
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_v6m_mac3_s4(const int8_t *w, const int16_t *v, uint32_t groups,
+                                             int32_t *a0, int32_t *a1, int32_t *a2)
+{
+    int32_t s0 = *a0;
+    int32_t s1 = *a1;
+    int32_t s2 = *a2;
+    RNN2C_V6M_S4_LOOP(3,
+                      RNN2C_V6M_S4_LO("s0", "0") RNN2C_V6M_S4_LO("s1", "4")
+                          RNN2C_V6M_S4_LO("s2", "8"),
+                      RNN2C_V6M_S4_HI("s0", "0") RNN2C_V6M_S4_HI("s1", "4")
+                          RNN2C_V6M_S4_HI("s2", "8"),
+                      [s0] RNN2C_V6M_ACC(s0), [s1] RNN2C_V6M_ACC(s1), [s2] RNN2C_V6M_ACC(s2));
+    *a0 = s0;
+    *a1 = s1;
+    *a2 = s2;
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_v6m_mac2_s4(const int8_t *w, const int16_t *v, uint32_t groups,
+                                             int32_t *a0, int32_t *a1)
+{
+    int32_t s0 = *a0;
+    int32_t s1 = *a1;
+    RNN2C_V6M_S4_LOOP(2, RNN2C_V6M_S4_LO("s0", "0") RNN2C_V6M_S4_LO("s1", "4"),
+                      RNN2C_V6M_S4_HI("s0", "0") RNN2C_V6M_S4_HI("s1", "4"),
+                      [s0] RNN2C_V6M_ACC(s0), [s1] RNN2C_V6M_ACC(s1));
+    *a0 = s0;
+    *a1 = s1;
+    return w;
+}
+
+RNN2C_INLINE const int8_t *rnn2c_v6m_mac1_s4(const int8_t *w, const int16_t *v, uint32_t groups,
+                                             int32_t *a0)
+{
+    int32_t s0 = *a0;
+    RNN2C_V6M_S4_LOOP(1, RNN2C_V6M_S4_LO("s0", "0"), RNN2C_V6M_S4_HI("s0", "0"),
+                      [s0] RNN2C_V6M_ACC(s0));
+    *a0 = s0;
+    return w;
+}
+#define rnn2c_mac4_s4 rnn2c_v6m_mac4_s4
+#define rnn2c_mac3_s4 rnn2c_v6m_mac3_s4
+#define rnn2c_mac2_s4 rnn2c_v6m_mac2_s4
+#define rnn2c_mac1_s4 rnn2c_v6m_mac1_s4
 
 #elif defined(__arm__) && defined(__GNUC__) && defined(__BYTE_ORDER__) &&                     \
     __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__

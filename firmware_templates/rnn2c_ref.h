@@ -22,6 +22,8 @@
  *   rnn2c_mac1 .. rnn2c_mac4         1 to 4 rows over the vector ARMv6-M, ARM DSP, x86
  *   rnn2c_mac_rows                   1 to 4 rows (rnn2c_macR)    -
  *   rnn2c_mac_rows_small             the same, a head's one pass ARM DSP
+ *   rnn2c_mac1_s4 .. rnn2c_mac4_s4   1 to 4 rows of int4 weights ARM DSP
+ *   rnn2c_mac_rows_s4                1 to 4 rows (rnn2c_macR_s4) -
  *   rnn2c_softmax_s8                 softmax of requantized rows x86
  *   rnn2c_dot_prep, rnn2c_dot_s8     an int8 dot product         ARM DSP
  *   rnn2c_wsum4                      4 weighted column sums      ARM DSP
@@ -195,6 +197,56 @@ RNN2C_INLINE const int8_t *rnn2c_ref_mac_rows_small(const int8_t *w, const int16
 #ifndef rnn2c_mac_rows_small
 #define rnn2c_mac_rows_small rnn2c_ref_mac_rows_small
 #endif
+
+/* ---------------------------------------------------------------- int4 multiply-accumulate */
+
+/* The reference (int4 weights, rnn2c_runtime.h's RNN2C_MAC_S4_KERNELS): the vector in order. */
+#define RNN2C_REF_S4_GROUP4                                                                   \
+    const int32_t v0 = v[0];                                                      \
+    const int32_t v1 = v[1];                                                      \
+    const int32_t v2 = v[2];                                                      \
+    const int32_t v3 = v[3]
+#define RNN2C_REF_S4_GROUP8                                                                   \
+    RNN2C_REF_S4_GROUP4;                                                                      \
+    const int32_t v4 = v[4];                                                      \
+    const int32_t v5 = v[5];                                                      \
+    const int32_t v6 = v[6];                                                      \
+    const int32_t v7 = v[7]
+
+RNN2C_MAC_S4_KERNELS(rnn2c_ref_mac, RNN2C_REF_S4_GROUP8, RNN2C_S4_ROW8, RNN2C_REF_S4_GROUP4,
+                     RNN2C_S4_ROW4)
+
+#ifndef rnn2c_mac4_s4
+#define rnn2c_mac4_s4 rnn2c_ref_mac4_s4
+#define rnn2c_mac3_s4 rnn2c_ref_mac3_s4
+#define rnn2c_mac2_s4 rnn2c_ref_mac2_s4
+#define rnn2c_mac1_s4 rnn2c_ref_mac1_s4
+#endif
+
+/* `rows` (1..4) rows of int4 weights at once; a[0 .. rows) accumulate. */
+RNN2C_INLINE const int8_t *rnn2c_ref_mac_rows_s4(const int8_t *w, const int16_t *v,
+                                                 uint32_t groups, uint32_t rows, int32_t *a)
+{
+    switch (rows) {
+    case 4:
+        return rnn2c_mac4_s4(w, v, groups, a, a + 1, a + 2, a + 3);
+    case 3:
+        return rnn2c_mac3_s4(w, v, groups, a, a + 1, a + 2);
+    case 2:
+        return rnn2c_mac2_s4(w, v, groups, a, a + 1);
+    default:
+        return rnn2c_mac1_s4(w, v, groups, a);
+    }
+}
+
+#ifndef rnn2c_mac_rows_s4
+#define rnn2c_mac_rows_s4 rnn2c_ref_mac_rows_s4
+#endif
+
+/* A layer's rows over int8 (w4 = 0) or int4 (w4 = 1) weights: the layer struct's w4. */
+#define RNN2C_MACW(n, w4, ...) ((w4) ? rnn2c_mac##n##_s4(__VA_ARGS__) : rnn2c_mac##n(__VA_ARGS__))
+#define rnn2c_mac_rows_w(w4, w, v, groups, rows, a)                                           \
+    ((w4) ? rnn2c_mac_rows_s4(w, v, groups, rows, a) : rnn2c_mac_rows(w, v, groups, rows, a))
 
 /* ---------------------------------------------------------------- softmax */
 

@@ -10,6 +10,8 @@
  *                              rows, per row and column one LB of the weight byte at its place
  *                              in the (c0, c2, c1, c3) word, one MUL and one ADD; the pointers
  *                              move once per group (no indexed loads on RISC-V, no __mulsi3)
+ *   rnn2c_mac4_s4 .. _mac1_s4  int4 weights: per row one LW of the word, per nibble SLLI,
+ *                              SRAI, MUL, ADD in assembly (the C loop holds the 8 elements)
  *   rnn2c_vec_s8               the unshifted copy (a state into the vector) two elements per
  *                              iteration, in assembly
  *   rnn2c_gru_pair_acc         the rows of two GRU units in one pass (6 rows: z, r and the
@@ -216,6 +218,59 @@ RNN2C_INLINE void rnn2c_rv_vec_s8(int16_t *v, const int8_t *x, uint32_t n, uint3
 #define rnn2c_mac3 rnn2c_rv_mac3
 #define rnn2c_mac2 rnn2c_rv_mac2
 #define rnn2c_mac1 rnn2c_rv_mac1
+
+/* int4 weights (rnn2c_macR_s4's layout, rnn2c_ref.h): per row one LW of the word, then per
+ * nibble SLLI to the top and SRAI by 28 (the top nibble: SRAI alone), one MUL, one ADD against
+ * the 8 vector elements the C loop holds (31 instructions per 8 MACs of a row). */
+#define RNN2C_RV_S4_NIB(sh, x)                                                                \
+    "slli %[t], %[q], " #sh "\n\t"                                                            \
+    "srai %[t], %[t], 28\n\t"                                                                 \
+    "mul %[t], %[t], %[" #x "]\n\t"                                                           \
+    "add %[s], %[s], %[t]\n\t"
+#define RNN2C_RV_S4_GROUP4                                                                    \
+    const int32_t v0 = v[0];                                                                  \
+    const int32_t v1 = v[1];                                                                  \
+    const int32_t v2 = v[2];                                                                  \
+    const int32_t v3 = v[3]
+#define RNN2C_RV_S4_GROUP8                                                                    \
+    RNN2C_RV_S4_GROUP4;                                                                       \
+    const int32_t v4 = v[4];                                                                  \
+    const int32_t v5 = v[5];                                                                  \
+    const int32_t v6 = v[6];                                                                  \
+    const int32_t v7 = v[7]
+#define RNN2C_RV_S4_ROW4(acc, wp)                                                             \
+    do {                                                                                      \
+        uint32_t q_;                                                                          \
+        int32_t t_;                                                                           \
+        __asm__("lw %[q], 0(%[w])\n\t" RNN2C_RV_S4_NIB(28, x0) RNN2C_RV_S4_NIB(12, x1)         \
+                    RNN2C_RV_S4_NIB(20, x2) RNN2C_RV_S4_NIB(4, x3)                            \
+                : [s] "+r"(acc), [q] "=&r"(q_), [t] "=&r"(t_)                                 \
+                : [w] "r"(wp), [x0] "r"(v0), [x1] "r"(v1), [x2] "r"(v2), [x3] "r"(v3)         \
+                : "memory");                                                                  \
+    } while (0)
+#define RNN2C_RV_S4_ROW8(acc, wp)                                                             \
+    do {                                                                                      \
+        uint32_t q_;                                                                          \
+        int32_t t_;                                                                           \
+        __asm__("lw %[q], 0(%[w])\n\t" RNN2C_RV_S4_NIB(28, x0) RNN2C_RV_S4_NIB(12, x1)         \
+                    RNN2C_RV_S4_NIB(20, x2) RNN2C_RV_S4_NIB(4, x3) RNN2C_RV_S4_NIB(24, x4)    \
+                        RNN2C_RV_S4_NIB(8, x5) RNN2C_RV_S4_NIB(16, x6)                        \
+                "srai %[t], %[q], 28\n\t"                                                     \
+                "mul %[t], %[t], %[x7]\n\t"                                                   \
+                "add %[s], %[s], %[t]\n\t"                                                    \
+                : [s] "+r"(acc), [q] "=&r"(q_), [t] "=&r"(t_)                                 \
+                : [w] "r"(wp), [x0] "r"(v0), [x1] "r"(v1), [x2] "r"(v2), [x3] "r"(v3),        \
+                  [x4] "r"(v4), [x5] "r"(v5), [x6] "r"(v6), [x7] "r"(v7)                      \
+                : "memory");                                                                  \
+    } while (0)
+
+RNN2C_MAC_S4_KERNELS(rnn2c_rv_mac, RNN2C_RV_S4_GROUP8, RNN2C_RV_S4_ROW8, RNN2C_RV_S4_GROUP4,
+                     RNN2C_RV_S4_ROW4)
+
+#define rnn2c_mac4_s4 rnn2c_rv_mac4_s4
+#define rnn2c_mac3_s4 rnn2c_rv_mac3_s4
+#define rnn2c_mac2_s4 rnn2c_rv_mac2_s4
+#define rnn2c_mac1_s4 rnn2c_rv_mac1_s4
 
 /* rnn2c_gru_pair_acc: units j (weights at wa) and j + 1 (wb, one unit's block further), 3 rows
  * each, 6 rows per vector element loaded, two groups per pass (an odd count enters the loop at

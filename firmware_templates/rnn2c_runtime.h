@@ -192,6 +192,19 @@ RNN2C_INLINE int32_t rnn2c_down(int32_t x, uint32_t rshift)
     return (x + (((int32_t)1 << rshift) >> 1)) >> rshift;
 }
 
+/* A 32-bit load from a 4-byte aligned address (one LDR / LW on every core: the int4 weight
+ * words, whose arrays are RNN2C_ALIGN4 and whose passes are whole words). */
+RNN2C_INLINE uint32_t rnn2c_ld32_aligned(const void *p)
+{
+#if defined(__GNUC__)
+    uint32_t w;
+    __builtin_memcpy(&w, __builtin_assume_aligned(p, 4), 4);
+    return w;
+#else
+    return *(const uint32_t *)p;
+#endif
+}
+
 /* An unaligned-safe 32-bit load (one LDR on Cortex-M4/M7/M33). */
 RNN2C_INLINE uint32_t rnn2c_ld32(const void *p)
 {
@@ -309,6 +322,135 @@ RNN2C_INLINE int32_t rnn2c_exp_neg_q15(int32_t d_q12)
         *a0 = s0;                                                                             \
         return w;                                                                             \
     }
+
+/*
+ * rnn2c_macR_s4: rnn2c_macR over int4 weights (--weights int4). For every two groups of 4
+ * columns (8 vector elements) one 32-bit word per row, nibble k (bits 4k..4k+3) holding the
+ * weight of column (0, 4, 2, 6, 1, 5, 3, 7)[k] of the 8 in two's complement (-8..7); an odd
+ * last group takes a word of its own, of which only columns 0..3 are read. So on a DSP core
+ * (word << 4) & 0xF0F0F0F0 and word & 0xF0F0F0F0 hold 16 times the weights of columns
+ * (0, 2, 1, 3) and (4, 6, 5, 7) in their bytes, which SXTB16 and SXTB16 ROR 8 pair with the
+ * vector pairs for SMLAD (the sums are 16 times the row's, shifted back once per pass: the
+ * exporter keeps 16 * sum |w| max|v| below 2^31). The loops are RNN2C_MAC_S4_KERNELS (GROUP8
+ * and ROW8 for a word of 8 columns, GROUP4 and ROW4 for the last odd group).
+ */
+#define RNN2C_MAC_S4_KERNELS(NAME, GROUP8, ROW8, GROUP4, ROW4)                                 \
+    RNN2C_INLINE const int8_t *NAME##4##_s4(const int8_t *w, const int16_t *v,                \
+                                             uint32_t groups,                                 \
+                                             int32_t *a0, int32_t *a1, int32_t *a2, int32_t *a3)\
+    {                                                                                         \
+        int32_t s0 = *a0;                                                                     \
+        int32_t s1 = *a1;                                                                     \
+        int32_t s2 = *a2;                                                                     \
+        int32_t s3 = *a3;                                                                     \
+        for (; groups >= 2; groups -= 2, v += 8, w += 16) {                                   \
+            GROUP8;                                                                           \
+            ROW8(s0, w);                                                                      \
+            ROW8(s1, w + 4);                                                                  \
+            ROW8(s2, w + 8);                                                                  \
+            ROW8(s3, w + 12);                                                                 \
+        }                                                                                     \
+        if (groups != 0) {                                                                    \
+            GROUP4;                                                                           \
+            ROW4(s0, w);                                                                      \
+            ROW4(s1, w + 4);                                                                  \
+            ROW4(s2, w + 8);                                                                  \
+            ROW4(s3, w + 12);                                                                 \
+            w += 16;                                                                          \
+        }                                                                                     \
+        *a0 = s0;                                                                             \
+        *a1 = s1;                                                                             \
+        *a2 = s2;                                                                             \
+        *a3 = s3;                                                                             \
+        return w;                                                                             \
+    }                                                                                         \
+    RNN2C_INLINE const int8_t *NAME##3##_s4(const int8_t *w, const int16_t *v,                \
+                                             uint32_t groups,                                 \
+                                             int32_t *a0, int32_t *a1, int32_t *a2)           \
+    {                                                                                         \
+        int32_t s0 = *a0;                                                                     \
+        int32_t s1 = *a1;                                                                     \
+        int32_t s2 = *a2;                                                                     \
+        for (; groups >= 2; groups -= 2, v += 8, w += 12) {                                   \
+            GROUP8;                                                                           \
+            ROW8(s0, w);                                                                      \
+            ROW8(s1, w + 4);                                                                  \
+            ROW8(s2, w + 8);                                                                  \
+        }                                                                                     \
+        if (groups != 0) {                                                                    \
+            GROUP4;                                                                           \
+            ROW4(s0, w);                                                                      \
+            ROW4(s1, w + 4);                                                                  \
+            ROW4(s2, w + 8);                                                                  \
+            w += 12;                                                                          \
+        }                                                                                     \
+        *a0 = s0;                                                                             \
+        *a1 = s1;                                                                             \
+        *a2 = s2;                                                                             \
+        return w;                                                                             \
+    }                                                                                         \
+    RNN2C_INLINE const int8_t *NAME##2##_s4(const int8_t *w, const int16_t *v,                \
+                                             uint32_t groups,                                 \
+                                             int32_t *a0, int32_t *a1)                        \
+    {                                                                                         \
+        int32_t s0 = *a0;                                                                     \
+        int32_t s1 = *a1;                                                                     \
+        for (; groups >= 2; groups -= 2, v += 8, w += 8) {                                    \
+            GROUP8;                                                                           \
+            ROW8(s0, w);                                                                      \
+            ROW8(s1, w + 4);                                                                  \
+        }                                                                                     \
+        if (groups != 0) {                                                                    \
+            GROUP4;                                                                           \
+            ROW4(s0, w);                                                                      \
+            ROW4(s1, w + 4);                                                                  \
+            w += 8;                                                                           \
+        }                                                                                     \
+        *a0 = s0;                                                                             \
+        *a1 = s1;                                                                             \
+        return w;                                                                             \
+    }                                                                                         \
+    RNN2C_INLINE const int8_t *NAME##1##_s4(const int8_t *w, const int16_t *v,                \
+                                             uint32_t groups,                                 \
+                                             int32_t *a0)                                     \
+    {                                                                                         \
+        int32_t s0 = *a0;                                                                     \
+        for (; groups >= 2; groups -= 2, v += 8, w += 4) {                                    \
+            GROUP8;                                                                           \
+            ROW8(s0, w);                                                                      \
+        }                                                                                     \
+        if (groups != 0) {                                                                    \
+            GROUP4;                                                                           \
+            ROW4(s0, w);                                                                      \
+            w += 4;                                                                           \
+        }                                                                                     \
+        *a0 = s0;                                                                             \
+        return w;                                                                             \
+    }
+
+/* int4: nibble k of a weight word in two's complement, and one row's 4 or 8 products (the
+ * vector elements v0 .. v7 from the loop's GROUP4 / GROUP8). */
+#define RNN2C_S4_NIB(q, k) ((int32_t)((q) << (28 - 4 * (k))) >> 28)
+#define RNN2C_S4_ROW4(acc, wp)                                                            \
+    do {                                                                                      \
+        const uint32_t q = rnn2c_ld32_aligned(wp);                                                    \
+        (acc) += RNN2C_S4_NIB(q, 0) * v0;                                                 \
+        (acc) += RNN2C_S4_NIB(q, 4) * v1;                                                 \
+        (acc) += RNN2C_S4_NIB(q, 2) * v2;                                                 \
+        (acc) += RNN2C_S4_NIB(q, 6) * v3;                                                 \
+    } while (0)
+#define RNN2C_S4_ROW8(acc, wp)                                                            \
+    do {                                                                                      \
+        const uint32_t q = rnn2c_ld32_aligned(wp);                                                    \
+        (acc) += RNN2C_S4_NIB(q, 0) * v0;                                                 \
+        (acc) += RNN2C_S4_NIB(q, 4) * v1;                                                 \
+        (acc) += RNN2C_S4_NIB(q, 2) * v2;                                                 \
+        (acc) += RNN2C_S4_NIB(q, 6) * v3;                                                 \
+        (acc) += RNN2C_S4_NIB(q, 1) * v4;                                                 \
+        (acc) += RNN2C_S4_NIB(q, 5) * v5;                                                 \
+        (acc) += RNN2C_S4_NIB(q, 3) * v6;                                                 \
+        (acc) += RNN2C_S4_NIB(q, 7) * v7;                                                 \
+    } while (0)
 
 /* A row kind's requantization shifts (rnn2c_rqs, rnn2c_ref.h). */
 typedef struct {
@@ -481,6 +623,7 @@ typedef struct {
     uint8_t x_shift;       /* the input enters the vector shifted left by this (int16: right) */
     uint8_t h_shift;       /* the state likewise (an int16 state: shifted right, rounded) */
     uint8_t reset_after;   /* 1: r gates (W_h h + b_h) (Keras default); 0: W_h (r * h) */
+    uint8_t w4;            /* 1: int4 weights (rnn2c_macR_s4's layout); 0: int8 */
     RNN2C_ISA_MEMBER       /* an ISA's own copy of the weights (rnn2c_ref.h); none by default */
 } rnn2c_gru_t;
 
@@ -521,8 +664,8 @@ RNN2C_INLINE int32_t rnn2c_gru_unit(const rnn2c_gru_t *p, const int8_t **w, cons
     int32_t r = rnn2c_bias(p->bias, 4 * j + 1);
     int32_t cx = rnn2c_bias(p->bias, 4 * j + 2);
     int32_t ch = rnn2c_bias(p->bias, 4 * j + 3);
-    *w = rnn2c_mac3(*w, v, p->x_groups, &z, &r, &cx);
-    *w = rnn2c_mac3(*w, v + 4 * (uint32_t)p->x_groups, p->h_groups, &z, &r, &ch);
+    *w = RNN2C_MACW(3, p->w4, *w, v, p->x_groups, &z, &r, &cx);
+    *w = RNN2C_MACW(3, p->w4, *w, v + 4 * (uint32_t)p->x_groups, p->h_groups, &z, &r, &ch);
     return rnn2c_gru_gates(m, p->sh, z, r, cx, ch, h_q15);
 }
 
@@ -558,7 +701,7 @@ RNN2C_INLINE const int8_t *rnn2c_gru_zr(const rnn2c_gru_t *p, const int16_t *v, 
         for (k = 0; k < rows; ++k) {
             a[k] = rnn2c_bias(p->bias, i + k);
         }
-        w = rnn2c_mac_rows(w, v, groups, rows, a);
+        w = rnn2c_mac_rows_w(p->w4, w, v, groups, rows, a);
         for (k = 0; k < rows; ++k) {
             zr[i + k] = (int16_t)rnn2c_sigmoid_rq(a[k], p->mult[i + k], p->sh[(i + k) & 1]);
         }
@@ -575,7 +718,7 @@ RNN2C_INLINE const int8_t *rnn2c_gru_cand(const rnn2c_gru_t *p, const int8_t *w,
     for (k = 0; k < rows; ++k) {
         a[k] = rnn2c_bias(p->bias, row + k);
     }
-    w = rnn2c_mac_rows(w, v, (uint32_t)p->x_groups + p->h_groups, rows, a);
+    w = rnn2c_mac_rows_w(p->w4, w, v, (uint32_t)p->x_groups + p->h_groups, rows, a);
     for (k = 0; k < rows; ++k) {
         a[k] = rnn2c_tanh_rq(a[k], p->mult[row + k], p->sh[2]);
     }
@@ -595,7 +738,7 @@ RNN2C_INLINE const int8_t *rnn2c_gru_cand(const rnn2c_gru_t *p, const int8_t *w,
     if (p->reset_after) {                                                                     \
         const int8_t *w = p->weight;                                                          \
         j = 0;                                                                                \
-        if (RNN2C_GRU_PAIRS) {                                                                \
+        if (RNN2C_GRU_PAIRS && !p->w4) {                                                      \
             for (; j + 2 <= u; j += 2) {                                                      \
                 int32_t s[2];                                                                 \
                 rnn2c_gru_pair(p, &w, v, j, RNN2C_Q15_##S(h[j]), RNN2C_Q15_##S(h[j + 1]), s); \
@@ -653,8 +796,8 @@ RNN2C_INLINE int32_t rnn2c_gru_x_unit(const rnn2c_gru_t *p, const rnn2c_acts_t *
     int32_t r = rnn2c_bias(p->bias, 4 * j + 1);
     int32_t cx = rnn2c_bias(p->bias, 4 * j + 2);
     int32_t ch = rnn2c_bias(p->bias, 4 * j + 3);
-    *w = rnn2c_mac3(*w, v, p->x_groups, &z, &r, &cx);
-    *w = rnn2c_mac3(*w, v + 4 * (uint32_t)p->x_groups, p->h_groups, &z, &r, &ch);
+    *w = RNN2C_MACW(3, p->w4, *w, v, p->x_groups, &z, &r, &cx);
+    *w = RNN2C_MACW(3, p->w4, *w, v + 4 * (uint32_t)p->x_groups, p->h_groups, &z, &r, &ch);
     z = rnn2c_gate_q15(rnn2c_rqs(z, m[0], p->sh[0]), a->gate);
     r = rnn2c_gate_q15(rnn2c_rqs(r, m[1], p->sh[1]), a->gate);
     ch = rnn2c_sat17(rnn2c_rqs(ch, m[3], p->sh[3]));
@@ -681,7 +824,7 @@ RNN2C_INLINE void rnn2c_gru_x_rb(const rnn2c_gru_t *p, const rnn2c_acts_t *a, in
         for (k = 0; k < rows; ++k) {
             acc[k] = rnn2c_bias(p->bias, i + k);
         }
-        w = rnn2c_mac_rows(w, v, groups, rows, acc);
+        w = rnn2c_mac_rows_w(p->w4, w, v, groups, rows, acc);
         for (k = 0; k < rows; ++k) {
             zr[i + k] =
                 (int16_t)rnn2c_gate_q15(rnn2c_rqs(acc[k], p->mult[i + k], p->sh[(i + k) & 1]), a->gate);
@@ -702,7 +845,7 @@ RNN2C_INLINE void rnn2c_gru_x_rb(const rnn2c_gru_t *p, const rnn2c_acts_t *a, in
         for (k = 0; k < rows; ++k) {
             acc[k] = rnn2c_bias(p->bias, n + i + k);
         }
-        w = rnn2c_mac_rows(w, v, groups, rows, acc);
+        w = rnn2c_mac_rows_w(p->w4, w, v, groups, rows, acc);
         for (k = 0; k < rows; ++k) {
             const int32_t cand =
                 rnn2c_cell_q15(rnn2c_rqs(acc[k], p->mult[n + i + k], p->sh[2]), a->cell);
@@ -759,6 +902,7 @@ typedef struct {
     uint8_t x_shift;
     uint8_t h_shift;
     uint8_t cell_frac_bits; /* fractional bits of the int16 cell state */
+    uint8_t w4;             /* 1: int4 weights (rnn2c_macR_s4's layout); 0: int8 */
     RNN2C_ISA_MEMBER        /* an ISA's own copy of the weights (rnn2c_ref.h); none by default */
 } rnn2c_lstm_t;
 
@@ -770,8 +914,8 @@ RNN2C_INLINE int32_t rnn2c_lstm_unit(const rnn2c_lstm_t *p, const int8_t **w, co
     int32_t f_gate = rnn2c_bias(p->bias, 4 * j + 1);
     int32_t g_cand = rnn2c_bias(p->bias, 4 * j + 2);
     int32_t o_gate = rnn2c_bias(p->bias, 4 * j + 3);
-    *w = rnn2c_mac4(*w, v, (uint32_t)p->x_groups + p->h_groups, &i_gate, &f_gate, &g_cand,
-                    &o_gate);
+    *w = RNN2C_MACW(4, p->w4, *w, v, (uint32_t)p->x_groups + p->h_groups, &i_gate, &f_gate,
+                    &g_cand, &o_gate);
     return rnn2c_lstm_gates(p->mult + 4 * j, p->sh, i_gate, f_gate, g_cand, o_gate, c + j,
                             (int)p->cell_frac_bits);
 }
@@ -822,8 +966,8 @@ RNN2C_INLINE int32_t rnn2c_lstm_x_unit(const rnn2c_lstm_t *p, const rnn2c_acts_t
     int32_t g_cand = rnn2c_bias(p->bias, 4 * j + 2);
     int32_t o_gate = rnn2c_bias(p->bias, 4 * j + 3);
     int32_t cell;
-    *w = rnn2c_mac4(*w, v, (uint32_t)p->x_groups + p->h_groups, &i_gate, &f_gate, &g_cand,
-                    &o_gate);
+    *w = RNN2C_MACW(4, p->w4, *w, v, (uint32_t)p->x_groups + p->h_groups, &i_gate, &f_gate,
+                    &g_cand, &o_gate);
     i_gate = rnn2c_gate_q15(rnn2c_rqs(i_gate, m[0], p->sh[0]), a->gate);
     f_gate = rnn2c_gate_q15(rnn2c_rqs(f_gate, m[1], p->sh[1]), a->gate);
     g_cand = rnn2c_cell_q15(rnn2c_rqs(g_cand, m[2], p->sh[2]), a->cell);
@@ -865,6 +1009,7 @@ typedef struct {
     uint16_t h_groups;
     uint8_t x_shift;
     uint8_t h_shift;
+    uint8_t w4;            /* 1: int4 weights (rnn2c_macR_s4's layout); 0: int8 */
 } rnn2c_rnn_t;
 
 /* tanh(W [x; h] + b) of units [j, j + rows) into a (Q0.15). */
@@ -875,7 +1020,7 @@ RNN2C_INLINE const int8_t *rnn2c_rnn_units(const rnn2c_rnn_t *p, const int8_t *w
     for (k = 0; k < rows; ++k) {
         a[k] = rnn2c_bias(p->bias, j + k);
     }
-    w = rnn2c_mac_rows(w, v, (uint32_t)p->x_groups + p->h_groups, rows, a);
+    w = rnn2c_mac_rows_w(p->w4, w, v, (uint32_t)p->x_groups + p->h_groups, rows, a);
     for (k = 0; k < rows; ++k) {
         a[k] = rnn2c_tanh_rq(a[k], p->mult[j + k], p->sh[0]);
     }
@@ -918,7 +1063,7 @@ RNN2C_INLINE void rnn2c_rnn_x_q15(const rnn2c_rnn_t *p, const rnn2c_acts_t *a, c
         for (k = 0; k < rows; ++k) {
             out[j + k] = rnn2c_bias(p->bias, j + k);
         }
-        w = rnn2c_mac_rows(w, v, (uint32_t)p->x_groups + p->h_groups, rows, out + j);
+        w = rnn2c_mac_rows_w(p->w4, w, v, (uint32_t)p->x_groups + p->h_groups, rows, out + j);
         for (k = 0; k < rows; ++k) {
             out[j + k] = rnn2c_cell_q15(rnn2c_rqs(out[j + k], p->mult[j + k], p->sh[0]), a->cell);
         }
@@ -963,6 +1108,7 @@ typedef struct {
     uint16_t x_groups;
     int8_t output_zero_point;
     uint8_t activation;    /* RNN2C_ACT_* */
+    uint8_t w4;            /* 1: int4 weights (rnn2c_macR_s4's layout); 0: int8 */
 } rnn2c_dense_t;
 
 /* A Dense row's requantized result -> its int8 output (every activation but softmax). */
@@ -1005,9 +1151,10 @@ RNN2C_INLINE void rnn2c_dense_s8(const rnn2c_dense_t *p, const int16_t *vec, int
             a[k] = rnn2c_bias(p->bias, i + k);
         }
         if (n <= 4) { /* one pass (a head): an ISA's shorter loop */
-            w = rnn2c_mac_rows_small(w, vec, p->x_groups, rows, a);
+            w = p->w4 ? rnn2c_mac_rows_s4(w, vec, p->x_groups, rows, a)
+                      : rnn2c_mac_rows_small(w, vec, p->x_groups, rows, a);
         } else {
-            w = rnn2c_mac_rows(w, vec, p->x_groups, rows, a);
+            w = rnn2c_mac_rows_w(p->w4, w, vec, p->x_groups, rows, a);
         }
         for (k = 0; k < rows; ++k) {
             a[k] = rnn2c_rqs(a[k], p->mult[i + k], p->sh[0]);
@@ -1143,7 +1290,7 @@ RNN2C_INLINE void rnn2c_dense_x_s8(const rnn2c_dense_t *p, const rnn2c_dense_act
         for (k = 0; k < rows; ++k) {
             acc[k] = rnn2c_bias(p->bias, i + k);
         }
-        w = rnn2c_mac_rows(w, vec, p->x_groups, rows, acc);
+        w = rnn2c_mac_rows_w(p->w4, w, vec, p->x_groups, rows, acc);
         for (k = 0; k < rows; ++k) {
             const int32_t f = rnn2c_dense_act(rnn2c_rqs(acc[k], p->mult[i + k], p->sh[0]), a);
             y[i + k] = rnn2c_sat_s8(rnn2c_rq(f, &a->out) + p->output_zero_point);

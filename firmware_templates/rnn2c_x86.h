@@ -270,6 +270,28 @@ RNN2C_INLINE void rnn2c_x86_softmax_s8(int32_t *acc, uint16_t rows, int8_t *y)
 #define rnn2c_mac1 rnn2c_x86_mac1
 #define rnn2c_softmax_s8 rnn2c_x86_softmax_s8
 
+/* int4 weights (rnn2c_macR_s4): the reference's scalar shifts over this layout's vector (v0,
+ * v2, v1, v3 per group of 4); no AVX2 form yet. */
+#define RNN2C_X86_S4_GROUP4                                                                   \
+    const int32_t v0 = v[0];                                                                  \
+    const int32_t v1 = v[2];                                                                  \
+    const int32_t v2 = v[1];                                                                  \
+    const int32_t v3 = v[3]
+#define RNN2C_X86_S4_GROUP8                                                                   \
+    RNN2C_X86_S4_GROUP4;                                                                      \
+    const int32_t v4 = v[4];                                                                  \
+    const int32_t v5 = v[6];                                                                  \
+    const int32_t v6 = v[5];                                                                  \
+    const int32_t v7 = v[7]
+
+RNN2C_MAC_S4_KERNELS(rnn2c_x86_mac, RNN2C_X86_S4_GROUP8, RNN2C_S4_ROW8, RNN2C_X86_S4_GROUP4,
+                     RNN2C_S4_ROW4)
+
+#define rnn2c_mac4_s4 rnn2c_x86_mac4_s4
+#define rnn2c_mac3_s4 rnn2c_x86_mac3_s4
+#define rnn2c_mac2_s4 rnn2c_x86_mac2_s4
+#define rnn2c_mac1_s4 rnn2c_x86_mac1_s4
+
 /* ================================================================ units across lanes */
 /*
  * For every pair of vector elements (2k, 2k + 1) one 32-bit word of the vector is broadcast,

@@ -71,6 +71,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             frontend=args.frontend,
             input_range=args.input_range,
             output_range=args.output_range,
+            weights=args.weights,
+            keep_int8=args.keep_int8,
         )
     except ExportError as e:
         return _fail("export", str(e))
@@ -204,6 +206,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             targets=targets,
             input_range=args.input_range,
             output_range=args.output_range,
+            weights=args.weights,
+            keep_int8=args.keep_int8,
         )
     except (ExportError, OutputError) as e:
         return _fail("bench", str(e))
@@ -237,6 +241,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rounds", type=int, default=15, help="timed rounds (default 15)")
     p.add_argument("--calibration", default="minmax", choices=("minmax", "percentile", "mse"))
     p.add_argument("--activations", default="int8", choices=("int8", "int16"))
+    add_weight_arguments(p)
     p.add_argument("--input-quant", default="per-tensor", choices=("per-tensor", "per-feature"))
     add_range_arguments(p)
     p.add_argument(
@@ -287,6 +292,24 @@ def add_range_arguments(p: argparse.ArgumentParser, suffix: str = "") -> None:
     )
 
 
+def add_weight_arguments(p: argparse.ArgumentParser, default: str | None = "int8") -> None:
+    """--weights and --keep-int8 (export, bench, firmware)."""
+    p.add_argument(
+        "--weights",
+        default=default,
+        choices=("int8", "int4"),
+        help="weight type: int8 (default) or int4 (GRU, LSTM, SimpleRNN and Dense rows at -7..7, "
+        "two a byte: half the weight flash)",
+    )
+    p.add_argument(
+        "--keep-int8",
+        default=None,
+        metavar="LAYER[,LAYER...]",
+        help="with --weights int4: layers that keep int8 weights, by name or kind (dense, gru, "
+        "lstm, simplernn, bidirectional)",
+    )
+
+
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of `rnn2c export`."""
     p.add_argument(
@@ -317,6 +340,7 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
         help="hidden-state type: int8 (default) or int16 for models where int8 states lose "
         "accuracy; weights stay int8 and input/output stay int8 either way",
     )
+    add_weight_arguments(p)
     p.add_argument(
         "--input-quant",
         default="per-tensor",
@@ -503,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             flag, default=None, choices=choices, help="as for export (a model file only)"
         )
+    add_weight_arguments(p, default=None)
     p.add_argument(
         "--max-length", type=int, default=None, metavar="N", help="as for export (a .keras model)"
     )

@@ -4,9 +4,12 @@ tests/kernels.c.j2 calls rnn2c_<name> (what the build selects) and rnn2c_ref_<na
 reference, rnn2c_ref.h) on the same buffers for every kernel an ISA header may replace, over
 edge shapes: 0 to 12 groups of columns, 1 to 4 rows, vectors of 0 to 44 elements (not multiples
 of 4 or 8), weights and vectors at their extremes (-128/127, -32768/32767), saturating and
-random inputs, every vector shift (0..8), both table steps, both division widths. Then a few
+random inputs, every vector shift (0..8), both table steps, both division widths; the int4
+kernels (rnn2c_macR_s4) over the same shapes (odd group counts: a last word read by half),
+with random nibbles and every nibble -8 or 7. Then a few
 whole layers (the generated C's own blocks, with an ISA's copy of the weights where it has one:
-x86 units across lanes, AVX-512 VNNI bytes), stepped against the same layers in a second
+x86 units across lanes, AVX-512 VNNI bytes; int4 GRU, LSTM and Dense layers), stepped against
+the same layers in a second
 translation unit built with RNN2C_PORTABLE. It also reads back which function each public name
 stands for, and checks that against KERNEL_VARIANTS: the variant under test is really the one
 compiled.
@@ -66,6 +69,11 @@ KERNELS = (
     "mac1",
     "mac_rows",
     "mac_rows_small",
+    "mac4_s4",
+    "mac3_s4",
+    "mac2_s4",
+    "mac1_s4",
+    "mac_rows_s4",
     "gru_pair_acc",
     "softmax_s8",
     "dot_s8",
@@ -73,13 +81,21 @@ KERNELS = (
     "gru_gates",
     "lstm_gates",
 )
-_X86 = {k: f"rnn2c_x86_{k}" for k in ("vec_s8", "vec_s16", "mac4", "mac3", "mac2", "mac1")}
+_X86 = {
+    k: f"rnn2c_x86_{k}"
+    for k in ("vec_s8", "vec_s16", "mac4", "mac3", "mac2", "mac1")
+    + ("mac4_s4", "mac3_s4", "mac2_s4", "mac1_s4")
+}
 _X86["softmax_s8"] = "rnn2c_x86_softmax_s8"
 _V6M = {k: f"rnn2c_v6m_{k}" for k in ("udiv_small", "mac4", "mac3", "mac2", "mac1")}
 _V6M["signed"] = "RNN2C_SIGNED"  # a function-like macro of its own
+#: int4 weights on ARMv6-M: assembly at -O2, the reference's C at -Os
+_V6M_S4 = {k: f"rnn2c_v6m_{k}" for k in ("mac4_s4", "mac3_s4", "mac2_s4", "mac1_s4")}
 _SAT = {k: f"rnn2c_v7m_{k}" for k in ("sat_s16", "sat_s8", "sat17")}
 _DSP = {k: f"rnn2c_dsp_{k}" for k in ("interp_s16", "mac4", "mac3", "mac2", "mac1", "dot_s8")}
 _DSP["wsum4"] = "rnn2c_dsp_wsum4"
+#: int4 weights: the assembly in optimized builds, the reference's shifts at -O0
+_DSP_S4 = {k: f"rnn2c_dsp_{k}" for k in ("mac4_s4", "mac3_s4", "mac2_s4", "mac1_s4")}
 _RV = {
     k: f"rnn2c_rv_{k}"
     for k in (
@@ -89,6 +105,10 @@ _RV = {
         "mac3",
         "mac2",
         "mac1",
+        "mac4_s4",
+        "mac3_s4",
+        "mac2_s4",
+        "mac1_s4",
         "gru_pair_acc",
         "gru_gates",
         "lstm_gates",
@@ -101,12 +121,12 @@ KERNEL_VARIANTS: dict[str, dict[str, str]] = {
     "avx2": _X86,
     "avx512": _X86,
     "avx512vnni": _X86,
-    "cortex-m0plus-O2": _V6M,
+    "cortex-m0plus-O2": {**_V6M, **_V6M_S4},
     "cortex-m0plus-Os": _V6M,
     "cortex-m3-O2": {**_SAT, "gru_pair_acc": "rnn2c_v7m_gru_pair_acc"},
-    "cortex-m4-O2": {**_SAT, **_DSP, "mac_rows_small": "rnn2c_dsp_mac_rows_small"},
+    "cortex-m4-O2": {**_SAT, **_DSP, **_DSP_S4, "mac_rows_small": "rnn2c_dsp_mac_rows_small"},
     "cortex-m4-O0": {**_SAT, **_DSP},
-    "cortex-m7-O2": {**_SAT, **_DSP, "mac_rows_small": "rnn2c_dsp_mac_rows_small"},
+    "cortex-m7-O2": {**_SAT, **_DSP, **_DSP_S4, "mac_rows_small": "rnn2c_dsp_mac_rows_small"},
     "rv32imc-O2": _RV,
     "rv32imc-Os": _RV,
     "rv32imc-O0": _RV,
@@ -149,12 +169,15 @@ CLANG = {"rv32imc-clang-O2": ("--target=riscv32-unknown-elf", "-march=rv32imc", 
 # ---------------------------------------------------------------------------- the layers
 
 
-def _fc(rng: np.random.Generator, rows: int, cols: int, kinds: np.ndarray) -> QuantFC:
-    """int8 rows (every fourth weight at an extreme), a bias, per-kind shifts over the whole
-    range the quantizer uses (shift_in 0..24, shift_out 1..31, the ends included)."""
-    w = rng.integers(-128, 128, size=(rows, cols))
+def _fc(
+    rng: np.random.Generator, rows: int, cols: int, kinds: np.ndarray, bits: int = 8
+) -> QuantFC:
+    """int8 rows (int4: -8..7; every fourth weight at an extreme), a bias, per-kind shifts over
+    the whole range the quantizer uses (shift_in 0..24, shift_out 1..31, the ends included)."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    w = rng.integers(lo, hi + 1, size=(rows, cols))
     ends = rng.random(size=w.shape) < 0.25
-    w[ends] = rng.choice([-128, 127], size=int(ends.sum()))
+    w[ends] = rng.choice([lo, hi], size=int(ends.sum()))
     n = int(kinds.max()) + 1
     s_in = rng.integers(0, 25, size=n)
     s_out = rng.integers(1, 32, size=n)
@@ -176,11 +199,13 @@ def recurrent(
     input_bits: int,
     state_bits: int,
     reset_after: bool = True,
+    bits: int = 8,
 ) -> QuantGRU | QuantLSTM:
-    """A random quantized GRU or LSTM layer (vector shifts 0..8, right for an int16 part)."""
+    """A random quantized GRU or LSTM layer (vector shifts 0..8, right for an int16 part;
+    bits=4: int4 weights)."""
     gates = 4 if kind == "lstm" or reset_after else 3
     rows = gates * units
-    fc = _fc(rng, rows, inputs + units, row_kinds(rows, units))
+    fc = _fc(rng, rows, inputs + units, row_kinds(rows, units), bits)
     if kind == "gru" and reset_after:  # the candidate's x and h rows: one side each
         fc.weight[2 * units : 3 * units, inputs:] = 0
         fc.weight[3 * units :, :inputs] = 0
@@ -188,7 +213,10 @@ def recurrent(
     hs = int(rng.integers(0, 9)) * (1 if state_bits == 8 else -1)
     vmax = [vector_max(input_bits, xs)] * inputs + [vector_max(state_bits, hs)] * units
     assert worst_case_acc(fc.weight, fc.bias, np.asarray(vmax)) < 2**31
+    if bits == 4:  # the int4 kernels' bound on the products (quant_rules.INT4_PRODUCTS_MAX)
+        assert worst_case_acc(fc.weight, 0 * fc.bias, np.asarray(vmax)) < 2**27
     common = {
+        "weight_bits": bits,
         "name": f"{kind}{units}",
         "input_size": inputs,
         "output_q": state_quant(state_bits),
@@ -203,9 +231,12 @@ def recurrent(
     return QuantGRU(**common, reset_after=reset_after)
 
 
-def dense(rng: np.random.Generator, inputs: int, units: int, activation: str) -> QuantDense:
-    fc = _fc(rng, units, inputs, np.zeros(units, dtype=np.int64))
+def dense(
+    rng: np.random.Generator, inputs: int, units: int, activation: str, bits: int = 8
+) -> QuantDense:
+    fc = _fc(rng, units, inputs, np.zeros(units, dtype=np.int64), bits)
     return QuantDense(
+        weight_bits=bits,
         name=f"dense{units}",
         input_size=inputs,
         output_q=ActQuant(1 / 256, -128),
@@ -228,6 +259,12 @@ def layer_set() -> list[tuple[object, int]]:
         (recurrent(rng, "lstm", 2, 7, 8, 16), 8),
         (dense(rng, 10, 3, "softmax"), 8),
         (dense(rng, 7, 9, "sigmoid"), 8),
+        # int4 weights: odd groups, rows not a multiple of the pass, int8 and int16 parts
+        (recurrent(rng, "gru", 5, 9, 8, 8, bits=4), 8),
+        (recurrent(rng, "gru", 3, 6, 8, 8, reset_after=False, bits=4), 8),
+        (recurrent(rng, "lstm", 13, 7, 16, 16, bits=4), 16),
+        (dense(rng, 10, 3, "softmax", bits=4), 8),
+        (dense(rng, 21, 9, "tanh", bits=4), 8),
     ]
 
 

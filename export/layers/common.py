@@ -190,6 +190,7 @@ class PackedMatrix:
 
     fc: QuantFC
     input_size: int
+    weight_bits: int = 8  # 4: int4 weights (-7..7) packed two a byte (quant_rules.pack_nibbles)
 
     def blocks(self) -> list[Block]:
         raise NotImplementedError
@@ -199,7 +200,7 @@ class PackedMatrix:
         raise NotImplementedError
 
     def packed_weight(self) -> np.ndarray:
-        return pack_blocks(self.fc, self.input_size, self.blocks())
+        return pack_blocks(self.fc, self.input_size, self.blocks(), self.weight_bits)
 
     def has_bias(self) -> bool:
         return bool(np.any(self.fc.bias))
@@ -211,7 +212,13 @@ class PackedMatrix:
         return self.packed_weight().size + (4 * rows if self.has_bias() else 0) + 2 * rows
 
     def raw_parameters(self) -> int:
-        return self.macs + (4 * self.fc.rows if self.has_bias() else 0)
+        weights = self.macs if self.weight_bits == 8 else -(-self.macs // 2)
+        return weights + (4 * self.fc.rows if self.has_bias() else 0)
+
+    def int8_weight_bytes(self) -> int:
+        """The packed weight bytes this layer would take with int8 weights (rnn2c size's
+        figure of what int4 saves)."""
+        return pack_blocks(self.fc, self.input_size, self.blocks(), 8).size
 
 
 @dataclass
@@ -227,6 +234,7 @@ class RecurrentQuant(PackedMatrix, QuantLayer):
     fc: QuantFC = None  # type: ignore[assignment]
     gate_act: str = "sigmoid"  # recurrent_activation (fixedpoint.GATE_CODES)
     cell_act: str = "tanh"  # activation (fixedpoint.CELL_CODES)
+    weight_bits: int = 8  # 4: int4 weights (--weights int4)
 
     @property
     def acts(self) -> tuple[int, int] | None:

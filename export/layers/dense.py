@@ -201,6 +201,7 @@ class QuantDense(PackedMatrix, QuantLayer):
     frac: int = 12  # X_ACTIVATIONS: fractional bits of the int16 pre-activation
     alpha_q15: int = 0  # X_ACTIVATIONS: leaky_relu / elu slope in Q0.15
     out_rq: list[int] | None = None  # X_ACTIVATIONS: f(x) -> output (multiplier, shifts)
+    weight_bits: int = 8  # 4: int4 weights (--weights int4)
 
     @property
     def x_act(self) -> int | None:
