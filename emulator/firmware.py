@@ -41,7 +41,8 @@ from rnn2c.emulator.build import BuildError, load_model, step_offsets
 from rnn2c.emulator.kinds import runner_for, runner_of
 from rnn2c.export import kinds
 from rnn2c.export.api import MANIFEST, export_model, output_files
-from rnn2c.export.data import data_inputs, load_sequences, mask_lengths
+from rnn2c.export.audio import FrontEndError, wav_sequences
+from rnn2c.export.data import Sequences, data_inputs, load_sequences, mask_lengths
 from rnn2c.export.folder import read_export_dir
 from rnn2c.export.footprint import estimate, scratch_bytes, size_text
 from rnn2c.export.ir import ExportError, QuantModel
@@ -223,7 +224,11 @@ def sequence_replay(
             return Replay(xq, np.full(sequences, steps), source, ids)
         xq = rng.integers(-128, 128, size=(sequences, steps, qmodel.input_size)).astype(np.int8)
         return Replay(xq, np.full(sequences, steps), f"{sequences} pseudo-random sequences")
-    seqs = load_sequences(data, "--data", qmodel.input_size, qmodel.embedding, data_inputs(qmodel))
+    seqs = _audio_sequences(qmodel, data)
+    if seqs is None:
+        seqs = load_sequences(
+            data, "--data", qmodel.input_size, qmodel.embedding, data_inputs(qmodel)
+        )
     seqs, note = mask_lengths(seqs, qmodel.mask_value, "--data")
     n = min(sequences, seqs.x.shape[0])
     lengths = np.full(n, seqs.x.shape[1]) if seqs.lengths is None else np.asarray(seqs.lengths[:n])
@@ -237,6 +242,23 @@ def sequence_replay(
     ids = seqs.x[:n, :t] if qmodel.vocab is not None else None
     source = f"the first {n} of {data}"
     return Replay(xq.astype(np.int8), lengths.astype(np.int64), source, ids, note)
+
+
+def _audio_sequences(qmodel: QuantModel, data: Any) -> Sequences | None:
+    """--data wav:DIR (an export with --frontend): the recordings' features by the front end's
+    integer reference, which the board's <name>_step replays; None for other data."""
+    if not (isinstance(data, str) and data.strip().lower().startswith("wav:")):
+        return None
+    if qmodel.frontend is None:
+        raise FirmwareError(
+            f"--data {data}: this export has no audio front end; export with --frontend "
+            "FRONTEND.json to replay audio, or pass the run's test.npz"
+        )
+    try:
+        x, _, lengths, _ = wav_sequences(data.strip(), qmodel.frontend, None)
+    except FrontEndError as exc:
+        raise FirmwareError(str(exc)) from None
+    return Sequences(x, None, lengths)
 
 
 def check_sequences(sequences: int) -> None:

@@ -35,6 +35,7 @@ import numpy as np
 from rnn2c.emulator import riscv
 from rnn2c.emulator.build import step_offsets, template_loader
 from rnn2c.emulator.kinds import runner_for
+from rnn2c.export.audio import LogMel, frames
 from rnn2c.export.data import data_inputs, load_sequences
 from rnn2c.export.folder import read_export_dir
 from rnn2c.export.ir import ExportError, QuantModel, input_offsets
@@ -131,6 +132,13 @@ void rnn2c_size_main(void)
     (void){name}_run(&rnn2c_size_state,
                      (const int8_t(*)[{NAME}_INPUT_SIZE])(const void *)rnn2c_size_in, 1,
                      rnn2c_size_out);
+#endif
+#if defined({NAME}_HOP_SAMPLES) /* an audio front end: push_audio and the features alone */
+    {{
+        static int16_t pcm[{NAME}_WINDOW_SAMPLES];
+        (void){name}_push_audio(&rnn2c_size_state, pcm, 1, rnn2c_size_out);
+        {name}_audio_features(pcm, rnn2c_size_in);
+    }}
 #endif
 #if defined({NAME}_INPUT_TOKENS) /* a token model: the table and the id entry points in flash */
     {{
@@ -269,6 +277,8 @@ class SizeReport(Footprint):
     reset_instructions: int
     bit_exact: bool
     notes: list[str] = field(default_factory=list)
+    #: an audio front end: its instructions per hop and per second of audio (frontend_counts)
+    frontend: dict[str, Any] | None = None
     #: the packed weight bytes in the C, and what they would be with int8 weights (--weights)
     weight_bytes: int = 0
     weight_bytes_int8: int = 0
@@ -313,6 +323,7 @@ class SizeReport(Footprint):
                 f"{'RISC-V' if self.target in riscv.TARGETS else 'ARM'} output == int reference",
                 "bit-exact" if self.bit_exact else "MISMATCH",
             ),
+            *frontend_rows(self.frontend),
         ]
         return self._lines(rows, self.name, self.notes)
 
@@ -864,6 +875,7 @@ def measure_sequence(
                 counts.append(emu.call(step_fn, BUF_STATE, *ins, BUF_OUT))
                 y[i, t] = np.frombuffer(bytes(emu.uc.mem_read(BUF_OUT, out_size)), dtype=np.int8)
     stack_measured = emu.stack_high_water()
+    audio = None if whole else frontend_counts(emu, b.symbols, qm, name)
     ref = run_int(qm, xq, lengths)
     bit_exact = bool(np.array_equal(y, ref))
 
@@ -930,6 +942,72 @@ def measure_sequence(
         reset_instructions=reset_count,
         bit_exact=bit_exact,
         notes=notes,
+        frontend=audio,
         weight_bytes=weights[0],
         weight_bytes_int8=weights[1],
     )
+
+
+# ---------------------------------------------------------------------------- audio front end
+
+
+def frontend_counts(
+    emu: Emulator, symbols: dict[str, int], qm: QuantModel, name: str, hops: int = 40
+) -> dict[str, Any] | None:
+    """A model with an audio front end: ``hops`` hops of noise bursts (levels from -70 dB to
+    -10 dB of full scale) through <name>_push_audio, and each frame through
+    <name>_audio_features, counted; the features and outputs against the NumPy reference."""
+    if qm.frontend is None:
+        return None
+    fe = LogMel.from_json(qm.frontend)
+    rng = np.random.default_rng(0)
+    level = np.repeat(10.0 ** rng.uniform(1.0, 4.5, hops), fe.hop)
+    pcm = np.clip(np.round(rng.standard_normal(hops * fe.hop) * level), -32768, 32767)
+    pcm = pcm.astype("<i2")
+    feats = fe.features_int(pcm)
+    ref = run_int(qm, feats[None].astype(np.int8))[0]
+    push, feat_fn = symbols[f"{name}_push_audio"], symbols[f"{name}_audio_features"]
+    emu.call(symbols[f"{name}_reset"], BUF_STATE)
+    push_counts, fe_counts, exact = [], [], True
+    for t, frame in enumerate(frames(pcm, fe.window, fe.hop)):
+        emu.uc.mem_write(WHOLE_IN, pcm[t * fe.hop : (t + 1) * fe.hop].tobytes())
+        push_counts.append(emu.call(push, BUF_STATE, WHOLE_IN, fe.hop, BUF_OUT))
+        out = np.frombuffer(bytes(emu.uc.mem_read(BUF_OUT, qm.output_size)), dtype=np.int8)
+        emu.uc.mem_write(WHOLE_IN, frame.astype("<i2").tobytes())
+        fe_counts.append(emu.call(feat_fn, WHOLE_IN, WHOLE_OUT))
+        got = np.frombuffer(bytes(emu.uc.mem_read(WHOLE_OUT, fe.num_features)), dtype=np.int8)
+        exact = exact and np.array_equal(out, ref[t]) and np.array_equal(got, feats[t])
+    per_hop = float(np.mean(push_counts))
+    hops_per_s = fe.sample_rate / fe.hop
+    return {
+        "hop_samples": fe.hop,
+        "sample_rate": fe.sample_rate,
+        "hops": hops,
+        "push_audio_per_hop": per_hop,
+        "frontend_per_hop": float(np.mean(fe_counts)),
+        "per_second": per_hop * hops_per_s,
+        "frontend_share": float(np.mean(fe_counts)) / per_hop,
+        "bit_exact": bool(exact),
+    }
+
+
+def frontend_rows(audio: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """SizeReport's rows for an audio front end (none without one)."""
+    if audio is None:
+        return []
+    return [
+        (
+            "instructions / hop",
+            f"{audio['push_audio_per_hop']:.0f} push_audio of {audio['hop_samples']} samples "
+            f"(front end {audio['frontend_per_hop']:.0f}, {100 * audio['frontend_share']:.0f} %)",
+        ),
+        (
+            "instructions / s audio",
+            f"{audio['per_second'] / 1e6:.3f} M at {audio['sample_rate']} Hz",
+        ),
+        (
+            "audio C == reference",
+            f"{'bit-exact' if audio['bit_exact'] else 'MISMATCH'} ({audio['hops']} hops, "
+            "features and outputs)",
+        ),
+    ]

@@ -34,6 +34,7 @@ from rnn2c.emulator.report import (
     untrained,
 )
 from rnn2c.export import kinds
+from rnn2c.export.audio import FrontEndError, wav_sequences
 from rnn2c.export.data import (
     Sequences,
     check_inputs,
@@ -784,14 +785,35 @@ def verify_sequence(job: VerifyJob) -> VerifyReport:
     folder and the model: the data read and checked, the C run against the integer
     reference, its outputs compared with the float model's and y, the stream run."""
     qmodel: QuantModel = job.export.qmodel
-    seqs, mask_note = _sequences(job.data, qmodel, job.ir.mask_value)
+    data, wav_note = _wav_data(job.data, qmodel, job.export.manifest or {})
+    seqs, mask_note = _sequences(data, qmodel, job.ir.mask_value)
     _check_data_lengths(qmodel, seqs, job.stream_steps)
     ys = _read_targets(qmodel, seqs)
     run = _run_c(job, qmodel, seqs)
     report = _report(job, qmodel, seqs, ys, run, _outputs(job, qmodel, seqs, ys, run))
-    report.notes = [mask_note] if mask_note else []
+    report.notes = [n for n in (mask_note, wav_note) if n]
     _check(job, report, qmodel, seqs, ys, run)
     return report
+
+
+def _wav_data(data: Any, qmodel: QuantModel, manifest: dict[str, Any]) -> tuple[Any, str | None]:
+    """--data wav:DIR (a model exported with --frontend): the recordings' integer features,
+    labels and lengths, and the note on the features' error against the float log-mel; any
+    other data as it is."""
+    if not (isinstance(data, str) and data.strip().lower().startswith("wav:")):
+        return data, None
+    if qmodel.frontend is None:
+        raise ExportError(
+            f"--data {data}: this export has no audio front end; export with --frontend "
+            "FRONTEND.json to replay audio, or pass the run's test.npz"
+        )
+    try:
+        x, y, lengths, note = wav_sequences(
+            data.strip(), qmodel.frontend, manifest.get("class_names")
+        )
+    except FrontEndError as exc:
+        raise ExportError(str(exc)) from None
+    return Sequences(x, y, lengths), note
 
 
 def _check_data_lengths(qmodel: QuantModel, seqs: Sequences, stream_steps: int) -> None:

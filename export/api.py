@@ -78,6 +78,7 @@ def export_model(
     end_token: int | None = None,
     max_output_length: int | None = None,
     samples_per_step: int | None = None,
+    frontend: Any = None,
     input_range: Any = None,
     output_range: Any = None,
     weights: str = "int8",
@@ -106,6 +107,8 @@ def export_model(
     samples_per_step: k raw samples per model step (a framed model: each input row is k samples
     of F / k features, sample-major) for <NAME>_SAMPLES_PER_STEP and <name>_push_sample; by
     default the "frame" of the metrics.json that `rnn2c train --frame` writes, else 1.
+    frontend: an audio front end (the frontend.json of `rnn2c train --features logmel`, or its
+    dict): <name>_push_audio computes the model's int8 input from int16 PCM (docs/audio.md).
     input_range, output_range: declared ranges that replace the calibrated ones of the model
     input and of its output (export/ranges.py): "LO:HI", "IDX:LO:HI,...", a .json/.npz path,
     [lo, hi], [[lo, hi], ...] or {idx: [lo, hi]}; per-feature input ranges need
@@ -140,13 +143,14 @@ def export_model(
         max_output_length=max_output_length,
         samples_per_step=samples_per_step,
         say=None if progress_prefix is None else held.append,
+        frontend=frontend,
         input_range=declared_in,
         output_range=declared_out,
         weights=weights,
         keep_int8=parse_keep_int8(keep_int8),
     )
     check_weight_options(weights, options.keep_int8 or [])
-    inputs = [p for p in (model, calib) if isinstance(p, str | os.PathLike)]
+    inputs = [p for p in (model, calib, frontend) if isinstance(p, str | os.PathLike)]
     names = [*output_files(name), *package_paths(name, packages), MANIFEST]
     try:
         with OwnedFolder(out_dir, MANIFEST, "--out", inputs) as folder:

@@ -88,6 +88,8 @@ def to_bytes(qmodel: QuantModel) -> bytes:
         header["input_sizes"] = [int(v) for v in qmodel.input_sizes]
     if qmodel.samples_per_step > 1:  # a framed model (absent key: 1, unframed)
         header["samples_per_step"] = qmodel.samples_per_step
+    if qmodel.frontend is not None:  # an audio front end (absent key: none)
+        header["frontend"] = dict(qmodel.frontend)
     if qmodel.embedding is not None:  # a token model (absent key: no Embedding)
         header["embedding"] = qmodel.embedding.to_json()
         arrays["embedding.table"] = qmodel.embedding.table
@@ -130,6 +132,7 @@ def from_arrays(
         input_names=[str(v) for v in header.get("input_names", [])],
         input_sizes=[int(v) for v in header.get("input_sizes", [])],
         samples_per_step=int(header.get("samples_per_step", 1)),
+        frontend=header.get("frontend"),
     )
 
 

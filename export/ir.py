@@ -421,6 +421,9 @@ class QuantModel:
     #: k raw samples per model step (a framed model, `rnn2c train --frame`): each input row is k
     #: samples of input_size / k features, sample-major; 1: unframed
     samples_per_step: int = 1
+    #: an audio front end (export/audio.py, LogMel.to_json()) computed in the C by
+    #: <name>_push_audio, whose int8 features are the model input (scale 1, zero point 0); None
+    frontend: dict[str, Any] | None = None
 
     @property
     def vocab(self) -> int | None:
@@ -578,6 +581,19 @@ class QuantModel:
             ),
         ]
 
+    def audio_fields(self) -> list[StateField]:
+        """A model with an audio front end: the window of samples <name>_push_audio keeps (the
+        last window - hop samples and the hop being filled) and how many of the hop it holds."""
+        if self.frontend is None:
+            return []
+        window, hop = int(self.frontend["window"]), int(self.frontend["hop"])
+        return [
+            StateField("audio_fill", "int32_t", 1, "samples of the hop so far", scalar=True),
+            StateField(
+                "audio", "int16_t", window, f"the last {window - hop} samples, then the hop"
+            ),
+        ]
+
     def state_bytes(self, framed: bool = True) -> int:
         """sizeof the C state struct: the widest arrays first, padded to alignment (framed=False:
         without a framed model's frame_fields)."""
@@ -586,6 +602,7 @@ class QuantModel:
         hold = self.hold_field()
         fields += [hold] if hold is not None else []
         fields += self.frame_fields() if framed else []
+        fields += self.audio_fields()
         align = max((CTYPE_BYTES[f.ctype] for f in fields), default=1)
         return -(-sum(f.nbytes for f in fields) // align) * align
 

@@ -35,6 +35,8 @@ class ExportOptions:
     samples_per_step: int | None = None
     #: where progress lines go (the choices of --calibration auto); None: nowhere
     say: Callable[[str], None] | None = None
+    #: an audio front end: a frontend.json path or its dict (export/audio.py), else None
+    frontend: Any = None
     input_range: Any = None  # a DeclaredRange (export/ranges.py): --input-range
     output_range: Any = None  # --output-range
     weights: str = "int8"  # or "int4" (export/weight_types.py)

@@ -47,6 +47,8 @@ from rnn2c.export.weight_types import layer_weight_bits, set_weight_bits
 
 #: model input quantization accepted by --input-quant
 INPUT_QUANT = ("per-tensor", "per-feature")
+#: the input is int8 already (an audio front end's features): scale 1, zero point 0
+INPUT_INT8 = "int8"
 
 
 def observe_model(
@@ -136,13 +138,14 @@ def quantize_model(
 
     activations: "int8" (int8 hidden states) or "int16" (int16 hidden states, int8 weights).
     input_quant: "per-tensor" (one input scale, the default C API) or "per-feature" (one scale
-    and zero point per input feature, for features of very different ranges).
+    and zero point per input feature, for features of very different ranges); "int8" (an
+    audio front end's features, already int8: scale 1, zero point 0, the C API's per-tensor).
     observed: the float model's observations of calib_x from an earlier call (its ``methods``
     choose a method per tensor: export/calib_auto.py), so that the float pass runs once.
     input_range, output_range: declared ranges (--input-range, --output-range; export/ranges.py)
     that replace the calibrated ones of the model input and of the last layer's output.
     """
-    if input_quant not in INPUT_QUANT:
+    if input_quant not in (*INPUT_QUANT, INPUT_INT8):
         raise ExportError(
             f"unknown input quantization {input_quant!r}; use one of {', '.join(INPUT_QUANT)}"
         )
@@ -232,7 +235,7 @@ def quantize_model(
         calibration=method,
         source=model.source,
         activations=activations,
-        input_quant=input_quant,
+        input_quant="per-tensor" if input_quant == INPUT_INT8 else input_quant,
         notes=notes,
         sequence_out=list(model.sequence_out),
         max_length=max_length,
@@ -395,6 +398,8 @@ def _input_quant(
 ) -> tuple[ActQuant, ModelIR, list[str]]:
     """The model input's quantization from calibration (constant features folded away); its
     method may be the observer's for "input" (Observer.method_for)."""
+    if input_quant == INPUT_INT8:  # int8 features (an audio front end): taken as they are
+        return ActQuant(1.0, 0), model, []
     method = obs.method_for("input", method)
 
     def choose(values: np.ndarray, part: str) -> tuple[float, float]:  # chosen once per method

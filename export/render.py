@@ -11,6 +11,7 @@ import jinja2
 import numpy as np
 
 from rnn2c import __version__
+from rnn2c.export.audio import LogMel
 from rnn2c.export.ir import (
     CTYPE_BYTES,
     ExportError,
@@ -537,6 +538,17 @@ def _render_files(
                 "recurrent": False,
             }
         )
+    for f in qmodel.audio_fields():
+        fields.append(
+            {
+                "ctype": f.ctype,
+                "member": f.name,
+                "length": f.length,
+                "scalar": f.scalar,
+                "comment": f.comment + " (" + name + "_push_audio)",
+                "recurrent": False,
+            }
+        )
     for f in qmodel.frame_fields():
         fields.append(
             {
@@ -596,6 +608,8 @@ def _render_files(
         "samples_per_step": qmodel.samples_per_step,
         "sample_size": qmodel.sample_size,
         "frame_bytes": qmodel.state_bytes() - qmodel.state_bytes(framed=False),
+        #: an audio front end (<name>_push_audio): its tables and constants, else None
+        "fe": None if qmodel.frontend is None else LogMel.from_json(qmodel.frontend).c_tables(),
     }
     env = template_environment()
     return {

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rnn2c.export import codec
+from rnn2c.export.audio import frontend_for
 from rnn2c.export.calib_auto import AUTO, quantize_auto
 from rnn2c.export.data import (
     Sequences,
@@ -66,6 +67,7 @@ class SequenceKind(ModelKind):
             )
         c_input_names(ir.input_names, o.name)  # usable C names, before the long work
         k, k_note = framing(o.samples_per_step, model, ir)
+        frontend = None if o.frontend is None else frontend_for(o.frontend, ir.input_size, k)
         seqs = calibration_set(calib, ir)
         what = "--calib" if isinstance(calib, str | os.PathLike) else "the calibration set"
         seqs, mask_note = mask_lengths(seqs, ir.mask_value, what)
@@ -74,15 +76,21 @@ class SequenceKind(ModelKind):
                 "--input-range does not apply to a token model: its input is token ids looked "
                 "up in the Embedding table, whose range is the table's; drop the flag"
             )
+        if frontend is not None and o.input_range is not None:
+            raise ExportError(
+                "--input-range does not apply with --frontend: the input is the front end's "
+                "int8 features, scale 1; drop the flag"
+            )
         check_input_range(o.input_range, ir.input_size, o.input_quant)
         auto = None
+        input_quant = o.input_quant if frontend is None else "int8"
         if o.calibration == AUTO:
             auto = quantize_auto(
                 ir,
                 seqs.x,
                 seqs.lengths,
                 o.activations,
-                o.input_quant,
+                input_quant,
                 o.max_length,
                 input_range=o.input_range,
                 output_range=o.output_range,
@@ -98,12 +106,25 @@ class SequenceKind(ModelKind):
                 seqs.lengths,
                 o.calibration,
                 o.activations,
-                o.input_quant,
+                input_quant,
                 o.max_length,
                 input_range=o.input_range,
                 output_range=o.output_range,
                 weights=o.weights,
                 keep_int8=o.keep_int8,
+            )
+        if frontend is not None and (
+            qmodel.whole_sequence or qmodel.decimates or qmodel.input_sizes
+        ):
+            raise ExportError(
+                "--frontend needs a streaming model with one input that gives an output every "
+                "step (no Bidirectional, whole-sequence or strided layer, one input)"
+            )
+        qmodel.frontend = frontend
+        if frontend is not None:
+            qmodel.notes.append(
+                "the input is the audio front end's int8 features (scale 1, zero point 0): "
+                f"{o.name}_push_audio computes them"
             )
         qmodel.notes[:0] = [*ir.notes, *([mask_note] if mask_note else [])]
         qmodel.samples_per_step = k
@@ -169,7 +190,7 @@ def manifest(
         "source": qmodel.source,
         "input_size": qmodel.input_size,
         "output_size": qmodel.output_size,
-        "input_quant": o.input_quant,
+        "input_quant": o.input_quant if qmodel.frontend is None else "int8 (audio front end)",
         "input_scale": qmodel.input_q.to_json()["scale"],
         "input_zero_point": qmodel.input_q.to_json()["zero_point"],
         "output_scale": qmodel.output_q.scale,
@@ -196,6 +217,8 @@ def manifest(
     out.update(manifest_entries(qmodel, o.input_range, o.output_range))
     if qmodel.input_sizes:  # several inputs (absent: one)
         out["inputs"] = input_manifest(qmodel)
+    if qmodel.frontend is not None:  # an audio front end (absent: none)
+        out["frontend"] = dict(qmodel.frontend)
     if class_names:
         out["class_names"] = list(class_names)
     return out

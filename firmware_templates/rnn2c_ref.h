@@ -470,6 +470,45 @@ RNN2C_INLINE int32_t rnn2c_ref_lstm_gates(const int16_t *m, const rnn2c_shift_t 
 #define rnn2c_lstm_gates rnn2c_ref_lstm_gates
 #endif
 
+/* ---------------------------------------------------------------- audio front end: FFT */
+
+/* The stages of an m-point complex radix-2 FFT (m a power of two, m >= 2), in place on re/im
+ * (bit-reversed order in, natural order out), each stage scaled by 1/2: a butterfly gives
+ * (a + t) >> 1 and (a - t) >> 1, t = b * W rounded from Q15. cs/sn: cos and -sin of
+ * 2 pi k / (2m), k < m, Q15 (the real FFT's table: stage `size` reads every (2m / size)-th).
+ * Components stay within +-46341 (the real FFT's input is int16), so every product and sum
+ * fits an int32. export/audio.py (LogMel._rfft_int) is its NumPy twin. */
+RNN2C_INLINE void rnn2c_ref_fft_q15(int32_t *re, int32_t *im, int m, const int16_t *cs,
+                                    const int16_t *sn)
+{
+    int size;
+    int step = m;
+    for (size = 2; size <= m; size <<= 1, step >>= 1) {
+        const int half = size >> 1;
+        int j;
+        for (j = 0; j < half; ++j) {
+            const int32_t wr = cs[j * step];
+            const int32_t wi = sn[j * step];
+            int a;
+            for (a = j; a < m; a += size) {
+                const int b = a + half;
+                const int32_t tr = (re[b] * wr - im[b] * wi + (1 << 14)) >> 15;
+                const int32_t ti = (re[b] * wi + im[b] * wr + (1 << 14)) >> 15;
+                const int32_t ar = re[a];
+                const int32_t ai = im[a];
+                re[a] = (ar + tr) >> 1;
+                im[a] = (ai + ti) >> 1;
+                re[b] = (ar - tr) >> 1;
+                im[b] = (ai - ti) >> 1;
+            }
+        }
+    }
+}
+
+#ifndef rnn2c_fft_q15
+#define rnn2c_fft_q15 rnn2c_ref_fft_q15
+#endif
+
 /* ---------------------------------------------------------------- an ISA's own weights */
 
 /* A GRU (reset_after) or LSTM layer may carry an ISA's own copy of its weights, in the layout

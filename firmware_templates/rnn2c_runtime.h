@@ -1866,4 +1866,144 @@ RNN2C_INLINE int32_t rnn2c_argmax_s8(const int8_t *w, const int32_t *bias, int r
     return best;
 }
 
+/* ---------------------------------------------------------------- audio front end: log-mel */
+
+/* A log-mel (or MFCC) front end's tables and constants (export/audio.py, LogMel), which the
+ * generated C defines from the front end's parameters. */
+typedef struct {
+    int window;                /* samples per frame */
+    int half;                  /* n_fft / 2: the complex FFT's points */
+    int n_mels;
+    int n_mfcc;                /* 0: the features are the log-mel bands */
+    const int16_t *win;        /* [window] Hann, Q15 */
+    const int16_t *cs, *sn;    /* [half] cos, -sin of 2 pi k / n_fft, Q15 */
+    const uint16_t *mel_start; /* [n_mels] first FFT bin of each band */
+    const uint16_t *mel_count; /* [n_mels] its bins */
+    const uint16_t *mel_w;     /* the bands' weights back to back, Q15 (1.0 = 32768) */
+    const int16_t *log_table;  /* [64] Q8 log2(1 + (i + 1/2) / 64) */
+    const int16_t *dct;        /* [n_mfcc][n_mels] Q15, or NULL */
+    int32_t log_offset;        /* Q8: log2 of the integer energy -> of the float one */
+    int32_t floor_q8;          /* Q8 log floor */
+    int32_t centre;            /* Q8: the log that maps to feature 0, from the floor */
+    int step_shift;            /* Q8 -> int8 steps: >> step_shift (1..8), rounded */
+} rnn2c_logmel_t;
+
+/* log2(e) in Q8 for e >= 1: the leading one's position by a binary search (what a CLZ does),
+ * plus the table entry of the 6 bits after it. */
+RNN2C_INLINE int32_t rnn2c_log2_q8(uint64_t e, const int16_t *table)
+{
+    int msb = 0;
+    uint32_t idx;
+    uint64_t v = e;
+    if (v >> 32) { v >>= 32; msb += 32; }
+    if (v >> 16) { v >>= 16; msb += 16; }
+    if (v >> 8) { v >>= 8; msb += 8; }
+    if (v >> 4) { v >>= 4; msb += 4; }
+    if (v >> 2) { v >>= 2; msb += 2; }
+    if (v >> 1) { msb += 1; }
+    idx = (uint32_t)(msb >= 6 ? e >> (msb - 6) : e << (6 - msb)) & 63u;
+    return (int32_t)msb * 256 + table[idx];
+}
+
+/* One bin of the real FFT's split, X[k] = (E + W^k O) / 2 with E = (a + b) / 2 and
+ * O = (a - b) / 2i for a = Z[k], b = conj Z[half - k]; its power re^2 + im^2. */
+RNN2C_INLINE uint32_t rnn2c_rfft_power(int32_t ar, int32_t ai, int32_t br, int32_t bi,
+                                       int32_t cw, int32_t sw)
+{
+    const int32_t er = (ar + br) >> 1, ei = (ai + bi) >> 1;
+    const int32_t orr = (ai - bi) >> 1, oi = (br - ar) >> 1;
+    const int32_t tr = (orr * cw - oi * sw + (1 << 14)) >> 15;
+    const int32_t ti = (orr * sw + oi * cw + (1 << 14)) >> 15;
+    const int32_t xr = (er + tr) >> 1, xi = (ei + ti) >> 1;
+    const uint32_t ur = (uint32_t)(xr < 0 ? -xr : xr), ui = (uint32_t)(xi < 0 ? -xi : xi);
+    return ur * ur + ui * ui;
+}
+
+/* One frame of int16 samples -> the front end's int8 features. re, im: scratch of half + 1
+ * int32 each; logs: n_mels int32. Integer only: Q15 window, a block shift that brings the
+ * frame's peak to [2^14, 2^15), the real FFT (rnn2c_fft_q15 on the even/odd samples as one
+ * complex sequence, then the split into half + 1 bins, scaled by 1/2), power, the mel bands
+ * (uint64 sums), log2, then the features. export/audio.py (LogMel.features_int) is its twin. */
+RNN2C_INLINE void rnn2c_logmel_frame(const rnn2c_logmel_t *p, const int16_t *frame,
+                                     int32_t *re, int32_t *im, int32_t *logs, int8_t *out)
+{
+    const int half = p->half;
+    uint32_t *const power = (uint32_t *)re; /* the power overwrites re, bin by bin */
+    int32_t peak = 0;
+    int shift = 0;
+    int i, j, m, pos = 0;
+    for (i = 0; i < 2 * half; ++i) { /* windowed: even samples to re, odd to im */
+        const int32_t x = i < p->window ? ((int32_t)frame[i] * p->win[i] + (1 << 14)) >> 15 : 0;
+        const int32_t ax = x < 0 ? -x : x;
+        peak = ax > peak ? ax : peak;
+        if (i & 1) {
+            im[i >> 1] = x;
+        } else {
+            re[i >> 1] = x;
+        }
+    }
+    if (peak > 0) {
+        while ((peak << shift) < (1 << 14)) {
+            ++shift;
+        }
+    }
+    for (i = 0, j = 0; i < half; ++i) { /* the block shift, into bit-reversed order */
+        int k = half >> 1;
+        if (i <= j) {
+            const int32_t tr = re[i], ti = im[i];
+            re[i] = re[j] * (1 << shift);
+            im[i] = im[j] * (1 << shift);
+            if (i != j) {
+                re[j] = tr * (1 << shift);
+                im[j] = ti * (1 << shift);
+            }
+        }
+        while (k >= 1 && k <= j) {
+            j -= k;
+            k >>= 1;
+        }
+        j += k;
+    }
+    rnn2c_fft_q15(re, im, half, p->cs, p->sn);
+    re[half] = re[0];
+    im[half] = im[0];
+    for (i = 0; i <= half / 2; ++i) { /* the split, from both ends, and the power */
+        const int k2 = half - i;
+        const int32_t ar = re[i], ai = im[i], br = re[k2], bi = im[k2];
+        const uint32_t p0 = rnn2c_rfft_power(ar, ai, br, -bi, p->cs[i], p->sn[i]);
+        if (i != k2) {
+            const int32_t cw = k2 == half ? -32767 : p->cs[k2];
+            const int32_t sw = k2 == half ? 0 : p->sn[k2];
+            power[k2] = rnn2c_rfft_power(br, bi, ar, -ai, cw, sw);
+        }
+        power[i] = p0;
+    }
+    for (m = 0; m < p->n_mels; ++m) {
+        uint64_t e = 0;
+        int k;
+        for (k = 0; k < p->mel_count[m]; ++k) {
+            e += (uint64_t)power[p->mel_start[m] + k] * p->mel_w[pos + k];
+        }
+        pos += p->mel_count[m];
+        if (e == 0) {
+            logs[m] = p->floor_q8;
+        } else {
+            int32_t l = rnn2c_log2_q8(e, p->log_table) + p->log_offset - 512 * shift;
+            logs[m] = l > p->floor_q8 ? l : p->floor_q8;
+        }
+        logs[m] -= p->floor_q8 + p->centre;
+    }
+    for (m = 0; m < (p->n_mfcc ? p->n_mfcc : p->n_mels); ++m) {
+        int32_t v = logs[m];
+        if (p->n_mfcc) {
+            int32_t acc = 0;
+            for (j = 0; j < p->n_mels; ++j) {
+                acc += p->dct[m * p->n_mels + j] * logs[j];
+            }
+            v = (acc + (1 << 14)) >> 15;
+        }
+        out[m] = rnn2c_sat_s8((v + (1 << (p->step_shift - 1))) >> p->step_shift);
+    }
+}
+
 #endif /* RNN2C_RUNTIME_H */

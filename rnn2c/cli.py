@@ -72,6 +72,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             max_output_length=args.max_output_length,
             samples_per_step=args.samples_per_step,
             progress_prefix="rnn2c export",
+            frontend=args.frontend,
             input_range=args.input_range,
             output_range=args.output_range,
             weights=args.weights,
@@ -543,6 +544,15 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
         help="a framed model's raw samples per step (each input row is K samples of F/K "
         "features, sample-major): <NAME>_SAMPLES_PER_STEP and <name>_push_sample (default: "
         "the frame in the run folder's metrics.json, else 1)",
+    )
+    p.add_argument(
+        "--frontend",
+        default=None,
+        metavar="FRONTEND.json",
+        help="an audio front end (a train run's frontend.json, rnn2c train --features logmel): "
+        "the C gets <name>_push_audio, which computes the model's int8 input from int16 PCM "
+        "bit for bit as training did; the input is then taken as int8 (scale 1, zero point "
+        "0) whatever --input-quant says (default: none)",
     )
 
 

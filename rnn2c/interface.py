@@ -57,6 +57,9 @@ CHOICES = frozenset(
         "conv",
         "max",
         "avg",
+        "logmel",
+        "speaker",
+        "random",
     }
 )
 _FLAG = re.compile(

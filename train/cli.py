@@ -8,6 +8,7 @@ import shlex
 import sys
 from typing import Any
 
+from .audio import AudioSettings
 from .data import DatasetError
 from .model import POOLS, ConfigError
 from .seq2seq_train import SEQ2SEQ_DEFAULTS, summary_lines, train_seq2seq
@@ -54,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_architecture_arguments(parser)
     _add_schedule_arguments(parser)
     _add_input_arguments(parser)
+    _add_audio_arguments(parser)
     _add_quant_arguments(parser)
     _add_run_arguments(parser)
 
@@ -285,6 +287,51 @@ def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_audio_arguments(parser: argparse.ArgumentParser) -> None:
+    """--dataset wav:DIR: --features, --feature-params, --split-by, --test-speaker,
+    --audio-augment."""
+    d = DEFAULTS
+    parser.add_argument(
+        "--features",
+        choices=("none", "logmel"),
+        default=d["features"],
+        help="wav:DIR: the front end that turns audio into the model's int8 inputs, computed "
+        "by its integer reference (the C computes the same); logmel: log-mel bands or, with "
+        "n_mfcc, MFCCs (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--feature-params",
+        default=d["feature_params"],
+        metavar="KEY=VALUE,...",
+        help="the front end's parameters: sample_rate, window, hop, n_fft (samples), n_mels, "
+        "fmin, fmax (Hz), log_floor (log2), steps_per_log2, n_mfcc (0 = log-mel) (default: "
+        "sample_rate=8000,window=256,hop=128,n_fft=256,n_mels=20,fmin=60,fmax=4000,"
+        "log_floor=-20,steps_per_log2=8,n_mfcc=0)",
+    )
+    parser.add_argument(
+        "--split-by",
+        choices=("speaker", "random"),
+        default=d["split_by"],
+        help="wav:DIR: speaker holds out --test-speaker's recordings (speaker-independent); "
+        "random a fifth of them (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--test-speaker",
+        default=d["test_speaker"],
+        metavar="NAME",
+        help="wav:DIR with --split-by speaker: the speaker held out as the test set (default: "
+        "the last in sorted order)",
+    )
+    parser.add_argument(
+        "--audio-augment",
+        type=int,
+        default=d["audio_augment"],
+        metavar="COPIES",
+        help="wav:DIR: augmented copies of each training recording (gain, noise, time shift), "
+        "their features computed like the originals' (default: %(default)s)",
+    )
+
+
 def _add_quant_arguments(parser: argparse.ArgumentParser) -> None:
     """--qat, --qat-epochs, --weights: fine-tuning on the export's weight grid."""
     d = DEFAULTS
@@ -359,6 +406,11 @@ _FLAGS = (
     "pool_size",
     "bidirectional",
     "activations",
+    "features",
+    "feature_params",
+    "split_by",
+    "test_speaker",
+    "audio_augment",
     "qat",
     "qat_epochs",
     "weights",
@@ -366,6 +418,8 @@ _FLAGS = (
 #: the architecture flags that only apply with --frontend conv (left out of the command
 #: line without it)
 _CONV_FLAGS = ("conv_filters", "conv_kernel", "conv_stride", "pool", "pool_size")
+#: spelled out in the recorded command only for a run with a front end
+_AUDIO_FLAGS = ("features", "feature_params", "split_by", "test_speaker", "audio_augment")
 
 
 #: the flags of --task seq2seq (the others do not apply to its model and are refused)
@@ -396,7 +450,10 @@ def command_line(args: argparse.Namespace) -> str:
     parts = ["rnn2c", "train", "--dataset", str(args.dataset), "--out", str(args.out)]
     seq2seq = getattr(args, "task", None) == "seq2seq"
     conv = getattr(args, "frontend", "none") == "conv"
+    audio = getattr(args, "features", "none") != "none"
     for flag in _SEQ2SEQ_FLAGS if seq2seq else _FLAGS:
+        if flag in _AUDIO_FLAGS and not audio:
+            continue
         value = getattr(args, flag, (SEQ2SEQ_DEFAULTS if seq2seq else DEFAULTS).get(flag))
         if isinstance(value, bool):  # a switch: spelled out when on
             parts += [f"--{flag.replace('_', '-')}"] if value else []
@@ -457,6 +514,7 @@ def _task_defaults(args: argparse.Namespace) -> str | None:
             "bidirectional",
             "activations",
             "weights",
+            "features",
         ):
             if getattr(args, flag, DEFAULTS[flag]) != DEFAULTS[flag]:
                 return f"--{flag.replace('_', '-')} does not apply to --task seq2seq"
@@ -494,7 +552,8 @@ def main(args: argparse.Namespace) -> int:
     if args.task == "seq2seq":
         return _seq2seq(args)
 
-    kw = {f: getattr(args, f, DEFAULTS.get(f)) for f in _FLAGS}
+    kw = {f: getattr(args, f, DEFAULTS.get(f)) for f in _FLAGS if f not in _AUDIO_FLAGS}
+    audio = AudioSettings(*(getattr(args, f, DEFAULTS[f]) for f in _AUDIO_FLAGS))
     try:
         metrics = train_run(
             args.dataset,
@@ -502,6 +561,7 @@ def main(args: argparse.Namespace) -> int:
             force=getattr(args, "force", False),
             command=command_line(args),
             verbose=0 if getattr(args, "quiet", False) else 1,
+            audio=audio,
             **kw,
         )
     except (DatasetError, ConfigError, RunError) as exc:

@@ -41,6 +41,7 @@ from rnn2c import qat as qaware
 from rnn2c.interface import python_api
 from rnn2c.outdir import OutputError, OwnedFolder
 
+from .audio import AudioSettings, audio_export_text, check_audio, load_audio
 from .data import (
     TASKS,
     Dataset,
@@ -119,6 +120,12 @@ DEFAULTS: dict[str, Any] = {
     "bidirectional": False,
     # passed through to EXPORT.txt's export line (train itself is float)
     "activations": "int8",
+    # wav:DIR (train/audio.py): the front end, the split and the waveform augmentation
+    "features": "none",
+    "feature_params": "",
+    "split_by": "speaker",
+    "test_speaker": None,  # --split-by speaker: the last speaker in sorted order
+    "audio_augment": 1,
     "qat": False,  # fine-tune on the export's weight grid after training (rnn2c.qat)
     "qat_epochs": None,  # auto: a fifth of the training epochs, QAT_MIN_EPOCHS..QAT_MAX_EPOCHS
     "weights": "int8",  # the weight type EXPORT.txt exports to (and --qat trains for)
@@ -317,11 +324,15 @@ def export_flags(metrics: dict[str, Any]) -> list[str]:
 
 
 def export_commands(
-    run_dir: str | os.PathLike[str], extra: Sequence[str] = (), stream: bool = True
+    run_dir: str | os.PathLike[str],
+    extra: Sequence[str] = (),
+    stream: bool = True,
+    frontend: bool = False,
 ) -> list[str]:
     """The commands that export and verify the run in ``run_dir`` (``extra``: more export
     flags, :func:`export_flags`; ``stream``: the verify line runs a 10,000-step stream, which a
-    whole-sequence model cannot).
+    whole-sequence model cannot; ``frontend``: a ``wav:DIR`` run, whose export takes its
+    frontend.json).
 
     The model takes raw channels (its Normalization is folded at export), whose ranges differ
     per channel, so the export quantizes the input per feature.
@@ -334,7 +345,8 @@ def export_commands(
     return [
         f"rnn2c export {q(run + '/model.keras')} --calib {q(run + '/calib.npz')} "
         f"--out {q(run + '/c')} --name model --input-quant per-feature"
-        + "".join(f" {q(f)}" for f in extra),
+        + "".join(f" {q(f)}" for f in extra)
+        + (f" --frontend {q(run + '/frontend.json')}" if frontend else ""),
         f"rnn2c verify {q(run + '/model.keras')} {q(run + '/c')} --data {q(run + '/test.npz')}"
         + (" --stream 10000" if stream else ""),
     ]
@@ -342,7 +354,12 @@ def export_commands(
 
 def run_export_commands(run_dir: str | os.PathLike[str], metrics: dict[str, Any]) -> list[str]:
     """:func:`export_commands` for a run whose metrics.json is ``metrics``."""
-    return export_commands(run_dir, export_flags(metrics), stream=not metrics.get("bidirectional"))
+    return export_commands(
+        run_dir,
+        export_flags(metrics),
+        stream=not metrics.get("bidirectional"),
+        frontend=metrics.get("audio_frontend") is not None,
+    )
 
 
 def check_architecture(task: str, frontend: str, fe: FrontEnd, activations: str) -> None:
@@ -469,7 +486,12 @@ def _check_training_config(
     season: int | None = None,
     augment: str | bool = "auto",
     log_inputs: str = "auto",
+    label_smoothing: float = 0.0,
 ) -> None:
+    if not (np.isfinite(label_smoothing) and 0.0 <= label_smoothing < 1.0):
+        raise ConfigError(
+            f"--label-smoothing {label_smoothing}; expected a fraction in [0, 1), e.g. 0.1"
+        )
     if log_inputs not in ("auto", "on", "off"):
         raise ConfigError(f"--log-inputs {log_inputs!r}; expected auto, on or off")
     if task not in TASKS:
@@ -503,9 +525,15 @@ _TASK_PLOTS = {
 }
 
 
-def run_files(task: str = "classify") -> tuple[str, ...]:
-    """The files a run folder of ``task`` holds (besides its manifest)."""
-    return (*_COMMON_FILES, *_TASK_PLOTS[task], "EXPORT.txt")
+def run_files(task: str = "classify", frontend: bool = False) -> tuple[str, ...]:
+    """The files a run folder of ``task`` holds (besides its manifest); ``frontend``: a
+    ``wav:DIR`` run, which carries its front end's definition too."""
+    return (
+        *_COMMON_FILES,
+        *_TASK_PLOTS[task],
+        *(("frontend.json",) if frontend else ()),
+        "EXPORT.txt",
+    )
 
 
 RUN_FILES = run_files("classify")
@@ -523,6 +551,9 @@ class _Data:
     horizon: int = 0
     season: int = 0
     baselines: dict[str, np.ndarray] | None = None
+    #: wav:DIR only: the front end's definition (frontend.json) and the split's description
+    frontend: dict[str, Any] | None = None
+    audio: dict[str, Any] | None = None
 
 
 def forecast_windows(
@@ -791,6 +822,7 @@ def train_run(
     pool_size: int = DEFAULTS["pool_size"],
     bidirectional: bool = DEFAULTS["bidirectional"],
     activations: str = DEFAULTS["activations"],
+    audio: AudioSettings | None = None,
     qat: bool = DEFAULTS["qat"],
     qat_epochs: int | None = DEFAULTS["qat_epochs"],
     weights: str = DEFAULTS["weights"],
@@ -840,9 +872,10 @@ def train_run(
             model, exported with ``--max-length`` (the longest framed sequence).
         activations: written into EXPORT.txt's export line (``--activations int16``) and
             metrics.json; the training is float either way.
-        qat: after training, fine-tune ``qat_epochs`` epochs (None: auto) on the weight grid
-            the export puts the weights on (:mod:`rnn2c.qat`), for ``weights`` ("int8" or
-            "int4", which EXPORT.txt's export line then asks for).
+        audio: a ``wav:DIR`` dataset's front end, split and augmentation (classify only;
+            :class:`rnn2c.train.audio.AudioSettings`, the flags --features and after).
+        qat, qat_epochs, weights: fine-tune on the export's int8/int4 weight grid after
+            training (:mod:`rnn2c.qat`); EXPORT.txt's export line asks for ``weights``.
 
     Returns:
         The metrics written to ``metrics.json``; ``metrics["warnings"]`` lists why the model
@@ -862,6 +895,12 @@ def train_run(
     fe = FrontEnd(conv_filters, conv_kernel, conv_stride, pool, pool_size)
     check_architecture(task, frontend, fe, activations)
     check_qat(qat, qat_epochs, weights)
+    audio = check_audio(dataset_spec, task, audio or AudioSettings())
+    if qat and audio.features != "none":
+        raise ConfigError(
+            "--qat with --features: the fine-tuning's input grid is the calibrated one, not the "
+            "front end's int8 features (scale 1) the export uses; drop --qat"
+        )
     settings = _Settings(
         task=task,
         cell=cell,
@@ -893,6 +932,7 @@ def train_run(
         qat=bool(qat),
         qat_epochs=qat_epochs,
         weights=weights,
+        audio=audio,
     )
     _check_settings(settings)
     return _train_locked(dataset_spec, out_dir, force, settings)
@@ -912,7 +952,7 @@ def _train_locked(
                         f"{out_dir} exists and is not empty; choose another --out or pass "
                         "--force to replace the run in it"
                     )
-                folder.check_replaceable(run_files(s.task))
+                folder.check_replaceable(run_files(s.task, s.audio.features != "none"))
             return _train_into(folder, dataset_spec, s)
     except OutputError as e:
         raise RunError(str(e)) from None
@@ -1125,6 +1165,7 @@ class _Settings:
     command: str
     verbose: int
     callbacks: list[Any]
+    audio: AudioSettings = AudioSettings()
     qat: bool = False
     qat_epochs: int | None = None
     weights: str = "int8"
@@ -1243,7 +1284,11 @@ def write_run(
 
 def _train_into(folder: OwnedFolder, dataset_spec: str | Dataset, s: _Settings) -> dict[str, Any]:
     """A run into the locked ``folder``, phase by phase: data, model and fit, test, files."""
-    data = _load(dataset_spec, s.task, s.seed, s.frame, s.window, s.horizon, s.season)
+    if s.audio.features != "none" and isinstance(dataset_spec, str):
+        ds, frontend, audio = load_audio(dataset_spec, s.audio, s.seed)
+        data = _Data(ds, 1 if s.frame is None else s.frame, frontend=frontend, audio=audio)
+    else:
+        data = _load(dataset_spec, s.task, s.seed, s.frame, s.window, s.horizon, s.season)
     use_log = _wants_log(data.ds, s.log_inputs)
     if use_log:
         data = dataclasses.replace(data, ds=_log1p_inputs(data.ds))
@@ -1265,6 +1310,7 @@ def _train_into(folder: OwnedFolder, dataset_spec: str | Dataset, s: _Settings) 
         "num_val": int(len(val_idx)),
         "num_test": int(len(data.ds.x_test)),
         "num_calib": int(len(calib_idx)),
+        **({"audio_frontend": data.frontend, "audio": data.audio} if data.frontend else {}),
         "train_seconds": round(fitted.seconds, 2),
         "command": s.command,
         "argv": list(sys.argv),
@@ -1762,11 +1808,14 @@ def _write(
         text = _export_text(
             folder.path, ev.summary, s.classifier, use_log, k, ds.num_features, metrics
         )
+        if data.frontend is not None:
+            (tmp / "frontend.json").write_text(json.dumps(data.frontend, indent=2) + "\n")
+            text = audio_export_text(text, data.frontend)
         (tmp / "EXPORT.txt").write_text(text)
 
     write_run(
         folder,
-        run_files(s.task),
+        run_files(s.task, data.frontend is not None),
         fill,
         {
             "rnn2c_version": __version__,

@@ -1,0 +1,244 @@
+"""Folders of WAV recordings as a training set: ``rnn2c train --dataset wav:DIR --features
+logmel``.
+
+A recording's label and speaker come from its name, ``{label}_{speaker}_{index}.wav`` (the
+Free Spoken Digit Dataset's naming), or from a folder per label (``DIR/{label}/*.wav``, the
+Speech Commands layout, the speaker the name's part before ``_nohash_`` or its first ``_``).
+Every file must be mono 16-bit PCM at the front end's sample rate. The split is by speaker (one
+speaker held out: the test set is a voice the model never heard) or at random. Training copies
+are augmented on the waveform (gain, noise, time shift), and every feature is computed by the
+front end's integer reference (:class:`rnn2c.export.audio.LogMel`), so the model trains on
+exactly the int8 features the C computes. Problems raise :class:`DatasetError` (one line).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnn2c.export.audio import FrontEndError, LogMel, Recording, label_order, parse_params
+from rnn2c.export.audio import read_recordings as _read_recordings
+from rnn2c.export.audio import read_wav as _read_wav
+
+from .data import Dataset, DatasetError, pad_sequences
+from .model import ConfigError
+
+__all__ = [
+    "AUDIO_AUGMENT",
+    "AudioSettings",
+    "Recording",
+    "audio_export_text",
+    "check_audio",
+    "is_wav_spec",
+    "load_audio",
+    "load_wav_dataset",
+    "read_recordings",
+    "read_wav",
+]
+
+#: waveform augmentation of each extra training copy: gain in dB (uniform), white noise at an
+#: SNR in dB (uniform) against the recording's RMS, and a shift of the start in samples
+#: (uniform; positive inserts silence, negative crops)
+AUDIO_AUGMENT = {"gain_db": 6.0, "snr_db": (10.0, 40.0), "shift_ms": 100.0}
+
+
+def read_wav(path: Path, sample_rate: int | None = None) -> np.ndarray:
+    """export/audio.py's read_wav, its errors as DatasetError."""
+    try:
+        return _read_wav(path, sample_rate)
+    except FrontEndError as exc:
+        raise DatasetError(str(exc)) from None
+
+
+def read_recordings(folder: Path) -> list[Recording]:
+    """export/audio.py's read_recordings, its errors as DatasetError."""
+    try:
+        return _read_recordings(folder)
+    except FrontEndError as exc:
+        raise DatasetError(str(exc)) from None
+
+
+def _augment(pcm: np.ndarray, rng: np.random.Generator, rate: int) -> np.ndarray:
+    """One augmented copy of ``pcm``: gain, white noise, time shift (int16)."""
+    x = pcm.astype(np.float64) * 10.0 ** (rng.uniform(-1, 1) * AUDIO_AUGMENT["gain_db"] / 20.0)
+    rms = float(np.sqrt(np.mean(x * x))) if len(x) else 0.0
+    lo, hi = AUDIO_AUGMENT["snr_db"]
+    x = x + rng.standard_normal(len(x)) * rms * 10.0 ** (-rng.uniform(lo, hi) / 20.0)
+    shift = int(rng.uniform(-1, 1) * AUDIO_AUGMENT["shift_ms"] * rate / 1000.0)
+    if shift > 0:
+        x = np.concatenate([np.zeros(shift), x])
+    elif shift < 0:
+        x = x[min(-shift, max(len(x) - 1, 0)) :]
+    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+
+
+def _split(recs: list[Recording], split_by: str, test_speaker: str | None, seed: int) -> np.ndarray:
+    """A boolean test mask over ``recs``."""
+    speakers = sorted({r.speaker for r in recs})
+    if split_by == "speaker":
+        held = speakers[-1] if test_speaker in (None, "auto") else test_speaker
+        if held not in speakers:
+            raise DatasetError(
+                f"--test-speaker {held}: no such speaker; the recordings' speakers are "
+                f"{', '.join(speakers)}"
+            )
+        if len(speakers) < 2:
+            raise DatasetError(
+                f"--split-by speaker: all recordings are by {speakers[0]}; a speaker-"
+                "independent split needs two speakers (or use --split-by random)"
+            )
+        return np.array([r.speaker == held for r in recs])
+    if test_speaker not in (None, "auto"):
+        raise DatasetError("--test-speaker applies to --split-by speaker only")
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(recs), dtype=bool)
+    test[rng.permutation(len(recs))[: max(1, len(recs) // 5)]] = True
+    return test
+
+
+def _features(pcms: list[np.ndarray], frontend: LogMel) -> tuple[np.ndarray, np.ndarray]:
+    feats = [frontend.features_int(p).astype(np.float32) for p in pcms]
+    lengths = np.array([len(f) for f in feats], dtype=np.int64)
+    short = int(np.argmin(lengths)) if len(lengths) else 0
+    if len(lengths) and lengths[short] == 0:
+        raise DatasetError(
+            f"a recording of {len(pcms[short])} samples is shorter than one hop "
+            f"({frontend.hop} samples); remove it or use a shorter hop"
+        )
+    return pad_sequences(feats), lengths
+
+
+def load_wav_dataset(
+    spec: str,
+    frontend: LogMel,
+    split_by: str = "speaker",
+    test_speaker: str | None = None,
+    augment_copies: int = 0,
+    seed: int = 0,
+) -> tuple[Dataset, dict[str, object]]:
+    """``wav:DIR`` -> a classify Dataset of int8 features (as float32), and a description of
+    the split for metrics.json (speakers, held-out speaker, files, copies)."""
+    folder = Path(spec.split(":", 1)[1] if spec.lower().startswith("wav:") else spec)
+    recs = read_recordings(folder.expanduser())
+    test = _split(recs, split_by, test_speaker, seed)
+    labels = label_order({r.label for r in recs})
+    index = {name: i for i, name in enumerate(labels)}
+    pcms = [read_wav(r.path, frontend.sample_rate) for r in recs]
+    rng = np.random.default_rng(seed)
+    train_pcm = [p for p, t in zip(pcms, test, strict=False) if not t]
+    train_y = [index[r.label] for r, t in zip(recs, test, strict=False) if not t]
+    extra = [
+        _augment(p, rng, frontend.sample_rate) for _ in range(augment_copies) for p in train_pcm
+    ]
+    x_train, l_train = _features(train_pcm + extra, frontend)
+    x_test, l_test = _features([p for p, t in zip(pcms, test, strict=False) if t], frontend)
+    if not len(x_test) or not len(x_train):
+        raise DatasetError(f"wav:{folder}: the split left no training or no test recordings")
+    width = max(x_train.shape[1], x_test.shape[1])
+    ds = Dataset(
+        x_train=_widen(x_train, width),
+        y_train=np.array(train_y * (1 + augment_copies), dtype=np.int64),
+        x_test=_widen(x_test, width),
+        y_test=np.array(
+            [index[r.label] for r, t in zip(recs, test, strict=False) if t], dtype=np.int64
+        ),
+        lengths_train=l_train,
+        lengths_test=l_test,
+        class_names=labels,
+        name=f"wav:{folder.name}",
+    )
+    info = {
+        "split_by": split_by,
+        "speakers": sorted({r.speaker for r in recs}),
+        "test_speakers": sorted({r.speaker for r, t in zip(recs, test, strict=False) if t}),
+        "files_train": int(len(train_pcm)),
+        "files_test": int(test.sum()),
+        "augment_copies": augment_copies,
+        "augment": dict(AUDIO_AUGMENT) if augment_copies else None,
+    }
+    return ds, info
+
+
+def _widen(x: np.ndarray, width: int) -> np.ndarray:
+    """Zero-pad [N, T, F] at the end of T to ``width`` steps."""
+    if x.shape[1] >= width:
+        return x
+    pad = np.zeros((x.shape[0], width - x.shape[1], x.shape[2]), dtype=x.dtype)
+    return np.concatenate([x, pad], axis=1)
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    """`rnn2c train`'s audio flags: --features, --feature-params, --split-by, --test-speaker,
+    --audio-augment."""
+
+    features: str = "none"
+    feature_params: str = ""
+    split_by: str = "speaker"
+    test_speaker: str | None = None
+    audio_augment: int = 1
+
+    def frontend(self) -> LogMel:
+        try:
+            return parse_params(self.feature_params)
+        except FrontEndError as exc:
+            raise ConfigError(f"--feature-params: {exc}") from None
+
+
+def is_wav_spec(spec: object) -> bool:
+    return isinstance(spec, str) and spec.strip().lower().startswith("wav:")
+
+
+def check_audio(dataset_spec: object, task: str, a: AudioSettings) -> AudioSettings:
+    """``a``, after one-line errors, before any training, for audio flags that do not fit
+    together."""
+    if a.features not in ("none", "logmel"):
+        raise ConfigError(f"--features {a.features!r}; expected none or logmel")
+    if a.split_by not in ("speaker", "random"):
+        raise ConfigError(f"--split-by {a.split_by!r}; expected speaker or random")
+    if not 0 <= a.audio_augment <= 20:
+        raise ConfigError(f"--audio-augment {a.audio_augment}; expected 0 to 20 copies")
+    wav = is_wav_spec(dataset_spec)
+    if wav and a.features == "none":
+        raise ConfigError(
+            f"--dataset {dataset_spec}: audio needs a front end; add --features logmel"
+        )
+    if a.features != "none" and not wav:
+        raise ConfigError(
+            f"--features {a.features} computes features from audio; expected --dataset wav:DIR"
+        )
+    if wav and task != "classify":
+        raise ConfigError(f"--dataset wav:DIR trains --task classify only (not {task})")
+    if not wav and (a.feature_params or a.test_speaker not in (None, "auto")):
+        raise ConfigError("--feature-params and --test-speaker apply to --dataset wav:DIR only")
+    if wav:
+        a.frontend()
+    return a
+
+
+def load_audio(
+    spec: str, a: AudioSettings, seed: int
+) -> tuple[Dataset, dict[str, Any], dict[str, Any]]:
+    """The Dataset of a ``wav:DIR`` run, its front end's definition (frontend.json) and the
+    split's description (metrics.json ``"audio"``)."""
+    frontend = a.frontend()
+    ds, info = load_wav_dataset(spec, frontend, a.split_by, a.test_speaker, a.audio_augment, seed)
+    ds.name = spec
+    return ds, frontend.to_json(), info
+
+
+def audio_export_text(text: str, frontend: dict[str, Any]) -> str:
+    """EXPORT.txt of a ``wav:DIR`` run: what the model's input is."""
+    fe = LogMel.from_json(frontend)
+    lines = text.splitlines()
+    lines.insert(
+        1,
+        f"# The model steps once per {fe.hop} samples of {fe.sample_rate} Hz int16 audio: "
+        f"its input is the {fe.num_features} int8 {'MFCCs' if fe.n_mfcc else 'log-mel bands'} "
+        "of frontend.json, computed by the front end's integer reference (calib.npz and "
+        "test.npz hold them).",
+    )
+    return "\n".join(lines) + "\n"
