@@ -43,7 +43,7 @@ def one_set(name: str, out: Path, weights: str, reuse: bool) -> dict:
     line = next(
         ln for ln in (run / "EXPORT.txt").read_text().splitlines() if ln.startswith("rnn2c export")
     )
-    argv = shlex.split(line)[1:] + ["--force"]
+    argv = shlex.split(line)[1:]
     if cli(argv) != 0:
         raise SystemExit(f"{name}: export failed: {line}")
     c = Path(argv[argv.index("--out") + 1])
