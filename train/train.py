@@ -1341,17 +1341,18 @@ def _qat_report(
     model = fitted.models.infer
     options = qaware.export_options(s.weights, QAT_CALIBRATION, "per-feature")
 
-    def measure() -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        return qaware.compare(model, ev.x, ev.lengths, cal_x, cal_l, **options)
+    def measure(opts: dict[str, Any] = options) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        found = qaware.compare(model, ev.x, ev.lengths, cal_x, cal_l, **opts)
+        assert found is not None  # a sequence model
+        return found
 
     after = measure()
-    if after is None:
-        return None
     now = model.get_weights()
     model.set_weights(fitted.pre_qat)
     before = measure()
+    if s.weights != "int8":  # what int8 weights give the model without fine-tuning
+        int8 = measure(qaware.export_options("int8", QAT_CALIBRATION, "per-feature"))
     model.set_weights(now)
-    assert before is not None
     y_float, y_int, real = after
     err = float(np.max(np.abs(y_float - y_int)[real], initial=0.0))
     span = float(y_float[real].max() - y_float[real].min()) if real.any() else 0.0
@@ -1366,6 +1367,8 @@ def _qat_report(
     for when, (yf, yi, rl) in (("before", before), ("after", after)):
         out[f"float_{name}_{when}"] = _test_figure(yf, rl, ev.y, s.classifier)
         out[f"int_{name}_{when}"] = _test_figure(yi, rl, ev.y, s.classifier)
+    if s.weights != "int8":
+        out[f"int8_{name}_before"] = _test_figure(int8[1], int8[2], ev.y, s.classifier)
     return out
 
 
