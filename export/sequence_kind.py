@@ -84,35 +84,20 @@ class SequenceKind(ModelKind):
         check_input_range(o.input_range, ir.input_size, o.input_quant)
         auto = None
         input_quant = o.input_quant if frontend is None else "int8"
+        common = {
+            "activations": o.activations,
+            "input_quant": input_quant,
+            "max_length": o.max_length,
+            "input_range": o.input_range,
+            "output_range": o.output_range,
+            "weights": o.weights,
+            "keep_int8": o.keep_int8,
+        }
         if o.calibration == AUTO:
-            auto = quantize_auto(
-                ir,
-                seqs.x,
-                seqs.lengths,
-                o.activations,
-                input_quant,
-                o.max_length,
-                input_range=o.input_range,
-                output_range=o.output_range,
-                weights=o.weights,
-                keep_int8=o.keep_int8,
-                say=o.say,
-            )
+            auto = quantize_auto(ir, seqs.x, seqs.lengths, say=o.say, **common)
             qmodel = auto.qmodel
         else:
-            qmodel = quantize_model(
-                ir,
-                seqs.x,
-                seqs.lengths,
-                o.calibration,
-                o.activations,
-                input_quant,
-                o.max_length,
-                input_range=o.input_range,
-                output_range=o.output_range,
-                weights=o.weights,
-                keep_int8=o.keep_int8,
-            )
+            qmodel = quantize_model(ir, seqs.x, seqs.lengths, o.calibration, **common)
         if frontend is not None and (
             qmodel.whole_sequence or qmodel.decimates or qmodel.input_sizes
         ):

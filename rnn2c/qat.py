@@ -505,9 +505,14 @@ def agreement(
     range, for a classifier the share of real steps whose argmax agrees); None for a kind
     compare does not run."""
     found = compare(model, x, lengths, calib, calib_lengths, **options)
-    if found is None:
-        return None
-    y_float, y_int, real = found
+    return None if found is None else closeness(*found, classifier)
+
+
+def closeness(
+    y_float: np.ndarray, y_int: np.ndarray, real: np.ndarray, classifier: bool
+) -> tuple[float, float, float | None]:
+    """(max |float - int| over the real steps' outputs, the float outputs' range, for a
+    classifier the share of real steps whose argmax agrees) of :func:`compare`'s arrays."""
     err = float(np.max(np.abs(y_float - y_int)[real], initial=0.0))
     span = float(y_float[real].max() - y_float[real].min()) if real.any() else 0.0
     agree = None

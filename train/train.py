@@ -1353,16 +1353,14 @@ def _qat_report(
     if s.weights != "int8":  # what int8 weights give the model without fine-tuning
         int8 = measure(qaware.export_options("int8", QAT_CALIBRATION, "per-feature"))
     model.set_weights(now)
-    y_float, y_int, real = after
-    err = float(np.max(np.abs(y_float - y_int)[real], initial=0.0))
-    span = float(y_float[real].max() - y_float[real].min()) if real.any() else 0.0
+    err, span, same = qaware.closeness(*after, s.classifier)
     out: dict[str, Any] = {
         "max_error": err,
         "output_range": span,
         "max_error_of_range": err / span if span else 0.0,
     }
-    if s.classifier:
-        out["same_class"] = float(np.mean((y_float.argmax(-1) == y_int.argmax(-1))[real]))
+    if same is not None:
+        out["same_class"] = same
     name = "accuracy" if s.classifier else "mae"
     for when, (yf, yi, rl) in (("before", before), ("after", after)):
         out[f"float_{name}_{when}"] = _test_figure(yf, rl, ev.y, s.classifier)
