@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -138,22 +137,6 @@ def parse_duration(text: str) -> float:
     if total <= 0:
         raise TuneError(f"--time-budget {text!r}; expected a duration such as 30m, 90s or 1h")
     return total
-
-
-def export_takes_weights() -> bool:
-    """Whether this rnn2c's `export` takes --weights (int4 weights): asked of
-    `rnn2c export --help` at run time, not assumed."""
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "rnn2c", "export", "--help"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return "--weights" in done.stdout
 
 
 def _say(s: TuneSettings, line: str) -> None:
@@ -399,9 +382,7 @@ def tune(s: TuneSettings) -> dict[str, Any]:
         ) from None
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notes per trial
-    s.weights = ("int8", "int4") if export_takes_weights() else ("int8",)
-    if len(s.weights) == 1:
-        s.notes.append("int4 weights not searched: this rnn2c export takes no --weights")
+    s.weights = ("int8", "int4")
     try:
         with OwnedFolder(s.out, MANIFEST, "--out") as folder:
             return _run(s, folder)
