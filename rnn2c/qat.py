@@ -236,10 +236,17 @@ def quantized_for(
     """The quantized model the export makes of a streaming or whole-sequence Keras model with
     calibration sequences calib [N, T, F] (of ``lengths`` real steps; None: all); None for
     another kind (a seq2seq model)."""
+    return _read_quantized(model, calib, lengths, **options)[1]
+
+
+def _read_quantized(
+    model: Any, calib: np.ndarray, lengths: np.ndarray | None, **options: Any
+) -> tuple[Any, QuantModel | None]:
+    """(the model's float IR, :func:`quantized_for`'s quantized model), the model read once."""
     _, kind, ir = kinds.read(model)
     if kind.name != "sequence":
-        return None
-    return quantize_model(ir, np.asarray(calib, dtype=np.float64), lengths, **options)
+        return ir, None
+    return ir, quantize_model(ir, np.asarray(calib, dtype=np.float64), lengths, **options)
 
 
 def quantized_seq2seq(
@@ -302,8 +309,9 @@ def grids(
         if calib is None:
             raise ExportError("grids needs the calibration sequences or the quantized model")
         options = {**options, "weights": weights, "keep_int8": list(keep_int8) or None}
-        quantized = quantized_for(model, calib, lengths, **options)
-    _, _, ir = kinds.read(model)
+        ir, quantized = _read_quantized(model, calib, lengths, **options)
+    else:
+        _, _, ir = kinds.read(model)
     holders = _holders(ir, quantized) if quantized is not None else {}
     out = []
     for layer in _matrix_layers(model):
@@ -475,10 +483,9 @@ def compare(
     dequantized [N, T', out], real [N, T']), T' = T for a model that returns sequences, else 1
     (each sequence's last real step). The float forward is the exporter's float IR (equal to
     Keras on the real steps of each sequence). None for another kind (a seq2seq model)."""
-    qm = quantized_for(model, calib, calib_lengths, **options)
+    ir, qm = _read_quantized(model, calib, calib_lengths, **options)
     if qm is None:
         return None
-    _, _, ir = kinds.read(model)
     x = np.asarray(x, dtype=np.float64)
     n, t = x.shape[:2]
     lengths = np.full(n, t) if lengths is None else np.asarray(lengths)
