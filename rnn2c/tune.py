@@ -43,6 +43,7 @@ STUDY_NAME = "rnn2c-tune"
 TUNE_TASKS = ("classify", "tag")
 SHORT_FRACTION = 4  # the short schedule: steps / 4
 PRUNE_AFTER = 2  # trials that reached the short stage before the median rule applies
+TRIAL_QAT_EPOCHS = 5  # a QAT candidate's fine-tuning epochs in its trial (full schedule only)
 
 
 class TuneError(ValueError):
@@ -151,16 +152,20 @@ def _export(run: Path, out: Path, cand: Any, max_length: int | None = None) -> A
     """Export a run folder's model as its EXPORT.txt says (per-feature input quantization, the
     candidate's state and weight precision)."""
     from rnn2c.export import export_model  # noqa: PLC0415
+    from rnn2c.train.train import QAT_CALIBRATION  # noqa: PLC0415
 
     kw: dict[str, Any] = {}
     if cand.weights != "int8":
         kw["weights"] = cand.weights
+    if cand.qat:  # the calibration the fine-tuning's grid used (EXPORT.txt's --calibration)
+        kw["calibration"] = QAT_CALIBRATION
     return export_model(
         str(run / "model.keras"),
         str(run / "calib.npz"),
         out,
         name="model",
-        input_quant="per-feature",
+        # ids into an Embedding have no input scale
+        input_quant="per-tensor" if cand.embedding_dim is not None else "per-feature",
         activations=cand.activations,
         max_length=max_length,
         **kw,
@@ -204,8 +209,7 @@ def _train(data: Any, run: Path, cand: Any, s: TuneSettings, **kw: Any) -> dict[
         force=True,
         verbose=0,
         command="rnn2c tune (a trial)",
-        **cand.train_kwargs(),
-        **kw,
+        **{**cand.train_kwargs(), **kw},
     )
     if metrics["interrupted"]:  # train keeps a Ctrl-C to itself; the study stops on it
         raise KeyboardInterrupt
@@ -244,12 +248,13 @@ def _objective(s: TuneSettings, data: Any, space: dict[str, Any]) -> Any:
 
     def measured(trial: Any) -> tuple[float, float]:
         t0 = time.perf_counter()
-        cand = suggest(trial, space["frames"], s.weights, space["frontends"])
+        cand = suggest(trial, space["frames"], s.weights, space["frontends"], space["embeddings"])
         trial.set_user_attr("architecture", cand.to_dict())
         trial.set_user_attr("describe", cand.describe())
         with tempfile.TemporaryDirectory(prefix="rnn2c-tune-") as scratch:
             work = Path(scratch)
-            _train(probe_subset(data), work / "probe", cand, s, epochs=1)
+            # QAT moves weights, not sizes: the probe and the short schedule train without it
+            _train(probe_subset(data), work / "probe", cand, s, epochs=1, qat=False)
             _export(work / "probe", work / "probe_c", cand)
             size = _size(work / "probe_c", s.target)
             for k, v in size.items():
@@ -261,14 +266,17 @@ def _objective(s: TuneSettings, data: Any, space: dict[str, Any]) -> Any:
                 trial.set_user_attr("stage", "over budget (measured before training)")
                 _progress(s, trial, t0)
                 return 0.0, size["instructions_mean"]
-            short = _train(data, work / "short", cand, s, steps=max(1, s.steps // SHORT_FRACTION))
+            short = _train(
+                data, work / "short", cand, s, steps=max(1, s.steps // SHORT_FRACTION), qat=False
+            )
             median = _short_median(trial.study)
             trial.set_user_attr("short_accuracy", short["float_test_accuracy"])
             if median is not None and short["float_test_accuracy"] < median:
                 trial.set_user_attr("stage", "pruned after the short schedule")
                 _progress(s, trial, t0)
                 raise optuna.TrialPruned()
-            _train(data, work / "full", cand, s, steps=s.steps)
+            full = _train(data, work / "full", cand, s, steps=s.steps, **_trial_qat(cand))
+            _record_qat(trial, full)
             _export(work / "full", work / "full_c", cand)
             ver = _verify(work / "full", work / "full_c", work / "full" / "test.npz")
         for k, v in ver.items():
@@ -278,6 +286,29 @@ def _objective(s: TuneSettings, data: Any, space: dict[str, Any]) -> Any:
         return float(ver["int8_accuracy"] or 0.0), size["instructions_mean"]
 
     return objective
+
+
+def _trial_qat(cand: Any) -> dict[str, Any]:
+    """A QAT candidate's trial fine-tunes TRIAL_QAT_EPOCHS epochs (the chosen model's `train
+    --qat` runs train's own count)."""
+    return {"qat_epochs": TRIAL_QAT_EPOCHS} if cand.qat else {}
+
+
+def _record_qat(trial: Any, metrics: dict[str, Any]) -> None:
+    """A QAT trial's fine-tuning, as train measured it on the tuning split: the integer model's
+    (bit-exact with the C) accuracy before and after it."""
+    q = metrics.get("qat")
+    if not q:
+        return
+    test = q.get("test") or {}
+    trial.set_user_attr(
+        "qat",
+        {
+            "epochs": q["epochs"],
+            "int_accuracy_before": test.get("int_accuracy_before"),
+            "int_accuracy_after": test.get("int_accuracy_after"),
+        },
+    )
 
 
 def _progress(s: TuneSettings, trial: Any, t0: float) -> None:
@@ -338,7 +369,9 @@ def _study(s: TuneSettings, default: dict[str, Any]) -> Any:
 def _load(s: TuneSettings) -> tuple[Any, Any, dict[str, Any]]:
     """The dataset (its test set kept for the end), the tuning split and the search space."""
     from rnn2c.train.data import DatasetError, load_dataset  # noqa: PLC0415
+    from rnn2c.train.train import EMBEDDING_DIM  # noqa: PLC0415
     from rnn2c.train.tune_space import (  # noqa: PLC0415
+        EMBEDDING_DIMS,
         auto_frame,
         frame_choices,
         frontend_choices,
@@ -351,9 +384,11 @@ def _load(s: TuneSettings) -> tuple[Any, Any, dict[str, Any]]:
     except (DatasetError, ValueError) as e:
         raise TuneError(str(e)) from None
     frames = frame_choices(ds)
+    tokens = bool(ds.vocab_size)
     space = {
         "frames": frames,
-        "frontends": frontend_choices(s.task),
+        "frontends": frontend_choices(s.task, tokens),
+        "embeddings": EMBEDDING_DIMS if tokens else (),
         "default": {
             "cell": "gru",
             "units": 32,
@@ -362,6 +397,8 @@ def _load(s: TuneSettings) -> tuple[Any, Any, dict[str, Any]]:
             "frontend": "none",
             "activations": "int8",
             "weights": "int8",
+            "qat": False,
+            **({"embedding_dim": EMBEDDING_DIM} if tokens else {}),
         },
     }
     return ds, split, space

@@ -25,6 +25,7 @@ _ROW_ATTRS = (
     "agreement",
     "c_bit_exact",
     "verify_passed",
+    "qat",
     "seconds",
 )
 _CLOSEST = 3
@@ -130,7 +131,12 @@ def pareto_png(result: dict[str, Any]) -> bytes:
             c=color,
             alpha=0.6,
             label=label,
+            edgecolors=["black" if _is_qat(r) else "none" for r in sel],
+            linewidths=1.5,
         )
+    qat = [r for r in rows if _is_qat(r)]
+    if qat:  # a legend entry for the ring QAT candidates wear
+        ax.scatter([], [], s=60, facecolors="none", edgecolors="black", label="QAT (train --qat)")
     if budget["instructions_per_step"]:
         ax.axvline(budget["instructions_per_step"], color="tab:red", ls="--", label="budget")
     best = result.get("best")
@@ -159,6 +165,23 @@ def pareto_png(result: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
+def _is_qat(row: dict[str, Any]) -> bool:
+    return bool(row.get("architecture", {}).get("qat"))
+
+
+def _qat_cell(row: dict[str, Any]) -> str:
+    """The table's QAT column: blank without QAT; with it, how much the fine-tuning moved the
+    integer model's tuning-split accuracy (train's before/after figures), or ``yes`` before
+    the trial got that far."""
+    if not _is_qat(row):
+        return ""
+    q = row.get("qat") or {}
+    before, after = q.get("int_accuracy_before"), q.get("int_accuracy_after")
+    if before is None or after is None:
+        return "yes"
+    return f"{after - before:+.3f}"
+
+
 def _fmt(v: Any, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
@@ -167,7 +190,7 @@ def table(result: dict[str, Any]) -> list[str]:
     """The table printed at the end, and what was chosen (or why nothing was)."""
     lines = [
         f"{'#':>3}  {'architecture':<40} {'flash':>7} {'RAM':>6} {'instr/step':>10} "
-        f"{'float':>6} {'int8 C':>6}  stage"
+        f"{'float':>6} {'int8 C':>6} {'QAT':>6}  stage"
     ]
     order = sorted(
         result["trials"],
@@ -178,7 +201,7 @@ def table(result: dict[str, Any]) -> list[str]:
             f"{r['number']:>3}  {r.get('describe', '?')[:40]:<40} {_fmt(r.get('flash'), 'd'):>7} "
             f"{_fmt(r.get('ram'), 'd'):>6} {_fmt(r.get('instructions_mean'), '.0f'):>10} "
             f"{_fmt(r.get('float_accuracy'), '.3f'):>6} {_fmt(r.get('int8_accuracy'), '.3f'):>6}"
-            f"  {r.get('stage', r['state'])}"
+            f" {_qat_cell(r):>6}  {r.get('stage', r['state'])}"
         )
     best = result.get("best")
     b = result["budget"]
