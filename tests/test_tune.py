@@ -90,7 +90,7 @@ def _qat_trial_one(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(tune_space, "suggest", suggest)
     monkeypatch.setattr(
-        tune_report, "pick_best", lambda rows: next(r for r in rows if r["number"] == 1)
+        tune_report, "pick_best", lambda rows, *a: next(r for r in rows if r["number"] == 1)
     )
 
 
@@ -118,7 +118,7 @@ def test_tiny_study_end_to_end_and_resume(
     assert qat["architecture"]["qat"] and qat["describe"].endswith(", QAT")
     assert qat["stage"] == "verified in C" and qat["c_bit_exact"]
     assert qat["qat"]["epochs"] == tune.TRIAL_QAT_EPOCHS
-    assert 0.0 <= qat["qat"]["int_accuracy_after"] <= 1.0
+    assert qat["qat"]["figure"] == "accuracy" and 0.0 <= qat["qat"]["int_after"] <= 1.0
     rc = _tune(data, out, 3)
     table = capsys.readouterr().out
     assert "QAT" in table.splitlines()[0]
@@ -228,3 +228,30 @@ def test_a_token_dataset_searches_embedding_widths_without_conv_or_framing(
     assert cand.describe().startswith(f"Embedding({EMBEDDING_DIMS[-1]}) > RNN(64) x2")
     features = suggest(Trial(), (1, 2), ("int8",), ("none", "conv8"))
     assert features.embedding_dim is None and "--embedding-dim" not in features.train_flags()
+
+
+def test_regress_candidates_rank_by_int8_c_mae_lower_is_better() -> None:
+    """--task regress: the chosen trial has the lowest int8 C MAE within the budget (then the
+    fewest instructions), and the table prints MAE, best first."""
+    from rnn2c import tune_report
+
+    def row(number: int, mae: float | None, instr: float, fits: bool = True) -> dict:
+        r = {"number": number, "state": "complete", "describe": f"cand{number}", "fits": fits}
+        r.update(flash=1000, ram=100, instructions_mean=instr, instructions_max=int(instr))
+        if mae is not None:
+            r.update(float_mae=mae, int8_mae=mae, stage="verified in C")
+        return r
+
+    rows = [row(0, 0.30, 900), row(1, 0.10, 5000), row(2, 0.05, 100, fits=False)]
+    rows += [row(3, 0.10, 2000), row(4, None, 10)]
+    mae = tune_report.score_of("regress")
+    assert not mae.higher_better and tune_report.score_of("tag").higher_better
+    assert tune_report.pick_best(rows, mae)["number"] == 3  # 2 is over budget; 3 ties 1, fewer
+    assert tune_report.pick_best(rows) is None  # no trial has an accuracy to rank by
+    lines = tune_report.table(
+        {"task": "regress", "trials": rows, "budget": {"flash": 1, "ram": 1,
+         "instructions_per_step": None}, "target": "cortex-m4", "verdict": "x",
+         "best": None, "closest": []}
+    )  # fmt: skip
+    assert "MAE" in lines[0]
+    assert [int(ln.split()[0]) for ln in lines[1:6]] == [2, 3, 1, 0, 4]
