@@ -1,7 +1,8 @@
 """`rnn2c tune`: the most accurate model that fits a device budget, measured exactly.
 
-A multi-objective Optuna study (int8 C accuracy up, instructions per step down) over the
-architectures `rnn2c train` builds (train/tune_space.py). Each trial:
+A multi-objective Optuna study (int8 C accuracy up, or for regress int8 C MAE down;
+instructions per step down) over the architectures `rnn2c train` builds (train/tune_space.py),
+QAT (`train --qat`) and a token dataset's Embedding width included. Each trial:
 
 1. **measure before training**: the candidate built and trained for one epoch on four
    sequences (an untrained model has the same flash, RAM and instructions), exported and counted
@@ -9,8 +10,8 @@ architectures `rnn2c train` builds (train/tune_space.py). Each trial:
    instruction budget stops here;
 2. **a short schedule** (a quarter of the steps): a candidate whose accuracy falls below the
    median of the earlier trials' at this stage is pruned (successive halving's rule);
-3. **the full schedule**, exported again and **verified in C** (emulator/verify.py): its int8 C
-   accuracy is the trial's score.
+3. **the full schedule** (then TRIAL_QAT_EPOCHS of fine-tuning for a QAT candidate), exported
+   again and **verified in C** (emulator/verify.py): its int8 C accuracy (MAE) is the score.
 
 Candidates are trained on part of the training set and scored on the rest (the tuning split),
 never on the test set. The best candidate (the most accurate within the budget, then the
