@@ -7,6 +7,7 @@ figures to compare with are docs/measurements.md's (`rnn2c train` defaults, int8
 markdown table; figures only, no assertion.
 
     nice -n 10 .venv/bin/python benchmarks/tune_studies.py [--only BasicMotions-tight,...]
+    (Covid3Month-tight / -loose, a regress set ranked by int8 C MAE, only when named)
         [--time-budget 10m] [--trials 12] [--steps 600] [--out build/tune]
 """
 
@@ -24,6 +25,8 @@ SETS = {
     "OSULeaf": "uea:OSULeaf",  # univariate, 427 steps
     "JapaneseVowels": "uea:JapaneseVowels",  # speech-like, 7-29 steps x 12
 }
+#: run only when named in --only: a regress set (ranked by int8 C MAE)
+EXTRA = {"Covid3Month": ("uea:Covid3Month", "regress")}
 BUDGETS = {
     "tight": ["--target", "cortex-m0plus", "--flash", "16K", "--ram", "2K"]
     + ["--instr-per-step", "100000"],
@@ -31,9 +34,10 @@ BUDGETS = {
 }
 
 
-def run(name: str, spec: str, budget: str, a: argparse.Namespace) -> dict:
+def run(name: str, spec: str, budget: str, a: argparse.Namespace, task: str = "classify") -> dict:
     out = Path(a.out) / f"{name}-{budget}"
-    cmd = [sys.executable, "-m", "rnn2c", "tune", "--dataset", spec, *BUDGETS[budget]]
+    cmd = [sys.executable, "-m", "rnn2c", "tune", "--dataset", spec, "--task", task]
+    cmd += BUDGETS[budget]
     cmd += ["--trials", str(a.trials), "--time-budget", a.time_budget, "--steps", str(a.steps)]
     cmd += ["--out", str(out)]
     t0 = time.perf_counter()
@@ -47,15 +51,18 @@ def row(r: dict) -> str:
     b = r.get("best")
     trials = r.get("trials", [])
     n = len(trials)
-    verified = sum(1 for t in trials if t.get("int8_accuracy") is not None)
+    verified = sum(1 for t in trials if "int8_accuracy" in t or "int8_mae" in t)
     if not b:
         verdict = r.get("verdict", "failed")
         return f"| {r['study']} | {n} ({verified}) | {verdict} |{' |' * 6} {r['wall']:.0f} |"
+    if "test_int8_mae" in b:  # regress: MAE
+        fl, i8 = f"MAE {b['test_float_mae']:.5g}", f"MAE {b['test_int8_mae']:.5g}"
+    else:
+        fl = f"{100 * (b['test_float_accuracy'] or 0):.2f}%"
+        i8 = f"{100 * (b['test_int8_accuracy'] or 0):.2f}%"
     return (
         f"| {r['study']} | {n} ({verified}) | {b['describe']} | {b['flash']} | {b['ram']} | "
-        f"{b['instructions_mean']:.0f} / {b['instructions_max']} | "
-        f"{100 * (b['test_float_accuracy'] or 0):.2f}% | "
-        f"{100 * (b['test_int8_accuracy'] or 0):.2f}% | "
+        f"{b['instructions_mean']:.0f} / {b['instructions_max']} | {fl} | {i8} | "
         f"{'yes' if b['fits'] else 'NO'} | {r['wall']:.0f} |"
     )
 
@@ -74,6 +81,10 @@ def main() -> None:
         for budget in BUDGETS:
             if wanted is None or f"{name}-{budget}" in wanted:
                 results.append(run(name, spec, budget, a))
+    for name, (spec, task) in EXTRA.items():
+        for budget in BUDGETS:
+            if wanted is not None and f"{name}-{budget}" in wanted:
+                results.append(run(name, spec, budget, a, task))
     print(
         "| study | trials (verified) | chosen | flash B | RAM B | instr/step mean / max | "
         "float test | int8 C test | fits | wall s |"

@@ -263,7 +263,11 @@ def add_tune_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dataset", required=True, help="as for train (e.g. uea:BasicMotions)")
     p.add_argument(
-        "--task", choices=("classify", "tag"), default="classify", help="(default: %(default)s)"
+        "--task",
+        choices=("classify", "tag", "regress"),
+        default="classify",
+        help="classify and tag rank by int8 C accuracy, regress by int8 C MAE (lower is "
+        "better) (default: %(default)s)",
     )
     p.add_argument(
         "--target",

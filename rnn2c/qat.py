@@ -486,10 +486,11 @@ def compare(
     ir, qm = _read_quantized(model, calib, calib_lengths, **options)
     if qm is None:
         return None
-    x = np.asarray(x, dtype=np.float64)
+    # a token model's ids [N, T] stay ids: the float IR reads their Embedding rows
+    x = np.asarray(x) if ir.embedding is not None else np.asarray(x, dtype=np.float64)
     n, t = x.shape[:2]
     lengths = np.full(n, t) if lengths is None else np.asarray(lengths)
-    y_float, _ = observe_model(ir, x, lengths)
+    y_float, _ = observe_model(ir, ir.float_input(x), lengths)
     y_int = qm.output_q.dequantize(run_int(qm, qm.quantize_input(x), lengths))
     real = np.arange(t)[None, :] < lengths[:, None]
     if not qm.returns_sequences:

@@ -1,7 +1,8 @@
 """`rnn2c tune`: the most accurate model that fits a device budget, measured exactly.
 
-A multi-objective Optuna study (int8 C accuracy up, instructions per step down) over the
-architectures `rnn2c train` builds (train/tune_space.py). Each trial:
+A multi-objective Optuna study (int8 C accuracy up, or for regress int8 C MAE down;
+instructions per step down) over the architectures `rnn2c train` builds (train/tune_space.py),
+QAT (`train --qat`) and a token dataset's Embedding width included. Each trial:
 
 1. **measure before training**: the candidate built and trained for one epoch on four
    sequences (an untrained model has the same flash, RAM and instructions), exported and counted
@@ -9,8 +10,8 @@ architectures `rnn2c train` builds (train/tune_space.py). Each trial:
    instruction budget stops here;
 2. **a short schedule** (a quarter of the steps): a candidate whose accuracy falls below the
    median of the earlier trials' at this stage is pruned (successive halving's rule);
-3. **the full schedule**, exported again and **verified in C** (emulator/verify.py): its int8 C
-   accuracy is the trial's score.
+3. **the full schedule** (then TRIAL_QAT_EPOCHS of fine-tuning for a QAT candidate), exported
+   again and **verified in C** (emulator/verify.py): its int8 C accuracy (MAE) is the score.
 
 Candidates are trained on part of the training set and scored on the rest (the tuning split),
 never on the test set. The best candidate (the most accurate within the budget, then the
@@ -40,9 +41,10 @@ __all__ = ["Budget", "TuneError", "TuneSettings", "parse_bytes", "parse_duration
 
 MANIFEST = "rnn2c-tune.json"
 STUDY_NAME = "rnn2c-tune"
-TUNE_TASKS = ("classify", "tag")
+TUNE_TASKS = ("classify", "tag", "regress")
 SHORT_FRACTION = 4  # the short schedule: steps / 4
 PRUNE_AFTER = 2  # trials that reached the short stage before the median rule applies
+TRIAL_QAT_EPOCHS = 5  # a QAT candidate's fine-tuning epochs in its trial (full schedule only)
 
 
 class TuneError(ValueError):
@@ -151,16 +153,20 @@ def _export(run: Path, out: Path, cand: Any, max_length: int | None = None) -> A
     """Export a run folder's model as its EXPORT.txt says (per-feature input quantization, the
     candidate's state and weight precision)."""
     from rnn2c.export import export_model  # noqa: PLC0415
+    from rnn2c.train.train import QAT_CALIBRATION  # noqa: PLC0415
 
     kw: dict[str, Any] = {}
     if cand.weights != "int8":
         kw["weights"] = cand.weights
+    if cand.qat:  # the calibration the fine-tuning's grid used (EXPORT.txt's --calibration)
+        kw["calibration"] = QAT_CALIBRATION
     return export_model(
         str(run / "model.keras"),
         str(run / "calib.npz"),
         out,
         name="model",
-        input_quant="per-feature",
+        # ids into an Embedding have no input scale
+        input_quant="per-tensor" if cand.embedding_dim is not None else "per-feature",
         activations=cand.activations,
         max_length=max_length,
         **kw,
@@ -180,13 +186,17 @@ def _size(c_dir: Path, target: str, sequences: int = 2, steps: int = 16) -> dict
     }
 
 
-def _verify(run: Path, c_dir: Path, data: Path) -> dict[str, Any]:
+def _verify(run: Path, c_dir: Path, data: Path, task: str) -> dict[str, Any]:
+    """verify's figures: float and int8 C accuracy (classify, tag) or MAE (regress)."""
     from rnn2c.emulator import verify  # noqa: PLC0415
 
     rep = verify(str(run / "model.keras"), c_dir, str(data))
+    if tune_report.score_of(task).higher_better:
+        figures = {"float_accuracy": rep.float_accuracy, "int8_accuracy": rep.int8_accuracy}
+    else:
+        figures = {"float_mae": rep.float_mae, "int8_mae": rep.int8_mae}
     return {
-        "float_accuracy": rep.float_accuracy,
-        "int8_accuracy": rep.int8_accuracy,
+        **figures,
         "agreement": rep.agreement,
         "c_bit_exact": bool(rep.bit_exact),
         "verify_passed": bool(rep.passed),
@@ -204,8 +214,7 @@ def _train(data: Any, run: Path, cand: Any, s: TuneSettings, **kw: Any) -> dict[
         force=True,
         verbose=0,
         command="rnn2c tune (a trial)",
-        **cand.train_kwargs(),
-        **kw,
+        **{**cand.train_kwargs(), **kw},
     )
     if metrics["interrupted"]:  # train keeps a Ctrl-C to itself; the study stops on it
         raise KeyboardInterrupt
@@ -215,12 +224,11 @@ def _train(data: Any, run: Path, cand: Any, s: TuneSettings, **kw: Any) -> dict[
 # ---------------------------------------------------------------------------- one trial
 
 
-def _short_median(study: Any) -> float | None:
-    """The median short-schedule accuracy of the earlier trials that reached that stage."""
+def _short_median(study: Any, key: str) -> float | None:
+    """The median short-schedule score (``key``: short_accuracy, short_mae) of the earlier
+    trials that reached that stage."""
     vals = sorted(
-        t.user_attrs["short_accuracy"]
-        for t in study.get_trials(deepcopy=False)
-        if "short_accuracy" in t.user_attrs
+        t.user_attrs[key] for t in study.get_trials(deepcopy=False) if key in t.user_attrs
     )
     if len(vals) < PRUNE_AFTER:
         return None
@@ -233,6 +241,9 @@ def _objective(s: TuneSettings, data: Any, space: dict[str, Any]) -> Any:
 
     from rnn2c.train.tune_space import probe_subset, suggest  # noqa: PLC0415
 
+    score = tune_report.score_of(s.task)
+    keras_key = f"float_test_{score.name}"  # train's metrics.json figure of the short run
+
     def objective(trial: Any) -> tuple[float, float]:
         try:
             return measured(trial)
@@ -244,12 +255,13 @@ def _objective(s: TuneSettings, data: Any, space: dict[str, Any]) -> Any:
 
     def measured(trial: Any) -> tuple[float, float]:
         t0 = time.perf_counter()
-        cand = suggest(trial, space["frames"], s.weights, space["frontends"])
+        cand = suggest(trial, space["frames"], s.weights, space["frontends"], space["embeddings"])
         trial.set_user_attr("architecture", cand.to_dict())
         trial.set_user_attr("describe", cand.describe())
         with tempfile.TemporaryDirectory(prefix="rnn2c-tune-") as scratch:
             work = Path(scratch)
-            _train(probe_subset(data), work / "probe", cand, s, epochs=1)
+            # QAT moves weights, not sizes: the probe and the short schedule train without it
+            _train(probe_subset(data), work / "probe", cand, s, epochs=1, qat=False)
             _export(work / "probe", work / "probe_c", cand)
             size = _size(work / "probe_c", s.target)
             for k, v in size.items():
@@ -260,37 +272,68 @@ def _objective(s: TuneSettings, data: Any, space: dict[str, Any]) -> Any:
             if excess > 0:
                 trial.set_user_attr("stage", "over budget (measured before training)")
                 _progress(s, trial, t0)
-                return 0.0, size["instructions_mean"]
-            short = _train(data, work / "short", cand, s, steps=max(1, s.steps // SHORT_FRACTION))
-            median = _short_median(trial.study)
-            trial.set_user_attr("short_accuracy", short["float_test_accuracy"])
-            if median is not None and short["float_test_accuracy"] < median:
+                # never better than a candidate that fits (the constraint says why)
+                return (0.0 if score.higher_better else 1e30), size["instructions_mean"]
+            short = _train(
+                data, work / "short", cand, s, steps=max(1, s.steps // SHORT_FRACTION), qat=False
+            )
+            median = _short_median(trial.study, f"short_{score.name}")
+            trial.set_user_attr(f"short_{score.name}", short[keras_key])
+            if median is not None and score.better(median, short[keras_key]):
                 trial.set_user_attr("stage", "pruned after the short schedule")
                 _progress(s, trial, t0)
                 raise optuna.TrialPruned()
-            _train(data, work / "full", cand, s, steps=s.steps)
+            full = _train(data, work / "full", cand, s, steps=s.steps, **_trial_qat(cand))
+            _record_qat(trial, full, score.name)
             _export(work / "full", work / "full_c", cand)
-            ver = _verify(work / "full", work / "full_c", work / "full" / "test.npz")
+            ver = _verify(work / "full", work / "full_c", work / "full" / "test.npz", s.task)
         for k, v in ver.items():
             trial.set_user_attr(k, v)
         trial.set_user_attr("stage", "verified in C")
         _progress(s, trial, t0)
-        return float(ver["int8_accuracy"] or 0.0), size["instructions_mean"]
+        if ver[f"int8_{score.name}"] is None:
+            raise RuntimeError(f"verify gave no int8 C {score.name}")
+        return float(ver[f"int8_{score.name}"]), size["instructions_mean"]
 
     return objective
+
+
+def _trial_qat(cand: Any) -> dict[str, Any]:
+    """A QAT candidate's trial fine-tunes TRIAL_QAT_EPOCHS epochs (the chosen model's `train
+    --qat` runs train's own count)."""
+    return {"qat_epochs": TRIAL_QAT_EPOCHS} if cand.qat else {}
+
+
+def _record_qat(trial: Any, metrics: dict[str, Any], name: str) -> None:
+    """A QAT trial's fine-tuning, as train measured it on the tuning split: the integer model's
+    (bit-exact with the C) accuracy or MAE (``name``) before and after it."""
+    q = metrics.get("qat")
+    if not q:
+        return
+    test = q.get("test") or {}
+    trial.set_user_attr(
+        "qat",
+        {
+            "epochs": q["epochs"],
+            "figure": name,
+            "int_before": test.get(f"int_{name}_before"),
+            "int_after": test.get(f"int_{name}_after"),
+        },
+    )
 
 
 def _progress(s: TuneSettings, trial: Any, t0: float) -> None:
     a = trial.user_attrs
     trial.set_user_attr("seconds", round(time.perf_counter() - t0, 1))
+    sc = tune_report.score_of(s.task)
     acc = ""
-    if "int8_accuracy" in a:
+    if f"int8_{sc.name}" in a:
         acc = (
-            f", tuning-split accuracy float {a['float_accuracy']:.3f} int8 C "
-            f"{a['int8_accuracy']:.3f}"
+            f", tuning-split {sc.name} float {a[f'float_{sc.name}']:{sc.spec}} int8 C "
+            f"{a[f'int8_{sc.name}']:{sc.spec}}"
         )
-    elif "short_accuracy" in a:
-        acc = f", short-schedule accuracy {a['short_accuracy']:.3f}"
+    elif f"short_{sc.name}" in a:
+        acc = f", short-schedule {sc.name} {a[f'short_{sc.name}']:{sc.spec}}"
     _say(
         s,
         f"rnn2c tune: trial {trial.number}: {a['describe']}: flash {a['flash']} B, RAM "
@@ -312,7 +355,10 @@ def _study(s: TuneSettings, default: dict[str, Any]) -> Any:
         study = optuna.create_study(
             study_name=STUDY_NAME,
             storage=storage,
-            directions=["maximize", "minimize"],
+            directions=[
+                "maximize" if tune_report.score_of(s.task).higher_better else "minimize",
+                "minimize",
+            ],
             sampler=sampler,
             load_if_exists=True,
         )
@@ -338,7 +384,9 @@ def _study(s: TuneSettings, default: dict[str, Any]) -> Any:
 def _load(s: TuneSettings) -> tuple[Any, Any, dict[str, Any]]:
     """The dataset (its test set kept for the end), the tuning split and the search space."""
     from rnn2c.train.data import DatasetError, load_dataset  # noqa: PLC0415
+    from rnn2c.train.train import EMBEDDING_DIM  # noqa: PLC0415
     from rnn2c.train.tune_space import (  # noqa: PLC0415
+        EMBEDDING_DIMS,
         auto_frame,
         frame_choices,
         frontend_choices,
@@ -351,9 +399,11 @@ def _load(s: TuneSettings) -> tuple[Any, Any, dict[str, Any]]:
     except (DatasetError, ValueError) as e:
         raise TuneError(str(e)) from None
     frames = frame_choices(ds)
+    tokens = bool(ds.vocab_size)
     space = {
         "frames": frames,
-        "frontends": frontend_choices(s.task),
+        "frontends": frontend_choices(s.task, tokens),
+        "embeddings": EMBEDDING_DIMS if tokens else (),
         "default": {
             "cell": "gru",
             "units": 32,
@@ -362,6 +412,8 @@ def _load(s: TuneSettings) -> tuple[Any, Any, dict[str, Any]]:
             "frontend": "none",
             "activations": "int8",
             "weights": "int8",
+            "qat": False,
+            **({"embedding_dim": EMBEDDING_DIM} if tokens else {}),
         },
     }
     return ds, split, space
@@ -371,8 +423,9 @@ def tune(s: TuneSettings) -> dict[str, Any]:
     """Run (or resume) the study and write DIR; returns tune.json's content."""
     if s.task not in TUNE_TASKS:
         raise TuneError(
-            f"--task {s.task}: tune ranks candidates by accuracy; it takes "
-            f"{' or '.join(TUNE_TASKS)}"
+            f"--task {s.task}: tune ranks candidates by int8 C accuracy or MAE on a held-out "
+            f"part of the training sequences; it takes {', '.join(TUNE_TASKS)} (forecast: not "
+            "yet, its windows come from one series in time order)"
         )
     try:
         import optuna  # noqa: F401, PLC0415
@@ -412,7 +465,7 @@ def _run(s: TuneSettings, folder: OwnedFolder) -> dict[str, Any]:
             interrupted = True
             _say(s, "rnn2c tune: interrupted; the finished trials are kept (run again to resume)")
     trials = tune_report.trial_rows(study, s.budget)
-    best_row = tune_report.pick_best(trials)
+    best_row = tune_report.pick_best(trials, tune_report.score_of(s.task))
     best = None
     if best_row is not None and not interrupted:
         best = _final(s, ds, best_row)
@@ -468,17 +521,18 @@ def _final(s: TuneSettings, ds: Any, row: dict[str, Any]) -> dict[str, Any]:
     c_dir = best / "c"
     _export(best, c_dir, cand)
     size = _size(c_dir, s.target, sequences=4, steps=16)
-    ver = _verify(best, c_dir, best / "test.npz")
+    ver = _verify(best, c_dir, best / "test.npz", s.task)
+    name = tune_report.score_of(s.task).name
     return {
         "trial": row["number"],
         "architecture": row["architecture"],
         "describe": row["describe"],
         "train_command": cmd,
         "size_command": f"rnn2c size {shlex.quote(str(c_dir))} --target {s.target}",
-        "float_test_accuracy_keras": metrics["float_test_accuracy"],
+        f"float_test_{name}_keras": metrics[f"float_test_{name}"],
         **size,
-        "test_float_accuracy": ver["float_accuracy"],
-        "test_int8_accuracy": ver["int8_accuracy"],
+        f"test_float_{name}": ver[f"float_{name}"],
+        f"test_int8_{name}": ver[f"int8_{name}"],
         "verify_passed": ver["verify_passed"],
         "fits": s.budget.excess(size["flash"], size["ram"], size["instructions_max"]) <= 0,
     }

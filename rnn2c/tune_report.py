@@ -6,9 +6,19 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["json_bytes", "pareto_png", "pick_best", "result", "table", "trial_rows"]
+__all__ = [
+    "Score",
+    "json_bytes",
+    "pareto_png",
+    "pick_best",
+    "result",
+    "score_of",
+    "table",
+    "trial_rows",
+]
 
 _ROW_ATTRS = (
     "describe",
@@ -22,12 +32,44 @@ _ROW_ATTRS = (
     "short_accuracy",
     "float_accuracy",
     "int8_accuracy",
+    "short_mae",
+    "float_mae",
+    "int8_mae",
     "agreement",
     "c_bit_exact",
     "verify_passed",
+    "qat",
     "seconds",
 )
 _CLOSEST = 3
+
+
+@dataclass(frozen=True)
+class Score:
+    """What ranks a task's candidates: accuracy (classify, tag; higher is better) or MAE
+    (regress; lower is better). ``name`` is the suffix of the row keys (``int8_<name>``,
+    ``float_<name>``, ``short_<name>``, ``test_int8_<name>``)."""
+
+    name: str
+    higher_better: bool
+    label: str
+    spec: str  # how the table prints it
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether a is strictly better than b."""
+        return a > b if self.higher_better else a < b
+
+    def key(self, value: float) -> float:
+        """A sort key: larger is better."""
+        return value if self.higher_better else -value
+
+
+ACCURACY = Score("accuracy", True, "accuracy", ".3f")
+MAE = Score("mae", False, "MAE (lower is better)", ".4g")
+
+
+def score_of(task: str) -> Score:
+    return MAE if task in ("regress", "forecast") else ACCURACY
 
 
 def trial_rows(study: Any, budget: Any) -> list[dict[str, Any]]:
@@ -48,13 +90,14 @@ def trial_rows(study: Any, budget: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def pick_best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The most accurate verified trial within the budget (int8 C accuracy on the tuning
+def pick_best(rows: list[dict[str, Any]], score: Score = ACCURACY) -> dict[str, Any] | None:
+    """The best verified trial within the budget (int8 C accuracy, or MAE, on the tuning
     split), then the fewest instructions per step; None when none fits."""
-    ok = [r for r in rows if r.get("fits") and r.get("int8_accuracy") is not None]
+    key = f"int8_{score.name}"
+    ok = [r for r in rows if r.get("fits") and r.get(key) is not None]
     if not ok:
         return None
-    return max(ok, key=lambda r: (r["int8_accuracy"], -r["instructions_mean"]))
+    return max(ok, key=lambda r: (score.key(r[key]), -r["instructions_mean"]))
 
 
 def closest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -73,7 +116,7 @@ def result(
         "target": s.target,
         "budget": s.budget.to_dict(),
         "budget_rule": "flash and RAM by rnn2c size; instructions: the most of any counted step",
-        "score": "int8 C accuracy on the tuning split (part of the training set)",
+        "score": f"int8 C {score_of(s.task).label} on the tuning split (part of the training set)",
         "storage": s.storage or str(s.out / "study.db"),
         "trials_requested": s.trials,
         "steps": s.steps,
@@ -110,14 +153,16 @@ def pareto_png(result: dict[str, Any]) -> bytes:
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     rows = [r for r in result["trials"] if "instructions_mean" in r]
+    sc = score_of(result["task"])
     fig, ax = plt.subplots(figsize=(7, 4.5))
     budget = result["budget"]
     flash_max = max([r["flash"] for r in rows] + [1])
     groups = (
-        ("verified in C", "tab:blue", "int8_accuracy", "verified in C (int8 C accuracy)"),
-        ("pruned", "tab:cyan", "short_accuracy", "pruned (short-schedule float accuracy)"),
+        ("verified in C", "tab:blue", f"int8_{sc.name}", f"verified in C (int8 C {sc.name})"),
+        ("pruned", "tab:cyan", f"short_{sc.name}", f"pruned (short-schedule float {sc.name})"),
         ("over", "0.6", None, "over budget, not trained (drawn at 0)"),
     )
+    ringed = False
     for key, color, field, label in groups:
         sel = [r for r in rows if key in r.get("stage", "")]
         if not sel:
@@ -131,13 +176,25 @@ def pareto_png(result: dict[str, Any]) -> bytes:
             alpha=0.6,
             label=label,
         )
+        qat = [(r, a) for r, a in zip(sel, acc, strict=True) if _is_qat(r)]
+        if qat:  # a black ring around each QAT candidate
+            ax.scatter(
+                [r["instructions_mean"] for r, _ in qat],
+                [a for _, a in qat],
+                s=[30 + 400 * r["flash"] / flash_max for r, _ in qat],
+                facecolors="none",
+                edgecolors="black",
+                linewidths=1.5,
+                label="QAT (train --qat)" if not ringed else None,
+            )
+            ringed = True
     if budget["instructions_per_step"]:
         ax.axvline(budget["instructions_per_step"], color="tab:red", ls="--", label="budget")
     best = result.get("best")
     if best:
         ax.scatter(
             [best["instructions_mean"]],
-            [best["test_int8_accuracy"] or 0.0],
+            [best[f"test_int8_{sc.name}"] or 0.0],
             marker="*",
             s=250,
             c="tab:red",
@@ -145,7 +202,7 @@ def pareto_png(result: dict[str, Any]) -> bytes:
         )
     ax.set_xscale("log")
     ax.set_xlabel(f"instructions per step ({result['target']})")
-    ax.set_ylabel("int8 C accuracy (tuning split)")
+    ax.set_ylabel(f"int8 C {sc.label} (tuning split)")
     ax.set_title(
         f"rnn2c tune {result['dataset']}: flash <= {budget['flash']} B, RAM <= "
         f"{budget['ram']} B (marker size: flash)",
@@ -159,26 +216,49 @@ def pareto_png(result: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
+def _is_qat(row: dict[str, Any]) -> bool:
+    return bool(row.get("architecture", {}).get("qat"))
+
+
+def _qat_cell(row: dict[str, Any]) -> str:
+    """The table's QAT column: blank without QAT; with it, how much the fine-tuning moved the
+    integer model's tuning-split accuracy (train's before/after figures), or ``yes`` before
+    the trial got that far."""
+    if not _is_qat(row):
+        return ""
+    q = row.get("qat") or {}
+    before, after = q.get("int_before"), q.get("int_after")
+    if before is None or after is None:
+        return "yes"
+    return f"{after - before:+.3f}"
+
+
 def _fmt(v: Any, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
 def table(result: dict[str, Any]) -> list[str]:
     """The table printed at the end, and what was chosen (or why nothing was)."""
+    sc = score_of(result["task"])
+    head = "" if sc.higher_better else " (float and int8 C: MAE)"
     lines = [
         f"{'#':>3}  {'architecture':<40} {'flash':>7} {'RAM':>6} {'instr/step':>10} "
-        f"{'float':>6} {'int8 C':>6}  stage"
+        f"{'float':>6} {'int8 C':>6} {'QAT':>6}  stage{head}"
     ]
+    verified = [r for r in result["trials"] if r.get(f"int8_{sc.name}") is not None]
     order = sorted(
-        result["trials"],
-        key=lambda r: (-(r.get("int8_accuracy") or -1.0), r.get("instructions_mean", 1e18)),
+        verified, key=lambda r: (-sc.key(r[f"int8_{sc.name}"]), r["instructions_mean"])
+    ) + sorted(
+        (r for r in result["trials"] if r not in verified),
+        key=lambda r: r.get("instructions_mean", 1e18),
     )
     for r in order:
         lines.append(
             f"{r['number']:>3}  {r.get('describe', '?')[:40]:<40} {_fmt(r.get('flash'), 'd'):>7} "
             f"{_fmt(r.get('ram'), 'd'):>6} {_fmt(r.get('instructions_mean'), '.0f'):>10} "
-            f"{_fmt(r.get('float_accuracy'), '.3f'):>6} {_fmt(r.get('int8_accuracy'), '.3f'):>6}"
-            f"  {r.get('stage', r['state'])}"
+            f"{_fmt(r.get(f'float_{sc.name}'), sc.spec):>6} "
+            f"{_fmt(r.get(f'int8_{sc.name}'), sc.spec):>6}"
+            f" {_qat_cell(r):>6}  {r.get('stage', r['state'])}"
         )
     best = result.get("best")
     b = result["budget"]
@@ -200,8 +280,8 @@ def table(result: dict[str, Any]) -> list[str]:
         f"{'fits' if best['fits'] else 'OVER BUDGET'})",
         f"  measured: flash {best['flash']} B, RAM {best['ram']} B, "
         f"{best['instructions_mean']:.0f} instructions/step mean, {best['instructions_max']} max",
-        f"  test set: float {_fmt(best['test_float_accuracy'], '.4f')}, int8 C "
-        f"{_fmt(best['test_int8_accuracy'], '.4f')}",
+        f"  test set {sc.name}: float {_fmt(best[f'test_float_{sc.name}'], '.4f')}, int8 C "
+        f"{_fmt(best[f'test_int8_{sc.name}'], '.4f')}",
         f"  train it again: {best['train_command']}",
         f"  measure it again: {best['size_command']}",
     ]

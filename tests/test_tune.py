@@ -71,13 +71,41 @@ def _tune(data: Path, out: Path, trials: int, *extra: str) -> int:
     )
 
 
+def _qat_trial_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trial 1 drawn as a small QAT candidate (within the test's budget), and chosen, so that
+    the test does not hang on what the sampler draws: QAT is a dimension of the space."""
+    import dataclasses
+
+    from rnn2c import tune_report
+    from rnn2c.train import tune_space
+
+    assert set(tune_space.QAT) == {False, True}
+    drawn = tune_space.suggest
+
+    def suggest(trial: object, *a: object) -> tune_space.Candidate:
+        cand = drawn(trial, *a)
+        if trial.number != 1:  # type: ignore[attr-defined]
+            return cand
+        return dataclasses.replace(cand, qat=True, units=8, layers=1, frontend="none", frame=1)
+
+    monkeypatch.setattr(tune_space, "suggest", suggest)
+    monkeypatch.setattr(
+        tune_report, "pick_best", lambda rows, *a: next(r for r in rows if r["number"] == 1)
+    )
+
+
 def test_tiny_study_end_to_end_and_resume(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """... and a QAT candidate: fine-tuned (a few epochs) before it is exported and verified,
+    its int8 C accuracy that of the fine-tuned export; chosen, its command carries --qat, its
+    run folder the fine-tuning and EXPORT.txt the calibration that grid used."""
     require_arm_toolchain()
     require_unicorn()
+    from rnn2c import tune
     from rnn2c.emulator.size import measure
 
+    _qat_trial_one(monkeypatch)
     data = _tiny_npz(tmp_path / "tiny.npz")
     out = tmp_path / "tune"
     rc = _tune(data, out, 2)  # a study stopped after 2 of its 3 trials
@@ -85,8 +113,15 @@ def test_tiny_study_end_to_end_and_resume(
     assert len(first["trials"]) == 2
     # trial 0 is train's default architecture (GRU(32)), measured like any other
     assert first["trials"][0]["architecture"]["units"] == 32
+    assert not first["trials"][0]["architecture"]["qat"] and "qat" not in first["trials"][0]
+    qat = first["trials"][1]
+    assert qat["architecture"]["qat"] and qat["describe"].endswith(", QAT")
+    assert qat["stage"] == "verified in C" and qat["c_bit_exact"]
+    assert qat["qat"]["epochs"] == tune.TRIAL_QAT_EPOCHS
+    assert qat["qat"]["figure"] == "accuracy" and 0.0 <= qat["qat"]["int_after"] <= 1.0
     rc = _tune(data, out, 3)
-    capsys.readouterr()
+    table = capsys.readouterr().out
+    assert "QAT" in table.splitlines()[0]
     result = json.loads((out / "tune.json").read_text())
     trials = result["trials"]
     assert [t["number"] for t in trials] == [0, 1, 2]
@@ -103,6 +138,11 @@ def test_tiny_study_end_to_end_and_resume(
     assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "best" / "EXPORT.txt").exists() and (out / "best" / "model.keras").exists()
     assert best["train_command"].startswith("rnn2c train --dataset")
+    assert best["architecture"]["qat"] and best["train_command"].endswith(
+        f"--qat --steps 8 --seed 0 --out {out / 'best'}"
+    )
+    assert json.loads((out / "best" / "metrics.json").read_text())["qat"]["epochs_run"] >= 1
+    assert "--calibration minmax" in (out / "best" / "EXPORT.txt").read_text()
     # the chosen model's figures are the measured ones of its export: measure it again
     again = measure(out / "best" / "c", "cortex-m0plus", "O2", None, 4, 16)
     assert (again.flash, again.ram, again.instructions_max) == (
@@ -147,3 +187,71 @@ def test_a_budget_no_candidate_meets_is_said_plainly(
     assert trial["flash"] > 1024 and not trial["fits"] and "short_accuracy" not in trial
     assert result["best"] is None and result["closest"][0]["number"] == 0
     assert not (out / "best").exists()
+
+
+def test_a_token_dataset_searches_embedding_widths_without_conv_or_framing(
+    tmp_path: Path,
+) -> None:
+    """A token dataset's space: Embedding widths, one id per step, no Conv1D front end; the
+    candidate's train flags carry --embedding-dim (and --qat), and train_run's arguments match
+    them."""
+    from rnn2c.train.data import load_dataset
+    from rnn2c.train.tune_space import (
+        EMBEDDING_DIMS,
+        Candidate,
+        frame_choices,
+        frontend_choices,
+        suggest,
+    )
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 7, size=(20, 300))  # long enough that features would be framed
+    path = tmp_path / "tok.npz"
+    np.savez(path, x_train=x, y_train=np.arange(20) % 2, x_test=x[:6], y_test=np.arange(6) % 2)
+    ds = load_dataset(str(path))
+    assert ds.vocab_size == 7 and frame_choices(ds) == (1,)
+    assert frontend_choices("classify", tokens=True) == ("none",)
+
+    class Trial:  # draws the last choice of every dimension
+        def suggest_categorical(self, name: str, choices: tuple) -> object:
+            return choices[-1]
+
+    cand = suggest(Trial(), (1,), ("int8", "int4"), ("none",), EMBEDDING_DIMS)
+    assert cand == Candidate(
+        cell="rnn", units=64, layers=2, activations="int16", weights="int4", qat=True,
+        embedding_dim=EMBEDDING_DIMS[-1],
+    )  # fmt: skip
+    flags = cand.train_flags()
+    assert flags[flags.index("--embedding-dim") + 1] == str(EMBEDDING_DIMS[-1])
+    assert "--qat" in flags and "--frontend" not in flags
+    assert cand.train_kwargs()["embedding_dim"] == EMBEDDING_DIMS[-1]
+    assert cand.describe().startswith(f"Embedding({EMBEDDING_DIMS[-1]}) > RNN(64) x2")
+    features = suggest(Trial(), (1, 2), ("int8",), ("none", "conv8"))
+    assert features.embedding_dim is None and "--embedding-dim" not in features.train_flags()
+
+
+def test_regress_candidates_rank_by_int8_c_mae_lower_is_better() -> None:
+    """--task regress: the chosen trial has the lowest int8 C MAE within the budget (then the
+    fewest instructions), and the table prints MAE, best first."""
+    from rnn2c import tune_report
+
+    def row(number: int, mae: float | None, instr: float, fits: bool = True) -> dict:
+        r = {"number": number, "state": "complete", "describe": f"cand{number}", "fits": fits}
+        r.update(flash=1000, ram=100, instructions_mean=instr, instructions_max=int(instr))
+        if mae is not None:
+            r.update(float_mae=mae, int8_mae=mae, stage="verified in C")
+        return r
+
+    rows = [row(0, 0.30, 900), row(1, 0.10, 5000), row(2, 0.05, 100, fits=False)]
+    rows += [row(3, 0.10, 2000), row(4, None, 10)]
+    mae = tune_report.score_of("regress")
+    assert not mae.higher_better and tune_report.score_of("tag").higher_better
+    assert tune_report.pick_best(rows, mae)["number"] == 3  # 2 is over budget; 3 ties 1, fewer
+    assert tune_report.pick_best(rows) is None  # no trial has an accuracy to rank by
+    lines = tune_report.table(
+        {"task": "regress", "trials": rows, "budget": {"flash": 1, "ram": 1,
+         "instructions_per_step": None}, "target": "cortex-m4", "verdict": "x",
+         "best": None, "closest": []}
+    )  # fmt: skip
+    assert "MAE" in lines[0]
+    assert [int(ln.split()[0]) for ln in lines[1:6]] == [2, 3, 1, 0, 4]

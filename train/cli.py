@@ -16,6 +16,7 @@ from .train import (
     ACTIVATIONS,
     AUGMENT_BELOW,
     DEFAULTS,
+    EMBEDDING_DIM,
     FRAME_ABOVE,
     FRAME_TARGET,
     FRONTENDS,
@@ -106,8 +107,9 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--embedding-dim",
         type=int,
         default=None,
-        help="seq2seq: width of the encoder and decoder Embedding tables "
-        f"(default: {s2s['embedding_dim']})",
+        help="width of the Embedding table of a token model: seq2seq (its encoder and decoder "
+        f"tables, default: {s2s['embedding_dim']}), or classify/tag on an .npz whose x arrays "
+        f"are [N, T] integer token ids, 0 = padding (default: {EMBEDDING_DIM})",
     )
     parser.add_argument(
         "--attention",
@@ -414,6 +416,7 @@ _FLAGS = (
     "qat",
     "qat_epochs",
     "weights",
+    "embedding_dim",
 )
 #: the architecture flags that only apply with --frontend conv (left out of the command
 #: line without it)
@@ -442,7 +445,7 @@ _SEQ2SEQ_FLAGS = (
 )
 #: flags whose default depends on the task (None on the command line: not given)
 _PER_TASK = ("units", "dropout", "steps", "batch_size", "patience")
-_SEQ2SEQ_ONLY = ("embedding_dim", "attention")
+_SEQ2SEQ_ONLY = ("attention",)
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -459,6 +462,8 @@ def command_line(args: argparse.Namespace) -> str:
             parts += [f"--{flag.replace('_', '-')}"] if value else []
             continue
         if flag in _CONV_FLAGS and not conv:
+            continue
+        if flag == "embedding_dim" and value is None:  # not a token model, or the default
             continue
         parts += [f"--{flag.replace('_', '-')}", "auto" if value is None else str(value)]
     return shlex.join(parts)
@@ -523,7 +528,7 @@ def _task_defaults(args: argparse.Namespace) -> str | None:
         args.dropout = 0.0
         if getattr(args, "dataset", None) is None:
             args.dataset = SEQ2SEQ_DEFAULTS["dataset"]
-        for flag in (*_PER_TASK, *_SEQ2SEQ_ONLY):
+        for flag in (*_PER_TASK, *_SEQ2SEQ_ONLY, "embedding_dim"):
             if flag != "dropout" and getattr(args, flag, None) is None:
                 setattr(args, flag, SEQ2SEQ_DEFAULTS[flag])
         return None

@@ -3,7 +3,9 @@
 Three kinds of dataset spec are understood (for every ``--task``):
 
 * a path to an ``.npz`` archive with ``x_train``, ``y_train``, ``x_test``, ``y_test``
-  (``x`` shaped ``[N, T, F]``), and optionally ``lengths_train`` / ``lengths_test``;
+  (``x`` shaped ``[N, T, F]``, or ``[N, T]`` integer token ids with 0 as padding for
+  ``classify`` and ``tag``: a token dataset, see :attr:`Dataset.vocab_size`), and optionally
+  ``lengths_train`` / ``lengths_test``;
 * a UEA/UCR ``.ts`` file (``Foo_TRAIN.ts`` or ``Foo_TEST.ts``; the sibling split is found
   automatically) or a directory holding such a pair;
 * ``uea:NAME`` (or ``aeon:NAME``) for the sets that ship inside the aeon wheel (read offline,
@@ -33,6 +35,7 @@ import numpy as np
 
 __all__ = [
     "TASKS",
+    "TOKEN_TASKS",
     "Dataset",
     "DatasetError",
     "Series",
@@ -46,6 +49,8 @@ __all__ = [
 ]
 
 TASKS = ("classify", "regress", "tag", "forecast")
+#: the tasks that take token inputs (an Embedding in front of the recurrent layers)
+TOKEN_TASKS = ("classify", "tag")
 
 _AEON_HINT = "aeon is not installed; install the training extra: pip install 'rnn2c[train]'"
 
@@ -72,6 +77,9 @@ class Dataset:
         name: a short name for the dataset (used in reports).
         task: ``classify``, ``regress``, ``tag`` or ``forecast``.
         target_names: ``regress``/``forecast``: a name per target column.
+        vocab_size: a token dataset (an ``.npz`` whose x arrays are ``[N, T]`` integer ids):
+            V, the ids are 0..V-1 with 0 the padding, and ``x_*`` are int32 ``[N, T, 1]``
+            (one "feature", the id); 0: real-valued features.
     """
 
     x_train: np.ndarray
@@ -84,6 +92,7 @@ class Dataset:
     name: str
     task: str = "classify"
     target_names: list[str] = field(default_factory=list)
+    vocab_size: int = 0
 
     @property
     def num_features(self) -> int:
@@ -369,9 +378,13 @@ def _load_npz(path: Path, task: str = "classify") -> Dataset:
 
     xs: dict[str, np.ndarray] = {}
     lengths: dict[str, np.ndarray] = {}
+    tokens = _token_kind(arrays, task, source)
     for split in ("train", "test"):
         x = arrays[f"x_{split}"]
         y = arrays[f"y_{split}"]
+        if tokens:
+            xs[split], lengths[split] = _token_split(arrays, split, source)
+            continue
         if x.ndim != 3:
             raise DatasetError(
                 f"{source}: x_{split} has shape {x.shape}; expected [N, T, F] "
@@ -421,7 +434,7 @@ def _load_npz(path: Path, task: str = "classify") -> Dataset:
                 "sequence)"
             )
         ytr, yte, names = _encode_labels(arrays["y_train"], arrays["y_test"], source)
-    return _finish(
+    ds = _finish(
         xs["train"],
         ytr,
         xs["test"],
@@ -434,6 +447,65 @@ def _load_npz(path: Path, task: str = "classify") -> Dataset:
         task=task,
         target_names=target_names,
     )
+    if tokens:
+        ds.vocab_size = int(max(ds.x_train.max(), ds.x_test.max())) + 1
+    return ds
+
+
+def _token_kind(arrays: dict[str, np.ndarray], task: str, source: str) -> bool:
+    """Whether the archive holds token ids: both x arrays [N, T] integers (DatasetError for a
+    2-D array that cannot be ids, or tokens for a task that does not take them)."""
+    two_d = [arrays[f"x_{s}"].ndim == 2 for s in ("train", "test")]
+    if not any(two_d):
+        return False
+    for split in ("train", "test"):
+        x = arrays[f"x_{split}"]
+        if x.ndim != 2 or x.dtype.kind not in "iu":
+            raise DatasetError(
+                f"{source}: x_{split} has shape {x.shape} and dtype {x.dtype}; expected [N, T, F] "
+                "features, or integer token ids [N, T] (0 = padding) in both x arrays"
+            )
+    if task not in TOKEN_TASKS:
+        raise DatasetError(
+            f"{source}: x arrays of token ids [N, T] are taken for --task "
+            f"{' or '.join(TOKEN_TASKS)}, not {task}; expected features [N, T, F] for {task}"
+        )
+    return True
+
+
+def _token_split(
+    arrays: dict[str, np.ndarray], split: str, source: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """One split's token ids [N, T] -> int32 [N, T, 1] and its real lengths: ids >= 0, id 0
+    only as padding after the real length (the Embedding masks it), padding set to 0."""
+    x = arrays[f"x_{split}"]
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise DatasetError(f"{source}: x_{split} has shape {x.shape}; expected [N, T] token ids")
+    if arrays[f"y_{split}"].shape[:1] != x.shape[:1]:
+        raise DatasetError(
+            f"{source}: x_{split} has {x.shape[0]} sequences but y_{split} has shape "
+            f"{arrays[f'y_{split}'].shape}; expected one label per sequence"
+        )
+    if int(x.min()) < 0 or int(x.max()) >= 2**31 - 1:
+        raise DatasetError(
+            f"{source}: x_{split} holds token ids {int(x.min())}..{int(x.max())}; expected ids "
+            "from 1 up (0 = padding) below 2**31 - 1"
+        )
+    key = f"lengths_{split}"
+    ids = x.astype(np.int32)
+    if key in arrays:
+        ln = check_npz_lengths(arrays[key], key, x, source)
+        ids[np.arange(x.shape[1])[None, :] >= ln[:, None]] = 0
+    else:
+        ln = _lengths_from_padding(ids[..., None])
+    zero = (ids == 0) & (np.arange(x.shape[1])[None, :] < ln[:, None])
+    if zero.any():
+        row, step = (int(v[0]) for v in np.nonzero(zero))
+        raise DatasetError(
+            f"{source}: x_{split} sequence {row} holds id 0 at step {step}, within its real "
+            "length; id 0 is padding (the Embedding masks it): expected ids 1..V-1 there"
+        )
+    return ids[..., None], ln
 
 
 # --------------------------------------------------------------------------- .ts (aeon)

@@ -4,6 +4,9 @@ Input(None, F) -> Normalization -> [GaussianNoise] -> [Conv1D(causal, relu) -> [
 -> {GRU|LSTM|SimpleRNN, or Bidirectional of one} x layers -> [Dropout]
 -> Dense(softmax for classify/tag, linear for regress/forecast).
 
+A token dataset (integer ids, 0 = padding) replaces the front: Input(None) int32 ->
+Embedding(V, E, mask_zero=True) -> the recurrent layers and the head as above.
+
 With the Conv1D front end the Normalization only scales (mean 0, variance the mean square per
 feature): Keras pads a causal Conv1D's input with zeros, and a scale-only normalization folds
 into the Conv1D's weights exactly, as the exporter requires (an offset would shift the padding).
@@ -45,6 +48,7 @@ CELLS = ("gru", "lstm", "rnn")
 ALLOWED_LAYER_TYPES = frozenset(
     {
         "InputLayer",
+        "Embedding",
         "Masking",
         "Normalization",
         "GaussianNoise",
@@ -165,6 +169,7 @@ def build_models(
     task: str = "classify",
     frontend: FrontEnd | None = None,
     bidirectional: bool = False,
+    embedding: tuple[int, int] | None = None,
 ) -> Models:
     """Build (uncompiled) the training and inference models; they share every layer.
 
@@ -188,39 +193,25 @@ def build_models(
             its Normalization then only scales (see the module doc).
         bidirectional: every recurrent layer wrapped in ``Bidirectional`` (concat): a
             whole-sequence model (the C runs it through ``<name>_run`` up to ``--max-length``).
+        embedding: ``(V, E)`` for token inputs: ids ``[B, T]`` into an Embedding(V, E,
+            mask_zero=True) in place of the Normalization (``num_features`` and ``norm_data``
+            are not used; no noise, no front end).
     """
     import keras
 
     check_config(cell, units, layers, dropout)
     if task not in TASKS:
         raise ConfigError(f"--task {task!r}; expected one of {', '.join(TASKS)}")
-    norm_data = np.asarray(norm_data, dtype=np.float32)
-    if norm_data.ndim != 2 or norm_data.shape[1] != num_features or norm_data.shape[0] == 0:
-        raise ConfigError(
-            f"normalization data has shape {norm_data.shape}; expected [steps, {num_features}]"
-        )
-    per_step = task == "tag"
-    if frontend is not None:
-        frontend.check(task)
-    norm = _normalization(keras, norm_data, scale_only=frontend is not None)
-    body: list[Any] = [norm]
-    if noise > 0.0:  # training-time input noise (normalized units); a no-op at inference
-        body.append(keras.layers.GaussianNoise(noise, name="input_noise"))
-    if frontend is not None:
-        body += _frontend_layers(keras, frontend)
-    recurrent = []
-    for i in range(layers):
-        seq = per_step or i < layers - 1
-        kwargs = {"return_sequences": seq, "name": f"{cell}_{i}"}
-        if cell == "gru":
-            rnn = keras.layers.GRU(units, reset_after=True, **kwargs)
-        elif cell == "lstm":
-            rnn = keras.layers.LSTM(units, **kwargs)
-        else:
-            rnn = keras.layers.SimpleRNN(units, **kwargs)
-        if bidirectional:
-            rnn = keras.layers.Bidirectional(rnn, merge_mode="concat", name=f"bi{cell}_{i}")
-        recurrent.append(rnn)
+    if embedding is not None:
+        if frontend is not None or noise > 0.0:
+            raise ConfigError("a token model takes neither a Conv1D front end nor input noise")
+        vocab, dim = embedding
+        body: list[Any] = [keras.layers.Embedding(vocab, dim, mask_zero=True, name="embedding")]
+        in_shape, in_dtype = (None,), "int32"
+    else:
+        body = _feature_front(keras, num_features, norm_data, noise, task, frontend)
+        in_shape, in_dtype = (None, num_features), "float32"
+    recurrent = _recurrent(keras, cell, units, layers, task == "tag", bidirectional)
     head: list[Any] = []
     if dropout > 0.0:
         head.append(keras.layers.Dropout(dropout, name="dropout"))
@@ -245,12 +236,58 @@ def build_models(
             h = layer(h)
         return h
 
-    x_in = keras.Input(shape=(None, num_features), name="input")
+    x_in = keras.Input(shape=in_shape, dtype=in_dtype, name="input")
     m_in = keras.Input(shape=(None,), dtype="bool", name="mask")
     train = keras.Model([x_in, m_in], chain(x_in, m_in), name=f"{name}_train")
-    x_inf = keras.Input(shape=(None, num_features), name="input")
+    x_inf = keras.Input(shape=in_shape, dtype=in_dtype, name="input")
     infer = keras.Model(x_inf, chain(x_inf, None), name=name)
     return Models(train, infer)
+
+
+def _feature_front(
+    keras: Any,
+    num_features: int,
+    norm_data: np.ndarray,
+    noise: float,
+    task: str,
+    frontend: FrontEnd | None,
+) -> list[Any]:
+    """The layers before the recurrent ones for real-valued features: the Normalization,
+    the training noise, the Conv1D front end."""
+    norm_data = np.asarray(norm_data, dtype=np.float32)
+    if norm_data.ndim != 2 or norm_data.shape[1] != num_features or norm_data.shape[0] == 0:
+        raise ConfigError(
+            f"normalization data has shape {norm_data.shape}; expected [steps, {num_features}]"
+        )
+    if frontend is not None:
+        frontend.check(task)
+    norm = _normalization(keras, norm_data, scale_only=frontend is not None)
+    body: list[Any] = [norm]
+    if noise > 0.0:  # training-time input noise (normalized units); a no-op at inference
+        body.append(keras.layers.GaussianNoise(noise, name="input_noise"))
+    if frontend is not None:
+        body += _frontend_layers(keras, frontend)
+    return body
+
+
+def _recurrent(
+    keras: Any, cell: str, units: int, layers: int, per_step: bool, bidirectional: bool
+) -> list[Any]:
+    """The recurrent layers: every one returns sequences but the last of a per-sequence model."""
+    recurrent = []
+    for i in range(layers):
+        seq = per_step or i < layers - 1
+        kwargs = {"return_sequences": seq, "name": f"{cell}_{i}"}
+        if cell == "gru":
+            rnn = keras.layers.GRU(units, reset_after=True, **kwargs)
+        elif cell == "lstm":
+            rnn = keras.layers.LSTM(units, **kwargs)
+        else:
+            rnn = keras.layers.SimpleRNN(units, **kwargs)
+        if bidirectional:
+            rnn = keras.layers.Bidirectional(rnn, merge_mode="concat", name=f"bi{cell}_{i}")
+        recurrent.append(rnn)
+    return recurrent
 
 
 def _normalization(keras: Any, data: np.ndarray, scale_only: bool) -> Any:

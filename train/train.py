@@ -129,7 +129,10 @@ DEFAULTS: dict[str, Any] = {
     "qat": False,  # fine-tune on the export's weight grid after training (rnn2c.qat)
     "qat_epochs": None,  # auto: a fifth of the training epochs, QAT_MIN_EPOCHS..QAT_MAX_EPOCHS
     "weights": "int8",  # the weight type EXPORT.txt exports to (and --qat trains for)
+    "embedding_dim": None,  # token datasets: the Embedding's width (None: EMBEDDING_DIM)
 }
+#: the Embedding width of a token model when --embedding-dim is not given
+EMBEDDING_DIM = 16
 QAT_MIN_EPOCHS, QAT_MAX_EPOCHS = 5, 40
 #: the fine-tuning learning rate, as a fraction of --lr (a cosine down to a tenth of it)
 QAT_LR_FACTOR = 0.1
@@ -328,6 +331,7 @@ def export_commands(
     extra: Sequence[str] = (),
     stream: bool = True,
     frontend: bool = False,
+    tokens: bool = False,
 ) -> list[str]:
     """The commands that export and verify the run in ``run_dir`` (``extra``: more export
     flags, :func:`export_flags`; ``stream``: the verify line runs a 10,000-step stream, which a
@@ -335,7 +339,8 @@ def export_commands(
     frontend.json).
 
     The model takes raw channels (its Normalization is folded at export), whose ranges differ
-    per channel, so the export quantizes the input per feature.
+    per channel, so the export quantizes the input per feature; a token model (``tokens``)
+    takes ids into its Embedding, which have no input scale.
     """
     run = str(run_dir).rstrip("/") or "/"
 
@@ -344,7 +349,8 @@ def export_commands(
 
     return [
         f"rnn2c export {q(run + '/model.keras')} --calib {q(run + '/calib.npz')} "
-        f"--out {q(run + '/c')} --name model --input-quant per-feature"
+        f"--out {q(run + '/c')} --name model"
+        + ("" if tokens else " --input-quant per-feature")
         + "".join(f" {q(f)}" for f in extra)
         + (f" --frontend {q(run + '/frontend.json')}" if frontend else ""),
         f"rnn2c verify {q(run + '/model.keras')} {q(run + '/c')} --data {q(run + '/test.npz')}"
@@ -359,6 +365,7 @@ def run_export_commands(run_dir: str | os.PathLike[str], metrics: dict[str, Any]
         export_flags(metrics),
         stream=not metrics.get("bidirectional"),
         frontend=metrics.get("audio_frontend") is not None,
+        tokens=metrics.get("tokens") is not None,
     )
 
 
@@ -690,7 +697,7 @@ def _forecast_data(
 def _auto_frame(ds: Dataset, frame: int | None) -> int:
     if frame is not None:
         return frame
-    if ds.task not in ("classify", "regress"):
+    if ds.task not in ("classify", "regress") or ds.vocab_size:
         return 1
     t = int(max(ds.lengths_train.max(), ds.lengths_test.max()))
     return 1 if t <= FRAME_ABOVE else math.ceil(t / FRAME_TARGET)
@@ -730,6 +737,8 @@ def _framed(
     xf, lf = frame_sequences(x, lengths, k)
     if per_step and y is not None:
         y = frame_labels(y, k)
+    if xf.dtype.kind in "iu":  # token ids [N, T, 1] (k is 1): the Embedding's [N, T] int32
+        return xf[..., 0].astype(np.int32), lf.astype(np.int64), y
     return xf.astype(np.float32), lf.astype(np.int64), y
 
 
@@ -826,6 +835,7 @@ def train_run(
     qat: bool = DEFAULTS["qat"],
     qat_epochs: int | None = DEFAULTS["qat_epochs"],
     weights: str = DEFAULTS["weights"],
+    embedding_dim: int | None = DEFAULTS["embedding_dim"],
 ) -> dict[str, Any]:
     """Train a model on ``dataset_spec`` and write the run folder ``out_dir``.
 
@@ -876,6 +886,9 @@ def train_run(
             :class:`rnn2c.train.audio.AudioSettings`, the flags --features and after).
         qat, qat_epochs, weights: fine-tune on the export's int8/int4 weight grid after
             training (:mod:`rnn2c.qat`); EXPORT.txt's export line asks for ``weights``.
+        embedding_dim: a token dataset's Embedding width (None: ``EMBEDDING_DIM``); a token
+            dataset (``[N, T]`` integer ids, :attr:`Dataset.vocab_size`) is trained as
+            Embedding(V, E, mask_zero=True) -> the recurrent layers (classify, tag).
 
     Returns:
         The metrics written to ``metrics.json``; ``metrics["warnings"]`` lists why the model
@@ -896,11 +909,6 @@ def train_run(
     check_architecture(task, frontend, fe, activations)
     check_qat(qat, qat_epochs, weights)
     audio = check_audio(dataset_spec, task, audio or AudioSettings())
-    if qat and audio.features != "none":
-        raise ConfigError(
-            "--qat with --features: the fine-tuning's input grid is the calibrated one, not the "
-            "front end's int8 features (scale 1) the export uses; drop --qat"
-        )
     settings = _Settings(
         task=task,
         cell=cell,
@@ -933,6 +941,7 @@ def train_run(
         qat_epochs=qat_epochs,
         weights=weights,
         audio=audio,
+        embedding_dim=embedding_dim,
     )
     _check_settings(settings)
     return _train_locked(dataset_spec, out_dir, force, settings)
@@ -958,9 +967,51 @@ def _train_locked(
         raise RunError(str(e)) from None
 
 
+def _input_quant(s: _Settings) -> str:
+    """The export's --input-quant (EXPORT.txt): per feature, except for ids into an
+    Embedding, which have no input scale."""
+    return "per-tensor" if s.embedding_dim is not None else "per-feature"
+
+
+def _check_tokens(ds: Dataset, s: _Settings) -> _Settings:
+    """A token dataset's settings, with its Embedding width resolved; ConfigError (one line)
+    for a setting that does not apply to token ids, or --embedding-dim without them."""
+    if not ds.vocab_size:
+        if s.embedding_dim is not None:
+            raise ConfigError(
+                f"--embedding-dim {s.embedding_dim}: the dataset holds real-valued features; "
+                "--embedding-dim applies to token ids (an .npz whose x arrays are [N, T] "
+                "integers) and to --task seq2seq"
+            )
+        return s
+    dim = EMBEDDING_DIM if s.embedding_dim is None else s.embedding_dim
+    if not 1 <= dim <= 1024:
+        raise ConfigError(f"--embedding-dim {dim}; expected an integer from 1 to 1024")
+    not_for_ids = (
+        ("--frontend conv", s.frontend is not None),
+        ("--bidirectional", s.bidirectional),
+        ("--noise", s.noise > 0.0),
+        (f"--frame {s.frame}", s.frame is not None and s.frame != 1),
+        ("--log-inputs on", s.log_inputs == "on"),
+        ("--augment on", s.augment in ("on", True)),
+    )
+    for flag, given in not_for_ids:
+        if given:
+            raise ConfigError(
+                f"{flag} does not apply to token ids ({ds.name}: [N, T] integers into an "
+                "Embedding); drop it"
+            )
+    return dataclasses.replace(s, embedding_dim=dim)
+
+
 def _check_settings(s: _Settings) -> None:
     """ConfigError (one line) for a setting of train_run out of range."""
     check_config(s.cell, s.units, s.layers, s.dropout)
+    if s.qat and s.audio.features != "none":
+        raise ConfigError(
+            "--qat with --features: the fine-tuning's input grid is the calibrated one, not the "
+            "front end's int8 features (scale 1) the export uses; drop --qat"
+        )
     if not (np.isfinite(s.label_smoothing) and 0.0 <= s.label_smoothing < 1.0):
         raise ConfigError(
             f"--label-smoothing {s.label_smoothing}; expected a fraction in [0, 1), e.g. 0.1"
@@ -1169,6 +1220,7 @@ class _Settings:
     qat: bool = False
     qat_epochs: int | None = None
     weights: str = "int8"
+    embedding_dim: int | None = None  # resolved for a token dataset by _check_tokens
 
     @property
     def per_step(self) -> bool:
@@ -1289,7 +1341,8 @@ def _train_into(folder: OwnedFolder, dataset_spec: str | Dataset, s: _Settings) 
         data = _Data(ds, 1 if s.frame is None else s.frame, frontend=frontend, audio=audio)
     else:
         data = _load(dataset_spec, s.task, s.seed, s.frame, s.window, s.horizon, s.season)
-    use_log = _wants_log(data.ds, s.log_inputs)
+    s = _check_tokens(data.ds, s)
+    use_log = not data.ds.vocab_size and _wants_log(data.ds, s.log_inputs)
     if use_log:
         data = dataclasses.replace(data, ds=_log1p_inputs(data.ds))
     keras, tf = seeded_keras(s.seed)
@@ -1319,6 +1372,8 @@ def _train_into(folder: OwnedFolder, dataset_spec: str | Dataset, s: _Settings) 
     }
     if s.weights != "int8":
         metrics["weights"] = s.weights
+    if data.ds.vocab_size:
+        metrics["tokens"] = {"vocab_size": data.ds.vocab_size, "embedding_dim": s.embedding_dim}
     if fitted.qat is not None:
         metrics["qat"] = {**fitted.qat, "test": _qat_report(fitted, ev, data, calib_idx, s)}
     metrics["bidirectional"] = s.bidirectional
@@ -1339,7 +1394,7 @@ def _qat_report(
     ds, k = data.ds, data.frame
     cal_x, cal_l, _ = _framed(ds.x_train[calib_idx], ds.lengths_train[calib_idx], None, k, False)
     model = fitted.models.infer
-    options = qaware.export_options(s.weights, QAT_CALIBRATION, "per-feature")
+    options = qaware.export_options(s.weights, QAT_CALIBRATION, _input_quant(s))
 
     def measure(opts: dict[str, Any] = options) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         found = qaware.compare(model, ev.x, ev.lengths, cal_x, cal_l, **opts)
@@ -1351,7 +1406,7 @@ def _qat_report(
     model.set_weights(fitted.pre_qat)
     before = measure()
     if s.weights != "int8":  # what int8 weights give the model without fine-tuning
-        int8 = measure(qaware.export_options("int8", QAT_CALIBRATION, "per-feature"))
+        int8 = measure(qaware.export_options("int8", QAT_CALIBRATION, _input_quant(s)))
     model.set_weights(now)
     err, span, same = qaware.closeness(*after, s.classifier)
     out: dict[str, Any] = {
@@ -1420,15 +1475,17 @@ def _fit(
     steps_raw = real_steps(x_tr, l_tr)
     raw_std = steps_raw.std(axis=0).astype(np.float32) + np.float32(1e-6)
     xf_tr, lf_tr, _ = _framed(x_tr, l_tr, None, k, False)
+    tokens = (ds.vocab_size, s.embedding_dim or EMBEDDING_DIM) if ds.vocab_size else None
+    num_features = 1 if tokens else int(xf_tr.shape[2])
     y_mean = y_std = None
     if not s.classifier:  # standardized targets while training; folded into the head after
         y_mean = y_tr.mean(axis=0).astype(np.float32)
         y_std = (y_tr.std(axis=0) + 1e-6).astype(np.float32)
     y_fit = _one_hot(y_tr, ds.num_classes) if s.classifier else (y_tr - y_mean) / y_std
     models = build_models(
-        xf_tr.shape[2],
+        num_features,
         ds.num_outputs,
-        real_steps(xf_tr, lf_tr),
+        np.zeros((0, 1)) if tokens else real_steps(xf_tr, lf_tr),
         cell=s.cell,
         units=s.units,
         layers=s.layers,
@@ -1438,9 +1495,13 @@ def _fit(
         name=f"rnn2c_{s.task}",
         frontend=s.frontend,
         bidirectional=s.bidirectional,
+        embedding=tokens,
     )
     do_augment = s.augment in ("on", True) or (
-        s.augment == "auto" and s.task != "forecast" and len(tr_idx) < AUGMENT_BELOW
+        s.augment == "auto"
+        and s.task != "forecast"
+        and not tokens  # scaling and jitter do not apply to ids
+        and len(tr_idx) < AUGMENT_BELOW
     )
     batches = _batches(
         keras,
@@ -1497,7 +1558,7 @@ def _fit(
         steps_per_epoch,
         schedule_info,
         do_augment,
-        int(xf_tr.shape[2]),
+        num_features,
         y_mean,
         qat_info,
         pre_qat,
@@ -1581,7 +1642,7 @@ def _fine_tune(
             models.infer,
             calib[0],
             lengths=calib[1],
-            **qaware.export_options(s.weights, QAT_CALIBRATION, "per-feature"),
+            **qaware.export_options(s.weights, QAT_CALIBRATION, _input_quant(s)),
         )
 
     phase = QatPhase(
@@ -1597,7 +1658,7 @@ def _fine_tune(
     info, interrupted, seconds = qat_phase(
         keras, phase, epochs, s.qat_epochs, s.lr, s.weights, s.patience, s.verbose, s.callbacks
     )
-    return {**info, "input_quant": "per-feature"}, interrupted, seconds
+    return {**info, "input_quant": _input_quant(s)}, interrupted, seconds
 
 
 def _compile(keras: Any, model: Any, schedule: Any, s: _Settings) -> None:
@@ -1844,6 +1905,14 @@ def _export_text(
         f"# Export the model of this run to int8 C and check it against Keras ({what}):",
         *run_export_commands(out, metrics),
     ]
+    if metrics.get("tokens"):
+        lines.insert(
+            1,
+            "# A token model: the input is one id per step "
+            f"(1..{metrics['tokens']['vocab_size'] - 1}; 0 is padding) into its Embedding "
+            "(calib.npz and test.npz hold ids [N, T]); the C takes them through "
+            "model_step_token.",
+        )
     if metrics.get("declared_ranges"):
         lines.insert(
             1,

@@ -1,10 +1,11 @@
 """The search space of `rnn2c tune`: the architectures `rnn2c train` can build, as candidates.
 
 A :class:`Candidate` is one architecture (cell, units, layers, framing, front end, state and
-weight precision); it turns into the keyword arguments of :func:`rnn2c.train.train.train_run`
-and into the `rnn2c train` flags that rebuild it, so every model the search picks is one train
-command a user can rerun. This module knows nothing about C: the measuring loop (export, size,
-verify) is rnn2c/tune.py's.
+weight precision, whether it is fine-tuned on the export's weight grid: ``train --qat``, and
+a token model's Embedding width); it turns into the keyword arguments of
+:func:`rnn2c.train.train.train_run` and into the `rnn2c train` flags that rebuild it, so
+every model the search picks is one train command a user can rerun. This module knows nothing
+about C: the measuring loop (export, size, verify) is rnn2c/tune.py's.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from .train import FRAME_ABOVE, FRAME_TARGET, stratified_split
 
 __all__ = [
     "CELLS",
+    "EMBEDDING_DIMS",
+    "QAT",
     "UNITS",
     "Candidate",
     "auto_frame",
@@ -34,6 +37,11 @@ __all__ = [
 CELLS = ("gru", "lstm", "rnn")
 UNITS = (4, 8, 12, 16, 24, 32, 48, 64)
 LAYERS = (1, 2)
+#: train --qat off or on: the fine-tuning moves the weights onto the export's grid, which pays
+#: most where that grid is coarse (int4 weights) and costs a few epochs per trial
+QAT = (False, True)
+#: a token dataset's Embedding widths (train's default, 16, among them)
+EMBEDDING_DIMS = (4, 8, 16, 32)
 FRONTENDS = ("none", "conv8", "conv16", "conv8s2", "conv16s2", "conv16pool")
 #: front end name -> (filters, stride, pool)
 _CONV = {
@@ -56,6 +64,8 @@ class Candidate:
     frontend: str = "none"  # a FRONTENDS name
     activations: str = "int8"
     weights: str = "int8"
+    qat: bool = False  # train --qat: fine-tuned on the export's weight grid after training
+    embedding_dim: int | None = None  # a token dataset's Embedding width (None: features)
 
     def train_kwargs(self) -> dict[str, Any]:
         """The architecture's keyword arguments of train_run."""
@@ -66,7 +76,10 @@ class Candidate:
             "frame": self.frame,
             "activations": self.activations,
             "weights": self.weights,
+            "qat": self.qat,
         }
+        if self.embedding_dim is not None:
+            kw["embedding_dim"] = self.embedding_dim
         if self.frontend != "none":
             filters, stride, pool = _CONV[self.frontend]
             kw.update(frontend="conv", conv_filters=filters, conv_stride=stride, pool=pool)
@@ -75,6 +88,8 @@ class Candidate:
     def train_flags(self) -> list[str]:
         """The `rnn2c train` flags that build this architecture (defaults left out)."""
         flags = ["--cell", self.cell, "--units", str(self.units)]
+        if self.embedding_dim is not None:
+            flags += ["--embedding-dim", str(self.embedding_dim)]
         if self.layers != 1:
             flags += ["--layers", str(self.layers)]
         flags += ["--frame", str(self.frame)]
@@ -89,11 +104,15 @@ class Candidate:
             flags += ["--activations", self.activations]
         if self.weights != "int8":
             flags += ["--weights", self.weights]
+        if self.qat:
+            flags += ["--qat"]
         return flags
 
     def describe(self) -> str:
         """e.g. ``Conv1D(16,3,stride 2) > GRU(16) x2, frame 4, int16 state``."""
         parts = []
+        if self.embedding_dim is not None:
+            parts.append(f"Embedding({self.embedding_dim}) > ")
         if self.frontend != "none":
             filters, stride, pool = _CONV[self.frontend]
             conv = f"Conv1D({filters},3" + (f",stride {stride})" if stride > 1 else ")")
@@ -107,6 +126,8 @@ class Candidate:
             parts.append(f", {self.activations} state")
         if self.weights != "int8":
             parts.append(f", {self.weights} weights")
+        if self.qat:
+            parts.append(", QAT")
         return "".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -117,7 +138,7 @@ def auto_frame(ds: Dataset) -> int:
     """train's automatic framing for classify: 1 up to FRAME_ABOVE steps, else
     ceil(T / FRAME_TARGET); 1 for the other tasks."""
     t = int(max(ds.lengths_train.max(), ds.lengths_test.max()))
-    if ds.task != "classify" or t <= FRAME_ABOVE:
+    if ds.task != "classify" or t <= FRAME_ABOVE or ds.vocab_size:
         return 1
     return math.ceil(t / FRAME_TARGET)
 
@@ -125,6 +146,8 @@ def auto_frame(ds: Dataset) -> int:
 def frame_choices(ds: Dataset) -> tuple[int, ...]:
     """Samples per step to search: around train's automatic framing (1 for sequences up to
     FRAME_ABOVE steps, else ceil(T / FRAME_TARGET)): half, it, twice and four times it."""
+    if ds.vocab_size:  # one id per step
+        return (1,)
     t = int(max(ds.lengths_train.max(), ds.lengths_test.max()))
     auto = auto_frame(ds)
     options = {auto, 2 * auto, 4 * auto}
@@ -133,18 +156,27 @@ def frame_choices(ds: Dataset) -> tuple[int, ...]:
     return tuple(sorted(k for k in options if k <= max(1, t // 2)))
 
 
-def frontend_choices(task: str) -> tuple[str, ...]:
+def frontend_choices(task: str, tokens: bool = False) -> tuple[str, ...]:
     """The front ends a task can take: a tagger needs an output at every step (no stride,
-    no pooling)."""
+    no pooling); a token model none (its Embedding is the front end: train builds no Conv1D
+    after it)."""
+    if tokens:
+        return ("none",)
     if task in ("tag", "forecast"):
         return tuple(f for f in FRONTENDS if f == "none" or _CONV[f][1:] == (1, "none"))
     return FRONTENDS
 
 
 def suggest(
-    trial: Any, frames: tuple[int, ...], weights: tuple[str, ...], frontends: tuple[str, ...]
+    trial: Any,
+    frames: tuple[int, ...],
+    weights: tuple[str, ...],
+    frontends: tuple[str, ...],
+    embeddings: tuple[int, ...] = (),
 ) -> Candidate:
-    """A candidate from an Optuna trial's suggestions (the trial object is duck-typed)."""
+    """A candidate from an Optuna trial's suggestions (the trial object is duck-typed);
+    ``embeddings``: the Embedding widths of a token dataset (empty: real-valued features)."""
+    dim = trial.suggest_categorical("embedding_dim", embeddings) if embeddings else None
     return Candidate(
         cell=trial.suggest_categorical("cell", CELLS),
         units=trial.suggest_categorical("units", UNITS),
@@ -153,6 +185,8 @@ def suggest(
         frontend=trial.suggest_categorical("frontend", frontends),
         activations=trial.suggest_categorical("activations", ("int8", "int16")),
         weights=trial.suggest_categorical("weights", weights),
+        qat=trial.suggest_categorical("qat", QAT),
+        embedding_dim=dim,
     )
 
 
