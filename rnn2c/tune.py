@@ -14,8 +14,8 @@ QAT (`train --qat`) and a token dataset's Embedding width included. Each trial:
    again and **verified in C** (emulator/verify.py): its int8 C accuracy (MAE) is the score.
 
 Candidates are trained on part of the training set and scored on the rest (the tuning split),
-never on the test set. The best candidate (the most accurate within the budget, then the
-fewest instructions) is trained again by the plain `rnn2c train` command with its flags on the
+never on the test set. The best candidate (within the budget, the fewest instructions among
+those within one standard error of the most accurate: tune_report.pick_best) is trained again by the plain `rnn2c train` command with its flags on the
 whole training set into ``DIR/best`` (a normal run folder), exported, counted and verified on the
 test set: those are the figures reported. The study lives in SQLite under DIR (or ``--storage``)
 and resumes; Ctrl-C keeps the finished trials; tune.json and pareto.png are written from the
@@ -465,11 +465,14 @@ def _run(s: TuneSettings, folder: OwnedFolder) -> dict[str, Any]:
             interrupted = True
             _say(s, "rnn2c tune: interrupted; the finished trials are kept (run again to resume)")
     trials = tune_report.trial_rows(study, s.budget)
-    best_row = tune_report.pick_best(trials, tune_report.score_of(s.task))
+    score = tune_report.score_of(s.task)
+    scored = _scored(split, s.task)
+    best_row = tune_report.pick_best(trials, score, scored)
     best = None
     if best_row is not None and not interrupted:
         best = _final(s, ds, best_row)
-    result = tune_report.result(s, trials, best, interrupted, time.perf_counter() - t0)
+    chosen_by = tune_report.selection(trials, best_row, score, scored)
+    result = tune_report.result(s, trials, best, interrupted, time.perf_counter() - t0, chosen_by)
     folder.write(
         {
             "tune.json": tune_report.json_bytes(result),
@@ -478,6 +481,16 @@ def _run(s: TuneSettings, folder: OwnedFolder) -> dict[str, Any]:
         {"rnn2c_version": __version__, "kind": "tune", "dataset": s.dataset, "target": s.target},
     )
     return result
+
+
+def _scored(split: Any, task: str) -> int | None:
+    """How many items the tuning split scores an accuracy on: its sequences (classify) or its
+    real steps (tag); None for MAE, which the one-standard-error rule does not use."""
+    if task == "classify":
+        return int(len(split.y_test))
+    if task == "tag":
+        return int(sum(int(n) for n in split.lengths_test))
+    return None
 
 
 def _final(s: TuneSettings, ds: Any, row: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ __all__ = [
     "pick_best",
     "result",
     "score_of",
+    "selection",
+    "standard_error",
     "table",
     "trial_rows",
 ]
@@ -90,14 +93,57 @@ def trial_rows(study: Any, budget: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def pick_best(rows: list[dict[str, Any]], score: Score = ACCURACY) -> dict[str, Any] | None:
+def pick_best(
+    rows: list[dict[str, Any]], score: Score = ACCURACY, scored: int | None = None
+) -> dict[str, Any] | None:
     """The best verified trial within the budget (int8 C accuracy, or MAE, on the tuning
-    split), then the fewest instructions per step; None when none fits."""
+    split), then the fewest instructions per step; None when none fits.
+
+    With ``scored`` (how many items the tuning split scores an accuracy on: sequences for
+    classify, steps for tag) the one-standard-error rule applies: of the trials whose accuracy
+    is within one binomial standard error of the best one's, the one with the fewest
+    instructions per step. A small tuning split cannot tell such trials apart (one sequence of
+    50 is 2 points), and the cheaper model is then the better buy."""
     key = f"int8_{score.name}"
     ok = [r for r in rows if r.get("fits") and r.get(key) is not None]
     if not ok:
         return None
-    return max(ok, key=lambda r: (score.key(r[key]), -r["instructions_mean"]))
+    top = max(ok, key=lambda r: (score.key(r[key]), -r["instructions_mean"]))
+    se = standard_error(top[key], scored) if score.higher_better else 0.0
+    near = [r for r in ok if r[key] >= top[key] - se - 1e-12] if se > 0 else [top]
+    return min(near, key=lambda r: (r["instructions_mean"], -r[key]))
+
+
+def selection(
+    rows: list[dict[str, Any]], best: dict[str, Any] | None, score: Score, scored: int | None
+) -> dict[str, Any]:
+    """tune.json's account of the choice: the rule, the tuning split's size, the standard
+    error and the most accurate trial (which the rule may have passed over for a cheaper one)."""
+    key = f"int8_{score.name}"
+    out: dict[str, Any] = {
+        "rule": (
+            "the fewest instructions per step among the trials within one standard error of "
+            f"the best int8 C {score.name} on the tuning split"
+            if score.higher_better and scored
+            else f"the best int8 C {score.name} on the tuning split, then the fewest instructions"
+        ),
+        "scored": scored,
+    }
+    ok = [r for r in rows if r.get("fits") and r.get(key) is not None]
+    if ok and best is not None:
+        top = max(ok, key=lambda r: (score.key(r[key]), -r["instructions_mean"]))
+        out["most_accurate_trial"] = top["number"]
+        out[f"most_accurate_{score.name}"] = top[key]
+        if score.higher_better:
+            out["standard_error"] = round(standard_error(top[key], scored), 4)
+    return out
+
+
+def standard_error(accuracy: float, scored: int | None) -> float:
+    """The binomial standard error of an accuracy measured on ``scored`` items (0 without)."""
+    if not scored or scored <= 0:
+        return 0.0
+    return math.sqrt(max(accuracy * (1.0 - accuracy), 0.0) / scored)
 
 
 def closest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -107,7 +153,12 @@ def closest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def result(
-    s: Any, rows: list[dict[str, Any]], best: dict[str, Any] | None, interrupted: bool, secs: float
+    s: Any,
+    rows: list[dict[str, Any]],
+    best: dict[str, Any] | None,
+    interrupted: bool,
+    secs: float,
+    chosen_by: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """tune.json's content."""
     out: dict[str, Any] = {
@@ -126,6 +177,7 @@ def result(
         "notes": list(s.notes),
         "trials": rows,
         "best": best,
+        "selection": chosen_by or {},
     }
     if best is None:
         fits = [r for r in rows if r.get("fits")]
@@ -285,4 +337,12 @@ def table(result: dict[str, Any]) -> list[str]:
         f"  train it again: {best['train_command']}",
         f"  measure it again: {best['size_command']}",
     ]
+    sel = result.get("selection") or {}
+    top = sel.get("most_accurate_trial")
+    if top is not None and top != best["trial"]:
+        lines.append(
+            f"  chosen over trial {top} ({sel[f'most_accurate_{sc.name}']:{sc.spec}} on the tuning "
+            f"split): within one standard error ({sel.get('standard_error', 0):.3f} on "
+            f"{sel['scored']} scored items) and fewer instructions per step"
+        )
     return lines

@@ -135,6 +135,8 @@ def test_tiny_study_end_to_end_and_resume(
             assert 0.0 <= t["int8_accuracy"] <= 1.0 and t["c_bit_exact"]
     best = result["best"]
     assert best is not None and rc == (0 if best["fits"] else 1)
+    sel = result["selection"]  # the tuning split's sequences, the rule that chose
+    assert sel["scored"] > 0 and "one standard error" in sel["rule"]
     assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "best" / "EXPORT.txt").exists() and (out / "best" / "model.keras").exists()
     assert best["train_command"].startswith("rnn2c train --dataset")
@@ -228,6 +230,45 @@ def test_a_token_dataset_searches_embedding_widths_without_conv_or_framing(
     assert cand.describe().startswith(f"Embedding({EMBEDDING_DIMS[-1]}) > RNN(64) x2")
     features = suggest(Trial(), (1, 2), ("int8",), ("none", "conv8"))
     assert features.embedding_dim is None and "--embedding-dim" not in features.train_flags()
+
+
+def test_one_standard_error_rule_prefers_the_cheaper_model_a_small_split_cannot_tell_apart() -> (
+    None
+):
+    """Accuracy on a tuning split of n items: trials within one binomial standard error of the
+    best are one choice, and the fewest instructions per step wins among them; with more items
+    the same gap is real and the more accurate one wins; at 100 % only ties count."""
+    import math
+    import random
+
+    from rnn2c import tune_report
+
+    def row(number: int, acc: float, instr: float, fits: bool = True) -> dict:
+        return {"number": number, "fits": fits, "int8_accuracy": acc,
+                "instructions_mean": instr, "stage": "verified in C"}  # fmt: skip
+
+    rng = random.Random(7)
+    for _ in range(200):
+        n = rng.choice([10, 49, 72, 500, 5000])
+        rows = [row(i, rng.randrange(n + 1) / n, rng.uniform(1e3, 5e4), rng.random() < 0.8)
+                for i in range(rng.randint(1, 8))]  # fmt: skip
+        ok = [r for r in rows if r["fits"]]
+        got = tune_report.pick_best(rows, tune_report.ACCURACY, n)
+        if not ok:
+            assert got is None
+            continue
+        top = max(r["int8_accuracy"] for r in ok)
+        se = math.sqrt(top * (1 - top) / n)
+        assert got["fits"] and got["int8_accuracy"] >= top - se - 1e-12
+        cheaper = [r for r in ok if r["instructions_mean"] < got["instructions_mean"]]
+        assert all(r["int8_accuracy"] < top - se - 1e-12 for r in cheaper)
+    # the OSULeaf case: 33 of 49 against 30 of 49, the second 31 % cheaper
+    rows = [row(0, 30 / 49, 9214), row(1, 33 / 49, 13420)]
+    assert tune_report.pick_best(rows, tune_report.ACCURACY, 49)["number"] == 0
+    assert tune_report.pick_best(rows, tune_report.ACCURACY, 4900)["number"] == 1
+    assert tune_report.pick_best(rows)["number"] == 1  # no split size: the most accurate
+    perfect = [row(0, 1.0, 9000), row(1, 0.9, 100)]
+    assert tune_report.pick_best(perfect, tune_report.ACCURACY, 10)["number"] == 0
 
 
 def test_regress_candidates_rank_by_int8_c_mae_lower_is_better() -> None:
