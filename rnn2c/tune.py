@@ -15,11 +15,11 @@ QAT (`train --qat`) and a token dataset's Embedding width included. Each trial:
 
 Candidates are trained on part of the training set and scored on the rest (the tuning split),
 never on the test set. The best candidate (within the budget, the fewest instructions among
-those within one standard error of the most accurate: tune_report.pick_best) is trained again by the plain `rnn2c train` command with its flags on the
-whole training set into ``DIR/best`` (a normal run folder), exported, counted and verified on the
-test set: those are the figures reported. The study lives in SQLite under DIR (or ``--storage``)
-and resumes; Ctrl-C keeps the finished trials; tune.json and pareto.png are written from the
-study (rnn2c/tune_report.py).
+those within one standard error of the most accurate: tune_report.pick_best) is trained again
+by the plain `rnn2c train` command with its flags on the whole training set into ``DIR/best``
+(a normal run folder), exported, counted and verified on the test set: those are the figures
+reported. The study lives in SQLite under DIR (or ``--storage``) and resumes; Ctrl-C keeps the
+finished trials; tune.json and pareto.png are written from the study (rnn2c/tune_report.py).
 """
 
 from __future__ import annotations
@@ -363,7 +363,10 @@ def _study(s: TuneSettings, default: dict[str, Any]) -> Any:
             load_if_exists=True,
         )
     except Exception as e:  # noqa: BLE001 - any storage failure is one line
-        raise TuneError(f"--storage {storage!r}: cannot open the study ({e})") from None
+        raise TuneError(
+            f"--storage {storage!r}: cannot open the study ({e}); expected an SQLAlchemy "
+            "database URL such as sqlite:///study.db or postgresql://user@host/db"
+        ) from None
     # a resumed study draws afresh: the same seed would repeat the first run's random draws
     study.sampler = optuna.samplers.TPESampler(
         seed=s.seed + len(study.get_trials(deepcopy=False)), n_startup_trials=5

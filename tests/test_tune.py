@@ -170,6 +170,11 @@ def test_bad_budget_flags_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
         err = capsys.readouterr().err.strip()
         assert err.startswith("rnn2c tune: error:") and words in err and "\n" not in err
         assert not out.exists()
+    out = tmp_path / "never"
+    assert _tune(_tiny_npz(tmp_path / "tiny.npz"), out, 1, "--storage", "nodb://x") == 2
+    err = capsys.readouterr().err.strip()
+    assert "--storage 'nodb://x'" in err and "sqlite:///" in err and "\n" not in err
+    assert not out.exists()
 
 
 def test_a_budget_no_candidate_meets_is_said_plainly(
