@@ -5,7 +5,6 @@ and what train builds exports and verifies bit-exact."""
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import keras
@@ -23,6 +22,7 @@ from rnn2c.train.model import (
     real_steps,
 )
 from rnn2c.train.train import train_run
+from tools import run_printed_lines
 
 
 def _toy(n: int = 24, t: int = 16, f: int = 3, seed: int = 0, min_len: int = 8) -> Dataset:
@@ -104,7 +104,6 @@ def test_frontend_settings_are_checked() -> None:
 def test_trained_architecture_exports_and_verifies_bit_exact(tmp_path: Path, kw: dict) -> None:
     """What train builds, exported with EXPORT.txt's own export line, verifies bit-exact and
     within the default thresholds against Keras."""
-    from rnn2c.cli import build_parser
 
     run = tmp_path / "run"
     metrics = train_run(_toy(), run, units=6, steps=60, verbose=0, command="pytest", **kw)
@@ -115,10 +114,7 @@ def test_trained_architecture_exports_and_verifies_bit_exact(tmp_path: Path, kw:
         assert f"--max-length {metrics['max_length']}" in export_line
         assert "--stream" not in verify_line
         assert "--activations int16" in export_line
-    parser = build_parser()
-    for line in (export_line, verify_line):
-        args = parser.parse_args(shlex.split(line)[1:])
-        assert args.func(args) == 0, line  # verify: PASS (bit-exact, thresholds met)
+    run_printed_lines(export_line, verify_line)  # verify: PASS (bit-exact, thresholds met)
 
 
 def test_weights_passthrough_and_one_line_refusals(

@@ -6,14 +6,14 @@ ids is refused in one line."""
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rnn2c.cli import build_parser, main
+from rnn2c.cli import main
 from rnn2c.train.data import DatasetError, load_dataset
+from tools import run_printed_lines
 
 
 def _token_npz(path: Path, task: str, seed: int = 0, vocab: int = 9, t: int = 12) -> Path:
@@ -71,10 +71,7 @@ def test_token_run_exports_and_verifies_bit_exact(
     export_line = next(ln for ln in lines if ln.startswith("rnn2c export"))
     verify_line = next(ln for ln in lines if ln.startswith("rnn2c verify"))
     assert "--input-quant" not in export_line
-    parser = build_parser()
-    for line in (export_line, verify_line):
-        args = parser.parse_args(shlex.split(line)[1:])
-        assert args.func(args) == 0, line  # verify: PASS (bit-exact, thresholds met)
+    run_printed_lines(export_line, verify_line)  # verify: PASS (bit-exact, thresholds met)
 
 
 def test_token_inputs_refuse_what_cannot_work(

@@ -145,3 +145,16 @@ def cpu_has(*features: str) -> bool:
     builds a path everywhere and runs it only where the CPU can. False where the flags cannot
     be read (not Linux)."""
     return set(features) <= cpu_flags()
+
+
+def run_printed_lines(*lines: str) -> None:
+    """Run `rnn2c ...` command lines as a user types them (EXPORT.txt's export and verify lines)
+    in this process; each must exit 0 (verify: PASS, bit-exact and within its thresholds)."""
+    import shlex  # noqa: PLC0415
+
+    from rnn2c.cli import build_parser  # noqa: PLC0415
+
+    parser = build_parser()
+    for line in lines:
+        args = parser.parse_args(shlex.split(line)[1:])
+        assert args.func(args) == 0, line
