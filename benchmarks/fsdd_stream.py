@@ -1,0 +1,190 @@
+"""Spoken digits on a stream (FSDD): keyword spotting through the generated C, scored as hits,
+misses and false accepts per hour.
+
+For each run folder of `rnn2c train --dataset wav:DIR --features logmel --test-speaker S`
+(benchmarks/fsdd.py makes them): export it with its front end, build one long stream of the
+held-out speaker's recordings (rnn2c.export.detect.make_stream: shuffled by --seed, a silent
+gap of --gaps seconds before each, white noise --snr dB under the words' mean RMS over the
+whole stream), push it through the compiled C hop by hop (<name>_push_audio, never reset, then
+<name>_detect with the export's default parameters), check the detector against its NumPy twin
+(detect) bit for bit and the C outputs against the integer reference (front end, run_int) on
+the stream's first --check-hops hops, and score the reports (score: a report with the word's
+label from its first sample to --tolerance s after its last is a hit, any other a false
+accept). The twin then sweeps the threshold. Writes stream.json and, with --docs, the table
+between docs/audio.md's stream markers.
+
+    nice -n 10 .venv/bin/python benchmarks/fsdd_stream.py --data ../shared/data/fsdd/recordings \\
+        --runs build/fsdd/george build/fsdd/jackson ... --out build/fsdd_stream
+
+Never part of the test suite (about a minute a speaker on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+STRICT = ("-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2")
+SWEEP = (0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95)
+NAME = "digits"
+
+
+def compile_c(export: Path) -> ctypes.CDLL:
+    lib = export / f"{NAME}.so"
+    src = str(export / f"{NAME}.c")
+    subprocess.run(["gcc", *STRICT, "-shared", "-fPIC", src, "-o", str(lib)], check=True)
+    c = ctypes.CDLL(str(lib))
+    ptr = ctypes.c_void_p
+    for f in ("reset", "detect_reset"):
+        getattr(c, f"{NAME}_{f}").argtypes = [ptr]
+    c.digits_push_audio.argtypes = [ptr, ptr, ctypes.c_int, ptr]
+    c.digits_push_audio.restype = ctypes.c_int
+    c.digits_detect.argtypes = [ptr, ptr]
+    c.digits_detect.restype = ctypes.c_int
+    return c
+
+
+def run_stream(c: ctypes.CDLL, state_bytes: int, pcm: np.ndarray, hop: int, classes: int):
+    """The C over the stream, one hop per push: every hop's output and detect's report."""
+    state = ctypes.create_string_buffer(state_bytes)
+    det = ctypes.create_string_buffer(1 << 16)
+    c.digits_reset(state)
+    c.digits_detect_reset(det)
+    hops = len(pcm) // hop
+    outputs = np.zeros((hops, classes), dtype=np.int8)
+    labels = np.zeros(hops, dtype=np.int64)
+    base = pcm.ctypes.data
+    for t in range(hops):
+        row = outputs[t].ctypes.data
+        if c.digits_push_audio(state, base + 2 * t * hop, hop, row) != 1:
+            raise SystemExit(f"push_audio of one hop did not step once at hop {t}")
+        labels[t] = c.digits_detect(det, row)
+    return outputs, labels
+
+
+def one_speaker(run: Path, args: argparse.Namespace) -> dict[str, object]:
+    from rnn2c.export.audio import LogMel, read_recordings, read_wav
+    from rnn2c.export.detect import default_detector, detect, make_stream, score, threshold_for
+    from rnn2c.export.reference import run_int
+    from rnn2c.export.serialize import load
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    speaker = metrics["audio"]["test_speakers"][0]
+    classes = metrics["class_names"]
+    export = args.out / speaker
+    cmd = [sys.executable, "-m", "rnn2c", "export", str(run / "model.keras")]
+    cmd += ["--calib", str(run / "calib.npz"), "--out", str(export), "--name", NAME]
+    cmd += ["--frontend", str(run / "frontend.json")]
+    subprocess.run(cmd, check=True, capture_output=True)
+    fe = LogMel.from_json(json.loads((run / "frontend.json").read_text()))
+    qmodel = load(export / f"{NAME}_qmodel.npz")
+    recs = [r for r in read_recordings(args.data) if r.speaker == speaker]
+    words = [(read_wav(r.path, fe.sample_rate), classes.index(r.label)) for r in recs]
+    stream = make_stream(words, fe.sample_rate, args.seed, args.snr, tuple(args.gaps))
+    c = compile_c(export)
+    t0 = time.perf_counter()
+    outputs, c_labels = run_stream(c, qmodel.state_bytes(), stream.pcm, fe.hop, len(classes))
+    c_seconds = time.perf_counter() - t0
+    oq = qmodel.output_q
+    det = default_detector(float(oq.scale), int(oq.zero_point), fe.hop / fe.sample_rate)
+    twin_exact = bool(np.array_equal(detect(outputs, det), c_labels))
+    n = min(args.check_hops, len(outputs))
+    feats = fe.features_int(stream.pcm[: n * fe.hop])
+    ref = run_int(qmodel, feats[None].astype(np.int8))[0]
+    ref_exact = bool(np.array_equal(ref, outputs[:n]))
+    sweep = []
+    for p in SWEEP:
+        d = type(det)(
+            det.hops, threshold_for(p, float(oq.scale), int(oq.zero_point)), det.refractory
+        )
+        s = score(detect(outputs, d), stream, fe.hop, args.tolerance)
+        sweep.append({"probability": p, "threshold": d.threshold, **s})
+    return {
+        "speaker": speaker,
+        "stream": stream.description,
+        "detector": {"hops": det.hops, "threshold": det.threshold, "refractory": det.refractory},
+        "default": score(c_labels, stream, fe.hop, args.tolerance),
+        "sweep": sweep,
+        "c_detect_equals_twin": twin_exact,
+        "c_outputs_equal_reference_hops": n if ref_exact else -n,
+        "c_seconds": round(c_seconds, 1),
+        "run": str(run),
+        "float_test_accuracy": metrics["float_test_accuracy"],
+    }
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| held-out speaker | digits | stream (min) | hits | misses | false accepts "
+        "(wrong label) | FA per hour | hit rate | best sweep point: p, hit rate, FA/h |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        d = r["default"]
+        best = max(r["sweep"], key=lambda s: s["hits"] - s["false_accepts"])
+        lines.append(
+            f"| {r['speaker']} | {d['words']} | {60 * d['hours']:.1f} | {d['hits']} | "
+            f"{d['misses']} | {d['false_accepts']} ({d['wrong_label']}) | "
+            f"{d['false_accepts_per_hour']:.0f} | {100 * d['hit_rate']:.1f} % | "
+            f"{best['probability']:g}, {100 * best['hit_rate']:.1f} %, "
+            f"{best['false_accepts_per_hour']:.0f} |"
+        )
+    hits = sum(r["default"]["hits"] for r in rows)
+    words = sum(r["default"]["words"] for r in rows)
+    fa = sum(r["default"]["false_accepts"] for r in rows)
+    hours = sum(r["default"]["hours"] for r in rows)
+    lines.append(
+        f"| **all** | {words} | {60 * hours:.1f} | {hits} | {words - hits} | {fa} | "
+        f"**{fa / hours:.0f}** | **{100 * hits / words:.1f} %** | |"
+    )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True, help="the FSDD recordings folder")
+    ap.add_argument("--runs", type=Path, nargs="+", required=True, help="train run folders")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--snr", type=float, default=20.0, help="noise dB under the words' RMS")
+    ap.add_argument("--gaps", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX"))
+    ap.add_argument("--tolerance", type=float, default=0.5, help="seconds after a word's end")
+    ap.add_argument("--check-hops", type=int, default=3000, help="hops checked against run_int")
+    ap.add_argument("--docs", type=Path, help="write the table between docs/audio.md's markers")
+    args = ap.parse_args()
+    for run in args.runs:
+        if not (run / "metrics.json").is_file() or not (run / "frontend.json").is_file():
+            ap.error(
+                f"{run}: not a run folder of rnn2c train --features logmel (no metrics.json "
+                "or frontend.json)"
+            )
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for run in args.runs:
+        rows.append(one_speaker(run, args))
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "sweep"}), flush=True)
+        (args.out / "stream.json").write_text(json.dumps(rows, indent=2) + "\n")
+    text = table(rows)
+    print(text)
+    if args.docs is not None:
+        page = args.docs.read_text()
+        head, rest = page.split("<!-- stream:begin -->\n", 1)
+        _, tail = rest.split("<!-- stream:end -->", 1)
+        cmd = " ".join(["benchmarks/fsdd_stream.py", *sys.argv[1:]])
+        block = f"{text}\n\n`{cmd}`; {rows[0]['stream']} (per speaker).\n"
+        args.docs.write_text(f"{head}<!-- stream:begin -->\n{block}<!-- stream:end -->{tail}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
