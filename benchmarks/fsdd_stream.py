@@ -35,7 +35,8 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 STRICT = ("-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2")
-SWEEP = (0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95)
+SWEEP = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
+HIGH = 0.9  # the table's second threshold (label smoothing 0.1 caps a posterior near 0.91)
 NAME = "digits"
 
 
@@ -126,26 +127,29 @@ def one_speaker(run: Path, args: argparse.Namespace) -> dict[str, object]:
 def table(rows: list[dict]) -> str:
     lines = [
         "| held-out speaker | digits | stream (min) | hits | misses | false accepts "
-        "(wrong label) | FA per hour | hit rate | best sweep point: p, hit rate, FA/h |",
+        "(wrong label) | FA per hour | hit rate | at p = 0.9: hit rate, FA per hour |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         d = r["default"]
-        best = max(r["sweep"], key=lambda s: s["hits"] - s["false_accepts"])
+        best = next(s for s in r["sweep"] if s["probability"] == HIGH)
         lines.append(
             f"| {r['speaker']} | {d['words']} | {60 * d['hours']:.1f} | {d['hits']} | "
             f"{d['misses']} | {d['false_accepts']} ({d['wrong_label']}) | "
             f"{d['false_accepts_per_hour']:.0f} | {100 * d['hit_rate']:.1f} % | "
-            f"{best['probability']:g}, {100 * best['hit_rate']:.1f} %, "
+            f"{100 * best['hit_rate']:.1f} %, "
             f"{best['false_accepts_per_hour']:.0f} |"
         )
+    high = [next(s for s in r["sweep"] if s["probability"] == HIGH) for r in rows]
     hits = sum(r["default"]["hits"] for r in rows)
     words = sum(r["default"]["words"] for r in rows)
     fa = sum(r["default"]["false_accepts"] for r in rows)
     hours = sum(r["default"]["hours"] for r in rows)
     lines.append(
         f"| **all** | {words} | {60 * hours:.1f} | {hits} | {words - hits} | {fa} | "
-        f"**{fa / hours:.0f}** | **{100 * hits / words:.1f} %** | |"
+        f"**{fa / hours:.0f}** | **{100 * hits / words:.1f} %** | "
+        f"{100 * sum(h['hits'] for h in high) / words:.1f} %, "
+        f"{sum(h['false_accepts'] for h in high) / hours:.0f} |"
     )
     return "\n".join(lines)
 
