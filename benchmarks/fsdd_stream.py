@@ -156,9 +156,10 @@ def table(rows: list[dict]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, required=True, help="the FSDD recordings folder")
-    ap.add_argument("--runs", type=Path, nargs="+", required=True, help="train run folders")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--data", type=Path, help="the FSDD recordings folder")
+    ap.add_argument("--runs", type=Path, nargs="+", default=[], help="train run folders")
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--table-from", type=Path, help="a stream.json: the table only")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--snr", type=float, default=20.0, help="noise dB under the words' RMS")
     ap.add_argument("--gaps", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX"))
@@ -166,27 +167,39 @@ def main() -> int:
     ap.add_argument("--check-hops", type=int, default=3000, help="hops checked against run_int")
     ap.add_argument("--docs", type=Path, help="write the table between docs/audio.md's markers")
     args = ap.parse_args()
+    if args.table_from:
+        rows = json.loads(args.table_from.read_text())
+        return write_table(rows, args.docs, str(rows[0].get("command", "")))
+    if args.data is None or args.out is None or not args.runs:
+        ap.error("--data, --runs and --out are required (or --table-from)")
     for run in args.runs:
         if not (run / "metrics.json").is_file() or not (run / "frontend.json").is_file():
             ap.error(
                 f"{run}: not a run folder of rnn2c train --features logmel (no metrics.json "
                 "or frontend.json)"
             )
+    if not args.data.is_dir():
+        ap.error(f"--data {args.data}: no such folder; expected FSDD's recordings folder")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for run in args.runs:
         rows.append(one_speaker(run, args))
+        rows[-1]["command"] = " ".join(["benchmarks/fsdd_stream.py", *sys.argv[1:]])
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "sweep"}), flush=True)
         (args.out / "stream.json").write_text(json.dumps(rows, indent=2) + "\n")
+    return write_table(rows, args.docs, " ".join(["benchmarks/fsdd_stream.py", *sys.argv[1:]]))
+
+
+def write_table(rows: list[dict], docs: Path | None, command: str) -> int:
+    """Print the table; with ``docs``, put it between the page's stream markers."""
     text = table(rows)
     print(text)
-    if args.docs is not None:
-        page = args.docs.read_text()
+    if docs is not None:
+        page = docs.read_text()
         head, rest = page.split("<!-- stream:begin -->\n", 1)
         _, tail = rest.split("<!-- stream:end -->", 1)
-        cmd = " ".join(["benchmarks/fsdd_stream.py", *sys.argv[1:]])
-        block = f"{text}\n\n`{cmd}`; {rows[0]['stream']} (per speaker).\n"
-        args.docs.write_text(f"{head}<!-- stream:begin -->\n{block}<!-- stream:end -->{tail}")
+        block = f"{text}\n\n`{command}`; {rows[0]['speaker']}'s stream: {rows[0]['stream']}.\n"
+        docs.write_text(f"{head}<!-- stream:begin -->\n{block}<!-- stream:end -->{tail}")
     return 0
 
 

@@ -124,7 +124,7 @@ def test_c_detect_equals_twin(exported: Path) -> None:
     header = (exported / "kws.h").read_text()
     assert "#define KWS_DETECT_THRESHOLD 64" in header
     configs = [(default, [])]
-    for i in range(3):
+    for _ in range(3):
         d = Detector(
             int(rng.integers(1, 17)), int(rng.integers(-30, 110)), int(rng.integers(0, 30))
         )
