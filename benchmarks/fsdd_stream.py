@@ -5,13 +5,14 @@ For each run folder of `rnn2c train --dataset wav:DIR --features logmel --test-s
 (benchmarks/fsdd.py makes them): export it with its front end, build one long stream of the
 held-out speaker's recordings (rnn2c.export.detect.make_stream: shuffled by --seed, a silent
 gap of --gaps seconds before each, white noise --snr dB under the words' mean RMS over the
-whole stream), push it through the compiled C hop by hop (<name>_push_audio, never reset, then
+whole stream), push it through the compiled C hop by hop (--modes: <name>_push_audio, the
+model never reset, and/or <name>_stream_push, two copies restarted in turn; then
 <name>_detect with the export's default parameters), check the detector against its NumPy twin
-(detect) bit for bit and the C outputs against the integer reference (front end, run_int) on
-the stream's first --check-hops hops, and score the reports (score: a report with the word's
-label from its first sample to --tolerance s after its last is a hit, any other a false
-accept). The twin then sweeps the threshold. Writes stream.json and, with --docs, the table
-between docs/audio.md's stream markers.
+(detect) bit for bit and the C outputs against the integer reference (front end, run_int,
+stream_outputs) on the stream's first --check-hops hops, and score the reports (score: a report
+with the word's label from its first sample to --tolerance s after its last is a hit, any
+other a false accept). The twin then sweeps the threshold. Writes stream.json and, with
+--docs, the table between docs/audio.md's stream markers.
 
     nice -n 10 .venv/bin/python benchmarks/fsdd_stream.py --data ../shared/data/fsdd/recordings \\
         --runs build/fsdd/george build/fsdd/jackson ... --out build/fsdd_stream
@@ -27,7 +28,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -46,20 +46,23 @@ def compile_c(export: Path) -> ctypes.CDLL:
     subprocess.run(["gcc", *STRICT, "-shared", "-fPIC", src, "-o", str(lib)], check=True)
     c = ctypes.CDLL(str(lib))
     ptr = ctypes.c_void_p
-    for f in ("reset", "detect_reset"):
+    for f in ("reset", "detect_reset", "stream_reset"):
         getattr(c, f"{NAME}_{f}").argtypes = [ptr]
-    c.digits_push_audio.argtypes = [ptr, ptr, ctypes.c_int, ptr]
-    c.digits_push_audio.restype = ctypes.c_int
+    for f in ("push_audio", "stream_push"):
+        getattr(c, f"{NAME}_{f}").argtypes = [ptr, ptr, ctypes.c_int, ptr]
+        getattr(c, f"{NAME}_{f}").restype = ctypes.c_int
     c.digits_detect.argtypes = [ptr, ptr]
     c.digits_detect.restype = ctypes.c_int
     return c
 
 
-def run_stream(c: ctypes.CDLL, state_bytes: int, pcm: np.ndarray, hop: int, classes: int):
-    """The C over the stream, one hop per push: every hop's output and detect's report."""
-    state = ctypes.create_string_buffer(state_bytes)
+def run_stream(c: ctypes.CDLL, mode: str, pcm: np.ndarray, hop: int, classes: int):
+    """The C over the stream, one hop per push (``mode``: push_audio, never reset, or
+    stream_push, two copies restarted in turn): every hop's output and detect's report."""
+    state = ctypes.create_string_buffer(1 << 16)
     det = ctypes.create_string_buffer(1 << 16)
-    c.digits_reset(state)
+    getattr(c, f"{NAME}_{'reset' if mode == 'push_audio' else 'stream_reset'}")(state)
+    push = getattr(c, f"{NAME}_{mode}")
     c.digits_detect_reset(det)
     hops = len(pcm) // hop
     outputs = np.zeros((hops, classes), dtype=np.int8)
@@ -67,16 +70,50 @@ def run_stream(c: ctypes.CDLL, state_bytes: int, pcm: np.ndarray, hop: int, clas
     base = pcm.ctypes.data
     for t in range(hops):
         row = outputs[t].ctypes.data
-        if c.digits_push_audio(state, base + 2 * t * hop, hop, row) != 1:
-            raise SystemExit(f"push_audio of one hop did not step once at hop {t}")
+        if push(state, base + 2 * t * hop, hop, row) != 1:
+            raise SystemExit(f"{mode} of one hop did not step once at hop {t}")
         labels[t] = c.digits_detect(det, row)
     return outputs, labels
 
 
-def one_speaker(run: Path, args: argparse.Namespace) -> dict[str, object]:
-    from rnn2c.export.audio import LogMel, read_recordings, read_wav
-    from rnn2c.export.detect import default_detector, detect, make_stream, score, threshold_for
+def one_mode(c, mode: str, qmodel, fe, stream, det, args) -> dict[str, object]:
+    """One way of running the stream: the C's reports scored, checked against the twins."""
+    from rnn2c.export.detect import detect, reset_hops, score, stream_outputs, threshold_for
     from rnn2c.export.reference import run_int
+
+    outputs, c_labels = run_stream(c, mode, stream.pcm, fe.hop, outputs_size(qmodel))
+    twin_exact = bool(np.array_equal(detect(outputs, det), c_labels))
+    n = min(args.check_hops, len(outputs))
+    feats = fe.features_int(stream.pcm[: n * fe.hop]).astype(np.int8)
+    if mode == "push_audio":
+        ref = run_int(qmodel, feats[None])[0]
+    else:
+        reset = reset_hops(fe.hop / fe.sample_rate)
+        ref = stream_outputs(lambda x: run_int(qmodel, x), feats, reset)
+    oq = qmodel.output_q
+    sweep = []
+    for p in SWEEP:
+        d = type(det)(
+            det.hops, threshold_for(p, float(oq.scale), int(oq.zero_point)), det.refractory
+        )
+        s = score(detect(outputs, d), stream, fe.hop, args.tolerance)
+        sweep.append({"probability": p, "threshold": d.threshold, **s})
+    return {
+        "mode": mode,
+        "default": score(c_labels, stream, fe.hop, args.tolerance),
+        "sweep": sweep,
+        "c_detect_equals_twin": twin_exact,
+        "c_outputs_equal_reference_hops": n if np.array_equal(ref, outputs[:n]) else -n,
+    }
+
+
+def outputs_size(qmodel) -> int:
+    return int(qmodel.output_size)
+
+
+def one_speaker(run: Path, args: argparse.Namespace) -> list[dict[str, object]]:
+    from rnn2c.export.audio import LogMel, read_recordings, read_wav
+    from rnn2c.export.detect import default_detector, make_stream
     from rnn2c.export.serialize import load
 
     metrics = json.loads((run / "metrics.json").read_text())
@@ -93,64 +130,49 @@ def one_speaker(run: Path, args: argparse.Namespace) -> dict[str, object]:
     words = [(read_wav(r.path, fe.sample_rate), classes.index(r.label)) for r in recs]
     stream = make_stream(words, fe.sample_rate, args.seed, args.snr, tuple(args.gaps))
     c = compile_c(export)
-    t0 = time.perf_counter()
-    outputs, c_labels = run_stream(c, qmodel.state_bytes(), stream.pcm, fe.hop, len(classes))
-    c_seconds = time.perf_counter() - t0
     oq = qmodel.output_q
     det = default_detector(float(oq.scale), int(oq.zero_point), fe.hop / fe.sample_rate)
-    twin_exact = bool(np.array_equal(detect(outputs, det), c_labels))
-    n = min(args.check_hops, len(outputs))
-    feats = fe.features_int(stream.pcm[: n * fe.hop])
-    ref = run_int(qmodel, feats[None].astype(np.int8))[0]
-    ref_exact = bool(np.array_equal(ref, outputs[:n]))
-    sweep = []
-    for p in SWEEP:
-        d = type(det)(
-            det.hops, threshold_for(p, float(oq.scale), int(oq.zero_point)), det.refractory
-        )
-        s = score(detect(outputs, d), stream, fe.hop, args.tolerance)
-        sweep.append({"probability": p, "threshold": d.threshold, **s})
-    return {
+    head = {
         "speaker": speaker,
         "stream": stream.description,
         "detector": {"hops": det.hops, "threshold": det.threshold, "refractory": det.refractory},
-        "default": score(c_labels, stream, fe.hop, args.tolerance),
-        "sweep": sweep,
-        "c_detect_equals_twin": twin_exact,
-        "c_outputs_equal_reference_hops": n if ref_exact else -n,
-        "c_seconds": round(c_seconds, 1),
         "run": str(run),
         "float_test_accuracy": metrics["float_test_accuracy"],
+        "audio_context": metrics["audio"].get("context", "word"),
     }
+    return [{**head, **one_mode(c, m, qmodel, fe, stream, det, args)} for m in args.modes]
 
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| held-out speaker | digits | stream (min) | hits | misses | false accepts "
-        "(wrong label) | FA per hour | hit rate | at p = 0.9: hit rate, FA per hour |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| held-out speaker | training | C | digits | stream (min) | hits | misses | false "
+        "accepts (wrong label) | FA per hour | hit rate | at p = 0.9: hit rate, FA per hour |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         d = r["default"]
         best = next(s for s in r["sweep"] if s["probability"] == HIGH)
         lines.append(
-            f"| {r['speaker']} | {d['words']} | {60 * d['hours']:.1f} | {d['hits']} | "
+            f"| {r['speaker']} | {r['audio_context']} | {r['mode']} | {d['words']} | "
+            f"{60 * d['hours']:.1f} | {d['hits']} | "
             f"{d['misses']} | {d['false_accepts']} ({d['wrong_label']}) | "
             f"{d['false_accepts_per_hour']:.0f} | {100 * d['hit_rate']:.1f} % | "
             f"{100 * best['hit_rate']:.1f} %, "
             f"{best['false_accepts_per_hour']:.0f} |"
         )
-    high = [next(s for s in r["sweep"] if s["probability"] == HIGH) for r in rows]
-    hits = sum(r["default"]["hits"] for r in rows)
-    words = sum(r["default"]["words"] for r in rows)
-    fa = sum(r["default"]["false_accepts"] for r in rows)
-    hours = sum(r["default"]["hours"] for r in rows)
-    lines.append(
-        f"| **all** | {words} | {60 * hours:.1f} | {hits} | {words - hits} | {fa} | "
-        f"**{fa / hours:.0f}** | **{100 * hits / words:.1f} %** | "
-        f"{100 * sum(h['hits'] for h in high) / words:.1f} %, "
-        f"{sum(h['false_accepts'] for h in high) / hours:.0f} |"
-    )
+    for mode in dict.fromkeys(r["mode"] for r in rows):
+        some = [r for r in rows if r["mode"] == mode]
+        high = [next(s for s in r["sweep"] if s["probability"] == HIGH) for r in some]
+        hits = sum(r["default"]["hits"] for r in some)
+        words = sum(r["default"]["words"] for r in some)
+        fa = sum(r["default"]["false_accepts"] for r in some)
+        hours = sum(r["default"]["hours"] for r in some)
+        lines.append(
+            f"| **all** | | {mode} | {words} | {60 * hours:.1f} | {hits} | {words - hits} | "
+            f"{fa} | **{fa / hours:.0f}** | **{100 * hits / words:.1f} %** | "
+            f"{100 * sum(h['hits'] for h in high) / words:.1f} %, "
+            f"{sum(h['false_accepts'] for h in high) / hours:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -165,6 +187,13 @@ def main() -> int:
     ap.add_argument("--gaps", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX"))
     ap.add_argument("--tolerance", type=float, default=0.5, help="seconds after a word's end")
     ap.add_argument("--check-hops", type=int, default=3000, help="hops checked against run_int")
+    ap.add_argument(
+        "--modes",
+        nargs="+",
+        choices=("push_audio", "stream_push"),
+        default=["push_audio", "stream_push"],
+        help="how the C runs the stream: push_audio (never reset), stream_push (two copies)",
+    )
     ap.add_argument("--docs", type=Path, help="write the table between docs/audio.md's markers")
     args = ap.parse_args()
     if args.table_from:
@@ -183,9 +212,10 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for run in args.runs:
-        rows.append(one_speaker(run, args))
-        rows[-1]["command"] = " ".join(["benchmarks/fsdd_stream.py", *sys.argv[1:]])
-        print(json.dumps({k: v for k, v in rows[-1].items() if k != "sweep"}), flush=True)
+        for row in one_speaker(run, args):
+            row["command"] = " ".join(["benchmarks/fsdd_stream.py", *sys.argv[1:]])
+            print(json.dumps({k: v for k, v in row.items() if k != "sweep"}), flush=True)
+            rows.append(row)
         (args.out / "stream.json").write_text(json.dumps(rows, indent=2) + "\n")
     return write_table(rows, args.docs, " ".join(["benchmarks/fsdd_stream.py", *sys.argv[1:]]))
 

@@ -12,6 +12,7 @@ classes are the model's; "no word" is the average staying under the threshold.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,43 @@ def default_detector(output_scale: float, output_zero_point: int, hop_seconds: f
         threshold=threshold_for(0.75, output_scale, output_zero_point),
         refractory=max(0, round(1.0 / hop_seconds)),
     )
+
+
+def reset_hops(hop_seconds: float) -> int:
+    """<NAME>_STREAM_RESET_HOPS's default: about two seconds, even (each copy of the model
+    has then heard one to two seconds when its output is used)."""
+    return max(2, 2 * round(1.0 / hop_seconds))
+
+
+def stream_outputs(
+    run: Callable[[np.ndarray], np.ndarray], features: np.ndarray, reset: int
+) -> np.ndarray:
+    """``<name>_stream_push``'s outputs [T, C] over a stream's features [T, F] (int8), from the
+    integer model ``run`` (features [N, T, F] -> outputs after every step [N, T, C], e.g.
+    ``lambda x: run_int(qmodel, x)``): two copies of the model, copy 0 restarted at hops
+    ``reset``, ``2 reset``, ..., copy 1 at ``reset / 2``, ``3 reset / 2``, ...; each hop's output
+    is the copy restarted longer ago (copy 0 where ``t % reset >= reset / 2``)."""
+    if reset < 2 or reset % 2:
+        raise DetectError(f"stream reset {reset} hops: an even number, 2 or more")
+    x = np.asarray(features, dtype=np.int8)
+    n, half = len(x), reset // 2
+    out: np.ndarray | None = None
+    for copy, starts in ((0, range(0, n, reset)), (1, [0, *range(half, n, reset)])):
+        bounds = [*starts, n]
+        segs = [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=False) if b > a]
+        width = max(b - a for a, b in segs)
+        batch = np.zeros((len(segs), width, x.shape[1]), dtype=np.int8)
+        for i, (a, b) in enumerate(segs):
+            batch[i, : b - a] = x[a:b]
+        y = np.asarray(run(batch))
+        if out is None:
+            out = np.zeros((n, y.shape[2]), dtype=y.dtype)
+        for i, (a, b) in enumerate(segs):
+            t = np.arange(a, b)
+            use = (t % reset >= half) if copy == 0 else (t % reset < half)
+            out[t[use]] = y[i, : b - a][use]
+    assert out is not None
+    return out
 
 
 def detect(outputs: np.ndarray, det: Detector) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 
 from rnn2c import __version__
 from rnn2c.export.audio import LogMel
-from rnn2c.export.detect import default_detector
+from rnn2c.export.detect import default_detector, reset_hops
 from rnn2c.export.ir import (
     CTYPE_BYTES,
     ExportError,
@@ -703,5 +703,7 @@ def detect_context(qmodel: QuantModel) -> dict[str, Any]:
         "threshold": det.threshold,
         "refractory": det.refractory,
         "refractory_ms": round(1000 * det.refractory * fe.hop / fe.sample_rate),
+        "reset_hops": reset_hops(fe.hop / fe.sample_rate),
+        "reset_ms": round(1000 * reset_hops(fe.hop / fe.sample_rate) * fe.hop / fe.sample_rate),
         "note": " (p = 0.75)" if softmax else " (0.75 in the output's real units)",
     }

@@ -23,7 +23,9 @@ from rnn2c.export.detect import (
     detect,
     make_stream,
     score,
+    stream_outputs,
 )
+from rnn2c.export.reference import run_int
 from rnn2c.export.serialize import load
 
 STRICT = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-Wshadow", "-Wcast-qual")
@@ -86,6 +88,30 @@ def exported(tmp_path_factory) -> Path:
     return tmp / "c"
 
 
+@pytest.fixture(scope="module")
+def remembering(tmp_path_factory) -> Path:
+    """A GRU(8) with random weights (it remembers: a restart changes its outputs), exported
+    as kws like ``exported``."""
+    import keras  # noqa: PLC0415
+
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [
+            keras.Input((None, FE.num_features)),
+            keras.layers.Rescaling(1.0 / 64.0),
+            keras.layers.GRU(8),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    tmp = tmp_path_factory.mktemp("remember")
+    feats = FE.features_int(np.concatenate([tone(LOW, 0.5), tone(HIGH, 0.5)]))
+    np.savez(tmp / "calib.npz", x=feats[None].astype(np.float32), lengths=np.array([len(feats)]))
+    (tmp / "frontend.json").write_text(FE.dumps())
+    fe_json = str(tmp / "frontend.json")
+    export_model(model, str(tmp / "calib.npz"), tmp / "c", name="kws", frontend=fe_json)
+    return tmp / "c"
+
+
 def compile_lib(export: Path, flags: list[str], tag: str) -> ctypes.CDLL:
     lib = export / f"kws_{tag}.so"
     cmd = ["gcc", *STRICT, *flags, "-shared", "-fPIC", str(export / "kws.c"), "-o", str(lib)]
@@ -96,6 +122,9 @@ def compile_lib(export: Path, flags: list[str], tag: str) -> ctypes.CDLL:
     c.kws_detect.argtypes = [ptr, ptr]
     c.kws_push_audio.argtypes = [ptr, ptr, ctypes.c_int, ptr]
     c.kws_push_audio.restype = c.kws_detect.restype = ctypes.c_int
+    c.kws_stream_reset.argtypes = [ptr]
+    c.kws_stream_push.argtypes = [ptr, ptr, ctypes.c_int, ptr]
+    c.kws_stream_push.restype = ctypes.c_int
     return c
 
 
@@ -188,3 +217,35 @@ def test_detector_errors(exported: Path) -> None:
     with pytest.raises(subprocess.CalledProcessError) as err:
         compile_lib(exported, ["-DKWS_DETECT_HOPS=0"], "bad")
     assert "KWS_DETECT_HOPS: the moving average takes 1 to 255 hops" in err.value.stderr
+    with pytest.raises(DetectError, match="an even number"):
+        stream_outputs(lambda x: x, np.zeros((4, 3), np.int8), 3)
+
+
+@pytest.mark.parametrize("reset, chunk", [(None, 128), (6, 77), (2, 300)])
+def test_stream_push_equals_twin(remembering: Path, reset: int | None, chunk: int) -> None:
+    """<name>_stream_push (two copies restarted in turn) equals stream_outputs over run_int,
+    fed in chunks of any size; the default restart period is in the header."""
+    exported = remembering
+    flags = [] if reset is None else [f"-DKWS_STREAM_RESET_HOPS={reset}"]
+    c = compile_lib(exported, flags, f"s{reset}")
+    reset = reset or 124
+    assert "#define KWS_STREAM_RESET_HOPS 124" in (exported / "kws.h").read_text()
+    words = [(tone(LOW, 0.3), 0), (tone(HIGH, 0.3), 1)] * 3
+    stream = make_stream(words, FE.sample_rate, seed=1, snr_db=10.0, gap_seconds=(0.5, 1.0))
+    qmodel = load(exported / "kws_qmodel.npz")
+    state = ctypes.create_string_buffer(1 << 15)
+    c.kws_stream_reset(state)
+    got, out, hops = [], np.zeros(3, np.int8), 0
+    for at in range(0, len(stream.pcm), chunk):
+        part = np.ascontiguousarray(stream.pcm[at : at + chunk])
+        hops += c.kws_stream_push(state, part.ctypes.data, len(part), out.ctypes.data)
+        if hops:
+            got.append((hops - 1, out.copy()))  # the latest hop's output
+    feats = FE.features_int(stream.pcm)
+    want = stream_outputs(lambda x: run_int(qmodel, x), feats, reset)
+    assert got and got[-1][0] == len(feats) - 1
+    for t, row in got:
+        np.testing.assert_array_equal(row, want[t])
+    if reset <= 6:  # short periods: another schedule gives other outputs (the model remembers)
+        other = stream_outputs(lambda x: run_int(qmodel, x), feats, reset + 2)
+        assert not np.array_equal(other, want)
