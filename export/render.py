@@ -12,6 +12,7 @@ import numpy as np
 
 from rnn2c import __version__
 from rnn2c.export.audio import LogMel
+from rnn2c.export.detect import default_detector, reset_hops
 from rnn2c.export.ir import (
     CTYPE_BYTES,
     ExportError,
@@ -610,6 +611,8 @@ def _render_files(
         "frame_bytes": qmodel.state_bytes() - qmodel.state_bytes(framed=False),
         #: an audio front end (<name>_push_audio): its tables and constants, else None
         "fe": None if qmodel.frontend is None else LogMel.from_json(qmodel.frontend).c_tables(),
+        #: the streaming detector's default macros (<name>_detect, beside push_audio)
+        "detect": None if qmodel.frontend is None else detect_context(qmodel),
     }
     env = template_environment()
     return {
@@ -687,3 +690,20 @@ def output_rows(qmodel: QuantModel) -> str:
 
 #: the former name, which export/seq2seq_render.py imports; drop once it imports layer_view
 _view = layer_view
+
+
+def detect_context(qmodel: QuantModel) -> dict[str, Any]:
+    """The <NAME>_DETECT_* defaults of a model exported with a front end."""
+    fe = LogMel.from_json(qmodel.frontend)
+    oq = qmodel.output_q
+    det = default_detector(float(oq.scale), int(oq.zero_point), fe.hop / fe.sample_rate)
+    softmax = int(oq.zero_point) == -128 and abs(float(oq.scale) - 1 / 256) < 1e-12
+    return {
+        "hops": det.hops,
+        "threshold": det.threshold,
+        "refractory": det.refractory,
+        "refractory_ms": round(1000 * det.refractory * fe.hop / fe.sample_rate),
+        "reset_hops": reset_hops(fe.hop / fe.sample_rate),
+        "reset_ms": round(1000 * reset_hops(fe.hop / fe.sample_rate) * fe.hop / fe.sample_rate),
+        "note": " (p = 0.75)" if softmax else " (0.75 in the output's real units)",
+    }

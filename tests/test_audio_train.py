@@ -15,7 +15,13 @@ import numpy as np
 import pytest
 
 from rnn2c.export.audio import LogMel
-from rnn2c.train.audio import AudioSettings, load_wav_dataset, read_recordings, read_wav
+from rnn2c.train.audio import (
+    AudioSettings,
+    _augment_stream,
+    load_wav_dataset,
+    read_recordings,
+    read_wav,
+)
 from rnn2c.train.data import DatasetError
 from rnn2c.train.model import ConfigError
 from rnn2c.train.train import train_run
@@ -70,6 +76,24 @@ def test_augmented_copies_are_deterministic() -> None:
     assert not np.array_equal(a.x_train[6:12], a.x_train[:6])  # the copies differ
 
 
+def test_stream_context_copies() -> None:
+    """--audio-context stream: copies with a noise lead-in and tail (never longer than the
+    longest recording or the word plus the longest lead-in), some of them noise alone."""
+    ds, info = load_wav_dataset(
+        str(WAV_DIR), SMALL, test_speaker="theo", augment_copies=4, seed=1, context="stream"
+    )
+    assert info["context"] == "stream" and len(ds.x_train) == 30
+    pcm = [read_wav(r.path) for r in read_recordings(WAV_DIR) if r.speaker != "theo"]
+    rng = np.random.default_rng(5)
+    longest, rate, noise_only = max(len(p) for p in pcm), 8000, 0
+    for p in pcm * 20:
+        x = _augment_stream(p, rng, rate, longest)
+        assert len(p) + 0.0 <= len(x) <= max(longest, len(p) + rate) + 0.25 * rate
+        head = np.abs(x[: int(0.09 * rate)].astype(np.float64)).mean()
+        noise_only += head > 0.5 * np.abs(x.astype(np.float64)).mean()  # as loud as the rest
+    assert 0.05 < noise_only / (len(pcm) * 20) < 0.3  # STREAM_AUGMENT["noise_only"]: 0.15
+
+
 @pytest.mark.parametrize(
     "make, words",
     [
@@ -100,6 +124,12 @@ def test_unknown_speaker_lists_speakers() -> None:
         ("uea:BasicMotions", AudioSettings(features="logmel"), "wav:DIR"),
         ("wav:x", AudioSettings("logmel", "n_fft=100"), "power of two"),
         ("wav:x", AudioSettings("logmel", split_by="age"), "speaker or random"),
+        ("wav:x", AudioSettings("logmel", audio_context="song"), "word or stream"),
+        (
+            "wav:x",
+            AudioSettings("logmel", audio_augment=0, audio_context="stream"),
+            "1 or more",
+        ),
     ],
 )
 def test_flag_errors_before_training(tmp_path: Path, spec: str, audio, words: str) -> None:

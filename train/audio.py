@@ -28,6 +28,7 @@ from .model import ConfigError
 
 __all__ = [
     "AUDIO_AUGMENT",
+    "STREAM_AUGMENT",
     "AudioSettings",
     "Recording",
     "audio_export_text",
@@ -43,6 +44,18 @@ __all__ = [
 #: SNR in dB (uniform) against the recording's RMS, and a shift of the start in samples
 #: (uniform; positive inserts silence, negative crops)
 AUDIO_AUGMENT = {"gain_db": 6.0, "snr_db": (10.0, 40.0), "shift_ms": 100.0}
+#: --audio-context stream: each augmented copy is a word as a stream has it (gain in dB, a
+#: lead-in and a tail in seconds, noise under the word over all of it as above), or, in a
+#: fraction of the copies, noise alone at a level in dBFS: the label of a noise-only copy is
+#: unrelated to its audio, so the loss is least for an even posterior there (no class
+#: confident on noise, which the streaming detector's threshold rejects)
+STREAM_AUGMENT = {
+    "gain_db": 20.0,
+    "lead_s": (0.1, 1.0),
+    "tail_s": (0.0, 0.25),
+    "noise_only": 0.15,
+    "noise_dbfs": (-80.0, -30.0),
+}
 
 
 def read_wav(path: Path, sample_rate: int | None = None) -> np.ndarray:
@@ -72,6 +85,29 @@ def _augment(pcm: np.ndarray, rng: np.random.Generator, rate: int) -> np.ndarray
         x = np.concatenate([np.zeros(shift), x])
     elif shift < 0:
         x = x[min(-shift, max(len(x) - 1, 0)) :]
+    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+
+
+def _augment_stream(
+    pcm: np.ndarray, rng: np.random.Generator, rate: int, longest: int
+) -> np.ndarray:
+    """One stream-like copy of ``pcm`` (STREAM_AUGMENT; int16). The lead-in gives way where
+    the copy would be longer than both the longest training recording (``longest`` samples)
+    and the word plus the longest lead-in, so the padded training length barely grows."""
+    a = STREAM_AUGMENT
+    n = len(pcm)
+    lead = int(rng.uniform(*a["lead_s"]) * rate)
+    tail = int(rng.uniform(*a["tail_s"]) * rate)
+    lead = min(lead, max(0, max(longest, n + int(a["lead_s"][1] * rate)) - n - tail))
+    if rng.uniform() < a["noise_only"]:
+        level = 32768.0 * 10.0 ** (rng.uniform(*a["noise_dbfs"]) / 20.0)
+        x = rng.standard_normal(lead + n + tail) * level
+    else:
+        w = pcm.astype(np.float64) * 10.0 ** (rng.uniform(-a["gain_db"], a["gain_db"]) / 20.0)
+        rms = float(np.sqrt(np.mean(w * w))) if n else 0.0
+        x = np.concatenate([np.zeros(lead), w, np.zeros(tail)])
+        lo, hi = AUDIO_AUGMENT["snr_db"]
+        x = x + rng.standard_normal(len(x)) * rms * 10.0 ** (-rng.uniform(lo, hi) / 20.0)
     return np.clip(np.round(x), -32768, 32767).astype(np.int16)
 
 
@@ -118,6 +154,7 @@ def load_wav_dataset(
     test_speaker: str | None = None,
     augment_copies: int = 0,
     seed: int = 0,
+    context: str = "word",
 ) -> tuple[Dataset, dict[str, object]]:
     """``wav:DIR`` -> a classify Dataset of int8 features (as float32), and a description of
     the split for metrics.json (speakers, held-out speaker, files, copies)."""
@@ -130,8 +167,12 @@ def load_wav_dataset(
     rng = np.random.default_rng(seed)
     train_pcm = [p for p, t in zip(pcms, test, strict=False) if not t]
     train_y = [index[r.label] for r, t in zip(recs, test, strict=False) if not t]
+    longest = max((len(p) for p in train_pcm), default=0)
+    rate = frontend.sample_rate
     extra = [
-        _augment(p, rng, frontend.sample_rate) for _ in range(augment_copies) for p in train_pcm
+        _augment_stream(p, rng, rate, longest) if context == "stream" else _augment(p, rng, rate)
+        for _ in range(augment_copies)
+        for p in train_pcm
     ]
     x_train, l_train = _features(train_pcm + extra, frontend)
     x_test, l_test = _features([p for p, t in zip(pcms, test, strict=False) if t], frontend)
@@ -158,6 +199,11 @@ def load_wav_dataset(
         "files_test": int(test.sum()),
         "augment_copies": augment_copies,
         "augment": dict(AUDIO_AUGMENT) if augment_copies else None,
+        **(
+            {"context": "stream", "stream_augment": dict(STREAM_AUGMENT)}
+            if context == "stream"
+            else {}
+        ),
     }
     return ds, info
 
@@ -173,13 +219,14 @@ def _widen(x: np.ndarray, width: int) -> np.ndarray:
 @dataclass(frozen=True)
 class AudioSettings:
     """`rnn2c train`'s audio flags: --features, --feature-params, --split-by, --test-speaker,
-    --audio-augment."""
+    --audio-augment, --audio-context."""
 
     features: str = "none"
     feature_params: str = ""
     split_by: str = "speaker"
     test_speaker: str | None = None
     audio_augment: int = 1
+    audio_context: str = "word"
 
     def frontend(self) -> LogMel:
         try:
@@ -201,7 +248,14 @@ def check_audio(dataset_spec: object, task: str, a: AudioSettings) -> AudioSetti
         raise ConfigError(f"--split-by {a.split_by!r}; expected speaker or random")
     if not 0 <= a.audio_augment <= 20:
         raise ConfigError(f"--audio-augment {a.audio_augment}; expected 0 to 20 copies")
+    if a.audio_context not in ("word", "stream"):
+        raise ConfigError(f"--audio-context {a.audio_context!r}; expected word or stream")
     wav = is_wav_spec(dataset_spec)
+    if a.audio_context == "stream" and (not wav or a.audio_augment < 1):
+        raise ConfigError(
+            "--audio-context stream makes the augmented copies of wav:DIR recordings stream-like; "
+            "it needs --dataset wav:DIR and --audio-augment 1 or more"
+        )
     if wav and a.features == "none":
         raise ConfigError(
             f"--dataset {dataset_spec}: audio needs a front end; add --features logmel"
@@ -225,7 +279,9 @@ def load_audio(
     """The Dataset of a ``wav:DIR`` run, its front end's definition (frontend.json) and the
     split's description (metrics.json ``"audio"``)."""
     frontend = a.frontend()
-    ds, info = load_wav_dataset(spec, frontend, a.split_by, a.test_speaker, a.audio_augment, seed)
+    ds, info = load_wav_dataset(
+        spec, frontend, a.split_by, a.test_speaker, a.audio_augment, seed, a.audio_context
+    )
     ds.name = spec
     return ds, frontend.to_json(), info
 

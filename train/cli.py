@@ -332,6 +332,14 @@ def _add_audio_arguments(parser: argparse.ArgumentParser) -> None:
         help="wav:DIR: augmented copies of each training recording (gain, noise, time shift), "
         "their features computed like the originals' (default: %(default)s)",
     )
+    parser.add_argument(
+        "--audio-context",
+        choices=("word", "stream"),
+        default=d["audio_context"],
+        help="wav:DIR: word: the augmented copies are isolated words; stream: as a stream has "
+        "them (a noise lead-in and tail, +-20 dB gain, and some copies noise alone), for "
+        "keyword spotting with <name>_detect (default: %(default)s)",
+    )
 
 
 def _add_quant_arguments(parser: argparse.ArgumentParser) -> None:
@@ -413,6 +421,7 @@ _FLAGS = (
     "split_by",
     "test_speaker",
     "audio_augment",
+    "audio_context",
     "qat",
     "qat_epochs",
     "weights",
@@ -422,7 +431,14 @@ _FLAGS = (
 #: line without it)
 _CONV_FLAGS = ("conv_filters", "conv_kernel", "conv_stride", "pool", "pool_size")
 #: spelled out in the recorded command only for a run with a front end
-_AUDIO_FLAGS = ("features", "feature_params", "split_by", "test_speaker", "audio_augment")
+_AUDIO_FLAGS = (
+    "features",
+    "feature_params",
+    "split_by",
+    "test_speaker",
+    "audio_augment",
+    "audio_context",
+)
 
 
 #: the flags of --task seq2seq (the others do not apply to its model and are refused)
