@@ -18,6 +18,7 @@ from rnn2c import qat
 from rnn2c.cli import main
 from rnn2c.emulator import verify
 from rnn2c.export import export_model
+from rnn2c.train.train import QatPhase, evaluate_logs, qat_phase
 
 
 def _layer_ints(grid: qat.LayerGrid, qlayer) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
@@ -276,3 +277,81 @@ def test_train_seq2seq_qat_ends_on_the_grid_and_pins_the_calibration(tmp_path: P
     assert metrics["qat"]["epochs_run"] == 1
     assert all(v["exact"] for v in metrics["qat"]["layers"].values())
     assert "--calibration minmax" in (run / "EXPORT.txt").read_text()
+
+
+def _separable(seed: int, n: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    """Two classes a GRU tells apart at once: the sign of the first feature's drift."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    steps = np.arange(8)[None, :, None] * np.where(y, 1.0, -1.0)[:, None, None]
+    x = steps + rng.normal(scale=0.3, size=(n, 8, 2))
+    return x.astype(np.float32), y
+
+
+def _phase(model: keras.Model, x: np.ndarray, y: np.ndarray) -> tuple[QatPhase, list]:
+    """A QatPhase of a classifier fine-tuned and judged on (x, y), and the list a spy fills
+    with the float weights at each epoch's end."""
+    onehot = np.eye(2, dtype=np.float32)[y]
+    seen: list[list[np.ndarray]] = []
+
+    class Spy(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs=None) -> None:  # noqa: ANN001
+            seen.append(model.get_weights())
+
+    def compile_(lr) -> None:  # noqa: ANN001
+        model.compile(optimizer=keras.optimizers.Adam(lr), loss="mse", metrics=["accuracy"])
+
+    phase = QatPhase(
+        lambda: qat.grids(model, x, "int8"),
+        compile_,
+        lambda cbs, n: model.fit(
+            x, onehot, batch_size=8, epochs=n, verbose=0, callbacks=cbs + [Spy()]
+        ),
+        len(x) // 8,
+        False,
+        True,
+        model,
+        lambda cbs: evaluate_logs(model, (x, onehot), cbs),
+    )
+    return phase, seen
+
+
+def _export_ints(model: keras.Model, x: np.ndarray) -> list[np.ndarray]:
+    return [np.asarray(q.fc.weight) for q in qat.quantized_for(model, x).layers]
+
+
+def test_qat_keeps_the_post_training_weights_where_no_epoch_improves() -> None:
+    """A classifier whose post-training int8 grid is already right on every training sequence:
+    fine-tuning (at a rate that moves the weights a lot) cannot be more accurate, so the run
+    keeps the post-training weights (epoch 0), and the export of the result is the export of
+    the model before fine-tuning, integer for integer. A model that starts untrained keeps a
+    fine-tuned epoch, more accurate than its start."""
+    keras.utils.set_random_seed(4)
+    x, y = _separable(4)
+    inp = keras.Input((None, 2))
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.GRU(4)(inp)))
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse", metrics=["accuracy"])
+    model.fit(x, np.eye(2)[y], batch_size=8, epochs=20, verbose=0)
+    ptq = _export_ints(model, x)
+    phase, seen = _phase(model, x, y)
+    info, interrupted, _ = qat_phase(keras, phase, 20, 3, 5.0, "int8", 5, 0, [])
+    assert not interrupted and info["best_epoch"] == 0
+    assert info["selection"]["epoch_0"]["sel_accuracy"] == 1.0
+    assert info["selection"]["kept"].startswith("kept the post-training weights")
+    final = model.get_weights()
+    assert len(seen) == 3 and all(  # the epochs moved the weights: keeping them was chosen
+        max(np.abs(a - b).max() for a, b in zip(w, final, strict=True)) > 1e-2 for w in seen
+    )
+    for got, want in zip(_export_ints(model, x), ptq, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+    keras.utils.set_random_seed(5)
+    fresh = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.GRU(4)(inp)))
+    head = fresh.layers[-1]
+    head.set_weights([np.zeros_like(w) for w in head.get_weights()])  # one class for all: 50 %
+    phase, _ = _phase(fresh, x, y)
+    info, _, _ = qat_phase(keras, phase, 20, 4, 0.3, "int8", 5, 0, [])
+    start = info["selection"]["epoch_0"]["sel_accuracy"]
+    assert info["best_epoch"] > 0 and start == 0.5
+    assert max(info["history"]["sel_accuracy"]) > start
+    assert info["selection"]["kept"].startswith(f"kept epoch {info['best_epoch']}")

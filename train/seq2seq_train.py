@@ -56,6 +56,7 @@ from .train import (
     check_qat,
     check_schedule,
     epoch_history,
+    evaluate_logs,
     fit_best,
     lr_schedule,
     qat_phase,
@@ -437,14 +438,7 @@ def _fit(
         )
 
     compile_(schedule)
-    validation = None
-    if len(val_idx) > 0:
-        y_val = data.y_train[val_idx]
-        validation = (
-            (data.x_train[val_idx], decoder_inputs(y_val)),
-            np.eye(v_out, dtype=np.float32)[y_val],
-            target_positions(y_val).astype(np.float32),
-        )
+    validation = _teacher_forced(data, val_idx, v_out) if len(val_idx) > 0 else None
 
     def fit(cbs: list[Any], n: int) -> Any:
         return model.fit(
@@ -481,6 +475,11 @@ def _fit(
             steps_per_epoch,
             len(val_idx) > 0,
             True,
+            model,
+            lambda cbs: evaluate_logs(
+                model, validation or _teacher_forced(data, tr_idx, v_out), cbs
+            ),
+            "validation split" if validation else "training data",
         )
         qat_info, interrupted, more = qat_phase(
             keras, phase, epochs, s.qat_epochs, s.lr, "int8", s.patience, s.verbose, s.callbacks
@@ -488,6 +487,17 @@ def _fit(
         seconds += more
     return _Fitted(
         model, stopper, interrupted, seconds, epochs, steps_per_epoch, schedule_info, qat_info
+    )
+
+
+def _teacher_forced(data: Seq2SeqData, idx: np.ndarray, v_out: int) -> tuple[Any, ...]:
+    """Training sequences idx as fit and evaluate take them: ((inputs, decoder inputs), one-hot
+    targets, the scored positions' weights)."""
+    y = data.y_train[idx]
+    return (
+        (data.x_train[idx], decoder_inputs(y)),
+        np.eye(v_out, dtype=np.float32)[y],
+        target_positions(y).astype(np.float32),
     )
 
 
@@ -684,7 +694,7 @@ def summary_lines(metrics: dict[str, Any], out: str) -> list[str]:
         q = metrics["qat"]
         lines.append(
             f"qat: {q['epochs_run']} epochs on the int8 weight grid (the figures above are the "
-            "fine-tuned model's)"
+            "fine-tuned model's)" + (f"; {q['selection']['kept']}" if "selection" in q else "")
         )
     lines += [f"WARNING: {w}" for w in metrics["warnings"]]
     info = metrics["seq2seq"]

@@ -179,6 +179,7 @@ def best_checkpoint_callback(
     has_val: bool,
     by_accuracy: bool = True,
     early_stop: bool | None = None,
+    monitor: str | None = None,
 ) -> Any:
     """A callback that keeps the weights of the best epoch (restored when training ends, and
     readable as ``best_weights`` after an interrupt) and, with ``early_stop``, stops after
@@ -186,10 +187,13 @@ def best_checkpoint_callback(
 
     With a validation split, "best" is the highest validation accuracy, ties broken by the
     lowest validation loss (``by_accuracy``; regression: the lowest validation loss). Without
-    one, it is the lowest training loss; early stopping then defaults to off.
+    one, it is the lowest training loss; early stopping then defaults to off. monitor: the
+    prefix of the logs to judge by instead ("sel_": a selection callback's), accuracy first
+    as with a validation split. ``start(logs)`` before training makes the weights then a
+    candidate ("epoch 0", best_epoch -1) that wins every tie on accuracy.
     """
-    prefix = "val_" if has_val else ""
-    use_acc = by_accuracy and has_val
+    prefix = monitor if monitor is not None else "val_" if has_val else ""
+    use_acc = by_accuracy and (has_val or monitor is not None)
     stop = has_val if early_stop is None else early_stop
 
     class BestCheckpoint(keras.callbacks.Callback):
@@ -202,6 +206,15 @@ def best_checkpoint_callback(
             self.wait = 0
             self.epochs_seen = 0
             self.history: dict[str, list[float]] = {}
+            self.start_logs: dict[str, float] | None = None
+
+        def start(self, model: Any, logs: dict[str, float]) -> None:
+            acc = float(logs.get(prefix + "accuracy", 0.0)) if use_acc else 0.0
+            loss = float(logs.get(prefix + "loss", np.inf))
+            # by accuracy: a later epoch must be more accurate; else its loss must be lower
+            self.best = (round(acc, 6), np.inf if use_acc else -loss)
+            self.best_weights = [np.array(w) for w in model.get_weights()]
+            self.best_logs = self.start_logs = dict(logs)
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             logs = logs or {}
@@ -1253,12 +1266,17 @@ def fit_best(
     by_accuracy: bool,
     verbose: int,
     callbacks: list[Any],
+    stopper: Any = None,
+    first: Sequence[Any] = (),
 ) -> tuple[Any, bool, float]:
-    """Run fit(callbacks) (a Keras fit) with a best-checkpoint callback (and, when verbose, a
-    progress line per epoch on stderr) before ``callbacks``, keeping the best epoch's weights
+    """Run fit(callbacks) (a Keras fit) with a best-checkpoint callback (``stopper``, else a
+    :func:`best_checkpoint_callback` of patience, has_val, by_accuracy) and, when verbose, a
+    progress line per epoch on stderr, before ``callbacks`` (after ``first``: callbacks whose
+    epoch-end logs the checkpoint judges), keeping the best epoch's weights
     (:func:`fit_keeping_best`). Returns (the best-checkpoint callback, interrupted, seconds)."""
-    stopper = best_checkpoint_callback(keras, patience, has_val, by_accuracy=by_accuracy)
-    cbs: list[Any] = [stopper]
+    if stopper is None:
+        stopper = best_checkpoint_callback(keras, patience, has_val, by_accuracy=by_accuracy)
+    cbs: list[Any] = [*first, stopper]
     progress = None
     if verbose:
         progress = progress_callback(keras, epochs, stopper, sys.stderr, max(1, epochs // 10))
@@ -1478,8 +1496,11 @@ def _fit(
         pre_qat = models.infer.get_weights()
         cal = ds.x_train[calib_idx], ds.lengths_train[calib_idx]
         calib = _framed(cal[0], cal[1], None, k, False)[:2]
+        selection = validation
+        if len(val_idx) == 0:  # the training data, unaugmented
+            selection = _validation(ds, k, tr_idx, s, y_mean, y_std)
         qat_info, interrupted, more = _fine_tune(
-            keras, models, batches, validation, calib, epochs, len(val_idx) > 0, s
+            keras, models, batches, (validation, selection), calib, epochs, len(val_idx) > 0, s
         )
         seconds += more
     if not s.classifier:  # fold the target standardization into the linear head
@@ -1508,7 +1529,9 @@ def _fit(
 class QatPhase:
     """What a --qat fine-tuning runs: the grid maker (rnn2c.qat.grids of the inference model,
     read again each epoch), the compile of the training model under a learning-rate schedule,
-    the fit of n epochs with callbacks."""
+    the fit of n epochs with callbacks, and the evaluation (with callbacks; Keras' logs) of the
+    training model ``model`` on the selection data: the validation split, else the training
+    data unaugmented (``selection`` names it)."""
 
     make: Callable[[], list[Any]]
     compile: Callable[[Any], None]
@@ -1516,6 +1539,43 @@ class QatPhase:
     batches_per_epoch: int
     has_val: bool
     by_accuracy: bool
+    model: Any = None
+    evaluate: Callable[[list[Any]], dict[str, float]] | None = None
+    selection: str = "training data"
+
+
+def selection_callback(keras: Any, evaluate: Callable[[], dict[str, float]]) -> Any:
+    """A callback that adds, at each epoch's end, the selection data's figures (evaluate():
+    Keras' logs of the model on them) to the epoch's logs as sel_loss, sel_accuracy, ...; put
+    it before the checkpoint that judges them."""
+
+    class Selection(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            if logs is not None:
+                logs.update({f"sel_{k}": float(v) for k, v in evaluate().items()})
+
+    return Selection()
+
+
+def _kept_line(stopper: Any, selection: str, by_accuracy: bool) -> str:
+    """What the QAT checkpoint kept and why, in words (the weights before fine-tuning are
+    "epoch 0")."""
+    start, best = stopper.start_logs or {}, stopper.best_logs
+    what = "accuracy" if by_accuracy else "loss"
+
+    def fig(logs: dict[str, float]) -> str:
+        v = logs.get(f"sel_{what}", float("nan"))
+        return f"{100 * v:.2f} %" if by_accuracy else f"{v:.4g}"
+
+    if stopper.best_epoch < 0:
+        return (
+            f"kept the post-training weights: no epoch improved the quantized model's {what} "
+            f"on the {selection} ({fig(start)})"
+        )
+    return (
+        f"kept epoch {stopper.best_epoch + 1}: {what} on the {selection} {fig(best)} "
+        f"(post-training {fig(start)})"
+    )
 
 
 def qat_phase(
@@ -1532,12 +1592,31 @@ def qat_phase(
     """--qat: fine-tune on the export's weight grid (rnn2c.qat), the best epoch kept, then the
     weights put on the grid for good (settled). n epochs: qat_epochs, else a fifth of the
     training's (QAT_MIN_EPOCHS..QAT_MAX_EPOCHS), at a cosine from lr * QAT_LR_FACTOR down to a
-    tenth of it. Returns (what metrics.json records, interrupted, seconds)."""
+    tenth of it.
+
+    The epochs are judged on the selection data (phase.evaluate) with the weights on the grid:
+    by accuracy, then loss (regression: loss); the weights before fine-tuning, put on the grid
+    (what post-training quantization exports), are a candidate too ("epoch 0") and win every
+    tie on accuracy: fine-tuning is kept only where it measurably helps. Returns (what
+    metrics.json records, interrupted, seconds)."""
     n = qat_epochs or int(min(QAT_MAX_EPOCHS, max(QAT_MIN_EPOCHS, epochs // 5)))
     grid = phase.make()
     peak = lr * QAT_LR_FACTOR
     total = max(1, n * phase.batches_per_epoch)
     phase.compile(keras.optimizers.schedules.CosineDecay(peak, total, alpha=0.1))
+    on_grid = qaware.make_callback(grid, phase.make)
+    stopper, first = None, []
+    if phase.evaluate is not None and phase.model is not None:
+        evaluate = phase.evaluate
+
+        def judge() -> dict[str, float]:
+            return evaluate([on_grid])
+
+        stopper = best_checkpoint_callback(
+            keras, patience, phase.has_val, by_accuracy=phase.by_accuracy, monitor="sel_"
+        )
+        stopper.start(phase.model, {f"sel_{k}": float(v) for k, v in judge().items()})
+        first = [selection_callback(keras, judge)]
     if verbose:
         print(f"qat: fine-tuning {n} epochs on the {weights} weight grid", file=sys.stderr)
     stopper, interrupted, seconds = fit_best(
@@ -1548,7 +1627,9 @@ def qat_phase(
         has_val=phase.has_val,
         by_accuracy=phase.by_accuracy,
         verbose=verbose,
-        callbacks=[qaware.make_callback(grid, phase.make), *callbacks],
+        callbacks=[on_grid, *callbacks],
+        stopper=stopper,
+        first=first,
     )
     grid = qaware.settle(phase.make)
     info = {
@@ -1559,22 +1640,46 @@ def qat_phase(
         "layers": {g.layer.name: {"qmax": g.qmax, "exact": g.exact} for g in grid},
         "calibration": QAT_CALIBRATION,
         "history": epoch_history(stopper),
-        "best_epoch": int(stopper.best_epoch) + 1,
+        "best_epoch": int(stopper.best_epoch) + 1,  # 0: the post-training weights kept
     }
+    if stopper.start_logs is not None:
+        info["selection"] = {
+            "on": phase.selection,
+            "epoch_0": stopper.start_logs,
+            "kept": _kept_line(stopper, phase.selection, phase.by_accuracy),
+        }
     return info, interrupted, seconds
+
+
+def evaluate_logs(model: Any, data: tuple[Any, ...], callbacks: list[Any]) -> dict[str, float]:
+    """Keras' logs (loss, metrics) of a compiled model on data (x, y[, sample weights]), the
+    callbacks run (the QAT grid callback: on the quantized weights)."""
+    weight = data[2] if len(data) > 2 else None
+    logs = model.evaluate(
+        data[0],
+        data[1],
+        sample_weight=weight,
+        batch_size=256,
+        verbose=0,
+        callbacks=callbacks,
+        return_dict=True,
+    )
+    return {k: float(v) for k, v in logs.items()}
 
 
 def _fine_tune(
     keras: Any,
     models: Models,
     batches: Any,
-    validation: Any,
+    data: tuple[Any, Any],
     calib: tuple[np.ndarray, np.ndarray],
     epochs: int,
     has_val: bool,
     s: _Settings,
 ) -> tuple[dict[str, Any], bool, float]:
-    """--qat of a sequence model, with the quantization EXPORT.txt's export line asks for."""
+    """--qat of a sequence model, with the quantization EXPORT.txt's export line asks for.
+    data: (the validation split or None, the selection data: it, else the training data)."""
+    validation, selection = data
 
     def make() -> list[qaware.LayerGrid]:
         return qaware.grids(
@@ -1593,6 +1698,9 @@ def _fine_tune(
         len(batches),
         has_val,
         s.classifier,
+        models.train,
+        lambda cbs: evaluate_logs(models.train, selection, cbs),
+        "validation split" if has_val else "training data",
     )
     info, interrupted, seconds = qat_phase(
         keras, phase, epochs, s.qat_epochs, s.lr, s.weights, s.patience, s.verbose, s.callbacks
