@@ -442,6 +442,9 @@ class Report:
     output_range: float | None = None
     agreement: float | None = None  # classifiers: share of argmax equal; None otherwise
     history: dict[str, list[float]] = field(default_factory=dict)
+    #: the epoch whose weights were kept (0: the weights before fine-tuning), None: the last
+    kept_epoch: int | None = None
+    kept: str = ""  # why, in words
 
     @property
     def approximate(self) -> list[str]:
@@ -467,7 +470,58 @@ class Report:
             if self.agreement is not None:
                 line += f", same class on {100 * self.agreement:.1f} % of sequences"
             out.append(line)
+        if self.kept:
+            out.append(f"qat: {self.kept}")
         return out
+
+
+def keep_best(evaluate: Callable[[], dict[str, float]]) -> Any:
+    """A Keras callback that judges the weights before fine-tuning ("epoch 0") and each epoch's
+    by evaluate() (Keras' logs on the selection data, the weights on the grid): the highest
+    accuracy where the logs have one, then the lowest loss; epoch 0 wins every accuracy tie
+    (fine-tuning is kept only where it measurably helps). It restores the best at the end;
+    ``epoch`` (0: the weights before) and ``kept`` (in words) say which."""
+
+    class KeepBest(_callback_base()):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.best: tuple[float, float] = (-np.inf, -np.inf)
+            self.weights: list[np.ndarray] | None = None
+            self.epoch, self.start, self.logs = 0, {}, {}
+            self.kept = ""
+
+        def _judge(self, epoch: int) -> None:
+            logs = evaluate()
+            acc = round(float(logs.get("accuracy", 0.0)), 6)
+            loss = float(logs.get("loss", np.inf))
+            by_acc = "accuracy" in logs
+            key = (acc, np.inf if epoch == 0 and by_acc else -loss)
+            if epoch == 0:
+                self.start = logs
+            if key > self.best:
+                self.best, self.epoch, self.logs = key, epoch, logs
+                self.weights = [np.array(w) for w in self.model.get_weights()]
+
+        def on_train_begin(self, logs: Any = None) -> None:
+            self._judge(0)
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self._judge(epoch + 1)
+
+        def on_train_end(self, logs: Any = None) -> None:
+            if self.weights is not None:
+                self.model.set_weights(self.weights)
+            what = "accuracy" if "accuracy" in self.start else "loss"
+            start, best = self.start.get(what, np.nan), self.logs.get(what, np.nan)
+            if self.epoch == 0:
+                self.kept = (
+                    f"kept the weights before fine-tuning: no epoch improved the quantized "
+                    f"model's {what} ({start:.4g})"
+                )
+            else:
+                self.kept = f"kept epoch {self.epoch}: {what} {best:.4g} (before: {start:.4g})"
+
+    return KeepBest()
 
 
 def compare(
@@ -546,6 +600,7 @@ def fine_tune(
     eval_lengths: np.ndarray | None = None,
     lengths: np.ndarray | None = None,
     classifier: bool | None = None,
+    keep: bool = True,
     **options: Any,
 ) -> Report:
     """Fine-tune a Keras model on the export's weight grid and leave its weights on it.
@@ -556,7 +611,10 @@ def fine_tune(
     compiled (its optimizer then keeps its own rate). lengths: calib's real steps (None:
     all). options: the export's quantization options (method, activations, input_quant,
     max_length; the export must be run with the same ones). eval_x, eval_lengths: sequences on
-    which to measure the agreement with the integer model (default: calib).
+    which to measure the agreement with the integer model (default: calib). keep: keep the
+    best of the weights before fine-tuning and each epoch's (:func:`keep_best`), judged on
+    validation_data, else on (x, y) (arrays only; a PyDataset x without validation_data
+    keeps the last epoch), with the weights on the grid; the report says which.
     """
     import keras
 
@@ -572,6 +630,19 @@ def fine_tune(
     fit_kw: dict[str, Any] = {"epochs": epochs, "verbose": 0, "callbacks": [cb, *callbacks]}
     if validation_data is not None:
         fit_kw["validation_data"] = validation_data
+    select = validation_data if validation_data is not None else (x, y)
+    best = None
+    if keep and isinstance(select, tuple) and isinstance(select[0], np.ndarray):
+
+        def evaluate() -> dict[str, float]:
+            v = select  # (x, y[, sample weights])
+            logs = model.evaluate(
+                v[0], v[1], *v[2:], batch_size=256, verbose=0, callbacks=[cb], return_dict=True
+            )
+            return {k: float(val) for k, val in logs.items()}
+
+        best = keep_best(evaluate)
+        fit_kw["callbacks"].append(best)
     if isinstance(x, np.ndarray):
         fit_kw["batch_size"] = batch_size
         hist = model.fit(x, y, **fit_kw)
@@ -583,6 +654,8 @@ def fine_tune(
         [(g.layer.name, g.qmax, g.exact) for g in layer_grids],
         history={k: [float(v) for v in vs] for k, vs in hist.history.items()},
     )
+    if best is not None:
+        report.kept_epoch, report.kept = best.epoch, best.kept
     if classifier is None:
         classifier = _ends_in_softmax(model)
     ex, el = (calib, lengths) if eval_x is None else (eval_x, eval_lengths)

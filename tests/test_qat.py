@@ -324,8 +324,9 @@ def test_qat_keeps_the_post_training_weights_where_no_epoch_improves() -> None:
     """A classifier whose post-training int8 grid is already right on every training sequence:
     fine-tuning (at a rate that moves the weights a lot) cannot be more accurate, so the run
     keeps the post-training weights (epoch 0), and the export of the result is the export of
-    the model before fine-tuning, integer for integer. A model that starts untrained keeps a
-    fine-tuned epoch, more accurate than its start."""
+    the model before fine-tuning, integer for integer; rnn2c.qat.fine_tune keeps them too. A
+    model whose head starts at zero (one class for all) keeps a fine-tuned epoch, more
+    accurate than its start."""
     keras.utils.set_random_seed(4)
     x, y = _separable(4)
     inp = keras.Input((None, 2))
@@ -342,6 +343,12 @@ def test_qat_keeps_the_post_training_weights_where_no_epoch_improves() -> None:
     assert len(seen) == 3 and all(  # the epochs moved the weights: keeping them was chosen
         max(np.abs(a - b).max() for a, b in zip(w, final, strict=True)) > 1e-2 for w in seen
     )
+    for got, want in zip(_export_ints(model, x), ptq, strict=True):
+        np.testing.assert_array_equal(got, want)
+    # the API keeps them too (judged on (x, y) by the accuracy the model is compiled with)
+    model.compile(optimizer=keras.optimizers.Adam(0.5), loss="mse", metrics=["accuracy"])
+    report = qat.fine_tune(model, x, np.eye(2)[y], calib=x, epochs=2, batch_size=8)
+    assert report.kept_epoch == 0 and "kept the weights before" in report.lines()[-1]
     for got, want in zip(_export_ints(model, x), ptq, strict=True):
         np.testing.assert_array_equal(got, want)
 
