@@ -475,12 +475,27 @@ class Report:
         return out
 
 
-def keep_best(evaluate: Callable[[], dict[str, float]]) -> Any:
+def closeness_logs(
+    y: np.ndarray, ref: np.ndarray, weight: np.ndarray | None, classes: bool
+) -> dict[str, float]:
+    """How close outputs y [..., out] are to the float model's ref, over the real steps
+    (weight, broadcast to y's leading axes; None: all): distance, the mean |y - ref| (a
+    classifier's probabilities, a regressor's standardized outputs), and for a classifier
+    agreement, the share of real steps whose class is the float model's."""
+    w = np.ones(y.shape[:-1]) if weight is None else np.reshape(weight, y.shape[:-1])
+    total = max(float(w.sum()), 1e-12)
+    out = {"distance": float((np.abs(y - ref).mean(-1) * w).sum() / total)}
+    if classes:
+        out["agreement"] = float(((y.argmax(-1) == ref.argmax(-1)) * w).sum() / total)
+    return out
+
+
+def keep_best(judge: Callable[[], dict[str, float]]) -> Any:
     """A Keras callback that judges the weights before fine-tuning ("epoch 0") and each epoch's
-    by evaluate() (Keras' logs on the selection data, the weights on the grid): the highest
-    accuracy where the logs have one, then the lowest loss; epoch 0 wins every accuracy tie
-    (fine-tuning is kept only where it measurably helps). It restores the best at the end;
-    ``epoch`` (0: the weights before) and ``kept`` (in words) say which."""
+    by judge() (:func:`closeness_logs` of the outputs on the selection data, the weights on
+    the grid, against the float model's): the highest agreement where there is one, then the
+    lowest distance. It restores the best at the end; ``epoch`` (0: the weights before) and
+    ``kept`` (in words) say which."""
 
     class KeepBest(_callback_base()):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -491,11 +506,8 @@ def keep_best(evaluate: Callable[[], dict[str, float]]) -> Any:
             self.kept = ""
 
         def _judge(self, epoch: int) -> None:
-            logs = evaluate()
-            acc = round(float(logs.get("accuracy", 0.0)), 6)
-            loss = float(logs.get("loss", np.inf))
-            by_acc = "accuracy" in logs
-            key = (acc, np.inf if epoch == 0 and by_acc else -loss)
+            logs = judge()
+            key = (round(logs.get("agreement", 0.0), 6), -logs["distance"])
             if epoch == 0:
                 self.start = logs
             if key > self.best:
@@ -511,17 +523,25 @@ def keep_best(evaluate: Callable[[], dict[str, float]]) -> Any:
         def on_train_end(self, logs: Any = None) -> None:
             if self.weights is not None:
                 self.model.set_weights(self.weights)
-            what = "accuracy" if "accuracy" in self.start else "loss"
-            start, best = self.start.get(what, np.nan), self.logs.get(what, np.nan)
             if self.epoch == 0:
                 self.kept = (
-                    f"kept the weights before fine-tuning: no epoch improved the quantized "
-                    f"model's {what} ({start:.4g})"
+                    "kept the weights before fine-tuning: no epoch came closer to the float "
+                    f"model ({_figures(self.start)})"
                 )
             else:
-                self.kept = f"kept epoch {self.epoch}: {what} {best:.4g} (before: {start:.4g})"
+                self.kept = (
+                    f"kept epoch {self.epoch}: {_figures(self.logs)} (before: "
+                    f"{_figures(self.start)})"
+                )
 
     return KeepBest()
+
+
+def _figures(logs: dict[str, float]) -> str:
+    text = f"mean |output - float| {logs['distance']:.4g}"
+    if "agreement" in logs:
+        text = f"class of the float model at {100 * logs['agreement']:.2f} %, " + text
+    return text
 
 
 def compare(
@@ -612,9 +632,10 @@ def fine_tune(
     all). options: the export's quantization options (method, activations, input_quant,
     max_length; the export must be run with the same ones). eval_x, eval_lengths: sequences on
     which to measure the agreement with the integer model (default: calib). keep: keep the
-    best of the weights before fine-tuning and each epoch's (:func:`keep_best`), judged on
-    validation_data, else on (x, y) (arrays only; a PyDataset x without validation_data
-    keeps the last epoch), with the weights on the grid; the report says which.
+    best of the weights before fine-tuning and each epoch's (:func:`keep_best`): the closest
+    to the float model's outputs (the model as passed in) on validation_data's inputs, else on
+    x (arrays only; a PyDataset x without validation_data keeps the last epoch), with the
+    weights on the grid; the report says which.
     """
     import keras
 
@@ -631,17 +652,18 @@ def fine_tune(
     if validation_data is not None:
         fit_kw["validation_data"] = validation_data
     select = validation_data if validation_data is not None else (x, y)
+    if classifier is None:
+        classifier = _ends_in_softmax(model)
     best = None
     if keep and isinstance(select, tuple) and isinstance(select[0], np.ndarray):
+        sel_x, sel_w = select[0], (select[2] if len(select) > 2 else None)
+        ref = np.asarray(model.predict(sel_x, batch_size=256, verbose=0), dtype=np.float64)
 
-        def evaluate() -> dict[str, float]:
-            v = select  # (x, y[, sample weights])
-            logs = model.evaluate(
-                v[0], v[1], *v[2:], batch_size=256, verbose=0, callbacks=[cb], return_dict=True
-            )
-            return {k: float(val) for k, val in logs.items()}
+        def judge() -> dict[str, float]:
+            out = model.predict(sel_x, batch_size=256, verbose=0, callbacks=[cb])
+            return closeness_logs(np.asarray(out, np.float64), ref, sel_w, bool(classifier))
 
-        best = keep_best(evaluate)
+        best = keep_best(judge)
         fit_kw["callbacks"].append(best)
     if isinstance(x, np.ndarray):
         fit_kw["batch_size"] = batch_size
@@ -656,8 +678,6 @@ def fine_tune(
     )
     if best is not None:
         report.kept_epoch, report.kept = best.epoch, best.kept
-    if classifier is None:
-        classifier = _ends_in_softmax(model)
     ex, el = (calib, lengths) if eval_x is None else (eval_x, eval_lengths)
     found = agreement(model, ex, el, calib, lengths, classifier, **options)
     if found is not None:

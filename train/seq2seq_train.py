@@ -56,7 +56,6 @@ from .train import (
     check_qat,
     check_schedule,
     epoch_history,
-    evaluate_logs,
     fit_best,
     lr_schedule,
     qat_phase,
@@ -463,6 +462,7 @@ def _fit(
     qat_info = None
     if s.qat and not interrupted:  # the grid of the export EXPORT.txt runs (START, END, lengths)
         cal = data.x_train[calib_idx], data.lengths_train[calib_idx], data.y_train[calib_idx]
+        selection = validation or _teacher_forced(data, tr_idx, v_out)
         phase = QatPhase(
             lambda: qaware.grids(
                 model,
@@ -476,9 +476,8 @@ def _fit(
             len(val_idx) > 0,
             True,
             model,
-            lambda cbs: evaluate_logs(
-                model, validation or _teacher_forced(data, tr_idx, v_out), cbs
-            ),
+            lambda cbs: np.asarray(model.predict(list(selection[0]), verbose=0, callbacks=cbs)),
+            selection[2],
             "validation split" if validation else "training data",
         )
         qat_info, interrupted, more = qat_phase(

@@ -38,6 +38,7 @@ import numpy as np
 
 from rnn2c import __version__
 from rnn2c import qat as qaware
+from rnn2c.export.ir import ExportError
 from rnn2c.interface import python_api
 from rnn2c.outdir import OutputError, OwnedFolder
 
@@ -180,6 +181,7 @@ def best_checkpoint_callback(
     by_accuracy: bool = True,
     early_stop: bool | None = None,
     monitor: str | None = None,
+    keys: tuple[str, str] = ("accuracy", "loss"),
 ) -> Any:
     """A callback that keeps the weights of the best epoch (restored when training ends, and
     readable as ``best_weights`` after an interrupt) and, with ``early_stop``, stops after
@@ -189,11 +191,13 @@ def best_checkpoint_callback(
     lowest validation loss (``by_accuracy``; regression: the lowest validation loss). Without
     one, it is the lowest training loss; early stopping then defaults to off. monitor: the
     prefix of the logs to judge by instead ("sel_": a selection callback's), accuracy first
-    as with a validation split. ``start(logs)`` before training makes the weights then a
-    candidate ("epoch 0", best_epoch -1) that wins every tie on accuracy.
+    as with a validation split; keys: the names of the figures judged (higher is better,
+    lower is better). ``start(model, logs)`` before training makes the model's weights then a
+    candidate judged by ``logs`` ("epoch 0", best_epoch -1).
     """
     prefix = monitor if monitor is not None else "val_" if has_val else ""
     use_acc = by_accuracy and (has_val or monitor is not None)
+    acc_key, loss_key = prefix + keys[0], prefix + keys[1]
     stop = has_val if early_stop is None else early_stop
 
     class BestCheckpoint(keras.callbacks.Callback):
@@ -209,10 +213,7 @@ def best_checkpoint_callback(
             self.start_logs: dict[str, float] | None = None
 
         def start(self, model: Any, logs: dict[str, float]) -> None:
-            acc = float(logs.get(prefix + "accuracy", 0.0)) if use_acc else 0.0
-            loss = float(logs.get(prefix + "loss", np.inf))
-            # by accuracy: a later epoch must be more accurate; else its loss must be lower
-            self.best = (round(acc, 6), np.inf if use_acc else -loss)
+            self.best = self.key(logs)
             self.best_weights = [np.array(w) for w in model.get_weights()]
             self.best_logs = self.start_logs = dict(logs)
 
@@ -221,12 +222,7 @@ def best_checkpoint_callback(
             self.epochs_seen = epoch + 1
             for k, v in logs.items():
                 self.history.setdefault(k, []).append(float(v))
-            acc = float(logs.get(prefix + "accuracy", 0.0)) if use_acc else 0.0
-            loss = float(logs.get(prefix + "loss", np.inf))
-            if not np.isfinite(loss):
-                loss = np.inf
-            # Accuracies are multiples of 1/n; round away float noise before comparing.
-            key = (round(acc, 6), -loss)
+            key = self.key(logs)
             if self.best is None or key > self.best:
                 self.best = key
                 self.best_epoch = epoch
@@ -237,6 +233,14 @@ def best_checkpoint_callback(
                 self.wait += 1
                 if stop and self.wait > patience:
                     self.model.stop_training = True
+
+        def key(self, logs: dict[str, Any]) -> tuple[float, float]:
+            acc = float(logs.get(acc_key, 0.0)) if use_acc else 0.0
+            loss = float(logs.get(loss_key, np.inf))
+            if not np.isfinite(loss):
+                loss = np.inf
+            # Accuracies are multiples of 1/n; round away float noise before comparing.
+            return (round(acc, 6), -loss)
 
         def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
             self.restore()
@@ -1529,9 +1533,9 @@ def _fit(
 class QatPhase:
     """What a --qat fine-tuning runs: the grid maker (rnn2c.qat.grids of the inference model,
     read again each epoch), the compile of the training model under a learning-rate schedule,
-    the fit of n epochs with callbacks, and the evaluation (with callbacks; Keras' logs) of the
-    training model ``model`` on the selection data: the validation split, else the training
-    data unaugmented (``selection`` names it)."""
+    the fit of n epochs with callbacks, and the training model ``model``'s outputs (predict,
+    with callbacks) on the selection data (the validation split, else the training data
+    unaugmented; ``selection`` names it), ``weight`` their real steps (None: all)."""
 
     make: Callable[[], list[Any]]
     compile: Callable[[Any], None]
@@ -1540,41 +1544,42 @@ class QatPhase:
     has_val: bool
     by_accuracy: bool
     model: Any = None
-    evaluate: Callable[[list[Any]], dict[str, float]] | None = None
+    predict: Callable[[list[Any]], np.ndarray] | None = None
+    weight: np.ndarray | None = None
     selection: str = "training data"
 
 
-def selection_callback(keras: Any, evaluate: Callable[[], dict[str, float]]) -> Any:
-    """A callback that adds, at each epoch's end, the selection data's figures (evaluate():
-    Keras' logs of the model on them) to the epoch's logs as sel_loss, sel_accuracy, ...; put
-    it before the checkpoint that judges them."""
+def selection_callback(keras: Any, judge: Callable[[], dict[str, float]]) -> Any:
+    """A callback that adds, at each epoch's end, judge()'s figures to the epoch's logs as
+    sel_agreement, sel_distance; put it before the checkpoint that judges them."""
 
     class Selection(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             if logs is not None:
-                logs.update({f"sel_{k}": float(v) for k, v in evaluate().items()})
+                logs.update({f"sel_{k}": float(v) for k, v in judge().items()})
 
     return Selection()
 
 
-def _kept_line(stopper: Any, selection: str, by_accuracy: bool) -> str:
+def _kept_line(stopper: Any, selection: str, classes: bool) -> str:
     """What the QAT checkpoint kept and why, in words (the weights before fine-tuning are
     "epoch 0")."""
     start, best = stopper.start_logs or {}, stopper.best_logs
-    what = "accuracy" if by_accuracy else "loss"
 
     def fig(logs: dict[str, float]) -> str:
-        v = logs.get(f"sel_{what}", float("nan"))
-        return f"{100 * v:.2f} %" if by_accuracy else f"{v:.4g}"
+        text = f"mean |output - float| {logs.get('sel_distance', float('nan')):.4g}"
+        if classes:
+            text = f"class of the float model at {100 * logs['sel_agreement']:.2f} %, " + text
+        return text
 
     if stopper.best_epoch < 0:
         return (
-            f"kept the post-training weights: no epoch improved the quantized model's {what} "
-            f"on the {selection} ({fig(start)})"
+            "kept the post-training weights: no epoch came closer to the float model on the "
+            f"{selection} ({fig(start)})"
         )
     return (
-        f"kept epoch {stopper.best_epoch + 1}: {what} on the {selection} {fig(best)} "
-        f"(post-training {fig(start)})"
+        f"kept epoch {stopper.best_epoch + 1}: on the {selection} {fig(best)} "
+        f"(post-training: {fig(start)})"
     )
 
 
@@ -1594,11 +1599,13 @@ def qat_phase(
     training's (QAT_MIN_EPOCHS..QAT_MAX_EPOCHS), at a cosine from lr * QAT_LR_FACTOR down to a
     tenth of it.
 
-    The epochs are judged on the selection data (phase.evaluate) with the weights on the grid:
-    by accuracy, then loss (regression: loss); the weights before fine-tuning, put on the grid
-    (what post-training quantization exports), are a candidate too ("epoch 0") and win every
-    tie on accuracy: fine-tuning is kept only where it measurably helps. Returns (what
-    metrics.json records, interrupted, seconds)."""
+    The epochs are judged on the selection data (phase.predict) with the weights on the grid,
+    by how close their outputs are to the float model's (the model before fine-tuning, which
+    the quantization is to reproduce): a classifier by the share of real steps where its class
+    is the float model's, then by the mean |output - float output| (a regressor by that
+    alone); the weights before fine-tuning, put on the grid (what post-training quantization
+    exports), are a candidate too ("epoch 0"). Returns (what metrics.json records,
+    interrupted, seconds)."""
     n = qat_epochs or int(min(QAT_MAX_EPOCHS, max(QAT_MIN_EPOCHS, epochs // 5)))
     grid = phase.make()
     peak = lr * QAT_LR_FACTOR
@@ -1606,16 +1613,28 @@ def qat_phase(
     phase.compile(keras.optimizers.schedules.CosineDecay(peak, total, alpha=0.1))
     on_grid = qaware.make_callback(grid, phase.make)
     stopper, first = None, []
-    if phase.evaluate is not None and phase.model is not None:
-        evaluate = phase.evaluate
+    if phase.predict is not None and phase.model is not None:
+        predict, classes = phase.predict, phase.by_accuracy
+        ref = np.asarray(predict([]), dtype=np.float64)  # the float model's outputs
 
         def judge() -> dict[str, float]:
-            return evaluate([on_grid])
+            try:  # the grid the export of these weights uses
+                grid[:] = phase.make()
+            except ExportError:  # weights the export refuses: never kept, and the end
+                phase.model.stop_training = True
+                return {"distance": np.inf, "agreement": -1.0} if classes else {"distance": np.inf}
+            y = np.asarray(predict([on_grid]), dtype=np.float64)
+            return qaware.closeness_logs(y, ref, phase.weight, classes)
 
         stopper = best_checkpoint_callback(
-            keras, patience, phase.has_val, by_accuracy=phase.by_accuracy, monitor="sel_"
+            keras,
+            patience,
+            phase.has_val,
+            by_accuracy=classes,
+            monitor="sel_",
+            keys=("agreement", "distance"),
         )
-        stopper.start(phase.model, {f"sel_{k}": float(v) for k, v in judge().items()})
+        stopper.start(phase.model, {f"sel_{k}": v for k, v in judge().items()})
         first = [selection_callback(keras, judge)]
     if verbose:
         print(f"qat: fine-tuning {n} epochs on the {weights} weight grid", file=sys.stderr)
@@ -1651,22 +1670,6 @@ def qat_phase(
     return info, interrupted, seconds
 
 
-def evaluate_logs(model: Any, data: tuple[Any, ...], callbacks: list[Any]) -> dict[str, float]:
-    """Keras' logs (loss, metrics) of a compiled model on data (x, y[, sample weights]), the
-    callbacks run (the QAT grid callback: on the quantized weights)."""
-    weight = data[2] if len(data) > 2 else None
-    logs = model.evaluate(
-        data[0],
-        data[1],
-        sample_weight=weight,
-        batch_size=256,
-        verbose=0,
-        callbacks=callbacks,
-        return_dict=True,
-    )
-    return {k: float(v) for k, v in logs.items()}
-
-
 def _fine_tune(
     keras: Any,
     models: Models,
@@ -1699,7 +1702,10 @@ def _fine_tune(
         has_val,
         s.classifier,
         models.train,
-        lambda cbs: evaluate_logs(models.train, selection, cbs),
+        lambda cbs: np.asarray(
+            models.train.predict(selection[0], batch_size=256, verbose=0, callbacks=cbs)
+        ),
+        selection[2] if len(selection) > 2 else None,
         "validation split" if has_val else "training data",
     )
     info, interrupted, seconds = qat_phase(
