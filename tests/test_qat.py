@@ -188,10 +188,13 @@ def test_train_qat_run_exports_its_grid_bit_exact_with_the_agreement_it_reported
     argv = ["train", "--dataset", str(data), "--out", str(run), "--units", "5", "--epochs", "3"]
     assert main([*argv, "--batch-size", "8", "--qat", "--qat-epochs", "2", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "qat: 2 epochs on the int8 weight grid" in out
+    assert "qat: 2 epochs on the int8 weight grid" in out and "; kept " in out
     metrics = json.loads((run / "metrics.json").read_text())
     info = metrics["qat"]
     assert info["epochs_run"] == 2 and all(v["exact"] for v in info["layers"].values())
+    # judged by the integer model against the float one on the training data
+    assert info["selection"]["on"] == "training data" and 0 <= info["best_epoch"] <= 2
+    assert 0.0 <= info["selection"]["epoch_0"]["sel_agreement"] <= 1.0
     assert "--qat" in metrics["command"]
     lines = [ln for ln in (run / "EXPORT.txt").read_text().splitlines() if ln.startswith("rnn2c")]
     export_argv = shlex.split(lines[0])[1:]

@@ -1500,9 +1500,8 @@ def _fit(
         pre_qat = models.infer.get_weights()
         cal = ds.x_train[calib_idx], ds.lengths_train[calib_idx]
         calib = _framed(cal[0], cal[1], None, k, False)[:2]
-        selection = validation
-        if len(val_idx) == 0:  # the training data, unaugmented
-            selection = _validation(ds, k, tr_idx, s, y_mean, y_std)
+        sel = val_idx if len(val_idx) > 0 else tr_idx  # else the training data, unaugmented
+        selection = _framed(ds.x_train[sel], ds.lengths_train[sel], None, k, False)[:2]
         qat_info, interrupted, more = _fine_tune(
             keras, models, batches, (validation, selection), calib, epochs, len(val_idx) > 0, s
         )
@@ -1547,6 +1546,10 @@ class QatPhase:
     predict: Callable[[list[Any]], np.ndarray] | None = None
     weight: np.ndarray | None = None
     selection: str = "training data"
+    #: where the export's integer model runs in NumPy (rnn2c.qat.compare of the inference
+    #: model on the selection data: float outputs, integer outputs, real steps), that; the
+    #: candidates are then judged by the integer model itself, not by the grid in Keras
+    integer: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
 
 
 def selection_callback(keras: Any, judge: Callable[[], dict[str, float]]) -> Any:
@@ -1599,8 +1602,9 @@ def qat_phase(
     training's (QAT_MIN_EPOCHS..QAT_MAX_EPOCHS), at a cosine from lr * QAT_LR_FACTOR down to a
     tenth of it.
 
-    The epochs are judged on the selection data (phase.predict) with the weights on the grid,
-    by how close their outputs are to the float model's (the model before fine-tuning, which
+    The epochs are judged on the selection data by the export's integer model (phase.integer;
+    else phase.predict with the weights on the grid), by how close its outputs are to the
+    float model's (the model before fine-tuning, which
     the quantization is to reproduce): a classifier by the share of real steps where its class
     is the float model's, then by the mean |output - float output| (a regressor by that
     alone); the weights before fine-tuning, put on the grid (what post-training quantization
@@ -1613,18 +1617,23 @@ def qat_phase(
     phase.compile(keras.optimizers.schedules.CosineDecay(peak, total, alpha=0.1))
     on_grid = qaware.make_callback(grid, phase.make)
     stopper, first = None, []
-    if phase.predict is not None and phase.model is not None:
-        predict, classes = phase.predict, phase.by_accuracy
-        ref = np.asarray(predict([]), dtype=np.float64)  # the float model's outputs
+    predict, classes, integer = phase.predict, phase.by_accuracy, phase.integer
+    if (predict is not None or integer is not None) and phase.model is not None:
+        weight = phase.weight
+        if integer is not None:  # the float model's outputs, its real steps
+            ref, _, weight = integer()
+        else:
+            assert predict is not None
+            ref = np.asarray(predict([]), dtype=np.float64)
 
         def judge() -> dict[str, float]:
             try:  # the grid the export of these weights uses
                 grid[:] = phase.make()
+                y = integer()[1] if integer is not None else predict([on_grid])
             except ExportError:  # weights the export refuses: never kept, and the end
                 phase.model.stop_training = True
                 return {"distance": np.inf, "agreement": -1.0} if classes else {"distance": np.inf}
-            y = np.asarray(predict([on_grid]), dtype=np.float64)
-            return qaware.closeness_logs(y, ref, phase.weight, classes)
+            return qaware.closeness_logs(np.asarray(y, np.float64), ref, weight, classes)
 
         stopper = best_checkpoint_callback(
             keras,
@@ -1681,8 +1690,15 @@ def _fine_tune(
     s: _Settings,
 ) -> tuple[dict[str, Any], bool, float]:
     """--qat of a sequence model, with the quantization EXPORT.txt's export line asks for.
-    data: (the validation split or None, the selection data: it, else the training data)."""
+    data: (the validation split or None, the selection data, framed: (x, lengths) of it,
+    else of the training data)."""
     validation, selection = data
+    options = qaware.export_options(s.weights, QAT_CALIBRATION, "per-feature")
+
+    def integer() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        found = qaware.compare(models.infer, *selection, calib[0], calib[1], **options)
+        assert found is not None  # a sequence model
+        return found
 
     def make() -> list[qaware.LayerGrid]:
         return qaware.grids(
@@ -1702,11 +1718,10 @@ def _fine_tune(
         has_val,
         s.classifier,
         models.train,
-        lambda cbs: np.asarray(
-            models.train.predict(selection[0], batch_size=256, verbose=0, callbacks=cbs)
-        ),
-        selection[2] if len(selection) > 2 else None,
+        None,  # the integer model is judged, not the Keras forward
+        None,
         "validation split" if has_val else "training data",
+        integer,
     )
     info, interrupted, seconds = qat_phase(
         keras, phase, epochs, s.qat_epochs, s.lr, s.weights, s.patience, s.verbose, s.callbacks
