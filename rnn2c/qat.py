@@ -632,10 +632,11 @@ def fine_tune(
     all). options: the export's quantization options (method, activations, input_quant,
     max_length; the export must be run with the same ones). eval_x, eval_lengths: sequences on
     which to measure the agreement with the integer model (default: calib). keep: keep the
-    best of the weights before fine-tuning and each epoch's (:func:`keep_best`): the closest
-    to the float model's outputs (the model as passed in) on validation_data's inputs, else on
-    x (arrays only; a PyDataset x without validation_data keeps the last epoch), with the
-    weights on the grid; the report says which.
+    best of the weights before fine-tuning and each epoch's (:func:`keep_best`): the one whose
+    export's integer model (:func:`compare`; a seq2seq model: the Keras forward on the grid)
+    is closest to the float model's outputs (the model as passed in) on validation_data's
+    inputs, else on x (arrays only; a PyDataset x without validation_data keeps the last
+    epoch); the report says which.
     """
     import keras
 
@@ -657,10 +658,22 @@ def fine_tune(
     best = None
     if keep and isinstance(select, tuple) and isinstance(select[0], np.ndarray):
         sel_x, sel_w = select[0], (select[2] if len(select) > 2 else None)
-        ref = np.asarray(model.predict(sel_x, batch_size=256, verbose=0), dtype=np.float64)
+        found = compare(model, sel_x, None, calib, lengths, **options)
+        if found is not None:  # judged by the export's integer model
+            ref, _, sel_w = found
+        else:  # by the Keras forward on the grid
+            ref = np.asarray(model.predict(sel_x, batch_size=256, verbose=0), dtype=np.float64)
 
         def judge() -> dict[str, float]:
-            out = model.predict(sel_x, batch_size=256, verbose=0, callbacks=[cb])
+            try:
+                if found is not None:
+                    now = compare(model, sel_x, None, calib, lengths, **options)
+                    out = now[1] if now is not None else ref
+                else:
+                    out = model.predict(sel_x, batch_size=256, verbose=0, callbacks=[cb])
+            except ExportError:  # weights the export refuses: never kept, and the end
+                model.stop_training = True
+                return {"distance": np.inf, "agreement": -1.0}
             return closeness_logs(np.asarray(out, np.float64), ref, sel_w, bool(classifier))
 
         best = keep_best(judge)
