@@ -62,6 +62,10 @@ def one_set(name: str, out: Path, weights: str, reuse: bool) -> dict:
         "c_accuracy": rep.int8_accuracy,
         "bit_exact": rep.bit_exact,
         "qat_epochs": metrics["qat"]["epochs_run"],
+        "best_epoch": metrics["qat"]["best_epoch"],  # 0: the post-training weights kept
+        "kept": metrics["qat"].get("selection", {}).get("kept"),
+        "max_error": metrics["qat"]["test"]["max_error"],
+        "max_error_of_range": metrics["qat"]["test"]["max_error_of_range"],
         "seconds": round(seconds, 1),
     }
 

@@ -442,6 +442,9 @@ class Report:
     output_range: float | None = None
     agreement: float | None = None  # classifiers: share of argmax equal; None otherwise
     history: dict[str, list[float]] = field(default_factory=dict)
+    #: the epoch whose weights were kept (0: the weights before fine-tuning), None: the last
+    kept_epoch: int | None = None
+    kept: str = ""  # why, in words
 
     @property
     def approximate(self) -> list[str]:
@@ -467,7 +470,78 @@ class Report:
             if self.agreement is not None:
                 line += f", same class on {100 * self.agreement:.1f} % of sequences"
             out.append(line)
+        if self.kept:
+            out.append(f"qat: {self.kept}")
         return out
+
+
+def closeness_logs(
+    y: np.ndarray, ref: np.ndarray, weight: np.ndarray | None, classes: bool
+) -> dict[str, float]:
+    """How close outputs y [..., out] are to the float model's ref, over the real steps
+    (weight, broadcast to y's leading axes; None: all): distance, the mean |y - ref| (a
+    classifier's probabilities, a regressor's standardized outputs), and for a classifier
+    agreement, the share of real steps whose class is the float model's."""
+    w = np.ones(y.shape[:-1]) if weight is None else np.reshape(weight, y.shape[:-1])
+    total = max(float(w.sum()), 1e-12)
+    out = {"distance": float((np.abs(y - ref).mean(-1) * w).sum() / total)}
+    if classes:
+        out["agreement"] = float(((y.argmax(-1) == ref.argmax(-1)) * w).sum() / total)
+    return out
+
+
+def keep_best(judge: Callable[[], dict[str, float]]) -> Any:
+    """A Keras callback that judges the weights before fine-tuning ("epoch 0") and each epoch's
+    by judge() (:func:`closeness_logs` of the outputs on the selection data, the weights on
+    the grid, against the float model's): the highest agreement where there is one, then the
+    lowest distance. It restores the best at the end; ``epoch`` (0: the weights before) and
+    ``kept`` (in words) say which."""
+
+    class KeepBest(_callback_base()):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.best: tuple[float, float] = (-np.inf, -np.inf)
+            self.weights: list[np.ndarray] | None = None
+            self.epoch, self.start, self.logs = 0, {}, {}
+            self.kept = ""
+
+        def _judge(self, epoch: int) -> None:
+            logs = judge()
+            key = (round(logs.get("agreement", 0.0), 6), -logs["distance"])
+            if epoch == 0:
+                self.start = logs
+            if key > self.best:
+                self.best, self.epoch, self.logs = key, epoch, logs
+                self.weights = [np.array(w) for w in self.model.get_weights()]
+
+        def on_train_begin(self, logs: Any = None) -> None:
+            self._judge(0)
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self._judge(epoch + 1)
+
+        def on_train_end(self, logs: Any = None) -> None:
+            if self.weights is not None:
+                self.model.set_weights(self.weights)
+            if self.epoch == 0:
+                self.kept = (
+                    "kept the weights before fine-tuning: no epoch came closer to the float "
+                    f"model ({_figures(self.start)})"
+                )
+            else:
+                self.kept = (
+                    f"kept epoch {self.epoch}: {_figures(self.logs)} (before: "
+                    f"{_figures(self.start)})"
+                )
+
+    return KeepBest()
+
+
+def _figures(logs: dict[str, float]) -> str:
+    text = f"mean |output - float| {logs['distance']:.4g}"
+    if "agreement" in logs:
+        text = f"class of the float model at {100 * logs['agreement']:.2f} %, " + text
+    return text
 
 
 def compare(
@@ -547,6 +621,7 @@ def fine_tune(
     eval_lengths: np.ndarray | None = None,
     lengths: np.ndarray | None = None,
     classifier: bool | None = None,
+    keep: bool = True,
     **options: Any,
 ) -> Report:
     """Fine-tune a Keras model on the export's weight grid and leave its weights on it.
@@ -557,7 +632,12 @@ def fine_tune(
     compiled (its optimizer then keeps its own rate). lengths: calib's real steps (None:
     all). options: the export's quantization options (method, activations, input_quant,
     max_length; the export must be run with the same ones). eval_x, eval_lengths: sequences on
-    which to measure the agreement with the integer model (default: calib).
+    which to measure the agreement with the integer model (default: calib). keep: keep the
+    best of the weights before fine-tuning and each epoch's (:func:`keep_best`): the one whose
+    export's integer model (:func:`compare`; a seq2seq model: the Keras forward on the grid)
+    is closest to the float model's outputs (the model as passed in) on validation_data's
+    inputs, else on x (arrays only; a PyDataset x without validation_data keeps the last
+    epoch); the report says which.
     """
     import keras
 
@@ -573,6 +653,32 @@ def fine_tune(
     fit_kw: dict[str, Any] = {"epochs": epochs, "verbose": 0, "callbacks": [cb, *callbacks]}
     if validation_data is not None:
         fit_kw["validation_data"] = validation_data
+    select = validation_data if validation_data is not None else (x, y)
+    if classifier is None:
+        classifier = _ends_in_softmax(model)
+    best = None
+    if keep and isinstance(select, tuple) and isinstance(select[0], np.ndarray):
+        sel_x, sel_w = select[0], (select[2] if len(select) > 2 else None)
+        found = compare(model, sel_x, None, calib, lengths, **options)
+        if found is not None:  # judged by the export's integer model
+            ref, _, sel_w = found
+        else:  # by the Keras forward on the grid
+            ref = np.asarray(model.predict(sel_x, batch_size=256, verbose=0), dtype=np.float64)
+
+        def judge() -> dict[str, float]:
+            try:
+                if found is not None:
+                    now = compare(model, sel_x, None, calib, lengths, **options)
+                    out = now[1] if now is not None else ref
+                else:
+                    out = model.predict(sel_x, batch_size=256, verbose=0, callbacks=[cb])
+            except ExportError:  # weights the export refuses: never kept, and the end
+                model.stop_training = True
+                return {"distance": np.inf, "agreement": -1.0}
+            return closeness_logs(np.asarray(out, np.float64), ref, sel_w, bool(classifier))
+
+        best = keep_best(judge)
+        fit_kw["callbacks"].append(best)
     if isinstance(x, np.ndarray):
         fit_kw["batch_size"] = batch_size
         hist = model.fit(x, y, **fit_kw)
@@ -584,8 +690,8 @@ def fine_tune(
         [(g.layer.name, g.qmax, g.exact) for g in layer_grids],
         history={k: [float(v) for v in vs] for k, vs in hist.history.items()},
     )
-    if classifier is None:
-        classifier = _ends_in_softmax(model)
+    if best is not None:
+        report.kept_epoch, report.kept = best.epoch, best.kept
     ex, el = (calib, lengths) if eval_x is None else (eval_x, eval_lengths)
     found = agreement(model, ex, el, calib, lengths, classifier, **options)
     if found is not None:

@@ -18,6 +18,7 @@ from rnn2c import qat
 from rnn2c.cli import main
 from rnn2c.emulator import verify
 from rnn2c.export import export_model
+from rnn2c.train.train import QatPhase, qat_phase
 
 
 def _layer_ints(grid: qat.LayerGrid, qlayer) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
@@ -187,10 +188,13 @@ def test_train_qat_run_exports_its_grid_bit_exact_with_the_agreement_it_reported
     argv = ["train", "--dataset", str(data), "--out", str(run), "--units", "5", "--epochs", "3"]
     assert main([*argv, "--batch-size", "8", "--qat", "--qat-epochs", "2", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "qat: 2 epochs on the int8 weight grid" in out
+    assert "qat: 2 epochs on the int8 weight grid" in out and "; kept " in out
     metrics = json.loads((run / "metrics.json").read_text())
     info = metrics["qat"]
     assert info["epochs_run"] == 2 and all(v["exact"] for v in info["layers"].values())
+    # judged by the integer model against the float one on the training data
+    assert info["selection"]["on"] == "training data" and 0 <= info["best_epoch"] <= 2
+    assert 0.0 <= info["selection"]["epoch_0"]["sel_agreement"] <= 1.0
     assert "--qat" in metrics["command"]
     lines = [ln for ln in (run / "EXPORT.txt").read_text().splitlines() if ln.startswith("rnn2c")]
     export_argv = shlex.split(lines[0])[1:]
@@ -276,3 +280,93 @@ def test_train_seq2seq_qat_ends_on_the_grid_and_pins_the_calibration(tmp_path: P
     assert metrics["qat"]["epochs_run"] == 1
     assert all(v["exact"] for v in metrics["qat"]["layers"].values())
     assert "--calibration minmax" in (run / "EXPORT.txt").read_text()
+
+
+def _separable(seed: int, n: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    """Two classes a GRU tells apart at once: the sign of the first feature's drift."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    steps = np.arange(8)[None, :, None] * np.where(y, 1.0, -1.0)[:, None, None]
+    x = steps + rng.normal(scale=0.3, size=(n, 8, 2))
+    return x.astype(np.float32), y
+
+
+def _phase(
+    model: keras.Model, x: np.ndarray, y: np.ndarray, weights: str = "int8"
+) -> tuple[QatPhase, list]:
+    """A QatPhase of a classifier fine-tuned on (x, y) and judged on x, and the list a spy
+    fills with the float weights at each epoch's end."""
+    onehot = np.eye(2, dtype=np.float32)[y]
+    seen: list[list[np.ndarray]] = []
+
+    class Spy(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs=None) -> None:  # noqa: ANN001
+            seen.append(model.get_weights())
+
+    def compile_(lr) -> None:  # noqa: ANN001
+        model.compile(optimizer=keras.optimizers.Adam(lr), loss="mse", metrics=["accuracy"])
+
+    def fit(cbs: list, n: int):  # noqa: ANN202
+        return model.fit(x, onehot, batch_size=8, epochs=n, verbose=0, callbacks=[*cbs, Spy()])
+
+    phase = QatPhase(
+        lambda: qat.grids(model, x, weights),
+        compile_,
+        fit,
+        len(x) // 8,
+        False,
+        True,
+        model,
+        lambda cbs: model.predict(x, verbose=0, callbacks=cbs),
+    )
+    return phase, seen
+
+
+def _export_ints(model: keras.Model, x: np.ndarray) -> list[np.ndarray]:
+    return [np.asarray(q.fc.weight) for q in qat.quantized_for(model, x).layers]
+
+
+def test_qat_keeps_the_post_training_weights_where_no_epoch_comes_closer_to_float() -> None:
+    """A classifier whose post-training int8 model already gives the float model's class on
+    every training sequence: fine-tuning (at a rate that moves the weights a lot) cannot come
+    closer to the float model, so the run keeps the post-training weights (epoch 0), and the
+    export of the result is the export of the model before fine-tuning, integer for integer;
+    rnn2c.qat.fine_tune keeps them too. A random model whose int4 export misclassifies some
+    training sequences (labels: the float model's classes) keeps a fine-tuned epoch that
+    agrees with float on more of them."""
+    keras.utils.set_random_seed(4)
+    x, y = _separable(4)
+    inp = keras.Input((None, 2))
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.GRU(4)(inp)))
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse", metrics=["accuracy"])
+    model.fit(x, np.eye(2)[y], batch_size=8, epochs=20, verbose=0)
+    ptq = _export_ints(model, x)
+    phase, seen = _phase(model, x, y)
+    info, interrupted, _ = qat_phase(keras, phase, 20, 3, 5.0, "int8", 5, 0, [])
+    assert not interrupted and info["best_epoch"] == 0
+    assert info["selection"]["epoch_0"]["sel_agreement"] == 1.0
+    assert info["selection"]["kept"].startswith("kept the post-training weights")
+    final = model.get_weights()
+    assert len(seen) == 3 and all(  # the epochs moved the weights: keeping them was chosen
+        max(np.abs(a - b).max() for a, b in zip(w, final, strict=True)) > 1e-2 for w in seen
+    )
+    for got, want in zip(_export_ints(model, x), ptq, strict=True):
+        np.testing.assert_array_equal(got, want)
+    # the API keeps them too
+    model.compile(optimizer=keras.optimizers.Adam(0.5), loss="mse", metrics=["accuracy"])
+    report = qat.fine_tune(model, x, np.eye(2)[y], calib=x, epochs=2, batch_size=8)
+    assert report.kept_epoch == 0 and "kept the weights before" in report.lines()[-1]
+    for got, want in zip(_export_ints(model, x), ptq, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+    keras.utils.set_random_seed(5)
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(64, 8, 2)).astype(np.float32)
+    rand = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.GRU(6)(inp)))
+    y = rand.predict(x, verbose=0).argmax(-1)  # the float model is right on every sequence
+    phase, _ = _phase(rand, x, y, "int4")
+    info, _, _ = qat_phase(keras, phase, 20, 6, 1.0, "int4", 5, 0, [])
+    start = info["selection"]["epoch_0"]["sel_agreement"]
+    assert info["best_epoch"] > 0 and start < 1.0, info["selection"]
+    assert max(info["history"]["sel_agreement"]) > start
+    assert info["selection"]["kept"].startswith(f"kept epoch {info['best_epoch']}")

@@ -489,6 +489,8 @@ def _qat_line(info: dict[str, Any]) -> str:
     """The summary line of a --qat run: its fine-tuning and how close the model it leaves is to
     the integer model of its export."""
     line = f"qat: {info['epochs_run']} epochs on the {info['weights']} weight grid"
+    if "selection" in info:
+        line += f"; {info['selection']['kept']}"
     test = info.get("test")
     if not test:
         return line

@@ -437,14 +437,7 @@ def _fit(
         )
 
     compile_(schedule)
-    validation = None
-    if len(val_idx) > 0:
-        y_val = data.y_train[val_idx]
-        validation = (
-            (data.x_train[val_idx], decoder_inputs(y_val)),
-            np.eye(v_out, dtype=np.float32)[y_val],
-            target_positions(y_val).astype(np.float32),
-        )
+    validation = _teacher_forced(data, val_idx, v_out) if len(val_idx) > 0 else None
 
     def fit(cbs: list[Any], n: int) -> Any:
         return model.fit(
@@ -469,6 +462,7 @@ def _fit(
     qat_info = None
     if s.qat and not interrupted:  # the grid of the export EXPORT.txt runs (START, END, lengths)
         cal = data.x_train[calib_idx], data.lengths_train[calib_idx], data.y_train[calib_idx]
+        selection = validation or _teacher_forced(data, tr_idx, v_out)
         phase = QatPhase(
             lambda: qaware.grids(
                 model,
@@ -481,6 +475,10 @@ def _fit(
             steps_per_epoch,
             len(val_idx) > 0,
             True,
+            model,
+            lambda cbs: np.asarray(model.predict(list(selection[0]), verbose=0, callbacks=cbs)),
+            selection[2],
+            "validation split" if validation else "training data",
         )
         qat_info, interrupted, more = qat_phase(
             keras, phase, epochs, s.qat_epochs, s.lr, "int8", s.patience, s.verbose, s.callbacks
@@ -488,6 +486,17 @@ def _fit(
         seconds += more
     return _Fitted(
         model, stopper, interrupted, seconds, epochs, steps_per_epoch, schedule_info, qat_info
+    )
+
+
+def _teacher_forced(data: Seq2SeqData, idx: np.ndarray, v_out: int) -> tuple[Any, ...]:
+    """Training sequences idx as fit and evaluate take them: ((inputs, decoder inputs), one-hot
+    targets, the scored positions' weights)."""
+    y = data.y_train[idx]
+    return (
+        (data.x_train[idx], decoder_inputs(y)),
+        np.eye(v_out, dtype=np.float32)[y],
+        target_positions(y).astype(np.float32),
     )
 
 
@@ -684,7 +693,7 @@ def summary_lines(metrics: dict[str, Any], out: str) -> list[str]:
         q = metrics["qat"]
         lines.append(
             f"qat: {q['epochs_run']} epochs on the int8 weight grid (the figures above are the "
-            "fine-tuned model's)"
+            "fine-tuned model's)" + (f"; {q['selection']['kept']}" if "selection" in q else "")
         )
     lines += [f"WARNING: {w}" for w in metrics["warnings"]]
     info = metrics["seq2seq"]

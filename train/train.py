@@ -38,6 +38,7 @@ import numpy as np
 
 from rnn2c import __version__
 from rnn2c import qat as qaware
+from rnn2c.export.ir import ExportError
 from rnn2c.interface import python_api
 from rnn2c.outdir import OutputError, OwnedFolder
 
@@ -183,6 +184,8 @@ def best_checkpoint_callback(
     has_val: bool,
     by_accuracy: bool = True,
     early_stop: bool | None = None,
+    monitor: str | None = None,
+    keys: tuple[str, str] = ("accuracy", "loss"),
 ) -> Any:
     """A callback that keeps the weights of the best epoch (restored when training ends, and
     readable as ``best_weights`` after an interrupt) and, with ``early_stop``, stops after
@@ -190,10 +193,15 @@ def best_checkpoint_callback(
 
     With a validation split, "best" is the highest validation accuracy, ties broken by the
     lowest validation loss (``by_accuracy``; regression: the lowest validation loss). Without
-    one, it is the lowest training loss; early stopping then defaults to off.
+    one, it is the lowest training loss; early stopping then defaults to off. monitor: the
+    prefix of the logs to judge by instead ("sel_": a selection callback's), accuracy first
+    as with a validation split; keys: the names of the figures judged (higher is better,
+    lower is better). ``start(model, logs)`` before training makes the model's weights then a
+    candidate judged by ``logs`` ("epoch 0", best_epoch -1).
     """
-    prefix = "val_" if has_val else ""
-    use_acc = by_accuracy and has_val
+    prefix = monitor if monitor is not None else "val_" if has_val else ""
+    use_acc = by_accuracy and (has_val or monitor is not None)
+    acc_key, loss_key = prefix + keys[0], prefix + keys[1]
     stop = has_val if early_stop is None else early_stop
 
     class BestCheckpoint(keras.callbacks.Callback):
@@ -206,18 +214,19 @@ def best_checkpoint_callback(
             self.wait = 0
             self.epochs_seen = 0
             self.history: dict[str, list[float]] = {}
+            self.start_logs: dict[str, float] | None = None
+
+        def start(self, model: Any, logs: dict[str, float]) -> None:
+            self.best = self.key(logs)
+            self.best_weights = [np.array(w) for w in model.get_weights()]
+            self.best_logs = self.start_logs = dict(logs)
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             logs = logs or {}
             self.epochs_seen = epoch + 1
             for k, v in logs.items():
                 self.history.setdefault(k, []).append(float(v))
-            acc = float(logs.get(prefix + "accuracy", 0.0)) if use_acc else 0.0
-            loss = float(logs.get(prefix + "loss", np.inf))
-            if not np.isfinite(loss):
-                loss = np.inf
-            # Accuracies are multiples of 1/n; round away float noise before comparing.
-            key = (round(acc, 6), -loss)
+            key = self.key(logs)
             if self.best is None or key > self.best:
                 self.best = key
                 self.best_epoch = epoch
@@ -228,6 +237,14 @@ def best_checkpoint_callback(
                 self.wait += 1
                 if stop and self.wait > patience:
                     self.model.stop_training = True
+
+        def key(self, logs: dict[str, Any]) -> tuple[float, float]:
+            acc = float(logs.get(acc_key, 0.0)) if use_acc else 0.0
+            loss = float(logs.get(loss_key, np.inf))
+            if not np.isfinite(loss):
+                loss = np.inf
+            # Accuracies are multiples of 1/n; round away float noise before comparing.
+            return (round(acc, 6), -loss)
 
         def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
             self.restore()
@@ -1306,12 +1323,17 @@ def fit_best(
     by_accuracy: bool,
     verbose: int,
     callbacks: list[Any],
+    stopper: Any = None,
+    first: Sequence[Any] = (),
 ) -> tuple[Any, bool, float]:
-    """Run fit(callbacks) (a Keras fit) with a best-checkpoint callback (and, when verbose, a
-    progress line per epoch on stderr) before ``callbacks``, keeping the best epoch's weights
+    """Run fit(callbacks) (a Keras fit) with a best-checkpoint callback (``stopper``, else a
+    :func:`best_checkpoint_callback` of patience, has_val, by_accuracy) and, when verbose, a
+    progress line per epoch on stderr, before ``callbacks`` (after ``first``: callbacks whose
+    epoch-end logs the checkpoint judges), keeping the best epoch's weights
     (:func:`fit_keeping_best`). Returns (the best-checkpoint callback, interrupted, seconds)."""
-    stopper = best_checkpoint_callback(keras, patience, has_val, by_accuracy=by_accuracy)
-    cbs: list[Any] = [stopper]
+    if stopper is None:
+        stopper = best_checkpoint_callback(keras, patience, has_val, by_accuracy=by_accuracy)
+    cbs: list[Any] = [*first, stopper]
     progress = None
     if verbose:
         progress = progress_callback(keras, epochs, stopper, sys.stderr, max(1, epochs // 10))
@@ -1540,8 +1562,10 @@ def _fit(
         pre_qat = models.infer.get_weights()
         cal = ds.x_train[calib_idx], ds.lengths_train[calib_idx]
         calib = _framed(cal[0], cal[1], None, k, False)[:2]
+        sel = val_idx if len(val_idx) > 0 else tr_idx  # else the training data, unaugmented
+        selection = _framed(ds.x_train[sel], ds.lengths_train[sel], None, k, False)[:2]
         qat_info, interrupted, more = _fine_tune(
-            keras, models, batches, validation, calib, epochs, len(val_idx) > 0, s
+            keras, models, batches, (validation, selection), calib, epochs, len(val_idx) > 0, s
         )
         seconds += more
     if not s.classifier:  # fold the target standardization into the linear head
@@ -1570,7 +1594,9 @@ def _fit(
 class QatPhase:
     """What a --qat fine-tuning runs: the grid maker (rnn2c.qat.grids of the inference model,
     read again each epoch), the compile of the training model under a learning-rate schedule,
-    the fit of n epochs with callbacks."""
+    the fit of n epochs with callbacks, and the training model ``model``'s outputs (predict,
+    with callbacks) on the selection data (the validation split, else the training data
+    unaugmented; ``selection`` names it), ``weight`` their real steps (None: all)."""
 
     make: Callable[[], list[Any]]
     compile: Callable[[Any], None]
@@ -1578,6 +1604,48 @@ class QatPhase:
     batches_per_epoch: int
     has_val: bool
     by_accuracy: bool
+    model: Any = None
+    predict: Callable[[list[Any]], np.ndarray] | None = None
+    weight: np.ndarray | None = None
+    selection: str = "training data"
+    #: where the export's integer model runs in NumPy (rnn2c.qat.compare of the inference
+    #: model on the selection data: float outputs, integer outputs, real steps), that; the
+    #: candidates are then judged by the integer model itself, not by the grid in Keras
+    integer: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+
+
+def selection_callback(keras: Any, judge: Callable[[], dict[str, float]]) -> Any:
+    """A callback that adds, at each epoch's end, judge()'s figures to the epoch's logs as
+    sel_agreement, sel_distance; put it before the checkpoint that judges them."""
+
+    class Selection(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            if logs is not None:
+                logs.update({f"sel_{k}": float(v) for k, v in judge().items()})
+
+    return Selection()
+
+
+def _kept_line(stopper: Any, selection: str, classes: bool) -> str:
+    """What the QAT checkpoint kept and why, in words (the weights before fine-tuning are
+    "epoch 0")."""
+    start, best = stopper.start_logs or {}, stopper.best_logs
+
+    def fig(logs: dict[str, float]) -> str:
+        text = f"mean |output - float| {logs.get('sel_distance', float('nan')):.4g}"
+        if classes:
+            text = f"class of the float model at {100 * logs['sel_agreement']:.2f} %, " + text
+        return text
+
+    if stopper.best_epoch < 0:
+        return (
+            "kept the post-training weights: no epoch came closer to the float model on the "
+            f"{selection} ({fig(start)})"
+        )
+    return (
+        f"kept epoch {stopper.best_epoch + 1}: on the {selection} {fig(best)} "
+        f"(post-training: {fig(start)})"
+    )
 
 
 def qat_phase(
@@ -1594,12 +1662,51 @@ def qat_phase(
     """--qat: fine-tune on the export's weight grid (rnn2c.qat), the best epoch kept, then the
     weights put on the grid for good (settled). n epochs: qat_epochs, else a fifth of the
     training's (QAT_MIN_EPOCHS..QAT_MAX_EPOCHS), at a cosine from lr * QAT_LR_FACTOR down to a
-    tenth of it. Returns (what metrics.json records, interrupted, seconds)."""
+    tenth of it.
+
+    The epochs are judged on the selection data by the export's integer model (phase.integer;
+    else phase.predict with the weights on the grid), by how close its outputs are to the
+    float model's (the model before fine-tuning, which
+    the quantization is to reproduce): a classifier by the share of real steps where its class
+    is the float model's, then by the mean |output - float output| (a regressor by that
+    alone); the weights before fine-tuning, put on the grid (what post-training quantization
+    exports), are a candidate too ("epoch 0"). Returns (what metrics.json records,
+    interrupted, seconds)."""
     n = qat_epochs or int(min(QAT_MAX_EPOCHS, max(QAT_MIN_EPOCHS, epochs // 5)))
     grid = phase.make()
     peak = lr * QAT_LR_FACTOR
     total = max(1, n * phase.batches_per_epoch)
     phase.compile(keras.optimizers.schedules.CosineDecay(peak, total, alpha=0.1))
+    on_grid = qaware.make_callback(grid, phase.make)
+    stopper, first = None, []
+    predict, classes, integer = phase.predict, phase.by_accuracy, phase.integer
+    if (predict is not None or integer is not None) and phase.model is not None:
+        weight = phase.weight
+        if integer is not None:  # the float model's outputs, its real steps
+            ref, _, weight = integer()
+        else:
+            assert predict is not None
+            ref = np.asarray(predict([]), dtype=np.float64)
+
+        def judge() -> dict[str, float]:
+            try:  # the grid the export of these weights uses
+                grid[:] = phase.make()
+                y = integer()[1] if integer is not None else predict([on_grid])
+            except ExportError:  # weights the export refuses: never kept, and the end
+                phase.model.stop_training = True
+                return {"distance": np.inf, "agreement": -1.0} if classes else {"distance": np.inf}
+            return qaware.closeness_logs(np.asarray(y, np.float64), ref, weight, classes)
+
+        stopper = best_checkpoint_callback(
+            keras,
+            patience,
+            phase.has_val,
+            by_accuracy=classes,
+            monitor="sel_",
+            keys=("agreement", "distance"),
+        )
+        stopper.start(phase.model, {f"sel_{k}": v for k, v in judge().items()})
+        first = [selection_callback(keras, judge)]
     if verbose:
         print(f"qat: fine-tuning {n} epochs on the {weights} weight grid", file=sys.stderr)
     stopper, interrupted, seconds = fit_best(
@@ -1610,7 +1717,9 @@ def qat_phase(
         has_val=phase.has_val,
         by_accuracy=phase.by_accuracy,
         verbose=verbose,
-        callbacks=[qaware.make_callback(grid, phase.make), *callbacks],
+        callbacks=[on_grid, *callbacks],
+        stopper=stopper,
+        first=first,
     )
     grid = qaware.settle(phase.make)
     info = {
@@ -1621,8 +1730,14 @@ def qat_phase(
         "layers": {g.layer.name: {"qmax": g.qmax, "exact": g.exact} for g in grid},
         "calibration": QAT_CALIBRATION,
         "history": epoch_history(stopper),
-        "best_epoch": int(stopper.best_epoch) + 1,
+        "best_epoch": int(stopper.best_epoch) + 1,  # 0: the post-training weights kept
     }
+    if stopper.start_logs is not None:
+        info["selection"] = {
+            "on": phase.selection,
+            "epoch_0": stopper.start_logs,
+            "kept": _kept_line(stopper, phase.selection, phase.by_accuracy),
+        }
     return info, interrupted, seconds
 
 
@@ -1630,13 +1745,22 @@ def _fine_tune(
     keras: Any,
     models: Models,
     batches: Any,
-    validation: Any,
+    data: tuple[Any, Any],
     calib: tuple[np.ndarray, np.ndarray],
     epochs: int,
     has_val: bool,
     s: _Settings,
 ) -> tuple[dict[str, Any], bool, float]:
-    """--qat of a sequence model, with the quantization EXPORT.txt's export line asks for."""
+    """--qat of a sequence model, with the quantization EXPORT.txt's export line asks for.
+    data: (the validation split or None, the selection data, framed: (x, lengths) of it,
+    else of the training data)."""
+    validation, selection = data
+    options = qaware.export_options(s.weights, QAT_CALIBRATION, "per-feature")
+
+    def integer() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        found = qaware.compare(models.infer, *selection, calib[0], calib[1], **options)
+        assert found is not None  # a sequence model
+        return found
 
     def make() -> list[qaware.LayerGrid]:
         return qaware.grids(
@@ -1655,6 +1779,11 @@ def _fine_tune(
         len(batches),
         has_val,
         s.classifier,
+        models.train,
+        None,  # the integer model is judged, not the Keras forward
+        None,
+        "validation split" if has_val else "training data",
+        integer,
     )
     info, interrupted, seconds = qat_phase(
         keras, phase, epochs, s.qat_epochs, s.lr, s.weights, s.patience, s.verbose, s.callbacks
