@@ -60,6 +60,8 @@ CHOICES = frozenset(
         "logmel",
         "speaker",
         "random",
+        "word",
+        "stream",
     }
 )
 _FLAG = re.compile(

@@ -1755,7 +1755,7 @@ def _fine_tune(
     data: (the validation split or None, the selection data, framed: (x, lengths) of it,
     else of the training data)."""
     validation, selection = data
-    options = qaware.export_options(s.weights, QAT_CALIBRATION, "per-feature")
+    options = qaware.export_options(s.weights, QAT_CALIBRATION, _input_quant(s))
 
     def integer() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         found = qaware.compare(models.infer, *selection, calib[0], calib[1], **options)
@@ -1767,7 +1767,7 @@ def _fine_tune(
             models.infer,
             calib[0],
             lengths=calib[1],
-            **qaware.export_options(s.weights, QAT_CALIBRATION, _input_quant(s)),
+            **options,
         )
 
     phase = QatPhase(
