@@ -87,21 +87,19 @@ def main() -> int:
         (out / f"qat_accuracy_{args.weights}.json").write_text(json.dumps(rows, indent=2) + "\n")
     goal = 0.015 if args.weights == "int4" else 0.005
     w = args.weights
-    print(
-        f"| dataset | float | int8 C (PTQ) | {w} C (PTQ) | {w} C (QAT) | QAT - float "
-        "| C == integer model |"
-    )
-    print("|---|---|---|---|---|---|---|")
+    ptq = [f"{w} C (PTQ)"] if w == "int8" else ["int8 C (PTQ)", f"{w} C (PTQ)"]
+    head = ["dataset", "float", *ptq, f"{w} C (QAT)", "QAT - float", "C == integer model"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
     ok = True
     for r in rows:
         d = r["qat"] - r["float"]
         miss = abs(d) > goal and d < 0
         ok = ok and not miss and r["bit_exact"] and abs(r["c_accuracy"] - r["qat"]) < 1e-9
-        print(
-            f"| {r['dataset']} | {100 * r['float']:.2f}% | {100 * r['int8_ptq']:.2f}% | "
-            f"{100 * r['ptq']:.2f}% | {100 * r['qat']:.2f}% | {100 * d:+.1f}"
-            f"{' **miss**' if miss else ''} | {'yes' if r['bit_exact'] else 'NO'} |"
-        )
+        ptqs = [r["ptq"]] if w == "int8" else [r["int8_ptq"], r["ptq"]]
+        cells = [r["dataset"], *(f"{100 * v:.2f}%" for v in (r["float"], *ptqs, r["qat"]))]
+        cells += [f"{100 * d:+.1f}{' **miss**' if miss else ''}", "yes" if r["bit_exact"] else "NO"]
+        print("| " + " | ".join(cells) + " |")
     return 0 if ok else 1
 
 

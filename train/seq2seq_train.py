@@ -691,9 +691,10 @@ def summary_lines(metrics: dict[str, Any], out: str) -> list[str]:
     ]
     if "qat" in metrics:
         q = metrics["qat"]
+        kept = "the post-training" if q.get("best_epoch") == 0 else "the fine-tuned"
         lines.append(
-            f"qat: {q['epochs_run']} epochs on the int8 weight grid (the figures above are the "
-            "fine-tuned model's)" + (f"; {q['selection']['kept']}" if "selection" in q else "")
+            f"qat: {q['epochs_run']} epochs on the int8 weight grid (the figures above are "
+            f"{kept} model's)" + (f"; {q['selection']['kept']}" if "selection" in q else "")
         )
     lines += [f"WARNING: {w}" for w in metrics["warnings"]]
     info = metrics["seq2seq"]
