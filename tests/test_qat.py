@@ -19,6 +19,7 @@ from rnn2c.cli import main
 from rnn2c.emulator import verify
 from rnn2c.export import export_model
 from rnn2c.train.train import QatPhase, qat_phase
+from tools import drift_npz
 
 
 def _layer_ints(grid: qat.LayerGrid, qlayer) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
@@ -156,28 +157,7 @@ def test_the_float_masters_move_by_the_updates_made_on_the_grid() -> None:
 
 
 def _drift_npz(path: Path, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-
-    def split(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        y = np.arange(m) % 2
-        lengths = rng.integers(5, 10, size=m)
-        x = np.zeros((m, 9, 3), dtype=np.float32)
-        for i in range(m):
-            steps = np.arange(lengths[i])[:, None] * (1.0 if y[i] else -1.0)
-            x[i, : lengths[i]] = 5.0 + steps + rng.normal(scale=0.3, size=(lengths[i], 3))
-        return x, y, lengths
-
-    a, b = split(32), split(16)
-    np.savez(
-        path,
-        x_train=a[0],
-        y_train=a[1],
-        lengths_train=a[2],
-        x_test=b[0],
-        y_test=b[1],
-        lengths_test=b[2],
-    )
-    return path
+    return drift_npz(path, seed, t=9)
 
 
 def test_train_qat_run_exports_its_grid_bit_exact_with_the_agreement_it_reported(

@@ -17,6 +17,7 @@ from rnn2c.emulator import verify  # noqa: E402
 from rnn2c.export import export_model  # noqa: E402
 from rnn2c.train.data import Dataset  # noqa: E402
 from rnn2c.train.train import _wants_log, run_files, train_run  # noqa: E402
+from tools import drift_split  # noqa: E402
 
 TINY = ["--units", "4", "--batch-size", "8", "--quiet"]
 
@@ -25,21 +26,8 @@ def _drift_set(n: int = 24, t: int = 9, f: int = 3, seed: int = 0, zero_steps: b
     """Two classes told apart by the sign of the drift; variable lengths. With zero_steps,
     some real steps (not padding) are all 0.0, as an idle sensor gives."""
     rng = np.random.default_rng(seed)
-
-    def split(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        y = np.arange(m) % 2
-        lengths = rng.integers(5, t + 1, size=m)
-        x = np.zeros((m, t, f), dtype=np.float32)
-        for i in range(m):
-            steps = np.arange(lengths[i])[:, None] * (1.0 if y[i] else -1.0)
-            x[i, : lengths[i]] = 5.0 + steps + rng.normal(scale=0.3, size=(lengths[i], f))
-            if zero_steps:
-                x[i, 1] = 0.0
-                x[i, lengths[i] - 1] = 0.0  # the last real step too: not padding
-        return x, y.astype(np.int64), lengths.astype(np.int64)
-
-    xtr, ytr, ltr = split(n)
-    xte, yte, lte = split(n // 2)
+    xtr, ytr, ltr = drift_split(rng, n, t, f, zero_steps=zero_steps)
+    xte, yte, lte = drift_split(rng, n // 2, t, f, zero_steps=zero_steps)
     return Dataset(xtr, ytr, xte, yte, ltr, lte, ["down", "up"], "drift")
 
 

@@ -11,36 +11,14 @@ import numpy as np
 import pytest
 
 from rnn2c.cli import main
-from tools import require_arm_toolchain, require_unicorn
+from tools import drift_npz, require_arm_toolchain, require_unicorn
 
 pytest.importorskip("optuna")
 
 
 def _tiny_npz(path: Path, seed: int = 0) -> Path:
     """Two classes told apart by the sign of a drift: 3 features, 6-14 steps."""
-    rng = np.random.default_rng(seed)
-
-    def split(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        y = np.arange(m) % 2
-        lengths = rng.integers(6, 15, size=m)
-        x = np.zeros((m, 14, 3), dtype=np.float32)
-        for i in range(m):
-            drift = np.arange(lengths[i])[:, None] * (0.3 if y[i] else -0.3)
-            x[i, : lengths[i]] = 1.0 + drift + rng.normal(scale=0.3, size=(lengths[i], 3))
-        return x, y.astype(np.int64), lengths.astype(np.int64)
-
-    xtr, ytr, ltr = split(32)
-    xte, yte, lte = split(16)
-    np.savez(
-        path,
-        x_train=xtr,
-        y_train=ytr,
-        x_test=xte,
-        y_test=yte,
-        lengths_train=ltr,
-        lengths_test=lte,
-    )
-    return path
+    return drift_npz(path, seed, t=14, shortest=6, offset=1.0, slope=0.3)
 
 
 def _tune(data: Path, out: Path, trials: int, *extra: str) -> int:

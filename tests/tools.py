@@ -22,7 +22,7 @@ import importlib.util
 import os
 import platform
 import shutil
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -158,3 +158,50 @@ def run_printed_lines(*lines: str) -> None:
     for line in lines:
         args = parser.parse_args(shlex.split(line)[1:])
         assert args.func(args) == 0, line
+
+
+def drift_split(
+    rng: Any,
+    m: int,
+    t: int,
+    f: int = 3,
+    shortest: int = 5,
+    offset: float = 5.0,
+    slope: float = 1.0,
+    zero_steps: bool = False,
+) -> tuple[Any, Any, Any]:
+    """m sequences of two classes told apart by the sign of a drift (class 1 up, class 0 down,
+    alternating), shortest..t real steps of f features around ``offset``: (x [m, t, f] float32
+    zero-padded, y int64, lengths int64). With zero_steps, the second and the last real step
+    are all 0.0, as an idle sensor gives (real steps, not padding)."""
+    import numpy as np  # noqa: PLC0415
+
+    y = np.arange(m) % 2
+    lengths = rng.integers(shortest, t + 1, size=m)
+    x = np.zeros((m, t, f), dtype=np.float32)
+    for i in range(m):
+        drift = np.arange(lengths[i])[:, None] * (slope if y[i] else -slope)
+        x[i, : lengths[i]] = offset + drift + rng.normal(scale=0.3, size=(lengths[i], f))
+        if zero_steps:
+            x[i, 1] = 0.0
+            x[i, lengths[i] - 1] = 0.0
+    return x, y.astype(np.int64), lengths.astype(np.int64)
+
+
+def drift_npz(path: Any, seed: int = 0, **kw: Any) -> Any:
+    """A drift_split dataset (32 training, 16 test sequences; ``kw`` as drift_split's) written
+    as the .npz `rnn2c train --dataset` reads."""
+    import numpy as np  # noqa: PLC0415
+
+    rng = np.random.default_rng(seed)
+    (xtr, ytr, ltr), (xte, yte, lte) = drift_split(rng, 32, **kw), drift_split(rng, 16, **kw)
+    np.savez(
+        path,
+        x_train=xtr,
+        y_train=ytr,
+        lengths_train=ltr,
+        x_test=xte,
+        y_test=yte,
+        lengths_test=lte,
+    )
+    return path
