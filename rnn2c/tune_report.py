@@ -105,13 +105,24 @@ def pick_best(
     instructions per step. A small tuning split cannot tell such trials apart (one sequence of
     50 is 2 points), and the cheaper model is then the better buy."""
     key = f"int8_{score.name}"
-    ok = [r for r in rows if r.get("fits") and r.get(key) is not None]
-    if not ok:
+    ok = _ranked(rows, key)
+    top = _most_accurate(ok, score)
+    if top is None:
         return None
-    top = max(ok, key=lambda r: (score.key(r[key]), -r["instructions_mean"]))
     se = standard_error(top[key], scored) if score.higher_better else 0.0
     near = [r for r in ok if r[key] >= top[key] - se - 1e-12] if se > 0 else [top]
     return min(near, key=lambda r: (r["instructions_mean"], -r[key]))
+
+
+def _ranked(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """The trials within the budget that have the score ``key`` (verified in C)."""
+    return [r for r in rows if r.get("fits") and r.get(key) is not None]
+
+
+def _most_accurate(ok: list[dict[str, Any]], score: Score) -> dict[str, Any] | None:
+    """Of ``ok`` (_ranked), the best score, then the fewest instructions; None if empty."""
+    key = f"int8_{score.name}"
+    return max(ok, key=lambda r: (score.key(r[key]), -r["instructions_mean"]), default=None)
 
 
 def selection(
@@ -129,9 +140,8 @@ def selection(
         ),
         "scored": scored,
     }
-    ok = [r for r in rows if r.get("fits") and r.get(key) is not None]
-    if ok and best is not None:
-        top = max(ok, key=lambda r: (score.key(r[key]), -r["instructions_mean"]))
+    top = _most_accurate(_ranked(rows, key), score)
+    if top is not None and best is not None:
         out["most_accurate_trial"] = top["number"]
         out[f"most_accurate_{score.name}"] = top[key]
         if score.higher_better:
