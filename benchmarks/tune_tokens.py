@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tune_studies import BUDGETS  # benchmarks/: the studies' tight budget
 
 T = 64
 
@@ -101,14 +102,7 @@ def main() -> None:
         str(data),
         "--task",
         "tag",
-        "--target",
-        "cortex-m0plus",
-        "--flash",
-        "16K",
-        "--ram",
-        "2K",
-        "--instr-per-step",
-        "100000",
+        *BUDGETS["tight"],
         "--trials",
         str(a.trials),
         "--time-budget",
