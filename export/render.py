@@ -696,14 +696,16 @@ def detect_context(qmodel: QuantModel) -> dict[str, Any]:
     """The <NAME>_DETECT_* defaults of a model exported with a front end."""
     fe = LogMel.from_json(qmodel.frontend)
     oq = qmodel.output_q
-    det = default_detector(float(oq.scale), int(oq.zero_point), fe.hop / fe.sample_rate)
+    hop_s = fe.hop / fe.sample_rate
+    det = default_detector(float(oq.scale), int(oq.zero_point), hop_s)
+    reset = reset_hops(hop_s)
     softmax = int(oq.zero_point) == -128 and abs(float(oq.scale) - 1 / 256) < 1e-12
     return {
         "hops": det.hops,
         "threshold": det.threshold,
         "refractory": det.refractory,
-        "refractory_ms": round(1000 * det.refractory * fe.hop / fe.sample_rate),
-        "reset_hops": reset_hops(fe.hop / fe.sample_rate),
-        "reset_ms": round(1000 * reset_hops(fe.hop / fe.sample_rate) * fe.hop / fe.sample_rate),
+        "refractory_ms": round(1000 * det.refractory * hop_s),
+        "reset_hops": reset,
+        "reset_ms": round(1000 * reset * hop_s),
         "note": " (p = 0.75)" if softmax else " (0.75 in the output's real units)",
     }
