@@ -526,18 +526,19 @@ def keep_best(judge: Callable[[], dict[str, float]]) -> Any:
             if self.epoch == 0:
                 self.kept = (
                     "kept the weights before fine-tuning: no epoch came closer to the float "
-                    f"model ({_figures(self.start)})"
+                    f"model ({closeness_words(self.start)})"
                 )
             else:
                 self.kept = (
-                    f"kept epoch {self.epoch}: {_figures(self.logs)} (before: "
-                    f"{_figures(self.start)})"
+                    f"kept epoch {self.epoch}: {closeness_words(self.logs)} (before: "
+                    f"{closeness_words(self.start)})"
                 )
 
     return KeepBest()
 
 
-def _figures(logs: dict[str, float]) -> str:
+def closeness_words(logs: dict[str, float]) -> str:
+    """:func:`closeness_logs`' figures in words (the lines that say which weights were kept)."""
     text = f"mean |output - float| {logs['distance']:.4g}"
     if "agreement" in logs:
         text = f"class of the float model at {100 * logs['agreement']:.2f} %, " + text

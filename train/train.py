@@ -1631,11 +1631,9 @@ def _kept_line(stopper: Any, selection: str, classes: bool) -> str:
     "epoch 0")."""
     start, best = stopper.start_logs or {}, stopper.best_logs
 
-    def fig(logs: dict[str, float]) -> str:
-        text = f"mean |output - float| {logs.get('sel_distance', float('nan')):.4g}"
-        if classes:
-            text = f"class of the float model at {100 * logs['sel_agreement']:.2f} %, " + text
-        return text
+    def fig(logs: dict[str, float]) -> str:  # the selection callback's sel_ figures
+        keys = ("distance", "agreement") if classes else ("distance",)
+        return qaware.closeness_words({k: logs[f"sel_{k}"] for k in keys})
 
     if stopper.best_epoch < 0:
         return (
