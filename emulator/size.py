@@ -136,8 +136,14 @@ void rnn2c_size_main(void)
 #if defined({NAME}_HOP_SAMPLES) /* an audio front end: push_audio and the features alone */
     {{
         static int16_t pcm[{NAME}_WINDOW_SAMPLES];
+        static {name}_stream_t stream;
+        static {name}_detector_t det;
         (void){name}_push_audio(&rnn2c_size_state, pcm, 1, rnn2c_size_out);
         {name}_audio_features(pcm, rnn2c_size_in);
+        {name}_stream_reset(&stream); /* streaming use: counted, its flash reported apart */
+        (void){name}_stream_push(&stream, pcm, 1, rnn2c_size_out);
+        {name}_detect_reset(&det);
+        (void){name}_detect(&det, rnn2c_size_out);
     }}
 #endif
 #if defined({NAME}_INPUT_TOKENS) /* a token model: the table and the id entry points in flash */
@@ -542,12 +548,13 @@ def parse_map(text: str) -> list[MapEntry]:
     return [e for e in entries if e.size > 0]
 
 
-def flash_figures(map_text: str) -> dict[str, Any]:
+def flash_figures(map_text: str, aside: tuple[str, ...] = ()) -> dict[str, Any]:
     """text, rodata, data, library_bytes, libraries, flash and static_ram (see Footprint) from
     the linker map: the model object's sections and the library members it pulls in (the harness
-    excluded)."""
+    excluded). Model sections named in ``aside`` (e.g. ``.text.digits_detect``: code the
+    harness keeps for counting, reported apart by model_section_bytes) are left out."""
     entries = parse_map(map_text)
-    model = [e for e in entries if e.origin == "model"]
+    model = [e for e in entries if e.origin == "model" and e.section not in aside]
     rodata = sum(e.size for e in model if e.section.startswith(".rodata"))
     text = sum(e.size for e in model if e.out_section == ".text") - rodata
     data_bytes = sum(e.size for e in model if e.out_section == ".data")
@@ -573,6 +580,11 @@ def flash_figures(map_text: str) -> dict[str, Any]:
         "flash": text + rodata + data_bytes + library_bytes,
         "static_ram": static_ram,
     }
+
+
+def model_section_bytes(map_text: str, sections: tuple[str, ...]) -> int:
+    """The bytes of the model object's sections named (as flash_figures' ``aside``)."""
+    return sum(e.size for e in parse_map(map_text) if e.origin == "model" and e.section in sections)
 
 
 def compiler_version(cc: str) -> str:
@@ -832,7 +844,8 @@ def measure_sequence(
     qm, name = exp.qmodel, exp.name
     offsets = input_offsets(qm.input_sizes)
 
-    flash = flash_figures(b.map_text)
+    streaming = streaming_sections(name) if qm.frontend is not None else ()
+    flash = flash_figures(b.map_text, streaming)
     raw = raw_parameter_bytes(qm)
     weights = weight_byte_figures(qm)
 
@@ -875,7 +888,12 @@ def measure_sequence(
                 counts.append(emu.call(step_fn, BUF_STATE, *ins, BUF_OUT))
                 y[i, t] = np.frombuffer(bytes(emu.uc.mem_read(BUF_OUT, out_size)), dtype=np.int8)
     stack_measured = emu.stack_high_water()
-    audio = None if whole else frontend_counts(emu, b.symbols, qm, name)
+    audio = None
+    if not whole and qm.frontend is not None:
+        header = (exp.folder / f"{name}.h").read_text()
+        audio = frontend_counts(emu, b.symbols, qm, name)
+        audio.update(streaming_counts(emu, b.symbols, qm, name, header))
+        audio["streaming_flash"] = model_section_bytes(b.map_text, streaming)
     ref = run_int(qm, xq, lengths)
     bit_exact = bool(np.array_equal(y, ref))
 
@@ -951,19 +969,23 @@ def measure_sequence(
 # ---------------------------------------------------------------------------- audio front end
 
 
-def frontend_counts(
-    emu: Emulator, symbols: dict[str, int], qm: QuantModel, name: str, hops: int = 40
-) -> dict[str, Any] | None:
-    """A model with an audio front end: ``hops`` hops of noise bursts (levels from -70 dB to
-    -10 dB of full scale) through <name>_push_audio, and each frame through
-    <name>_audio_features, counted; the features and outputs against the NumPy reference."""
-    if qm.frontend is None:
-        return None
-    fe = LogMel.from_json(qm.frontend)
-    rng = np.random.default_rng(0)
+def noise_bursts(fe: LogMel, hops: int, seed: int) -> np.ndarray:
+    """``hops`` hops of int16 white noise, each at its own level (-70 to -10 dB of full scale)."""
+    rng = np.random.default_rng(seed)
     level = np.repeat(10.0 ** rng.uniform(1.0, 4.5, hops), fe.hop)
     pcm = np.clip(np.round(rng.standard_normal(hops * fe.hop) * level), -32768, 32767)
-    pcm = pcm.astype("<i2")
+    return pcm.astype("<i2")
+
+
+def frontend_counts(
+    emu: Emulator, symbols: dict[str, int], qm: QuantModel, name: str, hops: int = 40
+) -> dict[str, Any]:
+    """A model with an audio front end: ``hops`` hops of noise bursts through
+    <name>_push_audio, and each frame through <name>_audio_features, counted; the features and
+    outputs against the NumPy reference."""
+    assert qm.frontend is not None
+    fe = LogMel.from_json(qm.frontend)
+    pcm = noise_bursts(fe, hops, 0)
     feats = fe.features_int(pcm)
     ref = run_int(qm, feats[None].astype(np.int8))[0]
     push, feat_fn = symbols[f"{name}_push_audio"], symbols[f"{name}_audio_features"]
@@ -991,6 +1013,71 @@ def frontend_counts(
     }
 
 
+#: where streaming_counts keeps the stream (two model states) and the detector
+STREAM_AT, DETECTOR_AT = WHOLE_STATE, WHOLE_OUT + 0x8000
+
+
+def streaming_sections(name: str) -> tuple[str, ...]:
+    """The code of streaming use (<name>_stream_push, <name>_detect and their resets), which
+    the harness keeps for counting and the flash figure leaves out (a program that calls only
+    <name>_push_audio drops it under --gc-sections)."""
+    fns = ("stream_reset", "stream_restart", "stream_push", "detect_reset", "detect")
+    return tuple(f".text.{name}_{f}" for f in fns)
+
+
+def header_macro(header: str, name: str, key: str) -> int:
+    """An integer macro's default in the export's header (``#define <NAME>_<KEY> value``)."""
+    m = re.search(rf"#define {name.upper()}_{key}\s+\(?(-?\d+)\)?", header)
+    if m is None:
+        raise SizeError(f"{name}.h has no {name.upper()}_{key}: export the model again")
+    return int(m.group(1))
+
+
+def streaming_counts(
+    emu: Emulator, symbols: dict[str, int], qm: QuantModel, name: str, header: str
+) -> dict[str, Any]:
+    """Streaming use counted: <name>_stream_push over enough hops of noise bursts that both
+    model copies restart once (<NAME>_STREAM_RESET_HOPS + 2), and <name>_detect on each hop's
+    output (the header's defaults), both against their NumPy twins (rnn2c.export.detect)."""
+    from rnn2c.export.detect import Detector, detect, stream_outputs  # noqa: PLC0415
+
+    assert qm.frontend is not None
+    fe = LogMel.from_json(qm.frontend)
+    reset = header_macro(header, name, "STREAM_RESET_HOPS")
+    det = Detector(
+        hops=header_macro(header, name, "DETECT_HOPS"),
+        threshold=header_macro(header, name, "DETECT_THRESHOLD"),
+        refractory=header_macro(header, name, "DETECT_REFRACTORY"),
+    )
+    hops = reset + 2
+    pcm = noise_bursts(fe, hops, 1)
+    ref = stream_outputs(lambda x: run_int(qm, x), fe.features_int(pcm), reset)
+    labels = detect(ref, det)
+    emu.call(symbols[f"{name}_stream_reset"], STREAM_AT)
+    emu.call(symbols[f"{name}_detect_reset"], DETECTOR_AT)
+    push, decide = symbols[f"{name}_stream_push"], symbols[f"{name}_detect"]
+    push_counts, detect_counts, exact = [], [], True
+    for t in range(hops):
+        emu.uc.mem_write(WHOLE_IN, pcm[t * fe.hop : (t + 1) * fe.hop].tobytes())
+        push_counts.append(emu.call(push, STREAM_AT, WHOLE_IN, fe.hop, BUF_OUT))
+        out = np.frombuffer(bytes(emu.uc.mem_read(BUF_OUT, qm.output_size)), dtype=np.int8)
+        detect_counts.append(emu.call(decide, DETECTOR_AT, BUF_OUT))
+        label = emu.result() & 0xFFFFFFFF
+        label = label - (1 << 32) if label >= 1 << 31 else label
+        exact = exact and np.array_equal(out, ref[t]) and label == labels[t]
+    per_hop = float(np.mean(push_counts)) + float(np.mean(detect_counts))
+    return {
+        "stream_push_per_hop": float(np.mean(push_counts)),
+        "detect_per_hop": float(np.mean(detect_counts)),
+        "detect_max": int(np.max(detect_counts)),
+        "stream_per_second": per_hop * fe.sample_rate / fe.hop,
+        "stream_hops": hops,
+        "stream_reset_hops": reset,
+        "detector": [det.hops, det.threshold, det.refractory],
+        "stream_bit_exact": bool(exact),
+    }
+
+
 def frontend_rows(audio: dict[str, Any] | None) -> list[tuple[str, str]]:
     """SizeReport's rows for an audio front end (none without one)."""
     if audio is None:
@@ -1009,5 +1096,31 @@ def frontend_rows(audio: dict[str, Any] | None) -> list[tuple[str, str]]:
             "audio C == reference",
             f"{'bit-exact' if audio['bit_exact'] else 'MISMATCH'} ({audio['hops']} hops, "
             "features and outputs)",
+        ),
+        *streaming_rows(audio),
+    ]
+
+
+def streaming_rows(audio: dict[str, Any]) -> list[tuple[str, str]]:
+    """SizeReport's rows for streaming use (stream_push + detect), when it was counted."""
+    if "stream_push_per_hop" not in audio:
+        return []
+    hops, threshold, refractory = audio["detector"]
+    return [
+        (
+            "streaming / hop",
+            f"{audio['stream_push_per_hop']:.0f} stream_push (two model copies) + "
+            f"{audio['detect_per_hop']:.0f} detect (max {audio['detect_max']}) per decision",
+        ),
+        (
+            "streaming / s audio",
+            f"{audio['stream_per_second'] / 1e6:.3f} M; +{audio['streaming_flash']} B flash "
+            "(stream_push, detect and their resets)",
+        ),
+        (
+            "streaming C == twins",
+            f"{'bit-exact' if audio['stream_bit_exact'] else 'MISMATCH'} "
+            f"({audio['stream_hops']} hops, both copies restarted; detector {hops} hops, "
+            f"threshold {threshold}, refractory {refractory})",
         ),
     ]

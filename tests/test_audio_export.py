@@ -171,6 +171,41 @@ def test_size_counts_push_audio_bit_exact(tmp_path: Path, target: str) -> None:
     assert 0 < audio["frontend_per_hop"] < audio["push_audio_per_hop"]
     assert audio["per_second"] == pytest.approx(audio["push_audio_per_hop"] * 8000 / fe.hop)
     assert "instructions / s audio" in report.table()
+    # streaming use: stream_push (two model steps, one front end) and detect, held to the twins
+    # over both copies' restarts; their code is reported apart, not in the flash figure
+    assert audio["stream_bit_exact"] and audio["stream_hops"] == audio["stream_reset_hops"] + 2
+    assert audio["push_audio_per_hop"] < audio["stream_push_per_hop"]
+    assert audio["stream_push_per_hop"] < 2 * audio["push_audio_per_hop"]
+    assert 0 < audio["detect_per_hop"] <= audio["detect_max"] < 1000
+    assert 0 < audio["streaming_flash"] < 2000
+    assert not any("div" in s for m in report.libraries for s in m.symbols)  # no % on ARMv6-M
+    assert "streaming / s audio" in report.table()
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc")
+@pytest.mark.parametrize("twin", ["stream_outputs", "detect"])
+def test_size_streaming_check_catches_a_wrong_twin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, twin: str
+) -> None:
+    """One value of a twin's answer off, at the last hop (after both restarts): the streaming
+    check must say MISMATCH while the push_audio check still passes."""
+    from rnn2c.emulator.size import measure  # noqa: PLC0415
+    from rnn2c.export import detect as twins  # noqa: PLC0415
+
+    fe = LogMel(n_mels=12)
+    _, out = export_audio(tmp_path, fe)
+    real = getattr(twins, twin)
+
+    def one_off(*args: object, **kwargs: object) -> np.ndarray:
+        got = np.array(real(*args, **kwargs))
+        flat = got.reshape(len(got), -1)
+        flat[-1, 0] = flat[-1, 0] + 1 if flat[-1, 0] < 100 else flat[-1, 0] - 1
+        return got
+
+    monkeypatch.setattr(twins, twin, one_off)
+    report = measure(out, "cortex-m4", sequences=1, steps=4)
+    assert report.frontend["bit_exact"] and not report.frontend["stream_bit_exact"]
+    assert "MISMATCH" in report.table()
 
 
 @pytest.mark.skipif(
