@@ -1004,7 +1004,7 @@ def _clipping_cause(
         return ""
     if again:
         return f": {100 * share:.2f}% of {what} outside the int8 output range"
-    if method == "minmax":
+    if method in ("minmax", "auto"):  # auto chooses among ranges the calibration set gives
         fix = (
             "export again with a --calib that does, e.g. with these sequences, or declare the "
             "range the device meets with --output-range LO:HI"

@@ -92,6 +92,23 @@ def test_clipping_is_reported_and_named_in_the_fail_line(ws: Path, capsys) -> No
     assert not report["passed"]
 
 
+@pytest.mark.parametrize("method", ["auto", "percentile"])
+def test_the_fail_line_names_the_way_out_for_the_method(ws: Path, method: str, capsys) -> None:  # noqa: ANN001
+    """auto picks among ranges of the calibration set (minmax among them): its way out is a
+    wider --calib or --output-range, as minmax's; percentile's is to export with minmax."""
+    x = np.load(ws / "calm.npz")["x"]
+    model = keras.models.load_model(ws / "fc.keras")
+    export_model(model, x, ws / f"fc_{method}", calibration=method)
+    argv = ["verify", str(ws / "fc.keras"), str(ws / f"fc_{method}"), "--data"]
+    assert main([*argv, str(ws / "storm.npz")]) == 1
+    fail = capsys.readouterr().out.rstrip().splitlines()[-1]
+    assert "the calibration set does not cover the data's range" in fail
+    if method == "auto":
+        assert "--output-range LO:HI" in fail and "keeps the bulk" not in fail
+    else:
+        assert "--calibration percentile keeps the bulk" in fail
+
+
 def test_within_the_calibrated_range_the_row_says_none_and_verify_passes(ws: Path, capsys) -> None:  # noqa: ANN001
     rc = main(["verify", str(ws / "fc.keras"), str(ws / "fc"), "--data", str(ws / "calm.npz")])
     out = capsys.readouterr().out
