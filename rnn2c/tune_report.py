@@ -222,14 +222,13 @@ def pareto_png(result: dict[str, Any]) -> bytes:
     groups = (
         ("verified in C", "tab:blue", f"int8_{sc.name}", f"verified in C (int8 C {sc.name})"),
         ("pruned", "tab:cyan", f"short_{sc.name}", f"pruned (short-schedule float {sc.name})"),
-        ("over", "0.6", None, "over budget, not trained (drawn at 0)"),
     )
     ringed = False
     for key, color, field, label in groups:
-        sel = [r for r in rows if key in r.get("stage", "")]
+        sel = [r for r in rows if key in r.get("stage", "") and r.get(field) is not None]
         if not sel:
             continue
-        acc = [(r.get(field) or 0.0) if field else 0.0 for r in sel]
+        acc = [r[field] for r in sel]
         ax.scatter(
             [r["instructions_mean"] for r in sel],
             acc,
@@ -250,6 +249,16 @@ def pareto_png(result: dict[str, Any]) -> bytes:
                 label="QAT (train --qat)" if not ringed else None,
             )
             ringed = True
+    over = [r for r in rows if "over" in r.get("stage", "")]
+    if over:  # no score: x marks on the plot's worse edge (the bottom, or the top for MAE)
+        ax.scatter(
+            [r["instructions_mean"] for r in over],
+            [0.02 if sc.higher_better else 0.98] * len(over),
+            transform=ax.get_xaxis_transform(),
+            marker="x",
+            c="0.5",
+            label="over budget, not trained (no score; on the worse edge)",
+        )
     if budget["instructions_per_step"]:
         ax.axvline(budget["instructions_per_step"], color="tab:red", ls="--", label="budget")
     best = result.get("best")

@@ -279,3 +279,39 @@ def test_regress_candidates_rank_by_int8_c_mae_lower_is_better() -> None:
     )  # fmt: skip
     assert "MAE" in lines[0]
     assert [int(ln.split()[0]) for ln in lines[1:6]] == [2, 3, 1, 0, 4]
+
+
+@pytest.mark.parametrize("task", ["regress", "classify"])
+def test_pareto_draws_over_budget_trials_on_the_worse_edge_not_at_zero(
+    task: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An over-budget trial has no score: on a regress plot, drawing it at MAE 0 made it look
+    best. It is marked on the worse edge (axes coordinates): the top for MAE, the bottom for
+    accuracy; a scored trial is drawn at its score."""
+    import matplotlib.axes  # noqa: PLC0415
+
+    from rnn2c import tune_report
+
+    name = tune_report.score_of(task).name
+    scored = {"stage": "verified in C", f"int8_{name}": 0.25}
+    over = {"stage": "over budget (measured before training)"}
+    rows = [
+        {"number": i, "flash": 900, "ram": 90, "instructions_mean": 100.0 * (i + 1), **extra}
+        for i, extra in enumerate((scored, over))
+    ]
+    drawn: list[tuple[list, list, bool]] = []
+    real = matplotlib.axes.Axes.scatter
+
+    def spy(self, x, y, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        axes_y = kwargs.get("transform") is not None
+        drawn.append((list(x), list(y), axes_y))
+        return real(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "scatter", spy)
+    result = {"task": task, "trials": rows, "target": "cortex-m4", "dataset": "d",
+              "budget": {"flash": 1000, "ram": 100, "instructions_per_step": None}}  # fmt: skip
+    assert tune_report.pareto_png(result)[:4] == b"\x89PNG"
+    by_x = {x[0]: (y[0], axes_y) for x, y, axes_y in drawn}
+    assert by_x[100.0] == (0.25, False)
+    y_over, axes_y = by_x[200.0]
+    assert axes_y and y_over == (0.98 if task == "regress" else 0.02)
