@@ -66,6 +66,8 @@ def one_set(name: str, out: Path, weights: str, reuse: bool) -> dict:
         "kept": metrics["qat"].get("selection", {}).get("kept"),
         "max_error": metrics["qat"]["test"]["max_error"],
         "max_error_of_range": metrics["qat"]["test"]["max_error_of_range"],
+        # the fine-tuning's forward vs the C: weights alone on the grid / activations too
+        "forward_vs_c": metrics["qat"]["test"].get("forward_vs_c"),
         "seconds": round(seconds, 1),
     }
 

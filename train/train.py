@@ -1437,6 +1437,10 @@ def _qat_report(
         "output_range": span,
         "max_error_of_range": err / span if span else 0.0,
     }
+    twin_opts = {k: v for k, v in options.items() if k != "weights"}
+    act = qaware.activation_twin(model, cal_x, s.weights, (), cal_l, **twin_opts)
+    if act is not None:  # the fine-tuning's forward against the C, on the test split
+        out["forward_vs_c"] = qaware.forward_vs_c(act, after, ev.x, ev.lengths)
     if same is not None:
         out["same_class"] = same
     name = "accuracy" if s.classifier else "mae"
@@ -1754,6 +1758,11 @@ def _fine_tune(
     else of the training data)."""
     validation, selection = data
     options = qaware.export_options(s.weights, QAT_CALIBRATION, _input_quant(s))
+    # the training model's fake-quantized twin (rnn2c.qat_act): it shares every weight, and
+    # its forward puts the input, the layers' outputs and the states on the export's grids
+    qm = qaware.quantized_for(models.infer, calib[0], calib[1], **options)
+    act = qaware.twin(models.train, qm) if qm is not None else None
+    trainer = models.train if act is None else act.twin
 
     def integer() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         found = qaware.compare(models.infer, *selection, calib[0], calib[1], **options)
@@ -1761,23 +1770,18 @@ def _fine_tune(
         return found
 
     def make() -> list[qaware.LayerGrid]:
-        return qaware.grids(
-            models.infer,
-            calib[0],
-            lengths=calib[1],
-            **options,
-        )
+        return qaware.grids(models.infer, calib[0], lengths=calib[1], act=act, **options)
 
     phase = QatPhase(
         make,
-        lambda lr: _compile(keras, models.train, lr, s),
-        lambda cbs, n: models.train.fit(
+        lambda lr: _compile(keras, trainer, lr, s),
+        lambda cbs, n: trainer.fit(
             batches, validation_data=validation, epochs=n, callbacks=cbs, verbose=0
         ),
         len(batches),
         has_val,
         s.classifier,
-        models.train,
+        trainer,
         None,  # the integer model is judged, not the Keras forward
         None,
         "validation split" if has_val else "training data",
@@ -1786,6 +1790,8 @@ def _fine_tune(
     info, interrupted, seconds = qat_phase(
         keras, phase, epochs, s.qat_epochs, s.lr, s.weights, s.patience, s.verbose, s.callbacks
     )
+    if act is not None:
+        info["activations"] = {"quantized": act.modelled, "float": act.unmodelled}
     return {**info, "input_quant": _input_quant(s)}, interrupted, seconds
 
 
