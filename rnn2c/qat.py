@@ -15,10 +15,11 @@ set and the export options, and each Keras layer the quantized model holds under
 unchanged) gets its column scales and row grouping from it. A layer the quantized model does
 not hold that way (inside a Bidirectional wrapper, a seq2seq decoder, weights the reader folded
 a normalization into) is put on an approximate grid: one scale per output row over its kernel
-and recurrent kernel, columns unscaled; :class:`Report` lists those layers. Activations (the
-input and state quantization, the tables, the requantization rounding) are not modelled in the
-training pass; :func:`agreement` measures how far the fine-tuned model's float forward is from
-the integer model that the C runs bit for bit.
+and recurrent kernel, columns unscaled; :class:`Report` lists those layers. The training pass
+runs through a twin of a sequence model that shares its weights and quantizes the activations
+as the C does (:mod:`rnn2c.qat_act`: the input, each layer's output, every recurrent state);
+:func:`forward_vs_c` measures how far that forward, and the float forward with the weights
+alone on the grid, are from the integer model that the C runs bit for bit.
 
     from rnn2c import qat
     report = qat.fine_tune(model, x_train, y_train, calib=x_calib, weights="int4", epochs=10)

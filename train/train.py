@@ -1417,7 +1417,7 @@ def _qat_report(
     ds, k = data.ds, data.frame
     cal_x, cal_l, _ = _framed(ds.x_train[calib_idx], ds.lengths_train[calib_idx], None, k, False)
     model = fitted.models.infer
-    options = qaware.export_options(s.weights, QAT_CALIBRATION, _input_quant(s))
+    options = _qat_options(s, s.weights)
 
     def measure(opts: dict[str, Any] = options) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         found = qaware.compare(model, ev.x, ev.lengths, cal_x, cal_l, **opts)
@@ -1429,7 +1429,7 @@ def _qat_report(
     model.set_weights(fitted.pre_qat)
     before = measure()
     if s.weights != "int8":  # what int8 weights give the model without fine-tuning
-        int8 = measure(qaware.export_options("int8", QAT_CALIBRATION, _input_quant(s)))
+        int8 = measure(_qat_options(s, "int8"))
     model.set_weights(now)
     err, span, same = qaware.closeness(*after, s.classifier)
     out: dict[str, Any] = {
@@ -1450,6 +1450,13 @@ def _qat_report(
     if s.weights != "int8":
         out[f"int8_{name}_before"] = _test_figure(int8[1], int8[2], ev.y, s.classifier)
     return out
+
+
+def _qat_options(s: _Settings, weights: str) -> dict[str, Any]:
+    """The quantization options of EXPORT.txt's export line with these weights (the state
+    format of --activations too: it sets the state's grid and the balancing shifts)."""
+    options = qaware.export_options(weights, QAT_CALIBRATION, _input_quant(s))
+    return {**options, "activations": s.activations}
 
 
 def _test_figure(y: np.ndarray, real: np.ndarray, truth: np.ndarray, classifier: bool) -> float:
@@ -1757,7 +1764,7 @@ def _fine_tune(
     data: (the validation split or None, the selection data, framed: (x, lengths) of it,
     else of the training data)."""
     validation, selection = data
-    options = qaware.export_options(s.weights, QAT_CALIBRATION, _input_quant(s))
+    options = _qat_options(s, s.weights)
     # the training model's fake-quantized twin (rnn2c.qat_act): it shares every weight, and
     # its forward puts the input, the layers' outputs and the states on the export's grids
     qm = qaware.quantized_for(models.infer, calib[0], calib[1], **options)
