@@ -501,11 +501,14 @@ class Report:
 
 def forward_words(worst: dict[str, float]) -> str:
     """:func:`forward_vs_c`'s figures in words."""
-    return (
+    text = (
         "forward vs C (the integer model): max |output - C output| "
         f"{worst['activations']:.4g} with the activations quantized as in the C, "
         f"{worst['weights_only']:.4g} with the weights alone on the grid"
     )
+    if "activations_mean" in worst:
+        text += f" (mean {worst['activations_mean']:.3g} / {worst['weights_only_mean']:.3g})"
+    return text
 
 
 def closeness_logs(
@@ -684,13 +687,16 @@ def forward_vs_c(
     sequences x of ``lengths`` real steps, given :func:`compare`'s arrays there: the largest
     |output - integer output| over the real steps of the float forward with the weights alone
     on the grid (``weights_only``) and of the twin, the activations quantized too
-    (``activations``); in the model's output units."""
+    (``activations``), and the mean |output - integer output| of each (``..._mean``); in the
+    model's output units. One state step rounded the other way can set a sequence on another
+    path, so the largest differences are single sequences; the means tell the typical."""
     y_float, y_int, real = found
     y_twin = twin_outputs(act, x, lengths)
-    worst = {
-        "weights_only": float(np.max(np.abs(y_float - y_int)[real], initial=0.0)),
-        "activations": float(np.max(np.abs(y_twin - y_int)[real], initial=0.0)),
-    }
+    worst = {}
+    for key, y in (("weights_only", y_float), ("activations", y_twin)):
+        diff = np.abs(y - y_int)[real]
+        worst[key] = float(np.max(diff, initial=0.0))
+        worst[f"{key}_mean"] = float(diff.mean()) if diff.size else 0.0
     return worst
 
 
