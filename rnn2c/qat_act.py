@@ -223,6 +223,7 @@ def twin(model: Any, qm: Any) -> ActGrid:
     emb = qm.embedding.name if qm.embedding is not None else None
     fq_class, cell_class = _quant_layer_class(), _cell_class()
     found = ActGrid(None)
+    renamed: dict[str, str] = {}  # a twin recurrent layer's name -> the model layer's
     quant_input = emb is None and not qm.input_names
     last = {t._keras_history[0].name for t in model.outputs}
 
@@ -234,7 +235,9 @@ def twin(model: Any, qm: Any) -> ActGrid:
             cell = cell_class(layer, name=f"{layer.name}_qcell")
             found.cells[layer.name] = cell
             seq = bool(layer.get_config().get("return_sequences", False))
-            return keras.layers.RNN(cell, return_sequences=seq, name=f"{layer.name}_qat")
+            rnn = keras.layers.RNN(cell, return_sequences=seq, name=f"{layer.name}_qat")
+            renamed[rnn.name] = layer.name
+            return rnn
         if type(layer).__name__ == "Bidirectional":
             found.unmodelled.append(layer.name)
         return layer
@@ -245,7 +248,7 @@ def twin(model: Any, qm: Any) -> ActGrid:
             found.inputs.append(fq)
             args = (fq(args[0]), *args[1:])
         y = layer(*args, **kwargs)
-        name = layer.name[: -len("_qat")] if layer.name.endswith("_qat") else layer.name
+        name = renamed.get(layer.name, layer.name)
         if name in found.cells or (name not in held and name != emb):
             return y
         fq = fq_class(int(y.shape[-1]), last=layer.name in last, name=f"{name}_qout")
