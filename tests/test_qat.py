@@ -18,6 +18,7 @@ from rnn2c import qat
 from rnn2c.cli import main
 from rnn2c.emulator import verify
 from rnn2c.export import export_model
+from rnn2c.export.ir import ExportError
 from rnn2c.train.train import QatPhase, qat_phase
 from tools import drift_npz
 
@@ -436,3 +437,26 @@ def test_the_twin_trains_the_models_own_weights_through_the_rounding() -> None:
     step = float(qat.quantized_for(model, x, weights="int4").output_q.scale)
     assert report.forward_vs_c["activations"] <= 4 * step, (report.forward_vs_c, step)
     assert any(line.startswith("qat: forward vs C") for line in report.lines())
+
+
+def test_an_epoch_the_export_refuses_ends_the_run_and_says_why() -> None:
+    """The export refusing an epoch's weights (here: the grid reader raising on that epoch's
+    judgement) keeps the post-training weights, ends the fine-tuning and records why."""
+    keras.utils.set_random_seed(6)
+    x, y = _separable(6)
+    inp = keras.Input((None, 2))
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.GRU(4)(inp)))
+    phase, _ = _phase(model, x, y)
+    calls = {"n": 0}
+    real_make = phase.make
+
+    def make():  # noqa: ANN202
+        calls["n"] += 1
+        if calls["n"] == 3:  # the first epoch's judgement
+            raise ExportError("layer 'gru': refused for the test")
+        return real_make()
+
+    phase.make = make
+    info, _, _ = qat_phase(keras, phase, 20, 4, 1.0, "int8", 5, 0, [])
+    assert info["refused"] == "layer 'gru': refused for the test"
+    assert info["best_epoch"] == 0 and info["epochs_run"] == 1
