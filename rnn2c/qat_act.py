@@ -205,10 +205,12 @@ class ActGrid:
             cell.set_grid(float(q.scale), int(q.bits), c_scale)
 
 
-def _is_model_input(t: Any) -> bool:
-    """Whether a symbolic tensor is a model input (made by an InputLayer)."""
+def _input_name(t: Any) -> str | None:
+    """The name of the InputLayer that made a symbolic tensor, None for another tensor."""
     history = getattr(t, "_keras_history", None)
-    return history is not None and type(history[0]).__name__ == "InputLayer"
+    if history is None or type(history[0]).__name__ != "InputLayer":
+        return None
+    return str(history[0].name)
 
 
 def twin(model: Any, qm: Any) -> ActGrid:
@@ -224,7 +226,8 @@ def twin(model: Any, qm: Any) -> ActGrid:
     fq_class, cell_class = _quant_layer_class(), _cell_class()
     found = ActGrid(None)
     renamed: dict[str, str] = {}  # a twin recurrent layer's name -> the model layer's
-    quant_input = emb is None and not qm.input_names
+    # the features: the model's first input (a training model's second is its mask)
+    features = _input_name(model.inputs[0]) if emb is None and not qm.input_names else None
     last = {t._keras_history[0].name for t in model.outputs}
 
     def clone(layer: Any) -> Any:
@@ -243,7 +246,7 @@ def twin(model: Any, qm: Any) -> ActGrid:
         return layer
 
     def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
-        if quant_input and args and _is_model_input(args[0]):
+        if features is not None and args and _input_name(args[0]) == features:
             fq = fq_class(int(args[0].shape[-1]), name=f"{layer.name}_qin")
             found.inputs.append(fq)
             args = (fq(args[0]), *args[1:])
