@@ -226,8 +226,11 @@ def twin(model: Any, qm: Any) -> ActGrid:
     fq_class, cell_class = _quant_layer_class(), _cell_class()
     found = ActGrid(None)
     renamed: dict[str, str] = {}  # a twin recurrent layer's name -> the model layer's
-    # the features: the model's first input (a training model's second is its mask)
-    features = _input_name(model.inputs[0]) if emb is None and not qm.input_names else None
+    # the twin's inputs; the features are the first (a training model's second is its mask)
+    inputs = [
+        keras.Input(batch_shape=t.shape, dtype=t.dtype, name=_input_name(t)) for t in model.inputs
+    ]
+    features = inputs[0] if emb is None and not qm.input_names else None
     last = {t._keras_history[0].name for t in model.outputs}
 
     def clone(layer: Any) -> Any:
@@ -246,7 +249,7 @@ def twin(model: Any, qm: Any) -> ActGrid:
         return layer
 
     def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
-        if features is not None and args and _input_name(args[0]) == features:
+        if features is not None and args and args[0] is features:
             fq = fq_class(int(args[0].shape[-1]), name=f"{layer.name}_qin")
             found.inputs.append(fq)
             args = (fq(args[0]), *args[1:])
@@ -258,6 +261,11 @@ def twin(model: Any, qm: Any) -> ActGrid:
         found.outputs[name] = fq
         return fq(y)
 
-    found.twin = keras.models.clone_model(model, clone_function=clone, call_function=call)
+    found.twin = keras.models.clone_model(
+        model,
+        input_tensors=inputs[0] if len(inputs) == 1 else inputs,
+        clone_function=clone,
+        call_function=call,
+    )
     found.update(qm)
     return found
