@@ -66,8 +66,38 @@ def one_set(name: str, out: Path, weights: str, reuse: bool) -> dict:
         "kept": metrics["qat"].get("selection", {}).get("kept"),
         "max_error": metrics["qat"]["test"]["max_error"],
         "max_error_of_range": metrics["qat"]["test"]["max_error_of_range"],
+        # the fine-tuning's forward vs the C on the test split: weights alone on the grid /
+        # activations too (max and mean |output - C output|), from the saved model
+        "forward_vs_c": forward(run, argv),
         "seconds": round(seconds, 1),
     }
+
+
+def forward(run: Path, argv: list[str]) -> dict:
+    """rnn2c.qat.forward_vs_c of a run's saved model on its test split, with the quantization
+    options of its export line."""
+    import keras
+    import numpy as np
+
+    from rnn2c import qat
+
+    def flag(name: str, default: str) -> str:
+        return argv[argv.index(name) + 1] if name in argv else default
+
+    opts = {
+        "method": flag("--calibration", "minmax"),
+        "input_quant": flag("--input-quant", "per-tensor"),
+        "activations": flag("--activations", "int8"),
+    }
+    weights = flag("--weights", "int8")
+    model = keras.models.load_model(run / "model.keras")
+    cal, test = np.load(run / "calib.npz"), np.load(run / "test.npz")
+    cx, cl = cal["x"], cal["lengths"] if "lengths" in cal else None
+    x, lengths = test["x"], test["lengths"] if "lengths" in test else None
+    found = qat.compare(model, x, lengths, cx, cl, weights=weights, **opts)
+    act = qat.activation_twin(model, cx, weights, (), cl, **opts)
+    assert found is not None and act is not None
+    return qat.forward_vs_c(act, found, x, lengths)
 
 
 def main() -> int:
@@ -89,6 +119,7 @@ def main() -> int:
     w = args.weights
     ptq = [f"{w} C (PTQ)"] if w == "int8" else ["int8 C (PTQ)", f"{w} C (PTQ)"]
     head = ["dataset", "float", *ptq, f"{w} C (QAT)", "QAT - float", "C == integer model"]
+    head += ["forward vs C, max (weights / activations)", "mean (weights / activations)"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     ok = True
@@ -99,6 +130,9 @@ def main() -> int:
         ptqs = [r["ptq"]] if w == "int8" else [r["int8_ptq"], r["ptq"]]
         cells = [r["dataset"], *(f"{100 * v:.2f}%" for v in (r["float"], *ptqs, r["qat"]))]
         cells += [f"{100 * d:+.1f}{' **miss**' if miss else ''}", "yes" if r["bit_exact"] else "NO"]
+        fw = r["forward_vs_c"]
+        cells += [f"{fw['weights_only']:.3f} / {fw['activations']:.3f}"]
+        cells += [f"{fw['weights_only_mean']:.4f} / {fw['activations_mean']:.4f}"]
         print("| " + " | ".join(cells) + " |")
     return 0 if ok else 1
 

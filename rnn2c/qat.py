@@ -15,10 +15,11 @@ set and the export options, and each Keras layer the quantized model holds under
 unchanged) gets its column scales and row grouping from it. A layer the quantized model does
 not hold that way (inside a Bidirectional wrapper, a seq2seq decoder, weights the reader folded
 a normalization into) is put on an approximate grid: one scale per output row over its kernel
-and recurrent kernel, columns unscaled; :class:`Report` lists those layers. Activations (the
-input and state quantization, the tables, the requantization rounding) are not modelled in the
-training pass; :func:`agreement` measures how far the fine-tuned model's float forward is from
-the integer model that the C runs bit for bit.
+and recurrent kernel, columns unscaled; :class:`Report` lists those layers. The training pass
+runs through a twin of a sequence model that shares its weights and quantizes the activations
+as the C does (:mod:`rnn2c.qat_act`: the input, each layer's output, every recurrent state);
+:func:`forward_vs_c` measures how far that forward, and the float forward with the weights
+alone on the grid, are from the integer model that the C runs bit for bit.
 
     from rnn2c import qat
     report = qat.fine_tune(model, x_train, y_train, calib=x_calib, weights="int4", epochs=10)
@@ -38,6 +39,7 @@ from rnn2c.export.ir import ExportError, QuantModel
 from rnn2c.export.quantize import observe_model, quantize_model
 from rnn2c.export.reference import last_step, run_int
 from rnn2c.export.seq2seq import quantize_seq2seq
+from rnn2c.qat_act import ActGrid, twin
 
 #: the largest weight magnitude of each weight type (symmetric: int4 uses -7..7)
 WEIGHT_QMAX = {"int8": 127, "int4": 7}
@@ -295,13 +297,15 @@ def grids(
     keep_int8: Sequence[str] = (),
     lengths: np.ndarray | None = None,
     quantized: Any = None,
+    act: ActGrid | None = None,
     **options: Any,
 ) -> list[LayerGrid]:
     """The grid of every layer with a quantized weight matrix, from the quantized model the
     export makes (``quantized``, else :func:`quantized_for` of the calibration sequences
     ``calib`` of ``lengths`` real steps). keep_int8: layer names or Keras class names (lower
     case, e.g. "dense") that stay int8 under weights="int4". options: the export's quantization
-    options (method, activations, input_quant, max_length)."""
+    options (method, activations, input_quant, max_length). act: a fake-quantized twin
+    (:func:`activation_twin`) whose activation grids are set from the same quantized model."""
     if weights not in WEIGHT_QMAX:
         raise ExportError(f"unknown weight type {weights!r}; use one of {', '.join(WEIGHT_QMAX)}")
     keep = {k.lower() for k in keep_int8}
@@ -312,6 +316,8 @@ def grids(
         ir, quantized = _read_quantized(model, calib, lengths, **options)
     else:
         _, _, ir = kinds.read(model)
+    if act is not None and isinstance(quantized, QuantModel):
+        act.update(quantized)
     holders = _holders(ir, quantized) if quantized is not None else {}
     out = []
     for layer in _matrix_layers(model):
@@ -445,6 +451,12 @@ class Report:
     #: the epoch whose weights were kept (0: the weights before fine-tuning), None: the last
     kept_epoch: int | None = None
     kept: str = ""  # why, in words
+    #: the layers whose output or state the fine-tuning's forward quantized, and the recurrent
+    #: layers it ran in float (inside a wrapper); empty: the weights alone were on the grid
+    activations: list[str] = field(default_factory=list)
+    float_activations: list[str] = field(default_factory=list)
+    #: :func:`forward_vs_c` on the evaluation sequences (None: not measured)
+    forward_vs_c: dict[str, float] | None = None
 
     @property
     def approximate(self) -> list[str]:
@@ -470,9 +482,33 @@ class Report:
             if self.agreement is not None:
                 line += f", same class on {100 * self.agreement:.1f} % of sequences"
             out.append(line)
+        if self.activations:
+            out.append(
+                "qat: activations on the export's grids in the fine-tuning's forward (input, "
+                f"outputs, states) for {', '.join(self.activations)}"
+                + (
+                    f"; in float: {', '.join(self.float_activations)}"
+                    if self.float_activations
+                    else ""
+                )
+            )
+        if self.forward_vs_c is not None:
+            out.append(f"qat: {forward_words(self.forward_vs_c)}")
         if self.kept:
             out.append(f"qat: {self.kept}")
         return out
+
+
+def forward_words(worst: dict[str, float]) -> str:
+    """:func:`forward_vs_c`'s figures in words."""
+    text = (
+        "forward vs C (the integer model): max |output - C output| "
+        f"{worst['activations']:.4g} with the activations quantized as in the C, "
+        f"{worst['weights_only']:.4g} with the weights alone on the grid"
+    )
+    if "activations_mean" in worst:
+        text += f" (mean {worst['activations_mean']:.3g} / {worst['weights_only_mean']:.3g})"
+    return text
 
 
 def closeness_logs(
@@ -604,6 +640,66 @@ def closeness(
     return err, span, agree
 
 
+def activation_twin(
+    model: Any,
+    calib: np.ndarray,
+    weights: str = "int8",
+    keep_int8: Sequence[str] = (),
+    lengths: np.ndarray | None = None,
+    **options: Any,
+) -> ActGrid | None:
+    """The fake-quantized twin of a sequence model (:mod:`rnn2c.qat_act`: its forward puts the
+    input, each layer's output and each recurrent state on the export's grids), its grids set
+    from the export with these options; None for another kind (a seq2seq model)."""
+    options = {**options, "weights": weights, "keep_int8": list(keep_int8) or None}
+    qm = quantized_for(model, calib, lengths, **options)
+    return None if qm is None else twin(model, qm)
+
+
+def twin_outputs(act: ActGrid, x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
+    """The twin's outputs on sequences x [N, T, F] of ``lengths`` real steps (None: all), laid
+    out as :func:`compare`'s: [N, T', out], each sequence run cut to its real length (as the
+    C runs it); T' = T for a model that returns sequences, else 1 (the last real step)."""
+    x = np.asarray(x, dtype=np.float32)
+    n, t = x.shape[:2]
+    lengths = np.full(n, t) if lengths is None else np.asarray(lengths)
+    seq = len(act.twin.outputs[0].shape) == 3
+    out = np.zeros((n, t if seq else 1, int(act.twin.outputs[0].shape[-1])))
+    for length in np.unique(lengths):
+        idx = np.flatnonzero(lengths == length)
+        for lo in range(0, len(idx), 256):
+            part = idx[lo : lo + 256]
+            y = np.asarray(act.twin(x[part, : int(length)], training=False), dtype=np.float64)
+            if seq:
+                out[part, : int(length)] = y
+            else:
+                out[part, 0] = y
+    return out
+
+
+def forward_vs_c(
+    act: ActGrid,
+    found: tuple[np.ndarray, np.ndarray, np.ndarray],
+    x: np.ndarray,
+    lengths: np.ndarray | None,
+) -> dict[str, float]:
+    """How far the fine-tuning's forward is from the integer model the C runs bit for bit, on
+    sequences x of ``lengths`` real steps, given :func:`compare`'s arrays there: the largest
+    |output - integer output| over the real steps of the float forward with the weights alone
+    on the grid (``weights_only``) and of the twin, the activations quantized too
+    (``activations``), and the mean |output - integer output| of each (``..._mean``); in the
+    model's output units. One state step rounded the other way can set a sequence on another
+    path, so the largest differences are single sequences; the means tell the typical."""
+    y_float, y_int, real = found
+    y_twin = twin_outputs(act, x, lengths)
+    worst = {}
+    for key, y in (("weights_only", y_float), ("activations", y_twin)):
+        diff = np.abs(y - y_int)[real]
+        worst[key] = float(np.max(diff, initial=0.0))
+        worst[f"{key}_mean"] = float(diff.mean()) if diff.size else 0.0
+    return worst
+
+
 def fine_tune(
     model: Any,
     x: Any,
@@ -623,6 +719,7 @@ def fine_tune(
     lengths: np.ndarray | None = None,
     classifier: bool | None = None,
     keep: bool = True,
+    fake: bool = True,
     **options: Any,
 ) -> Report:
     """Fine-tune a Keras model on the export's weight grid and leave its weights on it.
@@ -638,18 +735,28 @@ def fine_tune(
     export's integer model (:func:`compare`; a seq2seq model: the Keras forward on the grid)
     is closest to the float model's outputs (the model as passed in) on validation_data's
     inputs, else on x (arrays only; a PyDataset x without validation_data keeps the last
-    epoch); the report says which.
+    epoch); the report says which. fake: train a sequence model through its fake-quantized
+    twin (:func:`activation_twin`: the input, the layers' outputs and the recurrent states on
+    the export's grids, read again with the weight grid each epoch); False: the weights
+    alone on the grid.
     """
     import keras
 
+    export = {**options, "weights": weights, "keep_int8": list(keep_int8) or None}
+    act = activation_twin(model, calib, weights, keep_int8, lengths, **options) if fake else None
+
     def make() -> list[LayerGrid]:
-        return grids(model, calib, weights, keep_int8, lengths, **options)
+        return grids(model, calib, weights, keep_int8, lengths, act=act, **options)
 
     layer_grids = make()
+    trainer = model if act is None else act.twin  # shares every weight with model
     if loss is not None:
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
+        trainer.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
     elif not getattr(model, "optimizer", None):
         raise ExportError("fine_tune needs a compiled model or loss=...")
+    elif act is not None:  # the twin trains with the model's loss and a fresh optimizer alike
+        opt = model.optimizer
+        trainer.compile(optimizer=type(opt).from_config(opt.get_config()), loss=model.loss)
     cb = make_callback(layer_grids, make)
     fit_kw: dict[str, Any] = {"epochs": epochs, "verbose": 0, "callbacks": [cb, *callbacks]}
     if validation_data is not None:
@@ -660,7 +767,7 @@ def fine_tune(
     best = None
     if keep and isinstance(select, tuple) and isinstance(select[0], np.ndarray):
         sel_x, sel_w = select[0], (select[2] if len(select) > 2 else None)
-        found = compare(model, sel_x, None, calib, lengths, **options)
+        found = compare(model, sel_x, None, calib, lengths, **export)
         if found is not None:  # judged by the export's integer model
             ref, _, sel_w = found
         else:  # by the Keras forward on the grid
@@ -669,12 +776,12 @@ def fine_tune(
         def judge() -> dict[str, float]:
             try:
                 if found is not None:
-                    now = compare(model, sel_x, None, calib, lengths, **options)
+                    now = compare(model, sel_x, None, calib, lengths, **export)
                     out = now[1] if now is not None else ref
                 else:
                     out = model.predict(sel_x, batch_size=256, verbose=0, callbacks=[cb])
             except ExportError:  # weights the export refuses: never kept, and the end
-                model.stop_training = True
+                trainer.stop_training = True
                 return {"distance": np.inf, "agreement": -1.0}
             return closeness_logs(np.asarray(out, np.float64), ref, sel_w, bool(classifier))
 
@@ -682,21 +789,27 @@ def fine_tune(
         fit_kw["callbacks"].append(best)
     if isinstance(x, np.ndarray):
         fit_kw["batch_size"] = batch_size
-        hist = model.fit(x, y, **fit_kw)
+        hist = trainer.fit(x, y, **fit_kw)
     else:
-        hist = model.fit(x, **fit_kw)
+        hist = trainer.fit(x, **fit_kw)
     layer_grids = settle(make)
     report = Report(
         weights,
         [(g.layer.name, g.qmax, g.exact) for g in layer_grids],
         history={k: [float(v) for v in vs] for k, vs in hist.history.items()},
     )
+    if act is not None:
+        report.activations, report.float_activations = act.modelled, act.unmodelled
     if best is not None:
         report.kept_epoch, report.kept = best.epoch, best.kept
     ex, el = (calib, lengths) if eval_x is None else (eval_x, eval_lengths)
-    found = agreement(model, ex, el, calib, lengths, classifier, **options)
+    found = compare(model, ex, el, calib, lengths, **export)
     if found is not None:
-        report.max_output_error, report.output_range, report.agreement = found
+        report.max_output_error, report.output_range, report.agreement = closeness(
+            *found, bool(classifier)
+        )
+        if act is not None:
+            report.forward_vs_c = forward_vs_c(act, found, ex, el)
     return report
 
 

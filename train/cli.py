@@ -513,6 +513,10 @@ def _qat_line(info: dict[str, Any]) -> str:
     )
     if "same_class" in test:
         line += f", same class at {100 * test['same_class']:.1f} % of steps"
+    if "forward_vs_c" in test:
+        from rnn2c.qat import forward_words
+
+        line += "; " + forward_words(test["forward_vs_c"])
     return line
 
 

@@ -1417,7 +1417,7 @@ def _qat_report(
     ds, k = data.ds, data.frame
     cal_x, cal_l, _ = _framed(ds.x_train[calib_idx], ds.lengths_train[calib_idx], None, k, False)
     model = fitted.models.infer
-    options = qaware.export_options(s.weights, QAT_CALIBRATION, _input_quant(s))
+    options = _qat_options(s, s.weights)
 
     def measure(opts: dict[str, Any] = options) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         found = qaware.compare(model, ev.x, ev.lengths, cal_x, cal_l, **opts)
@@ -1429,7 +1429,7 @@ def _qat_report(
     model.set_weights(fitted.pre_qat)
     before = measure()
     if s.weights != "int8":  # what int8 weights give the model without fine-tuning
-        int8 = measure(qaware.export_options("int8", QAT_CALIBRATION, _input_quant(s)))
+        int8 = measure(_qat_options(s, "int8"))
     model.set_weights(now)
     err, span, same = qaware.closeness(*after, s.classifier)
     out: dict[str, Any] = {
@@ -1437,6 +1437,10 @@ def _qat_report(
         "output_range": span,
         "max_error_of_range": err / span if span else 0.0,
     }
+    twin_opts = {k: v for k, v in options.items() if k != "weights"}
+    act = qaware.activation_twin(model, cal_x, s.weights, (), cal_l, **twin_opts)
+    if act is not None:  # the fine-tuning's forward against the C, on the test split
+        out["forward_vs_c"] = qaware.forward_vs_c(act, after, ev.x, ev.lengths)
     if same is not None:
         out["same_class"] = same
     name = "accuracy" if s.classifier else "mae"
@@ -1446,6 +1450,13 @@ def _qat_report(
     if s.weights != "int8":
         out[f"int8_{name}_before"] = _test_figure(int8[1], int8[2], ev.y, s.classifier)
     return out
+
+
+def _qat_options(s: _Settings, weights: str) -> dict[str, Any]:
+    """The quantization options of EXPORT.txt's export line with these weights (the state
+    format of --activations too: it sets the state's grid and the balancing shifts)."""
+    options = qaware.export_options(weights, QAT_CALIBRATION, _input_quant(s))
+    return {**options, "activations": s.activations}
 
 
 def _test_figure(y: np.ndarray, real: np.ndarray, truth: np.ndarray, classifier: bool) -> float:
@@ -1677,6 +1688,7 @@ def qat_phase(
     phase.compile(keras.optimizers.schedules.CosineDecay(peak, total, alpha=0.1))
     on_grid = qaware.make_callback(grid, phase.make)
     stopper, first = None, []
+    refused: list[str] = []  # why the export refused an epoch's weights (that ended the run)
     predict, classes, integer = phase.predict, phase.by_accuracy, phase.integer
     if (predict is not None or integer is not None) and phase.model is not None:
         weight = phase.weight
@@ -1690,8 +1702,9 @@ def qat_phase(
             try:  # the grid the export of these weights uses
                 grid[:] = phase.make()
                 y = integer()[1] if integer is not None else predict([on_grid])
-            except ExportError:  # weights the export refuses: never kept, and the end
+            except ExportError as e:  # weights the export refuses: never kept, and the end
                 phase.model.stop_training = True
+                refused.append(str(e))
                 return {"distance": np.inf, "agreement": -1.0} if classes else {"distance": np.inf}
             return qaware.closeness_logs(np.asarray(y, np.float64), ref, weight, classes)
 
@@ -1730,6 +1743,8 @@ def qat_phase(
         "history": epoch_history(stopper),
         "best_epoch": int(stopper.best_epoch) + 1,  # 0: the post-training weights kept
     }
+    if refused:
+        info["refused"] = refused[0]
     if stopper.start_logs is not None:
         info["selection"] = {
             "on": phase.selection,
@@ -1753,7 +1768,12 @@ def _fine_tune(
     data: (the validation split or None, the selection data, framed: (x, lengths) of it,
     else of the training data)."""
     validation, selection = data
-    options = qaware.export_options(s.weights, QAT_CALIBRATION, _input_quant(s))
+    options = _qat_options(s, s.weights)
+    # the training model's fake-quantized twin (rnn2c.qat_act): it shares every weight, and
+    # its forward puts the input, the layers' outputs and the states on the export's grids
+    qm = qaware.quantized_for(models.infer, calib[0], calib[1], **options)
+    act = qaware.twin(models.train, qm) if qm is not None else None
+    trainer = models.train if act is None else act.twin
 
     def integer() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         found = qaware.compare(models.infer, *selection, calib[0], calib[1], **options)
@@ -1761,23 +1781,18 @@ def _fine_tune(
         return found
 
     def make() -> list[qaware.LayerGrid]:
-        return qaware.grids(
-            models.infer,
-            calib[0],
-            lengths=calib[1],
-            **options,
-        )
+        return qaware.grids(models.infer, calib[0], lengths=calib[1], act=act, **options)
 
     phase = QatPhase(
         make,
-        lambda lr: _compile(keras, models.train, lr, s),
-        lambda cbs, n: models.train.fit(
+        lambda lr: _compile(keras, trainer, lr, s),
+        lambda cbs, n: trainer.fit(
             batches, validation_data=validation, epochs=n, callbacks=cbs, verbose=0
         ),
         len(batches),
         has_val,
         s.classifier,
-        models.train,
+        trainer,
         None,  # the integer model is judged, not the Keras forward
         None,
         "validation split" if has_val else "training data",
@@ -1786,6 +1801,8 @@ def _fine_tune(
     info, interrupted, seconds = qat_phase(
         keras, phase, epochs, s.qat_epochs, s.lr, s.weights, s.patience, s.verbose, s.callbacks
     )
+    if act is not None:
+        info["activations"] = {"quantized": act.modelled, "float": act.unmodelled}
     return {**info, "input_quant": _input_quant(s)}, interrupted, seconds
 
 
