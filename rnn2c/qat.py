@@ -359,7 +359,10 @@ def make_callback(
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             if refresh is not None and epoch > 0:
-                layer_grids[:] = refresh()
+                try:
+                    layer_grids[:] = refresh()
+                except ExportError:  # weights the export refuses (judged so, never kept):
+                    pass  # this epoch trains on the last grid it gave
 
         def _to_grid(self) -> None:
             self.masters = [g.layer.get_weights() for g in layer_grids]
@@ -780,8 +783,7 @@ def fine_tune(
                     out = now[1] if now is not None else ref
                 else:
                     out = model.predict(sel_x, batch_size=256, verbose=0, callbacks=[cb])
-            except ExportError:  # weights the export refuses: never kept, and the end
-                trainer.stop_training = True
+            except ExportError:  # weights the export refuses: never kept; training goes on
                 return {"distance": np.inf, "agreement": -1.0}
             return closeness_logs(np.asarray(out, np.float64), ref, sel_w, bool(classifier))
 

@@ -1688,7 +1688,7 @@ def qat_phase(
     phase.compile(keras.optimizers.schedules.CosineDecay(peak, total, alpha=0.1))
     on_grid = qaware.make_callback(grid, phase.make)
     stopper, first = None, []
-    refused: list[str] = []  # why the export refused an epoch's weights (that ended the run)
+    refused: list[str] = []  # why the export refused an epoch's weights (skipped, not kept)
     predict, classes, integer = phase.predict, phase.by_accuracy, phase.integer
     if (predict is not None or integer is not None) and phase.model is not None:
         weight = phase.weight
@@ -1702,9 +1702,8 @@ def qat_phase(
             try:  # the grid the export of these weights uses
                 grid[:] = phase.make()
                 y = integer()[1] if integer is not None else predict([on_grid])
-            except ExportError as e:  # weights the export refuses: never kept, and the end
-                phase.model.stop_training = True
-                refused.append(str(e))
+            except ExportError as e:  # weights the export refuses: never kept; the fine-tuning
+                refused.append(str(e))  # goes on, on the last grid the export gave
                 return {"distance": np.inf, "agreement": -1.0} if classes else {"distance": np.inf}
             return qaware.closeness_logs(np.asarray(y, np.float64), ref, weight, classes)
 
