@@ -184,9 +184,7 @@ def write_table(rows: list[dict[str, object]], docs: Path | None) -> int:
         page = docs.read_text()
         head, rest = page.split("<!-- fsdd:begin -->\n", 1)
         _, tail = rest.split("<!-- fsdd:end -->", 1)
-        cmd = str(rows[0]["command"]).replace(
-            f"--test-speaker {rows[0]['speaker']}", "--test-speaker S"
-        )
+        cmd = str(rows[0]["command"]).replace(str(rows[0]["speaker"]), "S")  # out, test speaker
         block = f"{text}\n\nEach row's training: `{cmd}`\n"
         docs.write_text(f"{head}<!-- fsdd:begin -->\n{block}<!-- fsdd:end -->{tail}")
     return 0
