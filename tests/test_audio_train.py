@@ -231,6 +231,8 @@ def test_unknown_speaker_lists_speakers() -> None:
             AudioSettings("logmel", audio_augment=0, audio_context="stream"),
             "1 or more",
         ),
+        ("wav:x", AudioSettings("logmel", audio_augment_params="speed=3:4"), "LO <= HI <= 2"),
+        ("uea:BasicMotions", AudioSettings(audio_augment_params="gain_db=3"), "wav:DIR only"),
     ],
 )
 def test_flag_errors_before_training(tmp_path: Path, spec: str, audio, words: str) -> None:
@@ -246,6 +248,7 @@ def test_cli_run_folder_carries_the_front_end(tmp_path: Path) -> None:
         *(sys.executable, "-m", "rnn2c", "train", "--dataset", f"wav:{WAV_DIR}"),
         *("--features", "logmel", "--feature-params", "n_mels=12,n_mfcc=6"),
         *("--test-speaker", "theo", "--steps", "20", "--units", "4", "--quiet", "--out", str(out)),
+        *("--audio-augment-params", "speed=0.9:1.1,time_masks=1"),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -254,6 +257,9 @@ def test_cli_run_folder_carries_the_front_end(tmp_path: Path) -> None:
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["audio_frontend"] == fe.to_json() and metrics["frame"] == 1
     assert metrics["audio"]["test_speakers"] == ["theo"]
+    assert metrics["audio"]["augment"]["speed"] == [0.9, 1.1]
+    assert metrics["audio"]["augment"]["time_masks"] == 1
+    assert "--audio-augment-params speed=0.9:1.1,time_masks=1" in metrics["command"]
     assert "--features logmel --feature-params n_mels=12,n_mfcc=6" in metrics["command"]
     export_line = next(
         ln for ln in (out / "EXPORT.txt").read_text().splitlines() if ln.startswith("rnn2c export")
