@@ -22,6 +22,7 @@ import argparse
 import ctypes
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -144,6 +145,13 @@ def main() -> int:
     ap.add_argument("--speakers", nargs="*", default=list(SPEAKERS))
     ap.add_argument("--steps", type=int, default=None, help="rnn2c train --steps (default: its)")
     ap.add_argument("--units", type=int, default=None, help="rnn2c train --units (default: its)")
+    ap.add_argument(
+        "--train-args",
+        default="",
+        metavar="'FLAGS'",
+        help='more rnn2c train flags, as one string (e.g. "--epochs 8 --audio-augment 2 '
+        '--audio-augment-params speed=0.85:1.15")',
+    )
     args = ap.parse_args()
     if args.table_from:
         rows = [r for f in args.table_from for r in json.loads(f.read_text())]
@@ -156,6 +164,7 @@ def main() -> int:
         extra += ["--steps", str(args.steps)]
     if args.units:
         extra += ["--units", str(args.units)]
+    extra += shlex.split(args.train_args)
     rows = []
     for speaker in args.speakers:
         rows.append(held_out(args.data, speaker, args.out, extra))
@@ -175,9 +184,7 @@ def write_table(rows: list[dict[str, object]], docs: Path | None) -> int:
         page = docs.read_text()
         head, rest = page.split("<!-- fsdd:begin -->\n", 1)
         _, tail = rest.split("<!-- fsdd:end -->", 1)
-        cmd = str(rows[0]["command"]).replace(
-            f"--test-speaker {rows[0]['speaker']}", "--test-speaker S"
-        )
+        cmd = str(rows[0]["command"]).replace(str(rows[0]["speaker"]), "S")  # out, test speaker
         block = f"{text}\n\nEach row's training: `{cmd}`\n"
         docs.write_text(f"{head}<!-- fsdd:begin -->\n{block}<!-- fsdd:end -->{tail}")
     return 0

@@ -16,11 +16,16 @@ import pytest
 
 from rnn2c.export.audio import LogMel
 from rnn2c.train.audio import (
+    AUDIO_AUGMENT,
     AudioSettings,
+    _augment,
     _augment_stream,
+    augment_params,
     load_wav_dataset,
+    mask_features,
     read_recordings,
     read_wav,
+    resample,
 )
 from rnn2c.train.data import DatasetError
 from rnn2c.train.model import ConfigError
@@ -94,6 +99,102 @@ def test_stream_context_copies() -> None:
     assert 0.05 < noise_only / (len(pcm) * 20) < 0.3  # STREAM_AUGMENT["noise_only"]: 0.15
 
 
+def test_resample_keeps_a_tone_and_scales_its_length_and_pitch() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        n, factor = int(rng.integers(400, 4000)), float(rng.uniform(0.85, 1.15))
+        freq = float(rng.uniform(100, 900))
+        x = np.sin(2 * np.pi * freq * np.arange(n) / 8000)
+        y = resample(x, factor)
+        assert len(y) == round(n / factor) and y[0] == x[0]
+        want = np.sin(2 * np.pi * freq * factor * np.arange(len(y)) / 8000)
+        bound = (2 * np.pi * freq / 8000) ** 2 / 8 + 1e-9  # linear interpolation's error
+        assert np.max(np.abs(y[: len(y) - 2] - want[: len(y) - 2])) <= bound  # sped up
+    assert np.array_equal(resample(x, 1.0), x)
+
+
+def test_speed_copies_deterministic_label_kept_and_lengths_follow() -> None:
+    spec = augment_params("speed=0.85:1.15,gain_db=20")
+    pcm = read_wav(sorted(WAV_DIR.glob("*.wav"))[0])
+    a = [_augment(pcm, np.random.default_rng([4, i]), 8000, spec) for i in range(30)]
+    b = [_augment(pcm, np.random.default_rng([4, i]), 8000, spec) for i in range(30)]
+    assert all(np.array_equal(u, v) and u.dtype == np.int16 for u, v in zip(a, b, strict=True))
+    shift = int(0.1 * 8000)
+    lengths = np.array([len(x) for x in a])
+    assert np.all(lengths >= len(pcm) / 1.15 - shift - 1)
+    assert np.all(lengths <= len(pcm) / 0.85 + shift + 1)
+    assert lengths.std() > 0.03 * len(pcm)  # the speed changes the length, not the shift alone
+    ds, info = load_wav_dataset(
+        str(WAV_DIR), SMALL, test_speaker="theo", augment_copies=2, seed=3, augment=spec
+    )
+    assert info["augment"]["speed"] == (0.85, 1.15)
+    assert np.array_equal(ds.y_train, np.tile(ds.y_train[:6], 3))
+    no_speed = augment_params("speed=1:1,gain_db=20")
+    off, _ = load_wav_dataset(
+        str(WAV_DIR), SMALL, test_speaker="theo", augment_copies=2, seed=3, augment=no_speed
+    )
+    assert not np.array_equal(ds.lengths_train[6:], off.lengths_train[6:])
+    w = off.x_train.shape[1]
+    assert np.array_equal(ds.x_train[:6, :w], off.x_train[:6])  # the originals untouched
+    assert not ds.x_train[:6, w:].any()
+
+
+def test_feature_masks() -> None:
+    rng = np.random.default_rng(11)
+    spec = augment_params("freq_masks=2,freq_mask_width=3,time_masks=2,time_mask_hops=4")
+    for _ in range(20):
+        n, t, f = 5, int(rng.integers(6, 30)), int(rng.integers(8, 24))
+        x = rng.integers(-128, 128, size=(n, t, f)).astype(np.float32)
+        lengths = rng.integers(1, t + 1, size=n)
+        y = mask_features(x, lengths, np.random.default_rng(1), spec)
+        assert np.array_equal(y, mask_features(x, lengths, np.random.default_rng(1), spec))
+        assert y.shape == x.shape and not np.shares_memory(x, y)
+        for i, length in enumerate(lengths):
+            assert np.array_equal(y[i, length:], x[i, length:])  # the padding untouched
+            changed = y[i, :length] != x[i, :length]
+            fill = np.round(x[i, :length].mean())
+            assert np.all(y[i, :length][changed] == fill)
+            cols = np.all(y[i, :length] == fill, axis=0).sum()
+            rows = np.all(y[i, :length] == fill, axis=1).sum()
+            assert cols >= 1 or rows >= 1  # at least one mask covers a band or a hop
+            assert changed.sum() <= 2 * 3 * length + 2 * 4 * f
+    masked, info = load_wav_dataset(
+        str(WAV_DIR), SMALL, test_speaker="theo", augment_copies=1, seed=3, augment=spec
+    )
+    plain, _ = load_wav_dataset(
+        str(WAV_DIR),
+        SMALL,
+        test_speaker="theo",
+        augment_copies=1,
+        seed=3,
+        augment=augment_params(""),
+    )
+    assert np.array_equal(masked.x_train[:6], plain.x_train[:6])  # originals never masked
+    assert not np.array_equal(masked.x_train[6:], plain.x_train[6:])
+    assert np.array_equal(masked.lengths_train, plain.lengths_train)
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("speed=1.2", "LO:HI"),
+        ("speed=0.3:1.0", "0.5 <= LO <= HI <= 2"),
+        ("pitch=2", "KEY one of gain_db"),
+        ("freq_masks=-1", "0 or more"),
+        ("time_mask_hops=0", "1 or more"),
+        ("gain_db=loud", "a number"),
+    ],
+)
+def test_augment_params_errors(text: str, words: str) -> None:
+    assert augment_params("") == AUDIO_AUGMENT
+    with pytest.raises(ValueError) as info:
+        augment_params(text)
+    assert words in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        AudioSettings("logmel", audio_augment_params=text).augment()
+    assert str(info.value).startswith("--audio-augment-params: ")
+
+
 @pytest.mark.parametrize(
     "make, words",
     [
@@ -130,6 +231,8 @@ def test_unknown_speaker_lists_speakers() -> None:
             AudioSettings("logmel", audio_augment=0, audio_context="stream"),
             "1 or more",
         ),
+        ("wav:x", AudioSettings("logmel", audio_augment_params="speed=3:4"), "LO <= HI <= 2"),
+        ("uea:BasicMotions", AudioSettings(audio_augment_params="gain_db=3"), "wav:DIR only"),
     ],
 )
 def test_flag_errors_before_training(tmp_path: Path, spec: str, audio, words: str) -> None:
@@ -145,6 +248,7 @@ def test_cli_run_folder_carries_the_front_end(tmp_path: Path) -> None:
         *(sys.executable, "-m", "rnn2c", "train", "--dataset", f"wav:{WAV_DIR}"),
         *("--features", "logmel", "--feature-params", "n_mels=12,n_mfcc=6"),
         *("--test-speaker", "theo", "--steps", "20", "--units", "4", "--quiet", "--out", str(out)),
+        *("--audio-augment-params", "speed=0.9:1.1,time_masks=1"),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -153,6 +257,9 @@ def test_cli_run_folder_carries_the_front_end(tmp_path: Path) -> None:
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["audio_frontend"] == fe.to_json() and metrics["frame"] == 1
     assert metrics["audio"]["test_speakers"] == ["theo"]
+    assert metrics["audio"]["augment"]["speed"] == [0.9, 1.1]
+    assert metrics["audio"]["augment"]["time_masks"] == 1
+    assert "--audio-augment-params speed=0.9:1.1,time_masks=1" in metrics["command"]
     assert "--features logmel --feature-params n_mels=12,n_mfcc=6" in metrics["command"]
     export_line = next(
         ln for ln in (out / "EXPORT.txt").read_text().splitlines() if ln.startswith("rnn2c export")

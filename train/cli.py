@@ -329,7 +329,8 @@ def _add_audio_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=d["audio_augment"],
         metavar="COPIES",
-        help="wav:DIR: augmented copies of each training recording (gain, noise, time shift), "
+        help="wav:DIR: augmented copies of each training recording (speed, gain, noise, time "
+        "shift; --audio-augment-params), "
         "their features computed like the originals' (default: %(default)s)",
     )
     parser.add_argument(
@@ -339,6 +340,16 @@ def _add_audio_arguments(parser: argparse.ArgumentParser) -> None:
         help="wav:DIR: word: the augmented copies are isolated words; stream: as a stream has "
         "them (a noise lead-in and tail, +-20 dB gain, and some copies noise alone), for "
         "keyword spotting with <name>_detect (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--audio-augment-params",
+        default=d["audio_augment_params"],
+        metavar="KEY=VALUE,...",
+        help="wav:DIR: the augmented copies' settings over the defaults: gain_db (+-dB), "
+        "snr_db (LO:HI), shift_ms, speed (LO:HI resampling factor; 1:1 off), freq_masks and "
+        "freq_mask_width (bands), time_masks and time_mask_hops (SpecAugment-style masks of "
+        "the copies' features; 0 off) (default: gain_db=20,snr_db=10:40,shift_ms=100,"
+        "speed=0.85:1.15,freq_masks=0,freq_mask_width=4,time_masks=0,time_mask_hops=5)",
     )
 
 
@@ -422,6 +433,7 @@ _FLAGS = (
     "test_speaker",
     "audio_augment",
     "audio_context",
+    "audio_augment_params",
     "qat",
     "qat_epochs",
     "weights",
@@ -438,6 +450,7 @@ _AUDIO_FLAGS = (
     "test_speaker",
     "audio_augment",
     "audio_context",
+    "audio_augment_params",
 )
 
 

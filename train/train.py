@@ -128,6 +128,7 @@ DEFAULTS: dict[str, Any] = {
     "test_speaker": None,  # --split-by speaker: the last speaker in sorted order
     "audio_augment": 1,
     "audio_context": "word",
+    "audio_augment_params": "",
     "qat": False,  # fine-tune on the export's weight grid after training (rnn2c.qat)
     "qat_epochs": None,  # auto: a fifth of the training epochs, QAT_MIN_EPOCHS..QAT_MAX_EPOCHS
     "weights": "int8",  # the weight type EXPORT.txt exports to (and --qat trains for)
