@@ -135,14 +135,20 @@ def train(c: dict, epochs: int, noise_kind: str) -> object:
     return model
 
 
+def float_outputs(model: object, x: np.ndarray) -> np.ndarray:
+    """The float model's outputs [N, STEPS, k]; a last-step head's at the last step only."""
+    y = np.asarray(model.predict(x, verbose=0), dtype=np.float64)  # type: ignore[attr-defined]
+    if y.ndim == 2:
+        full = np.zeros((x.shape[0], STEPS, y.shape[-1]))
+        full[:, -1] = y
+        y = full
+    return y
+
+
 def evaluate(model: object, c: dict, calib: np.ndarray, test: np.ndarray) -> dict:
     """Quantize with every fixed method and auto; the test errors of each, auto's choices."""
     _, _, ir = kinds.read(model)
-    y_float = np.asarray(model.predict(test, verbose=0), dtype=np.float64)  # type: ignore[attr-defined]
-    if y_float.ndim == 2:  # a last-step head: its output at the last step only
-        full = np.zeros((test.shape[0], STEPS, y_float.shape[-1]))
-        full[:, -1] = y_float
-        y_float = full
+    y_float = float_outputs(model, test)
     lengths = np.full(test.shape[0], STEPS)
     row: dict = {"name": c["name"], "input_quant": c["input_quant"]}
     for method in (*CALIBRATION_METHODS, AUTO):

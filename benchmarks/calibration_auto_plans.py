@@ -43,7 +43,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from calibration_auto import STEPS, TOLERANCE, configurations, sequences  # noqa: E402
+from calibration_auto import (  # noqa: E402
+    STEPS,
+    TOLERANCE,
+    configurations,
+    float_outputs,
+    sequences,
+)
 
 from rnn2c.export import kinds  # noqa: E402
 from rnn2c.export.calib_auto import Folds, step_errors  # noqa: E402
@@ -63,11 +69,7 @@ def summary(errors: np.ndarray) -> dict[str, np.ndarray | float]:
 def plan_table(model: object, calib: np.ndarray, test: np.ndarray, input_quant: str) -> tuple:
     """The range keys and, per plan, the test / fold / whole error summaries."""
     _, _, ir = kinds.read(model)
-    y_test = np.asarray(model.predict(test, verbose=0), dtype=np.float64)  # type: ignore[attr-defined]
-    if y_test.ndim == 2:  # a last-step head: its output at the last step only
-        full = np.zeros((test.shape[0], STEPS, y_test.shape[-1]))
-        full[:, -1] = y_test
-        y_test = full
+    y_test = float_outputs(model, test)
     lt, lc = np.full(test.shape[0], STEPS), np.full(calib.shape[0], STEPS)
     folds = Folds(ir, calib, lc)
     with np.errstate(over="ignore"):
