@@ -98,8 +98,9 @@ def test_frontend_settings_are_checked() -> None:
     [
         {"frontend": "conv", "conv_filters": 4, "conv_stride": 2, "pool": "max", "cell": "gru"},
         {"bidirectional": True, "cell": "lstm", "activations": "int16"},
+        {"bidirectional": True, "cell": "gru", "qat": True, "qat_epochs": 1},
     ],
-    ids=["conv-stride-pool", "bidirectional-int16"],
+    ids=["conv-stride-pool", "bidirectional-int16", "bidirectional-qat"],
 )
 def test_trained_architecture_exports_and_verifies_bit_exact(tmp_path: Path, kw: dict) -> None:
     """What train builds, exported with EXPORT.txt's own export line, verifies bit-exact and
@@ -113,7 +114,9 @@ def test_trained_architecture_exports_and_verifies_bit_exact(tmp_path: Path, kw:
     if kw.get("bidirectional"):
         assert f"--max-length {metrics['max_length']}" in export_line
         assert "--stream" not in verify_line
-        assert "--activations int16" in export_line
+        assert ("--activations int16" in export_line) == ("activations" in kw)
+    if kw.get("qat"):  # a whole-sequence model's QAT reads its grid with a --max-length too
+        assert metrics["qat"]["epochs_run"] == 1 and "forward_vs_c" in metrics["qat"]["test"]
     run_printed_lines(export_line, verify_line)  # verify: PASS (bit-exact, thresholds met)
 
 

@@ -1418,7 +1418,8 @@ def _qat_report(
     ds, k = data.ds, data.frame
     cal_x, cal_l, _ = _framed(ds.x_train[calib_idx], ds.lengths_train[calib_idx], None, k, False)
     model = fitted.models.infer
-    options = _qat_options(s, s.weights)
+    widths = (cal_x.shape[1], ev.x.shape[1])
+    options = _qat_options(s, s.weights, *widths)
 
     def measure(opts: dict[str, Any] = options) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         found = qaware.compare(model, ev.x, ev.lengths, cal_x, cal_l, **opts)
@@ -1430,7 +1431,7 @@ def _qat_report(
     model.set_weights(fitted.pre_qat)
     before = measure()
     if s.weights != "int8":  # what int8 weights give the model without fine-tuning
-        int8 = measure(_qat_options(s, "int8"))
+        int8 = measure(_qat_options(s, "int8", *widths))
     model.set_weights(now)
     err, span, same = qaware.closeness(*after, s.classifier)
     out: dict[str, Any] = {
@@ -1453,10 +1454,15 @@ def _qat_report(
     return out
 
 
-def _qat_options(s: _Settings, weights: str) -> dict[str, Any]:
+def _qat_options(s: _Settings, weights: str, *widths: int) -> dict[str, Any]:
     """The quantization options of EXPORT.txt's export line with these weights (the state
-    format of --activations too: it sets the state's grid and the balancing shifts)."""
+    format of --activations too: it sets the state's grid and the balancing shifts). widths:
+    the framed widths of the sequences these options quantize and run; a --bidirectional
+    (whole-sequence) model takes the longest as its --max-length (which sizes the C's
+    buffers only: the grid does not depend on it)."""
     options = qaware.export_options(weights, QAT_CALIBRATION, _input_quant(s))
+    if s.bidirectional:
+        options["max_length"] = int(max(widths))
     return {**options, "activations": s.activations}
 
 
@@ -1768,7 +1774,7 @@ def _fine_tune(
     data: (the validation split or None, the selection data, framed: (x, lengths) of it,
     else of the training data)."""
     validation, selection = data
-    options = _qat_options(s, s.weights)
+    options = _qat_options(s, s.weights, calib[0].shape[1], selection[0].shape[1])
     # the training model's fake-quantized twin (rnn2c.qat_act): it shares every weight, and
     # its forward puts the input, the layers' outputs and the states on the export's grids
     qm = qaware.quantized_for(models.infer, calib[0], calib[1], **options)
