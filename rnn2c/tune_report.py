@@ -271,6 +271,9 @@ def pareto_png(result: dict[str, Any]) -> bytes:
             c="tab:red",
             label="chosen (test set)",
         )
+    xs = [r["instructions_mean"] for r in rows if r["instructions_mean"] > 0]
+    if xs and min(xs) == max(xs):  # one x (e.g. every trial the same size): a span for the log
+        ax.set_xlim(min(xs) / 1.5, max(xs) * 1.5)
     ax.set_xscale("log")
     ax.set_xlabel(f"instructions per step ({result['target']})")
     ax.set_ylabel(f"int8 C {sc.label} (tuning split)")

@@ -155,6 +155,7 @@ def test_bad_budget_flags_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert not out.exists()
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # pareto.png with one x: no log-axis warning
 def test_a_budget_no_candidate_meets_is_said_plainly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
