@@ -110,6 +110,14 @@ def export_options(weights: str, method: str, input_quant: str) -> dict[str, Any
     return {"method": method, "input_quant": input_quant, "weights": weights}
 
 
+def _with_weights(
+    options: dict[str, Any], weights: str, keep_int8: Sequence[str]
+) -> dict[str, Any]:
+    """options (the export's other quantization options) with its weight type and the layers
+    that stay int8, as quantized_for takes them."""
+    return {**options, "weights": weights, "keep_int8": list(keep_int8) or None}
+
+
 def _keras_class(layer: Any) -> str:
     return type(layer).__name__
 
@@ -312,8 +320,9 @@ def grids(
     if quantized is None:
         if calib is None:
             raise ExportError("grids needs the calibration sequences or the quantized model")
-        options = {**options, "weights": weights, "keep_int8": list(keep_int8) or None}
-        ir, quantized = _read_quantized(model, calib, lengths, **options)
+        ir, quantized = _read_quantized(
+            model, calib, lengths, **_with_weights(options, weights, keep_int8)
+        )
     else:
         _, _, ir = kinds.read(model)
     if act is not None and isinstance(quantized, QuantModel):
@@ -654,8 +663,7 @@ def activation_twin(
     """The fake-quantized twin of a sequence model (:mod:`rnn2c.qat_act`: its forward puts the
     input, each layer's output and each recurrent state on the export's grids), its grids set
     from the export with these options; None for another kind (a seq2seq model)."""
-    options = {**options, "weights": weights, "keep_int8": list(keep_int8) or None}
-    qm = quantized_for(model, calib, lengths, **options)
+    qm = quantized_for(model, calib, lengths, **_with_weights(options, weights, keep_int8))
     return None if qm is None else twin(model, qm)
 
 
@@ -745,7 +753,7 @@ def fine_tune(
     """
     import keras
 
-    export = {**options, "weights": weights, "keep_int8": list(keep_int8) or None}
+    export = _with_weights(options, weights, keep_int8)
     act = activation_twin(model, calib, weights, keep_int8, lengths, **options) if fake else None
 
     def make() -> list[LayerGrid]:

@@ -1439,10 +1439,9 @@ def _qat_report(
         "output_range": span,
         "max_error_of_range": err / span if span else 0.0,
     }
-    twin_opts = {k: v for k, v in options.items() if k != "weights"}
-    act = qaware.activation_twin(model, cal_x, s.weights, (), cal_l, **twin_opts)
-    if act is not None:  # the fine-tuning's forward against the C, on the test split
-        out["forward_vs_c"] = qaware.forward_vs_c(act, after, ev.x, ev.lengths)
+    qm = qaware.quantized_for(model, cal_x, cal_l, **options)
+    if qm is not None:  # the fine-tuning's forward (its twin) against the C, on the test split
+        out["forward_vs_c"] = qaware.forward_vs_c(qaware.twin(model, qm), after, ev.x, ev.lengths)
     if same is not None:
         out["same_class"] = same
     name = "accuracy" if s.classifier else "mae"
