@@ -84,12 +84,12 @@ def one_mode(c, mode: str, qmodel, fe, stream, det, args) -> dict[str, object]:
     outputs, c_labels = run_stream(c, mode, stream.pcm, fe.hop, outputs_size(qmodel))
     twin_exact = bool(np.array_equal(detect(outputs, det), c_labels))
     n = min(args.check_hops, len(outputs))
-    feats = fe.features_int(stream.pcm[: n * fe.hop]).astype(np.int8)
+    feats = fe.frame_features_int(stream.pcm[: n * fe.hop])  # before any running mean
     if mode == "push_audio":
-        ref = run_int(qmodel, feats[None])[0]
+        ref = run_int(qmodel, fe.subtract_mean(feats)[None])[0]
     else:
         reset = reset_hops(fe.hop / fe.sample_rate)
-        ref = stream_outputs(lambda x: run_int(qmodel, x), feats, reset)
+        ref = stream_outputs(lambda x: run_int(qmodel, x), feats, reset, fe.subtract_mean)
     oq = qmodel.output_q
     sweep = []
     for p in SWEEP:

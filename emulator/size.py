@@ -986,8 +986,8 @@ def frontend_counts(
     assert qm.frontend is not None
     fe = LogMel.from_json(qm.frontend)
     pcm = noise_bursts(fe, hops, 0)
-    feats = fe.features_int(pcm)
-    ref = run_int(qm, feats[None].astype(np.int8))[0]
+    frame_feats = fe.frame_features_int(pcm)  # <name>_audio_features: before the running mean
+    ref = run_int(qm, fe.subtract_mean(frame_feats)[None].astype(np.int8))[0]
     push, feat_fn = symbols[f"{name}_push_audio"], symbols[f"{name}_audio_features"]
     emu.call(symbols[f"{name}_reset"], BUF_STATE)
     push_counts, fe_counts, exact = [], [], True
@@ -998,7 +998,7 @@ def frontend_counts(
         emu.uc.mem_write(WHOLE_IN, frame.astype("<i2").tobytes())
         fe_counts.append(emu.call(feat_fn, WHOLE_IN, WHOLE_OUT))
         got = np.frombuffer(bytes(emu.uc.mem_read(WHOLE_OUT, fe.num_features)), dtype=np.int8)
-        exact = exact and np.array_equal(out, ref[t]) and np.array_equal(got, feats[t])
+        exact = exact and np.array_equal(out, ref[t]) and np.array_equal(got, frame_feats[t])
     per_hop = float(np.mean(push_counts))
     hops_per_s = fe.sample_rate / fe.hop
     return {
@@ -1051,7 +1051,9 @@ def streaming_counts(
     )
     hops = reset + 2
     pcm = noise_bursts(fe, hops, 1)
-    ref = stream_outputs(lambda x: run_int(qm, x), fe.features_int(pcm), reset)
+    ref = stream_outputs(
+        lambda x: run_int(qm, x), fe.frame_features_int(pcm), reset, fe.subtract_mean
+    )
     labels = detect(ref, det)
     emu.call(symbols[f"{name}_stream_reset"], STREAM_AT)
     emu.call(symbols[f"{name}_detect_reset"], DETECTOR_AT)

@@ -133,6 +133,11 @@ class LogMel:
             units (96 dB) over the 256 levels.
         n_mfcc: 0 for log-mel features; else the first n_mfcc coefficients of an orthonormal
             DCT-II of the centred log energies (:meth:`dct_q15`), in the same steps.
+        mean_hops: 0 for none; else each feature minus its causal running mean (per band, or
+            per coefficient: cepstral mean normalisation), the mean taken over every hop since
+            the reset for the first ``mean_hops`` hops, then an exponential average with weight
+            1 / mean_hops (:meth:`subtract_mean`). It takes the level and the channel
+            (microphone, room, voice) out of the features.
     """
 
     sample_rate: int = 8000
@@ -145,6 +150,7 @@ class LogMel:
     log_floor: int = -20
     steps_per_log2: int = 8
     n_mfcc: int = 0
+    mean_hops: int = 0
 
     def __post_init__(self) -> None:
         _check(self)
@@ -249,8 +255,51 @@ class LogMel:
         return np.where(energy == 0, floor_q8, np.maximum(log, floor_q8))
 
     def features_int(self, pcm: np.ndarray) -> np.ndarray:
-        """The integer reference: int8 features [frames, num_features] of int16 ``pcm``."""
+        """The integer reference: int8 features [frames, num_features] of int16 ``pcm`` from a
+        reset (:meth:`frame_features_int`, then :meth:`subtract_mean` with ``mean_hops``)."""
+        return self.subtract_mean(self.frame_features_int(pcm))
+
+    def frame_features_int(self, pcm: np.ndarray) -> np.ndarray:
+        """Each frame's int8 features on their own, before the running mean (what the C's
+        ``<name>_audio_features`` computes of one frame)."""
         return self.quantize_log(self.log_mel_q8(pcm))
+
+    def mean_recip_q14(self) -> np.ndarray:
+        """round(2^14 / c) for c = 1..mean_hops: the running mean's weight at its c-th hop."""
+        c = np.arange(1, self.mean_hops + 1, dtype=np.int64)
+        return (2 * (1 << 14) + c) // (2 * c)
+
+    def subtract_mean(
+        self, feats: np.ndarray, state: tuple[np.ndarray, int] | None = None
+    ) -> np.ndarray:
+        """int8 features [T, F] -> each minus its running mean (the identity without
+        ``mean_hops``), from a reset or from ``state`` = (Q8 means [F], hops seen), as the C
+        keeps them. Per hop: c = min(hops + 1, mean_hops); mean += round((x * 256 - mean) *
+        round(2^14 / c) / 2^14); out = clamp(round((x * 256 - mean) / 256)), int32 throughout
+        (|x * 256 - mean| < 2^16)."""
+        feats = np.asarray(feats)
+        if not self.mean_hops:
+            return feats.astype(np.int8)
+        out, _ = self.mean_step(feats, state)
+        return out
+
+    def mean_step(
+        self, feats: np.ndarray, state: tuple[np.ndarray, int] | None = None
+    ) -> tuple[np.ndarray, tuple[np.ndarray, int]]:
+        """:meth:`subtract_mean` that also returns the state after the last hop."""
+        x = np.asarray(feats, dtype=np.int64).reshape(-1, self.num_features) << 8
+        mean, hops = (
+            (np.zeros(self.num_features, dtype=np.int64), 0)
+            if state is None
+            else (np.array(state[0], dtype=np.int64), int(state[1]))
+        )
+        recip = self.mean_recip_q14()
+        out = np.zeros(x.shape, dtype=np.int64)
+        for t in range(len(x)):
+            hops = min(hops + 1, self.mean_hops)
+            mean = mean + _round_shift((x[t] - mean) * recip[hops - 1], 14)
+            out[t] = _round_shift(x[t] - mean, 8)
+        return np.clip(out, -128, 127).astype(np.int8), (mean, hops)
 
     def quantize_log(self, log_q8: np.ndarray) -> np.ndarray:
         """Q8 log2 energies [frames, n_mels] -> the int8 features (through the DCT with
@@ -273,7 +322,14 @@ class LogMel:
         log = np.maximum(np.log2(np.maximum(energy, 1e-300)), float(self.log_floor))
         rel = (log - self.log_floor) * self.steps_per_log2 - 128.0
         if self.n_mfcc:
-            return rel @ (self.dct_q15().T / 32767.0)
+            rel = rel @ (self.dct_q15().T / 32767.0)
+        if self.mean_hops:  # the running mean in float, of the unrounded features
+            mean = np.zeros(rel.shape[1])
+            out = np.zeros_like(rel)
+            for t in range(len(rel)):
+                mean += (rel[t] - mean) / min(t + 1, self.mean_hops)
+                out[t] = rel[t] - mean
+            rel = out
         return rel
 
     def _rfft_int(self, buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -330,12 +386,14 @@ class LogMel:
             "mel_w": flat,
             "log_table": LOG_TABLE,
             "dct": self.dct_q15() if self.n_mfcc else None,
+            "mean_recip": self.mean_recip_q14() if self.mean_hops else None,
             "log_offset": self.log_offset_q8(),
             "floor_q8": self.log_floor << LOG_FRAC_BITS,
             "centre": 128 << step_shift,
             "step_shift": step_shift,
             "table_bytes": 2 * (self.window + self.n_fft + 2 * self.n_mels + len(flat) + 64)
-            + (2 * self.n_mfcc * self.n_mels),
+            + (2 * self.n_mfcc * self.n_mels)
+            + 2 * self.mean_hops,
         }
 
     # ------------------------------------------------------------------ persistence
@@ -410,6 +468,15 @@ def _check(p: LogMel) -> None:
         )
     if not -64 <= p.log_floor <= 32:
         raise FrontEndError(f"logmel log_floor={p.log_floor}; expected an integer in -64..32")
+    if (
+        not isinstance(p.mean_hops, (int, np.integer))
+        or isinstance(p.mean_hops, bool)
+        or not 0 <= p.mean_hops <= 1024
+    ):
+        raise FrontEndError(
+            f"logmel mean_hops={p.mean_hops!r}; expected 0 (no running mean) or the running "
+            "mean's hops, 1 to 1024"
+        )
     if not 0 <= p.n_mfcc <= p.n_mels:
         raise FrontEndError(f"logmel n_mfcc={p.n_mfcc}; expected 0 (log-mel) to n_mels={p.n_mels}")
     counts = (p.mel_weights() > 0).sum(axis=1)

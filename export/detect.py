@@ -75,13 +75,18 @@ def reset_hops(hop_seconds: float) -> int:
 
 
 def stream_outputs(
-    run: Callable[[np.ndarray], np.ndarray], features: np.ndarray, reset: int
+    run: Callable[[np.ndarray], np.ndarray],
+    features: np.ndarray,
+    reset: int,
+    restart: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """``<name>_stream_push``'s outputs [T, C] over a stream's features [T, F] (int8), from the
     integer model ``run`` (features [N, T, F] -> outputs after every step [N, T, C], e.g.
     ``lambda x: run_int(qmodel, x)``): two copies of the model, copy 0 restarted at hops
     ``reset``, ``2 reset``, ..., copy 1 at ``reset / 2``, ``3 reset / 2``, ...; each hop's output
-    is the copy restarted longer ago (copy 0 where ``t % reset >= reset / 2``)."""
+    is the copy restarted longer ago (copy 0 where ``t % reset >= reset / 2``). ``restart``:
+    what each copy does to the features from its restart on (a front end's running mean,
+    ``LogMel.subtract_mean`` over ``LogMel.frame_features_int``); none by default."""
     if reset < 2 or reset % 2:
         raise DetectError(f"stream reset {reset} hops: an even number, 2 or more")
     x = np.asarray(features, dtype=np.int8)
@@ -93,7 +98,7 @@ def stream_outputs(
         width = max(b - a for a, b in segs)
         batch = np.zeros((len(segs), width, x.shape[1]), dtype=np.int8)
         for i, (a, b) in enumerate(segs):
-            batch[i, : b - a] = x[a:b]
+            batch[i, : b - a] = x[a:b] if restart is None else restart(x[a:b])
         y = np.asarray(run(batch))
         if out is None:
             out = np.zeros((n, y.shape[2]), dtype=y.dtype)

@@ -587,8 +587,15 @@ class QuantModel:
         if self.frontend is None:
             return []
         window, hop = int(self.frontend["window"]), int(self.frontend["hop"])
+        mean_hops = int(self.frontend.get("mean_hops", 0))
+        feats = int(self.frontend.get("n_mfcc") or self.frontend["n_mels"])
+        running = [
+            StateField("audio_hops", "int32_t", 1, "hops in the running mean", scalar=True),
+            StateField("audio_mean", "int32_t", feats, "each feature's running mean, Q8"),
+        ]
         return [
             StateField("audio_fill", "int32_t", 1, "samples of the hop so far", scalar=True),
+            *(running if mean_hops else []),
             StateField(
                 "audio", "int16_t", window, f"the last {window - hop} samples, then the hop"
             ),

@@ -2006,4 +2006,24 @@ RNN2C_INLINE void rnn2c_logmel_frame(const rnn2c_logmel_t *p, const int16_t *fra
     }
 }
 
+/* The front end's running mean (LogMel.subtract_mean, mean_hops): each int8 feature minus its
+ * causal running mean, in place. mean: [n] Q8 means; hops: the hops seen, up to max_hops (the
+ * mean of every hop since the reset, then an exponential average of weight 1 / max_hops);
+ * recip: [max_hops] round(2^14 / c). |x * 256 - mean| < 2^16, so the product fits in int32. */
+RNN2C_INLINE void rnn2c_subtract_mean_s8(int8_t *x, int32_t *mean, int32_t *hops, int n,
+                                         int32_t max_hops, const int16_t *recip)
+{
+    int32_t r;
+    int i;
+    if (*hops < max_hops) {
+        ++*hops;
+    }
+    r = recip[*hops - 1];
+    for (i = 0; i < n; ++i) {
+        const int32_t v = (int32_t)x[i] * 256;
+        mean[i] += ((v - mean[i]) * r + (1 << 13)) >> 14;
+        x[i] = rnn2c_sat_s8((v - mean[i] + 128) >> 8);
+    }
+}
+
 #endif /* RNN2C_RUNTIME_H */

@@ -88,28 +88,30 @@ def exported(tmp_path_factory) -> Path:
     return tmp / "c"
 
 
-@pytest.fixture(scope="module")
-def remembering(tmp_path_factory) -> Path:
+@pytest.fixture(scope="module", params=[0, 8], ids=["frames", "running-mean"])
+def remembering(tmp_path_factory, request) -> tuple[Path, LogMel]:
     """A GRU(8) with random weights (it remembers: a restart changes its outputs), exported
-    as kws like ``exported``."""
+    as kws like ``exported``, over the default front end with and without a running mean
+    (``mean_hops``: each copy of a stream restarts its own)."""
+    fe = LogMel(mean_hops=request.param)
     import keras  # noqa: PLC0415
 
     keras.utils.set_random_seed(3)
     model = keras.Sequential(
         [
-            keras.Input((None, FE.num_features)),
+            keras.Input((None, fe.num_features)),
             keras.layers.Rescaling(1.0 / 64.0),
             keras.layers.GRU(8),
             keras.layers.Dense(3, activation="softmax"),
         ]
     )
     tmp = tmp_path_factory.mktemp("remember")
-    feats = FE.features_int(np.concatenate([tone(LOW, 0.5), tone(HIGH, 0.5)]))
+    feats = fe.features_int(np.concatenate([tone(LOW, 0.5), tone(HIGH, 0.5)]))
     np.savez(tmp / "calib.npz", x=feats[None].astype(np.float32), lengths=np.array([len(feats)]))
-    (tmp / "frontend.json").write_text(FE.dumps())
+    (tmp / "frontend.json").write_text(fe.dumps())
     fe_json = str(tmp / "frontend.json")
     export_model(model, str(tmp / "calib.npz"), tmp / "c", name="kws", frontend=fe_json)
-    return tmp / "c"
+    return tmp / "c", fe
 
 
 def compile_lib(export: Path, flags: list[str], tag: str) -> ctypes.CDLL:
@@ -222,10 +224,13 @@ def test_detector_errors(exported: Path) -> None:
 
 
 @pytest.mark.parametrize("reset, chunk", [(None, 128), (6, 77), (2, 300)])
-def test_stream_push_equals_twin(remembering: Path, reset: int | None, chunk: int) -> None:
+def test_stream_push_equals_twin(
+    remembering: tuple[Path, LogMel], reset: int | None, chunk: int
+) -> None:
     """<name>_stream_push (two copies restarted in turn) equals stream_outputs over run_int,
-    fed in chunks of any size; the default restart period is in the header."""
-    exported = remembering
+    fed in chunks of any size; the default restart period is in the header. With a running
+    mean, each copy restarts its own: the twin restarts it with the copy's segment."""
+    exported, fe = remembering
     flags = [] if reset is None else [f"-DKWS_STREAM_RESET_HOPS={reset}"]
     c = compile_lib(exported, flags, f"s{reset}")
     reset = reset or 124
@@ -241,11 +246,15 @@ def test_stream_push_equals_twin(remembering: Path, reset: int | None, chunk: in
         hops += c.kws_stream_push(state, part.ctypes.data, len(part), out.ctypes.data)
         if hops:
             got.append((hops - 1, out.copy()))  # the latest hop's output
-    feats = FE.features_int(stream.pcm)
-    want = stream_outputs(lambda x: run_int(qmodel, x), feats, reset)
+    feats = fe.frame_features_int(stream.pcm)
+    restart = fe.subtract_mean if fe.mean_hops else None
+    want = stream_outputs(lambda x: run_int(qmodel, x), feats, reset, restart)
     assert got and got[-1][0] == len(feats) - 1
     for t, row in got:
         np.testing.assert_array_equal(row, want[t])
     if reset <= 6:  # short periods: another schedule gives other outputs (the model remembers)
-        other = stream_outputs(lambda x: run_int(qmodel, x), feats, reset + 2)
+        other = stream_outputs(lambda x: run_int(qmodel, x), feats, reset + 2, restart)
         assert not np.array_equal(other, want)
+    if fe.mean_hops:  # one running mean shared by both copies would give other outputs
+        shared = fe.features_int(stream.pcm)
+        assert not np.array_equal(stream_outputs(lambda x: run_int(qmodel, x), shared, reset), want)

@@ -94,8 +94,10 @@ def c_features(lib: ctypes.CDLL, fe: LogMel, pcm: np.ndarray) -> np.ndarray:
         LogMel(n_mels=16, n_mfcc=10, hop=80, window=200, n_fft=256, steps_per_log2=4),
         LogMel(window=512, hop=512, n_fft=512, n_mels=32, fmin=0.0, log_floor=-24),
         LogMel(window=64, hop=32, n_fft=64, n_mels=6, steps_per_log2=16, sample_rate=16000),
+        LogMel(hop=256, mean_hops=16),
+        LogMel(n_mels=16, n_mfcc=12, hop=100, window=200, mean_hops=5),
     ],
-    ids=["default", "mfcc", "no-overlap", "tiny"],
+    ids=["default", "mfcc", "no-overlap", "tiny", "running-mean", "mfcc-running-mean"],
 )
 def test_c_features_and_push_audio_bit_exact(tmp_path: Path, fe: LogMel) -> None:
     lib, out = export_audio(tmp_path, fe)
@@ -110,7 +112,7 @@ def test_c_features_and_push_audio_bit_exact(tmp_path: Path, fe: LogMel) -> None
     state = ctypes.create_string_buffer(json.loads((out / "rnn2c.json").read_text())["state_bytes"])
     for pcm in clips:
         want = fe.features_int(pcm)
-        assert np.array_equal(c_features(lib, fe, pcm), want)
+        assert np.array_equal(c_features(lib, fe, pcm), fe.frame_features_int(pcm))
         ref = run_int(qmodel, want[None].astype(np.int8))[0]
         lib.kws_reset(state)
         output = np.zeros(qmodel.output_size, dtype=np.int8)
@@ -145,7 +147,7 @@ def test_frontend_errors_one_line(tmp_path: Path) -> None:
 def test_verify_replays_wav(tmp_path: Path) -> None:
     from rnn2c.emulator import verify  # noqa: PLC0415
 
-    fe = LogMel(n_mels=10)
+    fe = LogMel(n_mels=10, mean_hops=4)
     model = keras_gru(fe.num_features, classes=2)
     _, out = export_audio(tmp_path, fe, model=model)
     report = verify(model, out, f"wav:{WAV_DIR}")
@@ -163,7 +165,7 @@ def test_verify_replays_wav(tmp_path: Path) -> None:
 def test_size_counts_push_audio_bit_exact(tmp_path: Path, target: str) -> None:
     from rnn2c.emulator.size import measure  # noqa: PLC0415
 
-    fe = LogMel(n_mels=12, n_mfcc=6)
+    fe = LogMel(n_mels=12, n_mfcc=6, mean_hops=8 if target == "cortex-m0plus" else 0)
     _, out = export_audio(tmp_path, fe)
     report = measure(out, target, sequences=1, steps=4)
     audio = report.frontend

@@ -242,6 +242,23 @@ def test_flag_errors_before_training(tmp_path: Path, spec: str, audio, words: st
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
 
 
+@pytest.mark.parametrize(
+    "params, hops",
+    [
+        ("", 16),
+        ("hop=256", 8),
+        ("hop=64,window=128,n_fft=128", 32),
+        ("mean_hops=0", 0),
+        ("mean_hops=5,hop=256", 5),
+        ("sample_rate=16000,fmax=8000,hop=160,window=400,n_fft=512", 26),
+    ],
+)
+def test_train_running_mean_default(params: str, hops: int) -> None:
+    """train --features logmel subtracts a running mean of about a quarter second unless
+    --feature-params sets mean_hops (0: none)."""
+    assert AudioSettings("logmel", params).frontend().mean_hops == hops
+
+
 def test_cli_run_folder_carries_the_front_end(tmp_path: Path) -> None:
     out = tmp_path / "run"
     cmd = [
@@ -253,7 +270,7 @@ def test_cli_run_folder_carries_the_front_end(tmp_path: Path) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     fe = LogMel.from_json(json.loads((out / "frontend.json").read_text()))
-    assert fe == LogMel(n_mels=12, n_mfcc=6)
+    assert fe == LogMel(n_mels=12, n_mfcc=6, mean_hops=16)  # train's running mean: 0.256 s
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["audio_frontend"] == fe.to_json() and metrics["frame"] == 1
     assert metrics["audio"]["test_speakers"] == ["theo"]

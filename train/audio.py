@@ -13,7 +13,7 @@ exactly the int8 features the C computes. Problems raise :class:`DatasetError` (
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,10 @@ AUDIO_AUGMENT: dict[str, Any] = {
     "time_masks": 0,
     "time_mask_hops": 5,
 }
+#: train's running mean (LogMel.mean_hops) unless --feature-params sets it: about this many
+#: seconds of hops (8 at 8 kHz with a 256-sample hop, 16 with 128); on FSDD's five held-out
+#: speakers it measured better than none (docs/audio.md)
+MEAN_SECONDS = 0.256
 #: --audio-context stream: each augmented copy is a word as a stream has it (gain in dB, a
 #: lead-in and a tail in seconds, noise under the word over all of it as above), or, in a
 #: fraction of the copies, noise alone at a level in dBFS: the label of a noise-only copy is
@@ -344,10 +348,19 @@ class AudioSettings:
             raise ConfigError(f"--audio-augment-params: {exc}") from None
 
     def frontend(self) -> LogMel:
+        """The front end --feature-params gives; a running mean of about a quarter second
+        (MEAN_SECONDS) unless they set ``mean_hops`` (0 turns it off)."""
         try:
-            return parse_params(self.feature_params)
+            fe = parse_params(self.feature_params)
         except FrontEndError as exc:
             raise ConfigError(f"--feature-params: {exc}") from None
+        given = {
+            item.partition("=")[0].strip().replace("-", "_")
+            for item in self.feature_params.split(",")
+        }
+        if "mean_hops" in given:
+            return fe
+        return replace(fe, mean_hops=max(1, round(MEAN_SECONDS * fe.sample_rate / fe.hop)))
 
 
 def is_wav_spec(spec: object) -> bool:
