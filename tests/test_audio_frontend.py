@@ -190,6 +190,8 @@ def test_json_round_trip_and_spec() -> None:
     assert LogMel.from_json(p.to_json()) == p
     assert parse_params(p.spec()) == p
     assert parse_params("") == LogMel()
+    older = {k: v for k, v in p.to_json().items() if k != "mean_hops"}  # before mean_hops
+    assert LogMel.from_json(older).mean_hops == 0
 
 
 @pytest.mark.parametrize(
