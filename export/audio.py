@@ -56,6 +56,8 @@ LOG_TABLE_BITS = 6
 Q15 = 15
 #: a frame's windowed peak is shifted up to [2^14, 2^15) before the FFT
 BLOCK_PEAK_BITS = 14
+#: the running mean's longest horizon in hops (its table of weights: 2 bytes a hop)
+MAX_MEAN_HOPS = 1024
 
 
 class FrontEndError(ValueError):
@@ -471,11 +473,11 @@ def _check(p: LogMel) -> None:
     if (
         not isinstance(p.mean_hops, (int, np.integer))
         or isinstance(p.mean_hops, bool)
-        or not 0 <= p.mean_hops <= 1024
+        or not 0 <= p.mean_hops <= MAX_MEAN_HOPS
     ):
         raise FrontEndError(
             f"logmel mean_hops={p.mean_hops!r}; expected 0 (no running mean) or the running "
-            "mean's hops, 1 to 1024"
+            f"mean's hops, 1 to {MAX_MEAN_HOPS}"
         )
     if not 0 <= p.n_mfcc <= p.n_mels:
         raise FrontEndError(f"logmel n_mfcc={p.n_mfcc}; expected 0 (log-mel) to n_mels={p.n_mels}")

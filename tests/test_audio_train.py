@@ -251,6 +251,7 @@ def test_flag_errors_before_training(tmp_path: Path, spec: str, audio, words: st
         ("mean_hops=0", 0),
         ("mean_hops=5,hop=256", 5),
         ("sample_rate=16000,fmax=8000,hop=160,window=400,n_fft=512", 26),
+        ("sample_rate=48000,fmax=8000,hop=8,window=16,n_fft=16,n_mels=2", 1024),  # capped
     ],
 )
 def test_train_running_mean_default(params: str, hops: int) -> None:

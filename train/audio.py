@@ -19,7 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from rnn2c.export.audio import FrontEndError, LogMel, Recording, label_order, parse_params
+from rnn2c.export.audio import (
+    MAX_MEAN_HOPS,
+    FrontEndError,
+    LogMel,
+    Recording,
+    label_order,
+    parse_params,
+)
 from rnn2c.export.audio import read_recordings as _read_recordings
 from rnn2c.export.audio import read_wav as _read_wav
 
@@ -360,7 +367,8 @@ class AudioSettings:
         }
         if "mean_hops" in given:
             return fe
-        return replace(fe, mean_hops=max(1, round(MEAN_SECONDS * fe.sample_rate / fe.hop)))
+        hops = round(MEAN_SECONDS * fe.sample_rate / fe.hop)
+        return replace(fe, mean_hops=min(MAX_MEAN_HOPS, max(1, hops)))
 
 
 def is_wav_spec(spec: object) -> bool:
