@@ -45,6 +45,7 @@ __all__ = [
     "frames",
     "load_frontend",
     "log2_q8",
+    "param_items",
     "parse_params",
 ]
 
@@ -489,14 +490,22 @@ def _check(p: LogMel) -> None:
         )
 
 
+def param_items(text: str) -> list[tuple[str, str, str]]:
+    """``key=value,...`` split into (item, key, value), the key as a field name (``-`` read as
+    ``_``); ``value`` is '' where the item has no ``=`` (``item`` holds it as written)."""
+    items = []
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        key, sep, value = item.partition("=")
+        items.append((item, key.strip().replace("-", "_") if sep else "", value))
+    return items
+
+
 def parse_params(text: str) -> LogMel:
     """``key=value,...`` (e.g. ``n_mels=20,hop=128``) -> a :class:`LogMel`; '' = defaults."""
     kinds = {f.name: f.type for f in fields(LogMel)}
     kw: dict[str, Any] = {}
-    for item in filter(None, (s.strip() for s in text.split(","))):
-        key, sep, value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or key not in kinds:
+    for item, key, value in param_items(text):
+        if key not in kinds:
             raise FrontEndError(
                 f"logmel parameter {item!r}; expected key=value with key one of {', '.join(kinds)}"
             )

@@ -25,6 +25,7 @@ from rnn2c.export.audio import (
     LogMel,
     Recording,
     label_order,
+    param_items,
     parse_params,
 )
 from rnn2c.export.audio import read_recordings as _read_recordings
@@ -361,11 +362,7 @@ class AudioSettings:
             fe = parse_params(self.feature_params)
         except FrontEndError as exc:
             raise ConfigError(f"--feature-params: {exc}") from None
-        given = {
-            item.partition("=")[0].strip().replace("-", "_")
-            for item in self.feature_params.split(",")
-        }
-        if "mean_hops" in given:
+        if any(key == "mean_hops" for _, key, _ in param_items(self.feature_params)):
             return fe
         hops = round(MEAN_SECONDS * fe.sample_rate / fe.hop)
         return replace(fe, mean_hops=min(MAX_MEAN_HOPS, max(1, hops)))
