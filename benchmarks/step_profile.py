@@ -32,10 +32,15 @@ class Profile:
     chains: dict[int, tuple[str, ...]]  # address -> inlined functions, innermost first
 
     def by(self, depth: int) -> collections.Counter[str]:
-        """Instructions by the `depth` innermost functions of each address's inline chain."""
+        """Instructions by the `depth` innermost functions of each address's inline chain
+        (depth 0: by the innermost function's source line)."""
         out: collections.Counter[str] = collections.Counter()
         for addr, n in self.per_address.items():
-            out[" < ".join(self.chains[addr][:depth])] += n
+            chain = self.chains[addr]
+            if depth == 0:
+                out[chain[0]] += n
+            else:
+                out[" < ".join([chain[0].split(" @ ")[0], *chain[1:depth]])] += n
         return out
 
 
@@ -56,13 +61,18 @@ def inline_chains(elf: Path, addr2line: str, addrs: list[int]) -> dict[int, tupl
         else:  # a function's name, then where it is, in turn
             if pos % 2 == 0:
                 cur.append(line)
+            elif pos == 1:  # the innermost function's source line, kept as its first entry
+                cur[0] = f"{cur[0]} @ {Path(line.split(' ')[0]).name}"
             pos += 1
     return {a: tuple(c) for a, c in chains.items()}
 
 
-def profile(folder: Path, target: str = "rv32imc", opt: str = "O2", warmup: int = 3) -> Profile:
+def profile(
+    folder: Path, target: str = "rv32imc", opt: str = "O2", warmup: int = 3, audio: bool = False
+) -> Profile:
     """One step of the export in `folder` after `warmup` steps from reset (pseudo-random int8
-    inputs, as `rnn2c size`), counted per instruction."""
+    inputs, as `rnn2c size`), counted per instruction; ``audio``: one `<name>_audio_features`
+    call instead (the front end alone, on a frame of `rnn2c size`'s noise bursts)."""
     exp = S.read_export(folder)
     tgt = S.TARGETS[target]
     cc = S.find_toolchain(tgt)
@@ -74,7 +84,16 @@ def profile(folder: Path, target: str = "rv32imc", opt: str = "O2", warmup: int 
     # hooked from the start: unicorn does not hook code it has already translated
     emu.uc.hook_add(emu.uc_mod.UC_HOOK_CODE, lambda uc, a, s, u: hits.update((a,)))
     emu.call(b.symbols[f"{exp.name}_reset"], S.BUF_STATE)
-    for t in range(warmup + 1):
+    if audio:
+        if exp.qmodel.frontend is None:
+            raise SystemExit(f"{folder}: the export has no audio front end (--audio)")
+        fe = S.LogMel.from_json(exp.qmodel.frontend)
+        pcm = S.noise_bursts(fe, warmup + 1, 0)
+        for frame in S.frames(pcm, fe.window, fe.hop):
+            hits.clear()
+            emu.uc.mem_write(S.WHOLE_IN, frame.astype("<i2").tobytes())
+            emu.call(b.symbols[f"{exp.name}_audio_features"], S.WHOLE_IN, S.WHOLE_OUT)
+    for t in range(0 if audio else warmup + 1):
         hits.clear()
         emu.uc.mem_write(S.BUF_IN, xq[0, t].tobytes())
         emu.call(b.symbols[f"{exp.name}_step"], S.BUF_STATE, *ins, S.BUF_OUT)
@@ -92,11 +111,14 @@ def main() -> int:
     ap.add_argument("--target", default="rv32imc", choices=sorted(S.TARGETS))
     ap.add_argument("--opt", default="O2", choices=S.OPT_LEVELS)
     ap.add_argument("--top", type=int, default=30, help="rows of each table")
+    ap.add_argument("--audio", action="store_true", help="one frame's front end, not a step")
+    ap.add_argument("--lines", action="store_true", help="also by source line")
     args = ap.parse_args()
-    p = profile(args.folder, args.target, args.opt)
+    p = profile(args.folder, args.target, args.opt, audio=args.audio)
     print(f"{p.name} on {args.target} -{args.opt}: {p.total} instructions, {p.macs} MACs, "
           f"{p.total / p.macs:.3f} per MAC")  # fmt: skip
-    for title, depth in (("innermost function", 1), ("inline chain (3 innermost)", 3)):
+    tables = [("innermost function", 1), ("inline chain (3 innermost)", 3)]
+    for title, depth in tables + ([("source line", 0)] if args.lines else []):
         print(f"\nby {title}:")
         for what, n in p.by(depth).most_common(args.top):
             print(f"{n:9d} {n / p.macs:7.3f}/MAC  {what}")

@@ -1929,40 +1929,34 @@ RNN2C_INLINE void rnn2c_logmel_frame(const rnn2c_logmel_t *p, const int16_t *fra
 {
     const int half = p->half;
     uint32_t *const power = (uint32_t *)re; /* the power overwrites re, bin by bin */
-    int32_t peak = 0;
+    const int n = p->window; /* <= 2 half */
+    uint32_t bits = 0;       /* the OR of every |x|: its leading one is the peak's */
     int shift = 0;
     int i, j, m, pos = 0;
-    for (i = 0; i < 2 * half; ++i) { /* windowed: even samples to re, odd to im */
-        const int32_t x = i < p->window ? ((int32_t)frame[i] * p->win[i] + (1 << 14)) >> 15 : 0;
-        const int32_t ax = x < 0 ? -x : x;
-        peak = ax > peak ? ax : peak;
-        if (i & 1) {
-            im[i >> 1] = x;
-        } else {
-            re[i >> 1] = x;
-        }
-    }
-    if (peak > 0) {
-        while ((peak << shift) < (1 << 14)) {
-            ++shift;
-        }
-    }
-    for (i = 0, j = 0; i < half; ++i) { /* the block shift, into bit-reversed order */
+    for (i = 0, j = 0; i < half; ++i) { /* windowed: even samples to re, odd to im, at the
+                                         * bit-reversed index j of i */
+        const int t = 2 * i;
+        const int32_t x0 = t < n ? ((int32_t)frame[t] * p->win[t] + (1 << 14)) >> 15 : 0;
+        const int32_t x1 =
+            t + 1 < n ? ((int32_t)frame[t + 1] * p->win[t + 1] + (1 << 14)) >> 15 : 0;
         int k = half >> 1;
-        if (i <= j) {
-            const int32_t tr = re[i], ti = im[i];
-            re[i] = re[j] * (1 << shift);
-            im[i] = im[j] * (1 << shift);
-            if (i != j) {
-                re[j] = tr * (1 << shift);
-                im[j] = ti * (1 << shift);
-            }
-        }
+        re[j] = x0;
+        im[j] = x1;
+        bits |= (uint32_t)(x0 < 0 ? -x0 : x0) | (uint32_t)(x1 < 0 ? -x1 : x1);
         while (k >= 1 && k <= j) {
             j -= k;
             k >>= 1;
         }
         j += k;
+    }
+    if (bits > 0) {
+        while ((bits << shift) < (1u << 14)) {
+            ++shift;
+        }
+        for (i = 0; i < half; ++i) { /* the block shift: the peak to [2^14, 2^15) */
+            re[i] *= (int32_t)1 << shift;
+            im[i] *= (int32_t)1 << shift;
+        }
     }
     rnn2c_fft_q15(re, im, half, p->cs, p->sn);
     re[half] = re[0];
