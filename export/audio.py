@@ -59,6 +59,8 @@ Q15 = 15
 BLOCK_PEAK_BITS = 14
 #: the running mean's longest horizon in hops (its table of weights: 2 bytes a hop)
 MAX_MEAN_HOPS = 1024
+#: the largest FFT (and so window) a front end takes
+MAX_N_FFT = 4096
 
 
 class FrontEndError(ValueError):
@@ -454,8 +456,10 @@ def _check(p: LogMel) -> None:
         v = getattr(p, name)
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
             raise FrontEndError(f"logmel {name}={v!r}; expected a positive integer")
-    if not _is_pow2(p.n_fft) or p.n_fft < 8 or p.n_fft > 4096:
-        raise FrontEndError(f"logmel n_fft={p.n_fft}; expected a power of two from 8 to 4096")
+    if not _is_pow2(p.n_fft) or p.n_fft < 8 or p.n_fft > MAX_N_FFT:
+        raise FrontEndError(
+            f"logmel n_fft={p.n_fft}; expected a power of two from 8 to {MAX_N_FFT}"
+        )
     if p.window > p.n_fft:
         raise FrontEndError(f"logmel window={p.window} > n_fft={p.n_fft}; expected window <= n_fft")
     if p.hop > p.window:
@@ -500,8 +504,24 @@ def param_items(text: str) -> list[tuple[str, str, str]]:
     return items
 
 
-def parse_params(text: str) -> LogMel:
-    """``key=value,...`` (e.g. ``n_mels=20,hop=128``) -> a :class:`LogMel`; '' = defaults."""
+def parse_params(text: str, follow_hop: bool = False) -> LogMel:
+    """``key=value,...`` (e.g. ``n_mels=20,hop=128``) -> a :class:`LogMel`; '' = defaults.
+
+    ``follow_hop`` (``rnn2c train``): a ``window`` not given is twice the hop (the defaults'
+    overlap, so a longer hop keeps half-overlapping frames; at most a given ``n_fft``), and an
+    ``n_fft`` not given the smallest power of two that holds the window (at least the
+    default's)."""
+    kw = _param_values(text)
+    hop = kw.get("hop", 0)
+    if follow_hop and "window" not in kw and 0 < hop <= MAX_N_FFT:
+        kw["window"] = min(2 * hop, kw.get("n_fft", MAX_N_FFT))
+    window = kw.get("window", 0)
+    if follow_hop and "n_fft" not in kw and 0 < window <= MAX_N_FFT:
+        kw["n_fft"] = max(LogMel.n_fft, 1 << (window - 1).bit_length())
+    return LogMel(**kw)
+
+
+def _param_values(text: str) -> dict[str, Any]:
     kinds = {f.name: f.type for f in fields(LogMel)}
     kw: dict[str, Any] = {}
     for item, key, value in param_items(text):
@@ -515,7 +535,7 @@ def parse_params(text: str) -> LogMel:
             raise FrontEndError(
                 f"logmel {key}={value!r}; expected a number ({kinds[key]})"
             ) from None
-    return LogMel(**kw)
+    return kw
 
 
 def load_frontend(spec: Any) -> LogMel:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnn2c.export.audio import LogMel
+from rnn2c.export.audio import LogMel, parse_params
 from rnn2c.train.audio import (
     AUDIO_AUGMENT,
     AudioSettings,
@@ -258,6 +258,30 @@ def test_train_running_mean_default(params: str, hops: int) -> None:
     """train --features logmel subtracts a running mean of about a quarter second unless
     --feature-params sets mean_hops (0: none)."""
     assert AudioSettings("logmel", params).frontend().mean_hops == hops
+
+
+def test_train_window_follows_the_hop() -> None:
+    """train --features logmel: a window not given is two hops (frames overlap by half, as the
+    defaults do), and an FFT size not given the smallest power of two (>= 256) that holds it;
+    what --feature-params sets is kept, and export's frontend.json reading is unchanged."""
+    rng = np.random.default_rng(27)
+    for hop in [1, 2, 127, 128, 129, 200, 256, 1000, 2048, *rng.integers(1, 2049, 20)]:
+        fe = AudioSettings("logmel", f"hop={hop}").frontend()
+        assert (fe.hop, fe.window) == (hop, 2 * hop)
+        assert fe.n_fft >= max(256, fe.window) and fe.n_fft < max(512, 2 * fe.window)
+    assert AudioSettings("logmel", "hop=3000").frontend().window == 4096  # the largest FFT
+    for params, (window, n_fft) in {
+        "": (256, 256),
+        "hop=256,window=256": (256, 256),
+        "hop=256,n_fft=256": (256, 256),
+        "hop=160,window=400": (400, 512),
+        "window=400": (400, 512),
+    }.items():
+        fe = AudioSettings("logmel", params).frontend()
+        assert (fe.window, fe.n_fft) == (window, n_fft), params
+    assert parse_params("hop=256").window == LogMel().window  # the dataclass keeps its defaults
+    with pytest.raises(ConfigError, match="hop=300 > window=256"):
+        AudioSettings("logmel", "hop=300,n_fft=256").frontend()
 
 
 def test_cli_run_folder_carries_the_front_end(tmp_path: Path) -> None:

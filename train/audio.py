@@ -357,9 +357,11 @@ class AudioSettings:
 
     def frontend(self) -> LogMel:
         """The front end --feature-params gives; a running mean of about a quarter second
-        (MEAN_SECONDS) unless they set ``mean_hops`` (0 turns it off)."""
+        (MEAN_SECONDS) unless they set ``mean_hops`` (0 turns it off); a window of two hops
+        and an FFT that holds it unless they set ``window`` and ``n_fft`` (parse_params's
+        ``follow_hop``)."""
         try:
-            fe = parse_params(self.feature_params)
+            fe = parse_params(self.feature_params, follow_hop=True)
         except FrontEndError as exc:
             raise ConfigError(f"--feature-params: {exc}") from None
         if any(key == "mean_hops" for _, key, _ in param_items(self.feature_params)):
