@@ -12,6 +12,8 @@
  *   rnn2c_mac1..4      in assembly (gcc -O1 and up, RNN2C_V6M_ASM), else in C with one word
  *                      load per row and group
  *   rnn2c_mac1_s4..4_s4  int4 weights in assembly (the same builds), else the reference's C
+ *   rnn2c_mel_u64      each uint32 x uint16 product as two 32-bit ones (Thumb-1 has no long
+ *                      multiply: the reference's uint64 product is a call to __aeabi_lmul)
  */
 #ifndef RNN2C_ARM_V6M_H
 #define RNN2C_ARM_V6M_H
@@ -33,6 +35,22 @@ RNN2C_INLINE uint32_t rnn2c_v6m_udiv_small(uint32_t num, uint32_t den, int bits)
 }
 
 #define rnn2c_udiv_small rnn2c_v6m_udiv_small
+
+/* A mel band's energy, sum of power[k] * w[k]: power = hi * 2^16 + lo, so each product is
+ * hi * w * 2^16 + lo * w, hi * w and lo * w uint32 (16 bits by 16); the two sums are kept
+ * apart in uint64 (additions only) and joined at the end. */
+RNN2C_INLINE uint64_t rnn2c_v6m_mel_u64(const uint32_t *power, const uint16_t *w, int n)
+{
+    uint64_t hi = 0, lo = 0;
+    int k;
+    for (k = 0; k < n; ++k) {
+        hi += (power[k] >> 16) * (uint32_t)w[k];
+        lo += (power[k] & 0xFFFFu) * (uint32_t)w[k];
+    }
+    return (hi << 16) + lo;
+}
+
+#define rnn2c_mel_u64 rnn2c_v6m_mel_u64
 #define RNN2C_SIGNED(y, x) ((x) < 0 ? -(y) : (y))
 
 #if defined(__arm__) && defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__) &&     \

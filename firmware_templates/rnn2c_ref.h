@@ -509,6 +509,22 @@ RNN2C_INLINE void rnn2c_ref_fft_q15(int32_t *re, int32_t *im, int m, const int16
 #define rnn2c_fft_q15 rnn2c_ref_fft_q15
 #endif
 
+/* A mel band's energy: the sum of power[k] * w[k] over its n bins (power: the FFT's uint32
+ * bin powers; w: the band's Q15 weights, at most 32768) in uint64. */
+RNN2C_INLINE uint64_t rnn2c_ref_mel_u64(const uint32_t *power, const uint16_t *w, int n)
+{
+    uint64_t e = 0;
+    int k;
+    for (k = 0; k < n; ++k) {
+        e += (uint64_t)power[k] * w[k];
+    }
+    return e;
+}
+
+#ifndef rnn2c_mel_u64
+#define rnn2c_mel_u64 rnn2c_ref_mel_u64
+#endif
+
 /* ---------------------------------------------------------------- an ISA's own weights */
 
 /* A GRU (reset_after) or LSTM layer may carry an ISA's own copy of its weights, in the layout

@@ -1973,11 +1973,7 @@ RNN2C_INLINE void rnn2c_logmel_frame(const rnn2c_logmel_t *p, const int16_t *fra
         power[i] = p0;
     }
     for (m = 0; m < p->n_mels; ++m) {
-        uint64_t e = 0;
-        int k;
-        for (k = 0; k < p->mel_count[m]; ++k) {
-            e += (uint64_t)power[p->mel_start[m] + k] * p->mel_w[pos + k];
-        }
+        const uint64_t e = rnn2c_mel_u64(power + p->mel_start[m], p->mel_w + pos, p->mel_count[m]);
         pos += p->mel_count[m];
         if (e == 0) {
             logs[m] = p->floor_q8;

@@ -78,6 +78,7 @@ KERNELS = (
     "softmax_s8",
     "dot_s8",
     "wsum4",
+    "mel_u64",
     "gru_gates",
     "lstm_gates",
 )
@@ -87,7 +88,7 @@ _X86 = {
     + ("mac4_s4", "mac3_s4", "mac2_s4", "mac1_s4")
 }
 _X86["softmax_s8"] = "rnn2c_x86_softmax_s8"
-_V6M = {k: f"rnn2c_v6m_{k}" for k in ("udiv_small", "mac4", "mac3", "mac2", "mac1")}
+_V6M = {k: f"rnn2c_v6m_{k}" for k in ("udiv_small", "mac4", "mac3", "mac2", "mac1", "mel_u64")}
 _V6M["signed"] = "RNN2C_SIGNED"  # a function-like macro of its own
 #: int4 weights on ARMv6-M: assembly at -O2, the reference's C at -Os
 _V6M_S4 = {k: f"rnn2c_v6m_{k}" for k in ("mac4_s4", "mac3_s4", "mac2_s4", "mac1_s4")}
