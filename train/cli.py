@@ -308,9 +308,9 @@ def _add_audio_arguments(parser: argparse.ArgumentParser) -> None:
         help="the front end's parameters: sample_rate, window, hop, n_fft (samples), n_mels, "
         "fmin, fmax (Hz), log_floor (log2), steps_per_log2, n_mfcc (0 = log-mel), mean_hops "
         "(each feature minus its running mean over about that many hops; 0 = none) (default: "
-        "sample_rate=8000,window=256,hop=128,n_fft=256,n_mels=20,fmin=60,fmax=4000,"
-        "log_floor=-20,steps_per_log2=8,n_mfcc=0, mean_hops: a quarter second of hops, 16 "
-        "at hop=128)",
+        "sample_rate=8000,hop=128,n_mels=20,fmin=60,fmax=4000,log_floor=-20,steps_per_log2=8,"
+        "n_mfcc=0; window: two hops; n_fft: the smallest power of two >= window, at least 256; "
+        "mean_hops: a quarter second of hops, 16 at hop=128)",
     )
     parser.add_argument(
         "--split-by",
