@@ -45,6 +45,7 @@ __all__ = [
     "frames",
     "load_frontend",
     "log2_q8",
+    "fft_stages_int",
     "param_items",
     "parse_params",
 ]
@@ -344,20 +345,7 @@ class LogMel:
         zr, zi = buf[:, 0::2].copy(), buf[:, 1::2].copy()
         cos_t, sin_t = self.twiddles_q15()  # W_N^k = cos - i sin; sin_t holds -sin
         order = _bit_reverse(half)
-        zr, zi = zr[:, order], zi[:, order]
-        size = 2
-        while size <= half:
-            step = self.n_fft // size  # W_size^j = W_N^(j * n_fft / size)
-            for j in range(size // 2):
-                wr, wi = int(cos_t[j * step]), int(sin_t[j * step])
-                a = np.arange(j, half, size)
-                b = a + size // 2
-                tr = _round_shift(zr[:, b] * wr - zi[:, b] * wi, Q15)
-                ti = _round_shift(zr[:, b] * wi + zi[:, b] * wr, Q15)
-                ar, ai = zr[:, a], zi[:, a]
-                zr[:, a], zi[:, a] = (ar + tr) >> 1, (ai + ti) >> 1
-                zr[:, b], zi[:, b] = (ar - tr) >> 1, (ai - ti) >> 1
-            size *= 2
+        zr, zi = fft_stages_int(zr[:, order], zi[:, order], cos_t, sin_t)
         # split: X[k] = (E[k] + W_N^k O[k]) / 2 with E = (Z[k] + conj Z[M-k]) / 2,
         # O = (Z[k] - conj Z[M-k]) / (2i)
         k = np.arange(half + 1)
@@ -435,6 +423,31 @@ class LogMel:
 def _msb(v: np.ndarray) -> np.ndarray:
     """Position of the highest set bit of positive int64 values."""
     return np.floor(np.log2(v.astype(np.float64))).astype(np.int64)
+
+
+def fft_stages_int(
+    zr: np.ndarray, zi: np.ndarray, cos_t: np.ndarray, sin_t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The stages of the complex radix-2 FFT of rows [F, m] in bit-reversed order (m a power of
+    two), each stage scaled by 1/2: a butterfly gives (a + t) >> 1 and (a - t) >> 1, t = b * W
+    rounded from Q15; ``cos_t``/``sin_t``: the 2m-point real FFT's Q15 twiddles
+    (:meth:`LogMel.twiddles_q15`). The twin of the runtime's ``rnn2c_fft_q15``; new arrays."""
+    zr, zi = np.array(zr, dtype=np.int64), np.array(zi, dtype=np.int64)
+    m = zr.shape[1]
+    size = 2
+    while size <= m:
+        step = 2 * m // size  # W_size^j = W_2m^(j * 2m / size)
+        for j in range(size // 2):
+            wr, wi = int(cos_t[j * step]), int(sin_t[j * step])
+            a = np.arange(j, m, size)
+            b = a + size // 2
+            tr = _round_shift(zr[:, b] * wr - zi[:, b] * wi, Q15)
+            ti = _round_shift(zr[:, b] * wi + zi[:, b] * wr, Q15)
+            ar, ai = zr[:, a], zi[:, a]
+            zr[:, a], zi[:, a] = (ar + tr) >> 1, (ai + ti) >> 1
+            zr[:, b], zi[:, b] = (ar - tr) >> 1, (ai - ti) >> 1
+        size *= 2
+    return zr, zi
 
 
 def _bit_reverse(n: int) -> np.ndarray:

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from rnn2c.export import ExportError, export_model
-from rnn2c.export.audio import LogMel
+from rnn2c.export.audio import LogMel, fft_stages_int
 from rnn2c.export.reference import run_int
+from rnn2c.export.render import runtime_files
 from rnn2c.export.serialize import load
 
 WAV_DIR = Path(__file__).parent / "data" / "wav"
@@ -223,3 +224,37 @@ def test_firmware_replays_wav_on_a_board(tmp_path: Path) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "wav:" in proc.stdout and "bit-exact at every step" in proc.stdout
+
+
+def test_c_fft_kernel_every_size(tmp_path: Path) -> None:
+    """The runtime's rnn2c_fft_q15 (two radix-2 stages a pass, then one where the count is odd)
+    against its NumPy twin, fft_stages_int (the plain radix-2 order), bit for bit at every
+    size the front end takes (8- to 4096-point real FFTs), on random int16 input and on
+    input at the int16 extremes."""
+    for name, text in runtime_files().items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "fft.c").write_text(
+        '#include "rnn2c_runtime.h"\n'
+        "void kt_fft(int32_t *re, int32_t *im, int m, const int16_t *cs, const int16_t *sn);\n"
+        "void kt_fft(int32_t *re, int32_t *im, int m, const int16_t *cs, const int16_t *sn)\n"
+        "{\n    rnn2c_fft_q15(re, im, m, cs, sn);\n}\n"
+    )
+    lib = tmp_path / "fft.so"
+    cmd = ["gcc", *STRICT, "-shared", "-fPIC", str(tmp_path / "fft.c"), "-o", str(lib)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    c = ctypes.CDLL(str(lib))
+    rng = np.random.default_rng(27)
+    for n_fft in (8 << k for k in range(10)):
+        m = n_fft // 2
+        cos_t, sin_t = LogMel(window=n_fft, hop=n_fft, n_fft=n_fft, n_mels=1).twiddles_q15()
+        cs, sn = cos_t.astype(np.int16), sin_t.astype(np.int16)
+        for case in range(6):
+            if case < 2:  # every component at an end of int16
+                z = rng.choice(np.array([-32768, 32767]), (2, m))
+            else:
+                z = rng.integers(-32768, 32768, (2, m))
+            want_r, want_i = fft_stages_int(z[:1], z[1:], cos_t, sin_t)
+            re, im = (np.ascontiguousarray(v, dtype=np.int32) for v in z)
+            c.kt_fft(*(a.ctypes.data_as(ctypes.c_void_p) for a in (re, im)), m,
+                     *(a.ctypes.data_as(ctypes.c_void_p) for a in (cs, sn)))  # fmt: skip
+            assert np.array_equal(re, want_r[0]) and np.array_equal(im, want_i[0]), (n_fft, case)
