@@ -41,7 +41,7 @@ from rnn2c.emulator.build import BuildError, load_model, step_offsets
 from rnn2c.emulator.kinds import runner_for, runner_of
 from rnn2c.export import kinds
 from rnn2c.export.api import MANIFEST, export_model, output_files
-from rnn2c.export.audio import FrontEndError, wav_sequences
+from rnn2c.export.audio import FrontEndError, LogMel, read_recordings, read_wav, wav_sequences
 from rnn2c.export.data import Sequences, data_inputs, load_sequences, mask_lengths
 from rnn2c.export.folder import read_export_dir
 from rnn2c.export.footprint import estimate, scratch_bytes, size_text
@@ -188,6 +188,10 @@ class Replay:
     source: str
     ids: np.ndarray | None = None  # a token model: the ids [N, T] (xq: their table rows)
     note: str = ""  # how the lengths were found (a Masking model's padded data), for the user
+    #: --data wav:DIR: the recordings' samples [N, T * hop] (int16, T hops each, zero after a
+    #: recording's own hops), which main.c pushes a hop at a time through <name>_push_audio;
+    #: xq holds the features the front end's reference computes from them
+    pcm: np.ndarray | None = None
 
 
 def replay_inputs(
@@ -224,7 +228,7 @@ def sequence_replay(
             return Replay(xq, np.full(sequences, steps), source, ids)
         xq = rng.integers(-128, 128, size=(sequences, steps, qmodel.input_size)).astype(np.int8)
         return Replay(xq, np.full(sequences, steps), f"{sequences} pseudo-random sequences")
-    seqs = _audio_sequences(qmodel, data)
+    seqs, pcm = _audio_sequences(qmodel, data, sequences)
     if seqs is None:
         seqs = load_sequences(
             data, "--data", qmodel.input_size, qmodel.embedding, data_inputs(qmodel)
@@ -241,14 +245,24 @@ def sequence_replay(
     xq = qmodel.quantize_input(seqs.x[:n, :t])
     ids = seqs.x[:n, :t] if qmodel.vocab is not None else None
     source = f"the first {n} of {data}"
-    return Replay(xq.astype(np.int8), lengths.astype(np.int64), source, ids, note)
+    if pcm is not None:
+        source += ", their samples pushed a hop at a time through push_audio"
+        hop = int(qmodel.frontend["hop"])
+        pcm = pcm[:n, : t * hop].copy()
+        for i, steps in enumerate(lengths):  # a last part hop makes no step: not replayed
+            pcm[i, int(steps) * hop :] = 0
+    return Replay(xq.astype(np.int8), lengths.astype(np.int64), source, ids, note, pcm)
 
 
-def _audio_sequences(qmodel: QuantModel, data: Any) -> Sequences | None:
+def _audio_sequences(
+    qmodel: QuantModel, data: Any, sequences: int
+) -> tuple[Sequences | None, np.ndarray | None]:
     """--data wav:DIR (an export with --frontend): the recordings' features by the front end's
-    integer reference, which the board's <name>_step replays; None for other data."""
+    integer reference (what the board's <name>_push_audio must step the model on) and the first
+    ``sequences`` recordings' samples [N, S] (int16, zero-padded), which main.c pushes; (None,
+    None) for other data."""
     if not (isinstance(data, str) and data.strip().lower().startswith("wav:")):
-        return None
+        return None, None
     if qmodel.frontend is None:
         raise FirmwareError(
             f"--data {data}: this export has no audio front end; export with --frontend "
@@ -256,9 +270,15 @@ def _audio_sequences(qmodel: QuantModel, data: Any) -> Sequences | None:
         )
     try:
         x, _, lengths, _ = wav_sequences(data.strip(), qmodel.frontend, None)
+        fe = LogMel.from_json(qmodel.frontend)
+        recs = read_recordings(Path(data.strip().split(":", 1)[1]).expanduser())[:sequences]
+        wavs = [read_wav(r.path, fe.sample_rate) for r in recs]
     except FrontEndError as exc:
         raise FirmwareError(str(exc)) from None
-    return Sequences(x, None, lengths)
+    pcm = np.zeros((len(wavs), max(len(w) for w in wavs)), dtype=np.int16)
+    for i, w in enumerate(wavs):
+        pcm[i, : len(w)] = w
+    return Sequences(x, None, lengths), pcm
 
 
 def check_sequences(sequences: int) -> None:
@@ -296,7 +316,8 @@ def project_memory(
     firmware's own code and the stack the link reserves."""
     est = estimate(qmodel, scratch_bytes(model_files.get(f"{name}.h", b""), name), b.cpu)
     n = replay.xq.shape[0]
-    inputs = (4 * replay.ids.size if replay.ids is not None else replay.xq.nbytes) + 4 * n
+    held = replay.xq if replay.pcm is None else replay.pcm
+    inputs = (4 * replay.ids.size if replay.ids is not None else held.nbytes) + 4 * n
     buffers = runner_of(qmodel).main_buffers(qmodel, replay) + 16
     return Memory(
         flash=est.flash + inputs + FIRMWARE_CODE,
@@ -442,6 +463,7 @@ def render_project(
         "max_steps": t,
         "inputs": replay.xq,
         "tokens": replay.ids,
+        "pcm": replay.pcm,
         "lengths": replay.lengths,
         "source": replay.source,
         "offsets": step_offsets(model_files.get(f"{name}.h", b"").decode(errors="replace"), name),
@@ -456,7 +478,8 @@ def render_project(
     ):
         files[target] = env.get_template(f"boards/{board.template(template)}").render(ctx).encode()
     ids = {} if replay.ids is None else {"tokens": replay.ids}
-    files["replay.npz"] = _npz(x=replay.xq, lengths=replay.lengths, **ids)
+    pcm = {} if replay.pcm is None else {"pcm": replay.pcm}
+    files["replay.npz"] = _npz(x=replay.xq, lengths=replay.lengths, **ids, **pcm)
     manifest = {
         "rnn2c_version": __version__,
         "board": board.name,

@@ -662,7 +662,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="project folder; may hold your own files: rnn2c replaces only what its "
         "firmware.json lists",
     )
-    p.add_argument("--data", default=None, help="sequences to replay (default: pseudo-random)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="sequences to replay, or wav:DIR for an export with --frontend: the recordings' "
+        "samples through <name>_push_audio on the board (default: pseudo-random)",
+    )
     p.add_argument("--sequences", type=int, default=3, help="how many to replay (default 3)")
     p.add_argument("--name", default=None, help="C name prefix (default: model, or the export's)")
     p.add_argument("--run", action="store_true", help="build, run under QEMU, compare with host")
