@@ -892,6 +892,15 @@ def measure_sequence(
     if not whole and qm.frontend is not None:
         header = (exp.folder / f"{name}.h").read_text()
         audio = frontend_counts(emu, b.symbols, qm, name)
+        audio["push_audio_stack_static"] = worst_stack_path(b.callgraph, f"{name}_push_audio")[0]
+        audio["push_audio_stack"] = max(
+            audio["push_audio_stack_static"], audio["push_audio_stack_measured"]
+        )
+        audio["push_audio_ram"] = (
+            int(exp.manifest.get("state_bytes", qm.state_bytes()))
+            + flash["static_ram"]
+            + audio["push_audio_stack"]
+        )
         audio.update(streaming_counts(emu, b.symbols, qm, name, header))
         audio["streaming_flash"] = model_section_bytes(b.map_text, streaming)
     ref = run_int(qm, xq, lengths)
@@ -990,6 +999,7 @@ def frontend_counts(
     ref = run_int(qm, fe.subtract_mean(frame_feats)[None].astype(np.int8))[0]
     push, feat_fn = symbols[f"{name}_push_audio"], symbols[f"{name}_audio_features"]
     emu.call(symbols[f"{name}_reset"], BUF_STATE)
+    emu.paint_stack()  # push_audio's own stack: the front end's FFT scratch is on it
     push_counts, fe_counts, exact = [], [], True
     for t, frame in enumerate(frames(pcm, fe.window, fe.hop)):
         emu.uc.mem_write(WHOLE_IN, pcm[t * fe.hop : (t + 1) * fe.hop].tobytes())
@@ -1002,6 +1012,7 @@ def frontend_counts(
     per_hop = float(np.mean(push_counts))
     hops_per_s = fe.sample_rate / fe.hop
     return {
+        "push_audio_stack_measured": emu.stack_high_water(),
         "hop_samples": fe.hop,
         "sample_rate": fe.sample_rate,
         "hops": hops,
@@ -1093,6 +1104,12 @@ def frontend_rows(audio: dict[str, Any] | None) -> list[tuple[str, str]]:
         (
             "instructions / s audio",
             f"{audio['per_second'] / 1e6:.3f} M at {audio['sample_rate']} Hz",
+        ),
+        (
+            "stack of push_audio",
+            f"{audio['push_audio_stack']} B (static worst path "
+            f"{audio['push_audio_stack_static']}, measured {audio['push_audio_stack_measured']}"
+            f"); RAM with it {audio['push_audio_ram']} B",
         ),
         (
             "audio C == reference",

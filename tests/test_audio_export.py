@@ -174,6 +174,15 @@ def test_size_counts_push_audio_bit_exact(tmp_path: Path, target: str) -> None:
     assert 0 < audio["frontend_per_hop"] < audio["push_audio_per_hop"]
     assert audio["per_second"] == pytest.approx(audio["push_audio_per_hop"] * 8000 / fe.hop)
     assert "instructions / s audio" in report.table()
+    # push_audio's stack holds the front end's FFT scratch (two int32 arrays of n_fft/2 + 1)
+    # and more than a step's; the RAM a push_audio user needs counts it, not the step's stack
+    scratch = 8 * (fe.n_fft // 2 + 1)
+    assert audio["push_audio_stack_measured"] >= max(scratch, report.stack_measured)
+    assert audio["push_audio_stack"] == max(
+        audio["push_audio_stack_static"], audio["push_audio_stack_measured"]
+    )
+    assert audio["push_audio_ram"] == report.ram - report.stack + audio["push_audio_stack"]
+    assert "stack of push_audio" in report.table()
     # streaming use: stream_push (two model steps, one front end) and detect, held to the twins
     # over both copies' restarts; their code is reported apart, not in the flash figure
     assert audio["stream_bit_exact"] and audio["stream_hops"] == audio["stream_reset_hops"] + 2
