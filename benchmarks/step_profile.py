@@ -30,6 +30,7 @@ class Profile:
     total: int  # instructions of the profiled step
     per_address: dict[int, int]
     chains: dict[int, tuple[str, ...]]  # address -> inlined functions, innermost first
+    lines: dict[int, str]  # address -> its source line (file name:line) in the innermost one
 
     def by(self, depth: int) -> collections.Counter[str]:
         """Instructions by the `depth` innermost functions of each address's inline chain
@@ -37,14 +38,14 @@ class Profile:
         out: collections.Counter[str] = collections.Counter()
         for addr, n in self.per_address.items():
             chain = self.chains[addr]
-            if depth == 0:
-                out[chain[0]] += n
-            else:
-                out[" < ".join([chain[0].split(" @ ")[0], *chain[1:depth]])] += n
+            key = f"{chain[0]} @ {self.lines[addr]}" if depth == 0 else " < ".join(chain[:depth])
+            out[key] += n
         return out
 
 
-def inline_chains(elf: Path, addr2line: str, addrs: list[int]) -> dict[int, tuple[str, ...]]:
+def inline_chains(
+    elf: Path, addr2line: str, addrs: list[int]
+) -> tuple[dict[int, tuple[str, ...]], dict[int, str]]:
     """addr2line -f -i -a: each address's function, then the functions it is inlined into."""
     text = subprocess.run(
         [addr2line, "-e", str(elf), "-f", "-i", "-a", *map(hex, addrs)],
@@ -53,18 +54,20 @@ def inline_chains(elf: Path, addr2line: str, addrs: list[int]) -> dict[int, tupl
         check=True,
     ).stdout
     chains: dict[int, list[str]] = {}
+    lines: dict[int, str] = {}
     cur: list[str] = []
-    pos = 0
+    addr = pos = 0
     for line in text.splitlines():
         if line.startswith("0x"):
-            cur, pos = chains.setdefault(int(line, 16), []), 0
+            addr, pos = int(line, 16), 0
+            cur = chains.setdefault(addr, [])
         else:  # a function's name, then where it is, in turn
             if pos % 2 == 0:
                 cur.append(line)
-            elif pos == 1:  # the innermost function's source line, kept as its first entry
-                cur[0] = f"{cur[0]} @ {Path(line.split(' ')[0]).name}"
+            elif pos == 1:  # the innermost function's source line
+                lines[addr] = Path(line.split(" ")[0]).name
             pos += 1
-    return {a: tuple(c) for a, c in chains.items()}
+    return {a: tuple(c) for a, c in chains.items()}, lines
 
 
 def profile(
@@ -101,8 +104,8 @@ def profile(
     with tempfile.TemporaryDirectory(prefix="rnn2c-profile-") as work:
         elf = Path(work) / "out.elf"
         elf.write_bytes(b.elf)
-        chains = inline_chains(elf, addr2line, sorted(hits))
-    return Profile(exp.name, exp.qmodel.macs, sum(hits.values()), dict(hits), chains)
+        chains, lines = inline_chains(elf, addr2line, sorted(hits))
+    return Profile(exp.name, exp.qmodel.macs, sum(hits.values()), dict(hits), chains, lines)
 
 
 def main() -> int:

@@ -396,6 +396,9 @@ def test_step_profile_attributes_every_instruction_of_the_step(
     assert all(p.chains[a][-1] == "tiny_step" for a in p.per_address)
     inner = p.by(1)
     assert sum(inner.values()) == p.total
+    by_line = p.by(0)  # --lines: every instruction on a source line of the function it is in
+    assert sum(by_line.values()) == p.total
+    assert all(" @ " in k and k.split(" @ ")[1].split(":")[0] for k in by_line)
     assert {"rnn2c_rv_gru_gates", "rnn2c_rv_lstm_gates", "rnn2c_rv_mac4"} <= set(inner)
 
 
