@@ -51,6 +51,7 @@ RNN2C_INLINE uint64_t rnn2c_v6m_mel_u64(const uint32_t *power, const uint16_t *w
 }
 
 #define rnn2c_mel_u64 rnn2c_v6m_mel_u64
+
 #define RNN2C_SIGNED(y, x) ((x) < 0 ? -(y) : (y))
 
 #if defined(__arm__) && defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__) &&     \
