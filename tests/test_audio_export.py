@@ -183,6 +183,15 @@ def test_size_counts_push_audio_bit_exact(tmp_path: Path, target: str) -> None:
     )
     assert audio["push_audio_ram"] == report.ram - report.stack + audio["push_audio_stack"]
     assert "stack of push_audio" in report.table()
+    # export's estimate counts the front end: its tables and code in flash, its scratch in RAM
+    from rnn2c.emulator.size import read_export  # noqa: PLC0415
+    from rnn2c.export.footprint import estimate, scratch_bytes  # noqa: PLC0415
+
+    header = (out / "kws.h").read_text()
+    est = estimate(read_export(out).qmodel, scratch_bytes(header, "kws"), target)
+    assert est.frontend_tables == fe.c_tables()["table_bytes"] > 0
+    assert abs(est.ram - audio["push_audio_ram"]) <= 0.15 * audio["push_audio_ram"]
+    assert abs(est.flash - report.flash) <= 0.2 * report.flash
     # streaming use: stream_push (two model steps, one front end) and detect, held to the twins
     # over both copies' restarts; their code is reported apart, not in the flash figure
     assert audio["stream_bit_exact"] and audio["stream_hops"] == audio["stream_reset_hops"] + 2
