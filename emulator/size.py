@@ -888,6 +888,7 @@ def measure_sequence(
                 counts.append(emu.call(step_fn, BUF_STATE, *ins, BUF_OUT))
                 y[i, t] = np.frombuffer(bytes(emu.uc.mem_read(BUF_OUT, out_size)), dtype=np.int8)
     stack_measured = emu.stack_high_water()
+    state = int(exp.manifest.get("state_bytes", qm.state_bytes()))
     audio = None
     if not whole and qm.frontend is not None:
         header = (exp.folder / f"{name}.h").read_text()
@@ -896,17 +897,12 @@ def measure_sequence(
         audio["push_audio_stack"] = max(
             audio["push_audio_stack_static"], audio["push_audio_stack_measured"]
         )
-        audio["push_audio_ram"] = (
-            int(exp.manifest.get("state_bytes", qm.state_bytes()))
-            + flash["static_ram"]
-            + audio["push_audio_stack"]
-        )
+        audio["push_audio_ram"] = state + flash["static_ram"] + audio["push_audio_stack"]
         audio.update(streaming_counts(emu, b.symbols, qm, name, header))
         audio["streaming_flash"] = model_section_bytes(b.map_text, streaming)
     ref = run_int(qm, xq, lengths)
     bit_exact = bool(np.array_equal(y, ref))
 
-    state = int(exp.manifest.get("state_bytes", qm.state_bytes()))
     macs = qm.macs
     arr = np.asarray(counts)
     per_mac = float(arr.mean() / macs) if macs else 0.0

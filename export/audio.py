@@ -46,7 +46,6 @@ __all__ = [
     "load_frontend",
     "log2_q8",
     "fft_stages_int",
-    "param_items",
     "parse_params",
 ]
 
@@ -62,6 +61,10 @@ BLOCK_PEAK_BITS = 14
 MAX_MEAN_HOPS = 1024
 #: the largest FFT (and so window) a front end takes
 MAX_N_FFT = 4096
+#: rnn2c train's running mean (mean_hops) unless --feature-params sets it: about this many
+#: seconds of hops (8 at 8 kHz with a 256-sample hop, 16 with 128); on FSDD's five held-out
+#: speakers it measured better than none (docs/audio.md)
+MEAN_SECONDS = 0.256
 
 
 class FrontEndError(ValueError):
@@ -507,38 +510,36 @@ def _check(p: LogMel) -> None:
         )
 
 
-def param_items(text: str) -> list[tuple[str, str, str]]:
-    """``key=value,...`` split into (item, key, value), the key as a field name (``-`` read as
-    ``_``); ``value`` is '' where the item has no ``=`` (``item`` holds it as written)."""
-    items = []
-    for item in filter(None, (s.strip() for s in text.split(","))):
-        key, sep, value = item.partition("=")
-        items.append((item, key.strip().replace("-", "_") if sep else "", value))
-    return items
-
-
-def parse_params(text: str, follow_hop: bool = False) -> LogMel:
+def parse_params(text: str, derive: bool = False) -> LogMel:
     """``key=value,...`` (e.g. ``n_mels=20,hop=128``) -> a :class:`LogMel`; '' = defaults.
 
-    ``follow_hop`` (``rnn2c train``): a ``window`` not given is twice the hop (the defaults'
-    overlap, so a longer hop keeps half-overlapping frames; at most a given ``n_fft``), and an
-    ``n_fft`` not given the smallest power of two that holds the window (at least the
-    default's)."""
+    ``derive`` (``rnn2c train``'s defaults, from what the text gives): a ``window`` not given is
+    twice a given hop (the defaults' overlap, so a longer hop keeps half-overlapping frames; at
+    most a given ``n_fft``), an ``n_fft`` not given the smallest power of two that holds the
+    window (at least the default's), and a ``mean_hops`` not given about MEAN_SECONDS of hops
+    (1 to MAX_MEAN_HOPS)."""
     kw = _param_values(text)
+    if not derive:
+        return LogMel(**kw)
     hop = kw.get("hop", 0)
-    if follow_hop and "window" not in kw and 0 < hop <= MAX_N_FFT:
+    if "window" not in kw and 0 < hop <= MAX_N_FFT:
         kw["window"] = min(2 * hop, kw.get("n_fft", MAX_N_FFT))
     window = kw.get("window", 0)
-    if follow_hop and "n_fft" not in kw and 0 < window <= MAX_N_FFT:
+    if "n_fft" not in kw and 0 < window <= MAX_N_FFT:
         kw["n_fft"] = max(LogMel.n_fft, 1 << (window - 1).bit_length())
+    rate, hop = kw.get("sample_rate", LogMel.sample_rate), kw.get("hop", LogMel.hop)
+    if "mean_hops" not in kw and rate > 0 and hop > 0:
+        kw["mean_hops"] = min(MAX_MEAN_HOPS, max(1, round(MEAN_SECONDS * rate / hop)))
     return LogMel(**kw)
 
 
 def _param_values(text: str) -> dict[str, Any]:
     kinds = {f.name: f.type for f in fields(LogMel)}
     kw: dict[str, Any] = {}
-    for item, key, value in param_items(text):
-        if key not in kinds:
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in kinds:
             raise FrontEndError(
                 f"logmel parameter {item!r}; expected key=value with key one of {', '.join(kinds)}"
             )

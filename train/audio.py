@@ -13,21 +13,13 @@ exactly the int8 features the C computes. Problems raise :class:`DatasetError` (
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rnn2c.export.audio import (
-    MAX_MEAN_HOPS,
-    FrontEndError,
-    LogMel,
-    Recording,
-    label_order,
-    param_items,
-    parse_params,
-)
+from rnn2c.export.audio import FrontEndError, LogMel, Recording, label_order, parse_params
 from rnn2c.export.audio import read_recordings as _read_recordings
 from rnn2c.export.audio import read_wav as _read_wav
 
@@ -70,10 +62,6 @@ AUDIO_AUGMENT: dict[str, Any] = {
     "time_masks": 0,
     "time_mask_hops": 5,
 }
-#: train's running mean (LogMel.mean_hops) unless --feature-params sets it: about this many
-#: seconds of hops (8 at 8 kHz with a 256-sample hop, 16 with 128); on FSDD's five held-out
-#: speakers it measured better than none (docs/audio.md)
-MEAN_SECONDS = 0.256
 #: --audio-context stream: each augmented copy is a word as a stream has it (gain in dB, a
 #: lead-in and a tail in seconds, noise under the word over all of it as above), or, in a
 #: fraction of the copies, noise alone at a level in dBFS: the label of a noise-only copy is
@@ -356,18 +344,13 @@ class AudioSettings:
             raise ConfigError(f"--audio-augment-params: {exc}") from None
 
     def frontend(self) -> LogMel:
-        """The front end --feature-params gives; a running mean of about a quarter second
-        (MEAN_SECONDS) unless they set ``mean_hops`` (0 turns it off); a window of two hops
-        and an FFT that holds it unless they set ``window`` and ``n_fft`` (parse_params's
-        ``follow_hop``)."""
+        """The front end --feature-params gives, with train's defaults for what it leaves out
+        (parse_params's ``derive``): a running mean of about a quarter second (``mean_hops=0``
+        turns it off), a window of two hops and an FFT that holds it."""
         try:
-            fe = parse_params(self.feature_params, follow_hop=True)
+            return parse_params(self.feature_params, derive=True)
         except FrontEndError as exc:
             raise ConfigError(f"--feature-params: {exc}") from None
-        if any(key == "mean_hops" for _, key, _ in param_items(self.feature_params)):
-            return fe
-        hops = round(MEAN_SECONDS * fe.sample_rate / fe.hop)
-        return replace(fe, mean_hops=min(MAX_MEAN_HOPS, max(1, hops)))
 
 
 def is_wav_spec(spec: object) -> bool:
